@@ -1,0 +1,17 @@
+//! Domain types of entrepot.
+//!
+//! Everything here is pure: parsing and validating names, digests, manifests and
+//! repository resources. Nothing in this crate performs I/O, so every type can be
+//! unit-tested and fuzzed in isolation.
+
+pub mod digest;
+pub mod manifest;
+pub mod name;
+pub mod range;
+pub mod repository;
+
+pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use manifest::{Manifest, ManifestError, ManifestKind};
+pub use name::{ImageName, NameError, ProjectId, Reference, RepositoryId, Tag};
+pub use range::{parse_range, ByteRange, RangeError};
+pub use repository::{Format, Mode, Repository, RepositoryName};

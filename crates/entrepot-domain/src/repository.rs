@@ -1,0 +1,179 @@
+//! The repository resource: `projects/{project}/repositories/{repository}`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::{NameError, ProjectId, RepositoryId};
+
+/// The canonical name of a repository.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct RepositoryName {
+    /// The project the repository lives in.
+    pub project: ProjectId,
+    /// The repository id within the project.
+    pub repository: RepositoryId,
+}
+
+impl RepositoryName {
+    /// Build a name from its parts.
+    pub fn new(project: ProjectId, repository: RepositoryId) -> Self {
+        Self {
+            project,
+            repository,
+        }
+    }
+}
+
+impl fmt::Display for RepositoryName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "projects/{}/repositories/{}", self.project, self.repository)
+    }
+}
+
+/// Why a repository resource name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryNameError {
+    /// Not of the form `projects/P/repositories/R`.
+    #[error("{0:?} is not a repository name; use projects/PROJECT/repositories/REPOSITORY")]
+    Shape(String),
+    /// A part of the name is invalid.
+    #[error(transparent)]
+    Part(#[from] NameError),
+}
+
+impl FromStr for RepositoryName {
+    type Err = RepositoryNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            ["projects", p, "repositories", r] => Ok(Self::new(p.parse()?, r.parse()?)),
+            _ => Err(RepositoryNameError::Shape(s.to_owned())),
+        }
+    }
+}
+
+/// What kind of packages a repository holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Format {
+    /// Container images and OCI artifacts.
+    Docker,
+    /// Python packages.
+    Python,
+}
+
+impl Format {
+    /// The lower-case name used on the command line and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Docker => "docker",
+            Format::Python => "python",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "docker" => Ok(Format::Docker),
+            "python" => Ok(Format::Python),
+            other => Err(format!("repository format {other:?} is not supported; use docker or python")),
+        }
+    }
+}
+
+/// How a repository gets its content.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Mode {
+    /// Hosted: clients push content into it.
+    StandardRepository,
+    /// Pull-through cache of an upstream registry.
+    RemoteRepository,
+    /// Ordered union of other repositories.
+    VirtualRepository,
+}
+
+impl Mode {
+    /// The lower-case name used on the command line and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::StandardRepository => "standard-repository",
+            Mode::RemoteRepository => "remote-repository",
+            Mode::VirtualRepository => "virtual-repository",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "standard-repository" | "standard" => Ok(Mode::StandardRepository),
+            "remote-repository" | "remote" => Ok(Mode::RemoteRepository),
+            "virtual-repository" | "virtual" => Ok(Mode::VirtualRepository),
+            other => Err(format!(
+                "repository mode {other:?} is not supported; use standard-repository, remote-repository or virtual-repository"
+            )),
+        }
+    }
+}
+
+/// Settings of a remote (pull-through) repository.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteConfig {
+    /// A preset (`DOCKER-HUB`, `GHCR`, `QUAY`, `PYPI`) or an upstream URL.
+    pub upstream: String,
+    /// Username for upstream authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Secret version holding the upstream password or token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_version: Option<String>,
+}
+
+/// A repository resource.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    /// `projects/{p}/repositories/{r}`.
+    pub name: String,
+    /// Package format.
+    pub format: Format,
+    /// Hosted, remote or virtual.
+    pub mode: Mode,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Remote settings, for remote repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_repository_config: Option<RemoteConfig>,
+    /// RFC 3339 creation time.
+    pub create_time: String,
+    /// RFC 3339 time of the last change.
+    pub update_time: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names_round_trip() {
+        let n: RepositoryName = "projects/default/repositories/docker-hub".parse().unwrap();
+        assert_eq!(n.to_string(), "projects/default/repositories/docker-hub");
+        assert!("projects/default/repos/x".parse::<RepositoryName>().is_err());
+        assert!("projects/../repositories/x".parse::<RepositoryName>().is_err());
+    }
+
+    #[test]
+    fn formats_and_modes() {
+        assert_eq!("DOCKER".parse::<Format>(), Ok(Format::Docker));
+        assert_eq!("standard-repository".parse::<Mode>(), Ok(Mode::StandardRepository));
+        assert!("maven".parse::<Format>().is_err());
+    }
+}

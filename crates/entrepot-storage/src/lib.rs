@@ -1,0 +1,17 @@
+//! Storage edges of entrepot.
+//!
+//! Two parts, each behind a trait: the [`MetadataStore`] (projects, repositories,
+//! manifests, tags, upload sessions; SQLite by default) and the [`BlobStore`]
+//! (content-addressed bytes; a local directory through `object_store` by default).
+//! Nothing above this crate writes SQL or touches blob paths.
+
+pub mod blob;
+pub mod metadata;
+pub mod sqlite;
+
+pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
+pub use metadata::{
+    CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
+    StoreError, UploadRecord,
+};
+pub use sqlite::SqliteMetadataStore;
