@@ -12,6 +12,6 @@ pub mod repository;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
-pub use name::{ImageName, NameError, ProjectId, Reference, RepositoryId, Tag};
+pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
 pub use range::{parse_range, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};

@@ -255,3 +255,51 @@ mod tests {
         ));
     }
 }
+
+/// The path of an image as OCI clients name it: `{project}/{repository}/{image}`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ImagePath {
+    /// Project id.
+    pub project: ProjectId,
+    /// Repository id.
+    pub repository: RepositoryId,
+    /// Image name within the repository.
+    pub image: ImageName,
+}
+
+impl FromStr for ImagePath {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let mut parts = s.splitn(3, '/');
+        let (Some(p), Some(r), Some(i)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(NameError::BadImage(s.to_owned()));
+        };
+        Ok(Self {
+            project: p.parse()?,
+            repository: r.parse()?,
+            image: i.parse()?,
+        })
+    }
+}
+
+impl fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.repository, self.image)
+    }
+}
+
+#[cfg(test)]
+mod image_path_tests {
+    use super::*;
+
+    #[test]
+    fn image_paths() {
+        let p: ImagePath = "default/myrepo/library/alpine".parse().unwrap();
+        assert_eq!(p.project.as_str(), "default");
+        assert_eq!(p.image.as_str(), "library/alpine");
+        assert_eq!(p.to_string(), "default/myrepo/library/alpine");
+        for bad in ["default/myrepo", "default/myrepo/", "default/my_repo/x", "Default/r/x", "d/r/../x"] {
+            assert!(bad.parse::<ImagePath>().is_err(), "{bad}");
+        }
+    }
+}

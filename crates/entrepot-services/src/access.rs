@@ -1,0 +1,163 @@
+//! The authorization hook every front-end calls.
+//!
+//! A front-end turns the request's `Authorization` header into [`Credentials`],
+//! asks [`AccessControl::authenticate`] who the caller is, then asks
+//! [`AccessControl::authorize`] whether that principal holds a [`Permission`] on a
+//! [`Resource`]. Handlers never decide access themselves, so enforcing IAM means
+//! swapping the implementation, not touching handlers.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+/// Who is calling.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Principal {
+    /// No credentials were presented.
+    Anonymous,
+    /// A local user, `user:EMAIL`.
+    User(String),
+    /// A service account, `serviceAccount:EMAIL`.
+    ServiceAccount(String),
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Anonymous => f.write_str("allUsers"),
+            Principal::User(e) => write!(f, "user:{e}"),
+            Principal::ServiceAccount(e) => write!(f, "serviceAccount:{e}"),
+        }
+    }
+}
+
+/// Credentials as presented on a request. The secret parts redact themselves.
+#[derive(Clone)]
+pub enum Credentials {
+    /// HTTP Basic: a user name and a password or token.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or token.
+        password: String,
+    },
+    /// HTTP Bearer: a token issued by entrepot.
+    Bearer(String),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// A permission, named as users of managed registries know them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Permission {
+    /// Read repository metadata.
+    RepositoriesGet,
+    /// List repositories.
+    RepositoriesList,
+    /// Create repositories.
+    RepositoriesCreate,
+    /// Change repositories.
+    RepositoriesUpdate,
+    /// Delete repositories.
+    RepositoriesDelete,
+    /// Pull content.
+    DownloadArtifacts,
+    /// Push content.
+    UploadArtifacts,
+    /// Delete content (manifests, tags, blobs).
+    DeleteArtifacts,
+}
+
+impl Permission {
+    /// The permission's canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::RepositoriesGet => "artifactregistry.repositories.get",
+            Permission::RepositoriesList => "artifactregistry.repositories.list",
+            Permission::RepositoriesCreate => "artifactregistry.repositories.create",
+            Permission::RepositoriesUpdate => "artifactregistry.repositories.update",
+            Permission::RepositoriesDelete => "artifactregistry.repositories.delete",
+            Permission::DownloadArtifacts => "artifactregistry.repositories.downloadArtifacts",
+            Permission::UploadArtifacts => "artifactregistry.repositories.uploadArtifacts",
+            Permission::DeleteArtifacts => "artifactregistry.repositories.deleteArtifacts",
+        }
+    }
+}
+
+/// What a permission is checked on.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Resource {
+    /// The whole installation (catalog listing, organisation settings).
+    Organization,
+    /// `projects/{p}`.
+    Project(String),
+    /// `projects/{p}/repositories/{r}`.
+    Repository {
+        /// Project id.
+        project: String,
+        /// Repository id.
+        repository: String,
+    },
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Organization => f.write_str("organization"),
+            Resource::Project(p) => write!(f, "projects/{p}"),
+            Resource::Repository { project, repository } => {
+                write!(f, "projects/{project}/repositories/{repository}")
+            }
+        }
+    }
+}
+
+/// Why a request may not proceed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No or bad credentials where credentials are needed.
+    #[error("authentication required: {0}")]
+    Unauthenticated(String),
+    /// Authenticated, but the principal lacks the permission.
+    #[error("{principal} lacks {permission} on {resource}")]
+    Denied {
+        /// Who asked.
+        principal: String,
+        /// The missing permission.
+        permission: &'static str,
+        /// On what.
+        resource: String,
+    },
+}
+
+/// Authentication and authorization, the one hook every front-end goes through.
+#[async_trait]
+pub trait AccessControl: Send + Sync + 'static {
+    /// Who presents these credentials (`None`: no Authorization header).
+    async fn authenticate(&self, credentials: Option<&Credentials>) -> Result<Principal, AuthError>;
+
+    /// Whether `principal` holds `permission` on `resource`.
+    async fn authorize(&self, principal: &Principal, permission: Permission, resource: &Resource) -> Result<(), AuthError>;
+}
+
+/// Lets everyone do everything: the behaviour before IAM is configured.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+#[async_trait]
+impl AccessControl for AllowAll {
+    async fn authenticate(&self, _credentials: Option<&Credentials>) -> Result<Principal, AuthError> {
+        Ok(Principal::Anonymous)
+    }
+
+    async fn authorize(&self, _principal: &Principal, _permission: Permission, _resource: &Resource) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
