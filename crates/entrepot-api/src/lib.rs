@@ -1,1 +1,38 @@
-//! placeholder
+//! HTTP front-ends of entrepot.
+//!
+//! Each front-end parses a request into a typed endpoint, authenticates and
+//! authorizes it through the one [`AccessControl`] hook, calls a service, and maps
+//! the service's error to its protocol's error body.
+
+pub mod admin;
+pub mod credentials;
+pub mod oci;
+pub mod ops;
+
+use std::sync::Arc;
+
+use axum::Router;
+use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
+
+/// Everything the handlers need, built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    /// OCI content.
+    pub registry: Arc<Registry>,
+    /// Repository resources.
+    pub repositories: RepositoryService,
+    /// Project resources.
+    pub projects: ProjectService,
+    /// Authentication and authorization.
+    pub access: Arc<dyn AccessControl>,
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(oci::routes())
+        .merge(admin::routes())
+        .merge(ops::routes())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

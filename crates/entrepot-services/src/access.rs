@@ -73,6 +73,48 @@ pub enum Permission {
     UploadArtifacts,
     /// Delete content (manifests, tags, blobs).
     DeleteArtifacts,
+    /// Read the IAM policy of a repository.
+    RepositoriesGetIamPolicy,
+    /// Replace the IAM policy of a repository.
+    RepositoriesSetIamPolicy,
+    /// Read project metadata.
+    ProjectsGet,
+    /// Create projects.
+    ProjectsCreate,
+    /// Read a project's IAM policy.
+    ProjectsGetIamPolicy,
+    /// Replace a project's IAM policy.
+    ProjectsSetIamPolicy,
+    /// Read secret metadata.
+    SecretsGet,
+    /// List secrets.
+    SecretsList,
+    /// Create secrets.
+    SecretsCreate,
+    /// Change secrets (labels).
+    SecretsUpdate,
+    /// Delete secrets.
+    SecretsDelete,
+    /// Read a secret's IAM policy.
+    SecretsGetIamPolicy,
+    /// Replace a secret's IAM policy.
+    SecretsSetIamPolicy,
+    /// Read secret version metadata.
+    VersionsGet,
+    /// List secret versions.
+    VersionsList,
+    /// Add secret versions.
+    VersionsAdd,
+    /// Enable, disable or destroy secret versions.
+    VersionsManage,
+    /// Read a secret version's payload.
+    VersionsAccess,
+    /// Read the organisation's registry access policy.
+    AccessPolicyGet,
+    /// Change the organisation's registry access policy.
+    AccessPolicyUpdate,
+    /// Manage users, service accounts and their tokens.
+    PrincipalsManage,
 }
 
 impl Permission {
@@ -87,6 +129,27 @@ impl Permission {
             Permission::DownloadArtifacts => "artifactregistry.repositories.downloadArtifacts",
             Permission::UploadArtifacts => "artifactregistry.repositories.uploadArtifacts",
             Permission::DeleteArtifacts => "artifactregistry.repositories.deleteArtifacts",
+            Permission::RepositoriesGetIamPolicy => "artifactregistry.repositories.getIamPolicy",
+            Permission::RepositoriesSetIamPolicy => "artifactregistry.repositories.setIamPolicy",
+            Permission::ProjectsGet => "resourcemanager.projects.get",
+            Permission::ProjectsCreate => "resourcemanager.projects.create",
+            Permission::ProjectsGetIamPolicy => "resourcemanager.projects.getIamPolicy",
+            Permission::ProjectsSetIamPolicy => "resourcemanager.projects.setIamPolicy",
+            Permission::SecretsGet => "secretmanager.secrets.get",
+            Permission::SecretsList => "secretmanager.secrets.list",
+            Permission::SecretsCreate => "secretmanager.secrets.create",
+            Permission::SecretsUpdate => "secretmanager.secrets.update",
+            Permission::SecretsDelete => "secretmanager.secrets.delete",
+            Permission::SecretsGetIamPolicy => "secretmanager.secrets.getIamPolicy",
+            Permission::SecretsSetIamPolicy => "secretmanager.secrets.setIamPolicy",
+            Permission::VersionsGet => "secretmanager.versions.get",
+            Permission::VersionsList => "secretmanager.versions.list",
+            Permission::VersionsAdd => "secretmanager.versions.add",
+            Permission::VersionsManage => "secretmanager.versions.manage",
+            Permission::VersionsAccess => "secretmanager.versions.access",
+            Permission::AccessPolicyGet => "entrepot.accessPolicy.get",
+            Permission::AccessPolicyUpdate => "entrepot.accessPolicy.update",
+            Permission::PrincipalsManage => "entrepot.principals.manage",
         }
     }
 }
@@ -105,6 +168,13 @@ pub enum Resource {
         /// Repository id.
         repository: String,
     },
+    /// `projects/{p}/secrets/{s}` (versions are checked on their secret).
+    Secret {
+        /// Project id.
+        project: String,
+        /// Secret id.
+        secret: String,
+    },
 }
 
 impl fmt::Display for Resource {
@@ -115,6 +185,7 @@ impl fmt::Display for Resource {
             Resource::Repository { project, repository } => {
                 write!(f, "projects/{project}/repositories/{repository}")
             }
+            Resource::Secret { project, secret } => write!(f, "projects/{project}/secrets/{secret}"),
         }
     }
 }

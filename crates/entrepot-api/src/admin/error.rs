@@ -1,0 +1,96 @@
+//! Admin API errors: `{"error": {"code", "message", "status"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use entrepot_services::{AuthError, ProjectError, RepositoryError};
+
+/// An admin API error, ready to send.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with an HTTP status and a message for the user.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400 INVALID_ARGUMENT.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "admin API storage failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error while reading or writing metadata; retry later",
+        )
+    }
+}
+
+/// The canonical status name of an HTTP status, as in Google-style APIs.
+fn status_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "INVALID_ARGUMENT",
+        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+        StatusCode::FORBIDDEN => "PERMISSION_DENIED",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::CONFLICT => "ALREADY_EXISTS",
+        StatusCode::PRECONDITION_FAILED => "FAILED_PRECONDITION",
+        StatusCode::TOO_MANY_REQUESTS => "RESOURCE_EXHAUSTED",
+        StatusCode::NOT_IMPLEMENTED => "UNIMPLEMENTED",
+        StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
+        _ => "INTERNAL",
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "status": status_name(self.status),
+            }
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::NotFound(_) | RepositoryError::ProjectNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            RepositoryError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            RepositoryError::Invalid(_) => Self::invalid(e.to_string()),
+            RepositoryError::Store(ref s) => Self::internal(s),
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(e: ProjectError) -> Self {
+        match e {
+            ProjectError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            ProjectError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            ProjectError::Store(ref s) => Self::internal(s),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, format!("permission denied: {e}")),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The admin REST API at `/v1/`: JSON on resource names, custom verbs after a colon.
+
+mod error;
+mod repositories;
+
+pub use error::ApiError;
+
+use axum::http::HeaderMap;
+use axum::Router;
+use entrepot_services::{Permission, Principal, Resource};
+
+use crate::AppState;
+
+/// Routes of the admin API.
+pub fn routes() -> Router<AppState> {
+    repositories::routes()
+}
+
+/// Authenticate the caller and check one permission.
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    permission: Permission,
+    resource: &Resource,
+) -> Result<Principal, ApiError> {
+    let credentials = crate::credentials::from_headers(headers)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let principal = state.access.authenticate(credentials.as_ref()).await?;
+    state.access.authorize(&principal, permission, resource).await?;
+    Ok(principal)
+}
+
+/// Parse a path segment as a typed id, or answer 400 with the parser's reason.
+pub(crate) fn parse_id<T>(s: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| ApiError::invalid(e.to_string()))
+}

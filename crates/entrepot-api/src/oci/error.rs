@@ -1,0 +1,131 @@
+//! OCI error bodies: `{"errors":[{"code","message","detail"}]}` with the status
+//! the distribution spec gives each code.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use entrepot_services::{AuthError, RegistryError};
+
+use super::API_VERSION_HEADER;
+
+/// An OCI protocol error, ready to send.
+#[derive(Debug)]
+pub struct OciError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// `WWW-Authenticate` value for 401 answers.
+    challenge: Option<String>,
+    /// Extra headers (e.g. `Range` on 416 for uploads).
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl OciError {
+    /// An error with a code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `NAME_INVALID`.
+    pub fn name_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
+    }
+
+    /// `DIGEST_INVALID`.
+    pub fn digest_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
+    }
+
+    /// `UNSUPPORTED`.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+    }
+
+    /// 416 with the spec's code for ranges.
+    pub fn range_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID", message)
+    }
+
+    /// Add a header to the error response.
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Add an authentication challenge.
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl From<RegistryError> for OciError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let message = e.to_string();
+        match e {
+            E::NameUnknown(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
+            E::NameInvalid(_) => Self::name_invalid(message),
+            E::ManifestUnknown(_) => Self::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", message),
+            E::ManifestInvalid(_) => Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message),
+            E::ManifestBlobUnknown { .. } => Self::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", message),
+            E::BlobUnknown(_) => Self::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", message),
+            E::BlobUploadUnknown(_) => Self::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", message),
+            E::BlobUploadInvalid(_) => Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message),
+            E::RangeMismatch { expected, .. } => Self::range_invalid(message).with_header(
+                header::RANGE,
+                format!("0-{}", expected.saturating_sub(1)),
+            ),
+            E::DigestInvalid(_) => Self::digest_invalid(message),
+            E::Unsupported(_) => Self::unsupported(message),
+            E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
+            E::Store(_) | E::Blob(_) => {
+                tracing::error!(error = %message, "registry storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "the registry could not complete the request because of a storage error; retry later",
+                )
+            }
+        }
+    }
+}
+
+impl From<AuthError> for OciError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()),
+            AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, "DENIED", e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}
