@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod name;
 pub mod range;
 pub mod repository;
+pub mod upstream;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};

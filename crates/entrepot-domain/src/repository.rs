@@ -123,7 +123,7 @@ impl FromStr for Mode {
 }
 
 /// Settings of a remote (pull-through) repository.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteConfig {
     /// A preset (`DOCKER-HUB`, `GHCR`, `QUAY`, `PYPI`) or an upstream URL.
@@ -134,6 +134,26 @@ pub struct RemoteConfig {
     /// Secret version holding the upstream password or token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_version: Option<String>,
+    /// Seconds a cached tag is answered without asking the upstream.
+    #[serde(default = "default_tag_ttl")]
+    pub tag_ttl_secs: u64,
+    /// Serve cached tags and index pages when the upstream fails.
+    #[serde(default = "default_true")]
+    pub serve_stale: bool,
+    /// Plain http to a host that is not loopback was explicitly allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_upstream: bool,
+}
+
+/// Default tag freshness window: 5 minutes.
+pub const DEFAULT_TAG_TTL_SECS: u64 = 300;
+
+fn default_tag_ttl() -> u64 {
+    DEFAULT_TAG_TTL_SECS
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A repository resource.

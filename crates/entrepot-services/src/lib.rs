@@ -5,8 +5,10 @@
 
 pub mod access;
 pub mod clock;
+pub mod metrics;
 pub mod projects;
 pub mod registry;
+pub mod remote;
 pub mod repositories;
 
 pub use entrepot_storage::{ByteStream, ProjectRecord};

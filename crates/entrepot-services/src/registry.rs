@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
-use entrepot_domain::{ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Sha256Hasher};
+use entrepot_domain::{ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Repository, Sha256Hasher};
 use entrepot_storage::{
     BlobError, BlobStore, ByteStream, ImageRef, ManifestRecord, MetadataStore, StoreError, UploadRecord,
 };
 
 use crate::clock::now_unix;
+use crate::remote::RemoteDocker;
 
 /// Errors of the registry, one per OCI error code it can lead to.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,25 @@ pub enum RegistryError {
     /// The operation is refused by the repository's nature (e.g. push to a cache).
     #[error("{0}")]
     Denied(String),
+    /// The upstream of a remote repository rate-limits us.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What happened.
+        message: String,
+        /// `Retry-After` from the upstream.
+        retry_after: Option<String>,
+    },
+    /// The upstream of a remote repository failed or broke protocol.
+    #[error("{message}")]
+    Upstream {
+        /// HTTP status for the client (502, 503).
+        status: u16,
+        /// What happened.
+        message: String,
+    },
+    /// The upstream does not have the content.
+    #[error("{0}")]
+    UpstreamNotFound(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -89,6 +109,8 @@ pub struct ServedManifest {
     pub media_type: String,
     /// Its exact bytes.
     pub content: Vec<u8>,
+    /// Served from the cache because the upstream failed.
+    pub stale: bool,
 }
 
 /// The result of storing a manifest.
@@ -135,6 +157,8 @@ pub struct Registry {
     /// Running hashes of uploads this process has seen every part of, so a
     /// finished upload need not be read back.
     running_hashes: Mutex<HashMap<String, Sha256Hasher>>,
+    /// The pull-through cache, for remote repositories.
+    remote: Option<Arc<RemoteDocker>>,
 }
 
 fn image_ref(path: &ImagePath) -> ImageRef {
@@ -152,11 +176,23 @@ impl Registry {
             meta,
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
+            remote: None,
         }
     }
 
-    /// Check the repository exists and holds Docker content; returns its mode.
-    async fn repository_mode(&self, path: &ImagePath) -> Result<Mode, RegistryError> {
+    /// Serve remote repositories through `remote`.
+    pub fn with_remote(mut self, remote: Arc<RemoteDocker>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The pull-through cache, if remote repositories are enabled.
+    pub fn remote(&self) -> Option<&Arc<RemoteDocker>> {
+        self.remote.as_ref()
+    }
+
+    /// Check the repository exists and holds Docker content.
+    async fn repository(&self, path: &ImagePath) -> Result<Repository, RegistryError> {
         let repo = self
             .meta
             .get_repository(path.project.as_str(), path.repository.as_str())
@@ -174,21 +210,30 @@ impl Registry {
                 repo.format.as_str()
             )));
         }
-        Ok(repo.mode)
+        Ok(repo)
     }
 
-    async fn readable(&self, path: &ImagePath) -> Result<(), RegistryError> {
-        match self.repository_mode(path).await? {
-            Mode::StandardRepository => Ok(()),
-            mode => Err(RegistryError::Unsupported(format!(
-                "{} repositories cannot serve content yet",
-                mode.as_str()
-            ))),
+    /// For a readable repository: `None` if it is hosted, the cache if it is remote.
+    async fn source(&self, path: &ImagePath) -> Result<(Repository, Option<&RemoteDocker>), RegistryError> {
+        let repo = self.repository(path).await?;
+        match repo.mode {
+            Mode::StandardRepository => Ok((repo, None)),
+            Mode::RemoteRepository => match self.remote.as_deref() {
+                Some(remote) => Ok((repo, Some(remote))),
+                None => Err(RegistryError::Unsupported("remote repositories are not enabled on this server".into())),
+            },
+            Mode::VirtualRepository => Err(RegistryError::Unsupported(
+                "virtual repositories cannot serve content yet".into(),
+            )),
         }
     }
 
+    async fn readable(&self, path: &ImagePath) -> Result<(), RegistryError> {
+        self.source(path).await.map(|_| ())
+    }
+
     async fn writable(&self, path: &ImagePath) -> Result<(), RegistryError> {
-        match self.repository_mode(path).await? {
+        match self.repository(path).await?.mode {
             Mode::StandardRepository => Ok(()),
             Mode::RemoteRepository => Err(RegistryError::Denied(format!(
                 "projects/{}/repositories/{} is a remote repository, a read-only cache of its upstream; push to a standard repository instead",
@@ -203,7 +248,9 @@ impl Registry {
 
     /// Fetch a manifest by tag or digest.
     pub async fn get_manifest(&self, path: &ImagePath, reference: &Reference) -> Result<ServedManifest, RegistryError> {
-        self.readable(path).await?;
+        if let (repo, Some(remote)) = self.source(path).await? {
+            return remote.get_manifest(&repo, path, reference).await;
+        }
         let image = image_ref(path);
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(&image, tag.as_str()).await?,
@@ -214,6 +261,7 @@ impl Registry {
             digest: m.digest,
             media_type: m.media_type,
             content: m.content,
+            stale: false,
         })
     }
 
@@ -290,7 +338,9 @@ impl Registry {
 
     /// Size of a blob linked to the image (for HEAD).
     pub async fn stat_blob(&self, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
-        self.readable(path).await?;
+        if let (repo, Some(remote)) = self.source(path).await? {
+            return remote.stat_blob(&repo, path, digest).await;
+        }
         self.meta
             .linked_blob_size(&image_ref(path), digest)
             .await?
@@ -305,6 +355,9 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<ServedBlob, RegistryError> {
+        if let (repo, Some(remote)) = self.source(path).await? {
+            return remote.open_blob(&repo, path, digest, range).await;
+        }
         let size = self.stat_blob(path, digest).await?;
         let body = match self.blobs.read(digest, range).await {
             Ok(body) => body,
@@ -500,7 +553,9 @@ impl Registry {
         n: u32,
         last: Option<&str>,
     ) -> Result<Vec<String>, RegistryError> {
-        self.readable(path).await?;
+        if let (repo, Some(remote)) = self.source(path).await? {
+            return remote.list_tags(&repo, path, n, last).await;
+        }
         let image = image_ref(path);
         let tags = self.meta.list_tags(&image, last, n).await?;
         if tags.is_empty() && last.is_none() && !self.meta.image_exists(&image).await? {
@@ -576,6 +631,7 @@ mod tests {
                     format: Format::Docker,
                     mode: Mode::StandardRepository,
                     description: String::new(),
+                    remote: None,
                 },
             )
             .await

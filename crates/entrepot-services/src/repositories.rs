@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::upstream::docker_upstream;
 use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 use entrepot_storage::{MetadataStore, StoreError};
 
@@ -36,6 +38,8 @@ pub struct NewRepository {
     pub mode: Mode,
     /// Free text.
     pub description: String,
+    /// Upstream settings, required for remote repositories.
+    pub remote: Option<RemoteConfig>,
 }
 
 /// The fields a client may change on an existing repository.
@@ -43,6 +47,50 @@ pub struct NewRepository {
 pub struct RepositoryUpdate {
     /// New description, if given.
     pub description: Option<String>,
+    /// New upstream username, if given.
+    pub remote_username: Option<String>,
+    /// New password secret version, if given.
+    pub remote_password_secret_version: Option<String>,
+    /// Remove username and password secret.
+    pub clear_remote_credentials: bool,
+    /// New tag freshness window in seconds.
+    pub remote_tag_ttl_secs: Option<u64>,
+    /// Serve stale content when the upstream fails.
+    pub serve_stale: Option<bool>,
+}
+
+/// Check a secret version name: `projects/P/secrets/S/versions/V`, V a number or `latest`.
+pub fn validate_secret_version(name: &str) -> Result<(), RepositoryError> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let ok = matches!(parts.as_slice(), ["projects", p, "secrets", s, "versions", v]
+        if p.parse::<ProjectId>().is_ok()
+            && !s.is_empty() && s.len() <= 255
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && (*v == "latest" || v.parse::<u64>().is_ok_and(|n| n > 0)));
+    if ok {
+        Ok(())
+    } else {
+        Err(RepositoryError::Invalid(format!(
+            "{name:?} is not a secret version; use projects/PROJECT/secrets/SECRET/versions/VERSION (VERSION a number or latest)"
+        )))
+    }
+}
+
+fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), RepositoryError> {
+    match format {
+        Format::Docker => {
+            docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
+                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
+        }
+        Format::Python => {}
+    }
+    if let Some(v) = &remote.password_secret_version {
+        validate_secret_version(v)?;
+    }
+    if remote.tag_ttl_secs > 365 * 24 * 3600 {
+        return Err(RepositoryError::Invalid("the tag freshness window may be at most one year".into()));
+    }
+    Ok(())
 }
 
 /// Manages repository resources.
@@ -60,11 +108,24 @@ impl RepositoryService {
     /// Create a repository in an existing project.
     pub async fn create(&self, name: &RepositoryName, new: NewRepository) -> Result<Repository, RepositoryError> {
         self.require_project(&name.project).await?;
-        if new.mode != Mode::StandardRepository {
-            return Err(RepositoryError::Invalid(format!(
-                "mode {} is not available yet; create a standard-repository",
-                new.mode.as_str()
-            )));
+        match (new.mode, &new.remote) {
+            (Mode::StandardRepository, None) => {}
+            (Mode::StandardRepository, Some(_)) => {
+                return Err(RepositoryError::Invalid(
+                    "upstream settings are only for remote repositories; pass --mode=remote-repository".into(),
+                ))
+            }
+            (Mode::RemoteRepository, Some(remote)) => validate_remote(new.format, remote)?,
+            (Mode::RemoteRepository, None) => {
+                return Err(RepositoryError::Invalid(
+                    "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|URL".into(),
+                ))
+            }
+            (Mode::VirtualRepository, _) => {
+                return Err(RepositoryError::Invalid(
+                    "virtual repositories are not available yet; create a standard or remote repository".into(),
+                ))
+            }
         }
         if new.description.len() > 2048 {
             return Err(RepositoryError::Invalid("description is longer than 2048 characters".into()));
@@ -75,7 +136,7 @@ impl RepositoryService {
             format: new.format,
             mode: new.mode,
             description: new.description,
-            remote_repository_config: None,
+            remote_repository_config: new.remote,
             create_time: now.clone(),
             update_time: now,
         };
@@ -109,6 +170,34 @@ impl RepositoryService {
         let mut repo = self.get(name).await?;
         if let Some(description) = update.description {
             repo.description = description;
+        }
+        let touches_remote = update.remote_username.is_some()
+            || update.remote_password_secret_version.is_some()
+            || update.clear_remote_credentials
+            || update.remote_tag_ttl_secs.is_some()
+            || update.serve_stale.is_some();
+        if touches_remote {
+            let format = repo.format;
+            let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
+                RepositoryError::Invalid(format!("{} is not a remote repository; upstream settings do not apply", name))
+            })?;
+            if update.clear_remote_credentials {
+                remote.username = None;
+                remote.password_secret_version = None;
+            }
+            if let Some(u) = update.remote_username {
+                remote.username = Some(u).filter(|u| !u.is_empty());
+            }
+            if let Some(v) = update.remote_password_secret_version {
+                remote.password_secret_version = Some(v).filter(|v| !v.is_empty());
+            }
+            if let Some(ttl) = update.remote_tag_ttl_secs {
+                remote.tag_ttl_secs = ttl;
+            }
+            if let Some(stale) = update.serve_stale {
+                remote.serve_stale = stale;
+            }
+            validate_remote(format, remote)?;
         }
         repo.update_time = now_rfc3339();
         if !self

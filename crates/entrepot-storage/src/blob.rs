@@ -90,6 +90,11 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Delete a committed blob (no error if absent).
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
+
+    /// Commit a local file whose bytes the caller has already verified to hash to
+    /// `digest`. On the local backend this is a create-only link, no copy; the
+    /// file is removed either way.
+    async fn import_verified_file(&self, digest: &Digest, file: &std::path::Path) -> Result<(), BlobError>;
 }
 
 /// A [`BlobStore`] on any `object_store` backend; on the local filesystem it also
@@ -347,6 +352,41 @@ impl BlobStore for ObjectBlobStore {
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
         self.delete_quietly(&blob_path(digest)).await;
+        Ok(())
+    }
+
+    async fn import_verified_file(&self, digest: &Digest, file: &std::path::Path) -> Result<(), BlobError> {
+        let target = blob_path(digest);
+        if let Some(dest) = self.local_file(&target) {
+            let (src, dst) = (file.to_owned(), dest.clone());
+            let linked = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+                std::fs::File::open(&src)?.sync_all()?;
+                if let Some(dir) = dst.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let linked = match std::fs::hard_link(&src, &dst) {
+                    Ok(()) => true,
+                    // Same digest, same bytes: the existing blob wins.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => true,
+                    // Another filesystem: fall back to a streamed copy.
+                    Err(e) if e.raw_os_error() == Some(18) => false,
+                    Err(e) => return Err(e),
+                };
+                if linked {
+                    std::fs::remove_file(&src)?;
+                }
+                Ok(linked)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            if linked {
+                return self.sync_parent(&target).await;
+            }
+        }
+        let reader = tokio::fs::File::open(file).await?;
+        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).boxed();
+        self.put_blob(digest, body, None).await?;
+        tokio::fs::remove_file(file).await?;
         Ok(())
     }
 }

@@ -6,10 +6,12 @@
 //! Nothing above this crate writes SQL or touches blob paths.
 
 pub mod blob;
+pub mod cache;
 pub mod metadata;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
+pub use cache::CacheStore;
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,

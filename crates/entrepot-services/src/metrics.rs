@@ -1,0 +1,116 @@
+//! Counters of the remote cache, rendered in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The kind of content a cache counter is about.
+#[derive(Debug, Clone, Copy)]
+pub enum ContentKind {
+    /// A blob (OCI layer or config, Python file).
+    Blob,
+    /// A manifest fetched by digest.
+    Manifest,
+    /// A tag (or index page): mutable content.
+    Tag,
+}
+
+#[derive(Default)]
+struct ByKind {
+    blob: AtomicU64,
+    manifest: AtomicU64,
+    tag: AtomicU64,
+}
+
+impl ByKind {
+    fn get(&self, kind: ContentKind) -> &AtomicU64 {
+        match kind {
+            ContentKind::Blob => &self.blob,
+            ContentKind::Manifest => &self.manifest,
+            ContentKind::Tag => &self.tag,
+        }
+    }
+}
+
+/// Process-wide counters.
+#[derive(Default)]
+pub struct Metrics {
+    hits: ByKind,
+    misses: ByKind,
+    upstream_requests: AtomicU64,
+    upstream_bytes: AtomicU64,
+    stale_serves: AtomicU64,
+    single_flight_joins: AtomicU64,
+}
+
+impl Metrics {
+    /// Content answered from the cache.
+    pub fn hit(&self, kind: ContentKind) {
+        self.hits.get(kind).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Content that had to come from the upstream.
+    pub fn miss(&self, kind: ContentKind) {
+        self.misses.get(kind).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One request sent upstream.
+    pub fn upstream_request(&self) {
+        self.upstream_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes received from upstreams.
+    pub fn upstream_bytes(&self, n: u64) {
+        self.upstream_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Cached content served because the upstream failed.
+    pub fn stale_serve(&self) {
+        self.stale_serves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request that joined a download already under way.
+    pub fn single_flight_join(&self) {
+        self.single_flight_joins.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Upstream bytes so far (for tests and benchmarks).
+    pub fn upstream_bytes_total(&self) -> u64 {
+        self.upstream_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let kinds = [
+            ("blob", ContentKind::Blob),
+            ("manifest", ContentKind::Manifest),
+            ("tag", ContentKind::Tag),
+        ];
+        for (name, help, by) in [
+            ("entrepot_cache_hits_total", "Requests answered from the remote cache.", &self.hits),
+            ("entrepot_cache_misses_total", "Requests that needed the upstream.", &self.misses),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (label, kind) in kinds {
+                let _ = writeln!(out, "{name}{{kind=\"{label}\"}} {}", by.get(kind).load(Ordering::Relaxed));
+            }
+        }
+        for (name, help, value) in [
+            ("entrepot_upstream_requests_total", "Requests sent to upstreams.", &self.upstream_requests),
+            ("entrepot_upstream_bytes_total", "Content bytes received from upstreams.", &self.upstream_bytes),
+            ("entrepot_stale_serves_total", "Cached content served because the upstream failed.", &self.stale_serves),
+            (
+                "entrepot_single_flight_joins_total",
+                "Requests that joined an upstream download already under way.",
+                &self.single_flight_joins,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,367 @@
+//! Single-flight fills of immutable content, streamed to every waiting client
+//! while the download is still running.
+//!
+//! The first request for uncached content starts a *fill*: a background task that
+//! downloads from the upstream into a spool file, hashing as it goes, and commits
+//! the file to the blob store only when the digest matches. Every request for the
+//! same digest while the fill runs joins it and reads the spool file up to the
+//! bytes written so far, so the upstream is asked once and the first bytes reach
+//! clients immediately. The task does not depend on any client: a client that
+//! disconnects does not abort the fill.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use entrepot_domain::{ByteRange, Digest, Sha256Hasher};
+use entrepot_storage::{BlobStore, ByteStream};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::metrics::{ContentKind, Metrics};
+
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Why a fill failed. Cloned to every client waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FillError {
+    /// The upstream does not have the content.
+    #[error("{0}")]
+    NotFound(String),
+    /// The upstream could not be used (unreachable, refused, rate-limited).
+    #[error("{message}")]
+    Upstream {
+        /// What went wrong, for the user.
+        message: String,
+        /// HTTP status the client should see.
+        status: u16,
+        /// `Retry-After`, passed on from a 429.
+        retry_after: Option<String>,
+    },
+    /// The upstream sent bytes that do not match the digest.
+    #[error("the upstream sent content for {expected} that hashes to {actual}; nothing was cached")]
+    DigestMismatch {
+        /// Digest asked for.
+        expected: Digest,
+        /// Digest of the bytes received.
+        actual: Digest,
+    },
+    /// Local storage failed.
+    #[error("cache storage failed: {0}")]
+    Storage(String),
+}
+
+/// What the upstream answered when a fill opened its download.
+pub struct UpstreamBody {
+    /// Content-Length, when the upstream sent one.
+    pub length: Option<u64>,
+    /// The body.
+    pub body: ByteStream,
+}
+
+/// Opens the upstream download of a fill.
+pub type OpenUpstream = BoxFuture<'static, Result<UpstreamBody, FillError>>;
+
+/// Runs after the content is committed (e.g. to link it to an image).
+pub type AfterCommit = BoxFuture<'static, ()>;
+
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    /// Bytes in the spool file.
+    written: u64,
+    /// Total size, once known.
+    total: Option<u64>,
+    /// Set once the upstream answered.
+    opened: bool,
+    /// Set when the fill ends.
+    outcome: Option<Result<(), FillError>>,
+}
+
+/// A fill under way.
+pub struct Fill {
+    reader: Arc<std::fs::File>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// The fills under way, by digest.
+pub struct Fills {
+    spool: PathBuf,
+    blobs: Arc<dyn BlobStore>,
+    metrics: Arc<Metrics>,
+    running: Arc<tokio::sync::Mutex<HashMap<Digest, Arc<Fill>>>>,
+}
+
+/// Either the content is committed, or a fill is under way.
+pub enum Cached {
+    /// In the blob store, of this size.
+    Committed(u64),
+    /// Being downloaded.
+    Filling(Arc<Fill>),
+}
+
+impl Fills {
+    /// Fills that spool into `spool` (created if missing; ideally on the same
+    /// filesystem as the blob store, so committing is a link, not a copy).
+    pub fn new(spool: PathBuf, blobs: Arc<dyn BlobStore>, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&spool)?;
+        // Spool files of a previous process were never committed: nothing to keep.
+        for entry in std::fs::read_dir(&spool)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(Self {
+            spool,
+            blobs,
+            metrics,
+            running: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The committed content, the fill under way, or a new fill started with
+    /// `open` (called at most once per digest at a time).
+    pub async fn get_or_start(
+        &self,
+        digest: &Digest,
+        open: impl FnOnce() -> OpenUpstream,
+        after_commit: impl FnOnce() -> AfterCommit,
+    ) -> Result<Cached, FillError> {
+        let mut running = self.running.lock().await;
+        if let Some(fill) = running.get(digest) {
+            self.metrics.single_flight_join();
+            return Ok(Cached::Filling(fill.clone()));
+        }
+        // Checked under the lock: a fill removes itself only after committing.
+        if let Some(size) = self
+            .blobs
+            .stat(digest)
+            .await
+            .map_err(|e| FillError::Storage(e.to_string()))?
+        {
+            return Ok(Cached::Committed(size));
+        }
+        self.metrics.miss(ContentKind::Blob);
+        let path = self.spool.join(uuid::Uuid::new_v4().to_string());
+        let writer = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| FillError::Storage(e.to_string()))?;
+        let reader = std::fs::File::open(&path).map_err(|e| FillError::Storage(e.to_string()))?;
+        let (tx, rx) = watch::channel(Progress::default());
+        let fill = Arc::new(Fill {
+            reader: Arc::new(reader),
+            progress: rx,
+        });
+        running.insert(digest.clone(), fill.clone());
+        drop(running);
+
+        let job = FillJob {
+            digest: digest.clone(),
+            path,
+            blobs: self.blobs.clone(),
+            metrics: self.metrics.clone(),
+            tx,
+        };
+        let open = open();
+        let after_commit = after_commit();
+        let fills = self.running.clone();
+        let digest = digest.clone();
+        tokio::spawn(async move {
+            let ok = job.run(open, writer).await;
+            if ok {
+                after_commit.await;
+            }
+            fills.lock().await.remove(&digest);
+        });
+        Ok(Cached::Filling(fill))
+    }
+}
+
+struct FillJob {
+    digest: Digest,
+    path: PathBuf,
+    blobs: Arc<dyn BlobStore>,
+    metrics: Arc<Metrics>,
+    tx: watch::Sender<Progress>,
+}
+
+impl FillJob {
+    async fn run(self, open: OpenUpstream, mut writer: tokio::fs::File) -> bool {
+        let outcome = self.download(open, &mut writer).await;
+        drop(writer);
+        let ok = outcome.is_ok();
+        if let Err(e) = &outcome {
+            if matches!(e, FillError::DigestMismatch { .. }) {
+                tracing::error!(digest = %self.digest, error = %e, "upstream content failed verification; not cached");
+            } else {
+                tracing::warn!(digest = %self.digest, error = %e, "cache fill failed");
+            }
+            let _ = tokio::fs::remove_file(&self.path).await;
+        }
+        self.tx.send_modify(|p| p.outcome = Some(outcome));
+        ok
+    }
+
+    async fn download(&self, open: OpenUpstream, writer: &mut tokio::fs::File) -> Result<(), FillError> {
+        let storage = |e: std::io::Error| FillError::Storage(e.to_string());
+        let UpstreamBody { length, mut body } = open.await?;
+        self.tx.send_modify(|p| {
+            p.total = length;
+            p.opened = true;
+        });
+        let mut hasher = Sha256Hasher::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| FillError::Upstream {
+                message: format!("the upstream transfer broke off: {e}"),
+                status: 502,
+                retry_after: None,
+            })?;
+            writer.write_all(&chunk).await.map_err(storage)?;
+            hasher.update(&chunk);
+            self.metrics.upstream_bytes(chunk.len() as u64);
+            let written = hasher.len();
+            self.tx.send_modify(|p| p.written = written);
+        }
+        writer.flush().await.map_err(storage)?;
+        let size = hasher.len();
+        let actual = hasher.finish();
+        if actual != self.digest {
+            return Err(FillError::DigestMismatch {
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        if let Some(expected) = length.filter(|l| *l != size) {
+            return Err(FillError::Upstream {
+                message: format!("the upstream announced {expected} bytes but sent {size}"),
+                status: 502,
+                retry_after: None,
+            });
+        }
+        self.tx.send_modify(|p| p.total = Some(size));
+        self.blobs
+            .import_verified_file(&self.digest, &self.path)
+            .await
+            .map_err(|e| FillError::Storage(e.to_string()))
+    }
+}
+
+impl Fill {
+    /// Wait until the total size is known (the upstream sent its headers with a
+    /// length, or the download finished).
+    pub async fn size(&self) -> Result<u64, FillError> {
+        let mut rx = self.progress.clone();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                match (&p.outcome, p.total) {
+                    (Some(Err(e)), _) => return Err(e.clone()),
+                    (_, Some(total)) => return Ok(total),
+                    (Some(Ok(())), None) => return Ok(p.written),
+                    _ => {}
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(FillError::Storage("the cache fill stopped unexpectedly".into()));
+            }
+        }
+    }
+
+    /// Wait until the upstream answered, so errors (not found, refused) surface
+    /// before a response is committed to.
+    pub async fn opened(&self) -> Result<(), FillError> {
+        let mut rx = self.progress.clone();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if let Some(Err(e)) = &p.outcome {
+                    return Err(e.clone());
+                }
+                if p.opened || p.outcome.is_some() {
+                    return Ok(());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(FillError::Storage("the cache fill stopped unexpectedly".into()));
+            }
+        }
+    }
+
+    /// Stream the content (or a range of it) as it arrives. If the fill fails, the
+    /// stream ends with an error so the client never takes a partial body for a
+    /// whole one.
+    pub fn stream(self: &Arc<Self>, range: Option<ByteRange>) -> ByteStream {
+        struct State {
+            fill: Arc<Fill>,
+            rx: watch::Receiver<Progress>,
+            offset: u64,
+            end: Option<u64>,
+            done: bool,
+        }
+        let state = State {
+            fill: self.clone(),
+            rx: self.progress.clone(),
+            offset: range.map_or(0, |r| r.start),
+            end: range.map(|r| r.end + 1),
+            done: false,
+        };
+        futures::stream::unfold(state, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            loop {
+                let (written, outcome) = {
+                    let p = s.rx.borrow_and_update();
+                    (p.written, p.outcome.clone())
+                };
+                let limit = s.end.map_or(written, |e| e.min(written));
+                if s.offset < limit {
+                    let len = ((limit - s.offset) as usize).min(READ_CHUNK);
+                    let file = s.fill.reader.clone();
+                    let offset = s.offset;
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; len];
+                        let n = file.read_at(&mut buf, offset)?;
+                        buf.truncate(n);
+                        Ok::<_, std::io::Error>(buf)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                    return match read {
+                        Ok(buf) if buf.is_empty() => {
+                            s.done = true;
+                            Some((Err(std::io::Error::other("cache spool file ended early")), s))
+                        }
+                        Ok(buf) => {
+                            s.offset += buf.len() as u64;
+                            Some((Ok(Bytes::from(buf)), s))
+                        }
+                        Err(e) => {
+                            s.done = true;
+                            Some((Err(e), s))
+                        }
+                    };
+                }
+                if s.end.is_some_and(|e| s.offset >= e) {
+                    return None;
+                }
+                match outcome {
+                    Some(Ok(())) => return None,
+                    Some(Err(e)) => {
+                        s.done = true;
+                        return Some((Err(std::io::Error::other(e.to_string())), s));
+                    }
+                    None => {
+                        if s.rx.changed().await.is_err() {
+                            s.done = true;
+                            return Some((Err(std::io::Error::other("the cache fill stopped unexpectedly")), s));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}

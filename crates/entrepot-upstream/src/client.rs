@@ -1,0 +1,396 @@
+//! The HTTP client for upstream registries and indexes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use crate::challenge::{self, Challenge};
+use crate::credentials::{CredentialError, CredentialSource, UpstreamCredentials};
+use crate::hop::{HopCheck, HopDenied};
+
+/// How many redirects one request may follow.
+const MAX_REDIRECTS: usize = 5;
+/// Attempts for idempotent requests that fail before a response arrives.
+const ATTEMPTS: u32 = 3;
+/// Tokens without `expires_in` live this long (the Docker token spec's default).
+const DEFAULT_TOKEN_SECS: u64 = 60;
+
+/// Why an upstream request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// A hop was refused by the access policy.
+    #[error(transparent)]
+    Blocked(#[from] HopDenied),
+    /// Credentials could not be obtained (e.g. the service agent lacks access).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The upstream refused the credentials.
+    #[error("the upstream refused the credentials: {0}")]
+    Unauthorized(String),
+    /// No connection, a timeout, or a broken transfer.
+    #[error("the upstream {host} is unreachable: {reason}")]
+    Unreachable {
+        /// Host that failed.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Redirect loop or malformed redirect.
+    #[error("the upstream sent a bad redirect: {0}")]
+    Redirect(String),
+    /// The upstream answered something that breaks its protocol.
+    #[error("the upstream broke protocol: {0}")]
+    Protocol(String),
+}
+
+/// One request to an upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    /// GET or HEAD (only idempotent requests are sent upstream).
+    pub method: Method,
+    /// Absolute URL.
+    pub url: Url,
+    /// Docker token scope for this request, e.g. `repository:library/alpine:pull`.
+    pub scope: Option<String>,
+    /// Extra headers (Accept, Range).
+    pub headers: HeaderMap,
+}
+
+impl UpstreamRequest {
+    /// A GET of `url`.
+    pub fn get(url: Url) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            scope: None,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// A HEAD of `url`.
+    pub fn head(url: Url) -> Self {
+        Self {
+            method: Method::HEAD,
+            ..Self::get(url)
+        }
+    }
+
+    /// Set the token scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.append(name, v);
+        }
+        self
+    }
+}
+
+/// The final response of a request, after auth and redirects.
+pub type UpstreamResponse = reqwest::Response;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    realm: String,
+    service: String,
+    scope: String,
+    credential_version: String,
+}
+
+struct CachedToken {
+    token: String,
+    valid_until: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// The upstream client. Cheap to share; holds the connection pool and caches.
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    hops: Arc<dyn HopCheck>,
+    /// What each origin asked for last time, so the next request authenticates
+    /// up front instead of collecting a 401 first.
+    challenges: Mutex<HashMap<String, Challenge>>,
+    tokens: Mutex<HashMap<TokenKey, CachedToken>>,
+}
+
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => url.to_string(),
+    }
+}
+
+fn basic(credentials: &UpstreamCredentials) -> String {
+    let raw = format!("{}:{}", credentials.username, credentials.password);
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
+}
+
+impl UpstreamClient {
+    /// A client whose every hop passes `hops`.
+    pub fn new(hops: Arc<dyn HopCheck>) -> Result<Self, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("entrepot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UpstreamError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            hops,
+            challenges: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Send a request with the credentials of `source`, answering auth challenges
+    /// and following redirects. A 401 after presenting cached credentials or a
+    /// cached token is retried once with fresh ones.
+    pub async fn send(
+        &self,
+        request: &UpstreamRequest,
+        source: &dyn CredentialSource,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let mut credentials = source.credentials(false).await?;
+        let mut auth = self.authorization(request, credentials.as_ref(), false).await?;
+        let mut response = self.send_following_redirects(request, auth.as_deref()).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(challenge::parse)
+            .ok_or_else(|| {
+                UpstreamError::Unauthorized(format!(
+                    "{} answered 401 without a challenge entrepot understands",
+                    host_of(&request.url)
+                ))
+            })?;
+        self.lock_challenges().insert(origin(&request.url), challenge);
+        if auth.is_none() {
+            // Now we know how this origin authenticates: answer the challenge.
+            auth = self.authorization(request, credentials.as_ref(), false).await?;
+            response = self.send_following_redirects(request, auth.as_deref()).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+        }
+        // What was presented went stale (token expired, credentials rotated):
+        // once more with fresh credentials and a fresh token.
+        self.forget_tokens(credentials.as_ref());
+        credentials = source.credentials(true).await?;
+        auth = self.authorization(request, credentials.as_ref(), true).await?;
+        response = self.send_following_redirects(request, auth.as_deref()).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        Err(UpstreamError::Unauthorized(match credentials {
+            Some(_) => format!(
+                "{} refused the configured credentials (HTTP 401); check the username and the token stored in the secret",
+                host_of(&request.url)
+            ),
+            None => format!(
+                "{} requires credentials (HTTP 401); configure --remote-username and --remote-password-secret-version on the repository",
+                host_of(&request.url)
+            ),
+        }))
+    }
+
+    fn lock_challenges(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
+        self.challenges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, CachedToken>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget_tokens(&self, credentials: Option<&UpstreamCredentials>) {
+        let version = credentials.map(|c| c.version.clone()).unwrap_or_default();
+        self.lock_tokens().retain(|k, _| k.credential_version != version);
+    }
+
+    /// The Authorization header for a request, per what its origin asked for.
+    async fn authorization(
+        &self,
+        request: &UpstreamRequest,
+        credentials: Option<&UpstreamCredentials>,
+        fresh: bool,
+    ) -> Result<Option<String>, UpstreamError> {
+        let challenge = self.lock_challenges().get(&origin(&request.url)).cloned();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(credentials.map(basic)),
+            Some(Challenge::Bearer { realm, service, scope }) => {
+                let scope = request.scope.clone().or(scope).unwrap_or_default();
+                let key = TokenKey {
+                    realm,
+                    service: service.unwrap_or_default(),
+                    scope,
+                    credential_version: credentials.map(|c| c.version.clone()).unwrap_or_default(),
+                };
+                if !fresh {
+                    if let Some(t) = self.lock_tokens().get(&key) {
+                        if t.valid_until > Instant::now() {
+                            return Ok(Some(format!("Bearer {}", t.token)));
+                        }
+                    }
+                }
+                let token = self.fetch_token(&key, credentials).await?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// Ask a token service for a bearer token (Docker token spec).
+    async fn fetch_token(
+        &self,
+        key: &TokenKey,
+        credentials: Option<&UpstreamCredentials>,
+    ) -> Result<String, UpstreamError> {
+        let mut url = Url::parse(&key.realm)
+            .map_err(|e| UpstreamError::Protocol(format!("token realm {:?} is not a URL: {e}", key.realm)))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if !key.service.is_empty() {
+                q.append_pair("service", &key.service);
+            }
+            if !key.scope.is_empty() {
+                q.append_pair("scope", &key.scope);
+            }
+        }
+        let request = UpstreamRequest::get(url.clone());
+        let auth = credentials.map(basic);
+        let response = self.send_following_redirects(&request, auth.as_deref()).await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(UpstreamError::Unauthorized(format!(
+                "the token service {} refused the configured credentials (HTTP {})",
+                host_of(&url),
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            return Err(UpstreamError::Protocol(format!(
+                "the token service {} answered HTTP {}",
+                host_of(&url),
+                status.as_u16()
+            )));
+        }
+        let body: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Protocol(format!("token service answer is not a token: {e}")))?;
+        let token = body
+            .token
+            .or(body.access_token)
+            .ok_or_else(|| UpstreamError::Protocol("token service answer has no token".into()))?;
+        let lifetime = body.expires_in.unwrap_or(DEFAULT_TOKEN_SECS);
+        // Renew shortly before expiry so no request carries a token that dies in flight.
+        let margin = (lifetime / 10).clamp(1, 30);
+        let valid_until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin));
+        self.lock_tokens().insert(
+            key.clone(),
+            CachedToken {
+                token: token.clone(),
+                valid_until,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Send, following redirects hop by hop; each hop passes the hop check, and
+    /// the Authorization header only goes to the origin it was meant for.
+    async fn send_following_redirects(
+        &self,
+        request: &UpstreamRequest,
+        authorization: Option<&str>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let first_origin = origin(&request.url);
+        let mut url = request.url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            self.hops.check(&url).await?;
+            let auth = authorization.filter(|_| origin(&url) == first_origin);
+            let response = self.send_with_retries(&request.method, &url, &request.headers, auth).await?;
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| UpstreamError::Redirect(format!("{} redirected without a Location", host_of(&url))))?;
+            url = url
+                .join(location)
+                .map_err(|e| UpstreamError::Redirect(format!("Location {location:?} is not a URL: {e}")))?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(UpstreamError::Redirect(format!("redirect to unsupported scheme {}", url.scheme())));
+            }
+        }
+        Err(UpstreamError::Redirect(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    async fn send_with_retries(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        authorization: Option<&str>,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut builder = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+            if let Some(auth) = authorization {
+                builder = builder.header(AUTHORIZATION, auth);
+            }
+            let result = builder.send().await;
+            let retry = match &result {
+                Ok(r) => is_retryable(r.status()),
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            };
+            if !retry || attempt >= ATTEMPTS {
+                return result.map_err(|e| UpstreamError::Unreachable {
+                    host: host_of(url),
+                    reason: if e.is_timeout() {
+                        "timed out".into()
+                    } else if e.is_connect() {
+                        "connection failed".into()
+                    } else {
+                        e.to_string()
+                    },
+                });
+            }
+            let backoff = Duration::from_millis(200 * 4u64.pow(attempt - 1));
+            tracing::debug!(url = %url, attempt, "upstream request failed; retrying");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The upstream client: the one place where entrepot opens outgoing connections.
+//!
+//! Every hop of every request, redirects and token realms included, passes a
+//! [`HopCheck`] before any DNS lookup. The client speaks the auth schemes
+//! registries use (anonymous, Basic, and the Docker token flow), caches bearer
+//! tokens per (token service, scope, credential version), follows redirects one
+//! hop at a time without ever forwarding credentials to another host, and retries
+//! idempotent requests that failed before any byte reached the caller.
+
+pub mod challenge;
+pub mod client;
+pub mod credentials;
+pub mod hop;
+
+pub use client::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
+pub use credentials::{CredentialError, CredentialSource, NoCredentials, UpstreamCredentials};
+pub use hop::{AllowAllHops, HopCheck, HopDenied};
+pub use reqwest;
