@@ -12,6 +12,7 @@ pub mod ops;
 use std::sync::Arc;
 
 use axum::Router;
+use entrepot_services::metrics::Metrics;
 use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
 
 /// Everything the handlers need, built once at start-up.
@@ -25,6 +26,8 @@ pub struct AppState {
     pub projects: ProjectService,
     /// Authentication and authorization.
     pub access: Arc<dyn AccessControl>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The complete HTTP application.

@@ -1,4 +1,4 @@
-//! Operations endpoints: liveness and readiness.
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +12,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Counters in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
 }
 
 /// Ready when the metadata store answers.
@@ -20,7 +32,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: metadata store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "metadata store unavailable\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unavailable\n",
+            )
         }
     }
 }

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamSpecError {
     /// Neither a preset nor an http(s) URL.
-    #[error("upstream {0:?} is not a preset ({presets}) nor an http(s) URL", presets = "DOCKER-HUB, GHCR, QUAY")]
+    #[error(
+        "upstream {0:?} is not a preset ({presets}) nor an http(s) URL",
+        presets = "DOCKER-HUB, GHCR, QUAY"
+    )]
     Unknown(String),
     /// Plain http to a host that is not loopback.
     #[error("upstream {0:?} uses plain http to a host that is not loopback; use https, or pass --allow-insecure-upstream if you accept credentials and content travelling unencrypted")]
@@ -56,7 +59,10 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 }
 
 /// Resolve `--remote-docker-repo`: a preset or a URL.
-pub fn docker_upstream(spec: &str, allow_insecure: bool) -> Result<DockerUpstream, UpstreamSpecError> {
+pub fn docker_upstream(
+    spec: &str,
+    allow_insecure: bool,
+) -> Result<DockerUpstream, UpstreamSpecError> {
     let preset = |base: &str, library: bool| DockerUpstream {
         base_url: base.to_owned(),
         library_namespace: library,
@@ -68,8 +74,14 @@ pub fn docker_upstream(spec: &str, allow_insecure: bool) -> Result<DockerUpstrea
         _ => {}
     }
     let url = url::Url::parse(spec).map_err(|_| UpstreamSpecError::Unknown(spec.to_owned()))?;
-    let host = url.host().ok_or_else(|| UpstreamSpecError::Unknown(spec.to_owned()))?;
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    let host = url
+        .host()
+        .ok_or_else(|| UpstreamSpecError::Unknown(spec.to_owned()))?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(UpstreamSpecError::Shape(spec.to_owned()));
     }
     match url.scheme() {
@@ -95,15 +107,30 @@ mod tests {
         assert_eq!(hub.image_name("alpine"), "library/alpine");
         assert_eq!(hub.image_name("grafana/grafana"), "grafana/grafana");
         assert_eq!(hub.host(), "registry-1.docker.io");
-        assert_eq!(docker_upstream("ghcr", false).unwrap().base_url, "https://ghcr.io");
+        assert_eq!(
+            docker_upstream("ghcr", false).unwrap().base_url,
+            "https://ghcr.io"
+        );
         let local = docker_upstream("http://127.0.0.1:5000/", false).unwrap();
         assert_eq!(local.base_url, "http://127.0.0.1:5000");
         assert_eq!(local.host(), "127.0.0.1:5000");
         assert_eq!(local.image_name("alpine"), "alpine");
-        assert!(matches!(docker_upstream("http://registry.example.com", false), Err(UpstreamSpecError::Insecure(_))));
+        assert!(matches!(
+            docker_upstream("http://registry.example.com", false),
+            Err(UpstreamSpecError::Insecure(_))
+        ));
         assert!(docker_upstream("http://registry.example.com", true).is_ok());
-        assert!(matches!(docker_upstream("ftp://x", false), Err(UpstreamSpecError::Unknown(_))));
-        assert!(matches!(docker_upstream("https://u:p@x.io", false), Err(UpstreamSpecError::Shape(_))));
-        assert!(matches!(docker_upstream("nonsense", false), Err(UpstreamSpecError::Unknown(_))));
+        assert!(matches!(
+            docker_upstream("ftp://x", false),
+            Err(UpstreamSpecError::Unknown(_))
+        ));
+        assert!(matches!(
+            docker_upstream("https://u:p@x.io", false),
+            Err(UpstreamSpecError::Shape(_))
+        ));
+        assert!(matches!(
+            docker_upstream("nonsense", false),
+            Err(UpstreamSpecError::Unknown(_))
+        ));
     }
 }

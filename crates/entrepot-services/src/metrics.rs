@@ -87,18 +87,42 @@ impl Metrics {
             ("tag", ContentKind::Tag),
         ];
         for (name, help, by) in [
-            ("entrepot_cache_hits_total", "Requests answered from the remote cache.", &self.hits),
-            ("entrepot_cache_misses_total", "Requests that needed the upstream.", &self.misses),
+            (
+                "entrepot_cache_hits_total",
+                "Requests answered from the remote cache.",
+                &self.hits,
+            ),
+            (
+                "entrepot_cache_misses_total",
+                "Requests that needed the upstream.",
+                &self.misses,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (label, kind) in kinds {
-                let _ = writeln!(out, "{name}{{kind=\"{label}\"}} {}", by.get(kind).load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{label}\"}} {}",
+                    by.get(kind).load(Ordering::Relaxed)
+                );
             }
         }
         for (name, help, value) in [
-            ("entrepot_upstream_requests_total", "Requests sent to upstreams.", &self.upstream_requests),
-            ("entrepot_upstream_bytes_total", "Content bytes received from upstreams.", &self.upstream_bytes),
-            ("entrepot_stale_serves_total", "Cached content served because the upstream failed.", &self.stale_serves),
+            (
+                "entrepot_upstream_requests_total",
+                "Requests sent to upstreams.",
+                &self.upstream_requests,
+            ),
+            (
+                "entrepot_upstream_bytes_total",
+                "Content bytes received from upstreams.",
+                &self.upstream_bytes,
+            ),
+            (
+                "entrepot_stale_serves_total",
+                "Cached content served because the upstream failed.",
+                &self.stale_serves,
+            ),
             (
                 "entrepot_single_flight_joins_total",
                 "Requests that joined an upstream download already under way.",

@@ -88,7 +88,9 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
         validate_secret_version(v)?;
     }
     if remote.tag_ttl_secs > 365 * 24 * 3600 {
-        return Err(RepositoryError::Invalid("the tag freshness window may be at most one year".into()));
+        return Err(RepositoryError::Invalid(
+            "the tag freshness window may be at most one year".into(),
+        ));
     }
     Ok(())
 }
@@ -106,7 +108,11 @@ impl RepositoryService {
     }
 
     /// Create a repository in an existing project.
-    pub async fn create(&self, name: &RepositoryName, new: NewRepository) -> Result<Repository, RepositoryError> {
+    pub async fn create(
+        &self,
+        name: &RepositoryName,
+        new: NewRepository,
+    ) -> Result<Repository, RepositoryError> {
         self.require_project(&name.project).await?;
         match (new.mode, &new.remote) {
             (Mode::StandardRepository, None) => {}
@@ -128,7 +134,9 @@ impl RepositoryService {
             }
         }
         if new.description.len() > 2048 {
-            return Err(RepositoryError::Invalid("description is longer than 2048 characters".into()));
+            return Err(RepositoryError::Invalid(
+                "description is longer than 2048 characters".into(),
+            ));
         }
         let now = now_rfc3339();
         let repo = Repository {
@@ -166,7 +174,11 @@ impl RepositoryService {
     }
 
     /// Change a repository's mutable fields.
-    pub async fn update(&self, name: &RepositoryName, update: RepositoryUpdate) -> Result<Repository, RepositoryError> {
+    pub async fn update(
+        &self,
+        name: &RepositoryName,
+        update: RepositoryUpdate,
+    ) -> Result<Repository, RepositoryError> {
         let mut repo = self.get(name).await?;
         if let Some(description) = update.description {
             repo.description = description;
@@ -179,7 +191,10 @@ impl RepositoryService {
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
-                RepositoryError::Invalid(format!("{} is not a remote repository; upstream settings do not apply", name))
+                RepositoryError::Invalid(format!(
+                    "{} is not a remote repository; upstream settings do not apply",
+                    name
+                ))
             })?;
             if update.clear_remote_credentials {
                 remote.username = None;

@@ -11,7 +11,12 @@ pub trait CacheStore: Send + Sync + 'static {
     /// When the tag was last confirmed with the upstream (unix seconds).
     async fn tag_checked_at(&self, image: &ImageRef, tag: &str) -> Result<Option<i64>, StoreError>;
     /// Record that the tag was confirmed with the upstream at `at`.
-    async fn mark_tag_checked(&self, image: &ImageRef, tag: &str, at: i64) -> Result<(), StoreError>;
+    async fn mark_tag_checked(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -28,7 +33,12 @@ impl CacheStore for SqliteMetadataStore {
         .await?)
     }
 
-    async fn mark_tag_checked(&self, image: &ImageRef, tag: &str, at: i64) -> Result<(), StoreError> {
+    async fn mark_tag_checked(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO tag_checks (project, repository, image, tag, checked_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (project, repository, image, tag) DO UPDATE SET checked_at = excluded.checked_at",

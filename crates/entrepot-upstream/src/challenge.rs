@@ -82,7 +82,9 @@ mod tests {
 
     #[test]
     fn parses_docker_hub_challenge() {
-        let c = parse(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#);
+        let c = parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#,
+        );
         assert_eq!(
             c,
             Some(Challenge::Bearer {
@@ -91,7 +93,10 @@ mod tests {
                 scope: Some("repository:library/alpine:pull,push".into()),
             })
         );
-        assert_eq!(parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse("Negotiate"), None);
         assert_eq!(parse("Bearer service=x"), None);
     }

@@ -143,11 +143,17 @@ fn host_of(url: &Url) -> String {
 
 fn basic(credentials: &UpstreamCredentials) -> String {
     let raw = format!("{}:{}", credentials.username, credentials.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 fn is_retryable(status: StatusCode) -> bool {
-    matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 impl UpstreamClient {
@@ -178,8 +184,12 @@ impl UpstreamClient {
         source: &dyn CredentialSource,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let mut credentials = source.credentials(false).await?;
-        let mut auth = self.authorization(request, credentials.as_ref(), false).await?;
-        let mut response = self.send_following_redirects(request, auth.as_deref()).await?;
+        let mut auth = self
+            .authorization(request, credentials.as_ref(), false)
+            .await?;
+        let mut response = self
+            .send_following_redirects(request, auth.as_deref())
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -194,11 +204,16 @@ impl UpstreamClient {
                     host_of(&request.url)
                 ))
             })?;
-        self.lock_challenges().insert(origin(&request.url), challenge);
+        self.lock_challenges()
+            .insert(origin(&request.url), challenge);
         if auth.is_none() {
             // Now we know how this origin authenticates: answer the challenge.
-            auth = self.authorization(request, credentials.as_ref(), false).await?;
-            response = self.send_following_redirects(request, auth.as_deref()).await?;
+            auth = self
+                .authorization(request, credentials.as_ref(), false)
+                .await?;
+            response = self
+                .send_following_redirects(request, auth.as_deref())
+                .await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -207,8 +222,12 @@ impl UpstreamClient {
         // once more with fresh credentials and a fresh token.
         self.forget_tokens(credentials.as_ref());
         credentials = source.credentials(true).await?;
-        auth = self.authorization(request, credentials.as_ref(), true).await?;
-        response = self.send_following_redirects(request, auth.as_deref()).await?;
+        auth = self
+            .authorization(request, credentials.as_ref(), true)
+            .await?;
+        response = self
+            .send_following_redirects(request, auth.as_deref())
+            .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -234,7 +253,8 @@ impl UpstreamClient {
 
     fn forget_tokens(&self, credentials: Option<&UpstreamCredentials>) {
         let version = credentials.map(|c| c.version.clone()).unwrap_or_default();
-        self.lock_tokens().retain(|k, _| k.credential_version != version);
+        self.lock_tokens()
+            .retain(|k, _| k.credential_version != version);
     }
 
     /// The Authorization header for a request, per what its origin asked for.
@@ -248,7 +268,11 @@ impl UpstreamClient {
         match challenge {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(credentials.map(basic)),
-            Some(Challenge::Bearer { realm, service, scope }) => {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
                 let scope = request.scope.clone().or(scope).unwrap_or_default();
                 let key = TokenKey {
                     realm,
@@ -275,8 +299,9 @@ impl UpstreamClient {
         key: &TokenKey,
         credentials: Option<&UpstreamCredentials>,
     ) -> Result<String, UpstreamError> {
-        let mut url = Url::parse(&key.realm)
-            .map_err(|e| UpstreamError::Protocol(format!("token realm {:?} is not a URL: {e}", key.realm)))?;
+        let mut url = Url::parse(&key.realm).map_err(|e| {
+            UpstreamError::Protocol(format!("token realm {:?} is not a URL: {e}", key.realm))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             if !key.service.is_empty() {
@@ -288,7 +313,9 @@ impl UpstreamClient {
         }
         let request = UpstreamRequest::get(url.clone());
         let auth = credentials.map(basic);
-        let response = self.send_following_redirects(&request, auth.as_deref()).await?;
+        let response = self
+            .send_following_redirects(&request, auth.as_deref())
+            .await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(UpstreamError::Unauthorized(format!(
@@ -304,10 +331,9 @@ impl UpstreamClient {
                 status.as_u16()
             )));
         }
-        let body: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Protocol(format!("token service answer is not a token: {e}")))?;
+        let body: TokenResponse = response.json().await.map_err(|e| {
+            UpstreamError::Protocol(format!("token service answer is not a token: {e}"))
+        })?;
         let token = body
             .token
             .or(body.access_token)
@@ -338,23 +364,36 @@ impl UpstreamClient {
         for _ in 0..=MAX_REDIRECTS {
             self.hops.check(&url).await?;
             let auth = authorization.filter(|_| origin(&url) == first_origin);
-            let response = self.send_with_retries(&request.method, &url, &request.headers, auth).await?;
-            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
+            let response = self
+                .send_with_retries(&request.method, &url, &request.headers, auth)
+                .await?;
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED
+            {
                 return Ok(response);
             }
             let location = response
                 .headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| UpstreamError::Redirect(format!("{} redirected without a Location", host_of(&url))))?;
-            url = url
-                .join(location)
-                .map_err(|e| UpstreamError::Redirect(format!("Location {location:?} is not a URL: {e}")))?;
+                .ok_or_else(|| {
+                    UpstreamError::Redirect(format!(
+                        "{} redirected without a Location",
+                        host_of(&url)
+                    ))
+                })?;
+            url = url.join(location).map_err(|e| {
+                UpstreamError::Redirect(format!("Location {location:?} is not a URL: {e}"))
+            })?;
             if url.scheme() != "http" && url.scheme() != "https" {
-                return Err(UpstreamError::Redirect(format!("redirect to unsupported scheme {}", url.scheme())));
+                return Err(UpstreamError::Redirect(format!(
+                    "redirect to unsupported scheme {}",
+                    url.scheme()
+                )));
             }
         }
-        Err(UpstreamError::Redirect(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(UpstreamError::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 
     async fn send_with_retries(
@@ -367,7 +406,10 @@ impl UpstreamClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut builder = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(auth) = authorization {
                 builder = builder.header(AUTHORIZATION, auth);
             }

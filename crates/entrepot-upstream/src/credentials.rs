@@ -38,7 +38,10 @@ pub struct CredentialError(pub String);
 pub trait CredentialSource: Send + Sync {
     /// Current credentials, `None` for anonymous access. With `fresh`, bypass any
     /// cache (the upstream just refused what was cached).
-    async fn credentials(&self, fresh: bool) -> Result<Option<UpstreamCredentials>, CredentialError>;
+    async fn credentials(
+        &self,
+        fresh: bool,
+    ) -> Result<Option<UpstreamCredentials>, CredentialError>;
 }
 
 /// Anonymous access.
@@ -47,7 +50,10 @@ pub struct NoCredentials;
 
 #[async_trait]
 impl CredentialSource for NoCredentials {
-    async fn credentials(&self, _fresh: bool) -> Result<Option<UpstreamCredentials>, CredentialError> {
+    async fn credentials(
+        &self,
+        _fresh: bool,
+    ) -> Result<Option<UpstreamCredentials>, CredentialError> {
         Ok(None)
     }
 }

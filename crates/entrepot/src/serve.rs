@@ -5,9 +5,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use entrepot_api::AppState;
-use entrepot_domain::ProjectId;
-use entrepot_services::{AllowAll, ProjectService, Registry, RepositoryService};
-use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
+use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
+use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
+use entrepot_services::metrics::Metrics;
+use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
+use entrepot_services::{
+    AllowAll, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+};
+use entrepot_storage::{
+    BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
+};
+use entrepot_upstream::{AllowAllHops, UpstreamClient};
 
 use crate::config::Config;
 
@@ -18,23 +26,47 @@ pub const DEFAULT_PROJECT: &str = "default";
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let meta: Arc<dyn MetadataStore> = Arc::new(
+    let sqlite = Arc::new(
         SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
             .await
             .context("cannot open the metadata database")?,
     );
-    let blobs = Arc::new(ObjectBlobStore::local(config.data_dir.join("blobs")).context("cannot open the blob store")?);
+    let meta: Arc<dyn MetadataStore> = sqlite.clone();
+    let cache: Arc<dyn CacheStore> = sqlite.clone();
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        ObjectBlobStore::local(config.data_dir.join("blobs"))
+            .context("cannot open the blob store")?,
+    );
 
     let projects = ProjectService::new(meta.clone());
-    let default_project: ProjectId = DEFAULT_PROJECT.parse()?;
-    projects.ensure(&default_project).await?;
+    let repositories = RepositoryService::new(meta.clone());
+    bootstrap(&projects, &repositories).await?;
 
-    let registry = Arc::new(Registry::new(meta.clone(), blobs));
+    let metrics = Arc::new(Metrics::default());
+    let upstream = Arc::new(UpstreamClient::new(Arc::new(AllowAllHops))?);
+    // The spool lives beside the blobs, so a finished download is committed by a link.
+    let fills = Fills::new(
+        config.data_dir.join("blobs").join("spool"),
+        blobs.clone(),
+        metrics.clone(),
+    )
+    .context("cannot prepare the cache spool directory")?;
+    let remote = Arc::new(RemoteDocker::new(
+        meta.clone(),
+        cache,
+        blobs.clone(),
+        fills,
+        upstream,
+        metrics.clone(),
+        Arc::new(NoSecretReader),
+    ));
+    let registry = Arc::new(Registry::new(meta.clone(), blobs).with_remote(remote));
     let state = AppState {
         registry: registry.clone(),
-        repositories: RepositoryService::new(meta.clone()),
+        repositories,
         projects,
         access: Arc::new(AllowAll),
+        metrics,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
@@ -46,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The first line on stdout is machine-readable: tests and scripts wait for it.
     println!("entrepot listening on http://{addr}");
     println!(
-        "  data directory: {}\n  create a repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  pull: skopeo copy --src-tls-verify=false docker://{addr}/default/images/app:1.0 oci:./copy",
+        "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0",
         config.data_dir.display()
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
@@ -55,6 +87,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("entrepot stopped");
+    Ok(())
+}
+
+/// On first start: the `default` project with a Docker Hub pull-through cache.
+async fn bootstrap(
+    projects: &ProjectService,
+    repositories: &RepositoryService,
+) -> anyhow::Result<()> {
+    let default_project: ProjectId = DEFAULT_PROJECT.parse()?;
+    match projects.create(&default_project).await {
+        Ok(_) => {}
+        Err(ProjectError::AlreadyExists(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let name = RepositoryName::new(default_project, "docker-hub".parse()?);
+    let docker_hub = NewRepository {
+        format: Format::Docker,
+        mode: Mode::RemoteRepository,
+        description: "Pull-through cache of Docker Hub".into(),
+        remote: Some(RemoteConfig {
+            upstream: "DOCKER-HUB".into(),
+            username: None,
+            password_secret_version: None,
+            tag_ttl_secs: DEFAULT_TAG_TTL_SECS,
+            serve_stale: true,
+            allow_insecure_upstream: false,
+        }),
+    };
+    repositories.create(&name, docker_hub).await?;
+    tracing::info!("first start: created project default with remote repository docker-hub");
     Ok(())
 }
 

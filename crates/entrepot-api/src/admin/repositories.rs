@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
+use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryId, RepositoryName};
 use entrepot_services::{NewRepository, Permission, ProjectRecord, RepositoryUpdate, Resource};
 use serde::Deserialize;
@@ -17,10 +18,13 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects", get(list_projects))
         .route("/v1/projects/{project}", get(get_project))
-        .route("/v1/projects/{project}/repositories", get(list).post(create))
+        .route(
+            "/v1/projects/{project}/repositories",
+            get(list).post(create),
+        )
         .route(
             "/v1/projects/{project}/repositories/{repository}",
-            get(describe).patch(update).delete(remove),
+            get(describe).patch(update).delete(remove).post(verb),
         )
 }
 
@@ -33,8 +37,17 @@ fn project_json(p: &ProjectRecord) -> serde_json::Value {
     })
 }
 
-async fn list_projects(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Organization).await?;
+async fn list_projects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Organization,
+    )
+    .await?;
     let projects: Vec<serde_json::Value> = state
         .projects
         .list()
@@ -51,7 +64,13 @@ async fn get_project(
     Path(project): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Project(id.to_string())).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Project(id.to_string()),
+    )
+    .await?;
     let p = state.projects.get(id.as_str()).await?;
     Ok(Json(project_json(&p)))
 }
@@ -62,7 +81,13 @@ async fn list(
     Path(project): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Project(id.to_string())).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Project(id.to_string()),
+    )
+    .await?;
     let repositories = state.repositories.list(&id).await?;
     Ok(Json(serde_json::json!({ "repositories": repositories })))
 }
@@ -75,6 +100,8 @@ struct CreateBody {
     mode: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    remote_repository_config: Option<RemoteConfig>,
 }
 
 async fn create(
@@ -89,8 +116,15 @@ async fn create(
         .get("repositoryId")
         .ok_or_else(|| ApiError::invalid("the repositoryId query parameter is required"))?;
     let repository: RepositoryId = parse_id(repository_id)?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
-    authorize(&state, &headers, Permission::RepositoriesCreate, &Resource::Project(project.to_string())).await?;
+    let Json(body) = body
+        .map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesCreate,
+        &Resource::Project(project.to_string()),
+    )
+    .await?;
     let format: Format = body.format.parse().map_err(ApiError::invalid)?;
     let mode: Mode = body
         .mode
@@ -106,6 +140,7 @@ async fn create(
                 format,
                 mode,
                 description: body.description.unwrap_or_default(),
+                remote: body.remote_repository_config,
             },
         )
         .await?;
@@ -113,7 +148,10 @@ async fn create(
 }
 
 fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, ApiError> {
-    Ok(RepositoryName::new(parse_id(project)?, parse_id(repository)?))
+    Ok(RepositoryName::new(
+        parse_id(project)?,
+        parse_id(repository)?,
+    ))
 }
 
 fn resource(name: &RepositoryName) -> Resource {
@@ -127,10 +165,65 @@ async fn describe(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((project, repository)): Path<(String, String)>,
-) -> Result<Json<entrepot_domain::Repository>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(&state, &headers, Permission::RepositoriesGet, &resource(&name)).await?;
-    Ok(Json(state.repositories.get(&name).await?))
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesGet,
+        &resource(&name),
+    )
+    .await?;
+    let repo = state.repositories.get(&name).await?;
+    let rate_limit = state
+        .registry
+        .remote()
+        .and_then(|r| r.rate_limit(&repo.name));
+    let mut value = serde_json::to_value(&repo)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(rate_limit) = rate_limit {
+        value["upstreamRateLimit"] = serde_json::to_value(rate_limit).unwrap_or_default();
+    }
+    Ok(Json(value))
+}
+
+/// `POST /v1/projects/{p}/repositories/{r}:VERB`.
+async fn verb(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((project, target)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (repository, verb) = target.split_once(':').ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such method on repository {target}"),
+        )
+    })?;
+    let name = repository_name(&project, repository)?;
+    match verb {
+        "testUpstream" => {
+            authorize(
+                &state,
+                &headers,
+                Permission::RepositoriesGet,
+                &resource(&name),
+            )
+            .await?;
+            let repo = state.repositories.get(&name).await?;
+            let remote = state.registry.remote().filter(|_| repo.remote_repository_config.is_some()).ok_or_else(|| {
+                ApiError::invalid(format!("{name} is not a remote repository; only remote repositories have an upstream"))
+            })?;
+            let report = remote
+                .test_upstream(&repo)
+                .await
+                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+            Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+        }
+        other => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("repositories have no method {other:?}; known: testUpstream"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -138,6 +231,16 @@ async fn describe(
 struct UpdateBody {
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    remote_username: Option<String>,
+    #[serde(default)]
+    remote_password_secret_version: Option<String>,
+    #[serde(default)]
+    clear_remote_credentials: bool,
+    #[serde(default)]
+    remote_tag_ttl_secs: Option<u64>,
+    #[serde(default)]
+    serve_stale: Option<bool>,
 }
 
 async fn update(
@@ -147,14 +250,26 @@ async fn update(
     body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<entrepot_domain::Repository>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
-    authorize(&state, &headers, Permission::RepositoriesUpdate, &resource(&name)).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesUpdate,
+        &resource(&name),
+    )
+    .await?;
     let repo = state
         .repositories
         .update(
             &name,
             RepositoryUpdate {
                 description: body.description,
+                remote_username: body.remote_username,
+                remote_password_secret_version: body.remote_password_secret_version,
+                clear_remote_credentials: body.clear_remote_credentials,
+                remote_tag_ttl_secs: body.remote_tag_ttl_secs,
+                serve_stale: body.serve_stale,
             },
         )
         .await?;
@@ -167,7 +282,13 @@ async fn remove(
     Path((project, repository)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(&state, &headers, Permission::RepositoriesDelete, &resource(&name)).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesDelete,
+        &resource(&name),
+    )
+    .await?;
     state.repositories.delete(&name).await?;
     Ok(Json(serde_json::json!({})))
 }

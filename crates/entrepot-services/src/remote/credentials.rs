@@ -36,7 +36,11 @@ pub trait SecretReader: Send + Sync + 'static {
     /// Read `version` (`projects/P/secrets/S/versions/V`) as the service agent of
     /// `project`. The error message names the agent, the secret and the role to
     /// grant when access is denied.
-    async fn read_as_service_agent(&self, project: &str, version: &str) -> Result<SecretPayload, CredentialError>;
+    async fn read_as_service_agent(
+        &self,
+        project: &str,
+        version: &str,
+    ) -> Result<SecretPayload, CredentialError>;
 }
 
 /// Used when no secret manager is wired in: refuses with a clear message.
@@ -44,7 +48,11 @@ pub struct NoSecretReader;
 
 #[async_trait]
 impl SecretReader for NoSecretReader {
-    async fn read_as_service_agent(&self, _project: &str, version: &str) -> Result<SecretPayload, CredentialError> {
+    async fn read_as_service_agent(
+        &self,
+        _project: &str,
+        version: &str,
+    ) -> Result<SecretPayload, CredentialError> {
         Err(CredentialError(format!(
             "cannot read {version}: this server has no secret manager configured"
         )))
@@ -87,8 +95,12 @@ impl RepositoryCredentials {
     }
 
     fn parse(&self, payload: SecretPayload) -> Result<UpstreamCredentials, CredentialError> {
-        let text = String::from_utf8(payload.data)
-            .map_err(|_| CredentialError(format!("{} is not UTF-8 text; store the token as text", payload.version_name)))?;
+        let text = String::from_utf8(payload.data).map_err(|_| {
+            CredentialError(format!(
+                "{} is not UTF-8 text; store the token as text",
+                payload.version_name
+            ))
+        })?;
         let text = text.trim();
         if text.starts_with('{') {
             if let Ok(json) = serde_json::from_str::<JsonCredentials>(text) {
@@ -106,7 +118,10 @@ impl RepositoryCredentials {
             }
         }
         let username = self.username.clone().ok_or_else(|| {
-            CredentialError("the repository has a password secret but no username; pass --remote-username".into())
+            CredentialError(
+                "the repository has a password secret but no username; pass --remote-username"
+                    .into(),
+            )
         })?;
         Ok(UpstreamCredentials {
             username,
@@ -118,7 +133,10 @@ impl RepositoryCredentials {
 
 #[async_trait]
 impl CredentialSource for RepositoryCredentials {
-    async fn credentials(&self, fresh: bool) -> Result<Option<UpstreamCredentials>, CredentialError> {
+    async fn credentials(
+        &self,
+        fresh: bool,
+    ) -> Result<Option<UpstreamCredentials>, CredentialError> {
         let Some(version) = &self.secret_version else {
             return Ok(None);
         };
@@ -130,9 +148,13 @@ impl CredentialSource for RepositoryCredentials {
                 }
             }
         }
-        let payload = self.reader.read_as_service_agent(&self.project, version).await?;
+        let payload = self
+            .reader
+            .read_as_service_agent(&self.project, version)
+            .await?;
         let credentials = self.parse(payload)?;
-        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((credentials.clone(), Instant::now()));
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((credentials.clone(), Instant::now()));
         Ok(Some(credentials))
     }
 }
@@ -146,7 +168,11 @@ mod tests {
 
     #[async_trait]
     impl SecretReader for Fixed {
-        async fn read_as_service_agent(&self, _p: &str, v: &str) -> Result<SecretPayload, CredentialError> {
+        async fn read_as_service_agent(
+            &self,
+            _p: &str,
+            v: &str,
+        ) -> Result<SecretPayload, CredentialError> {
             Ok(SecretPayload {
                 version_name: v.replace("latest", "3"),
                 data: self.0.as_bytes().to_vec(),
@@ -157,12 +183,22 @@ mod tests {
     #[tokio::test]
     async fn plain_and_json_payloads() {
         let v = Some("projects/p/secrets/s/versions/latest".to_owned());
-        let plain = RepositoryCredentials::new("p", Some("alice".into()), v.clone(), Arc::new(Fixed("tok\n")));
+        let plain = RepositoryCredentials::new(
+            "p",
+            Some("alice".into()),
+            v.clone(),
+            Arc::new(Fixed("tok\n")),
+        );
         let c = plain.credentials(false).await.unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "tok"));
         assert_eq!(c.version, "projects/p/secrets/s/versions/3");
 
-        let json = RepositoryCredentials::new("p", None, v.clone(), Arc::new(Fixed(r#"{"username":"bob","accessToken":"t2"}"#)));
+        let json = RepositoryCredentials::new(
+            "p",
+            None,
+            v.clone(),
+            Arc::new(Fixed(r#"{"username":"bob","accessToken":"t2"}"#)),
+        );
         let c = json.credentials(false).await.unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "t2"));
 

@@ -67,8 +67,12 @@ struct Target {
 
 impl Target {
     fn url(&self, path: &str) -> Result<Url, RegistryError> {
-        Url::parse(&format!("{}/v2/{}", self.upstream.base_url, path))
-            .map_err(|e| RegistryError::Upstream { status: 502, message: format!("bad upstream URL: {e}") })
+        Url::parse(&format!("{}/v2/{}", self.upstream.base_url, path)).map_err(|e| {
+            RegistryError::Upstream {
+                status: 502,
+                message: format!("bad upstream URL: {e}"),
+            }
+        })
     }
 }
 
@@ -117,13 +121,21 @@ fn fill_error(e: FillError, what: &str) -> RegistryError {
             status: 429,
             message,
             retry_after,
-        } => RegistryError::TooManyRequests { message, retry_after },
-        FillError::Upstream { status, message, .. } => RegistryError::Upstream { status, message },
+        } => RegistryError::TooManyRequests {
+            message,
+            retry_after,
+        },
+        FillError::Upstream {
+            status, message, ..
+        } => RegistryError::Upstream { status, message },
         e @ FillError::DigestMismatch { .. } => RegistryError::Upstream {
             status: 502,
             message: e.to_string(),
         },
-        FillError::Storage(m) => RegistryError::Upstream { status: 500, message: m },
+        FillError::Storage(m) => RegistryError::Upstream {
+            status: 500,
+            message: m,
+        },
     }
 }
 
@@ -155,7 +167,9 @@ fn status_error(response: &UpstreamResponse, what: &str) -> RegistryError {
 fn stale_allowed(e: &RegistryError) -> bool {
     matches!(
         e,
-        RegistryError::Upstream { .. } | RegistryError::TooManyRequests { .. } | RegistryError::UpstreamNotFound(_)
+        RegistryError::Upstream { .. }
+            | RegistryError::TooManyRequests { .. }
+            | RegistryError::UpstreamNotFound(_)
     )
 }
 
@@ -188,8 +202,13 @@ impl RemoteDocker {
         let config = repo.remote_repository_config.clone().ok_or_else(|| {
             RegistryError::Unsupported(format!("{} has no upstream configured", repo.name))
         })?;
-        let upstream = docker_upstream(&config.upstream, config.allow_insecure_upstream)
-            .map_err(|e| RegistryError::Upstream { status: 502, message: e.to_string() })?;
+        let upstream =
+            docker_upstream(&config.upstream, config.allow_insecure_upstream).map_err(|e| {
+                RegistryError::Upstream {
+                    status: 502,
+                    message: e.to_string(),
+                }
+            })?;
         let project = repo.name.split('/').nth(1).unwrap_or_default().to_owned();
         let key = CredentialKey {
             repository: repo.name.clone(),
@@ -226,17 +245,25 @@ impl RemoteDocker {
     }
 
     fn record_rate_limit(&self, repository: &str, headers: &HeaderMap) {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let (limit, remaining) = (get("ratelimit-limit"), get("ratelimit-remaining"));
         if limit.is_some() || remaining.is_some() {
-            self.rate_limits.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                repository.to_owned(),
-                RateLimit {
-                    limit,
-                    remaining,
-                    observed_at: now_rfc3339(),
-                },
-            );
+            self.rate_limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    repository.to_owned(),
+                    RateLimit {
+                        limit,
+                        remaining,
+                        observed_at: now_rfc3339(),
+                    },
+                );
         }
     }
 
@@ -249,7 +276,11 @@ impl RemoteDocker {
             .cloned()
     }
 
-    async fn send(&self, target: &Target, request: UpstreamRequest) -> Result<UpstreamResponse, RegistryError> {
+    async fn send(
+        &self,
+        target: &Target,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse, RegistryError> {
         self.metrics.upstream_request();
         let response = self
             .client
@@ -260,10 +291,20 @@ impl RemoteDocker {
         Ok(response)
     }
 
-    fn manifest_request(&self, target: &Target, path: &ImagePath, reference: &str, head: bool) -> Result<UpstreamRequest, RegistryError> {
+    fn manifest_request(
+        &self,
+        target: &Target,
+        path: &ImagePath,
+        reference: &str,
+        head: bool,
+    ) -> Result<UpstreamRequest, RegistryError> {
         let name = target.upstream.image_name(path.image.as_str());
         let url = target.url(&format!("{name}/manifests/{reference}"))?;
-        let request = if head { UpstreamRequest::head(url) } else { UpstreamRequest::get(url) };
+        let request = if head {
+            UpstreamRequest::head(url)
+        } else {
+            UpstreamRequest::get(url)
+        };
         Ok(request
             .scope(format!("repository:{name}:pull"))
             .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", ")))
@@ -277,7 +318,12 @@ impl RemoteDocker {
         reference: &Reference,
     ) -> Result<ServedManifest, RegistryError> {
         let what = format!("manifest {}:{reference}", path.image);
-        let response = self.send(target, self.manifest_request(target, path, &reference.to_string(), false)?).await?;
+        let response = self
+            .send(
+                target,
+                self.manifest_request(target, path, &reference.to_string(), false)?,
+            )
+            .await?;
         if response.status() != StatusCode::OK {
             return Err(status_error(&response, &what));
         }
@@ -291,13 +337,22 @@ impl RemoteDocker {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
-        if response.content_length().is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
-            return Err(RegistryError::Upstream { status: 502, message: format!("{what} from the upstream is larger than 4 MiB") });
+        if response
+            .content_length()
+            .is_some_and(|l| l > MAX_MANIFEST_BYTES as u64)
+        {
+            return Err(RegistryError::Upstream {
+                status: 502,
+                message: format!("{what} from the upstream is larger than 4 MiB"),
+            });
         }
         let content = response
             .bytes()
             .await
-            .map_err(|e| RegistryError::Upstream { status: 502, message: format!("reading {what} from the upstream failed: {e}") })?
+            .map_err(|e| RegistryError::Upstream {
+                status: 502,
+                message: format!("reading {what} from the upstream failed: {e}"),
+            })?
             .to_vec();
         self.metrics.upstream_bytes(content.len() as u64);
         let digest = Digest::of(&content);
@@ -312,23 +367,30 @@ impl RemoteDocker {
                 message: format!("the upstream sent {what} hashing to {digest}, not {expected}; nothing was cached"),
             });
         }
-        let manifest = Manifest::parse(content_type.as_deref(), &content).map_err(|e| RegistryError::Upstream {
-            status: 502,
-            message: format!("the upstream sent an invalid {what}: {e}"),
+        let manifest = Manifest::parse(content_type.as_deref(), &content).map_err(|e| {
+            RegistryError::Upstream {
+                status: 502,
+                message: format!("the upstream sent an invalid {what}: {e}"),
+            }
         })?;
         let record = ManifestRecord {
             digest: digest.clone(),
             media_type: manifest.media_type.clone(),
             artifact_type: manifest.artifact_type.clone(),
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
-            annotations: manifest.annotations.as_ref().map(|a| serde_json::Value::Object(a.clone()).to_string()),
+            annotations: manifest
+                .annotations
+                .as_ref()
+                .map(|a| serde_json::Value::Object(a.clone()).to_string()),
             content: content.clone(),
         };
         let tag = match reference {
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        self.meta.put_manifest(&image_ref(path), &record, tag).await?;
+        self.meta
+            .put_manifest(&image_ref(path), &record, tag)
+            .await?;
         Ok(ServedManifest {
             digest,
             media_type: manifest.media_type,
@@ -346,7 +408,10 @@ impl RemoteDocker {
     ) -> Result<ServedManifest, RegistryError> {
         let target = self.target(repo)?;
         let image = image_ref(path);
-        let _guard = self.key_lock(format!("{path}:{reference}")).lock_owned().await;
+        let _guard = self
+            .key_lock(format!("{path}:{reference}"))
+            .lock_owned()
+            .await;
         match reference {
             Reference::Digest(d) => {
                 if let Some(m) = self.meta.manifest_by_digest(&image, d).await? {
@@ -354,24 +419,37 @@ impl RemoteDocker {
                     return Ok(served(m, false));
                 }
                 self.metrics.miss(ContentKind::Manifest);
-                self.fetch_manifest(&target, path, reference).await.map_err(|e| not_found_as_manifest(e, path, reference))
+                self.fetch_manifest(&target, path, reference)
+                    .await
+                    .map_err(|e| not_found_as_manifest(e, path, reference))
             }
             Reference::Tag(tag) => {
                 let cached = self.meta.manifest_by_tag(&image, tag.as_str()).await?;
                 let now = now_unix();
                 if let Some(m) = &cached {
-                    let checked = self.cache.tag_checked_at(&image, tag.as_str()).await?.unwrap_or(0);
+                    let checked = self
+                        .cache
+                        .tag_checked_at(&image, tag.as_str())
+                        .await?
+                        .unwrap_or(0);
                     if now - checked < target.config.tag_ttl_secs as i64 {
                         self.metrics.hit(ContentKind::Tag);
                         return Ok(served(m.clone(), false));
                     }
                 }
-                match self.revalidate(&target, path, reference, cached.as_ref()).await {
+                match self
+                    .revalidate(&target, path, reference, cached.as_ref())
+                    .await
+                {
                     Ok(m) => {
-                        self.cache.mark_tag_checked(&image, tag.as_str(), now).await?;
+                        self.cache
+                            .mark_tag_checked(&image, tag.as_str(), now)
+                            .await?;
                         Ok(m)
                     }
-                    Err(e) if stale_allowed(&e) && target.config.serve_stale && cached.is_some() => {
+                    Err(e)
+                        if stale_allowed(&e) && target.config.serve_stale && cached.is_some() =>
+                    {
                         tracing::warn!(image = %path, %tag, error = %e, "upstream failed; serving the cached tag");
                         self.metrics.stale_serve();
                         Ok(served(cached.unwrap_or_else(|| unreachable!()), true))
@@ -392,9 +470,17 @@ impl RemoteDocker {
         cached: Option<&ManifestRecord>,
     ) -> Result<ServedManifest, RegistryError> {
         if let Some(cached) = cached {
-            let response = self.send(target, self.manifest_request(target, path, &reference.to_string(), true)?).await?;
+            let response = self
+                .send(
+                    target,
+                    self.manifest_request(target, path, &reference.to_string(), true)?,
+                )
+                .await?;
             if response.status() != StatusCode::OK {
-                return Err(status_error(&response, &format!("manifest {}:{reference}", path.image)));
+                return Err(status_error(
+                    &response,
+                    &format!("manifest {}:{reference}", path.image),
+                ));
             }
             let current = response
                 .headers()
@@ -410,15 +496,40 @@ impl RemoteDocker {
         self.fetch_manifest(target, path, reference).await
     }
 
-    fn blob_request(target: &Target, path: &ImagePath, digest: &Digest, head: bool) -> Result<UpstreamRequest, RegistryError> {
+    fn blob_request(
+        target: &Target,
+        path: &ImagePath,
+        digest: &Digest,
+        head: bool,
+    ) -> Result<UpstreamRequest, RegistryError> {
         let name = target.upstream.image_name(path.image.as_str());
         let url = target.url(&format!("{name}/blobs/{digest}"))?;
-        let request = if head { UpstreamRequest::head(url) } else { UpstreamRequest::get(url) };
+        let request = if head {
+            UpstreamRequest::head(url)
+        } else {
+            UpstreamRequest::get(url)
+        };
         Ok(request.scope(format!("repository:{name}:pull")))
     }
 
     /// Size of a blob, starting its fill if it is not cached.
-    pub async fn stat_blob(&self, repo: &Repository, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
+    pub async fn stat_blob(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<u64, RegistryError> {
+        self.stat_blob_inner(repo, path, digest)
+            .await
+            .map_err(|e| blob_not_found(e, digest))
+    }
+
+    async fn stat_blob_inner(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<u64, RegistryError> {
         let image = image_ref(path);
         if let Some(size) = self.meta.linked_blob_size(&image, digest).await? {
             self.metrics.hit(ContentKind::Blob);
@@ -427,12 +538,27 @@ impl RemoteDocker {
         let target = self.target(repo)?;
         match self.cached_or_fill(&target, path, digest).await? {
             Cached::Committed(size) => Ok(size),
-            Cached::Filling(fill) => fill.size().await.map_err(|e| fill_error(e, &format!("blob {digest}"))),
+            Cached::Filling(fill) => fill
+                .size()
+                .await
+                .map_err(|e| fill_error(e, &format!("blob {digest}"))),
         }
     }
 
     /// Stream a blob (or a range), from the cache or from the fill under way.
     pub async fn open_blob(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ServedBlob, RegistryError> {
+        self.open_blob_inner(repo, path, digest, range)
+            .await
+            .map_err(|e| blob_not_found(e, digest))
+    }
+
+    async fn open_blob_inner(
         &self,
         repo: &Repository,
         path: &ImagePath,
@@ -459,17 +585,29 @@ impl RemoteDocker {
         }
     }
 
-    async fn read_committed(&self, digest: &Digest, size: u64, range: Option<ByteRange>) -> Result<ServedBlob, RegistryError> {
+    async fn read_committed(
+        &self,
+        digest: &Digest,
+        size: u64,
+        range: Option<ByteRange>,
+    ) -> Result<ServedBlob, RegistryError> {
         let body = self.blobs.read(digest, range).await?;
         Ok(ServedBlob { size, range, body })
     }
 
     /// A blob committed under another image needs the upstream to confirm this
     /// image may see it; otherwise join or start a fill.
-    async fn cached_or_fill(&self, target: &Target, path: &ImagePath, digest: &Digest) -> Result<Cached, RegistryError> {
+    async fn cached_or_fill(
+        &self,
+        target: &Target,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<Cached, RegistryError> {
         let image = image_ref(path);
         if let Some(size) = self.blobs.stat(digest).await? {
-            let response = self.send(target, Self::blob_request(target, path, digest, true)?).await?;
+            let response = self
+                .send(target, Self::blob_request(target, path, digest, true)?)
+                .await?;
             if response.status() != StatusCode::OK {
                 return Err(status_error(&response, &format!("blob {digest}")));
             }
@@ -489,20 +627,35 @@ impl RemoteDocker {
                     .send(&request, credentials.as_ref())
                     .await
                     .map_err(|e| FillError::Upstream {
-                        status: if matches!(e, UpstreamError::Unreachable { .. }) { 503 } else { 403 },
+                        status: if matches!(e, UpstreamError::Unreachable { .. }) {
+                            503
+                        } else {
+                            403
+                        },
                         message: e.to_string(),
                         retry_after: None,
                     })?;
                 match response.status() {
                     StatusCode::OK => Ok(UpstreamBody {
                         length: response.content_length(),
-                        body: response.bytes_stream().map_err(std::io::Error::other).boxed(),
+                        body: response
+                            .bytes_stream()
+                            .map_err(std::io::Error::other)
+                            .boxed(),
                     }),
-                    StatusCode::NOT_FOUND => Err(FillError::NotFound(format!("{what} is not in the upstream"))),
+                    StatusCode::NOT_FOUND => Err(FillError::NotFound(format!(
+                        "{what} is not in the upstream"
+                    ))),
                     StatusCode::TOO_MANY_REQUESTS => Err(FillError::Upstream {
                         status: 429,
-                        message: format!("the upstream rate-limits entrepot (HTTP 429) for {what}; retry later"),
-                        retry_after: response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned),
+                        message: format!(
+                            "the upstream rate-limits entrepot (HTTP 429) for {what}; retry later"
+                        ),
+                        retry_after: response
+                            .headers()
+                            .get(RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
                     }),
                     s => Err(FillError::Upstream {
                         status: if s.is_server_error() { 503 } else { 502 },
@@ -618,9 +771,22 @@ fn served(m: ManifestRecord, stale: bool) -> ServedManifest {
     }
 }
 
-fn not_found_as_manifest(e: RegistryError, path: &ImagePath, reference: &Reference) -> RegistryError {
+fn not_found_as_manifest(
+    e: RegistryError,
+    path: &ImagePath,
+    reference: &Reference,
+) -> RegistryError {
     match e {
-        RegistryError::UpstreamNotFound(_) => RegistryError::ManifestUnknown(format!("{path}:{reference} (not in the upstream either)")),
+        RegistryError::UpstreamNotFound(_) => RegistryError::ManifestUnknown(format!(
+            "{path}:{reference} (not in the upstream either)"
+        )),
+        e => e,
+    }
+}
+
+fn blob_not_found(e: RegistryError, digest: &Digest) -> RegistryError {
+    match e {
+        RegistryError::UpstreamNotFound(_) => RegistryError::BlobUnknown(digest.clone()),
         e => e,
     }
 }

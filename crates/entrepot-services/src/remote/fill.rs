@@ -43,7 +43,9 @@ pub enum FillError {
         retry_after: Option<String>,
     },
     /// The upstream sent bytes that do not match the digest.
-    #[error("the upstream sent content for {expected} that hashes to {actual}; nothing was cached")]
+    #[error(
+        "the upstream sent content for {expected} that hashes to {actual}; nothing was cached"
+    )]
     DigestMismatch {
         /// Digest asked for.
         expected: Digest,
@@ -106,7 +108,11 @@ pub enum Cached {
 impl Fills {
     /// Fills that spool into `spool` (created if missing; ideally on the same
     /// filesystem as the blob store, so committing is a link, not a copy).
-    pub fn new(spool: PathBuf, blobs: Arc<dyn BlobStore>, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub fn new(
+        spool: PathBuf,
+        blobs: Arc<dyn BlobStore>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&spool)?;
         // Spool files of a previous process were never committed: nothing to keep.
         for entry in std::fs::read_dir(&spool)?.flatten() {
@@ -203,7 +209,11 @@ impl FillJob {
         ok
     }
 
-    async fn download(&self, open: OpenUpstream, writer: &mut tokio::fs::File) -> Result<(), FillError> {
+    async fn download(
+        &self,
+        open: OpenUpstream,
+        writer: &mut tokio::fs::File,
+    ) -> Result<(), FillError> {
         let storage = |e: std::io::Error| FillError::Storage(e.to_string());
         let UpstreamBody { length, mut body } = open.await?;
         self.tx.send_modify(|p| {
@@ -263,7 +273,9 @@ impl Fill {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(FillError::Storage("the cache fill stopped unexpectedly".into()));
+                return Err(FillError::Storage(
+                    "the cache fill stopped unexpectedly".into(),
+                ));
             }
         }
     }
@@ -283,7 +295,9 @@ impl Fill {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(FillError::Storage("the cache fill stopped unexpectedly".into()));
+                return Err(FillError::Storage(
+                    "the cache fill stopped unexpectedly".into(),
+                ));
             }
         }
     }
@@ -332,7 +346,10 @@ impl Fill {
                     return match read {
                         Ok(buf) if buf.is_empty() => {
                             s.done = true;
-                            Some((Err(std::io::Error::other("cache spool file ended early")), s))
+                            Some((
+                                Err(std::io::Error::other("cache spool file ended early")),
+                                s,
+                            ))
                         }
                         Ok(buf) => {
                             s.offset += buf.len() as u64;
@@ -356,7 +373,10 @@ impl Fill {
                     None => {
                         if s.rx.changed().await.is_err() {
                             s.done = true;
-                            return Some((Err(std::io::Error::other("the cache fill stopped unexpectedly")), s));
+                            return Some((
+                                Err(std::io::Error::other("the cache fill stopped unexpectedly")),
+                                s,
+                            ));
                         }
                     }
                 }

@@ -11,4 +11,4 @@ pub mod fill;
 
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
 pub use docker::{RateLimit, RemoteDocker, UpstreamReport};
-pub use fill::{Fills, FillError};
+pub use fill::{FillError, Fills};

@@ -22,6 +22,33 @@ pub enum RepositoriesCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// Upstream of a remote Docker repository: DOCKER-HUB, GHCR, QUAY or a URL.
+        #[arg(long)]
+        remote_docker_repo: Option<String>,
+        /// Allow plain http to an upstream that is not on loopback.
+        #[arg(long)]
+        allow_insecure_upstream: bool,
+        /// Username for the upstream.
+        #[arg(long)]
+        remote_username: Option<String>,
+        /// Secret version with the upstream password or token
+        /// (projects/P/secrets/S/versions/V).
+        #[arg(long)]
+        remote_password_secret_version: Option<String>,
+        /// How long a cached tag is trusted without asking the upstream (e.g. 300s, 5m, 1h).
+        #[arg(long, value_parser = parse_duration)]
+        remote_tag_ttl: Option<u64>,
+        /// Serve cached tags when the upstream fails (default true).
+        #[arg(long)]
+        serve_stale: Option<bool>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Check a remote repository's upstream: reachability, credentials, rate limits.
+    TestUpstream {
+        /// Repository id.
+        name: String,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -47,6 +74,22 @@ pub enum RepositoriesCommand {
         /// New description.
         #[arg(long)]
         description: Option<String>,
+        /// Username for the upstream.
+        #[arg(long)]
+        remote_username: Option<String>,
+        /// Secret version with the upstream password or token
+        /// (projects/P/secrets/S/versions/V; V may be `latest`).
+        #[arg(long)]
+        remote_password_secret_version: Option<String>,
+        /// Remove the upstream username and password secret.
+        #[arg(long)]
+        clear_remote_credentials: bool,
+        /// How long a cached tag is trusted without asking the upstream (e.g. 300s, 5m, 1h).
+        #[arg(long, value_parser = parse_duration)]
+        remote_tag_ttl: Option<u64>,
+        /// Serve cached tags when the upstream fails.
+        #[arg(long)]
+        serve_stale: Option<bool>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -69,9 +112,31 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             format,
             mode,
             description,
+            remote_docker_repo,
+            allow_insecure_upstream,
+            remote_username,
+            remote_password_secret_version,
+            remote_tag_ttl,
+            serve_stale,
             project,
         } => {
-            let body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
+            let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
+            if let Some(upstream) = remote_docker_repo {
+                let mut remote = json!({ "upstream": upstream, "allowInsecureUpstream": allow_insecure_upstream });
+                if let Some(u) = remote_username {
+                    remote["username"] = u.into();
+                }
+                if let Some(v) = remote_password_secret_version {
+                    remote["passwordSecretVersion"] = v.into();
+                }
+                if let Some(ttl) = remote_tag_ttl {
+                    remote["tagTtlSecs"] = ttl.into();
+                }
+                if let Some(stale) = serve_stale {
+                    remote["serveStale"] = stale.into();
+                }
+                body["remoteRepositoryConfig"] = remote;
+            }
             let repo = client
                 .call(
                     Method::POST,
@@ -83,10 +148,24 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             print_json(&repo);
         }
         RepositoriesCommand::List { project } => {
-            let list = client.call(Method::GET, &format!("projects/{project}/repositories"), None).await?;
-            println!("{:<30} {:<8} {:<20} DESCRIPTION", "REPOSITORY", "FORMAT", "MODE");
+            let list = client
+                .call(
+                    Method::GET,
+                    &format!("projects/{project}/repositories"),
+                    None,
+                )
+                .await?;
+            println!(
+                "{:<30} {:<8} {:<20} DESCRIPTION",
+                "REPOSITORY", "FORMAT", "MODE"
+            );
             for repo in list["repositories"].as_array().into_iter().flatten() {
-                let id = repo["name"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("");
+                let id = repo["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
                 println!(
                     "{:<30} {:<8} {:<20} {}",
                     id,
@@ -98,28 +177,118 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
         }
         RepositoriesCommand::Describe { name, project } => {
             let repo = client
-                .call(Method::GET, &format!("projects/{project}/repositories/{name}"), None)
+                .call(
+                    Method::GET,
+                    &format!("projects/{project}/repositories/{name}"),
+                    None,
+                )
                 .await?;
             print_json(&repo);
         }
         RepositoriesCommand::Update {
             name,
             description,
+            remote_username,
+            remote_password_secret_version,
+            clear_remote_credentials,
+            remote_tag_ttl,
+            serve_stale,
             project,
         } => {
-            let body = json!({ "description": description });
+            let body = json!({
+                "description": description,
+                "remoteUsername": remote_username,
+                "remotePasswordSecretVersion": remote_password_secret_version,
+                "clearRemoteCredentials": clear_remote_credentials,
+                "remoteTagTtlSecs": remote_tag_ttl,
+                "serveStale": serve_stale,
+            });
             let repo = client
-                .call(Method::PATCH, &format!("projects/{project}/repositories/{name}"), Some(&body))
+                .call(
+                    Method::PATCH,
+                    &format!("projects/{project}/repositories/{name}"),
+                    Some(&body),
+                )
                 .await?;
             eprintln!("Updated repository [{name}].");
             print_json(&repo);
         }
+        RepositoriesCommand::TestUpstream { name, project } => {
+            let report = client
+                .call(
+                    Method::POST,
+                    &format!("projects/{project}/repositories/{name}:testUpstream"),
+                    None,
+                )
+                .await?;
+            println!(
+                "upstream:      {}",
+                report["upstream"].as_str().unwrap_or("")
+            );
+            println!("reachable:     {}", report["reachable"]);
+            println!("authenticated: {}", report["authenticated"]);
+            println!(
+                "message:       {}",
+                report["message"].as_str().unwrap_or("")
+            );
+            if let Some(rl) = report.get("rateLimit").filter(|v| !v.is_null()) {
+                println!(
+                    "rate limit:    {} (remaining {})",
+                    rl["limit"].as_str().unwrap_or("-"),
+                    rl["remaining"].as_str().unwrap_or("-")
+                );
+            }
+            if report["authenticated"] != serde_json::Value::Bool(true) {
+                return Err(ClientError::Api {
+                    status: reqwest::StatusCode::BAD_GATEWAY,
+                    message: "the upstream check failed".into(),
+                });
+            }
+        }
         RepositoriesCommand::Delete { name, project } => {
             client
-                .call(Method::DELETE, &format!("projects/{project}/repositories/{name}"), None)
+                .call(
+                    Method::DELETE,
+                    &format!("projects/{project}/repositories/{name}"),
+                    None,
+                )
                 .await?;
             eprintln!("Deleted repository [{name}].");
         }
     }
     Ok(())
+}
+
+/// Parse `300`, `300s`, `5m`, `1h` or `2d` into seconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 300s, 5m or 1h"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?} has an unknown unit; use s, m, h or d")),
+    };
+    Ok(n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300"), Ok(300));
+        assert_eq!(parse_duration("5m"), Ok(300));
+        assert_eq!(parse_duration("2h"), Ok(7200));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 }
