@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::ProjectId;
 use entrepot_services::{AllowAll, ProjectService, Registry, RepositoryService};
-use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
+use entrepot_storage::{BlobStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore};
 
 use crate::config::Config;
 
@@ -23,7 +23,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("cannot open the metadata database")?,
     );
-    let blobs = Arc::new(ObjectBlobStore::local(config.data_dir.join("blobs")).context("cannot open the blob store")?);
+    let blobs = Arc::new(
+        ObjectBlobStore::local(config.data_dir.join("blobs"))
+            .context("cannot open the blob store")?,
+    );
+    // Nothing is being committed yet: whatever is in staging was cut short by a crash.
+    match blobs.remove_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            objects = n,
+            "removed staging objects left by an interrupted commit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
+    }
 
     let projects = ProjectService::new(meta.clone());
     let default_project: ProjectId = DEFAULT_PROJECT.parse()?;
