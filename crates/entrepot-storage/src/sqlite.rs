@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Digest, Repository};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 use crate::metadata::*;
@@ -75,7 +77,10 @@ impl SqliteMetadataStore {
     }
 }
 
-fn repository_from_row(project: &str, row: &sqlx::sqlite::SqliteRow) -> Result<Repository, StoreError> {
+fn repository_from_row(
+    project: &str,
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Repository, StoreError> {
     let id: String = row.try_get("id")?;
     let format: String = row.try_get("format")?;
     let mode: String = row.try_get("mode")?;
@@ -164,9 +169,10 @@ impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError> {
         let create_time = now_rfc3339();
         // Project numbers look like the managed registries' ones: 12 digits.
-        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
-            .fetch_one(&self.pool)
-            .await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
+                .fetch_one(&self.pool)
+                .await?;
         match sqlx::query("INSERT INTO projects (id, number, create_time) VALUES (?, ?, ?)")
             .bind(id)
             .bind(number)
@@ -214,7 +220,12 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn create_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<(), StoreError> {
+    async fn create_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO repositories (project, id, format, mode, description, remote_config, create_time, update_time)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -236,7 +247,11 @@ impl MetadataStore for SqliteMetadataStore {
         }
     }
 
-    async fn get_repository(&self, project: &str, id: &str) -> Result<Option<Repository>, StoreError> {
+    async fn get_repository(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<Repository>, StoreError> {
         let row = sqlx::query("SELECT * FROM repositories WHERE project = ? AND id = ?")
             .bind(project)
             .bind(id)
@@ -250,10 +265,17 @@ impl MetadataStore for SqliteMetadataStore {
             .bind(project)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| repository_from_row(project, r)).collect()
+        rows.iter()
+            .map(|r| repository_from_row(project, r))
+            .collect()
     }
 
-    async fn update_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<bool, StoreError> {
+    async fn update_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE repositories SET description = ?, remote_config = ?, update_time = ? WHERE project = ? AND id = ?",
         )
@@ -270,11 +292,13 @@ impl MetadataStore for SqliteMetadataStore {
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["tags", "manifests", "blob_links", "uploads"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE project = ? AND repository = ?"))
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE project = ? AND repository = ?"
+            ))
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         let done = sqlx::query("DELETE FROM repositories WHERE project = ? AND id = ?")
             .bind(project)
@@ -285,7 +309,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn link_blob(&self, image: &ImageRef, digest: &Digest, size: u64) -> Result<(), StoreError> {
+    async fn link_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
@@ -304,7 +333,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 
-    async fn linked_blob_size(&self, image: &ImageRef, digest: &Digest) -> Result<Option<u64>, StoreError> {
+    async fn linked_blob_size(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest
              WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest = ?",
@@ -339,7 +372,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn put_manifest(&self, image: &ImageRef, manifest: &ManifestRecord, tag: Option<&str>) -> Result<(), StoreError> {
+    async fn put_manifest(
+        &self,
+        image: &ImageRef,
+        manifest: &ManifestRecord,
+        tag: Option<&str>,
+    ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -377,7 +415,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 
-    async fn manifest_by_digest(&self, image: &ImageRef, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+    async fn manifest_by_digest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT digest, media_type, artifact_type, subject, annotations, content FROM manifests
              WHERE project = ? AND repository = ? AND image = ? AND digest = ?",
@@ -391,7 +433,11 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_from_row).transpose()
     }
 
-    async fn manifest_by_tag(&self, image: &ImageRef, tag: &str) -> Result<Option<ManifestRecord>, StoreError> {
+    async fn manifest_by_tag(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.content
              FROM tags t JOIN manifests m
@@ -407,23 +453,33 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_from_row).transpose()
     }
 
-    async fn existing_manifests(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    async fn existing_manifests(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
         existing(&self.pool, "manifests", image, digests).await
     }
 
-    async fn existing_blob_links(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    async fn existing_blob_links(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
         existing(&self.pool, "blob_links", image, digests).await
     }
 
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND digest = ?")
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND digest = ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(digest.to_string())
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM manifests WHERE project = ? AND repository = ? AND image = ? AND digest = ?")
             .bind(&image.project)
             .bind(&image.repository)
@@ -436,17 +492,24 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn delete_tag(&self, image: &ImageRef, tag: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag = ?")
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(tag)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag = ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(tag)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn list_tags(&self, image: &ImageRef, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn list_tags(
+        &self,
+        image: &ImageRef,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
         let tags = sqlx::query_scalar(
             "SELECT tag FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag > ?
              ORDER BY tag LIMIT ?",
@@ -473,7 +536,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(found.is_some())
     }
 
-    async fn list_referrers(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<ReferrerRecord>, StoreError> {
+    async fn list_referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<ReferrerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT digest, media_type, artifact_type, annotations, length(content) AS size FROM manifests
              WHERE project = ? AND repository = ? AND image = ? AND subject = ? ORDER BY digest",
@@ -497,7 +564,11 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<Vec<CatalogEntry>, StoreError> {
+    async fn catalog(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
         let paths: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT project || '/' || repository || '/' || image AS path FROM manifests
              WHERE path > ? ORDER BY path LIMIT ?",
@@ -506,7 +577,10 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(paths.into_iter().map(|path| CatalogEntry { path }).collect())
+        Ok(paths
+            .into_iter()
+            .map(|path| CatalogEntry { path })
+            .collect())
     }
 
     async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
@@ -535,7 +609,13 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(upload_from_row).transpose()
     }
 
-    async fn advance_upload(&self, id: &str, expected_parts: u32, size: u64, now: i64) -> Result<bool, StoreError> {
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected_parts: u32,
+        size: u64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE uploads SET parts = parts + 1, size = ?, update_time = ? WHERE id = ? AND parts = ?",
         )
