@@ -108,6 +108,11 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
         file: &std::path::Path,
     ) -> Result<(), BlobError>;
+
+    /// Remove what commits interrupted by a crash left in the staging area.
+    /// Call it at start-up, before serving: staging objects are never visible,
+    /// and no commit can be in flight then. Returns how many were removed.
+    async fn remove_staging(&self) -> Result<usize, BlobError>;
 }
 
 /// A [`BlobStore`] on any `object_store` backend; on the local filesystem it also
@@ -357,6 +362,14 @@ impl BlobStore for ObjectBlobStore {
 
     async fn discard_upload(&self, upload: &str) -> Result<(), BlobError> {
         let prefix = Path::from(format!("uploads/{upload}"));
+        if let Some(dir) = self.local_file(&prefix) {
+            // The whole directory, with half-written part files a listing skips.
+            return match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
         let paths: Vec<_> = self
             .store
             .list(Some(&prefix))
@@ -435,6 +448,40 @@ impl BlobStore for ObjectBlobStore {
         tokio::fs::remove_file(file).await?;
         Ok(())
     }
+
+    async fn remove_staging(&self) -> Result<usize, BlobError> {
+        let prefix = Path::from("staging");
+        if let Some(dir) = self.local_file(&prefix) {
+            // Read the directory itself: a listing through object_store skips the
+            // half-written files (`name#N`) that a crash mid-write leaves.
+            let mut removed = 0;
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let path = entry.path();
+                if entry.file_type().await?.is_dir() {
+                    tokio::fs::remove_dir_all(&path).await?;
+                } else {
+                    tokio::fs::remove_file(&path).await?;
+                }
+                removed += 1;
+            }
+            return Ok(removed);
+        }
+        let paths: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for path in &paths {
+            self.delete_quietly(path).await;
+        }
+        Ok(paths.len())
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +540,21 @@ mod tests {
         assert!(matches!(err, BlobError::DigestMismatch { .. }));
         assert_eq!(store.stat(&wrong).await.unwrap(), None);
         assert_eq!(store.stat(&Digest::of(b"data")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn remove_staging_clears_what_a_crash_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+        std::fs::write(dir.path().join("staging/a"), b"x").unwrap();
+        std::fs::write(dir.path().join("staging/b#1"), b"y").unwrap();
+        assert_eq!(store.remove_staging().await.unwrap(), 2);
+        assert_eq!(store.remove_staging().await.unwrap(), 0);
+        let d = Digest::of(b"kept");
+        store.put_blob(&d, body(&[b"kept"]), None).await.unwrap();
+        assert_eq!(store.remove_staging().await.unwrap(), 0);
+        assert_eq!(store.stat(&d).await.unwrap(), Some(4));
     }
 
     #[tokio::test]

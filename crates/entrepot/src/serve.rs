@@ -37,6 +37,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ObjectBlobStore::local(config.data_dir.join("blobs"))
             .context("cannot open the blob store")?,
     );
+    // Nothing is being committed yet: whatever is in staging was cut short by a crash.
+    match blobs.remove_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            objects = n,
+            "removed staging objects left by an interrupted commit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
+    }
 
     let projects = ProjectService::new(meta.clone());
     let repositories = RepositoryService::new(meta.clone());
