@@ -14,17 +14,17 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use entrepot_domain::{ByteRange, Digest, Sha256Hasher};
 use entrepot_storage::{BlobStore, ByteStream};
 use futures::future::BoxFuture;
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use crate::metrics::{ContentKind, Metrics};
 
 const READ_CHUNK: usize = 256 * 1024;
+const WRITE_BATCH: usize = 1024 * 1024;
 
 /// Why a fill failed. Cloned to every client waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,20 +220,39 @@ impl FillJob {
             p.total = length;
             p.opened = true;
         });
+        let file = Arc::new(writer.try_clone().await.map_err(storage)?.into_std().await);
         let mut hasher = Sha256Hasher::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| FillError::Upstream {
-                message: format!("the upstream transfer broke off: {e}"),
-                status: 502,
-                retry_after: None,
-            })?;
-            writer.write_all(&chunk).await.map_err(storage)?;
-            hasher.update(&chunk);
-            self.metrics.upstream_bytes(chunk.len() as u64);
+        let broken = |e: std::io::Error| FillError::Upstream {
+            message: format!("the upstream transfer broke off: {e}"),
+            status: 502,
+            retry_after: None,
+        };
+        while let Some(first) = body.next().await {
+            // Take whatever else has already arrived too, so the disk sees few
+            // large writes while clients still get bytes as soon as they land.
+            let mut batch = BytesMut::from(first.map_err(broken)?.as_ref());
+            while batch.len() < WRITE_BATCH {
+                match body.next().now_or_never() {
+                    Some(Some(chunk)) => batch.extend_from_slice(&chunk.map_err(broken)?),
+                    _ => break,
+                }
+            }
+            hasher.update(&batch);
+            let offset = hasher.len() - batch.len() as u64;
+            let target = file.clone();
+            let batch = batch.freeze();
+            let len = batch.len() as u64;
+            // Positional writes from a blocking thread: the bytes are in the file
+            // (page cache) before the watermark moves, so readers can pread them.
+            tokio::task::spawn_blocking(move || target.write_all_at(&batch, offset))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(storage)?;
+            self.metrics.upstream_bytes(len);
             let written = hasher.len();
             self.tx.send_modify(|p| p.written = written);
         }
-        writer.flush().await.map_err(storage)?;
         let size = hasher.len();
         let actual = hasher.finish();
         if actual != self.digest {
@@ -329,7 +348,14 @@ impl Fill {
                     let p = s.rx.borrow_and_update();
                     (p.written, p.outcome.clone())
                 };
-                let limit = s.end.map_or(written, |e| e.min(written));
+                // The last byte is held back until the content is verified, so a
+                // client never receives a whole body of unverified bytes.
+                let released = if matches!(outcome, Some(Ok(()))) {
+                    written
+                } else {
+                    written.saturating_sub(1)
+                };
+                let limit = s.end.map_or(released, |e| e.min(released));
                 if s.offset < limit {
                     let len = ((limit - s.offset) as usize).min(READ_CHUNK);
                     let file = s.fill.reader.clone();

@@ -1,0 +1,462 @@
+//! Remote (pull-through) Docker repositories against real upstreams on loopback:
+//! Debian's docker-registry, and a fixture registry that misbehaves on purpose.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod upstream_support;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+use upstream_support::*;
+
+/// Create a remote repository in project `default` whose upstream is `url`.
+fn create_remote(server: &Server, id: &str, url: &str, extra: serde_json::Value) {
+    let mut config = json!({ "upstream": url });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    let response = server
+        .request(Method::POST, &format!("/v1/projects/default/repositories?repositoryId={id}"))
+        .json(&json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }))
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "create remote {id}: {}",
+        response.text().unwrap()
+    );
+}
+
+/// An OCI layout with one image tagged `tag`; returns the manifest digest.
+fn image_layout(dir: &Path, tag: &str, layers: &[usize]) -> String {
+    let mut layout = OciLayout::create(dir);
+    let layers: Vec<(usize, LayerKind)> = layers.iter().map(|s| (*s, LayerKind::Gzip)).collect();
+    let manifest = layout.add_image(&layers, "amd64");
+    layout.tag(&manifest, tag);
+    manifest.digest
+}
+
+#[test]
+fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    let digest = image_layout(&original, "1.0", &[300_000, 2_000_000]);
+    let mut upstream = Distribution::start();
+    upstream.push(&original, "1.0", "team/app:1.0", None);
+
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
+
+    let cold = work.path().join("cold");
+    server.skopeo_pull("default/up/team/app:1.0", &cold, "1.0", false);
+    assert_same_content(&original, &cold, &digest);
+
+    // Upstream down: the cached tag (inside its freshness window), the manifest
+    // by digest and every blob are still served.
+    upstream.stop();
+    let warm = work.path().join("warm");
+    server.skopeo_pull("default/up/team/app:1.0", &warm, "1.0", false);
+    assert_same_content(&original, &warm, &digest);
+    let by_digest = work.path().join("by-digest");
+    server.skopeo_pull(
+        &format!("default/up/team/app@{digest}"),
+        &by_digest,
+        "1.0",
+        false,
+    );
+    assert_same_content(&original, &by_digest, &digest);
+
+    let metrics = server.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains("entrepot_cache_hits_total{kind=\"blob\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("entrepot_upstream_bytes_total 0\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn stale_tags_are_served_with_a_warning_when_the_upstream_fails() {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    let digest = image_layout(&original, "1.0", &[1000]);
+    let mut upstream = Distribution::start();
+    upstream.push(&original, "1.0", "app:1.0", None);
+
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({ "tagTtlSecs": 0 }),
+    );
+    let first = server.get("/v2/default/up/app/manifests/1.0");
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "docker-content-digest"), digest);
+    assert!(
+        first.headers().get("warning").is_none(),
+        "a fresh answer carries a Warning"
+    );
+
+    upstream.stop();
+    let stale = server.get("/v2/default/up/app/manifests/1.0");
+    assert_eq!(stale.status(), 200, "{}", server.log_text());
+    assert_eq!(header(&stale, "docker-content-digest"), digest);
+    assert!(
+        header(&stale, "warning").starts_with("110 "),
+        "no Warning header on a stale answer"
+    );
+
+    // Uncached content cannot be served: a clear error, not a hang or a 500.
+    let unknown = server.get("/v2/default/up/app/manifests/2.0");
+    assert_oci_error(unknown, 503, "UNAVAILABLE");
+
+    // The repository can be told not to serve stale content.
+    let response = server
+        .request(Method::PATCH, "/v1/projects/default/repositories/up")
+        .json(&json!({ "serveStale": false }))
+        .send()
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_oci_error(
+        server.get("/v2/default/up/app/manifests/1.0"),
+        503,
+        "UNAVAILABLE",
+    );
+}
+
+#[test]
+fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
+    let work = tempfile::tempdir().unwrap();
+    let v1 = work.path().join("v1");
+    let v2 = work.path().join("v2");
+    let d1 = image_layout(&v1, "latest", &[1000]);
+    let d2 = image_layout(&v2, "latest", &[2000]);
+    let upstream = Distribution::start();
+    upstream.push(&v1, "latest", "app:latest", None);
+
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({ "tagTtlSecs": 1 }),
+    );
+    let digest_of = || {
+        header(
+            &server.get("/v2/default/up/app/manifests/latest"),
+            "docker-content-digest",
+        )
+    };
+    assert_eq!(digest_of(), d1);
+
+    upstream.push(&v2, "latest", "app:latest", None);
+    assert!(
+        eventually(Duration::from_secs(30), || digest_of() == d2),
+        "the moved tag was never seen"
+    );
+    // An unchanged tag is revalidated with HEAD, not fetched again.
+    let gets_before = upstream.gets_of("/v2/app/manifests/latest");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(digest_of(), d2);
+    assert_eq!(upstream.gets_of("/v2/app/manifests/latest"), gets_before);
+}
+
+#[test]
+fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    let digest = image_layout(&original, "1.0", &[8_000_000, 3_000_000]);
+    let upstream = Distribution::start();
+    upstream.push(&original, "1.0", "team/big:1.0", None);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout_blob(&original, &digest)).unwrap()).unwrap();
+
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
+    let pulls: Vec<_> = (0..20)
+        .map(|i| {
+            let target = work.path().join(format!("pull-{i}"));
+            let reference = server.docker_ref("default/up/team/big:1.0");
+            std::thread::spawn(move || {
+                let output = std::process::Command::new("skopeo")
+                    .args([
+                        "--insecure-policy",
+                        "copy",
+                        "--src-tls-verify=false",
+                        &reference,
+                    ])
+                    .arg(format!("oci:{}:1.0", target.display()))
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                target
+            })
+        })
+        .collect();
+    for pull in pulls {
+        let target = pull.join().unwrap();
+        assert_same_content(&original, &target, &digest);
+    }
+    let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
+    for layer in manifest["layers"].as_array().unwrap() {
+        blobs.push(layer["digest"].as_str().unwrap().to_owned());
+    }
+    for blob in blobs {
+        assert_eq!(
+            upstream.gets_of(&format!("/v2/team/big/blobs/{blob}")),
+            1,
+            "blob {blob} was fetched from the upstream more than once"
+        );
+    }
+}
+
+fn fixture_image(
+    layer: &[u8],
+    served_layer: Vec<u8>,
+    chunk_delay: Option<Duration>,
+) -> (FixtureRegistry, String, String) {
+    let layer_digest = sha256(layer);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = sha256(config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let mut routes = HashMap::new();
+    let plain = |content_type: &str, body: Vec<u8>| FixtureResponse {
+        content_type: content_type.into(),
+        body,
+        chunk_delay: None,
+    };
+    routes.insert(
+        "/v2/app/manifests/1.0".to_owned(),
+        plain(OCI_MANIFEST, manifest),
+    );
+    routes.insert(
+        format!("/v2/app/blobs/{config_digest}"),
+        plain("application/octet-stream", config.to_vec()),
+    );
+    routes.insert(
+        format!("/v2/app/blobs/{layer_digest}"),
+        FixtureResponse {
+            content_type: "application/octet-stream".into(),
+            body: served_layer,
+            chunk_delay,
+        },
+    );
+    (FixtureRegistry::start(routes), layer_digest, config_digest)
+}
+
+fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    server
+        .data_dir
+        .join("blobs/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+}
+
+#[test]
+fn content_that_fails_verification_is_refused_and_never_cached() {
+    let layer = random_bytes(100_000);
+    let mut corrupted = layer.clone();
+    corrupted[500] ^= 0xff;
+    let (fixture, layer_digest, _) = fixture_image(&layer, corrupted, None);
+    let server = Server::start();
+    create_remote(
+        &server,
+        "bad",
+        &format!("http://{}", fixture.addr),
+        json!({}),
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+        .arg(server.docker_ref("default/bad/app:1.0"))
+        .arg(format!("oci:{}:1.0", work.path().join("pull").display()))
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a pull of corrupted content succeeded"
+    );
+
+    let response = server.get(&format!("/v2/default/bad/app/blobs/{layer_digest}"));
+    let status = response.status();
+    let complete = response
+        .bytes()
+        .map(|b| b.len() == layer.len())
+        .unwrap_or(false);
+    assert!(
+        status != 200 || !complete,
+        "corrupted content was served whole"
+    );
+    assert!(
+        !blob_file(&server, &layer_digest).exists(),
+        "corrupted content was cached"
+    );
+    assert!(
+        server.log_text().contains("failed verification"),
+        "the event was not logged"
+    );
+}
+
+#[test]
+fn a_server_killed_mid_download_leaves_no_partial_blob() {
+    let layer = random_bytes(4 * 1024 * 1024);
+    // 64 chunks of 64 KiB, 60 ms apart: about four seconds.
+    let (fixture, layer_digest, _) =
+        fixture_image(&layer, layer.clone(), Some(Duration::from_millis(60)));
+    let server = Server::start();
+    create_remote(
+        &server,
+        "slow",
+        &format!("http://{}", fixture.addr),
+        json!({}),
+    );
+
+    let url = format!("{}/v2/default/slow/app/blobs/{layer_digest}", server.base);
+    let reader = std::thread::spawn(move || {
+        let mut response = reqwest::blocking::get(url).unwrap();
+        let mut first = [0u8; 1024];
+        let _ = response.read(&mut first);
+        // Keep reading until the server dies under us.
+        let mut rest = Vec::new();
+        let _ = response.read_to_end(&mut rest);
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !blob_file(&server, &layer_digest).exists(),
+        "the blob was visible before it was verified"
+    );
+    let server = server.restart();
+    let _ = reader.join();
+    assert!(
+        !blob_file(&server, &layer_digest).exists(),
+        "a partial blob survived the crash"
+    );
+    let spool = server.data_dir.join("blobs/spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0),
+        0,
+        "spool files survived"
+    );
+
+    let response = server.get(&format!("/v2/default/slow/app/blobs/{layer_digest}"));
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().unwrap();
+    assert_eq!(sha256(&body), layer_digest);
+    assert!(blob_file(&server, &layer_digest).exists());
+}
+
+#[test]
+fn ranges_on_cold_and_warm_blobs() {
+    let layer = random_bytes(1_000_000);
+    let (fixture, layer_digest, _) =
+        fixture_image(&layer, layer.clone(), Some(Duration::from_millis(5)));
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", fixture.addr),
+        json!({}),
+    );
+    let path = format!("/v2/default/up/app/blobs/{layer_digest}");
+    for _ in 0..2 {
+        let response = server
+            .request(Method::GET, &path)
+            .header("range", "bytes=700000-700099")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 206);
+        assert_eq!(
+            header(&response, "content-range"),
+            "bytes 700000-700099/1000000"
+        );
+        assert_eq!(response.bytes().unwrap().as_ref(), &layer[700_000..700_100]);
+    }
+    assert_eq!(
+        fixture.hits_of(&format!("GET {}", path.replace("/default/up", ""))),
+        1
+    );
+}
+
+#[test]
+fn remote_repositories_are_read_only_and_report_missing_content() {
+    let upstream = Distribution::start();
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
+
+    let push = server
+        .request(Method::POST, "/v2/default/up/app/blobs/uploads/")
+        .send()
+        .unwrap();
+    let body = assert_oci_error(push, 403, "DENIED");
+    assert!(body.to_string().contains("read-only cache"), "{body}");
+
+    assert_oci_error(
+        server.get("/v2/default/up/app/manifests/nope"),
+        404,
+        "MANIFEST_UNKNOWN",
+    );
+    let missing = sha256(b"missing");
+    assert_oci_error(
+        server.get(&format!("/v2/default/up/app/blobs/{missing}")),
+        404,
+        "BLOB_UNKNOWN",
+    );
+
+    let bad = server
+        .request(
+            Method::POST,
+            "/v1/projects/default/repositories?repositoryId=insecure",
+        )
+        .json(&json!({ "format": "docker", "mode": "remote-repository",
+                       "remoteRepositoryConfig": { "upstream": "http://registry.example.com" } }))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().unwrap().contains("--allow-insecure-upstream"));
+
+    let test = server.cli(&["repositories", "test-upstream", "up"]);
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(String::from_utf8_lossy(&test.stdout).contains("reachable:     true"));
+}
