@@ -8,11 +8,13 @@ pub mod admin;
 pub mod credentials;
 pub mod oci;
 pub mod ops;
+pub mod pypi;
 
 use std::sync::Arc;
 
 use axum::Router;
 use entrepot_services::metrics::Metrics;
+use entrepot_services::python::PythonRepositories;
 use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
 
 /// Everything the handlers need, built once at start-up.
@@ -28,6 +30,8 @@ pub struct AppState {
     pub access: Arc<dyn AccessControl>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Python repositories.
+    pub python: Arc<PythonRepositories>,
 }
 
 /// The complete HTTP application.
@@ -36,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(admin::routes())
         .merge(ops::routes())
+        .merge(pypi::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

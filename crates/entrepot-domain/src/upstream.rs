@@ -11,6 +11,9 @@ pub enum UpstreamSpecError {
         presets = "DOCKER-HUB, GHCR, QUAY"
     )]
     Unknown(String),
+    /// Neither the Python preset nor an http(s) URL.
+    #[error("upstream {0:?} is not the preset PYPI nor the http(s) URL of a simple index")]
+    UnknownPython(String),
     /// Plain http to a host that is not loopback.
     #[error("upstream {0:?} uses plain http to a host that is not loopback; use https, or pass --allow-insecure-upstream if you accept credentials and content travelling unencrypted")]
     Insecure(String),
@@ -97,6 +100,66 @@ pub fn docker_upstream(
     })
 }
 
+/// A Python simple-index upstream, resolved from a preset or URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonUpstream {
+    /// The simple index URL, with a trailing slash (e.g. `https://pypi.org/simple/`).
+    pub index_url: String,
+    /// Hosts (with port, if any) besides the index's own that serve its files and
+    /// may receive the repository's credentials (PyPI's `files.pythonhosted.org`).
+    pub file_hosts: Vec<String>,
+}
+
+impl PythonUpstream {
+    /// The index's host (and port), as the access policy sees it.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.index_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Resolve `--remote-python-repo`: the preset `PYPI` or the URL of a simple index.
+pub fn python_upstream(
+    spec: &str,
+    allow_insecure: bool,
+) -> Result<PythonUpstream, UpstreamSpecError> {
+    if spec.eq_ignore_ascii_case("PYPI") {
+        return Ok(PythonUpstream {
+            index_url: "https://pypi.org/simple/".into(),
+            file_hosts: vec!["files.pythonhosted.org".into()],
+        });
+    }
+    let unknown = || UpstreamSpecError::UnknownPython(spec.to_owned());
+    let url = url::Url::parse(spec).map_err(|_| unknown())?;
+    let host = url.host().ok_or_else(unknown)?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(UpstreamSpecError::Shape(spec.to_owned()));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure || is_loopback(&host) => {}
+        "http" => return Err(UpstreamSpecError::Insecure(spec.to_owned())),
+        _ => return Err(unknown()),
+    }
+    let mut index_url = url.to_string();
+    if !index_url.ends_with('/') {
+        index_url.push('/');
+    }
+    Ok(PythonUpstream {
+        index_url,
+        file_hosts: Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +194,25 @@ mod tests {
         assert!(matches!(
             docker_upstream("nonsense", false),
             Err(UpstreamSpecError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn python_presets_and_urls() {
+        let pypi = python_upstream("pypi", false).unwrap();
+        assert_eq!(pypi.index_url, "https://pypi.org/simple/");
+        assert_eq!(pypi.file_hosts, vec!["files.pythonhosted.org".to_owned()]);
+        let local = python_upstream("http://127.0.0.1:8081/simple", false).unwrap();
+        assert_eq!(local.index_url, "http://127.0.0.1:8081/simple/");
+        assert_eq!(local.host(), "127.0.0.1:8081");
+        assert!(matches!(
+            python_upstream("http://pypi.example.com/simple/", false),
+            Err(UpstreamSpecError::Insecure(_))
+        ));
+        assert!(python_upstream("http://pypi.example.com/simple/", true).is_ok());
+        assert!(matches!(
+            python_upstream("DOCKER-HUB", false),
+            Err(UpstreamSpecError::UnknownPython(_))
         ));
     }
 }

@@ -7,6 +7,7 @@ pub mod access;
 pub mod clock;
 pub mod metrics;
 pub mod projects;
+pub mod python;
 pub mod registry;
 pub mod remote;
 pub mod repositories;

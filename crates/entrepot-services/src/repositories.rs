@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use entrepot_domain::repository::RemoteConfig;
-use entrepot_domain::upstream::docker_upstream;
+use entrepot_domain::upstream::{docker_upstream, python_upstream};
 use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 use entrepot_storage::{MetadataStore, StoreError};
 
@@ -82,7 +82,10 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
             docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
                 .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
         }
-        Format::Python => {}
+        Format::Python => {
+            python_upstream(&remote.upstream, remote.allow_insecure_upstream)
+                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
+        }
     }
     if let Some(v) = &remote.password_secret_version {
         validate_secret_version(v)?;
@@ -124,7 +127,7 @@ impl RepositoryService {
             (Mode::RemoteRepository, Some(remote)) => validate_remote(new.format, remote)?,
             (Mode::RemoteRepository, None) => {
                 return Err(RepositoryError::Invalid(
-                    "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|URL".into(),
+                    "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|URL or --remote-python-repo=PYPI|URL".into(),
                 ))
             }
             (Mode::VirtualRepository, _) => {

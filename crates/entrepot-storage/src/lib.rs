@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod cache;
 pub mod metadata;
+pub mod python;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
@@ -16,4 +17,5 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
+pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
 pub use sqlite::SqliteMetadataStore;

@@ -291,7 +291,15 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["tags", "manifests", "blob_links", "uploads"] {
+        for table in [
+            "tags",
+            "manifests",
+            "blob_links",
+            "uploads",
+            "python_index_pages",
+            "python_remote_files",
+            "python_files",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE project = ? AND repository = ?"
             ))

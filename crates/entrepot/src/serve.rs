@@ -8,12 +8,14 @@ use entrepot_api::AppState;
 use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
+use entrepot_services::python::hosted::DEFAULT_MAX_UPLOAD_BYTES;
+use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
 use entrepot_services::{
     AllowAll, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
 };
 use entrepot_storage::{
-    BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
+    BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore, SqliteMetadataStore,
 };
 use entrepot_upstream::{AllowAllHops, UpstreamClient};
 
@@ -65,10 +67,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cache,
         blobs.clone(),
         fills,
-        upstream,
+        upstream.clone(),
         metrics.clone(),
         Arc::new(NoSecretReader),
     ));
+    let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics)?;
     let registry = Arc::new(Registry::new(meta.clone(), blobs).with_remote(remote));
     let state = AppState {
         registry: registry.clone(),
@@ -76,6 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         projects,
         access: Arc::new(AllowAll),
         metrics,
+        python,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
@@ -87,7 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The first line on stdout is machine-readable: tests and scripts wait for it.
     println!("entrepot listening on http://{addr}");
     println!(
-        "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0",
+        "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url http://{addr}/pypi/default/pypi/simple/ PACKAGE",
         config.data_dir.display()
     );
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
@@ -125,8 +129,62 @@ async fn bootstrap(
         }),
     };
     repositories.create(&name, docker_hub).await?;
-    tracing::info!("first start: created project default with remote repository docker-hub");
+    let name = RepositoryName::new(DEFAULT_PROJECT.parse()?, "pypi".parse()?);
+    let pypi = NewRepository {
+        format: Format::Python,
+        mode: Mode::RemoteRepository,
+        description: "Pull-through cache of PyPI".into(),
+        remote: Some(RemoteConfig {
+            upstream: "PYPI".into(),
+            username: None,
+            password_secret_version: None,
+            tag_ttl_secs: PYTHON_INDEX_TTL_SECS,
+            serve_stale: true,
+            allow_insecure_upstream: false,
+        }),
+    };
+    repositories.create(&name, pypi).await?;
+    tracing::info!(
+        "first start: created project default with remote repositories docker-hub and pypi"
+    );
     Ok(())
+}
+
+/// Freshness window of the `pypi` repository's index pages: 10 minutes.
+const PYTHON_INDEX_TTL_SECS: u64 = 600;
+
+/// Python repositories: remote ones fill through their own spool directory
+/// beside the blobs; uploads to hosted ones are staged there too.
+fn python_repositories(
+    config: &Config,
+    sqlite: &Arc<SqliteMetadataStore>,
+    blobs: &Arc<dyn BlobStore>,
+    upstream: &Arc<UpstreamClient>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<PythonRepositories>> {
+    let store: Arc<dyn PythonStore> = sqlite.clone();
+    let spool = config.data_dir.join("blobs");
+    let fills = Fills::new(spool.join("spool-python"), blobs.clone(), metrics.clone())
+        .context("cannot prepare the Python cache spool directory")?;
+    let remote = RemotePython::new(
+        store.clone(),
+        blobs.clone(),
+        fills,
+        upstream.clone(),
+        metrics.clone(),
+        Arc::new(NoSecretReader),
+    );
+    let hosted = HostedPython::new(
+        store,
+        blobs.clone(),
+        spool.join("uploads-python"),
+        DEFAULT_MAX_UPLOAD_BYTES,
+    )
+    .context("cannot prepare the Python upload directory")?;
+    Ok(Arc::new(PythonRepositories {
+        remote: Arc::new(remote),
+        hosted: Arc::new(hosted),
+    }))
 }
 
 fn spawn_upload_expiry(registry: Arc<Registry>, timeout_secs: u64) {

@@ -25,6 +25,9 @@ pub enum RepositoriesCommand {
         /// Upstream of a remote Docker repository: DOCKER-HUB, GHCR, QUAY or a URL.
         #[arg(long)]
         remote_docker_repo: Option<String>,
+        /// Upstream of a remote Python repository: PYPI or the URL of a simple index.
+        #[arg(long, conflicts_with = "remote_docker_repo")]
+        remote_python_repo: Option<String>,
         /// Allow plain http to an upstream that is not on loopback.
         #[arg(long)]
         allow_insecure_upstream: bool,
@@ -113,6 +116,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             mode,
             description,
             remote_docker_repo,
+            remote_python_repo,
             allow_insecure_upstream,
             remote_username,
             remote_password_secret_version,
@@ -121,7 +125,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
-            if let Some(upstream) = remote_docker_repo {
+            if let Some(upstream) = remote_docker_repo.or(remote_python_repo) {
                 let mut remote = json!({ "upstream": upstream, "allowInsecureUpstream": allow_insecure_upstream });
                 if let Some(u) = remote_username {
                     remote["username"] = u.into();

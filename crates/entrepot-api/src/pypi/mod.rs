@@ -1,0 +1,337 @@
+//! The Python front-end at `/pypi/{project}/{repository}/`: the simple
+//! repository API (PEP 503 HTML and PEP 691 JSON by content negotiation, PEP
+//! 592, 658/714 and 700 fields), file downloads with Range and HEAD, and twine's
+//! legacy upload. Yanking is an admin verb under `/v1/`.
+
+mod endpoint;
+mod error;
+mod negotiate;
+
+pub use endpoint::{parse, Endpoint, EndpointError};
+pub use error::PypiError;
+pub use negotiate::negotiate;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use entrepot_domain::range::parse_range;
+use entrepot_domain::{Format, Repository, RepositoryName};
+use entrepot_services::python::index::{render_project_list, render_project_page};
+use entrepot_services::python::{PageFormat, UploadForm};
+use entrepot_services::{Permission, Principal, Resource};
+use futures::TryStreamExt;
+
+use crate::AppState;
+
+/// Routes of the Python front-end and its admin verbs.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pypi/{*rest}", any(dispatch))
+        .route(
+            "/v1/projects/{project}/repositories/{repository}/pythonPackages/{package}/versions/{version}",
+            post(version_verb),
+        )
+        // Uploads stream to disk and are capped by the service, not buffered.
+        .layer(DefaultBodyLimit::disable())
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    request: Request,
+) -> Response {
+    handle(state, rest, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn resource(name: &RepositoryName) -> Resource {
+    Resource::Repository {
+        project: name.project.to_string(),
+        repository: name.repository.to_string(),
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    permission: Permission,
+    name: &RepositoryName,
+) -> Result<Principal, PypiError> {
+    let credentials = crate::credentials::from_headers(headers)
+        .map_err(|e| PypiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let principal = state.access.authenticate(credentials.as_ref()).await?;
+    state
+        .access
+        .authorize(&principal, permission, &resource(name))
+        .await?;
+    Ok(principal)
+}
+
+async fn python_repository(
+    state: &AppState,
+    name: &RepositoryName,
+) -> Result<Repository, PypiError> {
+    let repo = state.repositories.get(name).await?;
+    if repo.format != Format::Python {
+        return Err(PypiError::not_found(format!(
+            "{name} is a {} repository, not a Python one",
+            repo.format.as_str()
+        )));
+    }
+    Ok(repo)
+}
+
+fn redirect(location: &str) -> Response {
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn page_response(format: PageFormat, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    r
+}
+
+fn format_for(headers: &HeaderMap) -> Result<PageFormat, PypiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    negotiate(accept).ok_or_else(|| {
+        PypiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "none of the accepted media types is available; accept application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html or text/html",
+        )
+    })
+}
+
+async fn handle(state: AppState, rest: String, request: Request) -> Result<Response, PypiError> {
+    let endpoint = parse(&rest).map_err(|e| match e {
+        EndpointError::Unknown(_) => PypiError::not_found(e.to_string()),
+        EndpointError::Invalid(m) => PypiError::invalid(m),
+    })?;
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let read = method == Method::GET || method == Method::HEAD;
+    match endpoint {
+        Endpoint::Redirect(location) if read => Ok(redirect(&location)),
+        Endpoint::Index(name) if read => {
+            let format = format_for(&headers)?;
+            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
+            let repo = python_repository(&state, &name).await?;
+            let names = state.python.project_list(&repo).await?;
+            let base = format!("/pypi/{}/{}/simple", name.project, name.repository);
+            let body = render_project_list(&names, format, |n| format!("{base}/{n}/"));
+            Ok(page_response(format, body))
+        }
+        Endpoint::Project(name, project) if read => {
+            let format = format_for(&headers)?;
+            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
+            let repo = python_repository(&state, &name).await?;
+            let page = state.python.project_page(&repo, &project).await?;
+            Ok(page_response(format, render_project_page(&page, format)))
+        }
+        Endpoint::File {
+            repo: name,
+            sha256,
+            filename,
+        } if read => {
+            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
+            let repo = python_repository(&state, &name).await?;
+            serve_file(&state, &repo, &sha256, &filename, &method, &headers).await
+        }
+        Endpoint::Upload(name) if method == Method::POST => {
+            authorize(&state, &headers, Permission::UploadArtifacts, &name).await?;
+            let repo = python_repository(&state, &name).await?;
+            upload(&state, &repo, request).await
+        }
+        _ => Err(PypiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on /pypi/{rest}"),
+        )),
+    }
+}
+
+async fn serve_file(
+    state: &AppState,
+    repo: &Repository,
+    sha256: &str,
+    filename: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, PypiError> {
+    let size = state.python.stat_file(repo, sha256, filename).await?;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => Some(
+            parse_range(r, size)
+                .map_err(|e| PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let len = range.map_or(size, |r| r.len());
+    let mut response = if *method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        let file = state
+            .python
+            .open_file(repo, sha256, filename, range)
+            .await?;
+        Response::new(Body::from_stream(file.body))
+    };
+    let h = response.headers_mut();
+    let insert = |h: &mut HeaderMap, name, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    insert(h, header::CONTENT_LENGTH, len.to_string());
+    insert(h, header::ACCEPT_RANGES, "bytes".into());
+    insert(
+        h,
+        header::CONTENT_TYPE,
+        if filename.ends_with(".metadata") {
+            "text/plain; charset=utf-8".into()
+        } else {
+            "application/octet-stream".into()
+        },
+    );
+    insert(h, header::ETAG, format!("\"sha256:{sha256}\""));
+    if let Some(r) = range {
+        insert(h, header::CONTENT_RANGE, r.content_range(size));
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+/// Fields a field longer than this is refused (only `content` is large).
+const MAX_FIELD_BYTES: usize = 1024 * 1024;
+
+async fn upload(
+    state: &AppState,
+    repo: &Repository,
+    request: Request,
+) -> Result<Response, PypiError> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| PypiError::invalid(format!("the upload is not a multipart form: {e}")))?;
+    let mut form = UploadForm::default();
+    let mut staged = None;
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        PypiError::invalid(format!("the upload form is malformed: {e}"))
+    };
+    while let Some(field) = multipart.next_field().await.map_err(broken)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "content" {
+            form.filename = field.file_name().unwrap_or_default().to_owned();
+            let body = field.map_err(|e| e.to_string());
+            staged = Some(state.python.hosted.stage(body).await?);
+            continue;
+        }
+        let mut value = Vec::new();
+        let mut field = field;
+        while let Some(chunk) = field.chunk().await.map_err(broken)? {
+            if value.len() + chunk.len() > MAX_FIELD_BYTES {
+                return Err(PypiError::invalid(format!(
+                    "the form field {name:?} is too large"
+                )));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8_lossy(&value).into_owned();
+        match name.as_str() {
+            ":action" => form.action = value,
+            "name" => form.name = value,
+            "version" => form.version = value,
+            "filetype" => form.filetype = value,
+            "sha256_digest" => form.sha256_digest = Some(value).filter(|v| !v.is_empty()),
+            "requires_python" => form.requires_python = Some(value),
+            _ => {}
+        }
+    }
+    let staged =
+        staged.ok_or_else(|| PypiError::invalid("Upload payload does not have a file."))?;
+    if form.name.is_empty() || form.version.is_empty() {
+        return Err(PypiError::invalid(
+            "The form must name the project (name) and its version (version).",
+        ));
+    }
+    state.python.hosted.upload(repo, &form, staged).await?;
+    Ok((StatusCode::OK, "OK\n").into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct YankBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST .../pythonPackages/{package}/versions/{version}:yank` (or `:unyank`).
+async fn version_verb(
+    State(state): State<AppState>,
+    Path((project, repository, package, version)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, crate::admin::ApiError> {
+    use crate::admin::ApiError;
+    let name: RepositoryName = format!("projects/{project}/repositories/{repository}")
+        .parse()
+        .map_err(|e: entrepot_domain::repository::RepositoryNameError| {
+            ApiError::invalid(e.to_string())
+        })?;
+    let (version, verb) = version
+        .rsplit_once(':')
+        .ok_or_else(|| ApiError::invalid("use .../versions/VERSION:yank or :unyank"))?;
+    let yank = match verb {
+        "yank" => true,
+        "unyank" => false,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "unknown verb :{other}; use :yank or :unyank"
+            )))
+        }
+    };
+    crate::admin::authorize(
+        &state,
+        &headers,
+        Permission::DeleteArtifacts,
+        &resource(&name),
+    )
+    .await?;
+    let request: YankBody = if body.is_empty() {
+        YankBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("bad request body: {e}")))?
+    };
+    let repo = state.repositories.get(&name).await?;
+    let n = state
+        .python
+        .hosted
+        .set_yanked(&repo, &package, version, yank, request.reason.as_deref())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(serde_json::json!({
+        "name": format!("{name}/pythonPackages/{package}/versions/{version}"),
+        "yanked": yank,
+        "files": n,
+    }))
+    .into_response())
+}

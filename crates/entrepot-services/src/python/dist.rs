@@ -1,0 +1,271 @@
+//! Python distribution files: project name normalisation (PEP 503), file names
+//! (PEP 427 wheels, sdists) and core metadata (`METADATA` / `PKG-INFO`).
+
+use std::io::Read;
+use std::path::Path;
+
+/// PEP 503 normalisation: lower case, runs of `-`, `_`, `.` become one `-`.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut separator = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            separator = true;
+        } else {
+            if separator && !out.is_empty() {
+                out.push('-');
+            }
+            separator = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// Whether `name` is a valid project name (PEP 508: letters, digits, `-_.`,
+/// starting and ending with a letter or digit).
+pub fn is_valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 200
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// The kind of a distribution file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistKind {
+    /// A wheel (`.whl`, a zip).
+    Wheel,
+    /// A source distribution as `.tar.gz`.
+    SdistTarGz,
+    /// A source distribution as `.zip`.
+    SdistZip,
+}
+
+/// A parsed distribution file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistFilename {
+    /// The project name as written in the file name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// Wheel or sdist.
+    pub kind: DistKind,
+}
+
+/// Why a file name is not a distribution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a valid distribution file name: {1}")]
+pub struct FilenameError(pub String, pub &'static str);
+
+/// Parse a wheel (`{name}-{version}(-{build})?-{py}-{abi}-{platform}.whl`) or
+/// sdist (`{name}-{version}.tar.gz` / `.zip`) file name.
+pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
+    let err = |why| FilenameError(filename.to_owned(), why);
+    if filename.contains('/') || filename.contains('\\') || filename.starts_with('.') {
+        return Err(err("it contains a path"));
+    }
+    if let Some(stem) = filename.strip_suffix(".whl") {
+        let parts: Vec<&str> = stem.split('-').collect();
+        if parts.len() != 5 && parts.len() != 6 {
+            return Err(err(
+                "a wheel is named NAME-VERSION(-BUILD)-PYTHON-ABI-PLATFORM.whl",
+            ));
+        }
+        if parts.iter().any(|p| p.is_empty()) || !is_valid_name(parts[0]) {
+            return Err(err("empty or invalid part"));
+        }
+        return Ok(DistFilename {
+            name: parts[0].to_owned(),
+            version: parts[1].to_owned(),
+            kind: DistKind::Wheel,
+        });
+    }
+    let (stem, kind) = if let Some(s) = filename.strip_suffix(".tar.gz") {
+        (s, DistKind::SdistTarGz)
+    } else if let Some(s) = filename.strip_suffix(".zip") {
+        (s, DistKind::SdistZip)
+    } else {
+        return Err(err("only .whl, .tar.gz and .zip files are accepted"));
+    };
+    // The version starts after the last '-' that is followed by a digit.
+    let split = stem
+        .match_indices('-')
+        .filter(|(i, _)| stem[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|(i, _)| i)
+        .next_back()
+        .ok_or_else(|| err("an sdist is named NAME-VERSION.tar.gz"))?;
+    let (name, version) = (&stem[..split], &stem[split + 1..]);
+    if !is_valid_name(name) || version.is_empty() {
+        return Err(err("an sdist is named NAME-VERSION.tar.gz"));
+    }
+    Ok(DistFilename {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        kind,
+    })
+}
+
+/// The fields of core metadata entrepot reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreMetadata {
+    /// `Name`.
+    pub name: String,
+    /// `Version`.
+    pub version: String,
+    /// `Requires-Python`.
+    pub requires_python: Option<String>,
+}
+
+/// Read the header fields of a core metadata file (RFC 822 style).
+pub fn parse_core_metadata(bytes: &[u8]) -> CoreMetadata {
+    let text = String::from_utf8_lossy(bytes);
+    let mut meta = CoreMetadata::default();
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // the body (description) follows
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_owned();
+        match key.trim().to_ascii_lowercase().as_str() {
+            "name" => meta.name = value,
+            "version" => meta.version = value,
+            "requires-python" => meta.requires_python = Some(value).filter(|v| !v.is_empty()),
+            _ => {}
+        }
+    }
+    meta
+}
+
+/// Why core metadata could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The archive is unreadable.
+    #[error("the file is not a readable {0} archive: {1}")]
+    Archive(&'static str, String),
+    /// The archive has no metadata file.
+    #[error("the file has no {0}")]
+    Missing(&'static str),
+}
+
+/// Largest metadata file entrepot extracts.
+const MAX_METADATA: u64 = 16 * 1024 * 1024;
+
+/// Extract the core metadata file of a distribution on disk: the wheel's
+/// `{name}-{version}.dist-info/METADATA`, or the sdist's top-level `PKG-INFO`.
+pub fn extract_metadata(path: &Path, kind: DistKind) -> Result<Vec<u8>, ExtractError> {
+    match kind {
+        DistKind::Wheel | DistKind::SdistZip => {
+            let what = if kind == DistKind::Wheel {
+                "wheel"
+            } else {
+                "zip"
+            };
+            let file = std::fs::File::open(path)
+                .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
+            let mut zip = zip::ZipArchive::new(file)
+                .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
+            let wanted = (0..zip.len()).find(|&i| {
+                zip.name_for_index(i).is_some_and(|n| {
+                    let parts: Vec<&str> = n.split('/').collect();
+                    match kind {
+                        DistKind::Wheel => {
+                            parts.len() == 2
+                                && parts[0].ends_with(".dist-info")
+                                && parts[1] == "METADATA"
+                        }
+                        _ => parts.len() == 2 && parts[1] == "PKG-INFO",
+                    }
+                })
+            });
+            let missing = if kind == DistKind::Wheel {
+                "dist-info/METADATA"
+            } else {
+                "PKG-INFO"
+            };
+            let index = wanted.ok_or(ExtractError::Missing(missing))?;
+            let entry = zip
+                .by_index(index)
+                .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
+            let mut out = Vec::new();
+            entry
+                .take(MAX_METADATA)
+                .read_to_end(&mut out)
+                .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
+            Ok(out)
+        }
+        DistKind::SdistTarGz => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+            let entries = archive
+                .entries()
+                .map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
+                let path = entry
+                    .path()
+                    .map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
+                let parts: Vec<String> = path
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                if parts.len() == 2 && parts[1] == "PKG-INFO" {
+                    let mut out = Vec::new();
+                    entry
+                        .take(MAX_METADATA)
+                        .read_to_end(&mut out)
+                        .map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
+                    return Ok(out);
+                }
+            }
+            Err(ExtractError::Missing("PKG-INFO"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_names() {
+        assert_eq!(normalize("Foo_Bar"), "foo-bar");
+        assert_eq!(normalize("foo.-_bar"), "foo-bar");
+        assert_eq!(normalize("Django"), "django");
+        assert!(is_valid_name("zope.interface"));
+        assert!(!is_valid_name("-x"));
+        assert!(!is_valid_name("a/b"));
+    }
+
+    #[test]
+    fn parses_file_names() {
+        let w = parse_filename("tiny_pkg-1.0-py3-none-any.whl").unwrap();
+        assert_eq!(
+            (w.name.as_str(), w.version.as_str(), w.kind),
+            ("tiny_pkg", "1.0", DistKind::Wheel)
+        );
+        let w = parse_filename("pkg-2.0-1-cp312-cp312-manylinux_2_17_x86_64.whl").unwrap();
+        assert_eq!(w.version, "2.0");
+        let s = parse_filename("my-pkg-0.3.1.tar.gz").unwrap();
+        assert_eq!((s.name.as_str(), s.version.as_str()), ("my-pkg", "0.3.1"));
+        assert!(parse_filename("pkg-1.0.exe").is_err());
+        assert!(parse_filename("../pkg-1.0.tar.gz").is_err());
+        assert!(parse_filename("pkg-py3-none-any.whl").is_err());
+    }
+
+    #[test]
+    fn reads_metadata_headers() {
+        let m = parse_core_metadata(
+            b"Metadata-Version: 2.1\nName: Tiny_Pkg\nVersion: 1.0\nRequires-Python: >=3.8\n\nName: not this\n",
+        );
+        assert_eq!(m.name, "Tiny_Pkg");
+        assert_eq!(m.version, "1.0");
+        assert_eq!(m.requires_python.as_deref(), Some(">=3.8"));
+    }
+}

@@ -1,0 +1,513 @@
+//! The simple repository API's pages: one model, read from PEP 691 JSON or
+//! PEP 503 HTML, written as either.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::dist::{normalize, parse_filename};
+
+/// `application/vnd.pypi.simple.v1+json`.
+pub const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
+/// `application/vnd.pypi.simple.v1+html`.
+pub const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
+/// Plain `text/html` (PEP 503).
+pub const TEXT_HTML: &str = "text/html";
+/// The API version entrepot speaks (PEP 700 fields).
+pub const API_VERSION: &str = "1.1";
+
+/// A file on a project page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexFile {
+    /// The file name.
+    pub filename: String,
+    /// Its URL (absolute upstream URL when read, entrepot's own when served).
+    pub url: String,
+    /// Hashes by algorithm, lower-case hex.
+    pub hashes: BTreeMap<String, String>,
+    /// `Requires-Python`.
+    pub requires_python: Option<String>,
+    /// PEP 592: `Some(reason)` when yanked (reason may be empty).
+    pub yanked: Option<String>,
+    /// PEP 658/714: the metadata file exists, with these hashes (possibly none).
+    pub core_metadata: Option<BTreeMap<String, String>>,
+    /// PEP 700 size.
+    pub size: Option<u64>,
+    /// PEP 700 upload time (ISO 8601).
+    pub upload_time: Option<String>,
+}
+
+/// A project page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProjectPage {
+    /// Normalised project name.
+    pub name: String,
+    /// Files.
+    pub files: Vec<IndexFile>,
+    /// PEP 700 versions.
+    pub versions: Vec<String>,
+}
+
+/// Why an upstream page could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the upstream index page is unreadable: {0}")]
+pub struct PageError(pub String);
+
+fn is_json(content_type: &str) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    ct.eq_ignore_ascii_case(JSON_V1) || ct.eq_ignore_ascii_case("application/json")
+}
+
+fn hashes_of(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|v| (k.to_ascii_lowercase(), v.to_ascii_lowercase()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `true`, `false`, or a hash object (PEP 691 `core-metadata`).
+fn metadata_of(value: Option<&Value>) -> Option<BTreeMap<String, String>> {
+    match value? {
+        Value::Bool(true) => Some(BTreeMap::new()),
+        v @ Value::Object(_) => Some(hashes_of(v)),
+        _ => None,
+    }
+}
+
+/// `name=hex` (PEP 658 attribute value), or `true`.
+fn metadata_attr(value: &str) -> Option<BTreeMap<String, String>> {
+    if value.eq_ignore_ascii_case("false") {
+        return None;
+    }
+    Some(
+        value
+            .split_once('=')
+            .map(|(k, v)| {
+                BTreeMap::from([(k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase())])
+            })
+            .unwrap_or_default(),
+    )
+}
+
+/// Resolve `href` against the page URL; split off `#algo=hex`.
+fn resolve(base: &url::Url, href: &str) -> Option<(String, BTreeMap<String, String>)> {
+    let mut url = base.join(href).ok()?;
+    let mut hashes = BTreeMap::new();
+    if let Some(fragment) = url.fragment() {
+        if let Some((algo, hex)) = fragment.split_once('=') {
+            hashes.insert(algo.to_ascii_lowercase(), hex.to_ascii_lowercase());
+        }
+    }
+    url.set_fragment(None);
+    Some((url.to_string(), hashes))
+}
+
+/// Decode the HTML character references attribute values and text may hold.
+pub fn unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let end = rest.find(';').filter(|&e| e <= 10);
+        let decoded = end.and_then(|e| {
+            let entity = &rest[1..e];
+            let c = match entity {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity.strip_prefix('#').and_then(|n| {
+                    let code = match n.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => n.parse().ok(),
+                    };
+                    code.and_then(char::from_u32)
+                }),
+            };
+            c.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Escape text for an HTML attribute value or element content.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An anchor: its attributes (decoded) and its text.
+type Anchor = (BTreeMap<String, String>, String);
+
+fn anchors(html: &str) -> Result<Vec<Anchor>, PageError> {
+    let dom =
+        tl::parse(html, tl::ParserOptions::default()).map_err(|e| PageError(e.to_string()))?;
+    let parser = dom.parser();
+    let mut out = Vec::new();
+    for node in dom.nodes() {
+        let Some(tag) = node.as_tag() else { continue };
+        if !tag.name().as_utf8_str().eq_ignore_ascii_case("a") {
+            continue;
+        }
+        let attrs = tag
+            .attributes()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.map(|v| unescape(&v)).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let text = unescape(tag.inner_text(parser).trim());
+        out.push((attrs, text));
+    }
+    Ok(out)
+}
+
+/// Read a project page the upstream sent as JSON or HTML; `page_url` resolves
+/// relative links.
+pub fn parse_project_page(
+    content_type: &str,
+    content: &[u8],
+    page_url: &url::Url,
+    name: &str,
+) -> Result<ProjectPage, PageError> {
+    let mut page = ProjectPage {
+        name: normalize(name),
+        ..Default::default()
+    };
+    if is_json(content_type) {
+        let v: Value = serde_json::from_slice(content).map_err(|e| PageError(e.to_string()))?;
+        for f in v["files"].as_array().into_iter().flatten() {
+            let (Some(filename), Some(href)) = (f["filename"].as_str(), f["url"].as_str()) else {
+                continue;
+            };
+            let Some((url, _)) = resolve(page_url, href) else {
+                continue;
+            };
+            let yanked = match &f["yanked"] {
+                Value::Bool(true) => Some(String::new()),
+                Value::String(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            page.files.push(IndexFile {
+                filename: filename.to_owned(),
+                url,
+                hashes: hashes_of(&f["hashes"]),
+                requires_python: f["requires-python"].as_str().map(str::to_owned),
+                yanked,
+                core_metadata: metadata_of(
+                    f.get("core-metadata")
+                        .or_else(|| f.get("dist-info-metadata"))
+                        .or_else(|| f.get("data-dist-info-metadata")),
+                ),
+                size: f["size"].as_u64(),
+                upload_time: f["upload-time"].as_str().map(str::to_owned),
+            });
+        }
+        page.versions = v["versions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+    } else {
+        let html = String::from_utf8_lossy(content);
+        for (attrs, text) in anchors(&html)? {
+            let Some(href) = attrs.get("href") else {
+                continue;
+            };
+            let Some((url, hashes)) = resolve(page_url, href) else {
+                continue;
+            };
+            let filename = if text.is_empty() {
+                url.rsplit('/').next().unwrap_or_default().to_owned()
+            } else {
+                text
+            };
+            page.files.push(IndexFile {
+                filename,
+                url,
+                hashes,
+                requires_python: attrs.get("data-requires-python").cloned(),
+                yanked: attrs.get("data-yanked").cloned(),
+                core_metadata: attrs
+                    .get("data-core-metadata")
+                    .or_else(|| attrs.get("data-dist-info-metadata"))
+                    .and_then(|v| metadata_attr(v)),
+                size: None,
+                upload_time: None,
+            });
+        }
+    }
+    if page.versions.is_empty() {
+        page.versions = versions_of(&page.files);
+    }
+    Ok(page)
+}
+
+/// Versions named by the files' names, in first-seen order.
+pub fn versions_of(files: &[IndexFile]) -> Vec<String> {
+    let mut versions: Vec<String> = Vec::new();
+    for f in files {
+        if let Ok(parsed) = parse_filename(&f.filename) {
+            if !versions.contains(&parsed.version) {
+                versions.push(parsed.version);
+            }
+        }
+    }
+    versions
+}
+
+/// Read the project list the upstream sent as JSON or HTML: names as written.
+pub fn parse_project_list(content_type: &str, content: &[u8]) -> Result<Vec<String>, PageError> {
+    if is_json(content_type) {
+        let v: Value = serde_json::from_slice(content).map_err(|e| PageError(e.to_string()))?;
+        Ok(v["projects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect())
+    } else {
+        let html = String::from_utf8_lossy(content);
+        Ok(anchors(&html)?
+            .into_iter()
+            .map(|(_, text)| text)
+            .filter(|t| !t.is_empty())
+            .collect())
+    }
+}
+
+/// The form a page is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFormat {
+    /// PEP 691 JSON.
+    Json,
+    /// PEP 503 HTML, labelled `application/vnd.pypi.simple.v1+html`.
+    HtmlV1,
+    /// PEP 503 HTML, labelled `text/html`.
+    TextHtml,
+}
+
+impl PageFormat {
+    /// The Content-Type of a page in this form.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PageFormat::Json => JSON_V1,
+            PageFormat::HtmlV1 => HTML_V1,
+            PageFormat::TextHtml => "text/html; charset=utf-8",
+        }
+    }
+}
+
+fn metadata_json(hashes: &BTreeMap<String, String>) -> Value {
+    if hashes.is_empty() {
+        Value::Bool(true)
+    } else {
+        json!(hashes)
+    }
+}
+
+/// Write a project page.
+pub fn render_project_page(page: &ProjectPage, format: PageFormat) -> Vec<u8> {
+    match format {
+        PageFormat::Json => {
+            let files: Vec<Value> = page
+                .files
+                .iter()
+                .map(|f| {
+                    let mut m = Map::new();
+                    m.insert("filename".into(), json!(f.filename));
+                    m.insert("url".into(), json!(f.url));
+                    m.insert("hashes".into(), json!(f.hashes));
+                    if let Some(rp) = &f.requires_python {
+                        m.insert("requires-python".into(), json!(rp));
+                    }
+                    if let Some(meta) = &f.core_metadata {
+                        m.insert("core-metadata".into(), metadata_json(meta));
+                        m.insert("dist-info-metadata".into(), metadata_json(meta));
+                    }
+                    if let Some(reason) = &f.yanked {
+                        let v = if reason.is_empty() {
+                            Value::Bool(true)
+                        } else {
+                            json!(reason)
+                        };
+                        m.insert("yanked".into(), v);
+                    }
+                    if let Some(size) = f.size {
+                        m.insert("size".into(), json!(size));
+                    }
+                    if let Some(t) = &f.upload_time {
+                        m.insert("upload-time".into(), json!(t));
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            let body = json!({
+                "meta": {"api-version": API_VERSION},
+                "name": page.name,
+                "versions": page.versions,
+                "files": files,
+            });
+            body.to_string().into_bytes()
+        }
+        PageFormat::HtmlV1 | PageFormat::TextHtml => {
+            let name = escape(&page.name);
+            let mut html = format!(
+                "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n"
+            );
+            for f in &page.files {
+                let mut href = f.url.clone();
+                if let Some(hex) = f.hashes.get("sha256") {
+                    href.push_str(&format!("#sha256={hex}"));
+                }
+                html.push_str(&format!("    <a href=\"{}\"", escape(&href)));
+                if let Some(rp) = &f.requires_python {
+                    html.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
+                }
+                if let Some(meta) = &f.core_metadata {
+                    let value = meta
+                        .get("sha256")
+                        .map(|h| format!("sha256={h}"))
+                        .or_else(|| meta.iter().next().map(|(k, v)| format!("{k}={v}")))
+                        .unwrap_or_else(|| "true".into());
+                    let value = escape(&value);
+                    html.push_str(&format!(
+                        " data-core-metadata=\"{value}\" data-dist-info-metadata=\"{value}\""
+                    ));
+                }
+                if let Some(reason) = &f.yanked {
+                    html.push_str(&format!(" data-yanked=\"{}\"", escape(reason)));
+                }
+                html.push_str(&format!(">{}</a><br/>\n", escape(&f.filename)));
+            }
+            html.push_str("  </body>\n</html>\n");
+            html.into_bytes()
+        }
+    }
+}
+
+/// Write the project list; `href` gives each project's page link.
+pub fn render_project_list(
+    names: &[String],
+    format: PageFormat,
+    href: impl Fn(&str) -> String,
+) -> Vec<u8> {
+    match format {
+        PageFormat::Json => json!({
+            "meta": {"api-version": API_VERSION},
+            "projects": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        })
+        .to_string()
+        .into_bytes(),
+        PageFormat::HtmlV1 | PageFormat::TextHtml => {
+            let mut html = format!(
+                "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Simple index</title>\n  </head>\n  <body>\n"
+            );
+            for n in names {
+                html.push_str(&format!(
+                    "    <a href=\"{}\">{}</a><br/>\n",
+                    escape(&href(n)),
+                    escape(n)
+                ));
+            }
+            html.push_str("  </body>\n</html>\n");
+            html.into_bytes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HTML: &str = r#"<!DOCTYPE html><html><body>
+<a href="../../packages/tiny_pkg-1.0-py3-none-any.whl#sha256=AABB" data-requires-python="&gt;=3.8" data-dist-info-metadata="sha256=ccdd">tiny_pkg-1.0-py3-none-any.whl</a><br/>
+<a href="https://files.example.org/tiny-pkg-0.9.tar.gz#sha256=eeff" data-yanked="broken &amp; bad">tiny-pkg-0.9.tar.gz</a>
+</body></html>"#;
+
+    #[test]
+    fn reads_html_pages() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/tiny-pkg/").unwrap();
+        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "Tiny_Pkg").unwrap();
+        assert_eq!(page.name, "tiny-pkg");
+        assert_eq!(page.files.len(), 2);
+        let w = &page.files[0];
+        assert_eq!(
+            w.url,
+            "http://127.0.0.1:1/packages/tiny_pkg-1.0-py3-none-any.whl"
+        );
+        assert_eq!(w.hashes["sha256"], "aabb");
+        assert_eq!(w.requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(w.core_metadata.as_ref().unwrap()["sha256"], "ccdd");
+        assert_eq!(page.files[1].yanked.as_deref(), Some("broken & bad"));
+        assert_eq!(page.versions, vec!["1.0".to_owned(), "0.9".to_owned()]);
+    }
+
+    #[test]
+    fn json_and_html_round_trip() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/tiny-pkg/").unwrap();
+        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "tiny-pkg").unwrap();
+        for format in [PageFormat::Json, PageFormat::HtmlV1] {
+            let bytes = render_project_page(&page, format);
+            let again =
+                parse_project_page(format.content_type(), &bytes, &base, "tiny-pkg").unwrap();
+            assert_eq!(again, page, "{format:?}");
+        }
+        let html = String::from_utf8(render_project_page(&page, PageFormat::TextHtml)).unwrap();
+        assert!(html.contains("data-requires-python=\"&gt;=3.8\""));
+        assert!(html.contains("pypi:repository-version"));
+    }
+
+    #[test]
+    fn reads_project_lists() {
+        let names =
+            parse_project_list("text/html", b"<a href='a/'>A_b</a><a href='c/'>c</a>").unwrap();
+        assert_eq!(names, vec!["A_b".to_owned(), "c".to_owned()]);
+        let names = parse_project_list(JSON_V1, br#"{"projects":[{"name":"x"}]}"#).unwrap();
+        assert_eq!(names, vec!["x".to_owned()]);
+    }
+
+    #[test]
+    fn unescapes() {
+        assert_eq!(unescape("&lt;3&#44;&#x3e;=1 & x"), "<3,>=1 & x");
+    }
+}

@@ -1,0 +1,532 @@
+//! Remote Python repositories: a pull-through cache of a simple index.
+//!
+//! Index pages are mutable: kept as the upstream sent them, answered from the
+//! cache within the freshness window, and served stale when the upstream fails.
+//! Files are immutable: named by the sha256 the index gave, fetched once through
+//! the fill engine, verified, kept.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::upstream::{python_upstream, PythonUpstream};
+use entrepot_domain::{ByteRange, Repository};
+use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, RemoteFileRecord};
+use entrepot_upstream::reqwest::header::{ACCEPT, CONTENT_TYPE};
+use entrepot_upstream::reqwest::StatusCode;
+use entrepot_upstream::{
+    CredentialSource, NoCredentials, UpstreamClient, UpstreamError, UpstreamRequest,
+};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use url::Url;
+
+use super::dist::normalize;
+use super::index::{self, ProjectPage};
+use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
+use crate::clock::now_unix;
+use crate::metrics::{ContentKind, Metrics};
+use crate::remote::fill::{Cached, FillError, Fills, UpstreamBody};
+use crate::remote::{RepositoryCredentials, SecretReader};
+
+/// What entrepot asks the upstream for: JSON first, HTML accepted.
+const UPSTREAM_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// Largest index page entrepot keeps (PyPI's full project list is ~30 MiB).
+const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+
+struct Target {
+    ids: PythonRepo,
+    upstream: PythonUpstream,
+    config: RemoteConfig,
+    credentials: Arc<RepositoryCredentials>,
+}
+
+impl Target {
+    /// Credentials go to the index's own origin and its declared file hosts only.
+    fn credentials_for(&self, url: &Url) -> Arc<dyn CredentialSource> {
+        let index = Url::parse(&self.upstream.index_url).ok();
+        let same_origin = index.is_some_and(|i| i.origin() == url.origin());
+        let host = url
+            .host_str()
+            .map(|h| url.port().map_or(h.to_owned(), |p| format!("{h}:{p}")));
+        let file_host = host.is_some_and(|h| self.upstream.file_hosts.contains(&h));
+        if same_origin || (file_host && url.scheme() == "https") {
+            self.credentials.clone()
+        } else {
+            Arc::new(NoCredentials)
+        }
+    }
+}
+
+/// The remote Python cache.
+pub struct RemotePython {
+    store: Arc<dyn PythonStore>,
+    blobs: Arc<dyn BlobStore>,
+    fills: Fills,
+    client: Arc<UpstreamClient>,
+    metrics: Arc<Metrics>,
+    secrets: Arc<dyn SecretReader>,
+    credentials: Mutex<HashMap<String, (RemoteConfig, Arc<RepositoryCredentials>)>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
+    match e {
+        UpstreamError::Unauthorized(m) => PythonError::UpstreamCredentials(format!(
+            "{m}; the upstream credentials of this repository were refused (check --remote-username and --remote-password-secret-version)"
+        )),
+        UpstreamError::Credentials(c) => PythonError::UpstreamCredentials(format!(
+            "the upstream credentials of this repository could not be read: {}",
+            c.0
+        )),
+        UpstreamError::Blocked(d) => PythonError::Upstream {
+            status: 403,
+            message: d.message,
+        },
+        e @ UpstreamError::Unreachable { .. } => PythonError::Upstream {
+            status: 503,
+            message: e.to_string(),
+        },
+        e => PythonError::Upstream {
+            status: 502,
+            message: format!("the upstream {host} failed: {e}"),
+        },
+    }
+}
+
+fn fill_error(e: FillError) -> PythonError {
+    match e {
+        FillError::NotFound(m) => PythonError::NotFound(m),
+        FillError::Upstream {
+            status: 401 | 403,
+            message,
+            ..
+        } => PythonError::UpstreamCredentials(message),
+        FillError::Upstream {
+            status, message, ..
+        } => PythonError::Upstream { status, message },
+        e @ FillError::DigestMismatch { .. } => PythonError::Upstream {
+            status: 502,
+            message: e.to_string(),
+        },
+        FillError::Storage(m) => PythonError::Storage(m),
+    }
+}
+
+impl RemotePython {
+    /// A remote cache over the given stores, fills and upstream client.
+    pub fn new(
+        store: Arc<dyn PythonStore>,
+        blobs: Arc<dyn BlobStore>,
+        fills: Fills,
+        client: Arc<UpstreamClient>,
+        metrics: Arc<Metrics>,
+        secrets: Arc<dyn SecretReader>,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            fills,
+            client,
+            metrics,
+            secrets,
+            credentials: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn target(&self, repo: &Repository) -> Result<Target, PythonError> {
+        let config = repo.remote_repository_config.clone().ok_or_else(|| {
+            PythonError::NotAllowed(format!("{} has no upstream configured", repo.name))
+        })?;
+        let upstream =
+            python_upstream(&config.upstream, config.allow_insecure_upstream).map_err(|e| {
+                PythonError::Upstream {
+                    status: 502,
+                    message: e.to_string(),
+                }
+            })?;
+        let ids = repo_ids(repo);
+        let credentials = {
+            let mut all = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+            match all.get(&repo.name) {
+                // Same credential settings: keep the source (and its cached secret).
+                Some((c, creds))
+                    if c.username == config.username
+                        && c.password_secret_version == config.password_secret_version =>
+                {
+                    creds.clone()
+                }
+                _ => {
+                    let creds = Arc::new(RepositoryCredentials::new(
+                        &ids.project,
+                        config.username.clone(),
+                        config.password_secret_version.clone(),
+                        self.secrets.clone(),
+                    ));
+                    all.insert(repo.name.clone(), (config.clone(), creds.clone()));
+                    creds
+                }
+            }
+        };
+        Ok(Target {
+            ids,
+            upstream,
+            config,
+            credentials,
+        })
+    }
+
+    fn key_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key).or_default().clone()
+    }
+
+    /// An index page (`name` normalised; `""` is the project list), from the
+    /// cache when fresh, else from the upstream; stale when the upstream fails.
+    async fn page(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> Result<(Url, CachedIndexPage, bool), PythonError> {
+        let index_url =
+            Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
+                status: 502,
+                message: format!("bad upstream URL: {e}"),
+            })?;
+        let url = if name.is_empty() {
+            index_url.clone()
+        } else {
+            index_url
+                .join(&format!("{name}/"))
+                .map_err(|e| PythonError::Invalid(format!("bad project name: {e}")))?
+        };
+        let _guard = self
+            .key_lock(format!(
+                "{}/{}/{name}",
+                target.ids.project, target.ids.repository
+            ))
+            .lock_owned()
+            .await;
+        let cached = self.store.index_page(&target.ids, name).await?;
+        let now = now_unix();
+        if let Some(page) = &cached {
+            if now - page.fetched_at < target.config.tag_ttl_secs as i64 {
+                self.metrics.hit(ContentKind::Tag);
+                return Ok((url, page.clone(), false));
+            }
+        }
+        self.metrics.miss(ContentKind::Tag);
+        match self.fetch_page(target, &url).await {
+            Ok(Some((content_type, content))) => {
+                let page = CachedIndexPage {
+                    content_type,
+                    content,
+                    fetched_at: now,
+                };
+                self.store.put_index_page(&target.ids, name, &page).await?;
+                Ok((url, page, true))
+            }
+            Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
+                "the upstream has no project list".into()
+            } else {
+                format!("project {name:?} is not in the upstream index")
+            })),
+            Err(e @ PythonError::Upstream { .. }) if target.config.serve_stale => match cached {
+                Some(page) => {
+                    tracing::warn!(project = name, error = %e, "upstream failed; serving the cached index page");
+                    self.metrics.stale_serve();
+                    Ok((url, page, false))
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET an index page: `None` when the upstream has no such project.
+    async fn fetch_page(
+        &self,
+        target: &Target,
+        url: &Url,
+    ) -> Result<Option<(String, Vec<u8>)>, PythonError> {
+        let host = target.upstream.host();
+        let request = UpstreamRequest::get(url.clone()).header(ACCEPT, UPSTREAM_ACCEPT);
+        self.metrics.upstream_request();
+        let response = self
+            .client
+            .send(&request, target.credentials.as_ref())
+            .await
+            .map_err(|e| upstream_error(e, &host))?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),
+            StatusCode::FORBIDDEN => {
+                return Err(PythonError::UpstreamCredentials(format!(
+                    "the upstream {host} refused access (HTTP 403); check the repository's upstream credentials (--remote-username, --remote-password-secret-version)"
+                )))
+            }
+            s => {
+                return Err(PythonError::Upstream {
+                    status: if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
+                        503
+                    } else {
+                        502
+                    },
+                    message: format!("the upstream {host} answered HTTP {} for {url}", s.as_u16()),
+                })
+            }
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("text/html")
+            .to_owned();
+        let mut body = response.bytes_stream();
+        let mut content = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| PythonError::Upstream {
+                status: 502,
+                message: format!("reading the index page from {host} failed: {e}"),
+            })?;
+            if content.len() + chunk.len() > MAX_PAGE_BYTES {
+                return Err(PythonError::Upstream {
+                    status: 502,
+                    message: format!("the index page from {host} is larger than 128 MiB"),
+                });
+            }
+            content.extend_from_slice(&chunk);
+        }
+        self.metrics.upstream_bytes(content.len() as u64);
+        // Check now that it parses, so an unreadable page is never cached.
+        let ct = content_type.to_ascii_lowercase();
+        if !(ct.contains("json") || ct.contains("html")) {
+            return Err(PythonError::Upstream {
+                status: 502,
+                message: format!("the upstream {host} sent {content_type}, not an index page"),
+            });
+        }
+        Ok(Some((content_type, content)))
+    }
+
+    /// The upstream's project list (normalised names).
+    pub async fn project_list(&self, repo: &Repository) -> Result<Vec<String>, PythonError> {
+        let target = self.target(repo)?;
+        let (_, page, _) = self.page(&target, "").await?;
+        let names = index::parse_project_list(&page.content_type, &page.content).map_err(|e| {
+            PythonError::Upstream {
+                status: 502,
+                message: e.to_string(),
+            }
+        })?;
+        Ok(names.iter().map(|n| normalize(n)).collect())
+    }
+
+    /// A project's page, with file links pointing at entrepot. Files the
+    /// upstream gives no sha256 for are left out: they could not be verified.
+    pub async fn project_page(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<ProjectPage, PythonError> {
+        let target = self.target(repo)?;
+        let name = normalize(name);
+        let (url, cached, fresh) = self.page(&target, &name).await?;
+        let mut page =
+            index::parse_project_page(&cached.content_type, &cached.content, &url, &name).map_err(
+                |e| PythonError::Upstream {
+                    status: 502,
+                    message: e.to_string(),
+                },
+            )?;
+        page.files.retain(|f| {
+            let ok = f
+                .hashes
+                .get("sha256")
+                .is_some_and(|h| sha256_digest(h).is_ok());
+            if !ok {
+                tracing::warn!(file = %f.filename, "upstream file has no sha256; left out");
+            }
+            ok
+        });
+        for f in &mut page.files {
+            // A metadata file can only be verified with its sha256.
+            if f.core_metadata
+                .as_ref()
+                .is_some_and(|m| m.get("sha256").is_none_or(|h| sha256_digest(h).is_err()))
+            {
+                f.core_metadata = None;
+            }
+        }
+        if fresh {
+            let records: Vec<RemoteFileRecord> = page
+                .files
+                .iter()
+                .map(|f| RemoteFileRecord {
+                    sha256: f.hashes["sha256"].clone(),
+                    filename: f.filename.clone(),
+                    url: f.url.clone(),
+                    metadata_sha256: f
+                        .core_metadata
+                        .as_ref()
+                        .and_then(|m| m.get("sha256").cloned()),
+                })
+                .collect();
+            self.store
+                .remember_remote_files(&target.ids, &records)
+                .await?;
+        }
+        for f in &mut page.files {
+            f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
+        }
+        Ok(page)
+    }
+
+    /// Where a file (or its `.metadata`) comes from, and its digest.
+    async fn source(
+        &self,
+        target: &Target,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<(Url, String), PythonError> {
+        let unknown = || {
+            PythonError::NotFound(format!(
+                "{filename} with sha256 {sha256} is not on any index page of this repository; ask for the project's page first"
+            ))
+        };
+        let (file, metadata) = match filename.strip_suffix(".metadata") {
+            Some(f) => (f, true),
+            None => (filename, false),
+        };
+        let record = self
+            .store
+            .remote_file(&target.ids, sha256, file)
+            .await?
+            .ok_or_else(unknown)?;
+        let url = if metadata {
+            format!("{}.metadata", record.url)
+        } else {
+            record.url.clone()
+        };
+        let digest = if metadata {
+            record.metadata_sha256.clone().ok_or_else(|| {
+                PythonError::NotFound(format!("the upstream has no metadata file for {file}"))
+            })?
+        } else {
+            record.sha256.clone()
+        };
+        let url = Url::parse(&url).map_err(|e| PythonError::Upstream {
+            status: 502,
+            message: format!("the upstream file URL {url:?} is invalid: {e}"),
+        })?;
+        Ok((url, digest))
+    }
+
+    async fn cached_or_fill(
+        &self,
+        repo: &Repository,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<(Cached, String), PythonError> {
+        let target = self.target(repo)?;
+        let (url, hex) = self.source(&target, sha256, filename).await?;
+        let digest = sha256_digest(&hex)?;
+        if let Some(size) = self.blobs.stat(&digest).await? {
+            self.metrics.hit(ContentKind::Blob);
+            return Ok((Cached::Committed(size), hex));
+        }
+        let credentials = target.credentials_for(&url);
+        let client = self.client.clone();
+        let metrics = self.metrics.clone();
+        let what = filename.to_owned();
+        let open = move || {
+            async move {
+                metrics.upstream_request();
+                let request = UpstreamRequest::get(url);
+                let host = request.url.host_str().unwrap_or("upstream").to_owned();
+                let response = client
+                    .send(&request, credentials.as_ref())
+                    .await
+                    .map_err(|e| FillError::Upstream {
+                        status: match e {
+                            UpstreamError::Unreachable { .. } => 503,
+                            UpstreamError::Unauthorized(_) | UpstreamError::Credentials(_) => 401,
+                            UpstreamError::Blocked(_) => 403,
+                            _ => 502,
+                        },
+                        message: e.to_string(),
+                        retry_after: None,
+                    })?;
+                match response.status() {
+                    StatusCode::OK => Ok(UpstreamBody {
+                        length: response.content_length(),
+                        body: response.bytes_stream().map_err(std::io::Error::other).boxed(),
+                    }),
+                    StatusCode::NOT_FOUND | StatusCode::GONE => Err(FillError::NotFound(format!(
+                        "{what} is not at the upstream {host}"
+                    ))),
+                    StatusCode::FORBIDDEN => Err(FillError::Upstream {
+                        status: 403,
+                        message: format!(
+                            "the upstream {host} refused access to {what} (HTTP 403); check the repository's upstream credentials"
+                        ),
+                        retry_after: None,
+                    }),
+                    s => Err(FillError::Upstream {
+                        status: if s.is_server_error() { 503 } else { 502 },
+                        message: format!("the upstream {host} answered HTTP {} for {what}", s.as_u16()),
+                        retry_after: None,
+                    }),
+                }
+            }
+            .boxed()
+        };
+        let cached = self
+            .fills
+            .get_or_start(&digest, open, || async {}.boxed())
+            .await
+            .map_err(fill_error)?;
+        Ok((cached, hex))
+    }
+
+    /// A file's size, starting its download if it is not cached.
+    pub async fn stat_file(
+        &self,
+        repo: &Repository,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<u64, PythonError> {
+        match self.cached_or_fill(repo, sha256, filename).await?.0 {
+            Cached::Committed(size) => Ok(size),
+            Cached::Filling(fill) => fill.size().await.map_err(fill_error),
+        }
+    }
+
+    /// A file (or a range of it), from the cache or from the download under way.
+    pub async fn open_file(
+        &self,
+        repo: &Repository,
+        sha256: &str,
+        filename: &str,
+        range: Option<ByteRange>,
+    ) -> Result<ServedFile, PythonError> {
+        match self.cached_or_fill(repo, sha256, filename).await? {
+            (Cached::Committed(size), hex) => {
+                let body = self.blobs.read(&sha256_digest(&hex)?, range).await?;
+                Ok(ServedFile { size, range, body })
+            }
+            (Cached::Filling(fill), _) => {
+                fill.opened().await.map_err(fill_error)?;
+                let size = fill.size().await.map_err(fill_error)?;
+                Ok(ServedFile {
+                    size,
+                    range,
+                    body: fill.stream(range),
+                })
+            }
+        }
+    }
+}

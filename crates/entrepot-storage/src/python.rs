@@ -1,0 +1,327 @@
+//! Metadata of Python repositories: cached index pages and file origins of
+//! remote repositories, uploaded files of standard ones.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use crate::metadata::StoreError;
+use crate::sqlite::SqliteMetadataStore;
+
+/// A repository, as `(project, repository)` ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonRepo {
+    /// Project id.
+    pub project: String,
+    /// Repository id.
+    pub repository: String,
+}
+
+/// An index page as the upstream sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedIndexPage {
+    /// The upstream's Content-Type.
+    pub content_type: String,
+    /// The bytes, unchanged.
+    pub content: Vec<u8>,
+    /// When it was fetched (unix seconds).
+    pub fetched_at: i64,
+}
+
+/// Where a file of a remote repository comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFileRecord {
+    /// Hex sha256 of the file, from the index page.
+    pub sha256: String,
+    /// The file name.
+    pub filename: String,
+    /// Absolute upstream URL (without fragment).
+    pub url: String,
+    /// Hex sha256 of the upstream's `.metadata` file, if it has one.
+    pub metadata_sha256: Option<String>,
+}
+
+/// A file uploaded to a standard repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonFileRecord {
+    /// The file name (unique within the repository).
+    pub filename: String,
+    /// Normalised project name.
+    pub name: String,
+    /// Version, as uploaded.
+    pub version: String,
+    /// Hex sha256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// `Requires-Python`, if declared.
+    pub requires_python: Option<String>,
+    /// Hex sha256 of the extracted core metadata file, if any.
+    pub metadata_sha256: Option<String>,
+    /// PEP 592: yanked.
+    pub yanked: bool,
+    /// Why it was yanked.
+    pub yanked_reason: Option<String>,
+    /// RFC 3339 upload time.
+    pub upload_time: String,
+}
+
+/// Python-specific metadata.
+#[async_trait]
+pub trait PythonStore: Send + Sync + 'static {
+    /// A cached index page (`name` normalised, `""` for the project list).
+    async fn index_page(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Option<CachedIndexPage>, StoreError>;
+    /// Store (replace) an index page.
+    async fn put_index_page(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+        page: &CachedIndexPage,
+    ) -> Result<(), StoreError>;
+    /// Remember where files come from (replacing what was known).
+    async fn remember_remote_files(
+        &self,
+        repo: &PythonRepo,
+        files: &[RemoteFileRecord],
+    ) -> Result<(), StoreError>;
+    /// Where a file comes from.
+    async fn remote_file(
+        &self,
+        repo: &PythonRepo,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<Option<RemoteFileRecord>, StoreError>;
+    /// Record an uploaded file; `AlreadyExists` if the file name is taken.
+    async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError>;
+    /// An uploaded file by name.
+    async fn file(
+        &self,
+        repo: &PythonRepo,
+        filename: &str,
+    ) -> Result<Option<PythonFileRecord>, StoreError>;
+    /// The uploaded files of a project, by file name.
+    async fn files_of(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<PythonFileRecord>, StoreError>;
+    /// Normalised names of the projects with uploaded files.
+    async fn project_names(&self, repo: &PythonRepo) -> Result<Vec<String>, StoreError>;
+    /// Yank or unyank the files of a version; how many files changed.
+    async fn set_yanked(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+        version: &str,
+        yanked: bool,
+        reason: Option<&str>,
+    ) -> Result<u64, StoreError>;
+}
+
+fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreError> {
+    Ok(PythonFileRecord {
+        filename: row.try_get("filename")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        requires_python: row.try_get("requires_python")?,
+        metadata_sha256: row.try_get("metadata_sha256")?,
+        yanked: row.try_get::<i64, _>("yanked")? != 0,
+        yanked_reason: row.try_get("yanked_reason")?,
+        upload_time: row.try_get("upload_time")?,
+    })
+}
+
+const FILE_COLUMNS: &str = "filename, name, version, sha256, size, requires_python, metadata_sha256, yanked, yanked_reason, upload_time";
+
+#[async_trait]
+impl PythonStore for SqliteMetadataStore {
+    async fn index_page(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Option<CachedIndexPage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT content_type, content, fetched_at FROM python_index_pages WHERE project = ? AND repository = ? AND name = ?",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(CachedIndexPage {
+                content_type: r.try_get("content_type")?,
+                content: r.try_get("content")?,
+                fetched_at: r.try_get("fetched_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_index_page(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+        page: &CachedIndexPage,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO python_index_pages (project, repository, name, content_type, content, fetched_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (project, repository, name) DO UPDATE SET content_type = excluded.content_type, content = excluded.content, fetched_at = excluded.fetched_at",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .bind(&page.content_type)
+        .bind(&page.content)
+        .bind(page.fetched_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn remember_remote_files(
+        &self,
+        repo: &PythonRepo,
+        files: &[RemoteFileRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for f in files {
+            sqlx::query(
+                "INSERT INTO python_remote_files (project, repository, sha256, filename, url, metadata_sha256) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (project, repository, sha256, filename) DO UPDATE SET url = excluded.url, metadata_sha256 = excluded.metadata_sha256",
+            )
+            .bind(&repo.project)
+            .bind(&repo.repository)
+            .bind(&f.sha256)
+            .bind(&f.filename)
+            .bind(&f.url)
+            .bind(&f.metadata_sha256)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remote_file(
+        &self,
+        repo: &PythonRepo,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<Option<RemoteFileRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ?",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(sha256)
+        .bind(filename)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(RemoteFileRecord {
+                sha256: r.try_get("sha256")?,
+                filename: r.try_get("filename")?,
+                url: r.try_get("url")?,
+                metadata_sha256: r.try_get("metadata_sha256")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError> {
+        let result = sqlx::query(&format!(
+            "INSERT INTO python_files (project, repository, {FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(&file.filename)
+        .bind(&file.name)
+        .bind(&file.version)
+        .bind(&file.sha256)
+        .bind(file.size as i64)
+        .bind(&file.requires_python)
+        .bind(&file.metadata_sha256)
+        .bind(file.yanked as i64)
+        .bind(&file.yanked_reason)
+        .bind(&file.upload_time)
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn file(
+        &self,
+        repo: &PythonRepo,
+        filename: &str,
+    ) -> Result<Option<PythonFileRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM python_files WHERE project = ? AND repository = ? AND filename = ?"
+        ))
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(filename)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(file_record).transpose()
+    }
+
+    async fn files_of(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<PythonFileRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM python_files WHERE project = ? AND repository = ? AND name = ? ORDER BY filename"
+        ))
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(file_record).collect()
+    }
+
+    async fn project_names(&self, repo: &PythonRepo) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT name FROM python_files WHERE project = ? AND repository = ? ORDER BY name",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn set_yanked(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+        version: &str,
+        yanked: bool,
+        reason: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE python_files SET yanked = ?, yanked_reason = ? WHERE project = ? AND repository = ? AND name = ? AND version = ?",
+        )
+        .bind(yanked as i64)
+        .bind(if yanked { reason } else { None })
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .bind(version)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
