@@ -47,6 +47,9 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repositories(cli::repositories::RepositoriesCommand),
+    /// Manage Python packages (yank, unyank).
+    #[command(subcommand)]
+    Python(cli::python::PythonCommand),
 }
 
 fn init_logging(json: bool) {
@@ -95,6 +98,16 @@ async fn main() -> ExitCode {
         Command::Repositories(command) => {
             let client = cli::AdminClient::new(&cli.server, cli.token);
             match cli::repositories::run(&client, command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ERROR: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Python(command) => {
+            let client = cli::AdminClient::new(&cli.server, cli.token);
+            match cli::python::run(&client, command).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ERROR: {e}");

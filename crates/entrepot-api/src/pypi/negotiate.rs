@@ -21,8 +21,10 @@ const CANDIDATES: [(PageFormat, &[&str]); 3] = [
 ];
 
 /// The form to answer in, or `None` when nothing the client accepts is
-/// available (406). No `Accept` header means `text/html`, as PEP 503 clients
-/// expect; ties go to JSON, then the versioned HTML, then `text/html`.
+/// available (406). The highest quality wins; at equal quality a type named
+/// exactly beats a wildcard. Among types named exactly, JSON comes first (it is
+/// what current installers prefer); a bare wildcard (`*/*`, or no `Accept`)
+/// gets `text/html`, which every PEP 503 client and browser reads.
 pub fn negotiate(accept: Option<&str>) -> Option<PageFormat> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(PageFormat::TextHtml);
@@ -46,8 +48,8 @@ pub fn negotiate(accept: Option<&str>) -> Option<PageFormat> {
             Some((media, q.clamp(0.0, 1.0)))
         })
         .collect();
-    let mut best: Option<(PageFormat, f32)> = None;
-    for (format, names) in CANDIDATES {
+    let mut best: Option<(PageFormat, (f32, u8, usize))> = None;
+    for (position, (format, names)) in CANDIDATES.into_iter().enumerate() {
         // The most specific matching range decides the quality.
         let mut quality: Option<(u8, f32)> = None;
         for (media, q) in &ranges {
@@ -67,9 +69,15 @@ pub fn negotiate(accept: Option<&str>) -> Option<PageFormat> {
                 quality = Some((specificity, *q));
             }
         }
-        if let Some((_, q)) = quality.filter(|(_, q)| *q > 0.0) {
-            if best.is_none_or(|(_, b)| q > b) {
-                best = Some((format, q));
+        if let Some((specificity, q)) = quality.filter(|(_, q)| *q > 0.0) {
+            let preference = if specificity == 3 {
+                CANDIDATES.len() - position
+            } else {
+                position
+            };
+            let score = (q, specificity, preference);
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((format, score));
             }
         }
     }
@@ -95,7 +103,11 @@ mod tests {
             negotiate(Some("application/vnd.pypi.simple.v1+html")),
             Some(PageFormat::HtmlV1)
         );
-        assert_eq!(negotiate(Some("*/*")), Some(PageFormat::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(PageFormat::TextHtml));
+        assert_eq!(
+            negotiate(Some("*/*, application/vnd.pypi.simple.v1+json")),
+            Some(PageFormat::Json)
+        );
         assert_eq!(negotiate(Some("text/*")), Some(PageFormat::TextHtml));
         assert_eq!(
             negotiate(Some("application/vnd.pypi.simple.latest+json")),
@@ -105,7 +117,7 @@ mod tests {
         assert_eq!(negotiate(Some("text/html;q=0")), None);
         assert_eq!(
             negotiate(Some("*/*, application/vnd.pypi.simple.v1+json;q=0")),
-            Some(PageFormat::HtmlV1)
+            Some(PageFormat::TextHtml)
         );
     }
 }

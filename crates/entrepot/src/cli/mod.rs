@@ -1,6 +1,7 @@
 //! gcloud-like verbs over the admin API.
 
 pub mod client;
+pub mod python;
 pub mod repositories;
 
 pub use client::{AdminClient, ClientError};

@@ -1,0 +1,693 @@
+//! Python repositories with real clients (pip, uv, twine) against the real
+//! binary, and real upstreams on loopback: pypiserver, and a fixture index that
+//! misbehaves on purpose.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod python_support;
+mod upstream_support;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::*;
+use python_support::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use upstream_support::*;
+
+const JSON: &str = "application/vnd.pypi.simple.v1+json";
+const HTML: &str = "application/vnd.pypi.simple.v1+html";
+
+/// Create a Python repository in project `default`: remote when `upstream` is given.
+fn create_python(server: &Server, id: &str, upstream: Option<&str>, extra: Value) {
+    let mut body = json!({ "format": "python", "mode": "standard-repository" });
+    if let Some(url) = upstream {
+        let mut config = json!({ "upstream": url });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        body = json!({ "format": "python", "mode": "remote-repository", "remoteRepositoryConfig": config });
+    }
+    let response = server
+        .request(
+            Method::POST,
+            &format!("/v1/projects/default/repositories?repositoryId={id}"),
+        )
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "create {id}: {}",
+        response.text().unwrap()
+    );
+}
+
+/// The fixtures most tests use: a library, an app depending on it, an sdist-only package.
+fn fixtures(dir: &Path) {
+    make_dist(dir, "wheel", "tiny-lib", "1.0", &[]);
+    make_dist(dir, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
+    make_dist(dir, "sdist", "sdist-only", "0.5", &[]);
+}
+
+fn index(server: &Server, repo: &str) -> String {
+    format!("{}/pypi/default/{repo}/simple/", server.base)
+}
+
+/// A legacy upload form, written by hand so a test can send what twine never would.
+fn upload_form(
+    server: &Server,
+    repo: &str,
+    fields: &[(&str, &str)],
+    filename: &str,
+    content: &[u8],
+) -> reqwest::blocking::Response {
+    let boundary = "entrepot-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    server
+        .request(Method::POST, &format!("/pypi/default/{repo}/legacy/"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+fn blob_exists(server: &Server, sha256: &str) -> bool {
+    let mut found = false;
+    let mut stack = vec![server.data_dir.join("blobs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains(sha256)
+                && !path.to_string_lossy().contains("spool")
+            {
+                found = true;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn pip_and_uv_install_through_the_cache_then_with_the_upstream_stopped() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let mut upstream = PyPiServer::start(&packages);
+    let server = Server::start();
+    // A zero freshness window: every page request asks the upstream, so the
+    // warm run below proves pages are served stale when it is down.
+    create_python(
+        &server,
+        "up",
+        Some(&upstream.index_url()),
+        json!({ "tagTtlSecs": 0 }),
+    );
+    let url = index(&server, "up");
+
+    let cold = work.path().join("cold");
+    let out = pip_install(&url, &cold, &["tiny-app", "sdist-only"]);
+    assert!(out.status.success(), "cold pip install: {}", text(&out));
+    assert!(
+        installed(&cold, "tiny_app")
+            && installed(&cold, "tiny_lib")
+            && installed(&cold, "sdist_only")
+    );
+
+    let uv = work.path().join("uv");
+    let out = uv_install(&url, &uv, &["tiny-app", "sdist-only"]);
+    assert!(out.status.success(), "uv install: {}", text(&out));
+    assert!(installed(&uv, "tiny_app") && installed(&uv, "sdist_only"));
+    let file_gets = upstream.gets_of("/packages/");
+    assert_eq!(
+        file_gets,
+        3,
+        "each file is fetched from the upstream once:\n{}",
+        upstream.log_text()
+    );
+
+    upstream.stop();
+    let warm = work.path().join("warm");
+    let out = pip_install(&url, &warm, &["tiny-app", "sdist-only"]);
+    assert!(
+        out.status.success(),
+        "warm pip install with the upstream down: {}",
+        text(&out)
+    );
+    let warm_uv = work.path().join("warm-uv");
+    let out = uv_install(&url, &warm_uv, &["tiny-app"]);
+    assert!(
+        out.status.success(),
+        "warm uv install with the upstream down: {}",
+        text(&out)
+    );
+    assert!(installed(&warm_uv, "tiny_lib"));
+
+    // A project never cached cannot be served while the upstream is down.
+    let r = server.get("/pypi/default/up/simple/never-seen/");
+    assert_eq!(r.status().as_u16(), 503, "{}", r.text().unwrap());
+}
+
+#[test]
+fn simple_api_negotiates_redirects_and_serves_ranges() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let wheel = std::fs::read(packages.join("tiny_lib-1.0-py3-none-any.whl")).unwrap();
+    let upstream = PyPiServer::start(&packages);
+    let server = Server::start();
+    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let page = "/pypi/default/up/simple/tiny-lib/";
+    let get = |accept: Option<&str>, path: &str| {
+        let mut r = server.request(Method::GET, path);
+        if let Some(a) = accept {
+            r = r.header("Accept", a);
+        }
+        r.send().unwrap()
+    };
+
+    // JSON (pip's and uv's Accept), whatever form the upstream speaks.
+    let r = get(Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"), page);
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), JSON);
+    assert_eq!(header(&r, "vary"), "Accept");
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["meta"]["api-version"], "1.1");
+    assert_eq!(body["name"], "tiny-lib");
+    assert_eq!(body["versions"], json!(["1.0"]));
+    let file = &body["files"][0];
+    let sha = sha256(&wheel);
+    let sha = sha.trim_start_matches("sha256:");
+    assert_eq!(file["hashes"]["sha256"], sha);
+    let file_url = file["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        file_url,
+        format!("/pypi/default/up/files/{sha}/tiny_lib-1.0-py3-none-any.whl")
+    );
+
+    // HTML, versioned and plain; q-values decide.
+    let r = get(Some(HTML), page);
+    assert_eq!(header(&r, "content-type"), HTML);
+    let html = r.text().unwrap();
+    assert!(
+        html.contains(&format!("href=\"{file_url}#sha256={sha}\"")),
+        "{html}"
+    );
+    assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"));
+    let r = get(
+        Some("application/vnd.pypi.simple.v1+json;q=0.5, text/html"),
+        page,
+    );
+    assert!(header(&r, "content-type").starts_with("text/html"));
+    let r = get(None, page);
+    assert!(header(&r, "content-type").starts_with("text/html"));
+    let r = get(Some("application/xml"), page);
+    assert_eq!(r.status(), 406);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("application/vnd.pypi.simple.v1+json"));
+
+    // PEP 503 normalisation and trailing slashes.
+    let r = get(None, "/pypi/default/up/simple/Tiny_Lib/");
+    assert_eq!(r.status(), 301);
+    assert_eq!(header(&r, "location"), page);
+    let r = get(None, "/pypi/default/up/simple/tiny-lib");
+    assert_eq!(r.status(), 301);
+    assert_eq!(header(&r, "location"), page);
+    let r = get(Some(JSON), "/pypi/default/up/simple/");
+    let list: Value = r.json().unwrap();
+    assert!(
+        list["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "tiny-lib"),
+        "{list}"
+    );
+
+    // Unknown project: a plain 404.
+    let r = get(Some(JSON), "/pypi/default/up/simple/no-such-project/");
+    assert_eq!(r.status(), 404);
+
+    // HEAD before any GET has the right length; ranges work, cold and warm.
+    let r = server.request(Method::HEAD, &file_url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-length"), wheel.len().to_string());
+    let r = server
+        .request(Method::GET, &file_url)
+        .header("Range", "bytes=10-19")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes 10-19/{}", wheel.len())
+    );
+    assert_eq!(r.bytes().unwrap().as_ref(), &wheel[10..20]);
+    let r = server.get(&file_url);
+    assert_eq!(r.bytes().unwrap().as_ref(), &wheel[..]);
+    assert_eq!(upstream.gets_of("/packages/"), 1, "{}", upstream.log_text());
+
+    // A file not on any page is not fetched from anywhere.
+    let r = server.get(&format!(
+        "/pypi/default/up/files/{}/evil-1.0.tar.gz",
+        "0".repeat(64)
+    ));
+    assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    let wheel = make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
+    let upstream = PyPiServer::start(&packages);
+    let server = Server::start();
+    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let r = server
+        .request(Method::GET, "/pypi/default/up/simple/tiny-lib/")
+        .header("Accept", JSON)
+        .send()
+        .unwrap();
+    let page: Value = r.json().unwrap();
+    let good_sha = page["files"][0]["hashes"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The upstream now serves other bytes under the same name.
+    let mut bytes = std::fs::read(&wheel).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&wheel, &bytes).unwrap();
+
+    let target = work.path().join("t");
+    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    assert!(
+        !out.status.success(),
+        "install of a corrupted file must fail: {}",
+        text(&out)
+    );
+    assert!(!installed(&target, "tiny_lib"));
+    let file_url = page["files"][0]["url"].as_str().unwrap();
+    let r = server.get(file_url);
+    let status = r.status().as_u16();
+    let body = r.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    assert!(
+        status == 502 || body != bytes,
+        "corrupted bytes must never be served whole"
+    );
+    assert!(
+        !blob_exists(&server, &good_sha),
+        "nothing may be cached under {good_sha}"
+    );
+    assert!(
+        server.log_text().contains("failed verification"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// A fixture upstream speaking PEP 691 JSON with yanked files and metadata files.
+#[test]
+fn yanked_files_and_metadata_files_pass_through() {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_path = make_dist(work.path(), "wheel", "fixture-pkg", "2.0", &["tiny-lib"]);
+    let wheel = std::fs::read(&wheel_path).unwrap();
+    let metadata =
+        b"Metadata-Version: 2.1\nName: fixture-pkg\nVersion: 2.0\nRequires-Dist: tiny-lib\n\n"
+            .to_vec();
+    let (wsha, msha) = (sha256(&wheel), sha256(&metadata));
+    let (wsha, msha) = (
+        wsha.trim_start_matches("sha256:"),
+        msha.trim_start_matches("sha256:"),
+    );
+    let old = b"not really an sdist".to_vec();
+    let osha = sha256(&old);
+    let osha = osha.trim_start_matches("sha256:");
+    let page = json!({
+        "meta": {"api-version": "1.1"},
+        "name": "fixture-pkg",
+        "files": [
+            {"filename": "fixture_pkg-2.0-py3-none-any.whl", "url": "/files/fixture_pkg-2.0-py3-none-any.whl",
+             "hashes": {"sha256": wsha}, "requires-python": ">=3.7,<4", "core-metadata": {"sha256": msha}, "size": wheel.len()},
+            {"filename": "fixture-pkg-1.0.tar.gz", "url": "/files/fixture-pkg-1.0.tar.gz",
+             "hashes": {"sha256": osha}, "yanked": "broken <build> & worse"},
+        ],
+    });
+    let route = |ct: &str, body: Vec<u8>| FixtureResponse {
+        content_type: ct.into(),
+        body,
+        chunk_delay: None,
+    };
+    let upstream = FixtureRegistry::start(HashMap::from([
+        (
+            "/simple/fixture-pkg/".to_owned(),
+            route(JSON, page.to_string().into_bytes()),
+        ),
+        (
+            "/files/fixture_pkg-2.0-py3-none-any.whl".to_owned(),
+            route("application/octet-stream", wheel.clone()),
+        ),
+        (
+            "/files/fixture_pkg-2.0-py3-none-any.whl.metadata".to_owned(),
+            route("application/octet-stream", metadata.clone()),
+        ),
+        (
+            "/files/fixture-pkg-1.0.tar.gz".to_owned(),
+            route("application/octet-stream", old),
+        ),
+    ]));
+    let server = Server::start();
+    create_python(
+        &server,
+        "fx",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
+
+    let html = server
+        .request(Method::GET, "/pypi/default/fx/simple/fixture-pkg/")
+        .header("Accept", "text/html")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        html.contains("data-requires-python=\"&gt;=3.7,&lt;4\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("data-core-metadata=\"sha256={msha}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("data-dist-info-metadata=\"sha256={msha}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-yanked=\"broken &lt;build&gt; &amp; worse\""),
+        "{html}"
+    );
+    let body: Value = server
+        .request(Method::GET, "/pypi/default/fx/simple/fixture-pkg/")
+        .header("Accept", JSON)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(body["files"][1]["yanked"], "broken <build> & worse");
+    assert_eq!(body["files"][0]["core-metadata"]["sha256"], msha);
+    assert_eq!(body["files"][0]["size"], wheel.len());
+    let url = body["files"][0]["url"].as_str().unwrap();
+    let r = server.get(&format!("{url}.metadata"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().as_ref(), &metadata[..]);
+    assert_eq!(
+        upstream.hits_of("GET /files/fixture_pkg-2.0-py3-none-any.whl.metadata"),
+        1
+    );
+    let r = server.get(&format!("{url}.metadata"));
+    assert_eq!(r.bytes().unwrap().as_ref(), &metadata[..]);
+    assert_eq!(
+        upstream.hits_of("GET /files/fixture_pkg-2.0-py3-none-any.whl.metadata"),
+        1
+    );
+}
+
+#[test]
+fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dists = work.path().join("dists");
+    let lib = make_dist(&dists, "wheel", "tiny-lib", "1.0", &[]);
+    let app = make_dist(&dists, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
+    let sdist = make_dist(&dists, "sdist", "sdist-only", "0.5", &[]);
+    let server = Server::start();
+    create_python(&server, "hosted", None, json!({}));
+    let legacy = format!("{}/pypi/default/hosted/legacy/", server.base);
+
+    let out = twine_upload(&legacy, "__token__", "unused", &[&lib, &app, &sdist]);
+    assert!(out.status.success(), "twine upload: {}", text(&out));
+
+    let target = work.path().join("t");
+    let out = pip_install(
+        &index(&server, "hosted"),
+        &target,
+        &["tiny-app", "sdist-only"],
+    );
+    assert!(out.status.success(), "pip install: {}", text(&out));
+    assert!(
+        installed(&target, "tiny_app")
+            && installed(&target, "tiny_lib")
+            && installed(&target, "sdist_only")
+    );
+
+    // The page has hashes, sizes, upload times, requires-python and metadata files.
+    let body: Value = server
+        .request(Method::GET, "/pypi/default/hosted/simple/tiny-app/")
+        .header("Accept", JSON)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let file = &body["files"][0];
+    let app_bytes = std::fs::read(&app).unwrap();
+    assert_eq!(
+        file["hashes"]["sha256"],
+        sha256(&app_bytes).trim_start_matches("sha256:")
+    );
+    assert_eq!(file["size"], app_bytes.len());
+    assert_eq!(file["requires-python"], ">=3.7");
+    assert!(file["upload-time"].is_string());
+    let metadata = server
+        .get(&format!("{}.metadata", file["url"].as_str().unwrap()))
+        .text()
+        .unwrap();
+    assert!(
+        metadata.contains("Requires-Dist: tiny-lib>=1.0"),
+        "{metadata}"
+    );
+
+    // The same file again: refused, like PyPI.
+    let out = twine_upload(&legacy, "__token__", "unused", &[&lib]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("File already exists"), "{}", text(&out));
+
+    // A wrong sha256: refused, nothing stored.
+    let other = make_dist(&work.path().join("other"), "wheel", "other-pkg", "1.0", &[]);
+    let bytes = std::fs::read(&other).unwrap();
+    let zeros = "0".repeat(64);
+    let fields = [
+        (":action", "file_upload"),
+        ("name", "other-pkg"),
+        ("version", "1.0"),
+        ("filetype", "bdist_wheel"),
+        ("sha256_digest", zeros.as_str()),
+    ];
+    let r = upload_form(
+        &server,
+        "hosted",
+        &fields,
+        "other_pkg-1.0-py3-none-any.whl",
+        &bytes,
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("digest"));
+    assert_eq!(
+        server
+            .get("/pypi/default/hosted/simple/other-pkg/")
+            .status(),
+        404
+    );
+
+    // A name that does not match the file: refused.
+    let fields = [
+        (":action", "file_upload"),
+        ("name", "tiny-lib"),
+        ("version", "1.0"),
+    ];
+    let r = upload_form(
+        &server,
+        "hosted",
+        &fields,
+        "other_pkg-1.0-py3-none-any.whl",
+        &bytes,
+    );
+    assert_eq!(r.status(), 400);
+
+    // Yank 1.0 of tiny-lib: marked on the page with its reason; unyank clears it.
+    let out = server.cli(&[
+        "python",
+        "yank",
+        "tiny-lib",
+        "1.0",
+        "--repository=hosted",
+        "--reason=broken build",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = server
+        .get("/pypi/default/hosted/simple/tiny-lib/")
+        .text()
+        .unwrap();
+    assert!(html.contains("data-yanked=\"broken build\""), "{html}");
+    let out = server.cli(&["python", "unyank", "tiny-lib", "1.0", "--repository=hosted"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = server
+        .get("/pypi/default/hosted/simple/tiny-lib/")
+        .text()
+        .unwrap();
+    assert!(!html.contains("data-yanked"), "{html}");
+}
+
+#[test]
+fn remote_python_repositories_are_created_with_the_cli() {
+    let server = Server::start();
+    let out = server.cli(&[
+        "repositories",
+        "create",
+        "pypi-mirror",
+        "--repository-format=python",
+        "--mode=remote-repository",
+        "--remote-python-repo=PYPI",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(&[
+        "repositories",
+        "create",
+        "plain",
+        "--repository-format=python",
+        "--mode=remote-repository",
+        "--remote-python-repo=http://pypi.example.com/simple/",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow-insecure-upstream"));
+    // The first start created the PyPI cache next to docker-hub.
+    let r = server.get("/v1/projects/default/repositories/pypi");
+    assert_eq!(r.status(), 200);
+    let repo: Value = r.json().unwrap();
+    assert_eq!(repo["remoteRepositoryConfig"]["upstream"], "PYPI");
+}
+
+#[test]
+#[ignore = "needs the secret manager"]
+fn upstream_credentials_come_from_a_secret_and_rotate() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let mut upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
+    let server = Server::start();
+    create_python(
+        &server,
+        "up",
+        Some(&upstream.index_url()),
+        json!({ "tagTtlSecs": 0 }),
+    );
+    let url = index(&server, "up");
+
+    // Without credentials the upstream refuses: a clear 502.
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 502);
+    assert!(r.text().unwrap().contains("credentials"));
+
+    let token = work.path().join("token.txt");
+    std::fs::write(&token, "pypi-token-one").unwrap();
+    let out = server.cli(&[
+        "secrets",
+        "create",
+        "pypi-token",
+        &format!("--data-file={}", token.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project: Value = server.get("/v1/projects/default").json().unwrap();
+    let agent = format!(
+        "serviceAccount:service-{}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+        project["projectNumber"].as_str().unwrap()
+    );
+    let out = server.cli(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "pypi-token",
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(&[
+        "repositories",
+        "update",
+        "up",
+        "--remote-username=__token__",
+        "--remote-password-secret-version=projects/default/secrets/pypi-token/versions/latest",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pip_install(&url, &work.path().join("a"), &["tiny-app"]);
+    assert!(
+        out.status.success(),
+        "install with the token: {}",
+        text(&out)
+    );
+
+    // Rotation: the upstream takes a new token; a new secret version follows.
+    upstream.rotate_password("__token__", "pypi-token-two");
+    std::fs::write(&token, "pypi-token-two").unwrap();
+    let out = server.cli(&[
+        "secrets",
+        "versions",
+        "add",
+        "pypi-token",
+        &format!("--data-file={}", token.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pip_install(&url, &work.path().join("b"), &["sdist-only"]);
+    assert!(
+        out.status.success(),
+        "install after rotation: {}",
+        text(&out)
+    );
+}
