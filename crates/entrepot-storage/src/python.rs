@@ -30,6 +30,8 @@ pub struct CachedIndexPage {
 /// Where a file of a remote repository comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFileRecord {
+    /// Normalised name of the project whose page lists the file.
+    pub name: String,
     /// Hex sha256 of the file, from the index page.
     pub sha256: String,
     /// The file name.
@@ -87,6 +89,20 @@ pub trait PythonStore: Send + Sync + 'static {
         repo: &PythonRepo,
         files: &[RemoteFileRecord],
     ) -> Result<(), StoreError>;
+    /// What is known of the files on a project's page.
+    async fn remote_files_of(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<RemoteFileRecord>, StoreError>;
+    /// Record the metadata file entrepot extracted from a cached file.
+    async fn set_remote_metadata(
+        &self,
+        repo: &PythonRepo,
+        sha256: &str,
+        filename: &str,
+        metadata_sha256: &str,
+    ) -> Result<(), StoreError>;
     /// Where a file comes from.
     async fn remote_file(
         &self,
@@ -133,6 +149,16 @@ fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreE
         yanked: row.try_get::<i64, _>("yanked")? != 0,
         yanked_reason: row.try_get("yanked_reason")?,
         upload_time: row.try_get("upload_time")?,
+    })
+}
+
+fn remote_record(r: &sqlx::sqlite::SqliteRow) -> Result<RemoteFileRecord, StoreError> {
+    Ok(RemoteFileRecord {
+        name: r.try_get("name")?,
+        sha256: r.try_get("sha256")?,
+        filename: r.try_get("filename")?,
+        url: r.try_get("url")?,
+        metadata_sha256: r.try_get("metadata_sha256")?,
     })
 }
 
@@ -192,11 +218,13 @@ impl PythonStore for SqliteMetadataStore {
         let mut tx = self.pool().begin().await?;
         for f in files {
             sqlx::query(
-                "INSERT INTO python_remote_files (project, repository, sha256, filename, url, metadata_sha256) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project, repository, sha256, filename) DO UPDATE SET url = excluded.url, metadata_sha256 = excluded.metadata_sha256",
+                "INSERT INTO python_remote_files (project, repository, name, sha256, filename, url, metadata_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (project, repository, sha256, filename) DO UPDATE SET name = excluded.name, url = excluded.url,
+                     metadata_sha256 = COALESCE(excluded.metadata_sha256, python_remote_files.metadata_sha256)",
             )
             .bind(&repo.project)
             .bind(&repo.repository)
+            .bind(&f.name)
             .bind(&f.sha256)
             .bind(&f.filename)
             .bind(&f.url)
@@ -215,7 +243,7 @@ impl PythonStore for SqliteMetadataStore {
         filename: &str,
     ) -> Result<Option<RemoteFileRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ?",
+            "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ?",
         )
         .bind(&repo.project)
         .bind(&repo.repository)
@@ -223,15 +251,43 @@ impl PythonStore for SqliteMetadataStore {
         .bind(filename)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| {
-            Ok(RemoteFileRecord {
-                sha256: r.try_get("sha256")?,
-                filename: r.try_get("filename")?,
-                url: r.try_get("url")?,
-                metadata_sha256: r.try_get("metadata_sha256")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(remote_record).transpose()
+    }
+
+    async fn remote_files_of(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<RemoteFileRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND name = ?",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(remote_record).collect()
+    }
+
+    async fn set_remote_metadata(
+        &self,
+        repo: &PythonRepo,
+        sha256: &str,
+        filename: &str,
+        metadata_sha256: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE python_remote_files SET metadata_sha256 = ? WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ? AND metadata_sha256 IS NULL",
+        )
+        .bind(metadata_sha256)
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(sha256)
+        .bind(filename)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError> {

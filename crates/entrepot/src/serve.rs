@@ -173,7 +173,9 @@ fn python_repositories(
         upstream.clone(),
         metrics.clone(),
         Arc::new(NoSecretReader),
-    );
+        spool.join("scratch-python"),
+    )
+    .context("cannot prepare the Python scratch directory")?;
     let hosted = HostedPython::new(
         store,
         blobs.clone(),

@@ -267,6 +267,31 @@ fn simple_api_negotiates_redirects_and_serves_ranges() {
     assert_eq!(r.bytes().unwrap().as_ref(), &wheel[..]);
     assert_eq!(upstream.gets_of("/packages/"), 1, "{}", upstream.log_text());
 
+    // pypiserver has no metadata files: once the wheel is cached, entrepot
+    // offers the METADATA it extracted from it (PEP 658/714).
+    let offered = eventually(std::time::Duration::from_secs(30), || {
+        let body: Value = get(Some(JSON), page).json().unwrap();
+        body["files"][0]["core-metadata"]["sha256"].is_string()
+    });
+    assert!(
+        offered,
+        "the extracted metadata is never offered:\n{}",
+        server.log_text()
+    );
+    let body: Value = get(Some(JSON), page).json().unwrap();
+    let r = server.get(&format!("{file_url}.metadata"));
+    assert_eq!(r.status(), 200);
+    let metadata = r.bytes().unwrap();
+    assert_eq!(
+        sha256(&metadata).trim_start_matches("sha256:"),
+        body["files"][0]["core-metadata"]["sha256"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(String::from_utf8_lossy(&metadata).contains("Name: tiny-lib"));
+    let html = get(Some("text/html"), page).text().unwrap();
+    assert!(html.contains("data-core-metadata=\"sha256="), "{html}");
+
     // A file not on any page is not fetched from anywhere.
     let r = server.get(&format!(
         "/pypi/default/up/files/{}/evil-1.0.tar.gz",
@@ -597,6 +622,27 @@ fn remote_python_repositories_are_created_with_the_cli() {
     assert_eq!(r.status(), 200);
     let repo: Value = r.json().unwrap();
     assert_eq!(repo["remoteRepositoryConfig"]["upstream"], "PYPI");
+}
+
+#[test]
+fn an_upstream_that_wants_credentials_gets_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
+    let server = Server::start();
+    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 502);
+    let message = r.text().unwrap();
+    assert!(message.contains("credentials"), "{message}");
+    assert!(
+        message.contains("--remote-password-secret-version"),
+        "{message}"
+    );
+    let target = work.path().join("t");
+    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    assert!(!out.status.success());
 }
 
 #[test]

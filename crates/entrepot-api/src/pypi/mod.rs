@@ -21,7 +21,7 @@ use entrepot_domain::range::parse_range;
 use entrepot_domain::{Format, Repository, RepositoryName};
 use entrepot_services::python::index::{render_project_list, render_project_page};
 use entrepot_services::python::{PageFormat, UploadForm};
-use entrepot_services::{Permission, Principal, Resource};
+use entrepot_services::{Credentials, Permission, Principal, Resource};
 use futures::TryStreamExt;
 
 use crate::AppState;
@@ -62,13 +62,25 @@ async fn authorize(
     name: &RepositoryName,
 ) -> Result<Principal, PypiError> {
     let credentials = crate::credentials::from_headers(headers)
-        .map_err(|e| PypiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        .map_err(|e| PypiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?
+        .map(token_credentials);
     let principal = state.access.authenticate(credentials.as_ref()).await?;
     state
         .access
         .authorize(&principal, permission, &resource(name))
         .await?;
     Ok(principal)
+}
+
+/// Python tools send tokens as Basic credentials of the user `__token__`
+/// (PyPI's convention): present them as the bearer tokens they are.
+fn token_credentials(credentials: Credentials) -> Credentials {
+    match credentials {
+        Credentials::Basic { username, password } if username == "__token__" => {
+            Credentials::Bearer(password)
+        }
+        other => other,
+    }
 }
 
 async fn python_repository(

@@ -5,7 +5,8 @@
 //! Files are immutable: named by the sha256 the index gave, fetched once through
 //! the fill engine, verified, kept.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::repository::RemoteConfig;
@@ -20,7 +21,7 @@ use entrepot_upstream::{
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
 
-use super::dist::normalize;
+use super::dist::{extract_metadata, normalize, DistKind};
 use super::index::{self, ProjectPage};
 use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
 use crate::clock::now_unix;
@@ -67,6 +68,7 @@ pub struct RemotePython {
     client: Arc<UpstreamClient>,
     metrics: Arc<Metrics>,
     secrets: Arc<dyn SecretReader>,
+    scratch: PathBuf,
     credentials: Mutex<HashMap<String, (RemoteConfig, Arc<RepositoryCredentials>)>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -115,7 +117,9 @@ fn fill_error(e: FillError) -> PythonError {
 }
 
 impl RemotePython {
-    /// A remote cache over the given stores, fills and upstream client.
+    /// A remote cache over the given stores, fills and upstream client;
+    /// `scratch` (created, emptied) holds cached wheels while their metadata is
+    /// extracted.
     pub fn new(
         store: Arc<dyn PythonStore>,
         blobs: Arc<dyn BlobStore>,
@@ -123,17 +127,23 @@ impl RemotePython {
         client: Arc<UpstreamClient>,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
-    ) -> Self {
-        Self {
+        scratch: PathBuf,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&scratch)?;
+        for entry in std::fs::read_dir(&scratch)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(Self {
             store,
             blobs,
             fills,
             client,
             metrics,
             secrets,
+            scratch,
             credentials: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn target(&self, repo: &Repository) -> Result<Target, PythonError> {
@@ -366,6 +376,7 @@ impl RemotePython {
                 .files
                 .iter()
                 .map(|f| RemoteFileRecord {
+                    name: name.clone(),
                     sha256: f.hashes["sha256"].clone(),
                     filename: f.filename.clone(),
                     url: f.url.clone(),
@@ -379,10 +390,40 @@ impl RemotePython {
                 .remember_remote_files(&target.ids, &records)
                 .await?;
         }
+        self.add_extracted_metadata(&target.ids, &name, &mut page)
+            .await?;
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
         }
         Ok(page)
+    }
+
+    /// PEP 658 for upstreams without metadata files: advertise the metadata
+    /// entrepot extracted from wheels it has cached.
+    async fn add_extracted_metadata(
+        &self,
+        ids: &PythonRepo,
+        name: &str,
+        page: &mut ProjectPage,
+    ) -> Result<(), PythonError> {
+        if page.files.iter().all(|f| f.core_metadata.is_some()) {
+            return Ok(());
+        }
+        let known: HashMap<(String, String), String> = self
+            .store
+            .remote_files_of(ids, name)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.metadata_sha256.map(|m| ((r.sha256, r.filename), m)))
+            .collect();
+        for f in page.files.iter_mut().filter(|f| f.core_metadata.is_none()) {
+            let key = (f.hashes["sha256"].clone(), f.filename.clone());
+            let Some(hex) = known.get(&key) else { continue };
+            if self.blobs.stat(&sha256_digest(hex)?).await?.is_some() {
+                f.core_metadata = Some(BTreeMap::from([("sha256".to_owned(), hex.clone())]));
+            }
+        }
+        Ok(())
     }
 
     /// Where a file (or its `.metadata`) comes from, and its digest.
@@ -484,9 +525,28 @@ impl RemotePython {
             }
             .boxed()
         };
+        let after_commit = {
+            let (store, blobs, scratch) =
+                (self.store.clone(), self.blobs.clone(), self.scratch.clone());
+            let (ids, sha256, filename) = (target.ids.clone(), hex.clone(), filename.to_owned());
+            move || {
+                async move {
+                    if !filename.ends_with(".whl") {
+                        return;
+                    }
+                    if let Err(e) =
+                        extract_wheel_metadata(store, blobs, &scratch, &ids, &sha256, &filename)
+                            .await
+                    {
+                        tracing::warn!(file = %filename, error = %e, "could not extract the metadata of a cached wheel");
+                    }
+                }
+                .boxed()
+            }
+        };
         let cached = self
             .fills
-            .get_or_start(&digest, open, || async {}.boxed())
+            .get_or_start(&digest, open, after_commit)
             .await
             .map_err(fill_error)?;
         Ok((cached, hex))
@@ -529,4 +589,44 @@ impl RemotePython {
             }
         }
     }
+}
+
+/// Copy a cached wheel aside, extract its `METADATA`, store it as a blob and
+/// record it, so the simple API can offer it (PEP 658).
+async fn extract_wheel_metadata(
+    store: Arc<dyn PythonStore>,
+    blobs: Arc<dyn BlobStore>,
+    scratch: &Path,
+    ids: &PythonRepo,
+    sha256: &str,
+    filename: &str,
+) -> Result<(), PythonError> {
+    let storage = |e: std::io::Error| PythonError::Storage(e.to_string());
+    let path = scratch.join(uuid::Uuid::new_v4().to_string());
+    let result = async {
+        let mut body = blobs.read(&sha256_digest(sha256)?, None).await?;
+        let mut file = tokio::fs::File::create(&path).await.map_err(storage)?;
+        while let Some(chunk) = body.next().await {
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk.map_err(storage)?)
+                .await
+                .map_err(storage)?;
+        }
+        drop(file);
+        let wheel = path.clone();
+        let metadata =
+            tokio::task::spawn_blocking(move || extract_metadata(&wheel, DistKind::Wheel))
+                .await
+                .map_err(|e| PythonError::Storage(e.to_string()))?
+                .map_err(|e| PythonError::Invalid(e.to_string()))?;
+        let digest = entrepot_domain::Digest::of(&metadata);
+        let body = futures::stream::once(async move { Ok(bytes::Bytes::from(metadata)) }).boxed();
+        blobs.put_blob(&digest, body, None).await?;
+        store
+            .set_remote_metadata(ids, sha256, filename, digest.hex())
+            .await?;
+        Ok(())
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    result
 }

@@ -11,15 +11,19 @@ CREATE TABLE python_index_pages (
 );
 
 -- Where the files of remote Python repositories come from, learnt from index pages.
+-- `metadata_sha256` is the upstream's metadata file, or the one entrepot
+-- extracted from the cached wheel when the upstream has none.
 CREATE TABLE python_remote_files (
     project         TEXT NOT NULL,
     repository      TEXT NOT NULL,
+    name            TEXT NOT NULL,
     sha256          TEXT NOT NULL,
     filename        TEXT NOT NULL,
     url             TEXT NOT NULL,
     metadata_sha256 TEXT,
     PRIMARY KEY (project, repository, sha256, filename)
 );
+CREATE INDEX python_remote_files_by_name ON python_remote_files (project, repository, name);
 
 -- Files uploaded to standard (hosted) Python repositories.
 CREATE TABLE python_files (
