@@ -50,6 +50,8 @@ pub struct Config {
     pub upload_timeout_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Largest file accepted by a Python upload (twine), in bytes.
+    pub python_max_upload_bytes: u64,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             data_dir: PathBuf::from("entrepot-data"),
             upload_timeout_secs: 3600,
             log_format: "text".into(),
+            python_max_upload_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -124,6 +127,13 @@ impl Config {
         if let Some(v) = get("ENTREPOT_LOG_FORMAT") {
             self.log_format = v;
         }
+        if let Some(v) = get("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES") {
+            self.python_max_upload_bytes = v.parse().map_err(|_| ConfigError::Value {
+                key: "python_max_upload_bytes",
+                env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
+                message: format!("{v:?} is not a whole number of bytes"),
+            })?;
+        }
         Ok(())
     }
 
@@ -140,6 +150,13 @@ impl Config {
                 key: "log_format",
                 env: "ENTREPOT_LOG_FORMAT",
                 message: format!("{:?} is not text or json", self.log_format),
+            });
+        }
+        if self.python_max_upload_bytes == 0 {
+            return Err(ConfigError::Value {
+                key: "python_max_upload_bytes",
+                env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
+                message: "must be at least 1 byte".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

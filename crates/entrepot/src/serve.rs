@@ -8,7 +8,6 @@ use entrepot_api::AppState;
 use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
-use entrepot_services::python::hosted::DEFAULT_MAX_UPLOAD_BYTES;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
 use entrepot_services::{
@@ -180,7 +179,7 @@ fn python_repositories(
         store,
         blobs.clone(),
         spool.join("uploads-python"),
-        DEFAULT_MAX_UPLOAD_BYTES,
+        config.python_max_upload_bytes,
     )
     .context("cannot prepare the Python upload directory")?;
     Ok(Arc::new(PythonRepositories {

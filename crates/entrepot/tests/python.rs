@@ -460,6 +460,83 @@ fn yanked_files_and_metadata_files_pass_through() {
 }
 
 #[test]
+fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
+    let content = random_bytes(1_500_000);
+    let sha = sha256(&content);
+    let sha = sha.trim_start_matches("sha256:").to_owned();
+    let page = json!({
+        "meta": {"api-version": "1.1"},
+        "name": "big-pkg",
+        "files": [{"filename": "big_pkg-1.0-py3-none-any.whl", "url": "/files/big_pkg-1.0-py3-none-any.whl", "hashes": {"sha256": sha}}],
+    });
+    let upstream = FixtureRegistry::start(HashMap::from([
+        (
+            "/simple/big-pkg/".to_owned(),
+            FixtureResponse {
+                content_type: JSON.into(),
+                body: page.to_string().into_bytes(),
+                chunk_delay: None,
+            },
+        ),
+        (
+            "/files/big_pkg-1.0-py3-none-any.whl".to_owned(),
+            FixtureResponse {
+                content_type: "application/octet-stream".into(),
+                body: content.clone(),
+                chunk_delay: Some(std::time::Duration::from_millis(20)),
+            },
+        ),
+    ]));
+    let server = Server::start();
+    create_python(
+        &server,
+        "fx",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
+    let body: Value = server
+        .request(Method::GET, "/pypi/default/fx/simple/big-pkg/")
+        .header("Accept", JSON)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let url = format!(
+        "{}{}",
+        server.base,
+        body["files"][0]["url"].as_str().unwrap()
+    );
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut request = client.get(&url);
+                if i % 2 == 1 {
+                    request = request.header("Range", "bytes=1000-1999");
+                }
+                let r = request.send().unwrap();
+                (r.status().as_u16(), r.bytes().unwrap().to_vec())
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let (status, bytes) = client.join().unwrap();
+        if i % 2 == 1 {
+            assert_eq!(status, 206);
+            assert_eq!(bytes, &content[1000..2000]);
+        } else {
+            assert_eq!(status, 200);
+            assert_eq!(bytes, content);
+        }
+    }
+    assert_eq!(
+        upstream.hits_of("GET /files/big_pkg-1.0-py3-none-any.whl"),
+        1
+    );
+}
+
+#[test]
 fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     let work = tempfile::tempdir().unwrap();
     let dists = work.path().join("dists");
@@ -589,6 +666,50 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
         .text()
         .unwrap();
     assert!(!html.contains("data-yanked"), "{html}");
+}
+
+#[test]
+fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let wheel = make_dist(work.path(), "wheel", "tiny-lib", "1.0", &[]);
+    let server = Server::start_with(ServerOptions {
+        env: vec![("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES".into(), "100".into())],
+        ..Default::default()
+    });
+    create_python(&server, "hosted", None, json!({}));
+    let out = twine_upload(
+        &format!("{}/pypi/default/hosted/legacy/", server.base),
+        "__token__",
+        "unused",
+        &[&wheel],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("File too large"), "{}", text(&out));
+    assert_eq!(
+        server.get("/pypi/default/hosted/simple/tiny-lib/").status(),
+        404
+    );
+    let staged = std::fs::read_dir(server.data_dir.join("blobs/uploads-python"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0, "a refused upload leaves nothing staged");
+
+    // The remote `pypi` repository takes no uploads.
+    let bytes = std::fs::read(&wheel).unwrap();
+    let fields = [
+        (":action", "file_upload"),
+        ("name", "tiny-lib"),
+        ("version", "1.0"),
+    ];
+    let r = upload_form(
+        &server,
+        "pypi",
+        &fields,
+        "tiny_lib-1.0-py3-none-any.whl",
+        &bytes,
+    );
+    assert_eq!(r.status(), 405);
+    assert!(r.text().unwrap().contains("remote repository"));
 }
 
 #[test]

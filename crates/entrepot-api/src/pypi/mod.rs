@@ -168,6 +168,7 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
         Endpoint::Upload(name) if method == Method::POST => {
             authorize(&state, &headers, Permission::UploadArtifacts, &name).await?;
             let repo = python_repository(&state, &name).await?;
+            state.python.hosted.accepts_uploads(&repo)?;
             upload(&state, &repo, request).await
         }
         _ => Err(PypiError::new(

@@ -116,6 +116,24 @@ impl HostedPython {
         Ok(staged)
     }
 
+    /// Refuse uploads to repositories that are not standard ones, before any
+    /// byte is read.
+    pub fn accepts_uploads(&self, repo: &Repository) -> Result<(), PythonError> {
+        if repo.mode == Mode::StandardRepository {
+            Ok(())
+        } else {
+            Err(PythonError::NotAllowed(format!(
+                "{} is a {} repository; upload to a standard repository",
+                repo.name,
+                if repo.mode == Mode::RemoteRepository {
+                    "remote"
+                } else {
+                    "virtual"
+                }
+            )))
+        }
+    }
+
     /// Check an upload against its form and its own metadata, then commit it.
     pub async fn upload(
         &self,
@@ -123,12 +141,7 @@ impl HostedPython {
         form: &UploadForm,
         staged: StagedFile,
     ) -> Result<(), PythonError> {
-        if repo.mode != Mode::StandardRepository {
-            return Err(PythonError::NotAllowed(format!(
-                "{} is a remote repository; upload to a standard repository",
-                repo.name
-            )));
-        }
+        self.accepts_uploads(repo)?;
         if form.action != "file_upload" {
             return Err(PythonError::Invalid(format!(
                 "Invalid value for ':action': {:?}; only file_upload is supported",
