@@ -801,10 +801,16 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let project: Value = server.get("/v1/projects/default").json().unwrap();
-    let agent = format!(
-        "serviceAccount:service-{}@gcp-sa-artifactregistry.iam.gserviceaccount.com",
-        project["projectNumber"].as_str().unwrap()
-    );
+    // The project names its service agent (the IAM work adds `serviceAgent`).
+    let agent = project["serviceAgent"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "serviceAccount:service-{}@entrepot-agent.iam.entrepot",
+                project["projectNumber"].as_str().unwrap()
+            )
+        });
     let out = server.cli(&[
         "secrets",
         "add-iam-policy-binding",

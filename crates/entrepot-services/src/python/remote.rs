@@ -313,12 +313,23 @@ impl RemotePython {
         self.metrics.upstream_bytes(content.len() as u64);
         // Check now that it parses, so an unreadable page is never cached.
         let ct = content_type.to_ascii_lowercase();
-        if !(ct.contains("json") || ct.contains("html")) {
-            return Err(PythonError::Upstream {
-                status: 502,
-                message: format!("the upstream {host} sent {content_type}, not an index page"),
-            });
-        }
+        let readable = if !(ct.contains("json") || ct.contains("html")) {
+            Err(format!("it sent {content_type}, not an index page"))
+        } else if url.as_str() == target.upstream.index_url {
+            index::parse_project_list(&content_type, &content)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        } else {
+            index::parse_project_page(&content_type, &content, url, "")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        readable.map_err(|e| PythonError::Upstream {
+            status: 502,
+            message: format!(
+                "the upstream {host} answered with an unreadable index page for {url}: {e}"
+            ),
+        })?;
         Ok(Some((content_type, content)))
     }
 
