@@ -460,3 +460,32 @@ fn remote_repositories_are_read_only_and_report_missing_content() {
     );
     assert!(String::from_utf8_lossy(&test.stdout).contains("reachable:     true"));
 }
+
+#[test]
+fn a_multi_arch_index_pulls_through_the_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    let mut layout = OciLayout::create(&original);
+    let amd64 = layout.add_image(&[(200_000, LayerKind::Gzip)], "amd64");
+    let arm64 = layout.add_image(&[(150_000, LayerKind::Gzip)], "arm64");
+    let index = layout.add_index(&[(&amd64, "amd64"), (&arm64, "arm64")]);
+    layout.tag(&index, "multi");
+    let upstream = Distribution::start();
+    let output = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", original.display()))
+        .arg(format!("docker://{}/tools/multi:1", upstream.addr))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let server = Server::start();
+    create_remote(&server, "up", &format!("http://{}", upstream.addr), json!({}));
+    // The tag names the index; the platform manifests and their blobs follow by digest.
+    let pulled = work.path().join("pulled");
+    server.skopeo_pull("default/up/tools/multi:1", &pulled, "multi", true);
+    assert_eq!(assert_same_content(&original, &pulled, &index.digest), 7);
+    let child = server.get(&format!("/v2/default/up/tools/multi/manifests/{}", arm64.digest));
+    assert_eq!(child.status(), 200);
+    assert_eq!(header(&child, "docker-content-digest"), arm64.digest);
+}
