@@ -6,9 +6,11 @@
 //! Nothing above this crate writes SQL or touches blob paths.
 
 pub mod blob;
+pub mod iam;
 pub mod metadata;
 pub mod sqlite;
 
+pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
