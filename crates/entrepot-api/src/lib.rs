@@ -12,7 +12,7 @@ pub mod ops;
 use std::sync::Arc;
 
 use axum::Router;
-use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
+use entrepot_services::{AccessControl, IamService, ProjectService, Registry, RepositoryService};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
@@ -25,6 +25,9 @@ pub struct AppState {
     pub projects: ProjectService,
     /// Authentication and authorization.
     pub access: Arc<dyn AccessControl>,
+    /// IAM: principals, tokens, policies (the same object as `access` when IAM
+    /// is enforced).
+    pub iam: Arc<IamService>,
 }
 
 /// The complete HTTP application.
@@ -33,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(admin::routes())
         .merge(ops::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admin::iam::iam_verbs))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

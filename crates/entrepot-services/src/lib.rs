@@ -13,6 +13,7 @@ pub mod repositories;
 
 pub use entrepot_storage::{ByteStream, ProjectRecord};
 pub use access::{AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource};
+pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
 pub use iam::{service_agent, IamError, IamService};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};

@@ -1,6 +1,7 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
+mod bootstrap;
 mod cli;
 mod config;
 mod serve;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::ProjectId;
-use entrepot_services::{AllowAll, ProjectService, Registry, RepositoryService};
+use entrepot_services::{ProjectService, Registry, RepositoryService};
 use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
 
 use crate::config::Config;
@@ -18,11 +18,11 @@ pub const DEFAULT_PROJECT: &str = "default";
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let meta: Arc<dyn MetadataStore> = Arc::new(
-        SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
-            .await
-            .context("cannot open the metadata database")?,
-    );
+    let sqlite = SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
+        .await
+        .context("cannot open the metadata database")?;
+    let meta: Arc<dyn MetadataStore> = Arc::new(sqlite.clone());
+    let (iam, bootstrap_token) = crate::bootstrap::iam(&sqlite, meta.clone(), &config.data_dir).await?;
     let blobs = Arc::new(ObjectBlobStore::local(config.data_dir.join("blobs")).context("cannot open the blob store")?);
 
     let projects = ProjectService::new(meta.clone());
@@ -34,7 +34,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         registry: registry.clone(),
         repositories: RepositoryService::new(meta.clone()),
         projects,
-        access: Arc::new(AllowAll),
+        access: iam.clone(),
+        iam,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
@@ -49,6 +50,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "  data directory: {}\n  create a repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  pull: skopeo copy --src-tls-verify=false docker://{addr}/default/images/app:1.0 oci:./copy",
         config.data_dir.display()
     );
+    if let Some(b) = bootstrap_token {
+        println!(
+            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}",
+            path = b.path.display(),
+            token = b.token.expose(),
+        );
+    }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
 
     axum::serve(listener, entrepot_api::router(state))

@@ -29,6 +29,7 @@ fn project_json(p: &ProjectRecord) -> serde_json::Value {
         "name": format!("projects/{}", p.id),
         "projectId": p.id,
         "projectNumber": p.number.to_string(),
+        "serviceAgent": format!("serviceAccount:{}", entrepot_domain::iam::service_agent_email(p.number)),
         "createTime": p.create_time,
     })
 }
