@@ -233,22 +233,22 @@ impl IamService {
                 token_id: None,
             }),
             Some(Credentials::Bearer(token)) if authn::looks_like_jwt(token) => {
-                self.from_registry_token(token).await
+                self.by_registry_token(token).await
             }
-            Some(Credentials::Bearer(token)) => self.from_access_token(None, token).await,
+            Some(Credentials::Bearer(token)) => self.by_access_token(None, token).await,
             Some(Credentials::Basic { username, password }) => {
                 if password.starts_with(authn::ACCESS_TOKEN_PREFIX) {
-                    self.from_access_token(Some(username), password).await
+                    self.by_access_token(Some(username), password).await
                 } else if authn::looks_like_jwt(password) {
-                    self.from_registry_token(password).await
+                    self.by_registry_token(password).await
                 } else {
-                    self.from_password(username, password).await
+                    self.by_password(username, password).await
                 }
             }
         }
     }
 
-    async fn from_password(
+    async fn by_password(
         &self,
         username: &str,
         password: &str,
@@ -271,7 +271,7 @@ impl IamService {
         })
     }
 
-    async fn from_access_token(
+    async fn by_access_token(
         &self,
         username: Option<&str>,
         token: &str,
@@ -332,7 +332,7 @@ impl IamService {
         principal_of(&member).ok_or_else(unauthenticated)
     }
 
-    async fn from_registry_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+    async fn by_registry_token(&self, token: &str) -> Result<Authenticated, AuthError> {
         let claims = self.signer.verify(token).ok_or_else(|| {
             AuthError::Unauthenticated("the registry token is not valid or has expired".into())
         })?;

@@ -160,16 +160,12 @@ async fn granted_actions(
             }
         }
         "registry" if scope.name == "catalog" => {
-            if state
+            let list = Permission::RepositoriesList;
+            let allowed = state
                 .iam
-                .authorize(
-                    principal,
-                    Permission::RepositoriesList,
-                    &Resource::Organization,
-                )
-                .await
-                .is_ok()
-            {
+                .authorize(principal, list, &Resource::Organization)
+                .await;
+            if allowed.is_ok() {
                 granted.extend(scope.actions.iter().filter(|a| *a == "*").cloned());
             }
         }
