@@ -570,6 +570,13 @@ impl IamService {
         })
     }
 
+    /// Forget the policy of a resource that was deleted, so that a new resource
+    /// with the same name does not inherit its grants.
+    pub async fn forget(&self, resource: &Resource) -> Result<(), IamError> {
+        self.store.delete_policy(&resource.to_string()).await?;
+        Ok(())
+    }
+
     /// Which of `requested` permissions the caller holds on `resource`.
     /// Unknown permission names are refused.
     pub async fn test_permissions(

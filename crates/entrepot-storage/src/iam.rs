@@ -126,6 +126,8 @@ pub trait IamStore: Send + Sync + 'static {
         policy: &Policy,
         expected_etag: Option<&str>,
     ) -> Result<bool, StoreError>;
+    /// Drop the policy of a deleted resource; false if it had none.
+    async fn delete_policy(&self, resource: &str) -> Result<bool, StoreError>;
 }
 
 fn now_rfc3339() -> String {
@@ -440,6 +442,15 @@ impl IamStore for SqliteMetadataStore {
             };
         Ok(result.rows_affected() == 1)
     }
+
+    async fn delete_policy(&self, resource: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+            .bind(resource)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
 }
 
 #[cfg(test)]
@@ -491,6 +502,8 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(s.get_policy(r).await.unwrap().etag, "e3");
+        assert!(s.delete_policy(r).await.unwrap());
+        assert_eq!(s.get_policy(r).await.unwrap(), Policy::default());
     }
 
     #[tokio::test]

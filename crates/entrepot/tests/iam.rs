@@ -681,3 +681,25 @@ fn login_remembers_the_server_and_token_for_later_commands() {
         .admin_cli(&["users", "list"])
         .contains("eve@example.com"));
 }
+
+#[test]
+fn a_recreated_repository_does_not_inherit_the_old_grants() {
+    let server = Server::start();
+    create_images_repository(&server);
+    server.grant("projects/default/repositories/images", "allUsers", READER);
+    server.admin_cli(&["repositories", "delete", "images"]);
+    create_images_repository(&server);
+    let policy = server.admin_api(
+        "GET",
+        "/v1/projects/default/repositories/images:getIamPolicy",
+        None,
+    );
+    assert_eq!(policy["bindings"], json!([]));
+    let (status, _) = server.api(
+        "GET",
+        "/v1/projects/default/repositories/nothere:getIamPolicy",
+        Some(&server.admin_token),
+        None,
+    );
+    assert_eq!(status, 404);
+}

@@ -170,5 +170,6 @@ async fn remove(
     let name = repository_name(&project, &repository)?;
     authorize(&state, &headers, Permission::RepositoriesDelete, &resource(&name)).await?;
     state.repositories.delete(&name).await?;
+    state.iam.forget(&resource(&name)).await?;
     Ok(Json(serde_json::json!({})))
 }
