@@ -162,6 +162,15 @@ pub struct IamService {
     store: Arc<dyn IamStore>,
     meta: Arc<dyn MetadataStore>,
     signer: TokenSigner,
+    secrets: Option<Arc<dyn SecretDirectory>>,
+}
+
+/// Tells the IAM service whether a secret exists, so that IAM calls on a
+/// missing secret answer "not found". Implemented by the secret manager.
+#[async_trait]
+pub trait SecretDirectory: Send + Sync + 'static {
+    /// Whether `projects/{project}/secrets/{secret}` exists.
+    async fn secret_exists(&self, project: &str, secret: &str) -> Result<bool, StoreError>;
 }
 
 fn now() -> time::OffsetDateTime {
@@ -187,7 +196,15 @@ impl IamService {
             store,
             meta,
             signer: TokenSigner::new(signing_key),
+            secrets: None,
         }
+    }
+
+    /// Check secrets exist (through the secret manager) before reading or
+    /// writing their IAM policies. Without it only their project is checked.
+    pub fn with_secret_directory(mut self, secrets: Arc<dyn SecretDirectory>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// On first start (no user and no organisation policy yet), create
@@ -470,8 +487,14 @@ impl IamService {
                 }
                 project
             }
-            // Secrets live in the secret manager; their project must exist.
-            Resource::Secret { project, .. } => project,
+            Resource::Secret { project, secret } => {
+                if let Some(secrets) = &self.secrets {
+                    if !secrets.secret_exists(project, secret).await? {
+                        return Err(IamError::NotFound(format!("secret {resource}")));
+                    }
+                }
+                project
+            }
         };
         if self.meta.get_project(project).await?.is_none() {
             return Err(IamError::NotFound(format!("project projects/{project}")));
@@ -691,8 +714,14 @@ impl IamService {
                 "service account id {account_id:?} is invalid: use 6-30 lower-case letters, digits and hyphens, starting with a letter"
             )));
         }
+        let email = iam::service_account_email(project, account_id);
+        if iam::is_service_agent(&email) {
+            return Err(IamError::Invalid(format!(
+                "{email} would look like a service agent; choose another project for service accounts"
+            )));
+        }
         let account = ServiceAccountRecord {
-            email: iam::service_account_email(project, account_id),
+            email,
             project: project.to_owned(),
             account_id: account_id.to_owned(),
             display_name: display_name.to_owned(),
@@ -1170,6 +1199,29 @@ mod tests {
         assert!(matches!(
             iam.authenticate(Some(&bad)).await,
             Err(AuthError::Unauthenticated(_))
+        ));
+    }
+
+    struct OneSecret;
+
+    #[async_trait]
+    impl SecretDirectory for OneSecret {
+        async fn secret_exists(&self, project: &str, secret: &str) -> Result<bool, StoreError> {
+            Ok(project == "demo" && secret == "hub")
+        }
+    }
+
+    #[tokio::test]
+    async fn policies_of_missing_secrets_are_not_found() {
+        let (iam, store) = service().await;
+        let iam = iam.with_secret_directory(Arc::new(OneSecret));
+        iam.bootstrap().await.unwrap();
+        store.create_project("demo").await.unwrap();
+        let admin = user("admin");
+        iam.get_policy(&admin, &secret("hub")).await.unwrap();
+        assert!(matches!(
+            iam.get_policy(&admin, &secret("gone")).await,
+            Err(IamError::NotFound(_))
         ));
     }
 

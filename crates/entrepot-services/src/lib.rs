@@ -14,7 +14,7 @@ pub mod repositories;
 pub use entrepot_storage::{ByteStream, ProjectRecord};
 pub use access::{AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource};
 pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
-pub use iam::{service_agent, IamError, IamService};
+pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};

@@ -47,6 +47,9 @@ enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Projects(cli::projects::ProjectsCommand),
+    /// IAM policy of the organisation (applies to every project).
+    #[command(subcommand)]
+    Organization(cli::organization::OrganizationCommand),
     /// Manage local users.
     #[command(subcommand)]
     Users(cli::users::UsersCommand),
@@ -115,6 +118,7 @@ async fn main() -> ExitCode {
                 Command::Serve { .. } => Ok(()),
                 Command::Repositories(command) => cli::repositories::run(&client, command).await,
                 Command::Projects(command) => cli::projects::run(&client, command).await,
+                Command::Organization(command) => cli::organization::run(&client, command).await,
                 Command::Users(command) => cli::users::run(&client, command).await,
                 Command::ServiceAccounts(command) => cli::service_accounts::run(&client, command).await,
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,

@@ -643,6 +643,17 @@ fn login_remembers_the_server_and_token_for_later_commands() {
 
     // Users, service accounts and the secret IAM verbs through the CLI.
     server.admin_cli(&["users", "create", "eve@example.com"]);
+    let eve = server.admin_cli(&["tokens", "create", "--for=eve@example.com"]);
+    let eve: Value = serde_json::from_str(&eve).unwrap();
+    let eve = eve["token"].as_str().unwrap();
+    assert!(!ok(&server.cli(Some(eve), &["users", "list"])));
+    server.admin_cli(&[
+        "organization",
+        "add-iam-policy-binding",
+        "--member=user:eve@example.com",
+        "--role=roles/owner",
+    ]);
+    assert!(ok(&server.cli(Some(eve), &["users", "list"])));
     assert!(server
         .admin_cli(&["users", "list"])
         .contains("eve@example.com"));

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod iam;
 pub mod login;
+pub mod organization;
 pub mod projects;
 pub mod repositories;
 pub mod repository_iam;
