@@ -714,3 +714,49 @@ fn a_recreated_repository_does_not_inherit_the_old_grants() {
     );
     assert_eq!(status, 404);
 }
+
+#[test]
+fn test_iam_permissions_answers_the_held_subset() {
+    let server = Server::start();
+    create_images_repository(&server);
+    let token = server.user_with_token("viewer@example.com", false);
+    server.grant(
+        "projects/default/repositories/images",
+        "user:viewer@example.com",
+        READER,
+    );
+    let asked = json!({ "permissions": [
+        "artifactregistry.repositories.downloadArtifacts",
+        "artifactregistry.repositories.uploadArtifacts",
+        "artifactregistry.repositories.get",
+    ]});
+    let (status, body) = server.api(
+        "POST",
+        "/v1/projects/default/repositories/images:testIamPermissions",
+        Some(&token),
+        Some(asked.clone()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["permissions"],
+        json!([
+            "artifactregistry.repositories.downloadArtifacts",
+            "artifactregistry.repositories.get"
+        ])
+    );
+    // Project-wide, the repository grant does not apply.
+    let (_, body) = server.api(
+        "POST",
+        "/v1/projects/default:testIamPermissions",
+        Some(&token),
+        Some(asked),
+    );
+    assert_eq!(body["permissions"], json!([]));
+    let (status, _) = server.api(
+        "POST",
+        "/v1/projects/default:testIamPermissions",
+        Some(&token),
+        Some(json!({ "permissions": ["made.up.permission"] })),
+    );
+    assert_eq!(status, 400);
+}
