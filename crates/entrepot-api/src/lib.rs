@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use entrepot_services::metrics::Metrics;
-use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
+use entrepot_services::{AccessControl, IamService, ProjectService, Registry, RepositoryService};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
@@ -28,6 +28,9 @@ pub struct AppState {
     pub access: Arc<dyn AccessControl>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// IAM: principals, tokens, policies (the same object as `access` when IAM
+    /// is enforced).
+    pub iam: Arc<IamService>,
 }
 
 /// The complete HTTP application.
@@ -36,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(admin::routes())
         .merge(ops::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admin::iam::iam_verbs))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

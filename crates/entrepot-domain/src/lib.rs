@@ -5,6 +5,7 @@
 //! unit-tested and fuzzed in isolation.
 
 pub mod digest;
+pub mod iam;
 pub mod manifest;
 pub mod name;
 pub mod range;

@@ -7,9 +7,11 @@
 
 pub mod blob;
 pub mod cache;
+pub mod iam;
 pub mod metadata;
 pub mod sqlite;
 
+pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use cache::CacheStore;
 pub use metadata::{

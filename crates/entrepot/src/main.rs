@@ -1,6 +1,7 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
+mod bootstrap;
 mod cli;
 mod config;
 mod serve;
@@ -15,15 +16,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "entrepot", version, about)]
 struct Cli {
-    /// The entrepot server the CLI talks to.
-    #[arg(
-        long,
-        global = true,
-        env = "ENTREPOT_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
-    /// Access token for the admin API.
+    /// The entrepot server the CLI talks to (default: from `entrepot login`, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "ENTREPOT_SERVER")]
+    server: Option<String>,
+    /// Access token for the admin API (default: from `entrepot login`).
     #[arg(long, global = true, env = "ENTREPOT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     #[command(subcommand)]
@@ -47,6 +44,30 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repositories(cli::repositories::RepositoriesCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Projects(cli::projects::ProjectsCommand),
+    /// IAM policy of the organisation (applies to every project).
+    #[command(subcommand)]
+    Organization(cli::organization::OrganizationCommand),
+    /// Manage local users.
+    #[command(subcommand)]
+    Users(cli::users::UsersCommand),
+    /// Manage service accounts.
+    #[command(subcommand)]
+    ServiceAccounts(cli::service_accounts::ServiceAccountsCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Tokens(cli::tokens::TokensCommand),
+    /// IAM policies of secrets.
+    #[command(subcommand)]
+    Secrets(cli::secret_iam::SecretIamCommand),
+    /// Check a token against the server and remember both for later commands.
+    Login {
+        /// File holding the token (`-`: standard input).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -92,9 +113,21 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Repositories(command) => {
-            let client = cli::AdminClient::new(&cli.server, cli.token);
-            match cli::repositories::run(&client, command).await {
+        command => {
+            let (server, token) = cli::login::resolve(cli.server, cli.token);
+            let client = cli::AdminClient::new(&server, token.clone());
+            let result = match command {
+                Command::Serve { .. } => Ok(()),
+                Command::Repositories(command) => cli::repositories::run(&client, command).await,
+                Command::Projects(command) => cli::projects::run(&client, command).await,
+                Command::Organization(command) => cli::organization::run(&client, command).await,
+                Command::Users(command) => cli::users::run(&client, command).await,
+                Command::ServiceAccounts(command) => cli::service_accounts::run(&client, command).await,
+                Command::Tokens(command) => cli::tokens::run(&client, command).await,
+                Command::Secrets(command) => cli::secret_iam::run(&client, command).await,
+                Command::Login { token_file } => cli::login::login(&server, token, token_file.as_deref()).await,
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ERROR: {e}");

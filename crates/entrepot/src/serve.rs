@@ -10,7 +10,7 @@ use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
 use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
 use entrepot_services::{
-    AllowAll, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+    NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
 };
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
@@ -33,6 +33,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let meta: Arc<dyn MetadataStore> = sqlite.clone();
     let cache: Arc<dyn CacheStore> = sqlite.clone();
+    let (iam, bootstrap_token) =
+        crate::bootstrap::iam(&sqlite, meta.clone(), &config.data_dir).await?;
     let blobs: Arc<dyn BlobStore> = Arc::new(
         ObjectBlobStore::local(config.data_dir.join("blobs"))
             .context("cannot open the blob store")?,
@@ -74,7 +76,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         registry: registry.clone(),
         repositories,
         projects,
-        access: Arc::new(AllowAll),
+        access: iam.clone(),
+        iam,
         metrics,
     };
 
@@ -90,6 +93,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0",
         config.data_dir.display()
     );
+    if let Some(b) = bootstrap_token {
+        println!(
+            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}",
+            path = b.path.display(),
+            token = b.token.expose(),
+        );
+    }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
 
     axum::serve(listener, entrepot_api::router(state))
