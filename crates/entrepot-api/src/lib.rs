@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(admin::routes())
         .merge(ops::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admin::iam::iam_verbs))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::iam::iam_verbs,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

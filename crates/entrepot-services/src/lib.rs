@@ -6,15 +6,17 @@
 pub mod access;
 pub mod authn;
 pub mod clock;
-pub mod metrics;
 pub mod iam;
+pub mod metrics;
 pub mod projects;
 pub mod registry;
 pub mod remote;
 pub mod repositories;
 
+pub use access::{
+    AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
+};
 pub use entrepot_storage::{ByteStream, ProjectRecord};
-pub use access::{AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource};
 pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
 pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use projects::{ProjectError, ProjectService};

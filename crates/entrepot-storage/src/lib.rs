@@ -11,9 +11,9 @@ pub mod iam;
 pub mod metadata;
 pub mod sqlite;
 
-pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use cache::CacheStore;
+pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,

@@ -54,6 +54,17 @@ impl SqliteMetadataStore {
     }
 
     async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+        if max > 1 {
+            // Migrate (and switch to WAL) on one connection before the pool opens
+            // others: a second connection setting the journal mode while a
+            // migration holds the write lock fails with "database is locked".
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let mut connection = options.connect().await?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&mut connection)
+                .await?;
+            connection.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)

@@ -122,10 +122,14 @@ async fn main() -> ExitCode {
                 Command::Projects(command) => cli::projects::run(&client, command).await,
                 Command::Organization(command) => cli::organization::run(&client, command).await,
                 Command::Users(command) => cli::users::run(&client, command).await,
-                Command::ServiceAccounts(command) => cli::service_accounts::run(&client, command).await,
+                Command::ServiceAccounts(command) => {
+                    cli::service_accounts::run(&client, command).await
+                }
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,
                 Command::Secrets(command) => cli::secret_iam::run(&client, command).await,
-                Command::Login { token_file } => cli::login::login(&server, token, token_file.as_deref()).await,
+                Command::Login { token_file } => {
+                    cli::login::login(&server, token, token_file.as_deref()).await
+                }
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,

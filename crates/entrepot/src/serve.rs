@@ -9,9 +9,7 @@ use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
 use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
-use entrepot_services::{
-    NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
-};
+use entrepot_services::{NewRepository, ProjectError, ProjectService, Registry, RepositoryService};
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
 };

@@ -44,7 +44,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn base(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    let result = handle(state, method, headers.clone(), String::new(), None, Body::empty()).await;
+    let result = handle(
+        state,
+        method,
+        headers.clone(),
+        String::new(),
+        None,
+        Body::empty(),
+    )
+    .await;
     run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, None)))
 }
 
@@ -56,7 +64,9 @@ async fn dispatch(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    let scope = parse(&rest).ok().and_then(|e| challenge::scope(&method, &e));
+    let scope = parse(&rest)
+        .ok()
+        .and_then(|e| challenge::scope(&method, &e));
     let result = handle(state, method, headers.clone(), rest, query, body).await;
     run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, scope.as_deref())))
 }
@@ -232,7 +242,11 @@ async fn handle(
             // Clients log in by meeting this challenge; valid credentials of any
             // principal (an anonymous registry token too) pass.
             if !headers.contains_key(header::AUTHORIZATION) {
-                return Err(OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required"));
+                return Err(OciError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "authentication required",
+                ));
             }
             Ok(axum::Json(serde_json::json!({})).into_response())
         }
