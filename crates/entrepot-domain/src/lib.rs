@@ -9,9 +9,14 @@ pub mod manifest;
 pub mod name;
 pub mod range;
 pub mod repository;
+pub mod secret;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
 pub use range::{parse_range, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};
+pub use secret::{
+    Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion, SecretVersionName, VersionId,
+    VersionState,
+};
