@@ -355,6 +355,7 @@ impl fmt::Display for SecretPayload {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
