@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod metadata;
+pub mod secrets;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
@@ -14,4 +15,5 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
+pub use secrets::{AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord};
 pub use sqlite::SqliteMetadataStore;
