@@ -8,9 +8,11 @@ pub mod clock;
 pub mod projects;
 pub mod registry;
 pub mod repositories;
+pub mod secrets;
 
 pub use entrepot_storage::{ByteStream, ProjectRecord};
 pub use access::{AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
+pub use secrets::{AccessedVersion, SecretError, SecretService};
