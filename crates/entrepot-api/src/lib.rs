@@ -12,7 +12,7 @@ pub mod ops;
 use std::sync::Arc;
 
 use axum::Router;
-use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
+use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService, SecretService};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
@@ -25,6 +25,8 @@ pub struct AppState {
     pub projects: ProjectService,
     /// Authentication and authorization.
     pub access: Arc<dyn AccessControl>,
+    /// The secret manager; it authorizes through the same `access` hook.
+    pub secrets: SecretService,
 }
 
 /// The complete HTTP application.

@@ -1,6 +1,7 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
+mod admin;
 mod cli;
 mod config;
 mod serve;
@@ -42,6 +43,38 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repositories(cli::repositories::RepositoriesCommand),
+    /// Manage secrets and their versions.
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
+    /// Read the secret access audit log.
+    #[command(subcommand)]
+    Audit(cli::secrets::AuditCommand),
+    /// Maintenance on a data directory (run with the server stopped).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a new master key and rewrap every secret's data key with it; old keys are kept.
+    RotateMasterKey {
+        /// The server's data directory (default ./entrepot-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn report(result: Result<(), cli::ClientError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(json: bool) {
@@ -91,6 +124,32 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ERROR: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Secrets(command) => {
+            let client = cli::AdminClient::new(&cli.server, cli.token);
+            report(cli::secrets::run(&client, command).await)
+        }
+        Command::Audit(command) => {
+            let client = cli::AdminClient::new(&cli.server, cli.token);
+            report(cli::secrets::run_audit(&client, command).await)
+        }
+        Command::Admin(AdminCommand::RotateMasterKey { data_dir, config }) => {
+            let overrides = config::Overrides {
+                file: config,
+                listen: None,
+                data_dir,
+            };
+            let result = match config::Config::load(&overrides) {
+                Ok(config) => admin::rotate_master_key(&config).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ERROR: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::ProjectId;
-use entrepot_services::{AllowAll, ProjectService, Registry, RepositoryService};
+use entrepot_services::secrets::FileKeyRing;
+use entrepot_services::{AccessControl, AllowAll, ProjectService, Registry, RepositoryService, SecretService};
 use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
 
 use crate::config::Config;
@@ -18,23 +19,33 @@ pub const DEFAULT_PROJECT: &str = "default";
 pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let meta: Arc<dyn MetadataStore> = Arc::new(
+    let sqlite = Arc::new(
         SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
             .await
             .context("cannot open the metadata database")?,
     );
+    let meta: Arc<dyn MetadataStore> = sqlite.clone();
     let blobs = Arc::new(ObjectBlobStore::local(config.data_dir.join("blobs")).context("cannot open the blob store")?);
 
     let projects = ProjectService::new(meta.clone());
     let default_project: ProjectId = DEFAULT_PROJECT.parse()?;
     projects.ensure(&default_project).await?;
 
+    let access: Arc<dyn AccessControl> = Arc::new(AllowAll);
+    let master_key_path = config.master_key_path();
+    let keys = Arc::new(
+        FileKeyRing::open_or_create(&master_key_path)
+            .with_context(|| format!("cannot load the master key from {}", master_key_path.display()))?,
+    );
+    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
+
     let registry = Arc::new(Registry::new(meta.clone(), blobs));
     let state = AppState {
         registry: registry.clone(),
         repositories: RepositoryService::new(meta.clone()),
         projects,
-        access: Arc::new(AllowAll),
+        access,
+        secrets,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);

@@ -2,6 +2,7 @@
 
 mod error;
 mod repositories;
+mod secrets;
 
 pub use error::ApiError;
 
@@ -13,7 +14,7 @@ use crate::AppState;
 
 /// Routes of the admin API.
 pub fn routes() -> Router<AppState> {
-    repositories::routes()
+    repositories::routes().merge(secrets::routes())
 }
 
 /// Authenticate the caller and check one permission.

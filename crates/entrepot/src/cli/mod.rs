@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod repositories;
+pub mod secrets;
 
 pub use client::{AdminClient, ClientError};
 
