@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::ProjectId;
-use entrepot_services::secrets::FileKeyRing;
+use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::{AccessControl, AllowAll, ProjectService, Registry, RepositoryService, SecretService};
 use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
 
@@ -37,6 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         FileKeyRing::open_or_create(&master_key_path)
             .with_context(|| format!("cannot load the master key from {}", master_key_path.display()))?,
     );
+    tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
     let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
 
     let registry = Arc::new(Registry::new(meta.clone(), blobs));

@@ -463,6 +463,16 @@ fn audit_log_lists_each_access_with_principal_version_and_outcome() {
     server.fails(&["secrets", "versions", "access", "1", "--secret=audited"]);
     server.fails(&["secrets", "versions", "access", "7", "--secret=audited"]);
     server.ok(&["secrets", "versions", "access", "1", "--secret=other"]);
+    // A caller whose credentials cannot even be read is refused and audited too.
+    let refused = reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/v1/projects/default/secrets/other/versions/1:access",
+            server.url
+        ))
+        .header("Authorization", "Basic !!not-base64!!")
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 401);
 
     let log =
         server.get_json("/v1/projects/default/auditLog?resource=projects/default/secrets/audited");
@@ -512,8 +522,15 @@ fn audit_log_lists_each_access_with_principal_version_and_outcome() {
         "{table}"
     );
     let all = String::from_utf8(server.ok(&["audit", "list"])).unwrap();
-    assert_eq!(all.lines().count(), 5, "{all}");
-    assert!(all.contains("projects/default/secrets/other"), "{all}");
+    assert_eq!(all.lines().count(), 6, "{all}");
+    let newest = all.lines().nth(1).unwrap();
+    assert!(
+        newest.contains("DENIED")
+            && newest.contains("unauthenticated")
+            && newest.contains("secrets/other"),
+        "{all}"
+    );
+    assert!(!all.contains("not-base64"), "{all}");
 }
 
 #[test]

@@ -185,9 +185,25 @@ impl From<SecretError> for ApiError {
 
 /// Who is calling; the service authorizes each operation itself.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let credentials = crate::credentials::from_headers(headers)
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
-    Ok(state.access.authenticate(credentials.as_ref()).await?)
+    caller_or_reason(state, headers).await.map_err(|(e, _)| e)
+}
+
+/// Who is calling, or the error to send with the reason to write to the audit log.
+async fn caller_or_reason(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, (ApiError, String)> {
+    let credentials = crate::credentials::from_headers(headers).map_err(|e| {
+        (
+            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            e.to_string(),
+        )
+    })?;
+    state
+        .access
+        .authenticate(credentials.as_ref())
+        .await
+        .map_err(|e| (ApiError::from(e.clone()), e.to_string()))
 }
 
 fn project_id(s: &str) -> Result<ProjectId, ApiError> {
@@ -347,8 +363,23 @@ async fn dispatch(
             ))
         }
     };
-    let principal = caller(&state, &headers).await?;
     let secrets = &state.secrets;
+    let principal = match caller_or_reason(&state, &headers).await {
+        Ok(principal) => principal,
+        Err((error, reason)) => {
+            // Failed authentication is an access attempt too: audit it.
+            if let SecretEndpoint::Version {
+                secret,
+                version,
+                verb: Some(VersionVerb::Access),
+            } = &endpoint
+            {
+                let name = SecretName::new(project.clone(), secret.clone()).version(*version);
+                secrets.audit_unauthenticated_access(&name, &reason).await?;
+            }
+            return Err(error);
+        }
+    };
     match endpoint {
         SecretEndpoint::Secret { secret, verb: None } => {
             let name = SecretName::new(project, secret);

@@ -233,7 +233,9 @@ impl KeyRing for MemoryKeyRing {
 
 /// The key ring in a file (`<data-dir>/master.key` by default, mode 0600).
 ///
-/// One key per line, `ID BASE64`, oldest first; the last line is the primary.
+/// One key per line, `ID BASE64`, oldest first; the last line is the primary. A
+/// line holding only the base64 key is accepted too (its id is `mk-N`, N being
+/// its position), so a key made with `openssl rand -base64 32` can be mounted.
 /// Retired keys stay in the file so that data keys they wrapped remain readable.
 /// When asked for a key id it does not hold, the ring reads the file again, so
 /// a server picks up a rotation done next to it without losing access.
@@ -353,9 +355,10 @@ fn read_key_file(path: &Path) -> Result<MemoryKeyRing, CryptoError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (id, encoded) = line
-            .split_once(' ')
-            .ok_or_else(|| bad(i + 1, "expected `ID BASE64`"))?;
+        // A line without an id (`openssl rand -base64 32 > master.key`) gets the
+        // id rotation would have given it.
+        let fallback_id = format!("mk-{}", keys.len() + 1);
+        let (id, encoded) = line.split_once(' ').unwrap_or((fallback_id.as_str(), line));
         if id.is_empty() || keys.iter().any(|k| k.id == id) {
             return Err(bad(i + 1, "key ids must be present and unique"));
         }
@@ -592,6 +595,23 @@ mod tests {
         assert!(err.contains("line 1"), "{err}");
         std::fs::write(&path, "# only a comment\n").unwrap();
         assert!(FileKeyRing::open(&path).is_err());
+        std::fs::write(&path, "mk-1 AAAA\n").unwrap();
+        let err = FileKeyRing::open(&path).unwrap_err().to_string();
+        assert!(err.contains("32 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_base64_key_is_accepted_and_rotation_adds_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mounted.key");
+        let raw = base64::engine::general_purpose::STANDARD.encode([7u8; KEY_LEN]);
+        std::fs::write(&path, format!("{raw}\n")).unwrap();
+        let ring = FileKeyRing::open_or_create(&path).unwrap();
+        assert_eq!(ring.primary_id(), "mk-1");
+        let sealed = seal(&ring, NAME, &payload("x")).unwrap();
+        assert_eq!(ring.rotate().unwrap(), "mk-2");
+        let reread = FileKeyRing::open(&path).unwrap();
+        assert_eq!(open(&reread, NAME, &sealed).unwrap().as_bytes(), b"x");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub use crypto::{CryptoError, FileKeyRing, KeyRing, MemoryKeyRing};
 
 /// The action recorded in the audit log for payload access.
 pub const ACCESS_ACTION: &str = "secretmanager.versions.access";
+/// The principal recorded for a caller that could not be authenticated.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// Errors of the secret manager. No variant ever carries payload bytes.
 #[derive(Debug, thiserror::Error)]
@@ -357,6 +359,29 @@ impl SecretService {
             format!("as the service agent of projects/{project}"),
         )
         .await
+    }
+
+    /// Record an access attempt whose caller could not be authenticated, so that
+    /// the audit log holds every attempt, not only those that reached
+    /// authorization. `reason` must not contain the presented credentials.
+    pub async fn audit_unauthenticated_access(
+        &self,
+        name: &SecretVersionName,
+        reason: &str,
+    ) -> Result<(), SecretError> {
+        let record = AuditRecord {
+            time: now_rfc3339(),
+            project: name.secret.project.to_string(),
+            principal: UNAUTHENTICATED.to_owned(),
+            action: ACCESS_ACTION.to_owned(),
+            resource: name.secret.to_string(),
+            version: Some(name.version.to_string()),
+            allowed: false,
+            reason: reason.to_owned(),
+        };
+        self.store.append_audit(&record).await?;
+        tracing::info!(version = %name, reason, "unauthenticated secret version access refused");
+        Ok(())
     }
 
     /// Audit entries of a project, newest first; with `resource`, only that
