@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod metadata;
+mod read_cache;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
