@@ -8,7 +8,9 @@ use entrepot_services::Credentials;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
     /// Not `Basic base64(user:password)` or `Bearer token`.
-    #[error("the Authorization header is malformed; send Basic base64(user:token) or Bearer TOKEN")]
+    #[error(
+        "the Authorization header is malformed; send Basic base64(user:token) or Bearer TOKEN"
+    )]
     Malformed,
 }
 
@@ -46,9 +48,17 @@ mod tests {
     fn reads_basic_and_bearer() {
         let mut h = HeaderMap::new();
         assert!(from_headers(&h).unwrap().is_none());
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YWxpY2U6czNjcmV0"));
-        assert!(matches!(from_headers(&h), Ok(Some(Credentials::Basic { username, .. })) if username == "alice"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YWxpY2U6czNjcmV0"),
+        );
+        assert!(
+            matches!(from_headers(&h), Ok(Some(Credentials::Basic { username, .. })) if username == "alice")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert!(matches!(from_headers(&h), Ok(Some(Credentials::Bearer(t))) if t == "abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert_eq!(from_headers(&h).unwrap_err(), CredentialsError::Malformed);

@@ -12,7 +12,9 @@ pub mod ops;
 use std::sync::Arc;
 
 use axum::Router;
-use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService, SecretService};
+use entrepot_services::{
+    AccessControl, ProjectService, Registry, RepositoryService, SecretService,
+};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]

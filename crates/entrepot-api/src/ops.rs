@@ -20,7 +20,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
         Ok(_) => (StatusCode::OK, "ready\n"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: metadata store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "metadata store unavailable\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unavailable\n",
+            )
         }
     }
 }

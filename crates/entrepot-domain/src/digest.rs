@@ -152,14 +152,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            "abc".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
         assert!(matches!(
             "sha512:abcd".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm(_))
         ));
-        assert!(matches!("sha256:XYZ".parse::<Digest>(), Err(DigestError::BadHex(_))));
+        assert!(matches!(
+            "sha256:XYZ".parse::<Digest>(),
+            Err(DigestError::BadHex(_))
+        ));
         let upper = format!("sha256:{}", "A".repeat(64));
-        assert!(matches!(upper.parse::<Digest>(), Err(DigestError::BadHex(_))));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(DigestError::BadHex(_))
+        ));
     }
 
     #[test]

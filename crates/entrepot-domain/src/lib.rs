@@ -17,6 +17,6 @@ pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, Repository
 pub use range::{parse_range, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};
 pub use secret::{
-    Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion, SecretVersionName, VersionId,
-    VersionState,
+    Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion,
+    SecretVersionName, VersionId, VersionState,
 };

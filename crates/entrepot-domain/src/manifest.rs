@@ -24,8 +24,12 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Media types entrepot accepts for manifests.
-pub const MANIFEST_MEDIA_TYPES: [&str; 4] =
-    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,11 +142,14 @@ impl Manifest {
         }
         let header = content_type
             .map(|c| c.split(';').next().unwrap_or(c).trim().to_owned())
-            .filter(|c| !c.is_empty() && c != "application/json" && c != "application/octet-stream");
-        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
-            media_type: header.clone().unwrap_or_else(|| "manifest".into()),
-            reason: e.to_string(),
-        })?;
+            .filter(|c| {
+                !c.is_empty() && c != "application/json" && c != "application/octet-stream"
+            });
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
+                media_type: header.clone().unwrap_or_else(|| "manifest".into()),
+                reason: e.to_string(),
+            })?;
         let media_type = match (&header, &envelope.media_type) {
             (Some(h), Some(b)) if h != b => {
                 return Err(ManifestError::MediaTypeMismatch {
@@ -165,7 +172,8 @@ impl Manifest {
             return Err(invalid("schemaVersion must be 2".into()));
         }
         if media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST {
-            let doc: IndexDoc = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+            let doc: IndexDoc =
+                serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
             Ok(Manifest {
                 media_type,
                 kind: ManifestKind::Index,
@@ -176,7 +184,8 @@ impl Manifest {
                 annotations: doc.annotations,
             })
         } else {
-            let doc: ImageDoc = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+            let doc: ImageDoc =
+                serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
             let artifact_type = doc
                 .artifact_type
                 .clone()
@@ -214,7 +223,9 @@ mod tests {
 
     fn image(layers: usize) -> String {
         let d = Digest::of(b"x");
-        let layer = format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#);
+        let layer = format!(
+            r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#
+        );
         format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":1}},"layers":[{}]}}"#,
             vec![layer; layers].join(",")
@@ -226,12 +237,18 @@ mod tests {
         let m = Manifest::parse(Some(OCI_MANIFEST), image(2).as_bytes()).unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
         assert_eq!(m.blobs.len(), 3);
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
     fn refuses_bad_documents() {
-        assert!(matches!(Manifest::parse(Some(OCI_MANIFEST), b"{"), Err(ManifestError::Invalid { .. })));
+        assert!(matches!(
+            Manifest::parse(Some(OCI_MANIFEST), b"{"),
+            Err(ManifestError::Invalid { .. })
+        ));
         assert!(matches!(
             Manifest::parse(Some(OCI_INDEX), image(1).as_bytes()),
             Err(ManifestError::MediaTypeMismatch { .. })
@@ -241,7 +258,10 @@ mod tests {
             Err(ManifestError::UnsupportedMediaType(_))
         ));
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert!(matches!(Manifest::parse(None, &huge), Err(ManifestError::TooLarge(_))));
+        assert!(matches!(
+            Manifest::parse(None, &huge),
+            Err(ManifestError::TooLarge(_))
+        ));
         let bad_digest = image(1).replace("sha256:", "sha256:zz");
         assert!(matches!(
             Manifest::parse(Some(OCI_MANIFEST), bad_digest.as_bytes()),

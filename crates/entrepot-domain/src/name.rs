@@ -37,8 +37,7 @@ fn valid_id(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
         && b[b.len() - 1] != b'-'
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
@@ -172,8 +171,7 @@ impl FromStr for Tag {
         let ok = !b.is_empty()
             && b.len() <= 128
             && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-            && b
-                .iter()
+            && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c));
         if ok {
             Ok(Self(s.to_owned()))
@@ -226,7 +224,16 @@ mod tests {
     fn ids() {
         assert!("default".parse::<ProjectId>().is_ok());
         assert!("docker-hub".parse::<RepositoryId>().is_ok());
-        for bad in ["", "Default", "1abc", "abc-", "a_b", "a/b", "..", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Default",
+            "1abc",
+            "abc-",
+            "a_b",
+            "a/b",
+            "..",
+            &"a".repeat(64),
+        ] {
             assert!(bad.parse::<RepositoryId>().is_err(), "{bad}");
         }
     }
@@ -236,7 +243,9 @@ mod tests {
         for good in ["alpine", "library/alpine", "a.b/c__d/e-f--g", "x1/y2"] {
             assert!(good.parse::<ImageName>().is_ok(), "{good}");
         }
-        for bad in ["", "a/../b", "..", "a//b", "/a", "a/", "A", "a..b", "a___b", "-a", "a/.b"] {
+        for bad in [
+            "", "a/../b", "..", "a//b", "/a", "a/", "A", "a..b", "a___b", "-a", "a/.b",
+        ] {
             assert!(bad.parse::<ImageName>().is_err(), "{bad}");
         }
     }
@@ -248,7 +257,10 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", &"a".repeat(129)] {
             assert!(bad.parse::<Tag>().is_err(), "{bad}");
         }
-        assert!(matches!("latest".parse::<Reference>(), Ok(Reference::Tag(_))));
+        assert!(matches!(
+            "latest".parse::<Reference>(),
+            Ok(Reference::Tag(_))
+        ));
         assert!(matches!(
             "sha256:nothex".parse::<Reference>(),
             Err(NameError::BadDigest(_))
@@ -298,7 +310,13 @@ mod image_path_tests {
         assert_eq!(p.project.as_str(), "default");
         assert_eq!(p.image.as_str(), "library/alpine");
         assert_eq!(p.to_string(), "default/myrepo/library/alpine");
-        for bad in ["default/myrepo", "default/myrepo/", "default/my_repo/x", "Default/r/x", "d/r/../x"] {
+        for bad in [
+            "default/myrepo",
+            "default/myrepo/",
+            "default/my_repo/x",
+            "Default/r/x",
+            "d/r/../x",
+        ] {
             assert!(bad.parse::<ImagePath>().is_err(), "{bad}");
         }
     }

@@ -87,13 +87,37 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Ok(ByteRange { start: 0, end: 9 }));
-        assert_eq!(parse_range("bytes=90-", 100), Ok(ByteRange { start: 90, end: 99 }));
-        assert_eq!(parse_range("bytes=-10", 100), Ok(ByteRange { start: 90, end: 99 }));
-        assert_eq!(parse_range("bytes=50-500", 100), Ok(ByteRange { start: 50, end: 99 }));
-        assert!(matches!(parse_range("bytes=100-", 100), Err(RangeError::Unsatisfiable { .. })));
-        assert!(matches!(parse_range("bytes=5-1", 100), Err(RangeError::Malformed(_))));
-        assert!(matches!(parse_range("items=0-1", 100), Err(RangeError::Malformed(_))));
-        assert!(matches!(parse_range("bytes=0-1,3-4", 100), Err(RangeError::Malformed(_))));
+        assert_eq!(
+            parse_range("bytes=0-9", 100),
+            Ok(ByteRange { start: 0, end: 9 })
+        );
+        assert_eq!(
+            parse_range("bytes=90-", 100),
+            Ok(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=-10", 100),
+            Ok(ByteRange { start: 90, end: 99 })
+        );
+        assert_eq!(
+            parse_range("bytes=50-500", 100),
+            Ok(ByteRange { start: 50, end: 99 })
+        );
+        assert!(matches!(
+            parse_range("bytes=100-", 100),
+            Err(RangeError::Unsatisfiable { .. })
+        ));
+        assert!(matches!(
+            parse_range("bytes=5-1", 100),
+            Err(RangeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_range("items=0-1", 100),
+            Err(RangeError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_range("bytes=0-1,3-4", 100),
+            Err(RangeError::Malformed(_))
+        ));
     }
 }

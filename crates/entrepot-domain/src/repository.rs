@@ -28,7 +28,11 @@ impl RepositoryName {
 
 impl fmt::Display for RepositoryName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "projects/{}/repositories/{}", self.project, self.repository)
+        write!(
+            f,
+            "projects/{}/repositories/{}",
+            self.project, self.repository
+        )
     }
 }
 
@@ -80,7 +84,9 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "docker" => Ok(Format::Docker),
             "python" => Ok(Format::Python),
-            other => Err(format!("repository format {other:?} is not supported; use docker or python")),
+            other => Err(format!(
+                "repository format {other:?} is not supported; use docker or python"
+            )),
         }
     }
 }
@@ -166,14 +172,21 @@ mod tests {
     fn repository_names_round_trip() {
         let n: RepositoryName = "projects/default/repositories/docker-hub".parse().unwrap();
         assert_eq!(n.to_string(), "projects/default/repositories/docker-hub");
-        assert!("projects/default/repos/x".parse::<RepositoryName>().is_err());
-        assert!("projects/../repositories/x".parse::<RepositoryName>().is_err());
+        assert!("projects/default/repos/x"
+            .parse::<RepositoryName>()
+            .is_err());
+        assert!("projects/../repositories/x"
+            .parse::<RepositoryName>()
+            .is_err());
     }
 
     #[test]
     fn formats_and_modes() {
         assert_eq!("DOCKER".parse::<Format>(), Ok(Format::Docker));
-        assert_eq!("standard-repository".parse::<Mode>(), Ok(Mode::StandardRepository));
+        assert_eq!(
+            "standard-repository".parse::<Mode>(),
+            Ok(Mode::StandardRepository)
+        );
         assert!("maven".parse::<Format>().is_err());
     }
 }

@@ -182,10 +182,15 @@ impl fmt::Display for Resource {
         match self {
             Resource::Organization => f.write_str("organization"),
             Resource::Project(p) => write!(f, "projects/{p}"),
-            Resource::Repository { project, repository } => {
+            Resource::Repository {
+                project,
+                repository,
+            } => {
                 write!(f, "projects/{project}/repositories/{repository}")
             }
-            Resource::Secret { project, secret } => write!(f, "projects/{project}/secrets/{secret}"),
+            Resource::Secret { project, secret } => {
+                write!(f, "projects/{project}/secrets/{secret}")
+            }
         }
     }
 }
@@ -212,10 +217,16 @@ pub enum AuthError {
 #[async_trait]
 pub trait AccessControl: Send + Sync + 'static {
     /// Who presents these credentials (`None`: no Authorization header).
-    async fn authenticate(&self, credentials: Option<&Credentials>) -> Result<Principal, AuthError>;
+    async fn authenticate(&self, credentials: Option<&Credentials>)
+        -> Result<Principal, AuthError>;
 
     /// Whether `principal` holds `permission` on `resource`.
-    async fn authorize(&self, principal: &Principal, permission: Permission, resource: &Resource) -> Result<(), AuthError>;
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        permission: Permission,
+        resource: &Resource,
+    ) -> Result<(), AuthError>;
 }
 
 /// Lets everyone do everything: the behaviour before IAM is configured.
@@ -224,11 +235,19 @@ pub struct AllowAll;
 
 #[async_trait]
 impl AccessControl for AllowAll {
-    async fn authenticate(&self, _credentials: Option<&Credentials>) -> Result<Principal, AuthError> {
+    async fn authenticate(
+        &self,
+        _credentials: Option<&Credentials>,
+    ) -> Result<Principal, AuthError> {
         Ok(Principal::Anonymous)
     }
 
-    async fn authorize(&self, _principal: &Principal, _permission: Permission, _resource: &Resource) -> Result<(), AuthError> {
+    async fn authorize(
+        &self,
+        _principal: &Principal,
+        _permission: Permission,
+        _resource: &Resource,
+    ) -> Result<(), AuthError> {
         Ok(())
     }
 }

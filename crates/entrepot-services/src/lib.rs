@@ -10,8 +10,10 @@ pub mod registry;
 pub mod repositories;
 pub mod secrets;
 
+pub use access::{
+    AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
+};
 pub use entrepot_storage::{ByteStream, ProjectRecord};
-pub use access::{AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};

@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
-use entrepot_domain::{ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Sha256Hasher};
+use entrepot_domain::{
+    ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Sha256Hasher,
+};
 use entrepot_storage::{
-    BlobError, BlobStore, ByteStream, ImageRef, ManifestRecord, MetadataStore, StoreError, UploadRecord,
+    BlobError, BlobStore, ByteStream, ImageRef, ManifestRecord, MetadataStore, StoreError,
+    UploadRecord,
 };
 
 use crate::clock::now_unix;
@@ -72,9 +75,9 @@ pub enum RegistryError {
 impl From<BlobError> for RegistryError {
     fn from(e: BlobError) -> Self {
         match e {
-            BlobError::DigestMismatch { expected, actual } => RegistryError::DigestInvalid(format!(
-                "uploaded content has digest {actual}, not {expected}"
-            )),
+            BlobError::DigestMismatch { expected, actual } => RegistryError::DigestInvalid(
+                format!("uploaded content has digest {actual}, not {expected}"),
+            ),
             other => RegistryError::Blob(other),
         }
     }
@@ -202,14 +205,19 @@ impl Registry {
     }
 
     /// Fetch a manifest by tag or digest.
-    pub async fn get_manifest(&self, path: &ImagePath, reference: &Reference) -> Result<ServedManifest, RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<ServedManifest, RegistryError> {
         self.readable(path).await?;
         let image = image_ref(path);
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(&image, tag.as_str()).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(&image, d).await?,
         };
-        let m = found.ok_or_else(|| RegistryError::ManifestUnknown(format!("{path}:{reference}")))?;
+        let m =
+            found.ok_or_else(|| RegistryError::ManifestUnknown(format!("{path}:{reference}")))?;
         Ok(ServedManifest {
             digest: m.digest,
             media_type: m.media_type,
@@ -226,7 +234,8 @@ impl Registry {
         content: Vec<u8>,
     ) -> Result<PushedManifest, RegistryError> {
         self.writable(path).await?;
-        let manifest = Manifest::parse(content_type, &content).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        let manifest = Manifest::parse(content_type, &content)
+            .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
         let digest = Digest::of(&content);
         if let Reference::Digest(expected) = reference {
             if expected != &digest {
@@ -257,7 +266,11 @@ impl Registry {
         Ok(PushedManifest { digest, subject })
     }
 
-    async fn require_references(&self, image: &ImageRef, manifest: &Manifest) -> Result<(), RegistryError> {
+    async fn require_references(
+        &self,
+        image: &ImageRef,
+        manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
         let (kind, wanted): (&'static str, &[Descriptor]) = match manifest.kind {
             ManifestKind::Image => ("blob", &manifest.blobs),
             ManifestKind::Index => ("manifest", &manifest.manifests),
@@ -268,13 +281,20 @@ impl Registry {
             ManifestKind::Index => self.meta.existing_manifests(image, &digests).await?,
         };
         if let Some(missing) = digests.into_iter().find(|d| !found.contains(d)) {
-            return Err(RegistryError::ManifestBlobUnknown { kind, digest: missing });
+            return Err(RegistryError::ManifestBlobUnknown {
+                kind,
+                digest: missing,
+            });
         }
         Ok(())
     }
 
     /// Delete a manifest (by digest, with its tags) or a single tag.
-    pub async fn delete_manifest(&self, path: &ImagePath, reference: &Reference) -> Result<(), RegistryError> {
+    pub async fn delete_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<(), RegistryError> {
         self.writable(path).await?;
         let image = image_ref(path);
         let deleted = match reference {
@@ -284,7 +304,9 @@ impl Registry {
         if deleted {
             Ok(())
         } else {
-            Err(RegistryError::ManifestUnknown(format!("{path}:{reference}")))
+            Err(RegistryError::ManifestUnknown(format!(
+                "{path}:{reference}"
+            )))
         }
     }
 
@@ -315,7 +337,11 @@ impl Registry {
     }
 
     /// Remove a blob from the image.
-    pub async fn delete_blob(&self, path: &ImagePath, digest: &Digest) -> Result<(), RegistryError> {
+    pub async fn delete_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
         self.writable(path).await?;
         if self.meta.unlink_blob(&image_ref(path), digest).await? {
             Ok(())
@@ -368,7 +394,11 @@ impl Registry {
     }
 
     /// Where an upload session stands.
-    pub async fn upload_status(&self, path: &ImagePath, id: &str) -> Result<UploadState, RegistryError> {
+    pub async fn upload_status(
+        &self,
+        path: &ImagePath,
+        id: &str,
+    ) -> Result<UploadState, RegistryError> {
         self.writable(path).await?;
         let upload = self.session(path, id).await?;
         Ok(UploadState {
@@ -402,9 +432,16 @@ impl Registry {
         })
     }
 
-    async fn write_part(&self, upload: &UploadRecord, body: ByteStream) -> Result<u64, RegistryError> {
+    async fn write_part(
+        &self,
+        upload: &UploadRecord,
+        body: ByteStream,
+    ) -> Result<u64, RegistryError> {
         let mut hasher = {
-            let mut hashes = self.running_hashes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hashes = self
+                .running_hashes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             match hashes.remove(&upload.id) {
                 Some(h) if h.len() == upload.size => Some(h),
                 _ if upload.parts == 0 => Some(Sha256Hasher::new()),
@@ -455,7 +492,10 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&upload.id)
             .filter(|h| h.len() == upload.size);
-        let committed = self.blobs.commit_upload(&upload.id, upload.parts, digest, hasher).await;
+        let committed = self
+            .blobs
+            .commit_upload(&upload.id, upload.parts, digest, hasher)
+            .await;
         self.meta.delete_upload(&upload.id).await?;
         let size = committed?;
         self.meta.link_blob(&image_ref(path), digest, size).await?;
@@ -463,7 +503,12 @@ impl Registry {
     }
 
     /// Push a whole blob in one request (`POST ...?digest=`).
-    pub async fn put_blob(&self, path: &ImagePath, digest: &Digest, body: ByteStream) -> Result<Digest, RegistryError> {
+    pub async fn put_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<Digest, RegistryError> {
         self.writable(path).await?;
         let size = self.blobs.put_blob(digest, body, None).await?;
         self.meta.link_blob(&image_ref(path), digest, size).await?;
@@ -478,7 +523,10 @@ impl Registry {
     }
 
     async fn drop_upload(&self, id: &str) -> Result<(), RegistryError> {
-        self.running_hashes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.running_hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         self.blobs.discard_upload(id).await?;
         self.meta.delete_upload(id).await?;
         Ok(())
@@ -504,7 +552,9 @@ impl Registry {
         let image = image_ref(path);
         let tags = self.meta.list_tags(&image, last, n).await?;
         if tags.is_empty() && last.is_none() && !self.meta.image_exists(&image).await? {
-            return Err(RegistryError::NameUnknown(format!("image {path} has no manifests")));
+            return Err(RegistryError::NameUnknown(format!(
+                "image {path} has no manifests"
+            )));
         }
         Ok(tags)
     }
@@ -542,7 +592,10 @@ impl Registry {
                 if let Some(t) = r.artifact_type {
                     d["artifactType"] = t.into();
                 }
-                if let Some(a) = r.annotations.and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok()) {
+                if let Some(a) = r
+                    .annotations
+                    .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+                {
                     d["annotations"] = a;
                 }
                 d
@@ -567,11 +620,14 @@ mod tests {
 
     async fn registry() -> (Registry, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        let meta: Arc<dyn MetadataStore> =
+            Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
         meta.create_project("default").await.unwrap();
         RepositoryService::new(meta.clone())
             .create(
-                &"projects/default/repositories/images".parse::<RepositoryName>().unwrap(),
+                &"projects/default/repositories/images"
+                    .parse::<RepositoryName>()
+                    .unwrap(),
                 NewRepository {
                     format: Format::Docker,
                     mode: Mode::StandardRepository,
@@ -595,11 +651,24 @@ mod tests {
         let UploadStart::Session(s) = reg.start_upload(&path, None).await.unwrap() else {
             panic!("expected a session")
         };
-        reg.append_chunk(&path, &s.id, Some(0), body(b"{}")).await.unwrap();
-        let err = reg.append_chunk(&path, &s.id, Some(0), body(b"x")).await.unwrap_err();
-        assert!(matches!(err, RegistryError::RangeMismatch { expected: 2, got: 0 }));
+        reg.append_chunk(&path, &s.id, Some(0), body(b"{}"))
+            .await
+            .unwrap();
+        let err = reg
+            .append_chunk(&path, &s.id, Some(0), body(b"x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RegistryError::RangeMismatch {
+                expected: 2,
+                got: 0
+            }
+        ));
         let config = Digest::of(b"{}");
-        reg.finish_upload(&path, &s.id, &config, None).await.unwrap();
+        reg.finish_upload(&path, &s.id, &config, None)
+            .await
+            .unwrap();
         assert_eq!(reg.stat_blob(&path, &config).await.unwrap(), 2);
 
         let manifest = format!(
@@ -615,7 +684,10 @@ mod tests {
         assert_eq!(got.digest, pushed.digest);
 
         let missing = manifest.replace(&config.to_string(), &Digest::of(b"nope").to_string());
-        let err = reg.put_manifest(&path, &tag, None, missing.into_bytes()).await.unwrap_err();
+        let err = reg
+            .put_manifest(&path, &tag, None, missing.into_bytes())
+            .await
+            .unwrap_err();
         assert!(matches!(err, RegistryError::ManifestBlobUnknown { .. }));
     }
 }

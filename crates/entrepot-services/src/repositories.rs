@@ -58,7 +58,11 @@ impl RepositoryService {
     }
 
     /// Create a repository in an existing project.
-    pub async fn create(&self, name: &RepositoryName, new: NewRepository) -> Result<Repository, RepositoryError> {
+    pub async fn create(
+        &self,
+        name: &RepositoryName,
+        new: NewRepository,
+    ) -> Result<Repository, RepositoryError> {
         self.require_project(&name.project).await?;
         if new.mode != Mode::StandardRepository {
             return Err(RepositoryError::Invalid(format!(
@@ -67,7 +71,9 @@ impl RepositoryService {
             )));
         }
         if new.description.len() > 2048 {
-            return Err(RepositoryError::Invalid("description is longer than 2048 characters".into()));
+            return Err(RepositoryError::Invalid(
+                "description is longer than 2048 characters".into(),
+            ));
         }
         let now = now_rfc3339();
         let repo = Repository {
@@ -105,7 +111,11 @@ impl RepositoryService {
     }
 
     /// Change a repository's mutable fields.
-    pub async fn update(&self, name: &RepositoryName, update: RepositoryUpdate) -> Result<Repository, RepositoryError> {
+    pub async fn update(
+        &self,
+        name: &RepositoryName,
+        update: RepositoryUpdate,
+    ) -> Result<Repository, RepositoryError> {
         let mut repo = self.get(name).await?;
         if let Some(description) = update.description {
             repo.description = description;

@@ -59,7 +59,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError>;
 
     /// Stream a committed blob, or one range of it.
-    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, BlobError>;
+    async fn read(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, BlobError>;
 
     /// Store part `part` of upload session `upload`, feeding its bytes to `hasher`.
     /// Returns the number of bytes written.
@@ -86,10 +90,20 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn discard_upload(&self, upload: &str) -> Result<(), BlobError>;
 
     /// Store a whole blob from a stream, verifying it hashes to `expected`.
-    async fn put_blob(&self, expected: &Digest, body: ByteStream, limit: Option<u64>) -> Result<u64, BlobError>;
+    async fn put_blob(
+        &self,
+        expected: &Digest,
+        body: ByteStream,
+        limit: Option<u64>,
+    ) -> Result<u64, BlobError>;
 
     /// Delete a committed blob (no error if absent).
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
+
+    /// Remove what commits interrupted by a crash left in the staging area.
+    /// Call it at start-up, before serving: staging objects are never visible,
+    /// and no commit can be in flight then. Returns how many were removed.
+    async fn remove_staging(&self) -> Result<usize, BlobError>;
 }
 
 /// A [`BlobStore`] on any `object_store` backend; on the local filesystem it also
@@ -137,7 +151,9 @@ impl ObjectBlobStore {
     }
 
     fn local_file(&self, path: &Path) -> Option<PathBuf> {
-        self.local_root.as_ref().map(|root| root.join(path.as_ref()))
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(path.as_ref()))
     }
 
     /// Make a finished local file durable before it becomes visible.
@@ -152,7 +168,10 @@ impl ObjectBlobStore {
 
     /// Make a rename durable: fsync the directory that now holds the file.
     async fn sync_parent(&self, path: &Path) -> Result<(), BlobError> {
-        if let Some(dir) = self.local_file(path).and_then(|f| f.parent().map(PathBuf::from)) {
+        if let Some(dir) = self
+            .local_file(path)
+            .and_then(|f| f.parent().map(PathBuf::from))
+        {
             tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
                 .await
                 .map_err(std::io::Error::other)??;
@@ -240,12 +259,18 @@ impl BlobStore for ObjectBlobStore {
         }
     }
 
-    async fn read(&self, digest: &Digest, range: Option<ByteRange>) -> Result<ByteStream, BlobError> {
+    async fn read(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, BlobError> {
         let path = blob_path(digest);
         if let Some(file) = self.local_file(&path) {
             let mut file = match tokio::fs::File::open(&file).await {
                 Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(BlobError::NotFound)
+                }
                 Err(e) => return Err(e.into()),
             };
             let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
@@ -275,7 +300,8 @@ impl BlobStore for ObjectBlobStore {
         body: ByteStream,
         hasher: Option<&mut Sha256Hasher>,
     ) -> Result<u64, BlobError> {
-        self.write_stream(&part_path(upload, part), body, hasher, None).await
+        self.write_stream(&part_path(upload, part), body, hasher, None)
+            .await
     }
 
     async fn commit_upload(
@@ -302,7 +328,12 @@ impl BlobStore for ObjectBlobStore {
             let staging = staging_path(upload);
             let mut hasher = Sha256Hasher::new();
             let size = self
-                .write_stream(&staging, self.parts_stream(upload, parts), Some(&mut hasher), None)
+                .write_stream(
+                    &staging,
+                    self.parts_stream(upload, parts),
+                    Some(&mut hasher),
+                    None,
+                )
                 .await?;
             let actual = hasher.finish();
             if &actual != expected {
@@ -322,17 +353,37 @@ impl BlobStore for ObjectBlobStore {
 
     async fn discard_upload(&self, upload: &str) -> Result<(), BlobError> {
         let prefix = Path::from(format!("uploads/{upload}"));
-        let paths: Vec<_> = self.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+        if let Some(dir) = self.local_file(&prefix) {
+            // The whole directory, with half-written part files a listing skips.
+            return match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let paths: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
         for path in paths {
             self.delete_quietly(&path).await;
         }
         Ok(())
     }
 
-    async fn put_blob(&self, expected: &Digest, body: ByteStream, limit: Option<u64>) -> Result<u64, BlobError> {
+    async fn put_blob(
+        &self,
+        expected: &Digest,
+        body: ByteStream,
+        limit: Option<u64>,
+    ) -> Result<u64, BlobError> {
         let staging = staging_path(&uuid::Uuid::new_v4().to_string());
         let mut hasher = Sha256Hasher::new();
-        let size = self.write_stream(&staging, body, Some(&mut hasher), limit).await?;
+        let size = self
+            .write_stream(&staging, body, Some(&mut hasher), limit)
+            .await?;
         let actual = hasher.finish();
         if &actual != expected {
             self.delete_quietly(&staging).await;
@@ -349,6 +400,40 @@ impl BlobStore for ObjectBlobStore {
         self.delete_quietly(&blob_path(digest)).await;
         Ok(())
     }
+
+    async fn remove_staging(&self) -> Result<usize, BlobError> {
+        let prefix = Path::from("staging");
+        if let Some(dir) = self.local_file(&prefix) {
+            // Read the directory itself: a listing through object_store skips the
+            // half-written files (`name#N`) that a crash mid-write leaves.
+            let mut removed = 0;
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let path = entry.path();
+                if entry.file_type().await?.is_dir() {
+                    tokio::fs::remove_dir_all(&path).await?;
+                } else {
+                    tokio::fs::remove_file(&path).await?;
+                }
+                removed += 1;
+            }
+            return Ok(removed);
+        }
+        let paths: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for path in &paths {
+            self.delete_quietly(path).await;
+        }
+        Ok(paths.len())
+    }
 }
 
 #[cfg(test)]
@@ -356,12 +441,19 @@ mod tests {
     use super::*;
 
     fn body(chunks: &[&'static [u8]]) -> ByteStream {
-        let chunks: Vec<Result<Bytes, std::io::Error>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
         futures::stream::iter(chunks).boxed()
     }
 
     async fn read_all(store: &ObjectBlobStore, d: &Digest, range: Option<ByteRange>) -> Vec<u8> {
-        let chunks: Vec<Bytes> = store.read(d, range).await.unwrap().try_collect().await.unwrap();
+        let chunks: Vec<Bytes> = store
+            .read(d, range)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         chunks.concat()
     }
 
@@ -369,13 +461,22 @@ mod tests {
     async fn multi_part_upload_commits_verified_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
-        store.write_part("u1", 0, body(&[b"hello "]), None).await.unwrap();
-        store.write_part("u1", 1, body(&[b"wor", b"ld"]), None).await.unwrap();
+        store
+            .write_part("u1", 0, body(&[b"hello "]), None)
+            .await
+            .unwrap();
+        store
+            .write_part("u1", 1, body(&[b"wor", b"ld"]), None)
+            .await
+            .unwrap();
         let d = Digest::of(b"hello world");
         assert_eq!(store.commit_upload("u1", 2, &d, None).await.unwrap(), 11);
         assert_eq!(store.stat(&d).await.unwrap(), Some(11));
         assert_eq!(read_all(&store, &d, None).await, b"hello world");
-        assert_eq!(read_all(&store, &d, Some(ByteRange { start: 6, end: 10 })).await, b"world");
+        assert_eq!(
+            read_all(&store, &d, Some(ByteRange { start: 6, end: 10 })).await,
+            b"world"
+        );
         assert!(!dir.path().join("uploads/u1").exists());
     }
 
@@ -384,10 +485,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
         let wrong = Digest::of(b"something else");
-        let err = store.put_blob(&wrong, body(&[b"data"]), None).await.unwrap_err();
+        let err = store
+            .put_blob(&wrong, body(&[b"data"]), None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BlobError::DigestMismatch { .. }));
         assert_eq!(store.stat(&wrong).await.unwrap(), None);
         assert_eq!(store.stat(&Digest::of(b"data")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn remove_staging_clears_what_a_crash_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+        std::fs::write(dir.path().join("staging/a"), b"x").unwrap();
+        std::fs::write(dir.path().join("staging/b#1"), b"y").unwrap();
+        assert_eq!(store.remove_staging().await.unwrap(), 2);
+        assert_eq!(store.remove_staging().await.unwrap(), 0);
+        let d = Digest::of(b"kept");
+        store.put_blob(&d, body(&[b"kept"]), None).await.unwrap();
+        assert_eq!(store.remove_staging().await.unwrap(), 0);
+        assert_eq!(store.stat(&d).await.unwrap(), Some(4));
     }
 
     #[tokio::test]
@@ -395,7 +514,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
         let mut h = Sha256Hasher::new();
-        store.write_part("u2", 0, body(&[b"abc"]), Some(&mut h)).await.unwrap();
+        store
+            .write_part("u2", 0, body(&[b"abc"]), Some(&mut h))
+            .await
+            .unwrap();
         let d = Digest::of(b"abc");
         store.commit_upload("u2", 1, &d, Some(h)).await.unwrap();
         assert_eq!(read_all(&store, &d, None).await, b"abc");

@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod metadata;
+mod read_cache;
 pub mod secrets;
 pub mod sqlite;
 
@@ -15,5 +16,7 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
-pub use secrets::{AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord};
+pub use secrets::{
+    AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
+};
 pub use sqlite::SqliteMetadataStore;

@@ -111,54 +111,117 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
 
     /// Create a repository; `AlreadyExists` if it does.
-    async fn create_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<(), StoreError>;
+    async fn create_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<(), StoreError>;
     /// Look a repository up.
-    async fn get_repository(&self, project: &str, id: &str) -> Result<Option<Repository>, StoreError>;
+    async fn get_repository(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<Repository>, StoreError>;
     /// Repositories of a project, by id.
     async fn list_repositories(&self, project: &str) -> Result<Vec<Repository>, StoreError>;
     /// Replace a repository's mutable fields; false if it does not exist.
-    async fn update_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<bool, StoreError>;
+    async fn update_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<bool, StoreError>;
     /// Delete a repository with its manifests, tags, links and uploads; false if absent.
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Record a committed blob (idempotent) and link it to an image.
-    async fn link_blob(&self, image: &ImageRef, digest: &Digest, size: u64) -> Result<(), StoreError>;
+    async fn link_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError>;
     /// Size of a blob if it is linked to the image.
-    async fn linked_blob_size(&self, image: &ImageRef, digest: &Digest) -> Result<Option<u64>, StoreError>;
+    async fn linked_blob_size(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError>;
     /// Size of a committed blob, wherever it is linked.
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
     /// Remove a blob's link from an image; false if it was not linked.
     async fn unlink_blob(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError>;
 
     /// Store a manifest (idempotent by digest) and, if given, point a tag at it.
-    async fn put_manifest(&self, image: &ImageRef, manifest: &ManifestRecord, tag: Option<&str>) -> Result<(), StoreError>;
+    async fn put_manifest(
+        &self,
+        image: &ImageRef,
+        manifest: &ManifestRecord,
+        tag: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// A manifest by digest.
-    async fn manifest_by_digest(&self, image: &ImageRef, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
+    async fn manifest_by_digest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError>;
     /// A manifest by tag.
-    async fn manifest_by_tag(&self, image: &ImageRef, tag: &str) -> Result<Option<ManifestRecord>, StoreError>;
+    async fn manifest_by_tag(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError>;
     /// Which of `digests` are manifests of the image.
-    async fn existing_manifests(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
+    async fn existing_manifests(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError>;
     /// Which of `digests` are blobs linked to the image.
-    async fn existing_blob_links(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
+    async fn existing_blob_links(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError>;
     /// Delete a manifest and the tags pointing at it; false if absent.
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError>;
     /// Delete one tag; false if absent.
     async fn delete_tag(&self, image: &ImageRef, tag: &str) -> Result<bool, StoreError>;
     /// Tags of an image in lexical order, after `last`, at most `limit`.
-    async fn list_tags(&self, image: &ImageRef, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn list_tags(
+        &self,
+        image: &ImageRef,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
     /// Whether the image has any manifest.
     async fn image_exists(&self, image: &ImageRef) -> Result<bool, StoreError>;
     /// Manifests of the image whose subject is `subject`.
-    async fn list_referrers(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<ReferrerRecord>, StoreError>;
+    async fn list_referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<ReferrerRecord>, StoreError>;
     /// All images with manifests, as `project/repository/image`, after `last`, at most `limit`.
-    async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<Vec<CatalogEntry>, StoreError>;
+    async fn catalog(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CatalogEntry>, StoreError>;
 
     /// Open an upload session.
     async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
     /// Look an upload session up.
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError>;
     /// Record a received part: only if the session still has `expected_parts` parts.
-    async fn advance_upload(&self, id: &str, expected_parts: u32, size: u64, now: i64) -> Result<bool, StoreError>;
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected_parts: u32,
+        size: u64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Close an upload session; false if absent.
     async fn delete_upload(&self, id: &str) -> Result<bool, StoreError>;
     /// Sessions not touched since `before` (unix seconds).

@@ -2,20 +2,28 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Digest, Repository};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 use crate::metadata::*;
+use crate::read_cache::ReadCache;
 
 /// Metadata in one SQLite file (WAL mode).
+///
+/// Repository and tag lookups are answered from an in-process cache that every
+/// write through this store invalidates: one process owns the file.
 #[derive(Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
+    cache: Arc<ReadCache>,
 }
 
 fn now_rfc3339() -> String {
@@ -60,7 +68,10 @@ impl SqliteMetadataStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cache: Arc::default(),
+        })
     }
 
     /// Check the database answers (for readiness probes).
@@ -75,7 +86,10 @@ impl SqliteMetadataStore {
     }
 }
 
-fn repository_from_row(project: &str, row: &sqlx::sqlite::SqliteRow) -> Result<Repository, StoreError> {
+fn repository_from_row(
+    project: &str,
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Repository, StoreError> {
     let id: String = row.try_get("id")?;
     let format: String = row.try_get("format")?;
     let mode: String = row.try_get("mode")?;
@@ -164,9 +178,10 @@ impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError> {
         let create_time = now_rfc3339();
         // Project numbers look like the managed registries' ones: 12 digits.
-        let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
-            .fetch_one(&self.pool)
-            .await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
+                .fetch_one(&self.pool)
+                .await?;
         match sqlx::query("INSERT INTO projects (id, number, create_time) VALUES (?, ?, ?)")
             .bind(id)
             .bind(number)
@@ -214,7 +229,12 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn create_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<(), StoreError> {
+    async fn create_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO repositories (project, id, format, mode, description, remote_config, create_time, update_time)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -229,6 +249,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&repo.update_time)
         .execute(&self.pool)
         .await;
+        self.cache.forget_repository(project, id);
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
@@ -236,13 +257,25 @@ impl MetadataStore for SqliteMetadataStore {
         }
     }
 
-    async fn get_repository(&self, project: &str, id: &str) -> Result<Option<Repository>, StoreError> {
+    async fn get_repository(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<Repository>, StoreError> {
+        if let Some(repo) = self.cache.repository(project, id) {
+            return Ok(Some(repo));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query("SELECT * FROM repositories WHERE project = ? AND id = ?")
             .bind(project)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| repository_from_row(project, &r)).transpose()
+        let repo = row.map(|r| repository_from_row(project, &r)).transpose()?;
+        if let Some(repo) = &repo {
+            self.cache.offer_repository(generation, repo, project, id);
+        }
+        Ok(repo)
     }
 
     async fn list_repositories(&self, project: &str) -> Result<Vec<Repository>, StoreError> {
@@ -250,10 +283,17 @@ impl MetadataStore for SqliteMetadataStore {
             .bind(project)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| repository_from_row(project, r)).collect()
+        rows.iter()
+            .map(|r| repository_from_row(project, r))
+            .collect()
     }
 
-    async fn update_repository(&self, project: &str, id: &str, repo: &Repository) -> Result<bool, StoreError> {
+    async fn update_repository(
+        &self,
+        project: &str,
+        id: &str,
+        repo: &Repository,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE repositories SET description = ?, remote_config = ?, update_time = ? WHERE project = ? AND id = ?",
         )
@@ -264,17 +304,20 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.cache.forget_repository(project, id);
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["tags", "manifests", "blob_links", "uploads"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE project = ? AND repository = ?"))
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE project = ? AND repository = ?"
+            ))
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         let done = sqlx::query("DELETE FROM repositories WHERE project = ? AND id = ?")
             .bind(project)
@@ -282,10 +325,16 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cache.forget_repository(project, id);
         Ok(done.rows_affected() == 1)
     }
 
-    async fn link_blob(&self, image: &ImageRef, digest: &Digest, size: u64) -> Result<(), StoreError> {
+    async fn link_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
@@ -304,7 +353,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 
-    async fn linked_blob_size(&self, image: &ImageRef, digest: &Digest) -> Result<Option<u64>, StoreError> {
+    async fn linked_blob_size(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest
              WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest = ?",
@@ -339,7 +392,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn put_manifest(&self, image: &ImageRef, manifest: &ManifestRecord, tag: Option<&str>) -> Result<(), StoreError> {
+    async fn put_manifest(
+        &self,
+        image: &ImageRef,
+        manifest: &ManifestRecord,
+        tag: Option<&str>,
+    ) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -374,10 +432,17 @@ impl MetadataStore for SqliteMetadataStore {
             .await?;
         }
         tx.commit().await?;
+        if let Some(tag) = tag {
+            self.cache.forget_tag(image, tag);
+        }
         Ok(())
     }
 
-    async fn manifest_by_digest(&self, image: &ImageRef, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
+    async fn manifest_by_digest(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT digest, media_type, artifact_type, subject, annotations, content FROM manifests
              WHERE project = ? AND repository = ? AND image = ? AND digest = ?",
@@ -391,7 +456,15 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(manifest_from_row).transpose()
     }
 
-    async fn manifest_by_tag(&self, image: &ImageRef, tag: &str) -> Result<Option<ManifestRecord>, StoreError> {
+    async fn manifest_by_tag(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        if let Some(manifest) = self.cache.manifest_by_tag(image, tag) {
+            return Ok(Some(manifest));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.content
              FROM tags t JOIN manifests m
@@ -404,26 +477,40 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(tag)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(manifest_from_row).transpose()
+        let manifest = row.as_ref().map(manifest_from_row).transpose()?;
+        if let Some(manifest) = &manifest {
+            self.cache.offer_tag(generation, image, tag, manifest);
+        }
+        Ok(manifest)
     }
 
-    async fn existing_manifests(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    async fn existing_manifests(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
         existing(&self.pool, "manifests", image, digests).await
     }
 
-    async fn existing_blob_links(&self, image: &ImageRef, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+    async fn existing_blob_links(
+        &self,
+        image: &ImageRef,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
         existing(&self.pool, "blob_links", image, digests).await
     }
 
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND digest = ?")
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND digest = ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(digest.to_string())
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM manifests WHERE project = ? AND repository = ? AND image = ? AND digest = ?")
             .bind(&image.project)
             .bind(&image.repository)
@@ -432,21 +519,30 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cache.forget_manifest(image, digest);
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_tag(&self, image: &ImageRef, tag: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag = ?")
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(tag)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag = ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(tag)
+        .execute(&self.pool)
+        .await?;
+        self.cache.forget_tag(image, tag);
         Ok(done.rows_affected() == 1)
     }
 
-    async fn list_tags(&self, image: &ImageRef, last: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn list_tags(
+        &self,
+        image: &ImageRef,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
         let tags = sqlx::query_scalar(
             "SELECT tag FROM tags WHERE project = ? AND repository = ? AND image = ? AND tag > ?
              ORDER BY tag LIMIT ?",
@@ -473,7 +569,11 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(found.is_some())
     }
 
-    async fn list_referrers(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<ReferrerRecord>, StoreError> {
+    async fn list_referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<ReferrerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT digest, media_type, artifact_type, annotations, length(content) AS size FROM manifests
              WHERE project = ? AND repository = ? AND image = ? AND subject = ? ORDER BY digest",
@@ -497,7 +597,11 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
-    async fn catalog(&self, last: Option<&str>, limit: u32) -> Result<Vec<CatalogEntry>, StoreError> {
+    async fn catalog(
+        &self,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CatalogEntry>, StoreError> {
         let paths: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT project || '/' || repository || '/' || image AS path FROM manifests
              WHERE path > ? ORDER BY path LIMIT ?",
@@ -506,7 +610,10 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(paths.into_iter().map(|path| CatalogEntry { path }).collect())
+        Ok(paths
+            .into_iter()
+            .map(|path| CatalogEntry { path })
+            .collect())
     }
 
     async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
@@ -535,7 +642,13 @@ impl MetadataStore for SqliteMetadataStore {
         row.as_ref().map(upload_from_row).transpose()
     }
 
-    async fn advance_upload(&self, id: &str, expected_parts: u32, size: u64, now: i64) -> Result<bool, StoreError> {
+    async fn advance_upload(
+        &self,
+        id: &str,
+        expected_parts: u32,
+        size: u64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE uploads SET parts = parts + 1, size = ?, update_time = ? WHERE id = ? AND parts = ?",
         )
@@ -562,5 +675,98 @@ impl MetadataStore for SqliteMetadataStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(upload_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entrepot_domain::{Format, Mode};
+
+    fn repository(description: &str) -> Repository {
+        Repository {
+            name: "projects/p/repositories/r".into(),
+            format: Format::Docker,
+            mode: Mode::StandardRepository,
+            description: description.into(),
+            remote_repository_config: None,
+            create_time: "2026-01-01T00:00:00Z".into(),
+            update_time: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn manifest(content: &str) -> ManifestRecord {
+        ManifestRecord {
+            digest: Digest::of(content.as_bytes()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            content: content.as_bytes().to_vec(),
+        }
+    }
+
+    async fn tagged(store: &SqliteMetadataStore, image: &ImageRef) -> Option<Digest> {
+        let found = store.manifest_by_tag(image, "t").await.unwrap();
+        found.map(|m| m.digest)
+    }
+
+    #[tokio::test]
+    async fn cached_lookups_follow_every_write() {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        store.create_project("p").await.unwrap();
+        store
+            .create_repository("p", "r", &repository("one"))
+            .await
+            .unwrap();
+        let image = ImageRef {
+            project: "p".into(),
+            repository: "r".into(),
+            image: "app".into(),
+        };
+        let (m1, m2) = (manifest("one"), manifest("two"));
+
+        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
+        // The tag moves.
+        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
+        // The tag goes.
+        assert!(store.delete_tag(&image, "t").await.unwrap());
+        assert_eq!(tagged(&store, &image).await, None);
+        // The manifest it names goes.
+        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
+        assert!(store.delete_manifest(&image, &m1.digest).await.unwrap());
+        assert_eq!(tagged(&store, &image).await, None);
+
+        // The repository changes, then goes with its content.
+        let desc = |r: Option<Repository>| r.map(|r| r.description);
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("one".into())
+        );
+        store
+            .update_repository("p", "r", &repository("two"))
+            .await
+            .unwrap();
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("two".into())
+        );
+        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
+        assert!(store.delete_repository("p", "r").await.unwrap());
+        assert_eq!(desc(store.get_repository("p", "r").await.unwrap()), None);
+        assert_eq!(tagged(&store, &image).await, None);
+        store
+            .create_repository("p", "r", &repository("three"))
+            .await
+            .unwrap();
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("three".into())
+        );
+        assert_eq!(tagged(&store, &image).await, None);
     }
 }

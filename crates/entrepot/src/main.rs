@@ -17,7 +17,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "entrepot", version, about)]
 struct Cli {
     /// The entrepot server the CLI talks to.
-    #[arg(long, global = true, env = "ENTREPOT_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "ENTREPOT_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// Access token for the admin API.
     #[arg(long, global = true, env = "ENTREPOT_TOKEN", hide_env_values = true)]
@@ -80,7 +85,9 @@ fn report(result: Result<(), cli::ClientError>) -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENTREPOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -7,8 +7,10 @@ use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::ProjectId;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
-use entrepot_services::{AccessControl, AllowAll, ProjectService, Registry, RepositoryService, SecretService};
-use entrepot_storage::{MetadataStore, ObjectBlobStore, SqliteMetadataStore};
+use entrepot_services::{
+    AccessControl, AllowAll, ProjectService, Registry, RepositoryService, SecretService,
+};
+use entrepot_storage::{BlobStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore};
 
 use crate::config::Config;
 
@@ -25,7 +27,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot open the metadata database")?,
     );
     let meta: Arc<dyn MetadataStore> = sqlite.clone();
-    let blobs = Arc::new(ObjectBlobStore::local(config.data_dir.join("blobs")).context("cannot open the blob store")?);
+    let blobs = Arc::new(
+        ObjectBlobStore::local(config.data_dir.join("blobs"))
+            .context("cannot open the blob store")?,
+    );
+    // Nothing is being committed yet: whatever is in staging was cut short by a crash.
+    match blobs.remove_staging().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            objects = n,
+            "removed staging objects left by an interrupted commit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
+    }
 
     let projects = ProjectService::new(meta.clone());
     let default_project: ProjectId = DEFAULT_PROJECT.parse()?;
@@ -34,8 +48,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let access: Arc<dyn AccessControl> = Arc::new(AllowAll);
     let master_key_path = config.master_key_path();
     let keys = Arc::new(
-        FileKeyRing::open_or_create(&master_key_path)
-            .with_context(|| format!("cannot load the master key from {}", master_key_path.display()))?,
+        FileKeyRing::open_or_create(&master_key_path).with_context(|| {
+            format!(
+                "cannot load the master key from {}",
+                master_key_path.display()
+            )
+        })?,
     );
     tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
     let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());

@@ -90,7 +90,9 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, e.to_string()),
-            AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, format!("permission denied: {e}")),
+            AuthError::Denied { .. } => {
+                Self::new(StatusCode::FORBIDDEN, format!("permission denied: {e}"))
+            }
         }
     }
 }

@@ -27,7 +27,10 @@ pub(crate) async fn authorize(
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| ApiError::new(axum::http::StatusCode::UNAUTHORIZED, e.to_string()))?;
     let principal = state.access.authenticate(credentials.as_ref()).await?;
-    state.access.authorize(&principal, permission, resource).await?;
+    state
+        .access
+        .authorize(&principal, permission, resource)
+        .await?;
     Ok(principal)
 }
 
@@ -37,5 +40,6 @@ where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
-    s.parse().map_err(|e: T::Err| ApiError::invalid(e.to_string()))
+    s.parse()
+        .map_err(|e: T::Err| ApiError::invalid(e.to_string()))
 }

@@ -17,7 +17,10 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects", get(list_projects))
         .route("/v1/projects/{project}", get(get_project))
-        .route("/v1/projects/{project}/repositories", get(list).post(create))
+        .route(
+            "/v1/projects/{project}/repositories",
+            get(list).post(create),
+        )
         .route(
             "/v1/projects/{project}/repositories/{repository}",
             get(describe).patch(update).delete(remove),
@@ -33,8 +36,17 @@ fn project_json(p: &ProjectRecord) -> serde_json::Value {
     })
 }
 
-async fn list_projects(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Organization).await?;
+async fn list_projects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Organization,
+    )
+    .await?;
     let projects: Vec<serde_json::Value> = state
         .projects
         .list()
@@ -51,7 +63,13 @@ async fn get_project(
     Path(project): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Project(id.to_string())).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Project(id.to_string()),
+    )
+    .await?;
     let p = state.projects.get(id.as_str()).await?;
     Ok(Json(project_json(&p)))
 }
@@ -62,7 +80,13 @@ async fn list(
     Path(project): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
-    authorize(&state, &headers, Permission::RepositoriesList, &Resource::Project(id.to_string())).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesList,
+        &Resource::Project(id.to_string()),
+    )
+    .await?;
     let repositories = state.repositories.list(&id).await?;
     Ok(Json(serde_json::json!({ "repositories": repositories })))
 }
@@ -89,8 +113,15 @@ async fn create(
         .get("repositoryId")
         .ok_or_else(|| ApiError::invalid("the repositoryId query parameter is required"))?;
     let repository: RepositoryId = parse_id(repository_id)?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
-    authorize(&state, &headers, Permission::RepositoriesCreate, &Resource::Project(project.to_string())).await?;
+    let Json(body) = body
+        .map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesCreate,
+        &Resource::Project(project.to_string()),
+    )
+    .await?;
     let format: Format = body.format.parse().map_err(ApiError::invalid)?;
     let mode: Mode = body
         .mode
@@ -113,7 +144,10 @@ async fn create(
 }
 
 fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, ApiError> {
-    Ok(RepositoryName::new(parse_id(project)?, parse_id(repository)?))
+    Ok(RepositoryName::new(
+        parse_id(project)?,
+        parse_id(repository)?,
+    ))
 }
 
 fn resource(name: &RepositoryName) -> Resource {
@@ -129,7 +163,13 @@ async fn describe(
     Path((project, repository)): Path<(String, String)>,
 ) -> Result<Json<entrepot_domain::Repository>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(&state, &headers, Permission::RepositoriesGet, &resource(&name)).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesGet,
+        &resource(&name),
+    )
+    .await?;
     Ok(Json(state.repositories.get(&name).await?))
 }
 
@@ -147,8 +187,15 @@ async fn update(
     body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<entrepot_domain::Repository>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
-    authorize(&state, &headers, Permission::RepositoriesUpdate, &resource(&name)).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesUpdate,
+        &resource(&name),
+    )
+    .await?;
     let repo = state
         .repositories
         .update(
@@ -167,7 +214,13 @@ async fn remove(
     Path((project, repository)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(&state, &headers, Permission::RepositoriesDelete, &resource(&name)).await?;
+    authorize(
+        &state,
+        &headers,
+        Permission::RepositoriesDelete,
+        &resource(&name),
+    )
+    .await?;
     state.repositories.delete(&name).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -48,10 +48,14 @@ pub fn parse(rest: &str) -> Result<Endpoint, EndpointError> {
     let segments: Vec<&str> = rest.split('/').collect();
     let n = segments.len();
     let name = |upto: usize| -> Result<ImagePath, EndpointError> {
-        segments[..upto].join("/").parse().map_err(EndpointError::Name)
+        segments[..upto]
+            .join("/")
+            .parse()
+            .map_err(EndpointError::Name)
     };
     let digest = |s: &str| -> Result<Digest, EndpointError> {
-        s.parse().map_err(|e| EndpointError::Digest(NameError::BadDigest(e)))
+        s.parse()
+            .map_err(|e| EndpointError::Digest(NameError::BadDigest(e)))
     };
     if n >= 3 && segments[n - 2] == "tags" && segments[n - 1] == "list" {
         return Ok(Endpoint::Tags(name(n - 2)?));
@@ -90,23 +94,54 @@ mod tests {
     fn parses_endpoints() {
         assert_eq!(parse(""), Ok(Endpoint::Base));
         assert_eq!(parse("_catalog"), Ok(Endpoint::Catalog));
-        assert!(matches!(parse("p/r/a/b/manifests/latest"), Ok(Endpoint::Manifest(p, _)) if p.image.as_str() == "a/b"));
-        assert!(matches!(parse("p/r/img/blobs/uploads/"), Ok(Endpoint::Uploads(_))));
-        assert!(matches!(parse("p/r/img/blobs/uploads"), Ok(Endpoint::Uploads(_))));
-        assert!(matches!(parse("p/r/img/blobs/uploads/abc"), Ok(Endpoint::Upload(_, id)) if id == "abc"));
+        assert!(
+            matches!(parse("p/r/a/b/manifests/latest"), Ok(Endpoint::Manifest(p, _)) if p.image.as_str() == "a/b")
+        );
+        assert!(matches!(
+            parse("p/r/img/blobs/uploads/"),
+            Ok(Endpoint::Uploads(_))
+        ));
+        assert!(matches!(
+            parse("p/r/img/blobs/uploads"),
+            Ok(Endpoint::Uploads(_))
+        ));
+        assert!(
+            matches!(parse("p/r/img/blobs/uploads/abc"), Ok(Endpoint::Upload(_, id)) if id == "abc")
+        );
         assert!(matches!(parse("p/r/img/tags/list"), Ok(Endpoint::Tags(_))));
         let d = Digest::of(b"");
-        assert!(matches!(parse(&format!("p/r/img/blobs/{d}")), Ok(Endpoint::Blob(..))));
-        assert!(matches!(parse(&format!("p/r/img/referrers/{d}")), Ok(Endpoint::Referrers(..))));
+        assert!(matches!(
+            parse(&format!("p/r/img/blobs/{d}")),
+            Ok(Endpoint::Blob(..))
+        ));
+        assert!(matches!(
+            parse(&format!("p/r/img/referrers/{d}")),
+            Ok(Endpoint::Referrers(..))
+        ));
     }
 
     #[test]
     fn refuses_bad_names_and_digests() {
-        assert!(matches!(parse("p/r/a/../b/manifests/latest"), Err(EndpointError::Name(_))));
-        assert!(matches!(parse("p/R/a/manifests/latest"), Err(EndpointError::Name(_))));
-        assert!(matches!(parse("p/r/manifests/latest"), Err(EndpointError::Name(_))));
-        assert!(matches!(parse("p/r/a/blobs/sha256:zz"), Err(EndpointError::Digest(_))));
-        assert!(matches!(parse("p/r/a/manifests/-bad"), Err(EndpointError::Digest(_))));
+        assert!(matches!(
+            parse("p/r/a/../b/manifests/latest"),
+            Err(EndpointError::Name(_))
+        ));
+        assert!(matches!(
+            parse("p/R/a/manifests/latest"),
+            Err(EndpointError::Name(_))
+        ));
+        assert!(matches!(
+            parse("p/r/manifests/latest"),
+            Err(EndpointError::Name(_))
+        ));
+        assert!(matches!(
+            parse("p/r/a/blobs/sha256:zz"),
+            Err(EndpointError::Digest(_))
+        ));
+        assert!(matches!(
+            parse("p/r/a/manifests/-bad"),
+            Err(EndpointError::Digest(_))
+        ));
         assert_eq!(parse("p/r/a/whatever"), Err(EndpointError::NotFound));
     }
 }

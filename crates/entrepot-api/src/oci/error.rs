@@ -77,15 +77,21 @@ impl From<RegistryError> for OciError {
             E::NameUnknown(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
             E::NameInvalid(_) => Self::name_invalid(message),
             E::ManifestUnknown(_) => Self::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", message),
-            E::ManifestInvalid(_) => Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message),
-            E::ManifestBlobUnknown { .. } => Self::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", message),
+            E::ManifestInvalid(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+            }
+            E::ManifestBlobUnknown { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", message)
+            }
             E::BlobUnknown(_) => Self::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", message),
-            E::BlobUploadUnknown(_) => Self::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", message),
-            E::BlobUploadInvalid(_) => Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message),
-            E::RangeMismatch { expected, .. } => Self::range_invalid(message).with_header(
-                header::RANGE,
-                format!("0-{}", expected.saturating_sub(1)),
-            ),
+            E::BlobUploadUnknown(_) => {
+                Self::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", message)
+            }
+            E::BlobUploadInvalid(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
+            }
+            E::RangeMismatch { expected, .. } => Self::range_invalid(message)
+                .with_header(header::RANGE, format!("0-{}", expected.saturating_sub(1))),
             E::DigestInvalid(_) => Self::digest_invalid(message),
             E::Unsupported(_) => Self::unsupported(message),
             E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
@@ -104,7 +110,9 @@ impl From<RegistryError> for OciError {
 impl From<AuthError> for OciError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()),
+            AuthError::Unauthenticated(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string())
+            }
             AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, "DENIED", e.to_string()),
         }
     }

@@ -18,14 +18,15 @@ use entrepot_domain::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
 use entrepot_domain::range::parse_range;
 use entrepot_domain::{Digest, ImagePath, RangeError};
 use entrepot_services::registry::UploadStart;
-use entrepot_services::{Permission, Principal, Resource};
 use entrepot_services::ByteStream;
+use entrepot_services::{Permission, Principal, Resource};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::AppState;
 
 /// `Docker-Distribution-API-Version`.
-pub const API_VERSION_HEADER: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+pub const API_VERSION_HEADER: HeaderName =
+    HeaderName::from_static("docker-distribution-api-version");
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
@@ -64,17 +65,26 @@ fn run(result: Result<Response, OciError>) -> Response {
 
 fn query_map(query: Option<String>) -> HashMap<String, String> {
     query
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn body_stream(body: Body) -> ByteStream {
-    body.into_data_stream().map_err(std::io::Error::other).boxed()
+    body.into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed()
 }
 
 /// Whether the request carries a body worth writing as a chunk.
 fn has_body(headers: &HeaderMap) -> bool {
-    match headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+    match headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(len) => len.trim() != "0",
         None => headers.contains_key(header::TRANSFER_ENCODING),
     }
@@ -97,16 +107,20 @@ async fn authorize(
         .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
     let principal = state.access.authenticate(credentials.as_ref()).await?;
     if let Some((permission, resource)) = permission {
-        state.access.authorize(&principal, permission, resource).await?;
+        state
+            .access
+            .authorize(&principal, permission, resource)
+            .await?;
     }
     Ok(principal)
 }
 
 fn digest_param(query: &HashMap<String, String>) -> Result<Digest, OciError> {
-    let raw = query
-        .get("digest")
-        .ok_or_else(|| OciError::digest_invalid("the digest query parameter is required to complete an upload"))?;
-    raw.parse().map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))
+    let raw = query.get("digest").ok_or_else(|| {
+        OciError::digest_invalid("the digest query parameter is required to complete an upload")
+    })?;
+    raw.parse()
+        .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))
 }
 
 fn upload_location(path: &ImagePath, id: &str) -> String {
@@ -150,10 +164,19 @@ fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     };
     let bad = || OciError::range_invalid("Content-Range must be START-END in bytes, e.g. 0-1023");
     let text = value.to_str().map_err(|_| bad())?;
-    let text = text.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let text = text
+        .trim()
+        .trim_start_matches("bytes ")
+        .trim_start_matches("bytes=");
     let (start, end) = text.split_once('-').ok_or_else(bad)?;
     let start: u64 = start.trim().parse().map_err(|_| bad())?;
-    let end: u64 = end.split('/').next().unwrap_or("").trim().parse().map_err(|_| bad())?;
+    let end: u64 = end
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .map_err(|_| bad())?;
     if end < start {
         return Err(bad());
     }
@@ -165,7 +188,11 @@ fn page_size(query: &HashMap<String, String>) -> Result<Option<u32>, OciError> {
         .get("n")
         .map(|n| {
             n.parse::<u32>().map_err(|_| {
-                OciError::new(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", "n must be a non-negative integer")
+                OciError::new(
+                    StatusCode::BAD_REQUEST,
+                    "PAGINATION_NUMBER_INVALID",
+                    "n must be a non-negative integer",
+                )
             })
         })
         .transpose()
@@ -182,7 +209,11 @@ async fn handle(
     body: Body,
 ) -> Result<Response, OciError> {
     let endpoint = parse(&rest).map_err(|e| match e {
-        EndpointError::NotFound => OciError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no OCI endpoint at /v2/{rest}")),
+        EndpointError::NotFound => OciError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no OCI endpoint at /v2/{rest}"),
+        ),
         EndpointError::Name(_) => OciError::name_invalid(e.to_string()),
         EndpointError::Digest(_) => OciError::digest_invalid(e.to_string()),
     })?;
@@ -195,20 +226,35 @@ async fn handle(
             Ok(axum::Json(serde_json::json!({})).into_response())
         }
         (Method::GET, E::Catalog) => {
-            authorize(&state, &headers, Some((Permission::RepositoriesList, &Resource::Organization))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::RepositoriesList, &Resource::Organization)),
+            )
+            .await?;
             let n = page_size(&query)?;
             let last = query.get("last").map(String::as_str);
             let names = registry.catalog(n.unwrap_or(ALL), last).await?;
-            let mut response = axum::Json(serde_json::json!({ "repositories": names })).into_response();
+            let mut response =
+                axum::Json(serde_json::json!({ "repositories": names })).into_response();
             if let (Some(n), Some(last)) = (n, names.last()) {
                 if names.len() as u32 == n && n > 0 {
-                    insert(response.headers_mut(), header::LINK, &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""));
+                    insert(
+                        response.headers_mut(),
+                        header::LINK,
+                        &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
+                    );
                 }
             }
             Ok(response)
         }
         (m @ (Method::GET | Method::HEAD), E::Manifest(path, reference)) => {
-            authorize(&state, &headers, Some((Permission::DownloadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DownloadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let manifest = registry.get_manifest(&path, &reference).await?;
             let len = manifest.content.len();
             let mut response = if m == Method::HEAD {
@@ -224,21 +270,35 @@ async fn handle(
             Ok(response)
         }
         (Method::PUT, E::Manifest(path, reference)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await.map_err(|_| {
-                OciError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "MANIFEST_INVALID",
-                    "manifest is larger than the limit of 4 MiB (4194304 bytes)",
-                )
-            })?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+                .await
+                .map_err(|_| {
+                    OciError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "MANIFEST_INVALID",
+                        "manifest is larger than the limit of 4 MiB (4194304 bytes)",
+                    )
+                })?;
             let pushed = registry
                 .put_manifest(&path, &reference, content_type.as_deref(), bytes.to_vec())
                 .await?;
             let mut response = StatusCode::CREATED.into_response();
             let h = response.headers_mut();
-            insert(h, header::LOCATION, &format!("/v2/{path}/manifests/{}", pushed.digest));
+            insert(
+                h,
+                header::LOCATION,
+                &format!("/v2/{path}/manifests/{}", pushed.digest),
+            );
             insert(h, CONTENT_DIGEST, &pushed.digest.to_string());
             insert(h, header::CONTENT_LENGTH, "0");
             if let Some(subject) = pushed.subject {
@@ -247,12 +307,22 @@ async fn handle(
             Ok(response)
         }
         (Method::DELETE, E::Manifest(path, reference)) => {
-            authorize(&state, &headers, Some((Permission::DeleteArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DeleteArtifacts, &repository_of(&path))),
+            )
+            .await?;
             registry.delete_manifest(&path, &reference).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (m @ (Method::GET | Method::HEAD), E::Blob(path, digest)) => {
-            authorize(&state, &headers, Some((Permission::DownloadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DownloadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let size = registry.stat_blob(&path, &digest).await?;
             let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
                 Some(r) => Some(parse_range(r, size).map_err(|e| {
@@ -285,66 +355,122 @@ async fn handle(
             Ok(response)
         }
         (Method::DELETE, E::Blob(path, digest)) => {
-            authorize(&state, &headers, Some((Permission::DeleteArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DeleteArtifacts, &repository_of(&path))),
+            )
+            .await?;
             registry.delete_blob(&path, &digest).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Method::POST, E::Uploads(path)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             if let Some(digest) = query.get("digest") {
-                let digest: Digest = digest
-                    .parse()
-                    .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))?;
+                let digest: Digest =
+                    digest.parse().map_err(|e: entrepot_domain::DigestError| {
+                        OciError::digest_invalid(e.to_string())
+                    })?;
                 registry.put_blob(&path, &digest, body_stream(body)).await?;
                 return Ok(blob_created(&path, &digest));
             }
             let mount = match (query.get("mount"), query.get("from")) {
-                (Some(digest), Some(from)) => match (digest.parse::<Digest>(), from.parse::<ImagePath>()) {
-                    (Ok(d), Ok(f)) => {
-                        // Mounting reads the source: the caller must be allowed to pull it.
-                        let readable = authorize(&state, &headers, Some((Permission::DownloadArtifacts, &repository_of(&f))))
+                (Some(digest), Some(from)) => {
+                    match (digest.parse::<Digest>(), from.parse::<ImagePath>()) {
+                        (Ok(d), Ok(f)) => {
+                            // Mounting reads the source: the caller must be allowed to pull it.
+                            let readable = authorize(
+                                &state,
+                                &headers,
+                                Some((Permission::DownloadArtifacts, &repository_of(&f))),
+                            )
                             .await
                             .is_ok();
-                        readable.then_some((d, f))
+                            readable.then_some((d, f))
+                        }
+                        _ => None,
                     }
-                    _ => None,
-                },
+                }
                 _ => None,
             };
-            match registry.start_upload(&path, mount.as_ref().map(|(d, f)| (d, f))).await? {
+            match registry
+                .start_upload(&path, mount.as_ref().map(|(d, f)| (d, f)))
+                .await?
+            {
                 UploadStart::Mounted(digest) => Ok(blob_created(&path, &digest)),
-                UploadStart::Session(s) => Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size)),
+                UploadStart::Session(s) => {
+                    Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size))
+                }
             }
         }
         (Method::PATCH, E::Upload(path, id)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let start = chunk_start(&headers)?;
-            let s = registry.append_chunk(&path, &id, start, body_stream(body)).await?;
+            let s = registry
+                .append_chunk(&path, &id, start, body_stream(body))
+                .await?;
             Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size))
         }
         (Method::PUT, E::Upload(path, id)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let digest = digest_param(&query)?;
             let last = has_body(&headers).then(|| body_stream(body));
             let digest = registry.finish_upload(&path, &id, &digest, last).await?;
             Ok(blob_created(&path, &digest))
         }
         (Method::GET, E::Upload(path, id)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let s = registry.upload_status(&path, &id).await?;
-            Ok(upload_response(StatusCode::NO_CONTENT, &path, &s.id, s.size))
+            Ok(upload_response(
+                StatusCode::NO_CONTENT,
+                &path,
+                &s.id,
+                s.size,
+            ))
         }
         (Method::DELETE, E::Upload(path, id)) => {
-            authorize(&state, &headers, Some((Permission::UploadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::UploadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             registry.cancel_upload(&path, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (Method::GET, E::Tags(path)) => {
-            authorize(&state, &headers, Some((Permission::DownloadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DownloadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let n = page_size(&query)?;
             let last = query.get("last").map(String::as_str);
             let tags = registry.list_tags(&path, n.unwrap_or(ALL), last).await?;
-            let mut response = axum::Json(serde_json::json!({ "name": path.to_string(), "tags": tags })).into_response();
+            let mut response =
+                axum::Json(serde_json::json!({ "name": path.to_string(), "tags": tags }))
+                    .into_response();
             if let (Some(n), Some(last)) = (n, tags.last()) {
                 if tags.len() as u32 == n {
                     insert(
@@ -357,7 +483,12 @@ async fn handle(
             Ok(response)
         }
         (Method::GET, E::Referrers(path, digest)) => {
-            authorize(&state, &headers, Some((Permission::DownloadArtifacts, &repository_of(&path)))).await?;
+            authorize(
+                &state,
+                &headers,
+                Some((Permission::DownloadArtifacts, &repository_of(&path))),
+            )
+            .await?;
             let artifact_type = query.get("artifactType").map(String::as_str);
             let index = registry.referrers(&path, &digest, artifact_type).await?;
             let mut response = Response::new(Body::from(index));

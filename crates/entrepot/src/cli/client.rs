@@ -45,7 +45,12 @@ impl AdminClient {
     }
 
     /// Send a request to `/v1/{path}` and decode the JSON answer.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}/v1/{}", self.server, path.trim_start_matches('/'));
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -54,16 +59,23 @@ impl AdminClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|source| ClientError::Unreachable {
-            server: self.server.clone(),
-            source,
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.server.clone(),
+                source,
+            })?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| ClientError::Decode(e.to_string()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         let value: Value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|_| ClientError::Decode(text.chars().take(200).collect()))?
+            serde_json::from_str(&text)
+                .map_err(|_| ClientError::Decode(text.chars().take(200).collect()))?
         };
         if status.is_success() {
             Ok(value)

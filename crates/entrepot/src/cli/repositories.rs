@@ -83,10 +83,24 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             print_json(&repo);
         }
         RepositoriesCommand::List { project } => {
-            let list = client.call(Method::GET, &format!("projects/{project}/repositories"), None).await?;
-            println!("{:<30} {:<8} {:<20} DESCRIPTION", "REPOSITORY", "FORMAT", "MODE");
+            let list = client
+                .call(
+                    Method::GET,
+                    &format!("projects/{project}/repositories"),
+                    None,
+                )
+                .await?;
+            println!(
+                "{:<30} {:<8} {:<20} DESCRIPTION",
+                "REPOSITORY", "FORMAT", "MODE"
+            );
             for repo in list["repositories"].as_array().into_iter().flatten() {
-                let id = repo["name"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("");
+                let id = repo["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
                 println!(
                     "{:<30} {:<8} {:<20} {}",
                     id,
@@ -98,7 +112,11 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
         }
         RepositoriesCommand::Describe { name, project } => {
             let repo = client
-                .call(Method::GET, &format!("projects/{project}/repositories/{name}"), None)
+                .call(
+                    Method::GET,
+                    &format!("projects/{project}/repositories/{name}"),
+                    None,
+                )
                 .await?;
             print_json(&repo);
         }
@@ -109,14 +127,22 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
         } => {
             let body = json!({ "description": description });
             let repo = client
-                .call(Method::PATCH, &format!("projects/{project}/repositories/{name}"), Some(&body))
+                .call(
+                    Method::PATCH,
+                    &format!("projects/{project}/repositories/{name}"),
+                    Some(&body),
+                )
                 .await?;
             eprintln!("Updated repository [{name}].");
             print_json(&repo);
         }
         RepositoriesCommand::Delete { name, project } => {
             client
-                .call(Method::DELETE, &format!("projects/{project}/repositories/{name}"), None)
+                .call(
+                    Method::DELETE,
+                    &format!("projects/{project}/repositories/{name}"),
+                    None,
+                )
                 .await?;
             eprintln!("Deleted repository [{name}].");
         }
