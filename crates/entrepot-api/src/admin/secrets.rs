@@ -156,6 +156,9 @@ impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
         match e {
             SecretError::Auth(a) => a.into(),
+            SecretError::ServiceAgentDenied { .. } => {
+                Self::new(StatusCode::FORBIDDEN, e.to_string())
+            }
             SecretError::Invalid(_) => Self::invalid(e.to_string()),
             SecretError::ProjectNotFound(_)
             | SecretError::NotFound(_)

@@ -34,6 +34,21 @@ pub enum SecretError {
     /// Not authenticated, or the principal lacks the permission.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A project's service agent lacks access to a secret; the message names the
+    /// agent, the secret and the role to grant, with the command that grants it.
+    #[error("the service agent {agent} of projects/{project} may not access {secret}: grant it roles/secretmanager.secretAccessor on the secret, e.g. `entrepot secrets add-iam-policy-binding {secret_id} --project={secret_project} --member={agent} --role=roles/secretmanager.secretAccessor`")]
+    ServiceAgentDenied {
+        /// The agent, as a member (`serviceAccount:...`).
+        agent: String,
+        /// The project the agent acts for.
+        project: String,
+        /// The secret's resource name.
+        secret: String,
+        /// The secret's project.
+        secret_project: String,
+        /// The secret's id.
+        secret_id: String,
+    },
     /// A name, label or payload was refused; the message says why.
     #[error(transparent)]
     Invalid(#[from] SecretNameError),
@@ -359,6 +374,16 @@ impl SecretService {
             format!("as the service agent of projects/{project}"),
         )
         .await
+        .map_err(|e| match e {
+            SecretError::Auth(AuthError::Denied { .. }) => SecretError::ServiceAgentDenied {
+                agent: agent.to_string(),
+                project: project.to_string(),
+                secret: name.secret.to_string(),
+                secret_project: name.secret.project.to_string(),
+                secret_id: name.secret.secret.to_string(),
+            },
+            other => other,
+        })
     }
 
     /// Record an access attempt whose caller could not be authenticated, so that
@@ -813,6 +838,21 @@ mod tests {
             "{}",
             log[1].reason
         );
+
+        // An agent without access is told which role to grant to whom on what.
+        let err = svc
+            .access_as_service_agent(&project, &vname("1"), &mallory)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user:mallory@example.com")
+                && err.contains("projects/demo/secrets/tok")
+                && err.contains("roles/secretmanager.secretAccessor"),
+            "{err}"
+        );
+        let log = svc.audit_log(&alice, &project, None, 1).await.unwrap();
+        assert!(!log[0].allowed && log[0].principal == "user:mallory@example.com");
     }
 
     #[tokio::test]
