@@ -21,6 +21,10 @@ pub struct Server {
     pub url: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// The bootstrap admin's token when the server enforces IAM (it writes the
+    /// token to `<data-dir>/bootstrap-admin-token` on first start); `None` while
+    /// every caller is allowed everything.
+    pub token: Option<String>,
 }
 
 impl Server {
@@ -56,10 +60,14 @@ impl Server {
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
+        let token = std::fs::read_to_string(data_dir.join("bootstrap-admin-token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
         Server {
             child,
             url,
             data_dir: data_dir.to_owned(),
+            token,
         }
     }
 
@@ -122,9 +130,23 @@ impl Server {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// A raw HTTP request to `path` on this server, as the admin when IAM is on.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
+        let request =
+            reqwest::blocking::Client::new().request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     /// GET a path of the admin API and decode the JSON answer.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
-        let response = reqwest::blocking::get(format!("{}{path}", self.url)).unwrap();
+        let response = self.request(reqwest::Method::GET, path).send().unwrap();
         assert!(
             response.status().is_success(),
             "GET {path}: {}",
