@@ -88,7 +88,8 @@ impl Server {
 
     /// Run a CLI command against this server, feeding `stdin`.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .arg("--server")
             .arg(&self.url)
             .args(args)
@@ -100,9 +101,11 @@ impl Server {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if let Some(token) = &self.token {
+            command.env("ENTREPOT_TOKEN", token);
+        }
+        let mut child = command.spawn().unwrap();
         if let Some(bytes) = stdin {
             child.stdin.take().unwrap().write_all(bytes).unwrap();
         }
