@@ -358,6 +358,30 @@ impl SecretService {
         self.audited_access(principal, name, String::new()).await
     }
 
+    /// [`SecretService::access_as_service_agent`] for callers holding strings:
+    /// `project` is a project id, `version` a full version name
+    /// (`projects/P/secrets/S/versions/V`), and `agent_of` names a project's
+    /// service agent from its project number (IAM's `service_agent`).
+    pub async fn access_as_project_service_agent(
+        &self,
+        project: &str,
+        version: &str,
+        agent_of: impl Fn(i64) -> Principal + Send,
+    ) -> Result<AccessedVersion, SecretError> {
+        let project_id: ProjectId = project
+            .parse()
+            .map_err(|e: entrepot_domain::NameError| SecretError::Invalid(e.into()))?;
+        let name: SecretVersionName = version.parse()?;
+        let record = self
+            .projects
+            .get_project(project_id.as_str())
+            .await?
+            .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
+        let agent = agent_of(record.number);
+        self.access_as_service_agent(&project_id, &name, &agent)
+            .await
+    }
+
     /// Read a version's payload as `agent`, the service agent of `project`, on
     /// behalf of that project (a remote repository's upstream credentials). The
     /// same checks as [`SecretService::access`]; audited with the agent as the
@@ -838,6 +862,30 @@ mod tests {
             "{}",
             log[1].reason
         );
+
+        let by_name = svc
+            .access_as_project_service_agent("demo", "projects/demo/secrets/tok/versions/1", |n| {
+                Principal::ServiceAccount(format!("service-{n}@entrepot.local"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_name.payload.as_bytes(), b"one");
+        let log = svc.audit_log(&alice, &project, None, 1).await.unwrap();
+        assert!(log[0].allowed && log[0].principal.starts_with("serviceAccount:service-"));
+        assert!(matches!(
+            svc.access_as_project_service_agent(
+                "ghost",
+                "projects/demo/secrets/tok/versions/1",
+                |_| Principal::Anonymous
+            )
+            .await,
+            Err(SecretError::ProjectNotFound(_))
+        ));
+        assert!(matches!(
+            svc.access_as_project_service_agent("demo", "tok", |_| Principal::Anonymous)
+                .await,
+            Err(SecretError::Invalid(_))
+        ));
 
         // An agent without access is told which role to grant to whom on what.
         let err = svc
