@@ -124,6 +124,13 @@ pub trait SecretStore: Send + Sync + 'static {
         -> Result<Option<SecretRecord>, StoreError>;
     /// Secrets of a project, by id.
     async fn list_secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Replace a secret's labels; false if it does not exist.
+    async fn update_secret_labels(
+        &self,
+        project: &str,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
     /// Delete a secret and all its versions (sealed payloads included); false if absent.
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
 
@@ -302,6 +309,24 @@ impl SecretStore for SqliteMetadataStore {
         .iter()
         .map(secret_from_row)
         .collect()
+    }
+
+    async fn update_secret_labels(
+        &self,
+        project: &str,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let labels =
+            serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query("UPDATE secrets SET labels = ? WHERE project = ? AND id = ?")
+            .bind(labels)
+            .bind(project)
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {

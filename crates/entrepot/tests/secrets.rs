@@ -170,6 +170,16 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         secrets.contains("upstream-token") && secrets.contains("env=test"),
         "{secrets}"
     );
+    server.ok(&[
+        "secrets",
+        "update",
+        "upstream-token",
+        "--update-labels=team=infra",
+        "--remove-labels=env",
+    ]);
+    let described = server.ok(&["secrets", "describe", "upstream-token"]);
+    let described: serde_json::Value = serde_json::from_slice(&described).unwrap();
+    assert_eq!(described["labels"], serde_json::json!({ "team": "infra" }));
     server.ok(&["secrets", "delete", "upstream-token"]);
     let err = server.fails(&["secrets", "describe", "upstream-token"]);
     assert!(err.contains("not found"), "{err}");

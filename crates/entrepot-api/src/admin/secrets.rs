@@ -231,6 +231,12 @@ struct CreateBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct UpdateBody {
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AddVersionBody {
     payload: PayloadBody,
 }
@@ -388,11 +394,23 @@ async fn dispatch(
             let name = SecretName::new(project, secret);
             match method {
                 Method::GET => Ok(Json(json!(secrets.get(&principal, &name).await?))),
+                Method::PATCH => {
+                    let body: UpdateBody = serde_json::from_slice(&body).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "the request body must be JSON of the form {{\"labels\": {{\"KEY\": \"VALUE\"}}}}: {e}"
+                        ))
+                    })?;
+                    let labels =
+                        Labels::new(body.labels).map_err(|e| ApiError::invalid(e.to_string()))?;
+                    Ok(Json(json!(
+                        secrets.update_labels(&principal, &name, labels).await?
+                    )))
+                }
                 Method::DELETE => {
                     secrets.delete(&principal, &name).await?;
                     Ok(Json(json!({})))
                 }
-                _ => Err(wrong_method(&method, &path, "GET or DELETE")),
+                _ => Err(wrong_method(&method, &path, "GET, PATCH or DELETE")),
             }
         }
         SecretEndpoint::Secret {

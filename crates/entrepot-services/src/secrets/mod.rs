@@ -230,6 +230,28 @@ impl SecretService {
             .collect()
     }
 
+    /// Replace a secret's labels.
+    pub async fn update_labels(
+        &self,
+        principal: &Principal,
+        name: &SecretName,
+        labels: Labels,
+    ) -> Result<Secret, SecretError> {
+        self.access
+            .authorize(principal, Permission::SecretsUpdate, &secret_resource(name))
+            .await?;
+        if !self
+            .store
+            .update_secret_labels(name.project.as_str(), name.secret.as_str(), labels.as_map())
+            .await?
+        {
+            return Err(SecretError::NotFound(name.to_string()));
+        }
+        tracing::info!(secret = %name, %principal, "secret labels updated");
+        let record = self.require_secret(name).await?;
+        secret_from_record(name, record)
+    }
+
     /// Delete a secret with all its versions; their payloads are wiped.
     pub async fn delete(
         &self,
@@ -971,6 +993,12 @@ mod tests {
         svc.create(&p, &name, Labels::default(), Some(payload("pa55word")))
             .await
             .unwrap();
+        let labelled = svc
+            .update_labels(&p, &name, Labels::parse_list("env=prod").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(labelled.labels, Labels::parse_list("env=prod").unwrap());
+        assert_eq!(svc.get(&p, &name).await.unwrap().labels, labelled.labels);
         let again = svc
             .create(&p, &name, Labels::default(), None)
             .await

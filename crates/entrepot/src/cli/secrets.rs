@@ -45,6 +45,23 @@ pub enum SecretsCommand {
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
+    /// Change a secret's labels.
+    Update {
+        /// Secret id.
+        secret: String,
+        /// Labels to add or change, `KEY=VALUE,...`.
+        #[arg(long)]
+        update_labels: Option<String>,
+        /// Label keys to remove, `KEY,...`.
+        #[arg(long)]
+        remove_labels: Option<String>,
+        /// Remove every label (before --update-labels applies).
+        #[arg(long)]
+        clear_labels: bool,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
     /// Delete a secret and all its versions.
     Delete {
         /// Secret id.
@@ -287,6 +304,39 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
         SecretsCommand::Describe { secret, project } => {
             let path = secret_path(&project, &secret)?;
             print_json(&client.call(Method::GET, &path, None).await?);
+        }
+        SecretsCommand::Update {
+            secret,
+            update_labels,
+            remove_labels,
+            clear_labels,
+            project,
+        } => {
+            let path = secret_path(&project, &secret)?;
+            let current = client.call(Method::GET, &path, None).await?;
+            let mut labels: serde_json::Map<String, Value> = if clear_labels {
+                serde_json::Map::new()
+            } else {
+                current["labels"].as_object().cloned().unwrap_or_default()
+            };
+            for key in remove_labels
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter(|k| !k.is_empty())
+            {
+                labels.remove(key);
+            }
+            let updates = Labels::parse_list(update_labels.as_deref().unwrap_or(""))
+                .map_err(|e| invalid(e.to_string()))?;
+            for (k, v) in updates.as_map() {
+                labels.insert(k.clone(), Value::String(v.clone()));
+            }
+            let updated = client
+                .call(Method::PATCH, &path, Some(&json!({ "labels": labels })))
+                .await?;
+            eprintln!("Updated secret [{secret}].");
+            print_json(&updated);
         }
         SecretsCommand::Delete { secret, project } => {
             let path = secret_path(&project, &secret)?;
