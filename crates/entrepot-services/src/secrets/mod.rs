@@ -925,6 +925,29 @@ mod tests {
         assert!(!log[0].allowed && log[0].principal == "user:mallory@example.com");
     }
 
+    #[test]
+    fn secret_bearing_types_redact_themselves_in_debug() {
+        let basic = Credentials::Basic {
+            username: "alice".into(),
+            password: "hunter2-password".into(),
+        };
+        let bearer = Credentials::Bearer("entp_bearer_token_value".into());
+        let accessed = AccessedVersion {
+            name: vname("1"),
+            payload: payload("the-payload-text"),
+        };
+        let sealed =
+            crypto::seal(&MemoryKeyRing::generate(), "n", &payload("sealed-text")).unwrap();
+        let shown = format!("{basic:?} {bearer:?} {accessed:?} {sealed:?}");
+        for secret in ["hunter2", "entp_bearer", "the-payload", "sealed-text"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("alice") && shown.contains("Number(1)"),
+            "{shown}"
+        );
+    }
+
     #[tokio::test]
     async fn rewrap_moves_every_data_key_to_the_new_primary() {
         let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());

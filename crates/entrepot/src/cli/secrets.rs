@@ -285,7 +285,7 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             let list = client
                 .call(Method::GET, &format!("projects/{project}/secrets"), None)
                 .await?;
-            println!("{:<40} {:<26} LABELS", "NAME", "CREATED");
+            println!("{:<40} {:<31} LABELS", "NAME", "CREATED");
             for secret in list["secrets"].as_array().into_iter().flatten() {
                 let labels: Vec<String> = secret["labels"]
                     .as_object()
@@ -294,7 +294,7 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
                 println!(
-                    "{:<40} {:<26} {}",
+                    "{:<40} {:<31} {}",
                     last_segment(&secret["name"]),
                     secret["createTime"].as_str().unwrap_or(""),
                     labels.join(",")
@@ -391,10 +391,10 @@ async fn run_versions(client: &AdminClient, command: VersionsCommand) -> Result<
             let list = client
                 .call(Method::GET, &format!("{path}/versions"), None)
                 .await?;
-            println!("{:<10} {:<10} {:<26} DESTROYED", "NAME", "STATE", "CREATED");
+            println!("{:<10} {:<10} {:<31} DESTROYED", "NAME", "STATE", "CREATED");
             for v in list["versions"].as_array().into_iter().flatten() {
                 println!(
-                    "{:<10} {:<10} {:<26} {}",
+                    "{:<10} {:<10} {:<31} {}",
                     last_segment(&v["name"]),
                     v["state"].as_str().unwrap_or(""),
                     v["createTime"].as_str().unwrap_or(""),
@@ -503,7 +503,7 @@ pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<()
             }
             let list = client.call(Method::GET, &path, None).await?;
             println!(
-                "{:<26} {:<8} {:<44} {:<45} {:<8} REASON",
+                "{:<31} {:<8} {:<44} {:<45} {:<8} REASON",
                 "TIME", "RESULT", "PRINCIPAL", "RESOURCE", "VERSION"
             );
             for e in list["auditLogEntries"].as_array().into_iter().flatten() {
@@ -513,7 +513,7 @@ pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<()
                     "DENIED"
                 };
                 println!(
-                    "{:<26} {:<8} {:<44} {:<45} {:<8} {}",
+                    "{:<31} {:<8} {:<44} {:<45} {:<8} {}",
                     e["time"].as_str().unwrap_or(""),
                     result,
                     e["principal"].as_str().unwrap_or(""),
