@@ -404,6 +404,41 @@ mod tests {
             .is_err());
     }
 
+    /// Every string up to four characters over an alphabet of separators and
+    /// id characters: parsers never panic, and what they accept prints back as
+    /// the same text.
+    #[test]
+    fn parsers_accept_only_what_they_print_back() {
+        let alphabet = ['a', 'Z', '0', '1', '-', '_', '.', '/', ':', '%', ' '];
+        let mut words = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(longer);
+        }
+        words.sort();
+        words.dedup();
+        for w in &words {
+            if let Ok(id) = w.parse::<SecretId>() {
+                assert_eq!(id.to_string(), *w);
+            }
+            if let Ok(v) = w.parse::<VersionId>() {
+                assert_eq!(v.to_string(), *w);
+            }
+            let name = format!("projects/demo/secrets/{w}");
+            if let Ok(n) = name.parse::<SecretName>() {
+                assert_eq!(n.to_string(), name);
+            }
+            let version = format!("projects/demo/secrets/tok/versions/{w}");
+            if let Ok(n) = version.parse::<SecretVersionName>() {
+                assert_eq!(n.to_string(), version);
+            }
+            let _ = Labels::parse_list(w);
+        }
+    }
+
     #[test]
     fn version_states_round_trip() {
         for s in [

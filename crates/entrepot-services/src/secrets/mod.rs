@@ -925,6 +925,51 @@ mod tests {
         assert!(!log[0].allowed && log[0].principal == "user:mallory@example.com");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_adds_get_distinct_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteMetadataStore::open(&dir.path().join("metadata.db"))
+                .await
+                .unwrap(),
+        );
+        store.create_project("demo").await.unwrap();
+        let svc = SecretService::new(
+            store.clone(),
+            store.clone(),
+            Arc::new(MemoryKeyRing::generate()),
+            Arc::new(AllowAll),
+        );
+        let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
+        svc.create(&Principal::Anonymous, &name, Labels::default(), None)
+            .await
+            .unwrap();
+        let adds: Vec<_> = (0..8)
+            .map(|i| {
+                let (svc, name) = (svc.clone(), name.clone());
+                tokio::spawn(async move {
+                    svc.add_version(&Principal::Anonymous, &name, &payload(&format!("p{i}")))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut numbers = Vec::new();
+        for add in adds {
+            numbers.push(add.await.unwrap().name);
+        }
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 8);
+        // Each version opens under its own name: the number used in the associated
+        // data is the number stored.
+        for n in 1..=8 {
+            svc.access(&Principal::Anonymous, &vname(&n.to_string()))
+                .await
+                .unwrap();
+        }
+    }
+
     #[test]
     fn secret_bearing_types_redact_themselves_in_debug() {
         let basic = Credentials::Basic {
