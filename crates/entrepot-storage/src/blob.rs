@@ -120,10 +120,10 @@ const READ_CHUNK: u64 = 1024 * 1024;
 const READ_AHEAD: usize = 2;
 
 /// Stream `len` bytes of a local file from `start`, in [`READ_CHUNK`] pieces
-/// read by positioned reads on the blocking pool. No thread waits on a slow
-/// client: each read is its own short blocking task.
+/// read on the blocking pool. No thread waits on a slow client: each read is
+/// its own short blocking task.
 fn file_chunks(file: std::fs::File, start: u64, len: u64) -> ByteStream {
-    let file = Arc::new(file);
+    let file = Arc::new(std::sync::Mutex::new(file));
     let chunks = (0..len.div_ceil(READ_CHUNK)).map(move |i| {
         let offset = i * READ_CHUNK;
         (start + offset, READ_CHUNK.min(len - offset))
@@ -143,16 +143,25 @@ fn file_chunks(file: std::fs::File, start: u64, len: u64) -> ByteStream {
 
 /// Read exactly `n` bytes at `offset`; a file shorter than its recorded size
 /// is an error, never a short answer.
-fn read_chunk(file: &std::fs::File, offset: u64, n: u64) -> Result<Bytes, std::io::Error> {
-    let mut buf = vec![0u8; n as usize];
-    #[cfg(unix)]
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)?;
-    #[cfg(not(unix))]
-    {
-        use std::io::{Read, Seek};
-        let mut file = file;
-        file.seek(std::io::SeekFrom::Start(offset))?;
-        file.read_exact(&mut buf)?;
+fn read_chunk(
+    file: &std::sync::Mutex<std::fs::File>,
+    offset: u64,
+    n: u64,
+) -> Result<Bytes, std::io::Error> {
+    use std::io::{Read, Seek};
+    // read_to_end fills the spare capacity without zeroing it first, which a
+    // positioned read into a zeroed buffer would need: one pass less over
+    // every byte served. Seek and read under the lock, as the chunks read
+    // ahead share the file's offset.
+    let mut buf = Vec::with_capacity(n as usize);
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    (&mut *file).take(n).read_to_end(&mut buf)?;
+    if buf.len() as u64 != n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "blob file is shorter than its recorded size",
+        ));
     }
     Ok(Bytes::from(buf))
 }
