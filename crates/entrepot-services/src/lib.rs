@@ -12,6 +12,7 @@ pub mod projects;
 pub mod registry;
 pub mod remote;
 pub mod repositories;
+pub mod secrets;
 
 pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
@@ -22,3 +23,4 @@ pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
+pub use secrets::{AccessedVersion, SecretError, SecretService};

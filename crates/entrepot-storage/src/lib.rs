@@ -9,6 +9,8 @@ pub mod blob;
 pub mod cache;
 pub mod iam;
 pub mod metadata;
+mod read_cache;
+pub mod secrets;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
@@ -17,5 +19,8 @@ pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
+};
+pub use secrets::{
+    AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
 };
 pub use sqlite::SqliteMetadataStore;

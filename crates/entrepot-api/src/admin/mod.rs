@@ -5,6 +5,7 @@ pub mod iam;
 mod principals;
 mod projects;
 mod repositories;
+mod secrets;
 
 pub use error::ApiError;
 
@@ -19,6 +20,7 @@ pub fn routes() -> Router<AppState> {
     repositories::routes()
         .merge(projects::routes())
         .merge(principals::routes())
+        .merge(secrets::routes())
 }
 
 /// Authenticate the caller and check one permission.
