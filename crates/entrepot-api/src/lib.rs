@@ -15,7 +15,9 @@ use std::sync::Arc;
 use axum::Router;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::python::PythonRepositories;
-use entrepot_services::{AccessControl, ProjectService, Registry, RepositoryService};
+use entrepot_services::{
+    AccessControl, IamService, ProjectService, Registry, RepositoryService, SecretService,
+};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
@@ -32,6 +34,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Python repositories.
     pub python: Arc<PythonRepositories>,
+    /// IAM: principals, tokens, policies (the same object as `access` when IAM
+    /// is enforced).
+    pub iam: Arc<IamService>,
+    /// The secret manager; it authorizes through the same `access` hook.
+    pub secrets: SecretService,
 }
 
 /// The complete HTTP application.
@@ -41,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(ops::routes())
         .merge(pypi::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::iam::iam_verbs,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

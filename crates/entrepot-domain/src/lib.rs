@@ -5,10 +5,12 @@
 //! unit-tested and fuzzed in isolation.
 
 pub mod digest;
+pub mod iam;
 pub mod manifest;
 pub mod name;
 pub mod range;
 pub mod repository;
+pub mod secret;
 pub mod upstream;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
@@ -16,3 +18,7 @@ pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
 pub use range::{parse_range, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};
+pub use secret::{
+    Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion,
+    SecretVersionName, VersionId, VersionState,
+};

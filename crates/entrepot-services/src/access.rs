@@ -19,6 +19,9 @@ pub enum Principal {
     User(String),
     /// A service account, `serviceAccount:EMAIL`.
     ServiceAccount(String),
+    /// A principal acting through a read-only token: it holds only the read
+    /// permissions of the principal inside.
+    ReadOnly(Box<Principal>),
 }
 
 impl fmt::Display for Principal {
@@ -27,6 +30,7 @@ impl fmt::Display for Principal {
             Principal::Anonymous => f.write_str("allUsers"),
             Principal::User(e) => write!(f, "user:{e}"),
             Principal::ServiceAccount(e) => write!(f, "serviceAccount:{e}"),
+            Principal::ReadOnly(p) => p.fmt(f),
         }
     }
 }

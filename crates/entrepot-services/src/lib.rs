@@ -4,18 +4,24 @@
 //! resource model's rules and use the storage edges. Nothing here knows HTTP.
 
 pub mod access;
+pub mod authn;
 pub mod clock;
+pub mod iam;
 pub mod metrics;
 pub mod projects;
 pub mod python;
 pub mod registry;
 pub mod remote;
 pub mod repositories;
+pub mod secrets;
 
 pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
 };
 pub use entrepot_storage::{ByteStream, ProjectRecord};
+pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
+pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
+pub use secrets::{AccessedVersion, SecretError, SecretService};

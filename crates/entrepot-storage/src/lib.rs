@@ -7,15 +7,22 @@
 
 pub mod blob;
 pub mod cache;
+pub mod iam;
 pub mod metadata;
 pub mod python;
+mod read_cache;
+pub mod secrets;
 pub mod sqlite;
 
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use cache::CacheStore;
+pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
+pub use secrets::{
+    AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
+};
 pub use sqlite::SqliteMetadataStore;

@@ -52,6 +52,8 @@ pub struct Config {
     pub log_format: String,
     /// Largest file accepted by a Python upload (twine), in bytes.
     pub python_max_upload_bytes: u64,
+    /// The master key file of the secret manager (default `<data_dir>/master.key`).
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             upload_timeout_secs: 3600,
             log_format: "text".into(),
             python_max_upload_bytes: 1024 * 1024 * 1024,
+            master_key_file: None,
         }
     }
 }
@@ -93,6 +96,13 @@ impl Config {
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Where the secret manager's master keys live.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -133,6 +143,9 @@ impl Config {
                 env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
                 message: format!("{v:?} is not a whole number of bytes"),
             })?;
+        }
+        if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
+            self.master_key_file = Some(PathBuf::from(v));
         }
         Ok(())
     }

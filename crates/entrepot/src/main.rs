@@ -1,6 +1,8 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
+mod admin;
+mod bootstrap;
 mod cli;
 mod config;
 mod serve;
@@ -15,15 +17,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "entrepot", version, about)]
 struct Cli {
-    /// The entrepot server the CLI talks to.
-    #[arg(
-        long,
-        global = true,
-        env = "ENTREPOT_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    server: String,
-    /// Access token for the admin API.
+    /// The entrepot server the CLI talks to (default: from `entrepot login`, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "ENTREPOT_SERVER")]
+    server: Option<String>,
+    /// Access token for the admin API (default: from `entrepot login`).
     #[arg(long, global = true, env = "ENTREPOT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     #[command(subcommand)]
@@ -50,6 +48,49 @@ enum Command {
     /// Manage Python packages (yank, unyank).
     #[command(subcommand)]
     Python(cli::python::PythonCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Projects(cli::projects::ProjectsCommand),
+    /// IAM policy of the organisation (applies to every project).
+    #[command(subcommand)]
+    Organization(cli::organization::OrganizationCommand),
+    /// Manage local users.
+    #[command(subcommand)]
+    Users(cli::users::UsersCommand),
+    /// Manage service accounts.
+    #[command(subcommand)]
+    ServiceAccounts(cli::service_accounts::ServiceAccountsCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Tokens(cli::tokens::TokensCommand),
+    /// Check a token against the server and remember both for later commands.
+    Login {
+        /// File holding the token (`-`: standard input).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Manage secrets and their versions.
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
+    /// Read the secret access audit log.
+    #[command(subcommand)]
+    Audit(cli::secrets::AuditCommand),
+    /// Maintenance on a data directory (run with the server stopped).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a new master key and rewrap every secret's data key with it; old keys are kept.
+    RotateMasterKey {
+        /// The server's data directory (default ./entrepot-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -95,19 +136,46 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Repositories(command) => {
-            let client = cli::AdminClient::new(&cli.server, cli.token);
-            match cli::repositories::run(&client, command).await {
+        Command::Admin(AdminCommand::RotateMasterKey { data_dir, config }) => {
+            let overrides = config::Overrides {
+                file: config,
+                listen: None,
+                data_dir,
+            };
+            let result = match config::Config::load(&overrides) {
+                Ok(config) => admin::rotate_master_key(&config).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ERROR: {e}");
+                    eprintln!("ERROR: {e:#}");
                     ExitCode::FAILURE
                 }
             }
         }
-        Command::Python(command) => {
-            let client = cli::AdminClient::new(&cli.server, cli.token);
-            match cli::python::run(&client, command).await {
+        command => {
+            let (server, token) = cli::login::resolve(cli.server, cli.token);
+            let client = cli::AdminClient::new(&server, token.clone());
+            let result = match command {
+                Command::Serve { .. } => Ok(()),
+                Command::Repositories(command) => cli::repositories::run(&client, command).await,
+                Command::Python(command) => cli::python::run(&client, command).await,
+                Command::Projects(command) => cli::projects::run(&client, command).await,
+                Command::Organization(command) => cli::organization::run(&client, command).await,
+                Command::Users(command) => cli::users::run(&client, command).await,
+                Command::ServiceAccounts(command) => {
+                    cli::service_accounts::run(&client, command).await
+                }
+                Command::Tokens(command) => cli::tokens::run(&client, command).await,
+                Command::Secrets(command) => cli::secrets::run(&client, command).await,
+                Command::Audit(command) => cli::secrets::run_audit(&client, command).await,
+                Command::Admin(_) => Ok(()),
+                Command::Login { token_file } => {
+                    cli::login::login(&server, token, token_file.as_deref()).await
+                }
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ERROR: {e}");

@@ -9,9 +9,11 @@ use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
-use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
+use entrepot_services::remote::{Fills, RemoteDocker};
+use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::{
-    AllowAll, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+    AccessControl, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+    SecretService,
 };
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore, SqliteMetadataStore,
@@ -34,6 +36,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let meta: Arc<dyn MetadataStore> = sqlite.clone();
     let cache: Arc<dyn CacheStore> = sqlite.clone();
+    let (iam, bootstrap_token) =
+        crate::bootstrap::iam(&sqlite, meta.clone(), &config.data_dir).await?;
     let blobs: Arc<dyn BlobStore> = Arc::new(
         ObjectBlobStore::local(config.data_dir.join("blobs"))
             .context("cannot open the blob store")?,
@@ -52,6 +56,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let repositories = RepositoryService::new(meta.clone());
     bootstrap(&projects, &repositories).await?;
 
+    let access: Arc<dyn AccessControl> = iam.clone();
+    let master_key_path = config.master_key_path();
+    let keys = Arc::new(
+        FileKeyRing::open_or_create(&master_key_path).with_context(|| {
+            format!(
+                "cannot load the master key from {}",
+                master_key_path.display()
+            )
+        })?,
+    );
+    tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
+    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
+
     let metrics = Arc::new(Metrics::default());
     let upstream = Arc::new(UpstreamClient::new(Arc::new(AllowAllHops))?);
     // The spool lives beside the blobs, so a finished download is committed by a link.
@@ -68,17 +85,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         fills,
         upstream.clone(),
         metrics.clone(),
-        Arc::new(NoSecretReader),
+        Arc::new(secrets.clone()),
     ));
-    let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics)?;
+    let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
     let registry = Arc::new(Registry::new(meta.clone(), blobs).with_remote(remote));
     let state = AppState {
         registry: registry.clone(),
         repositories,
         projects,
-        access: Arc::new(AllowAll),
+        access,
+        iam,
         metrics,
         python,
+        secrets,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
@@ -93,6 +112,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url http://{addr}/pypi/default/pypi/simple/ PACKAGE",
         config.data_dir.display()
     );
+    if let Some(b) = bootstrap_token {
+        println!(
+            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}",
+            path = b.path.display(),
+            token = b.token.expose(),
+        );
+    }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
 
     axum::serve(listener, entrepot_api::router(state))
@@ -160,6 +186,7 @@ fn python_repositories(
     blobs: &Arc<dyn BlobStore>,
     upstream: &Arc<UpstreamClient>,
     metrics: &Arc<Metrics>,
+    secrets: &SecretService,
 ) -> anyhow::Result<Arc<PythonRepositories>> {
     let store: Arc<dyn PythonStore> = sqlite.clone();
     let spool = config.data_dir.join("blobs");
@@ -171,7 +198,7 @@ fn python_repositories(
         fills,
         upstream.clone(),
         metrics.clone(),
-        Arc::new(NoSecretReader),
+        Arc::new(secrets.clone()),
         spool.join("scratch-python"),
     )
     .context("cannot prepare the Python scratch directory")?;

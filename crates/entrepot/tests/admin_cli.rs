@@ -279,7 +279,15 @@ fn admin_api_errors_have_code_message_and_status() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["projects/default/repositories/images"]);
+    // `docker-hub` and `pypi` are the pull-through caches every installation starts with.
+    assert_eq!(
+        names,
+        [
+            "projects/default/repositories/docker-hub",
+            "projects/default/repositories/images",
+            "projects/default/repositories/pypi"
+        ]
+    );
     let project: Value = server.get("/v1/projects/default").json().unwrap();
     assert_eq!(project["name"], "projects/default");
 }

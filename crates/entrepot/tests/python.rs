@@ -52,8 +52,21 @@ fn fixtures(dir: &Path) {
     make_dist(dir, "sdist", "sdist-only", "0.5", &[]);
 }
 
+/// The index URL pip and uv are given, with the server's token as PyPI-style
+/// credentials (`__token__`) when it has one.
 fn index(server: &Server, repo: &str) -> String {
-    format!("{}/pypi/default/{repo}/simple/", server.base)
+    match &server.token {
+        Some(token) => format!(
+            "http://__token__:{token}@{}/pypi/default/{repo}/simple/",
+            server.addr
+        ),
+        None => format!("{}/pypi/default/{repo}/simple/", server.base),
+    }
+}
+
+/// The password twine sends with the user `__token__`.
+fn twine_password(server: &Server) -> String {
+    server.token.clone().unwrap_or_else(|| "unused".into())
 }
 
 /// A legacy upload form, written by hand so a test can send what twine never would.
@@ -509,9 +522,13 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
     let clients: Vec<_> = (0..6)
         .map(|i| {
             let url = url.clone();
+            let token = server.token.clone();
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
                 let mut request = client.get(&url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
                 if i % 2 == 1 {
                     request = request.header("Range", "bytes=1000-1999");
                 }
@@ -547,7 +564,12 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     create_python(&server, "hosted", None, json!({}));
     let legacy = format!("{}/pypi/default/hosted/legacy/", server.base);
 
-    let out = twine_upload(&legacy, "__token__", "unused", &[&lib, &app, &sdist]);
+    let out = twine_upload(
+        &legacy,
+        "__token__",
+        &twine_password(&server),
+        &[&lib, &app, &sdist],
+    );
     assert!(out.status.success(), "twine upload: {}", text(&out));
 
     let target = work.path().join("t");
@@ -590,7 +612,7 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     );
 
     // The same file again: refused, like PyPI.
-    let out = twine_upload(&legacy, "__token__", "unused", &[&lib]);
+    let out = twine_upload(&legacy, "__token__", &twine_password(&server), &[&lib]);
     assert!(!out.status.success());
     assert!(text(&out).contains("File already exists"), "{}", text(&out));
 
@@ -680,7 +702,7 @@ fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
     let out = twine_upload(
         &format!("{}/pypi/default/hosted/legacy/", server.base),
         "__token__",
-        "unused",
+        &twine_password(&server),
         &[&wheel],
     );
     assert!(!out.status.success());
@@ -767,7 +789,6 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
 }
 
 #[test]
-#[ignore = "needs the secret manager"]
 fn upstream_credentials_come_from_a_secret_and_rotate() {
     let work = tempfile::tempdir().unwrap();
     let packages = work.path().join("packages");
@@ -801,34 +822,36 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let project: Value = server.get("/v1/projects/default").json().unwrap();
-    // The project names its service agent (the IAM work adds `serviceAgent`).
-    let agent = project["serviceAgent"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            format!(
-                "serviceAccount:service-{}@entrepot-agent.iam.entrepot",
-                project["projectNumber"].as_str().unwrap()
-            )
-        });
-    let out = server.cli(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "pypi-token",
-        &format!("--member={agent}"),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let agent = project["serviceAgent"].as_str().unwrap().to_owned();
+
+    // Pointing the repository at the secret before the agent may read it: the
+    // error names the agent, the secret and the role it lacks.
     let out = server.cli(&[
         "repositories",
         "update",
         "up",
         "--remote-username=__token__",
         "--remote-password-secret-version=projects/default/secrets/pypi-token/versions/latest",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 502);
+    let message = r.text().unwrap();
+    let agent_email = agent.trim_start_matches("serviceAccount:");
+    assert!(message.contains(agent_email), "{message}");
+    assert!(message.contains("pypi-token"), "{message}");
+    assert!(message.contains("secretAccessor"), "{message}");
+
+    let out = server.cli(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "pypi-token",
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
     ]);
     assert!(
         out.status.success(),
@@ -860,7 +883,8 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
     let out = pip_install(&url, &work.path().join("b"), &["sdist-only"]);
     assert!(
         out.status.success(),
-        "install after rotation: {}",
-        text(&out)
+        "install after rotation: {}\nserver log:\n{}",
+        text(&out),
+        server.log_text()
     );
 }

@@ -16,6 +16,12 @@ use reqwest::Method;
 use serde_json::json;
 use upstream_support::*;
 
+/// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
+fn admin_creds(server: &Server) -> String {
+    let token = std::fs::read_to_string(server.data_dir.join("bootstrap-admin-token")).unwrap();
+    format!("--src-creds=admin:{}", token.trim())
+}
+
 /// Create a remote repository in project `default` whose upstream is `url`.
 fn create_remote(server: &Server, id: &str, url: &str, extra: serde_json::Value) {
     let mut config = json!({ "upstream": url });
@@ -197,12 +203,14 @@ fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
         .map(|i| {
             let target = work.path().join(format!("pull-{i}"));
             let reference = server.docker_ref("default/up/team/big:1.0");
+            let creds = admin_creds(&server);
             std::thread::spawn(move || {
                 let output = std::process::Command::new("skopeo")
                     .args([
                         "--insecure-policy",
                         "copy",
                         "--src-tls-verify=false",
+                        &creds,
                         &reference,
                     ])
                     .arg(format!("oci:{}:1.0", target.display()))
@@ -301,6 +309,7 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
     let work = tempfile::tempdir().unwrap();
     let output = std::process::Command::new("skopeo")
         .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
+        .arg(admin_creds(&server))
         .arg(server.docker_ref("default/bad/app:1.0"))
         .arg(format!("oci:{}:1.0", work.path().join("pull").display()))
         .output()
@@ -344,9 +353,13 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
         json!({}),
     );
 
-    let url = format!("{}/v2/default/slow/app/blobs/{layer_digest}", server.base);
+    let request = server.request(
+        Method::GET,
+        &format!("/v2/default/slow/app/blobs/{layer_digest}"),
+    );
     let reader = std::thread::spawn(move || {
-        let mut response = reqwest::blocking::get(url).unwrap();
+        let mut response = request.send().unwrap();
+        assert_eq!(response.status(), 200);
         let mut first = [0u8; 1024];
         let _ = response.read(&mut first);
         // Keep reading until the server dies under us.
@@ -459,4 +472,51 @@ fn remote_repositories_are_read_only_and_report_missing_content() {
         String::from_utf8_lossy(&test.stderr)
     );
     assert!(String::from_utf8_lossy(&test.stdout).contains("reachable:     true"));
+}
+
+#[test]
+fn a_multi_arch_index_pulls_through_the_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    let mut layout = OciLayout::create(&original);
+    let amd64 = layout.add_image(&[(200_000, LayerKind::Gzip)], "amd64");
+    let arm64 = layout.add_image(&[(150_000, LayerKind::Gzip)], "arm64");
+    let index = layout.add_index(&[(&amd64, "amd64"), (&arm64, "arm64")]);
+    layout.tag(&index, "multi");
+    let upstream = Distribution::start();
+    let output = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:multi", original.display()))
+        .arg(format!("docker://{}/tools/multi:1", upstream.addr))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let server = Server::start();
+    create_remote(
+        &server,
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
+    // The tag names the index; the platform manifests and their blobs follow by digest.
+    let pulled = work.path().join("pulled");
+    server.skopeo_pull("default/up/tools/multi:1", &pulled, "multi", true);
+    assert_eq!(assert_same_content(&original, &pulled, &index.digest), 7);
+    let child = server.get(&format!(
+        "/v2/default/up/tools/multi/manifests/{}",
+        arm64.digest
+    ));
+    assert_eq!(child.status(), 200);
+    assert_eq!(header(&child, "docker-content-digest"), arm64.digest);
 }

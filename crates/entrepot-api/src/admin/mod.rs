@@ -1,7 +1,11 @@
 //! The admin REST API at `/v1/`: JSON on resource names, custom verbs after a colon.
 
 mod error;
+pub mod iam;
+mod principals;
+mod projects;
 mod repositories;
+mod secrets;
 
 pub use error::ApiError;
 
@@ -14,6 +18,9 @@ use crate::AppState;
 /// Routes of the admin API.
 pub fn routes() -> Router<AppState> {
     repositories::routes()
+        .merge(projects::routes())
+        .merge(principals::routes())
+        .merge(secrets::routes())
 }
 
 /// Authenticate the caller and check one permission.

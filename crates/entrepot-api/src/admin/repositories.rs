@@ -33,6 +33,7 @@ fn project_json(p: &ProjectRecord) -> serde_json::Value {
         "name": format!("projects/{}", p.id),
         "projectId": p.id,
         "projectNumber": p.number.to_string(),
+        "serviceAgent": format!("serviceAccount:{}", entrepot_domain::iam::service_agent_email(p.number)),
         "createTime": p.create_time,
     })
 }
@@ -290,5 +291,6 @@ async fn remove(
     )
     .await?;
     state.repositories.delete(&name).await?;
+    state.iam.forget(&resource(&name)).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -1,7 +1,9 @@
 //! The OCI distribution-spec 1.1 front-end at `/v2/`.
 
+pub mod challenge;
 mod endpoint;
 mod error;
+pub mod token;
 
 pub use endpoint::{parse, Endpoint, EndpointError};
 pub use error::OciError;
@@ -38,10 +40,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v2", any(base))
         .route("/v2/", any(base))
         .route("/v2/{*rest}", any(dispatch))
+        .merge(token::routes())
 }
 
 async fn base(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    run(handle(state, method, headers, String::new(), None, Body::empty()).await)
+    let result = handle(
+        state,
+        method,
+        headers.clone(),
+        String::new(),
+        None,
+        Body::empty(),
+    )
+    .await;
+    run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, None)))
 }
 
 async fn dispatch(
@@ -52,7 +64,11 @@ async fn dispatch(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    run(handle(state, method, headers, rest, query, body).await)
+    let scope = parse(&rest)
+        .ok()
+        .and_then(|e| challenge::scope(&method, &e));
+    let result = handle(state, method, headers.clone(), rest, query, body).await;
+    run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, scope.as_deref())))
 }
 
 fn run(result: Result<Response, OciError>) -> Response {
@@ -223,6 +239,15 @@ async fn handle(
     match (method, endpoint) {
         (Method::GET | Method::HEAD, E::Base) => {
             authorize(&state, &headers, None).await?;
+            // Clients log in by meeting this challenge; valid credentials of any
+            // principal (an anonymous registry token too) pass.
+            if !headers.contains_key(header::AUTHORIZATION) {
+                return Err(OciError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "authentication required",
+                ));
+            }
             Ok(axum::Json(serde_json::json!({})).into_response())
         }
         (Method::GET, E::Catalog) => {

@@ -75,9 +75,7 @@ pub struct RemotePython {
 
 fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
     match e {
-        UpstreamError::Unauthorized(m) => PythonError::UpstreamCredentials(format!(
-            "{m}; the upstream credentials of this repository were refused (check --remote-username and --remote-password-secret-version)"
-        )),
+        UpstreamError::Unauthorized(m) => PythonError::UpstreamCredentials(m),
         UpstreamError::Credentials(c) => PythonError::UpstreamCredentials(format!(
             "the upstream credentials of this repository could not be read: {}",
             c.0
@@ -265,9 +263,7 @@ impl RemotePython {
         let host = target.upstream.host();
         let request = UpstreamRequest::get(url.clone()).header(ACCEPT, UPSTREAM_ACCEPT);
         self.metrics.upstream_request();
-        let response = self
-            .client
-            .send(&request, target.credentials.as_ref())
+        let response = send_refreshing(&self.client, &request, target.credentials.as_ref())
             .await
             .map_err(|e| upstream_error(e, &host))?;
         match response.status() {
@@ -499,8 +495,7 @@ impl RemotePython {
                 metrics.upstream_request();
                 let request = UpstreamRequest::get(url);
                 let host = request.url.host_str().unwrap_or("upstream").to_owned();
-                let response = client
-                    .send(&request, credentials.as_ref())
+                let response = send_refreshing(&client, &request, credentials.as_ref())
                     .await
                     .map_err(|e| FillError::Upstream {
                         status: match e {
@@ -600,6 +595,24 @@ impl RemotePython {
             }
         }
     }
+}
+
+/// Send a request; on a 403 to configured credentials, read them afresh and
+/// try once more. Python indexes (pypiserver, PyPI) answer 403, not 401, to a
+/// token that is no longer valid, so this is how a rotated token is picked up
+/// at once rather than when the cached one expires.
+async fn send_refreshing(
+    client: &UpstreamClient,
+    request: &UpstreamRequest,
+    credentials: &dyn CredentialSource,
+) -> Result<entrepot_upstream::UpstreamResponse, UpstreamError> {
+    let response = client.send(request, credentials).await?;
+    if response.status() == StatusCode::FORBIDDEN && credentials.credentials(false).await?.is_some()
+    {
+        credentials.credentials(true).await?;
+        return client.send(request, credentials).await;
+    }
+    Ok(response)
 }
 
 /// Copy a cached wheel aside, extract its `METADATA`, store it as a blob and

@@ -1,8 +1,18 @@
 //! gcloud-like verbs over the admin API.
 
 pub mod client;
+pub mod iam;
+pub mod login;
+pub mod organization;
+pub mod projects;
 pub mod python;
 pub mod repositories;
+pub mod repository_iam;
+pub mod secret_iam;
+pub mod secrets;
+pub mod service_accounts;
+pub mod tokens;
+pub mod users;
 
 pub use client::{AdminClient, ClientError};
 

@@ -97,6 +97,8 @@ pub enum RepositoriesCommand {
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
+    #[command(flatten)]
+    Iam(super::repository_iam::RepositoryIamCommand),
     /// Delete a repository and everything in it.
     Delete {
         /// Repository id.
@@ -259,6 +261,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 .await?;
             eprintln!("Deleted repository [{name}].");
         }
+        RepositoriesCommand::Iam(command) => super::repository_iam::run(client, command).await?,
     }
     Ok(())
 }

@@ -150,14 +150,22 @@ impl Server {
             .timeout(Duration::from_secs(300))
             .build()
             .unwrap();
+        // Unless a test chose its credentials, it acts as the bootstrap admin.
+        let (token, username) = match options.token {
+            Some(token) => (Some(token), options.username),
+            None => match fs::read_to_string(data_dir.join("bootstrap-admin-token")) {
+                Ok(token) => (Some(token.trim().to_owned()), Some("admin".to_owned())),
+                Err(_) => (None, options.username),
+            },
+        };
         Server {
             child,
             base: format!("http://{addr}"),
             addr,
             data_dir,
             log,
-            token: options.token,
-            username: options.username,
+            token,
+            username,
             env: options.env,
             http,
             _dir: dir,

@@ -194,6 +194,13 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) {
 
 fn run(mut command: Command) -> Output {
     command.stdin(Stdio::null());
+    // Only what the test says: no index, links or config from the environment.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("PIP_") || key.starts_with("UV_") || key.starts_with("TWINE_") {
+            command.env_remove(key.as_ref());
+        }
+    }
     command.output().unwrap()
 }
 

@@ -1,0 +1,83 @@
+//! `WWW-Authenticate: Bearer ...` challenges that send Docker clients to the
+//! token endpoint.
+
+use axum::http::{header, HeaderMap, Method};
+
+use super::{Endpoint, OciError};
+
+/// Where clients fetch registry tokens: `scheme://host/v2/token`, from the
+/// request's `Host` (and `X-Forwarded-Proto` behind a proxy).
+pub fn realm(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|c| c.is_ascii_graphic()))
+        .unwrap_or("127.0.0.1");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}/v2/token")
+}
+
+/// The token scope an endpoint needs, e.g. `repository:default/images/app:pull`.
+pub fn scope(method: &Method, endpoint: &Endpoint) -> Option<String> {
+    use Endpoint as E;
+    let (path, actions) = match endpoint {
+        E::Base => return None,
+        E::Catalog => return Some("registry:catalog:*".to_owned()),
+        E::Manifest(path, _) | E::Blob(path, _) => match *method {
+            Method::PUT => (path, "pull,push"),
+            Method::DELETE => (path, "delete"),
+            _ => (path, "pull"),
+        },
+        E::Uploads(path) | E::Upload(path, _) => (path, "pull,push"),
+        E::Tags(path) | E::Referrers(path, _) => (path, "pull"),
+    };
+    Some(format!("repository:{path}:{actions}"))
+}
+
+/// The `Bearer` challenge for a realm and an optional scope.
+pub fn bearer(realm: &str, scope: Option<&str>) -> String {
+    match scope {
+        Some(scope) => format!(r#"Bearer realm="{realm}",service="entrepot",scope="{scope}""#),
+        None => format!(r#"Bearer realm="{realm}",service="entrepot""#),
+    }
+}
+
+/// Add the challenge to an `UNAUTHORIZED` error; other errors pass unchanged.
+pub fn challenge_unauthorized(
+    error: OciError,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+) -> OciError {
+    if error.code() == "UNAUTHORIZED" {
+        error.with_challenge(bearer(&realm(headers), scope))
+    } else {
+        error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn challenges_name_the_realm_and_scope() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:5000"));
+        let endpoint = super::super::parse("default/images/app/blobs/uploads/").unwrap();
+        let scope = scope(&Method::POST, &endpoint);
+        assert_eq!(
+            bearer(&realm(&h), scope.as_deref()),
+            r#"Bearer realm="http://127.0.0.1:5000/v2/token",service="entrepot",scope="repository:default/images/app:pull,push""#
+        );
+        assert_eq!(scope_of_base(), None);
+    }
+
+    fn scope_of_base() -> Option<String> {
+        scope(&Method::GET, &Endpoint::Base)
+    }
+}

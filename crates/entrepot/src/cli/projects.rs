@@ -1,0 +1,102 @@
+//! `entrepot projects create | list | describe` and project IAM verbs.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::json;
+
+use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
+use super::{print_json, AdminClient, ClientError};
+
+/// Project verbs.
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Create a project; you become its owner.
+    Create {
+        /// Project id.
+        project: String,
+    },
+    /// List projects.
+    List,
+    /// Show a project, with its number and service agent.
+    Describe {
+        /// Project id.
+        project: String,
+    },
+    /// Show the IAM policy of a project.
+    GetIamPolicy {
+        /// Project id.
+        project: String,
+    },
+    /// Replace the IAM policy of a project with the one in FILE (JSON).
+    SetIamPolicy {
+        /// Project id.
+        project: String,
+        /// The policy (its etag must be current).
+        file: PathBuf,
+    },
+    /// Grant a role on a project (and everything in it) to a member.
+    AddIamPolicyBinding {
+        /// Project id.
+        project: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    /// Take a role on a project away from a member.
+    RemoveIamPolicyBinding {
+        /// Project id.
+        project: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+}
+
+/// Run a project verb.
+pub async fn run(client: &AdminClient, command: ProjectsCommand) -> Result<(), ClientError> {
+    match command {
+        ProjectsCommand::Create { project } => {
+            let p = client
+                .call(
+                    Method::POST,
+                    "projects",
+                    Some(&json!({ "projectId": project })),
+                )
+                .await?;
+            eprintln!("Created project [{project}].");
+            print_json(&p);
+        }
+        ProjectsCommand::List => {
+            let list = client.call(Method::GET, "projects", None).await?;
+            println!("{:<30} {:<14} SERVICE AGENT", "PROJECT", "NUMBER");
+            for p in list["projects"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<30} {:<14} {}",
+                    p["projectId"].as_str().unwrap_or(""),
+                    p["projectNumber"].as_str().unwrap_or(""),
+                    p["serviceAgent"].as_str().unwrap_or("")
+                );
+            }
+        }
+        ProjectsCommand::Describe { project } => {
+            print_json(
+                &client
+                    .call(Method::GET, &format!("projects/{project}"), None)
+                    .await?,
+            );
+        }
+        ProjectsCommand::GetIamPolicy { project } => {
+            print_policy(client, &format!("projects/{project}")).await?
+        }
+        ProjectsCommand::SetIamPolicy { project, file } => {
+            set_policy_from_file(client, &format!("projects/{project}"), &file).await?
+        }
+        ProjectsCommand::AddIamPolicyBinding { project, binding } => {
+            change_binding(client, &format!("projects/{project}"), &binding, true).await?
+        }
+        ProjectsCommand::RemoveIamPolicyBinding { project, binding } => {
+            change_binding(client, &format!("projects/{project}"), &binding, false).await?
+        }
+    }
+    Ok(())
+}

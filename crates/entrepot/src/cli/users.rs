@@ -1,0 +1,82 @@
+//! `entrepot users create | list | delete`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::login::read_secret;
+use super::{print_json, AdminClient, ClientError};
+
+/// User verbs.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a local user.
+    Create {
+        /// E-mail address.
+        email: String,
+        /// File holding the password (`-`: standard input); without it the user
+        /// signs in with tokens only.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List users.
+    List,
+    /// Delete a user; their tokens stop working.
+    Delete {
+        /// E-mail address.
+        email: String,
+    },
+}
+
+/// Run a user verb.
+pub async fn run(client: &AdminClient, command: UsersCommand) -> Result<(), ClientError> {
+    match command {
+        UsersCommand::Create {
+            email,
+            password_file,
+        } => {
+            let password =
+                password_file
+                    .map(|f| read_secret(&f))
+                    .transpose()
+                    .map_err(|message| ClientError::Api {
+                        status: StatusCode::BAD_REQUEST,
+                        message,
+                    })?;
+            let user = client
+                .call(
+                    Method::POST,
+                    "users",
+                    Some(&json!({ "email": email, "password": password })),
+                )
+                .await?;
+            eprintln!("Created user [{email}].");
+            print_json(&user);
+        }
+        UsersCommand::List => {
+            let list = client.call(Method::GET, "users", None).await?;
+            println!("{:<40} {:<9} CREATED", "USER", "PASSWORD");
+            for u in list["users"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<40} {:<9} {}",
+                    u["email"].as_str().unwrap_or(""),
+                    if u["hasPassword"].as_bool().unwrap_or(false) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    u["createTime"].as_str().unwrap_or("")
+                );
+            }
+        }
+        UsersCommand::Delete { email } => {
+            client
+                .call(Method::DELETE, &format!("users/{email}"), None)
+                .await?;
+            eprintln!("Deleted user [{email}].");
+        }
+    }
+    Ok(())
+}
