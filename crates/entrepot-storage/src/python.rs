@@ -381,3 +381,121 @@ impl PythonStore for SqliteMetadataStore {
         Ok(done.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(filename: &str, version: &str) -> PythonFileRecord {
+        PythonFileRecord {
+            filename: filename.into(),
+            name: "tiny-lib".into(),
+            version: version.into(),
+            sha256: "ab".repeat(32),
+            size: 10,
+            requires_python: Some(">=3.8".into()),
+            metadata_sha256: None,
+            yanked: false,
+            yanked_reason: None,
+            upload_time: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn uploaded_files_are_unique_by_name_and_yank_by_version() {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        let repo = PythonRepo {
+            project: "p".into(),
+            repository: "r".into(),
+        };
+        store
+            .add_file(&repo, &file("tiny_lib-1.0.tar.gz", "1.0"))
+            .await
+            .unwrap();
+        store
+            .add_file(&repo, &file("tiny_lib-1.0-py3-none-any.whl", "1.0"))
+            .await
+            .unwrap();
+        store
+            .add_file(&repo, &file("tiny_lib-2.0.tar.gz", "2.0"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .add_file(&repo, &file("tiny_lib-1.0.tar.gz", "1.0"))
+                .await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert_eq!(
+            store.project_names(&repo).await.unwrap(),
+            vec!["tiny-lib".to_owned()]
+        );
+        let n = store
+            .set_yanked(&repo, "tiny-lib", "1.0", true, Some("broken"))
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        let files = store.files_of(&repo, "tiny-lib").await.unwrap();
+        let yanked: Vec<_> = files
+            .iter()
+            .filter(|f| f.yanked)
+            .map(|f| f.filename.as_str())
+            .collect();
+        assert_eq!(
+            yanked,
+            ["tiny_lib-1.0-py3-none-any.whl", "tiny_lib-1.0.tar.gz"]
+        );
+        assert_eq!(files[0].yanked_reason.as_deref(), Some("broken"));
+        store
+            .set_yanked(&repo, "tiny-lib", "1.0", false, None)
+            .await
+            .unwrap();
+        assert!(store
+            .files_of(&repo, "tiny-lib")
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| !f.yanked && f.yanked_reason.is_none()));
+    }
+
+    #[tokio::test]
+    async fn extracted_metadata_survives_page_refreshes() {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        let repo = PythonRepo {
+            project: "p".into(),
+            repository: "r".into(),
+        };
+        let record = RemoteFileRecord {
+            name: "tiny-lib".into(),
+            sha256: "ab".repeat(32),
+            filename: "tiny_lib-1.0-py3-none-any.whl".into(),
+            url: "https://files.example.org/tiny_lib-1.0-py3-none-any.whl".into(),
+            metadata_sha256: None,
+        };
+        store
+            .remember_remote_files(&repo, std::slice::from_ref(&record))
+            .await
+            .unwrap();
+        store
+            .set_remote_metadata(&repo, &record.sha256, &record.filename, &"cd".repeat(32))
+            .await
+            .unwrap();
+        // The page is fetched again; the upstream still has no metadata file.
+        store
+            .remember_remote_files(&repo, std::slice::from_ref(&record))
+            .await
+            .unwrap();
+        let known = store.remote_files_of(&repo, "tiny-lib").await.unwrap();
+        assert_eq!(known[0].metadata_sha256, Some("cd".repeat(32)));
+        let one = store
+            .remote_file(&repo, &record.sha256, &record.filename)
+            .await
+            .unwrap();
+        assert_eq!(one.unwrap().url, record.url);
+        assert!(store
+            .remote_file(&repo, &record.sha256, "other.whl")
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
