@@ -786,6 +786,13 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
     let target = work.path().join("t");
     let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
     assert!(!out.status.success());
+
+    // test-upstream tells the same story, and fails.
+    let out = server.cli(&["repositories", "test-upstream", "up"]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("reachable:     true"), "{report}");
+    assert!(report.contains("authenticated: false"), "{report}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
 use crate::clock::now_unix;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, FillError, Fills, UpstreamBody};
-use crate::remote::{RepositoryCredentials, SecretReader};
+use crate::remote::{RepositoryCredentials, SecretReader, UpstreamReport};
 
 /// What entrepot asks the upstream for: JSON first, HTML accepted.
 const UPSTREAM_ACCEPT: &str =
@@ -327,6 +327,54 @@ impl RemotePython {
             ),
         })?;
         Ok(Some((content_type, content)))
+    }
+
+    /// Check reachability and credentials of a repository's upstream index
+    /// (a HEAD of the index URL: PyPI's project list is tens of megabytes).
+    pub async fn test_upstream(&self, repo: &Repository) -> Result<UpstreamReport, PythonError> {
+        let target = self.target(repo)?;
+        let mut report = UpstreamReport {
+            upstream: target.upstream.index_url.clone(),
+            reachable: false,
+            authenticated: false,
+            status: None,
+            message: String::new(),
+            rate_limit: None,
+        };
+        let url = Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
+            status: 502,
+            message: format!("bad upstream URL: {e}"),
+        })?;
+        self.metrics.upstream_request();
+        match send_refreshing(
+            &self.client,
+            &UpstreamRequest::head(url),
+            target.credentials.as_ref(),
+        )
+        .await
+        {
+            Ok(response) => {
+                let status = response.status();
+                report.reachable = true;
+                report.status = Some(status.as_u16());
+                report.authenticated = status.is_success();
+                report.message = match status {
+                    s if s.is_success() => {
+                        "the upstream answered and accepted the credentials".into()
+                    }
+                    StatusCode::FORBIDDEN => {
+                        "the upstream refused the credentials (HTTP 403)".into()
+                    }
+                    s => format!("the upstream answered HTTP {}", s.as_u16()),
+                };
+            }
+            Err(e @ (UpstreamError::Unauthorized(_) | UpstreamError::Credentials(_))) => {
+                report.reachable = matches!(e, UpstreamError::Unauthorized(_));
+                report.message = e.to_string();
+            }
+            Err(e) => report.message = e.to_string(),
+        }
+        Ok(report)
     }
 
     /// The upstream's project list (normalised names).
