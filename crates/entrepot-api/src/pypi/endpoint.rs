@@ -157,4 +157,32 @@ mod tests {
         assert!(parse("default/up/simple/../../x/").is_err());
         assert!(parse("default/Bad Repo/simple/").is_err());
     }
+
+    #[test]
+    fn odd_paths_never_panic_and_never_escape() {
+        let alphabet: Vec<char> = "abc/._-%2F%2e%ZZé\\:?#0123456789ABCDEF".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 58) as usize;
+            let mut path = String::from("p/r/");
+            let mut x = seed;
+            for _ in 0..len {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                path.push(alphabet[(x >> 33) as usize % alphabet.len()]);
+            }
+            if let Ok(Endpoint::File { filename, .. }) = parse(&path) {
+                assert!(
+                    !filename.contains('/') && !filename.starts_with('.'),
+                    "{path}"
+                );
+            }
+            if let Ok(Endpoint::Redirect(location)) = parse(&path) {
+                assert!(location.starts_with("/pypi/p/r/simple/"), "{path}");
+                assert!(!location.contains(".."), "{path}");
+            }
+        }
+    }
 }
