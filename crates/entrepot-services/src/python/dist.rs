@@ -34,6 +34,16 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// Whether `version` only has the characters PEP 440 versions are written with.
+fn is_plausible_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 128
+        && version.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && version
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'!'))
+}
+
 /// The kind of a distribution file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DistKind {
@@ -75,7 +85,10 @@ pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
                 "a wheel is named NAME-VERSION(-BUILD)-PYTHON-ABI-PLATFORM.whl",
             ));
         }
-        if parts.iter().any(|p| p.is_empty()) || !is_valid_name(parts[0]) {
+        if parts.iter().any(|p| p.is_empty())
+            || !is_valid_name(parts[0])
+            || !is_plausible_version(parts[1])
+        {
             return Err(err("empty or invalid part"));
         }
         return Ok(DistFilename {
@@ -99,7 +112,7 @@ pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
         .next_back()
         .ok_or_else(|| err("an sdist is named NAME-VERSION.tar.gz"))?;
     let (name, version) = (&stem[..split], &stem[split + 1..]);
-    if !is_valid_name(name) || version.is_empty() {
+    if !is_valid_name(name) || !is_plausible_version(version) {
         return Err(err("an sdist is named NAME-VERSION.tar.gz"));
     }
     Ok(DistFilename {
@@ -257,6 +270,8 @@ mod tests {
         assert!(parse_filename("pkg-1.0.exe").is_err());
         assert!(parse_filename("../pkg-1.0.tar.gz").is_err());
         assert!(parse_filename("pkg-py3-none-any.whl").is_err());
+        assert!(parse_filename("pkg-1.0%20x.tar.gz").is_err());
+        assert!(parse_filename("pkg-1.0+local.7-py3-none-any.whl").is_ok());
     }
 
     #[test]
