@@ -363,6 +363,19 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
         "{}",
         server.log_text()
     );
+
+    // The upstream is repaired: the next install fetches the right bytes.
+    bytes[last] ^= 0xff;
+    std::fs::write(&wheel, &bytes).unwrap();
+    let target = work.path().join("again");
+    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    assert!(
+        out.status.success(),
+        "install once repaired: {}",
+        text(&out)
+    );
+    assert!(installed(&target, "tiny_lib"));
+    assert!(blob_exists(&server, &good_sha));
 }
 
 /// A fixture upstream speaking PEP 691 JSON with yanked files and metadata files.
