@@ -131,19 +131,27 @@ cpu_ms() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
-# 1. Blob throughput: one warm-up GET, then the best of three. Also prints the
-# server's CPU time per GiB served over the three, which other load on the
-# machine does not skew.
-blob_mbps() {
-    local url="http://$1/v2/$2/blobs/$LAYER" pid=$3 best=0 speed cpu0 cpu1
-    curl -fs -o /dev/null "$url"
-    cpu0=$(cpu_ms "$pid")
+# 1. Blob throughput: one warm-up GET from each, then three rounds that GET
+# from entrepot then from distribution, so both see the same background load;
+# the best of three for each. Also the servers' CPU time per GiB served over
+# the three GETs, which other load on the machine does not skew.
+E_BLOB=0 D_BLOB=0
+measure_blobs() {
+    local e_url="http://$E_ADDR/v2/default/bench/big/blobs/$LAYER"
+    local d_url="http://$D_ADDR/v2/bench/big/blobs/$LAYER"
+    local e_cpu0 d_cpu0 speed
+    curl -fs -o /dev/null "$e_url"
+    curl -fs -o /dev/null "$d_url"
+    e_cpu0=$(cpu_ms "$E_PID") d_cpu0=$(cpu_ms "$D_PID")
     for _ in 1 2 3; do
-        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$url")
-        best=$(python3 -c "print(max($best, $speed / 1e6))")
+        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$e_url")
+        E_BLOB=$(python3 -c "print('%.0f' % max($E_BLOB, $speed / 1e6))")
+        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$d_url")
+        D_BLOB=$(python3 -c "print('%.0f' % max($D_BLOB, $speed / 1e6))")
     done
-    cpu1=$(cpu_ms "$pid")
-    printf '%.0f %.0f' "$best" "$(python3 -c "print(($cpu1 - $cpu0) / (3 * $BLOB_MIB / 1024))")"
+    # Each server is idle while the other serves, so its CPU delta is its own GETs.
+    E_BLOB_CPU=$(python3 -c "print('%.0f' % (($(cpu_ms "$E_PID") - $e_cpu0) / (3 * $BLOB_MIB / 1024)))")
+    D_BLOB_CPU=$(python3 -c "print('%.0f' % (($(cpu_ms "$D_PID") - $d_cpu0) / (3 * $BLOB_MIB / 1024)))")
 }
 
 # 2. Manifest GET by tag under load.
@@ -180,8 +188,7 @@ pull_secs() {
 }
 
 echo "== measuring" >&2
-read -r E_BLOB E_BLOB_CPU <<<"$(blob_mbps "$E_ADDR" default/bench/big "$E_PID")"
-read -r D_BLOB D_BLOB_CPU <<<"$(blob_mbps "$D_ADDR" bench/big "$D_PID")"
+measure_blobs
 E_RPS=$(manifest_rps "$E_ADDR" default/bench/big); D_RPS=$(manifest_rps "$D_ADDR" bench/big)
 E_PULL=$(pull_secs "$E_IMAGE"); D_PULL=$(pull_secs "$D_IMAGE")
 
