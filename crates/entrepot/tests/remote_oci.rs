@@ -424,6 +424,15 @@ fn ranges_on_cold_and_warm_blobs() {
         fixture.hits_of(&format!("GET {}", path.replace("/default/up", ""))),
         1
     );
+    // `test-upstream` reports the upstream's rate-limit headers, and describe keeps them.
+    let report = server.cli(&["repositories", "test-upstream", "up"]);
+    assert!(String::from_utf8_lossy(&report.stdout)
+        .contains("rate limit:    100;w=21600 (remaining 99;w=21600)"));
+    let described: serde_json::Value = server
+        .get("/v1/projects/default/repositories/up")
+        .json()
+        .unwrap();
+    assert_eq!(described["upstreamRateLimit"]["remaining"], "99;w=21600");
 }
 
 #[test]

@@ -202,7 +202,12 @@ impl FixtureRegistry {
                         let key = format!("{} {path}", request.method());
                         *counter.lock().unwrap().entry(key).or_default() += 1;
                         if path == "/v2/" {
-                            return Response::new(Body::from("{}"));
+                            // Docker Hub's rate-limit headers, as entrepot should record them.
+                            return Response::builder()
+                                .header("ratelimit-limit", "100;w=21600")
+                                .header("ratelimit-remaining", "99;w=21600")
+                                .body(Body::from("{}"))
+                                .unwrap();
                         }
                         let Some(route) = routes.get(&path).cloned() else {
                             return Response::builder()
