@@ -14,34 +14,15 @@ WRK_SECS=${BENCH_WRK_SECS:-10}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench.XXXXXX")
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in cargo skopeo wrk curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y skopeo wrk curl python3)" >&2; exit 1; }
-done
-[ -x /usr/bin/docker-registry ] || { echo "bench: /usr/bin/docker-registry is missing (apt-get install -y docker-registry)" >&2; exit 1; }
+require_tools cargo skopeo wrk curl python3
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)
 BIN="$ROOT/target/release/entrepot"
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_http() {
-    for _ in $(seq 1 100); do
-        curl -fs -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer" >&2
-    return 1
-}
 
 echo "== starting entrepot and distribution on loopback" >&2
 # Both quiet: entrepot logs warnings only, distribution errors only, no access log.
@@ -60,7 +41,11 @@ if [ -z "$E_ADDR" ]; then
     exit 1
 fi
 wait_http "http://$E_ADDR/v2/"
-ENTREPOT_SERVER="http://$E_ADDR" "$BIN" repositories create bench --repository-format=docker >/dev/null 2>&1
+E_TOKEN=$(cat "$WORK/entrepot-data/bootstrap-admin-token")
+# Pulls are anonymous on both servers: allUsers may read the bench repository.
+ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories create bench --repository-format=docker >/dev/null
+ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories add-iam-policy-binding bench \
+    --member=allUsers --role=roles/artifactregistry.reader >/dev/null
 
 D_PORT=$(free_port)
 cat >"$WORK/registry.yml" <<YAML
@@ -121,29 +106,37 @@ LAYER=$(cat "$WORK/layout/layer-digest")
 E_IMAGE="$E_ADDR/default/bench/big"
 D_IMAGE="$D_ADDR/bench/big"
 echo "== pushing with skopeo" >&2
-for image in "$E_IMAGE" "$D_IMAGE"; do
-    skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
-        "oci:$WORK/layout:big" "docker://$image:big"
-done
+skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
+    --dest-creds="admin:$E_TOKEN" "oci:$WORK/layout:big" "docker://$E_IMAGE:big"
+skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
+    "oci:$WORK/layout:big" "docker://$D_IMAGE:big"
 
 # CPU time a process has used, in milliseconds (user + system).
 cpu_ms() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
 
-# 1. Blob throughput: one warm-up GET, then the best of three. Also prints the
-# server's CPU time per GiB served over the three, which other load on the
-# machine does not skew.
-blob_mbps() {
-    local url="http://$1/v2/$2/blobs/$LAYER" pid=$3 best=0 speed cpu0 cpu1
-    curl -fs -o /dev/null "$url"
-    cpu0=$(cpu_ms "$pid")
+# 1. Blob throughput: one warm-up GET from each, then three rounds that GET
+# from entrepot then from distribution, so both see the same background load;
+# the best of three for each. Also the servers' CPU time per GiB served over
+# the three GETs, which other load on the machine does not skew.
+E_BLOB=0 D_BLOB=0
+measure_blobs() {
+    local e_url="http://$E_ADDR/v2/default/bench/big/blobs/$LAYER"
+    local d_url="http://$D_ADDR/v2/bench/big/blobs/$LAYER"
+    local e_cpu0 d_cpu0 speed
+    curl -fs -o /dev/null "$e_url"
+    curl -fs -o /dev/null "$d_url"
+    e_cpu0=$(cpu_ms "$E_PID") d_cpu0=$(cpu_ms "$D_PID")
     for _ in 1 2 3; do
-        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$url")
-        best=$(python3 -c "print(max($best, $speed / 1e6))")
+        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$e_url")
+        E_BLOB=$(python3 -c "print('%.0f' % max($E_BLOB, $speed / 1e6))")
+        speed=$(curl -fs -o /dev/null -w '%{speed_download}' "$d_url")
+        D_BLOB=$(python3 -c "print('%.0f' % max($D_BLOB, $speed / 1e6))")
     done
-    cpu1=$(cpu_ms "$pid")
-    printf '%.0f %.0f' "$best" "$(python3 -c "print(($cpu1 - $cpu0) / (3 * $BLOB_MIB / 1024))")"
+    # Each server is idle while the other serves, so its CPU delta is its own GETs.
+    E_BLOB_CPU=$(python3 -c "print('%.0f' % (($(cpu_ms "$E_PID") - $e_cpu0) / (3 * $BLOB_MIB / 1024)))")
+    D_BLOB_CPU=$(python3 -c "print('%.0f' % (($(cpu_ms "$D_PID") - $d_cpu0) / (3 * $BLOB_MIB / 1024)))")
 }
 
 # 2. Manifest GET by tag under load.
@@ -180,8 +173,7 @@ pull_secs() {
 }
 
 echo "== measuring" >&2
-read -r E_BLOB E_BLOB_CPU <<<"$(blob_mbps "$E_ADDR" default/bench/big "$E_PID")"
-read -r D_BLOB D_BLOB_CPU <<<"$(blob_mbps "$D_ADDR" bench/big "$D_PID")"
+measure_blobs
 E_RPS=$(manifest_rps "$E_ADDR" default/bench/big); D_RPS=$(manifest_rps "$D_ADDR" bench/big)
 E_PULL=$(pull_secs "$E_IMAGE"); D_PULL=$(pull_secs "$D_IMAGE")
 

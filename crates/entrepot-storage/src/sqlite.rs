@@ -11,7 +11,7 @@ use entrepot_domain::{Digest, Repository};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::metadata::*;
 use crate::read_cache::ReadCache;
@@ -50,6 +50,16 @@ impl SqliteMetadataStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // Create the file, switch it to WAL and migrate it on one connection
+        // before the pool opens several at once: on a new file, connections
+        // racing to change the journal mode can fail with "database is locked"
+        // (SQLite does not wait when waiting could deadlock). Once the file is
+        // in WAL mode, the pool's connections find it so.
+        let mut first = options.connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
+        first.close().await?;
         Self::connect(options, 8).await
     }
 

@@ -75,7 +75,9 @@ pub struct RemotePython {
 
 fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
     match e {
-        UpstreamError::Unauthorized(m) => PythonError::UpstreamCredentials(m),
+        UpstreamError::Unauthorized(m) => PythonError::UpstreamCredentials(format!(
+            "the upstream index requires valid credentials: {m}"
+        )),
         UpstreamError::Credentials(c) => PythonError::UpstreamCredentials(format!(
             "the upstream credentials of this repository could not be read: {}",
             c.0
