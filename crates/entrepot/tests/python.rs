@@ -174,6 +174,11 @@ fn pip_and_uv_install_through_the_cache_then_with_the_upstream_stopped() {
     );
     assert!(installed(&warm_uv, "tiny_lib"));
 
+    // Pages served from the cache because the upstream is down say so.
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "warning").contains("Stale"));
+
     // A project never cached cannot be served while the upstream is down.
     let r = server.get("/pypi/default/up/simple/never-seen/");
     assert_eq!(r.status().as_u16(), 503, "{}", r.text().unwrap());

@@ -154,7 +154,16 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
             let repo = python_repository(&state, &name).await?;
             let page = state.python.project_page(&repo, &project).await?;
-            Ok(page_response(format, render_project_page(&page, format)))
+            let mut response = page_response(format, render_project_page(&page, format));
+            if page.stale {
+                response.headers_mut().insert(
+                    header::WARNING,
+                    HeaderValue::from_static(
+                        "110 entrepot \"Response is Stale: the upstream could not be reached\"",
+                    ),
+                );
+            }
+            Ok(response)
         }
         Endpoint::File {
             repo: name,

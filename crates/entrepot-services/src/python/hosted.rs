@@ -262,6 +262,7 @@ impl HostedPython {
             name,
             files,
             versions,
+            stale: false,
         })
     }
 

@@ -46,6 +46,8 @@ pub struct ProjectPage {
     pub files: Vec<IndexFile>,
     /// PEP 700 versions.
     pub versions: Vec<String>,
+    /// Served from the cache because the upstream failed.
+    pub stale: bool,
 }
 
 /// Why an upstream page could not be read.

@@ -36,6 +36,17 @@ const UPSTREAM_ACCEPT: &str =
 /// Largest index page entrepot keeps (PyPI's full project list is ~30 MiB).
 const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
 
+/// Where an index page came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Fetched from the upstream just now.
+    Fetched,
+    /// From the cache, within the freshness window.
+    Cached,
+    /// From the cache, because the upstream failed.
+    Stale,
+}
+
 struct Target {
     ids: PythonRepo,
     upstream: PythonUpstream,
@@ -200,7 +211,7 @@ impl RemotePython {
         &self,
         target: &Target,
         name: &str,
-    ) -> Result<(Url, CachedIndexPage, bool), PythonError> {
+    ) -> Result<(Url, CachedIndexPage, Freshness), PythonError> {
         let index_url =
             Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
                 status: 502,
@@ -225,7 +236,7 @@ impl RemotePython {
         if let Some(page) = &cached {
             if now - page.fetched_at < target.config.tag_ttl_secs as i64 {
                 self.metrics.hit(ContentKind::Tag);
-                return Ok((url, page.clone(), false));
+                return Ok((url, page.clone(), Freshness::Cached));
             }
         }
         self.metrics.miss(ContentKind::Tag);
@@ -237,7 +248,7 @@ impl RemotePython {
                     fetched_at: now,
                 };
                 self.store.put_index_page(&target.ids, name, &page).await?;
-                Ok((url, page, true))
+                Ok((url, page, Freshness::Fetched))
             }
             Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
                 "the upstream has no project list".into()
@@ -248,7 +259,7 @@ impl RemotePython {
                 Some(page) => {
                     tracing::warn!(project = name, error = %e, "upstream failed; serving the cached index page");
                     self.metrics.stale_serve();
-                    Ok((url, page, false))
+                    Ok((url, page, Freshness::Stale))
                 }
                 None => Err(e),
             },
@@ -401,7 +412,7 @@ impl RemotePython {
     ) -> Result<ProjectPage, PythonError> {
         let target = self.target(repo)?;
         let name = normalize(name);
-        let (url, cached, fresh) = self.page(&target, &name).await?;
+        let (url, cached, freshness) = self.page(&target, &name).await?;
         let mut page =
             index::parse_project_page(&cached.content_type, &cached.content, &url, &name).map_err(
                 |e| PythonError::Upstream {
@@ -428,7 +439,8 @@ impl RemotePython {
                 f.core_metadata = None;
             }
         }
-        if fresh {
+        page.stale = freshness == Freshness::Stale;
+        if freshness == Freshness::Fetched {
             let records: Vec<RemoteFileRecord> = page
                 .files
                 .iter()

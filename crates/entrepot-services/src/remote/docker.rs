@@ -298,8 +298,10 @@ impl RemoteDocker {
         reference: &str,
         head: bool,
     ) -> Result<UpstreamRequest, RegistryError> {
-        Ok(Self::pull_request(target, path, &format!("manifests/{reference}"), head)?
-            .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", ")))
+        Ok(
+            Self::pull_request(target, path, &format!("manifests/{reference}"), head)?
+                .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", ")),
+        )
     }
 
     /// A GET or HEAD of `{image}/{what}` at the upstream, scoped for pulling.
