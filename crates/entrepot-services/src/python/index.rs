@@ -15,6 +15,20 @@ pub const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
 pub const TEXT_HTML: &str = "text/html";
 /// The API version entrepot speaks (PEP 700 fields).
 pub const API_VERSION: &str = "1.1";
+/// The version of a project page some of whose file sizes are unknown (PEP 700
+/// makes `size` mandatory in 1.1).
+pub const API_VERSION_WITHOUT_SIZES: &str = "1.0";
+
+impl ProjectPage {
+    /// The API version this page can claim.
+    pub fn api_version(&self) -> &'static str {
+        if self.files.iter().all(|f| f.size.is_some()) {
+            API_VERSION
+        } else {
+            API_VERSION_WITHOUT_SIZES
+        }
+    }
+}
 
 /// A file on a project page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -384,7 +398,7 @@ pub fn render_project_page(page: &ProjectPage, format: PageFormat) -> Vec<u8> {
                 })
                 .collect();
             let body = json!({
-                "meta": {"api-version": API_VERSION},
+                "meta": {"api-version": page.api_version()},
                 "name": page.name,
                 "versions": page.versions,
                 "files": files,
@@ -393,8 +407,9 @@ pub fn render_project_page(page: &ProjectPage, format: PageFormat) -> Vec<u8> {
         }
         PageFormat::HtmlV1 | PageFormat::TextHtml => {
             let name = escape(&page.name);
+            let version = page.api_version();
             let mut html = format!(
-                "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n"
+                "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{version}\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n"
             );
             for f in &page.files {
                 let mut href = f.url.clone();

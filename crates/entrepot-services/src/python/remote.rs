@@ -461,6 +461,13 @@ impl RemotePython {
         }
         self.add_extracted_metadata(&target.ids, &name, &mut page)
             .await?;
+        // PEP 700 sizes the upstream did not give are known once a file is cached.
+        for f in page.files.iter_mut().filter(|f| f.size.is_none()) {
+            f.size = self
+                .blobs
+                .stat(&sha256_digest(&f.hashes["sha256"])?)
+                .await?;
+        }
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
         }
