@@ -5,12 +5,14 @@
 //! (content-addressed bytes; a local directory through `object_store` by default).
 //! Nothing above this crate writes SQL or touches blob paths.
 
+pub mod access_policy;
 pub mod blob;
 pub mod cache;
 pub mod iam;
 pub mod metadata;
 pub mod sqlite;
 
+pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
