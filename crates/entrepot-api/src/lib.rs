@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use entrepot_services::metrics::Metrics;
-use entrepot_services::{AccessControl, IamService, ProjectService, Registry, RepositoryService};
+use entrepot_services::{
+    AccessControl, AccessPolicyService, IamService, ProjectService, Registry, RepositoryService,
+};
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
@@ -31,6 +33,8 @@ pub struct AppState {
     /// IAM: principals, tokens, policies (the same object as `access` when IAM
     /// is enforced).
     pub iam: Arc<IamService>,
+    /// The registry access policy (also the upstream client's hop check).
+    pub access_policy: Arc<AccessPolicyService>,
 }
 
 /// The complete HTTP application.

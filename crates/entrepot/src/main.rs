@@ -62,6 +62,9 @@ enum Command {
     /// IAM policies of secrets.
     #[command(subcommand)]
     Secrets(cli::secret_iam::SecretIamCommand),
+    /// The organisation's registry access policy: which upstream hosts may be contacted.
+    #[command(subcommand)]
+    AccessPolicy(cli::access_policy::AccessPolicyCommand),
     /// Check a token against the server and remember both for later commands.
     Login {
         /// File holding the token (`-`: standard input).
@@ -127,6 +130,7 @@ async fn main() -> ExitCode {
                 }
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,
                 Command::Secrets(command) => cli::secret_iam::run(&client, command).await,
+                Command::AccessPolicy(command) => cli::access_policy::run(&client, command).await,
                 Command::Login { token_file } => {
                     cli::login::login(&server, token, token_file.as_deref()).await
                 }

@@ -9,11 +9,13 @@ use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::metrics::Metrics;
 use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
-use entrepot_services::{NewRepository, ProjectError, ProjectService, Registry, RepositoryService};
+use entrepot_services::{
+    AccessPolicyService, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+};
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
 };
-use entrepot_upstream::{AllowAllHops, UpstreamClient};
+use entrepot_upstream::UpstreamClient;
 
 use crate::config::Config;
 
@@ -47,12 +49,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
     }
 
+    let metrics = Arc::new(Metrics::default());
+    // Every upstream hop, and every new remote repository's upstream, passes
+    // the organisation's registry access policy.
+    let access_policy = Arc::new(AccessPolicyService::new(sqlite.clone(), metrics.clone()));
     let projects = ProjectService::new(meta.clone());
-    let repositories = RepositoryService::new(meta.clone());
+    let repositories =
+        RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
     bootstrap(&projects, &repositories).await?;
 
-    let metrics = Arc::new(Metrics::default());
-    let upstream = Arc::new(UpstreamClient::new(Arc::new(AllowAllHops))?);
+    let upstream = Arc::new(UpstreamClient::new(access_policy.clone())?);
     // The spool lives beside the blobs, so a finished download is committed by a link.
     let fills = Fills::new(
         config.data_dir.join("blobs").join("spool"),
@@ -77,6 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         access: iam.clone(),
         iam,
         metrics,
+        access_policy,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
@@ -130,6 +137,7 @@ async fn bootstrap(
             tag_ttl_secs: DEFAULT_TAG_TTL_SECS,
             serve_stale: true,
             allow_insecure_upstream: false,
+            allow_cached_from_blocked: false,
         }),
     };
     repositories.create(&name, docker_hub).await?;
