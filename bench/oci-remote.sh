@@ -146,6 +146,7 @@ start_entrepot() { # start_entrepot DATA_DIR: sets E_ADDR, E_PID
     for _ in $(seq 1 100); do [ -s "$1.out" ] && break; sleep 0.1; done
     E_ADDR=$(head -1 "$1.out" | sed 's#^entrepot listening on http://##')
     wait_http "http://$E_ADDR/v2/"
+    ENTREPOT_SERVER="http://$E_ADDR" "$BIN" access-policy allow "$UP" >/dev/null 2>&1
     ENTREPOT_SERVER="http://$E_ADDR" "$BIN" repositories create up --repository-format=docker \
         --mode=remote-repository --remote-docker-repo="http://$UP" >/dev/null 2>&1
 }

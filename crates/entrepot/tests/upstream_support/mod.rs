@@ -176,11 +176,22 @@ pub struct FixtureRegistry {
 
 impl FixtureRegistry {
     pub fn start(routes: HashMap<String, FixtureResponse>) -> FixtureRegistry {
+        Self::start_with("127.0.0.1", routes, HashMap::new())
+    }
+
+    /// A fixture on another loopback address (e.g. `127.0.0.2`), answering
+    /// `redirects` (path -> absolute URL) with 307 Temporary Redirect.
+    pub fn start_with(
+        host: &str,
+        routes: HashMap<String, FixtureResponse>,
+        redirects: HashMap<String, String>,
+    ) -> FixtureRegistry {
         use axum::body::Body;
         use axum::http::{header, Request, StatusCode};
         use axum::response::Response;
 
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind((host, 0)).unwrap();
+        let redirects = Arc::new(redirects);
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -196,6 +207,7 @@ impl FixtureRegistry {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let app = axum::Router::new().fallback(move |request: Request<Body>| {
                     let routes = routes.clone();
+                    let redirects = redirects.clone();
                     let counter = counter.clone();
                     async move {
                         let path = request.uri().path().to_owned();
@@ -203,6 +215,13 @@ impl FixtureRegistry {
                         *counter.lock().unwrap().entry(key).or_default() += 1;
                         if path == "/v2/" {
                             return Response::new(Body::from("{}"));
+                        }
+                        if let Some(location) = redirects.get(&path) {
+                            return Response::builder()
+                                .status(StatusCode::TEMPORARY_REDIRECT)
+                                .header(header::LOCATION, location)
+                                .body(Body::empty())
+                                .unwrap();
                         }
                         let Some(route) = routes.get(&path).cloned() else {
                             return Response::builder()
