@@ -140,6 +140,10 @@ impl AccessPolicyService {
 
     /// The policy in force, read from storage now.
     pub async fn get(&self) -> Result<CurrentAccessPolicy, AccessPolicyServiceError> {
+        Ok(self.read().await?)
+    }
+
+    async fn read(&self) -> Result<CurrentAccessPolicy, StoreError> {
         let current = match self.store.get_access_policy().await? {
             Some(stored) => CurrentAccessPolicy {
                 policy: stored.policy,
@@ -167,7 +171,7 @@ impl AccessPolicyService {
                 return Ok(c.current.clone());
             }
         }
-        match self.get().await {
+        match self.read().await {
             Ok(current) => Ok(Arc::new(current)),
             Err(e) => {
                 let last = self.lock_cache().as_ref().map(|c| c.current.clone());
@@ -176,10 +180,7 @@ impl AccessPolicyService {
                         tracing::warn!(error = %e, "cannot read the registry access policy; applying the last one read");
                         Ok(last)
                     }
-                    None => Err(match e {
-                        AccessPolicyServiceError::Store(s) => s,
-                        other => StoreError::Corrupt(other.to_string()),
-                    }),
+                    None => Err(e),
                 }
             }
         }

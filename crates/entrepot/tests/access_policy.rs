@@ -449,6 +449,14 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
         "127.0.0.2:5999",
     );
 
+    let test = server.cli(&["repositories", "test-upstream", "blocked"]);
+    assert!(!test.status.success());
+    let report = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        report.contains("reachable:     false") && report.contains("127.0.0.2:5999 is blocked"),
+        "{report}"
+    );
+
     // Wildcards through the API: sub-domains only.
     let response = patch(&server, json!({ "addAllowedHosts": ["*.AzureCR.io"] }));
     assert_eq!(response.status(), 200);

@@ -782,6 +782,11 @@ impl RemoteDocker {
             message: String::new(),
             rate_limit: None,
         };
+        // A blocked upstream is not contacted at all: say so, not "unreachable".
+        if let Err(denied) = self.client.check_origin(&url).await {
+            report.message = denied.message;
+            return Ok(report);
+        }
         match self.send(&target, UpstreamRequest::get(url)).await {
             Ok(response) => {
                 let status = response.status();
