@@ -60,6 +60,9 @@ pub struct RepositoryUpdate {
     pub serve_stale: Option<bool>,
     /// Serve cached content while the access policy blocks the upstream.
     pub allow_cached_from_blocked: Option<bool>,
+    /// Set upstream credentials even if the registry access policy blocks the
+    /// upstream.
+    pub force: bool,
 }
 
 /// Options of [`RepositoryService::create_with`].
@@ -152,7 +155,7 @@ impl RepositoryService {
         };
         check.check(&url).await.map_err(|denied| {
             RepositoryError::Invalid(format!(
-                "{}; or pass --force (\"force\": true) to store the repository anyway (pulls stay blocked until the host is allowed)",
+                "{}; or pass --force (\"force\": true) to store the repository settings anyway (pulls stay blocked until the host is allowed)",
                 denied.message
             ))
         })
@@ -244,6 +247,17 @@ impl RepositoryService {
         update: RepositoryUpdate,
     ) -> Result<Repository, RepositoryError> {
         let mut repo = self.get(name).await?;
+        // Pointing credentials at an upstream is configuring entrepot to contact
+        // it: say now that the policy blocks it, not at the next pull. Cache
+        // settings stay changeable, allowCachedFromBlocked above all.
+        let sets_credentials = update
+            .remote_username
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+            || update
+                .remote_password_secret_version
+                .as_deref()
+                .is_some_and(|v| !v.is_empty());
         if let Some(description) = update.description {
             repo.description = description;
         }
@@ -281,6 +295,9 @@ impl RepositoryService {
                 remote.allow_cached_from_blocked = allow;
             }
             validate_remote(format, remote)?;
+            if sets_credentials && !update.force {
+                self.check_upstream(format, remote).await?;
+            }
         }
         repo.update_time = now_rfc3339();
         if !self

@@ -449,6 +449,50 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
         "127.0.0.2:5999",
     );
 
+    // Setting its credentials is refused with the same explanation, unless
+    // forced; its cache settings stay changeable.
+    let stderr = cli_err(
+        &server,
+        &[
+            "repositories",
+            "update",
+            "blocked",
+            "--remote-username=alice",
+        ],
+    );
+    assert!(
+        stderr.contains("upstream host 127.0.0.2:5999 is blocked") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    cli_ok(
+        &server,
+        &[
+            "repositories",
+            "update",
+            "blocked",
+            "--remote-username=alice",
+            "--force",
+        ],
+    );
+    cli_ok(
+        &server,
+        &[
+            "repositories",
+            "update",
+            "blocked",
+            "--allow-cached-from-blocked=true",
+        ],
+    );
+    let described: Value = server
+        .get("/v1/projects/default/repositories/blocked")
+        .json()
+        .unwrap();
+    assert_eq!(described["remoteRepositoryConfig"]["username"], "alice");
+    assert_eq!(
+        described["remoteRepositoryConfig"]["allowCachedFromBlocked"],
+        true
+    );
+
     let test = server.cli(&["repositories", "test-upstream", "blocked"]);
     assert!(!test.status.success());
     let report = String::from_utf8_lossy(&test.stdout);

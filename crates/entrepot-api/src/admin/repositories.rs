@@ -250,6 +250,9 @@ struct UpdateBody {
     serve_stale: Option<bool>,
     #[serde(default)]
     allow_cached_from_blocked: Option<bool>,
+    /// Set credentials even if the access policy blocks the upstream.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn update(
@@ -280,6 +283,7 @@ async fn update(
                 remote_tag_ttl_secs: body.remote_tag_ttl_secs,
                 serve_stale: body.serve_stale,
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
+                force: body.force,
             },
         )
         .await?;

@@ -101,6 +101,10 @@ pub enum RepositoriesCommand {
         /// the upstream (true or false).
         #[arg(long)]
         allow_cached_from_blocked: Option<bool>,
+        /// Set upstream credentials even if the registry access policy blocks
+        /// the upstream.
+        #[arg(long)]
+        force: bool,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -215,10 +219,12 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_tag_ttl,
             serve_stale,
             allow_cached_from_blocked,
+            force,
             project,
         } => {
             let body = json!({
                 "allowCachedFromBlocked": allow_cached_from_blocked,
+                "force": force,
                 "description": description,
                 "remoteUsername": remote_username,
                 "remotePasswordSecretVersion": remote_password_secret_version,
