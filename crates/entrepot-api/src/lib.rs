@@ -15,6 +15,7 @@ use axum::Router;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::{
     AccessControl, AccessPolicyService, IamService, ProjectService, Registry, RepositoryService,
+    SecretService,
 };
 
 /// Everything the handlers need, built once at start-up.
@@ -33,6 +34,8 @@ pub struct AppState {
     /// IAM: principals, tokens, policies (the same object as `access` when IAM
     /// is enforced).
     pub iam: Arc<IamService>,
+    /// The secret manager; it authorizes through the same `access` hook.
+    pub secrets: SecretService,
     /// The registry access policy (also the upstream client's hop check).
     pub access_policy: Arc<AccessPolicyService>,
 }

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod name;
 pub mod range;
 pub mod repository;
+pub mod secret;
 pub mod upstream;
 
 pub use digest::{Digest, DigestError, Sha256Hasher};
@@ -18,3 +19,7 @@ pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
 pub use range::{parse_range, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};
+pub use secret::{
+    Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion,
+    SecretVersionName, VersionId, VersionState,
+};

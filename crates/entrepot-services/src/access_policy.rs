@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use entrepot_domain::access_policy::{display_host, AccessPolicy, AccessPolicyError, Verdict};
-use entrepot_storage::{AccessPolicyStore, StoreError};
+use entrepot_storage::{AccessPolicyStore, AuditRecord, SecretStore, StoreError};
 use entrepot_upstream::{HopCheck, HopDenied};
 use serde::Serialize;
 use url::Url;
@@ -90,6 +90,36 @@ pub struct TracingAuditOnly;
 impl AccessPolicyAuditLog for TracingAuditOnly {
     async fn record(&self, _change: &AccessPolicyChange) -> Result<(), String> {
         Ok(())
+    }
+}
+
+/// Records policy changes in the audit log table the secret manager keeps, as
+/// organisation-level entries (no project): action
+/// `entrepot.accessPolicy.update` on `organization/accessPolicy`, the policy
+/// before and after in the reason.
+pub struct StoredAuditLog(pub Arc<dyn SecretStore>);
+
+#[async_trait]
+impl AccessPolicyAuditLog for StoredAuditLog {
+    async fn record(&self, change: &AccessPolicyChange) -> Result<(), String> {
+        let json = |p: &AccessPolicy| serde_json::to_string(p).unwrap_or_default();
+        self.0
+            .append_audit(&AuditRecord {
+                time: change.time.clone(),
+                project: String::new(),
+                principal: change.who.clone(),
+                action: "entrepot.accessPolicy.update".into(),
+                resource: "organization/accessPolicy".into(),
+                version: Some(change.etag.clone()),
+                allowed: true,
+                reason: format!(
+                    "before: {}; after: {}",
+                    json(&change.before),
+                    json(&change.after)
+                ),
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -355,6 +385,33 @@ mod tests {
             .unwrap();
         // The node that made the change applies it at once.
         assert!(svc.check(&url("http://127.0.0.1:5000/v2/")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn changes_are_recorded_in_the_audit_table() {
+        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        let svc = AccessPolicyService::new(store.clone(), Arc::new(Metrics::default()))
+            .with_audit_log(Arc::new(StoredAuditLog(store.clone())));
+        let changed = svc
+            .change(&admin(), None, |p| {
+                p.enabled = false;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let entries = store.list_audit("", None, 10).await.unwrap();
+        assert_eq!(entries.len(), 1);
+        let entry = &entries[0];
+        assert_eq!(entry.principal, "user:admin");
+        assert_eq!(entry.action, "entrepot.accessPolicy.update");
+        assert_eq!(entry.resource, "organization/accessPolicy");
+        assert_eq!(entry.version.as_deref(), Some(changed.etag.as_str()));
+        assert!(
+            entry.reason.contains("before: {\"enabled\":true")
+                && entry.reason.contains("after: {\"enabled\":false"),
+            "{}",
+            entry.reason
+        );
     }
 
     #[tokio::test]

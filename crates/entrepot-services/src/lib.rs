@@ -13,6 +13,7 @@ pub mod projects;
 pub mod registry;
 pub mod remote;
 pub mod repositories;
+pub mod secrets;
 
 pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
@@ -26,3 +27,4 @@ pub use registry::{Registry, RegistryError};
 pub use repositories::{
     CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate,
 };
+pub use secrets::{AccessedVersion, SecretError, SecretService};

@@ -16,7 +16,6 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// A stream of body bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -123,7 +122,58 @@ pub struct ObjectBlobStore {
 }
 
 const WRITE_CHUNK: usize = 8 * 1024 * 1024;
-const READ_BUFFER: usize = 256 * 1024;
+/// Size of the chunks a local blob is read in.
+const READ_CHUNK: u64 = 1024 * 1024;
+/// Chunks read ahead of the one being sent: reading overlaps with sending,
+/// and memory per download stays bounded whatever the blob's size.
+const READ_AHEAD: usize = 2;
+
+/// Stream `len` bytes of a local file from `start`, in [`READ_CHUNK`] pieces
+/// read on the blocking pool. No thread waits on a slow client: each read is
+/// its own short blocking task.
+fn file_chunks(file: std::fs::File, start: u64, len: u64) -> ByteStream {
+    let file = Arc::new(std::sync::Mutex::new(file));
+    let chunks = (0..len.div_ceil(READ_CHUNK)).map(move |i| {
+        let offset = i * READ_CHUNK;
+        (start + offset, READ_CHUNK.min(len - offset))
+    });
+    futures::stream::iter(chunks)
+        .map(move |(offset, n)| {
+            let file = file.clone();
+            async move {
+                tokio::task::spawn_blocking(move || read_chunk(&file, offset, n))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+        })
+        .buffered(READ_AHEAD)
+        .boxed()
+}
+
+/// Read exactly `n` bytes at `offset`; a file shorter than its recorded size
+/// is an error, never a short answer.
+fn read_chunk(
+    file: &std::sync::Mutex<std::fs::File>,
+    offset: u64,
+    n: u64,
+) -> Result<Bytes, std::io::Error> {
+    use std::io::{Read, Seek};
+    // read_to_end fills the spare capacity without zeroing it first, which a
+    // positioned read into a zeroed buffer would need: one pass less over
+    // every byte served. Seek and read under the lock, as the chunks read
+    // ahead share the file's offset.
+    let mut buf = Vec::with_capacity(n as usize);
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    (&mut *file).take(n).read_to_end(&mut buf)?;
+    if buf.len() as u64 != n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "blob file is shorter than its recorded size",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
 
 fn blob_path(digest: &Digest) -> Path {
     let hex = digest.hex();
@@ -275,21 +325,22 @@ impl BlobStore for ObjectBlobStore {
     ) -> Result<ByteStream, BlobError> {
         let path = blob_path(digest);
         if let Some(file) = self.local_file(&path) {
-            let mut file = match tokio::fs::File::open(&file).await {
-                Ok(f) => f,
+            let opened = tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(file)?;
+                let size = file.metadata()?.len();
+                Ok::<_, std::io::Error>((file, size))
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            let (file, size) = match opened {
+                Ok(opened) => opened,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(BlobError::NotFound)
                 }
                 Err(e) => return Err(e.into()),
             };
-            let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
-                Some(r) => {
-                    file.seek(std::io::SeekFrom::Start(r.start)).await?;
-                    Box::new(file.take(r.len()))
-                }
-                None => Box::new(file),
-            };
-            return Ok(tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).boxed());
+            let (start, len) = range.map_or((0, size), |r| (r.start, r.len()));
+            return Ok(file_chunks(file, start, len));
         }
         let options = GetOptions {
             range: range.map(|r| GetRange::Bounded(r.start..r.end + 1)),
@@ -443,7 +494,7 @@ impl BlobStore for ObjectBlobStore {
             }
         }
         let reader = tokio::fs::File::open(file).await?;
-        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).boxed();
+        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK as usize).boxed();
         self.put_blob(digest, body, None).await?;
         tokio::fs::remove_file(file).await?;
         Ok(())
@@ -540,6 +591,25 @@ mod tests {
         assert!(matches!(err, BlobError::DigestMismatch { .. }));
         assert_eq!(store.stat(&wrong).await.unwrap(), None);
         assert_eq!(store.stat(&Digest::of(b"data")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn reads_whole_blobs_and_ranges_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        let data: Vec<u8> = (0..(READ_CHUNK * 5 / 2)).map(|i| (i % 251) as u8).collect();
+        let d = Digest::of(&data);
+        let body = futures::stream::iter(vec![Ok(Bytes::from(data.clone()))]).boxed();
+        store.put_blob(&d, body, None).await.unwrap();
+        assert!(read_all(&store, &d, None).await == data);
+        let (start, end) = (READ_CHUNK - 10, 2 * READ_CHUNK + 10);
+        let range = ByteRange { start, end };
+        let got = read_all(&store, &d, Some(range)).await;
+        assert!(got == data[start as usize..=end as usize]);
+        assert!(matches!(
+            store.read(&Digest::of(b"absent"), None).await,
+            Err(BlobError::NotFound)
+        ));
     }
 
     #[tokio::test]

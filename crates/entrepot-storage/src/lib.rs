@@ -10,6 +10,8 @@ pub mod blob;
 pub mod cache;
 pub mod iam;
 pub mod metadata;
+mod read_cache;
+pub mod secrets;
 pub mod sqlite;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
@@ -19,5 +21,8 @@ pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
+};
+pub use secrets::{
+    AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
 };
 pub use sqlite::SqliteMetadataStore;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,14 +11,19 @@ use entrepot_domain::{Digest, Repository};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::metadata::*;
+use crate::read_cache::ReadCache;
 
 /// Metadata in one SQLite file (WAL mode).
+///
+/// Repository and tag lookups are answered from an in-process cache that every
+/// write through this store invalidates: one process owns the file.
 #[derive(Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
+    cache: Arc<ReadCache>,
 }
 
 fn now_rfc3339() -> String {
@@ -44,6 +50,16 @@ impl SqliteMetadataStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // Create the file, switch it to WAL and migrate it on one connection
+        // before the pool opens several at once: on a new file, connections
+        // racing to change the journal mode can fail with "database is locked"
+        // (SQLite does not wait when waiting could deadlock). Once the file is
+        // in WAL mode, the pool's connections find it so.
+        let mut first = options.connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
+        first.close().await?;
         Self::connect(options, 8).await
     }
 
@@ -73,7 +89,10 @@ impl SqliteMetadataStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cache: Arc::default(),
+        })
     }
 
     /// Check the database answers (for readiness probes).
@@ -251,6 +270,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&repo.update_time)
         .execute(&self.pool)
         .await;
+        self.cache.forget_repository(project, id);
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
@@ -263,12 +283,20 @@ impl MetadataStore for SqliteMetadataStore {
         project: &str,
         id: &str,
     ) -> Result<Option<Repository>, StoreError> {
+        if let Some(repo) = self.cache.repository(project, id) {
+            return Ok(Some(repo));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query("SELECT * FROM repositories WHERE project = ? AND id = ?")
             .bind(project)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| repository_from_row(project, &r)).transpose()
+        let repo = row.map(|r| repository_from_row(project, &r)).transpose()?;
+        if let Some(repo) = &repo {
+            self.cache.offer_repository(generation, repo, project, id);
+        }
+        Ok(repo)
     }
 
     async fn list_repositories(&self, project: &str) -> Result<Vec<Repository>, StoreError> {
@@ -297,6 +325,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.cache.forget_repository(project, id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -317,6 +346,7 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cache.forget_repository(project, id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -423,6 +453,9 @@ impl MetadataStore for SqliteMetadataStore {
             .await?;
         }
         tx.commit().await?;
+        if let Some(tag) = tag {
+            self.cache.forget_tag(image, tag);
+        }
         Ok(())
     }
 
@@ -449,6 +482,10 @@ impl MetadataStore for SqliteMetadataStore {
         image: &ImageRef,
         tag: &str,
     ) -> Result<Option<ManifestRecord>, StoreError> {
+        if let Some(manifest) = self.cache.manifest_by_tag(image, tag) {
+            return Ok(Some(manifest));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.artifact_type, m.subject, m.annotations, m.content
              FROM tags t JOIN manifests m
@@ -461,7 +498,11 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(tag)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(manifest_from_row).transpose()
+        let manifest = row.as_ref().map(manifest_from_row).transpose()?;
+        if let Some(manifest) = &manifest {
+            self.cache.offer_tag(generation, image, tag, manifest);
+        }
+        Ok(manifest)
     }
 
     async fn existing_manifests(
@@ -499,6 +540,7 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cache.forget_manifest(image, digest);
         Ok(done.rows_affected() == 1)
     }
 
@@ -512,6 +554,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(tag)
         .execute(&self.pool)
         .await?;
+        self.cache.forget_tag(image, tag);
         Ok(done.rows_affected() == 1)
     }
 
@@ -653,5 +696,98 @@ impl MetadataStore for SqliteMetadataStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(upload_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entrepot_domain::{Format, Mode};
+
+    fn repository(description: &str) -> Repository {
+        Repository {
+            name: "projects/p/repositories/r".into(),
+            format: Format::Docker,
+            mode: Mode::StandardRepository,
+            description: description.into(),
+            remote_repository_config: None,
+            create_time: "2026-01-01T00:00:00Z".into(),
+            update_time: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn manifest(content: &str) -> ManifestRecord {
+        ManifestRecord {
+            digest: Digest::of(content.as_bytes()),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            content: content.as_bytes().to_vec(),
+        }
+    }
+
+    async fn tagged(store: &SqliteMetadataStore, image: &ImageRef) -> Option<Digest> {
+        let found = store.manifest_by_tag(image, "t").await.unwrap();
+        found.map(|m| m.digest)
+    }
+
+    #[tokio::test]
+    async fn cached_lookups_follow_every_write() {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        store.create_project("p").await.unwrap();
+        store
+            .create_repository("p", "r", &repository("one"))
+            .await
+            .unwrap();
+        let image = ImageRef {
+            project: "p".into(),
+            repository: "r".into(),
+            image: "app".into(),
+        };
+        let (m1, m2) = (manifest("one"), manifest("two"));
+
+        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
+        // The tag moves.
+        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
+        // The tag goes.
+        assert!(store.delete_tag(&image, "t").await.unwrap());
+        assert_eq!(tagged(&store, &image).await, None);
+        // The manifest it names goes.
+        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
+        assert!(store.delete_manifest(&image, &m1.digest).await.unwrap());
+        assert_eq!(tagged(&store, &image).await, None);
+
+        // The repository changes, then goes with its content.
+        let desc = |r: Option<Repository>| r.map(|r| r.description);
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("one".into())
+        );
+        store
+            .update_repository("p", "r", &repository("two"))
+            .await
+            .unwrap();
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("two".into())
+        );
+        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
+        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
+        assert!(store.delete_repository("p", "r").await.unwrap());
+        assert_eq!(desc(store.get_repository("p", "r").await.unwrap()), None);
+        assert_eq!(tagged(&store, &image).await, None);
+        store
+            .create_repository("p", "r", &repository("three"))
+            .await
+            .unwrap();
+        assert_eq!(
+            desc(store.get_repository("p", "r").await.unwrap()),
+            Some("three".into())
+        );
+        assert_eq!(tagged(&store, &image).await, None);
     }
 }

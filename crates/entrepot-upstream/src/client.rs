@@ -96,6 +96,14 @@ impl UpstreamRequest {
     }
 }
 
+/// How one authenticated try ended.
+enum Attempt {
+    /// The upstream answered (anything but 401).
+    Answered(UpstreamResponse),
+    /// The upstream or its token service refused; why.
+    Refused(String),
+}
+
 /// The final response of a request, after auth and redirects.
 pub type UpstreamResponse = reqwest::Response;
 
@@ -189,64 +197,85 @@ impl UpstreamClient {
         request: &UpstreamRequest,
         source: &dyn CredentialSource,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let mut credentials = source.credentials(false).await?;
-        let mut auth = self
-            .authorization(request, credentials.as_ref(), false)
-            .await?;
-        let mut response = self
-            .send_following_redirects(request, auth.as_deref())
-            .await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
+        let credentials = source.credentials(false).await?;
+        if let Attempt::Answered(response) =
+            self.attempt(request, credentials.as_ref(), false).await?
+        {
             return Ok(response);
-        }
-        let challenge = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(challenge::parse)
-            .ok_or_else(|| {
-                UpstreamError::Unauthorized(format!(
-                    "{} answered 401 without a challenge entrepot understands",
-                    host_of(&request.url)
-                ))
-            })?;
-        self.lock_challenges()
-            .insert(origin(&request.url), challenge);
-        if auth.is_none() {
-            // Now we know how this origin authenticates: answer the challenge.
-            auth = self
-                .authorization(request, credentials.as_ref(), false)
-                .await?;
-            response = self
-                .send_following_redirects(request, auth.as_deref())
-                .await?;
-            if response.status() != StatusCode::UNAUTHORIZED {
-                return Ok(response);
-            }
         }
         // What was presented went stale (token expired, credentials rotated):
         // once more with fresh credentials and a fresh token.
         self.forget_tokens(credentials.as_ref());
-        credentials = source.credentials(true).await?;
-        auth = self
-            .authorization(request, credentials.as_ref(), true)
-            .await?;
-        response = self
-            .send_following_redirects(request, auth.as_deref())
-            .await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
+        let credentials = source.credentials(true).await?;
+        match self.attempt(request, credentials.as_ref(), true).await? {
+            Attempt::Answered(response) => Ok(response),
+            Attempt::Refused(reason) => Err(UpstreamError::Unauthorized(match credentials {
+                Some(_) => format!("{reason}; check the username and the token stored in the secret"),
+                None => format!(
+                    "{reason}; configure --remote-username and --remote-password-secret-version on the repository"
+                ),
+            })),
         }
-        Err(UpstreamError::Unauthorized(match credentials {
-            Some(_) => format!(
-                "{} refused the configured credentials (HTTP 401); check the username and the token stored in the secret",
-                host_of(&request.url)
-            ),
-            None => format!(
-                "{} requires credentials (HTTP 401); configure --remote-username and --remote-password-secret-version on the repository",
-                host_of(&request.url)
-            ),
-        }))
+    }
+
+    /// One try with the given credentials: answer a challenge the origin has not
+    /// sent before, and report a refusal (401, or a token service saying no)
+    /// instead of failing, so the caller can retry with fresh credentials.
+    async fn attempt(
+        &self,
+        request: &UpstreamRequest,
+        credentials: Option<&UpstreamCredentials>,
+        fresh: bool,
+    ) -> Result<Attempt, UpstreamError> {
+        let mut auth = match self.authorization(request, credentials, fresh).await {
+            Ok(auth) => auth,
+            Err(UpstreamError::Unauthorized(reason)) => return Ok(Attempt::Refused(reason)),
+            Err(e) => return Err(e),
+        };
+        let mut learned = false;
+        loop {
+            let response = self
+                .send_following_redirects(request, auth.as_deref())
+                .await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(Attempt::Answered(response));
+            }
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(challenge::parse)
+                .ok_or_else(|| {
+                    UpstreamError::Unauthorized(format!(
+                        "{} answered 401 without a challenge entrepot understands",
+                        host_of(&request.url)
+                    ))
+                })?;
+            self.lock_challenges()
+                .insert(origin(&request.url), challenge);
+            let refused = Attempt::Refused(format!(
+                "{} refused the {} (HTTP 401)",
+                host_of(&request.url),
+                if credentials.is_some() {
+                    "configured credentials"
+                } else {
+                    "anonymous request"
+                }
+            ));
+            if auth.is_some() || learned {
+                return Ok(refused);
+            }
+            // Now we know how this origin authenticates: answer the challenge.
+            learned = true;
+            auth = match self.authorization(request, credentials, fresh).await {
+                Ok(auth) => auth,
+                Err(UpstreamError::Unauthorized(reason)) => return Ok(Attempt::Refused(reason)),
+                Err(e) => return Err(e),
+            };
+            if auth.is_none() {
+                return Ok(refused);
+            }
+        }
     }
 
     fn lock_challenges(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {

@@ -80,7 +80,10 @@ pub async fn iam(
     data_dir: &Path,
 ) -> anyhow::Result<(Arc<IamService>, Option<BootstrapToken>)> {
     let key = signing_key(data_dir)?;
-    let iam = Arc::new(IamService::new(Arc::new(store.clone()), meta, &key));
+    let iam = Arc::new(
+        IamService::new(Arc::new(store.clone()), meta, &key)
+            .with_secret_directory(Arc::new(store.clone())),
+    );
     let token = iam
         .bootstrap()
         .await

@@ -50,6 +50,8 @@ pub struct Config {
     pub upload_timeout_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// The master key file of the secret manager (default `<data_dir>/master.key`).
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             data_dir: PathBuf::from("entrepot-data"),
             upload_timeout_secs: 3600,
             log_format: "text".into(),
+            master_key_file: None,
         }
     }
 }
@@ -92,6 +95,13 @@ impl Config {
         Ok(config)
     }
 
+    /// Where the secret manager's master keys live.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -123,6 +133,9 @@ impl Config {
         }
         if let Some(v) = get("ENTREPOT_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
+            self.master_key_file = Some(PathBuf::from(v));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
+mod admin;
 mod bootstrap;
 mod cli;
 mod config;
@@ -59,9 +60,6 @@ enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Tokens(cli::tokens::TokensCommand),
-    /// IAM policies of secrets.
-    #[command(subcommand)]
-    Secrets(cli::secret_iam::SecretIamCommand),
     /// The organisation's registry access policy: which upstream hosts may be contacted.
     #[command(subcommand)]
     AccessPolicy(cli::access_policy::AccessPolicyCommand),
@@ -70,6 +68,28 @@ enum Command {
         /// File holding the token (`-`: standard input).
         #[arg(long)]
         token_file: Option<PathBuf>,
+    },
+    /// Manage secrets and their versions.
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
+    /// Read the secret access audit log.
+    #[command(subcommand)]
+    Audit(cli::secrets::AuditCommand),
+    /// Maintenance on a data directory (run with the server stopped).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a new master key and rewrap every secret's data key with it; old keys are kept.
+    RotateMasterKey {
+        /// The server's data directory (default ./entrepot-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -116,6 +136,24 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Admin(AdminCommand::RotateMasterKey { data_dir, config }) => {
+            let overrides = config::Overrides {
+                file: config,
+                listen: None,
+                data_dir,
+            };
+            let result = match config::Config::load(&overrides) {
+                Ok(config) => admin::rotate_master_key(&config).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ERROR: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         command => {
             let (server, token) = cli::login::resolve(cli.server, cli.token);
             let client = cli::AdminClient::new(&server, token.clone());
@@ -129,7 +167,9 @@ async fn main() -> ExitCode {
                     cli::service_accounts::run(&client, command).await
                 }
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,
-                Command::Secrets(command) => cli::secret_iam::run(&client, command).await,
+                Command::Secrets(command) => cli::secrets::run(&client, command).await,
+                Command::Audit(command) => cli::secrets::run_audit(&client, command).await,
+                Command::Admin(_) => Ok(()),
                 Command::AccessPolicy(command) => cli::access_policy::run(&client, command).await,
                 Command::Login { token_file } => {
                     cli::login::login(&server, token, token_file.as_deref()).await

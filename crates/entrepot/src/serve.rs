@@ -7,10 +7,13 @@ use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
+use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::metrics::Metrics;
-use entrepot_services::remote::{Fills, NoSecretReader, RemoteDocker};
+use entrepot_services::remote::{Fills, RemoteDocker};
+use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::{
-    AccessPolicyService, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
+    AccessControl, AccessPolicyService, NewRepository, ProjectError, ProjectService, Registry,
+    RepositoryService, SecretService,
 };
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, SqliteMetadataStore,
@@ -52,11 +55,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     // Every upstream hop, and every new remote repository's upstream, passes
     // the organisation's registry access policy.
-    let access_policy = Arc::new(AccessPolicyService::new(sqlite.clone(), metrics.clone()));
+    let access_policy = Arc::new(
+        AccessPolicyService::new(sqlite.clone(), metrics.clone())
+            .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone()))),
+    );
     let projects = ProjectService::new(meta.clone());
     let repositories =
         RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
     bootstrap(&projects, &repositories).await?;
+
+    let access: Arc<dyn AccessControl> = iam.clone();
+    let master_key_path = config.master_key_path();
+    let keys = Arc::new(
+        FileKeyRing::open_or_create(&master_key_path).with_context(|| {
+            format!(
+                "cannot load the master key from {}",
+                master_key_path.display()
+            )
+        })?,
+    );
+    tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
+    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
 
     let upstream = Arc::new(UpstreamClient::new(access_policy.clone())?);
     // The spool lives beside the blobs, so a finished download is committed by a link.
@@ -73,17 +92,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         fills,
         upstream,
         metrics.clone(),
-        Arc::new(NoSecretReader),
+        Arc::new(secrets.clone()),
     ));
     let registry = Arc::new(Registry::new(meta.clone(), blobs).with_remote(remote));
     let state = AppState {
         registry: registry.clone(),
         repositories,
         projects,
-        access: iam.clone(),
+        access,
         iam,
         metrics,
         access_policy,
+        secrets,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);

@@ -8,9 +8,8 @@ mod common;
 mod upstream_support;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use reqwest::Method;
@@ -221,76 +220,11 @@ fn an_allowed_upstream_pulls_through_and_a_removed_one_is_blocked_at_once() {
     assert!(metric(&server, "entrepot_access_policy_blocked_total") > 0);
 }
 
-/// `python3 token_server.py` on 127.0.0.2, issuing anonymous pull tokens.
-struct TokenServer {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-}
-
-impl TokenServer {
-    fn start() -> TokenServer {
-        require_tool("python3", "python3-cryptography");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/token_server.py"
-        );
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
-            .arg(port.to_string())
-            .arg(dir.path().join("no-credentials"))
-            .args([
-                "entrepot-upstream",
-                "test-issuer",
-                "300",
-                "--anonymous",
-                "--host",
-                "127.0.0.2",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        reader.read_line(&mut first).unwrap();
-        assert_eq!(first.trim(), "ready", "token server did not start");
-        // Keep reading: it logs every token it issues.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
-        });
-        TokenServer {
-            child,
-            addr: format!("127.0.0.2:{port}"),
-            dir,
-        }
-    }
-
-    fn cert(&self) -> std::path::PathBuf {
-        self.dir.path().join("token-cert.pem")
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn an_allowed_registry_whose_token_realm_is_blocked_is_blocked() {
-    let tokens = TokenServer::start();
-    let upstream = Distribution::start_with_auth(&format!(
-        "auth:\n  token:\n    realm: http://{}/token\n    service: entrepot-upstream\n    issuer: test-issuer\n    rootcertbundle: {}\n",
-        tokens.addr,
-        tokens.cert().display()
-    ));
     let work = tempfile::tempdir().unwrap();
+    let tokens = TokenService::start_anonymous_on(work.path(), "127.0.0.2", 300);
+    let upstream = Distribution::start_with_auth(&tokens.registry_auth());
     let original = work.path().join("original");
     let digest = image_layout(&original, "1.0", 50_000);
     upstream.push(&original, "1.0", "app:1.0", None);
@@ -307,7 +241,14 @@ fn an_allowed_registry_whose_token_realm_is_blocked_is_blocked() {
 
     // The registry is allowed, its token service is not: the token request is
     // never sent.
+    let issued = |t: &TokenService| t.log_text().matches("TOKEN ").count();
+    let before = issued(&tokens);
     assert_blocked(server.get("/v2/default/up/app/manifests/1.0"), &tokens.addr);
+    assert_eq!(
+        issued(&tokens),
+        before,
+        "the blocked token service was asked"
+    );
 
     server.allow_upstream(&tokens.addr);
     let pulled = work.path().join("pulled");

@@ -662,6 +662,7 @@ fn login_remembers_the_server_and_token_for_later_commands() {
         .admin_cli(&["service-accounts", "list", "--project=demo"])
         .contains("builder@demo.iam.entrepot"));
     let agent = project["serviceAgent"].as_str().unwrap();
+    server.admin_cli(&["secrets", "create", "hub-token", "--project=demo"]);
     server.admin_cli(&[
         "secrets",
         "add-iam-policy-binding",

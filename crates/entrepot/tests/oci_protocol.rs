@@ -352,8 +352,14 @@ fn manifests_tags_and_blobs_can_be_deleted_and_pushed_again() {
         404,
         "MANIFEST_UNKNOWN",
     );
-    let tags: Value = server.get(&format!("/v2/{APP}/tags/list")).json().unwrap();
-    assert!(tags["tags"].as_array().is_none_or(Vec::is_empty), "{tags}");
+    // With no manifest left, the image is gone from the tag and catalog listings.
+    assert_oci_error(
+        server.get(&format!("/v2/{APP}/tags/list")),
+        404,
+        "NAME_UNKNOWN",
+    );
+    let catalog: Value = server.get("/v2/_catalog").json().unwrap();
+    assert_eq!(catalog["repositories"], json!([]));
 
     // Deleting a blob.
     let layer = img.layer_digest();

@@ -6,6 +6,7 @@ pub mod iam;
 mod principals;
 mod projects;
 mod repositories;
+mod secrets;
 
 pub use error::ApiError;
 
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .merge(projects::routes())
         .merge(principals::routes())
         .merge(access_policy::routes())
+        .merge(secrets::routes())
 }
 
 /// Authenticate the caller and check one permission.

@@ -9,6 +9,7 @@ pub mod projects;
 pub mod repositories;
 pub mod repository_iam;
 pub mod secret_iam;
+pub mod secrets;
 pub mod service_accounts;
 pub mod tokens;
 pub mod users;

@@ -214,7 +214,12 @@ impl FixtureRegistry {
                         let key = format!("{} {path}", request.method());
                         *counter.lock().unwrap().entry(key).or_default() += 1;
                         if path == "/v2/" {
-                            return Response::new(Body::from("{}"));
+                            // Docker Hub's rate-limit headers, as entrepot should record them.
+                            return Response::builder()
+                                .header("ratelimit-limit", "100;w=21600")
+                                .header("ratelimit-remaining", "99;w=21600")
+                                .body(Body::from("{}"))
+                                .unwrap();
                         }
                         if let Some(location) = redirects.get(&path) {
                             return Response::builder()
@@ -283,3 +288,99 @@ impl Drop for FixtureRegistry {
 }
 
 use futures::StreamExt as _;
+
+/// The Python interpreter for fixtures: `ENTREPOT_PYTHON`, the CI virtual
+/// environment, or `python3`.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("ENTREPOT_PYTHON") {
+        return p;
+    }
+    let ci = Path::new("/opt/entrepot-ci/bin/python3");
+    if ci.exists() {
+        return ci.display().to_string();
+    }
+    "python3".into()
+}
+
+/// A Docker token service (tests/fixtures/token_server.py) that checks Basic
+/// credentials against a file the test can rewrite, killed on drop.
+pub struct TokenService {
+    child: Child,
+    pub addr: String,
+    pub credentials_file: PathBuf,
+    pub cert: PathBuf,
+    log: PathBuf,
+}
+
+impl TokenService {
+    /// Start with `user:password` lines accepted; tokens live `ttl` seconds.
+    pub fn start(dir: &Path, accepted: &str, ttl: u64) -> TokenService {
+        Self::spawn(dir, "127.0.0.1", accepted, ttl, &[])
+    }
+
+    /// Start on another loopback address (e.g. `127.0.0.2`), also issuing
+    /// tokens to requests without credentials, as public registries do.
+    pub fn start_anonymous_on(dir: &Path, host: &str, ttl: u64) -> TokenService {
+        Self::spawn(dir, host, "", ttl, &["--anonymous", "--host", host])
+    }
+
+    fn spawn(dir: &Path, host: &str, accepted: &str, ttl: u64, options: &[&str]) -> TokenService {
+        let credentials_file = dir.join("token-credentials");
+        fs::write(&credentials_file, accepted).unwrap();
+        let port = free_port();
+        let log = dir.join("token-server.log");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/token_server.py");
+        let child = Command::new(python())
+            .arg(script)
+            .arg(dir)
+            .arg(port.to_string())
+            .arg(&credentials_file)
+            .args(["upstream-test", "entrepot-test-issuer", &ttl.to_string()])
+            .args(options)
+            .stdout(Stdio::from(fs::File::create(&log).unwrap()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the token server (python3 with the cryptography package)");
+        let addr = format!("{host}:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            assert!(Instant::now() < deadline, "the token server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TokenService {
+            child,
+            addr,
+            credentials_file,
+            cert: dir.join("token-cert.pem"),
+            log,
+        }
+    }
+
+    /// The `auth:` section that makes docker-registry trust this service.
+    pub fn registry_auth(&self) -> String {
+        format!(
+            "auth:\n  token:\n    realm: http://{}/token\n    service: upstream-test\n    issuer: entrepot-test-issuer\n    rootcertbundle: {}\n",
+            self.addr,
+            self.cert.display()
+        )
+    }
+
+    /// Accept only these `user:password` lines from now on.
+    pub fn accept(&self, accepted: &str) {
+        fs::write(&self.credentials_file, accepted).unwrap();
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TokenService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

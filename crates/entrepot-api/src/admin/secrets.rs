@@ -1,0 +1,553 @@
+//! `/v1/projects/{p}/secrets...` and `/v1/projects/{p}/auditLog`.
+//!
+//! Custom verbs follow a colon inside the last path segment
+//! (`secrets/{s}:addVersion`, `versions/{v}:access`), which axum cannot route on,
+//! so everything under `secrets/` goes to one handler that parses the rest of the
+//! path into a [`SecretEndpoint`] first and then acts on it.
+//!
+//! Only `versions/{v}:access` answers with a payload. Request bodies that carry a
+//! payload are never echoed in error messages.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use base64::Engine as _;
+use entrepot_domain::{
+    Labels, ProjectId, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersionName,
+    VersionId,
+};
+use entrepot_services::{Principal, SecretError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects/{project}/secrets", get(list).post(create))
+        .route("/v1/projects/{project}/secrets/{*rest}", any(dispatch))
+        .route("/v1/projects/{project}/auditLog", get(audit_log))
+}
+
+/// A custom verb on a secret: `secrets/{s}:VERB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretVerb {
+    /// `:addVersion` (POST).
+    AddVersion,
+}
+
+impl SecretVerb {
+    fn parse(verb: &str) -> Option<Self> {
+        match verb {
+            "addVersion" => Some(Self::AddVersion),
+            _ => None,
+        }
+    }
+}
+
+/// A custom verb on a secret version: `versions/{v}:VERB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VersionVerb {
+    /// `:access` (GET): the payload.
+    Access,
+    /// `:enable` (POST).
+    Enable,
+    /// `:disable` (POST).
+    Disable,
+    /// `:destroy` (POST).
+    Destroy,
+}
+
+impl VersionVerb {
+    fn parse(verb: &str) -> Option<Self> {
+        match verb {
+            "access" => Some(Self::Access),
+            "enable" => Some(Self::Enable),
+            "disable" => Some(Self::Disable),
+            "destroy" => Some(Self::Destroy),
+            _ => None,
+        }
+    }
+}
+
+/// What a path under `/v1/projects/{p}/secrets/` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretEndpoint {
+    /// `{s}` or `{s}:VERB`.
+    Secret {
+        /// The secret.
+        secret: SecretId,
+        /// The verb, if any.
+        verb: Option<SecretVerb>,
+    },
+    /// `{s}/versions`.
+    Versions {
+        /// The secret.
+        secret: SecretId,
+    },
+    /// `{s}/versions/{v}` or `{s}/versions/{v}:VERB`.
+    Version {
+        /// The secret.
+        secret: SecretId,
+        /// The version.
+        version: VersionId,
+        /// The verb, if any.
+        verb: Option<VersionVerb>,
+    },
+}
+
+/// Why a path under `secrets/` names nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EndpointError {
+    /// No such endpoint or verb.
+    Unknown,
+    /// A malformed secret id or version.
+    Invalid(SecretNameError),
+}
+
+fn split_verb(segment: &str) -> (&str, Option<&str>) {
+    match segment.split_once(':') {
+        Some((name, verb)) => (name, Some(verb)),
+        None => (segment, None),
+    }
+}
+
+impl SecretEndpoint {
+    /// Parse the part of the path after `secrets/`.
+    pub(crate) fn parse(rest: &str) -> Result<Self, EndpointError> {
+        let segments: Vec<&str> = rest.split('/').collect();
+        let invalid = EndpointError::Invalid;
+        match segments.as_slice() {
+            [last] => {
+                let (secret, verb) = split_verb(last);
+                let verb = verb
+                    .map(|v| SecretVerb::parse(v).ok_or(EndpointError::Unknown))
+                    .transpose()?;
+                Ok(Self::Secret {
+                    secret: secret.parse().map_err(invalid)?,
+                    verb,
+                })
+            }
+            [secret, "versions"] => Ok(Self::Versions {
+                secret: secret.parse().map_err(invalid)?,
+            }),
+            [secret, "versions", last] => {
+                let (version, verb) = split_verb(last);
+                let verb = verb
+                    .map(|v| VersionVerb::parse(v).ok_or(EndpointError::Unknown))
+                    .transpose()?;
+                Ok(Self::Version {
+                    secret: secret.parse().map_err(invalid)?,
+                    version: version.parse().map_err(invalid)?,
+                    verb,
+                })
+            }
+            _ => Err(EndpointError::Unknown),
+        }
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::Auth(a) => a.into(),
+            SecretError::ServiceAgentDenied { .. } => {
+                Self::new(StatusCode::FORBIDDEN, e.to_string())
+            }
+            SecretError::Invalid(_) => Self::invalid(e.to_string()),
+            SecretError::ProjectNotFound(_)
+            | SecretError::NotFound(_)
+            | SecretError::VersionNotFound(_)
+            | SecretError::NoEnabledVersion(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            SecretError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            SecretError::VersionDisabled(_) | SecretError::VersionDestroyed(_) => {
+                Self::new(StatusCode::PRECONDITION_FAILED, e.to_string())
+            }
+            SecretError::Crypto(ref c) => {
+                tracing::error!(error = %c, "secret manager encryption failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error while encrypting or decrypting secret data; check the master key file",
+                )
+            }
+            SecretError::Store(ref s) => {
+                tracing::error!(error = %s, "secret manager storage failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error while reading or writing metadata; retry later",
+                )
+            }
+        }
+    }
+}
+
+/// Who is calling; the service authorizes each operation itself.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    caller_or_reason(state, headers).await.map_err(|(e, _)| e)
+}
+
+/// Who is calling, or the error to send with the reason to write to the audit log.
+async fn caller_or_reason(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, (ApiError, String)> {
+    let credentials = crate::credentials::from_headers(headers).map_err(|e| {
+        (
+            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            e.to_string(),
+        )
+    })?;
+    state
+        .access
+        .authenticate(credentials.as_ref())
+        .await
+        .map_err(|e| (ApiError::from(e.clone()), e.to_string()))
+}
+
+fn project_id(s: &str) -> Result<ProjectId, ApiError> {
+    s.parse()
+        .map_err(|e: entrepot_domain::NameError| ApiError::invalid(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadBody {
+    data: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    payload: Option<PayloadBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddVersionBody {
+    payload: PayloadBody,
+}
+
+/// Decode `payload.data`. The message never repeats the data.
+fn decode_payload(body: PayloadBody) -> Result<SecretPayload, ApiError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.data.trim())
+        .map_err(|_| ApiError::invalid("payload.data is not valid base64"))?;
+    SecretPayload::new(bytes).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// Parse a JSON body that may hold a payload: on failure say what shape is
+/// expected, never what was received.
+fn parse_payload_body<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|_| {
+        ApiError::invalid(format!(
+            "the request body must be JSON of the form {expected}"
+        ))
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_id(&project)?;
+    let principal = caller(&state, &headers).await?;
+    let secrets = state.secrets.list(&principal, &project).await?;
+    Ok(Json(json!({ "secrets": secrets })))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_id(&project)?;
+    let secret_id = query
+        .get("secretId")
+        .ok_or_else(|| ApiError::invalid("the secretId query parameter is required"))?;
+    let secret: SecretId = secret_id
+        .parse()
+        .map_err(|e: SecretNameError| ApiError::invalid(e.to_string()))?;
+    let body: CreateBody = if body.is_empty() {
+        CreateBody::default()
+    } else {
+        parse_payload_body(
+            &body,
+            r#"{"labels": {"KEY": "VALUE"}, "payload": {"data": "BASE64"}}"#,
+        )?
+    };
+    let labels = Labels::new(body.labels).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let payload = body.payload.map(decode_payload).transpose()?;
+    let principal = caller(&state, &headers).await?;
+    let (secret, _) = state
+        .secrets
+        .create(
+            &principal,
+            &SecretName::new(project, secret),
+            labels,
+            payload,
+        )
+        .await?;
+    Ok(Json(json!(secret)))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    resource: Option<String>,
+    #[serde(rename = "pageSize")]
+    page_size: Option<u32>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_id(&project)?;
+    let principal = caller(&state, &headers).await?;
+    let limit = query.page_size.unwrap_or(100).clamp(1, 1000);
+    let entries: Vec<Value> = state
+        .secrets
+        .audit_log(&principal, &project, query.resource.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "time": r.time,
+                "principal": r.principal,
+                "action": r.action,
+                "resource": r.resource,
+                "version": r.version,
+                "allowed": r.allowed,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "auditLogEntries": entries })))
+}
+
+fn wrong_method(method: &Method, path: &str, allowed: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("{method} is not supported on {path}; use {allowed}"),
+    )
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((project, rest)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_id(&project)?;
+    let path = format!("/v1/projects/{project}/secrets/{rest}");
+    let endpoint = match SecretEndpoint::parse(&rest) {
+        Ok(endpoint) => endpoint,
+        Err(EndpointError::Invalid(e)) => return Err(ApiError::invalid(e.to_string())),
+        Err(EndpointError::Unknown) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such resource or method: {path}"),
+            ))
+        }
+    };
+    let secrets = &state.secrets;
+    let principal = match caller_or_reason(&state, &headers).await {
+        Ok(principal) => principal,
+        Err((error, reason)) => {
+            // Failed authentication is an access attempt too: audit it.
+            if let SecretEndpoint::Version {
+                secret,
+                version,
+                verb: Some(VersionVerb::Access),
+            } = &endpoint
+            {
+                let name = SecretName::new(project.clone(), secret.clone()).version(*version);
+                secrets.audit_unauthenticated_access(&name, &reason).await?;
+            }
+            return Err(error);
+        }
+    };
+    match endpoint {
+        SecretEndpoint::Secret { secret, verb: None } => {
+            let name = SecretName::new(project, secret);
+            match method {
+                Method::GET => Ok(Json(json!(secrets.get(&principal, &name).await?))),
+                Method::PATCH => {
+                    let body: UpdateBody = serde_json::from_slice(&body).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "the request body must be JSON of the form {{\"labels\": {{\"KEY\": \"VALUE\"}}}}: {e}"
+                        ))
+                    })?;
+                    let labels =
+                        Labels::new(body.labels).map_err(|e| ApiError::invalid(e.to_string()))?;
+                    Ok(Json(json!(
+                        secrets.update_labels(&principal, &name, labels).await?
+                    )))
+                }
+                Method::DELETE => {
+                    secrets.delete(&principal, &name).await?;
+                    Ok(Json(json!({})))
+                }
+                _ => Err(wrong_method(&method, &path, "GET, PATCH or DELETE")),
+            }
+        }
+        SecretEndpoint::Secret {
+            secret,
+            verb: Some(SecretVerb::AddVersion),
+        } => {
+            if method != Method::POST {
+                return Err(wrong_method(&method, &path, "POST"));
+            }
+            let body: AddVersionBody =
+                parse_payload_body(&body, r#"{"payload": {"data": "BASE64"}}"#)?;
+            let payload = decode_payload(body.payload)?;
+            let name = SecretName::new(project, secret);
+            Ok(Json(json!(
+                secrets.add_version(&principal, &name, &payload).await?
+            )))
+        }
+        SecretEndpoint::Versions { secret } => {
+            if method != Method::GET {
+                return Err(wrong_method(&method, &path, "GET"));
+            }
+            let name = SecretName::new(project, secret);
+            let versions = secrets.list_versions(&principal, &name).await?;
+            Ok(Json(json!({ "versions": versions })))
+        }
+        SecretEndpoint::Version {
+            secret,
+            version,
+            verb,
+        } => {
+            let name = SecretVersionName {
+                secret: SecretName::new(project, secret),
+                version,
+            };
+            let (expected, result) = match verb {
+                None => (Method::GET, None),
+                Some(VersionVerb::Access) => (Method::GET, Some(VersionVerb::Access)),
+                Some(v) => (Method::POST, Some(v)),
+            };
+            if method != expected {
+                return Err(wrong_method(&method, &path, expected.as_str()));
+            }
+            let version = match result {
+                None => secrets.get_version(&principal, &name).await?,
+                Some(VersionVerb::Access) => {
+                    let accessed = secrets.access(&principal, &name).await?;
+                    let data = base64::engine::general_purpose::STANDARD
+                        .encode(accessed.payload.as_bytes());
+                    // The one response that carries a payload.
+                    return Ok(Json(json!({
+                        "name": accessed.name.to_string(),
+                        "payload": { "data": data },
+                    })));
+                }
+                Some(VersionVerb::Enable) => secrets.enable_version(&principal, &name).await?,
+                Some(VersionVerb::Disable) => secrets.disable_version(&principal, &name).await?,
+                Some(VersionVerb::Destroy) => secrets.destroy_version(&principal, &name).await?,
+            };
+            Ok(Json(json!(version)))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_secret_paths_and_verbs() {
+        assert_eq!(
+            SecretEndpoint::parse("tok").unwrap(),
+            SecretEndpoint::Secret {
+                secret: "tok".parse().unwrap(),
+                verb: None
+            }
+        );
+        assert_eq!(
+            SecretEndpoint::parse("tok:addVersion").unwrap(),
+            SecretEndpoint::Secret {
+                secret: "tok".parse().unwrap(),
+                verb: Some(SecretVerb::AddVersion)
+            }
+        );
+        assert_eq!(
+            SecretEndpoint::parse("tok/versions").unwrap(),
+            SecretEndpoint::Versions {
+                secret: "tok".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            SecretEndpoint::parse("tok/versions/latest:access").unwrap(),
+            SecretEndpoint::Version {
+                secret: "tok".parse().unwrap(),
+                version: VersionId::Latest,
+                verb: Some(VersionVerb::Access)
+            }
+        );
+        assert_eq!(
+            SecretEndpoint::parse("tok/versions/3:destroy").unwrap(),
+            SecretEndpoint::Version {
+                secret: "tok".parse().unwrap(),
+                version: VersionId::Number(3),
+                verb: Some(VersionVerb::Destroy)
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_verbs_and_shapes_are_not_found_and_bad_names_invalid() {
+        for path in [
+            "tok:getIamPolicy",
+            "tok/versions/1:explode",
+            "tok/other",
+            "tok/versions/1/x",
+            "",
+        ] {
+            let parsed = SecretEndpoint::parse(path);
+            assert!(
+                matches!(
+                    parsed,
+                    Err(EndpointError::Unknown) | Err(EndpointError::Invalid(_))
+                ),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            SecretEndpoint::parse("tok:getIamPolicy"),
+            Err(EndpointError::Unknown)
+        );
+        assert!(matches!(
+            SecretEndpoint::parse("to.k"),
+            Err(EndpointError::Invalid(_))
+        ));
+        assert!(matches!(
+            SecretEndpoint::parse("tok/versions/0"),
+            Err(EndpointError::Invalid(_))
+        ));
+    }
+}

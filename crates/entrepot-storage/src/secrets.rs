@@ -1,0 +1,829 @@
+//! The secret store: secrets, their sealed versions and the access audit log.
+//!
+//! This layer never sees plaintext: a version arrives sealed (ciphertext, nonce,
+//! wrapped data key, master key id) and leaves the same way. Destroying a version
+//! overwrites its sealed columns with NULL under `secure_delete` and truncates the
+//! write-ahead log, so the old bytes do not linger in free pages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use crate::metadata::StoreError;
+use crate::sqlite::SqliteMetadataStore;
+
+/// A secret row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// Project id.
+    pub project: String,
+    /// Secret id.
+    pub id: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339 creation time.
+    pub create_time: String,
+}
+
+/// The encrypted form of a version's payload.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedPayload {
+    /// AES-256-GCM ciphertext with its tag.
+    pub ciphertext: Vec<u8>,
+    /// The 96-bit nonce used for the payload.
+    pub nonce: Vec<u8>,
+    /// The data key, wrapped by the master key `key_id`.
+    pub wrapped_key: Vec<u8>,
+    /// Which master key wrapped the data key.
+    pub key_id: String,
+}
+
+impl fmt::Debug for SealedPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SealedPayload({} bytes, key_id {})",
+            self.ciphertext.len(),
+            self.key_id
+        )
+    }
+}
+
+/// A version row, without its sealed payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// Project id.
+    pub project: String,
+    /// Secret id.
+    pub secret: String,
+    /// Version number, from 1.
+    pub number: i64,
+    /// `ENABLED`, `DISABLED` or `DESTROYED`.
+    pub state: String,
+    /// RFC 3339 creation time.
+    pub create_time: String,
+    /// RFC 3339 destruction time.
+    pub destroy_time: Option<String>,
+}
+
+/// A wrapped data key, as the master-key rotation reads and rewrites it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKeyRecord {
+    /// Project id.
+    pub project: String,
+    /// Secret id.
+    pub secret: String,
+    /// Version number.
+    pub number: i64,
+    /// Which master key wrapped `wrapped_key`.
+    pub key_id: String,
+    /// The wrapped data key.
+    pub wrapped_key: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WrappedKeyRecord(projects/{}/secrets/{}/versions/{}, key_id {})",
+            self.project, self.secret, self.number, self.key_id
+        )
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// RFC 3339 time of the attempt.
+    pub time: String,
+    /// Project of the resource.
+    pub project: String,
+    /// Who asked (`user:...`, `serviceAccount:...`, `allUsers`).
+    pub principal: String,
+    /// What was asked (`secretmanager.versions.access`).
+    pub action: String,
+    /// The secret's resource name.
+    pub resource: String,
+    /// The version: the resolved number, or as requested when it did not resolve.
+    pub version: Option<String>,
+    /// Whether the payload was released.
+    pub allowed: bool,
+    /// Why it was denied, or on whose behalf it was allowed.
+    pub reason: String,
+}
+
+/// Storage of the secret manager. Every method is one atomic step.
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Create a secret; `AlreadyExists` if it does.
+    async fn create_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;
+    /// Look a secret up.
+    async fn get_secret(&self, project: &str, id: &str)
+        -> Result<Option<SecretRecord>, StoreError>;
+    /// Secrets of a project, by id.
+    async fn list_secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Replace a secret's labels; false if it does not exist.
+    async fn update_secret_labels(
+        &self,
+        project: &str,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
+    /// Delete a secret and all its versions (sealed payloads included); false if absent.
+    async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// The number the next version of the secret would get.
+    async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError>;
+    /// Insert a version in state ENABLED; `AlreadyExists` if the number is taken
+    /// (another version was added concurrently: take the next number and retry).
+    async fn insert_version(
+        &self,
+        version: &VersionRecord,
+        sealed: &SealedPayload,
+    ) -> Result<(), StoreError>;
+    /// A version's metadata.
+    async fn get_version(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+    ) -> Result<Option<VersionRecord>, StoreError>;
+    /// The newest version in state ENABLED.
+    async fn latest_enabled_version(
+        &self,
+        project: &str,
+        secret: &str,
+    ) -> Result<Option<VersionRecord>, StoreError>;
+    /// A version's sealed payload; `None` when destroyed or absent.
+    async fn sealed_payload(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+    ) -> Result<Option<SealedPayload>, StoreError>;
+    /// Versions of a secret, newest first.
+    async fn list_versions(
+        &self,
+        project: &str,
+        secret: &str,
+    ) -> Result<Vec<VersionRecord>, StoreError>;
+    /// Set ENABLED or DISABLED on a version that is not destroyed; false if there
+    /// is no such version or it is destroyed.
+    async fn set_version_state(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+        state: &str,
+    ) -> Result<bool, StoreError>;
+    /// Mark a version DESTROYED and wipe its sealed payload; false if absent.
+    async fn destroy_version(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+        time: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every wrapped data key, for master-key rotation.
+    async fn wrapped_keys(&self) -> Result<Vec<WrappedKeyRecord>, StoreError>;
+    /// Replace wrapped data keys in one transaction. Each row is replaced only if
+    /// it still holds the key it was read with (`old`); returns how many were.
+    async fn replace_wrapped_keys(
+        &self,
+        replacements: &[(WrappedKeyRecord, WrappedKeyRecord)],
+    ) -> Result<u64, StoreError>;
+
+    /// Append an entry to the audit log.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Audit entries of a project, newest first, at most `limit`; with `resource`,
+    /// only that resource and what is under it.
+    async fn list_audit(
+        &self,
+        project: &str,
+        resource: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn secret_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SecretRecord, StoreError> {
+    let labels: String = row.try_get("labels")?;
+    Ok(SecretRecord {
+        project: row.try_get("project")?,
+        id: row.try_get("id")?,
+        labels: serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        create_time: row.try_get("create_time")?,
+    })
+}
+
+fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<VersionRecord, StoreError> {
+    Ok(VersionRecord {
+        project: row.try_get("project")?,
+        secret: row.try_get("secret")?,
+        number: row.try_get("number")?,
+        state: row.try_get("state")?,
+        create_time: row.try_get("create_time")?,
+        destroy_time: row.try_get("destroy_time")?,
+    })
+}
+
+fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        time: row.try_get("time")?,
+        project: row.try_get("project")?,
+        principal: row.try_get("principal")?,
+        action: row.try_get("action")?,
+        resource: row.try_get("resource")?,
+        version: row.try_get("version")?,
+        allowed: row.try_get::<i64, _>("allowed")? != 0,
+        reason: row.try_get("reason")?,
+    })
+}
+
+const VERSION_COLUMNS: &str = "project, secret, number, state, create_time, destroy_time";
+
+/// Escape `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push_str("/%");
+    out
+}
+
+#[async_trait]
+impl SecretStore for SqliteMetadataStore {
+    async fn create_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
+        let labels = serde_json::to_string(&secret.labels)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = sqlx::query(
+            "INSERT INTO secrets (project, id, labels, create_time) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&secret.project)
+        .bind(&secret.id)
+        .bind(labels)
+        .bind(&secret.create_time)
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_secret(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        sqlx::query(
+            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id = ?",
+        )
+        .bind(project)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(secret_from_row)
+        .transpose()
+    }
+
+    async fn list_secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        sqlx::query(
+            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? ORDER BY id",
+        )
+        .bind(project)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(secret_from_row)
+        .collect()
+    }
+
+    async fn update_secret_labels(
+        &self,
+        project: &str,
+        id: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let labels =
+            serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query("UPDATE secrets SET labels = ? WHERE project = ? AND id = ?")
+            .bind(labels)
+            .bind(project)
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let deleted = {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("DELETE FROM secret_versions WHERE project = ? AND secret = ?")
+                .bind(project)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM secrets WHERE project = ? AND id = ?")
+                .bind(project)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n > 0
+        };
+        truncate_wal(&mut conn).await;
+        Ok(deleted)
+    }
+
+    async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM secret_versions WHERE project = ? AND secret = ?",
+        )
+        .bind(project)
+        .bind(secret)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
+    async fn insert_version(
+        &self,
+        version: &VersionRecord,
+        sealed: &SealedPayload,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO secret_versions \
+             (project, secret, number, state, ciphertext, nonce, wrapped_key, key_id, create_time) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&version.project)
+        .bind(&version.secret)
+        .bind(version.number)
+        .bind(&version.state)
+        .bind(&sealed.ciphertext)
+        .bind(&sealed.nonce)
+        .bind(&sealed.wrapped_key)
+        .bind(&sealed.key_id)
+        .bind(&version.create_time)
+        .execute(self.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_version(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? AND number = ?"
+        ))
+        .bind(project)
+        .bind(secret)
+        .bind(number)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(version_from_row)
+        .transpose()
+    }
+
+    async fn latest_enabled_version(
+        &self,
+        project: &str,
+        secret: &str,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM secret_versions \
+             WHERE project = ? AND secret = ? AND state = 'ENABLED' ORDER BY number DESC LIMIT 1"
+        ))
+        .bind(project)
+        .bind(secret)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(version_from_row)
+        .transpose()
+    }
+
+    async fn sealed_payload(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+    ) -> Result<Option<SealedPayload>, StoreError> {
+        let row = sqlx::query(
+            "SELECT ciphertext, nonce, wrapped_key, key_id FROM secret_versions \
+             WHERE project = ? AND secret = ? AND number = ? AND state <> 'DESTROYED'",
+        )
+        .bind(project)
+        .bind(secret)
+        .bind(number)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let ciphertext: Option<Vec<u8>> = row.try_get("ciphertext")?;
+        let nonce: Option<Vec<u8>> = row.try_get("nonce")?;
+        let wrapped_key: Option<Vec<u8>> = row.try_get("wrapped_key")?;
+        let key_id: Option<String> = row.try_get("key_id")?;
+        match (ciphertext, nonce, wrapped_key, key_id) {
+            (Some(ciphertext), Some(nonce), Some(wrapped_key), Some(key_id)) => Ok(Some(SealedPayload {
+                ciphertext,
+                nonce,
+                wrapped_key,
+                key_id,
+            })),
+            _ => Err(StoreError::Corrupt(format!(
+                "projects/{project}/secrets/{secret}/versions/{number} is not destroyed but has no sealed payload"
+            ))),
+        }
+    }
+
+    async fn list_versions(
+        &self,
+        project: &str,
+        secret: &str,
+    ) -> Result<Vec<VersionRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? ORDER BY number DESC"
+        ))
+        .bind(project)
+        .bind(secret)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(version_from_row)
+        .collect()
+    }
+
+    async fn set_version_state(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+        state: &str,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE secret_versions SET state = ? \
+             WHERE project = ? AND secret = ? AND number = ? AND state <> 'DESTROYED'",
+        )
+        .bind(state)
+        .bind(project)
+        .bind(secret)
+        .bind(number)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn destroy_version(
+        &self,
+        project: &str,
+        secret: &str,
+        number: i64,
+        time: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        // Overwrite freed bytes in the database file instead of leaving them in free pages.
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let n = sqlx::query(
+            "UPDATE secret_versions SET state = 'DESTROYED', ciphertext = NULL, nonce = NULL, \
+             wrapped_key = NULL, key_id = NULL, destroy_time = COALESCE(destroy_time, ?) \
+             WHERE project = ? AND secret = ? AND number = ?",
+        )
+        .bind(time)
+        .bind(project)
+        .bind(secret)
+        .bind(number)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        truncate_wal(&mut conn).await;
+        Ok(n > 0)
+    }
+
+    async fn wrapped_keys(&self) -> Result<Vec<WrappedKeyRecord>, StoreError> {
+        sqlx::query(
+            "SELECT project, secret, number, key_id, wrapped_key FROM secret_versions \
+             WHERE wrapped_key IS NOT NULL ORDER BY project, secret, number",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(WrappedKeyRecord {
+                project: row.try_get("project")?,
+                secret: row.try_get("secret")?,
+                number: row.try_get("number")?,
+                key_id: row.try_get("key_id")?,
+                wrapped_key: row.try_get("wrapped_key")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn replace_wrapped_keys(
+        &self,
+        replacements: &[(WrappedKeyRecord, WrappedKeyRecord)],
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let mut replaced = 0;
+        {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for (old, new) in replacements {
+                replaced += sqlx::query(
+                    "UPDATE secret_versions SET key_id = ?, wrapped_key = ? \
+                     WHERE project = ? AND secret = ? AND number = ? AND key_id = ? AND wrapped_key = ?",
+                )
+                .bind(&new.key_id)
+                .bind(&new.wrapped_key)
+                .bind(&old.project)
+                .bind(&old.secret)
+                .bind(old.number)
+                .bind(&old.key_id)
+                .bind(&old.wrapped_key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        }
+        truncate_wal(&mut conn).await;
+        Ok(replaced)
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO secret_audit_log (time, project, principal, action, resource, version, allowed, reason) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.time)
+        .bind(&record.project)
+        .bind(&record.principal)
+        .bind(&record.action)
+        .bind(&record.resource)
+        .bind(&record.version)
+        .bind(i64::from(record.allowed))
+        .bind(&record.reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        project: &str,
+        resource: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let columns = "time, project, principal, action, resource, version, allowed, reason";
+        let rows = match resource {
+            Some(resource) => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM secret_audit_log \
+                     WHERE project = ? AND (resource = ? OR resource LIKE ? ESCAPE '\\') \
+                     ORDER BY seq DESC LIMIT ?"
+                ))
+                .bind(project)
+                .bind(resource)
+                .bind(like_prefix(resource))
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM secret_audit_log WHERE project = ? ORDER BY seq DESC LIMIT ?"
+                ))
+                .bind(project)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+/// Move the write-ahead log into the database file and truncate it, so bytes just
+/// wiped from the database do not survive in old log frames. Best effort: with
+/// readers active the log is truncated at the next checkpoint instead.
+async fn truncate_wal(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut **conn)
+        .await
+    {
+        tracing::warn!(error = %e, "could not truncate the write-ahead log after wiping secret data");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::MetadataStore;
+
+    fn sealed(tag: u8) -> SealedPayload {
+        SealedPayload {
+            ciphertext: vec![tag; 40],
+            nonce: vec![tag; 12],
+            wrapped_key: vec![tag; 60],
+            key_id: format!("k{tag}"),
+        }
+    }
+
+    fn version(number: i64) -> VersionRecord {
+        VersionRecord {
+            project: "demo".into(),
+            secret: "tok".into(),
+            number,
+            state: "ENABLED".into(),
+            create_time: "2026-01-01T00:00:00Z".into(),
+            destroy_time: None,
+        }
+    }
+
+    async fn store_with_secret() -> SqliteMetadataStore {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        store.create_project("demo").await.unwrap();
+        let secret = SecretRecord {
+            project: "demo".into(),
+            id: "tok".into(),
+            labels: BTreeMap::from([("env".into(), "prod".into())]),
+            create_time: "2026-01-01T00:00:00Z".into(),
+        };
+        store.create_secret(&secret).await.unwrap();
+        assert!(matches!(
+            store.create_secret(&secret).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        store
+    }
+
+    #[tokio::test]
+    async fn versions_number_from_one_and_latest_skips_disabled() {
+        let store = store_with_secret().await;
+        assert_eq!(store.next_version_number("demo", "tok").await.unwrap(), 1);
+        store.insert_version(&version(1), &sealed(1)).await.unwrap();
+        assert!(matches!(
+            store.insert_version(&version(1), &sealed(1)).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        store.insert_version(&version(2), &sealed(2)).await.unwrap();
+        assert_eq!(
+            store
+                .latest_enabled_version("demo", "tok")
+                .await
+                .unwrap()
+                .unwrap()
+                .number,
+            2
+        );
+        assert!(store
+            .set_version_state("demo", "tok", 2, "DISABLED")
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .latest_enabled_version("demo", "tok")
+                .await
+                .unwrap()
+                .unwrap()
+                .number,
+            1
+        );
+        assert_eq!(
+            store.sealed_payload("demo", "tok", 2).await.unwrap(),
+            Some(sealed(2))
+        );
+        let numbers: Vec<i64> = store
+            .list_versions("demo", "tok")
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.number)
+            .collect();
+        assert_eq!(numbers, [2, 1]);
+    }
+
+    #[tokio::test]
+    async fn destroy_wipes_the_sealed_payload_for_good() {
+        let store = store_with_secret().await;
+        store.insert_version(&version(1), &sealed(1)).await.unwrap();
+        assert!(store
+            .destroy_version("demo", "tok", 1, "2026-01-02T00:00:00Z")
+            .await
+            .unwrap());
+        assert_eq!(store.sealed_payload("demo", "tok", 1).await.unwrap(), None);
+        let v = store.get_version("demo", "tok", 1).await.unwrap().unwrap();
+        assert_eq!(v.state, "DESTROYED");
+        assert_eq!(v.destroy_time.as_deref(), Some("2026-01-02T00:00:00Z"));
+        assert!(!store
+            .set_version_state("demo", "tok", 1, "ENABLED")
+            .await
+            .unwrap());
+        assert!(store.wrapped_keys().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn wrapped_keys_are_replaced_only_if_unchanged() {
+        let store = store_with_secret().await;
+        store.insert_version(&version(1), &sealed(1)).await.unwrap();
+        let old = store.wrapped_keys().await.unwrap().remove(0);
+        let mut new = old.clone();
+        new.key_id = "k9".into();
+        new.wrapped_key = vec![9; 60];
+        assert_eq!(
+            store
+                .replace_wrapped_keys(&[(old.clone(), new.clone())])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.replace_wrapped_keys(&[(old, new)]).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .sealed_payload("demo", "tok", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .key_id,
+            "k9"
+        );
+    }
+
+    #[tokio::test]
+    async fn audit_log_filters_by_resource_prefix() {
+        let store = store_with_secret().await;
+        for (resource, allowed) in [
+            ("projects/demo/secrets/tok", true),
+            ("projects/demo/secrets/tok2", false),
+        ] {
+            store
+                .append_audit(&AuditRecord {
+                    time: "2026-01-01T00:00:00Z".into(),
+                    project: "demo".into(),
+                    principal: "user:alice@example.com".into(),
+                    action: "secretmanager.versions.access".into(),
+                    resource: resource.into(),
+                    version: Some("1".into()),
+                    allowed,
+                    reason: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.list_audit("demo", None, 10).await.unwrap().len(), 2);
+        let only = store
+            .list_audit("demo", Some("projects/demo/secrets/tok"), 10)
+            .await
+            .unwrap();
+        assert_eq!(only.len(), 1);
+        assert!(only[0].allowed);
+        assert_eq!(
+            store
+                .list_audit("demo", Some("projects/demo"), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(store
+            .list_audit("other", None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.delete_secret("demo", "tok").await.unwrap());
+        assert_eq!(store.list_audit("demo", None, 10).await.unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,532 @@
+//! `entrepot secrets ...` and `entrepot audit ...`, as gcloud users know them.
+//!
+//! `secrets versions access` prints the raw payload on stdout and nothing else;
+//! every other message goes to stderr.
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use clap::Subcommand;
+use entrepot_domain::{Labels, ProjectId, SecretId, SecretVersionName, VersionId};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{print_json, AdminClient, ClientError};
+
+/// Secret verbs.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// IAM policy verbs: get/set-iam-policy, add/remove-iam-policy-binding.
+    #[command(flatten)]
+    Iam(super::secret_iam::SecretIamCommand),
+    /// Create a secret, with a first version if --data-file is given.
+    Create {
+        /// Secret id, e.g. `dockerhub-token`.
+        secret: String,
+        /// File holding the first version's payload; `-` reads stdin.
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+        /// Labels, `KEY=VALUE,...` (lower-case keys).
+        #[arg(long)]
+        labels: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// List the secrets of a project.
+    List {
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Show one secret.
+    Describe {
+        /// Secret id.
+        secret: String,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Change a secret's labels.
+    Update {
+        /// Secret id.
+        secret: String,
+        /// Labels to add or change, `KEY=VALUE,...`.
+        #[arg(long)]
+        update_labels: Option<String>,
+        /// Label keys to remove, `KEY,...`.
+        #[arg(long)]
+        remove_labels: Option<String>,
+        /// Remove every label (before --update-labels applies).
+        #[arg(long)]
+        clear_labels: bool,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Delete a secret and all its versions.
+    Delete {
+        /// Secret id.
+        secret: String,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Manage the versions of a secret.
+    #[command(subcommand)]
+    Versions(VersionsCommand),
+}
+
+/// Secret version verbs.
+#[derive(Debug, Subcommand)]
+pub enum VersionsCommand {
+    /// Add a version; it becomes `latest`.
+    Add {
+        /// Secret id.
+        secret: String,
+        /// File holding the payload; `-` reads stdin.
+        #[arg(long)]
+        data_file: PathBuf,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Print a version's payload, exactly as stored, on stdout.
+    Access {
+        /// Version number, `latest`, or a full version name.
+        version: String,
+        /// Secret id (unless VERSION is a full name).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// List the versions of a secret, newest first.
+    List {
+        /// Secret id.
+        secret: String,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Show one version's metadata.
+    Describe {
+        /// Version number, `latest`, or a full version name.
+        version: String,
+        /// Secret id (unless VERSION is a full name).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Enable a disabled version.
+    Enable {
+        /// Version number, `latest`, or a full version name.
+        version: String,
+        /// Secret id (unless VERSION is a full name).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Disable a version: kept, but not accessible.
+    Disable {
+        /// Version number, `latest`, or a full version name.
+        version: String,
+        /// Secret id (unless VERSION is a full name).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+    /// Destroy a version: its payload is wiped for good.
+    Destroy {
+        /// Version number, `latest`, or a full version name.
+        version: String,
+        /// Secret id (unless VERSION is a full name).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+}
+
+/// Audit log verbs.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List secret access attempts, newest first.
+    List {
+        /// Only this secret: an id or `projects/P/secrets/S`.
+        #[arg(long)]
+        resource: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
+}
+
+fn invalid(message: String) -> ClientError {
+    ClientError::Api {
+        status: reqwest::StatusCode::BAD_REQUEST,
+        message,
+    }
+}
+
+fn project_id(project: &str) -> Result<ProjectId, ClientError> {
+    project
+        .parse()
+        .map_err(|e: entrepot_domain::NameError| invalid(e.to_string()))
+}
+
+/// `projects/{p}/secrets/{s}`, validated so that no path trick reaches the URL.
+fn secret_path(project: &str, secret: &str) -> Result<String, ClientError> {
+    let project = project_id(project)?;
+    let secret: SecretId = secret
+        .parse()
+        .map_err(|e: entrepot_domain::SecretNameError| invalid(e.to_string()))?;
+    Ok(format!("projects/{project}/secrets/{secret}"))
+}
+
+/// The API path of a version given as a number, `latest` or a full name.
+fn version_path(project: &str, secret: Option<&str>, version: &str) -> Result<String, ClientError> {
+    if version.starts_with("projects/") {
+        let name: SecretVersionName = version
+            .parse()
+            .map_err(|e: entrepot_domain::SecretNameError| invalid(e.to_string()))?;
+        return Ok(name.to_string());
+    }
+    let secret = secret.ok_or_else(|| {
+        invalid(format!(
+            "say which secret version {version} belongs to: --secret=SECRET, or give the full name projects/P/secrets/S/versions/V"
+        ))
+    })?;
+    let version: VersionId = version
+        .parse()
+        .map_err(|e: entrepot_domain::SecretNameError| invalid(e.to_string()))?;
+    Ok(format!(
+        "{}/versions/{version}",
+        secret_path(project, secret)?
+    ))
+}
+
+fn read_data_file(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
+    let mut data = Vec::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut data).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data).map(|_| ()))
+    };
+    result.map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    Ok(data)
+}
+
+fn payload_json(data: &[u8]) -> Value {
+    json!({ "data": base64::engine::general_purpose::STANDARD.encode(data) })
+}
+
+fn last_segment(name: &Value) -> &str {
+    name.as_str()
+        .and_then(|n| n.rsplit('/').next())
+        .unwrap_or("")
+}
+
+/// Percent-encode a query value (everything but unreserved characters and `/`).
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Run a secret verb.
+pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), ClientError> {
+    match command {
+        SecretsCommand::Iam(command) => super::secret_iam::run(client, command).await?,
+        SecretsCommand::Create {
+            secret,
+            data_file,
+            labels,
+            project,
+        } => {
+            // Validate both ids before they become part of a URL.
+            secret_path(&project, &secret)?;
+            let labels = Labels::parse_list(labels.as_deref().unwrap_or(""))
+                .map_err(|e| invalid(e.to_string()))?;
+            let mut body = json!({ "labels": labels });
+            if let Some(file) = &data_file {
+                body["payload"] = payload_json(&read_data_file(file)?);
+            }
+            let project = project_id(&project)?;
+            let created = client
+                .call(
+                    Method::POST,
+                    &format!("projects/{project}/secrets?secretId={secret}"),
+                    Some(&body),
+                )
+                .await?;
+            eprintln!("Created secret [{secret}].");
+            if data_file.is_some() {
+                eprintln!("Created version [1] of the secret [{secret}].");
+            }
+            print_json(&created);
+        }
+        SecretsCommand::List { project } => {
+            let project = project_id(&project)?;
+            let list = client
+                .call(Method::GET, &format!("projects/{project}/secrets"), None)
+                .await?;
+            println!("{:<40} {:<31} LABELS", "NAME", "CREATED");
+            for secret in list["secrets"].as_array().into_iter().flatten() {
+                let labels: Vec<String> = secret["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                println!(
+                    "{:<40} {:<31} {}",
+                    last_segment(&secret["name"]),
+                    secret["createTime"].as_str().unwrap_or(""),
+                    labels.join(",")
+                );
+            }
+        }
+        SecretsCommand::Describe { secret, project } => {
+            let path = secret_path(&project, &secret)?;
+            print_json(&client.call(Method::GET, &path, None).await?);
+        }
+        SecretsCommand::Update {
+            secret,
+            update_labels,
+            remove_labels,
+            clear_labels,
+            project,
+        } => {
+            let path = secret_path(&project, &secret)?;
+            let current = client.call(Method::GET, &path, None).await?;
+            let mut labels: serde_json::Map<String, Value> = if clear_labels {
+                serde_json::Map::new()
+            } else {
+                current["labels"].as_object().cloned().unwrap_or_default()
+            };
+            for key in remove_labels
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter(|k| !k.is_empty())
+            {
+                labels.remove(key);
+            }
+            let updates = Labels::parse_list(update_labels.as_deref().unwrap_or(""))
+                .map_err(|e| invalid(e.to_string()))?;
+            for (k, v) in updates.as_map() {
+                labels.insert(k.clone(), Value::String(v.clone()));
+            }
+            let updated = client
+                .call(Method::PATCH, &path, Some(&json!({ "labels": labels })))
+                .await?;
+            eprintln!("Updated secret [{secret}].");
+            print_json(&updated);
+        }
+        SecretsCommand::Delete { secret, project } => {
+            let path = secret_path(&project, &secret)?;
+            client.call(Method::DELETE, &path, None).await?;
+            eprintln!("Deleted secret [{secret}].");
+        }
+        SecretsCommand::Versions(command) => run_versions(client, command).await?,
+    }
+    Ok(())
+}
+
+async fn run_versions(client: &AdminClient, command: VersionsCommand) -> Result<(), ClientError> {
+    match command {
+        VersionsCommand::Add {
+            secret,
+            data_file,
+            project,
+        } => {
+            let path = secret_path(&project, &secret)?;
+            let body = json!({ "payload": payload_json(&read_data_file(&data_file)?) });
+            let version = client
+                .call(Method::POST, &format!("{path}:addVersion"), Some(&body))
+                .await?;
+            eprintln!(
+                "Created version [{}] of the secret [{secret}].",
+                last_segment(&version["name"])
+            );
+        }
+        VersionsCommand::Access {
+            version,
+            secret,
+            project,
+        } => {
+            let path = version_path(&project, secret.as_deref(), &version)?;
+            let answer = client
+                .call(Method::GET, &format!("{path}:access"), None)
+                .await?;
+            let data = answer["payload"]["data"]
+                .as_str()
+                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+                .ok_or_else(|| ClientError::Decode("the answer holds no payload".into()))?;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&data)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| {
+                    ClientError::Decode(format!("cannot write the payload to stdout: {e}"))
+                })?;
+        }
+        VersionsCommand::List { secret, project } => {
+            let path = secret_path(&project, &secret)?;
+            let list = client
+                .call(Method::GET, &format!("{path}/versions"), None)
+                .await?;
+            println!("{:<10} {:<10} {:<31} DESTROYED", "NAME", "STATE", "CREATED");
+            for v in list["versions"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<10} {:<10} {:<31} {}",
+                    last_segment(&v["name"]),
+                    v["state"].as_str().unwrap_or(""),
+                    v["createTime"].as_str().unwrap_or(""),
+                    v["destroyTime"].as_str().unwrap_or("-")
+                );
+            }
+        }
+        VersionsCommand::Describe {
+            version,
+            secret,
+            project,
+        } => {
+            let path = version_path(&project, secret.as_deref(), &version)?;
+            print_json(&client.call(Method::GET, &path, None).await?);
+        }
+        VersionsCommand::Enable {
+            version,
+            secret,
+            project,
+        } => {
+            change_state(
+                client,
+                &project,
+                secret.as_deref(),
+                &version,
+                "enable",
+                "Enabled",
+            )
+            .await?
+        }
+        VersionsCommand::Disable {
+            version,
+            secret,
+            project,
+        } => {
+            change_state(
+                client,
+                &project,
+                secret.as_deref(),
+                &version,
+                "disable",
+                "Disabled",
+            )
+            .await?
+        }
+        VersionsCommand::Destroy {
+            version,
+            secret,
+            project,
+        } => {
+            change_state(
+                client,
+                &project,
+                secret.as_deref(),
+                &version,
+                "destroy",
+                "Destroyed",
+            )
+            .await?
+        }
+    }
+    Ok(())
+}
+
+async fn change_state(
+    client: &AdminClient,
+    project: &str,
+    secret: Option<&str>,
+    version: &str,
+    verb: &str,
+    done: &str,
+) -> Result<(), ClientError> {
+    let path = version_path(project, secret, version)?;
+    let answer = client
+        .call(Method::POST, &format!("{path}:{verb}"), Some(&json!({})))
+        .await?;
+    eprintln!(
+        "{done} version [{}] of the secret [{}].",
+        last_segment(&answer["name"]),
+        answer["name"]
+            .as_str()
+            .and_then(|n| n.split('/').nth(3))
+            .unwrap_or("")
+    );
+    print_json(&answer);
+    Ok(())
+}
+
+/// Run an audit verb.
+pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<(), ClientError> {
+    match command {
+        AuditCommand::List {
+            resource,
+            limit,
+            project,
+        } => {
+            let project = project_id(&project)?;
+            let mut path = format!("projects/{project}/auditLog?pageSize={limit}");
+            if let Some(resource) = resource {
+                let resource = if resource.contains('/') {
+                    resource
+                } else {
+                    secret_path(project.as_str(), &resource)?
+                };
+                path.push_str(&format!("&resource={}", query_value(&resource)));
+            }
+            let list = client.call(Method::GET, &path, None).await?;
+            println!(
+                "{:<31} {:<8} {:<44} {:<45} {:<8} REASON",
+                "TIME", "RESULT", "PRINCIPAL", "RESOURCE", "VERSION"
+            );
+            for e in list["auditLogEntries"].as_array().into_iter().flatten() {
+                let result = if e["allowed"].as_bool().unwrap_or(false) {
+                    "ALLOWED"
+                } else {
+                    "DENIED"
+                };
+                println!(
+                    "{:<31} {:<8} {:<44} {:<45} {:<8} {}",
+                    e["time"].as_str().unwrap_or(""),
+                    result,
+                    e["principal"].as_str().unwrap_or(""),
+                    e["resource"].as_str().unwrap_or(""),
+                    e["version"].as_str().unwrap_or("-"),
+                    e["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
