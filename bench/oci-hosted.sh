@@ -14,34 +14,15 @@ WRK_SECS=${BENCH_WRK_SECS:-10}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench.XXXXXX")
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in cargo skopeo wrk curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y skopeo wrk curl python3)" >&2; exit 1; }
-done
-[ -x /usr/bin/docker-registry ] || { echo "bench: /usr/bin/docker-registry is missing (apt-get install -y docker-registry)" >&2; exit 1; }
+require_tools cargo skopeo wrk curl python3
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)
 BIN="$ROOT/target/release/entrepot"
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_http() {
-    for _ in $(seq 1 100); do
-        curl -fs -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer" >&2
-    return 1
-}
 
 echo "== starting entrepot and distribution on loopback" >&2
 # Both quiet: entrepot logs warnings only, distribution errors only, no access log.
@@ -60,7 +41,11 @@ if [ -z "$E_ADDR" ]; then
     exit 1
 fi
 wait_http "http://$E_ADDR/v2/"
-ENTREPOT_SERVER="http://$E_ADDR" "$BIN" repositories create bench --repository-format=docker >/dev/null 2>&1
+E_TOKEN=$(cat "$WORK/entrepot-data/bootstrap-admin-token")
+# Pulls are anonymous on both servers: allUsers may read the bench repository.
+ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories create bench --repository-format=docker >/dev/null
+ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories add-iam-policy-binding bench \
+    --member=allUsers --role=roles/artifactregistry.reader >/dev/null
 
 D_PORT=$(free_port)
 cat >"$WORK/registry.yml" <<YAML
@@ -121,10 +106,10 @@ LAYER=$(cat "$WORK/layout/layer-digest")
 E_IMAGE="$E_ADDR/default/bench/big"
 D_IMAGE="$D_ADDR/bench/big"
 echo "== pushing with skopeo" >&2
-for image in "$E_IMAGE" "$D_IMAGE"; do
-    skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
-        "oci:$WORK/layout:big" "docker://$image:big"
-done
+skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
+    --dest-creds="admin:$E_TOKEN" "oci:$WORK/layout:big" "docker://$E_IMAGE:big"
+skopeo --insecure-policy copy --quiet --preserve-digests --dest-tls-verify=false \
+    "oci:$WORK/layout:big" "docker://$D_IMAGE:big"
 
 # CPU time a process has used, in milliseconds (user + system).
 cpu_ms() {

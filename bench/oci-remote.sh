@@ -16,34 +16,15 @@ CONCURRENCY=${BENCH_CONCURRENCY:-20}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench-remote.XXXXXX")
 PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in cargo skopeo curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
-[ -x /usr/bin/docker-registry ] || { echo "bench: /usr/bin/docker-registry is missing (apt-get install -y docker-registry)" >&2; exit 1; }
+require_tools cargo skopeo curl python3
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)
 BIN="$ROOT/target/release/entrepot"
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_http() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench: $1 did not answer" >&2
-    return 1
-}
 
 # registry NAME PORT [extra yaml]: start a docker-registry with storage in $WORK/NAME.
 registry() {
@@ -119,7 +100,7 @@ pull() { # pull SOURCE DEST: seconds taken
     local start end
     rm -rf "$2"
     start=$(date +%s.%N)
-    skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$1" "oci:$2:big"
+    skopeo --insecure-policy copy --quiet --src-tls-verify=false ${CREDS:+--src-creds="$CREDS"} "docker://$1" "oci:$2:big"
     end=$(date +%s.%N)
     python3 -c "print('%.2f' % ($end - $start))"
 }
@@ -128,7 +109,8 @@ concurrent_pulls() { # concurrent_pulls SOURCE: wall seconds for $CONCURRENCY pu
     local start end pids=()
     start=$(date +%s.%N)
     for i in $(seq 1 "$CONCURRENCY"); do
-        skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$1" "oci:$WORK/c$i:big" &
+        skopeo --insecure-policy copy --quiet --src-tls-verify=false ${CREDS:+--src-creds="$CREDS"} \
+            "docker://$1" "oci:$WORK/c$i:big" &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
@@ -139,16 +121,20 @@ concurrent_pulls() { # concurrent_pulls SOURCE: wall seconds for $CONCURRENCY pu
 
 peak_rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
-start_entrepot() { # start_entrepot DATA_DIR: sets E_ADDR, E_PID
+start_entrepot() { # start_entrepot DATA_DIR: sets E_ADDR, E_PID, E_CREDS
     ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" >"$1.out" 2>"$1.log" &
     E_PID=$!
     PIDS+=($E_PID)
     for _ in $(seq 1 100); do [ -s "$1.out" ] && break; sleep 0.1; done
     E_ADDR=$(head -1 "$1.out" | sed 's#^entrepot listening on http://##')
     wait_http "http://$E_ADDR/v2/"
-    ENTREPOT_SERVER="http://$E_ADDR" "$BIN" access-policy allow "$UP" >/dev/null 2>&1
-    ENTREPOT_SERVER="http://$E_ADDR" "$BIN" repositories create up --repository-format=docker \
-        --mode=remote-repository --remote-docker-repo="http://$UP" >/dev/null 2>&1
+    local token
+    token=$(cat "$1/bootstrap-admin-token")
+    E_CREDS="admin:$token"
+    # The upstream is on loopback: allow it (where an access policy is enforced).
+    ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$token "$BIN" access-policy allow "$UP" >/dev/null 2>&1 || true
+    ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$token "$BIN" repositories create up --repository-format=docker \
+        --mode=remote-repository --remote-docker-repo="http://$UP" >/dev/null
 }
 
 echo "== direct pull from the upstream" >&2
@@ -157,12 +143,12 @@ DIRECT=$(pull "$UP/bench/big:big" "$WORK/direct")
 
 echo "== entrepot" >&2
 start_entrepot "$WORK/e1"
-E_COLD=$(pull "$E_ADDR/default/up/bench/big:big" "$WORK/pull")
-E_WARM=$(pull "$E_ADDR/default/up/bench/big:big" "$WORK/pull")
+E_COLD=$(CREDS=$E_CREDS pull "$E_ADDR/default/up/bench/big:big" "$WORK/pull")
+E_WARM=$(CREDS=$E_CREDS pull "$E_ADDR/default/up/bench/big:big" "$WORK/pull")
 E_RSS1=$(peak_rss_mib "$E_PID")
 start_entrepot "$WORK/e2"
 lines=$(wc -l <"$WORK/upstream.log")
-E_CONC=$(concurrent_pulls "$E_ADDR/default/up/bench/big:big")
+E_CONC=$(CREDS=$E_CREDS concurrent_pulls "$E_ADDR/default/up/bench/big:big")
 E_UP_BYTES=$(upstream_bytes_since "$lines")
 E_RSS=$(python3 -c "print(max($E_RSS1, $(peak_rss_mib "$E_PID")))")
 

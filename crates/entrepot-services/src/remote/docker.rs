@@ -321,16 +321,27 @@ impl RemoteDocker {
         reference: &str,
         head: bool,
     ) -> Result<UpstreamRequest, RegistryError> {
+        Ok(
+            Self::pull_request(target, path, &format!("manifests/{reference}"), head)?
+                .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", ")),
+        )
+    }
+
+    /// A GET or HEAD of `{image}/{what}` at the upstream, scoped for pulling.
+    fn pull_request(
+        target: &Target,
+        path: &ImagePath,
+        what: &str,
+        head: bool,
+    ) -> Result<UpstreamRequest, RegistryError> {
         let name = target.upstream.image_name(path.image.as_str());
-        let url = target.url(&format!("{name}/manifests/{reference}"))?;
+        let url = target.url(&format!("{name}/{what}"))?;
         let request = if head {
             UpstreamRequest::head(url)
         } else {
             UpstreamRequest::get(url)
         };
-        Ok(request
-            .scope(format!("repository:{name}:pull"))
-            .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", ")))
+        Ok(request.scope(format!("repository:{name}:pull")))
     }
 
     /// GET a manifest from the upstream, verify it, store it (under `tag` if given).
@@ -533,14 +544,7 @@ impl RemoteDocker {
         digest: &Digest,
         head: bool,
     ) -> Result<UpstreamRequest, RegistryError> {
-        let name = target.upstream.image_name(path.image.as_str());
-        let url = target.url(&format!("{name}/blobs/{digest}"))?;
-        let request = if head {
-            UpstreamRequest::head(url)
-        } else {
-            UpstreamRequest::get(url)
-        };
-        Ok(request.scope(format!("repository:{name}:pull")))
+        Self::pull_request(target, path, &format!("blobs/{digest}"), head)
     }
 
     /// Size of a blob, starting its fill if it is not cached.
