@@ -38,6 +38,9 @@ pub enum AccessPolicyServiceError {
     /// The policy changed since the caller read it.
     #[error("the registry access policy changed since it was read (etag {0:?} is stale); describe it again, reapply the change and retry")]
     StaleEtag(String),
+    /// Other changes kept winning the race; nothing was changed.
+    #[error("the registry access policy is being changed by others at the same time; retry")]
+    Contended,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -271,7 +274,7 @@ impl AccessPolicyService {
                 return Err(AccessPolicyServiceError::StaleEtag(expected.to_owned()));
             }
         }
-        Err(AccessPolicyServiceError::StaleEtag(String::new()))
+        Err(AccessPolicyServiceError::Contended)
     }
 
     async fn audit_change(
@@ -412,6 +415,33 @@ mod tests {
             "{}",
             entry.reason
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_changes_without_an_etag_are_all_applied() {
+        let (svc, _) = service().await;
+        let svc = Arc::new(svc);
+        let tasks: Vec<_> = (0..ATTEMPTS)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let entries = parse_entries(&[format!("r{i}.example.com")]).unwrap();
+                    svc.change(&admin(), None, |p| p.allow(entries.clone()))
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let current = svc.get().await.unwrap();
+        for i in 0..ATTEMPTS {
+            assert!(
+                current.policy.allows(&format!("r{i}.example.com"), None),
+                "r{i}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -31,6 +31,9 @@ impl From<AccessPolicyServiceError> for ApiError {
             AccessPolicyServiceError::StaleEtag(_) => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, e.to_string())
             }
+            AccessPolicyServiceError::Contended => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             AccessPolicyServiceError::Store(s) => {
                 tracing::error!(error = %s, "registry access policy storage failure");
                 ApiError::new(
