@@ -551,6 +551,31 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
         ]
     );
 
+    // What describe prints can be edited and set again (its etag is current).
+    let mut described: Value =
+        serde_json::from_str(&cli_ok(&server, &["access-policy", "describe"])).unwrap();
+    described["allowedHosts"] = json!(["quay.io"]);
+    let file = work_file(&described);
+    cli_ok(
+        &server,
+        &[
+            "access-policy",
+            "set",
+            &format!("--file={}", file.1.display()),
+        ],
+    );
+    assert_eq!(hosts(&policy(&server)), ["quay.io"]);
+    // Setting it again from the same (now stale) file is refused.
+    let stderr = cli_err(
+        &server,
+        &[
+            "access-policy",
+            "set",
+            &format!("--file={}", file.1.display()),
+        ],
+    );
+    assert!(stderr.contains("changed since it was read"), "{stderr}");
+
     // A stale etag is refused, like setIamPolicy.
     let message = api_error(
         server
@@ -569,12 +594,12 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
     );
     assert!(message.contains("stale"), "{message}");
     let message = api_error(
-        patch(&server, json!({ "removeAllowedHosts": ["quay.io"] })),
+        patch(&server, json!({ "removeAllowedHosts": ["ghcr.io"] })),
         400,
         "INVALID_ARGUMENT",
     );
     assert!(
-        message.contains("not in the registry access policy: quay.io"),
+        message.contains("not in the registry access policy: ghcr.io"),
         "{message}"
     );
 }
