@@ -16,7 +16,8 @@ use axum::Router;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::python::PythonRepositories;
 use entrepot_services::{
-    AccessControl, IamService, ProjectService, Registry, RepositoryService, SecretService,
+    AccessControl, AccessPolicyService, IamService, ProjectService, Registry, RepositoryService,
+    SecretService,
 };
 
 /// Everything the handlers need, built once at start-up.
@@ -39,6 +40,8 @@ pub struct AppState {
     pub iam: Arc<IamService>,
     /// The secret manager; it authorizes through the same `access` hook.
     pub secrets: SecretService,
+    /// The registry access policy (also the upstream client's hop check).
+    pub access_policy: Arc<AccessPolicyService>,
 }
 
 /// The complete HTTP application.

@@ -4,6 +4,7 @@
 //! repository resources. Nothing in this crate performs I/O, so every type can be
 //! unit-tested and fuzzed in isolation.
 
+pub mod access_policy;
 pub mod digest;
 pub mod iam;
 pub mod manifest;

@@ -149,6 +149,10 @@ pub struct RemoteConfig {
     /// Plain http to a host that is not loopback was explicitly allowed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_upstream: bool,
+    /// Serve cached content even while the registry access policy blocks the
+    /// upstream host (by default the block applies to cached content too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_cached_from_blocked: bool,
 }
 
 /// Default tag freshness window: 5 minutes.

@@ -4,6 +4,7 @@
 //! resource model's rules and use the storage edges. Nothing here knows HTTP.
 
 pub mod access;
+pub mod access_policy;
 pub mod authn;
 pub mod clock;
 pub mod iam;
@@ -18,10 +19,13 @@ pub mod secrets;
 pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
 };
+pub use access_policy::{AccessPolicyService, AccessPolicyServiceError, CurrentAccessPolicy};
 pub use entrepot_storage::{ByteStream, ProjectRecord};
 pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
 pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
-pub use repositories::{NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
+pub use repositories::{
+    CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate,
+};
 pub use secrets::{AccessedVersion, SecretError, SecretService};

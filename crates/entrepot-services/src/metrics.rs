@@ -40,6 +40,8 @@ pub struct Metrics {
     upstream_bytes: AtomicU64,
     stale_serves: AtomicU64,
     single_flight_joins: AtomicU64,
+    access_policy_blocks: AtomicU64,
+    access_policy_dry_run_violations: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +73,17 @@ impl Metrics {
     /// A request that joined a download already under way.
     pub fn single_flight_join(&self) {
         self.single_flight_joins.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hop the registry access policy refused.
+    pub fn access_policy_block(&self) {
+        self.access_policy_blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hop the registry access policy would have refused, let through in dry run.
+    pub fn access_policy_dry_run_violation(&self) {
+        self.access_policy_dry_run_violations
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Upstream bytes so far (for tests and benchmarks).
@@ -127,6 +140,16 @@ impl Metrics {
                 "entrepot_single_flight_joins_total",
                 "Requests that joined an upstream download already under way.",
                 &self.single_flight_joins,
+            ),
+            (
+                "entrepot_access_policy_blocked_total",
+                "Upstream hops refused by the registry access policy.",
+                &self.access_policy_blocks,
+            ),
+            (
+                "entrepot_access_policy_dry_run_violations_total",
+                "Upstream hops outside the registry access policy, let through because it is in dry-run mode.",
+                &self.access_policy_dry_run_violations,
             ),
         ] {
             let _ = writeln!(

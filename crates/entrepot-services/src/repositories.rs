@@ -6,6 +6,7 @@ use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
 use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 use entrepot_storage::{MetadataStore, StoreError};
+use entrepot_upstream::HopCheck;
 
 use crate::clock::now_rfc3339;
 
@@ -57,6 +58,32 @@ pub struct RepositoryUpdate {
     pub remote_tag_ttl_secs: Option<u64>,
     /// Serve stale content when the upstream fails.
     pub serve_stale: Option<bool>,
+    /// Serve cached content while the access policy blocks the upstream.
+    pub allow_cached_from_blocked: Option<bool>,
+    /// Set upstream credentials even if the registry access policy blocks the
+    /// upstream.
+    pub force: bool,
+}
+
+/// Options of [`RepositoryService::create_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOptions {
+    /// Store a remote repository even if the registry access policy blocks its
+    /// upstream (pulls stay blocked until the host is allowed).
+    pub force: bool,
+}
+
+/// The base URL of a remote repository's upstream, as the access policy sees it.
+pub fn upstream_url(format: Format, remote: &RemoteConfig) -> Option<url::Url> {
+    match format {
+        Format::Docker => docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
+            .ok()
+            .and_then(|u| url::Url::parse(&u.base_url).ok()),
+        Format::Python if remote.upstream.eq_ignore_ascii_case("PYPI") => {
+            url::Url::parse("https://pypi.org").ok()
+        }
+        Format::Python => url::Url::parse(&remote.upstream).ok(),
+    }
 }
 
 /// Check a secret version name: `projects/P/secrets/S/versions/V`, V a number or `latest`.
@@ -102,12 +129,39 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
 #[derive(Clone)]
 pub struct RepositoryService {
     store: Arc<dyn MetadataStore>,
+    upstream_check: Option<Arc<dyn HopCheck>>,
 }
 
 impl RepositoryService {
     /// A service over the given store.
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            upstream_check: None,
+        }
+    }
+
+    /// Refuse remote repositories whose upstream host `check` refuses (the
+    /// registry access policy), unless the caller forces it.
+    pub fn with_upstream_check(mut self, check: Arc<dyn HopCheck>) -> Self {
+        self.upstream_check = Some(check);
+        self
+    }
+
+    async fn check_upstream(
+        &self,
+        format: Format,
+        remote: &RemoteConfig,
+    ) -> Result<(), RepositoryError> {
+        let (Some(check), Some(url)) = (&self.upstream_check, upstream_url(format, remote)) else {
+            return Ok(());
+        };
+        check.check(&url).await.map_err(|denied| {
+            RepositoryError::Invalid(format!(
+                "{}; or pass --force (\"force\": true) to store the repository settings anyway (pulls stay blocked until the host is allowed)",
+                denied.message
+            ))
+        })
     }
 
     /// Create a repository in an existing project.
@@ -115,6 +169,16 @@ impl RepositoryService {
         &self,
         name: &RepositoryName,
         new: NewRepository,
+    ) -> Result<Repository, RepositoryError> {
+        self.create_with(name, new, CreateOptions::default()).await
+    }
+
+    /// Create a repository in an existing project, with options.
+    pub async fn create_with(
+        &self,
+        name: &RepositoryName,
+        new: NewRepository,
+        options: CreateOptions,
     ) -> Result<Repository, RepositoryError> {
         self.require_project(&name.project).await?;
         match (new.mode, &new.remote) {
@@ -135,6 +199,9 @@ impl RepositoryService {
                     "virtual repositories are not available yet; create a standard or remote repository".into(),
                 ))
             }
+        }
+        if let (Some(remote), false) = (&new.remote, options.force) {
+            self.check_upstream(new.format, remote).await?;
         }
         if new.description.len() > 2048 {
             return Err(RepositoryError::Invalid(
@@ -183,6 +250,17 @@ impl RepositoryService {
         update: RepositoryUpdate,
     ) -> Result<Repository, RepositoryError> {
         let mut repo = self.get(name).await?;
+        // Pointing credentials at an upstream is configuring entrepot to contact
+        // it: say now that the policy blocks it, not at the next pull. Cache
+        // settings stay changeable, allowCachedFromBlocked above all.
+        let sets_credentials = update
+            .remote_username
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+            || update
+                .remote_password_secret_version
+                .as_deref()
+                .is_some_and(|v| !v.is_empty());
         if let Some(description) = update.description {
             repo.description = description;
         }
@@ -190,7 +268,8 @@ impl RepositoryService {
             || update.remote_password_secret_version.is_some()
             || update.clear_remote_credentials
             || update.remote_tag_ttl_secs.is_some()
-            || update.serve_stale.is_some();
+            || update.serve_stale.is_some()
+            || update.allow_cached_from_blocked.is_some();
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
@@ -215,7 +294,13 @@ impl RepositoryService {
             if let Some(stale) = update.serve_stale {
                 remote.serve_stale = stale;
             }
+            if let Some(allow) = update.allow_cached_from_blocked {
+                remote.allow_cached_from_blocked = allow;
+            }
             validate_remote(format, remote)?;
+            if sets_credentials && !update.force {
+                self.check_upstream(format, remote).await?;
+            }
         }
         repo.update_time = now_rfc3339();
         if !self

@@ -5,6 +5,7 @@
 //! (content-addressed bytes; a local directory through `object_store` by default).
 //! Nothing above this crate writes SQL or touches blob paths.
 
+pub mod access_policy;
 pub mod blob;
 pub mod cache;
 pub mod iam;
@@ -14,6 +15,7 @@ mod read_cache;
 pub mod secrets;
 pub mod sqlite;
 
+pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};

@@ -183,6 +183,12 @@ impl UpstreamClient {
         })
     }
 
+    /// Whether the hop check lets entrepot use `url`'s host, without sending
+    /// anything: for callers about to serve content that came from there.
+    pub async fn check_origin(&self, url: &Url) -> Result<(), HopDenied> {
+        self.hops.check(url).await
+    }
+
     /// Send a request with the credentials of `source`, answering auth challenges
     /// and following redirects. A 401 after presenting cached credentials or a
     /// cached token is retried once with fresh ones.

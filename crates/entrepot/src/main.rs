@@ -63,6 +63,9 @@ enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Tokens(cli::tokens::TokensCommand),
+    /// The organisation's registry access policy: which upstream hosts may be contacted.
+    #[command(subcommand)]
+    AccessPolicy(cli::access_policy::AccessPolicyCommand),
     /// Check a token against the server and remember both for later commands.
     Login {
         /// File holding the token (`-`: standard input).
@@ -171,6 +174,7 @@ async fn main() -> ExitCode {
                 Command::Secrets(command) => cli::secrets::run(&client, command).await,
                 Command::Audit(command) => cli::secrets::run_audit(&client, command).await,
                 Command::Admin(_) => Ok(()),
+                Command::AccessPolicy(command) => cli::access_policy::run(&client, command).await,
                 Command::Login { token_file } => {
                     cli::login::login(&server, token, token_file.as_deref()).await
                 }

@@ -7,18 +7,19 @@ use anyhow::Context as _;
 use entrepot_api::AppState;
 use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
+use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::{Fills, RemoteDocker};
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::{
-    AccessControl, NewRepository, ProjectError, ProjectService, Registry, RepositoryService,
-    SecretService,
+    AccessControl, AccessPolicyService, NewRepository, ProjectError, ProjectService, Registry,
+    RepositoryService, SecretService,
 };
 use entrepot_storage::{
     BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore, SqliteMetadataStore,
 };
-use entrepot_upstream::{AllowAllHops, UpstreamClient};
+use entrepot_upstream::UpstreamClient;
 
 use crate::config::Config;
 
@@ -52,8 +53,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
     }
 
+    let metrics = Arc::new(Metrics::default());
+    // Every upstream hop, and every new remote repository's upstream, passes
+    // the organisation's registry access policy.
+    let access_policy = Arc::new(
+        AccessPolicyService::new(sqlite.clone(), metrics.clone())
+            .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone()))),
+    );
     let projects = ProjectService::new(meta.clone());
-    let repositories = RepositoryService::new(meta.clone());
+    let repositories =
+        RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
     bootstrap(&projects, &repositories).await?;
 
     let access: Arc<dyn AccessControl> = iam.clone();
@@ -69,8 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
     let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
 
-    let metrics = Arc::new(Metrics::default());
-    let upstream = Arc::new(UpstreamClient::new(Arc::new(AllowAllHops))?);
+    let upstream = Arc::new(UpstreamClient::new(access_policy.clone())?);
     // The spool lives beside the blobs, so a finished download is committed by a link.
     let fills = Fills::new(
         config.data_dir.join("blobs").join("spool"),
@@ -97,6 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         iam,
         metrics,
         python,
+        access_policy,
         secrets,
     };
 
@@ -151,6 +160,7 @@ async fn bootstrap(
             tag_ttl_secs: DEFAULT_TAG_TTL_SECS,
             serve_stale: true,
             allow_insecure_upstream: false,
+            allow_cached_from_blocked: false,
         }),
     };
     repositories.create(&name, docker_hub).await?;
@@ -166,6 +176,7 @@ async fn bootstrap(
             tag_ttl_secs: PYTHON_INDEX_TTL_SECS,
             serve_stale: true,
             allow_insecure_upstream: false,
+            allow_cached_from_blocked: false,
         }),
     };
     repositories.create(&name, pypi).await?;

@@ -24,6 +24,10 @@ const HTML: &str = "application/vnd.pypi.simple.v1+html";
 fn create_python(server: &Server, id: &str, upstream: Option<&str>, extra: Value) {
     let mut body = json!({ "format": "python", "mode": "standard-repository" });
     if let Some(url) = upstream {
+        // The registry access policy must allow the loopback upstream.
+        let parsed = url::Url::parse(url).unwrap();
+        let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
+        server.allow_upstream(&host);
         let mut config = json!({ "upstream": url });
         if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
             c.extend(e.clone());
@@ -753,6 +757,43 @@ fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
     );
     assert_eq!(r.status(), 405);
     assert!(r.text().unwrap().contains("remote repository"));
+}
+
+#[test]
+fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let upstream = PyPiServer::start(&packages);
+    let server = Server::start();
+    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    create_python(
+        &server,
+        "lenient",
+        Some(&upstream.index_url()),
+        json!({ "allowCachedFromBlocked": true }),
+    );
+    for repo in ["up", "lenient"] {
+        let r = server.get(&format!("/pypi/default/{repo}/simple/tiny-lib/"));
+        assert_eq!(r.status(), 200);
+    }
+    let r = server
+        .request(Method::PATCH, "/v1/organization/accessPolicy")
+        .json(&json!({ "removeAllowedHosts": [upstream.addr] }))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+
+    // Blocked: neither the upstream nor what was cached from it.
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 403);
+    let message = r.text().unwrap();
+    assert!(message.contains(&upstream.addr), "{message}");
+    // Unless the repository allows serving what it already has.
+    let r = server.get("/pypi/default/lenient/simple/tiny-lib/");
+    assert_eq!(r.status(), 200);
+    let r = server.get("/pypi/default/lenient/simple/tiny-app/");
+    assert_eq!(r.status(), 403);
 }
 
 #[test]

@@ -79,6 +79,11 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
             &format!("--data-file={}", token_file.display()),
         ],
     );
+    // The registry and its token service are allowed upstream hosts.
+    cli_ok(
+        &server,
+        &["access-policy", "allow", &upstream.addr, &tokens.addr],
+    );
     // 4. The repository points at it.
     cli_ok(
         &server,
@@ -236,6 +241,7 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
             "--role=roles/secretmanager.secretAccessor",
         ],
     );
+    cli_ok(&server, &["access-policy", "allow", &upstream.addr]);
     cli_ok(
         &server,
         &[

@@ -1,5 +1,6 @@
 //! The admin REST API at `/v1/`: JSON on resource names, custom verbs after a colon.
 
+mod access_policy;
 mod error;
 pub mod iam;
 mod principals;
@@ -20,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     repositories::routes()
         .merge(projects::routes())
         .merge(principals::routes())
+        .merge(access_policy::routes())
         .merge(secrets::routes())
 }
 

@@ -8,7 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryId, RepositoryName};
-use entrepot_services::{NewRepository, Permission, ProjectRecord, RepositoryUpdate, Resource};
+use entrepot_services::{
+    CreateOptions, NewRepository, Permission, ProjectRecord, RepositoryUpdate, Resource,
+};
 use serde::Deserialize;
 
 use super::{authorize, parse_id, ApiError};
@@ -103,6 +105,9 @@ struct CreateBody {
     description: Option<String>,
     #[serde(default)]
     remote_repository_config: Option<RemoteConfig>,
+    /// Store a remote repository even if the access policy blocks its upstream.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn create(
@@ -135,7 +140,7 @@ async fn create(
         .map_err(ApiError::invalid)?;
     let repo = state
         .repositories
-        .create(
+        .create_with(
             &RepositoryName::new(project, repository),
             NewRepository {
                 format,
@@ -143,6 +148,7 @@ async fn create(
                 description: body.description.unwrap_or_default(),
                 remote: body.remote_repository_config,
             },
+            CreateOptions { force: body.force },
         )
         .await?;
     Ok((StatusCode::OK, Json(repo)))
@@ -253,6 +259,11 @@ struct UpdateBody {
     remote_tag_ttl_secs: Option<u64>,
     #[serde(default)]
     serve_stale: Option<bool>,
+    #[serde(default)]
+    allow_cached_from_blocked: Option<bool>,
+    /// Set credentials even if the access policy blocks the upstream.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn update(
@@ -282,6 +293,8 @@ async fn update(
                 clear_remote_credentials: body.clear_remote_credentials,
                 remote_tag_ttl_secs: body.remote_tag_ttl_secs,
                 serve_stale: body.serve_stale,
+                allow_cached_from_blocked: body.allow_cached_from_blocked,
+                force: body.force,
             },
         )
         .await?;

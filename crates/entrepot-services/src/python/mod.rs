@@ -38,6 +38,9 @@ pub enum PythonError {
     /// The operation does not apply to this repository.
     #[error("{0}")]
     NotAllowed(String),
+    /// The registry access policy blocks the upstream.
+    #[error("{0}")]
+    Blocked(String),
     /// The upstream refused entrepot's credentials.
     #[error("{0}")]
     UpstreamCredentials(String),
@@ -62,6 +65,7 @@ impl PythonError {
             PythonError::Invalid(_) | PythonError::FileExists(_) => 400,
             PythonError::TooLarge(_) => 413,
             PythonError::NotAllowed(_) => 405,
+            PythonError::Blocked(_) => 403,
             PythonError::UpstreamCredentials(_) => 502,
             PythonError::Upstream { status, .. } => *status,
             PythonError::Storage(_) => 500,

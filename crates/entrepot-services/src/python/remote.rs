@@ -93,10 +93,7 @@ fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
             "the upstream credentials of this repository could not be read: {}",
             c.0
         )),
-        UpstreamError::Blocked(d) => PythonError::Upstream {
-            status: 403,
-            message: d.message,
-        },
+        UpstreamError::Blocked(d) => PythonError::Blocked(d.message),
         e @ UpstreamError::Unreachable { .. } => PythonError::Upstream {
             status: 503,
             message: e.to_string(),
@@ -199,6 +196,24 @@ impl RemotePython {
         })
     }
 
+    /// The registry access policy applies to the upstream's origin: content
+    /// cached from a host it now blocks is not served either, unless the
+    /// repository allows it. `Ok(true)`: blocked, cached content may be served.
+    async fn origin_blocked(&self, target: &Target) -> Result<bool, PythonError> {
+        let url = Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
+            status: 502,
+            message: format!("bad upstream URL: {e}"),
+        })?;
+        match self.client.check_origin(&url).await {
+            Ok(()) => Ok(false),
+            Err(denied) if target.config.allow_cached_from_blocked => {
+                tracing::info!(host = %denied.host, "upstream blocked by the registry access policy; serving cached content only, as the repository allows");
+                Ok(true)
+            }
+            Err(denied) => Err(PythonError::Blocked(denied.message)),
+        }
+    }
+
     fn key_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|_, l| Arc::strong_count(l) > 1);
@@ -231,6 +246,7 @@ impl RemotePython {
             ))
             .lock_owned()
             .await;
+        let blocked = self.origin_blocked(target).await?;
         let cached = self.store.index_page(&target.ids, name).await?;
         let now = now_unix();
         if let Some(page) = &cached {
@@ -238,6 +254,16 @@ impl RemotePython {
                 self.metrics.hit(ContentKind::Tag);
                 return Ok((url, page.clone(), Freshness::Cached));
             }
+            if blocked {
+                self.metrics.stale_serve();
+                return Ok((url, page.clone(), Freshness::Stale));
+            }
+        }
+        if blocked {
+            return Err(PythonError::Blocked(format!(
+                "the registry access policy blocks the upstream {} and this page is not cached",
+                target.upstream.host()
+            )));
         }
         self.metrics.miss(ContentKind::Tag);
         match self.fetch_page(target, &url).await {
@@ -549,11 +575,18 @@ impl RemotePython {
         filename: &str,
     ) -> Result<(Cached, String), PythonError> {
         let target = self.target(repo)?;
+        let blocked = self.origin_blocked(&target).await?;
         let (url, hex) = self.source(&target, sha256, filename).await?;
         let digest = sha256_digest(&hex)?;
         if let Some(size) = self.blobs.stat(&digest).await? {
             self.metrics.hit(ContentKind::Blob);
             return Ok((Cached::Committed(size), hex));
+        }
+        if blocked {
+            return Err(PythonError::Blocked(format!(
+                "the registry access policy blocks the upstream {} and {filename} is not cached",
+                target.upstream.host()
+            )));
         }
         let credentials = target.credentials_for(&url);
         let client = self.client.clone();

@@ -11,7 +11,9 @@ use entrepot_domain::{ByteRange, Digest, ImagePath, Manifest, Reference, Reposit
 use entrepot_storage::{BlobStore, CacheStore, ImageRef, ManifestRecord, MetadataStore};
 use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use entrepot_upstream::reqwest::StatusCode;
-use entrepot_upstream::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
+use entrepot_upstream::{
+    HopDenied, UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
 
@@ -116,6 +118,11 @@ fn upstream_error(e: UpstreamError) -> RegistryError {
 
 fn fill_error(e: FillError, what: &str) -> RegistryError {
     match e {
+        FillError::Upstream {
+            status: 403,
+            message,
+            ..
+        } => RegistryError::Denied(message),
         FillError::NotFound(m) => RegistryError::UpstreamNotFound(format!("{what}: {m}")),
         FillError::Upstream {
             status: 429,
@@ -236,6 +243,22 @@ impl RemoteDocker {
             config,
             credentials,
         })
+    }
+
+    /// The registry access policy applies to the origin, not the path: content
+    /// cached from a host the policy now blocks is not served either, unless the
+    /// repository allows it. `Ok(Some(_))`: blocked, but cached content may be
+    /// served; `Ok(None)`: the upstream may be used.
+    async fn origin_blocked(&self, target: &Target) -> Result<Option<HopDenied>, RegistryError> {
+        let url = target.url("")?;
+        match self.client.check_origin(&url).await {
+            Ok(()) => Ok(None),
+            Err(denied) if target.config.allow_cached_from_blocked => {
+                tracing::info!(repository = %target.repository, host = %denied.host, "upstream blocked by the registry access policy; serving cached content only, as the repository allows");
+                Ok(Some(denied))
+            }
+            Err(denied) => Err(RegistryError::Denied(denied.message)),
+        }
     }
 
     fn key_lock(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
@@ -418,6 +441,7 @@ impl RemoteDocker {
         reference: &Reference,
     ) -> Result<ServedManifest, RegistryError> {
         let target = self.target(repo)?;
+        let blocked = self.origin_blocked(&target).await?;
         let image = image_ref(path);
         let _guard = self
             .key_lock(format!("{path}:{reference}"))
@@ -428,6 +452,9 @@ impl RemoteDocker {
                 if let Some(m) = self.meta.manifest_by_digest(&image, d).await? {
                     self.metrics.hit(ContentKind::Manifest);
                     return Ok(served(m, false));
+                }
+                if let Some(denied) = blocked {
+                    return Err(RegistryError::Denied(denied.message));
                 }
                 self.metrics.miss(ContentKind::Manifest);
                 self.fetch_manifest(&target, path, reference)
@@ -443,10 +470,14 @@ impl RemoteDocker {
                         .tag_checked_at(&image, tag.as_str())
                         .await?
                         .unwrap_or(0);
-                    if now - checked < target.config.tag_ttl_secs as i64 {
+                    let fresh = now - checked < target.config.tag_ttl_secs as i64;
+                    if fresh || blocked.is_some() {
                         self.metrics.hit(ContentKind::Tag);
-                        return Ok(served(m.clone(), false));
+                        return Ok(served(m.clone(), !fresh));
                     }
+                }
+                if let Some(denied) = blocked {
+                    return Err(RegistryError::Denied(denied.message));
                 }
                 match self
                     .revalidate(&target, path, reference, cached.as_ref())
@@ -535,11 +566,15 @@ impl RemoteDocker {
         digest: &Digest,
     ) -> Result<u64, RegistryError> {
         let image = image_ref(path);
+        let target = self.target(repo)?;
+        let blocked = self.origin_blocked(&target).await?;
         if let Some(size) = self.meta.linked_blob_size(&image, digest).await? {
             self.metrics.hit(ContentKind::Blob);
             return Ok(size);
         }
-        let target = self.target(repo)?;
+        if let Some(denied) = blocked {
+            return Err(RegistryError::Denied(denied.message));
+        }
         match self.cached_or_fill(&target, path, digest).await? {
             Cached::Committed(size) => Ok(size),
             Cached::Filling(fill) => fill
@@ -570,10 +605,14 @@ impl RemoteDocker {
         range: Option<ByteRange>,
     ) -> Result<ServedBlob, RegistryError> {
         let image = image_ref(path);
+        let target = self.target(repo)?;
+        let blocked = self.origin_blocked(&target).await?;
         if let Some(size) = self.meta.linked_blob_size(&image, digest).await? {
             return self.read_committed(digest, size, range).await;
         }
-        let target = self.target(repo)?;
+        if let Some(denied) = blocked {
+            return Err(RegistryError::Denied(denied.message));
+        }
         match self.cached_or_fill(&target, path, digest).await? {
             Cached::Committed(size) => self.read_committed(digest, size, range).await,
             Cached::Filling(fill) => {
@@ -631,10 +670,12 @@ impl RemoteDocker {
                     .send(&request, credentials.as_ref())
                     .await
                     .map_err(|e| FillError::Upstream {
-                        status: if matches!(e, UpstreamError::Unreachable { .. }) {
-                            503
-                        } else {
-                            403
+                        status: match e {
+                            UpstreamError::Unreachable { .. } => 503,
+                            UpstreamError::Blocked(_)
+                            | UpstreamError::Credentials(_)
+                            | UpstreamError::Unauthorized(_) => 403,
+                            _ => 502,
                         },
                         message: e.to_string(),
                         retry_after: None,
@@ -698,6 +739,9 @@ impl RemoteDocker {
         last: Option<&str>,
     ) -> Result<Vec<String>, RegistryError> {
         let target = self.target(repo)?;
+        if self.origin_blocked(&target).await?.is_some() {
+            return Ok(self.meta.list_tags(&image_ref(path), last, n).await?);
+        }
         let name = target.upstream.image_name(path.image.as_str());
         let mut url = target.url(&format!("{name}/tags/list"))?;
         url.query_pairs_mut().append_pair("n", &n.to_string());
@@ -742,6 +786,11 @@ impl RemoteDocker {
             message: String::new(),
             rate_limit: None,
         };
+        // A blocked upstream is not contacted at all: say so, not "unreachable".
+        if let Err(denied) = self.client.check_origin(&url).await {
+            report.message = denied.message;
+            return Ok(report);
+        }
         match self.send(&target, UpstreamRequest::get(url)).await {
             Ok(response) => {
                 let status = response.status();

@@ -1,5 +1,6 @@
 //! gcloud-like verbs over the admin API.
 
+pub mod access_policy;
 pub mod client;
 pub mod iam;
 pub mod login;

@@ -44,6 +44,13 @@ pub enum RepositoriesCommand {
         /// Serve cached tags when the upstream fails (default true).
         #[arg(long)]
         serve_stale: Option<bool>,
+        /// Serve cached content even while the registry access policy blocks the upstream.
+        #[arg(long)]
+        allow_cached_from_blocked: bool,
+        /// Store the repository even if the registry access policy blocks its
+        /// upstream (pulls stay blocked until the host is allowed).
+        #[arg(long)]
+        force: bool,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -93,6 +100,14 @@ pub enum RepositoriesCommand {
         /// Serve cached tags when the upstream fails.
         #[arg(long)]
         serve_stale: Option<bool>,
+        /// Serve cached content even while the registry access policy blocks
+        /// the upstream (true or false).
+        #[arg(long)]
+        allow_cached_from_blocked: Option<bool>,
+        /// Set upstream credentials even if the registry access policy blocks
+        /// the upstream.
+        #[arg(long)]
+        force: bool,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -124,9 +139,14 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_password_secret_version,
             remote_tag_ttl,
             serve_stale,
+            allow_cached_from_blocked,
+            force,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
+            if force {
+                body["force"] = true.into();
+            }
             if let Some(upstream) = remote_docker_repo.or(remote_python_repo) {
                 let mut remote = json!({ "upstream": upstream, "allowInsecureUpstream": allow_insecure_upstream });
                 if let Some(u) = remote_username {
@@ -140,6 +160,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 }
                 if let Some(stale) = serve_stale {
                     remote["serveStale"] = stale.into();
+                }
+                if allow_cached_from_blocked {
+                    remote["allowCachedFromBlocked"] = true.into();
                 }
                 body["remoteRepositoryConfig"] = remote;
             }
@@ -199,9 +222,13 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             clear_remote_credentials,
             remote_tag_ttl,
             serve_stale,
+            allow_cached_from_blocked,
+            force,
             project,
         } => {
             let body = json!({
+                "allowCachedFromBlocked": allow_cached_from_blocked,
+                "force": force,
                 "description": description,
                 "remoteUsername": remote_username,
                 "remotePasswordSecretVersion": remote_password_secret_version,

@@ -231,6 +231,21 @@ impl Server {
         );
     }
 
+    /// Add `host` (e.g. `127.0.0.1:5000`) to the registry access policy, so that
+    /// remote repositories may use it as their upstream.
+    pub fn allow_upstream(&self, host: &str) {
+        let response = self
+            .request(Method::PATCH, "/v1/organization/accessPolicy")
+            .json(&json!({ "addAllowedHosts": [host] }))
+            .send()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "allow upstream {host}: {}",
+            response.text().unwrap()
+        );
+    }
+
     /// Run the `entrepot` CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_entrepot"));

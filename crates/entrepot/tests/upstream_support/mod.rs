@@ -176,11 +176,22 @@ pub struct FixtureRegistry {
 
 impl FixtureRegistry {
     pub fn start(routes: HashMap<String, FixtureResponse>) -> FixtureRegistry {
+        Self::start_with("127.0.0.1", routes, HashMap::new())
+    }
+
+    /// A fixture on another loopback address (e.g. `127.0.0.2`), answering
+    /// `redirects` (path -> absolute URL) with 307 Temporary Redirect.
+    pub fn start_with(
+        host: &str,
+        routes: HashMap<String, FixtureResponse>,
+        redirects: HashMap<String, String>,
+    ) -> FixtureRegistry {
         use axum::body::Body;
         use axum::http::{header, Request, StatusCode};
         use axum::response::Response;
 
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind((host, 0)).unwrap();
+        let redirects = Arc::new(redirects);
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -196,6 +207,7 @@ impl FixtureRegistry {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let app = axum::Router::new().fallback(move |request: Request<Body>| {
                     let routes = routes.clone();
+                    let redirects = redirects.clone();
                     let counter = counter.clone();
                     async move {
                         let path = request.uri().path().to_owned();
@@ -207,6 +219,13 @@ impl FixtureRegistry {
                                 .header("ratelimit-limit", "100;w=21600")
                                 .header("ratelimit-remaining", "99;w=21600")
                                 .body(Body::from("{}"))
+                                .unwrap();
+                        }
+                        if let Some(location) = redirects.get(&path) {
+                            return Response::builder()
+                                .status(StatusCode::TEMPORARY_REDIRECT)
+                                .header(header::LOCATION, location)
+                                .body(Body::empty())
                                 .unwrap();
                         }
                         let Some(route) = routes.get(&path).cloned() else {
@@ -296,6 +315,16 @@ pub struct TokenService {
 impl TokenService {
     /// Start with `user:password` lines accepted; tokens live `ttl` seconds.
     pub fn start(dir: &Path, accepted: &str, ttl: u64) -> TokenService {
+        Self::spawn(dir, "127.0.0.1", accepted, ttl, &[])
+    }
+
+    /// Start on another loopback address (e.g. `127.0.0.2`), also issuing
+    /// tokens to requests without credentials, as public registries do.
+    pub fn start_anonymous_on(dir: &Path, host: &str, ttl: u64) -> TokenService {
+        Self::spawn(dir, host, "", ttl, &["--anonymous", "--host", host])
+    }
+
+    fn spawn(dir: &Path, host: &str, accepted: &str, ttl: u64, options: &[&str]) -> TokenService {
         let credentials_file = dir.join("token-credentials");
         fs::write(&credentials_file, accepted).unwrap();
         let port = free_port();
@@ -307,11 +336,12 @@ impl TokenService {
             .arg(port.to_string())
             .arg(&credentials_file)
             .args(["upstream-test", "entrepot-test-issuer", &ttl.to_string()])
+            .args(options)
             .stdout(Stdio::from(fs::File::create(&log).unwrap()))
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start the token server (python3 with the cryptography package)");
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{host}:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !fs::read_to_string(&log)
             .unwrap_or_default()
