@@ -26,6 +26,7 @@ use super::index::{self, ProjectPage};
 use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
 use crate::clock::now_unix;
 use crate::metrics::{ContentKind, Metrics};
+use crate::remote::credentials::CredentialSources;
 use crate::remote::fill::{Cached, FillError, Fills, UpstreamBody};
 use crate::remote::{RepositoryCredentials, SecretReader, UpstreamReport};
 
@@ -78,9 +79,8 @@ pub struct RemotePython {
     fills: Fills,
     client: Arc<UpstreamClient>,
     metrics: Arc<Metrics>,
-    secrets: Arc<dyn SecretReader>,
     scratch: PathBuf,
-    credentials: Mutex<HashMap<String, (RemoteConfig, Arc<RepositoryCredentials>)>>,
+    credentials: CredentialSources,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -147,9 +147,8 @@ impl RemotePython {
             fills,
             client,
             metrics,
-            secrets,
             scratch,
-            credentials: Mutex::new(HashMap::new()),
+            credentials: CredentialSources::new(secrets),
             locks: Mutex::new(HashMap::new()),
         })
     }
@@ -166,28 +165,11 @@ impl RemotePython {
                 }
             })?;
         let ids = repo_ids(repo);
-        let credentials = {
-            let mut all = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
-            match all.get(&repo.name) {
-                // Same credential settings: keep the source (and its cached secret).
-                Some((c, creds))
-                    if c.username == config.username
-                        && c.password_secret_version == config.password_secret_version =>
-                {
-                    creds.clone()
-                }
-                _ => {
-                    let creds = Arc::new(RepositoryCredentials::new(
-                        &ids.project,
-                        config.username.clone(),
-                        config.password_secret_version.clone(),
-                        self.secrets.clone(),
-                    ));
-                    all.insert(repo.name.clone(), (config.clone(), creds.clone()));
-                    creds
-                }
-            }
-        };
+        let credentials = self.credentials.for_repository(
+            &repo.name,
+            &config.username,
+            &config.password_secret_version,
+        );
         Ok(Target {
             ids,
             upstream,

@@ -159,6 +159,59 @@ impl CredentialSource for RepositoryCredentials {
     }
 }
 
+/// A repository's username and secret version, with the source built for them.
+type ConfiguredSource = (
+    Option<String>,
+    Option<String>,
+    std::sync::Arc<RepositoryCredentials>,
+);
+
+/// The credential sources of every remote repository, one per credential
+/// configuration, so each keeps its cached secret between requests and a
+/// changed configuration starts afresh.
+pub struct CredentialSources {
+    reader: std::sync::Arc<dyn SecretReader>,
+    by_repository: Mutex<std::collections::HashMap<String, ConfiguredSource>>,
+}
+
+impl CredentialSources {
+    /// Sources that read secrets through `reader`.
+    pub fn new(reader: std::sync::Arc<dyn SecretReader>) -> Self {
+        Self {
+            reader,
+            by_repository: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The source for repository `name` (`projects/P/repositories/R`) with
+    /// these settings.
+    pub fn for_repository(
+        &self,
+        name: &str,
+        username: &Option<String>,
+        secret_version: &Option<String>,
+    ) -> std::sync::Arc<RepositoryCredentials> {
+        let mut all = self.by_repository.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((u, v, source)) = all.get(name) {
+            if u == username && v == secret_version {
+                return source.clone();
+            }
+        }
+        let project = name.split('/').nth(1).unwrap_or_default();
+        let source = std::sync::Arc::new(RepositoryCredentials::new(
+            project,
+            username.clone(),
+            secret_version.clone(),
+            self.reader.clone(),
+        ));
+        all.insert(
+            name.to_owned(),
+            (username.clone(), secret_version.clone(), source.clone()),
+        );
+        source
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use entrepot_upstream::{
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
 
-use super::credentials::{RepositoryCredentials, SecretReader};
+use super::credentials::{CredentialSources, RepositoryCredentials, SecretReader};
 use super::fill::{Cached, FillError, Fills, UpstreamBody};
 use crate::clock::{now_rfc3339, now_unix};
 use crate::metrics::{ContentKind, Metrics};
@@ -53,13 +53,6 @@ pub struct UpstreamReport {
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct CredentialKey {
-    repository: String,
-    username: Option<String>,
-    secret_version: Option<String>,
-}
-
 struct Target {
     repository: String,
     upstream: DockerUpstream,
@@ -86,8 +79,7 @@ pub struct RemoteDocker {
     fills: Fills,
     client: Arc<UpstreamClient>,
     metrics: Arc<Metrics>,
-    secrets: Arc<dyn SecretReader>,
-    credentials: Mutex<HashMap<CredentialKey, Arc<RepositoryCredentials>>>,
+    credentials: CredentialSources,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -198,8 +190,7 @@ impl RemoteDocker {
             fills,
             client,
             metrics,
-            secrets,
-            credentials: Mutex::new(HashMap::new()),
+            credentials: CredentialSources::new(secrets),
             rate_limits: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         }
@@ -216,27 +207,11 @@ impl RemoteDocker {
                     message: e.to_string(),
                 }
             })?;
-        let project = repo.name.split('/').nth(1).unwrap_or_default().to_owned();
-        let key = CredentialKey {
-            repository: repo.name.clone(),
-            username: config.username.clone(),
-            secret_version: config.password_secret_version.clone(),
-        };
-        let credentials = {
-            let mut all = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
-            // Configuration changed: forget the credentials of the old configuration.
-            all.retain(|k, _| k.repository != key.repository || *k == key);
-            all.entry(key.clone())
-                .or_insert_with(|| {
-                    Arc::new(RepositoryCredentials::new(
-                        &project,
-                        key.username.clone(),
-                        key.secret_version.clone(),
-                        self.secrets.clone(),
-                    ))
-                })
-                .clone()
-        };
+        let credentials = self.credentials.for_repository(
+            &repo.name,
+            &config.username,
+            &config.password_secret_version,
+        );
         Ok(Target {
             repository: repo.name.clone(),
             upstream,
