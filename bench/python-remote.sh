@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Python pull-through cache benchmark: entrepot (a remote Python repository)
+# against proxpi and devpi-server (its root/pypi mirror), all three caching the
+# same upstream: pypiserver on loopback serving generated wheels (no real
+# package is downloaded):
+#   - BENCH_PACKAGES projects bench-pkg-00.. (3 versions each), each requiring
+#     the next: the install set is all of them, named on the command line;
+#   - one project, bench-big, with BENCH_FILES files (versions 0.0.1..).
+# Measures, every proxy warm (it has served the same requests once before):
+#   1. `pip install` and `uv pip install` of the set into a fresh --target
+#      directory, no client cache, wall time, best of 3 (rounds interleave the
+#      three proxies);
+#   2. `wrk -t 2 -c 32 -d 10s` on the bench-big index page, requests/s, with
+#      `Accept: text/html` (HTML: the one format all three serve).
+# Every proxy is anonymous: entrepot's repository grants allUsers the reader
+# role, so no client sends credentials to any of them. pip and uv run without
+# any PIP_*/UV_* variable from the environment and without config files.
+# proxpi runs under gunicorn (2 workers, one per core, 8 threads each); devpi
+# with its defaults (50 threads); the index TTL is 30 minutes for all three.
+# Needs: cargo, curl, wrk, python3 (with venv), and pip, uv and pypi-server in
+# ENTREPOT_PYTHON_VENV (default /opt/entrepot-ci, see .ci/requirements.txt).
+# proxpi, devpi-server and gunicorn are pip-installed into a venv under the
+# scratch directory (from PyPI), or taken from BENCH_PEER_VENV if set.
+# Usage: bench/python-remote.sh   (BENCH_PACKAGES=30 BENCH_FILES=2000 by default)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NPKG=${BENCH_PACKAGES:-30}
+NFILES=${BENCH_FILES:-2000}
+PYVENV=${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench-python.XXXXXX")
+PIDS=()
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap cleanup EXIT
+
+for tool in cargo curl wrk python3 "$PYVENV/bin/pip" "$PYVENV/bin/uv" "$PYVENV/bin/pypi-server"; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# pip and uv see none of the caller's PIP_*/UV_* settings.
+CLEAN_ENV=(env)
+for var in $(compgen -e); do
+    case $var in PIP_* | UV_*) CLEAN_ENV+=(-u "$var") ;; esac
+done
+
+echo "== building entrepot (release)" >&2
+(cd "$ROOT" && cargo build --release --locked --quiet)
+BIN="$ROOT/target/release/entrepot"
+
+PEER_VENV=${BENCH_PEER_VENV:-$WORK/venv}
+if [ ! -x "$PEER_VENV/bin/devpi-server" ] || [ ! -x "$PEER_VENV/bin/gunicorn" ] ||
+    ! "$PEER_VENV/bin/python" -c 'import proxpi' 2>/dev/null; then
+    echo "== installing proxpi, devpi-server and gunicorn into $PEER_VENV" >&2
+    python3 -m venv "$PEER_VENV"
+    "$PEER_VENV/bin/pip" install --quiet --disable-pip-version-check proxpi devpi-server gunicorn >&2
+fi
+PROXPI_VERSION=$("$PEER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("proxpi"))')
+DEVPI_VERSION=$("$PEER_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("devpi-server"))')
+
+echo "== generating ${NPKG} projects and ${NFILES} files of bench-big" >&2
+mkdir -p "$WORK/packages"
+"$PYVENV/bin/python" - "$ROOT/crates/entrepot/tests/python_support" "$WORK/packages" "$NPKG" "$NFILES" <<'PY'
+import os, sys, types
+# make_dist.py runs its main() when loaded: load it without that call.
+path = os.path.join(sys.argv[1], "make_dist.py")
+source = open(path).read()
+assert source.rstrip().endswith("\nmain()"), path
+make_dist = types.ModuleType("make_dist")
+exec(compile(source.rstrip()[: -len("main()")], path, "exec"), make_dist.__dict__)
+out, npkg, nfiles = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def put(name, version, requires):
+    filename, data = make_dist.wheel_bytes(name, version, requires)
+    with open(os.path.join(out, filename), "wb") as f:
+        f.write(data)
+for i in range(npkg):
+    requires = [f"bench-pkg-{i + 1:02d}>=1.0"] if i + 1 < npkg else []
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        put(f"bench-pkg-{i:02d}", version, requires)
+for i in range(1, nfiles + 1):
+    put("bench-big", f"0.0.{i}", [])
+PY
+PKGS=()
+for i in $(seq 0 $((NPKG - 1))); do PKGS+=("$(printf 'bench-pkg-%02d' "$i")"); done
+LAST_MODULE=$(printf 'bench_pkg_%02d' $((NPKG - 1)))
+
+UP_PORT=$(free_port)
+"$PYVENV/bin/pypi-server" run -p "$UP_PORT" -i 127.0.0.1 --disable-fallback --hash-algo sha256 \
+    -a . -P . "$WORK/packages" >"$WORK/pypiserver.log" 2>&1 &
+PIDS+=($!)
+UP="127.0.0.1:$UP_PORT"
+wait_http "http://$UP/simple/"
+
+echo "== entrepot" >&2
+mkdir -p "$WORK/entrepot"
+ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/entrepot" \
+    >"$WORK/entrepot.out" 2>"$WORK/entrepot.log" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$WORK/entrepot.out" ] && break; sleep 0.1; done
+E_ADDR=$(head -1 "$WORK/entrepot.out" | sed 's#^entrepot listening on http://##')
+wait_http "http://$E_ADDR/v2/"
+ecli() { ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$(cat "$WORK/entrepot/bootstrap-admin-token") "$BIN" "$@"; }
+ecli access-policy allow "$UP" >/dev/null
+ecli repositories create up --repository-format=python --mode=remote-repository \
+    --remote-python-repo="http://$UP/simple/" --remote-tag-ttl=30m >/dev/null
+ecli repositories add-iam-policy-binding up --member=allUsers --role=roles/artifactregistry.reader >/dev/null
+E_INDEX="http://$E_ADDR/pypi/default/up/simple/"
+
+echo "== proxpi $PROXPI_VERSION" >&2
+P_PORT=$(free_port)
+(cd "$WORK" && PROXPI_INDEX_URL="http://$UP/simple/" PROXPI_INDEX_TTL=1800 PROXPI_CACHE_DIR="$WORK/proxpi-cache" \
+    PROXPI_LOGGING_LEVEL=WARNING "$PEER_VENV/bin/gunicorn" --bind "127.0.0.1:$P_PORT" --preload \
+    --workers 2 --threads 8 proxpi.server:app >"$WORK/proxpi.log" 2>&1) &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$P_PORT/health"
+P_INDEX="http://127.0.0.1:$P_PORT/index/"
+
+echo "== devpi-server $DEVPI_VERSION" >&2
+D_PORT=$(free_port)
+D_DIR="$WORK/devpi"
+"$PEER_VENV/bin/devpi-init" --serverdir "$D_DIR" --no-root-pypi >"$WORK/devpi-init.log" 2>&1
+"$PEER_VENV/bin/devpi-server" --serverdir "$D_DIR" --host 127.0.0.1 --port "$D_PORT" \
+    --mirror-cache-expiry 1800 >"$WORK/devpi.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$D_PORT/+api"
+# root/pypi, a mirror of the local upstream, through devpi's REST API.
+D_PASS=$(curl -sf -X POST -H 'Content-Type: application/json' -H 'Accept: application/json' \
+    -d '{"user": "root", "password": ""}' "http://127.0.0.1:$D_PORT/+login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["password"])')
+D_AUTH=$(printf 'root:%s' "$D_PASS" | base64 -w0)
+curl -sf -X PUT -H 'Content-Type: application/json' -H 'Accept: application/json' -H "X-Devpi-Auth: $D_AUTH" \
+    -d "{\"type\": \"mirror\", \"mirror_url\": \"http://$UP/simple/\", \"volatile\": false}" \
+    "http://127.0.0.1:$D_PORT/root/pypi" >/dev/null
+D_INDEX="http://127.0.0.1:$D_PORT/root/pypi/+simple/"
+
+NAMES=(entrepot proxpi devpi)
+declare -A INDEX=([entrepot]=$E_INDEX [proxpi]=$P_INDEX [devpi]=$D_INDEX)
+
+install() { # install pip|uv INDEX_URL: seconds taken, into a fresh target
+    local target="$WORK/target" start end ok
+    rm -rf "$target"
+    start=$(date +%s.%N)
+    if [ "$1" = pip ]; then
+        "${CLEAN_ENV[@]}" PIP_CONFIG_FILE=/dev/null "$PYVENV/bin/pip" install --no-cache-dir \
+            --disable-pip-version-check --no-input --retries 0 --timeout 120 \
+            --target "$target" --index-url "$2" "${PKGS[@]}" >"$WORK/install.log" 2>&1 && ok=1 || ok=0
+    else
+        "${CLEAN_ENV[@]}" UV_HTTP_TIMEOUT=120 "$PYVENV/bin/uv" pip install --no-cache --no-config \
+            --python "$PYVENV/bin/python" --target "$target" --index-url "$2" "${PKGS[@]}" \
+            >"$WORK/install.log" 2>&1 && ok=1 || ok=0
+    fi
+    end=$(date +%s.%N)
+    if [ "$ok" != 1 ] || [ ! -f "$target/$LAST_MODULE/__init__.py" ]; then
+        echo "bench: $1 install from $2 failed:" >&2
+        tail -20 "$WORK/install.log" >&2
+        return 1
+    fi
+    python3 -c "print('%.3f' % ($end - $start))"
+}
+
+min() { python3 -c "import sys; print(min(sys.argv[1:], key=float))" "$@"; }
+
+echo "== warming every proxy (one pip and one uv install each, bench-big page)" >&2
+for name in "${NAMES[@]}"; do
+    install pip "${INDEX[$name]}" >/dev/null
+    install uv "${INDEX[$name]}" >/dev/null
+    curl -sf -o /dev/null -H 'Accept: text/html' "${INDEX[$name]}bench-big/"
+done
+
+declare -A PIP UV
+for round in 1 2 3; do
+    echo "== install round $round of 3" >&2
+    for name in "${NAMES[@]}"; do
+        PIP[$name]="${PIP[$name]:-} $(install pip "${INDEX[$name]}")"
+        UV[$name]="${UV[$name]:-} $(install uv "${INDEX[$name]}")"
+    done
+done
+
+declare -A RPS PAGE_BYTES PAGE_FILES
+for name in "${NAMES[@]}"; do
+    url="${INDEX[$name]}bench-big/"
+    curl -sf -H 'Accept: text/html' -o "$WORK/page.html" "$url"
+    PAGE_BYTES[$name]=$(wc -c <"$WORK/page.html")
+    PAGE_FILES[$name]=$(grep -o 'bench_big-0\.0\.[0-9]*-py3-none-any\.whl</a>' "$WORK/page.html" | wc -l)
+    echo "== wrk on $name $url (${PAGE_FILES[$name]} files, ${PAGE_BYTES[$name]} bytes)" >&2
+    wrk -t 2 -c 32 -d 2s -H 'Accept: text/html' "$url" >/dev/null # every worker and thread warm
+    wrk -t 2 -c 32 -d 10s -H 'Accept: text/html' "$url" >"$WORK/wrk-$name.txt"
+    if grep -q 'Non-2xx' "$WORK/wrk-$name.txt"; then
+        echo "bench: $name answered non-2xx under wrk:" >&2
+        cat "$WORK/wrk-$name.txt" >&2
+        exit 1
+    fi
+    RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk-$name.txt")
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+E_PIP=$(min ${PIP[entrepot]}) P_PIP=$(min ${PIP[proxpi]}) D_PIP=$(min ${PIP[devpi]})
+E_UV=$(min ${UV[entrepot]}) P_UV=$(min ${UV[proxpi]}) D_UV=$(min ${UV[devpi]})
+echo
+echo "entrepot $(git -C "$ROOT" rev-parse --short HEAD) vs proxpi $PROXPI_VERSION vs devpi-server $DEVPI_VERSION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $LOAD_START at start, $LOAD_END at end"
+echo "install set: $NPKG projects (3 versions each, a dependency chain); index page: bench-big, $NFILES files, Accept: text/html"
+echo
+row "measure" "entrepot" "proxpi" "devpi" "entrepot/proxpi" "entrepot/devpi"
+row "---" "---" "---" "---" "---" "---"
+row "warm pip install (s, best of 3)" "$E_PIP" "$P_PIP" "$D_PIP" "$(ratio "$E_PIP" "$P_PIP")" "$(ratio "$E_PIP" "$D_PIP")"
+row "warm uv pip install (s, best of 3)" "$E_UV" "$P_UV" "$D_UV" "$(ratio "$E_UV" "$P_UV")" "$(ratio "$E_UV" "$D_UV")"
+row "warm index page, wrk -c32 (req/s)" "${RPS[entrepot]}" "${RPS[proxpi]}" "${RPS[devpi]}" \
+    "$(ratio "${RPS[entrepot]}" "${RPS[proxpi]}")" "$(ratio "${RPS[entrepot]}" "${RPS[devpi]}")"
+row "  page size (bytes)" "${PAGE_BYTES[entrepot]}" "${PAGE_BYTES[proxpi]}" "${PAGE_BYTES[devpi]}" "" ""
+echo
+echo "all runs (s): pip entrepot${PIP[entrepot]}, proxpi${PIP[proxpi]}, devpi${PIP[devpi]}; uv entrepot${UV[entrepot]}, proxpi${UV[proxpi]}, devpi${UV[devpi]}"
+echo "targets: time ratios <= 0.67 (entrepot >= 1.5x faster), req/s ratios >= 1.5, against both peers"
