@@ -110,9 +110,9 @@ E_INDEX="http://$E_ADDR/pypi/default/up/simple/"
 
 echo "== proxpi $PROXPI_VERSION" >&2
 P_PORT=$(free_port)
-(cd "$WORK" && PROXPI_INDEX_URL="http://$UP/simple/" PROXPI_INDEX_TTL=1800 PROXPI_CACHE_DIR="$WORK/proxpi-cache" \
-    PROXPI_LOGGING_LEVEL=WARNING "$PEER_VENV/bin/gunicorn" --bind "127.0.0.1:$P_PORT" --preload \
-    --workers 2 --threads 8 proxpi.server:app >"$WORK/proxpi.log" 2>&1) &
+PROXPI_INDEX_URL="http://$UP/simple/" PROXPI_INDEX_TTL=1800 PROXPI_CACHE_DIR="$WORK/proxpi-cache" \
+    PROXPI_LOGGING_LEVEL=WARNING "$PEER_VENV/bin/gunicorn" --chdir "$WORK" --bind "127.0.0.1:$P_PORT" --preload \
+    --workers 2 --threads 8 proxpi.server:app >"$WORK/proxpi.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$P_PORT/health"
 P_INDEX="http://127.0.0.1:$P_PORT/index/"
