@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod launch;
 mod upstream_support;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod iam_support;
+mod launch;
 
 use base64::Engine as _;
 use iam_support::{ok, stderr, Server};

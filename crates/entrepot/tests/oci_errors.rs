@@ -4,6 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
+mod launch;
 
 use common::{
     assert_oci_error, header, random_bytes, raw_http, sha256, Server, SmallImage, OCI_INDEX,

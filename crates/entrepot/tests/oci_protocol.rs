@@ -4,6 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
+mod launch;
 
 use std::time::Duration;
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod launch;
 mod python_support;
 mod upstream_support;
 

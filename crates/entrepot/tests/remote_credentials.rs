@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod launch;
 mod upstream_support;
 
 use std::path::Path;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod launch;
 mod secrets_support;
 
 use base64::Engine as _;

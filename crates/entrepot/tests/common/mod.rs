@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -115,36 +115,16 @@ impl Server {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_entrepot"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env("ENTREPOT_LOG", "info,tower_http=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file));
-        for (k, v) in &options.env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("cannot start the entrepot binary");
-        let stdout = child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        let Some(addr) = first.trim().strip_prefix("entrepot listening on http://") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "entrepot did not start; first stdout line {first:?}; log:\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let addr = addr.to_owned();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
+        let mut env = vec![(
+            "ENTREPOT_LOG".to_owned(),
+            "info,tower_http=debug".to_owned(),
+        )];
+        env.extend(options.env.iter().cloned());
+        let launched = crate::launch::launch(&data_dir, &env, Stdio::from(log_file), || {
+            format!("log:\n{}", fs::read_to_string(&log).unwrap_or_default())
         });
+        crate::launch::drain(launched.stdout);
+        let (child, addr) = (launched.child, launched.addr);
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(300))

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -38,20 +38,9 @@ impl Server {
     pub fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env("ENTREPOT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
-            .strip_prefix("entrepot listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+        let env = [("ENTREPOT_LOG".to_owned(), "warn".to_owned())];
+        let launched = crate::launch::launch(&data, &env, Stdio::null(), String::new);
+        let (child, addr, mut lines) = (launched.child, launched.addr, launched.stdout);
         // The banner ends with the registry login hint on first start.
         let mut banner = Vec::new();
         for line in lines.by_ref() {
@@ -62,8 +51,7 @@ impl Server {
                 break;
             }
         }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        crate::launch::drain(lines);
         let admin_token = std::fs::read_to_string(data.join("bootstrap-admin-token"))
             .unwrap()
             .trim()

@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -35,31 +35,13 @@ impl Server {
             .append(true)
             .open(log)
             .unwrap();
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("ENTREPOT_LOG", "debug")
-            .env_remove("ENTREPOT_MASTER_KEY_FILE")
-            .env_remove("ENTREPOT_DATA_DIR")
-            .env_remove("ENTREPOT_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .expect("the server printed nothing; see its log")
-            .unwrap();
-        let url = first
-            .strip_prefix("entrepot listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+        let env = [("ENTREPOT_LOG".to_owned(), "debug".to_owned())];
+        let launched = crate::launch::launch(data_dir, &env, Stdio::from(stderr), || {
+            format!("see the log at {}", log.display())
+        });
+        crate::launch::drain(launched.stdout);
+        let (child, url) = (launched.child, format!("http://{}", launched.addr));
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
         let token = std::fs::read_to_string(data_dir.join("bootstrap-admin-token"))
             .ok()
             .map(|t| t.trim().to_owned());
