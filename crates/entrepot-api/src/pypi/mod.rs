@@ -19,7 +19,7 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use entrepot_domain::range::parse_range;
 use entrepot_domain::{Format, Repository, RepositoryName};
-use entrepot_services::python::index::{render_project_list, render_project_page};
+use entrepot_services::python::index::render_project_list;
 use entrepot_services::python::{PageFormat, UploadForm};
 use entrepot_services::{Credentials, Permission, Principal, Resource};
 use futures::TryStreamExt;
@@ -105,8 +105,8 @@ fn redirect(location: &str) -> Response {
     r
 }
 
-fn page_response(format: PageFormat, body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn page_response(format: PageFormat, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -154,8 +154,8 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
             let repo = python_repository(&state, &name).await?;
             let page = state.python.project_page(&repo, &project).await?;
-            let mut response = page_response(format, render_project_page(&page, format));
-            if page.stale {
+            let mut response = page_response(format, page.render(format));
+            if page.page().stale {
                 response.headers_mut().insert(
                     header::WARNING,
                     HeaderValue::from_static(

@@ -2,7 +2,9 @@
 //! PEP 503 HTML, written as either.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::dist::{normalize, parse_filename};
@@ -358,6 +360,40 @@ fn metadata_json(hashes: &BTreeMap<String, String>) -> Value {
         Value::Bool(true)
     } else {
         json!(hashes)
+    }
+}
+
+/// A project page ready to serve, rendered once per form it is asked in.
+#[derive(Debug, Default)]
+pub struct ServedPage {
+    page: ProjectPage,
+    rendered: [OnceLock<Bytes>; 3],
+}
+
+impl ServedPage {
+    /// Serve `page`.
+    pub fn new(page: ProjectPage) -> Self {
+        Self {
+            page,
+            rendered: Default::default(),
+        }
+    }
+
+    /// The page.
+    pub fn page(&self) -> &ProjectPage {
+        &self.page
+    }
+
+    /// The page written in `format`.
+    pub fn render(&self, format: PageFormat) -> Bytes {
+        let slot = match format {
+            PageFormat::Json => 0,
+            PageFormat::HtmlV1 => 1,
+            PageFormat::TextHtml => 2,
+        };
+        self.rendered[slot]
+            .get_or_init(|| Bytes::from(render_project_page(&self.page, format)))
+            .clone()
     }
 }
 

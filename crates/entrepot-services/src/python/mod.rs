@@ -7,6 +7,7 @@
 pub mod dist;
 pub mod hosted;
 pub mod index;
+mod page_views;
 pub mod remote;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use entrepot_domain::{ByteRange, Digest, Mode, Repository};
 use entrepot_storage::{BlobError, PythonRepo, StoreError};
 
 pub use hosted::{HostedPython, StagedFile, UploadForm};
-pub use index::{PageFormat, ProjectPage};
+pub use index::{PageFormat, ProjectPage, ServedPage};
 pub use remote::RemotePython;
 
 use crate::registry::ServedBlob;
@@ -141,10 +142,12 @@ impl PythonRepositories {
         &self,
         repo: &Repository,
         name: &str,
-    ) -> Result<ProjectPage, PythonError> {
+    ) -> Result<Arc<ServedPage>, PythonError> {
         match repo.mode {
             Mode::RemoteRepository => self.remote.project_page(repo, name).await,
-            Mode::StandardRepository => self.hosted.project_page(repo, name).await,
+            Mode::StandardRepository => Ok(Arc::new(ServedPage::new(
+                self.hosted.project_page(repo, name).await?,
+            ))),
             Mode::VirtualRepository => Err(not_supported()),
         }
     }

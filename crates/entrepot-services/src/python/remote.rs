@@ -22,7 +22,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
 
 use super::dist::{extract_metadata, normalize, DistKind};
-use super::index::{self, ProjectPage};
+use super::index::{self, ProjectPage, ServedPage};
+use super::page_views::{PageView, PageViews};
 use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
 use crate::clock::now_unix;
 use crate::metrics::{ContentKind, Metrics};
@@ -36,6 +37,9 @@ const UPSTREAM_ACCEPT: &str =
 
 /// Largest index page entrepot keeps (PyPI's full project list is ~30 MiB).
 const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// Blob-store lookups in flight while a page learns which files are cached.
+const CONCURRENT_STATS: usize = 32;
 
 /// Where an index page came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,7 @@ pub struct RemotePython {
     scratch: PathBuf,
     credentials: CredentialSources,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    views: Arc<PageViews>,
 }
 
 fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
@@ -150,6 +155,7 @@ impl RemotePython {
             scratch,
             credentials: CredentialSources::new(secrets),
             locks: Mutex::new(HashMap::new()),
+            views: Arc::default(),
         })
     }
 
@@ -417,17 +423,49 @@ impl RemotePython {
         &self,
         repo: &Repository,
         name: &str,
-    ) -> Result<ProjectPage, PythonError> {
+    ) -> Result<Arc<ServedPage>, PythonError> {
         let target = self.target(repo)?;
         let name = normalize(name);
+        // The access policy is asked on every request, before any view is served.
+        self.origin_blocked(&target).await?;
+        if let Some(view) = self.views.get(&target.ids, &name) {
+            if now_unix() - view.fetched_at < target.config.tag_ttl_secs as i64 {
+                self.metrics.hit(ContentKind::Tag);
+                return Ok(view.page.clone());
+            }
+        }
+        let generation = self.views.generation();
         let (url, cached, freshness) = self.page(&target, &name).await?;
-        let mut page =
-            index::parse_project_page(&cached.content_type, &cached.content, &url, &name).map_err(
-                |e| PythonError::Upstream {
-                    status: 502,
-                    message: e.to_string(),
-                },
-            )?;
+        let page = Arc::new(ServedPage::new(
+            self.build_page(&target, &name, &url, &cached, freshness)
+                .await?,
+        ));
+        if freshness != Freshness::Stale {
+            let view = PageView {
+                fetched_at: cached.fetched_at,
+                page: page.clone(),
+                weight: cached.content.len(),
+            };
+            self.views
+                .offer(generation, &target.ids, &name, Arc::new(view));
+        }
+        Ok(page)
+    }
+
+    /// Turn a stored upstream page into the page entrepot serves.
+    async fn build_page(
+        &self,
+        target: &Target,
+        name: &str,
+        url: &Url,
+        cached: &CachedIndexPage,
+        freshness: Freshness,
+    ) -> Result<ProjectPage, PythonError> {
+        let mut page = index::parse_project_page(&cached.content_type, &cached.content, url, name)
+            .map_err(|e| PythonError::Upstream {
+                status: 502,
+                message: e.to_string(),
+            })?;
         page.files.retain(|f| {
             let ok = f
                 .hashes
@@ -453,7 +491,7 @@ impl RemotePython {
                 .files
                 .iter()
                 .map(|f| RemoteFileRecord {
-                    name: name.clone(),
+                    name: name.to_owned(),
                     sha256: f.hashes["sha256"].clone(),
                     filename: f.filename.clone(),
                     url: f.url.clone(),
@@ -467,14 +505,27 @@ impl RemotePython {
                 .remember_remote_files(&target.ids, &records)
                 .await?;
         }
-        self.add_extracted_metadata(&target.ids, &name, &mut page)
+        self.add_extracted_metadata(&target.ids, name, &mut page)
             .await?;
-        // PEP 700 sizes the upstream did not give are known once a file is cached.
-        for f in page.files.iter_mut().filter(|f| f.size.is_none()) {
-            f.size = self
-                .blobs
-                .stat(&sha256_digest(&f.hashes["sha256"])?)
-                .await?;
+        // PEP 700 sizes the upstream did not give are known once a file is
+        // cached. Asked concurrently: a page may list thousands of files.
+        let unsized_files: Vec<usize> = (0..page.files.len())
+            .filter(|&i| page.files[i].size.is_none())
+            .collect();
+        let digests = unsized_files
+            .iter()
+            .map(|&i| sha256_digest(&page.files[i].hashes["sha256"]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sizes: Vec<Option<u64>> = futures::stream::iter(digests)
+            .map(|digest| {
+                let blobs = self.blobs.clone();
+                async move { blobs.stat(&digest).await }
+            })
+            .buffered(CONCURRENT_STATS)
+            .try_collect()
+            .await?;
+        for (i, size) in unsized_files.into_iter().zip(sizes) {
+            page.files[i].size = size;
         }
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
@@ -510,13 +561,14 @@ impl RemotePython {
         Ok(())
     }
 
-    /// Where a file (or its `.metadata`) comes from, and its digest.
+    /// Where a file (or its `.metadata`) comes from, its digest, and the
+    /// project whose page lists it.
     async fn source(
         &self,
         target: &Target,
         sha256: &str,
         filename: &str,
-    ) -> Result<(Url, String), PythonError> {
+    ) -> Result<(Url, String, String), PythonError> {
         let unknown = || {
             PythonError::NotFound(format!(
                 "{filename} with sha256 {sha256} is not on any index page of this repository; ask for the project's page first"
@@ -547,7 +599,7 @@ impl RemotePython {
             status: 502,
             message: format!("the upstream file URL {url:?} is invalid: {e}"),
         })?;
-        Ok((url, digest))
+        Ok((url, digest, record.name))
     }
 
     async fn cached_or_fill(
@@ -558,7 +610,7 @@ impl RemotePython {
     ) -> Result<(Cached, String), PythonError> {
         let target = self.target(repo)?;
         let blocked = self.origin_blocked(&target).await?;
-        let (url, hex) = self.source(&target, sha256, filename).await?;
+        let (url, hex, project_name) = self.source(&target, sha256, filename).await?;
         let digest = sha256_digest(&hex)?;
         if let Some(size) = self.blobs.stat(&digest).await? {
             self.metrics.hit(ContentKind::Blob);
@@ -616,20 +668,26 @@ impl RemotePython {
             .boxed()
         };
         let after_commit = {
-            let (store, blobs, scratch) =
-                (self.store.clone(), self.blobs.clone(), self.scratch.clone());
+            let (store, blobs, scratch, views) = (
+                self.store.clone(),
+                self.blobs.clone(),
+                self.scratch.clone(),
+                self.views.clone(),
+            );
             let (ids, sha256, filename) = (target.ids.clone(), hex.clone(), filename.to_owned());
             move || {
                 async move {
-                    if !filename.ends_with(".whl") {
-                        return;
+                    if filename.ends_with(".whl") {
+                        if let Err(e) = extract_wheel_metadata(
+                            store, blobs, &scratch, &ids, &sha256, &filename,
+                        )
+                        .await
+                        {
+                            tracing::warn!(file = %filename, error = %e, "could not extract the metadata of a cached wheel");
+                        }
                     }
-                    if let Err(e) =
-                        extract_wheel_metadata(store, blobs, &scratch, &ids, &sha256, &filename)
-                            .await
-                    {
-                        tracing::warn!(file = %filename, error = %e, "could not extract the metadata of a cached wheel");
-                    }
+                    // The page now lists the file's size (and extracted metadata).
+                    views.invalidate(&ids, &project_name);
                 }
                 .boxed()
             }
