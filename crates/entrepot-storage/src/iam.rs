@@ -384,21 +384,29 @@ impl IamStore for SqliteMetadataStore {
     }
 
     async fn get_policy(&self, resource: &str) -> Result<Policy, StoreError> {
+        if let Some(policy) = self.cache.policy(resource) {
+            return Ok(policy);
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query("SELECT bindings, etag FROM iam_policies WHERE resource = ?")
             .bind(resource)
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else {
-            return Ok(Policy::default());
+        let policy = match row {
+            None => Policy::default(),
+            Some(row) => {
+                let bindings: String = row.try_get("bindings")?;
+                let bindings: Vec<Binding> = serde_json::from_str(&bindings)
+                    .map_err(|e| StoreError::Corrupt(format!("IAM policy of {resource}: {e}")))?;
+                Policy {
+                    version: 1,
+                    etag: row.try_get("etag")?,
+                    bindings,
+                }
+            }
         };
-        let bindings: String = row.try_get("bindings")?;
-        let bindings: Vec<Binding> = serde_json::from_str(&bindings)
-            .map_err(|e| StoreError::Corrupt(format!("IAM policy of {resource}: {e}")))?;
-        Ok(Policy {
-            version: 1,
-            etag: row.try_get("etag")?,
-            bindings,
-        })
+        self.cache.offer_policy(generation, resource, &policy);
+        Ok(policy)
     }
 
     async fn set_policy(
@@ -440,6 +448,7 @@ impl IamStore for SqliteMetadataStore {
                     .await?
                 }
             };
+        self.cache.forget_policy(resource);
         Ok(result.rows_affected() == 1)
     }
 
@@ -449,6 +458,7 @@ impl IamStore for SqliteMetadataStore {
             .execute(self.pool())
             .await?
             .rows_affected();
+        self.cache.forget_policy(resource);
         Ok(n > 0)
     }
 }

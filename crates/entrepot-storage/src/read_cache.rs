@@ -1,5 +1,6 @@
-//! An in-process cache of the two lookups every pull starts with: a repository
-//! by name, and a manifest by tag.
+//! An in-process cache of the lookups every request starts with: the IAM
+//! policies on the way from a resource up to the organisation, a repository by
+//! name, and (for pulls) a manifest by tag.
 //!
 //! The store that owns it invalidates entries on each write that could change
 //! them, so it is only correct while this process is the database's only
@@ -13,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use entrepot_domain::iam::Policy;
 use entrepot_domain::{Digest, Repository};
 
 use crate::metadata::{ImageRef, ManifestRecord};
@@ -27,6 +29,7 @@ struct Inner {
     generation: u64,
     repositories: HashMap<(String, String), Repository>,
     tags: HashMap<TagKey, ManifestRecord>,
+    policies: HashMap<String, Policy>,
 }
 
 /// The cache; see the module documentation.
@@ -96,6 +99,29 @@ impl ReadCache {
         inner
             .tags
             .insert((image.clone(), tag.to_owned()), manifest.clone());
+    }
+
+    /// The IAM policy of a resource (by its policy name).
+    pub(crate) fn policy(&self, resource: &str) -> Option<Policy> {
+        self.lock().policies.get(resource).cloned()
+    }
+
+    pub(crate) fn offer_policy(&self, generation: u64, resource: &str, policy: &Policy) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.policies.len() >= MAX_ENTRIES {
+            inner.policies.clear();
+        }
+        inner.policies.insert(resource.to_owned(), policy.clone());
+    }
+
+    /// A policy was written or deleted.
+    pub(crate) fn forget_policy(&self, resource: &str) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.policies.remove(resource);
     }
 
     /// A repository changed or went away, with everything in it.

@@ -18,12 +18,13 @@ use crate::read_cache::ReadCache;
 
 /// Metadata in one SQLite file (WAL mode).
 ///
-/// Repository and tag lookups are answered from an in-process cache that every
-/// write through this store invalidates: one process owns the file.
+/// IAM policy, repository and tag lookups are answered from an in-process
+/// cache that every write through this store invalidates: one process owns the
+/// file.
 #[derive(Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
-    cache: Arc<ReadCache>,
+    pub(crate) cache: Arc<ReadCache>,
 }
 
 fn now_rfc3339() -> String {
