@@ -10,8 +10,16 @@
 #   1. `pip install` and `uv pip install` of the set into a fresh --target
 #      directory, no client cache, wall time, best of 3 (rounds interleave the
 #      three proxies);
-#   2. `wrk -t 2 -c 32 -d 10s` on the bench-big index page, requests/s, with
+#   2. the server's part of those installs alone: every GET pip made during
+#      its warm-up install (pages, metadata files, wheels, as its log lists
+#      them) replayed by one curl process, one after another over one
+#      kept-alive connection as pip does, and 8 at a time as uv does; best of
+#      5; the client's own work is left out;
+#   3. `wrk -t 2 -c 32 -d 10s` on the bench-big index page, requests/s, with
 #      `Accept: text/html` (HTML: the one format all three serve).
+# For scale, the same installs also run with no index server at all
+# (`--no-index --find-links` on a directory of the same wheels): the client's
+# own work, a floor no proxy can go under.
 # Every proxy is anonymous: entrepot's repository grants allUsers the reader
 # role, so no client sends credentials to any of them. pip and uv run without
 # any PIP_*/UV_* variable from the environment and without config files.
@@ -84,6 +92,9 @@ for i in range(1, nfiles + 1):
 PY
 PKGS=()
 for i in $(seq 0 $((NPKG - 1))); do PKGS+=("$(printf 'bench-pkg-%02d' "$i")"); done
+# The install set's wheels alone, for the no-server floor.
+mkdir -p "$WORK/floor"
+cp "$WORK"/packages/bench_pkg_*.whl "$WORK/floor/"
 LAST_MODULE=$(printf 'bench_pkg_%02d' $((NPKG - 1)))
 
 UP_PORT=$(free_port)
@@ -138,17 +149,23 @@ D_INDEX="http://127.0.0.1:$D_PORT/root/pypi/+simple/"
 NAMES=(entrepot proxpi devpi)
 declare -A INDEX=([entrepot]=$E_INDEX [proxpi]=$P_INDEX [devpi]=$D_INDEX)
 
-install() { # install pip|uv INDEX_URL: seconds taken, into a fresh target
-    local target="$WORK/target" start end ok
+install() { # install pip|uv INDEX_URL|floor [PIP_LOG]: seconds taken, into a fresh target
+    local target="$WORK/target" start end ok source log=()
+    [ -n "${3:-}" ] && log=(--log "$3")
     rm -rf "$target"
+    if [ "$2" = floor ]; then
+        source=(--no-index --find-links "$WORK/floor")
+    else
+        source=(--index-url "$2")
+    fi
     start=$(date +%s.%N)
     if [ "$1" = pip ]; then
         "${CLEAN_ENV[@]}" PIP_CONFIG_FILE=/dev/null "$PYVENV/bin/pip" install --no-cache-dir \
             --disable-pip-version-check --no-input --retries 0 --timeout 120 \
-            --target "$target" --index-url "$2" "${PKGS[@]}" >"$WORK/install.log" 2>&1 && ok=1 || ok=0
+            --target "$target" "${log[@]}" "${source[@]}" "${PKGS[@]}" >"$WORK/install.log" 2>&1 && ok=1 || ok=0
     else
         "${CLEAN_ENV[@]}" UV_HTTP_TIMEOUT=120 "$PYVENV/bin/uv" pip install --no-cache --no-config \
-            --python "$PYVENV/bin/python" --target "$target" --index-url "$2" "${PKGS[@]}" \
+            --python "$PYVENV/bin/python" --target "$target" "${source[@]}" "${PKGS[@]}" \
             >"$WORK/install.log" 2>&1 && ok=1 || ok=0
     fi
     end=$(date +%s.%N)
@@ -162,19 +179,53 @@ install() { # install pip|uv INDEX_URL: seconds taken, into a fresh target
 
 min() { python3 -c "import sys; print(min(sys.argv[1:], key=float))" "$@"; }
 
+# What pip asks for, as a curl config: every GET its log records, with pip's
+# Accept header (file downloads ignore it).
+requests_of() { # requests_of PIP_LOG CURL_CONFIG
+    {
+        echo 'silent'
+        echo 'fail'
+        echo 'no-progress-meter'
+        echo 'header = "Accept: application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"'
+        sed -n 's#.*\(http://[^ ]*\) "GET \([^ ]*\) HTTP/1\.1".*#url = "\1\2"\noutput = "/dev/null"#p' "$1"
+    } >"$2"
+    grep -c '^url' "$2"
+}
+
+replay() { # replay CURL_CONFIG PARALLEL: seconds for one curl process to fetch them all
+    local start end parallel=()
+    [ "$2" -gt 1 ] && parallel=(--parallel --parallel-max "$2")
+    start=$(date +%s.%N)
+    curl "${parallel[@]}" --config "$1" || { echo "bench: replaying $1 failed" >&2; return 1; }
+    end=$(date +%s.%N)
+    python3 -c "print('%.4f' % ($end - $start))"
+}
+
 echo "== warming every proxy (one pip and one uv install each, bench-big page)" >&2
+declare -A NREQ
 for name in "${NAMES[@]}"; do
-    install pip "${INDEX[$name]}" >/dev/null
+    install pip "${INDEX[$name]}" "$WORK/pip-$name.log" >/dev/null
     install uv "${INDEX[$name]}" >/dev/null
     curl -sf -o /dev/null -H 'Accept: text/html' "${INDEX[$name]}bench-big/"
+    NREQ[$name]=$(requests_of "$WORK/pip-$name.log" "$WORK/requests-$name.curl")
 done
 
 declare -A PIP UV
+INDEX[floor]=floor
 for round in 1 2 3; do
     echo "== install round $round of 3" >&2
-    for name in "${NAMES[@]}"; do
+    for name in "${NAMES[@]}" floor; do
         PIP[$name]="${PIP[$name]:-} $(install pip "${INDEX[$name]}")"
         UV[$name]="${UV[$name]:-} $(install uv "${INDEX[$name]}")"
+    done
+done
+
+declare -A SEQ PAR
+for round in 1 2 3 4 5; do
+    echo "== replaying pip's requests, round $round of 5" >&2
+    for name in "${NAMES[@]}"; do
+        SEQ[$name]="${SEQ[$name]:-} $(replay "$WORK/requests-$name.curl" 1)"
+        PAR[$name]="${PAR[$name]:-} $(replay "$WORK/requests-$name.curl" 8)"
     done
 done
 
@@ -208,9 +259,21 @@ row "measure" "entrepot" "proxpi" "devpi" "entrepot/proxpi" "entrepot/devpi"
 row "---" "---" "---" "---" "---" "---"
 row "warm pip install (s, best of 3)" "$E_PIP" "$P_PIP" "$D_PIP" "$(ratio "$E_PIP" "$P_PIP")" "$(ratio "$E_PIP" "$D_PIP")"
 row "warm uv pip install (s, best of 3)" "$E_UV" "$P_UV" "$D_UV" "$(ratio "$E_UV" "$P_UV")" "$(ratio "$E_UV" "$D_UV")"
+F_PIP=$(min ${PIP[floor]}) F_UV=$(min ${UV[floor]})
+row "  no index server (s, best of 3): pip, uv" "$F_PIP, $F_UV" "" "" "" ""
+row "  server's share above that floor (s): pip" "$(python3 -c "print('%.3f' % ($E_PIP - $F_PIP))")" \
+    "$(python3 -c "print('%.3f' % ($P_PIP - $F_PIP))")" "$(python3 -c "print('%.3f' % ($D_PIP - $F_PIP))")" "" ""
+row "  same, uv" "$(python3 -c "print('%.3f' % ($E_UV - $F_UV))")" \
+    "$(python3 -c "print('%.3f' % ($P_UV - $F_UV))")" "$(python3 -c "print('%.3f' % ($D_UV - $F_UV))")" "" ""
+E_SEQ=$(min ${SEQ[entrepot]}) P_SEQ=$(min ${SEQ[proxpi]}) D_SEQ=$(min ${SEQ[devpi]})
+E_PAR=$(min ${PAR[entrepot]}) P_PAR=$(min ${PAR[proxpi]}) D_PAR=$(min ${PAR[devpi]})
+row "pip's ${NREQ[entrepot]}/${NREQ[proxpi]}/${NREQ[devpi]} requests replayed one by one (s, best of 5)" \
+    "$E_SEQ" "$P_SEQ" "$D_SEQ" "$(ratio "$E_SEQ" "$P_SEQ")" "$(ratio "$E_SEQ" "$D_SEQ")"
+row "same, 8 at a time (s, best of 5)" \
+    "$E_PAR" "$P_PAR" "$D_PAR" "$(ratio "$E_PAR" "$P_PAR")" "$(ratio "$E_PAR" "$D_PAR")"
 row "warm index page, wrk -c32 (req/s)" "${RPS[entrepot]}" "${RPS[proxpi]}" "${RPS[devpi]}" \
     "$(ratio "${RPS[entrepot]}" "${RPS[proxpi]}")" "$(ratio "${RPS[entrepot]}" "${RPS[devpi]}")"
 row "  page size (bytes)" "${PAGE_BYTES[entrepot]}" "${PAGE_BYTES[proxpi]}" "${PAGE_BYTES[devpi]}" "" ""
 echo
-echo "all runs (s): pip entrepot${PIP[entrepot]}, proxpi${PIP[proxpi]}, devpi${PIP[devpi]}; uv entrepot${UV[entrepot]}, proxpi${UV[proxpi]}, devpi${UV[devpi]}"
+echo "all runs (s): pip entrepot${PIP[entrepot]}, proxpi${PIP[proxpi]}, devpi${PIP[devpi]}, no server${PIP[floor]}; uv entrepot${UV[entrepot]}, proxpi${UV[proxpi]}, devpi${UV[devpi]}, no server${UV[floor]}"
 echo "targets: time ratios <= 0.67 (entrepot >= 1.5x faster), req/s ratios >= 1.5, against both peers"
