@@ -151,7 +151,7 @@ declare -A INDEX=([entrepot]=$E_INDEX [proxpi]=$P_INDEX [devpi]=$D_INDEX)
 
 install() { # install pip|uv INDEX_URL|floor [PIP_LOG]: seconds taken, into a fresh target
     local target="$WORK/target" start end ok source log=()
-    [ -n "${3:-}" ] && log=(--log "$3")
+    [ -n "${3:-}" ] && log=(-v --log "$3") # -v: the log then lists every request
     rm -rf "$target"
     if [ "$2" = floor ]; then
         source=(--no-index --find-links "$WORK/floor")

@@ -327,6 +327,63 @@ fn simple_api_negotiates_redirects_and_serves_ranges() {
 }
 
 #[test]
+fn every_cached_wheel_offers_its_extracted_metadata() {
+    // Many wheels, each fetched once: the metadata extracted from each must be
+    // offered on the page (a partly written scratch copy once made this fail
+    // now and then, so one wheel is not enough to show it).
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    let versions: Vec<String> = (1..=24).map(|i| format!("1.{i}")).collect();
+    for v in &versions {
+        make_dist(&packages, "wheel", "many-wheels", v, &[]);
+    }
+    let upstream = PyPiServer::start(&packages);
+    let server = Server::start();
+    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let page = "/pypi/default/up/simple/many-wheels/";
+    let files = |server: &Server| -> Vec<Value> {
+        let r = server
+            .request(Method::GET, page)
+            .header("Accept", JSON)
+            .send()
+            .unwrap();
+        let body: Value = r.json().unwrap();
+        body["files"].as_array().unwrap().clone()
+    };
+    let listed = files(&server);
+    assert_eq!(listed.len(), versions.len());
+    for f in &listed {
+        let r = server.get(f["url"].as_str().unwrap());
+        assert_eq!(r.status(), 200);
+    }
+    let all_offered = eventually(std::time::Duration::from_secs(30), || {
+        files(&server)
+            .iter()
+            .all(|f| f["core-metadata"]["sha256"].is_string())
+    });
+    assert!(
+        all_offered,
+        "cached wheels without metadata: {:?}\n{}",
+        files(&server)
+            .iter()
+            .filter(|f| !f["core-metadata"]["sha256"].is_string())
+            .map(|f| f["filename"].clone())
+            .collect::<Vec<_>>(),
+        server.log_text()
+    );
+    for f in files(&server) {
+        let r = server.get(&format!("{}.metadata", f["url"].as_str().unwrap()));
+        assert_eq!(r.status(), 200);
+        let metadata = r.bytes().unwrap();
+        assert_eq!(
+            sha256(&metadata).trim_start_matches("sha256:"),
+            f["core-metadata"]["sha256"].as_str().unwrap()
+        );
+        assert!(String::from_utf8_lossy(&metadata).contains("Name: many-wheels"));
+    }
+}
+
+#[test]
 fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     let work = tempfile::tempdir().unwrap();
     let packages = work.path().join("packages");

@@ -777,6 +777,11 @@ async fn extract_wheel_metadata(
                 .await
                 .map_err(storage)?;
         }
+        // tokio writes in the background: without a flush the last chunk may
+        // not be in the file yet when the archive is opened.
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(storage)?;
         drop(file);
         let wheel = path.clone();
         let metadata =
