@@ -11,8 +11,7 @@
 #      directory, no client cache, wall time, best of 3 (rounds interleave the
 #      three proxies);
 #   2. the server's part of those installs alone: every GET pip made during
-#      its warm-up install (pages, metadata files, wheels, as its log lists
-#      them) replayed by one curl process, one after another over one
+#      a warm install (pages, metadata files, wheels, as its log lists them) replayed by one curl process, one after another over one
 #      kept-alive connection as pip does, and 8 at a time as uv does; best of
 #      5; the client's own work is left out;
 #   3. `wrk -t 2 -c 32 -d 10s` on the bench-big index page, requests/s, with
@@ -204,9 +203,12 @@ replay() { # replay CURL_CONFIG PARALLEL: seconds for one curl process to fetch 
 echo "== warming every proxy (one pip and one uv install each, bench-big page)" >&2
 declare -A NREQ
 for name in "${NAMES[@]}"; do
-    install pip "${INDEX[$name]}" "$WORK/pip-$name.log" >/dev/null
+    install pip "${INDEX[$name]}" >/dev/null
     install uv "${INDEX[$name]}" >/dev/null
     curl -sf -o /dev/null -H 'Accept: text/html' "${INDEX[$name]}bench-big/"
+    # What a warm install asks for (entrepot, having cached the wheels, now
+    # offers their metadata, so pip asks for that too).
+    install pip "${INDEX[$name]}" "$WORK/pip-$name.log" >/dev/null
     NREQ[$name]=$(requests_of "$WORK/pip-$name.log" "$WORK/requests-$name.curl")
 done
 
