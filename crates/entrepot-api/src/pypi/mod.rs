@@ -195,7 +195,8 @@ async fn serve_file(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, PypiError> {
-    let size = state.python.stat_file(repo, sha256, filename).await?;
+    let file = state.python.file(repo, sha256, filename).await?;
+    let size = file.size();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => Some(
             parse_range(r, size)
@@ -207,11 +208,7 @@ async fn serve_file(
     let mut response = if *method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        let file = state
-            .python
-            .open_file(repo, sha256, filename, range)
-            .await?;
-        Response::new(Body::from_stream(file.body))
+        Response::new(Body::from_stream(file.open(range).await?.body))
     };
     let h = response.headers_mut();
     let insert = |h: &mut HeaderMap, name, value: String| {

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use entrepot_domain::{ByteRange, Mode, Repository, Sha256Hasher};
+use entrepot_domain::{Mode, Repository, Sha256Hasher};
 use entrepot_storage::{BlobStore, PythonFileRecord, PythonStore, StoreError};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::dist::{extract_metadata, normalize, parse_core_metadata, parse_filename};
 use super::index::{IndexFile, ProjectPage};
-use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
+use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
 use crate::clock::now_rfc3339;
 
 /// Default largest upload: 1 GiB.
@@ -297,27 +297,19 @@ impl HostedPython {
         }
     }
 
-    /// A file's size.
-    pub async fn stat_file(
+    /// A file, ready to be read.
+    pub async fn file(
         &self,
         repo: &Repository,
         sha256: &str,
         filename: &str,
-    ) -> Result<u64, PythonError> {
-        Ok(self.locate(repo, sha256, filename).await?.1)
-    }
-
-    /// A file or a range of it.
-    pub async fn open_file(
-        &self,
-        repo: &Repository,
-        sha256: &str,
-        filename: &str,
-        range: Option<ByteRange>,
-    ) -> Result<ServedFile, PythonError> {
+    ) -> Result<LocatedFile, PythonError> {
         let (hex, size) = self.locate(repo, sha256, filename).await?;
-        let body = self.blobs.read(&sha256_digest(&hex)?, range).await?;
-        Ok(ServedFile { size, range, body })
+        Ok(LocatedFile::stored(
+            self.blobs.clone(),
+            sha256_digest(&hex)?,
+            size,
+        ))
     }
 
     /// PEP 592: yank (or unyank) every file of a version.

@@ -7,16 +7,18 @@
 pub mod dist;
 pub mod hosted;
 pub mod index;
+mod located;
 mod page_views;
 pub mod remote;
 
 use std::sync::Arc;
 
-use entrepot_domain::{ByteRange, Digest, Mode, Repository};
+use entrepot_domain::{Digest, Mode, Repository};
 use entrepot_storage::{BlobError, PythonRepo, StoreError};
 
 pub use hosted::{HostedPython, StagedFile, UploadForm};
 pub use index::{PageFormat, ProjectPage, ServedPage};
+pub use located::LocatedFile;
 pub use remote::RemotePython;
 
 use crate::registry::ServedBlob;
@@ -152,31 +154,17 @@ impl PythonRepositories {
         }
     }
 
-    /// A file's size (HEAD), starting its download if it is not cached.
-    pub async fn stat_file(
+    /// A file, ready to be read; for a remote repository, its download
+    /// starts if it is not cached.
+    pub async fn file(
         &self,
         repo: &Repository,
         sha256: &str,
         filename: &str,
-    ) -> Result<u64, PythonError> {
+    ) -> Result<LocatedFile, PythonError> {
         match repo.mode {
-            Mode::RemoteRepository => self.remote.stat_file(repo, sha256, filename).await,
-            Mode::StandardRepository => self.hosted.stat_file(repo, sha256, filename).await,
-            Mode::VirtualRepository => Err(not_supported()),
-        }
-    }
-
-    /// A file, or a range of it.
-    pub async fn open_file(
-        &self,
-        repo: &Repository,
-        sha256: &str,
-        filename: &str,
-        range: Option<ByteRange>,
-    ) -> Result<ServedFile, PythonError> {
-        match repo.mode {
-            Mode::RemoteRepository => self.remote.open_file(repo, sha256, filename, range).await,
-            Mode::StandardRepository => self.hosted.open_file(repo, sha256, filename, range).await,
+            Mode::RemoteRepository => self.remote.file(repo, sha256, filename).await,
+            Mode::StandardRepository => self.hosted.file(repo, sha256, filename).await,
             Mode::VirtualRepository => Err(not_supported()),
         }
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{python_upstream, PythonUpstream};
-use entrepot_domain::{ByteRange, Repository};
+use entrepot_domain::Repository;
 use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, RemoteFileRecord};
 use entrepot_upstream::reqwest::header::{ACCEPT, CONTENT_TYPE};
 use entrepot_upstream::reqwest::StatusCode;
@@ -24,7 +24,7 @@ use url::Url;
 use super::dist::{extract_metadata, normalize, DistKind};
 use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
-use super::{file_path, repo_ids, sha256_digest, PythonError, ServedFile};
+use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
 use crate::clock::now_unix;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::credentials::CredentialSources;
@@ -700,40 +700,24 @@ impl RemotePython {
         Ok((cached, hex))
     }
 
-    /// A file's size, starting its download if it is not cached.
-    pub async fn stat_file(
+    /// A file, from the cache or from the download under way (started if
+    /// none is).
+    pub async fn file(
         &self,
         repo: &Repository,
         sha256: &str,
         filename: &str,
-    ) -> Result<u64, PythonError> {
-        match self.cached_or_fill(repo, sha256, filename).await?.0 {
-            Cached::Committed(size) => Ok(size),
-            Cached::Filling(fill) => fill.size().await.map_err(fill_error),
-        }
-    }
-
-    /// A file (or a range of it), from the cache or from the download under way.
-    pub async fn open_file(
-        &self,
-        repo: &Repository,
-        sha256: &str,
-        filename: &str,
-        range: Option<ByteRange>,
-    ) -> Result<ServedFile, PythonError> {
+    ) -> Result<LocatedFile, PythonError> {
         match self.cached_or_fill(repo, sha256, filename).await? {
-            (Cached::Committed(size), hex) => {
-                let body = self.blobs.read(&sha256_digest(&hex)?, range).await?;
-                Ok(ServedFile { size, range, body })
-            }
+            (Cached::Committed(size), hex) => Ok(LocatedFile::stored(
+                self.blobs.clone(),
+                sha256_digest(&hex)?,
+                size,
+            )),
             (Cached::Filling(fill), _) => {
                 fill.opened().await.map_err(fill_error)?;
                 let size = fill.size().await.map_err(fill_error)?;
-                Ok(ServedFile {
-                    size,
-                    range,
-                    body: fill.stream(range),
-                })
+                Ok(LocatedFile::filling(fill, size))
             }
         }
     }
