@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use crate::metadata::StoreError;
+use crate::read_cache::RemoteFileKey;
 use crate::sqlite::SqliteMetadataStore;
 
 /// A repository, as `(project, repository)` ids.
@@ -152,6 +153,15 @@ fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreE
     })
 }
 
+fn remote_file_key(repo: &PythonRepo, sha256: &str, filename: &str) -> RemoteFileKey {
+    (
+        repo.project.clone(),
+        repo.repository.clone(),
+        sha256.to_owned(),
+        filename.to_owned(),
+    )
+}
+
 fn remote_record(r: &sqlx::sqlite::SqliteRow) -> Result<RemoteFileRecord, StoreError> {
     Ok(RemoteFileRecord {
         name: r.try_get("name")?,
@@ -233,6 +243,11 @@ impl PythonStore for SqliteMetadataStore {
             .await?;
         }
         tx.commit().await?;
+        self.cache.forget_remote_files(
+            files
+                .iter()
+                .map(|f| remote_file_key(repo, &f.sha256, &f.filename)),
+        );
         Ok(())
     }
 
@@ -242,6 +257,11 @@ impl PythonStore for SqliteMetadataStore {
         sha256: &str,
         filename: &str,
     ) -> Result<Option<RemoteFileRecord>, StoreError> {
+        let key = remote_file_key(repo, sha256, filename);
+        if let Some(record) = self.cache.remote_file(&key) {
+            return Ok(Some(record));
+        }
+        let generation = self.cache.generation();
         let row = sqlx::query(
             "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ?",
         )
@@ -251,7 +271,11 @@ impl PythonStore for SqliteMetadataStore {
         .bind(filename)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(remote_record).transpose()
+        let record = row.as_ref().map(remote_record).transpose()?;
+        if let Some(record) = &record {
+            self.cache.offer_remote_file(generation, key, record);
+        }
+        Ok(record)
     }
 
     async fn remote_files_of(
@@ -287,6 +311,8 @@ impl PythonStore for SqliteMetadataStore {
         .bind(filename)
         .execute(self.pool())
         .await?;
+        self.cache
+            .forget_remote_files([remote_file_key(repo, sha256, filename)]);
         Ok(())
     }
 
@@ -497,5 +523,53 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn remembered_file_origins_are_never_served_stale() {
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        let repo = PythonRepo {
+            project: "p".into(),
+            repository: "r".into(),
+        };
+        let mut record = RemoteFileRecord {
+            name: "tiny-lib".into(),
+            sha256: "ab".repeat(32),
+            filename: "tiny_lib-1.0-py3-none-any.whl".into(),
+            url: "https://files.example.org/a/tiny_lib-1.0-py3-none-any.whl".into(),
+            metadata_sha256: None,
+        };
+        store
+            .remember_remote_files(&repo, std::slice::from_ref(&record))
+            .await
+            .unwrap();
+        let lookup = || store.remote_file(&repo, &record.sha256, &record.filename);
+        // Read twice: the second answer comes from the read cache.
+        assert_eq!(lookup().await.unwrap().unwrap().url, record.url);
+        assert_eq!(lookup().await.unwrap().unwrap().url, record.url);
+        store
+            .set_remote_metadata(&repo, &record.sha256, &record.filename, &"cd".repeat(32))
+            .await
+            .unwrap();
+        assert_eq!(
+            lookup().await.unwrap().unwrap().metadata_sha256,
+            Some("cd".repeat(32))
+        );
+        // The upstream moved the file.
+        let moved = "https://files.example.org/b/tiny_lib-1.0-py3-none-any.whl";
+        record.url = moved.into();
+        store
+            .remember_remote_files(&repo, std::slice::from_ref(&record))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .remote_file(&repo, &record.sha256, &record.filename)
+                .await
+                .unwrap()
+                .unwrap()
+                .url,
+            moved
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! An in-process cache of the lookups every request starts with: the IAM
 //! policies on the way from a resource up to the organisation, a repository by
-//! name, and (for pulls) a manifest by tag.
+//! name, and what is pulled by name: a manifest by tag, the origin of a file of
+//! a remote Python repository.
 //!
 //! The store that owns it invalidates entries on each write that could change
 //! them, so it is only correct while this process is the database's only
@@ -18,11 +19,15 @@ use entrepot_domain::iam::Policy;
 use entrepot_domain::{Digest, Repository};
 
 use crate::metadata::{ImageRef, ManifestRecord};
+use crate::python::RemoteFileRecord;
 
 /// Entries kept per map before it is emptied and refilled from reads.
 const MAX_ENTRIES: usize = 8192;
 
 type TagKey = (ImageRef, String);
+
+/// `(project, repository, sha256, filename)`.
+pub(crate) type RemoteFileKey = (String, String, String, String);
 
 #[derive(Default)]
 struct Inner {
@@ -30,6 +35,7 @@ struct Inner {
     repositories: HashMap<(String, String), Repository>,
     tags: HashMap<TagKey, ManifestRecord>,
     policies: HashMap<String, Policy>,
+    remote_files: HashMap<RemoteFileKey, RemoteFileRecord>,
 }
 
 /// The cache; see the module documentation.
@@ -124,6 +130,36 @@ impl ReadCache {
         inner.policies.remove(resource);
     }
 
+    /// Where a file of a remote Python repository comes from.
+    pub(crate) fn remote_file(&self, key: &RemoteFileKey) -> Option<RemoteFileRecord> {
+        self.lock().remote_files.get(key).cloned()
+    }
+
+    pub(crate) fn offer_remote_file(
+        &self,
+        generation: u64,
+        key: RemoteFileKey,
+        record: &RemoteFileRecord,
+    ) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.remote_files.len() >= MAX_ENTRIES {
+            inner.remote_files.clear();
+        }
+        inner.remote_files.insert(key, record.clone());
+    }
+
+    /// The records of these remote files changed.
+    pub(crate) fn forget_remote_files(&self, keys: impl IntoIterator<Item = RemoteFileKey>) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        for key in keys {
+            inner.remote_files.remove(&key);
+        }
+    }
+
     /// A repository changed or went away, with everything in it.
     pub(crate) fn forget_repository(&self, project: &str, id: &str) {
         let mut inner = self.lock();
@@ -134,6 +170,9 @@ impl ReadCache {
         inner
             .tags
             .retain(|(image, _), _| !(image.project == project && image.repository == id));
+        inner
+            .remote_files
+            .retain(|(p, r, _, _), _| !(p == project && r == id));
     }
 
     /// A tag moved or was deleted.
