@@ -384,6 +384,42 @@ fn every_cached_wheel_offers_its_extracted_metadata() {
 }
 
 #[test]
+fn a_repository_recreated_under_the_same_name_serves_its_own_upstream() {
+    // Served pages are kept in memory: one kept for a deleted repository must
+    // not answer for a new repository of the same name with another upstream.
+    let work = tempfile::tempdir().unwrap();
+    let (first, second) = (work.path().join("first"), work.path().join("second"));
+    make_dist(&first, "wheel", "moved-pkg", "1.0", &[]);
+    make_dist(&second, "wheel", "moved-pkg", "2.0", &[]);
+    let (first, second) = (PyPiServer::start(&first), PyPiServer::start(&second));
+    let server = Server::start();
+    let filenames = |server: &Server| -> Vec<String> {
+        let r = server
+            .request(Method::GET, "/pypi/default/up/simple/moved-pkg/")
+            .header("Accept", JSON)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().unwrap();
+        body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["filename"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    create_python(&server, "up", Some(&first.index_url()), json!({}));
+    assert_eq!(filenames(&server), ["moved_pkg-1.0-py3-none-any.whl"]);
+    let r = server
+        .request(Method::DELETE, "/v1/projects/default/repositories/up")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    create_python(&server, "up", Some(&second.index_url()), json!({}));
+    assert_eq!(filenames(&server), ["moved_pkg-2.0-py3-none-any.whl"]);
+}
+
+#[test]
 fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     let work = tempfile::tempdir().unwrap();
     let packages = work.path().join("packages");

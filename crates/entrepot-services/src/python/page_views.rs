@@ -28,6 +28,9 @@ type ViewKey = (String, String, String);
 
 /// A served page and the upstream fetch it was built from.
 pub(super) struct PageView {
+    /// The index it was read from: a repository re-created or re-pointed under
+    /// the same name must not be answered with another upstream's page.
+    pub index_url: String,
     /// When the upstream page was fetched (unix seconds).
     pub fetched_at: i64,
     /// The page, rendered lazily per form.
@@ -115,6 +118,7 @@ mod tests {
 
     fn view(weight: usize) -> Arc<PageView> {
         Arc::new(PageView {
+            index_url: "https://pypi.org/simple/".into(),
             fetched_at: 1,
             page: Arc::new(ServedPage::new(ProjectPage::default())),
             weight,

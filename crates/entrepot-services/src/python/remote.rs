@@ -429,7 +429,9 @@ impl RemotePython {
         // The access policy is asked on every request, before any view is served.
         self.origin_blocked(&target).await?;
         if let Some(view) = self.views.get(&target.ids, &name) {
-            if now_unix() - view.fetched_at < target.config.tag_ttl_secs as i64 {
+            if view.index_url == target.upstream.index_url
+                && now_unix() - view.fetched_at < target.config.tag_ttl_secs as i64
+            {
                 self.metrics.hit(ContentKind::Tag);
                 return Ok(view.page.clone());
             }
@@ -442,6 +444,7 @@ impl RemotePython {
         ));
         if freshness != Freshness::Stale {
             let view = PageView {
+                index_url: target.upstream.index_url.clone(),
                 fetched_at: cached.fetched_at,
                 page: page.clone(),
                 weight: cached.content.len(),
