@@ -15,6 +15,7 @@ pub mod registry;
 pub mod remote;
 pub mod repositories;
 pub mod secrets;
+mod workdir;
 
 pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,

@@ -70,10 +70,7 @@ impl HostedPython {
         spool: PathBuf,
         max_upload_bytes: u64,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&spool)?;
-        for entry in std::fs::read_dir(&spool)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        crate::workdir::fresh_dir(&spool)?;
         Ok(Self {
             store,
             blobs,

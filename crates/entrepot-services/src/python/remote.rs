@@ -142,10 +142,7 @@ impl RemotePython {
         secrets: Arc<dyn SecretReader>,
         scratch: PathBuf,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&scratch)?;
-        for entry in std::fs::read_dir(&scratch)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        crate::workdir::fresh_dir(&scratch)?;
         Ok(Self {
             store,
             blobs,

@@ -113,11 +113,7 @@ impl Fills {
         blobs: Arc<dyn BlobStore>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&spool)?;
-        // Spool files of a previous process were never committed: nothing to keep.
-        for entry in std::fs::read_dir(&spool)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        crate::workdir::fresh_dir(&spool)?;
         Ok(Self {
             spool,
             blobs,
