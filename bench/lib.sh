@@ -30,3 +30,27 @@ wait_http() {
     echo "bench: $1 did not answer" >&2
     return 1
 }
+
+# Start the entrepot binary "$BIN" on a free loopback port, its state in DIR and
+# its output in DIR.out and DIR.log; quiet (warnings only). Sets E_ADDR
+# (host:port), E_PID and E_TOKEN (the bootstrap admin's token).
+launch_entrepot() { # launch_entrepot DIR
+    ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" >"$1.out" 2>"$1.log" &
+    E_PID=$!
+    PIDS+=("$E_PID")
+    for _ in $(seq 1 300); do
+        grep -q '^entrepot listening' "$1.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    E_ADDR=$(head -1 "$1.out" | sed -n 's#^entrepot listening on http://##p')
+    if [ -z "$E_ADDR" ]; then
+        echo "bench: entrepot did not start:" >&2
+        cat "$1.out" "$1.log" >&2
+        exit 1
+    fi
+    wait_http "http://$E_ADDR/v2/"
+    E_TOKEN=$(cat "$1/bootstrap-admin-token")
+}
+
+# The entrepot CLI, as the bootstrap admin of the server launch_entrepot started.
+ecli() { ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" "$@"; }

@@ -26,25 +26,10 @@ BIN="$ROOT/target/release/entrepot"
 
 echo "== starting entrepot and distribution on loopback" >&2
 # Both quiet: entrepot logs warnings only, distribution errors only, no access log.
-ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/entrepot-data" \
-    >"$WORK/entrepot.out" 2>"$WORK/entrepot.log" &
-E_PID=$!
-PIDS+=("$E_PID")
-for _ in $(seq 1 300); do
-    grep -q '^entrepot listening' "$WORK/entrepot.out" && break
-    sleep 0.1
-done
-E_ADDR=$(head -1 "$WORK/entrepot.out" | sed -n 's#^entrepot listening on http://##p')
-if [ -z "$E_ADDR" ]; then
-    echo "bench: entrepot did not start:" >&2
-    cat "$WORK/entrepot.out" "$WORK/entrepot.log" >&2
-    exit 1
-fi
-wait_http "http://$E_ADDR/v2/"
-E_TOKEN=$(cat "$WORK/entrepot-data/bootstrap-admin-token")
+launch_entrepot "$WORK/entrepot-data"
 # Pulls are anonymous on both servers: allUsers may read the bench repository.
-ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories create bench --repository-format=docker >/dev/null
-ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" repositories add-iam-policy-binding bench \
+ecli repositories create bench --repository-format=docker >/dev/null
+ecli repositories add-iam-policy-binding bench \
     --member=allUsers --role=roles/artifactregistry.reader >/dev/null
 
 D_PORT=$(free_port)

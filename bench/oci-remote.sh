@@ -121,19 +121,12 @@ concurrent_pulls() { # concurrent_pulls SOURCE: wall seconds for $CONCURRENCY pu
 
 peak_rss_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
-start_entrepot() { # start_entrepot DATA_DIR: sets E_ADDR, E_PID, E_CREDS
-    ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" >"$1.out" 2>"$1.log" &
-    E_PID=$!
-    PIDS+=($E_PID)
-    for _ in $(seq 1 100); do [ -s "$1.out" ] && break; sleep 0.1; done
-    E_ADDR=$(head -1 "$1.out" | sed 's#^entrepot listening on http://##')
-    wait_http "http://$E_ADDR/v2/"
-    local token
-    token=$(cat "$1/bootstrap-admin-token")
-    E_CREDS="admin:$token"
+start_entrepot() { # start_entrepot DATA_DIR: sets E_ADDR, E_PID, E_TOKEN, E_CREDS
+    launch_entrepot "$1"
+    E_CREDS="admin:$E_TOKEN"
     # The upstream is on loopback: allow it (where an access policy is enforced).
-    ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$token "$BIN" access-policy allow "$UP" >/dev/null 2>&1 || true
-    ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$token "$BIN" repositories create up --repository-format=docker \
+    ecli access-policy allow "$UP" >/dev/null 2>&1 || true
+    ecli repositories create up --repository-format=docker \
         --mode=remote-repository --remote-docker-repo="http://$UP" >/dev/null
 }
 

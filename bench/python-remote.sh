@@ -104,14 +104,7 @@ UP="127.0.0.1:$UP_PORT"
 wait_http "http://$UP/simple/"
 
 echo "== entrepot" >&2
-mkdir -p "$WORK/entrepot"
-ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/entrepot" \
-    >"$WORK/entrepot.out" 2>"$WORK/entrepot.log" &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$WORK/entrepot.out" ] && break; sleep 0.1; done
-E_ADDR=$(head -1 "$WORK/entrepot.out" | sed 's#^entrepot listening on http://##')
-wait_http "http://$E_ADDR/v2/"
-ecli() { ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$(cat "$WORK/entrepot/bootstrap-admin-token") "$BIN" "$@"; }
+launch_entrepot "$WORK/entrepot"
 ecli access-policy allow "$UP" >/dev/null
 ecli repositories create up --repository-format=python --mode=remote-repository \
     --remote-python-repo="http://$UP/simple/" --remote-tag-ttl=30m >/dev/null
