@@ -99,6 +99,9 @@ pub enum RegistryError {
     /// The upstream does not have the content.
     #[error("{0}")]
     UpstreamNotFound(String),
+    /// The blob store's filesystem is nearly full.
+    #[error(transparent)]
+    LowDisk(LowDisk),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -179,6 +182,18 @@ pub struct Registry {
     running_hashes: Mutex<HashMap<String, RunningHash>>,
     /// The pull-through cache, for remote repositories.
     remote: Option<Arc<RemoteDocker>>,
+    /// Below this many free bytes where blobs live, the server is not ready.
+    min_free_disk_bytes: u64,
+}
+
+/// The blob store's filesystem is nearly full.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{available} bytes free on the filesystem of the blob store, below the minimum of {minimum} (min_free_disk_bytes)")]
+pub struct LowDisk {
+    /// Bytes available.
+    pub available: u64,
+    /// The configured minimum.
+    pub minimum: u64,
 }
 
 fn image_ref(path: &ImagePath) -> ImageRef {
@@ -197,6 +212,30 @@ impl Registry {
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
             remote: None,
+            min_free_disk_bytes: 0,
+        }
+    }
+
+    /// Report low disk (see [`Registry::check_disk_space`]) below `bytes` free.
+    pub fn with_min_free_disk_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_disk_bytes = bytes;
+        self
+    }
+
+    /// Whether the filesystem that holds the blobs has the configured free
+    /// space left; always fine on object storage or with a minimum of 0.
+    pub fn check_disk_space(&self) -> Result<(), RegistryError> {
+        if self.min_free_disk_bytes == 0 {
+            return Ok(());
+        }
+        match self.disk_space()? {
+            Some(space) if space.available < self.min_free_disk_bytes => {
+                Err(RegistryError::LowDisk(LowDisk {
+                    available: space.available,
+                    minimum: self.min_free_disk_bytes,
+                }))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -118,6 +118,10 @@ impl From<RegistryError> for OciError {
             }
             E::Upstream { .. } => Self::new(StatusCode::BAD_GATEWAY, "UNKNOWN", message),
             E::UpstreamNotFound(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
+            E::LowDisk(_) => {
+                tracing::warn!(error = %message, "registry storage is nearly full");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+            }
             E::Store(_) | E::Blob(_) => {
                 tracing::error!(error = %message, "registry storage failure");
                 Self::new(
