@@ -52,7 +52,7 @@ pub fn fit_to_fd_limit(max_connections: usize) -> usize {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::debug!(error = %e, "could not raise the open-files limit");
         }
         limit = getrlimit(Resource::Nofile);
