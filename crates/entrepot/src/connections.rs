@@ -127,9 +127,11 @@ pub async fn serve(
 /// Answer a connection over the limit with a 503 if the socket takes it at
 /// once, and close it: never wait on a client the server cannot serve.
 fn refuse(stream: TcpStream) {
-    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 45\r\n\r\nthe server has too many connections; retry\r\n\r\n";
-    let _ = stream.try_write(ANSWER);
+    let _ = stream.try_write(REFUSAL);
 }
+
+/// The whole answer to a connection over the limit, sent in one write.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 44\r\n\r\nthe server has too many connections; retry\r\n";
 
 async fn serve_connection(
     stream: TcpStream,
@@ -337,5 +339,18 @@ impl Refusals {
         if self.due() {
             tracing::warn!(%error, "cannot accept connections");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_http_answer() {
+        let text = std::str::from_utf8(REFUSAL).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }
