@@ -26,16 +26,21 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     )
 }
 
-/// Ready when the metadata store answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.projects.list().await {
-        Ok(_) => (StatusCode::OK, "ready\n"),
+/// Ready when the metadata store answers and the blob store's filesystem has
+/// the configured free space.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if let Err(e) = state.projects.list().await {
+        tracing::warn!(error = %e, "not ready: metadata store does not answer");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata store unavailable\n".into(),
+        );
+    }
+    match state.registry.check_disk_space() {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: metadata store does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "metadata store unavailable\n",
-            )
+            tracing::warn!(error = %e, "not ready: disk space");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n"))
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod upstream;
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
-pub use range::{parse_range, ByteRange, RangeError};
+pub use range::{parse_range, parse_range_header, ByteRange, RangeError};
 pub use repository::{Format, Mode, Repository, RepositoryName};
 pub use secret::{
     Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion,

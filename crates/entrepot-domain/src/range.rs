@@ -42,6 +42,19 @@ pub enum RangeError {
     },
 }
 
+/// Resolve a `Range` header value against an object of `size` bytes, the way a
+/// server that serves single byte ranges answers (RFC 9110, section 14.2):
+/// `Ok(None)` for a header to ignore (another range unit, several ranges) so
+/// that the whole object is sent; an error for a malformed or unsatisfiable
+/// single byte range.
+pub fn parse_range_header(header: &str, size: u64) -> Result<Option<ByteRange>, RangeError> {
+    match header.trim().strip_prefix("bytes=") {
+        None => Ok(None),
+        Some(spec) if spec.contains(',') => Ok(None),
+        Some(_) => parse_range(header, size).map(Some),
+    }
+}
+
 /// Resolve a `Range` header value against an object of `size` bytes.
 pub fn parse_range(header: &str, size: u64) -> Result<ByteRange, RangeError> {
     let malformed = || RangeError::Malformed(header.to_owned());
@@ -114,6 +127,16 @@ mod tests {
         assert!(matches!(
             parse_range("items=0-1", 100),
             Err(RangeError::Malformed(_))
+        ));
+        assert_eq!(parse_range_header("bytes=0-1,3-4", 100), Ok(None));
+        assert_eq!(parse_range_header("items=0-1", 100), Ok(None));
+        assert_eq!(
+            parse_range_header("bytes=0-9", 100),
+            Ok(Some(ByteRange { start: 0, end: 9 }))
+        );
+        assert!(matches!(
+            parse_range_header("bytes=100-", 100),
+            Err(RangeError::Unsatisfiable { .. })
         ));
         assert!(matches!(
             parse_range("bytes=0-1,3-4", 100),

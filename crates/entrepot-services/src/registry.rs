@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
 use entrepot_domain::{
-    ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Repository, Sha256Hasher,
+    ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Repository,
 };
 use entrepot_storage::{
-    BlobError, BlobStore, ByteStream, ImageRef, ManifestRecord, MetadataStore, StoreError,
-    UploadRecord,
+    BlobError, BlobStore, ByteStream, DiskSpace, ImageRef, ManifestRecord, MetadataStore,
+    RunningHash, StoreError, UploadRecord, WrittenPart,
 };
 
 use crate::clock::now_unix;
@@ -48,6 +48,21 @@ pub enum RegistryError {
     /// The upload request is out of order or malformed.
     #[error("{0}")]
     BlobUploadInvalid(String),
+    /// A chunk's body is not as long as its `Content-Range` says; the
+    /// session is left as it was.
+    #[error("chunk declared {declared} bytes in Content-Range but its body has {received}; the upload still has {size} bytes")]
+    ChunkLengthMismatch {
+        /// Length the `Content-Range` gives.
+        declared: u64,
+        /// Bytes the body held.
+        received: u64,
+        /// Bytes the session holds, unchanged.
+        size: u64,
+    },
+    /// The client stopped sending the body before its end (a disconnect, a
+    /// timeout): the client's failure, nothing was stored.
+    #[error("the request body ended early: {0}")]
+    BodyIncomplete(String),
     /// A chunk does not start where the upload currently ends.
     #[error("chunk starts at byte {got} but the upload has {expected} bytes; resume at offset {expected}")]
     RangeMismatch {
@@ -84,6 +99,9 @@ pub enum RegistryError {
     /// The upstream does not have the content.
     #[error("{0}")]
     UpstreamNotFound(String),
+    /// The blob store's filesystem is nearly full.
+    #[error(transparent)]
+    LowDisk(LowDisk),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -98,6 +116,7 @@ impl From<BlobError> for RegistryError {
             BlobError::DigestMismatch { expected, actual } => RegistryError::DigestInvalid(
                 format!("uploaded content has digest {actual}, not {expected}"),
             ),
+            BlobError::Body(e) => RegistryError::BodyIncomplete(e.to_string()),
             other => RegistryError::Blob(other),
         }
     }
@@ -158,10 +177,23 @@ pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     /// Running hashes of uploads this process has seen every part of, so a
-    /// finished upload need not be read back.
-    running_hashes: Mutex<HashMap<String, Sha256Hasher>>,
+    /// finished upload need not be read back. Each is bound to the part files
+    /// it was fed from; the blob store uses it only for exactly those.
+    running_hashes: Mutex<HashMap<String, RunningHash>>,
     /// The pull-through cache, for remote repositories.
     remote: Option<Arc<RemoteDocker>>,
+    /// Below this many free bytes where blobs live, the server is not ready.
+    min_free_disk_bytes: u64,
+}
+
+/// The blob store's filesystem is nearly full.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{available} bytes free on the filesystem of the blob store, below the minimum of {minimum} (min_free_disk_bytes)")]
+pub struct LowDisk {
+    /// Bytes available.
+    pub available: u64,
+    /// The configured minimum.
+    pub minimum: u64,
 }
 
 fn image_ref(path: &ImagePath) -> ImageRef {
@@ -180,6 +212,30 @@ impl Registry {
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
             remote: None,
+            min_free_disk_bytes: 0,
+        }
+    }
+
+    /// Report low disk (see [`Registry::check_disk_space`]) below `bytes` free.
+    pub fn with_min_free_disk_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_disk_bytes = bytes;
+        self
+    }
+
+    /// Whether the filesystem that holds the blobs has the configured free
+    /// space left; always fine on object storage or with a minimum of 0.
+    pub fn check_disk_space(&self) -> Result<(), RegistryError> {
+        if self.min_free_disk_bytes == 0 {
+            return Ok(());
+        }
+        match self.disk_space()? {
+            Some(space) if space.available < self.min_free_disk_bytes => {
+                Err(RegistryError::LowDisk(LowDisk {
+                    available: space.available,
+                    minimum: self.min_free_disk_bytes,
+                }))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -329,15 +385,27 @@ impl Registry {
             ManifestKind::Index => ("manifest", &manifest.manifests),
         };
         let digests: Vec<Digest> = wanted.iter().map(|d| d.digest.clone()).collect();
-        let found = match manifest.kind {
+        let found: HashMap<Digest, u64> = match manifest.kind {
             ManifestKind::Image => self.meta.existing_blob_links(image, &digests).await?,
             ManifestKind::Index => self.meta.existing_manifests(image, &digests).await?,
-        };
-        if let Some(missing) = digests.into_iter().find(|d| !found.contains(d)) {
-            return Err(RegistryError::ManifestBlobUnknown {
-                kind,
-                digest: missing,
-            });
+        }
+        .into_iter()
+        .collect();
+        for descriptor in wanted {
+            let Some(&size) = found.get(&descriptor.digest) else {
+                return Err(RegistryError::ManifestBlobUnknown {
+                    kind,
+                    digest: descriptor.digest.clone(),
+                });
+            };
+            // A client trusts the descriptor's size (it sizes buffers and
+            // checks downloads by it): it must be the content's.
+            if size != descriptor.size {
+                return Err(RegistryError::ManifestInvalid(format!(
+                    "the descriptor of {kind} {} gives size {}, but the {kind} has {size} bytes",
+                    descriptor.digest, descriptor.size
+                )));
+            }
         }
         Ok(())
     }
@@ -368,10 +436,26 @@ impl Registry {
         if let (repo, Some(remote)) = self.source(path).await? {
             return remote.stat_blob(&repo, path, digest).await;
         }
+        let size = self.linked_size(path, digest).await?;
+        // A blob moved to quarantine as damaged is unknown here, so that the
+        // client pushes it again rather than skipping it.
+        if self.blobs.stat(digest).await?.is_none() {
+            return Err(RegistryError::BlobUnknown(digest.clone()));
+        }
+        Ok(size)
+    }
+
+    async fn linked_size(&self, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
         self.meta
             .linked_blob_size(&image_ref(path), digest)
             .await?
             .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+    }
+
+    /// Space left on the filesystem that holds the blobs (`None` on object
+    /// storage), for readiness checks.
+    pub fn disk_space(&self) -> Result<Option<DiskSpace>, RegistryError> {
+        self.blobs.disk_space().map_err(RegistryError::Blob)
     }
 
     /// Stream a blob, or the given range of it (already resolved by the caller
@@ -385,7 +469,7 @@ impl Registry {
         if let (repo, Some(remote)) = self.source(path).await? {
             return remote.open_blob(&repo, path, digest, range).await;
         }
-        let size = self.stat_blob(path, digest).await?;
+        let size = self.linked_size(path, digest).await?;
         let body = match self.blobs.read(digest, range).await {
             Ok(body) => body,
             Err(BlobError::NotFound) => return Err(RegistryError::BlobUnknown(digest.clone())),
@@ -429,6 +513,7 @@ impl Registry {
             image: image_ref(path),
             size: 0,
             parts: 0,
+            part_names: Vec::new(),
             create_time: now,
             update_time: now,
         };
@@ -465,17 +550,19 @@ impl Registry {
         })
     }
 
-    /// Append a chunk. `start` is the offset the client says the chunk begins at.
+    /// Append a chunk. `range` is the inclusive byte range the client's
+    /// `Content-Range` gives the chunk, if any: it must start where the upload
+    /// ends, and the body must hold exactly that many bytes, or nothing changes.
     pub async fn append_chunk(
         &self,
         path: &ImagePath,
         id: &str,
-        start: Option<u64>,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<UploadState, RegistryError> {
         self.writable(path).await?;
         let upload = self.session(path, id).await?;
-        if let Some(start) = start {
+        if let Some((start, _)) = range {
             if start != upload.size {
                 return Err(RegistryError::RangeMismatch {
                     expected: upload.size,
@@ -483,50 +570,76 @@ impl Registry {
                 });
             }
         }
-        let written = self.write_part(&upload, body).await?;
+        let declared = range.map(|(start, end)| end - start + 1);
+        let part = self.write_part(&upload, body, declared).await?;
         Ok(UploadState {
             id: upload.id,
-            size: upload.size + written,
+            size: upload.size + part.size,
         })
     }
 
+    /// Write one part and make it the session's next part. The part is written
+    /// under a file name of its own and joins the session only by winning the
+    /// compare-and-swap on the part count, which records that name; a request
+    /// that loses removes its file, so two racing requests can never swap
+    /// bytes under each other's hash.
     async fn write_part(
         &self,
         upload: &UploadRecord,
         body: ByteStream,
-    ) -> Result<u64, RegistryError> {
-        let mut hasher = {
+        declared: Option<u64>,
+    ) -> Result<WrittenPart, RegistryError> {
+        let running = {
             let mut hashes = self
                 .running_hashes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             match hashes.remove(&upload.id) {
-                Some(h) if h.len() == upload.size => Some(h),
-                _ if upload.parts == 0 => Some(Sha256Hasher::new()),
+                Some(h) if h.parts() == upload.part_names.as_slice() => Some(h),
+                _ if upload.parts == 0 => Some(RunningHash::new()),
                 _ => None,
             }
         };
-        let written = self
-            .blobs
-            .write_part(&upload.id, upload.parts, body, hasher.as_mut())
-            .await?;
-        if !self
+        let mut part = self.blobs.write_part(&upload.id, body, running).await?;
+        if let Some(declared) = declared.filter(|d| *d != part.size) {
+            self.discard_part(&upload.id, &part.name).await;
+            return Err(RegistryError::ChunkLengthMismatch {
+                declared,
+                received: part.size,
+                size: upload.size,
+            });
+        }
+        let advanced = self
             .meta
-            .advance_upload(&upload.id, upload.parts, upload.size + written, now_unix())
-            .await?
-        {
+            .advance_upload(
+                &upload.id,
+                upload.parts,
+                &part.name,
+                upload.size + part.size,
+                now_unix(),
+            )
+            .await;
+        if !matches!(advanced, Ok(true)) {
+            self.discard_part(&upload.id, &part.name).await;
+            advanced?;
             return Err(RegistryError::BlobUploadInvalid(format!(
                 "upload session {} received two chunks at once; send chunks one after another",
                 upload.id
             )));
         }
-        if let Some(h) = hasher {
+        if let Some(h) = part.running.take() {
             self.running_hashes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(upload.id.clone(), h);
         }
-        Ok(written)
+        Ok(part)
+    }
+
+    async fn discard_part(&self, upload: &str, part: &str) {
+        if let Err(e) = self.blobs.discard_part(upload, part).await {
+            tracing::warn!(upload, error = %e, "could not remove an unrecorded upload part");
+        }
     }
 
     /// Finish an upload with an optional last chunk, verifying the digest.
@@ -540,22 +653,29 @@ impl Registry {
         self.writable(path).await?;
         let mut upload = self.session(path, id).await?;
         if let Some(body) = last_chunk {
-            let written = self.write_part(&upload, body).await?;
-            upload.size += written;
+            let part = self.write_part(&upload, body, None).await?;
+            upload.size += part.size;
             upload.parts += 1;
+            upload.part_names.push(part.name);
         }
-        let hasher = self
+        let running = self
             .running_hashes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&upload.id)
-            .filter(|h| h.len() == upload.size);
+            .remove(&upload.id);
         let committed = self
             .blobs
-            .commit_upload(&upload.id, upload.parts, digest, hasher)
+            .commit_upload(&upload.id, &upload.part_names, digest, running)
             .await;
         self.meta.delete_upload(&upload.id).await?;
-        let size = committed?;
+        let size = match committed {
+            Ok(size) => size,
+            // Its parts went meanwhile: another request finished or cancelled it.
+            Err(BlobError::NotFound) => {
+                return Err(RegistryError::BlobUploadUnknown(upload.id));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.meta.link_blob(&image_ref(path), digest, size).await?;
         Ok(digest.clone())
     }
@@ -712,11 +832,11 @@ mod tests {
         let UploadStart::Session(s) = reg.start_upload(&path, None).await.unwrap() else {
             panic!("expected a session")
         };
-        reg.append_chunk(&path, &s.id, Some(0), body(b"{}"))
+        reg.append_chunk(&path, &s.id, Some((0, 1)), body(b"{}"))
             .await
             .unwrap();
         let err = reg
-            .append_chunk(&path, &s.id, Some(0), body(b"x"))
+            .append_chunk(&path, &s.id, Some((0, 0)), body(b"x"))
             .await
             .unwrap_err();
         assert!(matches!(

@@ -20,6 +20,79 @@ use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
 /// A stream of body bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// A part of an upload session, as written by [`BlobStore::write_part`].
+#[derive(Debug)]
+pub struct WrittenPart {
+    /// Its file name inside the session, unique to the request that wrote it.
+    pub name: String,
+    /// Bytes written.
+    pub size: u64,
+    /// The running hash, extended with this part, when one was given.
+    pub running: Option<RunningHash>,
+}
+
+/// The running sha256 of an upload, bound to the part files it was fed from.
+///
+/// Only [`BlobStore::write_part`] extends it, with the very bytes it writes to
+/// a file no other request can write, so a commit can trust it for exactly
+/// the parts it names and for nothing else.
+#[derive(Clone, Default)]
+pub struct RunningHash {
+    parts: Vec<String>,
+    hasher: Sha256Hasher,
+}
+
+impl RunningHash {
+    /// The hash of no bytes, before the first part.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The part files it was fed from, in order.
+    pub fn parts(&self) -> &[String] {
+        &self.parts
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Whether no bytes were hashed.
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+}
+
+impl std::fmt::Debug for RunningHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningHash")
+            .field("parts", &self.parts)
+            .field("len", &self.hasher.len())
+            .finish()
+    }
+}
+
+/// What [`BlobStore::verify_blobs`] found.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyReport {
+    /// Blobs rehashed.
+    pub checked: u64,
+    /// Blobs whose bytes did not match their digest, now in quarantine.
+    pub quarantined: Vec<Digest>,
+    /// Where quarantined files were moved (local backend).
+    pub quarantine_dir: Option<PathBuf>,
+}
+
+/// Space on the filesystem that holds the blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Bytes available to the server.
+    pub available: u64,
+    /// Size of the filesystem in bytes.
+    pub total: u64,
+}
+
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -64,25 +137,31 @@ pub trait BlobStore: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> Result<ByteStream, BlobError>;
 
-    /// Store part `part` of upload session `upload`, feeding its bytes to `hasher`.
-    /// Returns the number of bytes written.
+    /// Store one part of upload session `upload` under a new file name that no
+    /// other request can write, feeding its bytes to `running` when given (the
+    /// running hash of the parts before it). The part belongs to the session
+    /// only once the caller records [`WrittenPart::name`] in the session (and
+    /// discards it with [`BlobStore::discard_part`] when it cannot).
     async fn write_part(
         &self,
         upload: &str,
-        part: u32,
         body: ByteStream,
-        hasher: Option<&mut Sha256Hasher>,
-    ) -> Result<u64, BlobError>;
+        running: Option<RunningHash>,
+    ) -> Result<WrittenPart, BlobError>;
 
-    /// Turn parts `0..parts` of an upload into the blob `expected`, verifying the
-    /// digest. `hasher` is the running hash over all parts when the caller kept it,
-    /// which spares re-reading the parts. The parts are removed either way.
+    /// Remove one part a request wrote but could not record in its session.
+    async fn discard_part(&self, upload: &str, part: &str) -> Result<(), BlobError>;
+
+    /// Turn the parts `parts` (file names, in order) of an upload into the blob
+    /// `expected`, verifying the digest. `running` spares re-reading a single
+    /// part: it is used only if it was fed from exactly these part files. The
+    /// parts are removed either way.
     async fn commit_upload(
         &self,
         upload: &str,
-        parts: u32,
+        parts: &[String],
         expected: &Digest,
-        hasher: Option<Sha256Hasher>,
+        running: Option<RunningHash>,
     ) -> Result<u64, BlobError>;
 
     /// Remove every part of an upload session.
@@ -107,6 +186,15 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
         file: &std::path::Path,
     ) -> Result<(), BlobError>;
+
+    /// Rehash every committed blob and move aside, into the quarantine area,
+    /// each whose bytes do not hash to its name. Nothing is deleted: a
+    /// quarantined file can be inspected or restored by hand.
+    async fn verify_blobs(&self) -> Result<VerifyReport, BlobError>;
+
+    /// Free and total space of the filesystem holding the blobs; `None` when
+    /// the backend has no such notion (object storage).
+    fn disk_space(&self) -> Result<Option<DiskSpace>, BlobError>;
 
     /// Remove what commits interrupted by a crash left in the staging area.
     /// Call it at start-up, before serving: staging objects are never visible,
@@ -175,26 +263,86 @@ fn read_chunk(
     Ok(Bytes::from(buf))
 }
 
+/// Whether a stream error is an object that is not there (a part removed
+/// while a commit read it).
+fn is_not_found(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<object_store::Error>())
+        .is_some_and(|inner| matches!(inner, object_store::Error::NotFound { .. }))
+}
+
 fn blob_path(digest: &Digest) -> Path {
     let hex = digest.hex();
     Path::from(format!("blobs/sha256/{}/{}", &hex[..2], hex))
 }
 
-fn part_path(upload: &str, part: u32) -> Path {
-    Path::from(format!("uploads/{upload}/{part:08}"))
+fn part_path(upload: &str, part: &str) -> Path {
+    Path::from(format!("uploads/{upload}/{part}"))
+}
+
+/// A file name for a new part or staging object: random, so two requests can
+/// never write the same file.
+fn unique_name() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Part names come from the session row, which only this store fills; refuse
+/// anything that could name a file outside the session's directory.
+fn check_part_name(part: &str) -> Result<(), BlobError> {
+    if !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(())
+    } else {
+        Err(BlobError::NotFound)
+    }
+}
+
+fn quarantine_path(digest_hex: &str, suffix: &str) -> Path {
+    Path::from(format!("quarantine/sha256/{digest_hex}.{suffix}"))
 }
 
 fn staging_path(id: &str) -> Path {
     Path::from(format!("staging/{id}"))
 }
 
+/// Create `dir` (and missing parents) with mode 0700 whatever the umask, and
+/// tighten it to 0700 if it exists: blobs of private repositories live there.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Give a file mode 0600 whatever the umask it was created under.
+fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
 impl ObjectBlobStore {
-    /// A blob store in a local directory (created if missing).
+    /// A blob store in a local directory (created if missing, mode 0700).
     pub fn local(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        create_private_dir(&root)?;
         let root = root.canonicalize()?;
-        let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        // No automatic cleanup of empty directories: it removes parents up to
+        // the root after a delete, so a shared directory such as `uploads/`
+        // could vanish between another writer's mkdir and its file creation.
+        // Each session removes its own directory (`discard_upload`).
+        let store = LocalFileSystem::new_with_prefix(&root)?;
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
@@ -215,12 +363,17 @@ impl ObjectBlobStore {
             .map(|root| root.join(path.as_ref()))
     }
 
-    /// Make a finished local file durable before it becomes visible.
+    /// Make a finished local file private to the server and durable before
+    /// it becomes visible.
     async fn sync_file(&self, path: &Path) -> Result<(), BlobError> {
         if let Some(file) = self.local_file(path) {
-            tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_all())
-                .await
-                .map_err(std::io::Error::other)??;
+            tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(file)?;
+                make_private(&file)?;
+                file.sync_all()
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
         Ok(())
     }
@@ -283,20 +436,22 @@ impl ObjectBlobStore {
                 self.delete_quietly(from).await;
                 Ok(())
             }
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn delete_quietly(&self, path: &Path) {
+        // Without automatic cleanup, a delete never touches a directory.
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(path = %path, error = %e, "could not delete staging object"),
         }
     }
 
-    fn parts_stream(&self, upload: &str, parts: u32) -> ByteStream {
+    fn parts_stream(&self, upload: &str, parts: &[String]) -> ByteStream {
         let store = self.store.clone();
-        let paths: Vec<Path> = (0..parts).map(|p| part_path(upload, p)).collect();
+        let paths: Vec<Path> = parts.iter().map(|p| part_path(upload, p)).collect();
         futures::stream::iter(paths)
             .then(move |path| {
                 let store = store.clone();
@@ -356,45 +511,86 @@ impl BlobStore for ObjectBlobStore {
     async fn write_part(
         &self,
         upload: &str,
-        part: u32,
         body: ByteStream,
-        hasher: Option<&mut Sha256Hasher>,
-    ) -> Result<u64, BlobError> {
-        self.write_stream(&part_path(upload, part), body, hasher, None)
-            .await
+        mut running: Option<RunningHash>,
+    ) -> Result<WrittenPart, BlobError> {
+        let name = unique_name();
+        let size = self
+            .write_stream(
+                &part_path(upload, &name),
+                body,
+                running.as_mut().map(|r| &mut r.hasher),
+                None,
+            )
+            .await?;
+        if let Some(r) = running.as_mut() {
+            r.parts.push(name.clone());
+        }
+        Ok(WrittenPart {
+            name,
+            size,
+            running,
+        })
+    }
+
+    async fn discard_part(&self, upload: &str, part: &str) -> Result<(), BlobError> {
+        check_part_name(part)?;
+        self.delete_quietly(&part_path(upload, part)).await;
+        Ok(())
     }
 
     async fn commit_upload(
         &self,
         upload: &str,
-        parts: u32,
+        parts: &[String],
         expected: &Digest,
-        hasher: Option<Sha256Hasher>,
+        running: Option<RunningHash>,
     ) -> Result<u64, BlobError> {
         let result = async {
-            if let (1, Some(hasher)) = (parts, hasher) {
-                // One part whose hash we already know: publish it in place.
-                let size = hasher.len();
-                let actual = hasher.finish();
+            for part in parts {
+                check_part_name(part)?;
+            }
+            let running = running.filter(|r| r.parts == parts);
+            if let (1, Some(running)) = (parts.len(), running) {
+                // One part whose bytes were hashed while they were written to
+                // this very file, which no other request can write: publish
+                // it in place.
+                let size = running.hasher.len();
+                let actual = running.hasher.finish();
                 if &actual != expected {
                     return Err(BlobError::DigestMismatch {
                         expected: expected.clone(),
                         actual,
                     });
                 }
-                self.publish(&part_path(upload, 0), expected).await?;
+                self.publish(&part_path(upload, &parts[0]), expected)
+                    .await?;
                 return Ok(size);
             }
-            let staging = staging_path(upload);
+            // A staging object of this commit alone: two commits of one
+            // session must never publish each other's bytes.
+            let staging = staging_path(&unique_name());
             let mut hasher = Sha256Hasher::new();
-            let size = self
+            let written = self
                 .write_stream(
                     &staging,
                     self.parts_stream(upload, parts),
                     Some(&mut hasher),
                     None,
                 )
-                .await?;
+                .await;
+            let size = match written {
+                Ok(size) => size,
+                Err(e) => {
+                    self.delete_quietly(&staging).await;
+                    // A part gone from under the commit: the session was
+                    // finished or cancelled by another request.
+                    return Err(match e {
+                        BlobError::Body(e) if is_not_found(&e) => BlobError::NotFound,
+                        e => e,
+                    });
+                }
+            };
             let actual = hasher.finish();
             if &actual != expected {
                 self.delete_quietly(&staging).await;
@@ -470,7 +666,9 @@ impl BlobStore for ObjectBlobStore {
         if let Some(dest) = self.local_file(&target) {
             let (src, dst) = (file.to_owned(), dest.clone());
             let linked = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-                std::fs::File::open(&src)?.sync_all()?;
+                let file = std::fs::File::open(&src)?;
+                make_private(&file)?;
+                file.sync_all()?;
                 if let Some(dir) = dst.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
@@ -498,6 +696,54 @@ impl BlobStore for ObjectBlobStore {
         self.put_blob(digest, body, None).await?;
         tokio::fs::remove_file(file).await?;
         Ok(())
+    }
+
+    async fn verify_blobs(&self) -> Result<VerifyReport, BlobError> {
+        if let Some(root) = self.local_root.clone() {
+            return tokio::task::spawn_blocking(move || verify_local(&root))
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        let paths: Vec<_> = self
+            .store
+            .list(Some(&Path::from("blobs/sha256")))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        let mut report = VerifyReport::default();
+        for path in paths {
+            let Some(expected) = path.filename().and_then(digest_of_file_name) else {
+                continue;
+            };
+            let mut hasher = Sha256Hasher::new();
+            let mut body = match self.store.get(&path).await {
+                Ok(r) => r.into_stream(),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(chunk) = body.next().await {
+                hasher.update(&chunk?);
+            }
+            report.checked += 1;
+            if hasher.finish() != expected {
+                let to = quarantine_path(expected.hex(), &unique_name());
+                self.store.rename(&path, &to).await?;
+                tracing::warn!(digest = %expected, to = %to, "blob does not match its digest; moved to quarantine");
+                report.quarantined.push(expected);
+            }
+        }
+        Ok(report)
+    }
+
+    fn disk_space(&self) -> Result<Option<DiskSpace>, BlobError> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        let stat = rustix::fs::statvfs(root).map_err(std::io::Error::from)?;
+        Ok(Some(DiskSpace {
+            available: stat.f_bavail.saturating_mul(stat.f_frsize),
+            total: stat.f_blocks.saturating_mul(stat.f_frsize),
+        }))
     }
 
     async fn remove_staging(&self) -> Result<usize, BlobError> {
@@ -535,6 +781,71 @@ impl BlobStore for ObjectBlobStore {
     }
 }
 
+/// The digest a blob file's name promises: 64 lowercase hex characters.
+/// Anything else (a half-written `name#N` left by a crash) is not a blob.
+fn digest_of_file_name(name: &str) -> Option<Digest> {
+    let hex_only = name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    hex_only
+        .then(|| format!("sha256:{name}").parse().ok())
+        .flatten()
+}
+
+/// Rehash every file under `root/blobs/sha256`, moving mismatches to
+/// `root/quarantine/sha256/<hex>.<random>`; reads with the same large buffers
+/// as downloads, one file at a time.
+fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
+    use std::io::Read as _;
+    let blobs = root.join("blobs").join("sha256");
+    let quarantine = root.join("quarantine").join("sha256");
+    let mut report = VerifyReport {
+        quarantine_dir: Some(quarantine.clone()),
+        ..VerifyReport::default()
+    };
+    let shards = match std::fs::read_dir(&blobs) {
+        Ok(shards) => shards,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) => return Err(e.into()),
+    };
+    let mut buf = vec![0u8; READ_CHUNK as usize];
+    for shard in shards {
+        let shard = shard?;
+        if !shard.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(shard.path())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(expected) = name.to_str().and_then(digest_of_file_name) else {
+                continue;
+            };
+            let mut file = match std::fs::File::open(entry.path()) {
+                Ok(file) => file,
+                // Deleted meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut hasher = Sha256Hasher::new();
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            report.checked += 1;
+            if hasher.finish() == expected {
+                continue;
+            }
+            create_private_dir(&quarantine)?;
+            let to = quarantine.join(format!("{}.{}", expected.hex(), unique_name()));
+            std::fs::rename(entry.path(), &to)?;
+            tracing::warn!(digest = %expected, to = %to.display(), "blob does not match its digest; moved to quarantine");
+            report.quarantined.push(expected);
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,16 +871,20 @@ mod tests {
     async fn multi_part_upload_commits_verified_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
-        store
-            .write_part("u1", 0, body(&[b"hello "]), None)
+        let a = store
+            .write_part("u1", body(&[b"hello "]), None)
             .await
             .unwrap();
-        store
-            .write_part("u1", 1, body(&[b"wor", b"ld"]), None)
+        let b = store
+            .write_part("u1", body(&[b"wor", b"ld"]), None)
             .await
             .unwrap();
         let d = Digest::of(b"hello world");
-        assert_eq!(store.commit_upload("u1", 2, &d, None).await.unwrap(), 11);
+        let parts = [a.name, b.name];
+        assert_eq!(
+            store.commit_upload("u1", &parts, &d, None).await.unwrap(),
+            11
+        );
         assert_eq!(store.stat(&d).await.unwrap(), Some(11));
         assert_eq!(read_all(&store, &d, None).await, b"hello world");
         assert_eq!(
@@ -577,6 +892,79 @@ mod tests {
             b"world"
         );
         assert!(!dir.path().join("uploads/u1").exists());
+    }
+
+    /// Two requests racing to write the first part of one session each get a
+    /// file of their own, and a running hash is trusted only for the files it
+    /// was fed from: the attacker's bytes are never published under the
+    /// genuine digest, whichever hash the commit is handed.
+    #[tokio::test]
+    async fn racing_parts_never_publish_bytes_that_were_not_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        let genuine: &'static [u8] = b"genuine layer bytes";
+        let attacker: &'static [u8] = b"attacker bytes!!!!!";
+        assert_eq!(genuine.len(), attacker.len());
+        let d = Digest::of(genuine);
+        let g = store
+            .write_part("u3", body(&[genuine]), Some(RunningHash::new()))
+            .await
+            .unwrap();
+        let a = store
+            .write_part("u3", body(&[attacker]), Some(RunningHash::new()))
+            .await
+            .unwrap();
+        assert_ne!(g.name, a.name);
+        // The session recorded the attacker's part, but the genuine hash is
+        // offered: it does not cover that file, so the part is rehashed.
+        let err = store
+            .commit_upload("u3", std::slice::from_ref(&a.name), &d, g.running.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::DigestMismatch { .. }));
+        assert_eq!(store.stat(&d).await.unwrap(), None);
+
+        let g = store
+            .write_part("u4", body(&[genuine]), Some(RunningHash::new()))
+            .await
+            .unwrap();
+        let a = store
+            .write_part("u4", body(&[attacker]), Some(RunningHash::new()))
+            .await
+            .unwrap();
+        // The session recorded the genuine part, the attacker's hash is
+        // offered: the fast path is refused and the genuine file is rehashed.
+        store
+            .commit_upload("u4", std::slice::from_ref(&g.name), &d, a.running)
+            .await
+            .unwrap();
+        assert_eq!(read_all(&store, &d, None).await, genuine);
+        assert!(!dir.path().join("uploads/u4").exists());
+    }
+
+    #[tokio::test]
+    async fn verify_quarantines_blobs_whose_bytes_do_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        let good = Digest::of(b"good");
+        let bad = Digest::of(b"bad!");
+        store.put_blob(&good, body(&[b"good"]), None).await.unwrap();
+        store.put_blob(&bad, body(&[b"bad!"]), None).await.unwrap();
+        let file = dir
+            .path()
+            .join(format!("blobs/sha256/{}/{}", &bad.hex()[..2], bad.hex()));
+        std::fs::write(&file, b"evil").unwrap();
+        let report = store.verify_blobs().await.unwrap();
+        assert_eq!(report.checked, 2);
+        assert_eq!(report.quarantined, vec![bad.clone()]);
+        assert_eq!(store.stat(&bad).await.unwrap(), None);
+        assert_eq!(store.stat(&good).await.unwrap(), Some(4));
+        let kept: Vec<_> = std::fs::read_dir(dir.path().join("quarantine/sha256"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(kept, vec![b"evil".to_vec()]);
+        assert!(store.verify_blobs().await.unwrap().quarantined.is_empty());
     }
 
     #[tokio::test]
@@ -631,16 +1019,27 @@ mod tests {
     async fn single_part_with_running_hash_is_published_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
-        let mut h = Sha256Hasher::new();
-        store
-            .write_part("u2", 0, body(&[b"abc"]), Some(&mut h))
+        let part = store
+            .write_part("u2", body(&[b"abc"]), Some(RunningHash::new()))
             .await
             .unwrap();
         let d = Digest::of(b"abc");
-        store.commit_upload("u2", 1, &d, Some(h)).await.unwrap();
+        store
+            .commit_upload("u2", &[part.name], &d, part.running)
+            .await
+            .unwrap();
         assert_eq!(read_all(&store, &d, None).await, b"abc");
         // Committing the same content again is idempotent.
         store.put_blob(&d, body(&[b"abc"]), None).await.unwrap();
         assert_eq!(store.stat(&d).await.unwrap(), Some(3));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir
+                .path()
+                .join(format!("blobs/sha256/{}/{}", &d.hex()[..2], d.hex()));
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -16,7 +16,10 @@ pub mod secrets;
 pub mod sqlite;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
-pub use blob::{BlobError, BlobStore, ByteStream, ObjectBlobStore};
+pub use blob::{
+    create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, ObjectBlobStore, RunningHash,
+    VerifyReport, WrittenPart,
+};
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
 pub use metadata::{

@@ -93,6 +93,8 @@ pub struct UploadRecord {
     pub size: u64,
     /// Number of parts received so far.
     pub parts: u32,
+    /// File names of those parts in the blob store, in order.
+    pub part_names: Vec<String>,
     /// Unix seconds at creation.
     pub create_time: i64,
     /// Unix seconds at the last received part.
@@ -172,18 +174,18 @@ pub trait MetadataStore: Send + Sync + 'static {
         image: &ImageRef,
         tag: &str,
     ) -> Result<Option<ManifestRecord>, StoreError>;
-    /// Which of `digests` are manifests of the image.
+    /// Which of `digests` are manifests of the image, with their sizes in bytes.
     async fn existing_manifests(
         &self,
         image: &ImageRef,
         digests: &[Digest],
-    ) -> Result<Vec<Digest>, StoreError>;
-    /// Which of `digests` are blobs linked to the image.
+    ) -> Result<Vec<(Digest, u64)>, StoreError>;
+    /// Which of `digests` are blobs linked to the image, with their sizes in bytes.
     async fn existing_blob_links(
         &self,
         image: &ImageRef,
         digests: &[Digest],
-    ) -> Result<Vec<Digest>, StoreError>;
+    ) -> Result<Vec<(Digest, u64)>, StoreError>;
     /// Delete a manifest and the tags pointing at it; false if absent.
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError>;
     /// Delete one tag; false if absent.
@@ -214,11 +216,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError>;
     /// Look an upload session up.
     async fn get_upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError>;
-    /// Record a received part: only if the session still has `expected_parts` parts.
+    /// Record a received part, the file `part_name` bringing the session to
+    /// `size` bytes: only if the session still has `expected_parts` parts (a
+    /// compare-and-swap: of two requests writing the same part, one wins).
     async fn advance_upload(
         &self,
         id: &str,
         expected_parts: u32,
+        part_name: &str,
         size: u64,
         now: i64,
     ) -> Result<bool, StoreError>;

@@ -154,7 +154,21 @@ fn manifest_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestRecord, St
 }
 
 fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadRecord, StoreError> {
+    let parts = row.try_get::<i64, _>("parts")? as u32;
+    let names: String = row.try_get("part_names")?;
+    let mut part_names: Vec<String> = names.split_whitespace().map(str::to_owned).collect();
+    if part_names.is_empty() {
+        // A session opened before part names were recorded: numbered files.
+        part_names = (0..parts).map(|p| format!("{p:08}")).collect();
+    }
+    if part_names.len() != parts as usize {
+        return Err(StoreError::Corrupt(format!(
+            "upload session has {parts} parts but {} part files",
+            part_names.len()
+        )));
+    }
     Ok(UploadRecord {
+        part_names,
         id: row.try_get("id")?,
         image: ImageRef {
             project: row.try_get("project")?,
@@ -162,25 +176,25 @@ fn upload_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadRecord, StoreE
             image: row.try_get("image")?,
         },
         size: row.try_get::<i64, _>("size")? as u64,
-        parts: row.try_get::<i64, _>("parts")? as u32,
+        parts,
         create_time: row.try_get("create_time")?,
         update_time: row.try_get("update_time")?,
     })
 }
 
-/// Which of `digests` a single-column query finds, one query per digest batch.
+/// Which of `digests` the image has, with their sizes: `select` is the query
+/// up to the digest list (its first three placeholders take the image), one
+/// query per batch of digests.
 async fn existing(
     pool: &SqlitePool,
-    table: &str,
+    select: &str,
     image: &ImageRef,
     digests: &[Digest],
-) -> Result<Vec<Digest>, StoreError> {
+) -> Result<Vec<(Digest, u64)>, StoreError> {
     let mut found = Vec::new();
     for chunk in digests.chunks(200) {
         let placeholders = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "SELECT DISTINCT digest FROM {table} WHERE project = ? AND repository = ? AND image = ? AND digest IN ({placeholders})"
-        );
+        let sql = format!("{select} ({placeholders})");
         let mut q = sqlx::query(&sql)
             .bind(&image.project)
             .bind(&image.repository)
@@ -189,7 +203,8 @@ async fn existing(
             q = q.bind(d.to_string());
         }
         for row in q.fetch_all(pool).await? {
-            found.push(digest_col(row.try_get("digest")?)?);
+            let size: i64 = row.try_get("size")?;
+            found.push((digest_col(row.try_get("digest")?)?, size as u64));
         }
     }
     Ok(found)
@@ -518,16 +533,31 @@ impl MetadataStore for SqliteMetadataStore {
         &self,
         image: &ImageRef,
         digests: &[Digest],
-    ) -> Result<Vec<Digest>, StoreError> {
-        existing(&self.pool, "manifests", image, digests).await
+    ) -> Result<Vec<(Digest, u64)>, StoreError> {
+        existing(
+            &self.pool,
+            "SELECT DISTINCT digest, LENGTH(content) AS size FROM manifests
+             WHERE project = ? AND repository = ? AND image = ? AND digest IN",
+            image,
+            digests,
+        )
+        .await
     }
 
     async fn existing_blob_links(
         &self,
         image: &ImageRef,
         digests: &[Digest],
-    ) -> Result<Vec<Digest>, StoreError> {
-        existing(&self.pool, "blob_links", image, digests).await
+    ) -> Result<Vec<(Digest, u64)>, StoreError> {
+        existing(
+            &self.pool,
+            "SELECT DISTINCT l.digest AS digest, b.size AS size
+             FROM blob_links l JOIN blobs b ON b.digest = l.digest
+             WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest IN",
+            image,
+            digests,
+        )
+        .await
     }
 
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError> {
@@ -648,8 +678,8 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn create_upload(&self, upload: &UploadRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO uploads (id, project, repository, image, size, parts, create_time, update_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO uploads (id, project, repository, image, size, parts, part_names, create_time, update_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.id)
         .bind(&upload.image.project)
@@ -657,6 +687,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&upload.image.image)
         .bind(upload.size as i64)
         .bind(i64::from(upload.parts))
+        .bind(upload.part_names.join(" "))
         .bind(upload.create_time)
         .bind(upload.update_time)
         .execute(&self.pool)
@@ -676,12 +707,33 @@ impl MetadataStore for SqliteMetadataStore {
         &self,
         id: &str,
         expected_parts: u32,
+        part_name: &str,
         size: u64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        if part_name.is_empty() || part_name.contains(char::is_whitespace) {
+            return Err(StoreError::Corrupt(format!(
+                "invalid part file name {part_name:?}"
+            )));
+        }
+        // A session from before part names were recorded lists its numbered
+        // files first, so the list always names every part.
+        let legacy: Vec<String> = (0..expected_parts).map(|p| format!("{p:08}")).collect();
         let done = sqlx::query(
-            "UPDATE uploads SET parts = parts + 1, size = ?, update_time = ? WHERE id = ? AND parts = ?",
+            "UPDATE uploads SET parts = parts + 1,
+                 part_names = CASE WHEN part_names = '' THEN ? ELSE part_names || ' ' || ? END,
+                 size = ?, update_time = ?
+             WHERE id = ? AND parts = ?",
         )
+        .bind(
+            legacy
+                .iter()
+                .map(String::as_str)
+                .chain([part_name])
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .bind(part_name)
         .bind(size as i64)
         .bind(now)
         .bind(id)

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use entrepot_services::secrets::{rewrap_data_keys, FileKeyRing, KeyRing as _};
-use entrepot_storage::SqliteMetadataStore;
+use entrepot_storage::{BlobStore as _, ObjectBlobStore, SqliteMetadataStore};
 
 use crate::config::Config;
 
@@ -36,4 +36,46 @@ pub async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
         report.rewrapped
     );
     Ok(())
+}
+
+/// Rehash every stored blob and move those whose bytes do not match their
+/// digest into `<data_dir>/blobs/quarantine/`; nothing is deleted. Returns
+/// how many were quarantined. Safe while the server runs: a quarantined blob
+/// is unknown to it, so clients push it again.
+pub async fn verify_blobs(config: &Config) -> anyhow::Result<usize> {
+    let dir = config.data_dir.join("blobs");
+    anyhow::ensure!(
+        dir.is_dir(),
+        "no blob store at {}; pass the server's --data-dir",
+        dir.display()
+    );
+    let store = ObjectBlobStore::local(&dir).context("cannot open the blob store")?;
+    let report = store
+        .verify_blobs()
+        .await
+        .context("blob verification failed")?;
+    if report.quarantined.is_empty() {
+        eprintln!(
+            "Checked {} blobs: every one matches its digest.",
+            report.checked
+        );
+    } else {
+        let quarantine = report
+            .quarantine_dir
+            .as_deref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "Checked {} blobs: {} did not match their digest and were moved to {quarantine}:",
+            report.checked,
+            report.quarantined.len()
+        );
+        for digest in &report.quarantined {
+            eprintln!("  {digest}");
+        }
+        eprintln!(
+            "Push these blobs again; the quarantined files can be inspected or removed by hand."
+        );
+    }
+    Ok(report.quarantined.len())
 }

@@ -54,6 +54,46 @@ pub struct Config {
     pub python_max_upload_bytes: u64,
     /// The master key file of the secret manager (default `<data_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
+    /// Seconds a client has to send a complete request head (request line and
+    /// headers), from the moment the server waits for one; also bounds how long
+    /// a keep-alive connection waits for its next request.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may sit with no request in flight and no byte
+    /// moving before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// `/readyz` answers 503 when the data directory's filesystem has less
+    /// free space than this (bytes; 0 turns the check off).
+    pub min_free_disk_bytes: u64,
+    /// When to rehash stored blobs at start, in the background: `once` (until
+    /// one full pass has completed), `always` or `never`.
+    pub verify_blobs_on_start: VerifyOnStart,
+}
+
+/// When `entrepot serve` rehashes the blob store at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyOnStart {
+    /// Until one full pass has completed on this data directory.
+    Once,
+    /// At every start.
+    Always,
+    /// Never (run `entrepot admin verify-blobs` instead).
+    Never,
+}
+
+impl std::str::FromStr for VerifyOnStart {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "once" => Ok(Self::Once),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(format!("{other:?} is not once, always or never")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -65,6 +105,11 @@ impl Default for Config {
             log_format: "text".into(),
             python_max_upload_bytes: 1024 * 1024 * 1024,
             master_key_file: None,
+            header_read_timeout_secs: 30,
+            idle_timeout_secs: 20,
+            max_connections: 4096,
+            min_free_disk_bytes: 1024 * 1024 * 1024,
+            verify_blobs_on_start: VerifyOnStart::Once,
         }
     }
 }
@@ -147,6 +192,45 @@ impl Config {
         if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
             self.master_key_file = Some(PathBuf::from(v));
         }
+        let number = |key: &'static str, env: &'static str, unit: &str| {
+            let unit = unit.to_owned();
+            move |v: &str| {
+                v.parse::<u64>().map_err(|_| ConfigError::Value {
+                    key,
+                    env,
+                    message: format!("{v:?} is not a whole number of {unit}"),
+                })
+            }
+        };
+        if let Some(v) = get("ENTREPOT_HEADER_READ_TIMEOUT_SECS") {
+            self.header_read_timeout_secs = number(
+                "header_read_timeout_secs",
+                "ENTREPOT_HEADER_READ_TIMEOUT_SECS",
+                "seconds",
+            )(&v)?;
+        }
+        if let Some(v) = get("ENTREPOT_IDLE_TIMEOUT_SECS") {
+            self.idle_timeout_secs =
+                number("idle_timeout_secs", "ENTREPOT_IDLE_TIMEOUT_SECS", "seconds")(&v)?;
+        }
+        if let Some(v) = get("ENTREPOT_MAX_CONNECTIONS") {
+            self.max_connections =
+                number("max_connections", "ENTREPOT_MAX_CONNECTIONS", "connections")(&v)? as usize;
+        }
+        if let Some(v) = get("ENTREPOT_MIN_FREE_DISK_BYTES") {
+            self.min_free_disk_bytes = number(
+                "min_free_disk_bytes",
+                "ENTREPOT_MIN_FREE_DISK_BYTES",
+                "bytes",
+            )(&v)?;
+        }
+        if let Some(v) = get("ENTREPOT_VERIFY_BLOBS_ON_START") {
+            self.verify_blobs_on_start = v.parse().map_err(|message| ConfigError::Value {
+                key: "verify_blobs_on_start",
+                env: "ENTREPOT_VERIFY_BLOBS_ON_START",
+                message,
+            })?;
+        }
         Ok(())
     }
 
@@ -170,6 +254,33 @@ impl Config {
                 key: "python_max_upload_bytes",
                 env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
                 message: "must be at least 1 byte".into(),
+            });
+        }
+        for (value, key, env) in [
+            (
+                self.header_read_timeout_secs,
+                "header_read_timeout_secs",
+                "ENTREPOT_HEADER_READ_TIMEOUT_SECS",
+            ),
+            (
+                self.idle_timeout_secs,
+                "idle_timeout_secs",
+                "ENTREPOT_IDLE_TIMEOUT_SECS",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value {
+                    key,
+                    env,
+                    message: "must be at least 1 second".into(),
+                });
+            }
+        }
+        if self.max_connections == 0 || self.max_connections > u32::MAX as usize {
+            return Err(ConfigError::Value {
+                key: "max_connections",
+                env: "ENTREPOT_MAX_CONNECTIONS",
+                message: "must be between 1 and 4294967295".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -197,6 +308,27 @@ mod tests {
             .apply_env(|k| (k == "ENTREPOT_UPLOAD_TIMEOUT_SECS").then(|| "soon".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("upload_timeout_secs"));
+        let err = c
+            .apply_env(|k| (k == "ENTREPOT_MAX_CONNECTIONS").then(|| "many".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("max_connections"));
+        let err = c
+            .apply_env(|k| (k == "ENTREPOT_VERIFY_BLOBS_ON_START").then(|| "daily".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("verify_blobs_on_start"));
+        c.apply_env(|k| (k == "ENTREPOT_HEADER_READ_TIMEOUT_SECS").then(|| "0".to_owned()))
+            .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("header_read_timeout_secs"));
+        let file: Config = toml::from_str(
+            "idle_timeout_secs = 5\nmax_connections = 10\nverify_blobs_on_start = \"never\"",
+        )
+        .unwrap();
+        assert_eq!(file.verify_blobs_on_start, VerifyOnStart::Never);
+        assert_eq!(file.max_connections, 10);
         let bad: Result<Config, _> = toml::from_str("listne = \"x\"");
         assert!(bad.unwrap_err().to_string().contains("listne"));
     }

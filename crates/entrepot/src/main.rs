@@ -5,6 +5,7 @@ mod admin;
 mod bootstrap;
 mod cli;
 mod config;
+mod connections;
 mod serve;
 
 use std::net::SocketAddr;
@@ -94,6 +95,16 @@ enum AdminCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Rehash every stored blob; move those whose bytes do not match their digest
+    /// to the quarantine directory (exit status 1 if any).
+    VerifyBlobs {
+        /// The server's data directory (default ./entrepot-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -151,6 +162,25 @@ async fn main() -> ExitCode {
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ERROR: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(AdminCommand::VerifyBlobs { data_dir, config }) => {
+            let overrides = config::Overrides {
+                file: config,
+                listen: None,
+                data_dir,
+            };
+            let result = match config::Config::load(&overrides) {
+                Ok(config) => admin::verify_blobs(&config).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("ERROR: {e:#}");
                     ExitCode::FAILURE

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use entrepot_api::AppState;
 use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
@@ -18,21 +17,26 @@ use entrepot_services::{
     RepositoryService, SecretService,
 };
 use entrepot_storage::{
-    BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore, SqliteMetadataStore,
+    create_private_dir, BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore,
+    SqliteMetadataStore,
 };
 use entrepot_upstream::UpstreamClient;
 
-use crate::config::Config;
+use crate::config::{Config, VerifyOnStart};
 
 /// The project every installation starts with.
 pub const DEFAULT_PROJECT: &str = "default";
 
 /// Run the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    // Everything in the data directory is the server's alone: 0700, files 0600.
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("metadata.db");
+    private_database_file(&db_path)
+        .with_context(|| format!("cannot create {}", db_path.display()))?;
     let sqlite = Arc::new(
-        SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
+        SqliteMetadataStore::open(&db_path)
             .await
             .context("cannot open the metadata database")?,
     );
@@ -53,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
     }
+    spawn_blob_verification(blobs.clone(), &config);
 
     let metrics = Arc::new(Metrics::default());
     // Every upstream hop, and every new remote repository's upstream, passes
@@ -97,7 +102,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(secrets.clone()),
     ));
     let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
-    let registry = Arc::new(Registry::new(meta.clone(), blobs).with_remote(remote));
+    let registry = Arc::new(
+        Registry::new(meta.clone(), blobs)
+            .with_remote(remote)
+            .with_min_free_disk_bytes(config.min_free_disk_bytes),
+    );
     let state = AppState {
         registry: registry.clone(),
         repositories,
@@ -131,16 +140,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "entrepot started");
 
-    // Without TCP_NODELAY a small response on a reused connection waits for the
-    // client's delayed ACK (about 40 ms): pip fetches files one after another.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, entrepot_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = crate::connections::Limits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        max_connections: crate::connections::fit_to_fd_limit(config.max_connections),
+    };
+    crate::connections::serve(
+        listener,
+        entrepot_api::router(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("entrepot stopped");
     Ok(())
 }
@@ -232,6 +243,84 @@ fn python_repositories(
         remote: Arc::new(remote),
         hosted: Arc::new(hosted),
     }))
+}
+
+/// Create the metadata database file with mode 0600 before SQLite does (it
+/// would use 0644), or tighten an existing one: SQLite gives its `-wal` and
+/// `-shm` files the mode of the database file.
+fn private_database_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            match std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The marker a completed blob verification leaves in the data directory.
+const VERIFIED_MARKER: &str = "blobs-verified";
+
+/// Rehash the blob store in the background (the server is already serving),
+/// quarantining blobs whose bytes do not match their digest: a blob poisoned
+/// before uploads were fixed, or damaged on disk, is then no longer served.
+fn spawn_blob_verification(blobs: Arc<dyn BlobStore>, config: &Config) {
+    let marker = config.data_dir.join(VERIFIED_MARKER);
+    let run = match config.verify_blobs_on_start {
+        VerifyOnStart::Never => false,
+        VerifyOnStart::Always => true,
+        VerifyOnStart::Once => !marker.exists(),
+    };
+    if !run {
+        return;
+    }
+    tokio::spawn(async move {
+        tracing::info!("verifying stored blobs in the background");
+        match blobs.verify_blobs().await {
+            Ok(report) => {
+                if report.quarantined.is_empty() {
+                    tracing::info!(
+                        checked = report.checked,
+                        "every stored blob matches its digest"
+                    );
+                } else {
+                    tracing::warn!(
+                        checked = report.checked,
+                        quarantined = report.quarantined.len(),
+                        quarantine = %report.quarantine_dir.as_deref().map(|d| d.display().to_string()).unwrap_or_default(),
+                        "blobs whose bytes did not match their digest were moved to quarantine; push them again"
+                    );
+                }
+                if let Err(e) = write_marker(&marker, report.checked) {
+                    tracing::warn!(error = %e, "could not record the completed blob verification");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "blob verification stopped; it runs again at the next start")
+            }
+        }
+    });
+}
+
+fn write_marker(path: &std::path::Path, checked: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    writeln!(options.open(path)?, "{checked} blobs verified")
 }
 
 fn spawn_upload_expiry(registry: Arc<Registry>, timeout_secs: u64) {

@@ -92,6 +92,13 @@ impl From<RegistryError> for OciError {
             }
             E::RangeMismatch { expected, .. } => Self::range_invalid(message)
                 .with_header(header::RANGE, format!("0-{}", expected.saturating_sub(1))),
+            E::ChunkLengthMismatch { size, .. } => Self::range_invalid(message)
+                .with_header(header::RANGE, format!("0-{}", size.saturating_sub(1))),
+            E::BodyIncomplete(_) => {
+                // The client went away or stalled: its failure, not an alarm.
+                tracing::info!(error = %message, "request body ended early");
+                Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
+            }
             E::DigestInvalid(_) => Self::digest_invalid(message),
             E::Unsupported(_) => Self::unsupported(message),
             E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
@@ -111,6 +118,10 @@ impl From<RegistryError> for OciError {
             }
             E::Upstream { .. } => Self::new(StatusCode::BAD_GATEWAY, "UNKNOWN", message),
             E::UpstreamNotFound(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
+            E::LowDisk(_) => {
+                tracing::warn!(error = %message, "registry storage is nearly full");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+            }
             E::Store(_) | E::Blob(_) => {
                 tracing::error!(error = %message, "registry storage failure");
                 Self::new(

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use entrepot_domain::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
-use entrepot_domain::range::parse_range;
-use entrepot_domain::{Digest, ImagePath, RangeError};
+use entrepot_domain::range::parse_range_header;
+use entrepot_domain::{Digest, ImagePath};
 use entrepot_services::registry::UploadStart;
 use entrepot_services::ByteStream;
 use entrepot_services::{Permission, Principal, Resource};
@@ -173,8 +173,10 @@ fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// Parse `Content-Range: start-end` of a chunk.
-fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+/// Parse `Content-Range: start-end` of a chunk: its inclusive byte range. A
+/// `Content-Length` that disagrees with the range is refused before any byte
+/// is read.
+fn chunk_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
@@ -196,7 +198,17 @@ fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     if end < start {
         return Err(bad());
     }
-    Ok(Some(start))
+    let declared = end - start + 1;
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = length.filter(|l| *l != declared) {
+        return Err(OciError::range_invalid(format!(
+            "Content-Range {start}-{end} covers {declared} bytes but Content-Length is {length}"
+        )));
+    }
+    Ok(Some((start, end)))
 }
 
 fn page_size(query: &HashMap<String, String>) -> Result<Option<u32>, OciError> {
@@ -356,15 +368,13 @@ async fn handle(
             )
             .await?;
             let size = registry.stat_blob(&path, &digest).await?;
+            // RFC 9110: a range this server does not serve (several ranges,
+            // another unit) is ignored, and the whole blob is sent.
             let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-                Some(r) => Some(parse_range(r, size).map_err(|e| {
-                    let err = OciError::range_invalid(e.to_string());
-                    match e {
-                        RangeError::Unsatisfiable { .. } | RangeError::Malformed(_) => {
-                            err.with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                        }
-                    }
-                })?),
+                Some(r) => parse_range_header(r, size).map_err(|e| {
+                    OciError::range_invalid(e.to_string())
+                        .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                })?,
                 None => None,
             };
             let mut response = if m == Method::HEAD {
@@ -447,9 +457,9 @@ async fn handle(
                 Some((Permission::UploadArtifacts, &repository_of(&path))),
             )
             .await?;
-            let start = chunk_start(&headers)?;
+            let range = chunk_range(&headers)?;
             let s = registry
-                .append_chunk(&path, &id, start, body_stream(body))
+                .append_chunk(&path, &id, range, body_stream(body))
                 .await?;
             Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size))
         }

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
-use entrepot_domain::range::parse_range;
+use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Format, Repository, RepositoryName};
 use entrepot_services::python::index::render_project_list;
 use entrepot_services::python::{PageFormat, UploadForm};
@@ -198,10 +198,9 @@ async fn serve_file(
     let file = state.python.file(repo, sha256, filename).await?;
     let size = file.size();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => Some(
-            parse_range(r, size)
-                .map_err(|e| PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()))?,
-        ),
+        // RFC 9110: several ranges or another unit are ignored (whole file).
+        Some(r) => parse_range_header(r, size)
+            .map_err(|e| PypiError::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()))?,
         None => None,
     };
     let len = range.map_or(size, |r| r.len());

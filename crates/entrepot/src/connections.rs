@@ -1,0 +1,356 @@
+//! The accept loop: HTTP/1.1 connections with a bounded count, a deadline for
+//! each request head and a timeout for idle connections.
+//!
+//! Without these, idle or slow-header connections pile up until the process
+//! runs out of file descriptors and new clients time out (slowloris). A body
+//! that keeps moving is never cut: only request heads have a deadline, and
+//! only connections with no request in flight and no byte moving count as
+//! idle.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+/// How connections are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time allowed to receive a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time a connection may sit with no request in flight and no byte moving.
+    pub idle_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+/// File descriptors kept free for the database, blob files and upstream
+/// connections when the connection limit is checked against the process's.
+const RESERVED_FDS: u64 = 256;
+
+/// How often the "limit reached" warning may repeat.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Raise the soft open-files limit to the hard one, and lower the connection
+/// limit if the process still could not hold that many connections: past the
+/// descriptor limit, `accept` fails and new clients wait in the backlog.
+pub fn fit_to_fd_limit(max_connections: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "could not raise the open-files limit");
+        }
+        limit = getrlimit(Resource::Nofile);
+    }
+    let Some(fds) = limit.current else {
+        return max_connections;
+    };
+    let fit = fds.saturating_sub(RESERVED_FDS).max(1);
+    if (max_connections as u64) > fit {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = fds,
+            effective = fit,
+            "max_connections is above what the open-files limit (ulimit -n) allows; serving at most {fit} connections"
+        );
+        return fit as usize;
+    }
+    max_connections
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
+/// let every connection finish its request in flight, and return.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Refusals::default());
+    let (stop, stopping) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept:
+                    // pause briefly instead of spinning, and keep serving.
+                    refusals.accept_failed(&e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream);
+            refusals.refused(limits.max_connections);
+            continue;
+        };
+        // Without TCP_NODELAY a small response on a reused connection waits for
+        // the client's delayed ACK (about 40 ms): pip fetches files one after
+        // another.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, app, limits, stopping).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a permit until it is closed.
+    let _ = permits.acquire_many(limits.max_connections as u32).await;
+    Ok(())
+}
+
+/// Answer a connection over the limit with a 503 if the socket takes it at
+/// once, and close it: never wait on a client the server cannot serve.
+fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(REFUSAL);
+}
+
+/// The whole answer to a connection over the limit, sent in one write.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 44\r\n\r\nthe server has too many connections; retry\r\n";
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let in_flight = activity.clone();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let guard = InFlight::enter(&in_flight);
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request.map(axum::body::Body::new)).await;
+            drop(guard);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        // With a request in flight the connection is not idle: look again one
+        // timeout later (the request's end counts as activity).
+        let idle_deadline = if activity.in_flight.load(Ordering::Relaxed) > 0 {
+            Instant::now() + limits.idle_timeout
+        } else {
+            activity.last() + limits.idle_timeout
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    // Header timeouts, resets, clients that went away: theirs.
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stopping.changed(), if !closing => {
+                if changed.is_err() || *stopping.borrow() {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            () = tokio::time::sleep_until(idle_deadline), if !closing => {
+                if activity.idle_for(limits.idle_timeout) {
+                    // Finishes a request that would start meanwhile, then closes.
+                    tracing::debug!(%peer, "closing idle connection");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte, and how many requests it has in flight.
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start`.
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    fn idle_for(&self, timeout: Duration) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && self.last().elapsed() >= timeout
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// A socket that records when it last moved a byte.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Connections refused or failed to accept, logged at most once per
+/// [`WARN_INTERVAL`] so that a flood does not flood the log too.
+#[derive(Default)]
+struct Refusals {
+    refused: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl Refusals {
+    fn due(&self) -> bool {
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < WARN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    fn refused(&self, max_connections: usize) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if self.due() {
+            let refused = self.refused.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                max_connections,
+                refused,
+                "connection limit reached: refusing new connections (raise max_connections / ENTREPOT_MAX_CONNECTIONS if this is legitimate load)"
+            );
+        }
+    }
+
+    fn accept_failed(&self, error: &io::Error) {
+        if self.due() {
+            tracing::warn!(%error, "cannot accept connections");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_http_answer() {
+        let text = std::str::from_utf8(REFUSAL).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}
