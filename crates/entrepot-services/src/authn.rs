@@ -148,6 +148,54 @@ pub struct RegistryClaims {
     /// Issued for a read-only credential.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
+    /// Creation time of the principal in `sub`: a principal deleted and
+    /// re-created under the same name is another principal, and the token
+    /// does not pass for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uct: Option<String>,
+}
+
+/// The registry-token action that covers an IAM permission on a repository.
+fn action_for(permission: &str) -> Option<&'static str> {
+    match permission {
+        "artifactregistry.repositories.downloadArtifacts" => Some("pull"),
+        "artifactregistry.repositories.uploadArtifacts" => Some("push"),
+        "artifactregistry.repositories.deleteArtifacts" => Some("delete"),
+        _ => None,
+    }
+}
+
+/// Whether a registry token's `access` entries cover `permission` on the
+/// repository `project/repository` (`None`: on the organisation, where only
+/// `registry:catalog:*` covers listing repositories). Everything else (the
+/// admin API's permissions, secrets, projects) is never covered.
+pub fn access_covers(
+    access: &[AccessEntry],
+    permission: &str,
+    repository: Option<(&str, &str)>,
+) -> bool {
+    match repository {
+        Some((project, repository)) => {
+            let Some(action) = action_for(permission) else {
+                return false;
+            };
+            access.iter().any(|e| {
+                e.kind == "repository"
+                    && e.name.parse::<entrepot_domain::ImagePath>().is_ok_and(|p| {
+                        p.project.as_str() == project && p.repository.as_str() == repository
+                    })
+                    && e.actions.iter().any(|a| a == action || a == "*")
+            })
+        }
+        None => {
+            permission == "artifactregistry.repositories.list"
+                && access.iter().any(|e| {
+                    e.kind == "registry"
+                        && e.name == "catalog"
+                        && e.actions.iter().any(|a| a == "*")
+                })
+        }
+    }
 }
 
 /// Signs and checks registry tokens with one HMAC key.
@@ -215,6 +263,30 @@ mod tests {
     }
 
     #[test]
+    fn access_entries_cover_only_their_repository_and_actions() {
+        let access = vec![AccessEntry {
+            kind: "repository".into(),
+            name: "default/images/app".into(),
+            actions: vec!["pull".into()],
+        }];
+        let pull = "artifactregistry.repositories.downloadArtifacts";
+        let push = "artifactregistry.repositories.uploadArtifacts";
+        assert!(access_covers(&access, pull, Some(("default", "images"))));
+        assert!(!access_covers(&access, push, Some(("default", "images"))));
+        assert!(!access_covers(&access, pull, Some(("default", "other"))));
+        assert!(!access_covers(
+            &access,
+            "artifactregistry.repositories.list",
+            None
+        ));
+        assert!(!access_covers(
+            &access,
+            "artifactregistry.repositories.get",
+            Some(("default", "images"))
+        ));
+    }
+
+    #[test]
     fn registry_tokens_round_trip_and_forgeries_fail() {
         let signer = TokenSigner::new(&new_signing_key());
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -233,6 +305,7 @@ mod tests {
             }],
             tid: Some("t1".into()),
             ro: true,
+            uct: None,
         };
         let jwt = signer.sign(&claims).unwrap();
         assert!(looks_like_jwt(&jwt));

@@ -54,6 +54,11 @@ pub struct Config {
     pub python_max_upload_bytes: u64,
     /// The master key file of the secret manager (default `<data_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-*`
+    /// headers are believed; from anyone else they are ignored. Default none.
+    pub trusted_proxies: Vec<String>,
+    /// Rows kept in the audit log; the oldest are removed beyond it.
+    pub audit_max_rows: u64,
 }
 
 impl Default for Config {
@@ -65,6 +70,8 @@ impl Default for Config {
             log_format: "text".into(),
             python_max_upload_bytes: 1024 * 1024 * 1024,
             master_key_file: None,
+            trusted_proxies: Vec::new(),
+            audit_max_rows: 1_000_000,
         }
     }
 }
@@ -103,6 +110,22 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn trusted_proxies(&self) -> Result<entrepot_api::forwarded::TrustedProxies, ConfigError> {
+        let ranges = self
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|message| ConfigError::Value {
+                    key: "trusted_proxies",
+                    env: "ENTREPOT_TRUSTED_PROXIES",
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entrepot_api::forwarded::TrustedProxies::new(ranges))
     }
 
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -147,6 +170,21 @@ impl Config {
         if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
             self.master_key_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("ENTREPOT_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
+            self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
+                key: "audit_max_rows",
+                env: "ENTREPOT_AUDIT_MAX_ROWS",
+                message: format!("{v:?} is not a whole number of rows"),
+            })?;
+        }
         Ok(())
     }
 
@@ -170,6 +208,14 @@ impl Config {
                 key: "python_max_upload_bytes",
                 env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
                 message: "must be at least 1 byte".into(),
+            });
+        }
+        self.trusted_proxies()?;
+        if self.audit_max_rows < 1000 {
+            return Err(ConfigError::Value {
+                key: "audit_max_rows",
+                env: "ENTREPOT_AUDIT_MAX_ROWS",
+                message: "must be at least 1000".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -197,6 +243,16 @@ mod tests {
             .apply_env(|k| (k == "ENTREPOT_UPLOAD_TIMEOUT_SECS").then(|| "soon".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("upload_timeout_secs"));
+        c.apply_env(|k| (k == "ENTREPOT_TRUSTED_PROXIES").then(|| "10.0.0.0/8, ::1".to_owned()))
+            .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.validate().is_ok());
+        c.trusted_proxies = vec!["proxy.example".into()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("trusted_proxies"));
         let bad: Result<Config, _> = toml::from_str("listne = \"x\"");
         assert!(bad.unwrap_err().to_string().contains("listne"));
     }
