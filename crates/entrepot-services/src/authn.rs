@@ -76,6 +76,57 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The largest argon2 memory a stored hash may ask a check for (64 MiB): our
+/// own hashes use 19 MiB; a damaged or planted hash must not make one check
+/// allocate more.
+const MAX_VERIFY_BLOCKS: usize = 64 * 1024;
+
+/// Working memory of one argon2 check, kept and reused across checks so that
+/// password checks do not allocate (and the allocator does not retain) tens of
+/// MiB each time.
+#[derive(Default)]
+pub struct HashMemory(Vec<argon2::Block>);
+
+/// Like [`verify_password`], computing in `memory` (grown once to the
+/// hash's size, then reused).
+pub fn verify_password_in(hash: &str, password: &str, memory: &mut HashMemory) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_VERIFY_BLOCKS {
+        return false;
+    }
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, argon2::Block::default());
+    }
+    let argon = Argon2::new(algorithm, version, params);
+    let computed = argon2::password_hash::Output::init_with(expected.len(), |out| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory.0[..blocks])
+            .map_err(|_| argon2::password_hash::Error::Password)
+    });
+    // `Output` compares in constant time.
+    computed.is_ok_and(|c| c == expected)
+}
+
 /// Hex SHA-256 of a token: the only form in which tokens are stored.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -249,6 +300,11 @@ mod tests {
         assert!(verify_password(&hash, "correct horse"));
         assert!(!verify_password(&hash, "wrong"));
         assert!(!verify_password("garbage", "correct horse"));
+        let mut memory = HashMemory::default();
+        assert!(verify_password_in(&hash, "correct horse", &mut memory));
+        assert!(!verify_password_in(&hash, "wrong", &mut memory));
+        assert!(verify_password_in(&hash, "correct horse", &mut memory));
+        assert!(!verify_password_in("garbage", "correct horse", &mut memory));
     }
 
     #[test]

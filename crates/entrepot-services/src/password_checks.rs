@@ -104,6 +104,9 @@ pub struct PasswordChecks {
     failures: Mutex<HashMap<Key, Failures>>,
     dummy_hash: String,
     counters: Counters,
+    /// Working memory of finished checks, reused by the next ones: at most
+    /// `max_concurrent` buffers ever exist.
+    memory: Arc<Mutex<Vec<authn::HashMemory>>>,
 }
 
 impl std::fmt::Debug for PasswordChecks {
@@ -140,6 +143,7 @@ impl PasswordChecks {
             failures: Mutex::new(HashMap::new()),
             dummy_hash,
             counters: Counters::default(),
+            memory: Arc::default(),
         }
     }
 
@@ -258,17 +262,25 @@ impl PasswordChecks {
                 .dummy_verifications
                 .fetch_add(1, Ordering::Relaxed);
         }
-        // argon2 is deliberately slow: keep it off the request threads. The
-        // permit lives as long as the blocking task, even if this request is
-        // dropped meanwhile.
+        // argon2 is deliberately slow: keep it off the request threads.
+        let mut memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let pool = self.memory.clone();
+        // The permit and the memory go with the computation, which runs to
+        // its end even if the request is dropped meanwhile.
         let ok = tokio::task::spawn_blocking(move || {
-            let ok = authn::verify_password(&hash, &password);
+            let ok = authn::verify_password_in(&hash, &password, &mut memory);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
             drop(permit);
             ok
         })
         .await
-        .unwrap_or(false)
-            && known;
+        .unwrap_or(false);
+        let ok = ok && known;
         self.record(&keys, ok);
         Ok(ok)
     }
