@@ -10,7 +10,7 @@
 //! - after `free_failures` failed checks for one user name, or from one client
 //!   address, further attempts are refused without hashing for a backoff that
 //!   doubles with each failure (up to `max_backoff`) and is forgotten after a
-//!   success or a quiet period;
+//!   quiet period (a user name's count also after its successful login);
 //! - an unknown user name, or a user without a password, is checked against a
 //!   dummy hash of the same cost, so the answer and its timing do not tell
 //!   which users exist.
@@ -180,7 +180,9 @@ impl PasswordChecks {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if ok {
-            for k in keys {
+            // Only the user's own count: a login to an account one controls
+            // must not reset the count of the address it comes from.
+            for k in keys.iter().filter(|k| matches!(k, Key::User(_))) {
                 failures.remove(k);
             }
             return;
@@ -193,8 +195,9 @@ impl PasswordChecks {
                 // rather than grow; those attempts still pay the full check.
                 let mut lasts: Vec<Instant> = failures.values().map(|f| f.last).collect();
                 lasts.sort_unstable();
-                let cut = lasts[lasts.len() / 2];
-                failures.retain(|_, f| f.last > cut);
+                if let Some(cut) = lasts.get(lasts.len() / 2).copied() {
+                    failures.retain(|_, f| f.last > cut);
+                }
             }
         }
         for k in keys {
