@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod credentials;
+pub mod forwarded;
 pub mod oci;
 pub mod ops;
 pub mod pypi;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub secrets: SecretService,
     /// The registry access policy (also the upstream client's hop check).
     pub access_policy: Arc<AccessPolicyService>,
+    /// Reverse proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: forwarded::TrustedProxies,
 }
 
 /// The complete HTTP application.
@@ -54,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::iam::iam_verbs,
+        ))
+        .layer(axum::middleware::from_fn(admin::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            forwarded::client_origin,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

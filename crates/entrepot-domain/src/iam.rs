@@ -501,6 +501,19 @@ impl Policy {
         removed
     }
 
+    /// Take every role away from `member` (a deleted principal); false if it
+    /// had none. Bindings left without members disappear.
+    pub fn remove_member(&mut self, member: &Member) -> bool {
+        let mut removed = false;
+        for b in &mut self.bindings {
+            let before = b.members.len();
+            b.members.retain(|m| m != member);
+            removed |= b.members.len() != before;
+        }
+        self.bindings.retain(|b| !b.members.is_empty());
+        removed
+    }
+
     /// Whether any of `identities` holds a role granting `permission`.
     /// Unknown roles (which validation refuses) grant nothing.
     pub fn allows(&self, identities: &[Member], permission: &str) -> bool {

@@ -22,6 +22,22 @@ pub enum Principal {
     /// A principal acting through a read-only token: it holds only the read
     /// permissions of the principal inside.
     ReadOnly(Box<Principal>),
+    /// A principal acting through a registry token (`/v2/token`): it holds
+    /// only what both the token's `access` entries and the live IAM policies
+    /// of the principal inside grant. Front-ends other than `/v2` refuse it.
+    RegistryToken {
+        /// Who the token was issued to (possibly read-only).
+        principal: Box<Principal>,
+        /// The token's `access` claim.
+        access: Vec<crate::authn::AccessEntry>,
+    },
+}
+
+impl Principal {
+    /// Whether this caller presented a registry token.
+    pub fn is_registry_token(&self) -> bool {
+        matches!(self, Principal::RegistryToken { .. })
+    }
 }
 
 impl fmt::Display for Principal {
@@ -31,6 +47,7 @@ impl fmt::Display for Principal {
             Principal::User(e) => write!(f, "user:{e}"),
             Principal::ServiceAccount(e) => write!(f, "serviceAccount:{e}"),
             Principal::ReadOnly(p) => p.fmt(f),
+            Principal::RegistryToken { principal, .. } => principal.fmt(f),
         }
     }
 }
@@ -214,6 +231,18 @@ pub enum AuthError {
         permission: &'static str,
         /// On what.
         resource: String,
+    },
+    /// Credentials were not checked now: too many recent failures, or too many
+    /// checks in progress. The caller should retry after `retry_after_secs`.
+    #[error("{message}")]
+    Throttled {
+        /// What happened and what to do.
+        message: String,
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+        /// Whether the server is overloaded (503) rather than the caller
+        /// having failed too often (429).
+        overloaded: bool,
     },
 }
 

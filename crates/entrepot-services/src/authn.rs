@@ -76,6 +76,57 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The largest argon2 memory a stored hash may ask a check for (64 MiB): our
+/// own hashes use 19 MiB; a damaged or planted hash must not make one check
+/// allocate more.
+const MAX_VERIFY_BLOCKS: usize = 64 * 1024;
+
+/// Working memory of one argon2 check, kept and reused across checks so that
+/// password checks do not allocate (and the allocator does not retain) tens of
+/// MiB each time.
+#[derive(Default)]
+pub struct HashMemory(Vec<argon2::Block>);
+
+/// Like [`verify_password`], computing in `memory` (grown once to the
+/// hash's size, then reused).
+pub fn verify_password_in(hash: &str, password: &str, memory: &mut HashMemory) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_VERIFY_BLOCKS {
+        return false;
+    }
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, argon2::Block::default());
+    }
+    let argon = Argon2::new(algorithm, version, params);
+    let computed = argon2::password_hash::Output::init_with(expected.len(), |out| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory.0[..blocks])
+            .map_err(|_| argon2::password_hash::Error::Password)
+    });
+    // `Output` compares in constant time.
+    computed.is_ok_and(|c| c == expected)
+}
+
 /// Hex SHA-256 of a token: the only form in which tokens are stored.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -148,6 +199,54 @@ pub struct RegistryClaims {
     /// Issued for a read-only credential.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
+    /// Creation time of the principal in `sub`: a principal deleted and
+    /// re-created under the same name is another principal, and the token
+    /// does not pass for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uct: Option<String>,
+}
+
+/// The registry-token action that covers an IAM permission on a repository.
+fn action_for(permission: &str) -> Option<&'static str> {
+    match permission {
+        "artifactregistry.repositories.downloadArtifacts" => Some("pull"),
+        "artifactregistry.repositories.uploadArtifacts" => Some("push"),
+        "artifactregistry.repositories.deleteArtifacts" => Some("delete"),
+        _ => None,
+    }
+}
+
+/// Whether a registry token's `access` entries cover `permission` on the
+/// repository `project/repository` (`None`: on the organisation, where only
+/// `registry:catalog:*` covers listing repositories). Everything else (the
+/// admin API's permissions, secrets, projects) is never covered.
+pub fn access_covers(
+    access: &[AccessEntry],
+    permission: &str,
+    repository: Option<(&str, &str)>,
+) -> bool {
+    match repository {
+        Some((project, repository)) => {
+            let Some(action) = action_for(permission) else {
+                return false;
+            };
+            access.iter().any(|e| {
+                e.kind == "repository"
+                    && e.name.parse::<entrepot_domain::ImagePath>().is_ok_and(|p| {
+                        p.project.as_str() == project && p.repository.as_str() == repository
+                    })
+                    && e.actions.iter().any(|a| a == action || a == "*")
+            })
+        }
+        None => {
+            permission == "artifactregistry.repositories.list"
+                && access.iter().any(|e| {
+                    e.kind == "registry"
+                        && e.name == "catalog"
+                        && e.actions.iter().any(|a| a == "*")
+                })
+        }
+    }
 }
 
 /// Signs and checks registry tokens with one HMAC key.
@@ -201,6 +300,11 @@ mod tests {
         assert!(verify_password(&hash, "correct horse"));
         assert!(!verify_password(&hash, "wrong"));
         assert!(!verify_password("garbage", "correct horse"));
+        let mut memory = HashMemory::default();
+        assert!(verify_password_in(&hash, "correct horse", &mut memory));
+        assert!(!verify_password_in(&hash, "wrong", &mut memory));
+        assert!(verify_password_in(&hash, "correct horse", &mut memory));
+        assert!(!verify_password_in("garbage", "correct horse", &mut memory));
     }
 
     #[test]
@@ -212,6 +316,30 @@ mod tests {
         assert_eq!(token_hash(a.expose()).len(), 64);
         assert_eq!(format!("{a:?}"), "<redacted>");
         assert!(!looks_like_jwt(a.expose()));
+    }
+
+    #[test]
+    fn access_entries_cover_only_their_repository_and_actions() {
+        let access = vec![AccessEntry {
+            kind: "repository".into(),
+            name: "default/images/app".into(),
+            actions: vec!["pull".into()],
+        }];
+        let pull = "artifactregistry.repositories.downloadArtifacts";
+        let push = "artifactregistry.repositories.uploadArtifacts";
+        assert!(access_covers(&access, pull, Some(("default", "images"))));
+        assert!(!access_covers(&access, push, Some(("default", "images"))));
+        assert!(!access_covers(&access, pull, Some(("default", "other"))));
+        assert!(!access_covers(
+            &access,
+            "artifactregistry.repositories.list",
+            None
+        ));
+        assert!(!access_covers(
+            &access,
+            "artifactregistry.repositories.get",
+            Some(("default", "images"))
+        ));
     }
 
     #[test]
@@ -233,6 +361,7 @@ mod tests {
             }],
             tid: Some("t1".into()),
             ro: true,
+            uct: None,
         };
         let jwt = signer.sign(&claims).unwrap();
         assert!(looks_like_jwt(&jwt));

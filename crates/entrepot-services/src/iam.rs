@@ -19,6 +19,11 @@ use entrepot_storage::{
 
 use crate::access::{AccessControl, AuthError, Credentials, Permission, Principal, Resource};
 use crate::authn::{self, AccessEntry, RegistryClaims, SecretString, TokenSigner};
+use crate::password_checks::{PasswordChecks, PasswordLimits, Refusal};
+
+/// A token's `last_used_time` is written at most this often (seconds): most
+/// requests with a token then only read.
+const TOKEN_TOUCH_INTERVAL_SECS: i64 = 60;
 
 /// The resource name of the organisation-wide policy, consulted for everything.
 pub const ORGANIZATION: &str = "organization";
@@ -80,6 +85,7 @@ pub fn member_of(principal: &Principal) -> Option<Member> {
         Principal::User(e) => Some(Member::User(e.clone())),
         Principal::ServiceAccount(e) => Some(Member::ServiceAccount(e.clone())),
         Principal::ReadOnly(p) => member_of(p),
+        Principal::RegistryToken { principal, .. } => member_of(principal),
     }
 }
 
@@ -121,6 +127,9 @@ pub struct Authenticated {
     pub principal: Principal,
     /// The personal access token used, if any.
     pub token_id: Option<String>,
+    /// Creation time of the user or service account, carried into registry
+    /// tokens so that they die with the principal.
+    pub principal_created: Option<String>,
 }
 
 /// A token as returned by create: the only time the token itself is shown.
@@ -163,6 +172,46 @@ pub struct IamService {
     meta: Arc<dyn MetadataStore>,
     signer: TokenSigner,
     secrets: Option<Arc<dyn SecretDirectory>>,
+    passwords: Arc<PasswordChecks>,
+    bootstrap: Arc<BootstrapWatch>,
+}
+
+/// Watches for the moment the bootstrap admin token has served its purpose:
+/// its first successful use, or another owner of the organisation.
+#[derive(Default)]
+struct BootstrapWatch {
+    token_id: std::sync::Mutex<Option<String>>,
+    retired: tokio::sync::Notify,
+}
+
+impl BootstrapWatch {
+    fn watch(&self, id: String) {
+        *self.token_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+
+    /// Signal once, whoever waits (a stored permit if nobody waits yet).
+    fn retire(&self) {
+        let was = self
+            .token_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if was.is_some() {
+            self.retired.notify_one();
+        }
+    }
+
+    fn used(&self, id: &str) {
+        let watched = self
+            .token_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(id);
+        if watched {
+            self.retire();
+        }
+    }
 }
 
 /// Tells the IAM service whether a secret exists, so that IAM calls on a
@@ -197,7 +246,52 @@ impl IamService {
             meta,
             signer: TokenSigner::new(signing_key),
             secrets: None,
+            passwords: Arc::new(PasswordChecks::new(PasswordLimits::default())),
+            bootstrap: Arc::default(),
         }
+    }
+
+    /// Check passwords within `limits` instead of the defaults.
+    pub fn with_password_limits(mut self, limits: PasswordLimits) -> Self {
+        self.passwords = Arc::new(PasswordChecks::new(limits));
+        self
+    }
+
+    /// Counters of password checking, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        self.passwords.render()
+    }
+
+    /// Resolves once the bootstrap admin token has served its purpose (its
+    /// first successful use, or another owner of the organisation), so that
+    /// the copy kept on disk can go. Only meaningful after [`Self::bootstrap`]
+    /// or [`Self::adopt_bootstrap_token`] named the token.
+    pub async fn bootstrap_token_retired(&self) {
+        self.bootstrap.retired.notified().await;
+    }
+
+    /// On a later start, with the bootstrap token still on disk: whether it
+    /// has served its purpose already (used, revoked, gone, or another owner
+    /// exists); if not, watch it as [`Self::bootstrap`] does.
+    pub async fn adopt_bootstrap_token(&self, token: &SecretString) -> Result<bool, IamError> {
+        let record = self
+            .store
+            .token_by_hash(&authn::token_hash(token.expose()))
+            .await?;
+        let Some(record) = record else {
+            return Ok(true);
+        };
+        if record.revoked || record.last_used_time.is_some() || self.other_owner().await? {
+            return Ok(true);
+        }
+        self.bootstrap.watch(record.id);
+        Ok(false)
+    }
+
+    /// Whether the organisation has an owner besides the bootstrap admin.
+    async fn other_owner(&self) -> Result<bool, IamError> {
+        let org = self.store.get_policy(ORGANIZATION).await?;
+        Ok(has_other_owner(&org))
     }
 
     /// Check secrets exist (through the secret manager) before reading or
@@ -234,6 +328,7 @@ impl IamService {
                 },
             )
             .await?;
+        self.bootstrap.watch(created.record.id.clone());
         Ok(Some(created.token))
     }
 
@@ -248,6 +343,7 @@ impl IamService {
             None => Ok(Authenticated {
                 principal: Principal::Anonymous,
                 token_id: None,
+                principal_created: None,
             }),
             Some(Credentials::Bearer(token)) if authn::looks_like_jwt(token) => {
                 self.by_registry_token(token).await
@@ -271,21 +367,52 @@ impl IamService {
         password: &str,
     ) -> Result<Authenticated, AuthError> {
         let user = self.store.get_user(username).await.map_err(internal)?;
-        let Some(hash) = user.and_then(|u| u.password_hash) else {
-            return Err(unauthenticated());
-        };
-        let password = password.to_owned();
-        // argon2 is deliberately slow: keep it off the request threads.
-        let ok = tokio::task::spawn_blocking(move || authn::verify_password(&hash, &password))
+        let created = user.as_ref().map(|u| u.create_time.clone());
+        // No user, or no password: the same check against a dummy hash, so
+        // neither the answer nor its timing tells which users exist.
+        let hash = user.and_then(|u| u.password_hash);
+        let client = crate::origin::current_client();
+        match self
+            .passwords
+            .verify(username, client, hash, password)
             .await
-            .unwrap_or(false);
-        if !ok {
-            return Err(unauthenticated());
+        {
+            Ok(true) => Ok(Authenticated {
+                principal: Principal::User(username.to_owned()),
+                token_id: None,
+                principal_created: created,
+            }),
+            Ok(false) => Err(unauthenticated()),
+            Err(Refusal::Backoff { retry_after_secs }) => Err(AuthError::Throttled {
+                message: format!(
+                    "too many failed logins for this user or from this address; retry in {retry_after_secs} s or use a token"
+                ),
+                retry_after_secs,
+                overloaded: false,
+            }),
+            Err(Refusal::Busy { retry_after_secs }) => Err(AuthError::Throttled {
+                message: "too many password checks in progress; retry shortly or use a token"
+                    .into(),
+                retry_after_secs,
+                overloaded: true,
+            }),
         }
-        Ok(Authenticated {
-            principal: Principal::User(username.to_owned()),
-            token_id: None,
-        })
+    }
+
+    /// Authenticate credentials offered in exchange for a registry token
+    /// (`/v2/token`): a registry token itself is refused, so that a token
+    /// cannot be renewed past the life of the credential it came from.
+    pub async fn authenticate_for_exchange(
+        &self,
+        credentials: Option<&Credentials>,
+    ) -> Result<Authenticated, AuthError> {
+        let who = self.authenticate_detailed(credentials).await?;
+        if who.principal.is_registry_token() {
+            return Err(AuthError::Unauthenticated(
+                "a registry token cannot be exchanged for another; authenticate with a password or a personal access token".into(),
+            ));
+        }
+        Ok(who)
     }
 
     async fn by_access_token(
@@ -299,7 +426,7 @@ impl IamService {
             .await
             .map_err(internal)?
             .ok_or_else(unauthenticated)?;
-        let principal = self.live_token_principal(&record).await?;
+        let (principal, created) = self.live_token_principal(&record).await?;
         if let Some(username) = username {
             let email = match &principal {
                 Principal::User(e) | Principal::ServiceAccount(e) => e.as_str(),
@@ -309,9 +436,12 @@ impl IamService {
                 return Err(unauthenticated());
             }
         }
-        if let Err(e) = self.store.touch_token(&record.id).await {
-            tracing::warn!(error = %e, "could not record the last use of a token");
+        if touch_due(record.last_used_time.as_deref()) {
+            if let Err(e) = self.store.touch_token(&record.id).await {
+                tracing::warn!(error = %e, "could not record the last use of a token");
+            }
         }
+        self.bootstrap.used(&record.id);
         Ok(Authenticated {
             principal: if record.read_only {
                 Principal::ReadOnly(Box::new(principal))
@@ -319,12 +449,16 @@ impl IamService {
                 principal
             },
             token_id: Some(record.id),
+            principal_created: Some(created),
         })
     }
 
     /// The principal of a token that is neither revoked, expired, nor owned by
-    /// a principal that no longer exists.
-    async fn live_token_principal(&self, record: &TokenRecord) -> Result<Principal, AuthError> {
+    /// a principal that no longer exists, with the principal's creation time.
+    async fn live_token_principal(
+        &self,
+        record: &TokenRecord,
+    ) -> Result<(Principal, String), AuthError> {
         if record.revoked
             || record
                 .expire_time
@@ -333,49 +467,85 @@ impl IamService {
             return Err(unauthenticated());
         }
         let member: Member = record.principal.parse().map_err(|_| unauthenticated())?;
-        let exists = match &member {
-            Member::User(e) => self.store.get_user(e).await.map_err(internal)?.is_some(),
+        let created = self
+            .principal_created(&member)
+            .await?
+            .ok_or_else(unauthenticated)?;
+        let principal = principal_of(&member).ok_or_else(unauthenticated)?;
+        Ok((principal, created))
+    }
+
+    /// The creation time of a user or service account; `None` if it does not
+    /// exist (or the member names no single identity).
+    async fn principal_created(&self, member: &Member) -> Result<Option<String>, AuthError> {
+        Ok(match member {
+            Member::User(e) => self
+                .store
+                .get_user(e)
+                .await
+                .map_err(internal)?
+                .map(|u| u.create_time),
             Member::ServiceAccount(e) => self
                 .store
                 .get_service_account(e)
                 .await
                 .map_err(internal)?
-                .is_some(),
-            _ => false,
-        };
-        if !exists {
-            return Err(unauthenticated());
-        }
-        principal_of(&member).ok_or_else(unauthenticated)
+                .map(|a| a.create_time),
+            _ => None,
+        })
     }
 
     async fn by_registry_token(&self, token: &str) -> Result<Authenticated, AuthError> {
         let claims = self.signer.verify(token).ok_or_else(|| {
             AuthError::Unauthenticated("the registry token is not valid or has expired".into())
         })?;
-        let principal = if claims.sub.is_empty() {
-            Principal::Anonymous
-        } else {
-            let member: Member = claims.sub.parse().map_err(|_| unauthenticated())?;
-            principal_of(&member).ok_or_else(unauthenticated)?
+        let dead = || {
+            AuthError::Unauthenticated(
+                "the registry token's principal or access token no longer exists or was revoked"
+                    .into(),
+            )
         };
-        // A registry token dies with the access token it was exchanged for.
+        let (principal, created) = if claims.sub.is_empty() {
+            (Principal::Anonymous, None)
+        } else {
+            // A registry token dies with its principal: it must still exist,
+            // and be the same one (not re-created under the same name).
+            let member: Member = claims.sub.parse().map_err(|_| unauthenticated())?;
+            let created = self.principal_created(&member).await?.ok_or_else(dead)?;
+            if claims.uct.as_ref().is_some_and(|u| *u != created) {
+                return Err(dead());
+            }
+            let principal = principal_of(&member).ok_or_else(unauthenticated)?;
+            (principal, Some(created))
+        };
+        // ... and with the access token it was exchanged for.
         if let Some(id) = &claims.tid {
             let record = self
                 .store
                 .get_token(id)
                 .await
                 .map_err(internal)?
-                .ok_or_else(unauthenticated)?;
-            self.live_token_principal(&record).await?;
+                .ok_or_else(dead)?;
+            let (owner, _) = self
+                .live_token_principal(&record)
+                .await
+                .map_err(|_| dead())?;
+            if owner != principal {
+                return Err(dead());
+            }
         }
+        let principal = if claims.ro {
+            Principal::ReadOnly(Box::new(principal))
+        } else {
+            principal
+        };
         Ok(Authenticated {
-            principal: if claims.ro {
-                Principal::ReadOnly(Box::new(principal))
-            } else {
-                principal
+            principal: Principal::RegistryToken {
+                principal: Box::new(principal),
+                access: claims.access,
             },
             token_id: claims.tid,
+            principal_created: created,
         })
     }
 
@@ -390,6 +560,11 @@ impl IamService {
         let iat = issued.unix_timestamp();
         let (inner, ro) = match &who.principal {
             Principal::ReadOnly(p) => (p.as_ref(), true),
+            Principal::RegistryToken { .. } => {
+                return Err(IamError::Invalid(
+                    "a registry token cannot be exchanged for another".into(),
+                ))
+            }
             p => (p, false),
         };
         let claims = RegistryClaims {
@@ -403,6 +578,7 @@ impl IamService {
             access,
             tid: who.token_id.clone(),
             ro,
+            uct: who.principal_created.clone(),
         };
         Ok(RegistryToken {
             token: SecretString::new(self.signer.sign(&claims)?),
@@ -420,9 +596,29 @@ impl IamService {
         permission: &str,
         resource: &Resource,
     ) -> Result<bool, StoreError> {
+        // A registry token holds what its access entries name, and of that
+        // only what its principal holds now.
+        let principal = match principal {
+            Principal::RegistryToken { principal, access } => {
+                let repository = match resource {
+                    Resource::Repository {
+                        project,
+                        repository,
+                    } => Some((project.as_str(), repository.as_str())),
+                    Resource::Organization => None,
+                    _ => return Ok(false),
+                };
+                if !authn::access_covers(access, permission, repository) {
+                    return Ok(false);
+                }
+                principal.as_ref()
+            }
+            p => p,
+        };
         let principal = match principal {
             Principal::ReadOnly(inner) if permissions::is_read_only(permission) => inner.as_ref(),
             Principal::ReadOnly(_) => return Ok(false),
+            Principal::RegistryToken { .. } => return Ok(false),
             p => p,
         };
         let ids = identities(principal);
@@ -459,6 +655,19 @@ impl IamService {
                     resource: resource.to_string(),
                 }
             }
+            Principal::RegistryToken { principal, .. } if **principal == Principal::Anonymous => {
+                AuthError::Unauthenticated(format!(
+                    "{} on {resource} requires credentials",
+                    permission.as_str()
+                ))
+            }
+            Principal::RegistryToken { principal, .. } => AuthError::Denied {
+                principal: format!(
+                    "{principal} (registry token; it grants only the scopes it was issued for, intersected with current IAM policies)"
+                ),
+                permission: permission.as_str(),
+                resource: resource.to_string(),
+            },
             p => AuthError::Denied {
                 principal: p.to_string(),
                 permission: permission.as_str(),
@@ -557,6 +766,9 @@ impl IamService {
         let mut policy = policy.normalized();
         policy.etag = new_etag();
         if self.store.set_policy(name, &policy, expected_etag).await? {
+            if name == ORGANIZATION && has_other_owner(&policy) {
+                self.bootstrap.retire();
+            }
             Ok(policy)
         } else {
             Err(IamError::StaleEtag {
@@ -774,6 +986,14 @@ impl IamService {
     /// through a read-only token), else with `entrepot.principals.manage` on the
     /// organisation (users) or the service account's project.
     async fn check_manage(&self, caller: &Principal, member: &Member) -> Result<(), IamError> {
+        if let Principal::RegistryToken { principal, .. } = caller {
+            return Err(AuthError::Denied {
+                principal: format!("{principal} (registry token)"),
+                permission: Permission::PrincipalsManage.as_str(),
+                resource: member.to_string(),
+            }
+            .into());
+        }
         if let Principal::ReadOnly(inner) = caller {
             return Err(AuthError::Denied {
                 principal: format!("{inner} (read-only token)"),
@@ -921,6 +1141,25 @@ impl IamService {
             }
         }
         Ok(held)
+    }
+}
+
+/// Whether the organisation policy names an owner besides the bootstrap admin.
+fn has_other_owner(org: &Policy) -> bool {
+    let admin = Member::User(BOOTSTRAP_ADMIN.into());
+    org.bindings
+        .iter()
+        .any(|b| b.role == OWNER && b.members.iter().any(|m| *m != admin))
+}
+
+/// Whether a token last used at `last` (RFC 3339) should be touched now.
+fn touch_due(last: Option<&str>) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    match time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => (now() - t).whole_seconds() >= TOKEN_TOUCH_INTERVAL_SECS,
+        Err(_) => true,
     }
 }
 
@@ -1171,7 +1410,13 @@ mod tests {
         let who = iam.authenticate_detailed(Some(&bearer)).await.unwrap();
         let jwt = iam.issue_registry_token(&who, Vec::new()).unwrap();
         let jwt = Credentials::Bearer(jwt.token.expose().into());
-        assert_eq!(iam.authenticate(Some(&jwt)).await.unwrap(), ro);
+        assert_eq!(
+            iam.authenticate(Some(&jwt)).await.unwrap(),
+            Principal::RegistryToken {
+                principal: Box::new(ro),
+                access: Vec::new()
+            }
+        );
         iam.revoke_token(&admin, &created.record.id).await.unwrap();
         assert!(iam.authenticate(Some(&bearer)).await.is_err());
         assert!(iam.authenticate(Some(&jwt)).await.is_err());

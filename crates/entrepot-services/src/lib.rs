@@ -9,6 +9,8 @@ pub mod authn;
 pub mod clock;
 pub mod iam;
 pub mod metrics;
+pub mod origin;
+pub mod password_checks;
 pub mod projects;
 pub mod python;
 pub mod registry;

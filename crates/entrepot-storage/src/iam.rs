@@ -2,7 +2,7 @@
 //! policies, in the same database as the rest of the metadata.
 
 use async_trait::async_trait;
-use entrepot_domain::iam::{Binding, Policy, EMPTY_POLICY_ETAG};
+use entrepot_domain::iam::{Binding, Member, Policy, EMPTY_POLICY_ETAG};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -81,7 +81,8 @@ pub trait IamStore: Send + Sync + 'static {
     async fn get_user(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
     /// All users, by e-mail.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Delete a user and revoke their tokens; false if absent.
+    /// Delete a user, revoke their tokens and remove them from every IAM
+    /// policy; false if absent.
     async fn delete_user(&self, email: &str) -> Result<bool, StoreError>;
 
     /// Create a service account; `AlreadyExists` if it does.
@@ -99,7 +100,8 @@ pub trait IamStore: Send + Sync + 'static {
         &self,
         project: &str,
     ) -> Result<Vec<ServiceAccountRecord>, StoreError>;
-    /// Delete a service account and revoke its tokens; false if absent.
+    /// Delete a service account, revoke its tokens and remove it from every
+    /// IAM policy; false if absent.
     async fn delete_service_account(&self, email: &str) -> Result<bool, StoreError>;
 
     /// Store a new token.
@@ -172,6 +174,53 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
+/// Take every role away from a deleted principal, in the deleting
+/// transaction, so that a principal re-created under the same name starts with
+/// no grants. The resources whose policy changed.
+async fn remove_member_from_policies(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    member: &Member,
+) -> Result<Vec<String>, StoreError> {
+    // Members are stored as JSON strings: look for the quoted member string.
+    let needle = serde_json::to_string(&member.to_string())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows =
+        sqlx::query("SELECT resource, bindings FROM iam_policies WHERE instr(bindings, ?) > 0")
+            .bind(&needle)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut changed = Vec::new();
+    for row in rows {
+        let resource: String = row.try_get("resource")?;
+        let bindings: String = row.try_get("bindings")?;
+        let bindings: Vec<Binding> = serde_json::from_str(&bindings)
+            .map_err(|e| StoreError::Corrupt(format!("IAM policy of {resource}: {e}")))?;
+        let mut policy = Policy {
+            version: 1,
+            etag: String::new(),
+            bindings,
+        };
+        if !policy.remove_member(member) {
+            continue;
+        }
+        let bindings = serde_json::to_string(&policy.bindings)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // A new etag: a writer holding the old policy must read it again.
+        let etag = format!("BwY{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        sqlx::query(
+            "UPDATE iam_policies SET bindings = ?, etag = ?, update_time = ? WHERE resource = ?",
+        )
+        .bind(&bindings)
+        .bind(&etag)
+        .bind(now_rfc3339())
+        .bind(&resource)
+        .execute(&mut **tx)
+        .await?;
+        changed.push(resource);
+    }
+    Ok(changed)
+}
+
 const TOKEN_COLUMNS: &str =
     "id, principal, token_hash, description, expire_time, read_only, revoked, create_time, last_used_time";
 
@@ -232,7 +281,11 @@ impl IamStore for SqliteMetadataStore {
             .bind(format!("user:{email}"))
             .execute(&mut *tx)
             .await?;
+        let changed = remove_member_from_policies(&mut tx, &Member::User(email.to_owned())).await?;
         tx.commit().await?;
+        for resource in changed {
+            self.cache.forget_policy(&resource);
+        }
         Ok(deleted > 0)
     }
 
@@ -294,7 +347,12 @@ impl IamStore for SqliteMetadataStore {
             .bind(format!("serviceAccount:{email}"))
             .execute(&mut *tx)
             .await?;
+        let member = Member::ServiceAccount(email.to_owned());
+        let changed = remove_member_from_policies(&mut tx, &member).await?;
         tx.commit().await?;
+        for resource in changed {
+            self.cache.forget_policy(&resource);
+        }
         Ok(deleted > 0)
     }
 

@@ -131,7 +131,8 @@ pub trait SecretStore: Send + Sync + 'static {
         id: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError>;
-    /// Delete a secret and all its versions (sealed payloads included); false if absent.
+    /// Delete a secret with all its versions (sealed payloads included) and its
+    /// IAM policy; false if absent.
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
 
     /// The number the next version of the secret would get.
@@ -206,6 +207,8 @@ pub trait SecretStore: Send + Sync + 'static {
         resource: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Remove the oldest audit entries beyond the newest `keep`; how many went.
+    async fn prune_audit(&self, keep: u64) -> Result<u64, StoreError>;
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -330,6 +333,7 @@ impl SecretStore for SqliteMetadataStore {
     }
 
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {
+        let policy_name = format!("projects/{project}/secrets/{id}");
         let mut conn = self.pool().acquire().await?;
         sqlx::query("PRAGMA secure_delete = ON")
             .execute(&mut *conn)
@@ -347,9 +351,16 @@ impl SecretStore for SqliteMetadataStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // The policy goes with its secret: a new secret with the same id
+            // must not inherit who could read the old one.
+            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+                .bind(&policy_name)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             n > 0
         };
+        self.cache.forget_policy(&policy_name);
         truncate_wal(&mut conn).await;
         Ok(deleted)
     }
@@ -598,6 +609,18 @@ impl SecretStore for SqliteMetadataStore {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    async fn prune_audit(&self, keep: u64) -> Result<u64, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let n = sqlx::query(
+            "DELETE FROM secret_audit_log WHERE seq <= (SELECT MAX(seq) FROM secret_audit_log) - ?",
+        )
+        .bind(keep)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     async fn list_audit(

@@ -88,18 +88,62 @@ pub async fn iam(
         .bootstrap()
         .await
         .context("cannot create the bootstrap admin")?;
+    let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
     let token = match token {
         Some(token) => {
-            let path = data_dir.join(BOOTSTRAP_TOKEN_FILE);
             // A leftover file from an earlier database would hold a dead token.
             let _ = std::fs::remove_file(&path);
             write_private(&path, format!("{}\n", token.expose()).as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            Some(BootstrapToken { token, path })
+            Some(BootstrapToken {
+                token,
+                path: path.clone(),
+            })
         }
         None => None,
     };
+    retire_token_file(&iam, &path).await?;
     Ok((iam, token))
+}
+
+/// The bootstrap token on disk is a standing owner credential: delete the file
+/// as soon as the token has served its purpose (its first successful use, or
+/// another owner of the organisation), now if that happened already.
+async fn retire_token_file(iam: &Arc<IamService>, path: &Path) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let token = SecretString::new(text.trim().to_owned());
+    if iam.adopt_bootstrap_token(&token).await? {
+        remove_token_file(path);
+        return Ok(());
+    }
+    // Not on stdout: its first line is the listening line scripts wait for.
+    tracing::info!(
+        path = %path.display(),
+        "the bootstrap admin token file is deleted once the token has been used or another owner exists"
+    );
+    let (iam, path) = (iam.clone(), path.to_owned());
+    tokio::spawn(async move {
+        iam.bootstrap_token_retired().await;
+        remove_token_file(&path);
+    });
+    Ok(())
+}
+
+fn remove_token_file(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(
+            path = %path.display(),
+            "deleted the bootstrap admin token file: the token was used or another owner exists (the token itself stays valid until revoked)"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not delete the bootstrap admin token file")
+        }
+    }
 }
 
 #[cfg(test)]

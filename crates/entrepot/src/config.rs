@@ -69,6 +69,11 @@ pub struct Config {
     /// When to rehash stored blobs at start, in the background: `once` (until
     /// one full pass has completed), `always` or `never`.
     pub verify_blobs_on_start: VerifyOnStart,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-*`
+    /// headers are believed; from anyone else they are ignored. Default none.
+    pub trusted_proxies: Vec<String>,
+    /// Rows kept in the audit log; the oldest are removed beyond it.
+    pub audit_max_rows: u64,
 }
 
 /// When `entrepot serve` rehashes the blob store at start.
@@ -110,6 +115,8 @@ impl Default for Config {
             max_connections: 4096,
             min_free_disk_bytes: 1024 * 1024 * 1024,
             verify_blobs_on_start: VerifyOnStart::Once,
+            trusted_proxies: Vec::new(),
+            audit_max_rows: 1_000_000,
         }
     }
 }
@@ -148,6 +155,22 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn trusted_proxies(&self) -> Result<entrepot_api::forwarded::TrustedProxies, ConfigError> {
+        let ranges = self
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|message| ConfigError::Value {
+                    key: "trusted_proxies",
+                    env: "ENTREPOT_TRUSTED_PROXIES",
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(entrepot_api::forwarded::TrustedProxies::new(ranges))
     }
 
     fn from_file(path: &Path) -> Result<Self, ConfigError> {
@@ -231,6 +254,21 @@ impl Config {
                 message,
             })?;
         }
+        if let Some(v) = get("ENTREPOT_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
+            self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
+                key: "audit_max_rows",
+                env: "ENTREPOT_AUDIT_MAX_ROWS",
+                message: format!("{v:?} is not a whole number of rows"),
+            })?;
+        }
         Ok(())
     }
 
@@ -283,6 +321,14 @@ impl Config {
                 message: "must be between 1 and 4294967295".into(),
             });
         }
+        self.trusted_proxies()?;
+        if self.audit_max_rows < 1000 {
+            return Err(ConfigError::Value {
+                key: "audit_max_rows",
+                env: "ENTREPOT_AUDIT_MAX_ROWS",
+                message: "must be at least 1000".into(),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
                 key: "data_dir",
@@ -331,5 +377,20 @@ mod tests {
         assert_eq!(file.max_connections, 10);
         let bad: Result<Config, _> = toml::from_str("listne = \"x\"");
         assert!(bad.unwrap_err().to_string().contains("listne"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "ENTREPOT_TRUSTED_PROXIES").then(|| "10.0.0.0/8, ::1".to_owned()))
+            .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.validate().is_ok());
+        c.trusted_proxies = vec!["proxy.example".into()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("trusted_proxies"));
     }
 }

@@ -116,10 +116,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         python,
         access_policy,
-        secrets,
+        secrets: secrets.clone(),
+        trusted_proxies: config.trusted_proxies()?,
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
+    spawn_audit_retention(secrets, config.audit_max_rows);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -131,9 +133,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url http://{addr}/pypi/default/pypi/simple/ PACKAGE",
         config.data_dir.display()
     );
-    if let Some(b) = bootstrap_token {
+    if let Some(b) = &bootstrap_token {
         println!(
-            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}",
+            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}\n  {path} is deleted once the token has been used or another owner exists: copy the token first",
             path = b.path.display(),
             token = b.token.expose(),
         );
@@ -333,6 +335,25 @@ fn spawn_upload_expiry(registry: Arc<Registry>, timeout_secs: u64) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "removed abandoned upload sessions"),
                 Err(e) => tracing::warn!(error = %e, "could not remove abandoned upload sessions"),
+            }
+        }
+    });
+}
+
+/// Keep the audit log at most `max_rows` long, removing the oldest entries.
+fn spawn_audit_retention(secrets: SecretService, max_rows: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match secrets.prune_audit(max_rows).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    kept = max_rows,
+                    "removed the oldest audit log entries (audit_max_rows)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
             }
         }
     });

@@ -35,7 +35,8 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
 
 /// `skopeo copy` through entrepot; the error text when it fails.
 fn try_pull(server: &Server, image: &str, dest: &Path) -> Result<(), String> {
-    let token = std::fs::read_to_string(server.data_dir.join("bootstrap-admin-token")).unwrap();
+    // The token file is deleted once used: take the token the server read at start.
+    let token = server.token.clone().unwrap();
     let output = Command::new("skopeo")
         .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
         .arg(format!("--src-creds=admin:{}", token.trim()))

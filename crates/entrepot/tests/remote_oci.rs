@@ -19,7 +19,8 @@ use upstream_support::*;
 
 /// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
 fn admin_creds(server: &Server) -> String {
-    let token = std::fs::read_to_string(server.data_dir.join("bootstrap-admin-token")).unwrap();
+    // The token file is deleted once used: take the token the server read at start.
+    let token = server.token.clone().unwrap();
     format!("--src-creds=admin:{}", token.trim())
 }
 

@@ -9,6 +9,7 @@ use entrepot_services::{AuthError, ProjectError, RepositoryError};
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -17,7 +18,13 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// 400 INVALID_ARGUMENT.
@@ -59,7 +66,14 @@ impl IntoResponse for ApiError {
                 "status": status_name(self.status),
             }
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -92,6 +106,21 @@ impl From<AuthError> for ApiError {
             AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, e.to_string()),
             AuthError::Denied { .. } => {
                 Self::new(StatusCode::FORBIDDEN, format!("permission denied: {e}"))
+            }
+            AuthError::Throttled {
+                message,
+                retry_after_secs,
+                overloaded,
+            } => {
+                let status = if overloaded {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::TOO_MANY_REQUESTS
+                };
+                Self {
+                    retry_after: Some(retry_after_secs),
+                    ..Self::new(status, message)
+                }
             }
         }
     }

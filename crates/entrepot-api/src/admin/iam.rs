@@ -112,9 +112,7 @@ pub(crate) async fn caller(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Principal, ApiError> {
-    let credentials = crate::credentials::from_headers(headers)
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
-    Ok(state.access.authenticate(credentials.as_ref()).await?)
+    Ok(super::authenticate(state, headers).await?)
 }
 
 /// The middleware: answer IAM verb calls, pass the rest on.

@@ -124,13 +124,26 @@ async fn create(
     let repository: RepositoryId = parse_id(repository_id)?;
     let Json(body) = body
         .map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
-    authorize(
+    let principal = authorize(
         &state,
         &headers,
         Permission::RepositoriesCreate,
         &Resource::Project(project.to_string()),
     )
     .await?;
+    let name = RepositoryName::new(project, repository);
+    let secret = body
+        .remote_repository_config
+        .as_ref()
+        .and_then(|c| c.password_secret_version.as_deref());
+    if let Some(version) = secret {
+        // The registry will send this secret to the caller's upstream: the
+        // caller must be able to read it herself.
+        state
+            .secrets
+            .authorize_attachment(&principal, version, &name.to_string())
+            .await?;
+    }
     let format: Format = body.format.parse().map_err(ApiError::invalid)?;
     let mode: Mode = body
         .mode
@@ -141,7 +154,7 @@ async fn create(
     let repo = state
         .repositories
         .create_with(
-            &RepositoryName::new(project, repository),
+            &name,
             NewRepository {
                 format,
                 mode,
@@ -275,13 +288,19 @@ async fn update(
     let name = repository_name(&project, &repository)?;
     let Json(body) =
         body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
-    authorize(
+    let principal = authorize(
         &state,
         &headers,
         Permission::RepositoriesUpdate,
         &resource(&name),
     )
     .await?;
+    if let Some(version) = &body.remote_password_secret_version {
+        state
+            .secrets
+            .authorize_attachment(&principal, version, &name.to_string())
+            .await?;
+    }
     let repo = state
         .repositories
         .update(

@@ -196,15 +196,7 @@ async fn caller_or_reason(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Principal, (ApiError, String)> {
-    let credentials = crate::credentials::from_headers(headers).map_err(|e| {
-        (
-            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
-            e.to_string(),
-        )
-    })?;
-    state
-        .access
-        .authenticate(credentials.as_ref())
+    super::authenticate(state, headers)
         .await
         .map_err(|e| (ApiError::from(e.clone()), e.to_string()))
 }

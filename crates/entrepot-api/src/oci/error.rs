@@ -141,6 +141,26 @@ impl From<AuthError> for OciError {
                 Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string())
             }
             AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, "DENIED", e.to_string()),
+            AuthError::Throttled {
+                ref message,
+                retry_after_secs,
+                overloaded,
+            } => {
+                let err = if overloaded {
+                    Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "UNAVAILABLE",
+                        message.clone(),
+                    )
+                } else {
+                    Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TOOMANYREQUESTS",
+                        message.clone(),
+                    )
+                };
+                err.with_header(header::RETRY_AFTER, retry_after_secs.to_string())
+            }
         }
     }
 }

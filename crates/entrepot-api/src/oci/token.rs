@@ -4,7 +4,9 @@
 //! token, authenticating with HTTP Basic (user and access token or password) or
 //! not at all. The token grants the requested actions the caller is allowed,
 //! and nothing else: a request for more is not an error, the token just lists
-//! less (as the Docker token specification says).
+//! less (as the Docker token specification says). A registry token is not
+//! accepted as the credential: a token cannot be renewed past the life of the
+//! password or access token it came from.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use entrepot_domain::ImagePath;
 use entrepot_services::authn::AccessEntry;
-use entrepot_services::{AccessControl as _, Permission, Resource};
+use entrepot_services::{AccessControl as _, AuthError, Permission, Resource};
 
 use super::OciError;
 use crate::AppState;
@@ -78,8 +80,13 @@ async fn issue(
         Ok(c) => c,
         Err(e) => return unauthorized(e.to_string()),
     };
-    let who = match state.iam.authenticate_detailed(credentials.as_ref()).await {
+    let who = match state
+        .iam
+        .authenticate_for_exchange(credentials.as_ref())
+        .await
+    {
         Ok(who) => who,
+        Err(e @ AuthError::Throttled { .. }) => return OciError::from(e).into_response(),
         Err(e) => return unauthorized(e.to_string()),
     };
     let mut access = Vec::new();

@@ -12,6 +12,7 @@ pub struct PypiError {
     status: StatusCode,
     message: String,
     challenge: bool,
+    retry_after: Option<u64>,
 }
 
 impl PypiError {
@@ -21,6 +22,7 @@ impl PypiError {
             status,
             message: message.into(),
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -64,8 +66,23 @@ impl From<AuthError> for PypiError {
                 status: StatusCode::UNAUTHORIZED,
                 message: e.to_string(),
                 challenge: true,
+                retry_after: None,
             },
             AuthError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            AuthError::Throttled {
+                ref message,
+                retry_after_secs,
+                overloaded,
+            } => Self {
+                status: if overloaded {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::TOO_MANY_REQUESTS
+                },
+                message: message.clone(),
+                challenge: false,
+                retry_after: Some(retry_after_secs),
+            },
         }
     }
 }
@@ -99,6 +116,9 @@ impl IntoResponse for PypiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"entrepot\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(r) = reason(&self.message) {
             response.extensions_mut().insert(r);

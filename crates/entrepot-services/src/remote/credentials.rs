@@ -34,11 +34,12 @@ impl std::fmt::Debug for SecretPayload {
 #[async_trait]
 pub trait SecretReader: Send + Sync + 'static {
     /// Read `version` (`projects/P/secrets/S/versions/V`) as the service agent of
-    /// `project`. The error message names the agent, the secret and the role to
-    /// grant when access is denied.
+    /// the project of `repository` (`projects/P/repositories/R`, the repository
+    /// the read is for, recorded in the audit log). The error message names the
+    /// agent, the secret and the role to grant when access is denied.
     async fn read_as_service_agent(
         &self,
-        project: &str,
+        repository: &str,
         version: &str,
     ) -> Result<SecretPayload, CredentialError>;
 }
@@ -50,7 +51,7 @@ pub struct NoSecretReader;
 impl SecretReader for NoSecretReader {
     async fn read_as_service_agent(
         &self,
-        _project: &str,
+        _repository: &str,
         version: &str,
     ) -> Result<SecretPayload, CredentialError> {
         Err(CredentialError(format!(
@@ -69,7 +70,7 @@ struct JsonCredentials {
 
 /// The credentials of one remote repository configuration.
 pub struct RepositoryCredentials {
-    project: String,
+    repository: String,
     username: Option<String>,
     secret_version: Option<String>,
     reader: std::sync::Arc<dyn SecretReader>,
@@ -77,16 +78,17 @@ pub struct RepositoryCredentials {
 }
 
 impl RepositoryCredentials {
-    /// Credentials for a repository of `project` configured with `username` and
-    /// `secret_version`; anonymous when no secret version is set.
+    /// Credentials for `repository` (`projects/P/repositories/R`) configured
+    /// with `username` and `secret_version`; anonymous when no secret version
+    /// is set.
     pub fn new(
-        project: &str,
+        repository: &str,
         username: Option<String>,
         secret_version: Option<String>,
         reader: std::sync::Arc<dyn SecretReader>,
     ) -> Self {
         Self {
-            project: project.to_owned(),
+            repository: repository.to_owned(),
             username,
             secret_version,
             reader,
@@ -150,7 +152,7 @@ impl CredentialSource for RepositoryCredentials {
         }
         let payload = self
             .reader
-            .read_as_service_agent(&self.project, version)
+            .read_as_service_agent(&self.repository, version)
             .await?;
         let credentials = self.parse(payload)?;
         *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -197,9 +199,8 @@ impl CredentialSources {
                 return source.clone();
             }
         }
-        let project = name.split('/').nth(1).unwrap_or_default();
         let source = std::sync::Arc::new(RepositoryCredentials::new(
-            project,
+            name,
             username.clone(),
             secret_version.clone(),
             self.reader.clone(),

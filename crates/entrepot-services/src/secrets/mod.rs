@@ -27,6 +27,54 @@ pub use crypto::{CryptoError, FileKeyRing, KeyRing, MemoryKeyRing};
 pub const ACCESS_ACTION: &str = "secretmanager.versions.access";
 /// The principal recorded for a caller that could not be authenticated.
 pub const UNAUTHENTICATED: &str = "unauthenticated";
+/// The action recorded when a repository is pointed at a secret version.
+pub const ATTACH_ACTION: &str = "artifactregistry.repositories.attachSecret";
+
+/// Most resources whose refused anonymous attempts are tracked in one minute.
+const MAX_SAMPLED_RESOURCES: usize = 10_000;
+
+/// Keeps refused anonymous and unauthenticated attempts from filling the audit
+/// log: at most one row per resource and minute, which also counts the
+/// attempts of the previous minute that got no row of their own.
+#[derive(Default)]
+struct AnonymousAuditSampler {
+    slots: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
+}
+
+impl AnonymousAuditSampler {
+    /// `Some(n)`: write a row now, mentioning `n` attempts not written since
+    /// the last row; `None`: only count this one.
+    fn admit(&self, resource: &str) -> Option<u64> {
+        let minute = time::OffsetDateTime::now_utc().unix_timestamp() / 60;
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((m, n)) = slots.get_mut(resource) {
+            if *m == minute {
+                *n += 1;
+                return None;
+            }
+            let suppressed = *n;
+            *m = minute;
+            *n = 0;
+            return Some(suppressed);
+        }
+        if slots.len() >= MAX_SAMPLED_RESOURCES {
+            slots.retain(|_, (m, _)| *m == minute);
+            if slots.len() >= MAX_SAMPLED_RESOURCES {
+                return None;
+            }
+        }
+        slots.insert(resource.to_owned(), (minute, 0));
+        Some(0)
+    }
+}
+
+fn with_suppressed(reason: String, suppressed: u64) -> String {
+    if suppressed == 0 {
+        reason
+    } else {
+        format!("{reason} [and {suppressed} more refused anonymous attempts on this secret in the previous minute, not recorded one by one]")
+    }
+}
 
 /// Errors of the secret manager. No variant ever carries payload bytes.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +145,7 @@ pub struct SecretService {
     projects: Arc<dyn MetadataStore>,
     keys: Arc<dyn KeyRing>,
     access: Arc<dyn AccessControl>,
+    anonymous_audit: Arc<AnonymousAuditSampler>,
 }
 
 fn secret_resource(name: &SecretName) -> Resource {
@@ -126,6 +175,17 @@ fn version_from_record(
     })
 }
 
+/// Whether the caller is anonymous (an anonymous registry token included).
+fn member_less(principal: &Principal) -> bool {
+    match principal {
+        Principal::Anonymous => true,
+        Principal::RegistryToken { principal, .. } | Principal::ReadOnly(principal) => {
+            member_less(principal)
+        }
+        _ => false,
+    }
+}
+
 fn number_name(secret: &SecretName, number: i64) -> SecretVersionName {
     secret.version(VersionId::Number(number as u64))
 }
@@ -144,7 +204,52 @@ impl SecretService {
             projects,
             keys,
             access,
+            anonymous_audit: Arc::default(),
         }
+    }
+
+    /// Check that `principal`, pointing `repository` at the secret `version`
+    /// (`projects/P/secrets/S/versions/V`), may read that secret itself
+    /// (`secretmanager.versions.access`): the registry will send the payload
+    /// wherever the repository's upstream is. Allowed or not, the attempt is
+    /// written to the audit log.
+    pub async fn authorize_attachment(
+        &self,
+        principal: &Principal,
+        version: &str,
+        repository: &str,
+    ) -> Result<(), SecretError> {
+        let name: SecretVersionName = version.parse()?;
+        let result = self
+            .access
+            .authorize(
+                principal,
+                Permission::VersionsAccess,
+                &secret_resource(&name.secret),
+            )
+            .await;
+        let reason = match &result {
+            Ok(()) => format!("attached to {repository}"),
+            Err(e) => format!("{e} (attaching it to {repository})"),
+        };
+        let record = AuditRecord {
+            time: now_rfc3339(),
+            project: name.secret.project.to_string(),
+            principal: principal.to_string(),
+            action: ATTACH_ACTION.to_owned(),
+            resource: name.secret.to_string(),
+            version: Some(name.version.to_string()),
+            allowed: result.is_ok(),
+            reason,
+        };
+        self.store.append_audit(&record).await?;
+        tracing::info!(version = %name, %principal, %repository, allowed = result.is_ok(), "secret attachment to a repository");
+        Ok(result?)
+    }
+
+    /// Remove the oldest audit entries beyond the newest `keep`.
+    pub async fn prune_audit(&self, keep: u64) -> Result<u64, SecretError> {
+        Ok(self.store.prune_audit(keep).await?)
     }
 
     /// Create a secret, optionally with its first version.
@@ -404,6 +509,34 @@ impl SecretService {
             .await
     }
 
+    /// [`SecretService::access_as_project_service_agent`] for a remote
+    /// repository: the audit entry names `repository`, the one the read is for.
+    pub async fn access_for_repository(
+        &self,
+        project: &str,
+        repository: &str,
+        version: &str,
+        agent_of: impl Fn(i64) -> Principal + Send,
+    ) -> Result<AccessedVersion, SecretError> {
+        let project_id: ProjectId = project
+            .parse()
+            .map_err(|e: entrepot_domain::NameError| SecretError::Invalid(e.into()))?;
+        let name: SecretVersionName = version.parse()?;
+        let record = self
+            .projects
+            .get_project(project_id.as_str())
+            .await?
+            .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
+        let agent = agent_of(record.number);
+        self.agent_access(
+            &project_id,
+            &name,
+            &agent,
+            format!("as the service agent of projects/{project_id}, for {repository}"),
+        )
+        .await
+    }
+
     /// Read a version's payload as `agent`, the service agent of `project`, on
     /// behalf of that project (a remote repository's upstream credentials). The
     /// same checks as [`SecretService::access`]; audited with the agent as the
@@ -414,22 +547,34 @@ impl SecretService {
         name: &SecretVersionName,
         agent: &Principal,
     ) -> Result<AccessedVersion, SecretError> {
-        self.audited_access(
-            agent,
+        self.agent_access(
+            project,
             name,
+            agent,
             format!("as the service agent of projects/{project}"),
         )
         .await
-        .map_err(|e| match e {
-            SecretError::Auth(AuthError::Denied { .. }) => SecretError::ServiceAgentDenied {
-                agent: agent.to_string(),
-                project: project.to_string(),
-                secret: name.secret.to_string(),
-                secret_project: name.secret.project.to_string(),
-                secret_id: name.secret.secret.to_string(),
-            },
-            other => other,
-        })
+    }
+
+    async fn agent_access(
+        &self,
+        project: &ProjectId,
+        name: &SecretVersionName,
+        agent: &Principal,
+        context: String,
+    ) -> Result<AccessedVersion, SecretError> {
+        self.audited_access(agent, name, context)
+            .await
+            .map_err(|e| match e {
+                SecretError::Auth(AuthError::Denied { .. }) => SecretError::ServiceAgentDenied {
+                    agent: agent.to_string(),
+                    project: project.to_string(),
+                    secret: name.secret.to_string(),
+                    secret_project: name.secret.project.to_string(),
+                    secret_id: name.secret.secret.to_string(),
+                },
+                other => other,
+            })
     }
 
     /// Record an access attempt whose caller could not be authenticated, so that
@@ -440,6 +585,10 @@ impl SecretService {
         name: &SecretVersionName,
         reason: &str,
     ) -> Result<(), SecretError> {
+        let Some(suppressed) = self.anonymous_audit.admit(&name.secret.to_string()) else {
+            tracing::debug!(version = %name, "unauthenticated secret version access refused (counted)");
+            return Ok(());
+        };
         let record = AuditRecord {
             time: now_rfc3339(),
             project: name.secret.project.to_string(),
@@ -448,7 +597,7 @@ impl SecretService {
             resource: name.secret.to_string(),
             version: Some(name.version.to_string()),
             allowed: false,
-            reason: reason.to_owned(),
+            reason: with_suppressed(reason.to_owned(), suppressed),
         };
         self.store.append_audit(&record).await?;
         tracing::info!(version = %name, reason, "unauthenticated secret version access refused");
@@ -487,11 +636,18 @@ impl SecretService {
     ) -> Result<AccessedVersion, SecretError> {
         let mut version = name.version.to_string();
         let result = self.checked_access(principal, name, &mut version).await;
-        let reason = match &result {
+        let mut reason = match &result {
             Ok(_) => context,
             Err(e) if context.is_empty() => e.to_string(),
             Err(e) => format!("{e} ({context})"),
         };
+        if result.is_err() && member_less(principal) {
+            // Anyone can make these: bounded, like unauthenticated attempts.
+            match self.anonymous_audit.admit(&name.secret.to_string()) {
+                Some(suppressed) => reason = with_suppressed(reason, suppressed),
+                None => return result,
+            }
+        }
         let record = AuditRecord {
             time: now_rfc3339(),
             project: name.secret.project.to_string(),
@@ -732,11 +888,15 @@ impl crate::iam::SecretDirectory for entrepot_storage::SqliteMetadataStore {
 impl crate::remote::SecretReader for SecretService {
     async fn read_as_service_agent(
         &self,
-        project: &str,
+        repository: &str,
         version: &str,
     ) -> Result<crate::remote::SecretPayload, entrepot_upstream::CredentialError> {
+        let project = repository
+            .strip_prefix("projects/")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or(repository);
         let accessed = self
-            .access_as_project_service_agent(project, version, crate::iam::service_agent)
+            .access_for_repository(project, repository, version, crate::iam::service_agent)
             .await
             .map_err(|e| entrepot_upstream::CredentialError(e.to_string()))?;
         Ok(crate::remote::SecretPayload {

@@ -42,9 +42,16 @@ impl Server {
         crate::launch::drain(launched.stdout);
         let (child, url) = (launched.child, format!("http://{}", launched.addr));
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        // The server deletes its token file once the token is used: keep a
+        // copy beside the data directory for later starts on the same data.
+        let kept = data_dir.with_extension("admin-token");
         let token = std::fs::read_to_string(data_dir.join("bootstrap-admin-token"))
+            .or_else(|_| std::fs::read_to_string(&kept))
             .ok()
             .map(|t| t.trim().to_owned());
+        if let Some(t) = &token {
+            let _ = std::fs::write(&kept, t);
+        }
         Server {
             child,
             url,
