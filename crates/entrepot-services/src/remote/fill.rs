@@ -8,6 +8,14 @@
 //! bytes written so far, so the upstream is asked once and the first bytes reach
 //! clients immediately. The task does not depend on any client: a client that
 //! disconnects does not abort the fill.
+//!
+//! A fill belongs to one *scope* (the repository that asked): the blob store
+//! is shared by every tenant, but a repository may only serve bytes its own
+//! upstream has proven to have. So a fill never answers "already in the store"
+//! and never joins another repository's download: it always downloads from the
+//! asking repository's upstream and verifies the digest, even when identical
+//! bytes are already stored (the copy is then dropped, the stored one kept).
+//! Callers serve stored content directly only when it is linked to them.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -89,15 +97,19 @@ pub struct Fill {
     progress: watch::Receiver<Progress>,
 }
 
-/// The fills under way, by digest.
+/// `(scope, digest)`: a fill is shared only by requests of one repository.
+type FillKey = (String, Digest);
+
+/// The fills under way, by scope and digest.
 pub struct Fills {
     spool: PathBuf,
     blobs: Arc<dyn BlobStore>,
     metrics: Arc<Metrics>,
-    running: Arc<tokio::sync::Mutex<HashMap<Digest, Arc<Fill>>>>,
+    running: Arc<tokio::sync::Mutex<HashMap<FillKey, Arc<Fill>>>>,
 }
 
-/// Either the content is committed, or a fill is under way.
+/// Either the content is committed (and linked to the asking repository), or
+/// a fill is under way.
 pub enum Cached {
     /// In the blob store, of this size.
     Committed(u64),
@@ -122,27 +134,22 @@ impl Fills {
         })
     }
 
-    /// The committed content, the fill under way, or a new fill started with
-    /// `open` (called at most once per digest at a time).
+    /// The fill of `digest` for `scope` under way, or a new one started with
+    /// `open` (called at most once per scope and digest at a time). Content
+    /// already in the blob store is downloaded and verified all the same: see
+    /// the module documentation.
     pub async fn get_or_start(
         &self,
+        scope: &str,
         digest: &Digest,
         open: impl FnOnce() -> OpenUpstream,
         after_commit: impl FnOnce() -> AfterCommit,
-    ) -> Result<Cached, FillError> {
+    ) -> Result<Arc<Fill>, FillError> {
+        let key = (scope.to_owned(), digest.clone());
         let mut running = self.running.lock().await;
-        if let Some(fill) = running.get(digest) {
+        if let Some(fill) = running.get(&key) {
             self.metrics.single_flight_join();
-            return Ok(Cached::Filling(fill.clone()));
-        }
-        // Checked under the lock: a fill removes itself only after committing.
-        if let Some(size) = self
-            .blobs
-            .stat(digest)
-            .await
-            .map_err(|e| FillError::Storage(e.to_string()))?
-        {
-            return Ok(Cached::Committed(size));
+            return Ok(fill.clone());
         }
         self.metrics.miss(ContentKind::Blob);
         let path = self.spool.join(uuid::Uuid::new_v4().to_string());
@@ -155,7 +162,7 @@ impl Fills {
             reader: Arc::new(reader),
             progress: rx,
         });
-        running.insert(digest.clone(), fill.clone());
+        running.insert(key.clone(), fill.clone());
         drop(running);
 
         let job = FillJob {
@@ -168,15 +175,16 @@ impl Fills {
         let open = open();
         let after_commit = after_commit();
         let fills = self.running.clone();
-        let digest = digest.clone();
         tokio::spawn(async move {
             let ok = job.run(open, writer).await;
+            // Linked before the fill is forgotten: a request arriving after
+            // that finds the link instead of starting another download.
             if ok {
                 after_commit.await;
             }
-            fills.lock().await.remove(&digest);
+            fills.lock().await.remove(&key);
         });
-        Ok(Cached::Filling(fill))
+        Ok(fill)
     }
 }
 
@@ -274,7 +282,9 @@ impl FillJob {
 
 impl Fill {
     /// Wait until the total size is known (the upstream sent its headers with a
-    /// length, or the download finished).
+    /// length, or the download finished). An announced length of zero waits
+    /// for the verdict: an empty answer would be complete at once, so nothing
+    /// would hold it back while the digest is checked.
     pub async fn size(&self) -> Result<u64, FillError> {
         let mut rx = self.progress.clone();
         loop {
@@ -282,6 +292,7 @@ impl Fill {
                 let p = rx.borrow_and_update();
                 match (&p.outcome, p.total) {
                     (Some(Err(e)), _) => return Err(e.clone()),
+                    (None, Some(0)) => {}
                     (_, Some(total)) => return Ok(total),
                     (Some(Ok(())), None) => return Ok(p.written),
                     _ => {}
@@ -345,13 +356,20 @@ impl Fill {
                     (p.written, p.outcome.clone())
                 };
                 // The last byte is held back until the content is verified, so a
-                // client never receives a whole body of unverified bytes.
-                let released = if matches!(outcome, Some(Ok(()))) {
+                // client never receives a whole body of unverified bytes. A range
+                // that ends before the last byte holds back its own last byte:
+                // no response is complete before the digest is checked.
+                let verified = matches!(outcome, Some(Ok(())));
+                let released = if verified {
                     written
                 } else {
                     written.saturating_sub(1)
                 };
-                let limit = s.end.map_or(released, |e| e.min(released));
+                let limit = match s.end {
+                    Some(e) if verified => e.min(released),
+                    Some(e) => e.saturating_sub(1).min(released),
+                    None => released,
+                };
                 if s.offset < limit {
                     let len = ((limit - s.offset) as usize).min(READ_CHUNK);
                     let file = s.fill.reader.clone();
