@@ -54,6 +54,9 @@ pub struct Config {
     pub python_max_upload_bytes: u64,
     /// The master key file of the secret manager (default `<data_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
+    /// Most files an upstream Python project page may list; a larger page is
+    /// refused with an error naming this limit.
+    pub python_max_page_files: usize,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             log_format: "text".into(),
             python_max_upload_bytes: 1024 * 1024 * 1024,
             master_key_file: None,
+            python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
         }
     }
 }
@@ -144,6 +148,13 @@ impl Config {
                 message: format!("{v:?} is not a whole number of bytes"),
             })?;
         }
+        if let Some(v) = get("ENTREPOT_PYTHON_MAX_PAGE_FILES") {
+            self.python_max_page_files = v.parse().map_err(|_| ConfigError::Value {
+                key: "python_max_page_files",
+                env: "ENTREPOT_PYTHON_MAX_PAGE_FILES",
+                message: format!("{v:?} is not a whole number of files"),
+            })?;
+        }
         if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
             self.master_key_file = Some(PathBuf::from(v));
         }
@@ -170,6 +181,13 @@ impl Config {
                 key: "python_max_upload_bytes",
                 env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
                 message: "must be at least 1 byte".into(),
+            });
+        }
+        if self.python_max_page_files == 0 {
+            return Err(ConfigError::Value {
+                key: "python_max_page_files",
+                env: "ENTREPOT_PYTHON_MAX_PAGE_FILES",
+                message: "must be at least 1 file".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {
