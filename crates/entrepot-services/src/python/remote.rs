@@ -862,12 +862,18 @@ impl RemotePython {
                 .boxed()
             }
         };
-        let fill = self
+        let linked = async {
+            self.store
+                .remote_blob_size(&target.ids, &digest)
+                .await
+                .map_err(|e| FillError::Storage(e.to_string()))
+        };
+        let cached = self
             .fills
-            .get_or_start(&target.name, &digest, open, after_commit)
+            .get_or_start(&target.name, &digest, linked, open, after_commit)
             .await
             .map_err(fill_error)?;
-        Ok((Cached::Filling(fill), hex))
+        Ok((cached, hex))
     }
 
     /// A file, from the cache or from the download under way (started if

@@ -701,10 +701,15 @@ impl RemoteDocker {
             }
             .boxed()
         };
+        let linked = async {
+            self.meta
+                .linked_blob_size(&image_ref(path), digest)
+                .await
+                .map_err(|e| FillError::Storage(e.to_string()))
+        };
         self.fills
-            .get_or_start(&target.repository, digest, open, after_commit)
+            .get_or_start(&target.repository, digest, linked, open, after_commit)
             .await
-            .map(Cached::Filling)
             .map_err(|e| fill_error(e, &format!("blob {digest}")))
     }
 

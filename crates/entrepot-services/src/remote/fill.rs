@@ -18,6 +18,7 @@
 //! Callers serve stored content directly only when it is linked to them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -134,22 +135,30 @@ impl Fills {
         })
     }
 
-    /// The fill of `digest` for `scope` under way, or a new one started with
-    /// `open` (called at most once per scope and digest at a time). Content
-    /// already in the blob store is downloaded and verified all the same: see
-    /// the module documentation.
+    /// The content if `linked` (whether it is linked to `scope`, awaited
+    /// under the fills' lock) finds it, else the fill of `digest` for `scope`
+    /// under way, or a new one started with `open` (called at most once per
+    /// scope and digest at a time). Content in the blob store but not linked
+    /// to `scope` is downloaded and verified all the same: see the module
+    /// documentation.
     pub async fn get_or_start(
         &self,
         scope: &str,
         digest: &Digest,
+        linked: impl Future<Output = Result<Option<u64>, FillError>>,
         open: impl FnOnce() -> OpenUpstream,
         after_commit: impl FnOnce() -> AfterCommit,
-    ) -> Result<Arc<Fill>, FillError> {
+    ) -> Result<Cached, FillError> {
         let key = (scope.to_owned(), digest.clone());
         let mut running = self.running.lock().await;
         if let Some(fill) = running.get(&key) {
             self.metrics.single_flight_join();
-            return Ok(fill.clone());
+            return Ok(Cached::Filling(fill.clone()));
+        }
+        // Checked under the lock: a fill links its content before it removes
+        // itself, so a request that just missed the fill finds the link.
+        if let Some(size) = linked.await? {
+            return Ok(Cached::Committed(size));
         }
         self.metrics.miss(ContentKind::Blob);
         let path = self.spool.join(uuid::Uuid::new_v4().to_string());
@@ -184,7 +193,7 @@ impl Fills {
             }
             fills.lock().await.remove(&key);
         });
-        Ok(fill)
+        Ok(Cached::Filling(fill))
     }
 }
 
