@@ -730,6 +730,12 @@ fn the_project_list_is_parsed_once_per_upstream_fetch() {
         assert_eq!(projects[19_999]["name"], "p-19999");
     }
     assert_eq!(upstream.requests_to("/simple/").len(), 1);
+    let metrics = server.get("/metrics").text().unwrap();
+    let parses = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("entrepot_python_index_parses_total "))
+        .unwrap_or_else(|| panic!("no parse counter in:\n{metrics}"));
+    assert_eq!(parses, "1", "the list was parsed more than once");
 }
 
 /// A wheel whose `METADATA` is `metadata`, written with Python's zipfile.

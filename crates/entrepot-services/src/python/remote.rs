@@ -404,6 +404,7 @@ impl RemotePython {
         name: String,
     ) -> (Vec<u8>, Result<Parsed, index::PageError>) {
         let max_files = self.max_page_files;
+        self.metrics.index_page_parse();
         let parsed = tokio::task::spawn_blocking(move || {
             let parsed = if name.is_empty() {
                 index::parse_project_list(&content_type, &content).map(|names| {
