@@ -434,3 +434,90 @@ impl Fill {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entrepot_storage::ObjectBlobStore;
+
+    fn fills(dir: &std::path::Path) -> Fills {
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(ObjectBlobStore::local(dir.join("blobs")).unwrap());
+        Fills::new(dir.join("spool"), blobs, Arc::new(Metrics::default())).unwrap()
+    }
+
+    /// Start a fill of `digest` whose upstream answers `body` with `length`.
+    async fn fill_of(
+        fills: &Fills,
+        digest: &Digest,
+        length: Option<u64>,
+        body: Vec<u8>,
+    ) -> Arc<Fill> {
+        let open = move || {
+            async move {
+                Ok(UpstreamBody {
+                    length,
+                    body: futures::stream::iter([Ok(Bytes::from(body))]).boxed(),
+                })
+            }
+            .boxed()
+        };
+        match fills
+            .get_or_start(
+                "projects/p/repositories/r",
+                digest,
+                async { Ok(None) },
+                open,
+                || async {}.boxed(),
+            )
+            .await
+            .unwrap()
+        {
+            Cached::Filling(fill) => fill,
+            Cached::Committed(_) => panic!("nothing is linked"),
+        }
+    }
+
+    async fn collect(stream: ByteStream) -> Result<Vec<u8>, std::io::Error> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn an_empty_answer_waits_for_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let digest = Digest::of(b"not empty");
+        let fill = fill_of(&fills, &digest, Some(0), Vec::new()).await;
+        assert!(matches!(
+            fill.size().await,
+            Err(FillError::DigestMismatch { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_range_ending_before_the_last_byte_waits_for_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let digest = Digest::of(b"the real bytes");
+        let fill = fill_of(&fills, &digest, Some(100), vec![7u8; 100]).await;
+        // The whole body ends in an error: the fill has failed verification.
+        assert!(collect(fill.stream(None)).await.is_err());
+        // A range that ends early gets no complete answer either.
+        let range = ByteRange { start: 0, end: 9 };
+        assert!(collect(fill.stream(Some(range))).await.is_err());
+
+        // Verified content is released whole, ranges included.
+        let good = b"0123456789abcdef".to_vec();
+        let fill = fill_of(&fills, &Digest::of(&good), Some(16), good.clone()).await;
+        assert_eq!(
+            collect(fill.stream(Some(range))).await.unwrap(),
+            &good[..10]
+        );
+        assert_eq!(collect(fill.stream(None)).await.unwrap(), good);
+    }
+}
