@@ -42,6 +42,7 @@ pub struct Metrics {
     single_flight_joins: AtomicU64,
     access_policy_blocks: AtomicU64,
     access_policy_dry_run_violations: AtomicU64,
+    index_page_parses: AtomicU64,
 }
 
 impl Metrics {
@@ -84,6 +85,12 @@ impl Metrics {
     pub fn access_policy_dry_run_violation(&self) {
         self.access_policy_dry_run_violations
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An upstream Python index page or project list parsed (once per fetch,
+    /// unless its parsed form was dropped from memory).
+    pub fn index_page_parse(&self) {
+        self.index_page_parses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Upstream bytes so far (for tests and benchmarks).
@@ -150,6 +157,11 @@ impl Metrics {
                 "entrepot_access_policy_dry_run_violations_total",
                 "Upstream hops outside the registry access policy, let through because it is in dry-run mode.",
                 &self.access_policy_dry_run_violations,
+            ),
+            (
+                "entrepot_python_index_parses_total",
+                "Upstream Python index pages and project lists parsed.",
+                &self.index_page_parses,
             ),
         ] {
             let _ = writeln!(

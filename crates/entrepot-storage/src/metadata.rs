@@ -150,6 +150,13 @@ pub trait MetadataStore: Send + Sync + 'static {
         image: &ImageRef,
         digest: &Digest,
     ) -> Result<Option<u64>, StoreError>;
+    /// Size of a blob if it is linked to any image of the repository.
+    async fn blob_size_in_repository(
+        &self,
+        project: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError>;
     /// Size of a committed blob, wherever it is linked.
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError>;
     /// Remove a blob's link from an image; false if it was not linked.

@@ -1,7 +1,10 @@
 //! Metadata of Python repositories: cached index pages and file origins of
 //! remote repositories, uploaded files of standard ones.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use entrepot_domain::Digest;
 use sqlx::Row;
 
 use crate::metadata::StoreError;
@@ -111,6 +114,28 @@ pub trait PythonStore: Send + Sync + 'static {
         sha256: &str,
         filename: &str,
     ) -> Result<Option<RemoteFileRecord>, StoreError>;
+    /// Link a committed blob (a file or metadata file) to a remote repository:
+    /// it was fetched from that repository's upstream and verified, so the
+    /// repository may serve it. Idempotent.
+    async fn link_remote_blob(
+        &self,
+        repo: &PythonRepo,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError>;
+    /// Size of a blob if it is linked to the remote repository.
+    async fn remote_blob_size(
+        &self,
+        repo: &PythonRepo,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Sizes of the files on a project's page that are linked to the
+    /// repository, by hex sha256.
+    async fn linked_file_sizes(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<HashMap<String, u64>, StoreError>;
     /// Record an uploaded file; `AlreadyExists` if the file name is taken.
     async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError>;
     /// An uploaded file by name.
@@ -172,6 +197,15 @@ fn remote_record(r: &sqlx::sqlite::SqliteRow) -> Result<RemoteFileRecord, StoreE
     })
 }
 
+/// The `blob_links.image` of remote Python repositories: their files are
+/// linked to the repository as a whole, and no OCI image name is empty.
+const PYTHON_LINK_IMAGE: &str = "";
+
+/// Rows per statement when remembering file origins (7 parameters each, far
+/// below SQLite's limit of 32,766): one statement per row made a page of
+/// 300,000 files take seconds.
+const REMOTE_FILES_PER_STATEMENT: usize = 500;
+
 const FILE_COLUMNS: &str = "filename, name, version, sha256, size, requires_python, metadata_sha256, yanked, yanked_reason, upload_time";
 
 #[async_trait]
@@ -226,21 +260,35 @@ impl PythonStore for SqliteMetadataStore {
         files: &[RemoteFileRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        for f in files {
-            sqlx::query(
-                "INSERT INTO python_remote_files (project, repository, name, sha256, filename, url, metadata_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project, repository, sha256, filename) DO UPDATE SET name = excluded.name, url = excluded.url,
+        for batch in files.chunks(REMOTE_FILES_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO python_remote_files (project, repository, name, sha256, filename, url, metadata_sha256) VALUES ",
+            );
+            for i in 0..batch.len() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            // A page may list one file twice: the last one wins, as it did
+            // with one statement per row.
+            sql.push_str(
+                " ON CONFLICT (project, repository, sha256, filename) DO UPDATE SET name = excluded.name, url = excluded.url,
                      metadata_sha256 = COALESCE(excluded.metadata_sha256, python_remote_files.metadata_sha256)",
-            )
-            .bind(&repo.project)
-            .bind(&repo.repository)
-            .bind(&f.name)
-            .bind(&f.sha256)
-            .bind(&f.filename)
-            .bind(&f.url)
-            .bind(&f.metadata_sha256)
-            .execute(&mut *tx)
-            .await?;
+            );
+            let mut query = sqlx::query(&sql);
+            for f in batch {
+                query = query
+                    .bind(&repo.project)
+                    .bind(&repo.repository)
+                    .bind(&f.name)
+                    .bind(&f.sha256)
+                    .bind(&f.filename)
+                    .bind(&f.url)
+                    .bind(&f.metadata_sha256);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.cache.forget_remote_files(
@@ -314,6 +362,69 @@ impl PythonStore for SqliteMetadataStore {
         self.cache
             .forget_remote_files([remote_file_key(repo, sha256, filename)]);
         Ok(())
+    }
+
+    async fn link_remote_blob(
+        &self,
+        repo: &PythonRepo,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(crate::sqlite::now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
+            .bind(&repo.project)
+            .bind(&repo.repository)
+            .bind(PYTHON_LINK_IMAGE)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remote_blob_size(
+        &self,
+        repo: &PythonRepo,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest
+             WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest = ?",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(PYTHON_LINK_IMAGE)
+        .bind(digest.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    async fn linked_file_sizes(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT DISTINCT f.sha256, b.size FROM python_remote_files f
+             JOIN blob_links l ON l.project = f.project AND l.repository = f.repository
+                 AND l.image = ? AND l.digest = 'sha256:' || f.sha256
+             JOIN blobs b ON b.digest = l.digest
+             WHERE f.project = ? AND f.repository = ? AND f.name = ?",
+        )
+        .bind(PYTHON_LINK_IMAGE)
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(h, s)| (h, s as u64)).collect())
     }
 
     async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError> {

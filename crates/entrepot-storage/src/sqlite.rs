@@ -27,7 +27,7 @@ pub struct SqliteMetadataStore {
     pub(crate) cache: Arc<ReadCache>,
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -410,6 +410,24 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&image.project)
         .bind(&image.repository)
         .bind(&image.image)
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(size.map(|s| s as u64))
+    }
+
+    async fn blob_size_in_repository(
+        &self,
+        project: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest
+             WHERE l.project = ? AND l.repository = ? AND l.digest = ? LIMIT 1",
+        )
+        .bind(project)
+        .bind(repository)
         .bind(digest.to_string())
         .fetch_optional(&self.pool)
         .await?;

@@ -1,4 +1,25 @@
 //! The HTTP client for upstream registries and indexes.
+//!
+//! # Where credentials go
+//!
+//! A request is sent to its *upstream*: the origin (scheme, host, port) of the
+//! request's URL, which the caller built from the repository's configuration.
+//! The repository's credentials go to exactly two places:
+//!
+//! 1. the upstream itself, as Basic credentials, when the upstream's own 401
+//!    asked for Basic;
+//! 2. the token service of a Bearer challenge *that the upstream itself sent*
+//!    (its realm), to obtain a token; the token then goes to the upstream.
+//!
+//! Nothing else gets a credential, in particular not a redirect target (a CDN
+//! host a blob request is redirected to): redirects are followed without an
+//! `Authorization` header, and a 401 from a redirect target is an error, never
+//! a challenge to answer. Challenges are remembered per origin *of the hop
+//! that sent them*, so a redirect target's challenge can neither send the
+//! upstream's credentials to a realm that host names nor replace the scheme
+//! the upstream asked for. A redirect whose `Location` carries the
+//! credentials that were just sent is not followed, and no error message
+//! quotes an upstream-sent header value (see [`crate::redact`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +34,7 @@ use url::Url;
 use crate::challenge::{self, Challenge};
 use crate::credentials::{CredentialError, CredentialSource, UpstreamCredentials};
 use crate::hop::{HopCheck, HopDenied};
+use crate::redact;
 
 /// How many redirects one request may follow.
 const MAX_REDIRECTS: usize = 5;
@@ -132,7 +154,8 @@ pub struct UpstreamClient {
     http: reqwest::Client,
     hops: Arc<dyn HopCheck>,
     /// What each origin asked for last time, so the next request authenticates
-    /// up front instead of collecting a 401 first.
+    /// up front instead of collecting a 401 first. Keyed by the origin of the
+    /// hop that sent the challenge.
     challenges: Mutex<HashMap<String, Challenge>>,
     tokens: Mutex<HashMap<TokenKey, CachedToken>>,
 }
@@ -197,6 +220,12 @@ impl UpstreamClient {
         request: &UpstreamRequest,
         source: &dyn CredentialSource,
     ) -> Result<UpstreamResponse, UpstreamError> {
+        if !matches!(request.url.scheme(), "http" | "https") {
+            return Err(UpstreamError::Protocol(format!(
+                "a URL with the scheme {} cannot be fetched; only http and https are",
+                request.url.scheme()
+            )));
+        }
         let credentials = source.credentials(false).await?;
         if let Attempt::Answered(response) =
             self.attempt(request, credentials.as_ref(), false).await?
@@ -244,13 +273,28 @@ impl UpstreamClient {
                 .headers()
                 .get(WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(challenge::parse)
-                .ok_or_else(|| {
-                    UpstreamError::Unauthorized(format!(
-                        "{} answered 401 without a challenge entrepot understands",
-                        host_of(&request.url)
-                    ))
-                })?;
+                .and_then(challenge::parse);
+            if origin(response.url()) != origin(&request.url) {
+                // A redirect target asked for credentials. Its challenge is its
+                // own (kept under its origin, for a repository whose upstream
+                // it is), never the upstream's: answering it would send the
+                // upstream's credentials where they were not configured to go.
+                if let Some(challenge) = challenge {
+                    self.lock_challenges()
+                        .insert(origin(response.url()), challenge);
+                }
+                return Err(UpstreamError::Unauthorized(format!(
+                    "{} redirected to {}, which asked for credentials (HTTP 401); entrepot sends an upstream's credentials only to the upstream and to the token service it names, never to a redirect target",
+                    host_of(&request.url),
+                    host_of(response.url())
+                )));
+            }
+            let challenge = challenge.ok_or_else(|| {
+                UpstreamError::Unauthorized(format!(
+                    "{} answered 401 without a challenge entrepot understands",
+                    host_of(&request.url)
+                ))
+            })?;
             self.lock_challenges()
                 .insert(origin(&request.url), challenge);
             let refused = Attempt::Refused(format!(
@@ -334,9 +378,15 @@ impl UpstreamClient {
         key: &TokenKey,
         credentials: Option<&UpstreamCredentials>,
     ) -> Result<String, UpstreamError> {
-        let mut url = Url::parse(&key.realm).map_err(|e| {
-            UpstreamError::Protocol(format!("token realm {:?} is not a URL: {e}", key.realm))
+        let mut url = Url::parse(&key.realm).map_err(|_| {
+            UpstreamError::Protocol("the token realm the upstream named is not a URL".into())
         })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(UpstreamError::Protocol(format!(
+                "the token realm the upstream named has the scheme {}; only http and https are used",
+                url.scheme()
+            )));
+        }
         {
             let mut q = url.query_pairs_mut();
             if !key.service.is_empty() {
@@ -366,8 +416,12 @@ impl UpstreamClient {
                 status.as_u16()
             )));
         }
-        let body: TokenResponse = response.json().await.map_err(|e| {
-            UpstreamError::Protocol(format!("token service answer is not a token: {e}"))
+        // Not the parser's message: it quotes what the token service sent.
+        let body: TokenResponse = response.json().await.map_err(|_| {
+            UpstreamError::Protocol(format!(
+                "the answer of the token service {} is not a token",
+                host_of(&url)
+            ))
         })?;
         let token = body
             .token
@@ -389,12 +443,15 @@ impl UpstreamClient {
 
     /// Send, following redirects hop by hop; each hop passes the hop check, and
     /// the Authorization header only goes to the origin it was meant for.
+    /// `Location` values never appear in errors, and one that carries the
+    /// credentials just sent is not followed.
     async fn send_following_redirects(
         &self,
         request: &UpstreamRequest,
         authorization: Option<&str>,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let first_origin = origin(&request.url);
+        let secrets = authorization.map(redact::secrets_of).unwrap_or_default();
         let mut url = request.url.clone();
         for _ in 0..=MAX_REDIRECTS {
             self.hops.check(&url).await?;
@@ -416,12 +473,22 @@ impl UpstreamClient {
                         host_of(&url)
                     ))
                 })?;
-            url = url.join(location).map_err(|e| {
-                UpstreamError::Redirect(format!("Location {location:?} is not a URL: {e}"))
+            if redact::mentions_any(location, &secrets) {
+                tracing::warn!(host = %host_of(&url), "an upstream redirect carried the credentials sent to it; not followed");
+                return Err(UpstreamError::Redirect(format!(
+                    "{} redirected to a URL that carries the credentials entrepot sent it; the redirect was not followed",
+                    host_of(&url)
+                )));
+            }
+            let from = host_of(&url);
+            url = url.join(location).map_err(|_| {
+                UpstreamError::Redirect(format!(
+                    "{from} redirected to a Location that is not a URL"
+                ))
             })?;
             if url.scheme() != "http" && url.scheme() != "https" {
                 return Err(UpstreamError::Redirect(format!(
-                    "redirect to unsupported scheme {}",
+                    "{from} redirected to the unsupported scheme {}",
                     url.scheme()
                 )));
             }
@@ -461,7 +528,8 @@ impl UpstreamClient {
                     } else if e.is_connect() {
                         "connection failed".into()
                     } else {
-                        e.to_string()
+                        // Without the URL: its query is not for error messages.
+                        e.without_url().to_string()
                     },
                 });
             }

@@ -11,6 +11,7 @@ pub mod challenge;
 pub mod client;
 pub mod credentials;
 pub mod hop;
+pub mod redact;
 
 pub use client::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
 pub use credentials::{CredentialError, CredentialSource, NoCredentials, UpstreamCredentials};

@@ -74,6 +74,9 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Rows kept in the audit log; the oldest are removed beyond it.
     pub audit_max_rows: u64,
+    /// Most files an upstream Python project page may list; a larger page is
+    /// refused with an error naming this limit.
+    pub python_max_page_files: usize,
 }
 
 /// When `entrepot serve` rehashes the blob store at start.
@@ -117,6 +120,7 @@ impl Default for Config {
             verify_blobs_on_start: VerifyOnStart::Once,
             trusted_proxies: Vec::new(),
             audit_max_rows: 1_000_000,
+            python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
         }
     }
 }
@@ -210,6 +214,13 @@ impl Config {
                 key: "python_max_upload_bytes",
                 env: "ENTREPOT_PYTHON_MAX_UPLOAD_BYTES",
                 message: format!("{v:?} is not a whole number of bytes"),
+            })?;
+        }
+        if let Some(v) = get("ENTREPOT_PYTHON_MAX_PAGE_FILES") {
+            self.python_max_page_files = v.parse().map_err(|_| ConfigError::Value {
+                key: "python_max_page_files",
+                env: "ENTREPOT_PYTHON_MAX_PAGE_FILES",
+                message: format!("{v:?} is not a whole number of files"),
             })?;
         }
         if let Some(v) = get("ENTREPOT_MASTER_KEY_FILE").filter(|v| !v.is_empty()) {
@@ -327,6 +338,13 @@ impl Config {
                 key: "audit_max_rows",
                 env: "ENTREPOT_AUDIT_MAX_ROWS",
                 message: "must be at least 1000".into(),
+            });
+        }
+        if self.python_max_page_files == 0 {
+            return Err(ConfigError::Value {
+                key: "python_max_page_files",
+                env: "ENTREPOT_PYTHON_MAX_PAGE_FILES",
+                message: "must be at least 1 file".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

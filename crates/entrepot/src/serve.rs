@@ -233,7 +233,8 @@ fn python_repositories(
         Arc::new(secrets.clone()),
         spool.join("scratch-python"),
     )
-    .context("cannot prepare the Python scratch directory")?;
+    .context("cannot prepare the Python scratch directory")?
+    .with_max_page_files(config.python_max_page_files);
     let hosted = HostedPython::new(
         store,
         blobs.clone(),

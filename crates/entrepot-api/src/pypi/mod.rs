@@ -146,7 +146,11 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             let repo = python_repository(&state, &name).await?;
             let names = state.python.project_list(&repo).await?;
             let base = format!("/pypi/{}/{}/simple", name.project, name.repository);
-            let body = render_project_list(&names, format, |n| format!("{base}/{n}/"));
+            let render = move || render_project_list(&names, format, |n| format!("{base}/{n}/"));
+            // PyPI's list is ~600,000 names: written off the async runtime.
+            let body = tokio::task::spawn_blocking(render)
+                .await
+                .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             Ok(page_response(format, body))
         }
         Endpoint::Project(name, project) if read => {

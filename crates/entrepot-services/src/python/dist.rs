@@ -44,6 +44,22 @@ fn is_plausible_version(version: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'!'))
 }
 
+/// A wheel's build tag (PEP 427): a digit, then letters, digits and `_`.
+fn is_build_tag(tag: &str) -> bool {
+    tag.len() <= 64
+        && tag.starts_with(|c: char| c.is_ascii_digit())
+        && tag.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// A wheel's python, abi or platform tag (PEP 425), or a compressed set of
+/// them joined by `.` (`py2.py3`): letters, digits and `_`, no empty member.
+fn is_tag_set(tags: &str) -> bool {
+    tags.len() <= 256
+        && tags.split('.').all(|tag| {
+            !tag.is_empty() && tag.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        })
+}
+
 /// The kind of a distribution file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DistKind {
@@ -90,6 +106,16 @@ pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
             || !is_plausible_version(parts[1])
         {
             return Err(err("empty or invalid part"));
+        }
+        if parts.len() == 6 && !is_build_tag(parts[2]) {
+            return Err(err(
+                "a wheel's build tag starts with a digit and has only letters, digits and _",
+            ));
+        }
+        if !parts[parts.len() - 3..].iter().all(|t| is_tag_set(t)) {
+            return Err(err(
+                "a wheel's python, abi and platform tags have only letters, digits and _ (sets of them joined by .)",
+            ));
         }
         return Ok(DistFilename {
             name: parts[0].to_owned(),
@@ -164,10 +190,39 @@ pub enum ExtractError {
     /// The archive has no metadata file.
     #[error("the file has no {0}")]
     Missing(&'static str),
+    /// The metadata file is larger than entrepot reads.
+    #[error("the file's {what} is larger than {limit} bytes, the most entrepot reads")]
+    TooLarge {
+        /// `dist-info/METADATA` or `PKG-INFO`.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
-/// Largest metadata file entrepot extracts.
-const MAX_METADATA: u64 = 16 * 1024 * 1024;
+/// Largest metadata file entrepot extracts (16 MiB); a larger one is refused,
+/// never cut short.
+pub const MAX_METADATA: u64 = 16 * 1024 * 1024;
+
+/// Read at most [`MAX_METADATA`] bytes of a metadata file; more is an error.
+fn read_metadata(
+    entry: impl Read,
+    what: &'static str,
+    archive: &'static str,
+) -> Result<Vec<u8>, ExtractError> {
+    let mut out = Vec::new();
+    entry
+        .take(MAX_METADATA + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ExtractError::Archive(archive, e.to_string()))?;
+    if out.len() as u64 > MAX_METADATA {
+        return Err(ExtractError::TooLarge {
+            what,
+            limit: MAX_METADATA,
+        });
+    }
+    Ok(out)
+}
 
 /// Extract the core metadata file of a distribution on disk: the wheel's
 /// `{name}-{version}.dist-info/METADATA`, or the sdist's top-level `PKG-INFO`.
@@ -205,12 +260,7 @@ pub fn extract_metadata(path: &Path, kind: DistKind) -> Result<Vec<u8>, ExtractE
             let entry = zip
                 .by_index(index)
                 .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
-            let mut out = Vec::new();
-            entry
-                .take(MAX_METADATA)
-                .read_to_end(&mut out)
-                .map_err(|e| ExtractError::Archive(what, e.to_string()))?;
-            Ok(out)
+            read_metadata(entry, missing, what)
         }
         DistKind::SdistTarGz => {
             let file = std::fs::File::open(path)
@@ -229,12 +279,7 @@ pub fn extract_metadata(path: &Path, kind: DistKind) -> Result<Vec<u8>, ExtractE
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect();
                 if parts.len() == 2 && parts[1] == "PKG-INFO" {
-                    let mut out = Vec::new();
-                    entry
-                        .take(MAX_METADATA)
-                        .read_to_end(&mut out)
-                        .map_err(|e| ExtractError::Archive("tar.gz", e.to_string()))?;
-                    return Ok(out);
+                    return read_metadata(entry, "PKG-INFO", "tar.gz");
                 }
             }
             Err(ExtractError::Missing("PKG-INFO"))
@@ -272,6 +317,47 @@ mod tests {
         assert!(parse_filename("pkg-py3-none-any.whl").is_err());
         assert!(parse_filename("pkg-1.0%20x.tar.gz").is_err());
         assert!(parse_filename("pkg-1.0+local.7-py3-none-any.whl").is_ok());
+    }
+
+    #[test]
+    fn wheel_tags_follow_the_wheel_spec() {
+        for ok in [
+            "pkg-1.0-py2.py3-none-any.whl",
+            "pkg-1.0-1_a-cp312-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "pkg-1.0-cp39-cp39-macosx_10_9_universal2.whl",
+            "pkg-1.0-cp311-cp311-win_amd64.whl",
+        ] {
+            assert!(parse_filename(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "pkg-1.0-py3-none-<script>.whl",
+            "pkg-1.0-py3-none-any\"x.whl",
+            "pkg-1.0-py3-none-a%20y.whl",
+            "pkg-1.0-py3..py2-none-any.whl",
+            "pkg-1.0-py3-none-.any.whl",
+            "pkg-1.0-b1-py3-none-any.whl",
+            "pkg-1.0-1<x>-py3-none-any.whl",
+            "pkg-1.0-py3-no ne-any.whl",
+        ] {
+            assert!(parse_filename(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn oversized_metadata_is_refused_not_cut_short() {
+        let big = vec![b'x'; MAX_METADATA as usize + 1];
+        let err = read_metadata(big.as_slice(), "dist-info/METADATA", "wheel").unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 16777216 bytes"),
+            "{err}"
+        );
+        let fits = vec![b'x'; 1000];
+        assert_eq!(
+            read_metadata(fits.as_slice(), "dist-info/METADATA", "wheel")
+                .unwrap()
+                .len(),
+            1000
+        );
     }
 
     #[test]

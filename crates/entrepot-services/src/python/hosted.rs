@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::dist::{extract_metadata, normalize, parse_core_metadata, parse_filename};
-use super::index::{IndexFile, ProjectPage};
+use super::index::{first_seen, IndexFile, ProjectPage};
 use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
 use crate::clock::now_rfc3339;
 
@@ -234,25 +234,20 @@ impl HostedPython {
                 repo.name
             )));
         }
-        let mut versions: Vec<String> = Vec::new();
+        let versions = first_seen(files.iter().map(|f| f.version.clone()));
         let files = files
             .into_iter()
-            .map(|f| {
-                if !versions.contains(&f.version) {
-                    versions.push(f.version.clone());
-                }
-                IndexFile {
-                    url: file_path(&ids, &f.sha256, &f.filename),
-                    hashes: BTreeMap::from([("sha256".to_owned(), f.sha256.clone())]),
-                    requires_python: f.requires_python,
-                    yanked: f.yanked.then(|| f.yanked_reason.unwrap_or_default()),
-                    core_metadata: f
-                        .metadata_sha256
-                        .map(|h| BTreeMap::from([("sha256".to_owned(), h)])),
-                    size: Some(f.size),
-                    upload_time: Some(f.upload_time),
-                    filename: f.filename,
-                }
+            .map(|f| IndexFile {
+                url: file_path(&ids, &f.sha256, &f.filename),
+                hashes: BTreeMap::from([("sha256".to_owned(), f.sha256.clone())]),
+                requires_python: f.requires_python,
+                yanked: f.yanked.then(|| f.yanked_reason.unwrap_or_default()),
+                core_metadata: f
+                    .metadata_sha256
+                    .map(|h| BTreeMap::from([("sha256".to_owned(), h)])),
+                size: Some(f.size),
+                upload_time: Some(f.upload_time),
+                filename: f.filename,
             })
             .collect();
         Ok(ProjectPage {

@@ -1,7 +1,7 @@
 //! The simple repository API's pages: one model, read from PEP 691 JSON or
 //! PEP 503 HTML, written as either.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -66,10 +66,35 @@ pub struct ProjectPage {
     pub stale: bool,
 }
 
+/// Files one project page may list, unless configured otherwise
+/// (`python_max_page_files`). PyPI's largest project pages list tens of
+/// thousands of files; the cap bounds the memory and CPU one page can take.
+pub const DEFAULT_MAX_PAGE_FILES: usize = 500_000;
+
+/// Projects the project list may name (PyPI names about 600,000).
+pub const MAX_PROJECTS: usize = 5_000_000;
+
 /// Why an upstream page could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the upstream index page is unreadable: {0}")]
-pub struct PageError(pub String);
+pub enum PageError {
+    /// Not JSON or HTML that entrepot can read.
+    #[error("the upstream index page is unreadable: {0}")]
+    Unreadable(String),
+    /// More entries than the limit.
+    #[error("the upstream index page lists more than {limit} {what}, entrepot's limit per page{setting}")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+        /// `files` or `projects`.
+        what: &'static str,
+        /// Which setting raises it, if one does (`" (python_max_page_files)"`).
+        setting: &'static str,
+    },
+}
+
+fn unreadable(e: impl std::fmt::Display) -> PageError {
+    PageError::Unreadable(e.to_string())
+}
 
 fn is_json(content_type: &str) -> bool {
     let ct = content_type.split(';').next().unwrap_or("").trim();
@@ -190,15 +215,18 @@ pub fn escape(s: &str) -> String {
 /// An anchor: its attributes (decoded) and its text.
 type Anchor = (BTreeMap<String, String>, String);
 
-fn anchors(html: &str) -> Result<Vec<Anchor>, PageError> {
-    let dom =
-        tl::parse(html, tl::ParserOptions::default()).map_err(|e| PageError(e.to_string()))?;
+/// The anchors of a page; `too_many` once there are more than `limit`.
+fn anchors(html: &str, limit: usize, too_many: PageError) -> Result<Vec<Anchor>, PageError> {
+    let dom = tl::parse(html, tl::ParserOptions::default()).map_err(unreadable)?;
     let parser = dom.parser();
     let mut out = Vec::new();
     for node in dom.nodes() {
         let Some(tag) = node.as_tag() else { continue };
         if !tag.name().as_utf8_str().eq_ignore_ascii_case("a") {
             continue;
+        }
+        if out.len() == limit {
+            return Err(too_many);
         }
         let attrs = tag
             .attributes()
@@ -217,20 +245,31 @@ fn anchors(html: &str) -> Result<Vec<Anchor>, PageError> {
 }
 
 /// Read a project page the upstream sent as JSON or HTML; `page_url` resolves
-/// relative links.
+/// relative links. Linear in the page's size; refuses a page of more than
+/// `max_files` files. CPU-heavy for large pages: call it off the async runtime.
 pub fn parse_project_page(
     content_type: &str,
     content: &[u8],
     page_url: &url::Url,
     name: &str,
+    max_files: usize,
 ) -> Result<ProjectPage, PageError> {
+    let too_many = PageError::TooLarge {
+        limit: max_files,
+        what: "files",
+        setting: " (python_max_page_files)",
+    };
     let mut page = ProjectPage {
         name: normalize(name),
         ..Default::default()
     };
     if is_json(content_type) {
-        let v: Value = serde_json::from_slice(content).map_err(|e| PageError(e.to_string()))?;
-        for f in v["files"].as_array().into_iter().flatten() {
+        let v: Value = serde_json::from_slice(content).map_err(unreadable)?;
+        let files = v["files"].as_array().map_or(&[][..], Vec::as_slice);
+        if files.len() > max_files {
+            return Err(too_many);
+        }
+        for f in files {
             let (Some(filename), Some(href)) = (f["filename"].as_str(), f["url"].as_str()) else {
                 continue;
             };
@@ -267,7 +306,7 @@ pub fn parse_project_page(
             .unwrap_or_default();
     } else {
         let html = String::from_utf8_lossy(content);
-        for (attrs, text) in anchors(&html)? {
+        for (attrs, text) in anchors(&html, max_files, too_many)? {
             let Some(href) = attrs.get("href") else {
                 continue;
             };
@@ -300,32 +339,51 @@ pub fn parse_project_page(
     Ok(page)
 }
 
-/// Versions named by the files' names, in first-seen order.
+/// Versions named by the files' names, in first-seen order. Linear: a page
+/// may list hundreds of thousands of files.
 pub fn versions_of(files: &[IndexFile]) -> Vec<String> {
-    let mut versions: Vec<String> = Vec::new();
-    for f in files {
-        if let Ok(parsed) = parse_filename(&f.filename) {
-            if !versions.contains(&parsed.version) {
-                versions.push(parsed.version);
-            }
+    first_seen(
+        files
+            .iter()
+            .filter_map(|f| parse_filename(&f.filename).ok())
+            .map(|parsed| parsed.version),
+    )
+}
+
+/// The distinct items, in first-seen order, in linear time.
+pub fn first_seen(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for item in items {
+        if !seen.contains(item.as_str()) {
+            seen.insert(item.clone());
+            out.push(item);
         }
     }
-    versions
+    out
 }
 
 /// Read the project list the upstream sent as JSON or HTML: names as written.
+/// CPU-heavy for PyPI's list: call it off the async runtime.
 pub fn parse_project_list(content_type: &str, content: &[u8]) -> Result<Vec<String>, PageError> {
+    let too_many = PageError::TooLarge {
+        limit: MAX_PROJECTS,
+        what: "projects",
+        setting: "",
+    };
     if is_json(content_type) {
-        let v: Value = serde_json::from_slice(content).map_err(|e| PageError(e.to_string()))?;
-        Ok(v["projects"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let v: Value = serde_json::from_slice(content).map_err(unreadable)?;
+        let projects = v["projects"].as_array().map_or(&[][..], Vec::as_slice);
+        if projects.len() > MAX_PROJECTS {
+            return Err(too_many);
+        }
+        Ok(projects
+            .iter()
             .filter_map(|p| p["name"].as_str().map(str::to_owned))
             .collect())
     } else {
         let html = String::from_utf8_lossy(content);
-        Ok(anchors(&html)?
+        Ok(anchors(&html, MAX_PROJECTS, too_many)?
             .into_iter()
             .map(|(_, text)| text)
             .filter(|t| !t.is_empty())
@@ -520,7 +578,7 @@ mod tests {
     #[test]
     fn reads_html_pages() {
         let base = url::Url::parse("http://127.0.0.1:1/simple/tiny-pkg/").unwrap();
-        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "Tiny_Pkg").unwrap();
+        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "Tiny_Pkg", 10).unwrap();
         assert_eq!(page.name, "tiny-pkg");
         assert_eq!(page.files.len(), 2);
         let w = &page.files[0];
@@ -538,11 +596,11 @@ mod tests {
     #[test]
     fn json_and_html_round_trip() {
         let base = url::Url::parse("http://127.0.0.1:1/simple/tiny-pkg/").unwrap();
-        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "tiny-pkg").unwrap();
+        let page = parse_project_page("text/html", HTML.as_bytes(), &base, "tiny-pkg", 10).unwrap();
         for format in [PageFormat::Json, PageFormat::HtmlV1] {
             let bytes = render_project_page(&page, format);
             let again =
-                parse_project_page(format.content_type(), &bytes, &base, "tiny-pkg").unwrap();
+                parse_project_page(format.content_type(), &bytes, &base, "tiny-pkg", 10).unwrap();
             assert_eq!(again, page, "{format:?}");
         }
         let html = String::from_utf8(render_project_page(&page, PageFormat::TextHtml)).unwrap();
@@ -557,6 +615,64 @@ mod tests {
         assert_eq!(names, vec!["A_b".to_owned(), "c".to_owned()]);
         let names = parse_project_list(JSON_V1, br#"{"projects":[{"name":"x"}]}"#).unwrap();
         assert_eq!(names, vec!["x".to_owned()]);
+    }
+
+    #[test]
+    fn pages_over_the_file_limit_are_refused() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/tiny-pkg/").unwrap();
+        let err = parse_project_page("text/html", HTML.as_bytes(), &base, "tiny-pkg", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1 files"), "{err}");
+        assert!(err.contains("python_max_page_files"), "{err}");
+        assert!(parse_project_page("text/html", HTML.as_bytes(), &base, "tiny-pkg", 2).is_ok());
+        let json = br#"{"files":[{"filename":"a-1.0.tar.gz","url":"a-1.0.tar.gz"},{"filename":"a-2.0.tar.gz","url":"a-2.0.tar.gz"}]}"#;
+        assert!(parse_project_page(JSON_V1, json, &base, "a", 1).is_err());
+        assert_eq!(
+            parse_project_page(JSON_V1, json, &base, "a", 2)
+                .unwrap()
+                .versions,
+            vec!["1.0".to_owned(), "2.0".to_owned()]
+        );
+    }
+
+    #[test]
+    fn versions_are_deduplicated_in_first_seen_order() {
+        let file = |name: &str| IndexFile {
+            filename: name.to_owned(),
+            ..Default::default()
+        };
+        let files = vec![
+            file("a-2.0-py3-none-any.whl"),
+            file("a-1.0.tar.gz"),
+            file("a-2.0.tar.gz"),
+            file("not a distribution"),
+            file("a-1.0-py3-none-any.whl"),
+        ];
+        assert_eq!(
+            versions_of(&files),
+            vec!["2.0".to_owned(), "1.0".to_owned()]
+        );
+        assert_eq!(
+            first_seen(["b", "a", "b", "c", "a"].map(str::to_owned)),
+            vec!["b".to_owned(), "a".to_owned(), "c".to_owned()]
+        );
+    }
+
+    #[test]
+    fn large_pages_are_read_in_linear_time() {
+        // 200,000 distinct versions: quadratic deduplication would make
+        // 2 * 10^10 comparisons here; linear work finishes at once. Checked
+        // by the result, not by a clock.
+        let files: Vec<IndexFile> = (0..200_000)
+            .map(|i| IndexFile {
+                filename: format!("big-{i}.0.tar.gz"),
+                ..Default::default()
+            })
+            .collect();
+        let versions = versions_of(&files);
+        assert_eq!(versions.len(), 200_000);
+        assert_eq!(versions[199_999], "199999.0");
     }
 
     #[test]

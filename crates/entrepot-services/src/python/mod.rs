@@ -130,11 +130,11 @@ pub struct PythonRepositories {
 }
 
 impl PythonRepositories {
-    /// The project list.
-    pub async fn project_list(&self, repo: &Repository) -> Result<Vec<String>, PythonError> {
+    /// The project list (normalised names).
+    pub async fn project_list(&self, repo: &Repository) -> Result<Arc<Vec<String>>, PythonError> {
         match repo.mode {
             Mode::RemoteRepository => self.remote.project_list(repo).await,
-            Mode::StandardRepository => self.hosted.project_list(repo).await,
+            Mode::StandardRepository => Ok(Arc::new(self.hosted.project_list(repo).await?)),
             Mode::VirtualRepository => Err(not_supported()),
         }
     }

@@ -16,7 +16,7 @@ use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, Remo
 use entrepot_upstream::reqwest::header::{ACCEPT, CONTENT_TYPE};
 use entrepot_upstream::reqwest::StatusCode;
 use entrepot_upstream::{
-    CredentialSource, NoCredentials, UpstreamClient, UpstreamError, UpstreamRequest,
+    redact, CredentialSource, NoCredentials, UpstreamClient, UpstreamError, UpstreamRequest,
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
@@ -38,8 +38,8 @@ const UPSTREAM_ACCEPT: &str =
 /// Largest index page entrepot keeps (PyPI's full project list is ~30 MiB).
 const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
 
-/// Blob-store lookups in flight while a page learns which files are cached.
-const CONCURRENT_STATS: usize = 32;
+/// A page of more files than this is rendered off the async runtime.
+const LARGE_PAGE_FILES: usize = 1_000;
 
 /// Where an index page came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,28 @@ enum Freshness {
     Stale,
 }
 
+/// An upstream page read when it was fetched, so it is parsed once per fetch.
+enum Parsed {
+    /// The project list, names normalised.
+    List(Arc<Vec<String>>),
+    /// A project's page.
+    Project(ProjectPage),
+}
+
+/// The project list of a repository as parsed from one upstream fetch.
+struct ListView {
+    /// The index it was read from (a repository re-pointed under the same
+    /// name must not be answered with another upstream's list).
+    index_url: String,
+    /// When the upstream list was fetched (unix seconds).
+    fetched_at: i64,
+    /// Normalised names.
+    names: Arc<Vec<String>>,
+}
+
 struct Target {
+    /// The repository's resource name: the scope of its fills.
+    name: String,
     ids: PythonRepo,
     upstream: PythonUpstream,
     config: RemoteConfig,
@@ -87,6 +108,10 @@ pub struct RemotePython {
     credentials: CredentialSources,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     views: Arc<PageViews>,
+    /// Project lists by `(project, repository)`: PyPI's is ~600,000 names,
+    /// seconds of CPU to parse, so it is parsed once per upstream fetch.
+    lists: Mutex<HashMap<(String, String), Arc<ListView>>>,
+    max_page_files: usize,
 }
 
 fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
@@ -153,7 +178,16 @@ impl RemotePython {
             credentials: CredentialSources::new(secrets),
             locks: Mutex::new(HashMap::new()),
             views: Arc::default(),
+            lists: Mutex::new(HashMap::new()),
+            max_page_files: index::DEFAULT_MAX_PAGE_FILES,
         })
+    }
+
+    /// Refuse upstream project pages listing more than `max` files (default
+    /// [`index::DEFAULT_MAX_PAGE_FILES`]).
+    pub fn with_max_page_files(mut self, max: usize) -> Self {
+        self.max_page_files = max;
+        self
     }
 
     fn target(&self, repo: &Repository) -> Result<Target, PythonError> {
@@ -174,6 +208,7 @@ impl RemotePython {
             &config.password_secret_version,
         );
         Ok(Target {
+            name: repo.name.clone(),
             ids,
             upstream,
             config,
@@ -207,11 +242,12 @@ impl RemotePython {
 
     /// An index page (`name` normalised; `""` is the project list), from the
     /// cache when fresh, else from the upstream; stale when the upstream fails.
+    /// With a page just fetched, also what it parsed to.
     async fn page(
         &self,
         target: &Target,
         name: &str,
-    ) -> Result<(Url, CachedIndexPage, Freshness), PythonError> {
+    ) -> Result<(Url, CachedIndexPage, Freshness, Option<Parsed>), PythonError> {
         let index_url =
             Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
                 status: 502,
@@ -237,11 +273,11 @@ impl RemotePython {
         if let Some(page) = &cached {
             if now - page.fetched_at < target.config.tag_ttl_secs as i64 {
                 self.metrics.hit(ContentKind::Tag);
-                return Ok((url, page.clone(), Freshness::Cached));
+                return Ok((url, page.clone(), Freshness::Cached, None));
             }
             if blocked {
                 self.metrics.stale_serve();
-                return Ok((url, page.clone(), Freshness::Stale));
+                return Ok((url, page.clone(), Freshness::Stale, None));
             }
         }
         if blocked {
@@ -251,15 +287,15 @@ impl RemotePython {
             )));
         }
         self.metrics.miss(ContentKind::Tag);
-        match self.fetch_page(target, &url).await {
-            Ok(Some((content_type, content))) => {
+        match self.fetch_page(target, &url, name).await {
+            Ok(Some((content_type, content, parsed))) => {
                 let page = CachedIndexPage {
                     content_type,
                     content,
                     fetched_at: now,
                 };
                 self.store.put_index_page(&target.ids, name, &page).await?;
-                Ok((url, page, Freshness::Fetched))
+                Ok((url, page, Freshness::Fetched, Some(parsed)))
             }
             Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
                 "the upstream has no project list".into()
@@ -270,7 +306,7 @@ impl RemotePython {
                 Some(page) => {
                     tracing::warn!(project = name, error = %e, "upstream failed; serving the cached index page");
                     self.metrics.stale_serve();
-                    Ok((url, page, Freshness::Stale))
+                    Ok((url, page, Freshness::Stale, None))
                 }
                 None => Err(e),
             },
@@ -278,12 +314,14 @@ impl RemotePython {
         }
     }
 
-    /// GET an index page: `None` when the upstream has no such project.
+    /// GET an index page (`name` as for [`Self::page`]) and parse it: `None`
+    /// when the upstream has no such project.
     async fn fetch_page(
         &self,
         target: &Target,
         url: &Url,
-    ) -> Result<Option<(String, Vec<u8>)>, PythonError> {
+        name: &str,
+    ) -> Result<Option<(String, Vec<u8>, Parsed)>, PythonError> {
         let host = target.upstream.host();
         let request = UpstreamRequest::get(url.clone()).header(ACCEPT, UPSTREAM_ACCEPT);
         self.metrics.upstream_request();
@@ -305,7 +343,7 @@ impl RemotePython {
                     } else {
                         502
                     },
-                    message: format!("the upstream {host} answered HTTP {} for {url}", s.as_u16()),
+                    message: format!("the upstream {host} answered HTTP {} for {}", s.as_u16(), redact::url(url)),
                 })
             }
         }
@@ -331,26 +369,63 @@ impl RemotePython {
             content.extend_from_slice(&chunk);
         }
         self.metrics.upstream_bytes(content.len() as u64);
-        // Check now that it parses, so an unreadable page is never cached.
+        // Parsed now, so an unreadable page is never cached, and only once:
+        // the parsed page is what the caller serves.
         let ct = content_type.to_ascii_lowercase();
-        let readable = if !(ct.contains("json") || ct.contains("html")) {
-            Err(format!("it sent {content_type}, not an index page"))
-        } else if url.as_str() == target.upstream.index_url {
-            index::parse_project_list(&content_type, &content)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        } else {
-            index::parse_project_page(&content_type, &content, url, "")
-                .map(drop)
-                .map_err(|e| e.to_string())
-        };
-        readable.map_err(|e| PythonError::Upstream {
+        if !(ct.contains("json") || ct.contains("html")) {
+            return Err(PythonError::Upstream {
+                status: 502,
+                message: format!(
+                    "the upstream {host} answered with an unreadable index page for {}: its Content-Type is neither JSON nor HTML",
+                    redact::url(url)
+                ),
+            });
+        }
+        let (content, parsed) = self
+            .parse(content_type.clone(), content, url.clone(), name.to_owned())
+            .await;
+        let parsed = parsed.map_err(|e| PythonError::Upstream {
             status: 502,
             message: format!(
-                "the upstream {host} answered with an unreadable index page for {url}: {e}"
+                "the upstream {host} answered with an unusable index page for {}: {e}",
+                redact::url(url)
             ),
         })?;
-        Ok(Some((content_type, content)))
+        Ok(Some((content_type, content, parsed)))
+    }
+
+    /// Parse a stored page on the blocking pool (a large page is seconds of
+    /// CPU that must not stall the async runtime); the content comes back.
+    async fn parse(
+        &self,
+        content_type: String,
+        content: Vec<u8>,
+        url: Url,
+        name: String,
+    ) -> (Vec<u8>, Result<Parsed, index::PageError>) {
+        let max_files = self.max_page_files;
+        self.metrics.index_page_parse();
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = if name.is_empty() {
+                index::parse_project_list(&content_type, &content).map(|names| {
+                    Parsed::List(Arc::new(names.iter().map(|n| normalize(n)).collect()))
+                })
+            } else {
+                index::parse_project_page(&content_type, &content, &url, &name, max_files)
+                    .map(Parsed::Project)
+            };
+            (content, parsed)
+        })
+        .await;
+        match parsed {
+            Ok(done) => done,
+            Err(e) => (
+                Vec::new(),
+                Err(index::PageError::Unreadable(format!(
+                    "the parser failed: {e}"
+                ))),
+            ),
+        }
     }
 
     /// Check reachability and credentials of a repository's upstream index
@@ -401,17 +476,56 @@ impl RemotePython {
         Ok(report)
     }
 
-    /// The upstream's project list (normalised names).
-    pub async fn project_list(&self, repo: &Repository) -> Result<Vec<String>, PythonError> {
+    /// The upstream's project list (normalised names), parsed once per
+    /// upstream fetch.
+    pub async fn project_list(&self, repo: &Repository) -> Result<Arc<Vec<String>>, PythonError> {
         let target = self.target(repo)?;
-        let (_, page, _) = self.page(&target, "").await?;
-        let names = index::parse_project_list(&page.content_type, &page.content).map_err(|e| {
-            PythonError::Upstream {
-                status: 502,
-                message: e.to_string(),
+        // The access policy is asked on every request, before any list is served.
+        self.origin_blocked(&target).await?;
+        let key = (target.ids.project.clone(), target.ids.repository.clone());
+        let kept = self
+            .lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|v| v.index_url == target.upstream.index_url)
+            .cloned();
+        if let Some(view) = &kept {
+            if now_unix() - view.fetched_at < target.config.tag_ttl_secs as i64 {
+                self.metrics.hit(ContentKind::Tag);
+                return Ok(view.names.clone());
             }
-        })?;
-        Ok(names.iter().map(|n| normalize(n)).collect())
+        }
+        let (url, page, _, parsed) = self.page(&target, "").await?;
+        let names = match (parsed, kept) {
+            (Some(Parsed::List(names)), _) => names,
+            // The stored list is the one already parsed (served stale).
+            (_, Some(view)) if view.fetched_at == page.fetched_at => view.names.clone(),
+            _ => {
+                let (_, parsed) = self
+                    .parse(page.content_type, page.content, url, String::new())
+                    .await;
+                match parsed {
+                    Ok(Parsed::List(names)) => names,
+                    Ok(Parsed::Project(_)) => Arc::default(),
+                    Err(e) => {
+                        return Err(PythonError::Upstream {
+                            status: 502,
+                            message: e.to_string(),
+                        })
+                    }
+                }
+            }
+        };
+        self.lists.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            key,
+            Arc::new(ListView {
+                index_url: target.upstream.index_url.clone(),
+                fetched_at: page.fetched_at,
+                names: names.clone(),
+            }),
+        );
+        Ok(names)
     }
 
     /// A project's page, with file links pointing at entrepot. Files the
@@ -434,17 +548,29 @@ impl RemotePython {
             }
         }
         let generation = self.views.generation();
-        let (url, cached, freshness) = self.page(&target, &name).await?;
-        let page = Arc::new(ServedPage::new(
-            self.build_page(&target, &name, &url, &cached, freshness)
-                .await?,
-        ));
+        let (url, cached, freshness, parsed) = self.page(&target, &name).await?;
+        let (fetched_at, weight) = (cached.fetched_at, cached.content.len());
+        let page = self
+            .build_page(&target, &name, &url, cached, freshness, parsed)
+            .await?;
+        let page = if page.files.len() > LARGE_PAGE_FILES {
+            // Rendered ahead, off the runtime, in the form most clients ask for.
+            tokio::task::spawn_blocking(move || {
+                let page = ServedPage::new(page);
+                page.render(index::PageFormat::Json);
+                Arc::new(page)
+            })
+            .await
+            .map_err(|e| PythonError::Storage(format!("rendering the page failed: {e}")))?
+        } else {
+            Arc::new(ServedPage::new(page))
+        };
         if freshness != Freshness::Stale {
             let view = PageView {
                 index_url: target.upstream.index_url.clone(),
-                fetched_at: cached.fetched_at,
+                fetched_at,
                 page: page.clone(),
-                weight: cached.content.len(),
+                weight,
             };
             self.views
                 .offer(generation, &target.ids, &name, Arc::new(view));
@@ -452,20 +578,41 @@ impl RemotePython {
         Ok(page)
     }
 
-    /// Turn a stored upstream page into the page entrepot serves.
+    /// Turn a stored upstream page (`parsed` if it was just fetched) into the
+    /// page entrepot serves.
     async fn build_page(
         &self,
         target: &Target,
         name: &str,
         url: &Url,
-        cached: &CachedIndexPage,
+        cached: CachedIndexPage,
         freshness: Freshness,
+        parsed: Option<Parsed>,
     ) -> Result<ProjectPage, PythonError> {
-        let mut page = index::parse_project_page(&cached.content_type, &cached.content, url, name)
-            .map_err(|e| PythonError::Upstream {
-                status: 502,
-                message: e.to_string(),
-            })?;
+        let parsed = match parsed {
+            Some(parsed) => Ok(parsed),
+            None => {
+                self.parse(
+                    cached.content_type,
+                    cached.content,
+                    url.clone(),
+                    name.to_owned(),
+                )
+                .await
+                .1
+            }
+        };
+        let mut page = match parsed {
+            Ok(Parsed::Project(page)) => page,
+            Ok(Parsed::List(_)) => ProjectPage::default(),
+            Err(e) => {
+                return Err(PythonError::Upstream {
+                    status: 502,
+                    message: e.to_string(),
+                })
+            }
+        };
+        page.name = name.to_owned();
         page.files.retain(|f| {
             let ok = f
                 .hashes
@@ -507,25 +654,15 @@ impl RemotePython {
         }
         self.add_extracted_metadata(&target.ids, name, &mut page)
             .await?;
-        // PEP 700 sizes the upstream did not give are known once a file is
-        // cached. Asked concurrently: a page may list thousands of files.
-        let unsized_files: Vec<usize> = (0..page.files.len())
-            .filter(|&i| page.files[i].size.is_none())
-            .collect();
-        let digests = unsized_files
-            .iter()
-            .map(|&i| sha256_digest(&page.files[i].hashes["sha256"]))
-            .collect::<Result<Vec<_>, _>>()?;
-        let sizes: Vec<Option<u64>> = futures::stream::iter(digests)
-            .map(|digest| {
-                let blobs = self.blobs.clone();
-                async move { blobs.stat(&digest).await }
-            })
-            .buffered(CONCURRENT_STATS)
-            .try_collect()
-            .await?;
-        for (i, size) in unsized_files.into_iter().zip(sizes) {
-            page.files[i].size = size;
+        // PEP 700 sizes the upstream did not give are known once this
+        // repository has cached a file (only its own files: whether another
+        // tenant stored some bytes is not this repository's to tell). One
+        // query for the page: it may list hundreds of thousands of files.
+        if page.files.iter().any(|f| f.size.is_none()) {
+            let sizes = self.store.linked_file_sizes(&target.ids, name).await?;
+            for f in page.files.iter_mut().filter(|f| f.size.is_none()) {
+                f.size = sizes.get(&f.hashes["sha256"]).copied();
+            }
         }
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
@@ -554,7 +691,12 @@ impl RemotePython {
         for f in page.files.iter_mut().filter(|f| f.core_metadata.is_none()) {
             let key = (f.hashes["sha256"].clone(), f.filename.clone());
             let Some(hex) = known.get(&key) else { continue };
-            if self.blobs.stat(&sha256_digest(hex)?).await?.is_some() {
+            if self
+                .store
+                .remote_blob_size(ids, &sha256_digest(hex)?)
+                .await?
+                .is_some()
+            {
                 f.core_metadata = Some(BTreeMap::from([("sha256".to_owned(), hex.clone())]));
             }
         }
@@ -597,7 +739,10 @@ impl RemotePython {
         };
         let url = Url::parse(&url).map_err(|e| PythonError::Upstream {
             status: 502,
-            message: format!("the upstream file URL {url:?} is invalid: {e}"),
+            message: format!(
+                "the upstream file URL {:?} is invalid: {e}",
+                redact::capped(&url)
+            ),
         })?;
         Ok((url, digest, record.name))
     }
@@ -612,7 +757,10 @@ impl RemotePython {
         let blocked = self.origin_blocked(&target).await?;
         let (url, hex, project_name) = self.source(&target, sha256, filename).await?;
         let digest = sha256_digest(&hex)?;
-        if let Some(size) = self.blobs.stat(&digest).await? {
+        // Only what this repository fetched and verified itself: identical
+        // bytes stored for another repository prove nothing about this one's
+        // upstream (dedup of storage, never of authorization).
+        if let Some(size) = self.store.remote_blob_size(&target.ids, &digest).await? {
             self.metrics.hit(ContentKind::Blob);
             return Ok((Cached::Committed(size), hex));
         }
@@ -621,6 +769,16 @@ impl RemotePython {
                 "the registry access policy blocks the upstream {} and {filename} is not cached",
                 target.upstream.host()
             )));
+        }
+        if !matches!(url.scheme(), "http" | "https") {
+            // Not a host for the access policy to allow: a broken page.
+            return Err(PythonError::Upstream {
+                status: 502,
+                message: format!(
+                    "the upstream page links {filename} with a non-http(s) URL (scheme {}); entrepot fetches files over http and https only",
+                    url.scheme()
+                ),
+            });
         }
         let credentials = target.credentials_for(&url);
         let client = self.client.clone();
@@ -675,8 +833,21 @@ impl RemotePython {
                 self.views.clone(),
             );
             let (ids, sha256, filename) = (target.ids.clone(), hex.clone(), filename.to_owned());
+            let digest = digest.clone();
             move || {
                 async move {
+                    // Verified from this repository's upstream: it may serve it.
+                    let linked = match blobs.stat(&digest).await {
+                        Ok(Some(size)) => store
+                            .link_remote_blob(&ids, &digest, size)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = linked {
+                        tracing::warn!(file = %filename, error = %e, "could not link a cached file");
+                    }
                     if filename.ends_with(".whl") {
                         if let Err(e) = extract_wheel_metadata(
                             store, blobs, &scratch, &ids, &sha256, &filename,
@@ -692,9 +863,15 @@ impl RemotePython {
                 .boxed()
             }
         };
+        let linked = async {
+            self.store
+                .remote_blob_size(&target.ids, &digest)
+                .await
+                .map_err(|e| FillError::Storage(e.to_string()))
+        };
         let cached = self
             .fills
-            .get_or_start(&digest, open, after_commit)
+            .get_or_start(&target.name, &digest, linked, open, after_commit)
             .await
             .map_err(fill_error)?;
         Ok((cached, hex))
@@ -774,8 +951,11 @@ async fn extract_wheel_metadata(
                 .map_err(|e| PythonError::Storage(e.to_string()))?
                 .map_err(|e| PythonError::Invalid(e.to_string()))?;
         let digest = entrepot_domain::Digest::of(&metadata);
+        let size = metadata.len() as u64;
         let body = futures::stream::once(async move { Ok(bytes::Bytes::from(metadata)) }).boxed();
         blobs.put_blob(&digest, body, None).await?;
+        // Extracted from a file this repository verified: its to serve.
+        store.link_remote_blob(ids, &digest, size).await?;
         store
             .set_remote_metadata(ids, sha256, filename, digest.hex())
             .await?;

@@ -146,11 +146,7 @@ fn status_error(response: &UpstreamResponse, what: &str) -> RegistryError {
         StatusCode::NOT_FOUND => RegistryError::UpstreamNotFound(format!("{what} is not in the upstream {host}")),
         StatusCode::TOO_MANY_REQUESTS => RegistryError::TooManyRequests {
             message: format!("the upstream {host} rate-limits entrepot (HTTP 429); retry later, or configure upstream credentials for a higher limit"),
-            retry_after: response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            retry_after: retry_after(response.headers()),
         },
         StatusCode::FORBIDDEN => RegistryError::Denied(format!(
             "the upstream {host} refused access to {what} (HTTP 403); check the repository's upstream credentials"
@@ -379,7 +375,10 @@ impl RemoteDocker {
         let manifest = Manifest::parse(content_type.as_deref(), &content).map_err(|e| {
             RegistryError::Upstream {
                 status: 502,
-                message: format!("the upstream sent an invalid {what}: {e}"),
+                message: format!(
+                    "the upstream sent an invalid {what}: {}",
+                    upstream_manifest_problem(&e)
+                ),
             }
         })?;
         let record = ManifestRecord {
@@ -613,8 +612,11 @@ impl RemoteDocker {
         Ok(ServedBlob { size, range, body })
     }
 
-    /// A blob committed under another image needs the upstream to confirm this
-    /// image may see it; otherwise join or start a fill.
+    /// A blob not linked to this image. Linked to another image of this
+    /// repository, its upstream has already proven to have it: the upstream
+    /// only has to confirm that this image may see it. Otherwise join or start
+    /// a fill from this repository's upstream, even if the bytes are in the
+    /// store for another repository (dedup of bytes, never of authorization).
     async fn cached_or_fill(
         &self,
         target: &Target,
@@ -622,7 +624,11 @@ impl RemoteDocker {
         digest: &Digest,
     ) -> Result<Cached, RegistryError> {
         let image = image_ref(path);
-        if let Some(size) = self.blobs.stat(digest).await? {
+        if let Some(size) = self
+            .meta
+            .blob_size_in_repository(&image.project, &image.repository, digest)
+            .await?
+        {
             let response = self
                 .send(target, Self::blob_request(target, path, digest, true)?)
                 .await?;
@@ -671,11 +677,7 @@ impl RemoteDocker {
                         message: format!(
                             "the upstream rate-limits entrepot (HTTP 429) for {what}; retry later"
                         ),
-                        retry_after: response
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned),
+                        retry_after: retry_after(response.headers()),
                     }),
                     s => Err(FillError::Upstream {
                         status: if s.is_server_error() { 503 } else { 502 },
@@ -699,8 +701,14 @@ impl RemoteDocker {
             }
             .boxed()
         };
+        let linked = async {
+            self.meta
+                .linked_blob_size(&image_ref(path), digest)
+                .await
+                .map_err(|e| FillError::Storage(e.to_string()))
+        };
         self.fills
-            .get_or_start(digest, open, after_commit)
+            .get_or_start(&target.repository, digest, linked, open, after_commit)
             .await
             .map_err(|e| fill_error(e, &format!("blob {digest}")))
     }
@@ -788,6 +796,37 @@ impl RemoteDocker {
         report.rate_limit = self.rate_limit(&repo.name);
         Ok(report)
     }
+}
+
+/// What is wrong with an upstream's manifest, without quoting what it sent
+/// (its Content-Type header and fields are the upstream's to choose, and a
+/// hostile one echoes credentials there).
+fn upstream_manifest_problem(e: &entrepot_domain::manifest::ManifestError) -> String {
+    use entrepot_domain::manifest::ManifestError;
+    match e {
+        ManifestError::TooLarge(_) => e.to_string(),
+        ManifestError::UnsupportedMediaType(_) => format!(
+            "its media type is not one entrepot serves ({})",
+            MANIFEST_MEDIA_TYPES.join(", ")
+        ),
+        ManifestError::MediaTypeMismatch { .. } => {
+            "its Content-Type does not match its mediaType".into()
+        }
+        _ => "it is not a valid manifest document".into(),
+    }
+}
+
+/// A `Retry-After` worth passing on: delay seconds or an HTTP date, nothing
+/// else an upstream might put there.
+fn retry_after(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let seconds =
+        !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit());
+    let date = value.len() <= 40
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b':'));
+    (seconds || date).then(|| value.to_owned())
 }
 
 fn served(m: ManifestRecord, stale: bool) -> ServedManifest {

@@ -8,8 +8,17 @@
 //! bytes written so far, so the upstream is asked once and the first bytes reach
 //! clients immediately. The task does not depend on any client: a client that
 //! disconnects does not abort the fill.
+//!
+//! A fill belongs to one *scope* (the repository that asked): the blob store
+//! is shared by every tenant, but a repository may only serve bytes its own
+//! upstream has proven to have. So a fill never answers "already in the store"
+//! and never joins another repository's download: it always downloads from the
+//! asking repository's upstream and verifies the digest, even when identical
+//! bytes are already stored (the copy is then dropped, the stored one kept).
+//! Callers serve stored content directly only when it is linked to them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,15 +98,19 @@ pub struct Fill {
     progress: watch::Receiver<Progress>,
 }
 
-/// The fills under way, by digest.
+/// `(scope, digest)`: a fill is shared only by requests of one repository.
+type FillKey = (String, Digest);
+
+/// The fills under way, by scope and digest.
 pub struct Fills {
     spool: PathBuf,
     blobs: Arc<dyn BlobStore>,
     metrics: Arc<Metrics>,
-    running: Arc<tokio::sync::Mutex<HashMap<Digest, Arc<Fill>>>>,
+    running: Arc<tokio::sync::Mutex<HashMap<FillKey, Arc<Fill>>>>,
 }
 
-/// Either the content is committed, or a fill is under way.
+/// Either the content is committed (and linked to the asking repository), or
+/// a fill is under way.
 pub enum Cached {
     /// In the blob store, of this size.
     Committed(u64),
@@ -122,26 +135,29 @@ impl Fills {
         })
     }
 
-    /// The committed content, the fill under way, or a new fill started with
-    /// `open` (called at most once per digest at a time).
+    /// The content if `linked` (whether it is linked to `scope`, awaited
+    /// under the fills' lock) finds it, else the fill of `digest` for `scope`
+    /// under way, or a new one started with `open` (called at most once per
+    /// scope and digest at a time). Content in the blob store but not linked
+    /// to `scope` is downloaded and verified all the same: see the module
+    /// documentation.
     pub async fn get_or_start(
         &self,
+        scope: &str,
         digest: &Digest,
+        linked: impl Future<Output = Result<Option<u64>, FillError>>,
         open: impl FnOnce() -> OpenUpstream,
         after_commit: impl FnOnce() -> AfterCommit,
     ) -> Result<Cached, FillError> {
+        let key = (scope.to_owned(), digest.clone());
         let mut running = self.running.lock().await;
-        if let Some(fill) = running.get(digest) {
+        if let Some(fill) = running.get(&key) {
             self.metrics.single_flight_join();
             return Ok(Cached::Filling(fill.clone()));
         }
-        // Checked under the lock: a fill removes itself only after committing.
-        if let Some(size) = self
-            .blobs
-            .stat(digest)
-            .await
-            .map_err(|e| FillError::Storage(e.to_string()))?
-        {
+        // Checked under the lock: a fill links its content before it removes
+        // itself, so a request that just missed the fill finds the link.
+        if let Some(size) = linked.await? {
             return Ok(Cached::Committed(size));
         }
         self.metrics.miss(ContentKind::Blob);
@@ -155,7 +171,7 @@ impl Fills {
             reader: Arc::new(reader),
             progress: rx,
         });
-        running.insert(digest.clone(), fill.clone());
+        running.insert(key.clone(), fill.clone());
         drop(running);
 
         let job = FillJob {
@@ -168,13 +184,14 @@ impl Fills {
         let open = open();
         let after_commit = after_commit();
         let fills = self.running.clone();
-        let digest = digest.clone();
         tokio::spawn(async move {
             let ok = job.run(open, writer).await;
+            // Linked before the fill is forgotten: a request arriving after
+            // that finds the link instead of starting another download.
             if ok {
                 after_commit.await;
             }
-            fills.lock().await.remove(&digest);
+            fills.lock().await.remove(&key);
         });
         Ok(Cached::Filling(fill))
     }
@@ -274,7 +291,9 @@ impl FillJob {
 
 impl Fill {
     /// Wait until the total size is known (the upstream sent its headers with a
-    /// length, or the download finished).
+    /// length, or the download finished). An announced length of zero waits
+    /// for the verdict: an empty answer would be complete at once, so nothing
+    /// would hold it back while the digest is checked.
     pub async fn size(&self) -> Result<u64, FillError> {
         let mut rx = self.progress.clone();
         loop {
@@ -282,6 +301,7 @@ impl Fill {
                 let p = rx.borrow_and_update();
                 match (&p.outcome, p.total) {
                     (Some(Err(e)), _) => return Err(e.clone()),
+                    (None, Some(0)) => {}
                     (_, Some(total)) => return Ok(total),
                     (Some(Ok(())), None) => return Ok(p.written),
                     _ => {}
@@ -345,13 +365,20 @@ impl Fill {
                     (p.written, p.outcome.clone())
                 };
                 // The last byte is held back until the content is verified, so a
-                // client never receives a whole body of unverified bytes.
-                let released = if matches!(outcome, Some(Ok(()))) {
+                // client never receives a whole body of unverified bytes. A range
+                // that ends before the last byte holds back its own last byte:
+                // no response is complete before the digest is checked.
+                let verified = matches!(outcome, Some(Ok(())));
+                let released = if verified {
                     written
                 } else {
                     written.saturating_sub(1)
                 };
-                let limit = s.end.map_or(released, |e| e.min(released));
+                let limit = match s.end {
+                    Some(e) if verified => e.min(released),
+                    Some(e) => e.saturating_sub(1).min(released),
+                    None => released,
+                };
                 if s.offset < limit {
                     let len = ((limit - s.offset) as usize).min(READ_CHUNK);
                     let file = s.fill.reader.clone();
@@ -405,5 +432,92 @@ impl Fill {
             }
         })
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entrepot_storage::ObjectBlobStore;
+
+    fn fills(dir: &std::path::Path) -> Fills {
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(ObjectBlobStore::local(dir.join("blobs")).unwrap());
+        Fills::new(dir.join("spool"), blobs, Arc::new(Metrics::default())).unwrap()
+    }
+
+    /// Start a fill of `digest` whose upstream answers `body` with `length`.
+    async fn fill_of(
+        fills: &Fills,
+        digest: &Digest,
+        length: Option<u64>,
+        body: Vec<u8>,
+    ) -> Arc<Fill> {
+        let open = move || {
+            async move {
+                Ok(UpstreamBody {
+                    length,
+                    body: futures::stream::iter([Ok(Bytes::from(body))]).boxed(),
+                })
+            }
+            .boxed()
+        };
+        match fills
+            .get_or_start(
+                "projects/p/repositories/r",
+                digest,
+                async { Ok(None) },
+                open,
+                || async {}.boxed(),
+            )
+            .await
+            .unwrap()
+        {
+            Cached::Filling(fill) => fill,
+            Cached::Committed(_) => panic!("nothing is linked"),
+        }
+    }
+
+    async fn collect(stream: ByteStream) -> Result<Vec<u8>, std::io::Error> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn an_empty_answer_waits_for_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let digest = Digest::of(b"not empty");
+        let fill = fill_of(&fills, &digest, Some(0), Vec::new()).await;
+        assert!(matches!(
+            fill.size().await,
+            Err(FillError::DigestMismatch { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_range_ending_before_the_last_byte_waits_for_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let digest = Digest::of(b"the real bytes");
+        let fill = fill_of(&fills, &digest, Some(100), vec![7u8; 100]).await;
+        // The whole body ends in an error: the fill has failed verification.
+        assert!(collect(fill.stream(None)).await.is_err());
+        // A range that ends early gets no complete answer either.
+        let range = ByteRange { start: 0, end: 9 };
+        assert!(collect(fill.stream(Some(range))).await.is_err());
+
+        // Verified content is released whole, ranges included.
+        let good = b"0123456789abcdef".to_vec();
+        let fill = fill_of(&fills, &Digest::of(&good), Some(16), good.clone()).await;
+        assert_eq!(
+            collect(fill.stream(Some(range))).await.unwrap(),
+            &good[..10]
+        );
+        assert_eq!(collect(fill.stream(None)).await.unwrap(), good);
     }
 }

@@ -1,0 +1,812 @@
+//! Remote repositories against hostile upstreams: a tenant's private blob is
+//! never served by digest through another tenant's remote repository, upstream
+//! credentials never follow a redirect target's challenge, upstream-sent values
+//! never reach error messages, unverified bytes are never a complete answer,
+//! and large or broken Python index pages get clear errors without stalling
+//! the server. Every upstream here is a scripted server on loopback.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod launch;
+mod python_support;
+mod upstream_support;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::*;
+use python_support::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// One request a scripted server received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+/// What a scripted server answers.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+/// A loopback HTTP server answering by a closure, recording every request.
+struct Scripted {
+    addr: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scripted {
+    fn start(host: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Scripted {
+        Self::start_on(TcpListener::bind((host, 0)).unwrap(), Arc::new(handler))
+    }
+
+    fn start_on(listener: TcpListener, handler: Handler) -> Scripted {
+        use axum::body::Body;
+        use axum::http::Request;
+        use axum::response::Response;
+
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(move |request: Request<Body>| {
+                    let handler = handler.clone();
+                    let record = record.clone();
+                    async move {
+                        let seen = Seen {
+                            method: request.method().to_string(),
+                            path: request.uri().path().to_owned(),
+                            authorization: request
+                                .headers()
+                                .get("authorization")
+                                .map(|v| v.to_str().unwrap_or("?").to_owned()),
+                        };
+                        record.lock().unwrap().push(seen.clone());
+                        let reply = handler(&seen);
+                        let mut response = Response::builder().status(reply.status);
+                        for (k, v) in &reply.headers {
+                            response = response.header(k, v);
+                        }
+                        let len = reply.body.len();
+                        let body = if seen.method == "HEAD" {
+                            Body::empty()
+                        } else {
+                            Body::from(reply.body)
+                        };
+                        response.header("content-length", len).body(body).unwrap()
+                    }
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        Scripted {
+            addr,
+            seen,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn requests_to(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn create_project(server: &Server, id: &str) {
+    let response = server
+        .request(Method::POST, &format!("/v1/projects?projectId={id}"))
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "create project {id}: {}",
+        response.text().unwrap()
+    );
+}
+
+/// Create a repository from a JSON body; asserts success.
+fn create_repository(server: &Server, project: &str, id: &str, body: Value) {
+    let response = server
+        .request(
+            Method::POST,
+            &format!("/v1/projects/{project}/repositories?repositoryId={id}"),
+        )
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "create {project}/{id}: {}",
+        response.text().unwrap()
+    );
+}
+
+fn remote_docker(server: &Server, project: &str, id: &str, upstream: &str, extra: Value) {
+    server.allow_upstream(upstream);
+    let mut config = json!({ "upstream": format!("http://{upstream}") });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    create_repository(
+        server,
+        project,
+        id,
+        json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }),
+    );
+}
+
+fn remote_python(server: &Server, project: &str, id: &str, upstream: &str) {
+    server.allow_upstream(upstream);
+    create_repository(
+        server,
+        project,
+        id,
+        json!({
+            "format": "python",
+            "mode": "remote-repository",
+            "remoteRepositoryConfig": { "upstream": format!("http://{upstream}/simple/") },
+        }),
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    sha256(bytes).trim_start_matches("sha256:").to_owned()
+}
+
+/// A legacy upload form, written by hand so a test can send what twine never would.
+fn upload_form(
+    server: &Server,
+    repo: &str,
+    fields: &[(&str, &str)],
+    filename: &str,
+    content: &[u8],
+) -> reqwest::blocking::Response {
+    let boundary = "entrepot-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    server
+        .request(Method::POST, &format!("/pypi/default/{repo}/legacy/"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+/// Status and body of a GET, the body empty when the transfer broke off
+/// (the server aborts a response whose bytes failed verification).
+fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
+    let mut request = server.request(Method::GET, path);
+    if let Some(r) = range {
+        request = request.header("range", r);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().ok().map(|b| b.to_vec()))
+}
+
+#[test]
+fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
+    let server = Server::start();
+    // Project default keeps a private image in a hosted repository.
+    server.create_repository("private");
+    let secret = server.push_small_image("default/private/app", "1");
+    let layer = secret.blobs[0].clone();
+    let digest = secret.layer_digest();
+
+    // Project b's remote repository points at an upstream its admin controls:
+    // it answers HEAD 200 for any blob, and serves other bytes (or nothing).
+    create_project(&server, "b");
+    let decoy = random_bytes(layer.len());
+    let decoy_for_upstream = decoy.clone();
+    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+        "/v2/" => Reply::ok("application/json", "{}"),
+        p if p.starts_with("/v2/lure/blobs/") => {
+            Reply::ok("application/octet-stream", decoy_for_upstream.clone())
+        }
+        p if p.starts_with("/v2/gone/blobs/") && seen.method == "HEAD" => {
+            Reply::ok("application/octet-stream", vec![0u8; 1024])
+        }
+        _ => Reply::status(404),
+    });
+    remote_docker(&server, "b", "mirror", &upstream.addr, json!({}));
+
+    // Other bytes from the upstream: refused (the transfer breaks off before
+    // its last byte, or an error), never replaced by the stored ones.
+    let path = format!("/v2/b/mirror/lure/blobs/{digest}");
+    let (status, body) = get_outcome(&server, &path, None);
+    assert!(
+        !(status == 200 && body.as_deref() == Some(layer.as_slice())),
+        "project b read project default's private layer through its remote repository"
+    );
+    assert!(
+        status != 200 || body.is_none(),
+        "a complete answer of unverified bytes"
+    );
+    // It asked its own upstream, and still refuses the second time (nothing
+    // was linked to it).
+    assert!(!upstream
+        .requests_to(&format!("/v2/lure/blobs/{digest}"))
+        .iter()
+        .all(|s| s.method == "HEAD"));
+    let (status, body) = get_outcome(&server, &path, None);
+    assert!(status != 200 || body.is_none());
+
+    // An upstream that answers HEAD 200 but has no such blob: unknown.
+    let response = server.get(&format!("/v2/b/mirror/gone/blobs/{digest}"));
+    assert_oci_error(response, 404, "BLOB_UNKNOWN");
+    let response = server
+        .request(Method::HEAD, &format!("/v2/b/mirror/gone/blobs/{digest}"))
+        .send()
+        .unwrap();
+    assert_ne!(response.status(), 200);
+
+    // Project default still reads its own layer.
+    let own = server.get(&format!("/v2/default/private/app/blobs/{digest}"));
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.bytes().unwrap().as_ref(), layer.as_slice());
+}
+
+#[test]
+fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    create_repository(
+        &server,
+        "default",
+        "private",
+        json!({ "format": "python", "mode": "standard-repository" }),
+    );
+    let wheel = make_dist(work.path(), "wheel", "secret-pkg", "1.0", &[]);
+    let filename = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let bytes = std::fs::read(&wheel).unwrap();
+    let hex = hex_sha256(&bytes);
+    let out = twine_upload(
+        &format!("{}/pypi/default/private/legacy/", server.base),
+        "__token__",
+        server.token.as_deref().unwrap_or("unused"),
+        &[&wheel],
+    );
+    assert!(out.status.success(), "twine upload: {}", text(&out));
+
+    // Project b's upstream lists that sha256 and has no such file.
+    create_project(&server, "b");
+    let (page_hex, page_name) = (hex.clone(), filename.clone());
+    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+        "/simple/secret-pkg/" => Reply::ok(
+            "text/html",
+            format!("<a href=\"/files/{page_name}#sha256={page_hex}\">{page_name}</a>"),
+        ),
+        _ => Reply::status(404),
+    });
+    remote_python(&server, "b", "mirror", &upstream.addr);
+    let page = server.get("/pypi/b/mirror/simple/secret-pkg/");
+    assert_eq!(page.status(), 200);
+    let page = page.text().unwrap();
+    assert!(page.contains(&hex), "{page}");
+
+    let file = format!("/pypi/b/mirror/files/{hex}/{filename}");
+    for _ in 0..2 {
+        let (status, body) = get_outcome(&server, &file, None);
+        assert!(
+            !(status == 200 && body.as_deref() == Some(bytes.as_slice())),
+            "project b read project default's private file through its remote repository"
+        );
+        assert!(
+            status != 200 || body.is_none(),
+            "a complete answer of unverified bytes"
+        );
+    }
+    assert!(
+        !upstream
+            .requests_to(&format!("/files/{filename}"))
+            .is_empty(),
+        "the upstream was never asked for the file"
+    );
+    // The page no longer tells the size of bytes only another tenant has.
+    let json_page: Value = server
+        .request(Method::GET, "/pypi/b/mirror/simple/secret-pkg/")
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(json_page["files"][0].get("size").is_none(), "{json_page}");
+
+    // The owner still downloads its file.
+    let own = server.get(&format!("/pypi/default/private/files/{hex}/{filename}"));
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.bytes().unwrap().as_ref(), bytes.as_slice());
+}
+
+fn cli_ok(server: &Server, args: &[&str]) -> String {
+    let output = server.cli(args);
+    assert!(
+        output.status.success(),
+        "entrepot {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Store `password` as a secret the service agent of project default reads.
+fn agent_secret(server: &Server, dir: &Path, id: &str, password: &str) -> String {
+    let file = dir.join(format!("{id}.txt"));
+    std::fs::write(&file, password).unwrap();
+    cli_ok(
+        server,
+        &[
+            "secrets",
+            "create",
+            id,
+            &format!("--data-file={}", file.display()),
+        ],
+    );
+    let project: Value = server.get("/v1/projects/default").json().unwrap();
+    let agent = project["serviceAgent"].as_str().unwrap().to_owned();
+    cli_ok(
+        server,
+        &[
+            "secrets",
+            "add-iam-policy-binding",
+            id,
+            &format!("--member={agent}"),
+            "--role=roles/secretmanager.secretAccessor",
+        ],
+    );
+    format!("projects/default/secrets/{id}/versions/1")
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_targets_challenge() {
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    let password = "upstream-pass-7f3a";
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bob:{password}"))
+    );
+
+    // A listener that records whatever credentials reach it (the realm the
+    // redirect target names).
+    let realm = Scripted::start("127.0.0.3", |_| {
+        Reply::ok("application/json", r#"{"token":"stolen","expires_in":300}"#)
+    });
+    // The redirect target answers 401 with a Bearer challenge naming it.
+    let realm_url = format!("http://{}/token", realm.addr);
+    let cdn = Scripted::start("127.0.0.2", move |_| {
+        Reply::status(401).header(
+            "www-authenticate",
+            &format!("Bearer realm=\"{realm_url}\",service=\"cdn\""),
+        )
+    });
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = random_bytes(2048);
+    let (config_digest, layer_digest) = (sha256(&config), sha256(&layer));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
+    })
+    .to_string();
+    let echo_digest = sha256(b"echo");
+    // The upstream speaks Basic and redirects the layer to the CDN; another
+    // blob is redirected to a Location that echoes the Authorization it got.
+    let cdn_addr = cdn.addr.clone();
+    let (want, routes_config, routes_manifest) =
+        (expected.clone(), config.clone(), manifest.clone());
+    let (layer_path, config_path, echo_path) = (
+        format!("/v2/app/blobs/{layer_digest}"),
+        format!("/v2/app/blobs/{config_digest}"),
+        format!("/v2/app/blobs/{echo_digest}"),
+    );
+    let (lp, cp, ep) = (layer_path.clone(), config_path.clone(), echo_path.clone());
+    let upstream = Scripted::start("127.0.0.1", move |seen| {
+        if seen.authorization.as_deref() != Some(want.as_str()) {
+            return Reply::status(401).header("www-authenticate", "Basic realm=\"upstream\"");
+        }
+        match seen.path.as_str() {
+            "/v2/" => Reply::ok("application/json", "{}"),
+            "/v2/app/manifests/1" => Reply::ok(OCI_MANIFEST, routes_manifest.clone()),
+            p if p == cp => Reply::ok("application/octet-stream", routes_config.clone()),
+            p if p == lp => Reply::status(307)
+                .header("location", &format!("http://{cdn_addr}/cdn/{}", &lp[15..])),
+            p if p == ep => Reply::status(307).header(
+                "location",
+                &format!(
+                    "http://[{}]/",
+                    seen.authorization.clone().unwrap_or_default()
+                ),
+            ),
+            _ => Reply::status(404),
+        }
+    });
+    for host in [&cdn.addr, &realm.addr] {
+        server.allow_upstream(host);
+    }
+    let version = agent_secret(&server, work.path(), "upstream-pass", password);
+    remote_docker(
+        &server,
+        "default",
+        "up",
+        &upstream.addr,
+        json!({ "username": "bob", "passwordSecretVersion": version }),
+    );
+
+    let m = server.get("/v2/default/up/app/manifests/1");
+    assert_eq!(m.status(), 200, "{}", m.text().unwrap());
+
+    // The layer's redirect target asks for credentials: it gets none, and
+    // neither does the realm it names.
+    let blob = server.get(&format!("/v2/default/up/app/blobs/{layer_digest}"));
+    assert_ne!(blob.status(), 200);
+    let text = blob.text().unwrap();
+    assert!(!text.contains(password), "{text}");
+    assert!(
+        cdn.seen().iter().all(|s| s.authorization.is_none()),
+        "the redirect target got credentials: {:?}",
+        cdn.seen()
+    );
+    assert!(
+        realm.seen().iter().all(|s| s.authorization.is_none()),
+        "the realm named by the redirect target got credentials: {:?}",
+        realm.seen()
+    );
+
+    // Later requests still use the upstream's own scheme.
+    let before = upstream.requests_to(&config_path).len();
+    let c = server.get(&format!("/v2/default/up/app/blobs/{config_digest}"));
+    assert_eq!(c.status(), 200);
+    assert_eq!(c.bytes().unwrap().as_ref(), config.as_slice());
+    let asked = upstream.requests_to(&config_path);
+    assert!(asked.len() > before);
+    assert!(
+        asked
+            .iter()
+            .any(|s| s.authorization.as_deref() == Some(expected.as_str())),
+        "{asked:?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .all(|s| s.authorization.is_none()
+                || s.authorization.as_deref() == Some(expected.as_str())),
+        "the upstream was sent another scheme: {asked:?}"
+    );
+    assert!(realm.seen().iter().all(|s| s.authorization.is_none()));
+
+    // A Location echoing the Authorization header is not reflected to the client.
+    let echoed = server.get(&format!("/v2/default/up/app/blobs/{echo_digest}"));
+    assert_ne!(echoed.status(), 200);
+    let text = echoed.text().unwrap();
+    let encoded = expected.trim_start_matches("Basic ");
+    assert!(
+        !text.contains(encoded) && !text.contains(password),
+        "the error reflects the credentials: {text}"
+    );
+    assert!(
+        !server.log_text().contains(encoded),
+        "the log holds the credentials"
+    );
+}
+
+#[test]
+fn unverified_bytes_are_never_a_complete_answer() {
+    let server = Server::start();
+    let claimed = b"the real content".to_vec();
+    let digest = sha256(&claimed);
+    let other = random_bytes(4096);
+    let other_digest = sha256(b"what the upstream should have sent");
+    let other_for_upstream = other.clone();
+    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+        "/v2/" => Reply::ok("application/json", "{}"),
+        p if p.starts_with("/v2/empty/blobs/") => Reply::ok("application/octet-stream", Vec::new()),
+        p if p.starts_with("/v2/wrong/blobs/") => {
+            Reply::ok("application/octet-stream", other_for_upstream.clone())
+        }
+        _ => Reply::status(404),
+    });
+    remote_docker(&server, "default", "up", &upstream.addr, json!({}));
+
+    // `200, Content-Length: 0` for content that is not empty.
+    let (status, body) = get_outcome(
+        &server,
+        &format!("/v2/default/up/empty/blobs/{digest}"),
+        None,
+    );
+    assert!(
+        !(status == 200 && body.as_deref() == Some(&[][..])),
+        "an empty unverified body was answered 200"
+    );
+    let head = server
+        .request(
+            Method::HEAD,
+            &format!("/v2/default/up/empty/blobs/{digest}"),
+        )
+        .send()
+        .unwrap();
+    assert_ne!(head.status(), 200);
+
+    // A range that ends before the last byte, on a cold fill of wrong bytes.
+    for attempt in 0..3 {
+        let (status, body) = get_outcome(
+            &server,
+            &format!("/v2/default/up/wrong/blobs/{other_digest}"),
+            Some("bytes=0-9"),
+        );
+        assert!(
+            !((status == 206 || status == 200) && body.is_some()),
+            "attempt {attempt}: unverified bytes were answered {status} {body:?}"
+        );
+    }
+}
+
+/// An HTML project page of `files` wheels of `name`, each version distinct.
+fn big_page(name: &str, files: usize) -> String {
+    let mut html = String::with_capacity(files * 140);
+    html.push_str("<!DOCTYPE html><html><body>\n");
+    let module = name.replace('-', "_");
+    for i in 0..files {
+        html.push_str(&format!(
+            "<a href=\"/files/{module}-{i}.0-py3-none-any.whl#sha256={i:064x}\">{module}-{i}.0-py3-none-any.whl</a><br/>\n"
+        ));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+#[test]
+fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refused() {
+    let server = Server::start_with(ServerOptions {
+        env: vec![("ENTREPOT_PYTHON_MAX_PAGE_FILES".into(), "60000".into())],
+        ..Default::default()
+    });
+    let pages: HashMap<String, String> = HashMap::from([
+        ("/simple/big/".to_owned(), big_page("big", 50_000)),
+        ("/simple/huge/".to_owned(), big_page("huge", 60_001)),
+        ("/simple/small/".to_owned(), big_page("small", 3)),
+        (
+            "/simple/evil/".to_owned(),
+            format!(
+                "<a href=\"file:///etc/passwd#sha256={:064x}\">evil-1.0.tar.gz</a>",
+                1
+            ),
+        ),
+    ]);
+    let upstream = Scripted::start("127.0.0.1", move |seen| match pages.get(&seen.path) {
+        Some(page) => Reply::ok("text/html", page.clone()),
+        None => Reply::status(404),
+    });
+    remote_python(&server, "default", "mirror", &upstream.addr);
+
+    let big = std::thread::scope(|scope| {
+        let big = scope.spawn(|| {
+            server
+                .request(Method::GET, "/pypi/default/mirror/simple/big/")
+                .header("accept", "application/vnd.pypi.simple.v1+json")
+                .send()
+                .unwrap()
+        });
+        // Once the upstream was asked for the large page, other requests are
+        // answered while it is read (checked by their answers, not by a clock).
+        assert!(eventually(Duration::from_secs(60), || !upstream
+            .requests_to("/simple/big/")
+            .is_empty()));
+        let small = server.get("/pypi/default/mirror/simple/small/");
+        assert_eq!(small.status(), 200);
+        assert_eq!(small.text().unwrap().matches(">small-").count(), 3);
+        assert_eq!(server.get("/healthz").status(), 200);
+        big.join().unwrap()
+    });
+    assert_eq!(big.status(), 200);
+    let page: Value = big.json().unwrap();
+    assert_eq!(page["files"].as_array().unwrap().len(), 50_000);
+    assert_eq!(page["versions"].as_array().unwrap().len(), 50_000);
+    assert_eq!(page["versions"][49_999], "49999.0");
+
+    // Over the cap: a clear error naming the limit.
+    let huge = server.get("/pypi/default/mirror/simple/huge/");
+    assert_eq!(huge.status(), 502);
+    let message = huge.text().unwrap();
+    assert!(
+        message.contains("60000") && message.contains("python_max_page_files"),
+        "{message}"
+    );
+
+    // A non-http(s) link is a broken page, not a host to allow.
+    let evil = server.get("/pypi/default/mirror/simple/evil/");
+    assert_eq!(evil.status(), 200);
+    let file = server.get(&format!(
+        "/pypi/default/mirror/files/{:064x}/evil-1.0.tar.gz",
+        1
+    ));
+    assert_eq!(file.status(), 502);
+    let message = file.text().unwrap();
+    assert!(message.contains("non-http(s)"), "{message}");
+    assert!(!message.contains("access-policy"), "{message}");
+    assert!(!message.contains("/etc/passwd"), "{message}");
+}
+
+#[test]
+fn the_project_list_is_parsed_once_per_upstream_fetch() {
+    let server = Server::start();
+    let mut list = String::from("<html><body>\n");
+    for i in 0..20_000 {
+        list.push_str(&format!("<a href=\"/simple/p{i}/\">P_{i}</a>\n"));
+    }
+    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+        "/simple/" => Reply::ok("text/html", list.clone()),
+        _ => Reply::status(404),
+    });
+    remote_python(&server, "default", "mirror", &upstream.addr);
+    for _ in 0..3 {
+        let r = server
+            .request(Method::GET, "/pypi/default/mirror/simple/")
+            .header("accept", "application/vnd.pypi.simple.v1+json")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().unwrap();
+        let projects = body["projects"].as_array().unwrap();
+        assert_eq!(projects.len(), 20_000);
+        assert_eq!(projects[19_999]["name"], "p-19999");
+    }
+    assert_eq!(upstream.requests_to("/simple/").len(), 1);
+    let metrics = server.get("/metrics").text().unwrap();
+    let parses = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("entrepot_python_index_parses_total "))
+        .unwrap_or_else(|| panic!("no parse counter in:\n{metrics}"));
+    assert_eq!(parses, "1", "the list was parsed more than once");
+}
+
+/// A wheel whose `METADATA` is `metadata`, written with Python's zipfile.
+fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u8> {
+    let path = dir.join("wheel.zip");
+    let script = format!(
+        "import zipfile\nz = zipfile.ZipFile({:?}, 'w', zipfile.ZIP_DEFLATED)\nz.writestr('big_meta-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: big-meta\\nVersion: 1.0\\n\\n' + 'x' * {metadata_len})\nz.writestr('big_meta/__init__.py', '')\nz.close()\n",
+        path.display().to_string()
+    );
+    let out = std::process::Command::new(tool("python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = filename;
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    create_repository(
+        &server,
+        "default",
+        "hosted",
+        json!({ "format": "python", "mode": "standard-repository" }),
+    );
+    let fields = [
+        (":action", "file_upload"),
+        ("name", "big-meta"),
+        ("version", "1.0"),
+    ];
+    let small = wheel_with_metadata(work.path(), "", 10);
+    for bad in [
+        "big_meta-1.0-py3-none-<script>.whl",
+        "big_meta-1.0-py3-none-any%20x.whl",
+        "big_meta-1.0-x1-py3-none-any.whl",
+    ] {
+        let r = upload_form(&server, "hosted", &fields, bad, &small);
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.text().unwrap().contains("tag"), "{bad}");
+    }
+
+    let big = wheel_with_metadata(work.path(), "", 17 * 1024 * 1024);
+    let r = upload_form(
+        &server,
+        "hosted",
+        &fields,
+        "big_meta-1.0-py3-none-any.whl",
+        &big,
+    );
+    assert_eq!(r.status(), 400);
+    let message = r.text().unwrap();
+    assert!(message.contains("larger than 16777216 bytes"), "{message}");
+    assert_eq!(
+        server.get("/pypi/default/hosted/simple/big-meta/").status(),
+        404
+    );
+
+    // A wheel that follows the spec is still accepted.
+    let r = upload_form(
+        &server,
+        "hosted",
+        &fields,
+        "big_meta-1.0-py3-none-any.whl",
+        &small,
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+}
