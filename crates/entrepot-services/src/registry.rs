@@ -502,8 +502,11 @@ impl Registry {
         if let Some((digest, from)) = mount {
             if from.project == path.project {
                 if let Some(size) = self.meta.linked_blob_size(&image_ref(from), digest).await? {
-                    self.meta.link_blob(&image_ref(path), digest, size).await?;
-                    return Ok(UploadStart::Mounted(digest.clone()));
+                    // Not a blob moved to quarantine: that one must be pushed again.
+                    if self.blobs.stat(digest).await?.is_some() {
+                        self.meta.link_blob(&image_ref(path), digest, size).await?;
+                        return Ok(UploadStart::Mounted(digest.clone()));
+                    }
                 }
             }
         }

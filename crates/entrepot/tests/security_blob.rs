@@ -300,6 +300,15 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
         .send()
         .unwrap();
     assert_eq!(head.status(), 404);
+    server.create_repository("mirror");
+    let mount = server
+        .request(
+            Method::POST,
+            &format!("/v2/default/mirror/app/blobs/uploads/?mount={bad_digest}&from={APP}"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(mount.status(), 202, "a quarantined blob was mounted");
     server.push_blob(APP, &bad);
     assert_eq!(get_blob(&server, APP, &bad_digest), (200, bad.clone()));
 
