@@ -131,10 +131,19 @@ impl Server {
             .build()
             .unwrap();
         // Unless a test chose its credentials, it acts as the bootstrap admin.
+        // The server deletes its token file once the token is used: keep a copy
+        // beside the data directory for later starts on the same data.
+        let kept = data_dir.with_extension("admin-token");
         let (token, username) = match options.token {
             Some(token) => (Some(token), options.username),
-            None => match fs::read_to_string(data_dir.join("bootstrap-admin-token")) {
-                Ok(token) => (Some(token.trim().to_owned()), Some("admin".to_owned())),
+            None => match fs::read_to_string(data_dir.join("bootstrap-admin-token"))
+                .or_else(|_| fs::read_to_string(&kept))
+            {
+                Ok(token) => {
+                    let token = token.trim().to_owned();
+                    fs::write(&kept, &token).unwrap();
+                    (Some(token), Some("admin".to_owned()))
+                }
                 Err(_) => (None, options.username),
             },
         };
