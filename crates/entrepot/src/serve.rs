@@ -121,7 +121,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     spawn_upload_expiry(registry, config.upload_timeout_secs);
-    spawn_audit_retention(secrets, config.audit_max_rows);
+    start_audit_retention(secrets, config.audit_max_rows).await;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -341,23 +341,31 @@ fn spawn_upload_expiry(registry: Arc<Registry>, timeout_secs: u64) {
     });
 }
 
-/// Keep the audit log at most `max_rows` long, removing the oldest entries.
-fn spawn_audit_retention(secrets: SecretService, max_rows: u64) {
+/// Keep the audit log at most `max_rows` long, removing the oldest entries:
+/// once before serving, then every minute.
+async fn start_audit_retention(secrets: SecretService, max_rows: u64) {
+    prune_audit(&secrets, max_rows).await;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
+        // The first tick is immediate: the start-up prune just ran.
+        tick.tick().await;
         loop {
             tick.tick().await;
-            match secrets.prune_audit(max_rows).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    removed = n,
-                    kept = max_rows,
-                    "removed the oldest audit log entries (audit_max_rows)"
-                ),
-                Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
-            }
+            prune_audit(&secrets, max_rows).await;
         }
     });
+}
+
+async fn prune_audit(secrets: &SecretService, max_rows: u64) {
+    match secrets.prune_audit(max_rows).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            kept = max_rows,
+            "removed the oldest audit log entries (audit_max_rows)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+    }
 }
 
 async fn shutdown_signal() {
