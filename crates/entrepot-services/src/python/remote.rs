@@ -46,6 +46,9 @@ const LARGE_PAGE_FILES: usize = 1_000;
 enum Freshness {
     /// Fetched from the upstream just now.
     Fetched,
+    /// Fetched just now, byte for byte the page stored before: what its
+    /// files are and where they come from is already recorded.
+    Unchanged,
     /// From the cache, within the freshness window.
     Cached,
     /// From the cache, because the upstream failed.
@@ -289,13 +292,21 @@ impl RemotePython {
         self.metrics.miss(ContentKind::Tag);
         match self.fetch_page(target, &url, name).await {
             Ok(Some((content_type, content, parsed))) => {
+                let unchanged = cached
+                    .as_ref()
+                    .is_some_and(|c| c.content_type == content_type && c.content == content);
                 let page = CachedIndexPage {
                     content_type,
                     content,
                     fetched_at: now,
                 };
                 self.store.put_index_page(&target.ids, name, &page).await?;
-                Ok((url, page, Freshness::Fetched, Some(parsed)))
+                let freshness = if unchanged {
+                    Freshness::Unchanged
+                } else {
+                    Freshness::Fetched
+                };
+                Ok((url, page, freshness, Some(parsed)))
             }
             Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
                 "the upstream has no project list".into()
@@ -635,7 +646,18 @@ impl RemotePython {
         page.stale = freshness == Freshness::Stale;
         // Where each file comes from is written while the rest of the page is
         // built: for a page of 300,000 files both take a while.
-        let remembered = (freshness == Freshness::Fetched).then(|| {
+        let remember = match (freshness, page.files.first()) {
+            (Freshness::Fetched, _) => true,
+            // Recorded in one transaction with the identical page fetched
+            // before, unless that failed: one file tells.
+            (Freshness::Unchanged, Some(f)) => self
+                .store
+                .remote_file(&target.ids, &f.hashes["sha256"], &f.filename)
+                .await?
+                .is_none(),
+            _ => false,
+        };
+        let remembered = remember.then(|| {
             let records: Vec<RemoteFileRecord> = page
                 .files
                 .iter()
