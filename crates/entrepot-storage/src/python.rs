@@ -99,6 +99,13 @@ pub trait PythonStore: Send + Sync + 'static {
         repo: &PythonRepo,
         name: &str,
     ) -> Result<Vec<RemoteFileRecord>, StoreError>;
+    /// What is known of the files on a project's page that have a metadata
+    /// file (the upstream's or one entrepot extracted).
+    async fn remote_files_with_metadata(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<RemoteFileRecord>, StoreError>;
     /// Record the metadata file entrepot extracted from a cached file.
     async fn set_remote_metadata(
         &self,
@@ -333,6 +340,22 @@ impl PythonStore for SqliteMetadataStore {
     ) -> Result<Vec<RemoteFileRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND name = ?",
+        )
+        .bind(&repo.project)
+        .bind(&repo.repository)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(remote_record).collect()
+    }
+
+    async fn remote_files_with_metadata(
+        &self,
+        repo: &PythonRepo,
+        name: &str,
+    ) -> Result<Vec<RemoteFileRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND name = ? AND metadata_sha256 IS NOT NULL",
         )
         .bind(&repo.project)
         .bind(&repo.repository)

@@ -250,14 +250,17 @@ fn upload_form(
         .unwrap()
 }
 
-/// Status and body of a GET, the body empty when the transfer broke off
-/// (the server aborts a response whose bytes failed verification).
+/// Status and body of a GET, the body `None` when the transfer broke off
+/// (the server aborts a response whose bytes failed verification), the
+/// status 0 when the connection closed before any answer.
 fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
     let mut request = server.request(Method::GET, path);
     if let Some(r) = range {
         request = request.header("range", r);
     }
-    let response = request.send().unwrap();
+    let Ok(response) = request.send() else {
+        return (0, None);
+    };
     let status = response.status().as_u16();
     (status, response.bytes().ok().map(|b| b.to_vec()))
 }

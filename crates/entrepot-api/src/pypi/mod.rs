@@ -158,7 +158,17 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
             let repo = python_repository(&state, &name).await?;
             let page = state.python.project_page(&repo, &project).await?;
-            let mut response = page_response(format, page.render(format));
+            // A large page is written off the async runtime (once per form:
+            // later requests get the kept bytes).
+            let body = if page.page().files.len() > 1_000 {
+                let rendered = page.clone();
+                tokio::task::spawn_blocking(move || rendered.render(format))
+                    .await
+                    .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            } else {
+                page.render(format)
+            };
+            let mut response = page_response(format, body);
             if page.page().stale {
                 response.headers_mut().insert(
                     header::WARNING,

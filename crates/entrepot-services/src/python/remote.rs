@@ -46,6 +46,9 @@ const LARGE_PAGE_FILES: usize = 1_000;
 enum Freshness {
     /// Fetched from the upstream just now.
     Fetched,
+    /// Fetched just now, byte for byte the page stored before: what its
+    /// files are and where they come from is already recorded.
+    Unchanged,
     /// From the cache, within the freshness window.
     Cached,
     /// From the cache, because the upstream failed.
@@ -289,13 +292,21 @@ impl RemotePython {
         self.metrics.miss(ContentKind::Tag);
         match self.fetch_page(target, &url, name).await {
             Ok(Some((content_type, content, parsed))) => {
+                let unchanged = cached
+                    .as_ref()
+                    .is_some_and(|c| c.content_type == content_type && c.content == content);
                 let page = CachedIndexPage {
                     content_type,
                     content,
                     fetched_at: now,
                 };
                 self.store.put_index_page(&target.ids, name, &page).await?;
-                Ok((url, page, Freshness::Fetched, Some(parsed)))
+                let freshness = if unchanged {
+                    Freshness::Unchanged
+                } else {
+                    Freshness::Fetched
+                };
+                Ok((url, page, freshness, Some(parsed)))
             }
             Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
                 "the upstream has no project list".into()
@@ -633,7 +644,20 @@ impl RemotePython {
             }
         }
         page.stale = freshness == Freshness::Stale;
-        if freshness == Freshness::Fetched {
+        // Where each file comes from is written while the rest of the page is
+        // built: for a page of 300,000 files both take a while.
+        let remember = match (freshness, page.files.first()) {
+            (Freshness::Fetched, _) => true,
+            // Recorded in one transaction with the identical page fetched
+            // before, unless that failed: one file tells.
+            (Freshness::Unchanged, Some(f)) => self
+                .store
+                .remote_file(&target.ids, &f.hashes["sha256"], &f.filename)
+                .await?
+                .is_none(),
+            _ => false,
+        };
+        let remembered = remember.then(|| {
             let records: Vec<RemoteFileRecord> = page
                 .files
                 .iter()
@@ -648,10 +672,9 @@ impl RemotePython {
                         .and_then(|m| m.get("sha256").cloned()),
                 })
                 .collect();
-            self.store
-                .remember_remote_files(&target.ids, &records)
-                .await?;
-        }
+            let (store, ids) = (self.store.clone(), target.ids.clone());
+            tokio::spawn(async move { store.remember_remote_files(&ids, &records).await })
+        });
         self.add_extracted_metadata(&target.ids, name, &mut page)
             .await?;
         // PEP 700 sizes the upstream did not give are known once this
@@ -667,6 +690,12 @@ impl RemotePython {
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
         }
+        // Served only once its files can be asked for.
+        if let Some(remembered) = remembered {
+            remembered.await.map_err(|e| {
+                PythonError::Storage(format!("recording the page's files failed: {e}"))
+            })??;
+        }
         Ok(page)
     }
 
@@ -681,9 +710,10 @@ impl RemotePython {
         if page.files.iter().all(|f| f.core_metadata.is_some()) {
             return Ok(());
         }
+        // Only the files with a metadata file: a page may list 300,000.
         let known: HashMap<(String, String), String> = self
             .store
-            .remote_files_of(ids, name)
+            .remote_files_with_metadata(ids, name)
             .await?
             .into_iter()
             .filter_map(|r| r.metadata_sha256.map(|m| ((r.sha256, r.filename), m)))
