@@ -8,17 +8,29 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::LazyLock;
 
 use entrepot_services::python::dist::{
     extract_metadata, parse_core_metadata, parse_filename, DistKind,
 };
 use entrepot_services::python::index::{
     escape, parse_project_list, parse_project_page, render_project_page, unescape, IndexFile,
+    DEFAULT_MAX_PAGE_FILES,
 };
 use entrepot_services::python::{PageFormat, ProjectPage};
 use proptest::prelude::*;
+use regex::Regex;
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+/// The wheel file name grammar, as a reference for [`parse_filename`].
+static WHEEL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    let tags = r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*";
+    Regex::new(&format!(
+        r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?-[A-Za-z0-9][A-Za-z0-9._+!]*(-[0-9][A-Za-z0-9_]*)?-{tags}-{tags}-{tags}\.whl$"
+    ))
+    .unwrap()
+});
 
 fn base() -> url::Url {
     url::Url::parse("http://127.0.0.1:9/simple/pkg/").unwrap()
@@ -102,7 +114,7 @@ proptest! {
     #[test]
     fn html_pages_round_trip(page in page()) {
         let html = render_project_page(&page, PageFormat::HtmlV1);
-        let again = parse_project_page("text/html", &html, &base(), "pkg").unwrap();
+        let again = parse_project_page("text/html", &html, &base(), "pkg", DEFAULT_MAX_PAGE_FILES).unwrap();
         prop_assert_eq!(again, page);
     }
 
@@ -114,13 +126,14 @@ proptest! {
             f.upload_time = Some("2026-01-02T03:04:05Z".to_owned());
         }
         let json = render_project_page(&page, PageFormat::Json);
-        let again = parse_project_page(JSON, &json, &base(), "pkg").unwrap();
+        let again = parse_project_page(JSON, &json, &base(), "pkg", DEFAULT_MAX_PAGE_FILES).unwrap();
         prop_assert_eq!(again, page);
     }
 
     #[test]
     fn any_upstream_page_is_read_without_panic(
         json in any::<bool>(),
+        max_files in 0usize..6,
         body in prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..600),
             "(<a href=\"[a-z:/.#=&;]{0,20}\"( data-[a-z-]{1,20}(=\"[^\"]{0,10}\")?){0,3}>[^<]{0,10}</a>|<[a-z/!]{0,5}|[^<]{0,10}){0,10}"
@@ -130,7 +143,8 @@ proptest! {
         ],
     ) {
         let content_type = if json { JSON } else { "text/html" };
-        if let Ok(page) = parse_project_page(content_type, &body, &base(), "pkg") {
+        if let Ok(page) = parse_project_page(content_type, &body, &base(), "pkg", max_files) {
+            prop_assert!(page.files.len() <= max_files);
             for f in &page.files {
                 prop_assert!(url::Url::parse(&f.url).is_ok(), "{:?}", f.url);
                 prop_assert!(!f.url.contains('#'), "{:?}", f.url);
@@ -143,6 +157,7 @@ proptest! {
     fn file_names_never_carry_a_path(s in prop_oneof![
         "[a-zA-Z0-9_.+!-]{1,20}-[0-9][0-9a-z.+!_]{0,8}(-[0-9a-z]{1,4})?-[a-z0-9_.]{1,8}-[a-z0-9_.]{1,8}-[a-z0-9_.]{1,12}\\.whl",
         "[a-zA-Z0-9_./\\\\-]{1,20}-[0-9.]{1,6}\\.(tar\\.gz|zip|whl)",
+        "[a-z]{1,5}-1\\.0(-[0-9a-z<]{1,3})?-[a-z0-9<>_.\"]{1,8}-(none|[a-z<>]{1,4})-[a-z0-9_.<>]{1,8}\\.whl",
         any::<String>(),
     ]) {
         if let Ok(parsed) = parse_filename(&s) {
@@ -150,7 +165,9 @@ proptest! {
             prop_assert!(!parsed.name.is_empty() && !parsed.version.is_empty());
             prop_assert!(s.starts_with(&parsed.name), "{:?}", s);
             if parsed.kind == DistKind::Wheel {
-                prop_assert!(s.ends_with(".whl"));
+                // PEP 427/425: NAME-VERSION(-BUILD)?-PY-ABI-PLATFORM.whl, tags
+                // of letters, digits and `_` (sets joined by `.`).
+                prop_assert!(WHEEL_RE.is_match(&s), "{:?}", s);
             }
         }
     }
