@@ -105,7 +105,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Arc::new(
         Registry::new(meta.clone(), blobs)
             .with_remote(remote)
-            .with_min_free_disk_bytes(config.min_free_disk_bytes),
+            .with_min_free_disk_bytes(config.min_free_disk_bytes)
+            .with_max_page_size(config.max_page_size),
     );
     let state = AppState {
         registry: registry.clone(),

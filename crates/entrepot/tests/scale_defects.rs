@@ -1,0 +1,191 @@
+//! Defects that appear only as the store grows: listings that stop short
+//! without saying so, reads that wait behind large writes, a write-ahead log
+//! that grows without bound.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+mod launch;
+mod upstream_support;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use upstream_support::Distribution;
+
+const APP: &str = "default/images/app";
+
+/// A server whose listings are served in pages of at most `size`.
+fn server_with_page_size(size: u32) -> Server {
+    Server::start_with(ServerOptions {
+        env: vec![("ENTREPOT_MAX_PAGE_SIZE".into(), size.to_string())],
+        ..ServerOptions::default()
+    })
+}
+
+/// Walk a listing from `first` by its `Link` headers; returns every entry
+/// under `key` in order, and each page's length.
+fn walk(server: &Server, first: &str, key: &str) -> (Vec<String>, Vec<usize>) {
+    let mut url = first.to_owned();
+    let (mut seen, mut pages) = (Vec::new(), Vec::new());
+    loop {
+        let response = server.get(&url);
+        assert_eq!(response.status(), 200, "GET {url}");
+        let link = next_link(&response);
+        let page: Value = response.json().unwrap();
+        let names: Vec<String> = serde_json::from_value(page[key].clone()).unwrap();
+        pages.push(names.len());
+        seen.extend(names);
+        match link {
+            Some(next) => {
+                assert_eq!(
+                    query_of(&next).get("last"),
+                    seen.last(),
+                    "the next page starts after the last entry served"
+                );
+                url = next;
+            }
+            None => return (seen, pages),
+        }
+        assert!(pages.len() < 1000, "the Link headers never end");
+    }
+}
+
+fn assert_each_once(seen: &[String], expected: &[String]) {
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "an entry was served twice");
+    assert_eq!(seen, expected);
+}
+
+/// `count` tags `t000`... on one image, all pointing at one small manifest.
+fn tag_many(server: &Server, image: &str, count: usize) -> Vec<String> {
+    let img = SmallImage::random();
+    server.push_image(image, "t000", &img);
+    let tags: Vec<String> = (0..count).map(|i| format!("t{i:03}")).collect();
+    for tag in &tags[1..] {
+        let response = server.put_manifest(image, tag, OCI_MANIFEST, &img.manifest);
+        assert_eq!(response.status(), 201);
+    }
+    tags
+}
+
+#[test]
+fn tags_list_without_n_is_paged_with_a_link_instead_of_cut_short() {
+    let server = server_with_page_size(7);
+    server.create_repository("images");
+    let tags = tag_many(&server, APP, 20);
+
+    // No n: the default page, and a Link because more tags exist.
+    let (seen, pages) = walk(&server, &format!("/v2/{APP}/tags/list"), "tags");
+    assert_each_once(&seen, &tags);
+    assert_eq!(pages, [7, 7, 6]);
+
+    // An n above the maximum is served as the maximum, with a Link.
+    let big = server.get(&format!("/v2/{APP}/tags/list?n=100000"));
+    let link = next_link(&big).expect("a Link on a capped page");
+    assert_eq!(query_of(&link).get("n").map(String::as_str), Some("7"));
+    let big: Value = big.json().unwrap();
+    assert_eq!(big["tags"].as_array().unwrap().len(), 7);
+
+    // An exactly full last page has no Link: the extra row tells there is none.
+    let (seen, pages) = walk(&server, &format!("/v2/{APP}/tags/list?n=5"), "tags");
+    assert_each_once(&seen, &tags);
+    assert_eq!(pages, [5, 5, 5, 5]);
+    let last = server.get(&format!("/v2/{APP}/tags/list?n=3&last=t016"));
+    assert!(next_link(&last).is_none(), "a Link after the last tag");
+    let last: Value = last.json().unwrap();
+    assert_eq!(last["tags"], json!(["t017", "t018", "t019"]));
+}
+
+#[test]
+fn skopeo_list_tags_follows_the_link_headers() {
+    let server = server_with_page_size(4);
+    server.create_repository("images");
+    let tags = tag_many(&server, APP, 11);
+    require_tool("skopeo", "skopeo");
+    let output = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!(
+            "--creds=admin:{}",
+            server.token.as_deref().unwrap().trim()
+        ))
+        .arg(server.docker_ref(APP))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo list-tags: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let listed: Vec<String> = serde_json::from_value(listed["Tags"].clone()).unwrap();
+    assert_each_once(&listed, &tags);
+}
+
+#[test]
+fn the_catalog_is_paged_the_same_way() {
+    let server = server_with_page_size(2);
+    server.create_repository("images");
+    let images: Vec<String> = (0..5).map(|i| format!("default/images/i{i}")).collect();
+    for image in &images {
+        server.push_small_image(image, "1");
+    }
+    let (seen, pages) = walk(&server, "/v2/_catalog", "repositories");
+    assert_each_once(&seen, &images);
+    assert_eq!(pages, [2, 2, 1]);
+    let (seen, pages) = walk(&server, "/v2/_catalog?n=50", "repositories");
+    assert_each_once(&seen, &images);
+    assert_eq!(pages, [2, 2, 1]);
+}
+
+/// Create a remote repository in project `default` whose upstream is `url`.
+fn create_remote(server: &Server, id: &str, url: &str) {
+    server.allow_upstream(url.trim_start_matches("http://"));
+    let response = server
+        .request(
+            Method::POST,
+            &format!("/v1/projects/default/repositories?repositoryId={id}"),
+        )
+        .json(&json!({
+            "format": "docker",
+            "mode": "remote-repository",
+            "remoteRepositoryConfig": { "upstream": url },
+        }))
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().unwrap()
+    );
+}
+
+fn image_layout(dir: &Path, tag: &str) {
+    let mut layout = OciLayout::create(dir);
+    let manifest = layout.add_image(&[(1000, LayerKind::Gzip)], "amd64");
+    layout.tag(&manifest, tag);
+}
+
+#[test]
+fn a_remote_repositorys_tags_are_paged_the_same_way() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    image_layout(&layout, "1");
+    let upstream = Distribution::start();
+    let tags: Vec<String> = (0..9).map(|i| format!("v{i}")).collect();
+    for tag in &tags {
+        upstream.push(&layout, "1", &format!("app:{tag}"), None);
+    }
+    let server = server_with_page_size(4);
+    create_remote(&server, "up", &format!("http://{}", upstream.addr));
+    let (seen, pages) = walk(&server, "/v2/default/up/app/tags/list", "tags");
+    assert_each_once(&seen, &tags);
+    assert_eq!(pages, [4, 4, 1]);
+    let (seen, pages) = walk(&server, "/v2/default/up/app/tags/list?n=3", "tags");
+    assert_each_once(&seen, &tags);
+    assert_eq!(pages, [3, 3, 3]);
+}
