@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("cannot open the metadata database")?,
     );
+    sqlite.spawn_wal_checkpoints();
     let meta: Arc<dyn MetadataStore> = sqlite.clone();
     let cache: Arc<dyn CacheStore> = sqlite.clone();
     let (iam, bootstrap_token) =

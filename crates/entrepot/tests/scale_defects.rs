@@ -189,3 +189,90 @@ fn a_remote_repositorys_tags_are_paged_the_same_way() {
     assert_each_once(&seen, &tags);
     assert_eq!(pages, [3, 3, 3]);
 }
+
+/// Size of the metadata database's write-ahead log (0 when absent).
+fn wal_bytes(server: &Server) -> u64 {
+    std::fs::metadata(server.data_dir.join("metadata.db-wal")).map_or(0, |m| m.len())
+}
+
+#[test]
+fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal() {
+    let server = Server::start();
+    server.create_repository("big");
+    server.create_repository("small");
+    let pulled = server.push_small_image("default/small/app", "1");
+
+    // 20,000 tags over four connections.
+    let img = SmallImage::random();
+    server.push_image("default/big/app", "t0", &img);
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let (server, img) = (&server, &img);
+            s.spawn(move || {
+                for i in (worker..20_000).step_by(4) {
+                    let response =
+                        server.put_manifest("default/big/app", &format!("t{i}"), OCI_MANIFEST, &img.manifest);
+                    assert_eq!(response.status(), 201);
+                }
+            });
+        }
+    });
+
+    // A client with Basic credentials (an access token), as docker login leaves.
+    let token = server.token.clone().unwrap();
+    let basic = reqwest::blocking::Client::new();
+    let pull = || {
+        let manifest = basic
+            .get(format!("{}/v2/default/small/app/manifests/1", server.base))
+            .header("accept", OCI_MANIFEST)
+            .basic_auth("admin", Some(token.trim()))
+            .send()
+            .unwrap();
+        assert_eq!(manifest.status(), 200);
+        assert_eq!(header(&manifest, "docker-content-digest"), pulled.digest);
+        let layer = basic
+            .get(format!(
+                "{}/v2/default/small/app/blobs/{}",
+                server.base,
+                pulled.layer_digest()
+            ))
+            .basic_auth("admin", Some(token.trim()))
+            .send()
+            .unwrap();
+        assert_eq!(layer.status(), 200);
+        assert_eq!(layer.bytes().unwrap().as_ref(), &pulled.blobs[0][..]);
+    };
+
+    let deleted = std::sync::atomic::AtomicBool::new(false);
+    let pulls = std::thread::scope(|s| {
+        s.spawn(|| {
+            let response = server
+                .request(Method::DELETE, "/v1/projects/default/repositories/big")
+                .send()
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.text().unwrap());
+            deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut pulls = 0;
+        while !deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            pull();
+            pulls += 1;
+        }
+        pulls
+    });
+    pull();
+    assert!(pulls > 0);
+    assert_oci_error(
+        server.get("/v2/default/big/app/tags/list"),
+        404,
+        "NAME_UNKNOWN",
+    );
+
+    // The log is checkpointed and cut back in the background, not at restart.
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || wal_bytes(&server)
+            < 1024 * 1024),
+        "the write-ahead log stayed at {} bytes",
+        wal_bytes(&server)
+    );
+}
