@@ -148,6 +148,11 @@ impl SqliteMetadataStore {
         })
     }
 
+    /// Hits and misses of the in-process read cache, per map.
+    pub fn read_cache_stats(&self) -> Vec<crate::ReadCacheStats> {
+        self.cache.stats()
+    }
+
     /// Check the database answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -61,6 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     spawn_blob_verification(blobs.clone(), &config);
 
     let metrics = Arc::new(Metrics::default());
+    {
+        let sqlite = sqlite.clone();
+        metrics.report_read_cache(move || sqlite.read_cache_stats());
+    }
     // Every upstream hop, and every new remote repository's upstream, passes
     // the organisation's registry access policy.
     let access_policy = Arc::new(

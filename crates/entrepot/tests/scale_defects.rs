@@ -210,8 +210,12 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
             let (server, img) = (&server, &img);
             s.spawn(move || {
                 for i in (worker..20_000).step_by(4) {
-                    let response =
-                        server.put_manifest("default/big/app", &format!("t{i}"), OCI_MANIFEST, &img.manifest);
+                    let response = server.put_manifest(
+                        "default/big/app",
+                        &format!("t{i}"),
+                        OCI_MANIFEST,
+                        &img.manifest,
+                    );
                     assert_eq!(response.status(), 201);
                 }
             });
@@ -250,7 +254,11 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
                 .request(Method::DELETE, "/v1/projects/default/repositories/big")
                 .send()
                 .unwrap();
-            assert!(response.status().is_success(), "{}", response.text().unwrap());
+            assert!(
+                response.status().is_success(),
+                "{}",
+                response.text().unwrap()
+            );
             deleted.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let mut pulls = 0;
@@ -274,5 +282,30 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
             < 1024 * 1024),
         "the write-ahead log stayed at {} bytes",
         wal_bytes(&server)
+    );
+}
+
+/// The value of one sample line of `/metrics`.
+fn metric(server: &Server, sample: &str) -> u64 {
+    let text = server.get("/metrics").text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+}
+
+#[test]
+fn read_cache_hits_and_misses_are_in_metrics() {
+    let server = Server::start();
+    server.create_repository("images");
+    server.push_small_image(APP, "1");
+    let hits = r#"entrepot_read_cache_hits_total{cache="tag"}"#;
+    let before = metric(&server, hits);
+    for _ in 0..3 {
+        assert_eq!(server.get(&format!("/v2/{APP}/manifests/1")).status(), 200);
+    }
+    assert!(metric(&server, hits) >= before + 2);
+    metric(
+        &server,
+        r#"entrepot_read_cache_misses_total{cache="repository"}"#,
     );
 }

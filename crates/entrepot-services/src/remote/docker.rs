@@ -725,7 +725,10 @@ impl RemoteDocker {
         last: Option<&str>,
     ) -> Result<Page, RegistryError> {
         let cached = || async move {
-            let rows = self.meta.list_tags(&image_ref(path), last, size + 1).await?;
+            let rows = self
+                .meta
+                .list_tags(&image_ref(path), last, size + 1)
+                .await?;
             Ok::<_, RegistryError>(Page::from_rows(rows, size))
         };
         let target = self.target(repo)?;
