@@ -751,8 +751,9 @@ impl MetadataStore for SqliteMetadataStore {
         limit: u32,
     ) -> Result<Vec<CatalogEntry>, StoreError> {
         let paths: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT project || '/' || repository || '/' || image AS path FROM manifests
-             WHERE path > ? ORDER BY path LIMIT ?",
+            // `images` (kept by triggers on `manifests`): an index range, not
+            // a DISTINCT over every manifest.
+            "SELECT path FROM images WHERE path > ? ORDER BY path LIMIT ?",
         )
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))

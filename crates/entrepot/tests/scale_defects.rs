@@ -309,3 +309,46 @@ fn read_cache_hits_and_misses_are_in_metrics() {
         r#"entrepot_read_cache_misses_total{cache="repository"}"#,
     );
 }
+
+#[test]
+fn the_catalog_follows_manifests_as_they_come_and_go() {
+    let server = server_with_page_size(2);
+    server.create_repository("images");
+    server.create_repository("other");
+    let a = server.push_small_image("default/images/a", "1");
+    server.push_small_image("default/images/a", "2");
+    server.push_small_image("default/images/b", "1");
+    server.push_small_image("default/other/c", "1");
+    let (seen, _) = walk(&server, "/v2/_catalog", "repositories");
+    assert_eq!(
+        seen,
+        ["default/images/a", "default/images/b", "default/other/c"]
+    );
+    // One of two manifests gone: the image stays; both gone: it leaves.
+    let response = server
+        .request(
+            Method::DELETE,
+            &format!("/v2/default/images/a/manifests/{}", a.digest),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let (seen, _) = walk(&server, "/v2/_catalog", "repositories");
+    assert_eq!(seen.len(), 3);
+    let b = server.push_small_image("default/images/b", "1");
+    let response = server
+        .request(
+            Method::DELETE,
+            &format!("/v2/default/images/b/manifests/{}", b.digest),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let response = server
+        .request(Method::DELETE, "/v1/projects/default/repositories/other")
+        .send()
+        .unwrap();
+    assert!(response.status().is_success());
+    let (seen, _) = walk(&server, "/v2/_catalog", "repositories");
+    assert_eq!(seen, ["default/images/a", "default/images/b"]);
+}
