@@ -174,6 +174,9 @@ pub struct IamService {
     secrets: Option<Arc<dyn SecretDirectory>>,
     passwords: Arc<PasswordChecks>,
     bootstrap: Arc<BootstrapWatch>,
+    /// Tokens whose last use is being written, so that one write per token is
+    /// in flight however many requests arrive while it waits for the writer.
+    touching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Watches for the moment the bootstrap admin token has served its purpose:
@@ -248,6 +251,7 @@ impl IamService {
             secrets: None,
             passwords: Arc::new(PasswordChecks::new(PasswordLimits::default())),
             bootstrap: Arc::default(),
+            touching: Arc::default(),
         }
     }
 
@@ -260,6 +264,26 @@ impl IamService {
     /// Counters of password checking, in the Prometheus text format.
     pub fn render_metrics(&self) -> String {
         self.passwords.render()
+    }
+
+    /// Record a token's use without making the request wait: the write queues
+    /// for SQLite's single writer, which a large delete may hold, and a read
+    /// must never wait behind it. At most one write per token is in flight.
+    fn touch_in_background(&self, id: &str) {
+        let lock = || self.touching.lock().unwrap_or_else(|p| p.into_inner());
+        if !lock().insert(id.to_owned()) {
+            return;
+        }
+        let (store, touching, id) = (self.store.clone(), self.touching.clone(), id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&id).await {
+                tracing::warn!(error = %e, "could not record the last use of a token");
+            }
+            touching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
     }
 
     /// Resolves once the bootstrap admin token has served its purpose (its
@@ -437,9 +461,7 @@ impl IamService {
             }
         }
         if touch_due(record.last_used_time.as_deref()) {
-            if let Err(e) = self.store.touch_token(&record.id).await {
-                tracing::warn!(error = %e, "could not record the last use of a token");
-            }
+            self.touch_in_background(&record.id);
         }
         self.bootstrap.used(&record.id);
         Ok(Authenticated {

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use entrepot_storage::ReadCacheStats;
+
 /// The kind of content a cache counter is about.
 #[derive(Debug, Clone, Copy)]
 pub enum ContentKind {
@@ -43,9 +45,23 @@ pub struct Metrics {
     access_policy_blocks: AtomicU64,
     access_policy_dry_run_violations: AtomicU64,
     index_page_parses: AtomicU64,
+    /// Where the metadata store's read cache reports from, once wired.
+    read_cache: std::sync::OnceLock<ReadCacheSource>,
 }
 
+/// Reports the read cache's counters when `/metrics` is rendered.
+type ReadCacheSource = Box<dyn Fn() -> Vec<ReadCacheStats> + Send + Sync>;
+
 impl Metrics {
+    /// Render the metadata store's read cache counters from `source` (set
+    /// once; later calls are ignored).
+    pub fn report_read_cache(
+        &self,
+        source: impl Fn() -> Vec<ReadCacheStats> + Send + Sync + 'static,
+    ) {
+        let _ = self.read_cache.set(Box::new(source));
+    }
+
     /// Content answered from the cache.
     pub fn hit(&self, kind: ContentKind) {
         self.hits.get(kind).fetch_add(1, Ordering::Relaxed);
@@ -169,6 +185,40 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
             );
+        }
+        if let Some(source) = self.read_cache.get() {
+            let stats = source();
+            for (name, kind, help, value) in [
+                (
+                    "entrepot_read_cache_hits_total",
+                    "counter",
+                    "Metadata lookups answered from the in-process read cache.",
+                    (|s: &ReadCacheStats| s.hits) as fn(&ReadCacheStats) -> u64,
+                ),
+                (
+                    "entrepot_read_cache_misses_total",
+                    "counter",
+                    "Metadata lookups the read cache sent to the database.",
+                    |s| s.misses,
+                ),
+                (
+                    "entrepot_read_cache_entries",
+                    "gauge",
+                    "Entries held by the read cache.",
+                    |s| s.entries,
+                ),
+                (
+                    "entrepot_read_cache_bytes",
+                    "gauge",
+                    "Estimated bytes held by the read cache.",
+                    |s| s.bytes,
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for s in &stats {
+                    let _ = writeln!(out, "{name}{{cache=\"{}\"}} {}", s.cache, value(s));
+                }
+            }
         }
         out
     }

@@ -172,6 +172,47 @@ pub enum UploadStart {
     Session(UploadState),
 }
 
+/// The default and the largest page of `tags/list` and `_catalog`: a larger
+/// `n` is served as this many with a `Link` to the next page, as the OCI
+/// distribution spec allows (`max_page_size`).
+pub const DEFAULT_MAX_PAGE_SIZE: u32 = 10_000;
+
+/// One page of a listing (tags of an image, or the catalog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The entries, in lexical order.
+    pub items: Vec<String>,
+    /// How many entries this page could hold: the client's `n`, capped at the
+    /// maximum page size, or the default page size without `n`.
+    pub size: u32,
+    /// Whether entries follow the last one (then the client is told where the
+    /// next page starts).
+    pub more: bool,
+}
+
+impl Page {
+    /// A page of `size` from `rows`, which were fetched with one extra row so
+    /// that an exactly full last page is known to be the last.
+    pub fn from_rows(mut rows: Vec<String>, size: u32) -> Self {
+        let more = rows.len() > size as usize;
+        rows.truncate(size as usize);
+        Self {
+            items: rows,
+            size,
+            more,
+        }
+    }
+
+    /// The entry the next page starts after, if there is a next page.
+    pub fn next_after(&self) -> Option<&str> {
+        if self.more {
+            self.items.last().map(String::as_str)
+        } else {
+            None
+        }
+    }
+}
+
 /// The OCI content service.
 pub struct Registry {
     meta: Arc<dyn MetadataStore>,
@@ -184,6 +225,8 @@ pub struct Registry {
     remote: Option<Arc<RemoteDocker>>,
     /// Below this many free bytes where blobs live, the server is not ready.
     min_free_disk_bytes: u64,
+    /// The default and the largest page of a listing.
+    max_page_size: u32,
 }
 
 /// The blob store's filesystem is nearly full.
@@ -213,7 +256,20 @@ impl Registry {
             running_hashes: Mutex::new(HashMap::new()),
             remote: None,
             min_free_disk_bytes: 0,
+            max_page_size: DEFAULT_MAX_PAGE_SIZE,
         }
+    }
+
+    /// Serve listings in pages of at most `size` entries (at least 1; also the
+    /// page size when the client does not ask for one).
+    pub fn with_max_page_size(mut self, size: u32) -> Self {
+        self.max_page_size = size.clamp(1, u32::MAX - 1);
+        self
+    }
+
+    /// The page size to serve for a client's `n`.
+    fn page_size(&self, n: Option<u32>) -> u32 {
+        n.map_or(self.max_page_size, |n| n.min(self.max_page_size))
     }
 
     /// Report low disk (see [`Registry::check_disk_space`]) below `bytes` free.
@@ -722,35 +778,40 @@ impl Registry {
         Ok(stale.len())
     }
 
-    /// Tags of an image, lexically, after `last`, at most `n`.
+    /// Tags of an image, lexically, after `last`: one page of at most `n`
+    /// (capped at the maximum page size; the default page size without `n`).
     pub async fn list_tags(
         &self,
         path: &ImagePath,
-        n: u32,
+        n: Option<u32>,
         last: Option<&str>,
-    ) -> Result<Vec<String>, RegistryError> {
+    ) -> Result<Page, RegistryError> {
+        let size = self.page_size(n);
         if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.list_tags(&repo, path, n, last).await;
+            return remote.list_tags(&repo, path, size, last).await;
         }
         let image = image_ref(path);
-        let tags = self.meta.list_tags(&image, last, n).await?;
-        if tags.is_empty() && last.is_none() && !self.meta.image_exists(&image).await? {
+        let rows = self.meta.list_tags(&image, last, size + 1).await?;
+        if rows.is_empty() && last.is_none() && !self.meta.image_exists(&image).await? {
             return Err(RegistryError::NameUnknown(format!(
                 "image {path} has no manifests"
             )));
         }
-        Ok(tags)
+        Ok(Page::from_rows(rows, size))
     }
 
-    /// Images with manifests, as `project/repository/image`.
-    pub async fn catalog(&self, n: u32, last: Option<&str>) -> Result<Vec<String>, RegistryError> {
-        Ok(self
+    /// Images with manifests, as `project/repository/image`: one page after
+    /// `last` of at most `n` (capped as for tags).
+    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Page, RegistryError> {
+        let size = self.page_size(n);
+        let rows = self
             .meta
-            .catalog(last, n)
+            .catalog(last, size + 1)
             .await?
             .into_iter()
             .map(|e| e.path)
-            .collect())
+            .collect();
+        Ok(Page::from_rows(rows, size))
     }
 
     /// The referrers index of `subject`, optionally filtered by artifact type.

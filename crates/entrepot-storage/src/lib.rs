@@ -27,6 +27,7 @@ pub use metadata::{
     StoreError, UploadRecord,
 };
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
+pub use read_cache::ReadCacheStats;
 pub use secrets::{
     AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
 };

@@ -11,55 +11,228 @@
 //! A read that misses goes to the database, then offers its result with the
 //! generation it saw before reading. Every invalidation bumps the generation,
 //! so a result read before a concurrent write is never cached after it.
+//!
+//! Each map is a bounded CLOCK-Pro cache (`quick_cache`) sized by an estimate
+//! of the bytes it holds: when full it evicts what is least likely to be read
+//! again, instead of emptying itself, so a hot set larger than the cache still
+//! hits for its most read part. Hits and misses are counted for `/metrics`.
 
-use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use entrepot_domain::iam::Policy;
 use entrepot_domain::{Digest, Repository};
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 
 use crate::metadata::{ImageRef, ManifestRecord};
 use crate::python::RemoteFileRecord;
 
-/// Entries kept per map before it is emptied and refilled from reads.
-const MAX_ENTRIES: usize = 8192;
+/// Bytes (estimated) kept of manifests by tag: the hot path of every pull.
+const TAG_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes (estimated) kept of each of the other maps.
+const OTHER_BYTES: u64 = 8 * 1024 * 1024;
 
 type TagKey = (ImageRef, String);
 
 /// `(project, repository, sha256, filename)`.
 pub(crate) type RemoteFileKey = (String, String, String, String);
 
-#[derive(Default)]
-struct Inner {
-    generation: u64,
-    repositories: HashMap<(String, String), Repository>,
-    tags: HashMap<TagKey, ManifestRecord>,
-    policies: HashMap<String, Policy>,
-    remote_files: HashMap<RemoteFileKey, RemoteFileRecord>,
+/// Roughly the heap and inline bytes an entry holds, to size the maps by
+/// memory rather than by entry count (a manifest may be 4 MiB).
+trait Footprint {
+    fn footprint(&self) -> u64;
+}
+
+impl Footprint for String {
+    fn footprint(&self) -> u64 {
+        (std::mem::size_of::<String>() + self.len()) as u64
+    }
+}
+
+impl<T: Footprint> Footprint for Option<T> {
+    fn footprint(&self) -> u64 {
+        self.as_ref().map_or(0, Footprint::footprint)
+    }
+}
+
+impl<A: Footprint, B: Footprint> Footprint for (A, B) {
+    fn footprint(&self) -> u64 {
+        self.0.footprint() + self.1.footprint()
+    }
+}
+
+impl Footprint for RemoteFileKey {
+    fn footprint(&self) -> u64 {
+        self.0.footprint() + self.1.footprint() + self.2.footprint() + self.3.footprint()
+    }
+}
+
+impl Footprint for ImageRef {
+    fn footprint(&self) -> u64 {
+        self.project.footprint() + self.repository.footprint() + self.image.footprint()
+    }
+}
+
+impl Footprint for ManifestRecord {
+    fn footprint(&self) -> u64 {
+        (std::mem::size_of::<Self>() + self.content.len() + self.media_type.len()) as u64
+            + self.artifact_type.footprint()
+            + self.annotations.footprint()
+    }
+}
+
+impl Footprint for Repository {
+    fn footprint(&self) -> u64 {
+        // The remote configuration is small and bounded; count it as 1 KiB.
+        (std::mem::size_of::<Self>() + self.name.len() + self.description.len() + 1024) as u64
+    }
+}
+
+impl Footprint for Policy {
+    fn footprint(&self) -> u64 {
+        let bindings: usize = self
+            .bindings
+            .iter()
+            .map(|b| 64 + b.role.len() + 96 * b.members.len())
+            .sum();
+        (std::mem::size_of::<Self>() + self.etag.len() + bindings) as u64
+    }
+}
+
+impl Footprint for RemoteFileRecord {
+    fn footprint(&self) -> u64 {
+        (std::mem::size_of::<Self>()
+            + self.name.len()
+            + self.sha256.len()
+            + self.filename.len()
+            + self.url.len()) as u64
+            + self.metadata_sha256.footprint()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ByFootprint;
+
+impl<K: Footprint, V: Footprint> Weighter<K, V> for ByFootprint {
+    fn weight(&self, key: &K, value: &V) -> u64 {
+        // Never 0: quick_cache never evicts weightless entries.
+        (key.footprint() + value.footprint()).max(1)
+    }
+}
+
+/// One bounded map with its hit and miss counters.
+struct Map<K, V> {
+    entries: Cache<K, V, ByFootprint>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<K: Eq + Hash + Footprint, V: Clone + Footprint> Map<K, V> {
+    fn new(bytes: u64, typical_entry_bytes: u64) -> Self {
+        Self {
+            entries: Cache::with_weighter(
+                (bytes / typical_entry_bytes) as usize,
+                bytes,
+                ByFootprint,
+            ),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let found = self.entries.get(key);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn stats(&self, cache: &'static str) -> ReadCacheStats {
+        ReadCacheStats {
+            cache,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.entries.len() as u64,
+            bytes: self.entries.weight(),
+        }
+    }
+}
+
+/// What one map of the read cache has done so far, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCacheStats {
+    /// Which map: `repository`, `tag`, `policy` or `python_remote_file`.
+    pub cache: &'static str,
+    /// Lookups answered from it.
+    pub hits: u64,
+    /// Lookups that went to the database.
+    pub misses: u64,
+    /// Entries it holds now.
+    pub entries: u64,
+    /// Estimated bytes it holds now.
+    pub bytes: u64,
 }
 
 /// The cache; see the module documentation.
-#[derive(Default)]
 pub(crate) struct ReadCache {
-    inner: Mutex<Inner>,
+    /// Held by an offer while it checks the generation and inserts, and by an
+    /// invalidation while it bumps the generation and removes: so an offer
+    /// never lands after an invalidation it did not see. Lookups take no lock
+    /// but the map's own shard lock.
+    generation: Mutex<u64>,
+    repositories: Map<(String, String), Repository>,
+    tags: Map<TagKey, ManifestRecord>,
+    policies: Map<String, Policy>,
+    remote_files: Map<RemoteFileKey, RemoteFileRecord>,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self::with_capacity(TAG_BYTES, OTHER_BYTES)
+    }
 }
 
 impl ReadCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // The maps stay consistent whatever panicked while holding the lock.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// A cache keeping about `tag_bytes` of manifests by tag and
+    /// `other_bytes` in each other map.
+    fn with_capacity(tag_bytes: u64, other_bytes: u64) -> Self {
+        Self {
+            generation: Mutex::new(0),
+            repositories: Map::new(other_bytes, 1024),
+            tags: Map::new(tag_bytes, 2048),
+            policies: Map::new(other_bytes, 512),
+            remote_files: Map::new(other_bytes, 512),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        // A counter stays consistent whatever panicked while holding the lock.
+        self.generation.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The generation to pass to `offer_*` after reading the database.
     pub(crate) fn generation(&self) -> u64 {
-        self.lock().generation
+        *self.lock()
+    }
+
+    /// Hit and miss counts of each map.
+    pub(crate) fn stats(&self) -> Vec<ReadCacheStats> {
+        vec![
+            self.repositories.stats("repository"),
+            self.tags.stats("tag"),
+            self.policies.stats("policy"),
+            self.remote_files.stats("python_remote_file"),
+        ]
     }
 
     pub(crate) fn repository(&self, project: &str, id: &str) -> Option<Repository> {
-        self.lock()
-            .repositories
-            .get(&(project.to_owned(), id.to_owned()))
-            .cloned()
+        self.repositories.get(&(project.to_owned(), id.to_owned()))
     }
 
     pub(crate) fn offer_repository(
@@ -69,23 +242,17 @@ impl ReadCache {
         project: &str,
         id: &str,
     ) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
+        let current = self.lock();
+        if *current != generation {
             return;
         }
-        if inner.repositories.len() >= MAX_ENTRIES {
-            inner.repositories.clear();
-        }
-        inner
-            .repositories
+        self.repositories
+            .entries
             .insert((project.to_owned(), id.to_owned()), repo.clone());
     }
 
     pub(crate) fn manifest_by_tag(&self, image: &ImageRef, tag: &str) -> Option<ManifestRecord> {
-        self.lock()
-            .tags
-            .get(&(image.clone(), tag.to_owned()))
-            .cloned()
+        self.tags.get(&(image.clone(), tag.to_owned()))
     }
 
     pub(crate) fn offer_tag(
@@ -95,44 +262,40 @@ impl ReadCache {
         tag: &str,
         manifest: &ManifestRecord,
     ) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
+        let current = self.lock();
+        if *current != generation {
             return;
         }
-        if inner.tags.len() >= MAX_ENTRIES {
-            inner.tags.clear();
-        }
-        inner
-            .tags
+        self.tags
+            .entries
             .insert((image.clone(), tag.to_owned()), manifest.clone());
     }
 
     /// The IAM policy of a resource (by its policy name).
     pub(crate) fn policy(&self, resource: &str) -> Option<Policy> {
-        self.lock().policies.get(resource).cloned()
+        self.policies.get(&resource.to_owned())
     }
 
     pub(crate) fn offer_policy(&self, generation: u64, resource: &str, policy: &Policy) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
+        let current = self.lock();
+        if *current != generation {
             return;
         }
-        if inner.policies.len() >= MAX_ENTRIES {
-            inner.policies.clear();
-        }
-        inner.policies.insert(resource.to_owned(), policy.clone());
+        self.policies
+            .entries
+            .insert(resource.to_owned(), policy.clone());
     }
 
     /// A policy was written or deleted.
     pub(crate) fn forget_policy(&self, resource: &str) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.policies.remove(resource);
+        let mut current = self.lock();
+        *current += 1;
+        self.policies.entries.remove(resource);
     }
 
     /// Where a file of a remote Python repository comes from.
     pub(crate) fn remote_file(&self, key: &RemoteFileKey) -> Option<RemoteFileRecord> {
-        self.lock().remote_files.get(key).cloned()
+        self.remote_files.get(key)
     }
 
     pub(crate) fn offer_remote_file(
@@ -141,53 +304,135 @@ impl ReadCache {
         key: RemoteFileKey,
         record: &RemoteFileRecord,
     ) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
+        let current = self.lock();
+        if *current != generation {
             return;
         }
-        if inner.remote_files.len() >= MAX_ENTRIES {
-            inner.remote_files.clear();
-        }
-        inner.remote_files.insert(key, record.clone());
+        self.remote_files.entries.insert(key, record.clone());
     }
 
     /// The records of these remote files changed.
     pub(crate) fn forget_remote_files(&self, keys: impl IntoIterator<Item = RemoteFileKey>) {
-        let mut inner = self.lock();
-        inner.generation += 1;
+        let mut current = self.lock();
+        *current += 1;
         for key in keys {
-            inner.remote_files.remove(&key);
+            self.remote_files.entries.remove(&key);
         }
     }
 
     /// A repository changed or went away, with everything in it.
     pub(crate) fn forget_repository(&self, project: &str, id: &str) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner
-            .repositories
+        let mut current = self.lock();
+        *current += 1;
+        self.repositories
+            .entries
             .remove(&(project.to_owned(), id.to_owned()));
-        inner
-            .tags
+        self.tags
+            .entries
             .retain(|(image, _), _| !(image.project == project && image.repository == id));
-        inner
-            .remote_files
+        self.remote_files
+            .entries
             .retain(|(p, r, _, _), _| !(p == project && r == id));
     }
 
     /// A tag moved or was deleted.
     pub(crate) fn forget_tag(&self, image: &ImageRef, tag: &str) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.tags.remove(&(image.clone(), tag.to_owned()));
+        let mut current = self.lock();
+        *current += 1;
+        self.tags.entries.remove(&(image.clone(), tag.to_owned()));
     }
 
     /// A manifest was deleted, and with it the tags naming it.
     pub(crate) fn forget_manifest(&self, image: &ImageRef, digest: &Digest) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner
-            .tags
+        let mut current = self.lock();
+        *current += 1;
+        self.tags
+            .entries
             .retain(|(tagged, _), manifest| !(tagged == image && &manifest.digest == digest));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageRef {
+        ImageRef {
+            project: "p".into(),
+            repository: "r".into(),
+            image: "app".into(),
+        }
+    }
+
+    fn manifest(n: usize) -> ManifestRecord {
+        ManifestRecord {
+            digest: format!("sha256:{n:064x}").parse().unwrap(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            content: vec![b'x'; 1000],
+        }
+    }
+
+    #[test]
+    fn filling_past_capacity_keeps_the_recently_read_entries() {
+        // Room for about 100 tags of 1 KB.
+        let cache = ReadCache::with_capacity(120_000, 120_000);
+        let image = image();
+        let hot: Vec<String> = (0..20).map(|i| format!("hot{i}")).collect();
+        for tag in &hot {
+            cache.offer_tag(cache.generation(), &image, tag, &manifest(0));
+        }
+        // Ten times the capacity of other tags, each read once, while the hot
+        // ones keep being read.
+        for i in 0..1000 {
+            let tag = format!("cold{i}");
+            assert!(cache.manifest_by_tag(&image, &tag).is_none());
+            cache.offer_tag(cache.generation(), &image, &tag, &manifest(i));
+            for tag in &hot {
+                cache.manifest_by_tag(&image, tag);
+            }
+        }
+        let stats = &cache.stats()[1];
+        assert!(stats.entries > 50, "the map was emptied: {stats:?}");
+        assert!(stats.bytes <= 120_000, "{stats:?}");
+        for tag in &hot {
+            assert!(
+                cache.manifest_by_tag(&image, tag).is_some(),
+                "{tag} was evicted although read all along"
+            );
+        }
+        let stats = &cache.stats()[1];
+        assert_eq!(stats.misses, 1000);
+        assert!(stats.hits >= 20 * 1000, "{stats:?}");
+    }
+
+    #[test]
+    fn more_tags_than_the_old_limit_do_not_empty_the_cache() {
+        // The cache used to clear a map on reaching 8,192 entries.
+        let cache = ReadCache::default();
+        let image = image();
+        for i in 0..10_000 {
+            cache.offer_tag(cache.generation(), &image, &format!("t{i}"), &manifest(i));
+        }
+        let found = (0..10_000)
+            .filter(|i| cache.manifest_by_tag(&image, &format!("t{i}")).is_some())
+            .count();
+        assert_eq!(found, 10_000);
+    }
+
+    #[test]
+    fn an_offer_read_before_an_invalidation_is_not_kept() {
+        let cache = ReadCache::default();
+        let image = image();
+        let before = cache.generation();
+        cache.forget_tag(&image, "1.0");
+        cache.offer_tag(before, &image, "1.0", &manifest(1));
+        assert!(cache.manifest_by_tag(&image, "1.0").is_none());
+        cache.offer_tag(cache.generation(), &image, "1.0", &manifest(1));
+        assert!(cache.manifest_by_tag(&image, "1.0").is_some());
+        cache.forget_repository("p", "r");
+        assert!(cache.manifest_by_tag(&image, "1.0").is_none());
     }
 }

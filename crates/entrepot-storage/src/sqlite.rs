@@ -41,7 +41,56 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// The size a checkpointed write-ahead log is truncated to (`journal_size_limit`).
+const JOURNAL_SIZE_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often the write-ahead log is checkpointed and truncated.
+pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Rows a repository deletion removes per transaction: SQLite has one
+/// writer, and a deletion must not hold it for long.
+const DELETE_BATCH_ROWS: u64 = 1000;
+
+/// Tables whose rows belong to one repository (`project`, `repository`).
+const REPOSITORY_TABLES: [&str; 7] = [
+    "tags",
+    "manifests",
+    "blob_links",
+    "uploads",
+    "python_index_pages",
+    "python_remote_files",
+    "python_files",
+];
+
 impl SqliteMetadataStore {
+    /// Checkpoint the write-ahead log every [`WAL_CHECKPOINT_INTERVAL`] and
+    /// truncate it, for as long as the store lives. SQLite's own checkpoints
+    /// (every 1,000 pages, at commit) copy pages back but never shrink the
+    /// file, and cannot finish while readers keep arriving, so under steady
+    /// load the log would grow until restart. Needs a Tokio runtime.
+    pub fn spawn_wal_checkpoints(&self) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                // TRUNCATE waits (busy timeout) for readers of old snapshots
+                // to finish; new readers and writers proceed meanwhile or
+                // right after, as reads never wait for a checkpoint.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
+                }
+            }
+        });
+    }
+
     /// Open (creating if needed) the database file and run migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
@@ -50,6 +99,9 @@ impl SqliteMetadataStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // A WAL that a burst of writes grew is cut back to this size once
+            // checkpointed, instead of keeping its largest size until restart.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
             .busy_timeout(Duration::from_secs(10));
         // Create the file, switch it to WAL and migrate it on one connection
         // before the pool opens several at once: on a new file, connections
@@ -94,6 +146,11 @@ impl SqliteMetadataStore {
             pool,
             cache: Arc::default(),
         })
+    }
+
+    /// Hits and misses of the in-process read cache, per map.
+    pub fn read_cache_stats(&self) -> Vec<crate::ReadCacheStats> {
+        self.cache.stats()
     }
 
     /// Check the database answers (for readiness probes).
@@ -346,16 +403,29 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
+        // The content goes in bounded transactions first, so that deleting a
+        // repository of many tags never holds the single writer for long;
+        // the repository stays visible (with less and less content) until the
+        // last transaction removes what remains together with it.
+        for table in REPOSITORY_TABLES {
+            loop {
+                let done = sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE rowid IN
+                     (SELECT rowid FROM {table} WHERE project = ? AND repository = ? LIMIT ?)"
+                ))
+                .bind(project)
+                .bind(id)
+                .bind(DELETE_BATCH_ROWS as i64)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() < DELETE_BATCH_ROWS {
+                    break;
+                }
+            }
+        }
         let mut tx = self.pool.begin().await?;
-        for table in [
-            "tags",
-            "manifests",
-            "blob_links",
-            "uploads",
-            "python_index_pages",
-            "python_remote_files",
-            "python_files",
-        ] {
+        // Whatever a concurrent push added meanwhile.
+        for table in REPOSITORY_TABLES {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE project = ? AND repository = ?"
             ))
@@ -681,8 +751,9 @@ impl MetadataStore for SqliteMetadataStore {
         limit: u32,
     ) -> Result<Vec<CatalogEntry>, StoreError> {
         let paths: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT project || '/' || repository || '/' || image AS path FROM manifests
-             WHERE path > ? ORDER BY path LIMIT ?",
+            // `images` (kept by triggers on `manifests`): an index range, not
+            // a DISTINCT over every manifest.
+            "SELECT path FROM images WHERE path > ? ORDER BY path LIMIT ?",
         )
         .bind(last.unwrap_or(""))
         .bind(i64::from(limit))

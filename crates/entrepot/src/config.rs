@@ -77,7 +77,13 @@ pub struct Config {
     /// Most files an upstream Python project page may list; a larger page is
     /// refused with an error naming this limit.
     pub python_max_page_files: usize,
+    /// The default and the largest page of `tags/list` and `_catalog`; a
+    /// partial answer carries a `Link` header to the next page.
+    pub max_page_size: u32,
 }
+
+/// The largest `max_page_size` accepted: one page is built in memory.
+const MAX_PAGE_SIZE_LIMIT: u32 = 1_000_000;
 
 /// When `entrepot serve` rehashes the blob store at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -121,6 +127,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             audit_max_rows: 1_000_000,
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
+            max_page_size: entrepot_services::registry::DEFAULT_MAX_PAGE_SIZE,
         }
     }
 }
@@ -273,6 +280,13 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(v) = get("ENTREPOT_MAX_PAGE_SIZE") {
+            self.max_page_size = v.parse().map_err(|_| ConfigError::Value {
+                key: "max_page_size",
+                env: "ENTREPOT_MAX_PAGE_SIZE",
+                message: format!("{v:?} is not a whole number of entries"),
+            })?;
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -345,6 +359,13 @@ impl Config {
                 key: "python_max_page_files",
                 env: "ENTREPOT_PYTHON_MAX_PAGE_FILES",
                 message: "must be at least 1 file".into(),
+            });
+        }
+        if !(1..=MAX_PAGE_SIZE_LIMIT).contains(&self.max_page_size) {
+            return Err(ConfigError::Value {
+                key: "max_page_size",
+                env: "ENTREPOT_MAX_PAGE_SIZE",
+                message: format!("must be between 1 and {MAX_PAGE_SIZE_LIMIT}"),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

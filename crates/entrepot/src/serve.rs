@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("cannot open the metadata database")?,
     );
+    sqlite.spawn_wal_checkpoints();
     let meta: Arc<dyn MetadataStore> = sqlite.clone();
     let cache: Arc<dyn CacheStore> = sqlite.clone();
     let (iam, bootstrap_token) =
@@ -60,6 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     spawn_blob_verification(blobs.clone(), &config);
 
     let metrics = Arc::new(Metrics::default());
+    {
+        let sqlite = sqlite.clone();
+        metrics.report_read_cache(move || sqlite.read_cache_stats());
+    }
     // Every upstream hop, and every new remote repository's upstream, passes
     // the organisation's registry access policy.
     let access_policy = Arc::new(
@@ -105,7 +110,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Arc::new(
         Registry::new(meta.clone(), blobs)
             .with_remote(remote)
-            .with_min_free_disk_bytes(config.min_free_disk_bytes),
+            .with_min_free_disk_bytes(config.min_free_disk_bytes)
+            .with_max_page_size(config.max_page_size),
     );
     let state = AppState {
         registry: registry.clone(),

@@ -19,7 +19,7 @@ use axum::Router;
 use entrepot_domain::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
 use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Digest, ImagePath};
-use entrepot_services::registry::UploadStart;
+use entrepot_services::registry::{Page, UploadStart};
 use entrepot_services::ByteStream;
 use entrepot_services::{Permission, Principal, Resource};
 use futures::{StreamExt, TryStreamExt};
@@ -226,7 +226,18 @@ fn page_size(query: &HashMap<String, String>) -> Result<Option<u32>, OciError> {
         .transpose()
 }
 
-const ALL: u32 = 100_000;
+/// The `Link` header pointing at the page after `page`, if there is one.
+/// `base` is the listing's path; the next page keeps the served page size.
+fn next_page_link(response: &mut Response, base: &str, page: &Page) {
+    if let Some(last) = page.next_after() {
+        let last: String = url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+        insert(
+            response.headers_mut(),
+            header::LINK,
+            &format!("<{base}?n={}&last={last}>; rel=\"next\"", page.size),
+        );
+    }
+}
 
 async fn handle(
     state: AppState,
@@ -271,18 +282,10 @@ async fn handle(
             .await?;
             let n = page_size(&query)?;
             let last = query.get("last").map(String::as_str);
-            let names = registry.catalog(n.unwrap_or(ALL), last).await?;
+            let page = registry.catalog(n, last).await?;
             let mut response =
-                axum::Json(serde_json::json!({ "repositories": names })).into_response();
-            if let (Some(n), Some(last)) = (n, names.last()) {
-                if names.len() as u32 == n && n > 0 {
-                    insert(
-                        response.headers_mut(),
-                        header::LINK,
-                        &format!("</v2/_catalog?n={n}&last={last}>; rel=\"next\""),
-                    );
-                }
-            }
+                axum::Json(serde_json::json!({ "repositories": page.items })).into_response();
+            next_page_link(&mut response, "/v2/_catalog", &page);
             Ok(response)
         }
         (m @ (Method::GET | Method::HEAD), E::Manifest(path, reference)) => {
@@ -509,19 +512,11 @@ async fn handle(
             .await?;
             let n = page_size(&query)?;
             let last = query.get("last").map(String::as_str);
-            let tags = registry.list_tags(&path, n.unwrap_or(ALL), last).await?;
+            let page = registry.list_tags(&path, n, last).await?;
             let mut response =
-                axum::Json(serde_json::json!({ "name": path.to_string(), "tags": tags }))
+                axum::Json(serde_json::json!({ "name": path.to_string(), "tags": page.items }))
                     .into_response();
-            if let (Some(n), Some(last)) = (n, tags.last()) {
-                if tags.len() as u32 == n {
-                    insert(
-                        response.headers_mut(),
-                        header::LINK,
-                        &format!("</v2/{path}/tags/list?n={n}&last={last}>; rel=\"next\""),
-                    );
-                }
-            }
+            next_page_link(&mut response, &format!("/v2/{path}/tags/list"), &page);
             Ok(response)
         }
         (Method::GET, E::Referrers(path, digest)) => {

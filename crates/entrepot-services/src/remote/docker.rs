@@ -9,7 +9,7 @@ use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream};
 use entrepot_domain::{ByteRange, Digest, ImagePath, Manifest, Reference, Repository};
 use entrepot_storage::{BlobStore, CacheStore, ImageRef, ManifestRecord, MetadataStore};
-use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
+use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, LINK, RETRY_AFTER};
 use entrepot_upstream::reqwest::StatusCode;
 use entrepot_upstream::{
     HopDenied, UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse,
@@ -21,7 +21,7 @@ use super::credentials::{CredentialSources, RepositoryCredentials, SecretReader}
 use super::fill::{Cached, FillError, Fills, UpstreamBody};
 use crate::clock::{now_rfc3339, now_unix};
 use crate::metrics::{ContentKind, Metrics};
-use crate::registry::{RegistryError, ServedBlob, ServedManifest};
+use crate::registry::{Page, RegistryError, ServedBlob, ServedManifest};
 
 /// Rate-limit headers last seen from a repository's upstream.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -713,21 +713,32 @@ impl RemoteDocker {
             .map_err(|e| fill_error(e, &format!("blob {digest}")))
     }
 
-    /// The upstream's tags of an image; the cached ones when it fails.
+    /// One page of the upstream's tags of an image (at most `size`, after
+    /// `last`); of the cached ones when the upstream fails. The page says
+    /// whether more follow: the upstream's own `Link`, or the extra tag asked
+    /// for beyond the page, tells.
     pub async fn list_tags(
         &self,
         repo: &Repository,
         path: &ImagePath,
-        n: u32,
+        size: u32,
         last: Option<&str>,
-    ) -> Result<Vec<String>, RegistryError> {
+    ) -> Result<Page, RegistryError> {
+        let cached = || async move {
+            let rows = self
+                .meta
+                .list_tags(&image_ref(path), last, size + 1)
+                .await?;
+            Ok::<_, RegistryError>(Page::from_rows(rows, size))
+        };
         let target = self.target(repo)?;
         if self.origin_blocked(&target).await?.is_some() {
-            return Ok(self.meta.list_tags(&image_ref(path), last, n).await?);
+            return cached().await;
         }
         let name = target.upstream.image_name(path.image.as_str());
         let mut url = target.url(&format!("{name}/tags/list"))?;
-        url.query_pairs_mut().append_pair("n", &n.to_string());
+        url.query_pairs_mut()
+            .append_pair("n", &(u64::from(size) + 1).to_string());
         if let Some(last) = last {
             url.query_pairs_mut().append_pair("last", last);
         }
@@ -737,6 +748,14 @@ impl RemoteDocker {
             if response.status() != StatusCode::OK {
                 return Err(status_error(&response, &format!("tags of {}", path.image)));
             }
+            // An upstream that caps pages below our size says so with a Link;
+            // its page is then partial even though it holds fewer than `size`.
+            let upstream_has_next = response
+                .headers()
+                .get_all(LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("rel=\"next\""));
             #[derive(serde::Deserialize)]
             struct TagList {
                 tags: Option<Vec<String>>,
@@ -745,13 +764,24 @@ impl RemoteDocker {
                 status: 502,
                 message: format!("the upstream's tag list is unreadable: {e}"),
             })?;
-            Ok(list.tags.unwrap_or_default())
+            // Some upstreams (distribution before 2.8) ignore `n` and `last`
+            // and answer every tag: keep the page to what follows `last`, in
+            // order, so that following our Link never serves a tag twice.
+            let mut tags = list.tags.unwrap_or_default();
+            if let Some(last) = last {
+                tags.retain(|t| t.as_str() > last);
+            }
+            tags.sort_unstable();
+            tags.dedup();
+            let mut page = Page::from_rows(tags, size);
+            page.more |= upstream_has_next && !page.items.is_empty();
+            Ok(page)
         };
         match upstream.await {
-            Ok(tags) => Ok(tags),
+            Ok(page) => Ok(page),
             Err(e) if stale_allowed(&e) && target.config.serve_stale => {
                 self.metrics.stale_serve();
-                Ok(self.meta.list_tags(&image_ref(path), last, n).await?)
+                cached().await
             }
             Err(e) => Err(e),
         }
