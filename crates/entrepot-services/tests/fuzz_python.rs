@@ -14,6 +14,7 @@ use entrepot_services::python::dist::{
 };
 use entrepot_services::python::index::{
     escape, parse_project_list, parse_project_page, render_project_page, unescape, IndexFile,
+    DEFAULT_MAX_PAGE_FILES,
 };
 use entrepot_services::python::{PageFormat, ProjectPage};
 use proptest::prelude::*;
@@ -102,7 +103,7 @@ proptest! {
     #[test]
     fn html_pages_round_trip(page in page()) {
         let html = render_project_page(&page, PageFormat::HtmlV1);
-        let again = parse_project_page("text/html", &html, &base(), "pkg").unwrap();
+        let again = parse_project_page("text/html", &html, &base(), "pkg", DEFAULT_MAX_PAGE_FILES).unwrap();
         prop_assert_eq!(again, page);
     }
 
@@ -114,7 +115,7 @@ proptest! {
             f.upload_time = Some("2026-01-02T03:04:05Z".to_owned());
         }
         let json = render_project_page(&page, PageFormat::Json);
-        let again = parse_project_page(JSON, &json, &base(), "pkg").unwrap();
+        let again = parse_project_page(JSON, &json, &base(), "pkg", DEFAULT_MAX_PAGE_FILES).unwrap();
         prop_assert_eq!(again, page);
     }
 
@@ -130,7 +131,7 @@ proptest! {
         ],
     ) {
         let content_type = if json { JSON } else { "text/html" };
-        if let Ok(page) = parse_project_page(content_type, &body, &base(), "pkg") {
+        if let Ok(page) = parse_project_page(content_type, &body, &base(), "pkg", DEFAULT_MAX_PAGE_FILES) {
             for f in &page.files {
                 prop_assert!(url::Url::parse(&f.url).is_ok(), "{:?}", f.url);
                 prop_assert!(!f.url.contains('#'), "{:?}", f.url);

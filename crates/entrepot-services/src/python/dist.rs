@@ -310,6 +310,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn borrowed_versions_agree_with_parsed_file_names() {
+        for name in [
+            "a-1.0.tar.gz",
+            "a_b-2.0rc1-py3-none-any.whl",
+            "a-1.0-1-py2.py3-none-any.whl",
+            "a-1.0-x-py3-none-any.whl",
+            "a-1.0-1-2-py3-none-any.whl",
+            "a-1.0-py3-none.whl",
+            "a--1.0-py3-none-any.whl",
+            "my-pkg-1.0.zip",
+            "pkg.tar.gz",
+            "../a-1.0.tar.gz",
+            "a-1.0.exe",
+        ] {
+            assert_eq!(
+                version_of(name),
+                parse_filename(name).ok().map(|d| d.version).as_deref(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn normalises_names() {
         assert_eq!(normalize("Foo_Bar"), "foo-bar");
         assert_eq!(normalize("foo.-_bar"), "foo-bar");

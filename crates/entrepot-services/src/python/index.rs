@@ -770,6 +770,30 @@ mod tests {
     }
 
     #[test]
+    fn anchor_attributes_are_read_in_any_case_the_last_of_a_repeated_one_counting() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/a/").unwrap();
+        let html = r#"<A HREF="a-1.0.tar.gz#SHA256=AB" Data-Requires-Python="&gt;=3" data-core-metadata="false" data-dist-info-metadata="sha256=cd" data-yanked>a-1.0.tar.gz</A>
+<a href="a-2.0.tar.gz#sha256=01" data-requires-python="&lt;2" data-requires-python="&gt;=3.9" data-dist-info-metadata="sha256=EF">a-2.0.tar.gz</a>
+<a name="no-href">a-3.0.tar.gz</a>"#;
+        let page = parse_project_page("text/html", html.as_bytes(), &base, "a", 10).unwrap();
+        assert_eq!(page.files.len(), 2);
+        let (one, two) = (&page.files[0], &page.files[1]);
+        assert_eq!(one.url, "http://127.0.0.1:1/simple/a/a-1.0.tar.gz");
+        assert_eq!(one.hashes["sha256"], "ab");
+        assert_eq!(one.requires_python.as_deref(), Some(">=3"));
+        assert_eq!(one.yanked.as_deref(), Some(""));
+        // data-core-metadata="false" wins over the older attribute.
+        assert_eq!(one.core_metadata, None);
+        assert_eq!(two.requires_python.as_deref(), Some(">=3.9"));
+        assert_eq!(two.core_metadata.as_ref().unwrap()["sha256"], "ef");
+        // Invalid UTF-8 is read as replacement characters, not refused.
+        let mut bytes = html.as_bytes().to_vec();
+        bytes.extend_from_slice(b"<a href=\"a-4.0.tar.gz#sha256=02\">a-4.0\xff.tar.gz</a>");
+        let page = parse_project_page("text/html", &bytes, &base, "a", 10).unwrap();
+        assert_eq!(page.files[2].filename, "a-4.0\u{fffd}.tar.gz");
+    }
+
+    #[test]
     fn unescapes() {
         assert_eq!(unescape("&lt;3&#44;&#x3e;=1 & x"), "<3,>=1 & x");
     }
