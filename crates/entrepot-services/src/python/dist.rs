@@ -90,45 +90,67 @@ pub struct FilenameError(pub String, pub &'static str);
 /// Parse a wheel (`{name}-{version}(-{build})?-{py}-{abi}-{platform}.whl`) or
 /// sdist (`{name}-{version}.tar.gz` / `.zip`) file name.
 pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
-    let err = |why| FilenameError(filename.to_owned(), why);
+    parse_filename_parts(filename)
+        .map(|(name, version, kind)| DistFilename {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            kind,
+        })
+        .map_err(|why| FilenameError(filename.to_owned(), why))
+}
+
+/// The version a distribution file name gives, borrowed: `None` where
+/// [`parse_filename`] fails. Allocates nothing, for pages of 300,000 files.
+pub fn version_of(filename: &str) -> Option<&str> {
+    parse_filename_parts(filename)
+        .ok()
+        .map(|(_, version, _)| version)
+}
+
+/// [`parse_filename`] on borrowed parts: name, version, kind, or why not.
+fn parse_filename_parts(filename: &str) -> Result<(&str, &str, DistKind), &'static str> {
     if filename.contains('/') || filename.contains('\\') || filename.starts_with('.') {
-        return Err(err("it contains a path"));
+        return Err("it contains a path");
     }
     if let Some(stem) = filename.strip_suffix(".whl") {
-        let parts: Vec<&str> = stem.split('-').collect();
-        if parts.len() != 5 && parts.len() != 6 {
-            return Err(err(
-                "a wheel is named NAME-VERSION(-BUILD)-PYTHON-ABI-PLATFORM.whl",
-            ));
+        // At most six parts; a seventh only says there are too many.
+        let mut parts = [""; 7];
+        let mut count = 0;
+        for part in stem.split('-') {
+            if count == parts.len() {
+                break;
+            }
+            parts[count] = part;
+            count += 1;
         }
+        if count != 5 && count != 6 {
+            return Err("a wheel is named NAME-VERSION(-BUILD)-PYTHON-ABI-PLATFORM.whl");
+        }
+        let parts = &parts[..count];
         if parts.iter().any(|p| p.is_empty())
             || !is_valid_name(parts[0])
             || !is_plausible_version(parts[1])
         {
-            return Err(err("empty or invalid part"));
+            return Err("empty or invalid part");
         }
-        if parts.len() == 6 && !is_build_tag(parts[2]) {
-            return Err(err(
+        if count == 6 && !is_build_tag(parts[2]) {
+            return Err(
                 "a wheel's build tag starts with a digit and has only letters, digits and _",
-            ));
+            );
         }
-        if !parts[parts.len() - 3..].iter().all(|t| is_tag_set(t)) {
-            return Err(err(
+        if !parts[count - 3..].iter().all(|t| is_tag_set(t)) {
+            return Err(
                 "a wheel's python, abi and platform tags have only letters, digits and _ (sets of them joined by .)",
-            ));
+            );
         }
-        return Ok(DistFilename {
-            name: parts[0].to_owned(),
-            version: parts[1].to_owned(),
-            kind: DistKind::Wheel,
-        });
+        return Ok((parts[0], parts[1], DistKind::Wheel));
     }
     let (stem, kind) = if let Some(s) = filename.strip_suffix(".tar.gz") {
         (s, DistKind::SdistTarGz)
     } else if let Some(s) = filename.strip_suffix(".zip") {
         (s, DistKind::SdistZip)
     } else {
-        return Err(err("only .whl, .tar.gz and .zip files are accepted"));
+        return Err("only .whl, .tar.gz and .zip files are accepted");
     };
     // The version starts after the last '-' that is followed by a digit.
     let split = stem
@@ -136,16 +158,12 @@ pub fn parse_filename(filename: &str) -> Result<DistFilename, FilenameError> {
         .filter(|(i, _)| stem[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
         .map(|(i, _)| i)
         .next_back()
-        .ok_or_else(|| err("an sdist is named NAME-VERSION.tar.gz"))?;
+        .ok_or("an sdist is named NAME-VERSION.tar.gz")?;
     let (name, version) = (&stem[..split], &stem[split + 1..]);
     if !is_valid_name(name) || !is_plausible_version(version) {
-        return Err(err("an sdist is named NAME-VERSION.tar.gz"));
+        return Err("an sdist is named NAME-VERSION.tar.gz");
     }
-    Ok(DistFilename {
-        name: name.to_owned(),
-        version: version.to_owned(),
-        kind,
-    })
+    Ok((name, version, kind))
 }
 
 /// The fields of core metadata entrepot reads.
@@ -290,6 +308,29 @@ pub fn extract_metadata(path: &Path, kind: DistKind) -> Result<Vec<u8>, ExtractE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_versions_agree_with_parsed_file_names() {
+        for name in [
+            "a-1.0.tar.gz",
+            "a_b-2.0rc1-py3-none-any.whl",
+            "a-1.0-1-py2.py3-none-any.whl",
+            "a-1.0-x-py3-none-any.whl",
+            "a-1.0-1-2-py3-none-any.whl",
+            "a-1.0-py3-none.whl",
+            "a--1.0-py3-none-any.whl",
+            "my-pkg-1.0.zip",
+            "pkg.tar.gz",
+            "../a-1.0.tar.gz",
+            "a-1.0.exe",
+        ] {
+            assert_eq!(
+                version_of(name),
+                parse_filename(name).ok().map(|d| d.version).as_deref(),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn normalises_names() {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::dist::{normalize, parse_filename};
+use super::dist::{normalize, version_of};
 
 /// `application/vnd.pypi.simple.v1+json`.
 pub const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
@@ -149,7 +149,7 @@ fn resolve(base: &url::Url, href: &str) -> Option<(String, BTreeMap<String, Stri
         }
     }
     url.set_fragment(None);
-    Some((url.to_string(), hashes))
+    Some((url.into(), hashes))
 }
 
 /// Decode the HTML character references attribute values and text may hold.
@@ -212,36 +212,70 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// An anchor: its attributes (decoded) and its text.
-type Anchor = (BTreeMap<String, String>, String);
+/// An anchor: the attributes entrepot reads (decoded; an attribute without
+/// a value is `""`; the last of a repeated one counts) and its text.
+#[derive(Default)]
+struct Anchor {
+    href: Option<String>,
+    requires_python: Option<String>,
+    yanked: Option<String>,
+    core_metadata: Option<String>,
+    dist_info_metadata: Option<String>,
+    text: String,
+}
 
-/// The anchors of a page; `too_many` once there are more than `limit`.
-fn anchors(html: &str, limit: usize, too_many: PageError) -> Result<Vec<Anchor>, PageError> {
+/// The anchors of a page, with their attributes when `with_attributes`;
+/// `too_many` once there are more than `limit`. Only the attributes read are
+/// decoded: a page may hold 300,000 anchors.
+fn anchors(
+    html: &str,
+    limit: usize,
+    too_many: PageError,
+    with_attributes: bool,
+) -> Result<Vec<Anchor>, PageError> {
     let dom = tl::parse(html, tl::ParserOptions::default()).map_err(unreadable)?;
     let parser = dom.parser();
     let mut out = Vec::new();
     for node in dom.nodes() {
         let Some(tag) = node.as_tag() else { continue };
-        if !tag.name().as_utf8_str().eq_ignore_ascii_case("a") {
+        if !tag.name().as_bytes().eq_ignore_ascii_case(b"a") {
             continue;
         }
         if out.len() == limit {
             return Err(too_many);
         }
-        let attrs = tag
-            .attributes()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_ascii_lowercase(),
-                    v.map(|v| unescape(&v)).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let text = unescape(tag.inner_text(parser).trim());
-        out.push((attrs, text));
+        let mut anchor = Anchor::default();
+        if with_attributes {
+            for (k, v) in tag.attributes().iter() {
+                let slot = if k.eq_ignore_ascii_case("href") {
+                    &mut anchor.href
+                } else if k.eq_ignore_ascii_case("data-requires-python") {
+                    &mut anchor.requires_python
+                } else if k.eq_ignore_ascii_case("data-yanked") {
+                    &mut anchor.yanked
+                } else if k.eq_ignore_ascii_case("data-core-metadata") {
+                    &mut anchor.core_metadata
+                } else if k.eq_ignore_ascii_case("data-dist-info-metadata") {
+                    &mut anchor.dist_info_metadata
+                } else {
+                    continue;
+                };
+                *slot = Some(v.map(|v| unescape(&v)).unwrap_or_default());
+            }
+        }
+        anchor.text = unescape(tag.inner_text(parser).trim());
+        out.push(anchor);
     }
     Ok(out)
+}
+
+/// The page as text; invalid UTF-8 replaced (checked first: the common,
+/// valid page is borrowed as it is).
+fn text_of(content: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(content) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(content),
+    }
 }
 
 /// Read a project page the upstream sent as JSON or HTML; `page_url` resolves
@@ -305,29 +339,29 @@ pub fn parse_project_page(
             })
             .unwrap_or_default();
     } else {
-        let html = String::from_utf8_lossy(content);
-        for (attrs, text) in anchors(&html, max_files, too_many)? {
-            let Some(href) = attrs.get("href") else {
+        let html = text_of(content);
+        for anchor in anchors(&html, max_files, too_many, true)? {
+            let Some(href) = &anchor.href else {
                 continue;
             };
             let Some((url, hashes)) = resolve(page_url, href) else {
                 continue;
             };
-            let filename = if text.is_empty() {
+            let filename = if anchor.text.is_empty() {
                 url.rsplit('/').next().unwrap_or_default().to_owned()
             } else {
-                text
+                anchor.text
             };
             page.files.push(IndexFile {
                 filename,
                 url,
                 hashes,
-                requires_python: attrs.get("data-requires-python").cloned(),
-                yanked: attrs.get("data-yanked").cloned(),
-                core_metadata: attrs
-                    .get("data-core-metadata")
-                    .or_else(|| attrs.get("data-dist-info-metadata"))
-                    .and_then(|v| metadata_attr(v)),
+                requires_python: anchor.requires_python,
+                yanked: anchor.yanked,
+                core_metadata: anchor
+                    .core_metadata
+                    .or(anchor.dist_info_metadata)
+                    .and_then(|v| metadata_attr(&v)),
                 size: None,
                 upload_time: None,
             });
@@ -342,12 +376,15 @@ pub fn parse_project_page(
 /// Versions named by the files' names, in first-seen order. Linear: a page
 /// may list hundreds of thousands of files.
 pub fn versions_of(files: &[IndexFile]) -> Vec<String> {
-    first_seen(
-        files
-            .iter()
-            .filter_map(|f| parse_filename(&f.filename).ok())
-            .map(|parsed| parsed.version),
-    )
+    // Borrowed until known to be new: most files repeat a version.
+    let mut seen = HashSet::with_capacity(files.len());
+    let mut out = Vec::new();
+    for version in files.iter().filter_map(|f| version_of(&f.filename)) {
+        if seen.insert(version) {
+            out.push(version.to_owned());
+        }
+    }
+    out
 }
 
 /// The distinct items, in first-seen order, in linear time.
@@ -382,10 +419,10 @@ pub fn parse_project_list(content_type: &str, content: &[u8]) -> Result<Vec<Stri
             .filter_map(|p| p["name"].as_str().map(str::to_owned))
             .collect())
     } else {
-        let html = String::from_utf8_lossy(content);
-        Ok(anchors(&html, MAX_PROJECTS, too_many)?
+        let html = text_of(content);
+        Ok(anchors(&html, MAX_PROJECTS, too_many, false)?
             .into_iter()
-            .map(|(_, text)| text)
+            .map(|a| a.text)
             .filter(|t| !t.is_empty())
             .collect())
     }
@@ -730,6 +767,30 @@ mod tests {
         let versions = versions_of(&files);
         assert_eq!(versions.len(), 200_000);
         assert_eq!(versions[199_999], "199999.0");
+    }
+
+    #[test]
+    fn anchor_attributes_are_read_in_any_case_the_last_of_a_repeated_one_counting() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/a/").unwrap();
+        let html = r#"<A HREF="a-1.0.tar.gz#SHA256=AB" Data-Requires-Python="&gt;=3" data-core-metadata="false" data-dist-info-metadata="sha256=cd" data-yanked>a-1.0.tar.gz</A>
+<a href="a-2.0.tar.gz#sha256=01" data-requires-python="&lt;2" data-requires-python="&gt;=3.9" data-dist-info-metadata="sha256=EF">a-2.0.tar.gz</a>
+<a name="no-href">a-3.0.tar.gz</a>"#;
+        let page = parse_project_page("text/html", html.as_bytes(), &base, "a", 10).unwrap();
+        assert_eq!(page.files.len(), 2);
+        let (one, two) = (&page.files[0], &page.files[1]);
+        assert_eq!(one.url, "http://127.0.0.1:1/simple/a/a-1.0.tar.gz");
+        assert_eq!(one.hashes["sha256"], "ab");
+        assert_eq!(one.requires_python.as_deref(), Some(">=3"));
+        assert_eq!(one.yanked.as_deref(), Some(""));
+        // data-core-metadata="false" wins over the older attribute.
+        assert_eq!(one.core_metadata, None);
+        assert_eq!(two.requires_python.as_deref(), Some(">=3.9"));
+        assert_eq!(two.core_metadata.as_ref().unwrap()["sha256"], "ef");
+        // Invalid UTF-8 is read as replacement characters, not refused.
+        let mut bytes = html.as_bytes().to_vec();
+        bytes.extend_from_slice(b"<a href=\"a-4.0.tar.gz#sha256=02\">a-4.0\xff.tar.gz</a>");
+        let page = parse_project_page("text/html", &bytes, &base, "a", 10).unwrap();
+        assert_eq!(page.files[2].filename, "a-4.0\u{fffd}.tar.gz");
     }
 
     #[test]

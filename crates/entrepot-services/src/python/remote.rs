@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{python_upstream, PythonUpstream};
@@ -18,6 +19,7 @@ use entrepot_upstream::reqwest::StatusCode;
 use entrepot_upstream::{
     redact, CredentialSource, NoCredentials, UpstreamClient, UpstreamError, UpstreamRequest,
 };
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use url::Url;
 
@@ -46,8 +48,8 @@ const LARGE_PAGE_FILES: usize = 1_000;
 enum Freshness {
     /// Fetched from the upstream just now.
     Fetched,
-    /// Fetched just now, byte for byte the page stored before: what its
-    /// files are and where they come from is already recorded.
+    /// Fetched just now, byte for byte the page stored before: where its
+    /// files come from is recorded already (unless that was cut short).
     Unchanged,
     /// From the cache, within the freshness window.
     Cached,
@@ -61,6 +63,21 @@ enum Parsed {
     List(Arc<Vec<String>>),
     /// A project's page.
     Project(ProjectPage),
+}
+
+/// The storing of a page just fetched, if one is under way.
+struct Stored(Option<tokio::task::JoinHandle<Result<(), entrepot_storage::StoreError>>>);
+
+impl Stored {
+    /// Wait until the page is stored.
+    async fn wait(self) -> Result<(), PythonError> {
+        match self.0 {
+            None => Ok(()),
+            Some(task) => Ok(task.await.map_err(|e| {
+                PythonError::Storage(format!("storing the index page failed: {e}"))
+            })??),
+        }
+    }
 }
 
 /// The project list of a repository as parsed from one upstream fetch.
@@ -114,8 +131,20 @@ pub struct RemotePython {
     /// Project lists by `(project, repository)`: PyPI's is ~600,000 names,
     /// seconds of CPU to parse, so it is parsed once per upstream fetch.
     lists: Mutex<HashMap<(String, String), Arc<ListView>>>,
+    /// Origins of pages being written in the background, by page.
+    pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
+    next_write: AtomicU64,
     max_page_files: usize,
 }
+
+/// `(project id, repository id, normalised project name)`.
+type PageKey = (String, String, String);
+
+/// A background write of a page's file origins; its error as text.
+type PendingWrite = Shared<BoxFuture<'static, Result<(), String>>>;
+
+/// File origins written per transaction.
+const ORIGINS_PER_TRANSACTION: usize = 20_000;
 
 fn upstream_error(e: UpstreamError, host: &str) -> PythonError {
     match e {
@@ -182,6 +211,8 @@ impl RemotePython {
             locks: Mutex::new(HashMap::new()),
             views: Arc::default(),
             lists: Mutex::new(HashMap::new()),
+            pending: Arc::default(),
+            next_write: AtomicU64::new(0),
             max_page_files: index::DEFAULT_MAX_PAGE_FILES,
         })
     }
@@ -245,12 +276,13 @@ impl RemotePython {
 
     /// An index page (`name` normalised; `""` is the project list), from the
     /// cache when fresh, else from the upstream; stale when the upstream fails.
-    /// With a page just fetched, also what it parsed to.
+    /// With a page just fetched, also what it parsed to and its storing,
+    /// under way while the caller builds its answer (see [`Stored`]).
     async fn page(
         &self,
         target: &Target,
         name: &str,
-    ) -> Result<(Url, CachedIndexPage, Freshness, Option<Parsed>), PythonError> {
+    ) -> Result<(Url, CachedIndexPage, Freshness, Option<Parsed>, Stored), PythonError> {
         let index_url =
             Url::parse(&target.upstream.index_url).map_err(|e| PythonError::Upstream {
                 status: 502,
@@ -263,7 +295,7 @@ impl RemotePython {
                 .join(&format!("{name}/"))
                 .map_err(|e| PythonError::Invalid(format!("bad project name: {e}")))?
         };
-        let _guard = self
+        let guard = self
             .key_lock(format!(
                 "{}/{}/{name}",
                 target.ids.project, target.ids.repository
@@ -276,11 +308,11 @@ impl RemotePython {
         if let Some(page) = &cached {
             if now - page.fetched_at < target.config.tag_ttl_secs as i64 {
                 self.metrics.hit(ContentKind::Tag);
-                return Ok((url, page.clone(), Freshness::Cached, None));
+                return Ok((url, page.clone(), Freshness::Cached, None, Stored(None)));
             }
             if blocked {
                 self.metrics.stale_serve();
-                return Ok((url, page.clone(), Freshness::Stale, None));
+                return Ok((url, page.clone(), Freshness::Stale, None, Stored(None)));
             }
         }
         if blocked {
@@ -300,13 +332,27 @@ impl RemotePython {
                     content,
                     fetched_at: now,
                 };
-                self.store.put_index_page(&target.ids, name, &page).await?;
+                // Stored while the caller builds its answer (a page of 57 MB
+                // takes a second to write); the page's lock is held until it
+                // is stored, so no other request fetches it meanwhile.
+                let stored = {
+                    let (store, ids, name, page) = (
+                        self.store.clone(),
+                        target.ids.clone(),
+                        name.to_owned(),
+                        page.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        store.put_index_page(&ids, &name, &page).await
+                    })
+                };
                 let freshness = if unchanged {
                     Freshness::Unchanged
                 } else {
                     Freshness::Fetched
                 };
-                Ok((url, page, freshness, Some(parsed)))
+                Ok((url, page, freshness, Some(parsed), Stored(Some(stored))))
             }
             Ok(None) => Err(PythonError::NotFound(if name.is_empty() {
                 "the upstream has no project list".into()
@@ -317,7 +363,7 @@ impl RemotePython {
                 Some(page) => {
                     tracing::warn!(project = name, error = %e, "upstream failed; serving the cached index page");
                     self.metrics.stale_serve();
-                    Ok((url, page, Freshness::Stale, None))
+                    Ok((url, page, Freshness::Stale, None, Stored(None)))
                 }
                 None => Err(e),
             },
@@ -507,7 +553,8 @@ impl RemotePython {
                 return Ok(view.names.clone());
             }
         }
-        let (url, page, _, parsed) = self.page(&target, "").await?;
+        let (url, page, _, parsed, stored) = self.page(&target, "").await?;
+        stored.wait().await?;
         let names = match (parsed, kept) {
             (Some(Parsed::List(names)), _) => names,
             // The stored list is the one already parsed (served stale).
@@ -559,7 +606,7 @@ impl RemotePython {
             }
         }
         let generation = self.views.generation();
-        let (url, cached, freshness, parsed) = self.page(&target, &name).await?;
+        let (url, cached, freshness, parsed, stored) = self.page(&target, &name).await?;
         let (fetched_at, weight) = (cached.fetched_at, cached.content.len());
         let page = self
             .build_page(&target, &name, &url, cached, freshness, parsed)
@@ -576,6 +623,8 @@ impl RemotePython {
         } else {
             Arc::new(ServedPage::new(page))
         };
+        // Served once stored: a page the store refused is not answered.
+        stored.wait().await?;
         if freshness != Freshness::Stale {
             let view = PageView {
                 index_url: target.upstream.index_url.clone(),
@@ -644,20 +693,33 @@ impl RemotePython {
             }
         }
         page.stale = freshness == Freshness::Stale;
-        // Where each file comes from is written while the rest of the page is
-        // built: for a page of 300,000 files both take a while.
-        let remember = match (freshness, page.files.first()) {
+        // Where each file comes from is written in the background, not before
+        // the page is served: for a page of 300,000 files that is seconds of
+        // database writes. A file asked for before its origin is written waits
+        // for the write (see `source`).
+        let key = (
+            target.ids.project.clone(),
+            target.ids.repository.clone(),
+            name.to_owned(),
+        );
+        let remember = match (freshness, page.files.last()) {
+            (_, None) => false,
             (Freshness::Fetched, _) => true,
-            // Recorded in one transaction with the identical page fetched
-            // before, unless that failed: one file tells.
-            (Freshness::Unchanged, Some(f)) => self
-                .store
-                .remote_file(&target.ids, &f.hashes["sha256"], &f.filename)
-                .await?
-                .is_none(),
-            _ => false,
+            // Origins of a page read from the store (or fetched identical to
+            // it) are written already, unless that write is still under way
+            // or was cut short (by a failure or a restart): the last file
+            // tells, as the rows are written in page order.
+            (_, Some(f)) => {
+                let pending = self.pending_origins().contains_key(&key);
+                !pending
+                    && self
+                        .store
+                        .remote_file(&target.ids, &f.hashes["sha256"], &f.filename)
+                        .await?
+                        .is_none()
+            }
         };
-        let remembered = remember.then(|| {
+        if remember {
             let records: Vec<RemoteFileRecord> = page
                 .files
                 .iter()
@@ -672,9 +734,8 @@ impl RemotePython {
                         .and_then(|m| m.get("sha256").cloned()),
                 })
                 .collect();
-            let (store, ids) = (self.store.clone(), target.ids.clone());
-            tokio::spawn(async move { store.remember_remote_files(&ids, &records).await })
-        });
+            self.remember_origins(target, key, records);
+        }
         self.add_extracted_metadata(&target.ids, name, &mut page)
             .await?;
         // PEP 700 sizes the upstream did not give are known once this
@@ -690,13 +751,70 @@ impl RemotePython {
         for f in &mut page.files {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
         }
-        // Served only once its files can be asked for.
-        if let Some(remembered) = remembered {
-            remembered.await.map_err(|e| {
-                PythonError::Storage(format!("recording the page's files failed: {e}"))
-            })??;
-        }
         Ok(page)
+    }
+
+    fn pending_origins(&self) -> MutexGuard<'_, HashMap<PageKey, (u64, PendingWrite)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write where a page's files come from, in the background, after any
+    /// earlier write for the same page (the later page's origins win).
+    fn remember_origins(&self, target: &Target, key: PageKey, records: Vec<RemoteFileRecord>) {
+        let (store, views, pending) =
+            (self.store.clone(), self.views.clone(), self.pending.clone());
+        let ids = target.ids.clone();
+        let mut map = self.pending_origins();
+        let id = self.next_write.fetch_add(1, Ordering::Relaxed);
+        let before = map.get(&key).map(|(_, w)| w.clone());
+        let task_key = key.clone();
+        let write = tokio::spawn(async move {
+            if let Some(before) = before {
+                // Its failure is its own callers' to see.
+                let _ = before.await;
+            }
+            // In transactions of a bounded size, so that other writers are
+            // not held up for the whole page.
+            let mut result = Ok(());
+            for chunk in records.chunks(ORIGINS_PER_TRANSACTION) {
+                if let Err(e) = store.remember_remote_files(&ids, chunk).await {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+            if let Err(e) = &result {
+                tracing::warn!(project = %task_key.2, error = %e, "recording where the files of an index page come from failed");
+                // Rebuilt on the next request, which writes them again.
+                views.invalidate(&ids, &task_key.2);
+            }
+            let mut map = pending.lock().unwrap_or_else(|p| p.into_inner());
+            if map.get(&task_key).is_some_and(|(i, _)| *i == id) {
+                map.remove(&task_key);
+            }
+            result
+        })
+        .map(|joined| joined.unwrap_or_else(|e| Err(e.to_string())))
+        .boxed()
+        .shared();
+        map.insert(key, (id, write));
+    }
+
+    /// Wait for the origins of this repository's pages still being written.
+    async fn origins_written(&self, ids: &PythonRepo) -> Result<(), PythonError> {
+        let writes: Vec<PendingWrite> = self
+            .pending_origins()
+            .iter()
+            .filter(|((project, repository, _), _)| {
+                *project == ids.project && *repository == ids.repository
+            })
+            .map(|(_, (_, w))| w.clone())
+            .collect();
+        for write in writes {
+            write.await.map_err(|e| {
+                PythonError::Storage(format!("recording the page's files failed: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     /// PEP 658 for upstreams without metadata files: advertise the metadata
@@ -750,11 +868,17 @@ impl RemotePython {
             Some(f) => (f, true),
             None => (filename, false),
         };
-        let record = self
-            .store
-            .remote_file(&target.ids, sha256, file)
-            .await?
-            .ok_or_else(unknown)?;
+        let record = match self.store.remote_file(&target.ids, sha256, file).await? {
+            Some(record) => record,
+            None => {
+                // Its page may have been served before its origins were written.
+                self.origins_written(&target.ids).await?;
+                self.store
+                    .remote_file(&target.ids, sha256, file)
+                    .await?
+                    .ok_or_else(unknown)?
+            }
+        };
         let url = if metadata {
             format!("{}.metadata", record.url)
         } else {
