@@ -495,6 +495,18 @@ impl SecretService {
         version: &str,
         agent_of: impl Fn(i64) -> Principal + Send,
     ) -> Result<AccessedVersion, SecretError> {
+        let (project_id, name, agent) = self.project_agent(project, version, agent_of).await?;
+        self.access_as_service_agent(&project_id, &name, &agent)
+            .await
+    }
+
+    /// Parse `project` and `version`, and name the project's service agent.
+    async fn project_agent(
+        &self,
+        project: &str,
+        version: &str,
+        agent_of: impl Fn(i64) -> Principal + Send,
+    ) -> Result<(ProjectId, SecretVersionName, Principal), SecretError> {
         let project_id: ProjectId = project
             .parse()
             .map_err(|e: entrepot_domain::NameError| SecretError::Invalid(e.into()))?;
@@ -504,9 +516,7 @@ impl SecretService {
             .get_project(project_id.as_str())
             .await?
             .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
-        let agent = agent_of(record.number);
-        self.access_as_service_agent(&project_id, &name, &agent)
-            .await
+        Ok((project_id, name, agent_of(record.number)))
     }
 
     /// [`SecretService::access_as_project_service_agent`] for a remote
@@ -518,16 +528,7 @@ impl SecretService {
         version: &str,
         agent_of: impl Fn(i64) -> Principal + Send,
     ) -> Result<AccessedVersion, SecretError> {
-        let project_id: ProjectId = project
-            .parse()
-            .map_err(|e: entrepot_domain::NameError| SecretError::Invalid(e.into()))?;
-        let name: SecretVersionName = version.parse()?;
-        let record = self
-            .projects
-            .get_project(project_id.as_str())
-            .await?
-            .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
-        let agent = agent_of(record.number);
+        let (project_id, name, agent) = self.project_agent(project, version, agent_of).await?;
         self.agent_access(
             &project_id,
             &name,
