@@ -74,38 +74,6 @@ fn twine_password(server: &Server) -> String {
     server.token.clone().unwrap_or_else(|| "unused".into())
 }
 
-/// A legacy upload form, written by hand so a test can send what twine never would.
-fn upload_form(
-    server: &Server,
-    repo: &str,
-    fields: &[(&str, &str)],
-    filename: &str,
-    content: &[u8],
-) -> reqwest::blocking::Response {
-    let boundary = "entrepot-test-boundary";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    server
-        .request(Method::POST, &format!("/pypi/default/{repo}/legacy/"))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .unwrap()
-}
-
 fn blob_exists(server: &Server, sha256: &str) -> bool {
     let mut found = false;
     let mut stack = vec![server.data_dir.join("blobs")];

@@ -218,38 +218,6 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha256(bytes).trim_start_matches("sha256:").to_owned()
 }
 
-/// A legacy upload form, written by hand so a test can send what twine never would.
-fn upload_form(
-    server: &Server,
-    repo: &str,
-    fields: &[(&str, &str)],
-    filename: &str,
-    content: &[u8],
-) -> reqwest::blocking::Response {
-    let boundary = "entrepot-test-boundary";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    server
-        .request(Method::POST, &format!("/pypi/default/{repo}/legacy/"))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .unwrap()
-}
-
 /// Status and body of a GET, the body `None` when the transfer broke off
 /// (the server aborts a response whose bytes failed verification), the
 /// status 0 when the connection closed before any answer.

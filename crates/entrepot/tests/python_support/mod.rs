@@ -275,3 +275,38 @@ pub fn twine_upload(repository_url: &str, user: &str, password: &str, files: &[&
 pub fn installed(target: &Path, module: &str) -> bool {
     target.join(module).join("__init__.py").exists()
 }
+
+/// A legacy upload form, written by hand so a test can send what twine never would.
+pub fn upload_form(
+    server: &crate::common::Server,
+    repo: &str,
+    fields: &[(&str, &str)],
+    filename: &str,
+    content: &[u8],
+) -> reqwest::blocking::Response {
+    let boundary = "entrepot-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    server
+        .request(
+            reqwest::Method::POST,
+            &format!("/pypi/default/{repo}/legacy/"),
+        )
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .unwrap()
+}
