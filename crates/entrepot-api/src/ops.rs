@@ -29,7 +29,7 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
 /// Ready when the metadata store answers and the blob store's filesystem has
 /// the configured free space.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    if let Err(e) = state.projects.list().await {
+    if let Err(e) = state.projects.check_store().await {
         tracing::warn!(error = %e, "not ready: metadata store does not answer");
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -402,9 +402,9 @@ mod tests {
             })
             .await
             .unwrap();
-        let entries = store.list_audit("", None, 10).await.unwrap();
+        let entries = store.list_audit("", None, None, 10).await.unwrap();
         assert_eq!(entries.len(), 1);
-        let entry = &entries[0];
+        let entry = &entries[0].record;
         assert_eq!(entry.principal, "user:admin");
         assert_eq!(entry.action, "entrepot.accessPolicy.update");
         assert_eq!(entry.resource, "organization/accessPolicy");

@@ -14,11 +14,12 @@ use entrepot_domain::iam::{
     self, permissions, IamError as DomainIamError, Member, Policy, EMPTY_POLICY_ETAG, OWNER,
 };
 use entrepot_storage::{
-    IamStore, MetadataStore, ServiceAccountRecord, StoreError, TokenRecord, UserRecord,
+    IamStore, MetadataStore, ServiceAccountRecord, StoreError, TokenKey, TokenRecord, UserRecord,
 };
 
 use crate::access::{AccessControl, AuthError, Credentials, Permission, Principal, Resource};
 use crate::authn::{self, AccessEntry, RegistryClaims, SecretString, TokenSigner};
+use crate::paging::{Page, PageRequest};
 use crate::password_checks::{PasswordChecks, PasswordLimits, Refusal};
 
 /// A token's `last_used_time` is written at most this often (seconds): most
@@ -330,7 +331,7 @@ impl IamService {
     /// it; `None` on later starts.
     pub async fn bootstrap(&self) -> Result<Option<SecretString>, IamError> {
         let org = self.store.get_policy(ORGANIZATION).await?;
-        if !org.bindings.is_empty() || !self.store.list_users().await?.is_empty() {
+        if !org.bindings.is_empty() || !self.store.list_users(None, 1).await?.is_empty() {
             return Ok(None);
         }
         match self.store.create_user(BOOTSTRAP_ADMIN, None).await {
@@ -898,15 +899,37 @@ impl IamService {
         }
     }
 
-    /// All users.
-    pub async fn list_users(&self, caller: &Principal) -> Result<Vec<UserRecord>, IamError> {
+    /// One page of the users, by e-mail; the cursor is an e-mail.
+    pub async fn list_users(
+        &self,
+        caller: &Principal,
+        page: &PageRequest<String>,
+    ) -> Result<Page<UserRecord, String>, IamError> {
         self.check(
             caller,
             Permission::PrincipalsManage,
             &Resource::Organization,
         )
         .await?;
-        Ok(self.store.list_users().await?)
+        let rows = self
+            .store
+            .list_users(page.after.as_deref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |u| u.email.clone()))
+    }
+
+    /// One user, by e-mail.
+    pub async fn get_user(&self, caller: &Principal, email: &str) -> Result<UserRecord, IamError> {
+        self.check(
+            caller,
+            Permission::PrincipalsManage,
+            &Resource::Organization,
+        )
+        .await?;
+        self.store
+            .get_user(email)
+            .await?
+            .ok_or_else(|| IamError::NotFound(format!("user:{email}")))
     }
 
     /// Delete a user; their tokens stop working.
@@ -970,17 +993,45 @@ impl IamService {
         }
     }
 
-    /// Service accounts of a project.
+    /// One page of the service accounts of a project, by e-mail; the cursor
+    /// is an e-mail.
     pub async fn list_service_accounts(
         &self,
         caller: &Principal,
         project: &str,
-    ) -> Result<Vec<ServiceAccountRecord>, IamError> {
+        page: &PageRequest<String>,
+    ) -> Result<Page<ServiceAccountRecord, String>, IamError> {
         let resource = Resource::Project(project.to_owned());
         self.check(caller, Permission::PrincipalsManage, &resource)
             .await?;
         self.ensure_exists(&resource).await?;
-        Ok(self.store.list_service_accounts(project).await?)
+        let rows = self
+            .store
+            .list_service_accounts(project, page.after.as_deref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |a| a.email.clone()))
+    }
+
+    /// One service account of a project, by e-mail or account id.
+    pub async fn get_service_account(
+        &self,
+        caller: &Principal,
+        project: &str,
+        account: &str,
+    ) -> Result<ServiceAccountRecord, IamError> {
+        let resource = Resource::Project(project.to_owned());
+        self.check(caller, Permission::PrincipalsManage, &resource)
+            .await?;
+        self.ensure_exists(&resource).await?;
+        let email = if account.contains('@') {
+            account.to_owned()
+        } else {
+            iam::service_account_email(project, account)
+        };
+        match self.store.get_service_account(&email).await? {
+            Some(a) if a.project == project => Ok(a),
+            _ => Err(IamError::NotFound(format!("serviceAccount:{account}"))),
+        }
     }
 
     /// Delete a service account of a project; its tokens stop working.
@@ -1100,12 +1151,14 @@ impl IamService {
         Ok(CreatedToken { record, token })
     }
 
-    /// Tokens of `of` (default: the caller's own).
+    /// One page of the tokens of `of` (default: the caller's own), newest
+    /// first; the cursor is a token's [`TokenKey`].
     pub async fn list_tokens(
         &self,
         caller: &Principal,
         of: Option<Member>,
-    ) -> Result<Vec<TokenRecord>, IamError> {
+        page: &PageRequest<TokenKey>,
+    ) -> Result<Page<TokenRecord, TokenKey>, IamError> {
         let Some(me) = member_of(caller) else {
             return Err(
                 AuthError::Unauthenticated("listing tokens requires credentials".into()).into(),
@@ -1115,7 +1168,24 @@ impl IamService {
         if member_of(caller).as_ref() != Some(&owner) {
             self.check_manage(caller, &owner).await?;
         }
-        Ok(self.store.list_tokens(Some(&owner.to_string())).await?)
+        let rows = self
+            .store
+            .list_tokens(&owner.to_string(), page.after.as_ref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, TokenRecord::key))
+    }
+
+    /// One of the caller's own tokens, by id.
+    pub async fn get_token(&self, caller: &Principal, id: &str) -> Result<TokenRecord, IamError> {
+        let Some(me) = member_of(caller) else {
+            return Err(
+                AuthError::Unauthenticated("reading a token requires credentials".into()).into(),
+            );
+        };
+        match self.store.get_token(id).await? {
+            Some(token) if token.principal == me.to_string() => Ok(token),
+            _ => Err(IamError::NotFound(format!("token {id}"))),
+        }
     }
 
     /// Revoke a token by id.

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod iam;
 pub mod metrics;
 pub mod origin;
+pub mod paging;
 pub mod password_checks;
 pub mod projects;
 pub mod python;
@@ -23,9 +24,10 @@ pub use access::{
     AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
 };
 pub use access_policy::{AccessPolicyService, AccessPolicyServiceError, CurrentAccessPolicy};
+pub use entrepot_storage::{AuditEntry, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use entrepot_storage::{ByteStream, ProjectRecord};
-pub use entrepot_storage::{ServiceAccountRecord, TokenRecord, UserRecord};
 pub use iam::{service_agent, IamError, IamService, SecretDirectory};
+pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use projects::{ProjectError, ProjectService};
 pub use registry::{Registry, RegistryError};
 pub use repositories::{

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use entrepot_domain::ProjectId;
 use entrepot_storage::{MetadataStore, ProjectRecord, StoreError};
 
+use crate::paging::{Page, PageRequest};
+
 /// Errors of the project service.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -59,8 +61,22 @@ impl ProjectService {
             .ok_or_else(|| ProjectError::NotFound(id.to_owned()))
     }
 
-    /// All projects.
-    pub async fn list(&self) -> Result<Vec<ProjectRecord>, ProjectError> {
-        Ok(self.store.list_projects().await?)
+    /// One page of the projects, by id.
+    pub async fn list(
+        &self,
+        page: &PageRequest<String>,
+    ) -> Result<Page<ProjectRecord, String>, ProjectError> {
+        let rows = self
+            .store
+            .list_projects(page.after.as_deref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |p| p.id.clone()))
+    }
+
+    /// Whether the metadata store answers, for readiness probes: reads one
+    /// row, however many projects there are.
+    pub async fn check_store(&self) -> Result<(), ProjectError> {
+        self.store.list_projects(None, 1).await?;
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use entrepot_storage::{MetadataStore, StoreError};
 use entrepot_upstream::HopCheck;
 
 use crate::clock::now_rfc3339;
+use crate::paging::{Page, PageRequest};
 
 /// Errors of the repository service.
 #[derive(Debug, thiserror::Error)]
@@ -237,10 +238,21 @@ impl RepositoryService {
             .ok_or_else(|| RepositoryError::NotFound(name.to_string()))
     }
 
-    /// Repositories of a project.
-    pub async fn list(&self, project: &ProjectId) -> Result<Vec<Repository>, RepositoryError> {
+    /// One page of the repositories of a project, by id; the cursor is a
+    /// repository id.
+    pub async fn list(
+        &self,
+        project: &ProjectId,
+        page: &PageRequest<String>,
+    ) -> Result<Page<Repository, String>, RepositoryError> {
         self.require_project(project).await?;
-        Ok(self.store.list_repositories(project.as_str()).await?)
+        let rows = self
+            .store
+            .list_repositories(project.as_str(), page.after.as_deref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |r| {
+            r.name.rsplit('/').next().unwrap_or_default().to_owned()
+        }))
     }
 
     /// Change a repository's mutable fields.

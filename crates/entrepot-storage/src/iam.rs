@@ -68,6 +68,26 @@ pub struct TokenRecord {
     pub last_used_time: Option<String>,
 }
 
+/// Where a token sits in a listing of tokens (newest first, ties by id): the
+/// keyset cursor of a page of tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenKey {
+    /// RFC 3339 creation time, as stored.
+    pub create_time: String,
+    /// Token id.
+    pub id: String,
+}
+
+impl TokenRecord {
+    /// This token's place in a listing.
+    pub fn key(&self) -> TokenKey {
+        TokenKey {
+            create_time: self.create_time.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
 /// Storage of IAM state. Every method is one atomic step.
 #[async_trait]
 pub trait IamStore: Send + Sync + 'static {
@@ -79,8 +99,13 @@ pub trait IamStore: Send + Sync + 'static {
     ) -> Result<UserRecord, StoreError>;
     /// Look a user up.
     async fn get_user(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// All users, by e-mail.
-    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Users by e-mail, those after `after` (all with `None`), at most
+    /// `limit`: one keyset page, read along the primary key.
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
     /// Delete a user, revoke their tokens and remove them from every IAM
     /// policy; false if absent.
     async fn delete_user(&self, email: &str) -> Result<bool, StoreError>;
@@ -95,10 +120,14 @@ pub trait IamStore: Send + Sync + 'static {
         &self,
         email: &str,
     ) -> Result<Option<ServiceAccountRecord>, StoreError>;
-    /// Service accounts of a project, by e-mail.
+    /// Service accounts of a project by e-mail, those after `after` (all with
+    /// `None`), at most `limit`: one keyset page, read along an index on
+    /// (project, e-mail).
     async fn list_service_accounts(
         &self,
         project: &str,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<ServiceAccountRecord>, StoreError>;
     /// Delete a service account, revoke its tokens and remove it from every
     /// IAM policy; false if absent.
@@ -110,8 +139,15 @@ pub trait IamStore: Send + Sync + 'static {
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// A token by id.
     async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
-    /// Tokens, all or of one principal, newest first.
-    async fn list_tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Tokens of one principal, newest first (ties by id), those after `after`
+    /// in that order (all with `None`), at most `limit`: one keyset page, read
+    /// along an index on (principal, creation time, id).
+    async fn list_tokens(
+        &self,
+        principal: &str,
+        after: Option<&TokenKey>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
     /// Mark a token revoked; false if absent or already revoked.
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
     /// Record a successful use.
@@ -261,10 +297,18 @@ impl IamStore for SqliteMetadataStore {
             .transpose()
     }
 
-    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        sqlx::query("SELECT email, password_hash, create_time FROM iam_users ORDER BY email")
-            .fetch_all(self.pool())
-            .await?
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query(
+            "SELECT email, password_hash, create_time FROM iam_users WHERE email > ? ORDER BY email LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
             .iter()
             .map(user_from_row)
             .collect()
@@ -326,11 +370,17 @@ impl IamStore for SqliteMetadataStore {
     async fn list_service_accounts(
         &self,
         project: &str,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<ServiceAccountRecord>, StoreError> {
-        sqlx::query("SELECT * FROM iam_service_accounts WHERE project = ? ORDER BY email")
-            .bind(project)
-            .fetch_all(self.pool())
-            .await?
+        sqlx::query(
+            "SELECT * FROM iam_service_accounts WHERE project = ? AND email > ? ORDER BY email LIMIT ?",
+        )
+        .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
             .iter()
             .map(account_from_row)
             .collect()
@@ -402,20 +452,37 @@ impl IamStore for SqliteMetadataStore {
         .transpose()
     }
 
-    async fn list_tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = match principal {
-            Some(p) => {
+    async fn list_tokens(
+        &self,
+        principal: &str,
+        after: Option<&TokenKey>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = match after {
+            None => {
                 sqlx::query(&format!(
-                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? ORDER BY create_time DESC, id"
+                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? \
+                     ORDER BY create_time DESC, id LIMIT ?"
                 ))
-                .bind(p)
+                .bind(principal)
+                .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
             }
-            None => {
+            // Older than the cursor, or as old with a greater id: the rows
+            // after it in (create_time DESC, id) order. `create_time <= ?`
+            // lets the index seek to the cursor instead of skipping rows.
+            Some(key) => {
                 sqlx::query(&format!(
-                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens ORDER BY create_time DESC, id"
+                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? \
+                     AND create_time <= ? AND (create_time < ? OR id > ?) \
+                     ORDER BY create_time DESC, id LIMIT ?"
                 ))
+                .bind(principal)
+                .bind(&key.create_time)
+                .bind(&key.create_time)
+                .bind(&key.id)
+                .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
             }
@@ -599,7 +666,10 @@ mod tests {
             create_time: now_rfc3339(),
         };
         s.create_service_account(&account).await.unwrap();
-        assert_eq!(s.list_service_accounts("p").await.unwrap(), vec![account]);
+        assert_eq!(
+            s.list_service_accounts("p", None, 10).await.unwrap(),
+            vec![account]
+        );
         let token = TokenRecord {
             id: "t1".into(),
             principal: "user:alice@example.com".into(),
@@ -624,5 +694,47 @@ mod tests {
         assert!(s.delete_user("alice@example.com").await.unwrap());
         assert!(s.token_by_hash("abc").await.unwrap().unwrap().revoked);
         assert!(!s.revoke_token("t1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn token_pages_walk_newest_first_through_equal_creation_times() {
+        let s = store().await;
+        // Five tokens, three of them created in the same second: the cursor
+        // must break ties by id, or a page boundary inside the tie would skip
+        // or repeat tokens.
+        let times = [
+            "2026-01-03T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+        ];
+        for (i, time) in times.iter().enumerate() {
+            s.create_token(&TokenRecord {
+                id: format!("t{}", 5 - i),
+                principal: "user:a".into(),
+                token_hash: format!("hash{i}"),
+                description: String::new(),
+                expire_time: None,
+                read_only: false,
+                revoked: false,
+                create_time: (*time).into(),
+                last_used_time: None,
+            })
+            .await
+            .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.list_tokens("user:a", after.as_ref(), 2).await.unwrap();
+            seen.extend(page.iter().map(|t| t.id.clone()));
+            match page.last() {
+                Some(last) if page.len() == 2 => after = Some(last.key()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, ["t5", "t2", "t3", "t4", "t1"]);
+        assert!(s.list_tokens("user:b", None, 2).await.unwrap().is_empty());
     }
 }

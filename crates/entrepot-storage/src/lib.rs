@@ -21,7 +21,7 @@ pub use blob::{
     VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
-pub use iam::{IamStore, ServiceAccountRecord, TokenRecord, UserRecord};
+pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
@@ -29,6 +29,7 @@ pub use metadata::{
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
 pub use read_cache::ReadCacheStats;
 pub use secrets::{
-    AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord, WrappedKeyRecord,
+    AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
+    WrappedKeyRecord,
 };
 pub use sqlite::SqliteMetadataStore;

@@ -109,8 +109,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError>;
     /// Look a project up.
     async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError>;
-    /// All projects, by id.
-    async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+    /// Projects by id, those after `after` (all with `None`), at most `limit`:
+    /// one keyset page, read along the primary key.
+    async fn list_projects(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ProjectRecord>, StoreError>;
 
     /// Create a repository; `AlreadyExists` if it does.
     async fn create_repository(
@@ -125,8 +130,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         project: &str,
         id: &str,
     ) -> Result<Option<Repository>, StoreError>;
-    /// Repositories of a project, by id.
-    async fn list_repositories(&self, project: &str) -> Result<Vec<Repository>, StoreError>;
+    /// Repositories of a project by id, those after `after` (all with `None`),
+    /// at most `limit`: one keyset page, read along the primary key.
+    async fn list_repositories(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Repository>, StoreError>;
     /// Replace a repository's mutable fields; false if it does not exist.
     async fn update_repository(
         &self,

@@ -114,6 +114,16 @@ pub struct AuditRecord {
     pub reason: String,
 }
 
+/// An audit entry with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Sequence number: later entries have larger ones. The keyset cursor of
+    /// a page of the log.
+    pub seq: i64,
+    /// The entry.
+    pub record: AuditRecord,
+}
+
 /// Storage of the secret manager. Every method is one atomic step.
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
@@ -122,8 +132,14 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Look a secret up.
     async fn get_secret(&self, project: &str, id: &str)
         -> Result<Option<SecretRecord>, StoreError>;
-    /// Secrets of a project, by id.
-    async fn list_secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Secrets of a project by id, those after `after` (all with `None`), at
+    /// most `limit`: one keyset page, read along the primary key.
+    async fn list_secrets(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SecretRecord>, StoreError>;
     /// Replace a secret's labels; false if it does not exist.
     async fn update_secret_labels(
         &self,
@@ -164,11 +180,15 @@ pub trait SecretStore: Send + Sync + 'static {
         secret: &str,
         number: i64,
     ) -> Result<Option<SealedPayload>, StoreError>;
-    /// Versions of a secret, newest first.
+    /// Versions of a secret, newest first, those numbered below `before` (all
+    /// with `None`), at most `limit`: one keyset page, read along the primary
+    /// key.
     async fn list_versions(
         &self,
         project: &str,
         secret: &str,
+        before: Option<i64>,
+        limit: u32,
     ) -> Result<Vec<VersionRecord>, StoreError>;
     /// Set ENABLED or DISABLED on a version that is not destroyed; false if there
     /// is no such version or it is destroyed.
@@ -199,14 +219,16 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// Append an entry to the audit log.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
-    /// Audit entries of a project, newest first, at most `limit`; with `resource`,
-    /// only that resource and what is under it.
+    /// Audit entries of a project, newest first, those older than the entry
+    /// numbered `before` (all with `None`), at most `limit`; with `resource`,
+    /// only that resource and what is under it. One keyset page.
     async fn list_audit(
         &self,
         project: &str,
         resource: Option<&str>,
+        before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError>;
+    ) -> Result<Vec<AuditEntry>, StoreError>;
     /// Remove the oldest audit entries beyond the newest `keep`; how many went.
     async fn prune_audit(&self, keep: u64) -> Result<u64, StoreError>;
 }
@@ -302,11 +324,19 @@ impl SecretStore for SqliteMetadataStore {
         .transpose()
     }
 
-    async fn list_secrets(&self, project: &str) -> Result<Vec<SecretRecord>, StoreError> {
+    async fn list_secrets(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SecretRecord>, StoreError> {
         sqlx::query(
-            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? ORDER BY id",
+            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id > ? \
+             ORDER BY id LIMIT ?",
         )
         .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -478,12 +508,17 @@ impl SecretStore for SqliteMetadataStore {
         &self,
         project: &str,
         secret: &str,
+        before: Option<i64>,
+        limit: u32,
     ) -> Result<Vec<VersionRecord>, StoreError> {
         sqlx::query(&format!(
-            "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? ORDER BY number DESC"
+            "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? \
+             AND number < ? ORDER BY number DESC LIMIT ?"
         ))
         .bind(project)
         .bind(secret)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -627,34 +662,46 @@ impl SecretStore for SqliteMetadataStore {
         &self,
         project: &str,
         resource: Option<&str>,
+        before: Option<i64>,
         limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let columns = "time, project, principal, action, resource, version, allowed, reason";
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let columns = "seq, time, project, principal, action, resource, version, allowed, reason";
+        let before = before.unwrap_or(i64::MAX);
         let rows = match resource {
             Some(resource) => {
                 sqlx::query(&format!(
                     "SELECT {columns} FROM secret_audit_log \
                      WHERE project = ? AND (resource = ? OR resource LIKE ? ESCAPE '\\') \
-                     ORDER BY seq DESC LIMIT ?"
+                     AND seq < ? ORDER BY seq DESC LIMIT ?"
                 ))
                 .bind(project)
                 .bind(resource)
                 .bind(like_prefix(resource))
+                .bind(before)
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
             }
             None => {
                 sqlx::query(&format!(
-                    "SELECT {columns} FROM secret_audit_log WHERE project = ? ORDER BY seq DESC LIMIT ?"
+                    "SELECT {columns} FROM secret_audit_log WHERE project = ? AND seq < ? \
+                     ORDER BY seq DESC LIMIT ?"
                 ))
                 .bind(project)
+                .bind(before)
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
             }
         };
-        rows.iter().map(audit_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    seq: row.try_get("seq")?,
+                    record: audit_from_row(row)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -750,7 +797,7 @@ mod tests {
             Some(sealed(2))
         );
         let numbers: Vec<i64> = store
-            .list_versions("demo", "tok")
+            .list_versions("demo", "tok", None, 10)
             .await
             .unwrap()
             .iter()
@@ -826,27 +873,41 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.list_audit("demo", None, 10).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .list_audit("demo", None, None, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
         let only = store
-            .list_audit("demo", Some("projects/demo/secrets/tok"), 10)
+            .list_audit("demo", Some("projects/demo/secrets/tok"), None, 10)
             .await
             .unwrap();
         assert_eq!(only.len(), 1);
-        assert!(only[0].allowed);
+        assert!(only[0].record.allowed);
         assert_eq!(
             store
-                .list_audit("demo", Some("projects/demo"), 10)
+                .list_audit("demo", Some("projects/demo"), None, 10)
                 .await
                 .unwrap()
                 .len(),
             2
         );
         assert!(store
-            .list_audit("other", None, 10)
+            .list_audit("other", None, None, 10)
             .await
             .unwrap()
             .is_empty());
         assert!(store.delete_secret("demo", "tok").await.unwrap());
-        assert_eq!(store.list_audit("demo", None, 10).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .list_audit("demo", None, None, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -308,10 +308,18 @@ impl MetadataStore for SqliteMetadataStore {
         .transpose()
     }
 
-    async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, number, create_time FROM projects ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_projects(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ProjectRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, number, create_time FROM projects WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(ProjectRecord {
@@ -372,11 +380,20 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(repo)
     }
 
-    async fn list_repositories(&self, project: &str) -> Result<Vec<Repository>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM repositories WHERE project = ? ORDER BY id")
-            .bind(project)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_repositories(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Repository>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM repositories WHERE project = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| repository_from_row(project, r))
             .collect()

@@ -3,6 +3,7 @@
 mod access_policy;
 mod error;
 pub mod iam;
+mod paging;
 mod principals;
 mod projects;
 mod repositories;

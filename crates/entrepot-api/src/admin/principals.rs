@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::iam::caller;
+use super::paging::Listing;
 use super::{parse_id, ApiError};
 use crate::AppState;
 
@@ -36,6 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{id}", get(get_token).delete(revoke_token))
 }
+
+const USERS: Listing = Listing { field: "users" };
+const ACCOUNTS: Listing = Listing { field: "accounts" };
+const TOKENS: Listing = Listing { field: "tokens" };
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
@@ -112,19 +117,16 @@ async fn create_user(
     Ok((StatusCode::OK, Json(user_json(&user))))
 }
 
+/// `GET /v1/users`: one page of the users, by e-mail (see [`super::paging`]).
 async fn list_users(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let page = USERS.request(&query)?;
     let principal = caller(&state, &headers).await?;
-    let users: Vec<Value> = state
-        .iam
-        .list_users(&principal)
-        .await?
-        .iter()
-        .map(user_json)
-        .collect();
-    Ok(Json(json!({ "users": users })))
+    let users = state.iam.list_users(&principal, &page).await?;
+    Ok(Json(USERS.body(users, |u| user_json(&u))))
 }
 
 async fn get_user(
@@ -133,13 +135,7 @@ async fn get_user(
     Path(email): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&state, &headers).await?;
-    let user = state
-        .iam
-        .list_users(&principal)
-        .await?
-        .into_iter()
-        .find(|u| u.email == email)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("user:{email} not found")))?;
+    let user = state.iam.get_user(&principal, &email).await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -184,21 +180,22 @@ async fn create_account(
     Ok(Json(account_json(&account)))
 }
 
+/// `GET /v1/projects/{p}/serviceAccounts`: one page of a project's service
+/// accounts, by e-mail (see [`super::paging`]).
 async fn list_accounts(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let project: ProjectId = parse_id(&project)?;
+    let page = ACCOUNTS.request(&query)?;
     let principal = caller(&state, &headers).await?;
-    let accounts: Vec<Value> = state
+    let accounts = state
         .iam
-        .list_service_accounts(&principal, project.as_str())
-        .await?
-        .iter()
-        .map(account_json)
-        .collect();
-    Ok(Json(json!({ "accounts": accounts })))
+        .list_service_accounts(&principal, project.as_str(), &page)
+        .await?;
+    Ok(Json(ACCOUNTS.body(accounts, |a| account_json(&a))))
 }
 
 async fn get_account(
@@ -210,16 +207,8 @@ async fn get_account(
     let principal = caller(&state, &headers).await?;
     let account = state
         .iam
-        .list_service_accounts(&principal, project.as_str())
-        .await?
-        .into_iter()
-        .find(|a| a.email == email || a.account_id == email)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("serviceAccount:{email} not found"),
-            )
-        })?;
+        .get_service_account(&principal, project.as_str(), &email)
+        .await?;
     Ok(Json(account_json(&account)))
 }
 
@@ -325,25 +314,22 @@ async fn create_token(
     Ok(Json(value))
 }
 
+/// `GET /v1/tokens[?principal=MEMBER]`: one page of the tokens of the caller
+/// (or of MEMBER), newest first (see [`super::paging`]).
 async fn list_tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let page = TOKENS.request(&query)?;
     let principal = caller(&state, &headers).await?;
     let of = query
         .get("principal")
         .map(|p| p.parse::<Member>())
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let tokens: Vec<Value> = state
-        .iam
-        .list_tokens(&principal, of)
-        .await?
-        .iter()
-        .map(token_json)
-        .collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    let tokens = state.iam.list_tokens(&principal, of, &page).await?;
+    Ok(Json(TOKENS.body(tokens, |t| token_json(&t))))
 }
 
 async fn get_token(
@@ -352,13 +338,7 @@ async fn get_token(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&state, &headers).await?;
-    let token = state
-        .iam
-        .list_tokens(&principal, None)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("token {id} not found")))?;
+    let token = state.iam.get_token(&principal, &id).await?;
     Ok(Json(token_json(&token)))
 }
 

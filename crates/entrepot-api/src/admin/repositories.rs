@@ -13,6 +13,7 @@ use entrepot_services::{
 };
 use serde::Deserialize;
 
+use super::paging::Listing;
 use super::{authorize, parse_id, ApiError};
 use crate::AppState;
 
@@ -40,10 +41,18 @@ fn project_json(p: &ProjectRecord) -> serde_json::Value {
     })
 }
 
+const PROJECTS: Listing = Listing { field: "projects" };
+const REPOSITORIES: Listing = Listing {
+    field: "repositories",
+};
+
+/// `GET /v1/projects`: one page of the projects, by id (see [`super::paging`]).
 async fn list_projects(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = PROJECTS.request(&query)?;
     authorize(
         &state,
         &headers,
@@ -51,14 +60,8 @@ async fn list_projects(
         &Resource::Organization,
     )
     .await?;
-    let projects: Vec<serde_json::Value> = state
-        .projects
-        .list()
-        .await?
-        .iter()
-        .map(project_json)
-        .collect();
-    Ok(Json(serde_json::json!({ "projects": projects })))
+    let projects = state.projects.list(&page).await?;
+    Ok(Json(PROJECTS.body(projects, |p| project_json(&p))))
 }
 
 async fn get_project(
@@ -78,12 +81,16 @@ async fn get_project(
     Ok(Json(project_json(&p)))
 }
 
+/// `GET /v1/projects/{p}/repositories`: one page of a project's
+/// repositories, by id (see [`super::paging`]).
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
+    let page = REPOSITORIES.request(&query)?;
     authorize(
         &state,
         &headers,
@@ -91,8 +98,10 @@ async fn list(
         &Resource::Project(id.to_string()),
     )
     .await?;
-    let repositories = state.repositories.list(&id).await?;
-    Ok(Json(serde_json::json!({ "repositories": repositories })))
+    let repositories = state.repositories.list(&id, &page).await?;
+    Ok(Json(REPOSITORIES.body(repositories, |r| {
+        serde_json::to_value(r).unwrap_or_default()
+    })))
 }
 
 #[derive(Deserialize)]

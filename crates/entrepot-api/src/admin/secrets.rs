@@ -24,6 +24,7 @@ use entrepot_services::{Principal, SecretError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::paging::Listing;
 use super::ApiError;
 use crate::AppState;
 
@@ -254,15 +255,25 @@ fn parse_payload_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+const SECRETS: Listing = Listing { field: "secrets" };
+const VERSIONS: Listing = Listing { field: "versions" };
+const AUDIT_ENTRIES: Listing = Listing {
+    field: "auditLogEntries",
+};
+
+/// `GET /v1/projects/{p}/secrets`: one page of a project's secrets, by id
+/// (see [`super::paging`]).
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let project = project_id(&project)?;
+    let page = SECRETS.request(&query)?;
     let principal = caller(&state, &headers).await?;
-    let secrets = state.secrets.list(&principal, &project).await?;
-    Ok(Json(json!({ "secrets": secrets })))
+    let secrets = state.secrets.list(&principal, &project, &page).await?;
+    Ok(Json(SECRETS.body(secrets, |s| json!(s))))
 }
 
 async fn create(
@@ -302,40 +313,37 @@ async fn create(
     Ok(Json(json!(secret)))
 }
 
-#[derive(Deserialize)]
-struct AuditQuery {
-    resource: Option<String>,
-    #[serde(rename = "pageSize")]
-    page_size: Option<u32>,
-}
-
+/// `GET /v1/projects/{p}/auditLog[?resource=NAME]`: one page of a project's
+/// audit log, newest first (see [`super::paging`]).
 async fn audit_log(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(project): Path<String>,
-    Query(query): Query<AuditQuery>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let project = project_id(&project)?;
+    let page = AUDIT_ENTRIES.request(&query)?;
     let principal = caller(&state, &headers).await?;
-    let limit = query.page_size.unwrap_or(100).clamp(1, 1000);
-    let entries: Vec<Value> = state
+    let entries = state
         .secrets
-        .audit_log(&principal, &project, query.resource.as_deref(), limit)
-        .await?
-        .into_iter()
-        .map(|r| {
-            json!({
-                "time": r.time,
-                "principal": r.principal,
-                "action": r.action,
-                "resource": r.resource,
-                "version": r.version,
-                "allowed": r.allowed,
-                "reason": r.reason,
-            })
+        .audit_log(
+            &principal,
+            &project,
+            query.get("resource").map(String::as_str),
+            &page,
+        )
+        .await?;
+    Ok(Json(AUDIT_ENTRIES.body(entries, |r| {
+        json!({
+            "time": r.time,
+            "principal": r.principal,
+            "action": r.action,
+            "resource": r.resource,
+            "version": r.version,
+            "allowed": r.allowed,
+            "reason": r.reason,
         })
-        .collect();
-    Ok(Json(json!({ "auditLogEntries": entries })))
+    })))
 }
 
 fn wrong_method(method: &Method, path: &str, allowed: &str) -> ApiError {
@@ -350,6 +358,7 @@ async fn dispatch(
     method: Method,
     headers: HeaderMap,
     Path((project, rest)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project = project_id(&project)?;
@@ -424,9 +433,10 @@ async fn dispatch(
             if method != Method::GET {
                 return Err(wrong_method(&method, &path, "GET"));
             }
+            let page = VERSIONS.request(&query)?;
             let name = SecretName::new(project, secret);
-            let versions = secrets.list_versions(&principal, &name).await?;
-            Ok(Json(json!({ "versions": versions })))
+            let versions = secrets.list_versions(&principal, &name, &page).await?;
+            Ok(Json(VERSIONS.body(versions, |v| json!(v))))
         }
         SecretEndpoint::Version {
             secret,

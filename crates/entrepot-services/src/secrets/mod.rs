@@ -21,6 +21,7 @@ use entrepot_storage::{
 
 use crate::access::{AccessControl, AuthError, Permission, Principal, Resource};
 use crate::clock::now_rfc3339;
+use crate::paging::{Page, PageRequest};
 pub use crypto::{CryptoError, FileKeyRing, KeyRing, MemoryKeyRing};
 
 /// The action recorded in the audit log for payload access.
@@ -304,12 +305,13 @@ impl SecretService {
         secret_from_record(name, record)
     }
 
-    /// Secrets of a project, by id.
+    /// One page of the secrets of a project, by id; the cursor is a secret id.
     pub async fn list(
         &self,
         principal: &Principal,
         project: &ProjectId,
-    ) -> Result<Vec<Secret>, SecretError> {
+        page: &PageRequest<String>,
+    ) -> Result<Page<Secret, String>, SecretError> {
         self.access
             .authorize(
                 principal,
@@ -318,21 +320,20 @@ impl SecretService {
             )
             .await?;
         self.require_project(project).await?;
-        self.store
-            .list_secrets(project.as_str())
-            .await?
-            .into_iter()
-            .map(|record| {
-                let name = SecretName::new(
-                    project.clone(),
-                    record
-                        .id
-                        .parse()
-                        .map_err(|e: SecretNameError| StoreError::Corrupt(e.to_string()))?,
-                );
-                secret_from_record(&name, record)
-            })
-            .collect()
+        let rows = self
+            .store
+            .list_secrets(project.as_str(), page.after.as_deref(), page.limit())
+            .await?;
+        Page::from_rows(rows, page, |r| r.id.clone()).try_map(|record| {
+            let name = SecretName::new(
+                project.clone(),
+                record
+                    .id
+                    .parse()
+                    .map_err(|e: SecretNameError| StoreError::Corrupt(e.to_string()))?,
+            );
+            secret_from_record(&name, record)
+        })
     }
 
     /// Replace a secret's labels.
@@ -411,22 +412,29 @@ impl SecretService {
         version_from_record(&name.secret, record)
     }
 
-    /// Versions of a secret, newest first.
+    /// One page of the versions of a secret, newest first; the cursor is a
+    /// version number (the page holds the versions below it).
     pub async fn list_versions(
         &self,
         principal: &Principal,
         name: &SecretName,
-    ) -> Result<Vec<SecretVersion>, SecretError> {
+        page: &PageRequest<i64>,
+    ) -> Result<Page<SecretVersion, i64>, SecretError> {
         self.access
             .authorize(principal, Permission::VersionsList, &secret_resource(name))
             .await?;
         self.require_secret(name).await?;
-        self.store
-            .list_versions(name.project.as_str(), name.secret.as_str())
-            .await?
-            .into_iter()
-            .map(|record| version_from_record(name, record))
-            .collect()
+        let rows = self
+            .store
+            .list_versions(
+                name.project.as_str(),
+                name.secret.as_str(),
+                page.after,
+                page.limit(),
+            )
+            .await?;
+        Page::from_rows(rows, page, |v| v.number)
+            .try_map(|record| version_from_record(name, record))
     }
 
     /// Make a disabled version accessible again; fails on a destroyed version.
@@ -605,15 +613,20 @@ impl SecretService {
         Ok(())
     }
 
-    /// Audit entries of a project, newest first; with `resource`, only that
-    /// secret (or what is under the given name).
+    /// One page of the audit entries of a project, newest first; with
+    /// `resource`, only that secret (or what is under the given name). The
+    /// cursor is an entry's sequence number (the page holds older entries).
+    ///
+    /// With `resource`, a page reads the project's entries newest first until
+    /// it has found enough that match: its cost grows with the entries it
+    /// passes over, which the log's pruning bounds.
     pub async fn audit_log(
         &self,
         principal: &Principal,
         project: &ProjectId,
         resource: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, SecretError> {
+        page: &PageRequest<i64>,
+    ) -> Result<Page<AuditRecord, i64>, SecretError> {
         // Who read which secret is as sensitive as who may: same permission as the policy.
         self.access
             .authorize(
@@ -623,10 +636,11 @@ impl SecretService {
             )
             .await?;
         self.require_project(project).await?;
-        Ok(self
+        let rows = self
             .store
-            .list_audit(project.as_str(), resource, limit)
-            .await?)
+            .list_audit(project.as_str(), resource, page.after, page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |e| e.seq).map(|e| e.record))
     }
 
     async fn audited_access(
@@ -1039,9 +1053,15 @@ mod tests {
             .await
             .unwrap();
         let log = svc
-            .audit_log(&alice, &project, Some("projects/demo/secrets/tok"), 100)
+            .audit_log(
+                &alice,
+                &project,
+                Some("projects/demo/secrets/tok"),
+                &PageRequest::first(100),
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let entries: Vec<(String, Option<String>, bool)> = log
             .iter()
             .map(|r| (r.principal.clone(), r.version.clone(), r.allowed))
@@ -1080,7 +1100,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(by_name.payload.as_bytes(), b"one");
-        let log = svc.audit_log(&alice, &project, None, 1).await.unwrap();
+        let log = svc
+            .audit_log(&alice, &project, None, &PageRequest::first(1))
+            .await
+            .unwrap()
+            .items;
         assert!(log[0].allowed && log[0].principal.starts_with("serviceAccount:service-"));
         assert!(matches!(
             svc.access_as_project_service_agent(
@@ -1109,7 +1133,11 @@ mod tests {
                 && err.contains("roles/secretmanager.secretAccessor"),
             "{err}"
         );
-        let log = svc.audit_log(&alice, &project, None, 1).await.unwrap();
+        let log = svc
+            .audit_log(&alice, &project, None, &PageRequest::first(1))
+            .await
+            .unwrap()
+            .items;
         assert!(!log[0].allowed && log[0].principal == "user:mallory@example.com");
     }
 
