@@ -1,7 +1,18 @@
 //! The admin API client the CLI verbs use.
 
+use clap::Args;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+/// How list verbs read their listing. Whatever the size, every page is read:
+/// the output is the whole listing.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// Items to ask the server for per request (the server's default: 100;
+    /// at most 1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: Option<u32>,
+}
 
 /// Why a CLI call failed; printed to the user as is.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +96,65 @@ impl AdminClient {
                 .map(str::to_owned)
                 .unwrap_or_else(|| text.chars().take(200).collect());
             Err(ClientError::Api { status, message })
+        }
+    }
+
+    /// The items of the paged listing at `/v1/{path}` (which may carry a
+    /// query), from the array `field` of each page: follows `nextPageToken`
+    /// to the last page, or until `limit` items are in hand.
+    pub async fn list(
+        &self,
+        path: &str,
+        field: &str,
+        page: &PageArgs,
+        limit: Option<usize>,
+    ) -> Result<Vec<Value>, ClientError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let size = match (page.page_size, limit) {
+            (Some(size), _) => Some(size),
+            // No more per page than wanted in all.
+            (None, Some(limit)) => Some(u32::try_from(limit).unwrap_or(u32::MAX).clamp(1, 1000)),
+            (None, None) => None,
+        };
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = path.to_owned();
+            let mut query = Vec::new();
+            if let Some(size) = size {
+                query.push(format!("pageSize={size}"));
+            }
+            if let Some(token) = &token {
+                query.push(format!("pageToken={token}"));
+            }
+            if !query.is_empty() {
+                url.push(separator);
+                url.push_str(&query.join("&"));
+            }
+            let mut answer = self.call(Method::GET, &url, None).await?;
+            if let Value::Array(page) = answer[field].take() {
+                items.extend(page);
+            }
+            if limit.is_some_and(|limit| items.len() >= limit) {
+                items.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(items);
+            }
+            let next = match answer["nextPageToken"].as_str() {
+                None | Some("") => return Ok(items),
+                Some(next) => next,
+            };
+            // Tokens are URL-safe base64; anything else would be a server bug,
+            // and must not change the query.
+            if !next
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || token.as_deref() == Some(next)
+            {
+                return Err(ClientError::Decode(format!(
+                    "the server sent an unusable nextPageToken for {path}"
+                )));
+            }
+            token = Some(next.to_owned());
         }
     }
 }

@@ -15,7 +15,7 @@ pub mod service_accounts;
 pub mod tokens;
 pub mod users;
 
-pub use client::{AdminClient, ClientError};
+pub use client::{AdminClient, ClientError, PageArgs};
 
 /// Print a JSON value the way `describe` verbs do.
 pub fn print_json(value: &serde_json::Value) {

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Project verbs.
 #[derive(Debug, Subcommand)]
@@ -18,7 +18,10 @@ pub enum ProjectsCommand {
         project: String,
     },
     /// List projects.
-    List,
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show a project, with its number and service agent.
     Describe {
         /// Project id.
@@ -66,10 +69,10 @@ pub async fn run(client: &AdminClient, command: ProjectsCommand) -> Result<(), C
             eprintln!("Created project [{project}].");
             print_json(&p);
         }
-        ProjectsCommand::List => {
-            let list = client.call(Method::GET, "projects", None).await?;
+        ProjectsCommand::List { page } => {
+            let list = client.list("projects", "projects", &page, None).await?;
             println!("{:<30} {:<14} SERVICE AGENT", "PROJECT", "NUMBER");
-            for p in list["projects"].as_array().into_iter().flatten() {
+            for p in &list {
                 println!(
                     "{:<30} {:<14} {}",
                     p["projectId"].as_str().unwrap_or(""),

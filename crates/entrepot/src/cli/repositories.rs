@@ -4,7 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Repository verbs.
 #[derive(Debug, Subcommand)]
@@ -68,6 +68,8 @@ pub enum RepositoriesCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one repository.
     Describe {
@@ -176,11 +178,12 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             eprintln!("Created repository [{name}].");
             print_json(&repo);
         }
-        RepositoriesCommand::List { project } => {
+        RepositoriesCommand::List { project, page } => {
             let list = client
-                .call(
-                    Method::GET,
+                .list(
                     &format!("projects/{project}/repositories"),
+                    "repositories",
+                    &page,
                     None,
                 )
                 .await?;
@@ -188,7 +191,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 "{:<30} {:<8} {:<20} DESCRIPTION",
                 "REPOSITORY", "FORMAT", "MODE"
             );
-            for repo in list["repositories"].as_array().into_iter().flatten() {
+            for repo in &list {
                 let id = repo["name"]
                     .as_str()
                     .unwrap_or("")

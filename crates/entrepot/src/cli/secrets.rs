@@ -12,7 +12,7 @@ use entrepot_domain::{Labels, ProjectId, SecretId, SecretVersionName, VersionId}
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Secret verbs.
 #[derive(Debug, Subcommand)]
@@ -39,6 +39,8 @@ pub enum SecretsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one secret.
     Describe {
@@ -110,6 +112,8 @@ pub enum VersionsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one version's metadata.
     Describe {
@@ -165,12 +169,14 @@ pub enum AuditCommand {
         /// Only this secret: an id or `projects/P/secrets/S`.
         #[arg(long)]
         resource: Option<String>,
-        /// At most this many entries.
+        /// At most this many entries (read in pages of up to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
@@ -284,13 +290,18 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             }
             print_json(&created);
         }
-        SecretsCommand::List { project } => {
+        SecretsCommand::List { project, page } => {
             let project = project_id(&project)?;
             let list = client
-                .call(Method::GET, &format!("projects/{project}/secrets"), None)
+                .list(
+                    &format!("projects/{project}/secrets"),
+                    "secrets",
+                    &page,
+                    None,
+                )
                 .await?;
             println!("{:<40} {:<31} LABELS", "NAME", "CREATED");
-            for secret in list["secrets"].as_array().into_iter().flatten() {
+            for secret in &list {
                 let labels: Vec<String> = secret["labels"]
                     .as_object()
                     .into_iter()
@@ -390,13 +401,17 @@ async fn run_versions(client: &AdminClient, command: VersionsCommand) -> Result<
                     ClientError::Decode(format!("cannot write the payload to stdout: {e}"))
                 })?;
         }
-        VersionsCommand::List { secret, project } => {
+        VersionsCommand::List {
+            secret,
+            project,
+            page,
+        } => {
             let path = secret_path(&project, &secret)?;
             let list = client
-                .call(Method::GET, &format!("{path}/versions"), None)
+                .list(&format!("{path}/versions"), "versions", &page, None)
                 .await?;
             println!("{:<10} {:<10} {:<31} DESTROYED", "NAME", "STATE", "CREATED");
-            for v in list["versions"].as_array().into_iter().flatten() {
+            for v in &list {
                 println!(
                     "{:<10} {:<10} {:<31} {}",
                     last_segment(&v["name"]),
@@ -494,23 +509,26 @@ pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<()
             resource,
             limit,
             project,
+            page,
         } => {
             let project = project_id(&project)?;
-            let mut path = format!("projects/{project}/auditLog?pageSize={limit}");
+            let mut path = format!("projects/{project}/auditLog");
             if let Some(resource) = resource {
                 let resource = if resource.contains('/') {
                     resource
                 } else {
                     secret_path(project.as_str(), &resource)?
                 };
-                path.push_str(&format!("&resource={}", query_value(&resource)));
+                path.push_str(&format!("?resource={}", query_value(&resource)));
             }
-            let list = client.call(Method::GET, &path, None).await?;
+            let list = client
+                .list(&path, "auditLogEntries", &page, Some(limit as usize))
+                .await?;
             println!(
                 "{:<31} {:<8} {:<44} {:<45} {:<8} REASON",
                 "TIME", "RESULT", "PRINCIPAL", "RESOURCE", "VERSION"
             );
-            for e in list["auditLogEntries"].as_array().into_iter().flatten() {
+            for e in &list {
                 let result = if e["allowed"].as_bool().unwrap_or(false) {
                     "ALLOWED"
                 } else {

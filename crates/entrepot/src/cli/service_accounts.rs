@@ -4,7 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Service account verbs.
 #[derive(Debug, Subcommand)]
@@ -25,6 +25,8 @@ pub enum ServiceAccountsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Delete a service account; its tokens stop working.
     Delete {
@@ -58,16 +60,17 @@ pub async fn run(client: &AdminClient, command: ServiceAccountsCommand) -> Resul
             );
             print_json(&account);
         }
-        ServiceAccountsCommand::List { project } => {
+        ServiceAccountsCommand::List { project, page } => {
             let list = client
-                .call(
-                    Method::GET,
+                .list(
                     &format!("projects/{project}/serviceAccounts"),
+                    "accounts",
+                    &page,
                     None,
                 )
                 .await?;
             println!("{:<50} DISPLAY NAME", "EMAIL");
-            for a in list["accounts"].as_array().into_iter().flatten() {
+            for a in &list {
                 println!(
                     "{:<50} {}",
                     a["email"].as_str().unwrap_or(""),

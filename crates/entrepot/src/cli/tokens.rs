@@ -4,7 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Personal access token verbs.
 #[derive(Debug, Subcommand)]
@@ -29,6 +29,8 @@ pub enum TokensCommand {
         /// Whose tokens (default: yours).
         #[arg(long = "for")]
         principal: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Revoke a token by id.
     Revoke {
@@ -71,17 +73,17 @@ pub async fn run(client: &AdminClient, command: TokensCommand) -> Result<(), Cli
             );
             print_json(&token);
         }
-        TokensCommand::List { principal } => {
+        TokensCommand::List { principal, page } => {
             let path = match principal {
                 Some(p) => format!("tokens?principal={}", url_encode(&member(&p))),
                 None => "tokens".to_owned(),
             };
-            let list = client.call(Method::GET, &path, None).await?;
+            let list = client.list(&path, "tokens", &page, None).await?;
             println!(
                 "{:<18} {:<40} {:<9} {:<8} {:<26} DESCRIPTION",
                 "ID", "PRINCIPAL", "READONLY", "REVOKED", "EXPIRES"
             );
-            for t in list["tokens"].as_array().into_iter().flatten() {
+            for t in &list {
                 println!(
                     "{:<18} {:<40} {:<9} {:<8} {:<26} {}",
                     t["id"].as_str().unwrap_or(""),

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::login::read_secret;
-use super::{print_json, AdminClient, ClientError};
+use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// User verbs.
 #[derive(Debug, Subcommand)]
@@ -22,7 +22,10 @@ pub enum UsersCommand {
         password_file: Option<PathBuf>,
     },
     /// List users.
-    List,
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Delete a user; their tokens stop working.
     Delete {
         /// E-mail address.
@@ -55,10 +58,10 @@ pub async fn run(client: &AdminClient, command: UsersCommand) -> Result<(), Clie
             eprintln!("Created user [{email}].");
             print_json(&user);
         }
-        UsersCommand::List => {
-            let list = client.call(Method::GET, "users", None).await?;
+        UsersCommand::List { page } => {
+            let list = client.list("users", "users", &page, None).await?;
             println!("{:<40} {:<9} CREATED", "USER", "PASSWORD");
-            for u in list["users"].as_array().into_iter().flatten() {
+            for u in &list {
                 println!(
                     "{:<40} {:<9} {}",
                     u["email"].as_str().unwrap_or(""),
