@@ -273,6 +273,9 @@ fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreErr
 
 const VERSION_COLUMNS: &str = "project, secret, number, state, create_time, destroy_time";
 
+const AUDIT_COLUMNS: &str =
+    "seq, time, project, principal, action, resource, version, allowed, reason";
+
 /// Escape `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 fn like_prefix(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -665,12 +668,47 @@ impl SecretStore for SqliteMetadataStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let columns = "seq, time, project, principal, action, resource, version, allowed, reason";
         let before = before.unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
         let rows = match resource {
+            // A secret's name (or a longer one): few of the project's entries
+            // match. Read them along (project, resource, seq), the name
+            // itself and the names under it (a range: the text after "name/"
+            // and before "name0", '0' being the character after '/'), each
+            // newest first, and merge the two.
+            Some(resource) if resource.split('/').count() >= 4 => {
+                let under = format!("{resource}/");
+                let past = format!("{resource}0");
+                sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM ( \
+                       SELECT * FROM (SELECT {AUDIT_COLUMNS} FROM secret_audit_log \
+                         INDEXED BY secret_audit_log_by_resource \
+                         WHERE project = ? AND resource = ? AND seq < ? ORDER BY seq DESC LIMIT ?) \
+                       UNION ALL \
+                       SELECT * FROM (SELECT {AUDIT_COLUMNS} FROM secret_audit_log \
+                         INDEXED BY secret_audit_log_by_resource \
+                         WHERE project = ? AND resource >= ? AND resource < ? AND seq < ? \
+                         ORDER BY seq DESC LIMIT ?) \
+                     ) ORDER BY seq DESC LIMIT ?"
+                ))
+                .bind(project)
+                .bind(resource)
+                .bind(before)
+                .bind(limit)
+                .bind(project)
+                .bind(&under)
+                .bind(&past)
+                .bind(before)
+                .bind(limit)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+            // A project or broader: most entries match; read the project's
+            // log newest first and keep those that do.
             Some(resource) => {
                 sqlx::query(&format!(
-                    "SELECT {columns} FROM secret_audit_log \
+                    "SELECT {AUDIT_COLUMNS} FROM secret_audit_log \
                      WHERE project = ? AND (resource = ? OR resource LIKE ? ESCAPE '\\') \
                      AND seq < ? ORDER BY seq DESC LIMIT ?"
                 ))
@@ -678,18 +716,18 @@ impl SecretStore for SqliteMetadataStore {
                 .bind(resource)
                 .bind(like_prefix(resource))
                 .bind(before)
-                .bind(i64::from(limit))
+                .bind(limit)
                 .fetch_all(self.pool())
                 .await?
             }
             None => {
                 sqlx::query(&format!(
-                    "SELECT {columns} FROM secret_audit_log WHERE project = ? AND seq < ? \
+                    "SELECT {AUDIT_COLUMNS} FROM secret_audit_log WHERE project = ? AND seq < ? \
                      ORDER BY seq DESC LIMIT ?"
                 ))
                 .bind(project)
                 .bind(before)
-                .bind(i64::from(limit))
+                .bind(limit)
                 .fetch_all(self.pool())
                 .await?
             }
@@ -909,5 +947,52 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[tokio::test]
+    async fn audit_pages_of_one_secret_walk_newest_first_and_include_names_under_it() {
+        let store = store_with_secret().await;
+        // Entries of three resources, interleaved; "tok" and what is under its
+        // name match a filter on "tok", "tok2" and "tok0" do not.
+        let resources = [
+            "projects/demo/secrets/tok",
+            "projects/demo/secrets/tok2",
+            "projects/demo/secrets/tok/versions",
+            "projects/demo/secrets/tok0",
+        ];
+        for i in 0..20 {
+            store
+                .append_audit(&AuditRecord {
+                    time: format!("2026-01-01T00:00:{i:02}Z"),
+                    project: "demo".into(),
+                    principal: "user:alice@example.com".into(),
+                    action: "secretmanager.versions.access".into(),
+                    resource: resources[i % 4].into(),
+                    version: Some(i.to_string()),
+                    allowed: true,
+                    reason: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .list_audit("demo", Some("projects/demo/secrets/tok"), before, 3)
+                .await
+                .unwrap();
+            seen.extend(page.iter().map(|e| e.record.version.clone().unwrap()));
+            match page.last() {
+                Some(last) if page.len() == 3 => before = Some(last.seq),
+                _ => break,
+            }
+        }
+        let expected: Vec<String> = (0..20)
+            .rev()
+            .filter(|i| i % 4 == 0 || i % 4 == 2)
+            .map(|i: usize| i.to_string())
+            .collect();
+        assert_eq!(seen, expected);
     }
 }
