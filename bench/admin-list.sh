@@ -8,9 +8,11 @@
 #      (no parameters), then VmRSS again;
 #   3. BENCH_ROUNDS rounds, the binaries interleaved in each round: the same
 #      call without parameters, with pageSize=1000, a walk of every page at the
-#      default size (following nextPageToken), and the last page of that walk
-#      asked for again on its own; time and bytes of each;
+#      default size (following nextPageToken), and the last full page of that
+#      walk asked for again on its own; time and bytes of each;
 #   4. print medians per binary and, with two binaries, the ratio after/before.
+# The first call of a round also opens the connection; the first page is asked
+# for again at the end of the round to compare with the deep page.
 # A binary without pagination answers every call with the whole listing: its
 # walk is one call.
 # Needs: curl, python3, and the release binary (built if missing:
@@ -85,7 +87,7 @@ elif what == "round":
     print(f"plain {t:.6f} {len(body)}")
     t, body = get(LIST + "?pageSize=1000")
     print(f"size1000 {t:.6f} {len(body)}")
-    total, size, pages, items, token = 0.0, 0, 0, 0, None
+    total, size, pages, items, token, tokens = 0.0, 0, 0, 0, None, []
     while True:
         t, body = get(LIST + (f"?pageToken={quote(token)}" if token else ""))
         total += t
@@ -96,10 +98,15 @@ elif what == "round":
         if "nextPageToken" not in page:
             break
         token = page["nextPageToken"]
+        tokens.append(token)
     print(f"walk {total:.6f} {size} {pages} {items}")
-    if token:
-        t, body = get(LIST + f"?pageToken={quote(token)}")
-        print(f"lastpage {t:.6f} {len(body)}")
+    # The last full page (the one before the last), asked for on its own: it
+    # costs what the first page costs if a page is read by seeking.
+    if len(tokens) >= 2:
+        t, body = get(LIST)
+        print(f"firstpage {t:.6f} {len(body)}")
+        t, body = get(LIST + f"?pageToken={quote(tokens[-2])}")
+        print(f"deeppage {t:.6f} {len(body)} {len(tokens)}")
 EOF
 
 ADDRS=()
@@ -159,8 +166,9 @@ line("every page at the default size: ms in all", [med(x, "walk", 2) for x in na
 line("every page at the default size: kB in all", [med(x, "walk", 3) for x in names], kb)
 line("every page at the default size: requests", [med(x, "walk", 4) for x in names], n)
 line("every page at the default size: repositories", [med(x, "walk", 5) for x in names], n)
-line("last page on its own: ms", [med(x, "lastpage", 2) for x in names], ms)
-line("last page on its own: kB", [med(x, "lastpage", 3) for x in names], kb)
+line("first page again, same connection: ms", [med(x, "firstpage", 2) for x in names], ms)
+line("last full page on its own (page N-1 of N): ms", [med(x, "deeppage", 2) for x in names], ms)
+line("last full page on its own: kB", [med(x, "deeppage", 3) for x in names], kb)
 for x in names:
     r = [row for row in rows if row[0] == x and row[1] == "rss"][0]
     b, a = int(r[2]), int(r[3])
