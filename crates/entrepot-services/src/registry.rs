@@ -14,7 +14,7 @@ use entrepot_storage::{
 };
 
 use crate::clock::now_unix;
-use crate::remote::RemoteDocker;
+use crate::remote::{RemoteDocker, UpstreamFailure};
 
 /// Errors of the registry, one per OCI error code it can lead to.
 #[derive(Debug, thiserror::Error)]
@@ -80,25 +80,9 @@ pub enum RegistryError {
     /// The operation is refused by the repository's nature (e.g. push to a cache).
     #[error("{0}")]
     Denied(String),
-    /// The upstream of a remote repository rate-limits us.
-    #[error("{message}")]
-    TooManyRequests {
-        /// What happened.
-        message: String,
-        /// `Retry-After` from the upstream.
-        retry_after: Option<String>,
-    },
-    /// The upstream of a remote repository failed or broke protocol.
-    #[error("{message}")]
-    Upstream {
-        /// HTTP status for the client (502, 503).
-        status: u16,
-        /// What happened.
-        message: String,
-    },
-    /// The upstream does not have the content.
-    #[error("{0}")]
-    UpstreamNotFound(String),
+    /// A remote repository could not get the content from its upstream.
+    #[error(transparent)]
+    Remote(#[from] UpstreamFailure),
     /// The blob store's filesystem is nearly full.
     #[error(transparent)]
     LowDisk(LowDisk),
@@ -490,7 +474,7 @@ impl Registry {
     /// Size of a blob linked to the image (for HEAD).
     pub async fn stat_blob(&self, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
         if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.stat_blob(&repo, path, digest).await;
+            return Ok(remote.locate_blob(&repo, path, digest).await?.size());
         }
         let size = self.linked_size(path, digest).await?;
         // A blob moved to quarantine as damaged is unknown here, so that the
@@ -523,7 +507,12 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<ServedBlob, RegistryError> {
         if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.open_blob(&repo, path, digest, range).await;
+            let blob = remote.locate_blob(&repo, path, digest).await?;
+            return match blob.open(range).await {
+                Ok(served) => Ok(served),
+                Err(BlobError::NotFound) => Err(RegistryError::BlobUnknown(digest.clone())),
+                Err(e) => Err(e.into()),
+            };
         }
         let size = self.linked_size(path, digest).await?;
         let body = match self.blobs.read(digest, range).await {
