@@ -8,10 +8,12 @@
 //! it by). The format only says where its upstream is and how content is
 //! named and checked (see [`RemoteFormat`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use entrepot_domain::upstream::UpstreamSpecError;
 use entrepot_domain::{ContentDigest, Repository};
+use entrepot_upstream::reqwest::header::HeaderMap;
 use entrepot_upstream::reqwest::StatusCode;
 use entrepot_upstream::{CredentialSource, UpstreamClient, UpstreamRequest, UpstreamResponse};
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -25,7 +27,21 @@ use super::format::{FetchedDocument, RemoteFormat};
 use super::freshness::{self, Plan};
 use super::locks::KeyLocks;
 use super::target::{Gate, Target};
+use crate::clock::now_rfc3339;
 use crate::metrics::{ContentKind, Metrics};
+
+/// Rate-limit headers (`RateLimit-Limit`, `RateLimit-Remaining`, as Docker
+/// Hub sends them) last seen from a repository's upstream.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// `ratelimit-limit`.
+    pub limit: Option<String>,
+    /// `ratelimit-remaining`.
+    pub remaining: Option<String>,
+    /// When they were seen (RFC 3339).
+    pub observed_at: String,
+}
 
 /// The result of `repositories test-upstream`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,7 +58,7 @@ pub struct UpstreamReport {
     /// What happened, for the user.
     pub message: String,
     /// Rate-limit headers, when the upstream sent them.
-    pub rate_limit: Option<super::docker::RateLimit>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A cached copy of a mutable document, as the format keeps it.
@@ -84,6 +100,7 @@ pub struct RemoteCache<F> {
     credentials: CredentialSources,
     locks: KeyLocks,
     fills: Fills,
+    rate_limits: Mutex<HashMap<String, RateLimit>>,
 }
 
 impl<F: RemoteFormat> RemoteCache<F> {
@@ -103,6 +120,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
             credentials: CredentialSources::new(secrets),
             locks: KeyLocks::default(),
             fills,
+            rate_limits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,8 +206,40 @@ impl<F: RemoteFormat> RemoteCache<F> {
             target.secret_version(),
         )
         .await?;
-        self.format.observe(target, response.headers());
+        self.record_rate_limit(&target.repository, response.headers());
         Ok(response)
+    }
+
+    fn record_rate_limit(&self, repository: &str, headers: &HeaderMap) {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (limit, remaining) = (get("ratelimit-limit"), get("ratelimit-remaining"));
+        if limit.is_some() || remaining.is_some() {
+            self.rate_limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    repository.to_owned(),
+                    RateLimit {
+                        limit,
+                        remaining,
+                        observed_at: now_rfc3339(),
+                    },
+                );
+        }
+    }
+
+    /// Rate-limit headers last seen from the repository's upstream.
+    pub fn rate_limit(&self, repository: &str) -> Option<RateLimit> {
+        self.rate_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(repository)
+            .cloned()
     }
 
     /// Send a request; anything but `200 OK` is the failure it stands for.
@@ -436,6 +486,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 report.message = e.to_string();
             }
         }
+        report.rate_limit = self.rate_limit(&repo.name);
         Ok(report)
     }
 }

@@ -5,8 +5,7 @@
 //! `Docker-Content-Digest` says whether the tag moved; blobs are immutable,
 //! named by their digest.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use entrepot_domain::manifest::{ManifestError, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
 use entrepot_domain::repository::RemoteConfig;
@@ -18,29 +17,17 @@ use entrepot_upstream::UpstreamRequest;
 use futures::FutureExt;
 use url::Url;
 
-use super::cache::{Answer, CachedCopy, RemoteCache, UpstreamReport};
+use super::cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
 use super::credentials::SecretReader;
 use super::failure::UpstreamFailure;
 use super::fill::{Cached, Committed, Fills};
 use super::format::{ContentSource, FetchedDocument, RemoteFormat};
 use super::freshness;
 use super::target::{Gate, Target};
-use crate::clock::{now_rfc3339, now_unix};
+use crate::clock::now_unix;
 use crate::located::LocatedBlob;
 use crate::metrics::{ContentKind, Metrics};
 use crate::registry::{Page, RegistryError, ServedManifest};
-
-/// Rate-limit headers last seen from a repository's upstream.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RateLimit {
-    /// `ratelimit-limit`.
-    pub limit: Option<String>,
-    /// `ratelimit-remaining`.
-    pub remaining: Option<String>,
-    /// When they were seen (RFC 3339).
-    pub observed_at: String,
-}
 
 /// A manifest of an image, by tag or digest.
 pub struct ManifestOf {
@@ -59,10 +46,7 @@ pub struct BlobOf {
 }
 
 /// The OCI naming and checking rules.
-#[derive(Default)]
-pub struct DockerFormat {
-    rate_limits: Mutex<HashMap<String, RateLimit>>,
-}
+pub struct DockerFormat;
 
 impl DockerFormat {
     /// A GET or HEAD of `{image}/{what}` at the upstream, scoped for pulling.
@@ -80,15 +64,6 @@ impl DockerFormat {
             UpstreamRequest::get(url)
         };
         Ok(request.scope(format!("repository:{name}:pull")))
-    }
-
-    /// Rate-limit headers last seen from the repository's upstream.
-    pub fn rate_limit(&self, repository: &str) -> Option<RateLimit> {
-        self.rate_limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(repository)
-            .cloned()
     }
 }
 
@@ -207,29 +182,6 @@ impl RemoteFormat for DockerFormat {
             what: format!("blob {} of {}", blob.digest, blob.path.image),
         })
     }
-
-    fn observe(&self, target: &Target<DockerUpstream>, headers: &HeaderMap) {
-        let get = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (limit, remaining) = (get("ratelimit-limit"), get("ratelimit-remaining"));
-        if limit.is_some() || remaining.is_some() {
-            self.rate_limits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    target.repository.clone(),
-                    RateLimit {
-                        limit,
-                        remaining,
-                        observed_at: now_rfc3339(),
-                    },
-                );
-        }
-    }
 }
 
 /// The remote Docker/OCI cache.
@@ -263,7 +215,7 @@ impl RemoteDocker {
             meta,
             cache,
             blobs,
-            remote: RemoteCache::new(DockerFormat::default(), client, fills, metrics, secrets),
+            remote: RemoteCache::new(DockerFormat, client, fills, metrics, secrets),
         }
     }
 
@@ -273,7 +225,7 @@ impl RemoteDocker {
 
     /// Rate-limit headers last seen from the repository's upstream.
     pub fn rate_limit(&self, repository: &str) -> Option<RateLimit> {
-        self.remote.format().rate_limit(repository)
+        self.remote.rate_limit(repository)
     }
 
     /// A manifest by tag or digest, through the cache.

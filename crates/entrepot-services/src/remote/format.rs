@@ -106,7 +106,4 @@ pub trait RemoteFormat: Send + Sync + 'static {
         target: &Target<Self::Upstream>,
         content: &Self::Content,
     ) -> Result<ContentSource, UpstreamFailure>;
-
-    /// Look at the headers of an upstream answer (Docker Hub's rate limits).
-    fn observe(&self, _target: &Target<Self::Upstream>, _headers: &HeaderMap) {}
 }

@@ -20,9 +20,9 @@ pub mod freshness;
 pub mod locks;
 pub mod target;
 
-pub use cache::{Answer, CachedCopy, RemoteCache, UpstreamReport};
+pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
-pub use docker::{RateLimit, RemoteDocker};
+pub use docker::RemoteDocker;
 pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};
