@@ -304,7 +304,7 @@ impl RemotePython {
     }
 
     /// A project's page, with file links pointing at entrepot. Files the
-    /// upstream gives no sha256 for are left out: they could not be verified.
+    /// upstream gives no sha256 for are left out (see `build_page`).
     pub async fn project_page(
         &self,
         repo: &Repository,
@@ -387,6 +387,10 @@ impl RemotePython {
             Err(e) => return Err(unusable(target, e)),
         };
         page.name = name.to_owned();
+        // Files are served at `files/{sha256}/...` and recorded by it, so a
+        // file without one (no hash, or only a sha512) cannot be named, and is
+        // left out rather than served unverified. The fill engine could check
+        // a sha512; naming such files is what is missing.
         page.files.retain(|f| {
             let ok = f
                 .hashes
@@ -398,7 +402,7 @@ impl RemotePython {
             ok
         });
         for f in &mut page.files {
-            // A metadata file can only be verified with its sha256.
+            // A metadata file is named by its sha256 too.
             if f.core_metadata
                 .as_ref()
                 .is_some_and(|m| m.get("sha256").is_none_or(|h| sha256_digest(h).is_err()))

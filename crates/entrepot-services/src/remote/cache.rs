@@ -92,6 +92,9 @@ pub enum Answer<C, V> {
     },
 }
 
+/// A failed refresh, and the cached copy to answer stale, if any.
+type Failed<C> = (UpstreamFailure, Option<CachedCopy<C>>);
+
 /// The remote cache of one format.
 pub struct RemoteCache<F> {
     format: F,
@@ -303,13 +306,12 @@ impl<F: RemoteFormat> RemoteCache<F> {
 
     /// Revalidate or fetch a document; on failure, the cached copy comes back
     /// with the failure.
-    #[allow(clippy::type_complexity)]
     async fn refresh<C>(
         &self,
         target: &Target<F::Upstream>,
         document: &F::Document,
         cached: Option<CachedCopy<C>>,
-    ) -> Result<Answer<C, F::Valid>, (UpstreamFailure, Option<CachedCopy<C>>)> {
+    ) -> Result<Answer<C, F::Valid>, Failed<C>> {
         let cached = match cached {
             Some(c) if F::REVALIDATES_WITH_HEAD && c.digest.is_some() => {
                 // HEAD does not count against Docker Hub's pull limit.
