@@ -870,3 +870,67 @@ fn an_upstream_rate_limit_reaches_docker_and_python_clients_with_its_retry_after
         "pip did not retry after the Retry-After"
     );
 }
+
+#[test]
+fn files_an_index_names_without_a_sha256_are_left_out_not_served_unverified() {
+    let (hashed, sha512_only, bare) = (b"hashed".to_vec(), b"sha512".to_vec(), b"bare".to_vec());
+    let hex = hex_sha256(&hashed);
+    let hex512 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&sha512_only))
+    };
+    let page = format!(
+        "<a href=\"/packages/mixed-1.0.tar.gz#sha256={hex}\">mixed-1.0.tar.gz</a>\n\
+         <a href=\"/packages/mixed-2.0.tar.gz#sha512={hex512}\">mixed-2.0.tar.gz</a>\n\
+         <a href=\"/packages/mixed-3.0.tar.gz\">mixed-3.0.tar.gz</a>\n"
+    );
+    let files: HashMap<String, Vec<u8>> = [
+        ("/packages/mixed-1.0.tar.gz", hashed.clone()),
+        ("/packages/mixed-2.0.tar.gz", sha512_only),
+        ("/packages/mixed-3.0.tar.gz", bare),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let upstream = Scripted::start("127.0.0.1", move |seen| {
+        if seen.path == "/simple/mixed/" {
+            return Reply::ok("text/html", page.clone());
+        }
+        match files.get(&seen.path) {
+            Some(body) => Reply::ok("application/octet-stream", body.clone()),
+            None => Reply::status(404),
+        }
+    });
+    let server = Server::start();
+    remote_python(&server, "default", "index", &upstream.addr);
+
+    let r = server
+        .request(Method::GET, "/pypi/default/index/simple/mixed/")
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().unwrap();
+    let names: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mixed-1.0.tar.gz"]);
+    let file = server.get(&format!("/pypi/default/index/files/{hex}/mixed-1.0.tar.gz"));
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().unwrap().as_ref(), hashed.as_slice());
+    // The others cannot be asked for, and the upstream is never asked.
+    let r = server.get(&format!(
+        "/pypi/default/index/files/{}/mixed-2.0.tar.gz",
+        &hex512[..64]
+    ));
+    assert_eq!(r.status(), 404);
+    assert!(upstream
+        .requests_to("/packages/mixed-2.0.tar.gz")
+        .is_empty());
+    assert!(upstream
+        .requests_to("/packages/mixed-3.0.tar.gz")
+        .is_empty());
+}
