@@ -10,6 +10,8 @@ pub mod forwarded;
 pub mod oci;
 pub mod ops;
 pub mod pypi;
+mod status_line;
+mod upstream_failure;
 
 use std::sync::Arc;
 

@@ -42,6 +42,11 @@ impl Digest {
     pub fn algorithm(&self) -> &'static str {
         "sha256"
     }
+
+    /// A digest of 64 lower-case hex characters the caller has validated.
+    pub(crate) fn from_verified_hex(hex: String) -> Self {
+        Self { hex }
+    }
 }
 
 impl FromStr for Digest {

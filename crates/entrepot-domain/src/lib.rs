@@ -5,6 +5,7 @@
 //! unit-tested and fuzzed in isolation.
 
 pub mod access_policy;
+pub mod content_digest;
 pub mod digest;
 pub mod iam;
 pub mod manifest;
@@ -14,6 +15,7 @@ pub mod repository;
 pub mod secret;
 pub mod upstream;
 
+pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};

@@ -14,7 +14,8 @@ use entrepot_storage::{
 };
 
 use crate::clock::now_unix;
-use crate::remote::RemoteDocker;
+use crate::located::LocatedBlob;
+use crate::remote::{RemoteDocker, UpstreamFailure};
 
 /// Errors of the registry, one per OCI error code it can lead to.
 #[derive(Debug, thiserror::Error)]
@@ -80,25 +81,9 @@ pub enum RegistryError {
     /// The operation is refused by the repository's nature (e.g. push to a cache).
     #[error("{0}")]
     Denied(String),
-    /// The upstream of a remote repository rate-limits us.
-    #[error("{message}")]
-    TooManyRequests {
-        /// What happened.
-        message: String,
-        /// `Retry-After` from the upstream.
-        retry_after: Option<String>,
-    },
-    /// The upstream of a remote repository failed or broke protocol.
-    #[error("{message}")]
-    Upstream {
-        /// HTTP status for the client (502, 503).
-        status: u16,
-        /// What happened.
-        message: String,
-    },
-    /// The upstream does not have the content.
-    #[error("{0}")]
-    UpstreamNotFound(String),
+    /// A remote repository could not get the content from its upstream.
+    #[error(transparent)]
+    Remote(#[from] UpstreamFailure),
     /// The blob store's filesystem is nearly full.
     #[error(transparent)]
     LowDisk(LowDisk),
@@ -108,6 +93,17 @@ pub enum RegistryError {
     /// Blob storage failed.
     #[error(transparent)]
     Blob(BlobError),
+}
+
+impl RegistryError {
+    /// A located blob that could not be read: gone meanwhile (unknown, so
+    /// the client pushes or pulls it again), or a storage failure.
+    pub fn unreadable_blob(e: BlobError, digest: &Digest) -> Self {
+        match e {
+            BlobError::NotFound => RegistryError::BlobUnknown(digest.clone()),
+            e => e.into(),
+        }
+    }
 }
 
 impl From<BlobError> for RegistryError {
@@ -487,10 +483,17 @@ impl Registry {
         }
     }
 
-    /// Size of a blob linked to the image (for HEAD).
-    pub async fn stat_blob(&self, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
+    /// A blob of the image, ready to be read: HEAD answers from its size,
+    /// GET opens it, so the repository (and for a remote one its upstream,
+    /// the access policy and the link) is resolved once per request. For a
+    /// remote repository this starts or joins the blob's fill.
+    pub async fn locate_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<LocatedBlob, RegistryError> {
         if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.stat_blob(&repo, path, digest).await;
+            return remote.locate_blob(&repo, path, digest).await;
         }
         let size = self.linked_size(path, digest).await?;
         // A blob moved to quarantine as damaged is unknown here, so that the
@@ -498,7 +501,11 @@ impl Registry {
         if self.blobs.stat(digest).await?.is_none() {
             return Err(RegistryError::BlobUnknown(digest.clone()));
         }
-        Ok(size)
+        Ok(LocatedBlob::stored(
+            self.blobs.clone(),
+            digest.clone(),
+            size,
+        ))
     }
 
     async fn linked_size(&self, path: &ImagePath, digest: &Digest) -> Result<u64, RegistryError> {
@@ -512,26 +519,6 @@ impl Registry {
     /// storage), for readiness checks.
     pub fn disk_space(&self) -> Result<Option<DiskSpace>, RegistryError> {
         self.blobs.disk_space().map_err(RegistryError::Blob)
-    }
-
-    /// Stream a blob, or the given range of it (already resolved by the caller
-    /// against the size from [`Registry::stat_blob`]).
-    pub async fn open_blob(
-        &self,
-        path: &ImagePath,
-        digest: &Digest,
-        range: Option<ByteRange>,
-    ) -> Result<ServedBlob, RegistryError> {
-        if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.open_blob(&repo, path, digest, range).await;
-        }
-        let size = self.linked_size(path, digest).await?;
-        let body = match self.blobs.read(digest, range).await {
-            Ok(body) => body,
-            Err(BlobError::NotFound) => return Err(RegistryError::BlobUnknown(digest.clone())),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(ServedBlob { size, range, body })
     }
 
     /// Remove a blob from the image.
@@ -914,7 +901,7 @@ mod tests {
         reg.finish_upload(&path, &s.id, &config, None)
             .await
             .unwrap();
-        assert_eq!(reg.stat_blob(&path, &config).await.unwrap(), 2);
+        assert_eq!(reg.locate_blob(&path, &config).await.unwrap().size(), 2);
 
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#

@@ -1019,3 +1019,79 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
         server.log_text()
     );
 }
+
+#[test]
+fn a_token_the_upstream_refuses_is_a_bad_gateway_that_uv_shows() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    fixtures(&packages);
+    let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
+    let server = Server::start();
+    let token = work.path().join("token.txt");
+    std::fs::write(&token, "pypi-token-revoked").unwrap();
+    for args in [
+        vec![
+            "secrets".to_owned(),
+            "create".into(),
+            "pypi-token".into(),
+            format!("--data-file={}", token.display()),
+        ],
+        vec![
+            "secrets".into(),
+            "add-iam-policy-binding".into(),
+            "pypi-token".into(),
+            format!(
+                "--member={}",
+                server.get("/v1/projects/default").json::<Value>().unwrap()["serviceAgent"]
+                    .as_str()
+                    .unwrap()
+            ),
+            "--role=roles/secretmanager.secretAccessor".into(),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = server.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    create_python(
+        &server,
+        "up",
+        Some(&upstream.index_url()),
+        json!({
+            "username": "__token__",
+            "passwordSecretVersion": "projects/default/secrets/pypi-token/versions/1",
+        }),
+    );
+
+    // The same answer as for Docker: a 502 naming the upstream and what to fix.
+    let r = server.get("/pypi/default/up/simple/tiny-lib/");
+    assert_eq!(r.status(), 502);
+    let message = r.text().unwrap();
+    assert!(message.contains(&upstream.addr), "{message}");
+    assert!(
+        message.contains("--remote-password-secret-version"),
+        "{message}"
+    );
+    // uv shows it (from the status line); pip only fails.
+    let out = uv_install(
+        &index(&server, "up"),
+        &work.path().join("uv"),
+        &["tiny-lib"],
+    );
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("502") && shown.contains(&upstream.addr),
+        "{shown}"
+    );
+    let out = pip_install(
+        &index(&server, "up"),
+        &work.path().join("pip"),
+        &["tiny-lib"],
+    );
+    assert!(!out.status.success());
+}

@@ -277,3 +277,80 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
     let report = cli_ok(&server, &["repositories", "test-upstream", "basic"]);
     assert!(report.contains("authenticated: true"), "{report}");
 }
+
+#[test]
+fn credentials_the_upstream_refuses_are_a_bad_gateway_naming_the_upstream() {
+    require_tool("htpasswd", "apache2-utils");
+    let work = tempfile::tempdir().unwrap();
+    let htpasswd = work.path().join("htpasswd");
+    let status = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&htpasswd)
+        .args(["bob", "the-right-token"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let upstream = Distribution::start_with_auth(&format!(
+        "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
+        htpasswd.display()
+    ));
+    image_layout(&work.path().join("original"), "1");
+    upstream.push(
+        &work.path().join("original"),
+        "1",
+        "app:1",
+        Some("bob:the-right-token"),
+    );
+
+    // The stored token is not the one the upstream takes.
+    let server = Server::start();
+    let token = work.path().join("token.txt");
+    std::fs::write(&token, "a-revoked-token").unwrap();
+    cli_ok(
+        &server,
+        &[
+            "secrets",
+            "create",
+            "stale",
+            &format!("--data-file={}", token.display()),
+        ],
+    );
+    let agent = service_agent(&server);
+    cli_ok(
+        &server,
+        &[
+            "secrets",
+            "add-iam-policy-binding",
+            "stale",
+            &format!("--member={agent}"),
+            "--role=roles/secretmanager.secretAccessor",
+        ],
+    );
+    cli_ok(&server, &["access-policy", "allow", &upstream.addr]);
+    cli_ok(
+        &server,
+        &[
+            "repositories",
+            "create",
+            "private",
+            "--repository-format=docker",
+            "--mode=remote-repository",
+            &format!("--remote-docker-repo=http://{}", upstream.addr),
+            "--remote-username=bob",
+            "--remote-password-secret-version=projects/default/secrets/stale/versions/1",
+        ],
+    );
+
+    // Not "denied" (the client's own login is fine): a bad gateway, whose
+    // message skopeo shows from the status line.
+    let error = try_pull(&server, "default/private/app:1", &work.path().join("p")).unwrap_err();
+    assert!(error.contains("502"), "{error}");
+    assert!(!error.contains("denied"), "{error}");
+    assert!(
+        error.contains(&upstream.addr) && error.contains("refused the configured credentials"),
+        "{error}"
+    );
+    let response = server.get("/v2/default/private/app/manifests/1");
+    let body = assert_oci_error(response, 502, "UNKNOWN");
+    assert!(body.to_string().contains(&upstream.addr), "{body}");
+}

@@ -781,3 +781,156 @@ fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
     );
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
 }
+
+/// `skopeo inspect` of an image through the server, which must fail; its
+/// error output.
+fn skopeo_inspect_error(server: &Server, image: &str) -> String {
+    require_tool("skopeo", "skopeo");
+    let token = server.token.clone().unwrap();
+    let output = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "inspect", "--tls-verify=false"])
+        .arg(format!("--creds=admin:{}", token.trim()))
+        .arg(server.docker_ref(image))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "skopeo inspect of {image} worked");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `pip install` that retries as pip does by default (the shared helper
+/// turns retries off), which must fail.
+fn pip_install_retrying(index_url: &str, target: &Path, package: &str) {
+    let output = std::process::Command::new(tool("pip"))
+        .args(["install", "--no-cache-dir", "--disable-pip-version-check"])
+        .args(["--no-input", "--retries", "2", "--target"])
+        .arg(target)
+        .args(["--index-url", index_url, package])
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "pip installed {package}");
+}
+
+#[test]
+fn an_upstream_rate_limit_reaches_docker_and_python_clients_with_its_retry_after() {
+    let work = tempfile::tempdir().unwrap();
+    let file = b"a file the upstream rate-limits".to_vec();
+    let hex = hex_sha256(&file);
+    let page =
+        format!("<a href=\"/packages/limited-1.0.tar.gz#sha256={hex}\">limited-1.0.tar.gz</a>");
+    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+        "/v2/" => Reply::ok("application/json", "{}"),
+        "/simple/listed/" => Reply::ok("text/html", page.clone()),
+        _ => Reply::status(429).header("retry-after", "1"),
+    });
+    let server = Server::start();
+    remote_docker(&server, "default", "hub", &upstream.addr, json!({}));
+    remote_python(&server, "default", "index", &upstream.addr);
+
+    // Manifests, blobs, index pages and files: the upstream's 429 and its
+    // Retry-After, and a message naming the upstream.
+    let blob = format!("/v2/default/hub/app/blobs/{}", sha256(b"some layer"));
+    for path in ["/v2/default/hub/app/manifests/1", blob.as_str()] {
+        let response = server.get(path);
+        assert_eq!(header(&response, "retry-after"), "1", "{path}");
+        let body = assert_oci_error(response, 429, "TOOMANYREQUESTS");
+        assert!(body.to_string().contains(&upstream.addr), "{body}");
+    }
+    assert_eq!(
+        server.get("/pypi/default/index/simple/listed/").status(),
+        200
+    );
+    let file_path = format!("/pypi/default/index/files/{hex}/limited-1.0.tar.gz");
+    for path in ["/pypi/default/index/simple/limited/", file_path.as_str()] {
+        let response = server.get(path);
+        assert_eq!(response.status(), 429, "{path}");
+        assert_eq!(header(&response, "retry-after"), "1", "{path}");
+        let message = response.text().unwrap();
+        assert!(message.contains(&upstream.addr), "{message}");
+    }
+
+    // skopeo and pip wait as they are told and ask again before giving up
+    // (pip retries a 429 only when it carries a Retry-After).
+    let error = skopeo_inspect_error(&server, "default/hub/app:2");
+    assert!(error.contains("toomanyrequests"), "{error}");
+    assert!(
+        upstream.requests_to("/v2/app/manifests/2").len() > 1,
+        "skopeo did not retry: {error}"
+    );
+    let index = format!(
+        "http://__token__:{}@{}/pypi/default/index/simple/",
+        server.token.clone().unwrap().trim(),
+        server.addr
+    );
+    pip_install_retrying(&index, &work.path().join("t"), "limited-two");
+    assert!(
+        upstream.requests_to("/simple/limited-two/").len() > 1,
+        "pip did not retry after the Retry-After"
+    );
+}
+
+#[test]
+fn files_an_index_names_without_a_sha256_are_left_out_not_served_unverified() {
+    let (hashed, sha512_only, bare) = (b"hashed".to_vec(), b"sha512".to_vec(), b"bare".to_vec());
+    let hex = hex_sha256(&hashed);
+    let hex512 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&sha512_only))
+    };
+    let page = format!(
+        "<a href=\"/packages/mixed-1.0.tar.gz#sha256={hex}\">mixed-1.0.tar.gz</a>\n\
+         <a href=\"/packages/mixed-2.0.tar.gz#sha512={hex512}\">mixed-2.0.tar.gz</a>\n\
+         <a href=\"/packages/mixed-3.0.tar.gz\">mixed-3.0.tar.gz</a>\n"
+    );
+    let files: HashMap<String, Vec<u8>> = [
+        ("/packages/mixed-1.0.tar.gz", hashed.clone()),
+        ("/packages/mixed-2.0.tar.gz", sha512_only),
+        ("/packages/mixed-3.0.tar.gz", bare),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let upstream = Scripted::start("127.0.0.1", move |seen| {
+        if seen.path == "/simple/mixed/" {
+            return Reply::ok("text/html", page.clone());
+        }
+        match files.get(&seen.path) {
+            Some(body) => Reply::ok("application/octet-stream", body.clone()),
+            None => Reply::status(404),
+        }
+    });
+    let server = Server::start();
+    remote_python(&server, "default", "index", &upstream.addr);
+
+    let r = server
+        .request(Method::GET, "/pypi/default/index/simple/mixed/")
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().unwrap();
+    let names: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mixed-1.0.tar.gz"]);
+    let file = server.get(&format!("/pypi/default/index/files/{hex}/mixed-1.0.tar.gz"));
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().unwrap().as_ref(), hashed.as_slice());
+    // The others cannot be asked for, and the upstream is never asked.
+    let r = server.get(&format!(
+        "/pypi/default/index/files/{}/mixed-2.0.tar.gz",
+        &hex512[..64]
+    ));
+    assert_eq!(r.status(), 404);
+    assert!(upstream
+        .requests_to("/packages/mixed-2.0.tar.gz")
+        .is_empty());
+    assert!(upstream
+        .requests_to("/packages/mixed-3.0.tar.gz")
+        .is_empty());
+}

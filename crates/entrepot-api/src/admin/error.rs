@@ -2,7 +2,10 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use entrepot_services::remote::UpstreamFailure;
 use entrepot_services::{AuthError, ProjectError, RepositoryError};
+
+use crate::upstream_failure;
 
 /// An admin API error, ready to send.
 #[derive(Debug)]
@@ -86,6 +89,17 @@ impl From<RepositoryError> for ApiError {
             RepositoryError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             RepositoryError::Invalid(_) => Self::invalid(e.to_string()),
             RepositoryError::Store(ref s) => Self::internal(s),
+        }
+    }
+}
+
+impl From<UpstreamFailure> for ApiError {
+    fn from(f: UpstreamFailure) -> Self {
+        let status = upstream_failure::answer(&f).status;
+        upstream_failure::log(&f, status);
+        Self {
+            retry_after: upstream_failure::retry_after(&f).and_then(|r| r.parse().ok()),
+            ..Self::new(status, upstream_failure::message(&f))
         }
     }
 }

@@ -242,21 +242,13 @@ async fn verb(
             if repo.format == entrepot_domain::Format::Python
                 && repo.remote_repository_config.is_some()
             {
-                let report = state
-                    .python
-                    .remote
-                    .test_upstream(&repo)
-                    .await
-                    .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+                let report = state.python.remote.test_upstream(&repo).await?;
                 return Ok(Json(serde_json::to_value(report).unwrap_or_default()));
             }
             let remote = state.registry.remote().filter(|_| repo.remote_repository_config.is_some()).ok_or_else(|| {
                 ApiError::invalid(format!("{name} is not a remote repository; only remote repositories have an upstream"))
             })?;
-            let report = remote
-                .test_upstream(&repo)
-                .await
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+            let report = remote.test_upstream(&repo).await?;
             Ok(Json(serde_json::to_value(report).unwrap_or_default()))
         }
         other => Err(ApiError::new(

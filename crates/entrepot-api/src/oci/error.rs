@@ -3,9 +3,11 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use entrepot_services::remote::UpstreamFailure;
 use entrepot_services::{AuthError, RegistryError};
 
 use super::API_VERSION_HEADER;
+use crate::{status_line, upstream_failure};
 
 /// An OCI protocol error, ready to send.
 #[derive(Debug)]
@@ -102,22 +104,7 @@ impl From<RegistryError> for OciError {
             E::DigestInvalid(_) => Self::digest_invalid(message),
             E::Unsupported(_) => Self::unsupported(message),
             E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
-            E::TooManyRequests { retry_after, .. } => {
-                let err = Self::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message);
-                match retry_after {
-                    Some(r) => err.with_header(header::RETRY_AFTER, r),
-                    None => err,
-                }
-            }
-            E::Upstream { status: 503, .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
-            }
-            E::Upstream { status: 500, .. } => {
-                tracing::error!(error = %message, "remote cache storage failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", message)
-            }
-            E::Upstream { .. } => Self::new(StatusCode::BAD_GATEWAY, "UNKNOWN", message),
-            E::UpstreamNotFound(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
+            E::Remote(f) => Self::from(f),
             E::LowDisk(_) => {
                 tracing::warn!(error = %message, "registry storage is nearly full");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
@@ -130,6 +117,22 @@ impl From<RegistryError> for OciError {
                     "the registry could not complete the request because of a storage error; retry later",
                 )
             }
+        }
+    }
+}
+
+impl From<UpstreamFailure> for OciError {
+    fn from(f: UpstreamFailure) -> Self {
+        let answer = upstream_failure::answer(&f);
+        upstream_failure::log(&f, answer.status);
+        let err = Self::new(
+            answer.status,
+            answer.oci_code,
+            upstream_failure::message(&f),
+        );
+        match upstream_failure::retry_after(&f) {
+            Some(r) => err.with_header(header::RETRY_AFTER, r.to_owned()),
+            None => err,
         }
     }
 }
@@ -168,9 +171,15 @@ impl From<AuthError> for OciError {
 impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
-            "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+            "errors": [{ "code": self.code, "message": &self.message, "detail": null }]
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        // For a 5xx, container clients show the status line only.
+        if self.status.is_server_error() {
+            if let Some(r) = status_line::reason(&self.message) {
+                response.extensions_mut().insert(r);
+            }
+        }
         let headers = response.headers_mut();
         headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -21,7 +21,7 @@ use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Digest, ImagePath};
 use entrepot_services::registry::{Page, UploadStart};
 use entrepot_services::ByteStream;
-use entrepot_services::{Permission, Principal, Resource};
+use entrepot_services::{Permission, Principal, RegistryError, Resource};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::AppState;
@@ -370,7 +370,8 @@ async fn handle(
                 Some((Permission::DownloadArtifacts, &repository_of(&path))),
             )
             .await?;
-            let size = registry.stat_blob(&path, &digest).await?;
+            let blob = registry.locate_blob(&path, &digest).await?;
+            let size = blob.size();
             // RFC 9110: a range this server does not serve (several ranges,
             // another unit) is ignored, and the whole blob is sent.
             let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -383,8 +384,11 @@ async fn handle(
             let mut response = if m == Method::HEAD {
                 Response::new(Body::empty())
             } else {
-                let blob = registry.open_blob(&path, &digest, range).await?;
-                Response::new(Body::from_stream(blob.body))
+                let served = blob
+                    .open(range)
+                    .await
+                    .map_err(|e| RegistryError::unreadable_blob(e, &digest))?;
+                Response::new(Body::from_stream(served.body))
             };
             let len = range.map_or(size, |r| r.len());
             let h = response.headers_mut();

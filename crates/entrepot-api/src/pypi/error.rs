@@ -6,13 +6,15 @@ use axum::response::{IntoResponse, Response};
 use entrepot_services::python::PythonError;
 use entrepot_services::{AuthError, RepositoryError};
 
+use crate::{status_line, upstream_failure};
+
 /// A plain HTTP error with a clear message.
 #[derive(Debug)]
 pub struct PypiError {
     status: StatusCode,
     message: String,
     challenge: bool,
-    retry_after: Option<u64>,
+    retry_after: Option<String>,
 }
 
 impl PypiError {
@@ -37,13 +39,36 @@ impl PypiError {
     }
 }
 
+/// The status of a Python service error.
+pub(crate) fn status_of(e: &PythonError) -> StatusCode {
+    match e {
+        PythonError::NotFound(_) => StatusCode::NOT_FOUND,
+        PythonError::Invalid(_) | PythonError::FileExists(_) => StatusCode::BAD_REQUEST,
+        PythonError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        PythonError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        PythonError::Remote(f) => upstream_failure::answer(f).status,
+        PythonError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<PythonError> for PypiError {
     fn from(e: PythonError) -> Self {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::warn!(error = %e, "python request failed");
+        let status = status_of(&e);
+        match e {
+            PythonError::Remote(f) => {
+                upstream_failure::log(&f, status);
+                Self {
+                    retry_after: upstream_failure::retry_after(&f).map(str::to_owned),
+                    ..Self::new(status, upstream_failure::message(&f))
+                }
+            }
+            e => {
+                if status.is_server_error() {
+                    tracing::warn!(error = %e, "python request failed");
+                }
+                Self::new(status, e.to_string())
+            }
         }
-        Self::new(status, e.to_string())
     }
 }
 
@@ -81,26 +106,10 @@ impl From<AuthError> for PypiError {
                 },
                 message: message.clone(),
                 challenge: false,
-                retry_after: Some(retry_after_secs),
+                retry_after: Some(retry_after_secs.to_string()),
             },
         }
     }
-}
-
-/// The message as a status-line reason: one line of visible ASCII.
-fn reason(message: &str) -> Option<hyper::ext::ReasonPhrase> {
-    let line: String = message
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .take(300)
-        .collect();
-    hyper::ext::ReasonPhrase::try_from(line.trim().as_bytes().to_vec()).ok()
 }
 
 impl IntoResponse for PypiError {
@@ -117,10 +126,13 @@ impl IntoResponse for PypiError {
                 HeaderValue::from_static("Basic realm=\"entrepot\""),
             );
         }
-        if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        if let Some(v) = self
+            .retry_after
+            .and_then(|r| HeaderValue::from_str(&r).ok())
+        {
+            h.insert(header::RETRY_AFTER, v);
         }
-        if let Some(r) = reason(&self.message) {
+        if let Some(r) = status_line::reason(&self.message) {
             response.extensions_mut().insert(r);
         }
         response

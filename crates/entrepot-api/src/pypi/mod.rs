@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Format, Repository, RepositoryName};
 use entrepot_services::python::index::render_project_list;
-use entrepot_services::python::{PageFormat, UploadForm};
+use entrepot_services::python::{PageFormat, PythonError, UploadForm};
 use entrepot_services::{Credentials, Permission, Principal, Resource};
 use futures::TryStreamExt;
 
@@ -221,7 +221,8 @@ async fn serve_file(
     let mut response = if *method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        Response::new(Body::from_stream(file.open(range).await?.body))
+        let file = file.open(range).await.map_err(PythonError::from)?;
+        Response::new(Body::from_stream(file.body))
     };
     let h = response.headers_mut();
     let insert = |h: &mut HeaderMap, name, value: String| {
@@ -354,12 +355,7 @@ async fn version_verb(
         .hosted
         .set_yanked(&repo, &package, version, yank, request.reason.as_deref())
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| ApiError::new(error::status_of(&e), e.to_string()))?;
     Ok(Json(serde_json::json!({
         "name": format!("{name}/pythonPackages/{package}/versions/{version}"),
         "yanked": yank,

@@ -5,9 +5,9 @@
 //! the format-agnostic fill engine and the one upstream client.
 
 pub mod dist;
+pub mod format;
 pub mod hosted;
 pub mod index;
-mod located;
 mod page_views;
 pub mod remote;
 
@@ -18,12 +18,14 @@ use entrepot_storage::{BlobError, PythonRepo, StoreError};
 
 pub use hosted::{HostedPython, StagedFile, UploadForm};
 pub use index::{PageFormat, ProjectPage, ServedPage};
-pub use located::LocatedFile;
+/// A file of a Python repository, ready to be read.
+pub type LocatedFile = crate::located::LocatedBlob;
 pub use remote::RemotePython;
 
 use crate::registry::ServedBlob;
+use crate::remote::UpstreamFailure;
 
-/// Errors of the Python services; each knows the plain HTTP status it maps to.
+/// Errors of the Python services. The front-ends choose the status.
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
     /// No such project, file or repository content.
@@ -41,39 +43,12 @@ pub enum PythonError {
     /// The operation does not apply to this repository.
     #[error("{0}")]
     NotAllowed(String),
-    /// The registry access policy blocks the upstream.
-    #[error("{0}")]
-    Blocked(String),
-    /// The upstream refused entrepot's credentials.
-    #[error("{0}")]
-    UpstreamCredentials(String),
-    /// The upstream failed or may not be contacted.
-    #[error("{message}")]
-    Upstream {
-        /// HTTP status for the client.
-        status: u16,
-        /// What went wrong.
-        message: String,
-    },
+    /// A remote repository could not get the content from its upstream.
+    #[error(transparent)]
+    Remote(#[from] UpstreamFailure),
     /// Local storage failed.
     #[error("storage failed: {0}")]
     Storage(String),
-}
-
-impl PythonError {
-    /// The HTTP status a client should see.
-    pub fn status(&self) -> u16 {
-        match self {
-            PythonError::NotFound(_) => 404,
-            PythonError::Invalid(_) | PythonError::FileExists(_) => 400,
-            PythonError::TooLarge(_) => 413,
-            PythonError::NotAllowed(_) => 405,
-            PythonError::Blocked(_) => 403,
-            PythonError::UpstreamCredentials(_) => 502,
-            PythonError::Upstream { status, .. } => *status,
-            PythonError::Storage(_) => 500,
-        }
-    }
 }
 
 impl From<StoreError> for PythonError {

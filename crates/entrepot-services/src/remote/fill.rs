@@ -24,50 +24,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use entrepot_domain::{ByteRange, Digest, Sha256Hasher};
+use entrepot_domain::{ByteRange, ContentDigest, ContentHasher, Digest};
 use entrepot_storage::{BlobStore, ByteStream};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
+use super::failure::UpstreamFailure;
 use crate::metrics::{ContentKind, Metrics};
 
 const READ_CHUNK: usize = 256 * 1024;
 const WRITE_BATCH: usize = 1024 * 1024;
 
 /// Why a fill failed. Cloned to every client waiting on it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FillError {
-    /// The upstream does not have the content.
-    #[error("{0}")]
-    NotFound(String),
-    /// The upstream could not be used (unreachable, refused, rate-limited).
-    #[error("{message}")]
-    Upstream {
-        /// What went wrong, for the user.
-        message: String,
-        /// HTTP status the client should see.
-        status: u16,
-        /// `Retry-After`, passed on from a 429.
-        retry_after: Option<String>,
-    },
-    /// The upstream sent bytes that do not match the digest.
-    #[error(
-        "the upstream sent content for {expected} that hashes to {actual}; nothing was cached"
-    )]
-    DigestMismatch {
-        /// Digest asked for.
-        expected: Digest,
-        /// Digest of the bytes received.
-        actual: Digest,
-    },
-    /// Local storage failed.
-    #[error("cache storage failed: {0}")]
-    Storage(String),
-}
+pub type FillError = UpstreamFailure;
 
 /// What the upstream answered when a fill opened its download.
 pub struct UpstreamBody {
+    /// The host that answered, for messages.
+    pub host: String,
     /// Content-Length, when the upstream sent one.
     pub length: Option<u64>,
     /// The body.
@@ -76,6 +51,15 @@ pub struct UpstreamBody {
 
 /// Opens the upstream download of a fill.
 pub type OpenUpstream = BoxFuture<'static, Result<UpstreamBody, FillError>>;
+
+/// Content a fill verified and committed to the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The blob store's name for it.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
 
 /// Runs after the content is committed (e.g. to link it to an image).
 pub type AfterCommit = BoxFuture<'static, ()>;
@@ -99,7 +83,7 @@ pub struct Fill {
 }
 
 /// `(scope, digest)`: a fill is shared only by requests of one repository.
-type FillKey = (String, Digest);
+type FillKey = (String, ContentDigest);
 
 /// The fills under way, by scope and digest.
 pub struct Fills {
@@ -112,8 +96,8 @@ pub struct Fills {
 /// Either the content is committed (and linked to the asking repository), or
 /// a fill is under way.
 pub enum Cached {
-    /// In the blob store, of this size.
-    Committed(u64),
+    /// In the blob store.
+    Committed(Committed),
     /// Being downloaded.
     Filling(Arc<Fill>),
 }
@@ -138,16 +122,18 @@ impl Fills {
     /// The content if `linked` (whether it is linked to `scope`, awaited
     /// under the fills' lock) finds it, else the fill of `digest` for `scope`
     /// under way, or a new one started with `open` (called at most once per
-    /// scope and digest at a time). Content in the blob store but not linked
-    /// to `scope` is downloaded and verified all the same: see the module
-    /// documentation.
+    /// scope and digest at a time). The fill hashes the bytes as they arrive,
+    /// under `digest`'s algorithm and under sha256 (the blob store's name for
+    /// them), and commits them only if they match `digest`. Content in the
+    /// blob store but not linked to `scope` is downloaded and verified all the
+    /// same: see the module documentation.
     pub async fn get_or_start(
         &self,
         scope: &str,
-        digest: &Digest,
-        linked: impl Future<Output = Result<Option<u64>, FillError>>,
+        digest: &ContentDigest,
+        linked: impl Future<Output = Result<Option<Committed>, FillError>>,
         open: impl FnOnce() -> OpenUpstream,
-        after_commit: impl FnOnce() -> AfterCommit,
+        after_commit: impl FnOnce(Committed) -> AfterCommit + Send + 'static,
     ) -> Result<Cached, FillError> {
         let key = (scope.to_owned(), digest.clone());
         let mut running = self.running.lock().await;
@@ -157,15 +143,15 @@ impl Fills {
         }
         // Checked under the lock: a fill links its content before it removes
         // itself, so a request that just missed the fill finds the link.
-        if let Some(size) = linked.await? {
-            return Ok(Cached::Committed(size));
+        if let Some(committed) = linked.await? {
+            return Ok(Cached::Committed(committed));
         }
         self.metrics.miss(ContentKind::Blob);
         let path = self.spool.join(uuid::Uuid::new_v4().to_string());
         let writer = tokio::fs::File::create(&path)
             .await
-            .map_err(|e| FillError::Storage(e.to_string()))?;
-        let reader = std::fs::File::open(&path).map_err(|e| FillError::Storage(e.to_string()))?;
+            .map_err(FillError::storage)?;
+        let reader = std::fs::File::open(&path).map_err(FillError::storage)?;
         let (tx, rx) = watch::channel(Progress::default());
         let fill = Arc::new(Fill {
             reader: Arc::new(reader),
@@ -182,14 +168,12 @@ impl Fills {
             tx,
         };
         let open = open();
-        let after_commit = after_commit();
         let fills = self.running.clone();
         tokio::spawn(async move {
-            let ok = job.run(open, writer).await;
             // Linked before the fill is forgotten: a request arriving after
             // that finds the link instead of starting another download.
-            if ok {
-                after_commit.await;
+            if let Some(committed) = job.run(open, writer).await {
+                after_commit(committed).await;
             }
             fills.lock().await.remove(&key);
         });
@@ -198,7 +182,7 @@ impl Fills {
 }
 
 struct FillJob {
-    digest: Digest,
+    digest: ContentDigest,
     path: PathBuf,
     blobs: Arc<dyn BlobStore>,
     metrics: Arc<Metrics>,
@@ -206,10 +190,10 @@ struct FillJob {
 }
 
 impl FillJob {
-    async fn run(self, open: OpenUpstream, mut writer: tokio::fs::File) -> bool {
+    async fn run(self, open: OpenUpstream, mut writer: tokio::fs::File) -> Option<Committed> {
         let outcome = self.download(open, &mut writer).await;
         drop(writer);
-        let ok = outcome.is_ok();
+        let committed = outcome.as_ref().ok().cloned();
         if let Err(e) = &outcome {
             if matches!(e, FillError::DigestMismatch { .. }) {
                 tracing::error!(digest = %self.digest, error = %e, "upstream content failed verification; not cached");
@@ -218,27 +202,31 @@ impl FillJob {
             }
             let _ = tokio::fs::remove_file(&self.path).await;
         }
-        self.tx.send_modify(|p| p.outcome = Some(outcome));
-        ok
+        self.tx
+            .send_modify(|p| p.outcome = Some(outcome.map(|_| ())));
+        committed
     }
 
     async fn download(
         &self,
         open: OpenUpstream,
         writer: &mut tokio::fs::File,
-    ) -> Result<(), FillError> {
-        let storage = |e: std::io::Error| FillError::Storage(e.to_string());
-        let UpstreamBody { length, mut body } = open.await?;
+    ) -> Result<Committed, FillError> {
+        let storage = |e: std::io::Error| FillError::storage(e);
+        let UpstreamBody {
+            host,
+            length,
+            mut body,
+        } = open.await?;
         self.tx.send_modify(|p| {
             p.total = length;
             p.opened = true;
         });
         let file = Arc::new(writer.try_clone().await.map_err(storage)?.into_std().await);
-        let mut hasher = Sha256Hasher::new();
-        let broken = |e: std::io::Error| FillError::Upstream {
-            message: format!("the upstream transfer broke off: {e}"),
-            status: 502,
-            retry_after: None,
+        let mut hasher = ContentHasher::new(self.digest.algorithm());
+        let broken = |e: std::io::Error| FillError::InvalidResponse {
+            host: host.clone(),
+            detail: format!("the transfer from the upstream {host} broke off: {e}"),
         };
         while let Some(first) = body.next().await {
             // Take whatever else has already arrived too, so the disk sees few
@@ -266,26 +254,29 @@ impl FillJob {
             let written = hasher.len();
             self.tx.send_modify(|p| p.written = written);
         }
-        let size = hasher.len();
-        let actual = hasher.finish();
-        if actual != self.digest {
+        let hashed = hasher.finish();
+        let size = hashed.len;
+        if hashed.asked != self.digest {
             return Err(FillError::DigestMismatch {
                 expected: self.digest.clone(),
-                actual,
+                actual: hashed.asked,
             });
         }
         if let Some(expected) = length.filter(|l| *l != size) {
-            return Err(FillError::Upstream {
-                message: format!("the upstream announced {expected} bytes but sent {size}"),
-                status: 502,
-                retry_after: None,
+            return Err(FillError::InvalidResponse {
+                detail: format!("the upstream {host} announced {expected} bytes but sent {size}"),
+                host,
             });
         }
         self.tx.send_modify(|p| p.total = Some(size));
         self.blobs
-            .import_verified_file(&self.digest, &self.path)
+            .import_verified_file(&hashed.sha256, &self.path)
             .await
-            .map_err(|e| FillError::Storage(e.to_string()))
+            .map_err(FillError::storage)?;
+        Ok(Committed {
+            digest: hashed.sha256,
+            size,
+        })
     }
 }
 
@@ -308,9 +299,9 @@ impl Fill {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(FillError::Storage(
-                    "the cache fill stopped unexpectedly".into(),
-                ));
+                return Err(FillError::storage(std::io::Error::other(
+                    "the cache fill stopped unexpectedly",
+                )));
             }
         }
     }
@@ -330,9 +321,9 @@ impl Fill {
                 }
             }
             if rx.changed().await.is_err() {
-                return Err(FillError::Storage(
-                    "the cache fill stopped unexpectedly".into(),
-                ));
+                return Err(FillError::storage(std::io::Error::other(
+                    "the cache fill stopped unexpectedly",
+                )));
             }
         }
     }
@@ -446,36 +437,54 @@ mod tests {
         Fills::new(dir.join("spool"), blobs, Arc::new(Metrics::default())).unwrap()
     }
 
-    /// Start a fill of `digest` whose upstream answers `body` with `length`.
-    async fn fill_of(
+    /// Start a fill of `digest` whose upstream answers `body` with `length`;
+    /// what it committed arrives on the receiver.
+    async fn fill_committing(
         fills: &Fills,
-        digest: &Digest,
+        digest: impl Into<ContentDigest>,
         length: Option<u64>,
         body: Vec<u8>,
-    ) -> Arc<Fill> {
+    ) -> (Arc<Fill>, tokio::sync::oneshot::Receiver<Committed>) {
         let open = move || {
             async move {
                 Ok(UpstreamBody {
+                    host: "upstream.example".into(),
                     length,
                     body: futures::stream::iter([Ok(Bytes::from(body))]).boxed(),
                 })
             }
             .boxed()
         };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let after_commit = move |committed| {
+            async move {
+                let _ = tx.send(committed);
+            }
+            .boxed()
+        };
         match fills
             .get_or_start(
                 "projects/p/repositories/r",
-                digest,
+                &digest.into(),
                 async { Ok(None) },
                 open,
-                || async {}.boxed(),
+                after_commit,
             )
             .await
             .unwrap()
         {
-            Cached::Filling(fill) => fill,
+            Cached::Filling(fill) => (fill, rx),
             Cached::Committed(_) => panic!("nothing is linked"),
         }
+    }
+
+    async fn fill_of(
+        fills: &Fills,
+        digest: impl Into<ContentDigest>,
+        length: Option<u64>,
+        body: Vec<u8>,
+    ) -> Arc<Fill> {
+        fill_committing(fills, digest, length, body).await.0
     }
 
     async fn collect(stream: ByteStream) -> Result<Vec<u8>, std::io::Error> {
@@ -492,7 +501,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fills = fills(dir.path());
         let digest = Digest::of(b"not empty");
-        let fill = fill_of(&fills, &digest, Some(0), Vec::new()).await;
+        let fill = fill_of(&fills, digest, Some(0), Vec::new()).await;
         assert!(matches!(
             fill.size().await,
             Err(FillError::DigestMismatch { .. })
@@ -504,7 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fills = fills(dir.path());
         let digest = Digest::of(b"the real bytes");
-        let fill = fill_of(&fills, &digest, Some(100), vec![7u8; 100]).await;
+        let fill = fill_of(&fills, digest, Some(100), vec![7u8; 100]).await;
         // The whole body ends in an error: the fill has failed verification.
         assert!(collect(fill.stream(None)).await.is_err());
         // A range that ends early gets no complete answer either.
@@ -513,11 +522,51 @@ mod tests {
 
         // Verified content is released whole, ranges included.
         let good = b"0123456789abcdef".to_vec();
-        let fill = fill_of(&fills, &Digest::of(&good), Some(16), good.clone()).await;
+        let fill = fill_of(&fills, Digest::of(&good), Some(16), good.clone()).await;
         assert_eq!(
             collect(fill.stream(Some(range))).await.unwrap(),
             &good[..10]
         );
         assert_eq!(collect(fill.stream(None)).await.unwrap(), good);
+    }
+
+    fn sha512(bytes: &[u8]) -> ContentDigest {
+        use sha2::Digest as _;
+        let hex = hex::encode(sha2::Sha512::digest(bytes));
+        ContentDigest::new(entrepot_domain::Algorithm::Sha512, &hex).unwrap()
+    }
+
+    #[tokio::test]
+    async fn content_named_by_sha512_is_verified_by_it_and_stored_by_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = b"a file an index names by its sha512 only".to_vec();
+        let (fill, committed) = fill_committing(&fills, sha512(&good), None, good.clone()).await;
+        assert_eq!(collect(fill.stream(None)).await.unwrap(), good);
+        let committed = committed.await.unwrap();
+        assert_eq!(
+            committed,
+            Committed {
+                digest: Digest::of(&good),
+                size: good.len() as u64
+            }
+        );
+        assert_eq!(
+            fills.blobs.stat(&committed.digest).await.unwrap(),
+            Some(good.len() as u64)
+        );
+
+        // Other bytes under that sha512: refused, nothing committed.
+        let other = b"something else".to_vec();
+        let (fill, committed) = fill_committing(&fills, sha512(&good), None, other.clone()).await;
+        match fill.size().await {
+            Err(FillError::DigestMismatch { expected, actual }) => {
+                assert_eq!(expected, sha512(&good));
+                assert_eq!(actual, sha512(&other));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        assert!(committed.await.is_err());
+        assert_eq!(fills.blobs.stat(&Digest::of(&other)).await.unwrap(), None);
     }
 }

@@ -1,14 +1,29 @@
-//! The remote (pull-through) cache engine.
+//! The remote (pull-through) cache engine, the same for every format.
 //!
-//! `fill` is format-agnostic: single-flight downloads of immutable content,
-//! verified and committed atomically. `credentials` resolves upstream credentials
-//! from the secret manager as the project's service agent. `docker` adds the OCI
-//! naming and checking rules.
+//! [`cache`] runs a request: it resolves the repository's upstream
+//! ([`target`]), asks the access policy, decides whether a mutable document is
+//! fresh or served stale ([`freshness`]), one request at a time per document
+//! ([`locks`]), and downloads immutable content once, verified ([`fill`]).
+//! What went wrong is an [`UpstreamFailure`] ([`failure`]); front-ends choose
+//! the status. `credentials` reads upstream credentials from the secret
+//! manager as the project's service agent. A format says only where its
+//! upstream is and how content is named and checked ([`format`]): `docker`
+//! here, `crate::python::remote` for Python.
 
+pub mod cache;
 pub mod credentials;
 pub mod docker;
+pub mod failure;
 pub mod fill;
+pub mod format;
+pub mod freshness;
+pub mod locks;
+pub mod target;
 
+pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
-pub use docker::{RateLimit, RemoteDocker, UpstreamReport};
-pub use fill::{FillError, Fills};
+pub use docker::RemoteDocker;
+pub use failure::UpstreamFailure;
+pub use fill::{Committed, FillError, Fills};
+pub use format::{ContentSource, FetchedDocument, RemoteFormat};
+pub use target::{Gate, Target};

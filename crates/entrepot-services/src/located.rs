@@ -1,0 +1,66 @@
+//! A blob found for a request, ready to be read: its size is known before
+//! any byte is, so HEAD, ranges and `Content-Length` are answered from one
+//! lookup, and a GET reads what that lookup found (the repository, its
+//! upstream, the access policy and the link are resolved once).
+
+use std::sync::Arc;
+
+use entrepot_domain::{ByteRange, Digest};
+use entrepot_storage::{BlobError, BlobStore};
+
+use crate::registry::ServedBlob;
+use crate::remote::fill::Fill;
+
+/// An OCI blob or a Python file of a repository, stored or being fetched
+/// from the upstream.
+pub struct LocatedBlob {
+    size: u64,
+    source: Source,
+}
+
+enum Source {
+    /// In the blob store.
+    Stored {
+        blobs: Arc<dyn BlobStore>,
+        digest: Digest,
+    },
+    /// Being downloaded; readers get bytes as they arrive.
+    Filling(Arc<Fill>),
+}
+
+impl LocatedBlob {
+    /// A blob in the blob store.
+    pub fn stored(blobs: Arc<dyn BlobStore>, digest: Digest, size: u64) -> Self {
+        Self {
+            size,
+            source: Source::Stored { blobs, digest },
+        }
+    }
+
+    /// A blob being downloaded, whose size the upstream has told.
+    pub fn filling(fill: Arc<Fill>, size: u64) -> Self {
+        Self {
+            size,
+            source: Source::Filling(fill),
+        }
+    }
+
+    /// The whole blob's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The blob's bytes, or those of `range` (resolved against
+    /// [`Self::size`]). Fails if a stored blob went missing meanwhile.
+    pub async fn open(self, range: Option<ByteRange>) -> Result<ServedBlob, BlobError> {
+        let body = match self.source {
+            Source::Stored { blobs, digest } => blobs.read(&digest, range).await?,
+            Source::Filling(fill) => fill.stream(range),
+        };
+        Ok(ServedBlob {
+            size: self.size,
+            range,
+            body,
+        })
+    }
+}

@@ -1,0 +1,526 @@
+//! The remote cache engine: one per format, the same steps for every format.
+//!
+//! A request resolves the repository's [`Target`], passes the access-policy
+//! [`Gate`], and then either asks for a mutable document (answered from the
+//! cache within its freshness window, revalidated or fetched otherwise,
+//! served stale when the upstream fails) or for immutable content (a
+//! single-flight [fill](super::fill), verified by the digest the format names
+//! it by). The format only says where its upstream is and how content is
+//! named and checked (see [`RemoteFormat`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use entrepot_domain::upstream::UpstreamSpecError;
+use entrepot_domain::{ContentDigest, Repository};
+use entrepot_upstream::reqwest::header::HeaderMap;
+use entrepot_upstream::reqwest::StatusCode;
+use entrepot_upstream::{CredentialSource, UpstreamClient, UpstreamRequest, UpstreamResponse};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tokio::sync::OwnedMutexGuard;
+use url::Url;
+
+use super::credentials::{CredentialSources, SecretReader};
+use super::failure::{host_of, UpstreamFailure};
+use super::fill::{AfterCommit, Cached, Committed, Fills, UpstreamBody};
+use super::format::{FetchedDocument, RemoteFormat};
+use super::freshness::{self, Plan};
+use super::locks::KeyLocks;
+use super::target::{Gate, Target};
+use crate::clock::now_rfc3339;
+use crate::metrics::{ContentKind, Metrics};
+
+/// Rate-limit headers (`RateLimit-Limit`, `RateLimit-Remaining`, as Docker
+/// Hub sends them) last seen from a repository's upstream.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// `ratelimit-limit`.
+    pub limit: Option<String>,
+    /// `ratelimit-remaining`.
+    pub remaining: Option<String>,
+    /// When they were seen (RFC 3339).
+    pub observed_at: String,
+}
+
+/// The result of `repositories test-upstream`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamReport {
+    /// The upstream's URL.
+    pub upstream: String,
+    /// Whether the upstream answered at all.
+    pub reachable: bool,
+    /// Whether the credentials (or anonymous access) were accepted.
+    pub authenticated: bool,
+    /// HTTP status the upstream answered the check with.
+    pub status: Option<u16>,
+    /// What happened, for the user.
+    pub message: String,
+    /// Rate-limit headers, when the upstream sent them.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A cached copy of a mutable document, as the format keeps it.
+pub struct CachedCopy<C> {
+    /// The copy.
+    pub copy: C,
+    /// When the upstream last confirmed it (unix seconds).
+    pub checked_at: i64,
+    /// Its digest, for formats that revalidate by an announced digest.
+    pub digest: Option<ContentDigest>,
+}
+
+/// How a mutable document is answered.
+pub enum Answer<C, V> {
+    /// The cached copy: within its freshness window, or stale (the upstream
+    /// is blocked or failed).
+    Cached {
+        /// The copy.
+        copy: C,
+        /// Older than the freshness window.
+        stale: bool,
+    },
+    /// The cached copy, which the upstream just confirmed current.
+    Confirmed(C),
+    /// Fetched and validated just now.
+    Fetched {
+        /// The new document.
+        valid: V,
+        /// The copy it replaces, if there was one.
+        previous: Option<C>,
+    },
+}
+
+/// A failed refresh, and the cached copy to answer stale, if any.
+type Failed<C> = (UpstreamFailure, Option<CachedCopy<C>>);
+
+/// The remote cache of one format.
+pub struct RemoteCache<F> {
+    format: F,
+    client: Arc<UpstreamClient>,
+    metrics: Arc<Metrics>,
+    credentials: CredentialSources,
+    locks: KeyLocks,
+    fills: Fills,
+    rate_limits: Mutex<HashMap<String, RateLimit>>,
+}
+
+impl<F: RemoteFormat> RemoteCache<F> {
+    /// The cache of `format`, downloading through `client` into `fills`, with
+    /// credentials read through `secrets`.
+    pub fn new(
+        format: F,
+        client: Arc<UpstreamClient>,
+        fills: Fills,
+        metrics: Arc<Metrics>,
+        secrets: Arc<dyn SecretReader>,
+    ) -> Self {
+        Self {
+            format,
+            client,
+            metrics,
+            credentials: CredentialSources::new(secrets),
+            locks: KeyLocks::default(),
+            fills,
+            rate_limits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The format.
+    pub fn format(&self) -> &F {
+        &self.format
+    }
+
+    /// The format, to change its settings before the cache is shared.
+    pub fn format_mut(&mut self) -> &mut F {
+        &mut self.format
+    }
+
+    /// The metrics the cache counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The upstream of a remote repository.
+    pub fn target(&self, repo: &Repository) -> Result<Target<F::Upstream>, UpstreamFailure> {
+        let misconfigured = |cause| UpstreamFailure::Misconfigured {
+            repository: repo.name.clone(),
+            cause,
+        };
+        let config = repo.remote_repository_config.clone().ok_or_else(|| {
+            UpstreamFailure::NotConfigured {
+                repository: repo.name.clone(),
+            }
+        })?;
+        let upstream = self.format.upstream(&config).map_err(misconfigured)?;
+        let origin = self.format.origin(&upstream);
+        let origin = Url::parse(origin)
+            .map_err(|_| misconfigured(UpstreamSpecError::Unknown(origin.to_owned())))?;
+        let credential_hosts = self.format.credential_hosts(&upstream).to_vec();
+        let credentials = self.credentials.for_repository(
+            &repo.name,
+            &config.username,
+            &config.password_secret_version,
+        );
+        Ok(Target::new(
+            repo.name.clone(),
+            upstream,
+            config,
+            origin,
+            credentials,
+            credential_hosts,
+        ))
+    }
+
+    /// The access policy's verdict on the target's upstream, asked on every
+    /// request: content cached from a host the policy now blocks is not
+    /// served either, unless the repository allows it.
+    pub async fn gate(&self, target: &Target<F::Upstream>) -> Result<Gate, UpstreamFailure> {
+        let gate = Gate::of(
+            self.client.check_origin(&target.origin).await,
+            &target.config,
+        )?;
+        if let Gate::CachedOnly(denied) = &gate {
+            tracing::info!(repository = %target.repository, host = %denied.host, "upstream blocked by the registry access policy; serving cached content only, as the repository allows");
+        }
+        Ok(gate)
+    }
+
+    /// Hold `key` (one decision about a mutable document at a time) until the
+    /// guard is dropped.
+    pub async fn lock(&self, key: String) -> OwnedMutexGuard<()> {
+        self.locks.lock(key).await
+    }
+
+    /// Send a request to the target's upstream (or a host its documents
+    /// link), with the credentials that may go there.
+    pub async fn send(
+        &self,
+        target: &Target<F::Upstream>,
+        request: &UpstreamRequest,
+    ) -> Result<UpstreamResponse, UpstreamFailure> {
+        let credentials = target.credentials_for(&request.url);
+        let response = send(
+            &self.client,
+            &self.metrics,
+            request,
+            credentials.as_ref(),
+            target.secret_version(),
+        )
+        .await?;
+        self.record_rate_limit(&target.repository, response.headers());
+        Ok(response)
+    }
+
+    fn record_rate_limit(&self, repository: &str, headers: &HeaderMap) {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (limit, remaining) = (get("ratelimit-limit"), get("ratelimit-remaining"));
+        if limit.is_some() || remaining.is_some() {
+            self.rate_limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    repository.to_owned(),
+                    RateLimit {
+                        limit,
+                        remaining,
+                        observed_at: now_rfc3339(),
+                    },
+                );
+        }
+    }
+
+    /// Rate-limit headers last seen from the repository's upstream.
+    pub fn rate_limit(&self, repository: &str) -> Option<RateLimit> {
+        self.rate_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(repository)
+            .cloned()
+    }
+
+    /// Send a request; anything but `200 OK` is the failure it stands for.
+    pub async fn send_ok(
+        &self,
+        target: &Target<F::Upstream>,
+        request: &UpstreamRequest,
+        what: &str,
+    ) -> Result<UpstreamResponse, UpstreamFailure> {
+        let response = self.send(target, request).await?;
+        if response.status() != StatusCode::OK {
+            return Err(UpstreamFailure::from_status(&response, what));
+        }
+        Ok(response)
+    }
+
+    /// A mutable document through the cache, given its cached copy (read by
+    /// the caller under [`Self::lock`]). A document the upstream has, valid,
+    /// comes back as [`Answer::Fetched`] for the caller to store.
+    pub async fn document<C>(
+        &self,
+        target: &Target<F::Upstream>,
+        gate: &Gate,
+        document: &F::Document,
+        cached: Option<CachedCopy<C>>,
+        now: i64,
+    ) -> Result<Answer<C, F::Valid>, UpstreamFailure> {
+        let checked_at = cached.as_ref().map(|c| c.checked_at);
+        let cached = match (
+            freshness::plan(checked_at, now, &target.config, gate),
+            cached,
+        ) {
+            (Plan::Cached { stale }, Some(c)) => {
+                if stale {
+                    self.metrics.stale_serve();
+                } else {
+                    self.metrics.hit(ContentKind::Tag);
+                }
+                return Ok(Answer::Cached {
+                    copy: c.copy,
+                    stale,
+                });
+            }
+            (_, cached) => cached,
+        };
+        // Only a blocked upstream without a copy gets here blocked.
+        gate.allows_fetch()?;
+        match self.refresh(target, document, cached).await {
+            Ok(answer) => Ok(answer),
+            Err((failure, Some(c))) if freshness::serve_stale(&failure, &target.config) => {
+                tracing::warn!(repository = %target.repository, document = %self.format.describe(document), error = %failure, "upstream failed; serving the cached copy");
+                self.metrics.stale_serve();
+                Ok(Answer::Cached {
+                    copy: c.copy,
+                    stale: true,
+                })
+            }
+            Err((failure, _)) => Err(failure),
+        }
+    }
+
+    /// Revalidate or fetch a document; on failure, the cached copy comes back
+    /// with the failure.
+    async fn refresh<C>(
+        &self,
+        target: &Target<F::Upstream>,
+        document: &F::Document,
+        cached: Option<CachedCopy<C>>,
+    ) -> Result<Answer<C, F::Valid>, Failed<C>> {
+        let cached = match cached {
+            Some(c) if F::REVALIDATES_WITH_HEAD && c.digest.is_some() => {
+                // HEAD does not count against Docker Hub's pull limit.
+                let current = async {
+                    let request = self.format.document_request(target, document, true)?;
+                    let what = self.format.describe(document);
+                    let response = self.send_ok(target, &request, &what).await?;
+                    Ok(self.format.announced(response.headers()))
+                };
+                match current.await {
+                    Ok(current) if current.is_some() && current == c.digest => {
+                        self.metrics.hit(ContentKind::Tag);
+                        return Ok(Answer::Confirmed(c.copy));
+                    }
+                    Ok(_) => Some(c),
+                    Err(failure) => return Err((failure, Some(c))),
+                }
+            }
+            other => other,
+        };
+        self.metrics.miss(ContentKind::Tag);
+        match self.fetch_document(target, document).await {
+            Ok(valid) => Ok(Answer::Fetched {
+                valid,
+                previous: cached.map(|c| c.copy),
+            }),
+            Err(failure) => Err((failure, cached)),
+        }
+    }
+
+    /// GET a document from the upstream, bounded in size, and validate it.
+    pub async fn fetch_document(
+        &self,
+        target: &Target<F::Upstream>,
+        document: &F::Document,
+    ) -> Result<F::Valid, UpstreamFailure> {
+        let what = self.format.describe(document);
+        let request = self.format.document_request(target, document, false)?;
+        let host = host_of(&request.url);
+        let too_large = || UpstreamFailure::InvalidResponse {
+            host: host.clone(),
+            detail: format!(
+                "{what} from the upstream {host} is larger than {} MiB",
+                F::MAX_DOCUMENT_BYTES / (1024 * 1024)
+            ),
+        };
+        let response = self.send_ok(target, &request, &what).await?;
+        if response
+            .content_length()
+            .is_some_and(|l| l > F::MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let content_type = response
+            .headers()
+            .get(entrepot_upstream::reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let announced = self.format.announced(response.headers());
+        let mut body = response.bytes_stream();
+        let mut content = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| UpstreamFailure::InvalidResponse {
+                host: host.clone(),
+                detail: format!("reading {what} from the upstream {host} failed: {e}"),
+            })?;
+            if content.len() + chunk.len() > F::MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            content.extend_from_slice(&chunk);
+        }
+        self.metrics.upstream_bytes(content.len() as u64);
+        let fetched = FetchedDocument {
+            url: request.url.clone(),
+            content_type,
+            announced,
+            content,
+        };
+        self.format.validate(target, document, fetched).await
+    }
+
+    /// Immutable content the caller found not linked to the repository:
+    /// join or start its fill from the target's upstream. `linked` is asked
+    /// again under the fills' lock (see [`Fills::get_or_start`]);
+    /// `after_commit` links what the fill committed.
+    pub async fn content(
+        &self,
+        target: &Target<F::Upstream>,
+        gate: &Gate,
+        content: &F::Content,
+        linked: impl std::future::Future<Output = Result<Option<Committed>, UpstreamFailure>>,
+        after_commit: impl FnOnce(Committed) -> AfterCommit + Send + 'static,
+    ) -> Result<Cached, UpstreamFailure> {
+        gate.allows_fetch()?;
+        let source = self.format.content(target, content)?;
+        let (client, metrics) = (self.client.clone(), self.metrics.clone());
+        let credentials = target.credentials_for(&source.request.url);
+        let secret_version = target.secret_version().map(str::to_owned);
+        let (request, what) = (source.request, source.what);
+        let open = move || {
+            async move {
+                let response = send(
+                    &client,
+                    &metrics,
+                    &request,
+                    credentials.as_ref(),
+                    secret_version.as_deref(),
+                )
+                .await?;
+                if response.status() != StatusCode::OK {
+                    return Err(UpstreamFailure::from_status(&response, &what));
+                }
+                Ok(UpstreamBody {
+                    host: host_of(&request.url),
+                    length: response.content_length(),
+                    body: response
+                        .bytes_stream()
+                        .map_err(std::io::Error::other)
+                        .boxed(),
+                })
+            }
+            .boxed()
+        };
+        self.fills
+            .get_or_start(
+                &target.repository,
+                &source.digest,
+                linked,
+                open,
+                after_commit,
+            )
+            .await
+    }
+
+    /// Check reachability and credentials of a repository's upstream. A
+    /// blocked upstream is not contacted at all, and the report says so.
+    pub async fn test_upstream(
+        &self,
+        repo: &Repository,
+    ) -> Result<UpstreamReport, UpstreamFailure> {
+        let target = self.target(repo)?;
+        let mut report = UpstreamReport {
+            upstream: self.format.origin(&target.upstream).to_owned(),
+            reachable: false,
+            authenticated: false,
+            status: None,
+            message: String::new(),
+            rate_limit: None,
+        };
+        if let Err(denied) = self.client.check_origin(&target.origin).await {
+            report.message = denied.message;
+            return Ok(report);
+        }
+        let request = self.format.probe(&target)?;
+        match self.send(&target, &request).await {
+            Ok(response) => {
+                let status = response.status();
+                report.reachable = true;
+                report.status = Some(status.as_u16());
+                report.authenticated = status.is_success();
+                report.message = match status {
+                    s if s.is_success() => {
+                        "the upstream answered and accepted the credentials".into()
+                    }
+                    StatusCode::FORBIDDEN => {
+                        "the upstream refused the credentials (HTTP 403)".into()
+                    }
+                    s => format!("the upstream answered HTTP {}", s.as_u16()),
+                };
+            }
+            Err(e) => {
+                // A refusal is an answer; everything else happened before one.
+                report.reachable = matches!(e, UpstreamFailure::Refused { .. });
+                report.message = e.to_string();
+            }
+        }
+        report.rate_limit = self.rate_limit(&repo.name);
+        Ok(report)
+    }
+}
+
+/// Send a request; on a 403 to configured credentials, read them afresh and
+/// try once more. Python indexes (pypiserver, PyPI) answer 403, not 401, to a
+/// token that is no longer valid, so this is how a rotated token is picked up
+/// at once rather than when the cached one expires.
+async fn send(
+    client: &UpstreamClient,
+    metrics: &Metrics,
+    request: &UpstreamRequest,
+    credentials: &dyn CredentialSource,
+    secret_version: Option<&str>,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    let host = host_of(&request.url);
+    let failed = |e| UpstreamFailure::from_client(e, &host, secret_version);
+    metrics.upstream_request();
+    let response = client.send(request, credentials).await.map_err(failed)?;
+    if response.status() == StatusCode::FORBIDDEN
+        && credentials
+            .credentials(false)
+            .await
+            .map_err(|e| failed(e.into()))?
+            .is_some()
+    {
+        credentials
+            .credentials(true)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        metrics.upstream_request();
+        return client.send(request, credentials).await.map_err(failed);
+    }
+    Ok(response)
+}
