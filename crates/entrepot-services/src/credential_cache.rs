@@ -25,8 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 use sha2::{Digest as _, Sha256};
 
+use crate::access::Principal;
 use crate::iam::Authenticated;
 
 /// How long a verified credential is believed without asking the database
@@ -34,8 +36,14 @@ use crate::iam::Authenticated;
 pub const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// How many credentials are remembered at most; past that, the least likely
-/// to be used again are forgotten first.
+/// to be used again are forgotten first. An entry larger than
+/// [`ENTRY_SLOT_BYTES`] (a registry token with many scopes) takes several
+/// slots, so the cache holds at most about 32 MiB however large the tokens
+/// its callers mint.
 pub const CREDENTIAL_CACHE_ENTRIES: usize = 65_536;
+
+/// The bytes one slot of [`CREDENTIAL_CACHE_ENTRIES`] stands for.
+pub const ENTRY_SLOT_BYTES: u64 = 512;
 
 /// A token's last use is recorded at most this often (seconds).
 pub(crate) const TOKEN_TOUCH_INTERVAL_SECS: i64 = 60;
@@ -123,6 +131,45 @@ impl Verified {
     }
 }
 
+/// Roughly the heap and inline bytes a principal holds.
+fn principal_bytes(p: &Principal) -> usize {
+    std::mem::size_of::<Principal>()
+        + match p {
+            Principal::Anonymous => 0,
+            Principal::User(e) | Principal::ServiceAccount(e) => e.len(),
+            Principal::ReadOnly(inner) => principal_bytes(inner),
+            Principal::RegistryToken { principal, access } => {
+                principal_bytes(principal)
+                    + access
+                        .iter()
+                        .map(|e| {
+                            std::mem::size_of_val(e)
+                                + e.kind.len()
+                                + e.name.len()
+                                + e.actions.iter().map(|a| 24 + a.len()).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            }
+        }
+}
+
+/// Slots of [`ENTRY_SLOT_BYTES`] an entry takes: one for all but large
+/// registry tokens.
+#[derive(Clone, Copy)]
+struct BySlots;
+
+impl Weighter<CredentialKey, Arc<Verified>> for BySlots {
+    fn weight(&self, _key: &CredentialKey, value: &Arc<Verified>) -> u64 {
+        let who = &value.who;
+        let bytes = std::mem::size_of::<CredentialKey>()
+            + std::mem::size_of::<Verified>()
+            + principal_bytes(&who.principal)
+            + who.token_id.as_ref().map_or(0, String::len)
+            + who.principal_created.as_ref().map_or(0, String::len);
+        (bytes as u64).div_ceil(ENTRY_SLOT_BYTES).max(1)
+    }
+}
+
 /// Whether a token last used at `last` (unix seconds) should be touched at `now`.
 pub(crate) fn touch_due(last: i64, now: i64) -> bool {
     now.saturating_sub(last) >= TOKEN_TOUCH_INTERVAL_SECS
@@ -130,7 +177,7 @@ pub(crate) fn touch_due(last: i64, now: i64) -> bool {
 
 /// The cache; see the module documentation.
 pub struct CredentialCache {
-    entries: Cache<CredentialKey, Arc<Verified>>,
+    entries: Cache<CredentialKey, Arc<Verified>, BySlots>,
     /// Held by an offer while it checks the generation and inserts, and by an
     /// invalidation while it bumps the generation and clears.
     generation: Mutex<u64>,
@@ -147,10 +194,12 @@ impl Default for CredentialCache {
 }
 
 impl CredentialCache {
-    /// A cache of at most `entries` credentials, each believed for `ttl`.
+    /// A cache of at most `entries` credentials (slots, for large ones),
+    /// each believed for `ttl`.
     pub fn new(entries: usize, ttl: Duration) -> Self {
+        let entries = entries.max(1);
         Self {
-            entries: Cache::new(entries.max(1)),
+            entries: Cache::with_weighter(entries, entries as u64, BySlots),
             generation: Mutex::new(0),
             ttl,
             hits: AtomicU64::new(0),
@@ -267,7 +316,6 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Principal;
 
     fn who(email: &str) -> Authenticated {
         Authenticated {
@@ -381,6 +429,58 @@ mod tests {
         assert!(cache
             .render()
             .contains("entrepot_credential_cache_invalidations_total 1\n"));
+    }
+
+    #[test]
+    fn large_registry_tokens_take_more_room_and_the_cache_stays_bounded() {
+        let cache = CredentialCache::new(64, Duration::from_secs(1));
+        let t0 = Instant::now();
+        let small = verification("a@example.com", None);
+        let slots = |v: &Verification| {
+            BySlots.weight(
+                &CredentialKey::bearer(""),
+                &Arc::new(Verified {
+                    who: v.who.clone(),
+                    fresh_until: t0,
+                    last_use: None,
+                }),
+            )
+        };
+        assert_eq!(slots(&small), 1);
+        let entry = crate::authn::AccessEntry {
+            kind: "repository".into(),
+            name: "default/images/app".into(),
+            actions: vec!["pull".into()],
+        };
+        let large = Verification {
+            who: Authenticated {
+                principal: Principal::RegistryToken {
+                    principal: Box::new(Principal::User("a@example.com".into())),
+                    access: vec![entry; 100],
+                },
+                token_id: None,
+                principal_created: None,
+            },
+            expires_at: None,
+            last_use: None,
+        };
+        assert!(slots(&large) > 10, "{}", slots(&large));
+        for i in 0..1000 {
+            let v = Verification {
+                who: large.who.clone(),
+                expires_at: None,
+                last_use: None,
+            };
+            cache.offer(
+                cache.generation(),
+                CredentialKey::bearer(&format!("jwt{i}")),
+                v,
+                t0,
+                WALL,
+            );
+        }
+        assert!(cache.entries.weight() <= 64, "{}", cache.entries.weight());
+        assert!(cache.entries.len() < 10);
     }
 
     #[test]
