@@ -10,7 +10,9 @@
 #      -d BENCH_SECS) for every binary and every kind of caller in turn, so
 #      all see the same background load; a fresh registry token per run;
 #   3. print the median requests/s of each, and each authenticated figure as a
-#      ratio to anonymous on the same binary (target: >= 0.8).
+#      ratio to anonymous on the same binary (target: >= 0.8); also the
+#      server's CPU time per request, which other load on the machine skews
+#      less than requests/s.
 # Needs: wrk, curl, skopeo, python3; the release binary (built if missing).
 # Usage: bench/auth-cost.sh
 #   BENCH_BEFORE_BIN=/path/to/old/entrepot bench/auth-cost.sh   (before/after)
@@ -76,8 +78,8 @@ with open(f"{root}/oci-layout", "w") as f:
     f.write('{"imageLayoutVersion":"1.0.0"}')
 PY
 
-# Per binary: its address and the puller's personal access token.
-ADDRS=() PATS=()
+# Per binary: its address, process and the puller's personal access token.
+ADDRS=() SERVER_PIDS=() PATS=()
 for i in "${!BINS[@]}"; do
     BIN=${BINS[$i]}
     echo "== starting ${NAMES[$i]} ($BIN)" >&2
@@ -96,6 +98,7 @@ for i in "${!BINS[@]}"; do
     skopeo --insecure-policy copy --quiet --dest-tls-verify=false \
         --dest-creds="admin:$E_TOKEN" "oci:$WORK/layout:1.0" "docker://$E_ADDR/default/bench/app:1.0"
     ADDRS+=("$E_ADDR")
+    SERVER_PIDS+=("$E_PID")
     PATS+=("$PAT")
 done
 
@@ -113,18 +116,29 @@ auth_header() { # auth_header MODE ADDR PAT
     esac
 }
 
-# Requests/s of one wrk run; fails on any non-2xx answer.
-rps() { # rps ADDR HEADER
-    local url="http://$1/v2/default/bench/app/manifests/1.0" args=(-H "$ACCEPT")
-    [ -n "$2" ] && args+=(-H "$2")
+# CPU time a process has used, in milliseconds (user + system).
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+# "requests/s server-CPU-us-per-request" of one wrk run; fails on any non-2xx
+# answer.
+rps() { # rps ADDR PID HEADER
+    local url="http://$1/v2/default/bench/app/manifests/1.0" args=(-H "$ACCEPT") cpu0 cpu1
+    [ -n "$3" ] && args+=(-H "$3")
     curl -fs -o /dev/null "${args[@]}" "$url"
+    cpu0=$(cpu_ms "$2")
     wrk -t 2 -c "$CONNECTIONS" -d "${SECS}s" "${args[@]}" "$url" >"$WORK/wrk.txt"
+    cpu1=$(cpu_ms "$2")
     if grep -q 'Non-2xx' "$WORK/wrk.txt"; then
         echo "bench: $url answered errors under load:" >&2
         cat "$WORK/wrk.txt" >&2
         exit 1
     fi
-    awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk.txt"
+    awk -v cpu=$((cpu1 - cpu0)) '
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { r = $2 }
+        END { printf "%.0f %.1f", r, cpu * 1000 / n }' "$WORK/wrk.txt"
 }
 
 echo "== measuring: $ROUNDS rounds of ${SECS}s runs, $CONNECTIONS connections" >&2
@@ -133,7 +147,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for i in "${!BINS[@]}"; do
         for mode in "${MODES[@]}"; do
             header=$(auth_header "$mode" "${ADDRS[$i]}" "${PATS[$i]}")
-            r=$(rps "${ADDRS[$i]}" "$header")
+            r=$(rps "${ADDRS[$i]}" "${SERVER_PIDS[$i]}" "$header")
             echo "round $round ${NAMES[$i]} $mode $r" >&2
             echo "${NAMES[$i]} $mode $r" >>"$WORK/results"
         done
@@ -146,25 +160,25 @@ echo "warm manifest GET by tag, wrk -t2 -c$CONNECTIONS -d${SECS}s, $ROUNDS inter
 python3 - "$WORK/results" "${NAMES[@]}" <<'PY'
 import statistics, sys
 path, names = sys.argv[1], sys.argv[2:]
-runs = {}
+runs, cpu = {}, {}
 for line in open(path):
-    name, mode, r = line.split()
+    name, mode, r, us = line.split()
     runs.setdefault((name, mode), []).append(int(r))
+    cpu.setdefault((name, mode), []).append(float(us))
 modes = ["anonymous", "bearer-jwt", "basic-pat"]
-print(f"| binary | caller | req/s (median) | runs | ratio to anonymous |")
-print(f"|---|---|---|---|---|")
+med = statistics.median
+print("| binary | caller | req/s (median) | runs | ratio to anonymous | server CPU us/request (median) | CPU ratio to anonymous |")
+print("|---|---|---|---|---|---|---|")
 for name in names:
-    anon = statistics.median(runs[(name, "anonymous")])
+    anon, anon_cpu = med(runs[(name, "anonymous")]), med(cpu[(name, "anonymous")])
     for mode in modes:
-        rs = runs[(name, mode)]
-        med = statistics.median(rs)
-        print(f"| {name} | {mode} | {med:,.0f} | {', '.join(f'{r:,}' for r in rs)} | {med / anon:.2f} |")
+        rs, us = runs[(name, mode)], med(cpu[(name, mode)])
+        print(f"| {name} | {mode} | {med(rs):,.0f} | {', '.join(f'{r:,}' for r in rs)} | {med(rs) / anon:.2f} | {us:.1f} | {us / anon_cpu:.2f} |")
 if len(names) == 2:
     print()
     for mode in modes:
-        b = statistics.median(runs[(names[0], mode)])
-        a = statistics.median(runs[(names[1], mode)])
-        print(f"{mode}: after/before {a / b:.2f}")
+        b, a = med(runs[(names[0], mode)]), med(runs[(names[1], mode)])
+        print(f"{mode}: after/before {a / b:.2f} (req/s)")
 PY
 for i in "${!BINS[@]}"; do
     m=$(curl -s "http://${ADDRS[$i]}/metrics" | grep -E '^entrepot_credential_cache_(hits|misses)_total ' | tr '\n' ' ' || true)
