@@ -19,12 +19,9 @@ use entrepot_storage::{
 
 use crate::access::{AccessControl, AuthError, Credentials, Permission, Principal, Resource};
 use crate::authn::{self, AccessEntry, RegistryClaims, SecretString, TokenSigner};
+use crate::credential_cache::{touch_due, CredentialCache, CredentialKey, Verification, Verified};
 use crate::paging::{Page, PageRequest};
 use crate::password_checks::{PasswordChecks, PasswordLimits, Refusal};
-
-/// A token's `last_used_time` is written at most this often (seconds): most
-/// requests with a token then only read.
-const TOKEN_TOUCH_INTERVAL_SECS: i64 = 60;
 
 /// The resource name of the organisation-wide policy, consulted for everything.
 pub const ORGANIZATION: &str = "organization";
@@ -166,6 +163,15 @@ pub struct RegistryToken {
     pub issued_at: String,
 }
 
+/// How a token is checked.
+#[derive(Clone, Copy)]
+enum TokenKind<'a> {
+    /// A personal access token, with the Basic user name it came with.
+    Access { username: Option<&'a str> },
+    /// A registry token (JWT) from the token endpoint.
+    Registry,
+}
+
 /// Authentication, authorization and IAM administration.
 #[derive(Clone)]
 pub struct IamService {
@@ -178,6 +184,8 @@ pub struct IamService {
     /// Tokens whose last use is being written, so that one write per token is
     /// in flight however many requests arrive while it waits for the writer.
     touching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Token checks that succeeded in the last second.
+    verified: Arc<CredentialCache>,
 }
 
 /// Watches for the moment the bootstrap admin token has served its purpose:
@@ -253,7 +261,16 @@ impl IamService {
             passwords: Arc::new(PasswordChecks::new(PasswordLimits::default())),
             bootstrap: Arc::default(),
             touching: Arc::default(),
+            verified: Arc::default(),
         }
+    }
+
+    /// Remember token checks in `cache` instead of the default one (tests
+    /// give entries a life that outlasts them).
+    #[cfg(test)]
+    fn with_credential_cache(mut self, cache: CredentialCache) -> Self {
+        self.verified = Arc::new(cache);
+        self
     }
 
     /// Check passwords within `limits` instead of the defaults.
@@ -262,9 +279,10 @@ impl IamService {
         self
     }
 
-    /// Counters of password checking, in the Prometheus text format.
+    /// Counters of password checking and of the credential cache, in the
+    /// Prometheus text format.
     pub fn render_metrics(&self) -> String {
-        self.passwords.render()
+        self.passwords.render() + &self.verified.render()
     }
 
     /// Record a token's use without making the request wait: the write queues
@@ -370,19 +388,74 @@ impl IamService {
                 token_id: None,
                 principal_created: None,
             }),
-            Some(Credentials::Bearer(token)) if authn::looks_like_jwt(token) => {
-                self.by_registry_token(token).await
-            }
-            Some(Credentials::Bearer(token)) => self.by_access_token(None, token).await,
-            Some(Credentials::Basic { username, password }) => {
-                if password.starts_with(authn::ACCESS_TOKEN_PREFIX) {
-                    self.by_access_token(Some(username), password).await
-                } else if authn::looks_like_jwt(password) {
-                    self.by_registry_token(password).await
+            Some(Credentials::Bearer(token)) => {
+                let kind = if authn::looks_like_jwt(token) {
+                    TokenKind::Registry
                 } else {
-                    self.by_password(username, password).await
-                }
+                    TokenKind::Access { username: None }
+                };
+                self.by_token(CredentialKey::bearer(token), kind, token)
+                    .await
             }
+            Some(Credentials::Basic { username, password }) => {
+                let kind = if password.starts_with(authn::ACCESS_TOKEN_PREFIX) {
+                    TokenKind::Access {
+                        username: Some(username),
+                    }
+                } else if authn::looks_like_jwt(password) {
+                    TokenKind::Registry
+                } else {
+                    // Passwords are never cached: every login pays the check.
+                    return self.by_password(username, password).await;
+                };
+                self.by_token(CredentialKey::basic(username, password), kind, password)
+                    .await
+            }
+        }
+    }
+
+    /// Check a token, from the credential cache if it was checked within the
+    /// last second, else against the database (then remember the success).
+    async fn by_token(
+        &self,
+        key: CredentialKey,
+        kind: TokenKind<'_>,
+        token: &str,
+    ) -> Result<Authenticated, AuthError> {
+        if let Some(hit) = self.verified.get(&key, std::time::Instant::now()) {
+            self.record_use(&hit);
+            return Ok(hit.who().clone());
+        }
+        // Read before the database, so that a revocation landing meanwhile
+        // keeps this result out of the cache.
+        let generation = self.verified.generation();
+        let verification = match kind {
+            TokenKind::Access { username } => self.by_access_token(username, token).await?,
+            TokenKind::Registry => self.by_registry_token(token).await?,
+        };
+        let who = verification.who.clone();
+        self.verified.offer(
+            generation,
+            key,
+            verification,
+            std::time::Instant::now(),
+            now().unix_timestamp_nanos(),
+        );
+        Ok(who)
+    }
+
+    /// What a check of a personal access token does besides answering, for a
+    /// check answered from the cache: record the use (at most once a minute)
+    /// and note the bootstrap token's first use.
+    fn record_use(&self, hit: &Verified) {
+        if !hit.is_access_token() {
+            return;
+        }
+        if let Some(id) = &hit.who().token_id {
+            if hit.claim_use(now().unix_timestamp()) {
+                self.touch_in_background(id);
+            }
+            self.bootstrap.used(id);
         }
     }
 
@@ -444,7 +517,7 @@ impl IamService {
         &self,
         username: Option<&str>,
         token: &str,
-    ) -> Result<Authenticated, AuthError> {
+    ) -> Result<Verification, AuthError> {
         let record = self
             .store
             .token_by_hash(&authn::token_hash(token))
@@ -461,18 +534,25 @@ impl IamService {
                 return Err(unauthenticated());
             }
         }
-        if touch_due(record.last_used_time.as_deref()) {
+        let mut last_use = last_use_unix(record.last_used_time.as_deref());
+        let now_unix = now().unix_timestamp();
+        if touch_due(last_use, now_unix) {
             self.touch_in_background(&record.id);
+            last_use = now_unix;
         }
         self.bootstrap.used(&record.id);
-        Ok(Authenticated {
-            principal: if record.read_only {
-                Principal::ReadOnly(Box::new(principal))
-            } else {
-                principal
+        Ok(Verification {
+            who: Authenticated {
+                principal: if record.read_only {
+                    Principal::ReadOnly(Box::new(principal))
+                } else {
+                    principal
+                },
+                token_id: Some(record.id),
+                principal_created: Some(created),
             },
-            token_id: Some(record.id),
-            principal_created: Some(created),
+            expires_at: record.expire_time,
+            last_use: Some(last_use),
         })
     }
 
@@ -518,7 +598,7 @@ impl IamService {
         })
     }
 
-    async fn by_registry_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+    async fn by_registry_token(&self, token: &str) -> Result<Verification, AuthError> {
         let claims = self.signer.verify(token).ok_or_else(|| {
             AuthError::Unauthenticated("the registry token is not valid or has expired".into())
         })?;
@@ -542,6 +622,7 @@ impl IamService {
             (principal, Some(created))
         };
         // ... and with the access token it was exchanged for.
+        let mut expires_at = claims.exp;
         if let Some(id) = &claims.tid {
             let record = self
                 .store
@@ -556,19 +637,26 @@ impl IamService {
             if owner != principal {
                 return Err(dead());
             }
+            if let Some(t) = record.expire_time {
+                expires_at = expires_at.min(t);
+            }
         }
         let principal = if claims.ro {
             Principal::ReadOnly(Box::new(principal))
         } else {
             principal
         };
-        Ok(Authenticated {
-            principal: Principal::RegistryToken {
-                principal: Box::new(principal),
-                access: claims.access,
+        Ok(Verification {
+            who: Authenticated {
+                principal: Principal::RegistryToken {
+                    principal: Box::new(principal),
+                    access: claims.access,
+                },
+                token_id: claims.tid,
+                principal_created: created,
             },
-            token_id: claims.tid,
-            principal_created: created,
+            expires_at: Some(expires_at),
+            last_use: None,
         })
     }
 
@@ -940,7 +1028,11 @@ impl IamService {
             &Resource::Organization,
         )
         .await?;
-        if !self.store.delete_user(email).await? {
+        let deleted = self.store.delete_user(email).await;
+        // The user's tokens are revoked (and registry tokens die with the
+        // user) even if the call failed after committing.
+        self.verified.invalidate_all();
+        if !deleted? {
             return Err(IamError::NotFound(format!("user:{email}")));
         }
         Ok(())
@@ -1046,7 +1138,10 @@ impl IamService {
             .await?;
         match self.store.get_service_account(email).await? {
             Some(a) if a.project == project => {
-                self.store.delete_service_account(email).await?;
+                let deleted = self.store.delete_service_account(email).await;
+                // Its tokens are revoked, its registry tokens die with it.
+                self.verified.invalidate_all();
+                deleted?;
                 Ok(())
             }
             _ => Err(IamError::NotFound(format!("serviceAccount:{email}"))),
@@ -1212,7 +1307,10 @@ impl IamService {
                 IamError::Auth(AuthError::Denied { .. }) => not_found(),
                 e => e,
             })?;
-        self.store.revoke_token(id).await?;
+        let revoked = self.store.revoke_token(id).await;
+        // The token, and the registry tokens exchanged for it, stop now.
+        self.verified.invalidate_all();
+        revoked?;
         Ok(TokenRecord {
             revoked: true,
             ..record
@@ -1244,15 +1342,13 @@ fn has_other_owner(org: &Policy) -> bool {
         .any(|b| b.role == OWNER && b.members.iter().any(|m| *m != admin))
 }
 
-/// Whether a token last used at `last` (RFC 3339) should be touched now.
-fn touch_due(last: Option<&str>) -> bool {
-    let Some(last) = last else {
-        return true;
-    };
-    match time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339) {
-        Ok(t) => (now() - t).whole_seconds() >= TOKEN_TOUCH_INTERVAL_SECS,
-        Err(_) => true,
-    }
+/// A token's last use (RFC 3339) in unix seconds; `i64::MIN` if never or
+/// unreadable, so that the next use is recorded.
+fn last_use_unix(last: Option<&str>) -> i64 {
+    last.and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    })
+    .map_or(i64::MIN, |t| t.unix_timestamp())
 }
 
 fn new_etag() -> String {
@@ -1537,6 +1633,158 @@ mod tests {
             iam.authenticate(Some(&bad)).await,
             Err(AuthError::Unauthenticated(_))
         ));
+    }
+
+    /// A service whose credential cache keeps entries for an hour: what
+    /// expires them in these tests is invalidation, never the clock.
+    async fn service_with_lasting_cache() -> (IamService, SqliteMetadataStore) {
+        let (iam, store) = service().await;
+        let cache = CredentialCache::new(1024, std::time::Duration::from_secs(3600));
+        (iam.with_credential_cache(cache), store)
+    }
+
+    fn counter(iam: &IamService, name: &str) -> u64 {
+        let text = iam.render_metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
+    fn hits(iam: &IamService) -> u64 {
+        counter(iam, "entrepot_credential_cache_hits_total")
+    }
+
+    #[tokio::test]
+    async fn a_checked_token_is_answered_from_memory_with_the_same_result() {
+        let (iam, store) = service_with_lasting_cache().await;
+        iam.bootstrap().await.unwrap();
+        let admin = user("admin");
+        let created = iam
+            .create_token(
+                &admin,
+                NewToken {
+                    read_only: true,
+                    ..NewToken::default()
+                },
+            )
+            .await
+            .unwrap();
+        let bearer = Credentials::Bearer(created.token.expose().into());
+        let first = iam.authenticate_detailed(Some(&bearer)).await.unwrap();
+        assert_eq!(hits(&iam), 0);
+        let jwt = iam.issue_registry_token(&first, Vec::new()).unwrap();
+        let jwt = Credentials::Bearer(jwt.token.expose().into());
+        let jwt_first = iam.authenticate_detailed(Some(&jwt)).await.unwrap();
+        // Revoked behind the service's back (as another node would): the
+        // cached checks still answer, which shows they do not read the store.
+        store.revoke_token(&created.record.id).await.unwrap();
+        assert_eq!(
+            iam.authenticate_detailed(Some(&bearer)).await.unwrap(),
+            first
+        );
+        assert_eq!(
+            iam.authenticate_detailed(Some(&jwt)).await.unwrap(),
+            jwt_first
+        );
+        assert_eq!(hits(&iam), 2);
+        assert_eq!(
+            first.principal,
+            Principal::ReadOnly(Box::new(admin.clone()))
+        );
+        assert!(matches!(
+            jwt_first.principal,
+            Principal::RegistryToken { ref principal, .. } if **principal == first.principal
+        ));
+        // The same token under Basic is another entry (the user name is part
+        // of what is checked), so it is checked against the store: revoked.
+        let basic = Credentials::Basic {
+            username: "_token".into(),
+            password: created.token.expose().into(),
+        };
+        assert!(iam.authenticate(Some(&basic)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn revoking_or_deleting_on_this_node_stops_a_cached_token_at_once() {
+        let (iam, store) = service_with_lasting_cache().await;
+        iam.bootstrap().await.unwrap();
+        store.create_project("demo").await.unwrap();
+        let admin = user("admin");
+        iam.create_user(&admin, "dev@example.com", None)
+            .await
+            .unwrap();
+        iam.create_service_account(&admin, "demo", "ci-robot", "")
+            .await
+            .unwrap();
+        let token_of = |member: &str| {
+            let iam = iam.clone();
+            let member: Member = member.parse().unwrap();
+            async move {
+                let t = iam
+                    .create_token(
+                        &user("admin"),
+                        NewToken {
+                            principal: Some(member),
+                            ..NewToken::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                (Credentials::Bearer(t.token.expose().into()), t.record.id)
+            }
+        };
+        let (pat, pat_id) = token_of("user:admin").await;
+        let (dev, _) = token_of("user:dev@example.com").await;
+        let (robot, _) = token_of("serviceAccount:ci-robot@demo.iam.entrepot").await;
+        let (base, _) = token_of("user:admin").await;
+        let who = iam.authenticate_detailed(Some(&base)).await.unwrap();
+        let jwt = iam.issue_registry_token(&who, Vec::new()).unwrap();
+        let jwt = Credentials::Bearer(jwt.token.expose().into());
+        let base_id = who.token_id.clone().unwrap();
+        // Each is used twice: checked, then answered from the cache.
+        for c in [&pat, &dev, &robot, &jwt] {
+            iam.authenticate(Some(c)).await.unwrap();
+            iam.authenticate(Some(c)).await.unwrap();
+        }
+        assert_eq!(hits(&iam), 4);
+
+        iam.revoke_token(&admin, &pat_id).await.unwrap();
+        assert!(iam.authenticate(Some(&pat)).await.is_err());
+        iam.delete_user(&admin, "dev@example.com").await.unwrap();
+        assert!(iam.authenticate(Some(&dev)).await.is_err());
+        iam.delete_service_account(&admin, "demo", "ci-robot@demo.iam.entrepot")
+            .await
+            .unwrap();
+        assert!(iam.authenticate(Some(&robot)).await.is_err());
+        iam.authenticate(Some(&jwt)).await.unwrap();
+        iam.revoke_token(&admin, &base_id).await.unwrap();
+        assert!(iam.authenticate(Some(&jwt)).await.is_err());
+        assert_eq!(
+            counter(&iam, "entrepot_credential_cache_invalidations_total"),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn password_logins_are_never_cached() {
+        let (iam, _) = service_with_lasting_cache().await;
+        iam.bootstrap().await.unwrap();
+        iam.create_user(&user("admin"), "dev@example.com", Some("s3cret-pass"))
+            .await
+            .unwrap();
+        let ok = Credentials::Basic {
+            username: "dev@example.com".into(),
+            password: "s3cret-pass".into(),
+        };
+        let checks = || counter(&iam, "entrepot_password_verifications_total");
+        let before = checks();
+        for _ in 0..2 {
+            iam.authenticate(Some(&ok)).await.unwrap();
+        }
+        assert_eq!(checks() - before, 2, "each login pays the password check");
+        assert_eq!(hits(&iam), 0);
+        assert_eq!(counter(&iam, "entrepot_credential_cache_entries"), 0);
     }
 
     struct OneSecret;

@@ -7,6 +7,7 @@ pub mod access;
 pub mod access_policy;
 pub mod authn;
 pub mod clock;
+pub mod credential_cache;
 pub mod iam;
 pub mod located;
 pub mod metrics;

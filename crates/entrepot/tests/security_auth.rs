@@ -467,6 +467,94 @@ fn registry_tokens_die_with_their_access_token_and_service_account() {
     );
 }
 
+// ---- Scale: checked tokens are remembered, and still die at once ----
+
+/// Uses `auth` on `GET /v2/` twice, the second answered from the credential
+/// cache; then `kill` ends the credential; the very next use is refused.
+fn refused_right_after_a_cached_use(
+    server: &Srv,
+    auth: impl Fn(RequestBuilder) -> RequestBuilder,
+    kill: impl FnOnce(),
+) {
+    let use_it = || status(auth(server.req("GET", "/v2/")).send().unwrap());
+    assert_eq!(use_it(), 200, "checked against the database");
+    let hits = server.metric("entrepot_credential_cache_hits_total");
+    assert_eq!(use_it(), 200, "answered from the cache");
+    assert_eq!(
+        server.metric("entrepot_credential_cache_hits_total"),
+        hits + 1,
+        "the second use was a cache hit"
+    );
+    kill();
+    assert_eq!(use_it(), 401, "refused on the next request");
+}
+
+#[test]
+fn a_revoked_access_token_is_refused_on_the_next_request_though_just_cached() {
+    let server = Srv::start(&[]);
+    server.user("dev@example.com", None);
+    let (token, id) = server.token_for("user:dev@example.com");
+    refused_right_after_a_cached_use(
+        &server,
+        |r| r.bearer_auth(&token),
+        || {
+            server.admin("DELETE", &format!("/v1/tokens/{id}"), None);
+        },
+    );
+    // Under Basic (another cache entry) too.
+    let (token, id) = server.token_for("user:dev@example.com");
+    refused_right_after_a_cached_use(
+        &server,
+        |r| r.basic_auth("dev@example.com", Some(&token)),
+        || {
+            server.admin("DELETE", &format!("/v1/tokens/{id}"), None);
+        },
+    );
+}
+
+#[test]
+fn a_deleted_service_accounts_token_is_refused_on_the_next_request_though_just_cached() {
+    let server = Srv::start(&[]);
+    server.admin(
+        "POST",
+        "/v1/projects/default/serviceAccounts",
+        Some(json!({ "accountId": "ci-puller" })),
+    );
+    let (token, _) = server.token_for("serviceAccount:ci-puller@default.iam.entrepot");
+    refused_right_after_a_cached_use(
+        &server,
+        |r| r.basic_auth("_token", Some(&token)),
+        || {
+            server.admin(
+                "DELETE",
+                "/v1/projects/default/serviceAccounts/ci-puller@default.iam.entrepot",
+                None,
+            );
+        },
+    );
+}
+
+#[test]
+fn a_registry_token_is_refused_on_the_next_request_once_its_access_token_is_revoked() {
+    let server = Srv::start(&[]);
+    server.docker_repository("images");
+    server.user("dev@example.com", None);
+    server.grant(
+        "projects/default/repositories/images",
+        "user:dev@example.com",
+        "roles/artifactregistry.reader",
+    );
+    let (pat, id) = server.token_for("user:dev@example.com");
+    let jwt = server.registry_token("_token", &pat, "repository:default/images/app:pull");
+    refused_right_after_a_cached_use(
+        &server,
+        |r| r.bearer_auth(&jwt),
+        || {
+            server.admin("DELETE", &format!("/v1/tokens/{id}"), None);
+        },
+    );
+}
+
 // ---- Medium 10: registry tokens keep to their scope ----
 
 #[test]
