@@ -26,7 +26,7 @@ use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
 use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
-use crate::clock::now_unix;
+use crate::clock::{Clock, SystemClock};
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
 use crate::remote::freshness::is_fresh;
@@ -104,6 +104,7 @@ pub struct RemotePython {
     /// Origins of pages being written in the background, by page.
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 /// `(project id, repository id, normalised project name)`.
@@ -139,7 +140,15 @@ impl RemotePython {
             lists: Mutex::new(HashMap::new()),
             pending: Arc::default(),
             next_write: AtomicU64::new(0),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same cache reading time from `clock`, which decides whether a
+    /// cached page is still fresh.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuse upstream project pages listing more than `max` files (default
@@ -187,7 +196,7 @@ impl RemotePython {
                 digest: None,
                 copy: page,
             });
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let document = name.to_owned();
         let answer = self
             .remote
@@ -268,7 +277,11 @@ impl RemotePython {
             .filter(|v| v.index_url == target.upstream.index_url)
             .cloned();
         if let Some(view) = &kept {
-            if is_fresh(view.fetched_at, now_unix(), target.config.tag_ttl_secs) {
+            if is_fresh(
+                view.fetched_at,
+                self.clock.now_unix(),
+                target.config.tag_ttl_secs,
+            ) {
                 self.metrics().hit(ContentKind::Tag);
                 return Ok(view.names.clone());
             }
@@ -316,7 +329,11 @@ impl RemotePython {
         self.remote.gate(&target).await?;
         if let Some(view) = self.views.get(&target.ids, &name) {
             if view.index_url == target.upstream.index_url
-                && is_fresh(view.fetched_at, now_unix(), target.config.tag_ttl_secs)
+                && is_fresh(
+                    view.fetched_at,
+                    self.clock.now_unix(),
+                    target.config.tag_ttl_secs,
+                )
             {
                 self.metrics().hit(ContentKind::Tag);
                 return Ok(view.page.clone());

@@ -134,13 +134,16 @@ impl SecretService {
         };
         if result.is_err() && member_less(principal) {
             // Anyone can make these: bounded, like unauthenticated attempts.
-            match self.anonymous_audit.admit(&name.secret.to_string()) {
+            match self
+                .anonymous_audit
+                .admit(&name.secret.to_string(), self.clock.now_unix())
+            {
                 Some(suppressed) => reason = with_suppressed(reason, suppressed),
                 None => return result,
             }
         }
         let record = AuditRecord {
-            time: now_rfc3339(),
+            time: self.clock.now_rfc3339(),
             project: name.secret.project.to_string(),
             principal: principal.to_string(),
             action: ACCESS_ACTION.to_owned(),

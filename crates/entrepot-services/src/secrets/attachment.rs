@@ -28,7 +28,7 @@ impl SecretService {
             Err(e) => format!("{e} (attaching it to {repository})"),
         };
         let record = AuditRecord {
-            time: now_rfc3339(),
+            time: self.clock.now_rfc3339(),
             project: name.secret.project.to_string(),
             principal: principal.to_string(),
             action: ATTACH_ACTION.to_owned(),

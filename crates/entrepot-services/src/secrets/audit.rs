@@ -17,8 +17,8 @@ pub(super) struct AnonymousAuditSampler {
 impl AnonymousAuditSampler {
     /// `Some(n)`: write a row now, mentioning `n` attempts not written since
     /// the last row; `None`: only count this one.
-    pub(super) fn admit(&self, resource: &str) -> Option<u64> {
-        let minute = time::OffsetDateTime::now_utc().unix_timestamp() / 60;
+    pub(super) fn admit(&self, resource: &str, now_unix: i64) -> Option<u64> {
+        let minute = now_unix.div_euclid(60);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((m, n)) = slots.get_mut(resource) {
             if *m == minute {
@@ -63,12 +63,15 @@ impl SecretService {
         name: &SecretVersionName,
         reason: &str,
     ) -> Result<(), SecretError> {
-        let Some(suppressed) = self.anonymous_audit.admit(&name.secret.to_string()) else {
+        let Some(suppressed) = self
+            .anonymous_audit
+            .admit(&name.secret.to_string(), self.clock.now_unix())
+        else {
             tracing::debug!(version = %name, "unauthenticated secret version access refused (counted)");
             return Ok(());
         };
         let record = AuditRecord {
-            time: now_rfc3339(),
+            time: self.clock.now_rfc3339(),
             project: name.secret.project.to_string(),
             principal: UNAUTHENTICATED.to_owned(),
             action: ACCESS_ACTION.to_owned(),

@@ -25,7 +25,7 @@ impl SecretService {
             project: name.project.to_string(),
             id: name.secret.to_string(),
             labels: labels.as_map().clone(),
-            create_time: now_rfc3339(),
+            create_time: self.clock.now_rfc3339(),
         };
         match self.store.create_secret(&record).await {
             Ok(()) => {}

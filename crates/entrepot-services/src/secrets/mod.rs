@@ -26,7 +26,7 @@ use entrepot_storage::{
 };
 
 use crate::access::{AccessControl, AuthError, Permission, Principal, Resource};
-use crate::clock::now_rfc3339;
+use crate::clock::{Clock, SystemClock};
 use crate::paging::{Page, PageRequest};
 use audit::AnonymousAuditSampler;
 pub use crypto::{CryptoError, FileKeyRing, KeyRing, MemoryKeyRing};
@@ -109,6 +109,7 @@ pub struct SecretService {
     keys: Arc<dyn KeyRing>,
     access: Arc<dyn AccessControl>,
     anonymous_audit: Arc<AnonymousAuditSampler>,
+    clock: Arc<dyn Clock>,
 }
 
 fn secret_resource(name: &SecretName) -> Resource {
@@ -157,7 +158,15 @@ impl SecretService {
             keys,
             access,
             anonymous_audit: Arc::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service reading time from `clock` (recorded times, audit
+    /// sampling windows).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn require_secret(&self, name: &SecretName) -> Result<SecretRecord, SecretError> {

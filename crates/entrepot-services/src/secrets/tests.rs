@@ -382,3 +382,51 @@ async fn errors_name_the_resource_and_never_the_payload() {
     };
     assert!(!format!("{accessed:?}").contains("pa55word"));
 }
+
+#[tokio::test]
+async fn refused_unauthenticated_attempts_get_one_row_per_minute_of_the_clock() {
+    let clock = Arc::new(crate::clock::ManualClock::at(1_700_000_000));
+    let (svc, _) = service(Arc::new(AllowAll)).await;
+    let svc = svc.with_clock(clock.clone());
+    let admin = Principal::User("alice@example.com".into());
+    let project: ProjectId = "demo".parse().unwrap();
+    let rows = |svc: SecretService| {
+        let (admin, project) = (admin.clone(), project.clone());
+        async move {
+            svc.audit_log(&admin, &project, None, &PageRequest::first(100))
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    for _ in 0..3 {
+        svc.audit_unauthenticated_access(&vname("1"), "no credentials")
+            .await
+            .unwrap();
+    }
+    let first = rows(svc.clone()).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].time, "2023-11-14T22:13:20Z");
+    assert_eq!(first[0].reason, "no credentials");
+
+    // Still the same minute by the clock: only counted.
+    clock.advance(30);
+    svc.audit_unauthenticated_access(&vname("1"), "no credentials")
+        .await
+        .unwrap();
+    assert_eq!(rows(svc.clone()).await.len(), 1);
+
+    // The next minute: one row, naming the three attempts not written.
+    clock.advance(30);
+    svc.audit_unauthenticated_access(&vname("1"), "no credentials")
+        .await
+        .unwrap();
+    let second = rows(svc.clone()).await;
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[0].time, "2023-11-14T22:14:20Z");
+    assert!(
+        second[0].reason.starts_with("no credentials [and 3 more"),
+        "{}",
+        second[0].reason
+    );
+}

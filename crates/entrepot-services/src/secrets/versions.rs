@@ -101,7 +101,7 @@ impl SecretService {
                 secret.project.as_str(),
                 secret.secret.as_str(),
                 record.number,
-                &now_rfc3339(),
+                &self.clock.now_rfc3339(),
             )
             .await?;
         tracing::info!(version = %number_name(secret, record.number), %principal, "secret version destroyed");
@@ -159,7 +159,7 @@ impl SecretService {
                 secret: secret.to_owned(),
                 number,
                 state: VersionState::Enabled.as_str().to_owned(),
-                create_time: now_rfc3339(),
+                create_time: self.clock.now_rfc3339(),
                 destroy_time: None,
             };
             match self.store.insert_version(&record, &sealed).await {
