@@ -8,6 +8,7 @@ pub mod access_policy;
 pub mod authn;
 pub mod clock;
 pub mod iam;
+pub mod keyed_cache;
 pub mod located;
 pub mod metrics;
 pub mod origin;

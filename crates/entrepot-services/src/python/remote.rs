@@ -27,6 +27,7 @@ use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
 use crate::clock::{Clock, SystemClock};
+use crate::keyed_cache::KeyedCache;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
 use crate::remote::freshness::is_fresh;
@@ -100,7 +101,7 @@ pub struct RemotePython {
     views: Arc<PageViews>,
     /// Project lists by `(project, repository)`: PyPI's is ~600,000 names,
     /// seconds of CPU to parse, so it is parsed once per upstream fetch.
-    lists: Mutex<HashMap<(String, String), Arc<ListView>>>,
+    lists: KeyedCache<(String, String), Arc<ListView>>,
     /// Origins of pages being written in the background, by page.
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
@@ -137,7 +138,7 @@ impl RemotePython {
             remote: RemoteCache::new(format, client, fills, metrics, secrets),
             scratch,
             views: Arc::default(),
-            lists: Mutex::new(HashMap::new()),
+            lists: KeyedCache::new(),
             pending: Arc::default(),
             next_write: AtomicU64::new(0),
             clock: Arc::new(SystemClock),
@@ -271,11 +272,7 @@ impl RemotePython {
         let key = (target.ids.project.clone(), target.ids.repository.clone());
         let kept = self
             .lists
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .filter(|v| v.index_url == target.upstream.index_url)
-            .cloned();
+            .get_if(&key, |v| v.index_url == target.upstream.index_url);
         if let Some(view) = &kept {
             if is_fresh(
                 view.fetched_at,
@@ -305,7 +302,7 @@ impl RemotePython {
                 }
             }
         };
-        self.lists.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.lists.insert(
             key,
             Arc::new(ListView {
                 index_url: target.upstream.index_url.clone(),
