@@ -11,129 +11,151 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Canonical permission names, as managed registries spell them.
-pub mod permissions {
+/// Defines [`Permission`] once: the variant, its canonical name, and
+/// [`Permission::ALL`], so the catalogue cannot drift from the names.
+macro_rules! permission_catalogue {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// A permission, named as users of managed registries know them.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Permission {
+            /// Every permission entrepot knows.
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+
+            /// The permission's canonical name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+permission_catalogue! {
     /// Read repository metadata.
-    pub const REPOSITORIES_GET: &str = "artifactregistry.repositories.get";
+    RepositoriesGet => "artifactregistry.repositories.get",
     /// List repositories.
-    pub const REPOSITORIES_LIST: &str = "artifactregistry.repositories.list";
+    RepositoriesList => "artifactregistry.repositories.list",
     /// Create repositories.
-    pub const REPOSITORIES_CREATE: &str = "artifactregistry.repositories.create";
+    RepositoriesCreate => "artifactregistry.repositories.create",
     /// Change repositories.
-    pub const REPOSITORIES_UPDATE: &str = "artifactregistry.repositories.update";
+    RepositoriesUpdate => "artifactregistry.repositories.update",
     /// Delete repositories.
-    pub const REPOSITORIES_DELETE: &str = "artifactregistry.repositories.delete";
+    RepositoriesDelete => "artifactregistry.repositories.delete",
     /// Pull content.
-    pub const DOWNLOAD_ARTIFACTS: &str = "artifactregistry.repositories.downloadArtifacts";
+    DownloadArtifacts => "artifactregistry.repositories.downloadArtifacts",
     /// Push content.
-    pub const UPLOAD_ARTIFACTS: &str = "artifactregistry.repositories.uploadArtifacts";
-    /// Delete content.
-    pub const DELETE_ARTIFACTS: &str = "artifactregistry.repositories.deleteArtifacts";
-    /// Read a repository's IAM policy.
-    pub const REPOSITORIES_GET_IAM_POLICY: &str = "artifactregistry.repositories.getIamPolicy";
-    /// Replace a repository's IAM policy.
-    pub const REPOSITORIES_SET_IAM_POLICY: &str = "artifactregistry.repositories.setIamPolicy";
+    UploadArtifacts => "artifactregistry.repositories.uploadArtifacts",
+    /// Delete content (manifests, tags, blobs).
+    DeleteArtifacts => "artifactregistry.repositories.deleteArtifacts",
+    /// Read the IAM policy of a repository.
+    RepositoriesGetIamPolicy => "artifactregistry.repositories.getIamPolicy",
+    /// Replace the IAM policy of a repository.
+    RepositoriesSetIamPolicy => "artifactregistry.repositories.setIamPolicy",
     /// Read project metadata.
-    pub const PROJECTS_GET: &str = "resourcemanager.projects.get";
+    ProjectsGet => "resourcemanager.projects.get",
     /// Create projects.
-    pub const PROJECTS_CREATE: &str = "resourcemanager.projects.create";
+    ProjectsCreate => "resourcemanager.projects.create",
     /// Read a project's IAM policy.
-    pub const PROJECTS_GET_IAM_POLICY: &str = "resourcemanager.projects.getIamPolicy";
+    ProjectsGetIamPolicy => "resourcemanager.projects.getIamPolicy",
     /// Replace a project's IAM policy.
-    pub const PROJECTS_SET_IAM_POLICY: &str = "resourcemanager.projects.setIamPolicy";
+    ProjectsSetIamPolicy => "resourcemanager.projects.setIamPolicy",
     /// Read secret metadata.
-    pub const SECRETS_GET: &str = "secretmanager.secrets.get";
+    SecretsGet => "secretmanager.secrets.get",
     /// List secrets.
-    pub const SECRETS_LIST: &str = "secretmanager.secrets.list";
+    SecretsList => "secretmanager.secrets.list",
     /// Create secrets.
-    pub const SECRETS_CREATE: &str = "secretmanager.secrets.create";
-    /// Change secrets.
-    pub const SECRETS_UPDATE: &str = "secretmanager.secrets.update";
+    SecretsCreate => "secretmanager.secrets.create",
+    /// Change secrets (labels).
+    SecretsUpdate => "secretmanager.secrets.update",
     /// Delete secrets.
-    pub const SECRETS_DELETE: &str = "secretmanager.secrets.delete";
+    SecretsDelete => "secretmanager.secrets.delete",
     /// Read a secret's IAM policy.
-    pub const SECRETS_GET_IAM_POLICY: &str = "secretmanager.secrets.getIamPolicy";
+    SecretsGetIamPolicy => "secretmanager.secrets.getIamPolicy",
     /// Replace a secret's IAM policy.
-    pub const SECRETS_SET_IAM_POLICY: &str = "secretmanager.secrets.setIamPolicy";
+    SecretsSetIamPolicy => "secretmanager.secrets.setIamPolicy",
     /// Read secret version metadata.
-    pub const VERSIONS_GET: &str = "secretmanager.versions.get";
+    VersionsGet => "secretmanager.versions.get",
     /// List secret versions.
-    pub const VERSIONS_LIST: &str = "secretmanager.versions.list";
+    VersionsList => "secretmanager.versions.list",
     /// Add secret versions.
-    pub const VERSIONS_ADD: &str = "secretmanager.versions.add";
+    VersionsAdd => "secretmanager.versions.add",
     /// Enable, disable or destroy secret versions.
-    pub const VERSIONS_MANAGE: &str = "secretmanager.versions.manage";
+    VersionsManage => "secretmanager.versions.manage",
     /// Read a secret version's payload.
-    pub const VERSIONS_ACCESS: &str = "secretmanager.versions.access";
-    /// Read the registry access policy.
-    pub const ACCESS_POLICY_GET: &str = "entrepot.accessPolicy.get";
-    /// Change the registry access policy.
-    pub const ACCESS_POLICY_UPDATE: &str = "entrepot.accessPolicy.update";
+    VersionsAccess => "secretmanager.versions.access",
+    /// Read the organisation's registry access policy.
+    AccessPolicyGet => "entrepot.accessPolicy.get",
+    /// Change the organisation's registry access policy.
+    AccessPolicyUpdate => "entrepot.accessPolicy.update",
     /// Manage users, service accounts and their tokens.
-    pub const PRINCIPALS_MANAGE: &str = "entrepot.principals.manage";
+    PrincipalsManage => "entrepot.principals.manage",
+}
 
-    /// Every permission entrepot knows.
-    pub const ALL: &[&str] = &[
-        REPOSITORIES_GET,
-        REPOSITORIES_LIST,
-        REPOSITORIES_CREATE,
-        REPOSITORIES_UPDATE,
-        REPOSITORIES_DELETE,
-        DOWNLOAD_ARTIFACTS,
-        UPLOAD_ARTIFACTS,
-        DELETE_ARTIFACTS,
-        REPOSITORIES_GET_IAM_POLICY,
-        REPOSITORIES_SET_IAM_POLICY,
-        PROJECTS_GET,
-        PROJECTS_CREATE,
-        PROJECTS_GET_IAM_POLICY,
-        PROJECTS_SET_IAM_POLICY,
-        SECRETS_GET,
-        SECRETS_LIST,
-        SECRETS_CREATE,
-        SECRETS_UPDATE,
-        SECRETS_DELETE,
-        SECRETS_GET_IAM_POLICY,
-        SECRETS_SET_IAM_POLICY,
-        VERSIONS_GET,
-        VERSIONS_LIST,
-        VERSIONS_ADD,
-        VERSIONS_MANAGE,
-        VERSIONS_ACCESS,
-        ACCESS_POLICY_GET,
-        ACCESS_POLICY_UPDATE,
-        PRINCIPALS_MANAGE,
-    ];
-
-    /// Permissions that only read: the only ones a read-only token may use.
-    pub const READ_ONLY: &[&str] = &[
-        REPOSITORIES_GET,
-        REPOSITORIES_LIST,
-        DOWNLOAD_ARTIFACTS,
-        REPOSITORIES_GET_IAM_POLICY,
-        PROJECTS_GET,
-        PROJECTS_GET_IAM_POLICY,
-        SECRETS_GET,
-        SECRETS_LIST,
-        SECRETS_GET_IAM_POLICY,
-        VERSIONS_GET,
-        VERSIONS_LIST,
-        VERSIONS_ACCESS,
-        ACCESS_POLICY_GET,
-    ];
-
-    /// Whether `name` is a known permission.
-    pub fn is_known(name: &str) -> bool {
-        ALL.contains(&name)
-    }
-
-    /// Whether `name` only reads.
-    pub fn is_read_only(name: &str) -> bool {
-        READ_ONLY.contains(&name)
+impl Permission {
+    /// Whether the permission only reads: the only ones a read-only token may use.
+    pub const fn is_read_only(self) -> bool {
+        matches!(
+            self,
+            Permission::RepositoriesGet
+                | Permission::RepositoriesList
+                | Permission::DownloadArtifacts
+                | Permission::RepositoriesGetIamPolicy
+                | Permission::ProjectsGet
+                | Permission::ProjectsGetIamPolicy
+                | Permission::SecretsGet
+                | Permission::SecretsList
+                | Permission::SecretsGetIamPolicy
+                | Permission::VersionsGet
+                | Permission::VersionsList
+                | Permission::VersionsAccess
+                | Permission::AccessPolicyGet
+        )
     }
 }
 
-use permissions as p;
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A permission name entrepot does not define.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("permission {0:?} does not exist")]
+pub struct UnknownPermission(pub String);
+
+impl FromStr for Permission {
+    type Err = UnknownPermission;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPermission(s.to_owned()))
+    }
+}
+
+/// Checks on permission names as callers send them.
+pub mod permissions {
+    use super::Permission;
+
+    /// Whether `name` is a known permission.
+    pub fn is_known(name: &str) -> bool {
+        name.parse::<Permission>().is_ok()
+    }
+
+    /// Whether `name` is a known permission that only reads.
+    pub fn is_read_only(name: &str) -> bool {
+        name.parse::<Permission>()
+            .is_ok_and(Permission::is_read_only)
+    }
+}
 
 /// Why an IAM value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,7 +263,7 @@ pub struct Role {
     /// One line for humans.
     pub title: &'static str,
     /// Granted permissions (ignored when `all` is set).
-    pub permissions: &'static [&'static str],
+    pub permissions: &'static [Permission],
     /// Grants every permission (`roles/owner`).
     pub all: bool,
 }
@@ -249,61 +271,68 @@ pub struct Role {
 impl Role {
     /// Whether the role grants `permission`.
     pub fn grants(&self, permission: &str) -> bool {
+        permission
+            .parse::<Permission>()
+            .is_ok_and(|p| self.grants_permission(p))
+    }
+
+    /// Whether the role grants `permission`, already parsed.
+    pub fn grants_permission(&self, permission: Permission) -> bool {
         self.all || self.permissions.contains(&permission)
     }
 }
 
-const AR_READER: &[&str] = &[
-    p::REPOSITORIES_GET,
-    p::REPOSITORIES_LIST,
-    p::DOWNLOAD_ARTIFACTS,
+const AR_READER: &[Permission] = &[
+    Permission::RepositoriesGet,
+    Permission::RepositoriesList,
+    Permission::DownloadArtifacts,
 ];
-const AR_WRITER: &[&str] = &[
-    p::REPOSITORIES_GET,
-    p::REPOSITORIES_LIST,
-    p::DOWNLOAD_ARTIFACTS,
-    p::UPLOAD_ARTIFACTS,
+const AR_WRITER: &[Permission] = &[
+    Permission::RepositoriesGet,
+    Permission::RepositoriesList,
+    Permission::DownloadArtifacts,
+    Permission::UploadArtifacts,
 ];
-const AR_REPO_ADMIN: &[&str] = &[
-    p::REPOSITORIES_GET,
-    p::REPOSITORIES_LIST,
-    p::DOWNLOAD_ARTIFACTS,
-    p::UPLOAD_ARTIFACTS,
-    p::DELETE_ARTIFACTS,
+const AR_REPO_ADMIN: &[Permission] = &[
+    Permission::RepositoriesGet,
+    Permission::RepositoriesList,
+    Permission::DownloadArtifacts,
+    Permission::UploadArtifacts,
+    Permission::DeleteArtifacts,
 ];
-const AR_ADMIN: &[&str] = &[
-    p::REPOSITORIES_GET,
-    p::REPOSITORIES_LIST,
-    p::DOWNLOAD_ARTIFACTS,
-    p::UPLOAD_ARTIFACTS,
-    p::DELETE_ARTIFACTS,
-    p::REPOSITORIES_CREATE,
-    p::REPOSITORIES_UPDATE,
-    p::REPOSITORIES_DELETE,
-    p::REPOSITORIES_GET_IAM_POLICY,
-    p::REPOSITORIES_SET_IAM_POLICY,
+const AR_ADMIN: &[Permission] = &[
+    Permission::RepositoriesGet,
+    Permission::RepositoriesList,
+    Permission::DownloadArtifacts,
+    Permission::UploadArtifacts,
+    Permission::DeleteArtifacts,
+    Permission::RepositoriesCreate,
+    Permission::RepositoriesUpdate,
+    Permission::RepositoriesDelete,
+    Permission::RepositoriesGetIamPolicy,
+    Permission::RepositoriesSetIamPolicy,
 ];
-const SM_ACCESSOR: &[&str] = &[p::VERSIONS_ACCESS];
-const SM_VIEWER: &[&str] = &[
-    p::SECRETS_GET,
-    p::SECRETS_LIST,
-    p::VERSIONS_GET,
-    p::VERSIONS_LIST,
-    p::SECRETS_GET_IAM_POLICY,
+const SM_ACCESSOR: &[Permission] = &[Permission::VersionsAccess];
+const SM_VIEWER: &[Permission] = &[
+    Permission::SecretsGet,
+    Permission::SecretsList,
+    Permission::VersionsGet,
+    Permission::VersionsList,
+    Permission::SecretsGetIamPolicy,
 ];
-const SM_ADMIN: &[&str] = &[
-    p::SECRETS_GET,
-    p::SECRETS_LIST,
-    p::SECRETS_CREATE,
-    p::SECRETS_UPDATE,
-    p::SECRETS_DELETE,
-    p::SECRETS_GET_IAM_POLICY,
-    p::SECRETS_SET_IAM_POLICY,
-    p::VERSIONS_GET,
-    p::VERSIONS_LIST,
-    p::VERSIONS_ADD,
-    p::VERSIONS_MANAGE,
-    p::VERSIONS_ACCESS,
+const SM_ADMIN: &[Permission] = &[
+    Permission::SecretsGet,
+    Permission::SecretsList,
+    Permission::SecretsCreate,
+    Permission::SecretsUpdate,
+    Permission::SecretsDelete,
+    Permission::SecretsGetIamPolicy,
+    Permission::SecretsSetIamPolicy,
+    Permission::VersionsGet,
+    Permission::VersionsList,
+    Permission::VersionsAdd,
+    Permission::VersionsManage,
+    Permission::VersionsAccess,
 ];
 
 /// `roles/owner`.
@@ -543,6 +572,7 @@ pub fn is_service_agent(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use permissions as p;
 
     fn m(s: &str) -> Member {
         s.parse().unwrap()
@@ -623,8 +653,14 @@ mod tests {
         assert!(policy
             .add_binding(ARTIFACTREGISTRY_READER, Member::AllUsers)
             .unwrap());
-        assert!(policy.allows(std::slice::from_ref(&bob), p::DOWNLOAD_ARTIFACTS));
-        assert!(!policy.allows(std::slice::from_ref(&bob), p::UPLOAD_ARTIFACTS));
+        assert!(policy.allows(
+            std::slice::from_ref(&bob),
+            Permission::DownloadArtifacts.as_str()
+        ));
+        assert!(!policy.allows(
+            std::slice::from_ref(&bob),
+            Permission::UploadArtifacts.as_str()
+        ));
         assert!(policy.remove_binding(ARTIFACTREGISTRY_READER, &bob));
         assert!(!policy.remove_binding(ARTIFACTREGISTRY_READER, &bob));
         assert!(policy.remove_binding(ARTIFACTREGISTRY_READER, &Member::AllUsers));
@@ -634,27 +670,61 @@ mod tests {
     #[test]
     fn roles_grant_what_they_document() {
         let grants = |r: &str, perm: &str| role(r).unwrap().grants(perm);
-        assert!(grants(OWNER, p::PRINCIPALS_MANAGE));
-        assert!(grants(ARTIFACTREGISTRY_READER, p::DOWNLOAD_ARTIFACTS));
-        assert!(!grants(ARTIFACTREGISTRY_READER, p::UPLOAD_ARTIFACTS));
-        assert!(grants(ARTIFACTREGISTRY_WRITER, p::UPLOAD_ARTIFACTS));
-        assert!(!grants(ARTIFACTREGISTRY_WRITER, p::DELETE_ARTIFACTS));
-        assert!(grants(ARTIFACTREGISTRY_REPO_ADMIN, p::DELETE_ARTIFACTS));
-        assert!(!grants(ARTIFACTREGISTRY_REPO_ADMIN, p::REPOSITORIES_CREATE));
+        assert!(grants(OWNER, Permission::PrincipalsManage.as_str()));
+        assert!(grants(
+            ARTIFACTREGISTRY_READER,
+            Permission::DownloadArtifacts.as_str()
+        ));
+        assert!(!grants(
+            ARTIFACTREGISTRY_READER,
+            Permission::UploadArtifacts.as_str()
+        ));
+        assert!(grants(
+            ARTIFACTREGISTRY_WRITER,
+            Permission::UploadArtifacts.as_str()
+        ));
+        assert!(!grants(
+            ARTIFACTREGISTRY_WRITER,
+            Permission::DeleteArtifacts.as_str()
+        ));
+        assert!(grants(
+            ARTIFACTREGISTRY_REPO_ADMIN,
+            Permission::DeleteArtifacts.as_str()
+        ));
+        assert!(!grants(
+            ARTIFACTREGISTRY_REPO_ADMIN,
+            Permission::RepositoriesCreate.as_str()
+        ));
         assert!(grants(
             ARTIFACTREGISTRY_ADMIN,
-            p::REPOSITORIES_SET_IAM_POLICY
+            Permission::RepositoriesSetIamPolicy.as_str()
         ));
-        assert!(!grants(ARTIFACTREGISTRY_ADMIN, p::VERSIONS_ACCESS));
-        assert!(grants(SECRETMANAGER_SECRET_ACCESSOR, p::VERSIONS_ACCESS));
-        assert!(!grants(SECRETMANAGER_VIEWER, p::VERSIONS_ACCESS));
-        assert!(grants(SECRETMANAGER_VIEWER, p::SECRETS_GET_IAM_POLICY));
-        for perm in p::ALL.iter().filter(|n| n.starts_with("secretmanager.")) {
+        assert!(!grants(
+            ARTIFACTREGISTRY_ADMIN,
+            Permission::VersionsAccess.as_str()
+        ));
+        assert!(grants(
+            SECRETMANAGER_SECRET_ACCESSOR,
+            Permission::VersionsAccess.as_str()
+        ));
+        assert!(!grants(
+            SECRETMANAGER_VIEWER,
+            Permission::VersionsAccess.as_str()
+        ));
+        assert!(grants(
+            SECRETMANAGER_VIEWER,
+            Permission::SecretsGetIamPolicy.as_str()
+        ));
+        for perm in Permission::ALL
+            .iter()
+            .map(|p| p.as_str())
+            .filter(|n| n.starts_with("secretmanager."))
+        {
             assert!(grants(SECRETMANAGER_ADMIN, perm), "{perm}");
         }
         for r in ROLES {
             assert!(
-                r.permissions.iter().all(|perm| p::is_known(perm)),
+                r.permissions.iter().all(|perm| p::is_known(perm.as_str())),
                 "{}",
                 r.name
             );

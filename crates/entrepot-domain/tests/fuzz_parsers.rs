@@ -15,7 +15,8 @@ use std::sync::LazyLock;
 
 use entrepot_domain::manifest::{Manifest, ManifestKind, MAX_MANIFEST_BYTES};
 use entrepot_domain::{
-    parse_range, Digest, ImageName, ImagePath, ProjectId, Reference, RepositoryId, Tag,
+    parse_range, Digest, ImageName, ImagePath, ProjectId, Reference, RepositoryId, SecretId,
+    SecretName, SecretVersionName, Tag, VersionId,
 };
 use proptest::prelude::*;
 use regex::Regex;
@@ -31,6 +32,24 @@ static TAG_RE: LazyLock<Regex> =
 /// Project and repository ids.
 static ID_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$").unwrap());
+
+/// Secret ids: 1-255 letters, digits, '_' and '-'.
+static SECRET_ID_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_-]{1,255}$").unwrap());
+
+/// Secret version names near the grammar: odd ids, versions, separators.
+fn near_secret_version() -> impl Strategy<Value = String> {
+    (
+        prop_oneof!["[a-z][a-z0-9-]{0,8}", "[A-Za-z0-9_-]{0,3}"],
+        prop_oneof![
+            "[A-Za-z0-9_-]{0,12}",
+            "[A-Za-z0-9_.+/ -]{0,6}",
+            "a{254,257}"
+        ],
+        prop_oneof![Just("latest".to_owned()), "[0-9]{1,21}", "[+0-9a-z ]{0,4}",],
+    )
+        .prop_map(|(p, s, v)| format!("projects/{p}/secrets/{s}/versions/{v}"))
+}
 
 /// Strings near the grammars: their alphabets and the separators that matter.
 fn near_name() -> impl Strategy<Value = String> {
@@ -86,6 +105,36 @@ proptest! {
         let grammar = ID_RE.is_match(&s);
         prop_assert_eq!(s.parse::<ProjectId>().is_ok(), grammar, "{:?}", s);
         prop_assert_eq!(s.parse::<RepositoryId>().is_ok(), grammar, "{:?}", s);
+    }
+
+    #[test]
+    fn secret_ids_follow_their_rule(s in prop_oneof!["[A-Za-z0-9_.-]{0,8}", "a{250,260}", any::<String>()]) {
+        let grammar = SECRET_ID_RE.is_match(&s);
+        prop_assert_eq!(s.parse::<SecretId>().is_ok(), grammar, "{:?}", s);
+    }
+
+    #[test]
+    fn secret_version_names_round_trip(s in near_secret_version()) {
+        let parts: Vec<&str> = s.split('/').collect();
+        let version_ok = parts.len() == 6 && (parts[5] == "latest"
+            || (!parts[5].starts_with('0')
+                && parts[5].bytes().all(|b| b.is_ascii_digit())
+                && parts[5].parse::<i64>().is_ok_and(|n| n > 0)));
+        let expected = parts.len() == 6
+            && ID_RE.is_match(parts[1])
+            && SECRET_ID_RE.is_match(parts[3])
+            && version_ok;
+        match s.parse::<SecretVersionName>() {
+            Ok(name) => {
+                prop_assert!(expected, "{:?}", s);
+                prop_assert_eq!(name.to_string(), s.clone());
+                prop_assert_eq!(name.secret.to_string().parse::<SecretName>().ok(), Some(name.secret.clone()));
+                if let VersionId::Number(n) = name.version {
+                    prop_assert!(n >= 1);
+                }
+            }
+            Err(_) => prop_assert!(!expected, "{:?}", s),
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use entrepot_domain::iam::Permission;
+
 /// Who is calling.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Principal {
@@ -71,106 +73,6 @@ impl fmt::Debug for Credentials {
         match self {
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
             Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-        }
-    }
-}
-
-/// A permission, named as users of managed registries know them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Permission {
-    /// Read repository metadata.
-    RepositoriesGet,
-    /// List repositories.
-    RepositoriesList,
-    /// Create repositories.
-    RepositoriesCreate,
-    /// Change repositories.
-    RepositoriesUpdate,
-    /// Delete repositories.
-    RepositoriesDelete,
-    /// Pull content.
-    DownloadArtifacts,
-    /// Push content.
-    UploadArtifacts,
-    /// Delete content (manifests, tags, blobs).
-    DeleteArtifacts,
-    /// Read the IAM policy of a repository.
-    RepositoriesGetIamPolicy,
-    /// Replace the IAM policy of a repository.
-    RepositoriesSetIamPolicy,
-    /// Read project metadata.
-    ProjectsGet,
-    /// Create projects.
-    ProjectsCreate,
-    /// Read a project's IAM policy.
-    ProjectsGetIamPolicy,
-    /// Replace a project's IAM policy.
-    ProjectsSetIamPolicy,
-    /// Read secret metadata.
-    SecretsGet,
-    /// List secrets.
-    SecretsList,
-    /// Create secrets.
-    SecretsCreate,
-    /// Change secrets (labels).
-    SecretsUpdate,
-    /// Delete secrets.
-    SecretsDelete,
-    /// Read a secret's IAM policy.
-    SecretsGetIamPolicy,
-    /// Replace a secret's IAM policy.
-    SecretsSetIamPolicy,
-    /// Read secret version metadata.
-    VersionsGet,
-    /// List secret versions.
-    VersionsList,
-    /// Add secret versions.
-    VersionsAdd,
-    /// Enable, disable or destroy secret versions.
-    VersionsManage,
-    /// Read a secret version's payload.
-    VersionsAccess,
-    /// Read the organisation's registry access policy.
-    AccessPolicyGet,
-    /// Change the organisation's registry access policy.
-    AccessPolicyUpdate,
-    /// Manage users, service accounts and their tokens.
-    PrincipalsManage,
-}
-
-impl Permission {
-    /// The permission's canonical name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::RepositoriesGet => "artifactregistry.repositories.get",
-            Permission::RepositoriesList => "artifactregistry.repositories.list",
-            Permission::RepositoriesCreate => "artifactregistry.repositories.create",
-            Permission::RepositoriesUpdate => "artifactregistry.repositories.update",
-            Permission::RepositoriesDelete => "artifactregistry.repositories.delete",
-            Permission::DownloadArtifacts => "artifactregistry.repositories.downloadArtifacts",
-            Permission::UploadArtifacts => "artifactregistry.repositories.uploadArtifacts",
-            Permission::DeleteArtifacts => "artifactregistry.repositories.deleteArtifacts",
-            Permission::RepositoriesGetIamPolicy => "artifactregistry.repositories.getIamPolicy",
-            Permission::RepositoriesSetIamPolicy => "artifactregistry.repositories.setIamPolicy",
-            Permission::ProjectsGet => "resourcemanager.projects.get",
-            Permission::ProjectsCreate => "resourcemanager.projects.create",
-            Permission::ProjectsGetIamPolicy => "resourcemanager.projects.getIamPolicy",
-            Permission::ProjectsSetIamPolicy => "resourcemanager.projects.setIamPolicy",
-            Permission::SecretsGet => "secretmanager.secrets.get",
-            Permission::SecretsList => "secretmanager.secrets.list",
-            Permission::SecretsCreate => "secretmanager.secrets.create",
-            Permission::SecretsUpdate => "secretmanager.secrets.update",
-            Permission::SecretsDelete => "secretmanager.secrets.delete",
-            Permission::SecretsGetIamPolicy => "secretmanager.secrets.getIamPolicy",
-            Permission::SecretsSetIamPolicy => "secretmanager.secrets.setIamPolicy",
-            Permission::VersionsGet => "secretmanager.versions.get",
-            Permission::VersionsList => "secretmanager.versions.list",
-            Permission::VersionsAdd => "secretmanager.versions.add",
-            Permission::VersionsManage => "secretmanager.versions.manage",
-            Permission::VersionsAccess => "secretmanager.versions.access",
-            Permission::AccessPolicyGet => "entrepot.accessPolicy.get",
-            Permission::AccessPolicyUpdate => "entrepot.accessPolicy.update",
-            Permission::PrincipalsManage => "entrepot.principals.manage",
         }
     }
 }

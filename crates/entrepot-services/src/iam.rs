@@ -1391,38 +1391,6 @@ mod tests {
     };
     use entrepot_storage::SqliteMetadataStore;
 
-    const ALL_PERMISSIONS: &[Permission] = &[
-        Permission::RepositoriesGet,
-        Permission::RepositoriesList,
-        Permission::RepositoriesCreate,
-        Permission::RepositoriesUpdate,
-        Permission::RepositoriesDelete,
-        Permission::DownloadArtifacts,
-        Permission::UploadArtifacts,
-        Permission::DeleteArtifacts,
-        Permission::RepositoriesGetIamPolicy,
-        Permission::RepositoriesSetIamPolicy,
-        Permission::ProjectsGet,
-        Permission::ProjectsCreate,
-        Permission::ProjectsGetIamPolicy,
-        Permission::ProjectsSetIamPolicy,
-        Permission::SecretsGet,
-        Permission::SecretsList,
-        Permission::SecretsCreate,
-        Permission::SecretsUpdate,
-        Permission::SecretsDelete,
-        Permission::SecretsGetIamPolicy,
-        Permission::SecretsSetIamPolicy,
-        Permission::VersionsGet,
-        Permission::VersionsList,
-        Permission::VersionsAdd,
-        Permission::VersionsManage,
-        Permission::VersionsAccess,
-        Permission::AccessPolicyGet,
-        Permission::AccessPolicyUpdate,
-        Permission::PrincipalsManage,
-    ];
-
     async fn service() -> (IamService, SqliteMetadataStore) {
         let store = SqliteMetadataStore::in_memory().await.unwrap();
         let iam = IamService::new(Arc::new(store.clone()), Arc::new(store.clone()), &[7u8; 32]);
@@ -1442,10 +1410,11 @@ mod tests {
 
     #[test]
     fn every_permission_name_is_in_the_domain_catalogue() {
-        for p in ALL_PERMISSIONS {
+        for p in Permission::ALL {
             assert!(permissions::is_known(p.as_str()), "{}", p.as_str());
+            assert_eq!(p.as_str().parse::<Permission>(), Ok(*p));
         }
-        assert_eq!(ALL_PERMISSIONS.len(), permissions::ALL.len());
+        assert_eq!(Permission::ALL.len(), 29);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod authn;
 pub mod clock;
 pub mod credential_cache;
 pub mod iam;
+pub mod keyed_cache;
 pub mod located;
 pub mod metrics;
 pub mod origin;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
-use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
+use entrepot_domain::{
+    Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName, SecretVersionName,
+};
 use entrepot_storage::{MetadataStore, StoreError};
 use entrepot_upstream::HopCheck;
 
@@ -89,18 +91,11 @@ pub fn upstream_url(format: Format, remote: &RemoteConfig) -> Option<url::Url> {
 
 /// Check a secret version name: `projects/P/secrets/S/versions/V`, V a number or `latest`.
 pub fn validate_secret_version(name: &str) -> Result<(), RepositoryError> {
-    let parts: Vec<&str> = name.split('/').collect();
-    let ok = matches!(parts.as_slice(), ["projects", p, "secrets", s, "versions", v]
-        if p.parse::<ProjectId>().is_ok()
-            && !s.is_empty() && s.len() <= 255
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            && (*v == "latest" || v.parse::<u64>().is_ok_and(|n| n > 0)));
-    if ok {
-        Ok(())
-    } else {
-        Err(RepositoryError::Invalid(format!(
+    match name.parse::<SecretVersionName>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(RepositoryError::Invalid(format!(
             "{name:?} is not a secret version; use projects/PROJECT/secrets/SECRET/versions/VERSION (VERSION a number or latest)"
-        )))
+        ))),
     }
 }
 

@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use entrepot_domain::iam::Policy;
-use entrepot_domain::{ProjectId, RepositoryId};
+use entrepot_domain::{ProjectId, RepositoryId, SecretId};
 use entrepot_services::{IamError, Principal, Resource};
 use serde::Deserialize;
 
@@ -53,13 +53,6 @@ pub fn parse_iam_path(path: &str) -> Option<Result<(Resource, IamVerb), ApiError
     Some(parse_resource(name).map(|r| (r, verb)))
 }
 
-fn valid_secret_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-}
-
 /// Parse a resource name that can carry an IAM policy.
 pub fn parse_resource(name: &str) -> Result<Resource, ApiError> {
     let segments: Vec<&str> = name.split('/').collect();
@@ -72,13 +65,15 @@ pub fn parse_resource(name: &str) -> Result<Resource, ApiError> {
             project: project(p)?,
             repository: super::parse_id::<RepositoryId>(r)?.to_string(),
         }),
-        ["projects", p, "secrets", s] if valid_secret_id(s) => Ok(Resource::Secret {
-            project: project(p)?,
-            secret: (*s).to_owned(),
-        }),
-        ["projects", _, "secrets", s] => Err(ApiError::invalid(format!(
-            "secret id {s:?} is invalid: use up to 255 letters, digits, '-' and '_'"
-        ))),
+        ["projects", p, "secrets", s] => match s.parse::<SecretId>() {
+            Ok(secret) => Ok(Resource::Secret {
+                project: project(p)?,
+                secret: secret.to_string(),
+            }),
+            Err(_) => Err(ApiError::invalid(format!(
+                "secret id {s:?} is invalid: use up to 255 letters, digits, '-' and '_'"
+            ))),
+        },
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("{name} has no IAM policy; IAM policies exist on organization, projects/P, projects/P/repositories/R and projects/P/secrets/S"),

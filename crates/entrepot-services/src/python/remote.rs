@@ -26,7 +26,8 @@ use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
 use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
-use crate::clock::now_unix;
+use crate::clock::{Clock, SystemClock};
+use crate::keyed_cache::KeyedCache;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
 use crate::remote::freshness::is_fresh;
@@ -100,10 +101,11 @@ pub struct RemotePython {
     views: Arc<PageViews>,
     /// Project lists by `(project, repository)`: PyPI's is ~600,000 names,
     /// seconds of CPU to parse, so it is parsed once per upstream fetch.
-    lists: Mutex<HashMap<(String, String), Arc<ListView>>>,
+    lists: KeyedCache<(String, String), Arc<ListView>>,
     /// Origins of pages being written in the background, by page.
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 /// `(project id, repository id, normalised project name)`.
@@ -136,10 +138,18 @@ impl RemotePython {
             remote: RemoteCache::new(format, client, fills, metrics, secrets),
             scratch,
             views: Arc::default(),
-            lists: Mutex::new(HashMap::new()),
+            lists: KeyedCache::new(),
             pending: Arc::default(),
             next_write: AtomicU64::new(0),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same cache reading time from `clock`, which decides whether a
+    /// cached page is still fresh.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuse upstream project pages listing more than `max` files (default
@@ -187,7 +197,7 @@ impl RemotePython {
                 digest: None,
                 copy: page,
             });
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let document = name.to_owned();
         let answer = self
             .remote
@@ -262,13 +272,13 @@ impl RemotePython {
         let key = (target.ids.project.clone(), target.ids.repository.clone());
         let kept = self
             .lists
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .filter(|v| v.index_url == target.upstream.index_url)
-            .cloned();
+            .get_if(&key, |v| v.index_url == target.upstream.index_url);
         if let Some(view) = &kept {
-            if is_fresh(view.fetched_at, now_unix(), target.config.tag_ttl_secs) {
+            if is_fresh(
+                view.fetched_at,
+                self.clock.now_unix(),
+                target.config.tag_ttl_secs,
+            ) {
                 self.metrics().hit(ContentKind::Tag);
                 return Ok(view.names.clone());
             }
@@ -292,7 +302,7 @@ impl RemotePython {
                 }
             }
         };
-        self.lists.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.lists.insert(
             key,
             Arc::new(ListView {
                 index_url: target.upstream.index_url.clone(),
@@ -316,7 +326,11 @@ impl RemotePython {
         self.remote.gate(&target).await?;
         if let Some(view) = self.views.get(&target.ids, &name) {
             if view.index_url == target.upstream.index_url
-                && is_fresh(view.fetched_at, now_unix(), target.config.tag_ttl_secs)
+                && is_fresh(
+                    view.fetched_at,
+                    self.clock.now_unix(),
+                    target.config.tag_ttl_secs,
+                )
             {
                 self.metrics().hit(ContentKind::Tag);
                 return Ok(view.page.clone());

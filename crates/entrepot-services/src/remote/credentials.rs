@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use entrepot_upstream::{CredentialError, CredentialSource, UpstreamCredentials};
 use serde::Deserialize;
 
+use crate::keyed_cache::KeyedCache;
+
 /// How long resolved credentials are reused before the secret is read again.
 /// A 401 from the upstream bypasses this, so a rotation is picked up at once.
 const REUSE_FOR: Duration = Duration::from_secs(60);
@@ -173,7 +175,7 @@ type ConfiguredSource = (
 /// changed configuration starts afresh.
 pub struct CredentialSources {
     reader: std::sync::Arc<dyn SecretReader>,
-    by_repository: Mutex<std::collections::HashMap<String, ConfiguredSource>>,
+    by_repository: KeyedCache<String, ConfiguredSource>,
 }
 
 impl CredentialSources {
@@ -181,7 +183,7 @@ impl CredentialSources {
     pub fn new(reader: std::sync::Arc<dyn SecretReader>) -> Self {
         Self {
             reader,
-            by_repository: Mutex::new(std::collections::HashMap::new()),
+            by_repository: KeyedCache::new(),
         }
     }
 
@@ -193,23 +195,21 @@ impl CredentialSources {
         username: &Option<String>,
         secret_version: &Option<String>,
     ) -> std::sync::Arc<RepositoryCredentials> {
-        let mut all = self.by_repository.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((u, v, source)) = all.get(name) {
-            if u == username && v == secret_version {
-                return source.clone();
-            }
-        }
-        let source = std::sync::Arc::new(RepositoryCredentials::new(
-            name,
-            username.clone(),
-            secret_version.clone(),
-            self.reader.clone(),
-        ));
-        all.insert(
-            name.to_owned(),
-            (username.clone(), secret_version.clone(), source.clone()),
-        );
-        source
+        self.by_repository
+            .get_or_insert_with(
+                name.to_owned(),
+                |(u, v, _)| u == username && v == secret_version,
+                || {
+                    let source = std::sync::Arc::new(RepositoryCredentials::new(
+                        name,
+                        username.clone(),
+                        secret_version.clone(),
+                        self.reader.clone(),
+                    ));
+                    (username.clone(), secret_version.clone(), source)
+                },
+            )
+            .2
     }
 }
 
