@@ -19,7 +19,7 @@ use axum::Router;
 use entrepot_domain::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
 use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Digest, ImagePath};
-use entrepot_services::registry::{Page, UploadStart};
+use entrepot_services::oci::{Page, UploadStart};
 use entrepot_services::ByteStream;
 use entrepot_services::{Permission, Principal, RegistryError, Resource};
 use futures::{StreamExt, TryStreamExt};
