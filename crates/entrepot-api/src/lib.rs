@@ -19,15 +19,15 @@ use axum::Router;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::python::PythonRepositories;
 use entrepot_services::{
-    AccessControl, AccessPolicyService, IamService, ProjectService, Registry, RepositoryService,
-    SecretService,
+    AccessControl, AccessPolicyService, IamService, OciRepositories, ProjectService,
+    RepositoryService, SecretService,
 };
 
 /// Everything the handlers need, built once at start-up.
 #[derive(Clone)]
 pub struct AppState {
     /// OCI content.
-    pub registry: Arc<Registry>,
+    pub registry: Arc<OciRepositories>,
     /// Repository resources.
     pub repositories: RepositoryService,
     /// Project resources.

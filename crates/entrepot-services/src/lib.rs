@@ -12,12 +12,12 @@ pub mod iam;
 pub mod keyed_cache;
 pub mod located;
 pub mod metrics;
+pub mod oci;
 pub mod origin;
 pub mod paging;
 pub mod password_checks;
 pub mod projects;
 pub mod python;
-pub mod registry;
 pub mod remote;
 pub mod repositories;
 pub mod secrets;
@@ -30,9 +30,9 @@ pub use access_policy::{AccessPolicyService, AccessPolicyServiceError, CurrentAc
 pub use entrepot_storage::{AuditEntry, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use entrepot_storage::{ByteStream, ProjectRecord};
 pub use iam::{service_agent, IamError, IamService, SecretDirectory};
+pub use oci::{OciRepositories, RegistryError};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use projects::{ProjectError, ProjectService};
-pub use registry::{Registry, RegistryError};
 pub use repositories::{
     CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate,
 };

@@ -6,10 +6,19 @@
 use std::sync::Arc;
 
 use entrepot_domain::{ByteRange, Digest};
-use entrepot_storage::{BlobError, BlobStore};
+use entrepot_storage::{BlobError, BlobStore, ByteStream};
 
-use crate::registry::ServedBlob;
 use crate::remote::fill::Fill;
+
+/// A blob ready to stream.
+pub struct ServedBlob {
+    /// Full size of the blob.
+    pub size: u64,
+    /// The range served, if one was asked for.
+    pub range: Option<ByteRange>,
+    /// The bytes (of the range, if any).
+    pub body: ByteStream,
+}
 
 /// An OCI blob or a Python file of a repository, stored or being fetched
 /// from the upstream.

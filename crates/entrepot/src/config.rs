@@ -127,7 +127,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             audit_max_rows: 1_000_000,
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
-            max_page_size: entrepot_services::registry::DEFAULT_MAX_PAGE_SIZE,
+            max_page_size: entrepot_services::oci::DEFAULT_MAX_PAGE_SIZE,
         }
     }
 }

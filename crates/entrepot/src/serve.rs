@@ -9,12 +9,13 @@ use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
 use entrepot_domain::{Format, Mode, ProjectId, RepositoryName};
 use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::metrics::Metrics;
+use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
-use entrepot_services::remote::{Fills, RemoteDocker};
+use entrepot_services::remote::Fills;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::{
-    AccessControl, AccessPolicyService, NewRepository, ProjectError, ProjectService, Registry,
-    RepositoryService, SecretService,
+    AccessControl, AccessPolicyService, NewRepository, OciRepositories, ProjectError,
+    ProjectService, RepositoryService, SecretService,
 };
 use entrepot_storage::{
     create_private_dir, BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore,
@@ -97,7 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .context("cannot prepare the cache spool directory")?;
-    let remote = Arc::new(RemoteDocker::new(
+    let remote = Arc::new(RemoteOci::new(
         meta.clone(),
         cache,
         blobs.clone(),
@@ -108,7 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
     let registry = Arc::new(
-        Registry::new(meta.clone(), blobs)
+        OciRepositories::new(meta.clone(), blobs)
             .with_remote(remote)
             .with_min_free_disk_bytes(config.min_free_disk_bytes)
             .with_max_page_size(config.max_page_size),
@@ -332,7 +333,7 @@ fn write_marker(path: &std::path::Path, checked: u64) -> std::io::Result<()> {
     writeln!(options.open(path)?, "{checked} blobs verified")
 }
 
-fn spawn_upload_expiry(registry: Arc<Registry>, timeout_secs: u64) {
+fn spawn_upload_expiry(registry: Arc<OciRepositories>, timeout_secs: u64) {
     let period = Duration::from_secs((timeout_secs / 4).clamp(1, 300));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);

@@ -1,9 +1,9 @@
 //! `WWW-Authenticate: Bearer ...` challenges that send Docker clients to the
 //! token endpoint.
 
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap};
 
-use super::{Endpoint, OciError};
+use super::OciError;
 
 /// Where clients fetch registry tokens: `scheme://host/v2/token`, from the
 /// request's `Host` (`X-Forwarded-Host` and `X-Forwarded-Proto` behind a
@@ -37,23 +37,6 @@ fn is_plain_host(host: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b".-_:[]".contains(&c))
 }
 
-/// The token scope an endpoint needs, e.g. `repository:default/images/app:pull`.
-pub fn scope(method: &Method, endpoint: &Endpoint) -> Option<String> {
-    use Endpoint as E;
-    let (path, actions) = match endpoint {
-        E::Base => return None,
-        E::Catalog => return Some("registry:catalog:*".to_owned()),
-        E::Manifest(path, _) | E::Blob(path, _) => match *method {
-            Method::PUT => (path, "pull,push"),
-            Method::DELETE => (path, "delete"),
-            _ => (path, "pull"),
-        },
-        E::Uploads(path) | E::Upload(path, _) => (path, "pull,push"),
-        E::Tags(path) | E::Referrers(path, _) => (path, "pull"),
-    };
-    Some(format!("repository:{path}:{actions}"))
-}
-
 /// The `Bearer` challenge for a realm and an optional scope.
 pub fn bearer(realm: &str, scope: Option<&str>) -> String {
     match scope {
@@ -78,19 +61,19 @@ pub fn challenge_unauthorized(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use crate::oci::Endpoint;
+    use axum::http::{HeaderValue, Method};
 
     #[test]
     fn challenges_name_the_realm_and_scope() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:5000"));
-        let endpoint = super::super::parse("default/images/app/blobs/uploads/").unwrap();
-        let scope = scope(&Method::POST, &endpoint);
+        let endpoint = Endpoint::parse(&Method::POST, "default/images/app/blobs/uploads/").unwrap();
+        let scope = endpoint.scope();
         assert_eq!(
             bearer(&realm(&h), scope.as_deref()),
             r#"Bearer realm="http://127.0.0.1:5000/v2/token",service="entrepot",scope="repository:default/images/app:pull,push""#
         );
-        assert_eq!(scope_of_base(), None);
     }
 
     #[test]
@@ -100,9 +83,5 @@ mod tests {
         assert_eq!(realm(&h), "http://127.0.0.1/v2/token");
         h.insert(header::HOST, HeaderValue::from_static("[::1]:8080"));
         assert_eq!(realm(&h), "http://[::1]:8080/v2/token");
-    }
-
-    fn scope_of_base() -> Option<String> {
-        scope(&Method::GET, &Endpoint::Base)
     }
 }

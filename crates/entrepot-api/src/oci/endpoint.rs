@@ -1,29 +1,49 @@
-//! Parse `/v2/...` paths into typed OCI endpoints before any work is done.
+//! Parse a `/v2/...` request (method and path) into a typed OCI operation
+//! before any work is done, and decide there what it requires of the caller.
 
+use axum::http::Method;
 use entrepot_domain::{Digest, ImagePath, NameError, Reference};
+use entrepot_services::{Permission, Resource};
 
-/// An OCI distribution endpoint, by path (the method is matched separately).
+/// An OCI distribution operation: what the method does on the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `/v2/`: API version check.
+    /// `GET|HEAD /v2/`: API version check (and the login challenge).
     Base,
-    /// `/v2/_catalog`.
+    /// `GET /v2/_catalog`.
     Catalog,
-    /// `/v2/{name}/manifests/{reference}`.
-    Manifest(ImagePath, Reference),
-    /// `/v2/{name}/blobs/{digest}`.
-    Blob(ImagePath, Digest),
-    /// `/v2/{name}/blobs/uploads/`.
-    Uploads(ImagePath),
-    /// `/v2/{name}/blobs/uploads/{id}`.
-    Upload(ImagePath, String),
-    /// `/v2/{name}/tags/list`.
-    Tags(ImagePath),
-    /// `/v2/{name}/referrers/{digest}`.
+    /// `GET /v2/{name}/manifests/{reference}`.
+    GetManifest(ImagePath, Reference),
+    /// `HEAD /v2/{name}/manifests/{reference}`.
+    HeadManifest(ImagePath, Reference),
+    /// `PUT /v2/{name}/manifests/{reference}`.
+    PutManifest(ImagePath, Reference),
+    /// `DELETE /v2/{name}/manifests/{reference}`.
+    DeleteManifest(ImagePath, Reference),
+    /// `GET /v2/{name}/blobs/{digest}`.
+    GetBlob(ImagePath, Digest),
+    /// `HEAD /v2/{name}/blobs/{digest}`.
+    HeadBlob(ImagePath, Digest),
+    /// `DELETE /v2/{name}/blobs/{digest}`.
+    DeleteBlob(ImagePath, Digest),
+    /// `POST /v2/{name}/blobs/uploads/`: open a session, push a whole blob
+    /// (`?digest=`) or mount one (`?mount=&from=`).
+    StartUpload(ImagePath),
+    /// `GET /v2/{name}/blobs/uploads/{id}`.
+    UploadStatus(ImagePath, String),
+    /// `PATCH /v2/{name}/blobs/uploads/{id}`.
+    AppendChunk(ImagePath, String),
+    /// `PUT /v2/{name}/blobs/uploads/{id}?digest=`.
+    FinishUpload(ImagePath, String),
+    /// `DELETE /v2/{name}/blobs/uploads/{id}`.
+    CancelUpload(ImagePath, String),
+    /// `GET /v2/{name}/tags/list`.
+    ListTags(ImagePath),
+    /// `GET /v2/{name}/referrers/{digest}`.
     Referrers(ImagePath, Digest),
 }
 
-/// Why a path is not an OCI endpoint.
+/// Why a request is not an OCI operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     /// No endpoint has this shape.
@@ -35,113 +55,509 @@ pub enum EndpointError {
     /// The reference or digest part is invalid.
     #[error("{0}")]
     Digest(NameError),
+    /// The path is an endpoint, but not one of this method.
+    #[error("{method} is not supported on {on}")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: Method,
+        /// What the path names, e.g. "manifests".
+        on: &'static str,
+    },
 }
 
-/// Parse the part of the path after `/v2/`.
-pub fn parse(rest: &str) -> Result<Endpoint, EndpointError> {
-    if rest.is_empty() {
-        return Ok(Endpoint::Base);
+/// What an operation requires of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Valid credentials of any principal (anonymous too).
+    Authenticated,
+    /// This permission on this resource.
+    Permission(Permission, Resource),
+}
+
+/// The endpoint a path names, whatever the method.
+enum Route {
+    Base,
+    Catalog,
+    Manifest(ImagePath, Reference),
+    Blob(ImagePath, Digest),
+    Uploads(ImagePath),
+    Upload(ImagePath, String),
+    Tags(ImagePath),
+    Referrers(ImagePath, Digest),
+}
+
+impl Route {
+    /// Parse the part of the path after `/v2/`.
+    fn parse(rest: &str) -> Result<Route, EndpointError> {
+        if rest.is_empty() {
+            return Ok(Route::Base);
+        }
+        if rest == "_catalog" {
+            return Ok(Route::Catalog);
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        let n = segments.len();
+        let name = |upto: usize| -> Result<ImagePath, EndpointError> {
+            segments[..upto]
+                .join("/")
+                .parse()
+                .map_err(EndpointError::Name)
+        };
+        let digest = |s: &str| -> Result<Digest, EndpointError> {
+            s.parse()
+                .map_err(|e| EndpointError::Digest(NameError::BadDigest(e)))
+        };
+        if n >= 3 && segments[n - 2] == "tags" && segments[n - 1] == "list" {
+            return Ok(Route::Tags(name(n - 2)?));
+        }
+        if n >= 4 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
+            let id = segments[n - 1];
+            let path = name(n - 3)?;
+            return Ok(if id.is_empty() {
+                Route::Uploads(path)
+            } else {
+                Route::Upload(path, id.to_owned())
+            });
+        }
+        if n >= 3 && segments[n - 2] == "blobs" && segments[n - 1] == "uploads" {
+            return Ok(Route::Uploads(name(n - 2)?));
+        }
+        if n >= 3 && segments[n - 2] == "blobs" {
+            return Ok(Route::Blob(name(n - 2)?, digest(segments[n - 1])?));
+        }
+        if n >= 3 && segments[n - 2] == "manifests" {
+            let path = name(n - 2)?;
+            let reference = segments[n - 1].parse().map_err(EndpointError::Digest)?;
+            return Ok(Route::Manifest(path, reference));
+        }
+        if n >= 3 && segments[n - 2] == "referrers" {
+            return Ok(Route::Referrers(name(n - 2)?, digest(segments[n - 1])?));
+        }
+        Err(EndpointError::NotFound)
     }
-    if rest == "_catalog" {
-        return Ok(Endpoint::Catalog);
+
+    /// What the path names, for the refusal of a method.
+    fn what(&self) -> &'static str {
+        match self {
+            Route::Base => "/v2/",
+            Route::Catalog => "the catalog",
+            Route::Manifest(..) => "manifests",
+            Route::Blob(..) => "blobs",
+            Route::Uploads(..) | Route::Upload(..) => "blob uploads",
+            Route::Tags(..) => "tag lists",
+            Route::Referrers(..) => "referrers",
+        }
     }
-    let segments: Vec<&str> = rest.split('/').collect();
-    let n = segments.len();
-    let name = |upto: usize| -> Result<ImagePath, EndpointError> {
-        segments[..upto]
-            .join("/")
-            .parse()
-            .map_err(EndpointError::Name)
-    };
-    let digest = |s: &str| -> Result<Digest, EndpointError> {
-        s.parse()
-            .map_err(|e| EndpointError::Digest(NameError::BadDigest(e)))
-    };
-    if n >= 3 && segments[n - 2] == "tags" && segments[n - 1] == "list" {
-        return Ok(Endpoint::Tags(name(n - 2)?));
+}
+
+impl Endpoint {
+    /// The operation of `method` on the part of the path after `/v2/`. The
+    /// path is checked first: a malformed one is refused whatever the method.
+    pub fn parse(method: &Method, rest: &str) -> Result<Endpoint, EndpointError> {
+        use Endpoint as E;
+        let route = Route::parse(rest)?;
+        let on = route.what();
+        let endpoint = match (method.clone(), route) {
+            (Method::GET | Method::HEAD, Route::Base) => E::Base,
+            (Method::GET, Route::Catalog) => E::Catalog,
+            (Method::GET, Route::Manifest(p, r)) => E::GetManifest(p, r),
+            (Method::HEAD, Route::Manifest(p, r)) => E::HeadManifest(p, r),
+            (Method::PUT, Route::Manifest(p, r)) => E::PutManifest(p, r),
+            (Method::DELETE, Route::Manifest(p, r)) => E::DeleteManifest(p, r),
+            (Method::GET, Route::Blob(p, d)) => E::GetBlob(p, d),
+            (Method::HEAD, Route::Blob(p, d)) => E::HeadBlob(p, d),
+            (Method::DELETE, Route::Blob(p, d)) => E::DeleteBlob(p, d),
+            (Method::POST, Route::Uploads(p)) => E::StartUpload(p),
+            (Method::GET, Route::Upload(p, id)) => E::UploadStatus(p, id),
+            (Method::PATCH, Route::Upload(p, id)) => E::AppendChunk(p, id),
+            (Method::PUT, Route::Upload(p, id)) => E::FinishUpload(p, id),
+            (Method::DELETE, Route::Upload(p, id)) => E::CancelUpload(p, id),
+            (Method::GET, Route::Tags(p)) => E::ListTags(p),
+            (Method::GET, Route::Referrers(p, d)) => E::Referrers(p, d),
+            (method, _) => return Err(EndpointError::MethodNotAllowed { method, on }),
+        };
+        Ok(endpoint)
     }
-    if n >= 4 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
-        let id = segments[n - 1];
-        let path = name(n - 3)?;
-        return Ok(if id.is_empty() {
-            Endpoint::Uploads(path)
-        } else {
-            Endpoint::Upload(path, id.to_owned())
-        });
+
+    /// The image the operation is on (none for the base and the catalog).
+    pub fn image(&self) -> Option<&ImagePath> {
+        use Endpoint as E;
+        match self {
+            E::Base | E::Catalog => None,
+            E::GetManifest(p, _)
+            | E::HeadManifest(p, _)
+            | E::PutManifest(p, _)
+            | E::DeleteManifest(p, _)
+            | E::GetBlob(p, _)
+            | E::HeadBlob(p, _)
+            | E::DeleteBlob(p, _)
+            | E::StartUpload(p)
+            | E::UploadStatus(p, _)
+            | E::AppendChunk(p, _)
+            | E::FinishUpload(p, _)
+            | E::CancelUpload(p, _)
+            | E::ListTags(p)
+            | E::Referrers(p, _) => Some(p),
+        }
     }
-    if n >= 3 && segments[n - 2] == "blobs" && segments[n - 1] == "uploads" {
-        return Ok(Endpoint::Uploads(name(n - 2)?));
+
+    /// What the caller must hold for this operation: the one place that
+    /// decides it for every OCI operation. (Mounting a blob also reads its
+    /// source image, named in the query: see `uploads::start`.)
+    pub fn permission(&self) -> Requirement {
+        use Endpoint as E;
+        let permission = match self {
+            E::Base => return Requirement::Authenticated,
+            E::Catalog => {
+                return Requirement::Permission(
+                    Permission::RepositoriesList,
+                    Resource::Organization,
+                )
+            }
+            E::GetManifest(..)
+            | E::HeadManifest(..)
+            | E::GetBlob(..)
+            | E::HeadBlob(..)
+            | E::ListTags(..)
+            | E::Referrers(..) => Permission::DownloadArtifacts,
+            E::PutManifest(..)
+            | E::StartUpload(..)
+            | E::UploadStatus(..)
+            | E::AppendChunk(..)
+            | E::FinishUpload(..)
+            | E::CancelUpload(..) => Permission::UploadArtifacts,
+            E::DeleteManifest(..) | E::DeleteBlob(..) => Permission::DeleteArtifacts,
+        };
+        match self.image() {
+            Some(path) => Requirement::Permission(permission, repository_of(path)),
+            None => Requirement::Authenticated,
+        }
     }
-    if n >= 3 && segments[n - 2] == "blobs" {
-        return Ok(Endpoint::Blob(name(n - 2)?, digest(segments[n - 1])?));
+
+    /// The token scope the operation needs, e.g.
+    /// `repository:default/images/app:pull`, for the `Bearer` challenge.
+    pub fn scope(&self) -> Option<String> {
+        use Endpoint as E;
+        let actions = match self {
+            E::Base => return None,
+            E::Catalog => return Some("registry:catalog:*".to_owned()),
+            E::PutManifest(..) => "pull,push",
+            E::DeleteManifest(..) | E::DeleteBlob(..) => "delete",
+            E::StartUpload(..)
+            | E::UploadStatus(..)
+            | E::AppendChunk(..)
+            | E::FinishUpload(..)
+            | E::CancelUpload(..) => "pull,push",
+            E::GetManifest(..)
+            | E::HeadManifest(..)
+            | E::GetBlob(..)
+            | E::HeadBlob(..)
+            | E::ListTags(..)
+            | E::Referrers(..) => "pull",
+        };
+        let path = self.image()?;
+        Some(format!("repository:{path}:{actions}"))
     }
-    if n >= 3 && segments[n - 2] == "manifests" {
-        let path = name(n - 2)?;
-        let reference = segments[n - 1].parse().map_err(EndpointError::Digest)?;
-        return Ok(Endpoint::Manifest(path, reference));
+}
+
+/// The repository resource an image belongs to.
+pub fn repository_of(path: &ImagePath) -> Resource {
+    Resource::Repository {
+        project: path.project.to_string(),
+        repository: path.repository.to_string(),
     }
-    if n >= 3 && segments[n - 2] == "referrers" {
-        return Ok(Endpoint::Referrers(name(n - 2)?, digest(segments[n - 1])?));
-    }
-    Err(EndpointError::NotFound)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entrepot_services::Permission::{
+        DeleteArtifacts, DownloadArtifacts, RepositoriesList, UploadArtifacts,
+    };
 
+    const METHODS: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::POST,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+
+    /// The operation's name, to compare with the table below.
+    fn name(e: &Endpoint) -> &'static str {
+        use Endpoint as E;
+        match e {
+            E::Base => "Base",
+            E::Catalog => "Catalog",
+            E::GetManifest(..) => "GetManifest",
+            E::HeadManifest(..) => "HeadManifest",
+            E::PutManifest(..) => "PutManifest",
+            E::DeleteManifest(..) => "DeleteManifest",
+            E::GetBlob(..) => "GetBlob",
+            E::HeadBlob(..) => "HeadBlob",
+            E::DeleteBlob(..) => "DeleteBlob",
+            E::StartUpload(..) => "StartUpload",
+            E::UploadStatus(..) => "UploadStatus",
+            E::AppendChunk(..) => "AppendChunk",
+            E::FinishUpload(..) => "FinishUpload",
+            E::CancelUpload(..) => "CancelUpload",
+            E::ListTags(..) => "ListTags",
+            E::Referrers(..) => "Referrers",
+        }
+    }
+
+    fn images() -> Resource {
+        Resource::Repository {
+            project: "p".into(),
+            repository: "r".into(),
+        }
+    }
+
+    /// Every method on every path shape: the operation and what it requires,
+    /// or the 405 naming what the path is.
     #[test]
-    fn parses_endpoints() {
-        assert_eq!(parse(""), Ok(Endpoint::Base));
-        assert_eq!(parse("_catalog"), Ok(Endpoint::Catalog));
-        assert!(
-            matches!(parse("p/r/a/b/manifests/latest"), Ok(Endpoint::Manifest(p, _)) if p.image.as_str() == "a/b")
-        );
-        assert!(matches!(
-            parse("p/r/img/blobs/uploads/"),
-            Ok(Endpoint::Uploads(_))
-        ));
-        assert!(matches!(
-            parse("p/r/img/blobs/uploads"),
-            Ok(Endpoint::Uploads(_))
-        ));
-        assert!(
-            matches!(parse("p/r/img/blobs/uploads/abc"), Ok(Endpoint::Upload(_, id)) if id == "abc")
-        );
-        assert!(matches!(parse("p/r/img/tags/list"), Ok(Endpoint::Tags(_))));
+    fn every_method_on_every_path_shape() {
         let d = Digest::of(b"");
-        assert!(matches!(
-            parse(&format!("p/r/img/blobs/{d}")),
-            Ok(Endpoint::Blob(..))
-        ));
-        assert!(matches!(
-            parse(&format!("p/r/img/referrers/{d}")),
-            Ok(Endpoint::Referrers(..))
-        ));
+        let manifest = "p/r/a/b/manifests/latest".to_owned();
+        let blob = format!("p/r/a/b/blobs/{d}");
+        let referrers = format!("p/r/a/b/referrers/{d}");
+        type Row = (&'static str, Option<(&'static str, Option<Permission>)>);
+        let table: Vec<(&str, &str, [Row; 7])> = vec![
+            (
+                "",
+                "/v2/",
+                [
+                    ("GET", Some(("Base", None))),
+                    ("HEAD", Some(("Base", None))),
+                    ("PUT", None),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", None),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                "_catalog",
+                "the catalog",
+                [
+                    ("GET", Some(("Catalog", Some(RepositoriesList)))),
+                    ("HEAD", None),
+                    ("PUT", None),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", None),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                &manifest,
+                "manifests",
+                [
+                    ("GET", Some(("GetManifest", Some(DownloadArtifacts)))),
+                    ("HEAD", Some(("HeadManifest", Some(DownloadArtifacts)))),
+                    ("PUT", Some(("PutManifest", Some(UploadArtifacts)))),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", Some(("DeleteManifest", Some(DeleteArtifacts)))),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                &blob,
+                "blobs",
+                [
+                    ("GET", Some(("GetBlob", Some(DownloadArtifacts)))),
+                    ("HEAD", Some(("HeadBlob", Some(DownloadArtifacts)))),
+                    ("PUT", None),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", Some(("DeleteBlob", Some(DeleteArtifacts)))),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                "p/r/a/b/blobs/uploads/",
+                "blob uploads",
+                [
+                    ("GET", None),
+                    ("HEAD", None),
+                    ("PUT", None),
+                    ("POST", Some(("StartUpload", Some(UploadArtifacts)))),
+                    ("PATCH", None),
+                    ("DELETE", None),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                "p/r/a/b/blobs/uploads/0f3e",
+                "blob uploads",
+                [
+                    ("GET", Some(("UploadStatus", Some(UploadArtifacts)))),
+                    ("HEAD", None),
+                    ("PUT", Some(("FinishUpload", Some(UploadArtifacts)))),
+                    ("POST", None),
+                    ("PATCH", Some(("AppendChunk", Some(UploadArtifacts)))),
+                    ("DELETE", Some(("CancelUpload", Some(UploadArtifacts)))),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                "p/r/a/b/tags/list",
+                "tag lists",
+                [
+                    ("GET", Some(("ListTags", Some(DownloadArtifacts)))),
+                    ("HEAD", None),
+                    ("PUT", None),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", None),
+                    ("OPTIONS", None),
+                ],
+            ),
+            (
+                &referrers,
+                "referrers",
+                [
+                    ("GET", Some(("Referrers", Some(DownloadArtifacts)))),
+                    ("HEAD", None),
+                    ("PUT", None),
+                    ("POST", None),
+                    ("PATCH", None),
+                    ("DELETE", None),
+                    ("OPTIONS", None),
+                ],
+            ),
+        ];
+        for (path, what, rows) in &table {
+            for (method, (row_method, expected)) in METHODS.iter().zip(rows) {
+                assert_eq!(method.as_str(), *row_method);
+                let got = Endpoint::parse(method, path);
+                match expected {
+                    Some((operation, permission)) => {
+                        let endpoint = got.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+                        assert_eq!(name(&endpoint), *operation, "{method} {path}");
+                        let requirement = match permission {
+                            None => Requirement::Authenticated,
+                            Some(RepositoriesList) => {
+                                Requirement::Permission(RepositoriesList, Resource::Organization)
+                            }
+                            Some(p) => Requirement::Permission(*p, images()),
+                        };
+                        assert_eq!(endpoint.permission(), requirement, "{method} {path}");
+                        if let Some(image) = endpoint.image() {
+                            assert_eq!(image.image.as_str(), "a/b");
+                        }
+                    }
+                    None => {
+                        let refused = got.expect_err(&format!("{method} {path}"));
+                        assert_eq!(
+                            refused,
+                            EndpointError::MethodNotAllowed {
+                                method: method.clone(),
+                                on: what,
+                            }
+                        );
+                        assert_eq!(
+                            refused.to_string(),
+                            format!("{method} is not supported on {what}")
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
-    fn refuses_bad_names_and_digests() {
-        assert!(matches!(
-            parse("p/r/a/../b/manifests/latest"),
-            Err(EndpointError::Name(_))
-        ));
-        assert!(matches!(
-            parse("p/R/a/manifests/latest"),
-            Err(EndpointError::Name(_))
-        ));
-        assert!(matches!(
-            parse("p/r/manifests/latest"),
-            Err(EndpointError::Name(_))
-        ));
-        assert!(matches!(
-            parse("p/r/a/blobs/sha256:zz"),
-            Err(EndpointError::Digest(_))
-        ));
-        assert!(matches!(
-            parse("p/r/a/manifests/-bad"),
-            Err(EndpointError::Digest(_))
-        ));
-        assert_eq!(parse("p/r/a/whatever"), Err(EndpointError::NotFound));
+    fn uploads_without_the_trailing_slash_and_ids_are_kept() {
+        let start = Endpoint::parse(&Method::POST, "p/r/img/blobs/uploads").unwrap();
+        assert_eq!(name(&start), "StartUpload");
+        match Endpoint::parse(&Method::PATCH, "p/r/img/blobs/uploads/abc").unwrap() {
+            Endpoint::AppendChunk(path, id) => {
+                assert_eq!(path.to_string(), "p/r/img");
+                assert_eq!(id, "abc");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match Endpoint::parse(&Method::GET, "p/r/a/b/manifests/latest").unwrap() {
+            Endpoint::GetManifest(path, reference) => {
+                assert_eq!(path.image.as_str(), "a/b");
+                assert_eq!(reference.to_string(), "latest");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// Paths of no endpoint are 404 whatever the method; bad names and
+    /// digests are refused whatever the method, before it is looked at.
+    #[test]
+    fn unknown_and_malformed_paths_whatever_the_method() {
+        for method in &METHODS {
+            for path in [
+                "p/r/a/whatever",
+                "p/r/a/blobs",
+                "p/r/tags",
+                "_catalog/x",
+                "x",
+            ] {
+                assert_eq!(
+                    Endpoint::parse(method, path),
+                    Err(EndpointError::NotFound),
+                    "{method} {path}"
+                );
+            }
+            for path in [
+                "p/r/a/../b/manifests/latest",
+                "p/R/a/manifests/latest",
+                "p/r/manifests/latest",
+                "p/r/tags/list",
+                "p/r/blobs/uploads/",
+            ] {
+                assert!(
+                    matches!(Endpoint::parse(method, path), Err(EndpointError::Name(_))),
+                    "{method} {path}"
+                );
+            }
+            for path in [
+                "p/r/a/blobs/sha256:zz",
+                "p/r/a/manifests/-bad",
+                "p/r/a/referrers/latest",
+            ] {
+                assert!(
+                    matches!(Endpoint::parse(method, path), Err(EndpointError::Digest(_))),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_follow_the_operation() {
+        let scope = |m: Method, p: &str| Endpoint::parse(&m, p).unwrap().scope();
+        let d = Digest::of(b"");
+        assert_eq!(scope(Method::GET, ""), None);
+        assert_eq!(
+            scope(Method::GET, "_catalog").as_deref(),
+            Some("registry:catalog:*")
+        );
+        let image = "repository:p/r/a";
+        for (m, p, actions) in [
+            (Method::GET, "p/r/a/manifests/v1".to_owned(), "pull"),
+            (Method::HEAD, format!("p/r/a/blobs/{d}"), "pull"),
+            (Method::PUT, "p/r/a/manifests/v1".to_owned(), "pull,push"),
+            (Method::DELETE, "p/r/a/manifests/v1".to_owned(), "delete"),
+            (Method::DELETE, format!("p/r/a/blobs/{d}"), "delete"),
+            (Method::POST, "p/r/a/blobs/uploads/".to_owned(), "pull,push"),
+            (
+                Method::PATCH,
+                "p/r/a/blobs/uploads/x".to_owned(),
+                "pull,push",
+            ),
+            (Method::GET, "p/r/a/tags/list".to_owned(), "pull"),
+            (Method::GET, format!("p/r/a/referrers/{d}"), "pull"),
+        ] {
+            assert_eq!(scope(m, &p), Some(format!("{image}:{actions}")), "{p}");
+        }
     }
 }

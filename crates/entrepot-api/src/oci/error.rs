@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use entrepot_services::remote::UpstreamFailure;
 use entrepot_services::{AuthError, RegistryError};
 
-use super::API_VERSION_HEADER;
+use super::{EndpointError, API_VERSION_HEADER};
 use crate::{status_line, upstream_failure};
 
 /// An OCI protocol error, ready to send.
@@ -41,6 +41,22 @@ impl OciError {
     /// `DIGEST_INVALID`.
     pub fn digest_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
+    }
+
+    /// A request that is no OCI operation: the path `/v2/{rest}` names no
+    /// endpoint (404), holds a bad name or digest (400), or the endpoint
+    /// does not take the method (405).
+    pub fn endpoint(e: EndpointError, rest: &str) -> Self {
+        match e {
+            EndpointError::NotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("no OCI endpoint at /v2/{rest}"),
+            ),
+            EndpointError::Name(_) => Self::name_invalid(e.to_string()),
+            EndpointError::Digest(_) => Self::digest_invalid(e.to_string()),
+            EndpointError::MethodNotAllowed { .. } => Self::unsupported(e.to_string()),
+        }
     }
 
     /// `UNSUPPORTED`.

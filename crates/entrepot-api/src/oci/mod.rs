@@ -1,11 +1,23 @@
 //! The OCI distribution-spec 1.1 front-end at `/v2/`.
+//!
+//! A request is parsed once into an [`Endpoint`] (method and path), which
+//! decides the permission it needs ([`Endpoint::permission`]); the caller is
+//! authorized here, in one place, and the operation's module does the rest:
+//! [`manifests`], [`blobs`], [`uploads`], [`tags`], [`referrers`],
+//! [`catalog`]. Service errors become OCI error bodies in [`error`].
 
+mod blobs;
+mod catalog;
 pub mod challenge;
 mod endpoint;
 mod error;
+mod manifests;
+mod referrers;
+mod tags;
 pub mod token;
+mod uploads;
 
-pub use endpoint::{parse, Endpoint, EndpointError};
+pub use endpoint::{Endpoint, EndpointError, Requirement};
 pub use error::OciError;
 
 use std::collections::HashMap;
@@ -16,12 +28,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use entrepot_domain::manifest::{MAX_MANIFEST_BYTES, OCI_INDEX};
-use entrepot_domain::range::parse_range_header;
-use entrepot_domain::{Digest, ImagePath};
-use entrepot_services::registry::{Page, UploadStart};
+use entrepot_services::oci::Page;
 use entrepot_services::ByteStream;
-use entrepot_services::{Permission, Principal, RegistryError, Resource};
+use entrepot_services::Principal;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::AppState;
@@ -30,9 +39,6 @@ use crate::AppState;
 pub const API_VERSION_HEADER: HeaderName =
     HeaderName::from_static("docker-distribution-api-version");
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
-const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
-const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
-const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// Routes of the OCI front-end.
 pub fn routes() -> Router<AppState> {
@@ -43,17 +49,15 @@ pub fn routes() -> Router<AppState> {
         .merge(token::routes())
 }
 
+/// The parts of a request an operation reads besides its endpoint.
+struct Request {
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    body: Body,
+}
+
 async fn base(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    let result = handle(
-        state,
-        method,
-        headers.clone(),
-        String::new(),
-        None,
-        Body::empty(),
-    )
-    .await;
-    run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, None)))
+    serve(state, &method, String::new(), headers, None, Body::empty()).await
 }
 
 async fn dispatch(
@@ -64,10 +68,30 @@ async fn dispatch(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    let scope = parse(&rest)
-        .ok()
-        .and_then(|e| challenge::scope(&method, &e));
-    let result = handle(state, method, headers.clone(), rest, query, body).await;
+    serve(state, &method, rest, headers, query, body).await
+}
+
+/// Parse the request once, authorize it, run it; a 401 carries the
+/// challenge for the endpoint's token scope.
+async fn serve(
+    state: AppState,
+    method: &Method,
+    rest: String,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Body,
+) -> Response {
+    let endpoint = match Endpoint::parse(method, &rest) {
+        Ok(endpoint) => endpoint,
+        Err(e) => return run(Err(OciError::endpoint(e, &rest))),
+    };
+    let scope = endpoint.scope();
+    let request = Request {
+        headers: headers.clone(),
+        query: query_map(query),
+        body,
+    };
+    let result = handle(&state, endpoint, request).await;
     run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, scope.as_deref())))
 }
 
@@ -77,6 +101,67 @@ fn run(result: Result<Response, OciError>) -> Response {
         .headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     response
+}
+
+/// Authorize the caller for the endpoint, then run its operation.
+async fn handle(
+    state: &AppState,
+    endpoint: Endpoint,
+    request: Request,
+) -> Result<Response, OciError> {
+    authorize(state, &request.headers, endpoint.permission()).await?;
+    use Endpoint as E;
+    match endpoint {
+        E::Base => version_check(&request.headers),
+        E::Catalog => catalog::list(state, &request.query).await,
+        E::GetManifest(path, reference) => manifests::get(state, &path, &reference, true).await,
+        E::HeadManifest(path, reference) => manifests::get(state, &path, &reference, false).await,
+        E::PutManifest(path, reference) => manifests::put(state, &path, &reference, request).await,
+        E::DeleteManifest(path, reference) => manifests::delete(state, &path, &reference).await,
+        E::GetBlob(path, digest) => blobs::get(state, &path, &digest, &request.headers, true).await,
+        E::HeadBlob(path, digest) => {
+            blobs::get(state, &path, &digest, &request.headers, false).await
+        }
+        E::DeleteBlob(path, digest) => blobs::delete(state, &path, &digest).await,
+        E::StartUpload(path) => uploads::start(state, &path, request).await,
+        E::UploadStatus(path, id) => uploads::status(state, &path, &id).await,
+        E::AppendChunk(path, id) => uploads::append(state, &path, &id, request).await,
+        E::FinishUpload(path, id) => uploads::finish(state, &path, &id, request).await,
+        E::CancelUpload(path, id) => uploads::cancel(state, &path, &id).await,
+        E::ListTags(path) => tags::list(state, &path, &request.query).await,
+        E::Referrers(path, digest) => referrers::list(state, &path, &digest, &request.query).await,
+    }
+}
+
+/// Authenticate the caller and check what the operation requires.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    requirement: Requirement,
+) -> Result<Principal, OciError> {
+    let credentials = crate::credentials::from_headers(headers)
+        .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
+    let principal = state.access.authenticate(credentials.as_ref()).await?;
+    if let Requirement::Permission(permission, resource) = requirement {
+        state
+            .access
+            .authorize(&principal, permission, &resource)
+            .await?;
+    }
+    Ok(principal)
+}
+
+/// `GET /v2/`. Clients log in by meeting this challenge; valid credentials
+/// of any principal (an anonymous registry token too) pass.
+fn version_check(headers: &HeaderMap) -> Result<Response, OciError> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(OciError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        ));
+    }
+    Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
 fn query_map(query: Option<String>) -> HashMap<String, String> {
@@ -95,122 +180,13 @@ fn body_stream(body: Body) -> ByteStream {
         .boxed()
 }
 
-/// Whether the request carries a body worth writing as a chunk.
-fn has_body(headers: &HeaderMap) -> bool {
-    match headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(len) => len.trim() != "0",
-        None => headers.contains_key(header::TRANSFER_ENCODING),
-    }
-}
-
-fn repository_of(path: &ImagePath) -> Resource {
-    Resource::Repository {
-        project: path.project.to_string(),
-        repository: path.repository.to_string(),
-    }
-}
-
-/// Authenticate the caller and check one permission.
-async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    permission: Option<(Permission, &Resource)>,
-) -> Result<Principal, OciError> {
-    let credentials = crate::credentials::from_headers(headers)
-        .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
-    let principal = state.access.authenticate(credentials.as_ref()).await?;
-    if let Some((permission, resource)) = permission {
-        state
-            .access
-            .authorize(&principal, permission, resource)
-            .await?;
-    }
-    Ok(principal)
-}
-
-fn digest_param(query: &HashMap<String, String>) -> Result<Digest, OciError> {
-    let raw = query.get("digest").ok_or_else(|| {
-        OciError::digest_invalid("the digest query parameter is required to complete an upload")
-    })?;
-    raw.parse()
-        .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))
-}
-
-fn upload_location(path: &ImagePath, id: &str) -> String {
-    format!("/v2/{path}/blobs/uploads/{id}")
-}
-
-fn upload_response(status: StatusCode, path: &ImagePath, id: &str, size: u64) -> Response {
-    let range = if size == 0 {
-        "0-0".to_owned()
-    } else {
-        format!("0-{}", size - 1)
-    };
-    let mut r = status.into_response();
-    let h = r.headers_mut();
-    insert(h, header::LOCATION, &upload_location(path, id));
-    insert(h, header::RANGE, &range);
-    insert(h, UPLOAD_UUID, id);
-    insert(h, header::CONTENT_LENGTH, "0");
-    r
-}
-
-fn blob_created(path: &ImagePath, digest: &Digest) -> Response {
-    let mut r = StatusCode::CREATED.into_response();
-    let h = r.headers_mut();
-    insert(h, header::LOCATION, &format!("/v2/{path}/blobs/{digest}"));
-    insert(h, CONTENT_DIGEST, &digest.to_string());
-    insert(h, header::CONTENT_LENGTH, "0");
-    r
-}
-
 fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
 }
 
-/// Parse `Content-Range: start-end` of a chunk: its inclusive byte range. A
-/// `Content-Length` that disagrees with the range is refused before any byte
-/// is read.
-fn chunk_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
-    let Some(value) = headers.get(header::CONTENT_RANGE) else {
-        return Ok(None);
-    };
-    let bad = || OciError::range_invalid("Content-Range must be START-END in bytes, e.g. 0-1023");
-    let text = value.to_str().map_err(|_| bad())?;
-    let text = text
-        .trim()
-        .trim_start_matches("bytes ")
-        .trim_start_matches("bytes=");
-    let (start, end) = text.split_once('-').ok_or_else(bad)?;
-    let start: u64 = start.trim().parse().map_err(|_| bad())?;
-    let end: u64 = end
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .map_err(|_| bad())?;
-    if end < start {
-        return Err(bad());
-    }
-    let declared = end - start + 1;
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(length) = length.filter(|l| *l != declared) {
-        return Err(OciError::range_invalid(format!(
-            "Content-Range {start}-{end} covers {declared} bytes but Content-Length is {length}"
-        )));
-    }
-    Ok(Some((start, end)))
-}
-
+/// The client's `n` of a listing, if any.
 fn page_size(query: &HashMap<String, String>) -> Result<Option<u32>, OciError> {
     query
         .get("n")
@@ -236,320 +212,5 @@ fn next_page_link(response: &mut Response, base: &str, page: &Page) {
             header::LINK,
             &format!("<{base}?n={}&last={last}>; rel=\"next\"", page.size),
         );
-    }
-}
-
-async fn handle(
-    state: AppState,
-    method: Method,
-    headers: HeaderMap,
-    rest: String,
-    query: Option<String>,
-    body: Body,
-) -> Result<Response, OciError> {
-    let endpoint = parse(&rest).map_err(|e| match e {
-        EndpointError::NotFound => OciError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("no OCI endpoint at /v2/{rest}"),
-        ),
-        EndpointError::Name(_) => OciError::name_invalid(e.to_string()),
-        EndpointError::Digest(_) => OciError::digest_invalid(e.to_string()),
-    })?;
-    let query = query_map(query);
-    let registry = state.registry.clone();
-    use Endpoint as E;
-    match (method, endpoint) {
-        (Method::GET | Method::HEAD, E::Base) => {
-            authorize(&state, &headers, None).await?;
-            // Clients log in by meeting this challenge; valid credentials of any
-            // principal (an anonymous registry token too) pass.
-            if !headers.contains_key(header::AUTHORIZATION) {
-                return Err(OciError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHORIZED",
-                    "authentication required",
-                ));
-            }
-            Ok(axum::Json(serde_json::json!({})).into_response())
-        }
-        (Method::GET, E::Catalog) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::RepositoriesList, &Resource::Organization)),
-            )
-            .await?;
-            let n = page_size(&query)?;
-            let last = query.get("last").map(String::as_str);
-            let page = registry.catalog(n, last).await?;
-            let mut response =
-                axum::Json(serde_json::json!({ "repositories": page.items })).into_response();
-            next_page_link(&mut response, "/v2/_catalog", &page);
-            Ok(response)
-        }
-        (m @ (Method::GET | Method::HEAD), E::Manifest(path, reference)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DownloadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let manifest = registry.get_manifest(&path, &reference).await?;
-            let len = manifest.content.len();
-            let mut response = if m == Method::HEAD {
-                Response::new(Body::empty())
-            } else {
-                Response::new(Body::from(manifest.content))
-            };
-            let h = response.headers_mut();
-            insert(h, header::CONTENT_TYPE, &manifest.media_type);
-            insert(h, header::CONTENT_LENGTH, &len.to_string());
-            insert(h, CONTENT_DIGEST, &manifest.digest.to_string());
-            insert(h, header::ETAG, &format!("\"{}\"", manifest.digest));
-            if manifest.stale {
-                insert(
-                    h,
-                    header::WARNING,
-                    "110 entrepot \"Response is Stale: the upstream could not be reached\"",
-                );
-            }
-            Ok(response)
-        }
-        (Method::PUT, E::Manifest(path, reference)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-                .await
-                .map_err(|_| {
-                    OciError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "MANIFEST_INVALID",
-                        "manifest is larger than the limit of 4 MiB (4194304 bytes)",
-                    )
-                })?;
-            let pushed = registry
-                .put_manifest(&path, &reference, content_type.as_deref(), bytes.to_vec())
-                .await?;
-            let mut response = StatusCode::CREATED.into_response();
-            let h = response.headers_mut();
-            insert(
-                h,
-                header::LOCATION,
-                &format!("/v2/{path}/manifests/{}", pushed.digest),
-            );
-            insert(h, CONTENT_DIGEST, &pushed.digest.to_string());
-            insert(h, header::CONTENT_LENGTH, "0");
-            if let Some(subject) = pushed.subject {
-                insert(h, OCI_SUBJECT, &subject.to_string());
-            }
-            Ok(response)
-        }
-        (Method::DELETE, E::Manifest(path, reference)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DeleteArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            registry.delete_manifest(&path, &reference).await?;
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
-        (m @ (Method::GET | Method::HEAD), E::Blob(path, digest)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DownloadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let blob = registry.locate_blob(&path, &digest).await?;
-            let size = blob.size();
-            // RFC 9110: a range this server does not serve (several ranges,
-            // another unit) is ignored, and the whole blob is sent.
-            let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-                Some(r) => parse_range_header(r, size).map_err(|e| {
-                    OciError::range_invalid(e.to_string())
-                        .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                })?,
-                None => None,
-            };
-            let mut response = if m == Method::HEAD {
-                Response::new(Body::empty())
-            } else {
-                let served = blob
-                    .open(range)
-                    .await
-                    .map_err(|e| RegistryError::unreadable_blob(e, &digest))?;
-                Response::new(Body::from_stream(served.body))
-            };
-            let len = range.map_or(size, |r| r.len());
-            let h = response.headers_mut();
-            insert(h, header::CONTENT_TYPE, "application/octet-stream");
-            insert(h, header::CONTENT_LENGTH, &len.to_string());
-            insert(h, CONTENT_DIGEST, &digest.to_string());
-            insert(h, header::ACCEPT_RANGES, "bytes");
-            insert(h, header::ETAG, &format!("\"{digest}\""));
-            if let Some(r) = range {
-                insert(h, header::CONTENT_RANGE, &r.content_range(size));
-                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            }
-            Ok(response)
-        }
-        (Method::DELETE, E::Blob(path, digest)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DeleteArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            registry.delete_blob(&path, &digest).await?;
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
-        (Method::POST, E::Uploads(path)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            if let Some(digest) = query.get("digest") {
-                let digest: Digest =
-                    digest.parse().map_err(|e: entrepot_domain::DigestError| {
-                        OciError::digest_invalid(e.to_string())
-                    })?;
-                registry.put_blob(&path, &digest, body_stream(body)).await?;
-                return Ok(blob_created(&path, &digest));
-            }
-            let mount = match (query.get("mount"), query.get("from")) {
-                (Some(digest), Some(from)) => {
-                    match (digest.parse::<Digest>(), from.parse::<ImagePath>()) {
-                        (Ok(d), Ok(f)) => {
-                            // Mounting reads the source: the caller must be allowed to pull it.
-                            let readable = authorize(
-                                &state,
-                                &headers,
-                                Some((Permission::DownloadArtifacts, &repository_of(&f))),
-                            )
-                            .await
-                            .is_ok();
-                            readable.then_some((d, f))
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            match registry
-                .start_upload(&path, mount.as_ref().map(|(d, f)| (d, f)))
-                .await?
-            {
-                UploadStart::Mounted(digest) => Ok(blob_created(&path, &digest)),
-                UploadStart::Session(s) => {
-                    Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size))
-                }
-            }
-        }
-        (Method::PATCH, E::Upload(path, id)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let range = chunk_range(&headers)?;
-            let s = registry
-                .append_chunk(&path, &id, range, body_stream(body))
-                .await?;
-            Ok(upload_response(StatusCode::ACCEPTED, &path, &s.id, s.size))
-        }
-        (Method::PUT, E::Upload(path, id)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let digest = digest_param(&query)?;
-            let last = has_body(&headers).then(|| body_stream(body));
-            let digest = registry.finish_upload(&path, &id, &digest, last).await?;
-            Ok(blob_created(&path, &digest))
-        }
-        (Method::GET, E::Upload(path, id)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let s = registry.upload_status(&path, &id).await?;
-            Ok(upload_response(
-                StatusCode::NO_CONTENT,
-                &path,
-                &s.id,
-                s.size,
-            ))
-        }
-        (Method::DELETE, E::Upload(path, id)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::UploadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            registry.cancel_upload(&path, &id).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        (Method::GET, E::Tags(path)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DownloadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let n = page_size(&query)?;
-            let last = query.get("last").map(String::as_str);
-            let page = registry.list_tags(&path, n, last).await?;
-            let mut response =
-                axum::Json(serde_json::json!({ "name": path.to_string(), "tags": page.items }))
-                    .into_response();
-            next_page_link(&mut response, &format!("/v2/{path}/tags/list"), &page);
-            Ok(response)
-        }
-        (Method::GET, E::Referrers(path, digest)) => {
-            authorize(
-                &state,
-                &headers,
-                Some((Permission::DownloadArtifacts, &repository_of(&path))),
-            )
-            .await?;
-            let artifact_type = query.get("artifactType").map(String::as_str);
-            let index = registry.referrers(&path, &digest, artifact_type).await?;
-            let mut response = Response::new(Body::from(index));
-            insert(response.headers_mut(), header::CONTENT_TYPE, OCI_INDEX);
-            if artifact_type.is_some() {
-                insert(response.headers_mut(), OCI_FILTERS_APPLIED, "artifactType");
-            }
-            Ok(response)
-        }
-        (method, endpoint) => Err(OciError::unsupported(format!(
-            "{method} is not supported on {}",
-            match endpoint {
-                E::Base => "/v2/",
-                E::Catalog => "the catalog",
-                E::Manifest(..) => "manifests",
-                E::Blob(..) => "blobs",
-                E::Uploads(..) | E::Upload(..) => "blob uploads",
-                E::Tags(..) => "tag lists",
-                E::Referrers(..) => "referrers",
-            }
-        ))),
     }
 }

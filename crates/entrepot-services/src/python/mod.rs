@@ -22,7 +22,7 @@ pub use index::{PageFormat, ProjectPage, ServedPage};
 pub type LocatedFile = crate::located::LocatedBlob;
 pub use remote::RemotePython;
 
-use crate::registry::ServedBlob;
+use crate::located::ServedBlob;
 use crate::remote::UpstreamFailure;
 
 /// Errors of the Python services. The front-ends choose the status.

@@ -7,12 +7,12 @@
 //! What went wrong is an [`UpstreamFailure`] ([`failure`]); front-ends choose
 //! the status. `credentials` reads upstream credentials from the secret
 //! manager as the project's service agent. A format says only where its
-//! upstream is and how content is named and checked ([`format`]): `docker`
-//! here, `crate::python::remote` for Python.
+//! upstream is and how content is named and checked
+//! ([`format`]): `crate::oci::remote` for OCI, `crate::python::remote` for
+//! Python.
 
 pub mod cache;
 pub mod credentials;
-pub mod docker;
 pub mod failure;
 pub mod fill;
 pub mod format;
@@ -22,7 +22,6 @@ pub mod target;
 
 pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
-pub use docker::RemoteDocker;
 pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};

@@ -1,364 +1,40 @@
-//! OCI content of hosted (standard) repositories: manifests, tags, blobs, upload
-//! sessions, referrers and the catalog.
+//! OCI content of hosted (standard) repositories: manifests, tags, blobs,
+//! upload sessions, referrers and the catalog, kept in the metadata store and
+//! the blob store. The caller ([`super::OciRepositories`]) has checked that
+//! the repository exists and may be read or written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
-use entrepot_domain::{
-    ByteRange, Digest, Format, ImagePath, Manifest, Mode, Reference, Repository,
-};
+use entrepot_domain::{Digest, ImagePath, Manifest, Reference};
 use entrepot_storage::{
     BlobError, BlobStore, ByteStream, DiskSpace, ImageRef, ManifestRecord, MetadataStore,
-    RunningHash, StoreError, UploadRecord, WrittenPart,
+    RunningHash, UploadRecord, WrittenPart,
 };
 
+use super::content::{image_ref, Page, PushedManifest, ServedManifest, UploadStart, UploadState};
+use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
-use crate::remote::{RemoteDocker, UpstreamFailure};
 
-/// Errors of the registry, one per OCI error code it can lead to.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The repository does not exist (or is not a Docker repository).
-    #[error("{0}")]
-    NameUnknown(String),
-    /// A name in the request is invalid.
-    #[error("{0}")]
-    NameInvalid(String),
-    /// No such manifest.
-    #[error("manifest {0} is not in this repository")]
-    ManifestUnknown(String),
-    /// The manifest was refused.
-    #[error("{0}")]
-    ManifestInvalid(String),
-    /// A manifest references content the repository does not have.
-    #[error("manifest references {kind} {digest}, which is not in this repository; push it first")]
-    ManifestBlobUnknown {
-        /// "blob" or "manifest".
-        kind: &'static str,
-        /// The missing digest.
-        digest: Digest,
-    },
-    /// No such blob.
-    #[error("blob {0} is not in this repository")]
-    BlobUnknown(Digest),
-    /// No such upload session.
-    #[error("upload session {0} does not exist or has expired; start a new upload with POST .../blobs/uploads/")]
-    BlobUploadUnknown(String),
-    /// The upload request is out of order or malformed.
-    #[error("{0}")]
-    BlobUploadInvalid(String),
-    /// A chunk's body is not as long as its `Content-Range` says; the
-    /// session is left as it was.
-    #[error("chunk declared {declared} bytes in Content-Range but its body has {received}; the upload still has {size} bytes")]
-    ChunkLengthMismatch {
-        /// Length the `Content-Range` gives.
-        declared: u64,
-        /// Bytes the body held.
-        received: u64,
-        /// Bytes the session holds, unchanged.
-        size: u64,
-    },
-    /// The client stopped sending the body before its end (a disconnect, a
-    /// timeout): the client's failure, nothing was stored.
-    #[error("the request body ended early: {0}")]
-    BodyIncomplete(String),
-    /// A chunk does not start where the upload currently ends.
-    #[error("chunk starts at byte {got} but the upload has {expected} bytes; resume at offset {expected}")]
-    RangeMismatch {
-        /// Bytes received so far.
-        expected: u64,
-        /// Where the chunk claims to start.
-        got: u64,
-    },
-    /// The digest is malformed or does not match the content.
-    #[error("{0}")]
-    DigestInvalid(String),
-    /// The operation is not supported on this repository.
-    #[error("{0}")]
-    Unsupported(String),
-    /// The operation is refused by the repository's nature (e.g. push to a cache).
-    #[error("{0}")]
-    Denied(String),
-    /// A remote repository could not get the content from its upstream.
-    #[error(transparent)]
-    Remote(#[from] UpstreamFailure),
-    /// The blob store's filesystem is nearly full.
-    #[error(transparent)]
-    LowDisk(LowDisk),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Blob storage failed.
-    #[error(transparent)]
-    Blob(BlobError),
-}
-
-impl RegistryError {
-    /// A located blob that could not be read: gone meanwhile (unknown, so
-    /// the client pushes or pulls it again), or a storage failure.
-    pub fn unreadable_blob(e: BlobError, digest: &Digest) -> Self {
-        match e {
-            BlobError::NotFound => RegistryError::BlobUnknown(digest.clone()),
-            e => e.into(),
-        }
-    }
-}
-
-impl From<BlobError> for RegistryError {
-    fn from(e: BlobError) -> Self {
-        match e {
-            BlobError::DigestMismatch { expected, actual } => RegistryError::DigestInvalid(
-                format!("uploaded content has digest {actual}, not {expected}"),
-            ),
-            BlobError::Body(e) => RegistryError::BodyIncomplete(e.to_string()),
-            other => RegistryError::Blob(other),
-        }
-    }
-}
-
-/// A manifest ready to serve.
-#[derive(Debug, Clone)]
-pub struct ServedManifest {
-    /// Its digest.
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: String,
-    /// Its exact bytes.
-    pub content: Vec<u8>,
-    /// Served from the cache because the upstream failed.
-    pub stale: bool,
-}
-
-/// The result of storing a manifest.
-#[derive(Debug, Clone)]
-pub struct PushedManifest {
-    /// Digest of the stored bytes.
-    pub digest: Digest,
-    /// The subject, when the manifest has one.
-    pub subject: Option<Digest>,
-}
-
-/// A blob ready to stream.
-pub struct ServedBlob {
-    /// Full size of the blob.
-    pub size: u64,
-    /// The range served, if one was asked for.
-    pub range: Option<ByteRange>,
-    /// The bytes (of the range, if any).
-    pub body: ByteStream,
-}
-
-/// State of an upload session as the protocol reports it.
-#[derive(Debug, Clone)]
-pub struct UploadState {
-    /// Session id.
-    pub id: String,
-    /// Bytes received so far.
-    pub size: u64,
-}
-
-/// How a blob upload ended: committed here, or mounted from elsewhere.
-#[derive(Debug, Clone)]
-pub enum UploadStart {
-    /// The blob was linked from the mount source; nothing to upload.
-    Mounted(Digest),
-    /// A session is open.
-    Session(UploadState),
-}
-
-/// The default and the largest page of `tags/list` and `_catalog`: a larger
-/// `n` is served as this many with a `Link` to the next page, as the OCI
-/// distribution spec allows (`max_page_size`).
-pub const DEFAULT_MAX_PAGE_SIZE: u32 = 10_000;
-
-/// One page of a listing (tags of an image, or the catalog).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// The entries, in lexical order.
-    pub items: Vec<String>,
-    /// How many entries this page could hold: the client's `n`, capped at the
-    /// maximum page size, or the default page size without `n`.
-    pub size: u32,
-    /// Whether entries follow the last one (then the client is told where the
-    /// next page starts).
-    pub more: bool,
-}
-
-impl Page {
-    /// A page of `size` from `rows`, which were fetched with one extra row so
-    /// that an exactly full last page is known to be the last.
-    pub fn from_rows(mut rows: Vec<String>, size: u32) -> Self {
-        let more = rows.len() > size as usize;
-        rows.truncate(size as usize);
-        Self {
-            items: rows,
-            size,
-            more,
-        }
-    }
-
-    /// The entry the next page starts after, if there is a next page.
-    pub fn next_after(&self) -> Option<&str> {
-        if self.more {
-            self.items.last().map(String::as_str)
-        } else {
-            None
-        }
-    }
-}
-
-/// The OCI content service.
-pub struct Registry {
+/// Hosted OCI content.
+pub struct HostedOci {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     /// Running hashes of uploads this process has seen every part of, so a
     /// finished upload need not be read back. Each is bound to the part files
     /// it was fed from; the blob store uses it only for exactly those.
     running_hashes: Mutex<HashMap<String, RunningHash>>,
-    /// The pull-through cache, for remote repositories.
-    remote: Option<Arc<RemoteDocker>>,
-    /// Below this many free bytes where blobs live, the server is not ready.
-    min_free_disk_bytes: u64,
-    /// The default and the largest page of a listing.
-    max_page_size: u32,
 }
 
-/// The blob store's filesystem is nearly full.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{available} bytes free on the filesystem of the blob store, below the minimum of {minimum} (min_free_disk_bytes)")]
-pub struct LowDisk {
-    /// Bytes available.
-    pub available: u64,
-    /// The configured minimum.
-    pub minimum: u64,
-}
-
-fn image_ref(path: &ImagePath) -> ImageRef {
-    ImageRef {
-        project: path.project.to_string(),
-        repository: path.repository.to_string(),
-        image: path.image.to_string(),
-    }
-}
-
-impl Registry {
-    /// A registry over the given stores.
+impl HostedOci {
+    /// Hosted content over the given stores.
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
         Self {
             meta,
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
-            remote: None,
-            min_free_disk_bytes: 0,
-            max_page_size: DEFAULT_MAX_PAGE_SIZE,
-        }
-    }
-
-    /// Serve listings in pages of at most `size` entries (at least 1; also the
-    /// page size when the client does not ask for one).
-    pub fn with_max_page_size(mut self, size: u32) -> Self {
-        self.max_page_size = size.clamp(1, u32::MAX - 1);
-        self
-    }
-
-    /// The page size to serve for a client's `n`.
-    fn page_size(&self, n: Option<u32>) -> u32 {
-        n.map_or(self.max_page_size, |n| n.min(self.max_page_size))
-    }
-
-    /// Report low disk (see [`Registry::check_disk_space`]) below `bytes` free.
-    pub fn with_min_free_disk_bytes(mut self, bytes: u64) -> Self {
-        self.min_free_disk_bytes = bytes;
-        self
-    }
-
-    /// Whether the filesystem that holds the blobs has the configured free
-    /// space left; always fine on object storage or with a minimum of 0.
-    pub fn check_disk_space(&self) -> Result<(), RegistryError> {
-        if self.min_free_disk_bytes == 0 {
-            return Ok(());
-        }
-        match self.disk_space()? {
-            Some(space) if space.available < self.min_free_disk_bytes => {
-                Err(RegistryError::LowDisk(LowDisk {
-                    available: space.available,
-                    minimum: self.min_free_disk_bytes,
-                }))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Serve remote repositories through `remote`.
-    pub fn with_remote(mut self, remote: Arc<RemoteDocker>) -> Self {
-        self.remote = Some(remote);
-        self
-    }
-
-    /// The pull-through cache, if remote repositories are enabled.
-    pub fn remote(&self) -> Option<&Arc<RemoteDocker>> {
-        self.remote.as_ref()
-    }
-
-    /// Check the repository exists and holds Docker content.
-    async fn repository(&self, path: &ImagePath) -> Result<Repository, RegistryError> {
-        let repo = self
-            .meta
-            .get_repository(path.project.as_str(), path.repository.as_str())
-            .await?
-            .ok_or_else(|| {
-                RegistryError::NameUnknown(format!(
-                    "repository projects/{}/repositories/{} does not exist",
-                    path.project, path.repository
-                ))
-            })?;
-        if repo.format != Format::Docker {
-            return Err(RegistryError::NameUnknown(format!(
-                "repository {} holds {} packages, not container images",
-                repo.name,
-                repo.format.as_str()
-            )));
-        }
-        Ok(repo)
-    }
-
-    /// For a readable repository: `None` if it is hosted, the cache if it is remote.
-    async fn source(
-        &self,
-        path: &ImagePath,
-    ) -> Result<(Repository, Option<&RemoteDocker>), RegistryError> {
-        let repo = self.repository(path).await?;
-        match repo.mode {
-            Mode::StandardRepository => Ok((repo, None)),
-            Mode::RemoteRepository => match self.remote.as_deref() {
-                Some(remote) => Ok((repo, Some(remote))),
-                None => Err(RegistryError::Unsupported(
-                    "remote repositories are not enabled on this server".into(),
-                )),
-            },
-            Mode::VirtualRepository => Err(RegistryError::Unsupported(
-                "virtual repositories cannot serve content yet".into(),
-            )),
-        }
-    }
-
-    async fn readable(&self, path: &ImagePath) -> Result<(), RegistryError> {
-        self.source(path).await.map(|_| ())
-    }
-
-    async fn writable(&self, path: &ImagePath) -> Result<(), RegistryError> {
-        match self.repository(path).await?.mode {
-            Mode::StandardRepository => Ok(()),
-            Mode::RemoteRepository => Err(RegistryError::Denied(format!(
-                "projects/{}/repositories/{} is a remote repository, a read-only cache of its upstream; push to a standard repository instead",
-                path.project, path.repository
-            ))),
-            Mode::VirtualRepository => Err(RegistryError::Denied(format!(
-                "projects/{}/repositories/{} is a virtual repository and cannot be pushed to; push to one of its standard repositories",
-                path.project, path.repository
-            ))),
         }
     }
 
@@ -368,9 +44,6 @@ impl Registry {
         path: &ImagePath,
         reference: &Reference,
     ) -> Result<ServedManifest, RegistryError> {
-        if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.get_manifest(&repo, path, reference).await;
-        }
         let image = image_ref(path);
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(&image, tag.as_str()).await?,
@@ -394,7 +67,6 @@ impl Registry {
         content_type: Option<&str>,
         content: Vec<u8>,
     ) -> Result<PushedManifest, RegistryError> {
-        self.writable(path).await?;
         let manifest = Manifest::parse(content_type, &content)
             .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
         let digest = Digest::of(&content);
@@ -468,7 +140,6 @@ impl Registry {
         path: &ImagePath,
         reference: &Reference,
     ) -> Result<(), RegistryError> {
-        self.writable(path).await?;
         let image = image_ref(path);
         let deleted = match reference {
             Reference::Tag(t) => self.meta.delete_tag(&image, t.as_str()).await?,
@@ -483,18 +154,13 @@ impl Registry {
         }
     }
 
-    /// A blob of the image, ready to be read: HEAD answers from its size,
-    /// GET opens it, so the repository (and for a remote one its upstream,
-    /// the access policy and the link) is resolved once per request. For a
-    /// remote repository this starts or joins the blob's fill.
+    /// A blob linked to the image and present in the blob store, ready to be
+    /// read.
     pub async fn locate_blob(
         &self,
         path: &ImagePath,
         digest: &Digest,
     ) -> Result<LocatedBlob, RegistryError> {
-        if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.locate_blob(&repo, path, digest).await;
-        }
         let size = self.linked_size(path, digest).await?;
         // A blob moved to quarantine as damaged is unknown here, so that the
         // client pushes it again rather than skipping it.
@@ -527,7 +193,6 @@ impl Registry {
         path: &ImagePath,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        self.writable(path).await?;
         if self.meta.unlink_blob(&image_ref(path), digest).await? {
             Ok(())
         } else {
@@ -541,7 +206,6 @@ impl Registry {
         path: &ImagePath,
         mount: Option<(&Digest, &ImagePath)>,
     ) -> Result<UploadStart, RegistryError> {
-        self.writable(path).await?;
         if let Some((digest, from)) = mount {
             if from.project == path.project {
                 if let Some(size) = self.meta.linked_blob_size(&image_ref(from), digest).await? {
@@ -588,7 +252,6 @@ impl Registry {
         path: &ImagePath,
         id: &str,
     ) -> Result<UploadState, RegistryError> {
-        self.writable(path).await?;
         let upload = self.session(path, id).await?;
         Ok(UploadState {
             id: upload.id,
@@ -606,7 +269,6 @@ impl Registry {
         range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<UploadState, RegistryError> {
-        self.writable(path).await?;
         let upload = self.session(path, id).await?;
         if let Some((start, _)) = range {
             if start != upload.size {
@@ -696,7 +358,6 @@ impl Registry {
         digest: &Digest,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
-        self.writable(path).await?;
         let mut upload = self.session(path, id).await?;
         if let Some(body) = last_chunk {
             let part = self.write_part(&upload, body, None).await?;
@@ -733,7 +394,6 @@ impl Registry {
         digest: &Digest,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
-        self.writable(path).await?;
         let size = self.blobs.put_blob(digest, body, None).await?;
         self.meta.link_blob(&image_ref(path), digest, size).await?;
         Ok(digest.clone())
@@ -741,7 +401,6 @@ impl Registry {
 
     /// Abandon an upload session.
     pub async fn cancel_upload(&self, path: &ImagePath, id: &str) -> Result<(), RegistryError> {
-        self.writable(path).await?;
         let upload = self.session(path, id).await?;
         self.drop_upload(&upload.id).await
     }
@@ -765,18 +424,13 @@ impl Registry {
         Ok(stale.len())
     }
 
-    /// Tags of an image, lexically, after `last`: one page of at most `n`
-    /// (capped at the maximum page size; the default page size without `n`).
+    /// Tags of an image, lexically, after `last`: one page of at most `size`.
     pub async fn list_tags(
         &self,
         path: &ImagePath,
-        n: Option<u32>,
+        size: u32,
         last: Option<&str>,
     ) -> Result<Page, RegistryError> {
-        let size = self.page_size(n);
-        if let (repo, Some(remote)) = self.source(path).await? {
-            return remote.list_tags(&repo, path, size, last).await;
-        }
         let image = image_ref(path);
         let rows = self.meta.list_tags(&image, last, size + 1).await?;
         if rows.is_empty() && last.is_none() && !self.meta.image_exists(&image).await? {
@@ -788,9 +442,8 @@ impl Registry {
     }
 
     /// Images with manifests, as `project/repository/image`: one page after
-    /// `last` of at most `n` (capped as for tags).
-    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Page, RegistryError> {
-        let size = self.page_size(n);
+    /// `last` of at most `size`. Remote repositories' cached images count.
+    pub async fn catalog(&self, size: u32, last: Option<&str>) -> Result<Page, RegistryError> {
         let rows = self
             .meta
             .catalog(last, size + 1)
@@ -801,15 +454,15 @@ impl Registry {
         Ok(Page::from_rows(rows, size))
     }
 
-    /// The referrers index of `subject`, optionally filtered by artifact type.
-    /// Returns the index document's bytes.
+    /// The referrers index of `subject` among the stored manifests (for a
+    /// remote repository, those it has cached), optionally filtered by
+    /// artifact type. Returns the index document's bytes.
     pub async fn referrers(
         &self,
         path: &ImagePath,
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<u8>, RegistryError> {
-        self.readable(path).await?;
         let found = self.meta.list_referrers(&image_ref(path), subject).await?;
         let manifests: Vec<serde_json::Value> = found
             .into_iter()
@@ -838,88 +491,5 @@ impl Registry {
             "manifests": manifests,
         });
         Ok(index.to_string().into_bytes())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::repositories::{NewRepository, RepositoryService};
-    use entrepot_domain::RepositoryName;
-    use entrepot_storage::{ObjectBlobStore, SqliteMetadataStore};
-    use futures::StreamExt;
-
-    async fn registry() -> (Registry, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetadataStore> =
-            Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-        meta.create_project("default").await.unwrap();
-        RepositoryService::new(meta.clone())
-            .create(
-                &"projects/default/repositories/images"
-                    .parse::<RepositoryName>()
-                    .unwrap(),
-                NewRepository {
-                    format: Format::Docker,
-                    mode: Mode::StandardRepository,
-                    description: String::new(),
-                    remote: None,
-                },
-            )
-            .await
-            .unwrap();
-        let blobs = Arc::new(ObjectBlobStore::local(dir.path()).unwrap());
-        (Registry::new(meta, blobs), dir)
-    }
-
-    fn body(bytes: &'static [u8]) -> ByteStream {
-        futures::stream::once(async move { Ok(bytes::Bytes::from_static(bytes)) }).boxed()
-    }
-
-    #[tokio::test]
-    async fn chunked_upload_then_manifest_that_references_it() {
-        let (reg, _dir) = registry().await;
-        let path: ImagePath = "default/images/app".parse().unwrap();
-        let UploadStart::Session(s) = reg.start_upload(&path, None).await.unwrap() else {
-            panic!("expected a session")
-        };
-        reg.append_chunk(&path, &s.id, Some((0, 1)), body(b"{}"))
-            .await
-            .unwrap();
-        let err = reg
-            .append_chunk(&path, &s.id, Some((0, 0)), body(b"x"))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            RegistryError::RangeMismatch {
-                expected: 2,
-                got: 0
-            }
-        ));
-        let config = Digest::of(b"{}");
-        reg.finish_upload(&path, &s.id, &config, None)
-            .await
-            .unwrap();
-        assert_eq!(reg.locate_blob(&path, &config).await.unwrap().size(), 2);
-
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
-        );
-        let tag: Reference = "v1".parse().unwrap();
-        let pushed = reg
-            .put_manifest(&path, &tag, None, manifest.clone().into_bytes())
-            .await
-            .unwrap();
-        let got = reg.get_manifest(&path, &tag).await.unwrap();
-        assert_eq!(got.content, manifest.as_bytes());
-        assert_eq!(got.digest, pushed.digest);
-
-        let missing = manifest.replace(&config.to_string(), &Digest::of(b"nope").to_string());
-        let err = reg
-            .put_manifest(&path, &tag, None, missing.into_bytes())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, RegistryError::ManifestBlobUnknown { .. }));
     }
 }

@@ -1,5 +1,5 @@
-//! Remote Docker/OCI repositories: how OCI content is named and checked
-//! ([`DockerFormat`]), on top of the format-agnostic [`RemoteCache`].
+//! Remote (pull-through) OCI repositories: how OCI content is named and
+//! checked ([`DockerFormat`]), on top of the format-agnostic [`RemoteCache`].
 //!
 //! A tag's manifest is the mutable document, revalidated by a HEAD whose
 //! `Docker-Content-Digest` says whether the tag moved; blobs are immutable,
@@ -11,23 +11,24 @@ use entrepot_domain::manifest::{ManifestError, MANIFEST_MEDIA_TYPES, MAX_MANIFES
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream, UpstreamSpecError};
 use entrepot_domain::{ContentDigest, Digest, ImagePath, Manifest, Reference, Repository};
-use entrepot_storage::{BlobStore, CacheStore, ImageRef, ManifestRecord, MetadataStore};
+use entrepot_storage::{BlobStore, CacheStore, ManifestRecord, MetadataStore};
 use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, LINK};
 use entrepot_upstream::UpstreamRequest;
 use futures::FutureExt;
 use url::Url;
 
-use super::cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
-use super::credentials::SecretReader;
-use super::failure::UpstreamFailure;
-use super::fill::{Cached, Committed, Fills};
-use super::format::{ContentSource, FetchedDocument, RemoteFormat};
-use super::freshness;
-use super::target::{Gate, Target};
+use super::content::{image_ref, Page, ServedManifest};
+use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
 use crate::metrics::{ContentKind, Metrics};
-use crate::registry::{Page, RegistryError, ServedManifest};
+use crate::remote::fill::{Cached, Committed, Fills};
+use crate::remote::format::{ContentSource, FetchedDocument, RemoteFormat};
+use crate::remote::freshness;
+use crate::remote::target::{Gate, Target};
+use crate::remote::{
+    Answer, CachedCopy, RateLimit, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
+};
 
 /// A manifest of an image, by tag or digest.
 pub struct ManifestOf {
@@ -185,22 +186,14 @@ impl RemoteFormat for DockerFormat {
 }
 
 /// The remote Docker/OCI cache.
-pub struct RemoteDocker {
+pub struct RemoteOci {
     meta: Arc<dyn MetadataStore>,
     cache: Arc<dyn CacheStore>,
     blobs: Arc<dyn BlobStore>,
     remote: RemoteCache<DockerFormat>,
 }
 
-fn image_ref(path: &ImagePath) -> ImageRef {
-    ImageRef {
-        project: path.project.to_string(),
-        repository: path.repository.to_string(),
-        image: path.image.to_string(),
-    }
-}
-
-impl RemoteDocker {
+impl RemoteOci {
     /// A remote cache over the given stores, fills and upstream client.
     pub fn new(
         meta: Arc<dyn MetadataStore>,

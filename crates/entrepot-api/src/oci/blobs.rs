@@ -1,0 +1,64 @@
+//! `/v2/{name}/blobs/{digest}`: pull (whole or a range) and delete blobs.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use entrepot_domain::range::parse_range_header;
+use entrepot_domain::{Digest, ImagePath};
+use entrepot_services::RegistryError;
+
+use super::{insert, OciError, CONTENT_DIGEST};
+use crate::AppState;
+
+/// `GET` (with `body`) or `HEAD` (without) of a blob, honouring `Range`. The
+/// blob is located once: HEAD answers from its size, GET reads what was found.
+pub(super) async fn get(
+    state: &AppState,
+    path: &ImagePath,
+    digest: &Digest,
+    headers: &HeaderMap,
+    body: bool,
+) -> Result<Response, OciError> {
+    let blob = state.registry.locate_blob(path, digest).await?;
+    let size = blob.size();
+    // RFC 9110: a range this server does not serve (several ranges,
+    // another unit) is ignored, and the whole blob is sent.
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => parse_range_header(r, size).map_err(|e| {
+            OciError::range_invalid(e.to_string())
+                .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+        })?,
+        None => None,
+    };
+    let mut response = if body {
+        let served = blob
+            .open(range)
+            .await
+            .map_err(|e| RegistryError::unreadable_blob(e, digest))?;
+        Response::new(Body::from_stream(served.body))
+    } else {
+        Response::new(Body::empty())
+    };
+    let len = range.map_or(size, |r| r.len());
+    let h = response.headers_mut();
+    insert(h, header::CONTENT_TYPE, "application/octet-stream");
+    insert(h, header::CONTENT_LENGTH, &len.to_string());
+    insert(h, CONTENT_DIGEST, &digest.to_string());
+    insert(h, header::ACCEPT_RANGES, "bytes");
+    insert(h, header::ETAG, &format!("\"{digest}\""));
+    if let Some(r) = range {
+        insert(h, header::CONTENT_RANGE, &r.content_range(size));
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+/// `DELETE`: unlink the blob from the image.
+pub(super) async fn delete(
+    state: &AppState,
+    path: &ImagePath,
+    digest: &Digest,
+) -> Result<Response, OciError> {
+    state.registry.delete_blob(path, digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

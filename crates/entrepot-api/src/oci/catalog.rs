@@ -1,0 +1,22 @@
+//! `GET /v2/_catalog`: the images with manifests, a page at a time.
+
+use std::collections::HashMap;
+
+use axum::response::{IntoResponse, Response};
+
+use super::{next_page_link, page_size, OciError};
+use crate::AppState;
+
+/// One page of the catalog, with a `Link` to the next.
+pub(super) async fn list(
+    state: &AppState,
+    query: &HashMap<String, String>,
+) -> Result<Response, OciError> {
+    let n = page_size(query)?;
+    let last = query.get("last").map(String::as_str);
+    let page = state.registry.catalog(n, last).await?;
+    let mut response =
+        axum::Json(serde_json::json!({ "repositories": page.items })).into_response();
+    next_page_link(&mut response, "/v2/_catalog", &page);
+    Ok(response)
+}

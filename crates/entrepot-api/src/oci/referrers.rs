@@ -1,0 +1,35 @@
+//! `GET /v2/{name}/referrers/{digest}`: the manifests whose subject is a
+//! digest, as an OCI image index.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName};
+use axum::response::Response;
+use entrepot_domain::manifest::OCI_INDEX;
+use entrepot_domain::{Digest, ImagePath};
+
+use super::{insert, OciError};
+use crate::AppState;
+
+const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+
+/// The referrers index of `subject`, filtered by `?artifactType=` if given.
+pub(super) async fn list(
+    state: &AppState,
+    path: &ImagePath,
+    subject: &Digest,
+    query: &HashMap<String, String>,
+) -> Result<Response, OciError> {
+    let artifact_type = query.get("artifactType").map(String::as_str);
+    let index = state
+        .registry
+        .referrers(path, subject, artifact_type)
+        .await?;
+    let mut response = Response::new(Body::from(index));
+    insert(response.headers_mut(), header::CONTENT_TYPE, OCI_INDEX);
+    if artifact_type.is_some() {
+        insert(response.headers_mut(), OCI_FILTERS_APPLIED, "artifactType");
+    }
+    Ok(response)
+}

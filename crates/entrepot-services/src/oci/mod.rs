@@ -1,0 +1,416 @@
+//! OCI repositories: the distribution spec's content (manifests, tags, blobs,
+//! uploads, referrers, the catalog) over standard (hosted) and remote
+//! (pull-through) repositories.
+//!
+//! [`OciRepositories`] finds the repository once per request and sends the
+//! call to [`HostedOci`] or [`RemoteOci`]. Those two never call each other:
+//! both build on the shared [`content`] types and [`error`], and downloads go
+//! through the format-agnostic fill engine and the one upstream client.
+
+pub mod content;
+pub mod error;
+pub mod hosted;
+pub mod remote;
+
+use std::sync::Arc;
+
+use entrepot_domain::{Digest, Format, ImagePath, Mode, Reference, Repository};
+use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
+
+pub use content::{
+    Page, PushedManifest, ServedManifest, UploadStart, UploadState, DEFAULT_MAX_PAGE_SIZE,
+};
+pub use error::{LowDisk, RegistryError};
+pub use hosted::HostedOci;
+pub use remote::RemoteOci;
+
+use crate::located::LocatedBlob;
+
+/// OCI repositories of every mode, behind one front door.
+pub struct OciRepositories {
+    meta: Arc<dyn MetadataStore>,
+    /// Hosted repositories.
+    hosted: HostedOci,
+    /// The pull-through cache, for remote repositories.
+    remote: Option<Arc<RemoteOci>>,
+    /// Below this many free bytes where blobs live, the server is not ready.
+    min_free_disk_bytes: u64,
+    /// The default and the largest page of a listing.
+    max_page_size: u32,
+}
+
+/// Where a readable repository's content comes from.
+enum Source<'a> {
+    Hosted,
+    Remote(Repository, &'a RemoteOci),
+}
+
+impl OciRepositories {
+    /// OCI repositories over the given stores; remote repositories are not
+    /// served until [`Self::with_remote`].
+    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            hosted: HostedOci::new(meta.clone(), blobs),
+            meta,
+            remote: None,
+            min_free_disk_bytes: 0,
+            max_page_size: DEFAULT_MAX_PAGE_SIZE,
+        }
+    }
+
+    /// Serve listings in pages of at most `size` entries (at least 1; also the
+    /// page size when the client does not ask for one).
+    pub fn with_max_page_size(mut self, size: u32) -> Self {
+        self.max_page_size = size.clamp(1, u32::MAX - 1);
+        self
+    }
+
+    /// The page size to serve for a client's `n`.
+    fn page_size(&self, n: Option<u32>) -> u32 {
+        n.map_or(self.max_page_size, |n| n.min(self.max_page_size))
+    }
+
+    /// Report low disk (see [`Self::check_disk_space`]) below `bytes` free.
+    pub fn with_min_free_disk_bytes(mut self, bytes: u64) -> Self {
+        self.min_free_disk_bytes = bytes;
+        self
+    }
+
+    /// Whether the filesystem that holds the blobs has the configured free
+    /// space left; always fine on object storage or with a minimum of 0.
+    pub fn check_disk_space(&self) -> Result<(), RegistryError> {
+        if self.min_free_disk_bytes == 0 {
+            return Ok(());
+        }
+        match self.disk_space()? {
+            Some(space) if space.available < self.min_free_disk_bytes => {
+                Err(RegistryError::LowDisk(LowDisk {
+                    available: space.available,
+                    minimum: self.min_free_disk_bytes,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Space left on the filesystem that holds the blobs (`None` on object
+    /// storage), for readiness checks.
+    pub fn disk_space(&self) -> Result<Option<DiskSpace>, RegistryError> {
+        self.hosted.disk_space()
+    }
+
+    /// Serve remote repositories through `remote`.
+    pub fn with_remote(mut self, remote: Arc<RemoteOci>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The pull-through cache, if remote repositories are enabled.
+    pub fn remote(&self) -> Option<&Arc<RemoteOci>> {
+        self.remote.as_ref()
+    }
+
+    /// Check the repository exists and holds Docker content.
+    async fn repository(&self, path: &ImagePath) -> Result<Repository, RegistryError> {
+        let repo = self
+            .meta
+            .get_repository(path.project.as_str(), path.repository.as_str())
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NameUnknown(format!(
+                    "repository projects/{}/repositories/{} does not exist",
+                    path.project, path.repository
+                ))
+            })?;
+        if repo.format != Format::Docker {
+            return Err(RegistryError::NameUnknown(format!(
+                "repository {} holds {} packages, not container images",
+                repo.name,
+                repo.format.as_str()
+            )));
+        }
+        Ok(repo)
+    }
+
+    /// Where a readable repository's content comes from.
+    async fn source(&self, path: &ImagePath) -> Result<Source<'_>, RegistryError> {
+        let repo = self.repository(path).await?;
+        match repo.mode {
+            Mode::StandardRepository => Ok(Source::Hosted),
+            Mode::RemoteRepository => match self.remote.as_deref() {
+                Some(remote) => Ok(Source::Remote(repo, remote)),
+                None => Err(RegistryError::Unsupported(
+                    "remote repositories are not enabled on this server".into(),
+                )),
+            },
+            Mode::VirtualRepository => Err(RegistryError::Unsupported(
+                "virtual repositories cannot serve content yet".into(),
+            )),
+        }
+    }
+
+    /// The hosted content of a repository that may be pushed to.
+    async fn writable(&self, path: &ImagePath) -> Result<&HostedOci, RegistryError> {
+        match self.repository(path).await?.mode {
+            Mode::StandardRepository => Ok(&self.hosted),
+            Mode::RemoteRepository => Err(RegistryError::Denied(format!(
+                "projects/{}/repositories/{} is a remote repository, a read-only cache of its upstream; push to a standard repository instead",
+                path.project, path.repository
+            ))),
+            Mode::VirtualRepository => Err(RegistryError::Denied(format!(
+                "projects/{}/repositories/{} is a virtual repository and cannot be pushed to; push to one of its standard repositories",
+                path.project, path.repository
+            ))),
+        }
+    }
+
+    /// Fetch a manifest by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<ServedManifest, RegistryError> {
+        match self.source(path).await? {
+            Source::Hosted => self.hosted.get_manifest(path, reference).await,
+            Source::Remote(repo, remote) => remote.get_manifest(&repo, path, reference).await,
+        }
+    }
+
+    /// Validate and store a manifest under a tag or digest.
+    pub async fn put_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Vec<u8>,
+    ) -> Result<PushedManifest, RegistryError> {
+        self.writable(path)
+            .await?
+            .put_manifest(path, reference, content_type, content)
+            .await
+    }
+
+    /// Delete a manifest (by digest, with its tags) or a single tag.
+    pub async fn delete_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<(), RegistryError> {
+        self.writable(path)
+            .await?
+            .delete_manifest(path, reference)
+            .await
+    }
+
+    /// A blob of the image, ready to be read: HEAD answers from its size,
+    /// GET opens it, so the repository (and for a remote one its upstream,
+    /// the access policy and the link) is resolved once per request. For a
+    /// remote repository this starts or joins the blob's fill.
+    pub async fn locate_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<LocatedBlob, RegistryError> {
+        match self.source(path).await? {
+            Source::Hosted => self.hosted.locate_blob(path, digest).await,
+            Source::Remote(repo, remote) => remote.locate_blob(&repo, path, digest).await,
+        }
+    }
+
+    /// Remove a blob from the image.
+    pub async fn delete_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        self.writable(path).await?.delete_blob(path, digest).await
+    }
+
+    /// Open an upload session, or mount `digest` from `from` in the same project.
+    pub async fn start_upload(
+        &self,
+        path: &ImagePath,
+        mount: Option<(&Digest, &ImagePath)>,
+    ) -> Result<UploadStart, RegistryError> {
+        self.writable(path).await?.start_upload(path, mount).await
+    }
+
+    /// Where an upload session stands.
+    pub async fn upload_status(
+        &self,
+        path: &ImagePath,
+        id: &str,
+    ) -> Result<UploadState, RegistryError> {
+        self.writable(path).await?.upload_status(path, id).await
+    }
+
+    /// Append a chunk. `range` is the inclusive byte range the client's
+    /// `Content-Range` gives the chunk, if any: it must start where the upload
+    /// ends, and the body must hold exactly that many bytes, or nothing changes.
+    pub async fn append_chunk(
+        &self,
+        path: &ImagePath,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: ByteStream,
+    ) -> Result<UploadState, RegistryError> {
+        self.writable(path)
+            .await?
+            .append_chunk(path, id, range, body)
+            .await
+    }
+
+    /// Finish an upload with an optional last chunk, verifying the digest.
+    pub async fn finish_upload(
+        &self,
+        path: &ImagePath,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<ByteStream>,
+    ) -> Result<Digest, RegistryError> {
+        self.writable(path)
+            .await?
+            .finish_upload(path, id, digest, last_chunk)
+            .await
+    }
+
+    /// Push a whole blob in one request (`POST ...?digest=`).
+    pub async fn put_blob(
+        &self,
+        path: &ImagePath,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<Digest, RegistryError> {
+        self.writable(path)
+            .await?
+            .put_blob(path, digest, body)
+            .await
+    }
+
+    /// Abandon an upload session.
+    pub async fn cancel_upload(&self, path: &ImagePath, id: &str) -> Result<(), RegistryError> {
+        self.writable(path).await?.cancel_upload(path, id).await
+    }
+
+    /// Remove upload sessions idle for longer than `max_idle_secs`. Returns how many.
+    pub async fn expire_uploads(&self, max_idle_secs: i64) -> Result<usize, RegistryError> {
+        self.hosted.expire_uploads(max_idle_secs).await
+    }
+
+    /// Tags of an image, lexically, after `last`: one page of at most `n`
+    /// (capped at the maximum page size; the default page size without `n`).
+    pub async fn list_tags(
+        &self,
+        path: &ImagePath,
+        n: Option<u32>,
+        last: Option<&str>,
+    ) -> Result<Page, RegistryError> {
+        let size = self.page_size(n);
+        match self.source(path).await? {
+            Source::Hosted => self.hosted.list_tags(path, size, last).await,
+            Source::Remote(repo, remote) => remote.list_tags(&repo, path, size, last).await,
+        }
+    }
+
+    /// Images with manifests, as `project/repository/image`: one page after
+    /// `last` of at most `n` (capped as for tags).
+    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Page, RegistryError> {
+        self.hosted.catalog(self.page_size(n), last).await
+    }
+
+    /// The referrers index of `subject`, optionally filtered by artifact type.
+    /// Returns the index document's bytes.
+    pub async fn referrers(
+        &self,
+        path: &ImagePath,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        // A remote repository answers from the manifests it has cached.
+        self.source(path).await?;
+        self.hosted.referrers(path, subject, artifact_type).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repositories::{NewRepository, RepositoryService};
+    use entrepot_domain::RepositoryName;
+    use entrepot_storage::{ObjectBlobStore, SqliteMetadataStore};
+    use futures::StreamExt;
+
+    async fn registry() -> (OciRepositories, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> =
+            Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        meta.create_project("default").await.unwrap();
+        RepositoryService::new(meta.clone())
+            .create(
+                &"projects/default/repositories/images"
+                    .parse::<RepositoryName>()
+                    .unwrap(),
+                NewRepository {
+                    format: Format::Docker,
+                    mode: Mode::StandardRepository,
+                    description: String::new(),
+                    remote: None,
+                },
+            )
+            .await
+            .unwrap();
+        let blobs = Arc::new(ObjectBlobStore::local(dir.path()).unwrap());
+        (OciRepositories::new(meta, blobs), dir)
+    }
+
+    fn body(bytes: &'static [u8]) -> ByteStream {
+        futures::stream::once(async move { Ok(bytes::Bytes::from_static(bytes)) }).boxed()
+    }
+
+    #[tokio::test]
+    async fn chunked_upload_then_manifest_that_references_it() {
+        let (reg, _dir) = registry().await;
+        let path: ImagePath = "default/images/app".parse().unwrap();
+        let UploadStart::Session(s) = reg.start_upload(&path, None).await.unwrap() else {
+            panic!("expected a session")
+        };
+        reg.append_chunk(&path, &s.id, Some((0, 1)), body(b"{}"))
+            .await
+            .unwrap();
+        let err = reg
+            .append_chunk(&path, &s.id, Some((0, 0)), body(b"x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RegistryError::RangeMismatch {
+                expected: 2,
+                got: 0
+            }
+        ));
+        let config = Digest::of(b"{}");
+        reg.finish_upload(&path, &s.id, &config, None)
+            .await
+            .unwrap();
+        assert_eq!(reg.locate_blob(&path, &config).await.unwrap().size(), 2);
+
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
+        );
+        let tag: Reference = "v1".parse().unwrap();
+        let pushed = reg
+            .put_manifest(&path, &tag, None, manifest.clone().into_bytes())
+            .await
+            .unwrap();
+        let got = reg.get_manifest(&path, &tag).await.unwrap();
+        assert_eq!(got.content, manifest.as_bytes());
+        assert_eq!(got.digest, pushed.digest);
+
+        let missing = manifest.replace(&config.to_string(), &Digest::of(b"nope").to_string());
+        let err = reg
+            .put_manifest(&path, &tag, None, missing.into_bytes())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::ManifestBlobUnknown { .. }));
+    }
+}
