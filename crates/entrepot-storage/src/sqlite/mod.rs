@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::metadata::*;
 use crate::read_cache::ReadCache;
 
+mod iam;
 mod metadata;
 
 /// Metadata in one SQLite file (WAL mode).
