@@ -16,6 +16,7 @@ use crate::read_cache::ReadCache;
 
 mod iam;
 mod metadata;
+mod python;
 mod secrets;
 
 /// Metadata in one SQLite file (WAL mode).
