@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::metadata::*;
 use crate::read_cache::ReadCache;
 
+mod access_policy;
 mod iam;
 mod metadata;
 mod python;
