@@ -15,6 +15,7 @@ use crate::metadata::*;
 use crate::read_cache::ReadCache;
 
 mod access_policy;
+mod cache;
 mod iam;
 mod metadata;
 mod python;
