@@ -11,7 +11,6 @@ pub mod cache;
 pub mod iam;
 pub mod metadata;
 pub mod python;
-mod read_cache;
 pub mod secrets;
 pub mod sqlite;
 
@@ -27,7 +26,7 @@ pub use metadata::{
     StoreError, UploadRecord,
 };
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
-pub use read_cache::ReadCacheStats;
+pub use sqlite::ReadCacheStats;
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,

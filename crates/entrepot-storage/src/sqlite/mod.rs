@@ -12,13 +12,15 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::metadata::*;
-use crate::read_cache::ReadCache;
+use read_cache::ReadCache;
+pub use read_cache::ReadCacheStats;
 
 mod access_policy;
 mod cache;
 mod iam;
 mod metadata;
 mod python;
+mod read_cache;
 mod secrets;
 
 /// Metadata in one SQLite file (WAL mode).

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::SqliteMetadataStore;
 use crate::metadata::StoreError;
 use crate::python::*;
-use crate::read_cache::RemoteFileKey;
+use super::read_cache::RemoteFileKey;
 
 fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreError> {
     Ok(PythonFileRecord {
