@@ -1,5 +1,5 @@
-//! Storage of the organisation's registry access policy: one row holding the
-//! policy as JSON, its etag and the time of the last change.
+//! Storage of the organisation's registry access policy: the policy, its etag
+//! and the time of the last change.
 
 use async_trait::async_trait;
 use entrepot_domain::access_policy::AccessPolicy;

@@ -1,5 +1,7 @@
 //! The IAM store: users, service accounts, personal access tokens and IAM
-//! policies, in the same database as the rest of the metadata.
+//! policies. A backend keeps them in the same database as the rest of the
+//! metadata: deleting a principal or a secret changes policies in the same
+//! transaction.
 
 use async_trait::async_trait;
 use entrepot_domain::iam::Policy;

@@ -4,6 +4,10 @@
 //! manifests, tags, upload sessions; SQLite by default) and the [`BlobStore`]
 //! (content-addressed bytes; a local directory through `object_store` by default).
 //! Nothing above this crate writes SQL or touches blob paths.
+//!
+//! The trait modules (`metadata`, `iam`, `secrets`, `python`, `access_policy`,
+//! `cache`) hold only records, errors and traits; [`sqlite`] implements them
+//! all, with all of the SQL.
 
 pub mod access_policy;
 pub mod blob;
@@ -26,9 +30,8 @@ pub use metadata::{
     StoreError, UploadRecord,
 };
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
-pub use sqlite::ReadCacheStats;
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,
 };
-pub use sqlite::SqliteMetadataStore;
+pub use sqlite::{ReadCacheStats, SqliteMetadataStore};

@@ -2,8 +2,8 @@
 //!
 //! This layer never sees plaintext: a version arrives sealed (ciphertext, nonce,
 //! wrapped data key, master key id) and leaves the same way. Destroying a version
-//! overwrites its sealed columns with NULL under `secure_delete` and truncates the
-//! write-ahead log, so the old bytes do not linger in free pages.
+//! or deleting a secret must leave no trace of the sealed bytes, neither through
+//! the store nor in the files behind it.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,18 +1,13 @@
-//! The registry access policy on SQLite: one row with the policy as JSON.
+//! The registry access policy on SQLite: one row holding the policy as JSON,
+//! its etag and the time of the last change.
 
 use async_trait::async_trait;
 use entrepot_domain::access_policy::AccessPolicy;
 use sqlx::Row;
 
-use super::SqliteMetadataStore;
+use super::{now_rfc3339, SqliteMetadataStore};
 use crate::access_policy::*;
 use crate::metadata::StoreError;
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 #[async_trait]
 impl AccessPolicyStore for SqliteMetadataStore {

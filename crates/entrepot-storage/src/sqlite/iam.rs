@@ -5,19 +5,9 @@ use entrepot_domain::iam::{Binding, Member, Policy, EMPTY_POLICY_ETAG};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::SqliteMetadataStore;
+use super::{is_unique_violation, now_rfc3339, SqliteMetadataStore};
 use crate::iam::*;
 use crate::metadata::StoreError;
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {

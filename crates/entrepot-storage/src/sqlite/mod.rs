@@ -1,4 +1,11 @@
 //! The SQLite metadata store, the embedded default.
+//!
+//! This module opens the database (pool, migrations, WAL checkpoints); each
+//! store trait is implemented in its own file, with all of its SQL:
+//! `metadata.rs`, `iam.rs`, `secrets.rs`, `python.rs`, `access_policy.rs` and
+//! `cache.rs`. `read_cache.rs` is the in-process cache those implementations
+//! consult and invalidate; it is correct only because one process owns the
+//! file.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection};
 
-use crate::metadata::*;
+use crate::metadata::StoreError;
 use read_cache::ReadCache;
 pub use read_cache::ReadCacheStats;
 
@@ -31,19 +38,22 @@ mod secrets;
 #[derive(Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
-    pub(crate) cache: Arc<ReadCache>,
+    cache: Arc<ReadCache>,
 }
 
-pub(crate) fn now_rfc3339() -> String {
+/// The current time as stored in `*_time` text columns.
+fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
+/// A digest read back from a column; a bad one means a damaged database.
 fn digest_col(s: String) -> Result<Digest, StoreError> {
     Digest::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Whether an insert failed because the row exists: `AlreadyExists`.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

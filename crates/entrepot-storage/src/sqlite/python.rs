@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use entrepot_domain::Digest;
 use sqlx::Row;
 
-use super::SqliteMetadataStore;
+use super::read_cache::RemoteFileKey;
+use super::{is_unique_violation, now_rfc3339, SqliteMetadataStore};
 use crate::metadata::StoreError;
 use crate::python::*;
-use super::read_cache::RemoteFileKey;
 
 fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreError> {
     Ok(PythonFileRecord {
@@ -238,7 +238,7 @@ impl PythonStore for SqliteMetadataStore {
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
             .bind(size as i64)
-            .bind(crate::sqlite::now_rfc3339())
+            .bind(now_rfc3339())
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
@@ -311,9 +311,7 @@ impl PythonStore for SqliteMetadataStore {
         .await;
         match result {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::AlreadyExists)
-            }
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
             Err(e) => Err(e.into()),
         }
     }

@@ -1,17 +1,17 @@
 //! The secret store on SQLite: secrets, sealed versions and the audit log.
+//!
+//! Destroying a version overwrites its sealed columns with NULL under
+//! `secure_delete` and truncates the write-ahead log, so the old bytes do not
+//! linger in free pages.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqliteMetadataStore;
+use super::{is_unique_violation, SqliteMetadataStore};
 use crate::metadata::StoreError;
 use crate::secrets::*;
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 fn secret_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SecretRecord, StoreError> {
     let labels: String = row.try_get("labels")?;
