@@ -17,6 +17,8 @@ pub mod metadata;
 pub mod python;
 pub mod secrets;
 pub mod sqlite;
+mod stores;
+pub mod testing;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
@@ -35,3 +37,4 @@ pub use secrets::{
     WrappedKeyRecord,
 };
 pub use sqlite::{ReadCacheStats, SqliteMetadataStore};
+pub use stores::Stores;

@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 
 use crate::metadata::StoreError;
+use crate::Stores;
 use read_cache::ReadCache;
 pub use read_cache::ReadCacheStats;
 
@@ -148,6 +149,19 @@ impl SqliteMetadataStore {
             pool,
             cache: Arc::default(),
         })
+    }
+
+    /// The trait objects of every store, all over this database.
+    pub fn stores(self) -> Stores {
+        let store = Arc::new(self);
+        Stores {
+            metadata: store.clone(),
+            iam: store.clone(),
+            secrets: store.clone(),
+            python: store.clone(),
+            access_policy: store.clone(),
+            cache: store,
+        }
     }
 
     /// Hits and misses of the in-process read cache, per map.
