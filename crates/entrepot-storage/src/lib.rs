@@ -12,6 +12,8 @@
 pub mod access_policy;
 pub mod blob;
 pub mod cache;
+#[cfg(test)]
+mod conformance;
 pub mod iam;
 pub mod metadata;
 pub mod python;

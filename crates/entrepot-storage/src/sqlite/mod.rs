@@ -180,3 +180,20 @@ impl SqliteMetadataStore {
         &self.pool
     }
 }
+
+/// The store contracts, on a private in-memory database (one connection) and
+/// on a file opened as the server opens it (a pool, WAL).
+#[cfg(test)]
+mod conformance {
+    mod in_memory {
+        crate::conformance::suite!(async { (crate::testing::memory_stores().await.unwrap(), ()) });
+    }
+
+    mod on_file {
+        crate::conformance::suite!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let stores = crate::testing::file_stores(dir.path()).await.unwrap();
+            (stores, dir)
+        });
+    }
+}
