@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used)] // A broken contract is a failed test.
 
+pub(crate) mod iam;
 pub(crate) mod metadata;
+pub(crate) mod secrets;
 
 /// Walk a keyset listing in pages of `size`: `page(after, n)` reads page `n`
 /// (from 0) after the key `after` and returns the keys on it. Returns every
@@ -59,6 +61,24 @@ macro_rules! suite {
             metadata::upload_sessions_record_parts_by_compare_and_swap,
             metadata::racing_parts_let_one_writer_win,
             metadata::stale_uploads_are_those_untouched_since,
+            iam::users_accounts_and_tokens_round_trip,
+            iam::user_and_service_account_pages_follow_their_keys,
+            iam::deleting_a_principal_revokes_its_tokens_and_grants,
+            iam::token_revocation_is_final,
+            iam::token_pages_walk_newest_first_through_equal_creation_times,
+            iam::set_policy_is_a_compare_and_swap_on_the_etag,
+            iam::racing_policy_writers_let_one_win,
+            secrets::secrets_are_create_only_and_relabelled,
+            secrets::versions_number_from_one_and_latest_skips_disabled,
+            secrets::racing_version_inserts_take_one_number_each,
+            secrets::version_pages_walk_newest_first,
+            secrets::destroy_wipes_the_sealed_payload_for_good,
+            secrets::deleting_a_secret_takes_its_versions_and_policy,
+            secrets::wrapped_keys_are_replaced_only_if_unchanged,
+            secrets::audit_log_filters_by_resource_prefix,
+            secrets::audit_filters_take_names_literally,
+            secrets::audit_pages_of_one_secret_walk_newest_first_and_include_names_under_it,
+            secrets::audit_log_is_bounded_by_pruning_the_oldest,
         );
     };
     (@each $open:expr; $($group:ident :: $contract:ident),* $(,)?) => {
