@@ -8,8 +8,10 @@
 
 #![allow(clippy::unwrap_used)] // A broken contract is a failed test.
 
+pub(crate) mod access_policy;
 pub(crate) mod iam;
 pub(crate) mod metadata;
+pub(crate) mod python;
 pub(crate) mod secrets;
 
 /// Walk a keyset listing in pages of `size`: `page(after, n)` reads page `n`
@@ -79,6 +81,15 @@ macro_rules! suite {
             secrets::audit_filters_take_names_literally,
             secrets::audit_pages_of_one_secret_walk_newest_first_and_include_names_under_it,
             secrets::audit_log_is_bounded_by_pruning_the_oldest,
+            python::index_pages_are_replaced_whole,
+            python::uploaded_files_are_unique_by_name_and_yank_by_version,
+            python::extracted_metadata_survives_page_refreshes,
+            python::remembered_file_origins_are_never_served_stale,
+            python::large_pages_of_file_origins_are_remembered_whole,
+            python::remote_blobs_are_linked_to_their_repository,
+            access_policy::access_policy_is_a_compare_and_swap_on_the_etag,
+            access_policy::racing_first_policies_let_one_win,
+            access_policy::tag_checks_are_kept_per_tag,
         );
     };
     (@each $open:expr; $($group:ident :: $contract:ident),* $(,)?) => {

@@ -62,37 +62,3 @@ impl AccessPolicyStore for SqliteMetadataStore {
         Ok(result.rows_affected() == 1)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use entrepot_domain::access_policy::{parse_entries, Enforcement};
-
-    #[tokio::test]
-    async fn compare_and_swap_on_the_etag() {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
-        assert_eq!(store.get_access_policy().await.unwrap(), None);
-        let p1 = AccessPolicy::default();
-        assert!(store.set_access_policy(&p1, "e1", None).await.unwrap());
-        // A second "first write" loses.
-        assert!(!store.set_access_policy(&p1, "e1b", None).await.unwrap());
-        let p2 = AccessPolicy::new(
-            true,
-            Enforcement::DryRun,
-            parse_entries(&["ghcr.io"]).unwrap(),
-        )
-        .unwrap();
-        assert!(!store
-            .set_access_policy(&p2, "e2", Some("stale"))
-            .await
-            .unwrap());
-        assert!(store
-            .set_access_policy(&p2, "e2", Some("e1"))
-            .await
-            .unwrap());
-        let stored = store.get_access_policy().await.unwrap().unwrap();
-        assert_eq!(stored.policy, p2);
-        assert_eq!(stored.etag, "e2");
-        assert!(!stored.update_time.is_empty());
-    }
-}
