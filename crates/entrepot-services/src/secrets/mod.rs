@@ -890,10 +890,13 @@ pub async fn rewrap_data_keys(
     })
 }
 
+/// The secrets of a [`SecretStore`], as the IAM service asks after them.
+pub struct StoredSecrets(pub Arc<dyn SecretStore>);
+
 #[async_trait::async_trait]
-impl crate::iam::SecretDirectory for entrepot_storage::SqliteMetadataStore {
+impl crate::iam::SecretDirectory for StoredSecrets {
     async fn secret_exists(&self, project: &str, secret: &str) -> Result<bool, StoreError> {
-        Ok(self.get_secret(project, secret).await?.is_some())
+        Ok(self.0.get_secret(project, secret).await?.is_some())
     }
 }
 
@@ -927,7 +930,7 @@ mod tests {
     use super::*;
     use crate::access::{AllowAll, Credentials};
     use async_trait::async_trait;
-    use entrepot_storage::SqliteMetadataStore;
+    use entrepot_storage::testing::{file_stores, memory_stores};
 
     /// Allows everything except payload access by `user:mallory@example.com`.
     struct DenyMallory;
@@ -956,16 +959,15 @@ mod tests {
         }
     }
 
-    async fn service(access: Arc<dyn AccessControl>) -> (SecretService, Arc<SqliteMetadataStore>) {
-        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-        store.create_project("demo").await.unwrap();
-        let svc = SecretService::new(
-            store.clone(),
-            store.clone(),
+    async fn service(access: Arc<dyn AccessControl>) -> SecretService {
+        let stores = memory_stores().await.unwrap();
+        stores.metadata.create_project("demo").await.unwrap();
+        SecretService::new(
+            stores.secrets,
+            stores.metadata,
             Arc::new(MemoryKeyRing::generate()),
             access,
-        );
-        (svc, store)
+        )
     }
 
     fn payload(s: &str) -> SecretPayload {
@@ -980,7 +982,7 @@ mod tests {
 
     #[tokio::test]
     async fn latest_follows_enabled_versions_and_destroy_is_final() {
-        let (svc, _) = service(Arc::new(AllowAll)).await;
+        let svc = service(Arc::new(AllowAll)).await;
         let alice = Principal::User("alice@example.com".into());
         let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
         let (_, v1) = svc
@@ -1034,7 +1036,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_access_attempt_is_audited() {
-        let (svc, _) = service(Arc::new(DenyMallory)).await;
+        let svc = service(Arc::new(DenyMallory)).await;
         let alice = Principal::User("alice@example.com".into());
         let mallory = Principal::User("mallory@example.com".into());
         let agent = Principal::ServiceAccount("service-1@entrepot.local".into());
@@ -1144,15 +1146,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_adds_get_distinct_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteMetadataStore::open(&dir.path().join("metadata.db"))
-                .await
-                .unwrap(),
-        );
-        store.create_project("demo").await.unwrap();
+        let stores = file_stores(dir.path()).await.unwrap();
+        stores.metadata.create_project("demo").await.unwrap();
         let svc = SecretService::new(
-            store.clone(),
-            store.clone(),
+            stores.secrets,
+            stores.metadata,
             Arc::new(MemoryKeyRing::generate()),
             Arc::new(AllowAll),
         );
@@ -1211,13 +1209,14 @@ mod tests {
 
     #[tokio::test]
     async fn rewrap_moves_every_data_key_to_the_new_primary() {
-        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-        store.create_project("demo").await.unwrap();
+        let stores = memory_stores().await.unwrap();
+        stores.metadata.create_project("demo").await.unwrap();
+        let store = stores.secrets.clone();
         let dir = tempfile::tempdir().unwrap();
         let ring = Arc::new(FileKeyRing::open_or_create(&dir.path().join("master.key")).unwrap());
         let svc = SecretService::new(
-            store.clone(),
-            store.clone(),
+            stores.secrets,
+            stores.metadata,
             ring.clone(),
             Arc::new(AllowAll),
         );
@@ -1271,7 +1270,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_name_the_resource_and_never_the_payload() {
-        let (svc, _) = service(Arc::new(AllowAll)).await;
+        let svc = service(Arc::new(AllowAll)).await;
         let p = Principal::Anonymous;
         let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
         svc.create(&p, &name, Labels::default(), Some(payload("pa55word")))
