@@ -1293,7 +1293,7 @@ mod tests {
     use entrepot_domain::iam::{
         ARTIFACTREGISTRY_READER, ARTIFACTREGISTRY_WRITER, SECRETMANAGER_SECRET_ACCESSOR,
     };
-    use entrepot_storage::SqliteMetadataStore;
+    use entrepot_storage::testing::memory_stores;
 
     const ALL_PERMISSIONS: &[Permission] = &[
         Permission::RepositoriesGet,
@@ -1327,10 +1327,10 @@ mod tests {
         Permission::PrincipalsManage,
     ];
 
-    async fn service() -> (IamService, SqliteMetadataStore) {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
-        let iam = IamService::new(Arc::new(store.clone()), Arc::new(store.clone()), &[7u8; 32]);
-        (iam, store)
+    async fn service() -> (IamService, Arc<dyn MetadataStore>) {
+        let store = memory_stores().await.unwrap();
+        let iam = IamService::new(store.iam, store.metadata.clone(), &[7u8; 32]);
+        (iam, store.metadata)
     }
 
     fn secret(s: &str) -> Resource {
