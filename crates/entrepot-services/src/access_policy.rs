@@ -342,13 +342,13 @@ impl HopCheck for AccessPolicyService {
 mod tests {
     use super::*;
     use entrepot_domain::access_policy::{parse_entries, Enforcement};
-    use entrepot_storage::SqliteMetadataStore;
+    use entrepot_storage::testing::memory_stores;
 
     async fn service() -> (AccessPolicyService, Arc<Metrics>) {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        let stores = memory_stores().await.unwrap();
         let metrics = Arc::new(Metrics::default());
         (
-            AccessPolicyService::new(Arc::new(store), metrics.clone()),
+            AccessPolicyService::new(stores.access_policy, metrics.clone()),
             metrics,
         )
     }
@@ -392,9 +392,10 @@ mod tests {
 
     #[tokio::test]
     async fn changes_are_recorded_in_the_audit_table() {
-        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-        let svc = AccessPolicyService::new(store.clone(), Arc::new(Metrics::default()))
-            .with_audit_log(Arc::new(StoredAuditLog(store.clone())));
+        let stores = memory_stores().await.unwrap();
+        let store = stores.secrets.clone();
+        let svc = AccessPolicyService::new(stores.access_policy, Arc::new(Metrics::default()))
+            .with_audit_log(Arc::new(StoredAuditLog(stores.secrets)));
         let changed = svc
             .change(&admin(), None, |p| {
                 p.enabled = false;
@@ -482,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn another_node_sees_a_change_within_the_cache_window() {
-        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        let store = memory_stores().await.unwrap().access_policy;
         let metrics = Arc::new(Metrics::default());
         let a = AccessPolicyService::new(store.clone(), metrics.clone());
         let b = AccessPolicyService::new(store, metrics);

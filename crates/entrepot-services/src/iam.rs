@@ -1389,12 +1389,12 @@ mod tests {
     use entrepot_domain::iam::{
         ARTIFACTREGISTRY_READER, ARTIFACTREGISTRY_WRITER, SECRETMANAGER_SECRET_ACCESSOR,
     };
-    use entrepot_storage::SqliteMetadataStore;
+    use entrepot_storage::testing::memory_stores;
 
-    async fn service() -> (IamService, SqliteMetadataStore) {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
-        let iam = IamService::new(Arc::new(store.clone()), Arc::new(store.clone()), &[7u8; 32]);
-        (iam, store)
+    async fn service() -> (IamService, Arc<dyn MetadataStore>) {
+        let store = memory_stores().await.unwrap();
+        let iam = IamService::new(store.iam, store.metadata.clone(), &[7u8; 32]);
+        (iam, store.metadata)
     }
 
     fn secret(s: &str) -> Resource {
@@ -1606,8 +1606,9 @@ mod tests {
 
     /// A service whose credential cache keeps entries for an hour: what
     /// expires them in these tests is invalidation, never the clock.
-    async fn service_with_lasting_cache() -> (IamService, SqliteMetadataStore) {
-        let (iam, store) = service().await;
+    async fn service_with_lasting_cache() -> (IamService, entrepot_storage::Stores) {
+        let store = memory_stores().await.unwrap();
+        let iam = IamService::new(store.iam.clone(), store.metadata.clone(), &[7u8; 32]);
         let cache = CredentialCache::new(1024, std::time::Duration::from_secs(3600));
         (iam.with_credential_cache(cache), store)
     }
@@ -1647,7 +1648,7 @@ mod tests {
         let jwt_first = iam.authenticate_detailed(Some(&jwt)).await.unwrap();
         // Revoked behind the service's back (as another node would): the
         // cached checks still answer, which shows they do not read the store.
-        store.revoke_token(&created.record.id).await.unwrap();
+        store.iam.revoke_token(&created.record.id).await.unwrap();
         assert_eq!(
             iam.authenticate_detailed(Some(&bearer)).await.unwrap(),
             first
@@ -1678,7 +1679,7 @@ mod tests {
     async fn revoking_or_deleting_on_this_node_stops_a_cached_token_at_once() {
         let (iam, store) = service_with_lasting_cache().await;
         iam.bootstrap().await.unwrap();
-        store.create_project("demo").await.unwrap();
+        store.metadata.create_project("demo").await.unwrap();
         let admin = user("admin");
         iam.create_user(&admin, "dev@example.com", None)
             .await

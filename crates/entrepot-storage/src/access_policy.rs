@@ -1,12 +1,10 @@
-//! Storage of the organisation's registry access policy: one row holding the
-//! policy as JSON, its etag and the time of the last change.
+//! Storage of the organisation's registry access policy: the policy, its etag
+//! and the time of the last change.
 
 use async_trait::async_trait;
 use entrepot_domain::access_policy::AccessPolicy;
-use sqlx::Row;
 
 use crate::metadata::StoreError;
-use crate::sqlite::SqliteMetadataStore;
 
 /// The stored policy with its concurrency token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,98 +32,4 @@ pub trait AccessPolicyStore: Send + Sync + 'static {
         new_etag: &str,
         expected_etag: Option<&str>,
     ) -> Result<bool, StoreError>;
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-#[async_trait]
-impl AccessPolicyStore for SqliteMetadataStore {
-    async fn get_access_policy(&self) -> Result<Option<StoredAccessPolicy>, StoreError> {
-        let row = sqlx::query("SELECT policy, etag, update_time FROM access_policy WHERE id = 1")
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let text: String = row.try_get("policy")?;
-        let policy: AccessPolicy = serde_json::from_str(&text)
-            .map_err(|e| StoreError::Corrupt(format!("registry access policy: {e}")))?;
-        Ok(Some(StoredAccessPolicy {
-            policy,
-            etag: row.try_get("etag")?,
-            update_time: row.try_get("update_time")?,
-        }))
-    }
-
-    async fn set_access_policy(
-        &self,
-        policy: &AccessPolicy,
-        new_etag: &str,
-        expected_etag: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_rfc3339();
-        let result = match expected_etag {
-            Some(etag) => {
-                sqlx::query(
-                    "UPDATE access_policy SET policy = ?, etag = ?, update_time = ? WHERE id = 1 AND etag = ?",
-                )
-                .bind(&text)
-                .bind(new_etag)
-                .bind(&now)
-                .bind(etag)
-                .execute(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO access_policy (id, policy, etag, update_time) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&text)
-                .bind(new_etag)
-                .bind(&now)
-                .execute(self.pool())
-                .await?
-            }
-        };
-        Ok(result.rows_affected() == 1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use entrepot_domain::access_policy::{parse_entries, Enforcement};
-
-    #[tokio::test]
-    async fn compare_and_swap_on_the_etag() {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
-        assert_eq!(store.get_access_policy().await.unwrap(), None);
-        let p1 = AccessPolicy::default();
-        assert!(store.set_access_policy(&p1, "e1", None).await.unwrap());
-        // A second "first write" loses.
-        assert!(!store.set_access_policy(&p1, "e1b", None).await.unwrap());
-        let p2 = AccessPolicy::new(
-            true,
-            Enforcement::DryRun,
-            parse_entries(&["ghcr.io"]).unwrap(),
-        )
-        .unwrap();
-        assert!(!store
-            .set_access_policy(&p2, "e2", Some("stale"))
-            .await
-            .unwrap());
-        assert!(store
-            .set_access_policy(&p2, "e2", Some("e1"))
-            .await
-            .unwrap());
-        let stored = store.get_access_policy().await.unwrap().unwrap();
-        assert_eq!(stored.policy, p2);
-        assert_eq!(stored.etag, "e2");
-        assert!(!stored.update_time.is_empty());
-    }
 }

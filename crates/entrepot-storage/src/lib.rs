@@ -4,16 +4,23 @@
 //! manifests, tags, upload sessions; SQLite by default) and the [`BlobStore`]
 //! (content-addressed bytes; a local directory through `object_store` by default).
 //! Nothing above this crate writes SQL or touches blob paths.
+//!
+//! The trait modules (`metadata`, `iam`, `secrets`, `python`, `access_policy`,
+//! `cache`) hold only records, errors and traits; [`sqlite`] implements them
+//! all, with all of the SQL.
 
 pub mod access_policy;
 pub mod blob;
 pub mod cache;
+#[cfg(test)]
+mod conformance;
 pub mod iam;
 pub mod metadata;
 pub mod python;
-mod read_cache;
 pub mod secrets;
 pub mod sqlite;
+mod stores;
+pub mod testing;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
@@ -27,9 +34,9 @@ pub use metadata::{
     StoreError, UploadRecord,
 };
 pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
-pub use read_cache::ReadCacheStats;
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,
 };
-pub use sqlite::SqliteMetadataStore;
+pub use sqlite::{ReadCacheStats, SqliteMetadataStore};
+pub use stores::Stores;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use entrepot_services::authn::{new_signing_key, SecretString};
+use entrepot_services::secrets::StoredSecrets;
 use entrepot_services::IamService;
 use entrepot_storage::{MetadataStore, SqliteMetadataStore};
 
@@ -82,7 +83,7 @@ pub async fn iam(
     let key = signing_key(data_dir)?;
     let iam = Arc::new(
         IamService::new(Arc::new(store.clone()), meta, &key)
-            .with_secret_directory(Arc::new(store.clone())),
+            .with_secret_directory(Arc::new(StoredSecrets(Arc::new(store.clone())))),
     );
     let token = iam
         .bootstrap()

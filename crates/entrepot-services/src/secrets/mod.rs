@@ -184,10 +184,13 @@ impl SecretService {
     }
 }
 
+/// The secrets of a [`SecretStore`], as the IAM service asks after them.
+pub struct StoredSecrets(pub Arc<dyn SecretStore>);
+
 #[async_trait::async_trait]
-impl crate::iam::SecretDirectory for entrepot_storage::SqliteMetadataStore {
+impl crate::iam::SecretDirectory for StoredSecrets {
     async fn secret_exists(&self, project: &str, secret: &str) -> Result<bool, StoreError> {
-        Ok(self.get_secret(project, secret).await?.is_some())
+        Ok(self.0.get_secret(project, secret).await?.is_some())
     }
 }
 

@@ -1,51 +1,14 @@
-//! The SQLite metadata store, the embedded default.
-
-use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+//! The metadata store on SQLite: projects, repositories, manifests, tags,
+//! blob links and upload sessions.
 
 use async_trait::async_trait;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Digest, Repository};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::sqlite::SqlitePool;
+use sqlx::Row;
 
+use super::{digest_col, is_unique_violation, now_rfc3339, SqliteMetadataStore};
 use crate::metadata::*;
-use crate::read_cache::ReadCache;
-
-/// Metadata in one SQLite file (WAL mode).
-///
-/// IAM policy, repository and tag lookups are answered from an in-process
-/// cache that every write through this store invalidates: one process owns the
-/// file.
-#[derive(Clone)]
-pub struct SqliteMetadataStore {
-    pool: SqlitePool,
-    pub(crate) cache: Arc<ReadCache>,
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn digest_col(s: String) -> Result<Digest, StoreError> {
-    Digest::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// The size a checkpointed write-ahead log is truncated to (`journal_size_limit`).
-const JOURNAL_SIZE_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
-
-/// How often the write-ahead log is checkpointed and truncated.
-pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Rows a repository deletion removes per transaction: SQLite has one
 /// writer, and a deletion must not hold it for long.
@@ -61,109 +24,6 @@ const REPOSITORY_TABLES: [&str; 7] = [
     "python_remote_files",
     "python_files",
 ];
-
-impl SqliteMetadataStore {
-    /// Checkpoint the write-ahead log every [`WAL_CHECKPOINT_INTERVAL`] and
-    /// truncate it, for as long as the store lives. SQLite's own checkpoints
-    /// (every 1,000 pages, at commit) copy pages back but never shrink the
-    /// file, and cannot finish while readers keep arriving, so under steady
-    /// load the log would grow until restart. Needs a Tokio runtime.
-    pub fn spawn_wal_checkpoints(&self) {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if pool.is_closed() {
-                    return;
-                }
-                // TRUNCATE waits (busy timeout) for readers of old snapshots
-                // to finish; new readers and writers proceed meanwhile or
-                // right after, as reads never wait for a checkpoint.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
-                }
-            }
-        });
-    }
-
-    /// Open (creating if needed) the database file and run migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            // A WAL that a burst of writes grew is cut back to this size once
-            // checkpointed, instead of keeping its largest size until restart.
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
-            .busy_timeout(Duration::from_secs(10));
-        // Create the file, switch it to WAL and migrate it on one connection
-        // before the pool opens several at once: on a new file, connections
-        // racing to change the journal mode can fail with "database is locked"
-        // (SQLite does not wait when waiting could deadlock). Once the file is
-        // in WAL mode, the pool's connections find it so.
-        let mut first = options.connect().await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut first)
-            .await?;
-        first.close().await?;
-        Self::connect(options, 8).await
-    }
-
-    /// A private in-memory database, for unit tests.
-    pub async fn in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        Self::connect(options, 1).await
-    }
-
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
-        if max > 1 {
-            // Migrate (and switch to WAL) on one connection before the pool opens
-            // others: a second connection setting the journal mode while a
-            // migration holds the write lock fails with "database is locked".
-            use sqlx::{ConnectOptions as _, Connection as _};
-            let mut connection = options.connect().await?;
-            sqlx::migrate!("./migrations/sqlite")
-                .run(&mut connection)
-                .await?;
-            connection.close().await?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self {
-            pool,
-            cache: Arc::default(),
-        })
-    }
-
-    /// Hits and misses of the in-process read cache, per map.
-    pub fn read_cache_stats(&self) -> Vec<crate::ReadCacheStats> {
-        self.cache.stats()
-    }
-
-    /// Check the database answers (for readiness probes).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// The pool, for stores of other services that share this database file.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-}
 
 fn repository_from_row(
     project: &str,
@@ -863,98 +723,5 @@ impl MetadataStore for SqliteMetadataStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(upload_from_row).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use entrepot_domain::{Format, Mode};
-
-    fn repository(description: &str) -> Repository {
-        Repository {
-            name: "projects/p/repositories/r".into(),
-            format: Format::Docker,
-            mode: Mode::StandardRepository,
-            description: description.into(),
-            remote_repository_config: None,
-            create_time: "2026-01-01T00:00:00Z".into(),
-            update_time: "2026-01-01T00:00:00Z".into(),
-        }
-    }
-
-    fn manifest(content: &str) -> ManifestRecord {
-        ManifestRecord {
-            digest: Digest::of(content.as_bytes()),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            artifact_type: None,
-            subject: None,
-            annotations: None,
-            content: content.as_bytes().to_vec(),
-        }
-    }
-
-    async fn tagged(store: &SqliteMetadataStore, image: &ImageRef) -> Option<Digest> {
-        let found = store.manifest_by_tag(image, "t").await.unwrap();
-        found.map(|m| m.digest)
-    }
-
-    #[tokio::test]
-    async fn cached_lookups_follow_every_write() {
-        let store = SqliteMetadataStore::in_memory().await.unwrap();
-        store.create_project("p").await.unwrap();
-        store
-            .create_repository("p", "r", &repository("one"))
-            .await
-            .unwrap();
-        let image = ImageRef {
-            project: "p".into(),
-            repository: "r".into(),
-            image: "app".into(),
-        };
-        let (m1, m2) = (manifest("one"), manifest("two"));
-
-        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
-        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
-        // The tag moves.
-        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
-        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
-        // The tag goes.
-        assert!(store.delete_tag(&image, "t").await.unwrap());
-        assert_eq!(tagged(&store, &image).await, None);
-        // The manifest it names goes.
-        store.put_manifest(&image, &m1, Some("t")).await.unwrap();
-        assert_eq!(tagged(&store, &image).await, Some(m1.digest.clone()));
-        assert!(store.delete_manifest(&image, &m1.digest).await.unwrap());
-        assert_eq!(tagged(&store, &image).await, None);
-
-        // The repository changes, then goes with its content.
-        let desc = |r: Option<Repository>| r.map(|r| r.description);
-        assert_eq!(
-            desc(store.get_repository("p", "r").await.unwrap()),
-            Some("one".into())
-        );
-        store
-            .update_repository("p", "r", &repository("two"))
-            .await
-            .unwrap();
-        assert_eq!(
-            desc(store.get_repository("p", "r").await.unwrap()),
-            Some("two".into())
-        );
-        store.put_manifest(&image, &m2, Some("t")).await.unwrap();
-        assert_eq!(tagged(&store, &image).await, Some(m2.digest.clone()));
-        assert!(store.delete_repository("p", "r").await.unwrap());
-        assert_eq!(desc(store.get_repository("p", "r").await.unwrap()), None);
-        assert_eq!(tagged(&store, &image).await, None);
-        store
-            .create_repository("p", "r", &repository("three"))
-            .await
-            .unwrap();
-        assert_eq!(
-            desc(store.get_repository("p", "r").await.unwrap()),
-            Some("three".into())
-        );
-        assert_eq!(tagged(&store, &image).await, None);
     }
 }

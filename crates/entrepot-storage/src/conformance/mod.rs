@@ -1,0 +1,107 @@
+//! The contracts every metadata backend keeps, written once.
+//!
+//! Each function exercises one contract the services rely on through the
+//! store traits only, and panics when the backend breaks it. [`suite!`] turns
+//! every function into a `#[tokio::test]` against one backend, so a backend
+//! runs the whole suite with one line per way of opening it (see the end of
+//! `sqlite/mod.rs`). Each test gets a new, empty database.
+
+#![allow(clippy::unwrap_used)] // A broken contract is a failed test.
+
+pub(crate) mod access_policy;
+pub(crate) mod iam;
+pub(crate) mod metadata;
+pub(crate) mod python;
+pub(crate) mod secrets;
+
+/// Walk a keyset listing in pages of `size`: `page(after, n)` reads page `n`
+/// (from 0) after the key `after` and returns the keys on it. Returns every
+/// key in the order seen; checks that no page is larger than `size`.
+pub(crate) async fn walk<K: Clone>(
+    size: u32,
+    mut page: impl AsyncFnMut(Option<K>, usize) -> Vec<K>,
+) -> Vec<K> {
+    let mut seen = Vec::new();
+    let mut after = None;
+    for n in 0..10_000 {
+        let keys = page(after.clone(), n).await;
+        assert!(
+            keys.len() <= size as usize,
+            "page {n} holds {} items, more than the {size} asked for",
+            keys.len()
+        );
+        let full = keys.len() == size as usize;
+        after = keys.last().cloned();
+        seen.extend(keys);
+        if !full {
+            return seen;
+        }
+    }
+    panic!("the listing never ended: the cursor is not followed");
+}
+
+/// Run every contract against one backend: one `#[tokio::test]` per
+/// contract, each opening a new backend with `$open`, an expression whose
+/// value is a future of `(Stores, guard)`; the guard (a temporary directory,
+/// or `()`) lives until the test ends. Use it inside a module of its own.
+macro_rules! suite {
+    ($open:expr) => {
+        $crate::conformance::suite!(@each $open;
+            metadata::projects_are_create_only,
+            metadata::project_pages_follow_id_order_while_projects_are_added,
+            metadata::repositories_are_create_only_within_a_project,
+            metadata::repository_pages_stay_stable_while_repositories_come_and_go,
+            metadata::deleting_a_repository_takes_its_content,
+            metadata::blob_links_belong_to_one_image,
+            metadata::existence_checks_answer_for_many_digests,
+            metadata::manifests_keep_their_bytes_and_are_idempotent_by_digest,
+            metadata::tags_are_put_moved_and_deleted,
+            metadata::reads_follow_every_write,
+            metadata::tag_pages_follow_lexical_order,
+            metadata::referrers_are_the_manifests_naming_a_subject,
+            metadata::catalog_pages_list_images_with_manifests,
+            metadata::upload_sessions_record_parts_by_compare_and_swap,
+            metadata::racing_parts_let_one_writer_win,
+            metadata::stale_uploads_are_those_untouched_since,
+            iam::users_accounts_and_tokens_round_trip,
+            iam::user_and_service_account_pages_follow_their_keys,
+            iam::deleting_a_principal_revokes_its_tokens_and_grants,
+            iam::token_revocation_is_final,
+            iam::token_pages_walk_newest_first_through_equal_creation_times,
+            iam::set_policy_is_a_compare_and_swap_on_the_etag,
+            iam::racing_policy_writers_let_one_win,
+            secrets::secrets_are_create_only_and_relabelled,
+            secrets::versions_number_from_one_and_latest_skips_disabled,
+            secrets::racing_version_inserts_take_one_number_each,
+            secrets::version_pages_walk_newest_first,
+            secrets::destroy_wipes_the_sealed_payload_for_good,
+            secrets::deleting_a_secret_takes_its_versions_and_policy,
+            secrets::wrapped_keys_are_replaced_only_if_unchanged,
+            secrets::audit_log_filters_by_resource_prefix,
+            secrets::audit_filters_take_names_literally,
+            secrets::audit_pages_of_one_secret_walk_newest_first_and_include_names_under_it,
+            secrets::audit_log_is_bounded_by_pruning_the_oldest,
+            python::index_pages_are_replaced_whole,
+            python::uploaded_files_are_unique_by_name_and_yank_by_version,
+            python::extracted_metadata_survives_page_refreshes,
+            python::remembered_file_origins_are_never_served_stale,
+            python::large_pages_of_file_origins_are_remembered_whole,
+            python::remote_blobs_are_linked_to_their_repository,
+            access_policy::access_policy_is_a_compare_and_swap_on_the_etag,
+            access_policy::racing_first_policies_let_one_win,
+            access_policy::tag_checks_are_kept_per_tag,
+        );
+    };
+    (@each $open:expr; $($group:ident :: $contract:ident),* $(,)?) => {
+        $(
+            // Two workers: the racing contracts race for real on backends
+            // with several connections.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $contract() {
+                let (stores, _guard) = $open.await;
+                $crate::conformance::$group::$contract(&stores).await;
+            }
+        )*
+    };
+}
+pub(crate) use suite;

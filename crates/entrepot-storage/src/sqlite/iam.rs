@@ -1,0 +1,420 @@
+//! The IAM store on SQLite: users, service accounts, tokens and IAM policies.
+
+use async_trait::async_trait;
+use entrepot_domain::iam::{Binding, Member, Policy, EMPTY_POLICY_ETAG};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{is_unique_violation, now_rfc3339, SqliteMetadataStore};
+use crate::iam::*;
+use crate::metadata::StoreError;
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        create_time: row.try_get("create_time")?,
+    })
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<ServiceAccountRecord, StoreError> {
+    Ok(ServiceAccountRecord {
+        email: row.try_get("email")?,
+        project: row.try_get("project")?,
+        account_id: row.try_get("account_id")?,
+        display_name: row.try_get("display_name")?,
+        create_time: row.try_get("create_time")?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        principal: row.try_get("principal")?,
+        token_hash: row.try_get("token_hash")?,
+        description: row.try_get("description")?,
+        expire_time: row.try_get("expire_time")?,
+        read_only: row.try_get::<i64, _>("read_only")? != 0,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+        create_time: row.try_get("create_time")?,
+        last_used_time: row.try_get("last_used_time")?,
+    })
+}
+
+/// Take every role away from a deleted principal, in the deleting
+/// transaction, so that a principal re-created under the same name starts with
+/// no grants. The resources whose policy changed.
+async fn remove_member_from_policies(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    member: &Member,
+) -> Result<Vec<String>, StoreError> {
+    // Members are stored as JSON strings: look for the quoted member string.
+    let needle = serde_json::to_string(&member.to_string())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows =
+        sqlx::query("SELECT resource, bindings FROM iam_policies WHERE instr(bindings, ?) > 0")
+            .bind(&needle)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut changed = Vec::new();
+    for row in rows {
+        let resource: String = row.try_get("resource")?;
+        let bindings: String = row.try_get("bindings")?;
+        let bindings: Vec<Binding> = serde_json::from_str(&bindings)
+            .map_err(|e| StoreError::Corrupt(format!("IAM policy of {resource}: {e}")))?;
+        let mut policy = Policy {
+            version: 1,
+            etag: String::new(),
+            bindings,
+        };
+        if !policy.remove_member(member) {
+            continue;
+        }
+        let bindings = serde_json::to_string(&policy.bindings)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // A new etag: a writer holding the old policy must read it again.
+        let etag = format!("BwY{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        sqlx::query(
+            "UPDATE iam_policies SET bindings = ?, etag = ?, update_time = ? WHERE resource = ?",
+        )
+        .bind(&bindings)
+        .bind(&etag)
+        .bind(now_rfc3339())
+        .bind(&resource)
+        .execute(&mut **tx)
+        .await?;
+        changed.push(resource);
+    }
+    Ok(changed)
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, principal, token_hash, description, expire_time, read_only, revoked, create_time, last_used_time";
+
+#[async_trait]
+impl IamStore for SqliteMetadataStore {
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: Option<&str>,
+    ) -> Result<UserRecord, StoreError> {
+        let create_time = now_rfc3339();
+        match sqlx::query(
+            "INSERT INTO iam_users (email, password_hash, create_time) VALUES (?, ?, ?)",
+        )
+        .bind(email)
+        .bind(password_hash)
+        .bind(&create_time)
+        .execute(self.pool())
+        .await
+        {
+            Ok(_) => Ok(UserRecord {
+                email: email.to_owned(),
+                password_hash: password_hash.map(str::to_owned),
+                create_time,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_user(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("SELECT email, password_hash, create_time FROM iam_users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query(
+            "SELECT email, password_hash, create_time FROM iam_users WHERE email > ? ORDER BY email LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn delete_user(&self, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let deleted = sqlx::query("DELETE FROM iam_users WHERE email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE iam_tokens SET revoked = 1 WHERE principal = ?")
+            .bind(format!("user:{email}"))
+            .execute(&mut *tx)
+            .await?;
+        let changed = remove_member_from_policies(&mut tx, &Member::User(email.to_owned())).await?;
+        tx.commit().await?;
+        for resource in changed {
+            self.cache.forget_policy(&resource);
+        }
+        Ok(deleted > 0)
+    }
+
+    async fn create_service_account(
+        &self,
+        account: &ServiceAccountRecord,
+    ) -> Result<(), StoreError> {
+        match sqlx::query(
+            "INSERT INTO iam_service_accounts (email, project, account_id, display_name, create_time) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&account.email)
+        .bind(&account.project)
+        .bind(&account.account_id)
+        .bind(&account.display_name)
+        .bind(&account.create_time)
+        .execute(self.pool())
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_service_account(
+        &self,
+        email: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError> {
+        sqlx::query("SELECT * FROM iam_service_accounts WHERE email = ?")
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn list_service_accounts(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ServiceAccountRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM iam_service_accounts WHERE project = ? AND email > ? ORDER BY email LIMIT ?",
+        )
+        .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+
+    async fn delete_service_account(&self, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let deleted = sqlx::query("DELETE FROM iam_service_accounts WHERE email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE iam_tokens SET revoked = 1 WHERE principal = ?")
+            .bind(format!("serviceAccount:{email}"))
+            .execute(&mut *tx)
+            .await?;
+        let member = Member::ServiceAccount(email.to_owned());
+        let changed = remove_member_from_policies(&mut tx, &member).await?;
+        tx.commit().await?;
+        for resource in changed {
+            self.cache.forget_policy(&resource);
+        }
+        Ok(deleted > 0)
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        match sqlx::query(&format!(
+            "INSERT INTO iam_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&token.id)
+        .bind(&token.principal)
+        .bind(&token.token_hash)
+        .bind(&token.description)
+        .bind(token.expire_time)
+        .bind(token.read_only as i64)
+        .bind(token.revoked as i64)
+        .bind(&token.create_time)
+        .bind(&token.last_used_time)
+        .execute(self.pool())
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE token_hash = ?"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
+    }
+
+    async fn list_tokens(
+        &self,
+        principal: &str,
+        after: Option<&TokenKey>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = match after {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? \
+                     ORDER BY create_time DESC, id LIMIT ?"
+                ))
+                .bind(principal)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+            // Older than the cursor, or as old with a greater id: the rows
+            // after it in (create_time DESC, id) order. `create_time <= ?`
+            // lets the index seek to the cursor instead of skipping rows.
+            Some(key) => {
+                sqlx::query(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? \
+                     AND create_time <= ? AND (create_time < ? OR id > ?) \
+                     ORDER BY create_time DESC, id LIMIT ?"
+                ))
+                .bind(principal)
+                .bind(&key.create_time)
+                .bind(&key.create_time)
+                .bind(&key.id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE iam_tokens SET revoked = 1 WHERE id = ? AND revoked = 0")
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE iam_tokens SET last_used_time = ? WHERE id = ?")
+            .bind(now_rfc3339())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn get_policy(&self, resource: &str) -> Result<Policy, StoreError> {
+        if let Some(policy) = self.cache.policy(resource) {
+            return Ok(policy);
+        }
+        let generation = self.cache.generation();
+        let row = sqlx::query("SELECT bindings, etag FROM iam_policies WHERE resource = ?")
+            .bind(resource)
+            .fetch_optional(self.pool())
+            .await?;
+        let policy = match row {
+            None => Policy::default(),
+            Some(row) => {
+                let bindings: String = row.try_get("bindings")?;
+                let bindings: Vec<Binding> = serde_json::from_str(&bindings)
+                    .map_err(|e| StoreError::Corrupt(format!("IAM policy of {resource}: {e}")))?;
+                Policy {
+                    version: 1,
+                    etag: row.try_get("etag")?,
+                    bindings,
+                }
+            }
+        };
+        self.cache.offer_policy(generation, resource, &policy);
+        Ok(policy)
+    }
+
+    async fn set_policy(
+        &self,
+        resource: &str,
+        policy: &Policy,
+        expected_etag: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let bindings = serde_json::to_string(&policy.bindings)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_rfc3339();
+        // The etag comparison is part of the write statement, so two writers that
+        // read the same etag cannot both succeed.
+        let result =
+            match expected_etag {
+                Some(etag) if etag != EMPTY_POLICY_ETAG => sqlx::query(
+                    "UPDATE iam_policies SET bindings = ?, etag = ?, update_time = ? WHERE resource = ? AND etag = ?",
+                )
+                .bind(&bindings)
+                .bind(&policy.etag)
+                .bind(&now)
+                .bind(resource)
+                .bind(etag)
+                .execute(self.pool())
+                .await?,
+                expected => {
+                    // No policy yet (etag `ACAB`) or an unconditional set.
+                    sqlx::query(
+                        "INSERT INTO iam_policies (resource, bindings, etag, update_time) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (resource) DO UPDATE SET bindings = excluded.bindings, etag = excluded.etag, \
+                     update_time = excluded.update_time WHERE ? IS NULL",
+                    )
+                    .bind(resource)
+                    .bind(&bindings)
+                    .bind(&policy.etag)
+                    .bind(&now)
+                    .bind(expected)
+                    .execute(self.pool())
+                    .await?
+                }
+            };
+        self.cache.forget_policy(resource);
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_policy(&self, resource: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+            .bind(resource)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        self.cache.forget_policy(resource);
+        Ok(n > 0)
+    }
+}

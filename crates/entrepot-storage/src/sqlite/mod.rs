@@ -1,0 +1,199 @@
+//! The SQLite metadata store, the embedded default.
+//!
+//! This module opens the database (pool, migrations, WAL checkpoints); each
+//! store trait is implemented in its own file, with all of its SQL:
+//! `metadata.rs`, `iam.rs`, `secrets.rs`, `python.rs`, `access_policy.rs` and
+//! `cache.rs`. `read_cache.rs` is the in-process cache those implementations
+//! consult and invalidate; it is correct only because one process owns the
+//! file.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entrepot_domain::Digest;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::metadata::StoreError;
+use crate::Stores;
+use read_cache::ReadCache;
+pub use read_cache::ReadCacheStats;
+
+mod access_policy;
+mod cache;
+mod iam;
+mod metadata;
+mod python;
+mod read_cache;
+mod secrets;
+
+/// Metadata in one SQLite file (WAL mode).
+///
+/// IAM policy, repository and tag lookups are answered from an in-process
+/// cache that every write through this store invalidates: one process owns the
+/// file.
+#[derive(Clone)]
+pub struct SqliteMetadataStore {
+    pool: SqlitePool,
+    cache: Arc<ReadCache>,
+}
+
+/// The current time as stored in `*_time` text columns.
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A digest read back from a column; a bad one means a damaged database.
+fn digest_col(s: String) -> Result<Digest, StoreError> {
+    Digest::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Whether an insert failed because the row exists: `AlreadyExists`.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The size a checkpointed write-ahead log is truncated to (`journal_size_limit`).
+const JOURNAL_SIZE_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often the write-ahead log is checkpointed and truncated.
+pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+impl SqliteMetadataStore {
+    /// Checkpoint the write-ahead log every [`WAL_CHECKPOINT_INTERVAL`] and
+    /// truncate it, for as long as the store lives. SQLite's own checkpoints
+    /// (every 1,000 pages, at commit) copy pages back but never shrink the
+    /// file, and cannot finish while readers keep arriving, so under steady
+    /// load the log would grow until restart. Needs a Tokio runtime.
+    pub fn spawn_wal_checkpoints(&self) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                // TRUNCATE waits (busy timeout) for readers of old snapshots
+                // to finish; new readers and writers proceed meanwhile or
+                // right after, as reads never wait for a checkpoint.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
+                }
+            }
+        });
+    }
+
+    /// Open (creating if needed) the database file and run migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // A WAL that a burst of writes grew is cut back to this size once
+            // checkpointed, instead of keeping its largest size until restart.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
+            .busy_timeout(Duration::from_secs(10));
+        // Create the file, switch it to WAL and migrate it on one connection
+        // before the pool opens several at once: on a new file, connections
+        // racing to change the journal mode can fail with "database is locked"
+        // (SQLite does not wait when waiting could deadlock). Once the file is
+        // in WAL mode, the pool's connections find it so.
+        let mut first = options.connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
+        first.close().await?;
+        Self::connect(options, 8).await
+    }
+
+    /// A private in-memory database, for unit tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        Self::connect(options, 1).await
+    }
+
+    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+        if max > 1 {
+            // Migrate (and switch to WAL) on one connection before the pool opens
+            // others: a second connection setting the journal mode while a
+            // migration holds the write lock fails with "database is locked".
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let mut connection = options.connect().await?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&mut connection)
+                .await?;
+            connection.close().await?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self {
+            pool,
+            cache: Arc::default(),
+        })
+    }
+
+    /// The trait objects of every store, all over this database.
+    pub fn stores(self) -> Stores {
+        let store = Arc::new(self);
+        Stores {
+            metadata: store.clone(),
+            iam: store.clone(),
+            secrets: store.clone(),
+            python: store.clone(),
+            access_policy: store.clone(),
+            cache: store,
+        }
+    }
+
+    /// Hits and misses of the in-process read cache, per map.
+    pub fn read_cache_stats(&self) -> Vec<crate::ReadCacheStats> {
+        self.cache.stats()
+    }
+
+    /// Check the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool, for stores of other services that share this database file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// The store contracts, on a private in-memory database (one connection) and
+/// on a file opened as the server opens it (a pool, WAL).
+#[cfg(test)]
+mod conformance {
+    mod in_memory {
+        crate::conformance::suite!(async { (crate::testing::memory_stores().await.unwrap(), ()) });
+    }
+
+    mod on_file {
+        crate::conformance::suite!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let stores = crate::testing::file_stores(dir.path()).await.unwrap();
+            (stores, dir)
+        });
+    }
+}
