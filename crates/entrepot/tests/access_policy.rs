@@ -4,22 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 mod upstream_support;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 use upstream_support::*;
 
 const POLICY: &str = "/v1/organization/accessPolicy";
 
-fn create_remote(server: &Server, id: &str, upstream: &str, extra: Value) -> Response {
+fn create_remote(server: &Entrepot, id: &str, upstream: &str, extra: Value) -> Response {
     let mut body = json!({ "format": "docker", "mode": "remote-repository",
                            "remoteRepositoryConfig": { "upstream": upstream } });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -37,7 +36,7 @@ fn create_remote(server: &Server, id: &str, upstream: &str, extra: Value) -> Res
 
 type Response = reqwest::blocking::Response;
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
+fn cli_ok(server: &Entrepot, args: &[&str]) -> String {
     let out = server.cli(args);
     assert!(
         out.status.success(),
@@ -47,13 +46,13 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn cli_err(server: &Server, args: &[&str]) -> String {
+fn cli_err(server: &Entrepot, args: &[&str]) -> String {
     let out = server.cli(args);
     assert!(!out.status.success(), "entrepot {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn policy(server: &Server) -> Value {
+fn policy(server: &Entrepot) -> Value {
     let response = server.get(POLICY);
     assert_eq!(response.status(), 200);
     response.json().unwrap()
@@ -68,7 +67,7 @@ fn hosts(policy: &Value) -> Vec<String> {
         .collect()
 }
 
-fn patch(server: &Server, body: Value) -> Response {
+fn patch(server: &Entrepot, body: Value) -> Response {
     server
         .request(Method::PATCH, POLICY)
         .json(&body)
@@ -98,7 +97,7 @@ fn assert_blocked(response: Response, host: &str) {
     );
 }
 
-fn skopeo_pull_output(server: &Server, image: &str, dest: &Path) -> Output {
+fn skopeo_pull_output(server: &Entrepot, image: &str, dest: &Path) -> Output {
     Command::new("skopeo")
         .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
         .arg(format!(
@@ -118,7 +117,7 @@ fn image_layout(dir: &Path, tag: &str, layer: usize) -> String {
     manifest.digest
 }
 
-fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
+fn blob_file(server: &Entrepot, digest: &str) -> std::path::PathBuf {
     let hex = digest.trim_start_matches("sha256:");
     server
         .data_dir
@@ -127,7 +126,7 @@ fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
         .join(hex)
 }
 
-fn metric(server: &Server, name: &str) -> u64 {
+fn metric(server: &Entrepot, name: &str) -> u64 {
     let text = server.get("/metrics").text().unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -144,7 +143,7 @@ fn an_allowed_upstream_pulls_through_and_a_removed_one_is_blocked_at_once() {
     upstream.push(&original, "1.0", "team/app:1.0", None);
     let host = upstream.addr.clone();
 
-    let server = Server::start();
+    let server = Entrepot::start();
     // Loopback is not in the default policy: allowed by an owner first.
     assert!(!hosts(&policy(&server)).contains(&host));
     cli_ok(&server, &["access-policy", "allow", &host]);
@@ -230,7 +229,7 @@ fn an_allowed_registry_whose_token_realm_is_blocked_is_blocked() {
     let digest = image_layout(&original, "1.0", 50_000);
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     server.allow_upstream(&upstream.addr);
     let created = create_remote(
         &server,
@@ -304,7 +303,7 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         )]),
     );
 
-    let server = Server::start();
+    let server = Entrepot::start();
     server.allow_upstream(&registry.addr);
     let created = create_remote(
         &server,
@@ -340,7 +339,7 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
 
 #[test]
 fn remote_repositories_with_a_blocked_upstream_need_force() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let upstream = "http://127.0.0.2:5999";
     let stderr = cli_err(
         &server,
@@ -467,7 +466,7 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
 
 #[test]
 fn the_policy_holds_at_most_a_hundred_valid_entries() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let hundred: Vec<String> = (0..100)
         .map(|i| format!("registry-{i}.example.com"))
         .collect();
@@ -639,7 +638,7 @@ fn dry_run_logs_and_counts_but_blocks_nothing() {
     let upstream = Distribution::start();
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     let out = cli_ok(&server, &["access-policy", "dry-run"]);
     assert!(out.contains("\"enforcement\": \"dry-run\""), "{out}");
     assert_eq!(
@@ -706,7 +705,7 @@ fn dry_run_logs_and_counts_but_blocks_nothing() {
 
 #[test]
 fn only_owners_change_the_policy_and_every_authenticated_user_reads_it() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let admin = |method: Method, path: &str, body: Value| {
         let response = server.request(method, path).json(&body).send().unwrap();
         assert!(response.status().is_success(), "{path}");

@@ -3,14 +3,13 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::process::Output;
 
-use common::{assert_oci_error, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::{assert_oci_error, Server};
 
 fn ok(output: Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

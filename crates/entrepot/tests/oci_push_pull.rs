@@ -3,18 +3,17 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::process::Command;
 
-use common::{assert_same_content, layout_ref, LayerKind, OciLayout, Server};
+use support::{assert_same_content, layout_ref, Entrepot, LayerKind, OciLayout};
 
 const MIB: usize = 1024 * 1024;
 
 #[test]
 fn skopeo_pushes_and_pulls_a_single_image_byte_for_byte() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -34,7 +33,7 @@ fn skopeo_pushes_and_pulls_a_single_image_byte_for_byte() {
 
 #[test]
 fn skopeo_pushes_and_pulls_a_multi_layer_image_of_50_mib() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -62,7 +61,7 @@ fn skopeo_pushes_and_pulls_a_multi_layer_image_of_50_mib() {
 
 #[test]
 fn skopeo_pushes_and_pulls_a_multi_arch_index() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -86,13 +85,16 @@ fn skopeo_pushes_and_pulls_a_multi_arch_index() {
     for m in [&amd64, &arm64] {
         let response = server.get(&format!("/v2/default/images/multi/manifests/{}", m.digest));
         assert_eq!(response.status(), 200);
-        assert_eq!(common::header(&response, "docker-content-digest"), m.digest);
+        assert_eq!(
+            support::header(&response, "docker-content-digest"),
+            m.digest
+        );
     }
 }
 
 #[test]
 fn content_survives_a_restart_on_the_same_data_directory() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -118,7 +120,7 @@ fn content_survives_a_restart_on_the_same_data_directory() {
 
 #[test]
 fn leftover_staging_objects_from_a_crash_are_removed_at_start() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let digest = server.push_small_image("default/images/app", "1.0").digest;
     // What a crash in the middle of a commit leaves behind.
@@ -176,7 +178,7 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
         eprintln!("SKIPPED podman_pulls_an_image_pushed_with_skopeo: {reason}");
         return;
     }
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));

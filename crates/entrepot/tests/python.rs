@@ -4,25 +4,24 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
 mod python_support;
+mod support;
 mod upstream_support;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
 use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 use upstream_support::*;
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const HTML: &str = "application/vnd.pypi.simple.v1+html";
 
 /// Create a Python repository in project `default`: remote when `upstream` is given.
-fn create_python(server: &Server, id: &str, upstream: Option<&str>, extra: Value) {
+fn create_python(server: &Entrepot, id: &str, upstream: Option<&str>, extra: Value) {
     let mut body = json!({ "format": "python", "mode": "standard-repository" });
     if let Some(url) = upstream {
         // The registry access policy must allow the loopback upstream.
@@ -59,7 +58,7 @@ fn fixtures(dir: &Path) {
 
 /// The index URL pip and uv are given, with the server's token as PyPI-style
 /// credentials (`__token__`) when it has one.
-fn index(server: &Server, repo: &str) -> String {
+fn index(server: &Entrepot, repo: &str) -> String {
     match &server.token {
         Some(token) => format!(
             "http://__token__:{token}@{}/pypi/default/{repo}/simple/",
@@ -70,11 +69,11 @@ fn index(server: &Server, repo: &str) -> String {
 }
 
 /// The password twine sends with the user `__token__`.
-fn twine_password(server: &Server) -> String {
+fn twine_password(server: &Entrepot) -> String {
     server.token.clone().unwrap_or_else(|| "unused".into())
 }
 
-fn blob_exists(server: &Server, sha256: &str) -> bool {
+fn blob_exists(server: &Entrepot, sha256: &str) -> bool {
     let mut found = false;
     let mut stack = vec![server.data_dir.join("blobs")];
     while let Some(dir) = stack.pop() {
@@ -98,7 +97,7 @@ fn pip_and_uv_install_through_the_cache_then_with_the_upstream_stopped() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let mut upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     // A zero freshness window: every page request asks the upstream, so the
     // warm run below proves pages are served stale when it is down.
     create_python(
@@ -164,7 +163,7 @@ fn simple_api_negotiates_redirects_and_serves_ranges() {
     fixtures(&packages);
     let wheel = std::fs::read(packages.join("tiny_lib-1.0-py3-none-any.whl")).unwrap();
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/tiny-lib/";
     let get = |accept: Option<&str>, path: &str| {
@@ -306,10 +305,10 @@ fn every_cached_wheel_offers_its_extracted_metadata() {
         make_dist(&packages, "wheel", "many-wheels", v, &[]);
     }
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/many-wheels/";
-    let files = |server: &Server| -> Vec<Value> {
+    let files = |server: &Entrepot| -> Vec<Value> {
         let r = server
             .request(Method::GET, page)
             .header("Accept", JSON)
@@ -360,8 +359,8 @@ fn a_repository_recreated_under_the_same_name_serves_its_own_upstream() {
     make_dist(&first, "wheel", "moved-pkg", "1.0", &[]);
     make_dist(&second, "wheel", "moved-pkg", "2.0", &[]);
     let (first, second) = (PyPiServer::start(&first), PyPiServer::start(&second));
-    let server = Server::start();
-    let filenames = |server: &Server| -> Vec<String> {
+    let server = Entrepot::start();
+    let filenames = |server: &Entrepot| -> Vec<String> {
         let r = server
             .request(Method::GET, "/pypi/default/up/simple/moved-pkg/")
             .header("Accept", JSON)
@@ -393,7 +392,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     let packages = work.path().join("packages");
     let wheel = make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "up", Some(&upstream.index_url()), json!({}));
     let r = server
         .request(Method::GET, "/pypi/default/up/simple/tiny-lib/")
@@ -502,7 +501,7 @@ fn yanked_files_and_metadata_files_pass_through() {
             route("application/octet-stream", old),
         ),
     ]));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(
         &server,
         "fx",
@@ -587,7 +586,7 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
             },
         ),
     ]));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(
         &server,
         "fx",
@@ -647,7 +646,7 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     let lib = make_dist(&dists, "wheel", "tiny-lib", "1.0", &[]);
     let app = make_dist(&dists, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
     let sdist = make_dist(&dists, "sdist", "sdist-only", "0.5", &[]);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "hosted", None, json!({}));
     let legacy = format!("{}/pypi/default/hosted/legacy/", server.base);
 
@@ -781,10 +780,9 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
 fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
     let work = tempfile::tempdir().unwrap();
     let wheel = make_dist(work.path(), "wheel", "tiny-lib", "1.0", &[]);
-    let server = Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES".into(), "100".into())],
-        ..Default::default()
-    });
+    let server = Entrepot::builder()
+        .env("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES", "100")
+        .start();
     create_python(&server, "hosted", None, json!({}));
     let out = twine_upload(
         &format!("{}/pypi/default/hosted/legacy/", server.base),
@@ -827,7 +825,7 @@ fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "up", Some(&upstream.index_url()), json!({}));
     create_python(
         &server,
@@ -860,7 +858,7 @@ fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
 
 #[test]
 fn remote_python_repositories_are_created_with_the_cli() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let out = server.cli(&[
         "repositories",
         "create",
@@ -897,7 +895,7 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(&server, "up", Some(&upstream.index_url()), json!({}));
     let r = server.get("/pypi/default/up/simple/tiny-lib/");
     assert_eq!(r.status(), 502);
@@ -925,7 +923,7 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let mut upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_python(
         &server,
         "up",

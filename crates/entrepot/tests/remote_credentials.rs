@@ -5,15 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 mod upstream_support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
 use serde_json::Value;
+use support::*;
 use upstream_support::*;
 
 fn image_layout(dir: &Path, tag: &str) -> String {
@@ -23,7 +22,7 @@ fn image_layout(dir: &Path, tag: &str) -> String {
     manifest.digest
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
+fn cli_ok(server: &Entrepot, args: &[&str]) -> String {
     let output = server.cli(args);
     assert!(
         output.status.success(),
@@ -34,7 +33,7 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
 }
 
 /// `skopeo copy` through entrepot; the error text when it fails.
-fn try_pull(server: &Server, image: &str, dest: &Path) -> Result<(), String> {
+fn try_pull(server: &Entrepot, image: &str, dest: &Path) -> Result<(), String> {
     // The token file is deleted once used: take the token the server read at start.
     let token = server.token.clone().unwrap();
     let output = Command::new("skopeo")
@@ -51,7 +50,7 @@ fn try_pull(server: &Server, image: &str, dest: &Path) -> Result<(), String> {
     }
 }
 
-fn service_agent(server: &Server) -> String {
+fn service_agent(server: &Entrepot) -> String {
     let project: Value = server.get("/v1/projects/default").json().unwrap();
     project["serviceAgent"].as_str().unwrap().to_owned()
 }
@@ -68,7 +67,7 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
     upstream.push(&v1, "1", "team/app:1", Some("alice:token-one"));
     upstream.push(&v2, "2", "team/other:2", Some("alice:token-one"));
 
-    let server = Server::start();
+    let server = Entrepot::start();
     // 1-2. The token, stored as a secret version.
     let token_file = work.path().join("token.txt");
     std::fs::write(&token_file, "token-one\n").unwrap();
@@ -216,7 +215,7 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
     let digest = image_layout(&original, "1");
     upstream.push(&original, "1", "app:1", Some("bob:basic-secret"));
 
-    let server = Server::start();
+    let server = Entrepot::start();
     let payload = work.path().join("payload.json");
     std::fs::write(
         &payload,

@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 mod upstream_support;
 
 use std::collections::HashMap;
@@ -12,20 +11,20 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
 use reqwest::Method;
 use serde_json::json;
+use support::*;
 use upstream_support::*;
 
 /// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
-fn admin_creds(server: &Server) -> String {
+fn admin_creds(server: &Entrepot) -> String {
     // The token file is deleted once used: take the token the server read at start.
     let token = server.token.clone().unwrap();
     format!("--src-creds=admin:{}", token.trim())
 }
 
 /// Create a remote repository in project `default` whose upstream is `url`.
-fn create_remote(server: &Server, id: &str, url: &str, extra: serde_json::Value) {
+fn create_remote(server: &Entrepot, id: &str, url: &str, extra: serde_json::Value) {
     // Loopback upstreams are outside the default registry access policy.
     server.allow_upstream(url.trim_start_matches("http://"));
     let mut config = json!({ "upstream": url });
@@ -61,7 +60,7 @@ fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
     let mut upstream = Distribution::start();
     upstream.push(&original, "1.0", "team/app:1.0", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -107,7 +106,7 @@ fn stale_tags_are_served_with_a_warning_when_the_upstream_fails() {
     let mut upstream = Distribution::start();
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -159,7 +158,7 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
     let upstream = Distribution::start();
     upstream.push(&v1, "latest", "app:latest", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -196,7 +195,7 @@ fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout_blob(&original, &digest)).unwrap()).unwrap();
 
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -287,7 +286,7 @@ fn fixture_image(
     (FixtureRegistry::start(routes), layer_digest, config_digest)
 }
 
-fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
+fn blob_file(server: &Entrepot, digest: &str) -> std::path::PathBuf {
     let hex = digest.trim_start_matches("sha256:");
     server
         .data_dir
@@ -302,7 +301,7 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
     let mut corrupted = layer.clone();
     corrupted[500] ^= 0xff;
     let (fixture, layer_digest, _) = fixture_image(&layer, corrupted, None);
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "bad",
@@ -352,7 +351,7 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     // 64 chunks of 64 KiB, 60 ms apart: about four seconds.
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(60)));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "slow",
@@ -403,7 +402,7 @@ fn ranges_on_cold_and_warm_blobs() {
     let layer = random_bytes(1_000_000);
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(5)));
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -442,7 +441,7 @@ fn ranges_on_cold_and_warm_blobs() {
 #[test]
 fn remote_repositories_are_read_only_and_report_missing_content() {
     let upstream = Distribution::start();
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",
@@ -518,7 +517,7 @@ fn a_multi_arch_index_pulls_through_the_cache() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let server = Server::start();
+    let server = Entrepot::start();
     create_remote(
         &server,
         "up",

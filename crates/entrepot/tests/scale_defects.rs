@@ -4,32 +4,30 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 mod upstream_support;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 use upstream_support::Distribution;
 
 const APP: &str = "default/images/app";
 
 /// A server whose listings are served in pages of at most `size`.
-fn server_with_page_size(size: u32) -> Server {
-    Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_MAX_PAGE_SIZE".into(), size.to_string())],
-        ..ServerOptions::default()
-    })
+fn server_with_page_size(size: u32) -> Entrepot {
+    Entrepot::builder()
+        .env("ENTREPOT_MAX_PAGE_SIZE", &size.to_string())
+        .start()
 }
 
 /// Walk a listing from `first` by its `Link` headers; returns every entry
 /// under `key` in order, and each page's length.
-fn walk(server: &Server, first: &str, key: &str) -> (Vec<String>, Vec<usize>) {
+fn walk(server: &Entrepot, first: &str, key: &str) -> (Vec<String>, Vec<usize>) {
     let mut url = first.to_owned();
     let (mut seen, mut pages) = (Vec::new(), Vec::new());
     loop {
@@ -62,7 +60,7 @@ fn assert_each_once(seen: &[String], expected: &[String]) {
 }
 
 /// `count` tags `t000`... on one image, all pointing at one small manifest.
-fn tag_many(server: &Server, image: &str, count: usize) -> Vec<String> {
+fn tag_many(server: &Entrepot, image: &str, count: usize) -> Vec<String> {
     let img = SmallImage::random();
     server.push_image(image, "t000", &img);
     let tags: Vec<String> = (0..count).map(|i| format!("t{i:03}")).collect();
@@ -143,7 +141,7 @@ fn the_catalog_is_paged_the_same_way() {
 }
 
 /// Create a remote repository in project `default` whose upstream is `url`.
-fn create_remote(server: &Server, id: &str, url: &str) {
+fn create_remote(server: &Entrepot, id: &str, url: &str) {
     server.allow_upstream(url.trim_start_matches("http://"));
     let response = server
         .request(
@@ -191,13 +189,13 @@ fn a_remote_repositorys_tags_are_paged_the_same_way() {
 }
 
 /// Size of the metadata database's write-ahead log (0 when absent).
-fn wal_bytes(server: &Server) -> u64 {
+fn wal_bytes(server: &Entrepot) -> u64 {
     std::fs::metadata(server.data_dir.join("metadata.db-wal")).map_or(0, |m| m.len())
 }
 
 #[test]
 fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("big");
     server.create_repository("small");
     let pulled = server.push_small_image("default/small/app", "1");
@@ -286,7 +284,7 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
 }
 
 /// The value of one sample line of `/metrics`.
-fn metric(server: &Server, sample: &str) -> u64 {
+fn metric(server: &Entrepot, sample: &str) -> u64 {
     let text = server.get("/metrics").text().unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
@@ -295,7 +293,7 @@ fn metric(server: &Server, sample: &str) -> u64 {
 
 #[test]
 fn read_cache_hits_and_misses_are_in_metrics() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     server.push_small_image(APP, "1");
     let hits = r#"entrepot_read_cache_hits_total{cache="tag"}"#;

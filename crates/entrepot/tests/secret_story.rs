@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::process::Output;
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 fn ok(output: Output) -> String {
     assert!(
@@ -23,7 +22,7 @@ fn ok(output: Output) -> String {
 }
 
 /// Run the CLI as the holder of `token` instead of the admin.
-fn cli_as(server: &Server, token: &str, args: &[&str]) -> Output {
+fn cli_as(server: &Entrepot, token: &str, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_entrepot"))
         .args(args)
         .env("ENTREPOT_SERVER", &server.base)
@@ -37,7 +36,7 @@ fn cli_as(server: &Server, token: &str, args: &[&str]) -> Output {
 }
 
 /// A new service account in project `default` and a token for it.
-fn service_account(server: &Server, name: &str) -> (String, String) {
+fn service_account(server: &Entrepot, name: &str) -> (String, String) {
     let account: Value =
         serde_json::from_str(&ok(server.cli(&["service-accounts", "create", name]))).unwrap();
     let email = account["email"].as_str().unwrap().to_owned();
@@ -59,7 +58,7 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 #[test]
 fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let files = tempfile::tempdir().unwrap();
     ok(server.cli(&[
         "secrets",
@@ -148,7 +147,7 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
 
 #[test]
 fn only_accessor_admin_and_owner_roles_read_a_payload() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let files = tempfile::tempdir().unwrap();
     ok(server.cli(&[
         "secrets",

@@ -5,8 +5,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,23 +14,16 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{
-    assert_oci_error, eventually, random_bytes, sha256, Server, ServerOptions, OCI_CONFIG,
-    OCI_MANIFEST,
-};
 use reqwest::Method;
 use serde_json::json;
+use support::{
+    assert_oci_error, eventually, random_bytes, sha256, Entrepot, OCI_CONFIG, OCI_MANIFEST,
+};
 
 const APP: &str = "default/images/app";
 
-fn server_with(env: &[(&str, &str)]) -> Server {
-    let server = Server::start_with(ServerOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..ServerOptions::default()
-    });
+fn server_with(env: &[(&str, &str)]) -> Entrepot {
+    let server = Entrepot::builder().envs(env).start();
     server.create_repository("images");
     server
 }
@@ -93,7 +85,7 @@ struct Raw {
 }
 
 impl Raw {
-    fn connect(server: &Server) -> Raw {
+    fn connect(server: &Entrepot) -> Raw {
         let stream = TcpStream::connect(&server.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -132,14 +124,14 @@ impl Raw {
 }
 
 /// `POST .../blobs/uploads/` and the session path from `Location`.
-fn open_session(server: &Server, image: &str) -> String {
+fn open_session(server: &Entrepot, image: &str) -> String {
     let mut raw = Raw::connect(server);
     let answer = raw.send("POST", &format!("/v2/{image}/blobs/uploads/"), "", b"");
     assert_eq!(answer.status, 202, "{answer:?}");
     answer.header("location").unwrap()
 }
 
-fn get_blob(server: &Server, image: &str, digest: &str) -> (u16, Vec<u8>) {
+fn get_blob(server: &Entrepot, image: &str, digest: &str) -> (u16, Vec<u8>) {
     let response = server.get(&format!("/v2/{image}/blobs/{digest}"));
     let status = response.status().as_u16();
     (status, response.bytes().unwrap().to_vec())
@@ -255,15 +247,12 @@ fn quarantined(data_dir: &Path) -> Vec<Vec<u8>> {
 fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let options = || ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        env: vec![(
-            "ENTREPOT_VERIFY_BLOBS_ON_START".to_owned(),
-            "always".to_owned(),
-        )],
-        ..ServerOptions::default()
+    let options = || {
+        Entrepot::builder()
+            .data_dir(&data_dir)
+            .env("ENTREPOT_VERIFY_BLOBS_ON_START", "always")
     };
-    let server = Server::start_with(options());
+    let server = options().start();
     server.create_repository("images");
     let (good, bad) = (random_bytes(3000), random_bytes(5000));
     let good_digest = server.push_blob(APP, &good);
@@ -294,7 +283,7 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
     assert!(again.status.success());
 
     // The server does not claim the quarantined blob, so the client pushes it again.
-    let server = Server::start_with(options());
+    let server = options().start();
     let head = server
         .request(Method::HEAD, &format!("/v2/{APP}/blobs/{bad_digest}"))
         .send()
@@ -315,7 +304,7 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
     // The start-up check finds damage on its own.
     drop(server);
     std::fs::write(blob_file(&data_dir, &good_digest), b"rotten").unwrap();
-    let server = Server::start_with(options());
+    let server = options().start();
     assert!(
         eventually(Duration::from_secs(60), || server
             .log_text()
@@ -357,7 +346,7 @@ fn concurrent_pushers_of_small_blobs_all_succeed() {
                         failures.push(format!("POST {}", started.status()));
                         continue;
                     }
-                    let location = common::header(&started, "location");
+                    let location = support::header(&started, "location");
                     let patched = server
                         .request(Method::PATCH, &location)
                         .header("content-type", "application/octet-stream")
@@ -368,7 +357,7 @@ fn concurrent_pushers_of_small_blobs_all_succeed() {
                         failures.push(format!("PATCH {}", patched.status()));
                         continue;
                     }
-                    let location = common::header(&patched, "location");
+                    let location = support::header(&patched, "location");
                     let finished = server
                         .request(Method::PUT, &format!("{location}?digest={digest}"))
                         .send()
@@ -416,10 +405,7 @@ fn mode(path: &Path) -> u32 {
 fn data_directory_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("fresh");
-    let server = Server::start_with(ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        ..ServerOptions::default()
-    });
+    let server = Entrepot::builder().data_dir(&data_dir).start();
     server.create_repository("images");
     let digest = server.push_blob(APP, &random_bytes(2048));
     assert_eq!(mode(&data_dir), 0o700);
@@ -438,10 +424,7 @@ fn data_directory_and_files_are_private() {
     ] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
     }
-    let _server = Server::start_with(ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        ..ServerOptions::default()
-    });
+    let _server = Entrepot::builder().data_dir(&data_dir).start();
     assert_eq!(mode(&data_dir), 0o700);
     assert_eq!(mode(&data_dir.join("metadata.db")), 0o600);
 }
@@ -507,7 +490,7 @@ fn manifest_descriptor_sizes_must_match_the_blobs() {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": common::LAYER_TAR, "digest": layer_digest, "size": layer_size}],
+            "layers": [{"mediaType": support::LAYER_TAR, "digest": layer_digest, "size": layer_size}],
         })
         .to_string()
         .into_bytes()

@@ -7,9 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
 mod python_support;
+mod support;
 mod upstream_support;
 
 use std::collections::HashMap;
@@ -19,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::*;
 use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::*;
 
 /// One request a scripted server received.
 #[derive(Debug, Clone)]
@@ -157,7 +156,7 @@ impl Drop for Scripted {
     }
 }
 
-fn create_project(server: &Server, id: &str) {
+fn create_project(server: &Entrepot, id: &str) {
     let response = server
         .request(Method::POST, &format!("/v1/projects?projectId={id}"))
         .send()
@@ -170,7 +169,7 @@ fn create_project(server: &Server, id: &str) {
 }
 
 /// Create a repository from a JSON body; asserts success.
-fn create_repository(server: &Server, project: &str, id: &str, body: Value) {
+fn create_repository(server: &Entrepot, project: &str, id: &str, body: Value) {
     let response = server
         .request(
             Method::POST,
@@ -186,7 +185,7 @@ fn create_repository(server: &Server, project: &str, id: &str, body: Value) {
     );
 }
 
-fn remote_docker(server: &Server, project: &str, id: &str, upstream: &str, extra: Value) {
+fn remote_docker(server: &Entrepot, project: &str, id: &str, upstream: &str, extra: Value) {
     server.allow_upstream(upstream);
     let mut config = json!({ "upstream": format!("http://{upstream}") });
     if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
@@ -200,7 +199,7 @@ fn remote_docker(server: &Server, project: &str, id: &str, upstream: &str, extra
     );
 }
 
-fn remote_python(server: &Server, project: &str, id: &str, upstream: &str) {
+fn remote_python(server: &Entrepot, project: &str, id: &str, upstream: &str) {
     server.allow_upstream(upstream);
     create_repository(
         server,
@@ -221,7 +220,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// Status and body of a GET, the body `None` when the transfer broke off
 /// (the server aborts a response whose bytes failed verification), the
 /// status 0 when the connection closed before any answer.
-fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
+fn get_outcome(server: &Entrepot, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
     let mut request = server.request(Method::GET, path);
     if let Some(r) = range {
         request = request.header("range", r);
@@ -235,7 +234,7 @@ fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option
 
 #[test]
 fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
-    let server = Server::start();
+    let server = Entrepot::start();
     // Project default keeps a private image in a hosted repository.
     server.create_repository("private");
     let secret = server.push_small_image("default/private/app", "1");
@@ -298,7 +297,7 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
 #[test]
 fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
+    let server = Entrepot::start();
     create_repository(
         &server,
         "default",
@@ -367,7 +366,7 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert_eq!(own.bytes().unwrap().as_ref(), bytes.as_slice());
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
+fn cli_ok(server: &Entrepot, args: &[&str]) -> String {
     let output = server.cli(args);
     assert!(
         output.status.success(),
@@ -378,7 +377,7 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
 }
 
 /// Store `password` as a secret the service agent of project default reads.
-fn agent_secret(server: &Server, dir: &Path, id: &str, password: &str) -> String {
+fn agent_secret(server: &Entrepot, dir: &Path, id: &str, password: &str) -> String {
     let file = dir.join(format!("{id}.txt"));
     std::fs::write(&file, password).unwrap();
     cli_ok(
@@ -408,7 +407,7 @@ fn agent_secret(server: &Server, dir: &Path, id: &str, password: &str) -> String
 #[test]
 fn credentials_never_follow_a_redirect_targets_challenge() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
+    let server = Entrepot::start();
     let password = "upstream-pass-7f3a";
     let expected = format!(
         "Basic {}",
@@ -541,7 +540,7 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
 
 #[test]
 fn unverified_bytes_are_never_a_complete_answer() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let claimed = b"the real content".to_vec();
     let digest = sha256(&claimed);
     let other = random_bytes(4096);
@@ -606,10 +605,9 @@ fn big_page(name: &str, files: usize) -> String {
 
 #[test]
 fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refused() {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_PYTHON_MAX_PAGE_FILES".into(), "60000".into())],
-        ..Default::default()
-    });
+    let server = Entrepot::builder()
+        .env("ENTREPOT_PYTHON_MAX_PAGE_FILES", "60000")
+        .start();
     let pages: HashMap<String, String> = HashMap::from([
         ("/simple/big/".to_owned(), big_page("big", 50_000)),
         ("/simple/huge/".to_owned(), big_page("huge", 60_001)),
@@ -678,7 +676,7 @@ fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refu
 
 #[test]
 fn the_project_list_is_parsed_once_per_upstream_fetch() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let mut list = String::from("<html><body>\n");
     for i in 0..20_000 {
         list.push_str(&format!("<a href=\"/simple/p{i}/\">P_{i}</a>\n"));
@@ -732,7 +730,7 @@ fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u
 #[test]
 fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
+    let server = Entrepot::start();
     create_repository(
         &server,
         "default",

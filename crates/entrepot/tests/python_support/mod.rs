@@ -151,7 +151,7 @@ impl PyPiServer {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let ready = crate::common::eventually(std::time::Duration::from_secs(60), || {
+        let ready = crate::support::eventually(std::time::Duration::from_secs(60), || {
             std::net::TcpStream::connect(&self.addr).is_ok()
         });
         assert!(ready, "pypiserver did not start: {}", self.log_text());
@@ -202,16 +202,6 @@ fn run(mut command: Command) -> Output {
         }
     }
     command.output().unwrap()
-}
-
-/// Text of an output, for assertion messages.
-pub fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `pip install` into a fresh target directory, no cache, this index only.
@@ -278,7 +268,7 @@ pub fn installed(target: &Path, module: &str) -> bool {
 
 /// A legacy upload form, written by hand so a test can send what twine never would.
 pub fn upload_form(
-    server: &crate::common::Server,
+    server: &crate::support::Entrepot,
     repo: &str,
     fields: &[(&str, &str)],
     filename: &str,

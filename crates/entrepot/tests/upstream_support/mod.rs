@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::require_tool;
+use crate::support::require_tool;
 
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
