@@ -51,13 +51,19 @@ impl Entrepot {
 
     /// Run the CLI as the admin and insist it succeeds; its stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.cli_stdout(args)).into_owned()
+    }
+
+    /// Run the CLI as the admin and insist it succeeds; its stdout as bytes
+    /// (a secret's payload need not be text).
+    pub fn cli_stdout(&self, args: &[&str]) -> Vec<u8> {
         let out = self.cli(args);
         assert!(
             out.status.success(),
             "entrepot {args:?} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        out.stdout
     }
 
     /// Run the CLI as the admin and insist it fails; its stderr.
