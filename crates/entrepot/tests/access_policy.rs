@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-mod upstream_support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +13,6 @@ use std::process::{Command, Output};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
-use upstream_support::*;
 
 const POLICY: &str = "/v1/organization/accessPolicy";
 
@@ -270,17 +268,12 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
     }))
     .unwrap();
-    let plain = |content_type: &str, body: Vec<u8>| FixtureResponse {
-        content_type: content_type.into(),
-        body,
-        chunk_delay: None,
-    };
     // The blob store ("CDN") on 127.0.0.2.
     let cdn = FixtureRegistry::start_with(
         "127.0.0.2",
         HashMap::from([(
             format!("/cdn/{layer_digest}"),
-            plain("application/octet-stream", layer.clone()),
+            Reply::ok("application/octet-stream", layer.clone()),
         )]),
         HashMap::new(),
     );
@@ -290,11 +283,11 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         HashMap::from([
             (
                 "/v2/app/manifests/1.0".to_owned(),
-                plain(OCI_MANIFEST, manifest),
+                Reply::ok(OCI_MANIFEST, manifest),
             ),
             (
                 format!("/v2/app/blobs/{config_digest}"),
-                plain("application/octet-stream", config.to_vec()),
+                Reply::ok("application/octet-stream", config.to_vec()),
             ),
         ]),
         HashMap::from([(

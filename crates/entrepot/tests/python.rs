@@ -6,7 +6,6 @@
 
 mod python_support;
 mod support;
-mod upstream_support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +14,6 @@ use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
-use upstream_support::*;
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const HTML: &str = "application/vnd.pypi.simple.v1+html";
@@ -478,27 +476,22 @@ fn yanked_files_and_metadata_files_pass_through() {
              "hashes": {"sha256": osha}, "yanked": "broken <build> & worse"},
         ],
     });
-    let route = |ct: &str, body: Vec<u8>| FixtureResponse {
-        content_type: ct.into(),
-        body,
-        chunk_delay: None,
-    };
     let upstream = FixtureRegistry::start(HashMap::from([
         (
             "/simple/fixture-pkg/".to_owned(),
-            route(JSON, page.to_string().into_bytes()),
+            Reply::ok(JSON, page.to_string().into_bytes()),
         ),
         (
             "/files/fixture_pkg-2.0-py3-none-any.whl".to_owned(),
-            route("application/octet-stream", wheel.clone()),
+            Reply::ok("application/octet-stream", wheel.clone()),
         ),
         (
             "/files/fixture_pkg-2.0-py3-none-any.whl.metadata".to_owned(),
-            route("application/octet-stream", metadata.clone()),
+            Reply::ok("application/octet-stream", metadata.clone()),
         ),
         (
             "/files/fixture-pkg-1.0.tar.gz".to_owned(),
-            route("application/octet-stream", old),
+            Reply::ok("application/octet-stream", old),
         ),
     ]));
     let server = Entrepot::start();
@@ -571,19 +564,12 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
     let upstream = FixtureRegistry::start(HashMap::from([
         (
             "/simple/big-pkg/".to_owned(),
-            FixtureResponse {
-                content_type: JSON.into(),
-                body: page.to_string().into_bytes(),
-                chunk_delay: None,
-            },
+            Reply::ok(JSON, page.to_string().into_bytes()),
         ),
         (
             "/files/big_pkg-1.0-py3-none-any.whl".to_owned(),
-            FixtureResponse {
-                content_type: "application/octet-stream".into(),
-                body: content.clone(),
-                chunk_delay: Some(std::time::Duration::from_millis(20)),
-            },
+            Reply::ok("application/octet-stream", content.clone())
+                .slow(std::time::Duration::from_millis(20)),
         ),
     ]));
     let server = Entrepot::start();

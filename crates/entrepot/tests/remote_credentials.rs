@@ -6,14 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-mod upstream_support;
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 use support::*;
-use upstream_support::*;
 
 fn image_layout(dir: &Path, tag: &str) -> String {
     let mut layout = OciLayout::create(dir);

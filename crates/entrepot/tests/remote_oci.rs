@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-mod upstream_support;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -14,7 +13,6 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 use support::*;
-use upstream_support::*;
 
 /// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
 fn admin_creds(server: &Entrepot) -> String {
@@ -254,35 +252,20 @@ fn fixture_image(
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = sha256(config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
-    }))
-    .unwrap();
-    let mut routes = HashMap::new();
-    let plain = |content_type: &str, body: Vec<u8>| FixtureResponse {
-        content_type: content_type.into(),
-        body,
-        chunk_delay: None,
-    };
-    routes.insert(
-        "/v2/app/manifests/1.0".to_owned(),
-        plain(OCI_MANIFEST, manifest),
-    );
-    routes.insert(
-        format!("/v2/app/blobs/{config_digest}"),
-        plain("application/octet-stream", config.to_vec()),
-    );
-    routes.insert(
-        format!("/v2/app/blobs/{layer_digest}"),
-        FixtureResponse {
-            content_type: "application/octet-stream".into(),
-            body: served_layer,
-            chunk_delay,
-        },
-    );
+    let manifest = serde_json::to_vec(&image_manifest(config, layer)).unwrap();
+    let mut layer_reply = Reply::ok("application/octet-stream", served_layer);
+    layer_reply.chunk_delay = chunk_delay;
+    let routes = HashMap::from([
+        (
+            "/v2/app/manifests/1.0".to_owned(),
+            Reply::ok(OCI_MANIFEST, manifest),
+        ),
+        (
+            format!("/v2/app/blobs/{config_digest}"),
+            Reply::ok("application/octet-stream", config.to_vec()),
+        ),
+        (format!("/v2/app/blobs/{layer_digest}"), layer_reply),
+    ]);
     (FixtureRegistry::start(routes), layer_digest, config_digest)
 }
 

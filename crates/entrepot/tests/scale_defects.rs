@@ -5,7 +5,6 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod support;
-mod upstream_support;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,7 +13,6 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
-use upstream_support::Distribution;
 
 const APP: &str = "default/images/app";
 

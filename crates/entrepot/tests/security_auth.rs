@@ -9,13 +9,12 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
-use support::{header_of, raw_head, Entrepot};
+use support::{header_of, raw_head, Entrepot, Reply, ScriptedUpstream};
 
 /// The server as these tests drive it: requests carry no credentials unless
 /// a test adds them; `admin` is the bootstrap admin's token.
@@ -378,30 +377,25 @@ fn a_registry_token_grants_only_its_scope_and_is_refused_on_v1() {
 // ---- High 4: attaching a secret needs the right to read it ----
 
 /// An upstream that asks for Basic credentials and accepts any.
-fn basic_auth_upstream() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 8192];
-            let n = stream.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
-            let answer = if request.contains("authorization: basic") {
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"up\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            };
-            let _ = stream.write_all(answer.as_bytes());
+fn basic_auth_upstream() -> ScriptedUpstream {
+    ScriptedUpstream::start("127.0.0.1", |seen| {
+        let basic = seen
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().starts_with("basic"));
+        if basic {
+            Reply::ok("application/json", "{}")
+        } else {
+            Reply::status(401).header("www-authenticate", "Basic realm=\"up\"")
         }
-    });
-    addr
+    })
 }
 
 #[test]
 fn pointing_a_repository_at_a_secret_requires_reading_it_and_is_audited() {
     let server = Srv::start(&[]);
-    let upstream = basic_auth_upstream();
+    let basic_upstream = basic_auth_upstream();
+    let upstream = &basic_upstream.addr;
     server.admin(
         "PATCH",
         "/v1/organization/accessPolicy",

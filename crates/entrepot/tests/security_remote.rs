@@ -9,12 +9,9 @@
 
 mod python_support;
 mod support;
-mod upstream_support;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,139 +19,6 @@ use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
-
-/// One request a scripted server received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-}
-
-/// What a scripted server answers.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
-        Reply {
-            status: 200,
-            headers: vec![("content-type".into(), content_type.into())],
-            body: body.into(),
-        }
-    }
-
-    fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    fn header(mut self, name: &str, value: &str) -> Reply {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
-
-/// A loopback HTTP server answering by a closure, recording every request.
-struct Scripted {
-    addr: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scripted {
-    fn start(host: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Scripted {
-        Self::start_on(TcpListener::bind((host, 0)).unwrap(), Arc::new(handler))
-    }
-
-    fn start_on(listener: TcpListener, handler: Handler) -> Scripted {
-        use axum::body::Body;
-        use axum::http::Request;
-        use axum::response::Response;
-
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let record = seen.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(move |request: Request<Body>| {
-                    let handler = handler.clone();
-                    let record = record.clone();
-                    async move {
-                        let seen = Seen {
-                            method: request.method().to_string(),
-                            path: request.uri().path().to_owned(),
-                            authorization: request
-                                .headers()
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap_or("?").to_owned()),
-                        };
-                        record.lock().unwrap().push(seen.clone());
-                        let reply = handler(&seen);
-                        let mut response = Response::builder().status(reply.status);
-                        for (k, v) in &reply.headers {
-                            response = response.header(k, v);
-                        }
-                        let len = reply.body.len();
-                        let body = if seen.method == "HEAD" {
-                            Body::empty()
-                        } else {
-                            Body::from(reply.body)
-                        };
-                        response.header("content-length", len).body(body).unwrap()
-                    }
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        Scripted {
-            addr,
-            seen,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.path == path).collect()
-    }
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn create_project(server: &Entrepot, id: &str) {
     let response = server
@@ -246,7 +110,7 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
     create_project(&server, "b");
     let decoy = random_bytes(layer.len());
     let decoy_for_upstream = decoy.clone();
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/v2/" => Reply::ok("application/json", "{}"),
         p if p.starts_with("/v2/lure/blobs/") => {
             Reply::ok("application/octet-stream", decoy_for_upstream.clone())
@@ -319,7 +183,7 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     // Project b's upstream lists that sha256 and has no such file.
     create_project(&server, "b");
     let (page_hex, page_name) = (hex.clone(), filename.clone());
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/simple/secret-pkg/" => Reply::ok(
             "text/html",
             format!("<a href=\"/files/{page_name}#sha256={page_hex}\">{page_name}</a>"),
@@ -416,12 +280,12 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
 
     // A listener that records whatever credentials reach it (the realm the
     // redirect target names).
-    let realm = Scripted::start("127.0.0.3", |_| {
+    let realm = ScriptedUpstream::start("127.0.0.3", |_| {
         Reply::ok("application/json", r#"{"token":"stolen","expires_in":300}"#)
     });
     // The redirect target answers 401 with a Bearer challenge naming it.
     let realm_url = format!("http://{}/token", realm.addr);
-    let cdn = Scripted::start("127.0.0.2", move |_| {
+    let cdn = ScriptedUpstream::start("127.0.0.2", move |_| {
         Reply::status(401).header(
             "www-authenticate",
             &format!("Bearer realm=\"{realm_url}\",service=\"cdn\""),
@@ -449,7 +313,7 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
         format!("/v2/app/blobs/{echo_digest}"),
     );
     let (lp, cp, ep) = (layer_path.clone(), config_path.clone(), echo_path.clone());
-    let upstream = Scripted::start("127.0.0.1", move |seen| {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| {
         if seen.authorization.as_deref() != Some(want.as_str()) {
             return Reply::status(401).header("www-authenticate", "Basic realm=\"upstream\"");
         }
@@ -546,7 +410,7 @@ fn unverified_bytes_are_never_a_complete_answer() {
     let other = random_bytes(4096);
     let other_digest = sha256(b"what the upstream should have sent");
     let other_for_upstream = other.clone();
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/v2/" => Reply::ok("application/json", "{}"),
         p if p.starts_with("/v2/empty/blobs/") => Reply::ok("application/octet-stream", Vec::new()),
         p if p.starts_with("/v2/wrong/blobs/") => {
@@ -620,7 +484,7 @@ fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refu
             ),
         ),
     ]);
-    let upstream = Scripted::start("127.0.0.1", move |seen| match pages.get(&seen.path) {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match pages.get(&seen.path) {
         Some(page) => Reply::ok("text/html", page.clone()),
         None => Reply::status(404),
     });
@@ -681,7 +545,7 @@ fn the_project_list_is_parsed_once_per_upstream_fetch() {
     for i in 0..20_000 {
         list.push_str(&format!("<a href=\"/simple/p{i}/\">P_{i}</a>\n"));
     }
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/simple/" => Reply::ok("text/html", list.clone()),
         _ => Reply::status(404),
     });

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::upstream_support::free_port;
+use crate::support::free_port;
 
 /// The virtual environment holding pip, uv, twine and pypiserver:
 /// `ENTREPOT_PYTHON_VENV`, else `/opt/entrepot-ci` (what `.ci/run` creates).

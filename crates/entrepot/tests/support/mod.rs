@@ -10,6 +10,8 @@
 //! - [`layout`]: OCI image layouts on disk;
 //! - [`skopeo`]: skopeo against the server and upstreams;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
+//! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
+//!   scripted servers);
 //! - [`wait`] and [`files`]: bounded waits, files of a test.
 //!
 //! Every helper that talks to the server sends the bootstrap admin's token
@@ -26,6 +28,7 @@ pub mod raw_http;
 pub mod registry;
 pub mod server;
 pub mod skopeo;
+pub mod upstream;
 pub mod wait;
 
 pub use admin_api::*;
@@ -36,6 +39,7 @@ pub use raw_http::*;
 pub use registry::*;
 pub use server::*;
 pub use skopeo::*;
+pub use upstream::*;
 pub use wait::*;
 
 /// The name the test files used for [`Entrepot`] before there was one
