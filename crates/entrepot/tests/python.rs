@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod python_support;
 mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
@@ -18,57 +16,11 @@ use support::*;
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const HTML: &str = "application/vnd.pypi.simple.v1+html";
 
-/// Create a Python repository in project `default`: remote when `upstream` is given.
-fn create_python(server: &Entrepot, id: &str, upstream: Option<&str>, extra: Value) {
-    let mut body = json!({ "format": "python", "mode": "standard-repository" });
-    if let Some(url) = upstream {
-        // The registry access policy must allow the loopback upstream.
-        let parsed = url::Url::parse(url).unwrap();
-        let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
-        server.allow_upstream(&host);
-        let mut config = json!({ "upstream": url });
-        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
-        }
-        body = json!({ "format": "python", "mode": "remote-repository", "remoteRepositoryConfig": config });
-    }
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/projects/default/repositories?repositoryId={id}"),
-        )
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create {id}: {}",
-        response.text().unwrap()
-    );
-}
-
 /// The fixtures most tests use: a library, an app depending on it, an sdist-only package.
 fn fixtures(dir: &Path) {
     make_dist(dir, "wheel", "tiny-lib", "1.0", &[]);
     make_dist(dir, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
     make_dist(dir, "sdist", "sdist-only", "0.5", &[]);
-}
-
-/// The index URL pip and uv are given, with the server's token as PyPI-style
-/// credentials (`__token__`) when it has one.
-fn index(server: &Entrepot, repo: &str) -> String {
-    match &server.token {
-        Some(token) => format!(
-            "http://__token__:{token}@{}/pypi/default/{repo}/simple/",
-            server.addr
-        ),
-        None => format!("{}/pypi/default/{repo}/simple/", server.base),
-    }
-}
-
-/// The password twine sends with the user `__token__`.
-fn twine_password(server: &Entrepot) -> String {
-    server.token.clone().unwrap_or_else(|| "unused".into())
 }
 
 fn blob_exists(server: &Entrepot, sha256: &str) -> bool {
@@ -98,13 +50,12 @@ fn pip_and_uv_install_through_the_cache_then_with_the_upstream_stopped() {
     let server = Entrepot::start();
     // A zero freshness window: every page request asks the upstream, so the
     // warm run below proves pages are served stale when it is down.
-    create_python(
-        &server,
+    server.create_python(
         "up",
         Some(&upstream.index_url()),
         json!({ "tagTtlSecs": 0 }),
     );
-    let url = index(&server, "up");
+    let url = server.python_index("up");
 
     let cold = work.path().join("cold");
     let out = pip_install(&url, &cold, &["tiny-app", "sdist-only"]);
@@ -162,7 +113,7 @@ fn simple_api_negotiates_redirects_and_serves_ranges() {
     let wheel = std::fs::read(packages.join("tiny_lib-1.0-py3-none-any.whl")).unwrap();
     let upstream = PyPiServer::start(&packages);
     let server = Entrepot::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/tiny-lib/";
     let get = |accept: Option<&str>, path: &str| {
         let mut r = server.request(Method::GET, path);
@@ -304,7 +255,7 @@ fn every_cached_wheel_offers_its_extracted_metadata() {
     }
     let upstream = PyPiServer::start(&packages);
     let server = Entrepot::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/many-wheels/";
     let files = |server: &Entrepot| -> Vec<Value> {
         let r = server
@@ -373,14 +324,14 @@ fn a_repository_recreated_under_the_same_name_serves_its_own_upstream() {
             .map(|f| f["filename"].as_str().unwrap().to_owned())
             .collect()
     };
-    create_python(&server, "up", Some(&first.index_url()), json!({}));
+    server.create_python("up", Some(&first.index_url()), json!({}));
     assert_eq!(filenames(&server), ["moved_pkg-1.0-py3-none-any.whl"]);
     let r = server
         .request(Method::DELETE, "/v1/projects/default/repositories/up")
         .send()
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
-    create_python(&server, "up", Some(&second.index_url()), json!({}));
+    server.create_python("up", Some(&second.index_url()), json!({}));
     assert_eq!(filenames(&server), ["moved_pkg-2.0-py3-none-any.whl"]);
 }
 
@@ -391,7 +342,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     let wheel = make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
     let upstream = PyPiServer::start(&packages);
     let server = Entrepot::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let r = server
         .request(Method::GET, "/pypi/default/up/simple/tiny-lib/")
         .header("Accept", JSON)
@@ -410,7 +361,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     std::fs::write(&wheel, &bytes).unwrap();
 
     let target = work.path().join("t");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(
         !out.status.success(),
         "install of a corrupted file must fail: {}",
@@ -439,7 +390,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     bytes[last] ^= 0xff;
     std::fs::write(&wheel, &bytes).unwrap();
     let target = work.path().join("again");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(
         out.status.success(),
         "install once repaired: {}",
@@ -495,8 +446,7 @@ fn yanked_files_and_metadata_files_pass_through() {
         ),
     ]));
     let server = Entrepot::start();
-    create_python(
-        &server,
+    server.create_python(
         "fx",
         Some(&format!("http://{}/simple/", upstream.addr)),
         json!({}),
@@ -573,8 +523,7 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
         ),
     ]));
     let server = Entrepot::start();
-    create_python(
-        &server,
+    server.create_python(
         "fx",
         Some(&format!("http://{}/simple/", upstream.addr)),
         json!({}),
@@ -633,20 +582,20 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     let app = make_dist(&dists, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
     let sdist = make_dist(&dists, "sdist", "sdist-only", "0.5", &[]);
     let server = Entrepot::start();
-    create_python(&server, "hosted", None, json!({}));
+    server.create_python("hosted", None, json!({}));
     let legacy = format!("{}/pypi/default/hosted/legacy/", server.base);
 
     let out = twine_upload(
         &legacy,
         "__token__",
-        &twine_password(&server),
+        &server.admin_token,
         &[&lib, &app, &sdist],
     );
     assert!(out.status.success(), "twine upload: {}", text(&out));
 
     let target = work.path().join("t");
     let out = pip_install(
-        &index(&server, "hosted"),
+        &server.python_index("hosted"),
         &target,
         &["tiny-app", "sdist-only"],
     );
@@ -684,7 +633,7 @@ fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
     );
 
     // The same file again: refused, like PyPI.
-    let out = twine_upload(&legacy, "__token__", &twine_password(&server), &[&lib]);
+    let out = twine_upload(&legacy, "__token__", &server.admin_token, &[&lib]);
     assert!(!out.status.success());
     assert!(text(&out).contains("File already exists"), "{}", text(&out));
 
@@ -769,11 +718,11 @@ fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
     let server = Entrepot::builder()
         .env("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES", "100")
         .start();
-    create_python(&server, "hosted", None, json!({}));
+    server.create_python("hosted", None, json!({}));
     let out = twine_upload(
         &format!("{}/pypi/default/hosted/legacy/", server.base),
         "__token__",
-        &twine_password(&server),
+        &server.admin_token,
         &[&wheel],
     );
     assert!(!out.status.success());
@@ -812,9 +761,8 @@ fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
     fixtures(&packages);
     let upstream = PyPiServer::start(&packages);
     let server = Entrepot::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
-    create_python(
-        &server,
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
+    server.create_python(
         "lenient",
         Some(&upstream.index_url()),
         json!({ "allowCachedFromBlocked": true }),
@@ -882,7 +830,7 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
     fixtures(&packages);
     let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
     let server = Entrepot::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let r = server.get("/pypi/default/up/simple/tiny-lib/");
     assert_eq!(r.status(), 502);
     let message = r.text().unwrap();
@@ -892,7 +840,7 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
         "{message}"
     );
     let target = work.path().join("t");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(!out.status.success());
 
     // test-upstream tells the same story, and fails.
@@ -910,13 +858,12 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
     fixtures(&packages);
     let mut upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
     let server = Entrepot::start();
-    create_python(
-        &server,
+    server.create_python(
         "up",
         Some(&upstream.index_url()),
         json!({ "tagTtlSecs": 0 }),
     );
-    let url = index(&server, "up");
+    let url = server.python_index("up");
 
     // Without credentials the upstream refuses: a clear 502.
     let r = server.get("/pypi/default/up/simple/tiny-lib/");

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod python_support;
 mod support;
 
 use std::collections::HashMap;
@@ -15,7 +14,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
@@ -60,20 +58,6 @@ fn remote_docker(server: &Entrepot, project: &str, id: &str, upstream: &str, ext
         project,
         id,
         json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }),
-    );
-}
-
-fn remote_python(server: &Entrepot, project: &str, id: &str, upstream: &str) {
-    server.allow_upstream(upstream);
-    create_repository(
-        server,
-        project,
-        id,
-        json!({
-            "format": "python",
-            "mode": "remote-repository",
-            "remoteRepositoryConfig": { "upstream": format!("http://{upstream}/simple/") },
-        }),
     );
 }
 
@@ -190,7 +174,12 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
         ),
         _ => Reply::status(404),
     });
-    remote_python(&server, "b", "mirror", &upstream.addr);
+    server.create_python_in(
+        "b",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
     let page = server.get("/pypi/b/mirror/simple/secret-pkg/");
     assert_eq!(page.status(), 200);
     let page = page.text().unwrap();
@@ -488,7 +477,12 @@ fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refu
         Some(page) => Reply::ok("text/html", page.clone()),
         None => Reply::status(404),
     });
-    remote_python(&server, "default", "mirror", &upstream.addr);
+    server.create_python_in(
+        "default",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
 
     let big = std::thread::scope(|scope| {
         let big = scope.spawn(|| {
@@ -549,7 +543,12 @@ fn the_project_list_is_parsed_once_per_upstream_fetch() {
         "/simple/" => Reply::ok("text/html", list.clone()),
         _ => Reply::status(404),
     });
-    remote_python(&server, "default", "mirror", &upstream.addr);
+    server.create_python_in(
+        "default",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
     for _ in 0..3 {
         let r = server
             .request(Method::GET, "/pypi/default/mirror/simple/")
