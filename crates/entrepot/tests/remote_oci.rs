@@ -7,48 +7,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 use support::*;
-
-/// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
-fn admin_creds(server: &Entrepot) -> String {
-    // The token file is deleted once used: take the token the server read at start.
-    let token = server.token.clone().unwrap();
-    format!("--src-creds=admin:{}", token.trim())
-}
-
-/// Create a remote repository in project `default` whose upstream is `url`.
-fn create_remote(server: &Entrepot, id: &str, url: &str, extra: serde_json::Value) {
-    // Loopback upstreams are outside the default registry access policy.
-    server.allow_upstream(url.trim_start_matches("http://"));
-    let mut config = json!({ "upstream": url });
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    let response = server
-        .request(Method::POST, &format!("/v1/projects/default/repositories?repositoryId={id}"))
-        .json(&json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create remote {id}: {}",
-        response.text().unwrap()
-    );
-}
-
-/// An OCI layout with one image tagged `tag`; returns the manifest digest.
-fn image_layout(dir: &Path, tag: &str, layers: &[usize]) -> String {
-    let mut layout = OciLayout::create(dir);
-    let layers: Vec<(usize, LayerKind)> = layers.iter().map(|s| (*s, LayerKind::Gzip)).collect();
-    let manifest = layout.add_image(&layers, "amd64");
-    layout.tag(&manifest, tag);
-    manifest.digest
-}
 
 #[test]
 fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
@@ -59,12 +22,7 @@ fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
     upstream.push(&original, "1.0", "team/app:1.0", None);
 
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
 
     let cold = work.path().join("cold");
     server.skopeo_pull("default/up/team/app:1.0", &cold, "1.0", false);
@@ -105,8 +63,7 @@ fn stale_tags_are_served_with_a_warning_when_the_upstream_fails() {
     upstream.push(&original, "1.0", "app:1.0", None);
 
     let server = Entrepot::start();
-    create_remote(
-        &server,
+    server.create_remote_docker(
         "up",
         &format!("http://{}", upstream.addr),
         json!({ "tagTtlSecs": 0 }),
@@ -157,8 +114,7 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
     upstream.push(&v1, "latest", "app:latest", None);
 
     let server = Entrepot::start();
-    create_remote(
-        &server,
+    server.create_remote_docker(
         "up",
         &format!("http://{}", upstream.addr),
         json!({ "tagTtlSecs": 1 }),
@@ -194,42 +150,29 @@ fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
         serde_json::from_slice(&std::fs::read(layout_blob(&original, &digest)).unwrap()).unwrap();
 
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
-    let pulls: Vec<_> = (0..20)
-        .map(|i| {
-            let target = work.path().join(format!("pull-{i}"));
-            let reference = server.docker_ref("default/up/team/big:1.0");
-            let creds = admin_creds(&server);
-            std::thread::spawn(move || {
-                let output = std::process::Command::new("skopeo")
-                    .args([
-                        "--insecure-policy",
-                        "copy",
-                        "--src-tls-verify=false",
-                        &creds,
-                        &reference,
-                    ])
-                    .arg(format!("oci:{}:1.0", target.display()))
-                    .output()
-                    .unwrap();
-                assert!(
-                    output.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                target
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
+    std::thread::scope(|scope| {
+        let pulls: Vec<_> = (0..20)
+            .map(|i| {
+                let target = work.path().join(format!("pull-{i}"));
+                let server = &server;
+                scope.spawn(move || {
+                    let output =
+                        server.skopeo_pull_output("default/up/team/big:1.0", &target, "1.0");
+                    assert!(
+                        output.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    target
+                })
             })
-        })
-        .collect();
-    for pull in pulls {
-        let target = pull.join().unwrap();
-        assert_same_content(&original, &target, &digest);
-    }
+            .collect();
+        for pull in pulls {
+            let target = pull.join().unwrap();
+            assert_same_content(&original, &target, &digest);
+        }
+    });
     let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
     for layer in manifest["layers"].as_array().unwrap() {
         blobs.push(layer["digest"].as_str().unwrap().to_owned());
@@ -269,15 +212,6 @@ fn fixture_image(
     (FixtureRegistry::start(routes), layer_digest, config_digest)
 }
 
-fn blob_file(server: &Entrepot, digest: &str) -> std::path::PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    server
-        .data_dir
-        .join("blobs/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-}
-
 #[test]
 fn content_that_fails_verification_is_refused_and_never_cached() {
     let layer = random_bytes(100_000);
@@ -285,21 +219,10 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
     corrupted[500] ^= 0xff;
     let (fixture, layer_digest, _) = fixture_image(&layer, corrupted, None);
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "bad",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    server.create_remote_docker("bad", &format!("http://{}", fixture.addr), json!({}));
 
     let work = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
-        .arg(admin_creds(&server))
-        .arg(server.docker_ref("default/bad/app:1.0"))
-        .arg(format!("oci:{}:1.0", work.path().join("pull").display()))
-        .output()
-        .unwrap();
+    let output = server.skopeo_pull_output("default/bad/app:1.0", &work.path().join("pull"), "1.0");
     assert!(
         !output.status.success(),
         "a pull of corrupted content succeeded"
@@ -319,7 +242,7 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
         .is_some_and(|b| b.len() == layer.len());
     assert!(!served_whole, "corrupted content was served whole");
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "corrupted content was cached"
     );
     assert!(
@@ -335,12 +258,7 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(60)));
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "slow",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    server.create_remote_docker("slow", &format!("http://{}", fixture.addr), json!({}));
 
     let request = server.request(
         Method::GET,
@@ -357,13 +275,13 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     });
     std::thread::sleep(Duration::from_millis(800));
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "the blob was visible before it was verified"
     );
     let server = server.restart();
     let _ = reader.join();
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "a partial blob survived the crash"
     );
     let spool = server.data_dir.join("blobs/spool");
@@ -377,7 +295,7 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     assert_eq!(response.status(), 200);
     let body = response.bytes().unwrap();
     assert_eq!(sha256(&body), layer_digest);
-    assert!(blob_file(&server, &layer_digest).exists());
+    assert!(server.blob_file(&layer_digest).exists());
 }
 
 #[test]
@@ -386,12 +304,7 @@ fn ranges_on_cold_and_warm_blobs() {
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(5)));
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    server.create_remote_docker("up", &format!("http://{}", fixture.addr), json!({}));
     let path = format!("/v2/default/up/app/blobs/{layer_digest}");
     for _ in 0..2 {
         let response = server
@@ -425,12 +338,7 @@ fn ranges_on_cold_and_warm_blobs() {
 fn remote_repositories_are_read_only_and_report_missing_content() {
     let upstream = Distribution::start();
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
 
     let push = server
         .request(Method::POST, "/v2/default/up/app/blobs/uploads/")
@@ -501,12 +409,7 @@ fn a_multi_arch_index_pulls_through_the_cache() {
     );
 
     let server = Entrepot::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
     // The tag names the index; the platform manifests and their blobs follow by digest.
     let pulled = work.path().join("pulled");
     server.skopeo_pull("default/up/tools/multi:1", &pulled, "multi", true);

@@ -18,49 +18,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
 
-fn create_project(server: &Entrepot, id: &str) {
-    let response = server
-        .request(Method::POST, &format!("/v1/projects?projectId={id}"))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create project {id}: {}",
-        response.text().unwrap()
-    );
-}
-
-/// Create a repository from a JSON body; asserts success.
-fn create_repository(server: &Entrepot, project: &str, id: &str, body: Value) {
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/projects/{project}/repositories?repositoryId={id}"),
-        )
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create {project}/{id}: {}",
-        response.text().unwrap()
-    );
-}
-
-fn remote_docker(server: &Entrepot, project: &str, id: &str, upstream: &str, extra: Value) {
-    server.allow_upstream(upstream);
-    let mut config = json!({ "upstream": format!("http://{upstream}") });
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    create_repository(
-        server,
-        project,
-        id,
-        json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }),
-    );
-}
-
 fn hex_sha256(bytes: &[u8]) -> String {
     sha256(bytes).trim_start_matches("sha256:").to_owned()
 }
@@ -91,7 +48,7 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
 
     // Project b's remote repository points at an upstream its admin controls:
     // it answers HEAD 200 for any blob, and serves other bytes (or nothing).
-    create_project(&server, "b");
+    server.create_project("b");
     let decoy = random_bytes(layer.len());
     let decoy_for_upstream = decoy.clone();
     let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
@@ -104,7 +61,12 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
         }
         _ => Reply::status(404),
     });
-    remote_docker(&server, "b", "mirror", &upstream.addr, json!({}));
+    server.create_remote_docker_in(
+        "b",
+        "mirror",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
 
     // Other bytes from the upstream: refused (the transfer breaks off before
     // its last byte, or an error), never replaced by the stored ones.
@@ -146,8 +108,7 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
 fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     let work = tempfile::tempdir().unwrap();
     let server = Entrepot::start();
-    create_repository(
-        &server,
+    server.create_repository_from(
         "default",
         "private",
         json!({ "format": "python", "mode": "standard-repository" }),
@@ -165,7 +126,7 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert!(out.status.success(), "twine upload: {}", text(&out));
 
     // Project b's upstream lists that sha256 and has no such file.
-    create_project(&server, "b");
+    server.create_project("b");
     let (page_hex, page_name) = (hex.clone(), filename.clone());
     let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/simple/secret-pkg/" => Reply::ok(
@@ -219,41 +180,24 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert_eq!(own.bytes().unwrap().as_ref(), bytes.as_slice());
 }
 
-fn cli_ok(server: &Entrepot, args: &[&str]) -> String {
-    let output = server.cli(args);
-    assert!(
-        output.status.success(),
-        "entrepot {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Store `password` as a secret the service agent of project default reads.
 fn agent_secret(server: &Entrepot, dir: &Path, id: &str, password: &str) -> String {
     let file = dir.join(format!("{id}.txt"));
     std::fs::write(&file, password).unwrap();
-    cli_ok(
-        server,
-        &[
-            "secrets",
-            "create",
-            id,
-            &format!("--data-file={}", file.display()),
-        ],
-    );
-    let project: Value = server.get("/v1/projects/default").json().unwrap();
-    let agent = project["serviceAgent"].as_str().unwrap().to_owned();
-    cli_ok(
-        server,
-        &[
-            "secrets",
-            "add-iam-policy-binding",
-            id,
-            &format!("--member={agent}"),
-            "--role=roles/secretmanager.secretAccessor",
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "create",
+        id,
+        &format!("--data-file={}", file.display()),
+    ]);
+    let agent = server.service_agent();
+    server.cli_ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        id,
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
     format!("projects/default/secrets/{id}/versions/1")
 }
 
@@ -326,11 +270,10 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
         server.allow_upstream(host);
     }
     let version = agent_secret(&server, work.path(), "upstream-pass", password);
-    remote_docker(
-        &server,
+    server.create_remote_docker_in(
         "default",
         "up",
-        &upstream.addr,
+        &format!("http://{}", upstream.addr),
         json!({ "username": "bob", "passwordSecretVersion": version }),
     );
 
@@ -407,7 +350,12 @@ fn unverified_bytes_are_never_a_complete_answer() {
         }
         _ => Reply::status(404),
     });
-    remote_docker(&server, "default", "up", &upstream.addr, json!({}));
+    server.create_remote_docker_in(
+        "default",
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
 
     // `200, Content-Length: 0` for content that is not empty.
     let (status, body) = get_outcome(
@@ -594,8 +542,7 @@ fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u
 fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
     let work = tempfile::tempdir().unwrap();
     let server = Entrepot::start();
-    create_repository(
-        &server,
+    server.create_repository_from(
         "default",
         "hosted",
         json!({ "format": "python", "mode": "standard-repository" }),
