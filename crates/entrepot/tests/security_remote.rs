@@ -525,15 +525,7 @@ fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u
         "import zipfile\nz = zipfile.ZipFile({:?}, 'w', zipfile.ZIP_DEFLATED)\nz.writestr('big_meta-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: big-meta\\nVersion: 1.0\\n\\n' + 'x' * {metadata_len})\nz.writestr('big_meta/__init__.py', '')\nz.close()\n",
         path.display().to_string()
     );
-    let out = std::process::Command::new(tool("python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(&script);
     let _ = filename;
     std::fs::read(path).unwrap()
 }

@@ -221,8 +221,13 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) {
         "from passlib.apache import HtpasswdFile\nh = HtpasswdFile({:?}, new=True)\nh.set_password({user:?}, {password:?})\nh.save()\n",
         path.display().to_string()
     );
+    run_python(&script);
+}
+
+/// Run a Python script with the environment's interpreter; insist it succeeds.
+pub fn run_python(script: &str) {
     let out = Command::new(tool("python"))
-        .args(["-c", &script])
+        .args(["-c", script])
         .output()
         .unwrap();
     assert!(
