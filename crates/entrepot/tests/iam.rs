@@ -9,7 +9,7 @@ use std::process::Output;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{ok, stderr, Entrepot};
+use support::{ok, stderr, Entrepot, Podman};
 
 /// The server as these tests drive it: every CLI call names the token it acts
 /// with, and the banner of the first start is kept.
@@ -173,14 +173,14 @@ fn skopeo_login_push_and_pull_with_a_token() {
 
     // podman logs in with the same token.
     let podman_auth = server.dir.path().join("podman-auth.json");
-    let podman = std::process::Command::new("podman")
+    let out = Podman::new()
+        .command()
         .args(["login", "--tls-verify=false", "--authfile"])
         .arg(&podman_auth)
         .args(["-u", "admin", "-p", &server.admin_token, &server.addr])
-        .output();
-    if let Ok(out) = podman {
-        assert!(ok(&out), "podman login: {}", stderr(&out));
-    }
+        .output()
+        .unwrap();
+    assert!(ok(&out), "podman login: {}", stderr(&out));
 }
 
 #[test]

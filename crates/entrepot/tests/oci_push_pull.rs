@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::process::Command;
 
-use support::{assert_same_content, layout_ref, Entrepot, LayerKind, OciLayout};
+use support::{assert_same_content, layout_ref, Entrepot, LayerKind, OciLayout, Podman};
 
 const MIB: usize = 1024 * 1024;
 
@@ -138,46 +137,9 @@ fn leftover_staging_objects_from_a_crash_are_removed_at_start() {
     assert_eq!(response.status(), 200);
 }
 
-/// Why podman cannot pull on this machine, if it cannot.
-fn podman_unusable(root: &std::path::Path) -> Option<String> {
-    let output = Command::new("podman")
-        .args(podman_storage(root))
-        .arg("info")
-        .output();
-    match output {
-        Err(e) => Some(format!(
-            "podman is not installed ({e}); apt-get install -y podman"
-        )),
-        Ok(o) if !o.status.success() => Some(format!(
-            "`podman info` fails here: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
-/// Private storage so the test needs no system image store: vfs works without
-/// overlay support in the kernel or fuse-overlayfs.
-fn podman_storage(root: &std::path::Path) -> Vec<String> {
-    vec![
-        "--root".into(),
-        root.join("root").display().to_string(),
-        "--runroot".into(),
-        root.join("run").display().to_string(),
-        "--storage-driver".into(),
-        "vfs".into(),
-        "--events-backend".into(),
-        "file".into(),
-    ]
-}
-
 #[test]
 fn podman_pulls_an_image_pushed_with_skopeo() {
-    let podman_dir = tempfile::tempdir().unwrap();
-    if let Some(reason) = podman_unusable(podman_dir.path()) {
-        eprintln!("SKIPPED podman_pulls_an_image_pushed_with_skopeo: {reason}");
-        return;
-    }
+    let podman = Podman::new();
     let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
@@ -190,9 +152,8 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
     server.skopeo_push(&layout.dir, "1.0", "default/images/app:1.0", false);
 
     let image = format!("{}/default/images/app:1.0", server.addr);
-    let mut pull = Command::new("podman");
-    pull.args(podman_storage(podman_dir.path()))
-        .args(["pull", "--tls-verify=false", "--quiet"]);
+    let mut pull = podman.command();
+    pull.args(["pull", "--tls-verify=false", "--quiet"]);
     if let Some(token) = &server.token {
         pull.arg(format!(
             "--creds={}:{token}",
@@ -206,8 +167,8 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
         String::from_utf8_lossy(&output.stderr),
         server.log_text()
     );
-    let inspect = Command::new("podman")
-        .args(podman_storage(podman_dir.path()))
+    let inspect = podman
+        .command()
         .args(["image", "inspect", "--format", "{{.Digest}}", &image])
         .output()
         .unwrap();

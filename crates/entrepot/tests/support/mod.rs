@@ -9,6 +9,7 @@
 //! - [`registry`]: the OCI API by plain HTTP (digests, small images, errors);
 //! - [`layout`]: OCI image layouts on disk;
 //! - [`skopeo`]: skopeo against the server and upstreams;
+//! - [`podman`]: podman with a private image store;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
@@ -25,6 +26,7 @@ pub mod admin_api;
 pub mod cli;
 pub mod files;
 pub mod layout;
+pub mod podman;
 pub mod python;
 pub mod raw_http;
 pub mod registry;
@@ -37,6 +39,7 @@ pub use admin_api::*;
 pub use cli::*;
 pub use files::*;
 pub use layout::*;
+pub use podman::*;
 pub use python::*;
 pub use raw_http::*;
 pub use registry::*;
