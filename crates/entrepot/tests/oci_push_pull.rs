@@ -5,7 +5,6 @@
 
 mod support;
 
-
 use support::{assert_same_content, layout_ref, Entrepot, LayerKind, OciLayout, Podman};
 
 const MIB: usize = 1024 * 1024;
