@@ -132,9 +132,17 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
         eventually(Duration::from_secs(30), || digest_of() == d2),
         "the moved tag was never seen"
     );
-    // An unchanged tag is revalidated with HEAD, not fetched again.
+    // An unchanged tag is revalidated with HEAD, not fetched again: wait
+    // until the freshness window has passed and the upstream saw the HEAD.
     let gets_before = upstream.gets_of("/v2/app/manifests/latest");
-    std::thread::sleep(Duration::from_millis(1100));
+    let heads_before = upstream.requests_of("HEAD", "/v2/app/manifests/latest");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            digest_of() == d2
+                && upstream.requests_of("HEAD", "/v2/app/manifests/latest") > heads_before
+        }),
+        "the tag was never revalidated after its freshness window"
+    );
     assert_eq!(digest_of(), d2);
     assert_eq!(upstream.gets_of("/v2/app/manifests/latest"), gets_before);
 }
@@ -264,16 +272,22 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
         Method::GET,
         &format!("/v2/default/slow/app/blobs/{layer_digest}"),
     );
+    let (first_bytes, started) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut response = request.send().unwrap();
         assert_eq!(response.status(), 200);
         let mut first = [0u8; 1024];
-        let _ = response.read(&mut first);
+        let _ = first_bytes.send(response.read(&mut first).unwrap_or(0));
         // Keep reading until the server dies under us.
         let mut rest = Vec::new();
         let _ = response.read_to_end(&mut rest);
     });
-    std::thread::sleep(Duration::from_millis(800));
+    // Kill the server only once the download is under way: the client holds
+    // the first bytes of the body while the upstream is still sending.
+    let received = started
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the download never started");
+    assert!(received > 0, "the download never started");
     assert!(
         !server.blob_file(&layer_digest).exists(),
         "the blob was visible before it was verified"

@@ -120,7 +120,12 @@ impl Distribution {
     /// How many GET requests for `path` (e.g. `/v2/team/app/blobs/sha256:...`) the
     /// registry's access log shows.
     pub fn gets_of(&self, path: &str) -> usize {
-        let needle = format!("\"GET {path} ");
+        self.requests_of("GET", path)
+    }
+
+    /// How many `method` requests for `path` the registry's access log shows.
+    pub fn requests_of(&self, method: &str, path: &str) -> usize {
+        let needle = format!("\"{method} {path} ");
         self.log_text()
             .lines()
             .filter(|l| l.contains(&needle))
