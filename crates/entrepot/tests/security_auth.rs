@@ -89,6 +89,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// One raw HTTP/1.1 request (for headers no client would send); status line
+/// and headers of the answer.
+fn raw(addr: &str, request: &str) -> String {
+    raw_head(addr, request)
+}
+
 fn status(resp: Response) -> u16 {
     resp.status().as_u16()
 }
@@ -688,7 +694,7 @@ fn using_an_access_token_writes_its_last_use_at_most_once_a_minute() {
 fn forwarded_headers_count_only_from_trusted_proxies_and_hosts_are_not_echoed() {
     let server = Srv::start(&[]);
     let challenge = |extra: &str| {
-        let head = raw_head(
+        let head = raw(
             &server.addr,
             &format!("GET /v2/ HTTP/1.1\r\n{extra}Connection: close\r\n\r\n"),
         );
@@ -715,7 +721,7 @@ fn forwarded_headers_count_only_from_trusted_proxies_and_hosts_are_not_echoed() 
     drop(server);
 
     let server = Srv::start(&[("ENTREPOT_TRUSTED_PROXIES", "127.0.0.1/32")]);
-    let head = raw_head(
+    let head = raw(
         &server.addr,
         &format!(
             "GET /v2/ HTTP/1.1\r\nHost: {}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: registry.example\r\nConnection: close\r\n\r\n",

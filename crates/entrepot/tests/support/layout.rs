@@ -211,6 +211,11 @@ pub fn assert_same_content(original: &Path, pulled: &Path, digest: &str) -> usiz
     compared
 }
 
+/// The digest of the image [`write_layout`] tagged `1.0`.
+pub fn manifest_digest(layout: &Path) -> String {
+    layout_ref(layout, "1.0")
+}
+
 /// An OCI layout in `dir` with one image of gzipped random layers of the
 /// given sizes for `linux/amd64`, tagged `tag`; returns the manifest digest.
 pub fn image_layout(dir: &Path, tag: &str, layers: &[usize]) -> String {
