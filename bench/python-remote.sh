@@ -69,7 +69,7 @@ DEVPI_VERSION=$("$PEER_VENV/bin/python" -c 'import importlib.metadata as m; prin
 
 echo "== generating ${NPKG} projects and ${NFILES} files of bench-big" >&2
 mkdir -p "$WORK/packages"
-"$PYVENV/bin/python" - "$ROOT/crates/entrepot/tests/python_support" "$WORK/packages" "$NPKG" "$NFILES" <<'PY'
+"$PYVENV/bin/python" - "$ROOT/crates/entrepot/tests/fixtures" "$WORK/packages" "$NPKG" "$NFILES" <<'PY'
 import os, sys, types
 # make_dist.py runs its main() when loaded: load it without that call.
 path = os.path.join(sys.argv[1], "make_dist.py")

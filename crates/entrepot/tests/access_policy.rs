@@ -4,22 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod upstream_support;
+mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use upstream_support::*;
+use support::*;
 
 const POLICY: &str = "/v1/organization/accessPolicy";
 
-fn create_remote(server: &Server, id: &str, upstream: &str, extra: Value) -> Response {
+fn create_remote(server: &Entrepot, id: &str, upstream: &str, extra: Value) -> Response {
     let mut body = json!({ "format": "docker", "mode": "remote-repository",
                            "remoteRepositoryConfig": { "upstream": upstream } });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -37,23 +33,7 @@ fn create_remote(server: &Server, id: &str, upstream: &str, extra: Value) -> Res
 
 type Response = reqwest::blocking::Response;
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args);
-    assert!(
-        out.status.success(),
-        "entrepot {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn cli_err(server: &Server, args: &[&str]) -> String {
-    let out = server.cli(args);
-    assert!(!out.status.success(), "entrepot {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn policy(server: &Server) -> Value {
+fn policy(server: &Entrepot) -> Value {
     let response = server.get(POLICY);
     assert_eq!(response.status(), 200);
     response.json().unwrap()
@@ -68,21 +48,12 @@ fn hosts(policy: &Value) -> Vec<String> {
         .collect()
 }
 
-fn patch(server: &Server, body: Value) -> Response {
+fn patch(server: &Entrepot, body: Value) -> Response {
     server
         .request(Method::PATCH, POLICY)
         .json(&body)
         .send()
         .unwrap()
-}
-
-/// `{"error": {"code", "message", "status"}}` with the given status; the message.
-fn api_error(response: Response, status: u16, name: &str) -> String {
-    assert_eq!(response.status().as_u16(), status);
-    let body: Value = response.json().unwrap();
-    assert_eq!(body["error"]["code"], status, "{body}");
-    assert_eq!(body["error"]["status"], name, "{body}");
-    body["error"]["message"].as_str().unwrap().to_owned()
 }
 
 /// The OCI DENIED message of a refused pull, which names the blocked host and
@@ -98,56 +69,19 @@ fn assert_blocked(response: Response, host: &str) {
     );
 }
 
-fn skopeo_pull_output(server: &Server, image: &str, dest: &Path) -> Output {
-    Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
-        .arg(format!(
-            "--src-creds=admin:{}",
-            server.token.as_deref().unwrap()
-        ))
-        .arg(server.docker_ref(image))
-        .arg(format!("oci:{}:x", dest.display()))
-        .output()
-        .unwrap()
-}
-
-fn image_layout(dir: &Path, tag: &str, layer: usize) -> String {
-    let mut layout = OciLayout::create(dir);
-    let manifest = layout.add_image(&[(layer, LayerKind::Gzip)], "amd64");
-    layout.tag(&manifest, tag);
-    manifest.digest
-}
-
-fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    server
-        .data_dir
-        .join("blobs/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-}
-
-fn metric(server: &Server, name: &str) -> u64 {
-    let text = server.get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 #[test]
 fn an_allowed_upstream_pulls_through_and_a_removed_one_is_blocked_at_once() {
     let work = tempfile::tempdir().unwrap();
     let original = work.path().join("original");
-    let digest = image_layout(&original, "1.0", 300_000);
+    let digest = image_layout(&original, "1.0", &[300_000]);
     let upstream = Distribution::start();
     upstream.push(&original, "1.0", "team/app:1.0", None);
     let host = upstream.addr.clone();
 
-    let server = Server::start();
+    let server = Entrepot::start();
     // Loopback is not in the default policy: allowed by an owner first.
     assert!(!hosts(&policy(&server)).contains(&host));
-    cli_ok(&server, &["access-policy", "allow", &host]);
+    server.cli_ok(&["access-policy", "allow", &host]);
     assert!(hosts(&policy(&server)).contains(&host));
     let created = create_remote(&server, "up", &format!("http://{host}"), json!({}));
     assert!(created.status().is_success(), "{}", created.text().unwrap());
@@ -158,8 +92,9 @@ fn an_allowed_upstream_pulls_through_and_a_removed_one_is_blocked_at_once() {
 
     // Removed from the policy: the very next pull is refused, and the client is
     // told which host and how to allow it.
-    cli_ok(&server, &["access-policy", "disallow", &host]);
-    let refused = skopeo_pull_output(&server, "default/up/team/app:1.0", &work.path().join("no"));
+    server.cli_ok(&["access-policy", "disallow", &host]);
+    let refused =
+        server.skopeo_pull_output("default/up/team/app:1.0", &work.path().join("no"), "x");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -185,40 +120,34 @@ fn an_allowed_upstream_pulls_through_and_a_removed_one_is_blocked_at_once() {
     assert_blocked(server.get("/v2/default/up/team/app/tags/list"), &host);
 
     // Unless the repository allows serving its cache from a blocked upstream.
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "up",
-            "--allow-cached-from-blocked=true",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "update",
+        "up",
+        "--allow-cached-from-blocked=true",
+    ]);
     let cached = work.path().join("cached");
     server.skopeo_pull("default/up/team/app:1.0", &cached, "1.0", false);
     assert_same_content(&original, &cached, &digest);
     // Only what is cached: anything else still needs the (blocked) upstream.
     assert_blocked(server.get("/v2/default/up/team/app/manifests/2.0"), &host);
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "up",
-            "--allow-cached-from-blocked=false",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "update",
+        "up",
+        "--allow-cached-from-blocked=false",
+    ]);
     assert_blocked(server.get("/v2/default/up/team/app/manifests/1.0"), &host);
 
     // Allowed again: works on the next request, no restart; new content too.
     let v2 = work.path().join("v2");
-    let digest2 = image_layout(&v2, "2.0", 1000);
+    let digest2 = image_layout(&v2, "2.0", &[1000]);
     upstream.push(&v2, "2.0", "team/app:2.0", None);
-    cli_ok(&server, &["access-policy", "allow", &host]);
+    server.cli_ok(&["access-policy", "allow", &host]);
     let again = work.path().join("again");
     server.skopeo_pull("default/up/team/app:2.0", &again, "2.0", false);
     assert_same_content(&v2, &again, &digest2);
-    assert!(metric(&server, "entrepot_access_policy_blocked_total") > 0);
+    assert!(server.metric("entrepot_access_policy_blocked_total") > 0);
 }
 
 #[test]
@@ -227,10 +156,10 @@ fn an_allowed_registry_whose_token_realm_is_blocked_is_blocked() {
     let tokens = TokenService::start_anonymous_on(work.path(), "127.0.0.2", 300);
     let upstream = Distribution::start_with_auth(&tokens.registry_auth());
     let original = work.path().join("original");
-    let digest = image_layout(&original, "1.0", 50_000);
+    let digest = image_layout(&original, "1.0", &[50_000]);
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
+    let server = Entrepot::start();
     server.allow_upstream(&upstream.addr);
     let created = create_remote(
         &server,
@@ -271,17 +200,12 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
     }))
     .unwrap();
-    let plain = |content_type: &str, body: Vec<u8>| FixtureResponse {
-        content_type: content_type.into(),
-        body,
-        chunk_delay: None,
-    };
     // The blob store ("CDN") on 127.0.0.2.
     let cdn = FixtureRegistry::start_with(
         "127.0.0.2",
         HashMap::from([(
             format!("/cdn/{layer_digest}"),
-            plain("application/octet-stream", layer.clone()),
+            Reply::ok("application/octet-stream", layer.clone()),
         )]),
         HashMap::new(),
     );
@@ -291,11 +215,11 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         HashMap::from([
             (
                 "/v2/app/manifests/1.0".to_owned(),
-                plain(OCI_MANIFEST, manifest),
+                Reply::ok(OCI_MANIFEST, manifest),
             ),
             (
                 format!("/v2/app/blobs/{config_digest}"),
-                plain("application/octet-stream", config.to_vec()),
+                Reply::ok("application/octet-stream", config.to_vec()),
             ),
         ]),
         HashMap::from([(
@@ -304,7 +228,7 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         )]),
     );
 
-    let server = Server::start();
+    let server = Entrepot::start();
     server.allow_upstream(&registry.addr);
     let created = create_remote(
         &server,
@@ -326,7 +250,7 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
         "the blocked host was contacted"
     );
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "a blocked blob was cached"
     );
 
@@ -340,19 +264,16 @@ fn a_redirect_to_a_blocked_host_is_blocked_and_nothing_is_cached() {
 
 #[test]
 fn remote_repositories_with_a_blocked_upstream_need_force() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let upstream = "http://127.0.0.2:5999";
-    let stderr = cli_err(
-        &server,
-        &[
-            "repositories",
-            "create",
-            "blocked",
-            "--repository-format=docker",
-            "--mode=remote-repository",
-            &format!("--remote-docker-repo={upstream}"),
-        ],
-    );
+    let stderr = server.cli_err(&[
+        "repositories",
+        "create",
+        "blocked",
+        "--repository-format=docker",
+        "--mode=remote-repository",
+        &format!("--remote-docker-repo={upstream}"),
+    ]);
     assert!(
         stderr.contains(
             "upstream host 127.0.0.2:5999 is blocked by the organization's registry access policy"
@@ -367,18 +288,15 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
         404
     );
 
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "create",
-            "blocked",
-            "--repository-format=docker",
-            "--mode=remote-repository",
-            &format!("--remote-docker-repo={upstream}"),
-            "--force",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "create",
+        "blocked",
+        "--repository-format=docker",
+        "--mode=remote-repository",
+        &format!("--remote-docker-repo={upstream}"),
+        "--force",
+    ]);
     assert_eq!(
         server
             .get("/v1/projects/default/repositories/blocked")
@@ -393,38 +311,29 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
 
     // Setting its credentials is refused with the same explanation, unless
     // forced; its cache settings stay changeable.
-    let stderr = cli_err(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "blocked",
-            "--remote-username=alice",
-        ],
-    );
+    let stderr = server.cli_err(&[
+        "repositories",
+        "update",
+        "blocked",
+        "--remote-username=alice",
+    ]);
     assert!(
         stderr.contains("upstream host 127.0.0.2:5999 is blocked") && stderr.contains("--force"),
         "{stderr}"
     );
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "blocked",
-            "--remote-username=alice",
-            "--force",
-        ],
-    );
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "blocked",
-            "--allow-cached-from-blocked=true",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "update",
+        "blocked",
+        "--remote-username=alice",
+        "--force",
+    ]);
+    server.cli_ok(&[
+        "repositories",
+        "update",
+        "blocked",
+        "--allow-cached-from-blocked=true",
+    ]);
     let described: Value = server
         .get("/v1/projects/default/repositories/blocked")
         .json()
@@ -453,7 +362,7 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
         ("bare", "https://azurecr.io"),
         ("evil", "https://evilazurecr.io"),
     ] {
-        let message = api_error(
+        let message = assert_api_error(
             create_remote(&server, id, upstream, json!({})),
             400,
             "INVALID_ARGUMENT",
@@ -467,7 +376,7 @@ fn remote_repositories_with_a_blocked_upstream_need_force() {
 
 #[test]
 fn the_policy_holds_at_most_a_hundred_valid_entries() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let hundred: Vec<String> = (0..100)
         .map(|i| format!("registry-{i}.example.com"))
         .collect();
@@ -480,7 +389,7 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
     assert_eq!(put.status(), 200);
     assert_eq!(hosts(&policy(&server)).len(), 100);
 
-    let message = api_error(
+    let message = assert_api_error(
         patch(
             &server,
             json!({ "addAllowedHosts": ["one-more.example.com"] }),
@@ -489,11 +398,11 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
         "INVALID_ARGUMENT",
     );
     assert!(message.contains("at most 100 entries"), "{message}");
-    let stderr = cli_err(&server, &["access-policy", "allow", "one-more.example.com"]);
+    let stderr = server.cli_err(&["access-policy", "allow", "one-more.example.com"]);
     assert!(stderr.contains("at most 100 entries"), "{stderr}");
     let mut hundred_and_one = hundred.clone();
     hundred_and_one.push("one-more.example.com".into());
-    let message = api_error(
+    let message = assert_api_error(
         server
             .request(Method::PUT, POLICY)
             .json(&json!({ "allowedHosts": hundred_and_one }))
@@ -510,7 +419,7 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
     );
 
     // Malformed entries: each one is named with what is wrong.
-    let message = api_error(
+    let message = assert_api_error(
         patch(
             &server,
             json!({ "allowedHosts": ["https://ghcr.io", "ghcr.io/team", "bob@quay.io", "*.com", "ghcr.io:http"] }),
@@ -527,21 +436,18 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
     ] {
         assert!(message.contains(expected), "{expected:?} not in {message}");
     }
-    let stderr = cli_err(&server, &["access-policy", "allow", "https://ghcr.io/v2/"]);
+    let stderr = server.cli_err(&["access-policy", "allow", "https://ghcr.io/v2/"]);
     assert!(stderr.contains("without the scheme"), "{stderr}");
 
     // Normalised on the way in: lower case, IDNA.
     let set = work_file(
         &json!({ "allowedHosts": ["GHCR.io", "Bücher.example", "127.0.0.1:5000", "*.azurecr.io"], "enforcement": "enforce" }),
     );
-    cli_ok(
-        &server,
-        &[
-            "access-policy",
-            "set",
-            &format!("--file={}", set.1.display()),
-        ],
-    );
+    server.cli_ok(&[
+        "access-policy",
+        "set",
+        &format!("--file={}", set.1.display()),
+    ]);
     assert_eq!(
         hosts(&policy(&server)),
         [
@@ -554,31 +460,25 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
 
     // What describe prints can be edited and set again (its etag is current).
     let mut described: Value =
-        serde_json::from_str(&cli_ok(&server, &["access-policy", "describe"])).unwrap();
+        serde_json::from_str(&server.cli_ok(&["access-policy", "describe"])).unwrap();
     described["allowedHosts"] = json!(["quay.io"]);
     let file = work_file(&described);
-    cli_ok(
-        &server,
-        &[
-            "access-policy",
-            "set",
-            &format!("--file={}", file.1.display()),
-        ],
-    );
+    server.cli_ok(&[
+        "access-policy",
+        "set",
+        &format!("--file={}", file.1.display()),
+    ]);
     assert_eq!(hosts(&policy(&server)), ["quay.io"]);
     // Setting it again from the same (now stale) file is refused.
-    let stderr = cli_err(
-        &server,
-        &[
-            "access-policy",
-            "set",
-            &format!("--file={}", file.1.display()),
-        ],
-    );
+    let stderr = server.cli_err(&[
+        "access-policy",
+        "set",
+        &format!("--file={}", file.1.display()),
+    ]);
     assert!(stderr.contains("changed since it was read"), "{stderr}");
 
     // A stale etag is refused, like setIamPolicy.
-    let message = api_error(
+    let message = assert_api_error(
         server
             .request(Method::PUT, POLICY)
             .json(&json!({ "etag": etag, "allowedHosts": ["ghcr.io"] }))
@@ -588,13 +488,13 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
         "FAILED_PRECONDITION",
     );
     assert!(message.contains("changed since it was read"), "{message}");
-    let message = api_error(
+    let message = assert_api_error(
         patch(&server, json!({ "etag": etag, "enabled": false })),
         412,
         "FAILED_PRECONDITION",
     );
     assert!(message.contains("stale"), "{message}");
-    let message = api_error(
+    let message = assert_api_error(
         patch(&server, json!({ "removeAllowedHosts": ["ghcr.io"] })),
         400,
         "INVALID_ARGUMENT",
@@ -635,15 +535,15 @@ fn work_file(value: &Value) -> (tempfile::TempDir, std::path::PathBuf) {
 fn dry_run_logs_and_counts_but_blocks_nothing() {
     let work = tempfile::tempdir().unwrap();
     let original = work.path().join("original");
-    let digest = image_layout(&original, "1.0", 20_000);
+    let digest = image_layout(&original, "1.0", &[20_000]);
     let upstream = Distribution::start();
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
-    let out = cli_ok(&server, &["access-policy", "dry-run"]);
+    let server = Entrepot::start();
+    let out = server.cli_ok(&["access-policy", "dry-run"]);
     assert!(out.contains("\"enforcement\": \"dry-run\""), "{out}");
     assert_eq!(
-        metric(&server, "entrepot_access_policy_dry_run_violations_total"),
+        server.metric("entrepot_access_policy_dry_run_violations_total"),
         0
     );
     // Not in the allowlist, yet nothing is blocked: creation and pulls go through.
@@ -657,8 +557,8 @@ fn dry_run_logs_and_counts_but_blocks_nothing() {
     let pulled = work.path().join("pulled");
     server.skopeo_pull("default/up/app:1.0", &pulled, "1.0", false);
     assert_same_content(&original, &pulled, &digest);
-    assert!(metric(&server, "entrepot_access_policy_dry_run_violations_total") > 0);
-    assert_eq!(metric(&server, "entrepot_access_policy_blocked_total"), 0);
+    assert!(server.metric("entrepot_access_policy_dry_run_violations_total") > 0);
+    assert_eq!(server.metric("entrepot_access_policy_blocked_total"), 0);
     let log = server.log_text();
     assert!(
         log.lines()
@@ -668,20 +568,20 @@ fn dry_run_logs_and_counts_but_blocks_nothing() {
     );
 
     // Enforced: blocked.
-    cli_ok(&server, &["access-policy", "enforce"]);
+    server.cli_ok(&["access-policy", "enforce"]);
     assert_blocked(
         server.get("/v2/default/up/app/manifests/1.0"),
         &upstream.addr,
     );
     // Disabled: nothing is checked, nothing counted.
-    cli_ok(&server, &["access-policy", "disable"]);
-    let before = metric(&server, "entrepot_access_policy_blocked_total");
+    server.cli_ok(&["access-policy", "disable"]);
+    let before = server.metric("entrepot_access_policy_blocked_total");
     assert_eq!(server.get("/v2/default/up/app/manifests/1.0").status(), 200);
     assert_eq!(
-        metric(&server, "entrepot_access_policy_blocked_total"),
+        server.metric("entrepot_access_policy_blocked_total"),
         before
     );
-    let out = cli_ok(&server, &["access-policy", "enable"]);
+    let out = server.cli_ok(&["access-policy", "enable"]);
     assert!(out.contains("\"enabled\": true"), "{out}");
     assert_blocked(
         server.get("/v2/default/up/app/manifests/1.0"),
@@ -706,7 +606,7 @@ fn dry_run_logs_and_counts_but_blocks_nothing() {
 
 #[test]
 fn only_owners_change_the_policy_and_every_authenticated_user_reads_it() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let admin = |method: Method, path: &str, body: Value| {
         let response = server.request(method, path).json(&body).send().unwrap();
         assert!(response.status().is_success(), "{path}");
@@ -741,7 +641,7 @@ fn only_owners_change_the_policy_and_every_authenticated_user_reads_it() {
     let http = reqwest::blocking::Client::new();
     let url = format!("{}{POLICY}", server.base);
     let anonymous = http.get(&url).send().unwrap();
-    api_error(anonymous, 401, "UNAUTHENTICATED");
+    assert_api_error(anonymous, 401, "UNAUTHENTICATED");
 
     let read = http.get(&url).bearer_auth(&bob).send().unwrap();
     assert_eq!(read.status(), 200);
@@ -754,7 +654,7 @@ fn only_owners_change_the_policy_and_every_authenticated_user_reads_it() {
         (Method::PATCH, json!({ "addAllowedHosts": ["ghcr.io"] })),
         (Method::PUT, json!({ "allowedHosts": ["ghcr.io"] })),
     ] {
-        let message = api_error(
+        let message = assert_api_error(
             http.request(method, &url)
                 .bearer_auth(&bob)
                 .json(&body)

@@ -3,14 +3,13 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::process::Output;
 
-use common::{assert_oci_error, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::{assert_api_error, assert_oci_error, Server};
 
 fn ok(output: Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -30,21 +29,6 @@ fn failed(output: Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     stderr
-}
-
-/// Assert an admin API error body `{"error":{"code","message","status"}}`.
-fn assert_api_error(response: reqwest::blocking::Response, code: u16, status: &str) -> String {
-    let got = response.status().as_u16();
-    let body: Value = response.json().unwrap();
-    assert_eq!(got, code, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert_eq!(body["error"]["status"], status, "{body}");
-    let message = body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(!message.is_empty(), "{body}");
-    message
 }
 
 #[test]

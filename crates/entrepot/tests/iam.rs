@@ -2,12 +2,61 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod iam_support;
-mod launch;
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
 
 use base64::Engine as _;
-use iam_support::{ok, stderr, Server};
 use serde_json::{json, Value};
+use support::{ok, stderr, Entrepot, Podman};
+
+/// The server as these tests drive it: every CLI call names the token it acts
+/// with, and the banner of the first start is kept.
+struct Server {
+    entrepot: Entrepot,
+    /// What the server printed on stdout after the listening line, up to the
+    /// registry login hint.
+    banner: Vec<String>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let entrepot = Entrepot::builder().log_level("warn").start();
+        let banner = entrepot.stdout_until(|l| l.contains("registry login:"));
+        Server { entrepot, banner }
+    }
+
+    fn url(&self) -> String {
+        self.base.clone()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.entrepot.data_dir.clone()
+    }
+
+    /// The CLI with `token` (none: anonymous).
+    fn cli(&self, token: Option<&str>, args: &[&str]) -> Output {
+        self.cli_as(token, args)
+    }
+
+    fn cli_with_stdin(&self, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+        self.cli_with_input(token, args, stdin.map(str::as_bytes))
+    }
+
+    /// The CLI as the admin, which must succeed; its stdout.
+    fn admin_cli(&self, args: &[&str]) -> String {
+        self.cli_ok(args)
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Entrepot;
+
+    fn deref(&self) -> &Entrepot {
+        &self.entrepot
+    }
+}
 
 const READER: &str = "roles/artifactregistry.reader";
 const WRITER: &str = "roles/artifactregistry.writer";
@@ -124,14 +173,14 @@ fn skopeo_login_push_and_pull_with_a_token() {
 
     // podman logs in with the same token.
     let podman_auth = server.dir.path().join("podman-auth.json");
-    let podman = std::process::Command::new("podman")
+    let out = Podman::new()
+        .command()
         .args(["login", "--tls-verify=false", "--authfile"])
         .arg(&podman_auth)
         .args(["-u", "admin", "-p", &server.admin_token, &server.addr])
-        .output();
-    if let Ok(out) = podman {
-        assert!(ok(&out), "podman login: {}", stderr(&out));
-    }
+        .output()
+        .unwrap();
+    assert!(ok(&out), "podman login: {}", stderr(&out));
 }
 
 #[test]

@@ -3,20 +3,19 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
-use common::{
-    assert_oci_error, header, random_bytes, raw_http, sha256, Server, SmallImage, OCI_INDEX,
-    OCI_MANIFEST,
-};
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::{
+    assert_oci_error, header, random_bytes, raw_http, sha256, Entrepot, SmallImage, OCI_INDEX,
+    OCI_MANIFEST,
+};
 
 const APP: &str = "default/images/app";
 
-fn server() -> Server {
-    let server = Server::start();
+fn server() -> Entrepot {
+    let server = Entrepot::start();
     server.create_repository("images");
     server
 }
@@ -174,7 +173,7 @@ fn digest_invalid_for_malformed_and_mismatching_digests() {
     assert_oci_error(response, 400, "DIGEST_INVALID");
 }
 
-fn start_upload(server: &Server) -> String {
+fn start_upload(server: &Entrepot) -> String {
     let response = server
         .request(Method::POST, &format!("/v2/{APP}/blobs/uploads/"))
         .send()

@@ -3,17 +3,16 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::time::Duration;
 
-use common::{
-    assert_oci_error, eventually, header, next_link, query_of, random_bytes, sha256, Server,
-    ServerOptions, SmallImage, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
-};
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::{
+    assert_oci_error, eventually, header, next_link, query_of, random_bytes, sha256, Entrepot,
+    SmallImage, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
 
 const APP: &str = "default/images/app";
 
@@ -22,7 +21,7 @@ fn with_digest(location: &str, digest: &str) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
-fn start_upload(server: &Server, image: &str) -> String {
+fn start_upload(server: &Entrepot, image: &str) -> String {
     let response = server
         .request(Method::POST, &format!("/v2/{image}/blobs/uploads/"))
         .send()
@@ -38,7 +37,7 @@ fn start_upload(server: &Server, image: &str) -> String {
 }
 
 fn patch(
-    server: &Server,
+    server: &Entrepot,
     location: &str,
     start: usize,
     chunk: &[u8],
@@ -57,7 +56,7 @@ fn patch(
 
 #[test]
 fn chunked_upload_keeps_range_bookkeeping_and_refuses_out_of_order_chunks() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let blob = random_bytes(300_000);
     let digest = sha256(&blob);
@@ -144,7 +143,7 @@ fn chunked_upload_keeps_range_bookkeeping_and_refuses_out_of_order_chunks() {
 
 #[test]
 fn upload_finished_by_put_without_patches_and_cancelled_upload() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let blob = random_bytes(4096);
     let digest = sha256(&blob);
@@ -178,7 +177,7 @@ fn upload_finished_by_put_without_patches_and_cancelled_upload() {
 
 #[test]
 fn blobs_mount_across_repositories_of_a_project() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     server.create_repository("mirror");
     let blob = random_bytes(10_000);
@@ -244,7 +243,7 @@ fn blobs_mount_across_repositories_of_a_project() {
 
 #[test]
 fn tags_and_catalog_paginate_with_n_last_and_link() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let img = SmallImage::random();
     let tags = ["1.0", "1.1", "2.0", "latest", "stable"];
@@ -312,7 +311,7 @@ fn tags_and_catalog_paginate_with_n_last_and_link() {
 
 #[test]
 fn manifests_tags_and_blobs_can_be_deleted_and_pushed_again() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let img = SmallImage::random();
     server.push_image(APP, "1.0", &img);
@@ -396,7 +395,7 @@ fn manifests_tags_and_blobs_can_be_deleted_and_pushed_again() {
 }
 
 fn artifact(
-    server: &Server,
+    server: &Entrepot,
     subject: &SmallImage,
     artifact_type: &str,
     payload: &[u8],
@@ -423,7 +422,7 @@ fn artifact(
 
 #[test]
 fn referrers_list_artifacts_that_name_a_subject_and_filter_by_type() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let subject = server.push_small_image(APP, "1.0");
     let sbom_type = "application/vnd.example.sbom.v1";
@@ -478,10 +477,9 @@ fn referrers_list_artifacts_that_name_a_subject_and_filter_by_type() {
 
 #[test]
 fn abandoned_upload_sessions_are_removed_after_the_timeout() {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_UPLOAD_TIMEOUT_SECS".into(), "1".into())],
-        ..ServerOptions::default()
-    });
+    let server = Entrepot::builder()
+        .env("ENTREPOT_UPLOAD_TIMEOUT_SECS", "1")
+        .start();
     server.create_repository("images");
     let location = start_upload(&server, APP);
     assert_eq!(patch(&server, &location, 0, b"left behind").status(), 202);

@@ -3,18 +3,15 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
-use std::process::Command;
-
-use common::{assert_same_content, layout_ref, LayerKind, OciLayout, Server};
+use support::{assert_same_content, layout_ref, Entrepot, LayerKind, OciLayout, Podman};
 
 const MIB: usize = 1024 * 1024;
 
 #[test]
 fn skopeo_pushes_and_pulls_a_single_image_byte_for_byte() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -34,7 +31,7 @@ fn skopeo_pushes_and_pulls_a_single_image_byte_for_byte() {
 
 #[test]
 fn skopeo_pushes_and_pulls_a_multi_layer_image_of_50_mib() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -62,7 +59,7 @@ fn skopeo_pushes_and_pulls_a_multi_layer_image_of_50_mib() {
 
 #[test]
 fn skopeo_pushes_and_pulls_a_multi_arch_index() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -86,13 +83,16 @@ fn skopeo_pushes_and_pulls_a_multi_arch_index() {
     for m in [&amd64, &arm64] {
         let response = server.get(&format!("/v2/default/images/multi/manifests/{}", m.digest));
         assert_eq!(response.status(), 200);
-        assert_eq!(common::header(&response, "docker-content-digest"), m.digest);
+        assert_eq!(
+            support::header(&response, "docker-content-digest"),
+            m.digest
+        );
     }
 }
 
 #[test]
 fn content_survives_a_restart_on_the_same_data_directory() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -118,7 +118,7 @@ fn content_survives_a_restart_on_the_same_data_directory() {
 
 #[test]
 fn leftover_staging_objects_from_a_crash_are_removed_at_start() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     let digest = server.push_small_image("default/images/app", "1.0").digest;
     // What a crash in the middle of a commit leaves behind.
@@ -136,47 +136,10 @@ fn leftover_staging_objects_from_a_crash_are_removed_at_start() {
     assert_eq!(response.status(), 200);
 }
 
-/// Why podman cannot pull on this machine, if it cannot.
-fn podman_unusable(root: &std::path::Path) -> Option<String> {
-    let output = Command::new("podman")
-        .args(podman_storage(root))
-        .arg("info")
-        .output();
-    match output {
-        Err(e) => Some(format!(
-            "podman is not installed ({e}); apt-get install -y podman"
-        )),
-        Ok(o) if !o.status.success() => Some(format!(
-            "`podman info` fails here: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
-/// Private storage so the test needs no system image store: vfs works without
-/// overlay support in the kernel or fuse-overlayfs.
-fn podman_storage(root: &std::path::Path) -> Vec<String> {
-    vec![
-        "--root".into(),
-        root.join("root").display().to_string(),
-        "--runroot".into(),
-        root.join("run").display().to_string(),
-        "--storage-driver".into(),
-        "vfs".into(),
-        "--events-backend".into(),
-        "file".into(),
-    ]
-}
-
 #[test]
 fn podman_pulls_an_image_pushed_with_skopeo() {
-    let podman_dir = tempfile::tempdir().unwrap();
-    if let Some(reason) = podman_unusable(podman_dir.path()) {
-        eprintln!("SKIPPED podman_pulls_an_image_pushed_with_skopeo: {reason}");
-        return;
-    }
-    let server = Server::start();
+    let podman = Podman::new();
+    let server = Entrepot::start();
     server.create_repository("images");
     let work = tempfile::tempdir().unwrap();
     let mut layout = OciLayout::create(&work.path().join("src"));
@@ -188,9 +151,8 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
     server.skopeo_push(&layout.dir, "1.0", "default/images/app:1.0", false);
 
     let image = format!("{}/default/images/app:1.0", server.addr);
-    let mut pull = Command::new("podman");
-    pull.args(podman_storage(podman_dir.path()))
-        .args(["pull", "--tls-verify=false", "--quiet"]);
+    let mut pull = podman.command();
+    pull.args(["pull", "--tls-verify=false", "--quiet"]);
     if let Some(token) = &server.token {
         pull.arg(format!(
             "--creds={}:{token}",
@@ -204,8 +166,8 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
         String::from_utf8_lossy(&output.stderr),
         server.log_text()
     );
-    let inspect = Command::new("podman")
-        .args(podman_storage(podman_dir.path()))
+    let inspect = podman
+        .command()
         .args(["image", "inspect", "--format", "{{.Digest}}", &image])
         .output()
         .unwrap();

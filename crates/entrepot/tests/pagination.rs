@@ -5,16 +5,15 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::collections::HashSet;
 use std::process::Output;
 
 use base64::Engine as _;
-use common::Server;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::Server;
 
 /// One page: the items and the token of the next page.
 fn page(server: &Server, path: &str, field: &str, query: &str) -> (Vec<Value>, Option<String>) {

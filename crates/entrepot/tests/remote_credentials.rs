@@ -5,55 +5,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod upstream_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
-use serde_json::Value;
-use upstream_support::*;
-
-fn image_layout(dir: &Path, tag: &str) -> String {
-    let mut layout = OciLayout::create(dir);
-    let manifest = layout.add_image(&[(300_000, LayerKind::Gzip)], "amd64");
-    layout.tag(&manifest, tag);
-    manifest.digest
-}
-
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let output = server.cli(args);
-    assert!(
-        output.status.success(),
-        "entrepot {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::*;
 
 /// `skopeo copy` through entrepot; the error text when it fails.
-fn try_pull(server: &Server, image: &str, dest: &Path) -> Result<(), String> {
-    // The token file is deleted once used: take the token the server read at start.
-    let token = server.token.clone().unwrap();
-    let output = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
-        .arg(format!("--src-creds=admin:{}", token.trim()))
-        .arg(server.docker_ref(image))
-        .arg(format!("oci:{}:pulled", dest.display()))
-        .output()
-        .unwrap();
+fn try_pull(server: &Entrepot, image: &str, dest: &Path) -> Result<(), String> {
+    let output = server.skopeo_pull_output(image, dest, "pulled");
     if output.status.success() {
         Ok(())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
-}
-
-fn service_agent(server: &Server) -> String {
-    let project: Value = server.get("/v1/projects/default").json().unwrap();
-    project["serviceAgent"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -63,46 +29,37 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
     let tokens = TokenService::start(work.path(), "alice:token-one\n", 300);
     let upstream = Distribution::start_with_auth(&tokens.registry_auth());
     let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
-    let d1 = image_layout(&v1, "1");
-    let d2 = image_layout(&v2, "2");
+    let d1 = image_layout(&v1, "1", &[300_000]);
+    let d2 = image_layout(&v2, "2", &[300_000]);
     upstream.push(&v1, "1", "team/app:1", Some("alice:token-one"));
     upstream.push(&v2, "2", "team/other:2", Some("alice:token-one"));
 
-    let server = Server::start();
+    let server = Entrepot::start();
     // 1-2. The token, stored as a secret version.
     let token_file = work.path().join("token.txt");
     std::fs::write(&token_file, "token-one\n").unwrap();
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "create",
-            "upstream-token",
-            &format!("--data-file={}", token_file.display()),
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "create",
+        "upstream-token",
+        &format!("--data-file={}", token_file.display()),
+    ]);
     // The registry and its token service are allowed upstream hosts.
-    cli_ok(
-        &server,
-        &["access-policy", "allow", &upstream.addr, &tokens.addr],
-    );
+    server.cli_ok(&["access-policy", "allow", &upstream.addr, &tokens.addr]);
     // 4. The repository points at it.
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "create",
-            "private",
-            "--repository-format=docker",
-            "--mode=remote-repository",
-            &format!("--remote-docker-repo=http://{}", upstream.addr),
-            "--remote-username=alice",
-            "--remote-password-secret-version=projects/default/secrets/upstream-token/versions/latest",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "create",
+        "private",
+        "--repository-format=docker",
+        "--mode=remote-repository",
+        &format!("--remote-docker-repo=http://{}", upstream.addr),
+        "--remote-username=alice",
+        "--remote-password-secret-version=projects/default/secrets/upstream-token/versions/latest",
+    ]);
 
     // Without step 3 the pull fails, naming the agent, the secret and the role.
-    let agent = service_agent(&server);
+    let agent = server.service_agent();
     let error = try_pull(
         &server,
         "default/private/team/app:1",
@@ -123,16 +80,13 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
     );
 
     // 3. Grant the service agent access; the next pull works.
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "add-iam-policy-binding",
-            "upstream-token",
-            &format!("--member={agent}"),
-            "--role=roles/secretmanager.secretAccessor",
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "upstream-token",
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
     let pulled = work.path().join("p1");
     try_pull(&server, "default/private/team/app:1", &pulled).unwrap();
     assert_same_content(&v1, &pulled, &d1);
@@ -144,29 +98,23 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
     // version makes the next pull work, with no restart.
     tokens.accept("alice:token-two\n");
     std::fs::write(&token_file, "token-two\n").unwrap();
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "versions",
-            "add",
-            "upstream-token",
-            &format!("--data-file={}", token_file.display()),
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "versions",
+        "add",
+        "upstream-token",
+        &format!("--data-file={}", token_file.display()),
+    ]);
     let pulled = work.path().join("p2");
     try_pull(&server, "default/private/team/other:2", &pulled).unwrap();
     assert_same_content(&v2, &pulled, &d2);
 
     // Every read of the secret by the agent is in the audit log, version 2 included.
-    let audit = cli_ok(
-        &server,
-        &[
-            "audit",
-            "list",
-            "--resource=projects/default/secrets/upstream-token",
-        ],
-    );
+    let audit = server.cli_ok(&[
+        "audit",
+        "list",
+        "--resource=projects/default/secrets/upstream-token",
+    ]);
     let agent_reads = |result: &str, version: &str| {
         audit.lines().any(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
@@ -213,48 +161,39 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
         htpasswd.display()
     ));
     let original = work.path().join("original");
-    let digest = image_layout(&original, "1");
+    let digest = image_layout(&original, "1", &[300_000]);
     upstream.push(&original, "1", "app:1", Some("bob:basic-secret"));
 
-    let server = Server::start();
+    let server = Entrepot::start();
     let payload = work.path().join("payload.json");
     std::fs::write(
         &payload,
         r#"{"username": "bob", "accessToken": "basic-secret"}"#,
     )
     .unwrap();
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "create",
-            "basic",
-            &format!("--data-file={}", payload.display()),
-        ],
-    );
-    let agent = service_agent(&server);
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "add-iam-policy-binding",
-            "basic",
-            &format!("--member={agent}"),
-            "--role=roles/secretmanager.secretAccessor",
-        ],
-    );
-    cli_ok(&server, &["access-policy", "allow", &upstream.addr]);
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "create",
-            "basic",
-            "--repository-format=docker",
-            "--mode=remote-repository",
-            &format!("--remote-docker-repo=http://{}", upstream.addr),
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "create",
+        "basic",
+        &format!("--data-file={}", payload.display()),
+    ]);
+    let agent = server.service_agent();
+    server.cli_ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "basic",
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    server.cli_ok(&["access-policy", "allow", &upstream.addr]);
+    server.cli_ok(&[
+        "repositories",
+        "create",
+        "basic",
+        "--repository-format=docker",
+        "--mode=remote-repository",
+        &format!("--remote-docker-repo=http://{}", upstream.addr),
+    ]);
     // Anonymous: the upstream refuses, and the client is told what to configure.
     let error = try_pull(&server, "default/basic/app:1", &work.path().join("p0")).unwrap_err();
     assert!(
@@ -262,19 +201,16 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
         "{error}"
     );
 
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "update",
-            "basic",
-            "--remote-password-secret-version=projects/default/secrets/basic/versions/1",
-        ],
-    );
+    server.cli_ok(&[
+        "repositories",
+        "update",
+        "basic",
+        "--remote-password-secret-version=projects/default/secrets/basic/versions/1",
+    ]);
     let pulled = work.path().join("p1");
     try_pull(&server, "default/basic/app:1", &pulled).unwrap();
     assert_same_content(&original, &pulled, &digest);
-    let report = cli_ok(&server, &["repositories", "test-upstream", "basic"]);
+    let report = server.cli_ok(&["repositories", "test-upstream", "basic"]);
     assert!(report.contains("authenticated: true"), "{report}");
 }
 
@@ -294,7 +230,7 @@ fn credentials_the_upstream_refuses_are_a_bad_gateway_naming_the_upstream() {
         "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
         htpasswd.display()
     ));
-    image_layout(&work.path().join("original"), "1");
+    image_layout(&work.path().join("original"), "1", &[1024]);
     upstream.push(
         &work.path().join("original"),
         "1",
@@ -306,40 +242,31 @@ fn credentials_the_upstream_refuses_are_a_bad_gateway_naming_the_upstream() {
     let server = Server::start();
     let token = work.path().join("token.txt");
     std::fs::write(&token, "a-revoked-token").unwrap();
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "create",
-            "stale",
-            &format!("--data-file={}", token.display()),
-        ],
-    );
-    let agent = service_agent(&server);
-    cli_ok(
-        &server,
-        &[
-            "secrets",
-            "add-iam-policy-binding",
-            "stale",
-            &format!("--member={agent}"),
-            "--role=roles/secretmanager.secretAccessor",
-        ],
-    );
-    cli_ok(&server, &["access-policy", "allow", &upstream.addr]);
-    cli_ok(
-        &server,
-        &[
-            "repositories",
-            "create",
-            "private",
-            "--repository-format=docker",
-            "--mode=remote-repository",
-            &format!("--remote-docker-repo=http://{}", upstream.addr),
-            "--remote-username=bob",
-            "--remote-password-secret-version=projects/default/secrets/stale/versions/1",
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "create",
+        "stale",
+        &format!("--data-file={}", token.display()),
+    ]);
+    let agent = server.service_agent();
+    server.cli_ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "stale",
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    server.cli_ok(&["access-policy", "allow", &upstream.addr]);
+    server.cli_ok(&[
+        "repositories",
+        "create",
+        "private",
+        "--repository-format=docker",
+        "--mode=remote-repository",
+        &format!("--remote-docker-repo=http://{}", upstream.addr),
+        "--remote-username=bob",
+        "--remote-password-secret-version=projects/default/secrets/stale/versions/1",
+    ]);
 
     // Not "denied" (the client's own login is fine): a bad gateway, whose
     // message skopeo shows from the status line.

@@ -3,55 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod upstream_support;
+mod support;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
-use common::*;
 use reqwest::Method;
 use serde_json::json;
-use upstream_support::*;
-
-/// `--src-creds=admin:TOKEN` for skopeo runs outside the helpers.
-fn admin_creds(server: &Server) -> String {
-    // The token file is deleted once used: take the token the server read at start.
-    let token = server.token.clone().unwrap();
-    format!("--src-creds=admin:{}", token.trim())
-}
-
-/// Create a remote repository in project `default` whose upstream is `url`.
-fn create_remote(server: &Server, id: &str, url: &str, extra: serde_json::Value) {
-    // Loopback upstreams are outside the default registry access policy.
-    server.allow_upstream(url.trim_start_matches("http://"));
-    let mut config = json!({ "upstream": url });
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    let response = server
-        .request(Method::POST, &format!("/v1/projects/default/repositories?repositoryId={id}"))
-        .json(&json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create remote {id}: {}",
-        response.text().unwrap()
-    );
-}
-
-/// An OCI layout with one image tagged `tag`; returns the manifest digest.
-fn image_layout(dir: &Path, tag: &str, layers: &[usize]) -> String {
-    let mut layout = OciLayout::create(dir);
-    let layers: Vec<(usize, LayerKind)> = layers.iter().map(|s| (*s, LayerKind::Gzip)).collect();
-    let manifest = layout.add_image(&layers, "amd64");
-    layout.tag(&manifest, tag);
-    manifest.digest
-}
+use support::*;
 
 #[test]
 fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
@@ -61,13 +21,8 @@ fn pulls_through_the_cache_and_serves_it_with_the_upstream_down() {
     let mut upstream = Distribution::start();
     upstream.push(&original, "1.0", "team/app:1.0", None);
 
-    let server = Server::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
 
     let cold = work.path().join("cold");
     server.skopeo_pull("default/up/team/app:1.0", &cold, "1.0", false);
@@ -107,9 +62,8 @@ fn stale_tags_are_served_with_a_warning_when_the_upstream_fails() {
     let mut upstream = Distribution::start();
     upstream.push(&original, "1.0", "app:1.0", None);
 
-    let server = Server::start();
-    create_remote(
-        &server,
+    let server = Entrepot::start();
+    server.create_remote_docker(
         "up",
         &format!("http://{}", upstream.addr),
         json!({ "tagTtlSecs": 0 }),
@@ -159,9 +113,8 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
     let upstream = Distribution::start();
     upstream.push(&v1, "latest", "app:latest", None);
 
-    let server = Server::start();
-    create_remote(
-        &server,
+    let server = Entrepot::start();
+    server.create_remote_docker(
         "up",
         &format!("http://{}", upstream.addr),
         json!({ "tagTtlSecs": 1 }),
@@ -179,9 +132,17 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
         eventually(Duration::from_secs(30), || digest_of() == d2),
         "the moved tag was never seen"
     );
-    // An unchanged tag is revalidated with HEAD, not fetched again.
+    // An unchanged tag is revalidated with HEAD, not fetched again: wait
+    // until the freshness window has passed and the upstream saw the HEAD.
     let gets_before = upstream.gets_of("/v2/app/manifests/latest");
-    std::thread::sleep(Duration::from_millis(1100));
+    let heads_before = upstream.requests_of("HEAD", "/v2/app/manifests/latest");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            digest_of() == d2
+                && upstream.requests_of("HEAD", "/v2/app/manifests/latest") > heads_before
+        }),
+        "the tag was never revalidated after its freshness window"
+    );
     assert_eq!(digest_of(), d2);
     assert_eq!(upstream.gets_of("/v2/app/manifests/latest"), gets_before);
 }
@@ -196,43 +157,30 @@ fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout_blob(&original, &digest)).unwrap()).unwrap();
 
-    let server = Server::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
-    let pulls: Vec<_> = (0..20)
-        .map(|i| {
-            let target = work.path().join(format!("pull-{i}"));
-            let reference = server.docker_ref("default/up/team/big:1.0");
-            let creds = admin_creds(&server);
-            std::thread::spawn(move || {
-                let output = std::process::Command::new("skopeo")
-                    .args([
-                        "--insecure-policy",
-                        "copy",
-                        "--src-tls-verify=false",
-                        &creds,
-                        &reference,
-                    ])
-                    .arg(format!("oci:{}:1.0", target.display()))
-                    .output()
-                    .unwrap();
-                assert!(
-                    output.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                target
+    let server = Entrepot::start();
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
+    std::thread::scope(|scope| {
+        let pulls: Vec<_> = (0..20)
+            .map(|i| {
+                let target = work.path().join(format!("pull-{i}"));
+                let server = &server;
+                scope.spawn(move || {
+                    let output =
+                        server.skopeo_pull_output("default/up/team/big:1.0", &target, "1.0");
+                    assert!(
+                        output.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    target
+                })
             })
-        })
-        .collect();
-    for pull in pulls {
-        let target = pull.join().unwrap();
-        assert_same_content(&original, &target, &digest);
-    }
+            .collect();
+        for pull in pulls {
+            let target = pull.join().unwrap();
+            assert_same_content(&original, &target, &digest);
+        }
+    });
     let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
     for layer in manifest["layers"].as_array().unwrap() {
         blobs.push(layer["digest"].as_str().unwrap().to_owned());
@@ -255,45 +203,21 @@ fn fixture_image(
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = sha256(config);
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": LAYER_TAR, "digest": layer_digest, "size": layer.len()}],
-    }))
-    .unwrap();
-    let mut routes = HashMap::new();
-    let plain = |content_type: &str, body: Vec<u8>| FixtureResponse {
-        content_type: content_type.into(),
-        body,
-        chunk_delay: None,
-    };
-    routes.insert(
-        "/v2/app/manifests/1.0".to_owned(),
-        plain(OCI_MANIFEST, manifest),
-    );
-    routes.insert(
-        format!("/v2/app/blobs/{config_digest}"),
-        plain("application/octet-stream", config.to_vec()),
-    );
-    routes.insert(
-        format!("/v2/app/blobs/{layer_digest}"),
-        FixtureResponse {
-            content_type: "application/octet-stream".into(),
-            body: served_layer,
-            chunk_delay,
-        },
-    );
+    let manifest = serde_json::to_vec(&image_manifest(config, layer)).unwrap();
+    let mut layer_reply = Reply::ok("application/octet-stream", served_layer);
+    layer_reply.chunk_delay = chunk_delay;
+    let routes = HashMap::from([
+        (
+            "/v2/app/manifests/1.0".to_owned(),
+            Reply::ok(OCI_MANIFEST, manifest),
+        ),
+        (
+            format!("/v2/app/blobs/{config_digest}"),
+            Reply::ok("application/octet-stream", config.to_vec()),
+        ),
+        (format!("/v2/app/blobs/{layer_digest}"), layer_reply),
+    ]);
     (FixtureRegistry::start(routes), layer_digest, config_digest)
-}
-
-fn blob_file(server: &Server, digest: &str) -> std::path::PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    server
-        .data_dir
-        .join("blobs/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
 }
 
 #[test]
@@ -302,22 +226,11 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
     let mut corrupted = layer.clone();
     corrupted[500] ^= 0xff;
     let (fixture, layer_digest, _) = fixture_image(&layer, corrupted, None);
-    let server = Server::start();
-    create_remote(
-        &server,
-        "bad",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("bad", &format!("http://{}", fixture.addr), json!({}));
 
     let work = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--src-tls-verify=false"])
-        .arg(admin_creds(&server))
-        .arg(server.docker_ref("default/bad/app:1.0"))
-        .arg(format!("oci:{}:1.0", work.path().join("pull").display()))
-        .output()
-        .unwrap();
+    let output = server.skopeo_pull_output("default/bad/app:1.0", &work.path().join("pull"), "1.0");
     assert!(
         !output.status.success(),
         "a pull of corrupted content succeeded"
@@ -337,7 +250,7 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
         .is_some_and(|b| b.len() == layer.len());
     assert!(!served_whole, "corrupted content was served whole");
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "corrupted content was cached"
     );
     assert!(
@@ -352,36 +265,37 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     // 64 chunks of 64 KiB, 60 ms apart: about four seconds.
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(60)));
-    let server = Server::start();
-    create_remote(
-        &server,
-        "slow",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("slow", &format!("http://{}", fixture.addr), json!({}));
 
     let request = server.request(
         Method::GET,
         &format!("/v2/default/slow/app/blobs/{layer_digest}"),
     );
+    let (first_bytes, started) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut response = request.send().unwrap();
         assert_eq!(response.status(), 200);
         let mut first = [0u8; 1024];
-        let _ = response.read(&mut first);
+        let _ = first_bytes.send(response.read(&mut first).unwrap_or(0));
         // Keep reading until the server dies under us.
         let mut rest = Vec::new();
         let _ = response.read_to_end(&mut rest);
     });
-    std::thread::sleep(Duration::from_millis(800));
+    // Kill the server only once the download is under way: the client holds
+    // the first bytes of the body while the upstream is still sending.
+    let received = started
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the download never started");
+    assert!(received > 0, "the download never started");
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "the blob was visible before it was verified"
     );
     let server = server.restart();
     let _ = reader.join();
     assert!(
-        !blob_file(&server, &layer_digest).exists(),
+        !server.blob_file(&layer_digest).exists(),
         "a partial blob survived the crash"
     );
     let spool = server.data_dir.join("blobs/spool");
@@ -395,7 +309,7 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
     assert_eq!(response.status(), 200);
     let body = response.bytes().unwrap();
     assert_eq!(sha256(&body), layer_digest);
-    assert!(blob_file(&server, &layer_digest).exists());
+    assert!(server.blob_file(&layer_digest).exists());
 }
 
 #[test]
@@ -403,13 +317,8 @@ fn ranges_on_cold_and_warm_blobs() {
     let layer = random_bytes(1_000_000);
     let (fixture, layer_digest, _) =
         fixture_image(&layer, layer.clone(), Some(Duration::from_millis(5)));
-    let server = Server::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", fixture.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("up", &format!("http://{}", fixture.addr), json!({}));
     let path = format!("/v2/default/up/app/blobs/{layer_digest}");
     for _ in 0..2 {
         let response = server
@@ -442,13 +351,8 @@ fn ranges_on_cold_and_warm_blobs() {
 #[test]
 fn remote_repositories_are_read_only_and_report_missing_content() {
     let upstream = Distribution::start();
-    let server = Server::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
 
     let push = server
         .request(Method::POST, "/v2/default/up/app/blobs/uploads/")
@@ -518,13 +422,8 @@ fn a_multi_arch_index_pulls_through_the_cache() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let server = Server::start();
-    create_remote(
-        &server,
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({}),
-    );
+    let server = Entrepot::start();
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
     // The tag names the index; the platform manifests and their blobs follow by digest.
     let pulled = work.path().join("pulled");
     server.skopeo_pull("default/up/tools/multi:1", &pulled, "multi", true);

@@ -4,32 +4,27 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod upstream_support;
+mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::Command;
 
-use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use upstream_support::Distribution;
+use support::*;
 
 const APP: &str = "default/images/app";
 
 /// A server whose listings are served in pages of at most `size`.
-fn server_with_page_size(size: u32) -> Server {
-    Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_MAX_PAGE_SIZE".into(), size.to_string())],
-        ..ServerOptions::default()
-    })
+fn server_with_page_size(size: u32) -> Entrepot {
+    Entrepot::builder()
+        .env("ENTREPOT_MAX_PAGE_SIZE", &size.to_string())
+        .start()
 }
 
 /// Walk a listing from `first` by its `Link` headers; returns every entry
 /// under `key` in order, and each page's length.
-fn walk(server: &Server, first: &str, key: &str) -> (Vec<String>, Vec<usize>) {
+fn walk(server: &Entrepot, first: &str, key: &str) -> (Vec<String>, Vec<usize>) {
     let mut url = first.to_owned();
     let (mut seen, mut pages) = (Vec::new(), Vec::new());
     loop {
@@ -62,7 +57,7 @@ fn assert_each_once(seen: &[String], expected: &[String]) {
 }
 
 /// `count` tags `t000`... on one image, all pointing at one small manifest.
-fn tag_many(server: &Server, image: &str, count: usize) -> Vec<String> {
+fn tag_many(server: &Entrepot, image: &str, count: usize) -> Vec<String> {
     let img = SmallImage::random();
     server.push_image(image, "t000", &img);
     let tags: Vec<String> = (0..count).map(|i| format!("t{i:03}")).collect();
@@ -142,46 +137,18 @@ fn the_catalog_is_paged_the_same_way() {
     assert_eq!(pages, [2, 2, 1]);
 }
 
-/// Create a remote repository in project `default` whose upstream is `url`.
-fn create_remote(server: &Server, id: &str, url: &str) {
-    server.allow_upstream(url.trim_start_matches("http://"));
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/projects/default/repositories?repositoryId={id}"),
-        )
-        .json(&json!({
-            "format": "docker",
-            "mode": "remote-repository",
-            "remoteRepositoryConfig": { "upstream": url },
-        }))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().unwrap()
-    );
-}
-
-fn image_layout(dir: &Path, tag: &str) {
-    let mut layout = OciLayout::create(dir);
-    let manifest = layout.add_image(&[(1000, LayerKind::Gzip)], "amd64");
-    layout.tag(&manifest, tag);
-}
-
 #[test]
 fn a_remote_repositorys_tags_are_paged_the_same_way() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
-    image_layout(&layout, "1");
+    image_layout(&layout, "1", &[1000]);
     let upstream = Distribution::start();
     let tags: Vec<String> = (0..9).map(|i| format!("v{i}")).collect();
     for tag in &tags {
         upstream.push(&layout, "1", &format!("app:{tag}"), None);
     }
     let server = server_with_page_size(4);
-    create_remote(&server, "up", &format!("http://{}", upstream.addr));
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
     let (seen, pages) = walk(&server, "/v2/default/up/app/tags/list", "tags");
     assert_each_once(&seen, &tags);
     assert_eq!(pages, [4, 4, 1]);
@@ -191,13 +158,13 @@ fn a_remote_repositorys_tags_are_paged_the_same_way() {
 }
 
 /// Size of the metadata database's write-ahead log (0 when absent).
-fn wal_bytes(server: &Server) -> u64 {
+fn wal_bytes(server: &Entrepot) -> u64 {
     std::fs::metadata(server.data_dir.join("metadata.db-wal")).map_or(0, |m| m.len())
 }
 
 #[test]
 fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("big");
     server.create_repository("small");
     let pulled = server.push_small_image("default/small/app", "1");
@@ -285,29 +252,18 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
     );
 }
 
-/// The value of one sample line of `/metrics`.
-fn metric(server: &Server, sample: &str) -> u64 {
-    let text = server.get("/metrics").text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
-}
-
 #[test]
 fn read_cache_hits_and_misses_are_in_metrics() {
-    let server = Server::start();
+    let server = Entrepot::start();
     server.create_repository("images");
     server.push_small_image(APP, "1");
     let hits = r#"entrepot_read_cache_hits_total{cache="tag"}"#;
-    let before = metric(&server, hits);
+    let before = server.metric(hits);
     for _ in 0..3 {
         assert_eq!(server.get(&format!("/v2/{APP}/manifests/1")).status(), 200);
     }
-    assert!(metric(&server, hits) >= before + 2);
-    metric(
-        &server,
-        r#"entrepot_read_cache_misses_total{cache="repository"}"#,
-    );
+    assert!(server.metric(hits) >= before + 2);
+    server.metric(r#"entrepot_read_cache_misses_total{cache="repository"}"#);
 }
 
 #[test]

@@ -5,49 +5,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
-use std::process::Output;
-
-use common::*;
 use serde_json::Value;
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "entrepot failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Run the CLI as the holder of `token` instead of the admin.
-fn cli_as(server: &Server, token: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_entrepot"))
-        .args(args)
-        .env("ENTREPOT_SERVER", &server.base)
-        .env("ENTREPOT_TOKEN", token)
-        .env(
-            "ENTREPOT_CONFIG",
-            server.data_dir.join("no-such-cli-config.toml"),
-        )
-        .output()
-        .unwrap()
-}
+use support::*;
 
 /// A new service account in project `default` and a token for it.
-fn service_account(server: &Server, name: &str) -> (String, String) {
+fn service_account(server: &Entrepot, name: &str) -> (String, String) {
     let account: Value =
-        serde_json::from_str(&ok(server.cli(&["service-accounts", "create", name]))).unwrap();
+        serde_json::from_str(&server.cli_ok(&["service-accounts", "create", name])).unwrap();
     let email = account["email"].as_str().unwrap().to_owned();
     let member = format!("serviceAccount:{email}");
-    let token: Value = serde_json::from_str(&ok(server.cli(&[
-        "tokens",
-        "create",
-        &format!("--for={member}"),
-    ])))
-    .unwrap();
+    let token: Value =
+        serde_json::from_str(&server.cli_ok(&["tokens", "create", &format!("--for={member}")]))
+            .unwrap();
     (member, token["token"].as_str().unwrap().to_owned())
 }
 
@@ -59,36 +30,35 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 #[test]
 fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let files = tempfile::tempdir().unwrap();
-    ok(server.cli(&[
+    server.cli_ok(&[
         "secrets",
         "create",
         "api-token",
         &write(files.path(), "v1", "first-token"),
-    ]));
-    ok(server.cli(&[
+    ]);
+    server.cli_ok(&[
         "secrets",
         "versions",
         "add",
         "api-token",
         &write(files.path(), "v2", "second-token"),
-    ]));
+    ]);
 
     let (reader, reader_token) = service_account(&server, "deployer");
     let (outsider, outsider_token) = service_account(&server, "outsider");
-    ok(server.cli(&[
+    server.cli_ok(&[
         "secrets",
         "add-iam-policy-binding",
         "api-token",
         &format!("--member={reader}"),
         "--role=roles/secretmanager.secretAccessor",
-    ]));
+    ]);
 
     let read_latest = |token: &str| {
-        cli_as(
-            &server,
-            token,
+        server.cli_as(
+            Some(token),
             &[
                 "secrets",
                 "versions",
@@ -98,9 +68,9 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
             ],
         )
     };
-    assert_eq!(ok(read_latest(&reader_token)), "second-token");
-    ok(server.cli(&["secrets", "versions", "disable", "2", "--secret=api-token"]));
-    assert_eq!(ok(read_latest(&reader_token)), "first-token");
+    assert_eq!(success_stdout(read_latest(&reader_token)), "second-token");
+    server.cli_ok(&["secrets", "versions", "disable", "2", "--secret=api-token"]);
+    assert_eq!(success_stdout(read_latest(&reader_token)), "first-token");
 
     let refused = read_latest(&outsider_token);
     assert!(
@@ -108,11 +78,11 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
         "a principal without the role read the secret"
     );
     assert!(String::from_utf8_lossy(&refused.stdout).is_empty());
-    let audit = ok(server.cli(&[
+    let audit = server.cli_ok(&[
         "audit",
         "list",
         "--resource=projects/default/secrets/api-token",
-    ]));
+    ]);
     assert!(
         audit
             .lines()
@@ -124,16 +94,16 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
         .any(|l| l.contains("ALLOWED") && l.contains(&reader)));
 
     // set-iam-policy with a stale etag is refused and changes nothing.
-    let stale = ok(server.cli(&["secrets", "get-iam-policy", "api-token"]));
+    let stale = server.cli_ok(&["secrets", "get-iam-policy", "api-token"]);
     let stale_file = files.path().join("stale.json");
     std::fs::write(&stale_file, &stale).unwrap();
-    ok(server.cli(&[
+    server.cli_ok(&[
         "secrets",
         "add-iam-policy-binding",
         "api-token",
         &format!("--member={outsider}"),
         "--role=roles/secretmanager.viewer",
-    ]));
+    ]);
     let refused = server.cli(&[
         "secrets",
         "set-iam-policy",
@@ -142,20 +112,20 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
     ]);
     assert!(!refused.status.success(), "a stale etag was accepted");
     let current: Value =
-        serde_json::from_str(&ok(server.cli(&["secrets", "get-iam-policy", "api-token"]))).unwrap();
+        serde_json::from_str(&server.cli_ok(&["secrets", "get-iam-policy", "api-token"])).unwrap();
     assert!(current.to_string().contains("roles/secretmanager.viewer"));
 }
 
 #[test]
 fn only_accessor_admin_and_owner_roles_read_a_payload() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let files = tempfile::tempdir().unwrap();
-    ok(server.cli(&[
+    server.cli_ok(&[
         "secrets",
         "create",
         "db-password",
         &write(files.path(), "v1", "hunter2"),
-    ]));
+    ]);
     let roles = [
         ("roles/artifactregistry.reader", false),
         ("roles/artifactregistry.writer", false),
@@ -168,16 +138,15 @@ fn only_accessor_admin_and_owner_roles_read_a_payload() {
     ];
     for (i, (role, allowed)) in roles.into_iter().enumerate() {
         let (member, token) = service_account(&server, &format!("role-check-{i}"));
-        ok(server.cli(&[
+        server.cli_ok(&[
             "secrets",
             "add-iam-policy-binding",
             "db-password",
             &format!("--member={member}"),
             &format!("--role={role}"),
-        ]));
-        let read = cli_as(
-            &server,
-            &token,
+        ]);
+        let read = server.cli_as(
+            Some(&token),
             &["secrets", "versions", "access", "1", "--secret=db-password"],
         );
         assert_eq!(

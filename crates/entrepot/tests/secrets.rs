@@ -2,11 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod launch;
-mod secrets_support;
+mod support;
 
 use base64::Engine as _;
-use secrets_support::{admin, contains, files_under, write_file, Server};
+use support::{contains, entrepot_admin, files_under, write_file, Entrepot};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -31,23 +30,32 @@ fn setup() -> Setup {
     }
 }
 
+/// A server on the setup's data directory at debug log level, its log in the setup's file.
+fn start(s: &Setup) -> Entrepot {
+    Entrepot::builder()
+        .data_dir(&s.data)
+        .log_file(&s.log)
+        .log_level("debug")
+        .start()
+}
+
 #[test]
 fn latest_follows_enabled_versions_and_destroy_wipes() {
     let s = setup();
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     let v1 = write_file(&s.files, "v1.txt", b"first-token\n");
     // Binary-safe: the payload comes back byte for byte.
     let v2_bytes: &[u8] = &[0, 1, 2, 0xff, 0xfe, b'\n', b'x'];
     let v2 = write_file(&s.files, "v2.bin", v2_bytes);
 
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "create",
         "upstream-token",
         &format!("--data-file={v1}"),
         "--labels=env=test",
     ]);
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "add",
@@ -55,7 +63,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         &format!("--data-file={v2}"),
     ]);
 
-    let latest = server.ok(&[
+    let latest = server.cli_stdout(&[
         "secrets",
         "versions",
         "access",
@@ -66,7 +74,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         latest, v2_bytes,
         "latest is version 2, printed raw and alone"
     );
-    let full = server.ok(&[
+    let full = server.cli_stdout(&[
         "secrets",
         "versions",
         "access",
@@ -74,14 +82,14 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
     ]);
     assert_eq!(full, b"first-token\n");
 
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "disable",
         "2",
         "--secret=upstream-token",
     ]);
-    let latest = server.ok(&[
+    let latest = server.cli_stdout(&[
         "secrets",
         "versions",
         "access",
@@ -92,7 +100,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         latest, b"first-token\n",
         "with version 2 disabled, latest is version 1"
     );
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "access",
@@ -101,14 +109,14 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
     ]);
     assert!(err.contains("DISABLED"), "{err}");
 
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "destroy",
         "1",
         "--secret=upstream-token",
     ]);
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "access",
@@ -116,7 +124,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         "--secret=upstream-token",
     ]);
     assert!(err.contains("versions/1 is DESTROYED"), "{err}");
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "access",
@@ -124,7 +132,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         "--secret=upstream-token",
     ]);
     assert!(err.contains("no ENABLED version"), "{err}");
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "enable",
@@ -133,7 +141,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
     ]);
     assert!(err.contains("DESTROYED"), "{err}");
 
-    let described = server.ok(&[
+    let described = server.cli_stdout(&[
         "secrets",
         "versions",
         "describe",
@@ -144,20 +152,21 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
     assert_eq!(described["state"], "DESTROYED");
     assert!(described["destroyTime"].is_string());
     let listed =
-        String::from_utf8(server.ok(&["secrets", "versions", "list", "upstream-token"])).unwrap();
+        String::from_utf8(server.cli_stdout(&["secrets", "versions", "list", "upstream-token"]))
+            .unwrap();
     assert!(
         listed.contains("DESTROYED") && listed.contains("DISABLED"),
         "{listed}"
     );
 
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "enable",
         "2",
         "--secret=upstream-token",
     ]);
-    let latest = server.ok(&[
+    let latest = server.cli_stdout(&[
         "secrets",
         "versions",
         "access",
@@ -166,34 +175,34 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
     ]);
     assert_eq!(latest, v2_bytes);
 
-    let secrets = String::from_utf8(server.ok(&["secrets", "list"])).unwrap();
+    let secrets = String::from_utf8(server.cli_stdout(&["secrets", "list"])).unwrap();
     assert!(
         secrets.contains("upstream-token") && secrets.contains("env=test"),
         "{secrets}"
     );
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "update",
         "upstream-token",
         "--update-labels=team=infra",
         "--remove-labels=env",
     ]);
-    let described = server.ok(&["secrets", "describe", "upstream-token"]);
+    let described = server.cli_stdout(&["secrets", "describe", "upstream-token"]);
     let described: serde_json::Value = serde_json::from_slice(&described).unwrap();
     assert_eq!(described["labels"], serde_json::json!({ "team": "infra" }));
-    server.ok(&["secrets", "delete", "upstream-token"]);
-    let err = server.fails(&["secrets", "describe", "upstream-token"]);
+    server.cli_stdout(&["secrets", "delete", "upstream-token"]);
+    let err = server.cli_err(&["secrets", "describe", "upstream-token"]);
     assert!(err.contains("not found"), "{err}");
 }
 
 #[test]
 fn payloads_are_limited_to_64_kib() {
     let s = setup();
-    let server = Server::start(&s.data, &s.log);
-    server.ok(&["secrets", "create", "big"]);
+    let server = start(&s);
+    server.cli_stdout(&["secrets", "create", "big"]);
 
     let too_big = write_file(&s.files, "too-big", &vec![b'a'; 65_537]);
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "add",
@@ -204,7 +213,7 @@ fn payloads_are_limited_to_64_kib() {
         err.contains("65537 bytes") && err.contains("limit is 65536 bytes"),
         "{err}"
     );
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "create",
         "big2",
@@ -213,7 +222,8 @@ fn payloads_are_limited_to_64_kib() {
     assert!(err.contains("limit is 65536 bytes"), "{err}");
 
     let largest: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
-    let out = server.cli_with_stdin(
+    let out = server.cli_with_input(
+        Some(&server.admin_token),
         &["secrets", "versions", "add", "big", "--data-file=-"],
         Some(&largest),
     );
@@ -223,12 +233,12 @@ fn payloads_are_limited_to_64_kib() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        server.ok(&["secrets", "versions", "access", "1", "--secret=big"]),
+        server.cli_stdout(&["secrets", "versions", "access", "1", "--secret=big"]),
         largest
     );
 
     let empty = write_file(&s.files, "empty", b"");
-    let err = server.fails(&[
+    let err = server.cli_err(&[
         "secrets",
         "versions",
         "add",
@@ -243,17 +253,17 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
     let s = setup();
     let token = b"dckr_pat_Zq8vXw3LmN5tR7yB2kP9sHjD4fG";
     let rotated = b"dckr_pat_Rotated0123456789abcdefXYZ";
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     let file = write_file(&s.files, "token.txt", token);
     let file2 = write_file(&s.files, "token2.txt", rotated);
 
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "create",
         "dockerhub-token",
         &format!("--data-file={file}"),
     ]);
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "add",
@@ -261,7 +271,7 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
         &format!("--data-file={file2}"),
     ]);
     assert_eq!(
-        server.ok(&[
+        server.cli_stdout(&[
             "secrets",
             "versions",
             "access",
@@ -271,7 +281,7 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
         token
     );
     assert_eq!(
-        server.ok(&[
+        server.cli_stdout(&[
             "secrets",
             "versions",
             "access",
@@ -280,28 +290,28 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
         ]),
         rotated
     );
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "disable",
         "1",
         "--secret=dockerhub-token",
     ]);
-    server.fails(&[
+    server.cli_err(&[
         "secrets",
         "versions",
         "access",
         "1",
         "--secret=dockerhub-token",
     ]);
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "destroy",
         "1",
         "--secret=dockerhub-token",
     ]);
-    server.ok(&["audit", "list"]);
+    server.cli_stdout(&["audit", "list"]);
     // Every metadata answer, too: only :access carries a payload.
     for path in [
         "/v1/projects/default/secrets",
@@ -360,16 +370,16 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
 #[test]
 fn master_key_rotation_keeps_every_secret_readable() {
     let s = setup();
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     let mut expected: Vec<(String, u32, Vec<u8>)> = Vec::new();
     for secret in ["alpha", "beta", "gamma"] {
         for version in 1..=3u32 {
             let payload = format!("{secret}-payload-{version}").into_bytes();
             let file = write_file(&s.files, &format!("{secret}-{version}"), &payload);
             if version == 1 {
-                server.ok(&["secrets", "create", secret, &format!("--data-file={file}")]);
+                server.cli_stdout(&["secrets", "create", secret, &format!("--data-file={file}")]);
             } else {
-                server.ok(&[
+                server.cli_stdout(&[
                     "secrets",
                     "versions",
                     "add",
@@ -381,7 +391,7 @@ fn master_key_rotation_keeps_every_secret_readable() {
         }
     }
     // A disabled version is rewrapped too and readable once enabled again.
-    server.ok(&["secrets", "versions", "disable", "2", "--secret=beta"]);
+    server.cli_stdout(&["secrets", "versions", "disable", "2", "--secret=beta"]);
     server.stop();
 
     let key_file = s.data.join("master.key");
@@ -393,7 +403,7 @@ fn master_key_rotation_keeps_every_secret_readable() {
     }
     let before = std::fs::read_to_string(&key_file).unwrap();
 
-    let out = admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
+    let out = entrepot_admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("rewrapped 9 data keys"), "{stderr}");
@@ -412,10 +422,10 @@ fn master_key_rotation_keeps_every_secret_readable() {
     let old_key = before.lines().find(|l| !l.starts_with('#')).unwrap();
     assert!(after.contains(old_key));
 
-    let server = Server::start(&s.data, &s.log);
-    server.ok(&["secrets", "versions", "enable", "2", "--secret=beta"]);
+    let server = start(&s);
+    server.cli_stdout(&["secrets", "versions", "enable", "2", "--secret=beta"]);
     for (secret, version, payload) in &expected {
-        let got = server.ok(&[
+        let got = server.cli_stdout(&[
             "secrets",
             "versions",
             "access",
@@ -426,21 +436,21 @@ fn master_key_rotation_keeps_every_secret_readable() {
     }
     // New versions are wrapped by the new key and old ones stay readable after a second rotation.
     let file = write_file(&s.files, "delta", b"delta-payload");
-    server.ok(&["secrets", "create", "delta", &format!("--data-file={file}")]);
+    server.cli_stdout(&["secrets", "create", "delta", &format!("--data-file={file}")]);
     server.stop();
-    let out = admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
+    let out = entrepot_admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     assert_eq!(
-        server.ok(&["secrets", "versions", "access", "1", "--secret=delta"]),
+        server.cli_stdout(&["secrets", "versions", "access", "1", "--secret=delta"]),
         b"delta-payload"
     );
     assert_eq!(
-        server.ok(&["secrets", "versions", "access", "3", "--secret=gamma"]),
+        server.cli_stdout(&["secrets", "versions", "access", "3", "--secret=gamma"]),
         b"gamma-payload-3"
     );
 }
@@ -448,7 +458,7 @@ fn master_key_rotation_keeps_every_secret_readable() {
 #[test]
 fn rotation_needs_an_existing_data_directory() {
     let s = setup();
-    let out = admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
+    let out = entrepot_admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--data-dir"), "{stderr}");
@@ -457,31 +467,31 @@ fn rotation_needs_an_existing_data_directory() {
 #[test]
 fn audit_log_lists_each_access_with_principal_version_and_outcome() {
     let s = setup();
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     let file = write_file(&s.files, "t", b"audited-token");
-    server.ok(&[
+    server.cli_stdout(&[
         "secrets",
         "create",
         "audited",
         &format!("--data-file={file}"),
     ]);
-    server.ok(&["secrets", "create", "other", &format!("--data-file={file}")]);
-    server.ok(&[
+    server.cli_stdout(&["secrets", "create", "other", &format!("--data-file={file}")]);
+    server.cli_stdout(&[
         "secrets",
         "versions",
         "access",
         "latest",
         "--secret=audited",
     ]);
-    server.ok(&["secrets", "versions", "disable", "1", "--secret=audited"]);
-    server.fails(&["secrets", "versions", "access", "1", "--secret=audited"]);
-    server.fails(&["secrets", "versions", "access", "7", "--secret=audited"]);
-    server.ok(&["secrets", "versions", "access", "1", "--secret=other"]);
+    server.cli_stdout(&["secrets", "versions", "disable", "1", "--secret=audited"]);
+    server.cli_err(&["secrets", "versions", "access", "1", "--secret=audited"]);
+    server.cli_err(&["secrets", "versions", "access", "7", "--secret=audited"]);
+    server.cli_stdout(&["secrets", "versions", "access", "1", "--secret=other"]);
     // A caller whose credentials cannot even be read is refused and audited too.
     let refused = reqwest::blocking::Client::new()
         .get(format!(
             "{}/v1/projects/default/secrets/other/versions/1:access",
-            server.url
+            server.base
         ))
         .header("Authorization", "Basic !!not-base64!!")
         .send()
@@ -529,7 +539,8 @@ fn audit_log_lists_each_access_with_principal_version_and_outcome() {
         "{reasons:?}"
     );
 
-    let table = String::from_utf8(server.ok(&["audit", "list", "--resource=audited"])).unwrap();
+    let table =
+        String::from_utf8(server.cli_stdout(&["audit", "list", "--resource=audited"])).unwrap();
     let rows: Vec<&str> = table.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{table}");
     assert!(
@@ -540,7 +551,7 @@ fn audit_log_lists_each_access_with_principal_version_and_outcome() {
         rows[1].contains("DENIED") && rows[1].contains("DISABLED"),
         "{table}"
     );
-    let all = String::from_utf8(server.ok(&["audit", "list"])).unwrap();
+    let all = String::from_utf8(server.cli_stdout(&["audit", "list"])).unwrap();
     assert_eq!(all.lines().count(), 6, "{all}");
     let newest = all.lines().nth(1).unwrap();
     assert!(
@@ -555,7 +566,7 @@ fn audit_log_lists_each_access_with_principal_version_and_outcome() {
 #[test]
 fn admin_api_speaks_json_errors_and_leaves_unknown_verbs_unrouted() {
     let s = setup();
-    let server = Server::start(&s.data, &s.log);
+    let server = start(&s);
     let base = "/v1/projects/default/secrets";
     let get = |path: String| server.request(reqwest::Method::GET, &path);
     let post = |path: String| server.request(reqwest::Method::POST, &path);

@@ -7,208 +7,75 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod launch;
+mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
+use support::{header_of, raw_head, Entrepot, Reply, ScriptedUpstream};
 
-/// A running server with its own data directory.
+/// The server as these tests drive it: requests carry no credentials unless
+/// a test adds them; `admin` is the bootstrap admin's token.
 struct Srv {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
+    entrepot: Entrepot,
     admin: String,
-    http: Client,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Srv {
     fn start(env: &[(&str, &str)]) -> Srv {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, env, None)
+        Self::wrap(Entrepot::builder().log_level("info").envs(env).start())
     }
 
-    fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)], admin: Option<String>) -> Srv {
-        let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let mut env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        env.push(("ENTREPOT_LOG".into(), "info".into()));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let launched = launch::launch(&data, &env, Stdio::from(stderr), || {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
-        launch::drain(launched.stdout);
-        let admin = admin.unwrap_or_else(|| {
-            std::fs::read_to_string(data.join("bootstrap-admin-token"))
-                .unwrap()
-                .trim()
-                .to_owned()
-        });
+    fn wrap(entrepot: Entrepot) -> Srv {
         Srv {
-            child: launched.child,
-            addr: launched.addr,
-            dir,
-            admin,
-            http: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
+            admin: entrepot.admin_token.clone(),
+            entrepot,
         }
     }
 
-    /// Stop, and start again on the same data directory.
-    fn restart(mut self, env: &[(&str, &str)]) -> Srv {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let admin = self.admin.clone();
-        Self::start_in(dir, env, Some(admin))
+    /// Stop, and start again on the same data directory with `env`.
+    fn restart(self, env: &[(&str, &str)]) -> Srv {
+        Self::wrap(self.entrepot.into_builder().clear_env().envs(env).start())
     }
 
     fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
     }
 
+    /// A request without credentials.
     fn req(&self, method: &str, path: &str) -> RequestBuilder {
-        self.http.request(method.parse().unwrap(), self.url(path))
+        self.bare_request(method.parse().unwrap(), path)
     }
 
     /// An admin API call as the bootstrap admin that must succeed.
     fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut r = self.req(method, path).bearer_auth(&self.admin);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().unwrap();
-        let status = resp.status();
-        let text = resp.text().unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        self.admin_api(method, path, body)
     }
 
     fn user(&self, email: &str, password: Option<&str>) {
-        let mut body = json!({ "email": email });
-        if let Some(p) = password {
-            body["password"] = json!(p);
-        }
-        self.admin("POST", "/v1/users", Some(body));
-    }
-
-    fn token_for(&self, member: &str) -> (String, String) {
-        let t = self.admin("POST", "/v1/tokens", Some(json!({ "principal": member })));
-        (
-            t["token"].as_str().unwrap().to_owned(),
-            t["id"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    fn grant(&self, resource: &str, member: &str, role: &str) {
-        let mut policy = self.admin("GET", &format!("/v1/{resource}:getIamPolicy"), None);
-        if policy["bindings"].is_null() {
-            policy["bindings"] = json!([]);
-        }
-        policy["bindings"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({ "role": role, "members": [member] }));
-        self.admin(
-            "POST",
-            &format!("/v1/{resource}:setIamPolicy"),
-            Some(json!({ "policy": policy })),
-        );
-    }
-
-    fn policy_members(&self, resource: &str) -> Vec<String> {
-        let policy = self.admin("GET", &format!("/v1/{resource}:getIamPolicy"), None);
-        policy["bindings"]
-            .as_array()
-            .map(|b| {
-                b.iter()
-                    .flat_map(|b| b["members"].as_array().cloned().unwrap_or_default())
-                    .filter_map(|m| m.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.create_user(email, password);
     }
 
     fn docker_repository(&self, id: &str) {
-        self.admin(
-            "POST",
-            &format!("/v1/projects/default/repositories?repositoryId={id}"),
-            Some(json!({ "format": "docker" })),
-        );
+        self.create_repository(id);
     }
 
     fn secret(&self, id: &str, payload: &str) {
-        self.admin(
-            "POST",
-            &format!("/v1/projects/default/secrets?secretId={id}"),
-            Some(json!({ "payload": {
-                "data": base64::engine::general_purpose::STANDARD.encode(payload)
-            } })),
-        );
+        self.create_secret(id, payload);
     }
+}
 
-    /// A registry token from `/v2/token` for `scope`, with Basic credentials.
-    fn registry_token(&self, user: &str, password: &str, scope: &str) -> String {
-        let resp = self
-            .req("GET", &format!("/v2/token?service=entrepot&scope={scope}"))
-            .basic_auth(user, Some(password))
-            .send()
-            .unwrap();
-        assert_eq!(resp.status(), 200, "token for {user}: {:?}", resp.text());
-        resp.json::<Value>().unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+impl std::ops::Deref for Srv {
+    type Target = Entrepot;
 
-    fn metric(&self, name: &str) -> u64 {
-        let text = self.req("GET", "/metrics").send().unwrap().text().unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-    }
-
-    fn audit(&self, resource: &str) -> Vec<Value> {
-        let log = self.admin(
-            "GET",
-            &format!("/v1/projects/default/auditLog?resource={resource}&pageSize=1000"),
-            None,
-        );
-        log["auditLogEntries"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
+    fn deref(&self) -> &Entrepot {
+        &self.entrepot
     }
 }
 
@@ -225,22 +92,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// One raw HTTP/1.1 request (for headers no client would send); status line
 /// and headers of the answer.
 fn raw(addr: &str, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
-}
-
-fn header_of(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-    })
+    raw_head(addr, request)
 }
 
 fn status(resp: Response) -> u16 {
@@ -619,30 +471,25 @@ fn a_registry_token_grants_only_its_scope_and_is_refused_on_v1() {
 // ---- High 4: attaching a secret needs the right to read it ----
 
 /// An upstream that asks for Basic credentials and accepts any.
-fn basic_auth_upstream() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 8192];
-            let n = stream.read(&mut buf).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
-            let answer = if request.contains("authorization: basic") {
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-            } else {
-                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"up\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            };
-            let _ = stream.write_all(answer.as_bytes());
+fn basic_auth_upstream() -> ScriptedUpstream {
+    ScriptedUpstream::start("127.0.0.1", |seen| {
+        let basic = seen
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().starts_with("basic"));
+        if basic {
+            Reply::ok("application/json", "{}")
+        } else {
+            Reply::status(401).header("www-authenticate", "Basic realm=\"up\"")
         }
-    });
-    addr
+    })
 }
 
 #[test]
 fn pointing_a_repository_at_a_secret_requires_reading_it_and_is_audited() {
     let server = Srv::start(&[]);
-    let upstream = basic_auth_upstream();
+    let basic_upstream = basic_auth_upstream();
+    let upstream = &basic_upstream.addr;
     server.admin(
         "PATCH",
         "/v1/organization/accessPolicy",

@@ -5,141 +5,39 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-mod common;
-mod launch;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{
-    assert_oci_error, eventually, random_bytes, sha256, Server, ServerOptions, OCI_CONFIG,
-    OCI_MANIFEST,
-};
 use reqwest::Method;
 use serde_json::json;
+use support::{
+    assert_oci_error, blob_path, eventually, random_bytes, read_answer, sha256, Entrepot,
+    RawConnection, OCI_CONFIG, OCI_MANIFEST,
+};
 
 const APP: &str = "default/images/app";
 
-fn server_with(env: &[(&str, &str)]) -> Server {
-    let server = Server::start_with(ServerOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..ServerOptions::default()
-    });
+fn server_with(env: &[(&str, &str)]) -> Entrepot {
+    let server = Entrepot::builder().envs(env).start();
     server.create_repository("images");
     server
 }
 
-/// One HTTP/1.1 answer read off a socket.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-}
-
-/// Read one response (head, then a `Content-Length` body) from `stream`.
-fn read_answer(stream: &mut TcpStream) -> std::io::Result<Answer> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {head:?}"));
-    let mut answer = Answer {
-        status,
-        head,
-        body: Vec::new(),
-    };
-    let len: usize = answer
-        .header("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    answer.body = vec![0u8; len];
-    stream.read_exact(&mut answer.body)?;
-    Ok(answer)
-}
-
-/// A connection speaking raw HTTP/1.1 with the server's credentials.
-struct Raw {
-    stream: TcpStream,
-    addr: String,
-    auth: String,
-}
-
-impl Raw {
-    fn connect(server: &Server) -> Raw {
-        let stream = TcpStream::connect(&server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let auth = server
-            .token
-            .as_ref()
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        Raw {
-            stream,
-            addr: server.addr.clone(),
-            auth,
-        }
-    }
-
-    /// Send a request head announcing `len` body bytes (chunked if `None`).
-    fn head(&mut self, method: &str, path: &str, extra: &str, len: Option<usize>) {
-        let length = match len {
-            Some(n) => format!("Content-Length: {n}\r\n"),
-            None => "Transfer-Encoding: chunked\r\n".to_owned(),
-        };
-        write!(
-            self.stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{}{extra}{length}\r\n",
-            self.addr, self.auth
-        )
-        .unwrap();
-    }
-
-    fn send(&mut self, method: &str, path: &str, extra: &str, body: &[u8]) -> Answer {
-        self.head(method, path, extra, Some(body.len()));
-        self.stream.write_all(body).unwrap();
-        read_answer(&mut self.stream).unwrap()
-    }
-}
-
 /// `POST .../blobs/uploads/` and the session path from `Location`.
-fn open_session(server: &Server, image: &str) -> String {
-    let mut raw = Raw::connect(server);
+fn open_session(server: &Entrepot, image: &str) -> String {
+    let mut raw = RawConnection::connect(server);
     let answer = raw.send("POST", &format!("/v2/{image}/blobs/uploads/"), "", b"");
     assert_eq!(answer.status, 202, "{answer:?}");
     answer.header("location").unwrap()
 }
 
-fn get_blob(server: &Server, image: &str, digest: &str) -> (u16, Vec<u8>) {
+fn get_blob(server: &Entrepot, image: &str, digest: &str) -> (u16, Vec<u8>) {
     let response = server.get(&format!("/v2/{image}/blobs/{digest}"));
     let status = response.status().as_u16();
     (status, response.bytes().unwrap().to_vec())
@@ -163,13 +61,13 @@ fn racing_patches_never_publish_attacker_bytes_under_the_genuine_digest() {
         if round % 2 == 0 {
             // The attacker's PATCH is in flight, stalled mid-body, while the
             // genuine one completes and wins; then the attacker's completes.
-            let mut slow = Raw::connect(&server);
+            let mut slow = RawConnection::connect(&server);
             slow.head("PATCH", &session, "", Some(attacker.len()));
             slow.stream
                 .write_all(&attacker[..attacker.len() / 2])
                 .unwrap();
             std::thread::sleep(Duration::from_millis(50));
-            let mut fast = Raw::connect(&server);
+            let mut fast = RawConnection::connect(&server);
             let won = fast.send("PATCH", &session, "", &genuine);
             assert_eq!(won.status, 202, "{won:?}");
             slow.stream
@@ -183,7 +81,7 @@ fn racing_patches_never_publish_attacker_bytes_under_the_genuine_digest() {
             let handles: Vec<_> = [genuine.clone(), attacker.clone()]
                 .into_iter()
                 .map(|bytes| {
-                    let mut raw = Raw::connect(&server);
+                    let mut raw = RawConnection::connect(&server);
                     let (barrier, session) = (barrier.clone(), session.clone());
                     std::thread::spawn(move || {
                         raw.head("PATCH", &session, "", Some(bytes.len()));
@@ -198,7 +96,7 @@ fn racing_patches_never_publish_attacker_bytes_under_the_genuine_digest() {
                 assert!(status == 202 || status == 400, "PATCH answered {status}");
             }
         }
-        let mut raw = Raw::connect(&server);
+        let mut raw = RawConnection::connect(&server);
         let finished = raw.send("PUT", &format!("{session}?digest={digest}"), "", b"");
         assert_ne!(finished.status / 100, 5, "{finished:?}");
         let (status, body) = get_blob(&server, APP, &digest);
@@ -230,14 +128,6 @@ fn racing_patches_never_publish_attacker_bytes_under_the_genuine_digest() {
     );
 }
 
-fn blob_file(data_dir: &Path, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    data_dir
-        .join("blobs/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-}
-
 fn quarantined(data_dir: &Path) -> Vec<Vec<u8>> {
     match std::fs::read_dir(data_dir.join("blobs/quarantine/sha256")) {
         Ok(entries) => entries
@@ -255,22 +145,19 @@ fn quarantined(data_dir: &Path) -> Vec<Vec<u8>> {
 fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let options = || ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        env: vec![(
-            "ENTREPOT_VERIFY_BLOBS_ON_START".to_owned(),
-            "always".to_owned(),
-        )],
-        ..ServerOptions::default()
+    let options = || {
+        Entrepot::builder()
+            .data_dir(&data_dir)
+            .env("ENTREPOT_VERIFY_BLOBS_ON_START", "always")
     };
-    let server = Server::start_with(options());
+    let server = options().start();
     server.create_repository("images");
     let (good, bad) = (random_bytes(3000), random_bytes(5000));
     let good_digest = server.push_blob(APP, &good);
     let bad_digest = server.push_blob(APP, &bad);
     drop(server);
 
-    std::fs::write(blob_file(&data_dir, &bad_digest), random_bytes(5000)).unwrap();
+    std::fs::write(blob_path(&data_dir, &bad_digest), random_bytes(5000)).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_entrepot"))
         .args(["admin", "verify-blobs", "--data-dir"])
         .arg(&data_dir)
@@ -283,8 +170,8 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
         "{report}"
     );
     assert!(report.contains(&bad_digest), "{report}");
-    assert!(!blob_file(&data_dir, &bad_digest).exists());
-    assert!(blob_file(&data_dir, &good_digest).exists());
+    assert!(!blob_path(&data_dir, &bad_digest).exists());
+    assert!(blob_path(&data_dir, &good_digest).exists());
     assert_eq!(quarantined(&data_dir).len(), 1);
     let again = Command::new(env!("CARGO_BIN_EXE_entrepot"))
         .args(["admin", "verify-blobs", "--data-dir"])
@@ -294,7 +181,7 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
     assert!(again.status.success());
 
     // The server does not claim the quarantined blob, so the client pushes it again.
-    let server = Server::start_with(options());
+    let server = options().start();
     let head = server
         .request(Method::HEAD, &format!("/v2/{APP}/blobs/{bad_digest}"))
         .send()
@@ -314,8 +201,8 @@ fn verify_blobs_quarantines_a_corrupted_blob_and_reports_it() {
 
     // The start-up check finds damage on its own.
     drop(server);
-    std::fs::write(blob_file(&data_dir, &good_digest), b"rotten").unwrap();
-    let server = Server::start_with(options());
+    std::fs::write(blob_path(&data_dir, &good_digest), b"rotten").unwrap();
+    let server = options().start();
     assert!(
         eventually(Duration::from_secs(60), || server
             .log_text()
@@ -357,7 +244,7 @@ fn concurrent_pushers_of_small_blobs_all_succeed() {
                         failures.push(format!("POST {}", started.status()));
                         continue;
                     }
-                    let location = common::header(&started, "location");
+                    let location = support::header(&started, "location");
                     let patched = server
                         .request(Method::PATCH, &location)
                         .header("content-type", "application/octet-stream")
@@ -368,7 +255,7 @@ fn concurrent_pushers_of_small_blobs_all_succeed() {
                         failures.push(format!("PATCH {}", patched.status()));
                         continue;
                     }
-                    let location = common::header(&patched, "location");
+                    let location = support::header(&patched, "location");
                     let finished = server
                         .request(Method::PUT, &format!("{location}?digest={digest}"))
                         .send()
@@ -416,10 +303,7 @@ fn mode(path: &Path) -> u32 {
 fn data_directory_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("fresh");
-    let server = Server::start_with(ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        ..ServerOptions::default()
-    });
+    let server = Entrepot::builder().data_dir(&data_dir).start();
     server.create_repository("images");
     let digest = server.push_blob(APP, &random_bytes(2048));
     assert_eq!(mode(&data_dir), 0o700);
@@ -427,7 +311,7 @@ fn data_directory_and_files_are_private() {
         assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
     }
     assert_eq!(mode(&data_dir.join("blobs")), 0o700);
-    assert_eq!(mode(&blob_file(&data_dir, &digest)), 0o600);
+    assert_eq!(mode(&blob_path(&data_dir, &digest)), 0o600);
 
     // A data directory from before is tightened at start.
     drop(server);
@@ -438,10 +322,7 @@ fn data_directory_and_files_are_private() {
     ] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
     }
-    let _server = Server::start_with(ServerOptions {
-        data_dir: Some(data_dir.clone()),
-        ..ServerOptions::default()
-    });
+    let _server = Entrepot::builder().data_dir(&data_dir).start();
     assert_eq!(mode(&data_dir), 0o700);
     assert_eq!(mode(&data_dir.join("metadata.db")), 0o600);
 }
@@ -453,7 +334,7 @@ fn data_directory_and_files_are_private() {
 fn content_range_must_match_the_body_and_multiple_ranges_are_ignored() {
     let server = server_with(&[]);
     let session = open_session(&server, APP);
-    let mut raw = Raw::connect(&server);
+    let mut raw = RawConnection::connect(&server);
     // Announced by Content-Length.
     let short = raw.send("PATCH", &session, "Content-Range: 0-9\r\n", b"01234");
     assert_eq!(short.status, 416, "{short:?}");
@@ -507,7 +388,7 @@ fn manifest_descriptor_sizes_must_match_the_blobs() {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": common::LAYER_TAR, "digest": layer_digest, "size": layer_size}],
+            "layers": [{"mediaType": support::LAYER_TAR, "digest": layer_digest, "size": layer_size}],
         })
         .to_string()
         .into_bytes()
@@ -534,7 +415,7 @@ fn a_client_disconnecting_mid_body_is_not_a_server_error() {
     let server = server_with(&[]);
     let session = open_session(&server, APP);
     {
-        let mut raw = Raw::connect(&server);
+        let mut raw = RawConnection::connect(&server);
         raw.head("PATCH", &session, "", Some(100_000));
         raw.stream.write_all(&random_bytes(1000)).unwrap();
     }
@@ -547,7 +428,7 @@ fn a_client_disconnecting_mid_body_is_not_a_server_error() {
     );
     let log = server.log_text();
     assert!(!log.contains("ERROR"), "{log}");
-    let mut raw = Raw::connect(&server);
+    let mut raw = RawConnection::connect(&server);
     let ok = raw.send("PATCH", &session, "", b"abc");
     assert_eq!(ok.status, 202, "{ok:?}");
     assert_eq!(ok.header("range").as_deref(), Some("0-2"));
@@ -606,7 +487,7 @@ fn slow_request_heads_and_idle_connections_are_closed() {
         "a silent connection stayed open"
     );
 
-    let mut idle = Raw::connect(&server);
+    let mut idle = RawConnection::connect(&server);
     let answer = idle.send("GET", "/healthz", "", b"");
     assert_eq!(answer.status, 200);
     assert!(
@@ -628,7 +509,7 @@ fn slow_request_heads_and_idle_connections_are_closed() {
 #[test]
 fn connections_over_the_limit_are_refused_and_existing_clients_still_work() {
     let server = server_with(&[("ENTREPOT_MAX_CONNECTIONS", "4")]);
-    let mut client = Raw::connect(&server);
+    let mut client = RawConnection::connect(&server);
     assert_eq!(client.send("GET", "/healthz", "", b"").status, 200);
     let mut idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(&server.addr).unwrap())
@@ -653,7 +534,7 @@ fn connections_over_the_limit_are_refused_and_existing_clients_still_work() {
     );
     idle.clear();
     assert!(eventually(Duration::from_secs(30), || {
-        let mut fresh = Raw::connect(&server);
+        let mut fresh = RawConnection::connect(&server);
         fresh
             .stream
             .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
@@ -673,7 +554,7 @@ fn slow_but_progressing_transfers_complete() {
     let blob = random_bytes(16 * 1024 * 1024);
     let digest = server.push_blob(APP, &blob);
 
-    let mut download = Raw::connect(&server);
+    let mut download = RawConnection::connect(&server);
     download.head("GET", &format!("/v2/{APP}/blobs/{digest}"), "", Some(0));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -699,7 +580,7 @@ fn slow_but_progressing_transfers_complete() {
     // An upload body sent in pieces with pauses.
     let session = open_session(&server, APP);
     let body = random_bytes(3 * 1024 * 1024);
-    let mut upload = Raw::connect(&server);
+    let mut upload = RawConnection::connect(&server);
     upload.head("PATCH", &session, "", Some(body.len()));
     for piece in body.chunks(1024 * 1024) {
         upload.stream.write_all(piece).unwrap();
@@ -708,7 +589,7 @@ fn slow_but_progressing_transfers_complete() {
     let answer = read_answer(&mut upload.stream).unwrap();
     assert_eq!(answer.status, 202, "{answer:?}");
     let digest = sha256(&body);
-    let mut raw = Raw::connect(&server);
+    let mut raw = RawConnection::connect(&server);
     let done = raw.send("PUT", &format!("{session}?digest={digest}"), "", b"");
     assert_eq!(done.status, 201, "{done:?}");
 }

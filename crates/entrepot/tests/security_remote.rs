@@ -7,212 +7,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod python_support;
-mod upstream_support;
+mod support;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::*;
-use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// One request a scripted server received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-}
-
-/// What a scripted server answers.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
-        Reply {
-            status: 200,
-            headers: vec![("content-type".into(), content_type.into())],
-            body: body.into(),
-        }
-    }
-
-    fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    fn header(mut self, name: &str, value: &str) -> Reply {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
-
-/// A loopback HTTP server answering by a closure, recording every request.
-struct Scripted {
-    addr: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scripted {
-    fn start(host: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Scripted {
-        Self::start_on(TcpListener::bind((host, 0)).unwrap(), Arc::new(handler))
-    }
-
-    fn start_on(listener: TcpListener, handler: Handler) -> Scripted {
-        use axum::body::Body;
-        use axum::http::Request;
-        use axum::response::Response;
-
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let record = seen.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(move |request: Request<Body>| {
-                    let handler = handler.clone();
-                    let record = record.clone();
-                    async move {
-                        let seen = Seen {
-                            method: request.method().to_string(),
-                            path: request.uri().path().to_owned(),
-                            authorization: request
-                                .headers()
-                                .get("authorization")
-                                .map(|v| v.to_str().unwrap_or("?").to_owned()),
-                        };
-                        record.lock().unwrap().push(seen.clone());
-                        let reply = handler(&seen);
-                        let mut response = Response::builder().status(reply.status);
-                        for (k, v) in &reply.headers {
-                            response = response.header(k, v);
-                        }
-                        let len = reply.body.len();
-                        let body = if seen.method == "HEAD" {
-                            Body::empty()
-                        } else {
-                            Body::from(reply.body)
-                        };
-                        response.header("content-length", len).body(body).unwrap()
-                    }
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        Scripted {
-            addr,
-            seen,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<Seen> {
-        self.seen().into_iter().filter(|s| s.path == path).collect()
-    }
-}
-
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn create_project(server: &Server, id: &str) {
-    let response = server
-        .request(Method::POST, &format!("/v1/projects?projectId={id}"))
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create project {id}: {}",
-        response.text().unwrap()
-    );
-}
-
-/// Create a repository from a JSON body; asserts success.
-fn create_repository(server: &Server, project: &str, id: &str, body: Value) {
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/projects/{project}/repositories?repositoryId={id}"),
-        )
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create {project}/{id}: {}",
-        response.text().unwrap()
-    );
-}
-
-fn remote_docker(server: &Server, project: &str, id: &str, upstream: &str, extra: Value) {
-    server.allow_upstream(upstream);
-    let mut config = json!({ "upstream": format!("http://{upstream}") });
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    create_repository(
-        server,
-        project,
-        id,
-        json!({ "format": "docker", "mode": "remote-repository", "remoteRepositoryConfig": config }),
-    );
-}
-
-fn remote_python(server: &Server, project: &str, id: &str, upstream: &str) {
-    server.allow_upstream(upstream);
-    create_repository(
-        server,
-        project,
-        id,
-        json!({
-            "format": "python",
-            "mode": "remote-repository",
-            "remoteRepositoryConfig": { "upstream": format!("http://{upstream}/simple/") },
-        }),
-    );
-}
+use support::*;
 
 fn hex_sha256(bytes: &[u8]) -> String {
     sha256(bytes).trim_start_matches("sha256:").to_owned()
@@ -221,7 +25,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// Status and body of a GET, the body `None` when the transfer broke off
 /// (the server aborts a response whose bytes failed verification), the
 /// status 0 when the connection closed before any answer.
-fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
+fn get_outcome(server: &Entrepot, path: &str, range: Option<&str>) -> (u16, Option<Vec<u8>>) {
     let mut request = server.request(Method::GET, path);
     if let Some(r) = range {
         request = request.header("range", r);
@@ -235,7 +39,7 @@ fn get_outcome(server: &Server, path: &str, range: Option<&str>) -> (u16, Option
 
 #[test]
 fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
-    let server = Server::start();
+    let server = Entrepot::start();
     // Project default keeps a private image in a hosted repository.
     server.create_repository("private");
     let secret = server.push_small_image("default/private/app", "1");
@@ -244,10 +48,10 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
 
     // Project b's remote repository points at an upstream its admin controls:
     // it answers HEAD 200 for any blob, and serves other bytes (or nothing).
-    create_project(&server, "b");
+    server.create_project("b");
     let decoy = random_bytes(layer.len());
     let decoy_for_upstream = decoy.clone();
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/v2/" => Reply::ok("application/json", "{}"),
         p if p.starts_with("/v2/lure/blobs/") => {
             Reply::ok("application/octet-stream", decoy_for_upstream.clone())
@@ -257,7 +61,12 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
         }
         _ => Reply::status(404),
     });
-    remote_docker(&server, "b", "mirror", &upstream.addr, json!({}));
+    server.create_remote_docker_in(
+        "b",
+        "mirror",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
 
     // Other bytes from the upstream: refused (the transfer breaks off before
     // its last byte, or an error), never replaced by the stored ones.
@@ -298,9 +107,8 @@ fn a_remote_docker_repository_never_serves_another_projects_blob_by_digest() {
 #[test]
 fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
-    create_repository(
-        &server,
+    let server = Entrepot::start();
+    server.create_repository_from(
         "default",
         "private",
         json!({ "format": "python", "mode": "standard-repository" }),
@@ -318,16 +126,21 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert!(out.status.success(), "twine upload: {}", text(&out));
 
     // Project b's upstream lists that sha256 and has no such file.
-    create_project(&server, "b");
+    server.create_project("b");
     let (page_hex, page_name) = (hex.clone(), filename.clone());
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/simple/secret-pkg/" => Reply::ok(
             "text/html",
             format!("<a href=\"/files/{page_name}#sha256={page_hex}\">{page_name}</a>"),
         ),
         _ => Reply::status(404),
     });
-    remote_python(&server, "b", "mirror", &upstream.addr);
+    server.create_python_in(
+        "b",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
     let page = server.get("/pypi/b/mirror/simple/secret-pkg/");
     assert_eq!(page.status(), 200);
     let page = page.text().unwrap();
@@ -367,48 +180,31 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert_eq!(own.bytes().unwrap().as_ref(), bytes.as_slice());
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let output = server.cli(args);
-    assert!(
-        output.status.success(),
-        "entrepot {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Store `password` as a secret the service agent of project default reads.
-fn agent_secret(server: &Server, dir: &Path, id: &str, password: &str) -> String {
+fn agent_secret(server: &Entrepot, dir: &Path, id: &str, password: &str) -> String {
     let file = dir.join(format!("{id}.txt"));
     std::fs::write(&file, password).unwrap();
-    cli_ok(
-        server,
-        &[
-            "secrets",
-            "create",
-            id,
-            &format!("--data-file={}", file.display()),
-        ],
-    );
-    let project: Value = server.get("/v1/projects/default").json().unwrap();
-    let agent = project["serviceAgent"].as_str().unwrap().to_owned();
-    cli_ok(
-        server,
-        &[
-            "secrets",
-            "add-iam-policy-binding",
-            id,
-            &format!("--member={agent}"),
-            "--role=roles/secretmanager.secretAccessor",
-        ],
-    );
+    server.cli_ok(&[
+        "secrets",
+        "create",
+        id,
+        &format!("--data-file={}", file.display()),
+    ]);
+    let agent = server.service_agent();
+    server.cli_ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        id,
+        &format!("--member={agent}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
     format!("projects/default/secrets/{id}/versions/1")
 }
 
 #[test]
 fn credentials_never_follow_a_redirect_targets_challenge() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
+    let server = Entrepot::start();
     let password = "upstream-pass-7f3a";
     let expected = format!(
         "Basic {}",
@@ -417,12 +213,12 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
 
     // A listener that records whatever credentials reach it (the realm the
     // redirect target names).
-    let realm = Scripted::start("127.0.0.3", |_| {
+    let realm = ScriptedUpstream::start("127.0.0.3", |_| {
         Reply::ok("application/json", r#"{"token":"stolen","expires_in":300}"#)
     });
     // The redirect target answers 401 with a Bearer challenge naming it.
     let realm_url = format!("http://{}/token", realm.addr);
-    let cdn = Scripted::start("127.0.0.2", move |_| {
+    let cdn = ScriptedUpstream::start("127.0.0.2", move |_| {
         Reply::status(401).header(
             "www-authenticate",
             &format!("Bearer realm=\"{realm_url}\",service=\"cdn\""),
@@ -450,7 +246,7 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
         format!("/v2/app/blobs/{echo_digest}"),
     );
     let (lp, cp, ep) = (layer_path.clone(), config_path.clone(), echo_path.clone());
-    let upstream = Scripted::start("127.0.0.1", move |seen| {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| {
         if seen.authorization.as_deref() != Some(want.as_str()) {
             return Reply::status(401).header("www-authenticate", "Basic realm=\"upstream\"");
         }
@@ -474,11 +270,10 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
         server.allow_upstream(host);
     }
     let version = agent_secret(&server, work.path(), "upstream-pass", password);
-    remote_docker(
-        &server,
+    server.create_remote_docker_in(
         "default",
         "up",
-        &upstream.addr,
+        &format!("http://{}", upstream.addr),
         json!({ "username": "bob", "passwordSecretVersion": version }),
     );
 
@@ -541,13 +336,13 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
 
 #[test]
 fn unverified_bytes_are_never_a_complete_answer() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let claimed = b"the real content".to_vec();
     let digest = sha256(&claimed);
     let other = random_bytes(4096);
     let other_digest = sha256(b"what the upstream should have sent");
     let other_for_upstream = other.clone();
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/v2/" => Reply::ok("application/json", "{}"),
         p if p.starts_with("/v2/empty/blobs/") => Reply::ok("application/octet-stream", Vec::new()),
         p if p.starts_with("/v2/wrong/blobs/") => {
@@ -555,7 +350,12 @@ fn unverified_bytes_are_never_a_complete_answer() {
         }
         _ => Reply::status(404),
     });
-    remote_docker(&server, "default", "up", &upstream.addr, json!({}));
+    server.create_remote_docker_in(
+        "default",
+        "up",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
 
     // `200, Content-Length: 0` for content that is not empty.
     let (status, body) = get_outcome(
@@ -606,10 +406,9 @@ fn big_page(name: &str, files: usize) -> String {
 
 #[test]
 fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refused() {
-    let server = Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_PYTHON_MAX_PAGE_FILES".into(), "60000".into())],
-        ..Default::default()
-    });
+    let server = Entrepot::builder()
+        .env("ENTREPOT_PYTHON_MAX_PAGE_FILES", "60000")
+        .start();
     let pages: HashMap<String, String> = HashMap::from([
         ("/simple/big/".to_owned(), big_page("big", 50_000)),
         ("/simple/huge/".to_owned(), big_page("huge", 60_001)),
@@ -622,11 +421,16 @@ fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refu
             ),
         ),
     ]);
-    let upstream = Scripted::start("127.0.0.1", move |seen| match pages.get(&seen.path) {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match pages.get(&seen.path) {
         Some(page) => Reply::ok("text/html", page.clone()),
         None => Reply::status(404),
     });
-    remote_python(&server, "default", "mirror", &upstream.addr);
+    server.create_python_in(
+        "default",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
 
     let big = std::thread::scope(|scope| {
         let big = scope.spawn(|| {
@@ -678,16 +482,21 @@ fn large_python_pages_are_served_without_stalling_others_and_oversized_ones_refu
 
 #[test]
 fn the_project_list_is_parsed_once_per_upstream_fetch() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let mut list = String::from("<html><body>\n");
     for i in 0..20_000 {
         list.push_str(&format!("<a href=\"/simple/p{i}/\">P_{i}</a>\n"));
     }
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/simple/" => Reply::ok("text/html", list.clone()),
         _ => Reply::status(404),
     });
-    remote_python(&server, "default", "mirror", &upstream.addr);
+    server.create_python_in(
+        "default",
+        "mirror",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
     for _ in 0..3 {
         let r = server
             .request(Method::GET, "/pypi/default/mirror/simple/")
@@ -716,15 +525,7 @@ fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u
         "import zipfile\nz = zipfile.ZipFile({:?}, 'w', zipfile.ZIP_DEFLATED)\nz.writestr('big_meta-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: big-meta\\nVersion: 1.0\\n\\n' + 'x' * {metadata_len})\nz.writestr('big_meta/__init__.py', '')\nz.close()\n",
         path.display().to_string()
     );
-    let out = std::process::Command::new(tool("python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(&script);
     let _ = filename;
     std::fs::read(path).unwrap()
 }
@@ -732,9 +533,8 @@ fn wheel_with_metadata(dir: &Path, filename: &str, metadata_len: usize) -> Vec<u
 #[test]
 fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start();
-    create_repository(
-        &server,
+    let server = Entrepot::start();
+    server.create_repository_from(
         "default",
         "hosted",
         json!({ "format": "python", "mode": "standard-repository" }),
@@ -820,14 +620,24 @@ fn an_upstream_rate_limit_reaches_docker_and_python_clients_with_its_retry_after
     let hex = hex_sha256(&file);
     let page =
         format!("<a href=\"/packages/limited-1.0.tar.gz#sha256={hex}\">limited-1.0.tar.gz</a>");
-    let upstream = Scripted::start("127.0.0.1", move |seen| match seen.path.as_str() {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| match seen.path.as_str() {
         "/v2/" => Reply::ok("application/json", "{}"),
         "/simple/listed/" => Reply::ok("text/html", page.clone()),
         _ => Reply::status(429).header("retry-after", "1"),
     });
     let server = Server::start();
-    remote_docker(&server, "default", "hub", &upstream.addr, json!({}));
-    remote_python(&server, "default", "index", &upstream.addr);
+    server.create_remote_docker_in(
+        "default",
+        "hub",
+        &format!("http://{}", upstream.addr),
+        json!({}),
+    );
+    server.create_python_in(
+        "default",
+        "index",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
 
     // Manifests, blobs, index pages and files: the upstream's 429 and its
     // Retry-After, and a message naming the upstream.
@@ -892,7 +702,7 @@ fn files_an_index_names_without_a_sha256_are_left_out_not_served_unverified() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let upstream = Scripted::start("127.0.0.1", move |seen| {
+    let upstream = ScriptedUpstream::start("127.0.0.1", move |seen| {
         if seen.path == "/simple/mixed/" {
             return Reply::ok("text/html", page.clone());
         }
@@ -902,7 +712,12 @@ fn files_an_index_names_without_a_sha256_are_left_out_not_served_unverified() {
         }
     });
     let server = Server::start();
-    remote_python(&server, "default", "index", &upstream.addr);
+    server.create_python_in(
+        "default",
+        "index",
+        Some(&format!("http://{}/simple/", upstream.addr)),
+        json!({}),
+    );
 
     let r = server
         .request(Method::GET, "/pypi/default/index/simple/mixed/")

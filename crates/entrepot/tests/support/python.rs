@@ -1,14 +1,54 @@
-//! Python clients and a Python upstream for the tests, all on loopback: pip, uv
-//! and twine from a virtual environment, and pypiserver serving fixture
-//! distributions written by `make_dist.py` (no build tool, no network).
-
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+//! Python clients and a Python upstream, all on loopback: pip, uv and twine
+//! from a virtual environment, pypiserver serving fixture distributions
+//! written by `fixtures/make_dist.py` (no build tool, no network), and the
+//! Python repositories of a test's server.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
-use crate::upstream_support::free_port;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::server::Entrepot;
+use super::upstream::free_port;
+use super::wait::eventually;
+
+impl Entrepot {
+    /// Create a Python repository in `project`: remote when `upstream` (an
+    /// index URL) is given, its host allowed by the access policy and `extra`
+    /// merged into its `remoteRepositoryConfig`; standard otherwise.
+    pub fn create_python_in(&self, project: &str, id: &str, upstream: Option<&str>, extra: Value) {
+        let mut body = json!({ "format": "python", "mode": "standard-repository" });
+        if let Some(url) = upstream {
+            // The registry access policy must allow the loopback upstream.
+            let parsed = url::Url::parse(url).unwrap();
+            let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
+            self.allow_upstream(&host);
+            let mut config = json!({ "upstream": url });
+            if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+                c.extend(e.clone());
+            }
+            body = json!({ "format": "python", "mode": "remote-repository", "remoteRepositoryConfig": config });
+        }
+        self.create_repository_from(project, id, body);
+    }
+
+    /// [`Self::create_python_in`] project `default`.
+    pub fn create_python(&self, id: &str, upstream: Option<&str>, extra: Value) {
+        self.create_python_in("default", id, upstream, extra);
+    }
+
+    /// The index URL pip and uv are given for a repository of project
+    /// `default`, with the admin's token as PyPI-style credentials (`__token__`).
+    pub fn python_index(&self, repo: &str) -> String {
+        format!(
+            "http://__token__:{}@{}/pypi/default/{repo}/simple/",
+            self.admin_token, self.addr
+        )
+    }
+}
 
 /// The virtual environment holding pip, uv, twine and pypiserver:
 /// `ENTREPOT_PYTHON_VENV`, else `/opt/entrepot-ci` (what `.ci/run` creates).
@@ -34,7 +74,7 @@ pub fn tool(name: &str) -> PathBuf {
 /// Write a fixture distribution into `dir`: `kind` is `wheel` or `sdist`.
 /// Returns the file's path.
 pub fn make_dist(dir: &Path, kind: &str, name: &str, version: &str, requires: &[&str]) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_support/make_dist.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_dist.py");
     let output = Command::new(tool("python"))
         .arg(script)
         .arg(dir)
@@ -151,7 +191,7 @@ impl PyPiServer {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let ready = crate::common::eventually(std::time::Duration::from_secs(60), || {
+        let ready = eventually(Duration::from_secs(60), || {
             std::net::TcpStream::connect(&self.addr).is_ok()
         });
         assert!(ready, "pypiserver did not start: {}", self.log_text());
@@ -181,8 +221,13 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) {
         "from passlib.apache import HtpasswdFile\nh = HtpasswdFile({:?}, new=True)\nh.set_password({user:?}, {password:?})\nh.save()\n",
         path.display().to_string()
     );
+    run_python(&script);
+}
+
+/// Run a Python script with the environment's interpreter; insist it succeeds.
+pub fn run_python(script: &str) {
     let out = Command::new(tool("python"))
-        .args(["-c", &script])
+        .args(["-c", script])
         .output()
         .unwrap();
     assert!(
@@ -202,16 +247,6 @@ fn run(mut command: Command) -> Output {
         }
     }
     command.output().unwrap()
-}
-
-/// Text of an output, for assertion messages.
-pub fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `pip install` into a fresh target directory, no cache, this index only.
@@ -278,7 +313,7 @@ pub fn installed(target: &Path, module: &str) -> bool {
 
 /// A legacy upload form, written by hand so a test can send what twine never would.
 pub fn upload_form(
-    server: &crate::common::Server,
+    server: &Entrepot,
     repo: &str,
     fields: &[(&str, &str)],
     filename: &str,
@@ -298,10 +333,7 @@ pub fn upload_form(
     body.extend_from_slice(content);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     server
-        .request(
-            reqwest::Method::POST,
-            &format!("/pypi/default/{repo}/legacy/"),
-        )
+        .request(Method::POST, &format!("/pypi/default/{repo}/legacy/"))
         .header(
             "Content-Type",
             format!("multipart/form-data; boundary={boundary}"),

@@ -1,54 +1,20 @@
-//! Python repositories with real clients (pip, uv, twine) against the real
-//! binary, and real upstreams on loopback: pypiserver, and a fixture index that
-//! misbehaves on purpose.
+//! Remote (pull-through) Python repositories with real clients (pip, uv)
+//! against the real binary, and real upstreams on loopback: pypiserver, and a
+//! fixture index that misbehaves on purpose.
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod launch;
-mod python_support;
-mod upstream_support;
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
-use python_support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use upstream_support::*;
+use support::*;
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const HTML: &str = "application/vnd.pypi.simple.v1+html";
-
-/// Create a Python repository in project `default`: remote when `upstream` is given.
-fn create_python(server: &Server, id: &str, upstream: Option<&str>, extra: Value) {
-    let mut body = json!({ "format": "python", "mode": "standard-repository" });
-    if let Some(url) = upstream {
-        // The registry access policy must allow the loopback upstream.
-        let parsed = url::Url::parse(url).unwrap();
-        let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
-        server.allow_upstream(&host);
-        let mut config = json!({ "upstream": url });
-        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
-        }
-        body = json!({ "format": "python", "mode": "remote-repository", "remoteRepositoryConfig": config });
-    }
-    let response = server
-        .request(
-            Method::POST,
-            &format!("/v1/projects/default/repositories?repositoryId={id}"),
-        )
-        .json(&body)
-        .send()
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "create {id}: {}",
-        response.text().unwrap()
-    );
-}
 
 /// The fixtures most tests use: a library, an app depending on it, an sdist-only package.
 fn fixtures(dir: &Path) {
@@ -57,24 +23,7 @@ fn fixtures(dir: &Path) {
     make_dist(dir, "sdist", "sdist-only", "0.5", &[]);
 }
 
-/// The index URL pip and uv are given, with the server's token as PyPI-style
-/// credentials (`__token__`) when it has one.
-fn index(server: &Server, repo: &str) -> String {
-    match &server.token {
-        Some(token) => format!(
-            "http://__token__:{token}@{}/pypi/default/{repo}/simple/",
-            server.addr
-        ),
-        None => format!("{}/pypi/default/{repo}/simple/", server.base),
-    }
-}
-
-/// The password twine sends with the user `__token__`.
-fn twine_password(server: &Server) -> String {
-    server.token.clone().unwrap_or_else(|| "unused".into())
-}
-
-fn blob_exists(server: &Server, sha256: &str) -> bool {
+fn blob_exists(server: &Entrepot, sha256: &str) -> bool {
     let mut found = false;
     let mut stack = vec![server.data_dir.join("blobs")];
     while let Some(dir) = stack.pop() {
@@ -98,16 +47,15 @@ fn pip_and_uv_install_through_the_cache_then_with_the_upstream_stopped() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let mut upstream = PyPiServer::start(&packages);
-    let server = Server::start();
+    let server = Entrepot::start();
     // A zero freshness window: every page request asks the upstream, so the
     // warm run below proves pages are served stale when it is down.
-    create_python(
-        &server,
+    server.create_python(
         "up",
         Some(&upstream.index_url()),
         json!({ "tagTtlSecs": 0 }),
     );
-    let url = index(&server, "up");
+    let url = server.python_index("up");
 
     let cold = work.path().join("cold");
     let out = pip_install(&url, &cold, &["tiny-app", "sdist-only"]);
@@ -164,8 +112,8 @@ fn simple_api_negotiates_redirects_and_serves_ranges() {
     fixtures(&packages);
     let wheel = std::fs::read(packages.join("tiny_lib-1.0-py3-none-any.whl")).unwrap();
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let server = Entrepot::start();
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/tiny-lib/";
     let get = |accept: Option<&str>, path: &str| {
         let mut r = server.request(Method::GET, path);
@@ -306,10 +254,10 @@ fn every_cached_wheel_offers_its_extracted_metadata() {
         make_dist(&packages, "wheel", "many-wheels", v, &[]);
     }
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let server = Entrepot::start();
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let page = "/pypi/default/up/simple/many-wheels/";
-    let files = |server: &Server| -> Vec<Value> {
+    let files = |server: &Entrepot| -> Vec<Value> {
         let r = server
             .request(Method::GET, page)
             .header("Accept", JSON)
@@ -360,8 +308,8 @@ fn a_repository_recreated_under_the_same_name_serves_its_own_upstream() {
     make_dist(&first, "wheel", "moved-pkg", "1.0", &[]);
     make_dist(&second, "wheel", "moved-pkg", "2.0", &[]);
     let (first, second) = (PyPiServer::start(&first), PyPiServer::start(&second));
-    let server = Server::start();
-    let filenames = |server: &Server| -> Vec<String> {
+    let server = Entrepot::start();
+    let filenames = |server: &Entrepot| -> Vec<String> {
         let r = server
             .request(Method::GET, "/pypi/default/up/simple/moved-pkg/")
             .header("Accept", JSON)
@@ -376,14 +324,14 @@ fn a_repository_recreated_under_the_same_name_serves_its_own_upstream() {
             .map(|f| f["filename"].as_str().unwrap().to_owned())
             .collect()
     };
-    create_python(&server, "up", Some(&first.index_url()), json!({}));
+    server.create_python("up", Some(&first.index_url()), json!({}));
     assert_eq!(filenames(&server), ["moved_pkg-1.0-py3-none-any.whl"]);
     let r = server
         .request(Method::DELETE, "/v1/projects/default/repositories/up")
         .send()
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
-    create_python(&server, "up", Some(&second.index_url()), json!({}));
+    server.create_python("up", Some(&second.index_url()), json!({}));
     assert_eq!(filenames(&server), ["moved_pkg-2.0-py3-none-any.whl"]);
 }
 
@@ -393,8 +341,8 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     let packages = work.path().join("packages");
     let wheel = make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let server = Entrepot::start();
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let r = server
         .request(Method::GET, "/pypi/default/up/simple/tiny-lib/")
         .header("Accept", JSON)
@@ -413,7 +361,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     std::fs::write(&wheel, &bytes).unwrap();
 
     let target = work.path().join("t");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(
         !out.status.success(),
         "install of a corrupted file must fail: {}",
@@ -442,7 +390,7 @@ fn a_corrupted_upstream_file_fails_the_install_and_is_not_cached() {
     bytes[last] ^= 0xff;
     std::fs::write(&wheel, &bytes).unwrap();
     let target = work.path().join("again");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(
         out.status.success(),
         "install once repaired: {}",
@@ -479,32 +427,26 @@ fn yanked_files_and_metadata_files_pass_through() {
              "hashes": {"sha256": osha}, "yanked": "broken <build> & worse"},
         ],
     });
-    let route = |ct: &str, body: Vec<u8>| FixtureResponse {
-        content_type: ct.into(),
-        body,
-        chunk_delay: None,
-    };
     let upstream = FixtureRegistry::start(HashMap::from([
         (
             "/simple/fixture-pkg/".to_owned(),
-            route(JSON, page.to_string().into_bytes()),
+            Reply::ok(JSON, page.to_string().into_bytes()),
         ),
         (
             "/files/fixture_pkg-2.0-py3-none-any.whl".to_owned(),
-            route("application/octet-stream", wheel.clone()),
+            Reply::ok("application/octet-stream", wheel.clone()),
         ),
         (
             "/files/fixture_pkg-2.0-py3-none-any.whl.metadata".to_owned(),
-            route("application/octet-stream", metadata.clone()),
+            Reply::ok("application/octet-stream", metadata.clone()),
         ),
         (
             "/files/fixture-pkg-1.0.tar.gz".to_owned(),
-            route("application/octet-stream", old),
+            Reply::ok("application/octet-stream", old),
         ),
     ]));
-    let server = Server::start();
-    create_python(
-        &server,
+    let server = Entrepot::start();
+    server.create_python(
         "fx",
         Some(&format!("http://{}/simple/", upstream.addr)),
         json!({}),
@@ -572,24 +514,16 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
     let upstream = FixtureRegistry::start(HashMap::from([
         (
             "/simple/big-pkg/".to_owned(),
-            FixtureResponse {
-                content_type: JSON.into(),
-                body: page.to_string().into_bytes(),
-                chunk_delay: None,
-            },
+            Reply::ok(JSON, page.to_string().into_bytes()),
         ),
         (
             "/files/big_pkg-1.0-py3-none-any.whl".to_owned(),
-            FixtureResponse {
-                content_type: "application/octet-stream".into(),
-                body: content.clone(),
-                chunk_delay: Some(std::time::Duration::from_millis(20)),
-            },
+            Reply::ok("application/octet-stream", content.clone())
+                .slow(std::time::Duration::from_millis(20)),
         ),
     ]));
-    let server = Server::start();
-    create_python(
-        &server,
+    let server = Entrepot::start();
+    server.create_python(
         "fx",
         Some(&format!("http://{}/simple/", upstream.addr)),
         json!({}),
@@ -641,196 +575,14 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
 }
 
 #[test]
-fn twine_uploads_to_a_standard_repository_and_pip_installs_from_it() {
-    let work = tempfile::tempdir().unwrap();
-    let dists = work.path().join("dists");
-    let lib = make_dist(&dists, "wheel", "tiny-lib", "1.0", &[]);
-    let app = make_dist(&dists, "wheel", "tiny-app", "1.0", &["tiny-lib>=1.0"]);
-    let sdist = make_dist(&dists, "sdist", "sdist-only", "0.5", &[]);
-    let server = Server::start();
-    create_python(&server, "hosted", None, json!({}));
-    let legacy = format!("{}/pypi/default/hosted/legacy/", server.base);
-
-    let out = twine_upload(
-        &legacy,
-        "__token__",
-        &twine_password(&server),
-        &[&lib, &app, &sdist],
-    );
-    assert!(out.status.success(), "twine upload: {}", text(&out));
-
-    let target = work.path().join("t");
-    let out = pip_install(
-        &index(&server, "hosted"),
-        &target,
-        &["tiny-app", "sdist-only"],
-    );
-    assert!(out.status.success(), "pip install: {}", text(&out));
-    assert!(
-        installed(&target, "tiny_app")
-            && installed(&target, "tiny_lib")
-            && installed(&target, "sdist_only")
-    );
-
-    // The page has hashes, sizes, upload times, requires-python and metadata files.
-    let body: Value = server
-        .request(Method::GET, "/pypi/default/hosted/simple/tiny-app/")
-        .header("Accept", JSON)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let file = &body["files"][0];
-    let app_bytes = std::fs::read(&app).unwrap();
-    assert_eq!(
-        file["hashes"]["sha256"],
-        sha256(&app_bytes).trim_start_matches("sha256:")
-    );
-    assert_eq!(file["size"], app_bytes.len());
-    assert_eq!(file["requires-python"], ">=3.7");
-    assert!(file["upload-time"].is_string());
-    let metadata = server
-        .get(&format!("{}.metadata", file["url"].as_str().unwrap()))
-        .text()
-        .unwrap();
-    assert!(
-        metadata.contains("Requires-Dist: tiny-lib>=1.0"),
-        "{metadata}"
-    );
-
-    // The same file again: refused, like PyPI.
-    let out = twine_upload(&legacy, "__token__", &twine_password(&server), &[&lib]);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("File already exists"), "{}", text(&out));
-
-    // A wrong sha256: refused, nothing stored.
-    let other = make_dist(&work.path().join("other"), "wheel", "other-pkg", "1.0", &[]);
-    let bytes = std::fs::read(&other).unwrap();
-    let zeros = "0".repeat(64);
-    let fields = [
-        (":action", "file_upload"),
-        ("name", "other-pkg"),
-        ("version", "1.0"),
-        ("filetype", "bdist_wheel"),
-        ("sha256_digest", zeros.as_str()),
-    ];
-    let r = upload_form(
-        &server,
-        "hosted",
-        &fields,
-        "other_pkg-1.0-py3-none-any.whl",
-        &bytes,
-    );
-    assert_eq!(r.status(), 400);
-    assert!(r.text().unwrap().contains("digest"));
-    assert_eq!(
-        server
-            .get("/pypi/default/hosted/simple/other-pkg/")
-            .status(),
-        404
-    );
-
-    // A name that does not match the file: refused.
-    let fields = [
-        (":action", "file_upload"),
-        ("name", "tiny-lib"),
-        ("version", "1.0"),
-    ];
-    let r = upload_form(
-        &server,
-        "hosted",
-        &fields,
-        "other_pkg-1.0-py3-none-any.whl",
-        &bytes,
-    );
-    assert_eq!(r.status(), 400);
-
-    // Yank 1.0 of tiny-lib: marked on the page with its reason; unyank clears it.
-    let out = server.cli(&[
-        "python",
-        "yank",
-        "tiny-lib",
-        "1.0",
-        "--repository=hosted",
-        "--reason=broken build",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let html = server
-        .get("/pypi/default/hosted/simple/tiny-lib/")
-        .text()
-        .unwrap();
-    assert!(html.contains("data-yanked=\"broken build\""), "{html}");
-    let out = server.cli(&["python", "unyank", "tiny-lib", "1.0", "--repository=hosted"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let html = server
-        .get("/pypi/default/hosted/simple/tiny-lib/")
-        .text()
-        .unwrap();
-    assert!(!html.contains("data-yanked"), "{html}");
-}
-
-#[test]
-fn uploads_over_the_size_cap_or_to_a_remote_repository_are_refused() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel = make_dist(work.path(), "wheel", "tiny-lib", "1.0", &[]);
-    let server = Server::start_with(ServerOptions {
-        env: vec![("ENTREPOT_PYTHON_MAX_UPLOAD_BYTES".into(), "100".into())],
-        ..Default::default()
-    });
-    create_python(&server, "hosted", None, json!({}));
-    let out = twine_upload(
-        &format!("{}/pypi/default/hosted/legacy/", server.base),
-        "__token__",
-        &twine_password(&server),
-        &[&wheel],
-    );
-    assert!(!out.status.success());
-    assert!(text(&out).contains("File too large"), "{}", text(&out));
-    assert_eq!(
-        server.get("/pypi/default/hosted/simple/tiny-lib/").status(),
-        404
-    );
-    let staged = std::fs::read_dir(server.data_dir.join("blobs/uploads-python"))
-        .unwrap()
-        .count();
-    assert_eq!(staged, 0, "a refused upload leaves nothing staged");
-
-    // The remote `pypi` repository takes no uploads.
-    let bytes = std::fs::read(&wheel).unwrap();
-    let fields = [
-        (":action", "file_upload"),
-        ("name", "tiny-lib"),
-        ("version", "1.0"),
-    ];
-    let r = upload_form(
-        &server,
-        "pypi",
-        &fields,
-        "tiny_lib-1.0-py3-none-any.whl",
-        &bytes,
-    );
-    assert_eq!(r.status(), 405);
-    assert!(r.text().unwrap().contains("remote repository"));
-}
-
-#[test]
 fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
     let work = tempfile::tempdir().unwrap();
     let packages = work.path().join("packages");
     fixtures(&packages);
     let upstream = PyPiServer::start(&packages);
-    let server = Server::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
-    create_python(
-        &server,
+    let server = Entrepot::start();
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
+    server.create_python(
         "lenient",
         Some(&upstream.index_url()),
         json!({ "allowCachedFromBlocked": true }),
@@ -860,7 +612,7 @@ fn the_access_policy_blocks_python_upstreams_and_their_cached_content() {
 
 #[test]
 fn remote_python_repositories_are_created_with_the_cli() {
-    let server = Server::start();
+    let server = Entrepot::start();
     let out = server.cli(&[
         "repositories",
         "create",
@@ -897,8 +649,8 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
-    let server = Server::start();
-    create_python(&server, "up", Some(&upstream.index_url()), json!({}));
+    let server = Entrepot::start();
+    server.create_python("up", Some(&upstream.index_url()), json!({}));
     let r = server.get("/pypi/default/up/simple/tiny-lib/");
     assert_eq!(r.status(), 502);
     let message = r.text().unwrap();
@@ -908,7 +660,7 @@ fn an_upstream_that_wants_credentials_gets_a_clear_error() {
         "{message}"
     );
     let target = work.path().join("t");
-    let out = pip_install(&index(&server, "up"), &target, &["tiny-lib"]);
+    let out = pip_install(&server.python_index("up"), &target, &["tiny-lib"]);
     assert!(!out.status.success());
 
     // test-upstream tells the same story, and fails.
@@ -925,14 +677,13 @@ fn upstream_credentials_come_from_a_secret_and_rotate() {
     let packages = work.path().join("packages");
     fixtures(&packages);
     let mut upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
-    let server = Server::start();
-    create_python(
-        &server,
+    let server = Entrepot::start();
+    server.create_python(
         "up",
         Some(&upstream.index_url()),
         json!({ "tagTtlSecs": 0 }),
     );
-    let url = index(&server, "up");
+    let url = server.python_index("up");
 
     // Without credentials the upstream refuses: a clear 502.
     let r = server.get("/pypi/default/up/simple/tiny-lib/");
@@ -1057,8 +808,7 @@ fn a_token_the_upstream_refuses_is_a_bad_gateway_that_uv_shows() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    create_python(
-        &server,
+    server.create_python(
         "up",
         Some(&upstream.index_url()),
         json!({
@@ -1078,7 +828,7 @@ fn a_token_the_upstream_refuses_is_a_bad_gateway_that_uv_shows() {
     );
     // uv shows it (from the status line); pip only fails.
     let out = uv_install(
-        &index(&server, "up"),
+        &server.python_index("up"),
         &work.path().join("uv"),
         &["tiny-lib"],
     );
@@ -1089,7 +839,7 @@ fn a_token_the_upstream_refuses_is_a_bad_gateway_that_uv_shows() {
         "{shown}"
     );
     let out = pip_install(
-        &index(&server, "up"),
+        &server.python_index("up"),
         &work.path().join("pip"),
         &["tiny-lib"],
     );

@@ -1,8 +1,7 @@
-//! Upstream registries for the remote-repository tests, all on loopback: Debian's
-//! `docker-registry` (the CNCF distribution registry) and a small fixture
-//! registry whose misbehaviour (wrong bytes, slow transfers) a test controls.
-
-#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+//! Upstream registries for the remote-repository tests, all on loopback:
+//! Debian's `docker-registry` (the CNCF distribution registry), a Docker
+//! token service, and scripted servers whose answers (and misbehaviour: wrong
+//! bytes, slow transfers, redirects, challenges) a test writes as a closure.
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::require_tool;
+use futures::StreamExt as _;
+
+use super::skopeo::{assert_skopeo_ok, require_tool, skopeo};
 
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
@@ -119,7 +120,12 @@ impl Distribution {
     /// How many GET requests for `path` (e.g. `/v2/team/app/blobs/sha256:...`) the
     /// registry's access log shows.
     pub fn gets_of(&self, path: &str) -> usize {
-        let needle = format!("\"GET {path} ");
+        self.requests_of("GET", path)
+    }
+
+    /// How many `method` requests for `path` the registry's access log shows.
+    pub fn requests_of(&self, method: &str, path: &str) -> usize {
+        let needle = format!("\"{method} {path} ");
         self.log_text()
             .lines()
             .filter(|l| l.contains(&needle))
@@ -128,26 +134,27 @@ impl Distribution {
 
     /// `skopeo copy` an OCI layout tag into this registry.
     pub fn push(&self, layout: &Path, tag: &str, image: &str, creds: Option<&str>) {
-        let mut command = Command::new("skopeo");
-        command.args([
-            "--insecure-policy",
-            "copy",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ]);
-        if let Some(c) = creds {
-            command.arg(format!("--dest-creds={c}"));
-        }
-        let output = command
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{image}", self.addr))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "pushing to the upstream failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+        self.copy(layout, tag, image, creds, false);
+    }
+
+    /// `skopeo copy --all` an OCI layout's index and every platform into this registry.
+    pub fn push_index(&self, layout: &Path, tag: &str, image: &str) {
+        self.copy(layout, tag, image, None, true);
+    }
+
+    fn copy(&self, layout: &Path, tag: &str, image: &str, creds: Option<&str>, all: bool) {
+        let creds = creds.map(|c| format!("--dest-creds={c}"));
+        let (src, dst) = (
+            format!("oci:{}:{tag}", layout.display()),
+            format!("docker://{}/{image}", self.addr),
         );
+        let mut args = vec!["copy", "--preserve-digests", "--dest-tls-verify=false"];
+        if all {
+            args.push("--all");
+        }
+        args.extend(creds.as_deref());
+        args.extend([src.as_str(), dst.as_str()]);
+        assert_skopeo_ok(&skopeo(&args), "pushing to the upstream");
     }
 }
 
@@ -157,47 +164,85 @@ impl Drop for Distribution {
     }
 }
 
-/// How the fixture registry answers for one path.
-#[derive(Clone)]
-pub struct FixtureResponse {
-    pub content_type: String,
+/// One request a scripted server received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+/// What a scripted server answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Pause between 64 KiB chunks, to make a transfer slow.
+    /// Pause before each 64 KiB chunk of the body, to make a transfer slow.
     pub chunk_delay: Option<Duration>,
 }
 
-/// A minimal registry that answers fixed responses by path, counting requests.
-pub struct FixtureRegistry {
+impl Reply {
+    /// `200 OK` with a body.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+            chunk_delay: None,
+        }
+    }
+
+    /// A status without a body.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            chunk_delay: None,
+        }
+    }
+
+    /// One more header.
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Send the body in 64 KiB chunks, `delay` apart.
+    pub fn slow(mut self, delay: Duration) -> Reply {
+        self.chunk_delay = Some(delay);
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+/// A loopback HTTP server answering by a closure, recording every request;
+/// stopped on drop.
+pub struct ScriptedUpstream {
     pub addr: String,
-    pub hits: Arc<Mutex<HashMap<String, usize>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl FixtureRegistry {
-    pub fn start(routes: HashMap<String, FixtureResponse>) -> FixtureRegistry {
-        Self::start_with("127.0.0.1", routes, HashMap::new())
+impl ScriptedUpstream {
+    /// Serve on `host` (a loopback address such as `127.0.0.2`), port chosen
+    /// by the system.
+    pub fn start(
+        host: &str,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> ScriptedUpstream {
+        Self::start_on(TcpListener::bind((host, 0)).unwrap(), Arc::new(handler))
     }
 
-    /// A fixture on another loopback address (e.g. `127.0.0.2`), answering
-    /// `redirects` (path -> absolute URL) with 307 Temporary Redirect.
-    pub fn start_with(
-        host: &str,
-        routes: HashMap<String, FixtureResponse>,
-        redirects: HashMap<String, String>,
-    ) -> FixtureRegistry {
-        use axum::body::Body;
-        use axum::http::{header, Request, StatusCode};
-        use axum::response::Response;
-
-        let listener = TcpListener::bind((host, 0)).unwrap();
-        let redirects = Arc::new(redirects);
+    fn start_on(listener: TcpListener, handler: Handler) -> ScriptedUpstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let routes = Arc::new(routes);
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let counter = hits.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -205,56 +250,12 @@ impl FixtureRegistry {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(move |request: Request<Body>| {
-                    let routes = routes.clone();
-                    let redirects = redirects.clone();
-                    let counter = counter.clone();
-                    async move {
-                        let path = request.uri().path().to_owned();
-                        let key = format!("{} {path}", request.method());
-                        *counter.lock().unwrap().entry(key).or_default() += 1;
-                        if path == "/v2/" {
-                            // Docker Hub's rate-limit headers, as entrepot should record them.
-                            return Response::builder()
-                                .header("ratelimit-limit", "100;w=21600")
-                                .header("ratelimit-remaining", "99;w=21600")
-                                .body(Body::from("{}"))
-                                .unwrap();
-                        }
-                        if let Some(location) = redirects.get(&path) {
-                            return Response::builder()
-                                .status(StatusCode::TEMPORARY_REDIRECT)
-                                .header(header::LOCATION, location)
-                                .body(Body::empty())
-                                .unwrap();
-                        }
-                        let Some(route) = routes.get(&path).cloned() else {
-                            return Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Body::from(r#"{"errors":[{"code":"NOT_FOUND"}]}"#))
-                                .unwrap();
-                        };
-                        let len = route.body.len();
-                        let body = if request.method() == axum::http::Method::HEAD {
-                            Body::empty()
-                        } else if let Some(delay) = route.chunk_delay {
-                            let chunks: Vec<Vec<u8>> =
-                                route.body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-                            let stream = futures::stream::iter(chunks).then(move |c| async move {
-                                tokio::time::sleep(delay).await;
-                                Ok::<_, std::io::Error>(bytes::Bytes::from(c))
-                            });
-                            Body::from_stream(stream)
-                        } else {
-                            Body::from(route.body)
-                        };
-                        Response::builder()
-                            .header(header::CONTENT_TYPE, route.content_type)
-                            .header(header::CONTENT_LENGTH, len)
-                            .body(body)
-                            .unwrap()
-                    }
-                });
+                let app = axum::Router::new().fallback(
+                    move |request: axum::http::Request<axum::body::Body>| {
+                        let (handler, record) = (handler.clone(), record.clone());
+                        async move { answer(&handler, &record, &request) }
+                    },
+                );
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = rx.await;
@@ -263,20 +264,72 @@ impl FixtureRegistry {
                     .unwrap();
             });
         });
-        FixtureRegistry {
+        ScriptedUpstream {
             addr,
-            hits,
+            seen,
             shutdown: Some(tx),
             thread: Some(thread),
         }
     }
 
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests so far for `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+
+    /// How many requests `METHOD PATH` (e.g. `GET /v2/app/blobs/...`) it received.
     pub fn hits_of(&self, key: &str) -> usize {
-        self.hits.lock().unwrap().get(key).copied().unwrap_or(0)
+        self.seen()
+            .iter()
+            .filter(|s| format!("{} {}", s.method, s.path) == key)
+            .count()
     }
 }
 
-impl Drop for FixtureRegistry {
+/// Record a request and build the handler's reply (no body for HEAD; a
+/// streamed one when the reply is slow).
+fn answer(
+    handler: &Handler,
+    record: &Mutex<Vec<Seen>>,
+    request: &axum::http::Request<axum::body::Body>,
+) -> axum::response::Response {
+    use axum::body::Body;
+    let seen = Seen {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        authorization: request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("?").to_owned()),
+    };
+    record.lock().unwrap().push(seen.clone());
+    let reply = handler(&seen);
+    let mut response = axum::response::Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        response = response.header(k, v);
+    }
+    let len = reply.body.len();
+    let body = if seen.method == "HEAD" {
+        Body::empty()
+    } else if let Some(delay) = reply.chunk_delay {
+        let chunks: Vec<Vec<u8>> = reply.body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+        let stream = futures::stream::iter(chunks).then(move |c| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, std::io::Error>(bytes::Bytes::from(c))
+        });
+        Body::from_stream(stream)
+    } else {
+        Body::from(reply.body)
+    };
+    response.header("content-length", len).body(body).unwrap()
+}
+
+impl Drop for ScriptedUpstream {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -287,7 +340,51 @@ impl Drop for FixtureRegistry {
     }
 }
 
-use futures::StreamExt as _;
+/// A minimal registry on a scripted server: fixed replies by path, some
+/// paths redirected, `/v2/` with Docker Hub's rate-limit headers.
+pub struct FixtureRegistry(ScriptedUpstream);
+
+impl FixtureRegistry {
+    /// Serve `routes` (path -> reply) on 127.0.0.1.
+    pub fn start(routes: HashMap<String, Reply>) -> FixtureRegistry {
+        Self::start_with("127.0.0.1", routes, HashMap::new())
+    }
+
+    /// Serve on another loopback address (e.g. `127.0.0.2`), answering
+    /// `redirects` (path -> absolute URL) with 307 Temporary Redirect.
+    pub fn start_with(
+        host: &str,
+        routes: HashMap<String, Reply>,
+        redirects: HashMap<String, String>,
+    ) -> FixtureRegistry {
+        FixtureRegistry(ScriptedUpstream::start(host, move |seen| {
+            if seen.path == "/v2/" {
+                // Docker Hub's rate-limit headers, as entrepot should record them.
+                return Reply {
+                    body: b"{}".to_vec(),
+                    ..Reply::status(200)
+                }
+                .header("ratelimit-limit", "100;w=21600")
+                .header("ratelimit-remaining", "99;w=21600");
+            }
+            if let Some(location) = redirects.get(&seen.path) {
+                return Reply::status(307).header("location", location);
+            }
+            routes.get(&seen.path).cloned().unwrap_or_else(|| Reply {
+                body: br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec(),
+                ..Reply::status(404)
+            })
+        }))
+    }
+}
+
+impl std::ops::Deref for FixtureRegistry {
+    type Target = ScriptedUpstream;
+
+    fn deref(&self) -> &ScriptedUpstream {
+        &self.0
+    }
+}
 
 /// The Python interpreter for fixtures: `ENTREPOT_PYTHON`, the CI virtual
 /// environment, or `python3`.

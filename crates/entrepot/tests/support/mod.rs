@@ -1,0 +1,53 @@
+//! The one harness of the integration tests, a module a job:
+//!
+//! - [`server`]: the real `entrepot serve` on a free loopback port
+//!   (`Entrepot::builder().env(..).start()`), restarts, logs, stdout, the
+//!   bootstrap admin token;
+//! - [`admin_api`]: `/v1` and raw requests as the admin (projects,
+//!   repositories, users, tokens, IAM, secrets, audit, metrics);
+//! - [`cli`]: the `entrepot` CLI against the server, `entrepot admin`;
+//! - [`registry`]: the OCI API by plain HTTP (digests, small images, errors);
+//! - [`layout`]: OCI image layouts on disk;
+//! - [`skopeo`]: skopeo against the server and upstreams;
+//! - [`podman`]: podman with a private image store;
+//! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
+//! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
+//! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
+//!   scripted servers);
+//! - [`wait`] and [`files`]: bounded waits, files of a test.
+//!
+//! Every helper that talks to the server sends the bootstrap admin's token
+//! unless it says otherwise. Each test file includes this tree with
+//! `mod support;` and uses what it needs.
+
+#![allow(dead_code, missing_docs, unused_imports, clippy::unwrap_used)]
+
+pub mod admin_api;
+pub mod cli;
+pub mod files;
+pub mod layout;
+pub mod podman;
+pub mod python;
+pub mod raw_http;
+pub mod registry;
+pub mod server;
+pub mod skopeo;
+pub mod upstream;
+pub mod wait;
+
+pub use admin_api::*;
+pub use cli::*;
+pub use files::*;
+pub use layout::*;
+pub use podman::*;
+pub use python::*;
+pub use raw_http::*;
+pub use registry::*;
+pub use server::*;
+pub use skopeo::*;
+pub use upstream::*;
+pub use wait::*;
+
+/// The name the test files used for [`Entrepot`] before there was one
+/// harness; kept so tests written against it keep compiling.
+pub type Server = Entrepot;
