@@ -161,6 +161,11 @@ impl ObjectBlobStore {
     }
 
     /// A blob store on another backend (S3-compatible object storage, memory).
+    ///
+    /// The backend must copy create-only (`copy_if_not_exists`): every commit
+    /// publishes with `rename_if_not_exists`. `InMemory` does; `AmazonS3`
+    /// refuses with `NotSupported` unless built with an `S3CopyIfNotExists`
+    /// mode the bucket supports.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,
@@ -464,8 +469,12 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
-        self.delete_quietly(&blob_path(digest)).await;
-        Ok(())
+        // Unlike staging leftovers, a blob that could not be deleted is the
+        // caller's business: a collector must not forget bytes still stored.
+        match self.store.delete(&blob_path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn import_verified_file(
@@ -792,6 +801,83 @@ mod tests {
             .map(|e| std::fs::read(e.unwrap().path()).unwrap())
             .collect();
         assert_eq!(kept, vec![b"evil".to_vec()]);
+    }
+
+    /// An in-memory object store on which deleting a committed blob fails,
+    /// as it does on a bucket when the network or the credentials do.
+    #[derive(Debug)]
+    struct DeletesFail(object_store::memory::InMemory);
+
+    impl std::fmt::Display for DeletesFail {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "DeletesFail")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for DeletesFail {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        async fn delete(&self, location: &Path) -> object_store::Result<()> {
+            if !location.as_ref().starts_with("blobs/") {
+                return self.0.delete(location).await;
+            }
+            Err(object_store::Error::Generic {
+                store: "DeletesFail",
+                source: "connection reset".into(),
+            })
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy(from, to).await
+        }
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy_if_not_exists(from, to).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_the_object_store_refuses_is_an_error() {
+        let store = ObjectBlobStore::new(Arc::new(DeletesFail(Default::default())));
+        let d = Digest::of(b"layer");
+        store.put_blob(&d, body(&[b"layer"]), None).await.unwrap();
+        assert_eq!(store.stat(&d).await.unwrap(), Some(5));
+        assert!(matches!(
+            store.delete(&d).await,
+            Err(BlobError::Store(object_store::Error::Generic { .. }))
+        ));
+        assert_eq!(store.stat(&d).await.unwrap(), Some(5));
     }
 
     #[tokio::test]
