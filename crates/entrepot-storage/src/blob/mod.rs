@@ -173,7 +173,8 @@ pub trait BlobStore: Send + Sync + 'static {
         limit: Option<u64>,
     ) -> Result<u64, BlobError>;
 
-    /// Delete a committed blob (no error if absent).
+    /// Delete a committed blob; no error if absent, an error if the backend
+    /// could not delete it.
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
 
     /// Commit a local file whose bytes the caller has already verified to hash to

@@ -161,6 +161,11 @@ impl ObjectBlobStore {
     }
 
     /// A blob store on another backend (S3-compatible object storage, memory).
+    ///
+    /// The backend must copy create-only (`copy_if_not_exists`): every commit
+    /// publishes with `rename_if_not_exists`. `InMemory` does; `AmazonS3`
+    /// refuses with `NotSupported` unless built with an `S3CopyIfNotExists`
+    /// mode the bucket supports.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,
@@ -464,8 +469,12 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
-        self.delete_quietly(&blob_path(digest)).await;
-        Ok(())
+        // Unlike staging leftovers, a blob that could not be deleted is the
+        // caller's business: a collector must not forget bytes still stored.
+        match self.store.delete(&blob_path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn import_verified_file(
@@ -660,6 +669,36 @@ fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::blob::Blobs;
+
+    /// The blob store contracts on a local directory, and on an in-memory
+    /// object store: the path object storage (S3) takes.
+    mod local {
+        crate::conformance::blob_suite!(async {
+            let dir = tempfile::tempdir().unwrap();
+            (super::local_blobs(dir.path()), dir)
+        });
+    }
+
+    mod in_memory {
+        use std::sync::Arc;
+
+        use crate::conformance::blob::Blobs;
+        use crate::ObjectBlobStore;
+
+        crate::conformance::blob_suite!(async {
+            let objects = Arc::new(object_store::memory::InMemory::new());
+            let store = Arc::new(ObjectBlobStore::new(objects.clone()));
+            (Blobs { store, objects }, ())
+        });
+    }
+
+    fn local_blobs(root: &std::path::Path) -> Blobs {
+        let store = Arc::new(ObjectBlobStore::local(root).unwrap());
+        let root = root.canonicalize().unwrap();
+        let objects = Arc::new(LocalFileSystem::new_with_prefix(root).unwrap());
+        Blobs { store, objects }
+    }
 
     fn body(chunks: &[&'static [u8]]) -> ByteStream {
         let chunks: Vec<Result<Bytes, std::io::Error>> =
@@ -667,19 +706,8 @@ mod tests {
         futures::stream::iter(chunks).boxed()
     }
 
-    async fn read_all(store: &ObjectBlobStore, d: &Digest, range: Option<ByteRange>) -> Vec<u8> {
-        let chunks: Vec<Bytes> = store
-            .read(d, range)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        chunks.concat()
-    }
-
     #[tokio::test]
-    async fn multi_part_upload_commits_verified_bytes() {
+    async fn local_sessions_leave_no_directory_behind() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
         let a = store
@@ -691,143 +719,30 @@ mod tests {
             .await
             .unwrap();
         let d = Digest::of(b"hello world");
-        let parts = [a.name, b.name];
-        assert_eq!(
-            store.commit_upload("u1", &parts, &d, None).await.unwrap(),
-            11
-        );
-        assert_eq!(store.stat(&d).await.unwrap(), Some(11));
-        assert_eq!(read_all(&store, &d, None).await, b"hello world");
-        assert_eq!(
-            read_all(&store, &d, Some(ByteRange { start: 6, end: 10 })).await,
-            b"world"
-        );
-        assert!(!dir.path().join("uploads/u1").exists());
-    }
-
-    /// Two requests racing to write the first part of one session each get a
-    /// file of their own, and a running hash is trusted only for the files it
-    /// was fed from: the attacker's bytes are never published under the
-    /// genuine digest, whichever hash the commit is handed.
-    #[tokio::test]
-    async fn racing_parts_never_publish_bytes_that_were_not_hashed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjectBlobStore::local(dir.path()).unwrap();
-        let genuine: &'static [u8] = b"genuine layer bytes";
-        let attacker: &'static [u8] = b"attacker bytes!!!!!";
-        assert_eq!(genuine.len(), attacker.len());
-        let d = Digest::of(genuine);
-        let g = store
-            .write_part("u3", body(&[genuine]), Some(RunningHash::new()))
-            .await
-            .unwrap();
-        let a = store
-            .write_part("u3", body(&[attacker]), Some(RunningHash::new()))
-            .await
-            .unwrap();
-        assert_ne!(g.name, a.name);
-        // The session recorded the attacker's part, but the genuine hash is
-        // offered: it does not cover that file, so the part is rehashed.
-        let err = store
-            .commit_upload("u3", std::slice::from_ref(&a.name), &d, g.running.clone())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, BlobError::DigestMismatch { .. }));
-        assert_eq!(store.stat(&d).await.unwrap(), None);
-
-        let g = store
-            .write_part("u4", body(&[genuine]), Some(RunningHash::new()))
-            .await
-            .unwrap();
-        let a = store
-            .write_part("u4", body(&[attacker]), Some(RunningHash::new()))
-            .await
-            .unwrap();
-        // The session recorded the genuine part, the attacker's hash is
-        // offered: the fast path is refused and the genuine file is rehashed.
         store
-            .commit_upload("u4", std::slice::from_ref(&g.name), &d, a.running)
+            .commit_upload("u1", &[a.name, b.name], &d, None)
             .await
             .unwrap();
-        assert_eq!(read_all(&store, &d, None).await, genuine);
-        assert!(!dir.path().join("uploads/u4").exists());
-    }
-
-    #[tokio::test]
-    async fn verify_quarantines_blobs_whose_bytes_do_not_match() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjectBlobStore::local(dir.path()).unwrap();
-        let good = Digest::of(b"good");
-        let bad = Digest::of(b"bad!");
-        store.put_blob(&good, body(&[b"good"]), None).await.unwrap();
-        store.put_blob(&bad, body(&[b"bad!"]), None).await.unwrap();
-        let file = dir
-            .path()
-            .join(format!("blobs/sha256/{}/{}", &bad.hex()[..2], bad.hex()));
-        std::fs::write(&file, b"evil").unwrap();
-        let report = store.verify_blobs().await.unwrap();
-        assert_eq!(report.checked, 2);
-        assert_eq!(report.quarantined, vec![bad.clone()]);
-        assert_eq!(store.stat(&bad).await.unwrap(), None);
-        assert_eq!(store.stat(&good).await.unwrap(), Some(4));
-        let kept: Vec<_> = std::fs::read_dir(dir.path().join("quarantine/sha256"))
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        assert_eq!(kept, vec![b"evil".to_vec()]);
-        assert!(store.verify_blobs().await.unwrap().quarantined.is_empty());
-    }
-
-    #[tokio::test]
-    async fn digest_mismatch_leaves_nothing_visible() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjectBlobStore::local(dir.path()).unwrap();
-        let wrong = Digest::of(b"something else");
-        let err = store
-            .put_blob(&wrong, body(&[b"data"]), None)
+        assert!(!dir.path().join("uploads/u1").exists());
+        let part = store
+            .write_part("u4", body(&[b"abc"]), Some(RunningHash::new()))
             .await
-            .unwrap_err();
-        assert!(matches!(err, BlobError::DigestMismatch { .. }));
-        assert_eq!(store.stat(&wrong).await.unwrap(), None);
-        assert_eq!(store.stat(&Digest::of(b"data")).await.unwrap(), None);
+            .unwrap();
+        store
+            .commit_upload("u4", &[part.name], &Digest::of(b"abc"), part.running)
+            .await
+            .unwrap();
+        assert!(!dir.path().join("uploads/u4").exists());
+        store
+            .write_part("u5", body(&[b"cancelled"]), None)
+            .await
+            .unwrap();
+        store.discard_upload("u5").await.unwrap();
+        assert!(!dir.path().join("uploads/u5").exists());
     }
 
     #[tokio::test]
-    async fn reads_whole_blobs_and_ranges_across_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjectBlobStore::local(dir.path()).unwrap();
-        let data: Vec<u8> = (0..(READ_CHUNK * 5 / 2)).map(|i| (i % 251) as u8).collect();
-        let d = Digest::of(&data);
-        let body = futures::stream::iter(vec![Ok(Bytes::from(data.clone()))]).boxed();
-        store.put_blob(&d, body, None).await.unwrap();
-        assert!(read_all(&store, &d, None).await == data);
-        let (start, end) = (READ_CHUNK - 10, 2 * READ_CHUNK + 10);
-        let range = ByteRange { start, end };
-        let got = read_all(&store, &d, Some(range)).await;
-        assert!(got == data[start as usize..=end as usize]);
-        assert!(matches!(
-            store.read(&Digest::of(b"absent"), None).await,
-            Err(BlobError::NotFound)
-        ));
-    }
-
-    #[tokio::test]
-    async fn remove_staging_clears_what_a_crash_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ObjectBlobStore::local(dir.path()).unwrap();
-        std::fs::create_dir_all(dir.path().join("staging")).unwrap();
-        std::fs::write(dir.path().join("staging/a"), b"x").unwrap();
-        std::fs::write(dir.path().join("staging/b#1"), b"y").unwrap();
-        assert_eq!(store.remove_staging().await.unwrap(), 2);
-        assert_eq!(store.remove_staging().await.unwrap(), 0);
-        let d = Digest::of(b"kept");
-        store.put_blob(&d, body(&[b"kept"]), None).await.unwrap();
-        assert_eq!(store.remove_staging().await.unwrap(), 0);
-        assert_eq!(store.stat(&d).await.unwrap(), Some(4));
-    }
-
-    #[tokio::test]
-    async fn single_part_with_running_hash_is_published_in_place() {
+    async fn local_blobs_are_files_of_the_server_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(dir.path()).unwrap();
         let part = store
@@ -839,12 +754,13 @@ mod tests {
             .commit_upload("u2", &[part.name], &d, part.running)
             .await
             .unwrap();
-        assert_eq!(read_all(&store, &d, None).await, b"abc");
-        // Committing the same content again is idempotent.
-        store.put_blob(&d, body(&[b"abc"]), None).await.unwrap();
-        assert_eq!(store.stat(&d).await.unwrap(), Some(3));
+        let e = Digest::of(b"put whole");
+        store
+            .put_blob(&e, body(&[b"put whole"]), None)
+            .await
+            .unwrap();
         #[cfg(unix)]
-        {
+        for d in [d, e] {
             use std::os::unix::fs::PermissionsExt as _;
             let file = dir
                 .path()
@@ -852,5 +768,125 @@ mod tests {
             let mode = std::fs::metadata(file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn remove_staging_clears_half_written_local_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+        std::fs::write(dir.path().join("staging/a"), b"x").unwrap();
+        // What a crash mid-write leaves, which listings skip.
+        std::fs::write(dir.path().join("staging/b#1"), b"y").unwrap();
+        assert_eq!(store.remove_staging().await.unwrap(), 2);
+        assert_eq!(store.remove_staging().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn local_quarantine_is_a_directory_beside_the_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(dir.path()).unwrap();
+        let bad = Digest::of(b"bad!");
+        store.put_blob(&bad, body(&[b"bad!"]), None).await.unwrap();
+        let file = dir
+            .path()
+            .join(format!("blobs/sha256/{}/{}", &bad.hex()[..2], bad.hex()));
+        std::fs::write(&file, b"evil").unwrap();
+        let report = store.verify_blobs().await.unwrap();
+        assert_eq!(report.quarantined, vec![bad.clone()]);
+        let quarantine = dir.path().canonicalize().unwrap().join("quarantine/sha256");
+        assert_eq!(report.quarantine_dir, Some(quarantine.clone()));
+        let kept: Vec<_> = std::fs::read_dir(quarantine)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(kept, vec![b"evil".to_vec()]);
+    }
+
+    /// An in-memory object store on which deleting a committed blob fails,
+    /// as it does on a bucket when the network or the credentials do.
+    #[derive(Debug)]
+    struct DeletesFail(object_store::memory::InMemory);
+
+    impl std::fmt::Display for DeletesFail {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "DeletesFail")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for DeletesFail {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        async fn delete(&self, location: &Path) -> object_store::Result<()> {
+            if !location.as_ref().starts_with("blobs/") {
+                return self.0.delete(location).await;
+            }
+            Err(object_store::Error::Generic {
+                store: "DeletesFail",
+                source: "connection reset".into(),
+            })
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy(from, to).await
+        }
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy_if_not_exists(from, to).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_the_object_store_refuses_is_an_error() {
+        let store = ObjectBlobStore::new(Arc::new(DeletesFail(Default::default())));
+        let d = Digest::of(b"layer");
+        store.put_blob(&d, body(&[b"layer"]), None).await.unwrap();
+        assert_eq!(store.stat(&d).await.unwrap(), Some(5));
+        assert!(matches!(
+            store.delete(&d).await,
+            Err(BlobError::Store(object_store::Error::Generic { .. }))
+        ));
+        assert_eq!(store.stat(&d).await.unwrap(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn only_a_local_directory_has_disk_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = ObjectBlobStore::local(dir.path()).unwrap();
+        let space = local.disk_space().unwrap().unwrap();
+        assert!(space.total > 0 && space.available <= space.total);
+        let memory = ObjectBlobStore::new(Arc::new(object_store::memory::InMemory::new()));
+        assert_eq!(memory.disk_space().unwrap(), None);
     }
 }

@@ -1,14 +1,17 @@
-//! The contracts every metadata backend keeps, written once.
+//! The contracts every storage backend keeps, written once.
 //!
 //! Each function exercises one contract the services rely on through the
-//! store traits only, and panics when the backend breaks it. [`suite!`] turns
-//! every function into a `#[tokio::test]` against one backend, so a backend
-//! runs the whole suite with one line per way of opening it (see the end of
-//! `sqlite/mod.rs`). Each test gets a new, empty database.
+//! store traits only, and panics when the backend breaks it.
+//! [`metadata_suite!`] turns every metadata contract into a `#[tokio::test]`
+//! against one backend, so a backend runs the whole suite with one line per
+//! way of opening it (see the end of `sqlite/mod.rs`); each test gets a new,
+//! empty database. [`blob_suite!`] does the same for blob stores (see
+//! `blob/object.rs`).
 
 #![allow(clippy::unwrap_used)] // A broken contract is a failed test.
 
 pub(crate) mod access_policy;
+pub(crate) mod blob;
 pub(crate) mod iam;
 pub(crate) mod metadata;
 pub(crate) mod python;
@@ -40,13 +43,14 @@ pub(crate) async fn walk<K: Clone>(
     panic!("the listing never ended: the cursor is not followed");
 }
 
-/// Run every contract against one backend: one `#[tokio::test]` per
-/// contract, each opening a new backend with `$open`, an expression whose
-/// value is a future of `(Stores, guard)`; the guard (a temporary directory,
-/// or `()`) lives until the test ends. Use it inside a module of its own.
-macro_rules! suite {
+/// Run every metadata contract against one backend: one `#[tokio::test]`
+/// per contract, each opening a new backend with `$open`, an expression
+/// whose value is a future of `(Stores, guard)`; the guard (a temporary
+/// directory, or `()`) lives until the test ends. Use it inside a module of
+/// its own.
+macro_rules! metadata_suite {
     ($open:expr) => {
-        $crate::conformance::suite!(@each $open;
+        $crate::conformance::contracts!($open;
             metadata::projects_are_create_only,
             metadata::project_pages_follow_id_order_while_projects_are_added,
             metadata::repositories_are_create_only_within_a_project,
@@ -92,16 +96,49 @@ macro_rules! suite {
             access_policy::tag_checks_are_kept_per_tag,
         );
     };
-    (@each $open:expr; $($group:ident :: $contract:ident),* $(,)?) => {
+}
+pub(crate) use metadata_suite;
+
+/// Run every blob store contract against one store, as [`metadata_suite!`]
+/// does: `$open` gives a future of `(Blobs, guard)`.
+macro_rules! blob_suite {
+    ($open:expr) => {
+        $crate::conformance::contracts!($open;
+            blob::absent_blobs_are_not_found,
+            blob::put_blob_is_verified_and_idempotent,
+            blob::digest_mismatch_leaves_nothing_visible,
+            blob::oversized_and_broken_bodies_store_nothing,
+            blob::the_empty_blob_is_stored_and_read,
+            blob::reads_whole_blobs_and_ranges_across_chunks,
+            blob::multi_part_upload_commits_verified_bytes,
+            blob::a_mismatched_commit_publishes_nothing,
+            blob::racing_parts_never_publish_bytes_that_were_not_hashed,
+            blob::racing_commits_of_one_session_publish_it_once,
+            blob::single_part_with_running_hash_is_published_in_place,
+            blob::parts_and_sessions_are_discarded_alone,
+            blob::a_commit_without_its_parts_is_not_found,
+            blob::deleted_blobs_are_gone_until_stored_again,
+            blob::verified_files_are_imported,
+            blob::verify_quarantines_blobs_whose_bytes_do_not_match,
+            blob::remove_staging_clears_what_a_crash_left,
+        );
+    };
+}
+pub(crate) use blob_suite;
+
+/// One `#[tokio::test]` per contract, each calling it with the fixture that
+/// `$open` yields.
+macro_rules! contracts {
+    ($open:expr; $($group:ident :: $contract:ident),* $(,)?) => {
         $(
             // Two workers: the racing contracts race for real on backends
             // with several connections.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $contract() {
-                let (stores, _guard) = $open.await;
-                $crate::conformance::$group::$contract(&stores).await;
+                let (fixture, _guard) = $open.await;
+                $crate::conformance::$group::$contract(&fixture).await;
             }
         )*
     };
 }
-pub(crate) use suite;
+pub(crate) use contracts;

@@ -186,11 +186,13 @@ impl SqliteMetadataStore {
 #[cfg(test)]
 mod conformance {
     mod in_memory {
-        crate::conformance::suite!(async { (crate::testing::memory_stores().await.unwrap(), ()) });
+        crate::conformance::metadata_suite!(async {
+            (crate::testing::memory_stores().await.unwrap(), ())
+        });
     }
 
     mod on_file {
-        crate::conformance::suite!(async {
+        crate::conformance::metadata_suite!(async {
             let dir = tempfile::tempdir().unwrap();
             let stores = crate::testing::file_stores(dir.path()).await.unwrap();
             (stores, dir)

@@ -530,3 +530,76 @@ async fn truncate_wal(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
         tracing::warn!(error = %e, "could not truncate the write-ahead log after wiping secret data");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::secrets::{SealedPayload, SecretRecord, VersionRecord};
+    use crate::testing::file_stores;
+
+    /// Whether `needle` is anywhere in the database's files.
+    fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
+        ["metadata.db", "metadata.db-wal"].iter().any(|name| {
+            std::fs::read(dir.join(name))
+                .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+    }
+
+    #[tokio::test]
+    async fn destroyed_and_deleted_payloads_leave_no_bytes_in_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = file_stores(dir.path()).await.unwrap();
+        stores.metadata.create_project("demo").await.unwrap();
+        let marker = |n: u8| {
+            format!("sealed-bytes-of-version-{n}-")
+                .repeat(4)
+                .into_bytes()
+        };
+        for id in ["destroyed", "deleted"] {
+            stores
+                .secrets
+                .create_secret(&SecretRecord {
+                    project: "demo".into(),
+                    id: id.into(),
+                    labels: Default::default(),
+                    create_time: "2026-01-01T00:00:00Z".into(),
+                })
+                .await
+                .unwrap();
+        }
+        for (n, secret) in [(1, "destroyed"), (2, "deleted")] {
+            let version = VersionRecord {
+                project: "demo".into(),
+                secret: secret.into(),
+                number: 1,
+                state: "ENABLED".into(),
+                create_time: "2026-01-01T00:00:00Z".into(),
+                destroy_time: None,
+            };
+            let sealed = SealedPayload {
+                ciphertext: marker(n),
+                nonce: vec![n; 12],
+                wrapped_key: vec![n; 60],
+                key_id: "k1".into(),
+            };
+            stores
+                .secrets
+                .insert_version(&version, &sealed)
+                .await
+                .unwrap();
+        }
+        assert!(on_disk(dir.path(), &marker(1)) && on_disk(dir.path(), &marker(2)));
+        assert!(stores
+            .secrets
+            .destroy_version("demo", "destroyed", 1, "2026-01-02T00:00:00Z")
+            .await
+            .unwrap());
+        assert!(!on_disk(dir.path(), &marker(1)));
+        assert!(stores
+            .secrets
+            .delete_secret("demo", "deleted")
+            .await
+            .unwrap());
+        assert!(!on_disk(dir.path(), &marker(2)));
+    }
+}
