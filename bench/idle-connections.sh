@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Memory per idle keep-alive connection, entrepot beside distribution on
-# loopback: open BENCH_CONNECTIONS connections that each GET a small manifest
-# once and then sit idle, and compare the server's VmRSS before and after;
-# twice in a row (the second batch shows what the first left behind). Then
+# loopback: open BENCH_CONNECTIONS connections that send nothing, or GET a
+# small manifest once (one after another, or all in flight at once), and
+# BENCH_UPLOAD_CONNECTIONS that each push a BENCH_UPLOAD_KIB blob, then sit
+# idle; compare the server's VmRSS before and after, twice in a row (the
+# second batch shows what the first left behind). Then
 # manifest GET throughput (wrk -t2 -c32, BENCH_SECS), so that a change that
 # saves memory can be seen not to cost speed.
 # Needs: wrk, curl, python3, docker-registry.
 # Usage: bench/idle-connections.sh [--bin PATH]
-#   (BENCH_CONNECTIONS=5000 BENCH_SECS=10 BENCH_ROUNDS=3 to change)
+#   (BENCH_CONNECTIONS=5000 BENCH_UPLOAD_CONNECTIONS=300 BENCH_UPLOAD_KIB=4096
+#    BENCH_SECS=10 BENCH_ROUNDS=3 to change)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COUNT=${BENCH_CONNECTIONS:-5000}
+UPLOADS=${BENCH_UPLOAD_CONNECTIONS:-300}
+UPLOAD_KIB=${BENCH_UPLOAD_KIB:-4096}
 SECS=${BENCH_SECS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 BIN=${BIN:-"$ROOT/target/release/entrepot"}
@@ -70,17 +75,25 @@ stop_servers() {
     wait "$E_PID" "$D_PID" 2>/dev/null || true
 }
 
+# The Authorization header value for pushing to ADDR (distribution: none).
+auth_of() { [ "$1" = "$E_ADDR" ] && echo "Basic $(printf 'admin:%s' "$E_TOKEN" | base64 -w0)" || true; }
+
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# KiB per connection of one batch of COUNT idle connections, and the RSS
-# left once they are closed. PATH `-` sends nothing.
+# KiB per connection of one batch of idle connections, and the RSS left once
+# they are closed. PATH `-` sends nothing; `upload` pushes a blob.
 batch() { # batch ADDR PID PATH [at-once]
-    local before after closed
+    local before after closed n=$COUNT
     # Warm: the request once, so that caches and pools are not counted.
     curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$1$MANIFEST"
     sleep 1
     before=$(rss_kib "$2")
-    coproc HOLD { SCALE_HOLD_AT_ONCE=$([ "${4:-}" = at-once ] && echo 1 || echo 0) $PY hold "$1" "$3" "$COUNT"; }
+    if [ "$3" = upload ]; then
+        n=$UPLOADS
+        coproc HOLD { SCALE_AUTH=$(auth_of "$1") $PY hold-upload "$1" default/bench/app "$n" "$UPLOAD_KIB"; }
+    else
+        coproc HOLD { SCALE_HOLD_AT_ONCE=$([ "${4:-}" = at-once ] && echo 1 || echo 0) $PY hold "$1" "$3" "$n"; }
+    fi
     read -r line <&"${HOLD[0]}"
     [ "$line" = open ] || { echo "bench: holding connections failed" >&2; exit 1; }
     sleep 1
@@ -89,7 +102,7 @@ batch() { # batch ADDR PID PATH [at-once]
     wait "$HOLD_PID"
     sleep 2
     closed=$(rss_kib "$2")
-    python3 -c "print(f'{($after - $before) / $COUNT:.1f} KiB per connection (RSS {$before / 1024:.1f} -> {$after / 1024:.1f} MiB, {$closed / 1024:.1f} MiB once closed)')"
+    python3 -c "print(f'{($after - $before) / $n:.1f} KiB per connection (RSS {$before / 1024:.1f} -> {$after / 1024:.1f} MiB, {$closed / 1024:.1f} MiB once closed)')"
 }
 
 rps() { # rps ADDR
@@ -101,7 +114,8 @@ rps() { # rps ADDR
 
 echo "entrepot $(git -C "$ROOT" rev-parse --short HEAD) vs distribution, $COUNT idle connections, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 n=0
-for case in "silent:-:" "after one request each:$MANIFEST:" "after one request each, all in flight at once:$MANIFEST:at-once"; do
+for case in "silent:-:" "after one request each:$MANIFEST:" "after one request each, all in flight at once:$MANIFEST:at-once" \
+    "after pushing a $UPLOAD_KIB KiB blob each ($UPLOADS connections):upload:"; do
     IFS=: read -r label path mode <<<"$case"
     n=$((n + 1))
     fresh_servers "$n"

@@ -32,6 +32,9 @@ environment variable SCALE_AUTH, never from the command line):
   hold BASE PATH COUNT       open COUNT keep-alive connections, send one GET
                             PATH on each and read its answer, print `open`,
                             keep them until stdin closes, then close them
+  hold-upload BASE NAME COUNT KIB
+                            the same, each connection first pushing a blob of
+                            KIB KiB to NAME (POST, then PUT with the body)
   wrk-parse FILE            print `p50_ms p99_ms rps errors` from wrk output
   report RESULTS            print the markdown tables of a results file
 
@@ -371,6 +374,53 @@ def cmd_hold(base, path, count):
         s.close()
 
 
+def read_head(sock):
+    """Read one HTTP answer; returns (status, head text)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("closed before the answer")
+        data += chunk
+    head = data.decode("latin-1")
+    m = re.search(r"(?im)^content-length:\s*(\d+)", head)
+    length = int(m.group(1)) if m else 0
+    while length > 0:
+        length -= len(sock.recv(length))
+    return int(head.split(" ", 2)[1]), head
+
+
+def cmd_hold_upload(base, name, count, kib):
+    import socket
+    host, port = base.rsplit(":", 1)
+    auth = auth_headers().get("Authorization")
+    auth_line = f"Authorization: {auth}\r\n" if auth else ""
+    blob = os.urandom(int(kib) * 1024)
+    digest = digest_of(blob)
+    socks = []
+    for _ in range(int(count)):
+        s = socket.create_connection((host, int(port)))
+        s.sendall((f"POST /v2/{name}/blobs/uploads/ HTTP/1.1\r\nHost: {base}\r\n{auth_line}"
+                   "Content-Length: 0\r\n\r\n").encode())
+        status, head = read_head(s)
+        m = re.search(r"(?im)^location:\s*(\S+)", head)
+        if status != 202 or not m:
+            fail(f"POST uploads: {status}")
+        loc = urllib.parse.urlsplit(m.group(1))
+        query = (loc.query + "&" if loc.query else "") + "digest=" + urllib.parse.quote(digest)
+        s.sendall((f"PUT {loc.path}?{query} HTTP/1.1\r\nHost: {base}\r\n{auth_line}"
+                   "Content-Type: application/octet-stream\r\n"
+                   f"Content-Length: {len(blob)}\r\n\r\n").encode() + blob)
+        status, _ = read_head(s)
+        if status != 201:
+            fail(f"PUT upload: {status}")
+        socks.append(s)
+    print("open", flush=True)
+    sys.stdin.read()
+    for s in socks:
+        s.close()
+
+
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
@@ -489,7 +539,7 @@ def main(argv):
     commands = {
         "push": (cmd_push, 3), "tags": (cmd_tags, 6), "repos": (cmd_repos, 6),
         "put-rate": (cmd_put_rate, 5), "untag": (cmd_untag, 4), "check-tags": (cmd_check_tags, 3),
-        "admin-pages": (cmd_admin_pages, 2), "hold": (cmd_hold, 3), "wrk-parse": (cmd_wrk_parse, 1),
+        "admin-pages": (cmd_admin_pages, 2), "hold": (cmd_hold, 3), "hold-upload": (cmd_hold_upload, 4), "wrk-parse": (cmd_wrk_parse, 1),
         "report": (cmd_report, 1),
     }
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
