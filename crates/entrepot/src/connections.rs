@@ -41,6 +41,18 @@ pub struct Limits {
 /// connections when the connection limit is checked against the process's.
 const RESERVED_FDS: u64 = 256;
 
+/// How far hyper may grow a connection's read buffer. It also bounds request
+/// heads: hyper answers 431 and closes the connection once an unfinished head
+/// fills it (its allocations round up, so heads of up to about twice this
+/// size may still pass).
+///
+/// hyper's default, about 400 KiB, lets the buffer grow while a body streams
+/// in, and a connection keeps its buffer until it closes: an idle keep-alive
+/// connection that had pushed a few MiB held 90 to 400 KiB. Uploads are as
+/// fast with reads of this size (bench/RESULTS.md), and no client sends a
+/// head anywhere near it.
+const MAX_BUFFER_BYTES: usize = 64 * 1024;
+
 /// How often the "limit reached" warning may repeat.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -159,7 +171,8 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_BUFFER_BYTES);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut closing = false;

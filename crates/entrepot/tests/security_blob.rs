@@ -503,6 +503,27 @@ fn slow_request_heads_and_idle_connections_are_closed() {
     assert!(closed_by_server(&mut slow), "half-sent headers stayed open");
 }
 
+/// A request head larger than a connection's read buffer may grow (64 KiB,
+/// up to twice that as hyper rounds its allocations up) is refused with 431
+/// instead of growing the buffer, which the connection would keep while
+/// idle; hyper's own limit let 500 KiB through. A head of ordinary size, on
+/// a new connection, is served.
+#[test]
+fn request_heads_over_the_buffer_limit_are_refused() {
+    let server = server_with(&[]);
+    let padding = |n: usize| format!("X-Padding: {}\r\n", "a".repeat(n));
+
+    let mut huge = Raw::connect(&server);
+    huge.head("GET", "/healthz", &padding(256 * 1024), Some(0));
+    let answer = read_answer(&mut huge.stream).unwrap();
+    assert_eq!(answer.status, 431, "{answer:?}");
+
+    let mut fine = Raw::connect(&server);
+    fine.head("GET", "/healthz", &padding(16 * 1024), Some(0));
+    let answer = read_answer(&mut fine.stream).unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
 /// With a low connection limit, connections over it are answered 503 and
 /// closed while a client already connected keeps being served, and a freed
 /// slot serves a new client.
