@@ -513,12 +513,12 @@ fn request_heads_over_the_buffer_limit_are_refused() {
     let server = server_with(&[]);
     let padding = |n: usize| format!("X-Padding: {}\r\n", "a".repeat(n));
 
-    let mut huge = Raw::connect(&server);
+    let mut huge = RawConnection::connect(&server);
     huge.head("GET", "/healthz", &padding(256 * 1024), Some(0));
     let answer = read_answer(&mut huge.stream).unwrap();
     assert_eq!(answer.status, 431, "{answer:?}");
 
-    let mut fine = Raw::connect(&server);
+    let mut fine = RawConnection::connect(&server);
     fine.head("GET", "/healthz", &padding(16 * 1024), Some(0));
     let answer = read_answer(&mut fine.stream).unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
