@@ -778,36 +778,7 @@ fn a_token_the_upstream_refuses_is_a_bad_gateway_that_uv_shows() {
     fixtures(&packages);
     let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-token-one")));
     let server = Server::start();
-    let token = work.path().join("token.txt");
-    std::fs::write(&token, "pypi-token-revoked").unwrap();
-    for args in [
-        vec![
-            "secrets".to_owned(),
-            "create".into(),
-            "pypi-token".into(),
-            format!("--data-file={}", token.display()),
-        ],
-        vec![
-            "secrets".into(),
-            "add-iam-policy-binding".into(),
-            "pypi-token".into(),
-            format!(
-                "--member={}",
-                server.get("/v1/projects/default").json::<Value>().unwrap()["serviceAgent"]
-                    .as_str()
-                    .unwrap()
-            ),
-            "--role=roles/secretmanager.secretAccessor".into(),
-        ],
-    ] {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = server.cli(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    server.agent_secret(work.path(), "pypi-token", "pypi-token-revoked");
     server.create_python(
         "up",
         Some(&upstream.index_url()),

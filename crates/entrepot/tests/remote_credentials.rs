@@ -165,26 +165,11 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
     upstream.push(&original, "1", "app:1", Some("bob:basic-secret"));
 
     let server = Entrepot::start();
-    let payload = work.path().join("payload.json");
-    std::fs::write(
-        &payload,
+    server.agent_secret(
+        work.path(),
+        "basic",
         r#"{"username": "bob", "accessToken": "basic-secret"}"#,
-    )
-    .unwrap();
-    server.cli_ok(&[
-        "secrets",
-        "create",
-        "basic",
-        &format!("--data-file={}", payload.display()),
-    ]);
-    let agent = server.service_agent();
-    server.cli_ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "basic",
-        &format!("--member={agent}"),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
+    );
     server.cli_ok(&["access-policy", "allow", &upstream.addr]);
     server.cli_ok(&[
         "repositories",
@@ -240,22 +225,7 @@ fn credentials_the_upstream_refuses_are_a_bad_gateway_naming_the_upstream() {
 
     // The stored token is not the one the upstream takes.
     let server = Server::start();
-    let token = work.path().join("token.txt");
-    std::fs::write(&token, "a-revoked-token").unwrap();
-    server.cli_ok(&[
-        "secrets",
-        "create",
-        "stale",
-        &format!("--data-file={}", token.display()),
-    ]);
-    let agent = server.service_agent();
-    server.cli_ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "stale",
-        &format!("--member={agent}"),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
+    server.agent_secret(work.path(), "stale", "a-revoked-token");
     server.cli_ok(&["access-policy", "allow", &upstream.addr]);
     server.cli_ok(&[
         "repositories",

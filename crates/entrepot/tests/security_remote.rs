@@ -180,27 +180,6 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     assert_eq!(own.bytes().unwrap().as_ref(), bytes.as_slice());
 }
 
-/// Store `password` as a secret the service agent of project default reads.
-fn agent_secret(server: &Entrepot, dir: &Path, id: &str, password: &str) -> String {
-    let file = dir.join(format!("{id}.txt"));
-    std::fs::write(&file, password).unwrap();
-    server.cli_ok(&[
-        "secrets",
-        "create",
-        id,
-        &format!("--data-file={}", file.display()),
-    ]);
-    let agent = server.service_agent();
-    server.cli_ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        id,
-        &format!("--member={agent}"),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
-    format!("projects/default/secrets/{id}/versions/1")
-}
-
 #[test]
 fn credentials_never_follow_a_redirect_targets_challenge() {
     let work = tempfile::tempdir().unwrap();
@@ -269,7 +248,7 @@ fn credentials_never_follow_a_redirect_targets_challenge() {
     for host in [&cdn.addr, &realm.addr] {
         server.allow_upstream(host);
     }
-    let version = agent_secret(&server, work.path(), "upstream-pass", password);
+    let version = server.agent_secret(work.path(), "upstream-pass", password);
     server.create_remote_docker_in(
         "default",
         "up",

@@ -66,6 +66,29 @@ impl Entrepot {
         out.stdout
     }
 
+    /// Store `payload` (written to `dir/{id}.txt`) as the secret `id` of
+    /// project default, readable by the project's service agent, through the
+    /// CLI as a user would; the name of its first version.
+    pub fn agent_secret(&self, dir: &std::path::Path, id: &str, payload: &str) -> String {
+        let file = dir.join(format!("{id}.txt"));
+        std::fs::write(&file, payload).unwrap();
+        self.cli_ok(&[
+            "secrets",
+            "create",
+            id,
+            &format!("--data-file={}", file.display()),
+        ]);
+        let agent = self.service_agent();
+        self.cli_ok(&[
+            "secrets",
+            "add-iam-policy-binding",
+            id,
+            &format!("--member={agent}"),
+            "--role=roles/secretmanager.secretAccessor",
+        ]);
+        format!("projects/default/secrets/{id}/versions/1")
+    }
+
     /// Run the CLI as the admin and insist it fails; its stderr.
     pub fn cli_err(&self, args: &[&str]) -> String {
         let out = self.cli(args);
