@@ -16,7 +16,7 @@
 # A binary without pagination answers every call with the whole listing: its
 # walk is one call.
 # Needs: curl, python3, and the release binary (built if missing:
-#   flock /tmp/entrepot-cargo.lock cargo build --release --locked -p entrepot).
+#   cargo build --release --locked -p entrepot).
 # Usage: BIN_BEFORE=/path/to/old/entrepot bench/admin-list.sh
 #   (BENCH_REPOS=10000 BENCH_ROUNDS=5 BENCH_CALLS=5 to change)
 set -euo pipefail
@@ -32,15 +32,10 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
+require_tools curl python3
 
 AFTER=${BIN:-"$ROOT/target/release/entrepot"}
-if [ ! -x "$AFTER" ]; then
-    echo "== building entrepot (release)" >&2
-    (cd "$ROOT" && flock /tmp/entrepot-cargo.lock cargo build --release --locked --quiet -p entrepot)
-fi
+build_release_if_missing "$AFTER"
 NAMES=(after)
 BINS=("$AFTER")
 if [ -n "${BIN_BEFORE:-}" ]; then

@@ -30,15 +30,10 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in wrk curl skopeo python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
+require_tools wrk curl skopeo python3
 
 AFTER_BIN=${BIN:-"$ROOT/target/release/entrepot"}
-if [ ! -x "$AFTER_BIN" ]; then
-    echo "== building entrepot (release)" >&2
-    (cd "$ROOT" && flock /tmp/entrepot-cargo.lock cargo build --release --locked --quiet -p entrepot)
-fi
+build_release_if_missing "$AFTER_BIN"
 NAMES=(after)
 BINS=("$AFTER_BIN")
 if [ -n "${BENCH_BEFORE_BIN:-}" ]; then

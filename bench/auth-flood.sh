@@ -9,7 +9,7 @@
 #      a normal request with the token (and of an anonymous one);
 #   4. print the baseline and peak RSS (VmHWM), the latencies, and what wrk saw.
 # Needs: wrk, curl, python3, and the release binary (built if missing:
-#   flock /tmp/entrepot-cargo.lock cargo build --release -p entrepot).
+#   cargo build --release -p entrepot).
 # Usage: bench/auth-flood.sh   (BENCH_CONNECTIONS=200 BENCH_SECS=60 to change)
 set -euo pipefail
 
@@ -23,15 +23,10 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in wrk curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
+require_tools wrk curl python3
 
 BIN=${BIN:-"$ROOT/target/release/entrepot"}
-if [ ! -x "$BIN" ]; then
-    echo "== building entrepot (release)" >&2
-    (cd "$ROOT" && flock /tmp/entrepot-cargo.lock cargo build --release --locked --quiet -p entrepot)
-fi
+build_release_if_missing "$BIN"
 
 echo "== starting entrepot on loopback" >&2
 launch_entrepot "$WORK/entrepot-data"

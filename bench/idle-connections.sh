@@ -26,7 +26,7 @@ PIDS=()
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
-require_tools wrk curl python3
+require_tools wrk curl python3 docker-registry
 PY="python3 $ROOT/bench/scale.py"
 [ -x "$BIN" ] || { echo "bench: $BIN is missing (cargo build --release -p entrepot)" >&2; exit 1; }
 # The client needs a descriptor per connection too.
@@ -44,27 +44,8 @@ fresh_servers() { # fresh_servers N
     ecli repositories create bench --repository-format=docker >/dev/null 2>&1
     ecli repositories add-iam-policy-binding bench \
         --member=allUsers --role=roles/artifactregistry.reader >/dev/null 2>&1
-    local port
-    port=$(free_port)
-    cat >"$WORK/registry-$1.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $WORK/registry-data-$1
-http:
-  addr: 127.0.0.1:$port
-YAML
-    /usr/bin/docker-registry serve "$WORK/registry-$1.yml" >"$WORK/registry-$1.log" 2>&1 &
-    D_PID=$!
-    PIDS+=("$D_PID")
-    D="127.0.0.1:$port"
-    wait_http "http://$D/v2/"
+    launch_distribution "registry-$1" "$WORK/registry-data-$1"
+    D="$D_ADDR"
     SCALE_AUTH="Basic $(printf 'admin:%s' "$E_TOKEN" | base64 -w0)" \
         $PY push "$E_ADDR" default/bench/app "$WORK/manifest.json"
     $PY push "$D" default/bench/app "$WORK/manifest.json"

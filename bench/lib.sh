@@ -8,12 +8,24 @@ cleanup() {
     rm -rf "$WORK"
 }
 
-# Fail early, naming the tool, when one is missing.
+# Fail early, naming the tool, when one is missing. `docker-registry` means
+# Debian's /usr/bin/docker-registry (the CNCF distribution registry).
 require_tools() {
     for tool in "$@"; do
-        command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+        if [ "$tool" = docker-registry ]; then
+            [ -x /usr/bin/docker-registry ] || { echo "bench: /usr/bin/docker-registry is missing (apt-get install -y docker-registry)" >&2; exit 1; }
+        else
+            command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+        fi
     done
-    [ -x /usr/bin/docker-registry ] || { echo "bench: /usr/bin/docker-registry is missing (apt-get install -y docker-registry)" >&2; exit 1; }
+}
+
+# Build this checkout's release binary of entrepot if FILE (a path to a
+# binary) does not exist yet.
+build_release_if_missing() { # build_release_if_missing FILE
+    [ -x "$1" ] && return 0
+    echo "== building entrepot (release)" >&2
+    (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo build --release --locked --quiet -p entrepot)
 }
 
 # A free loopback port.
@@ -50,6 +62,38 @@ launch_entrepot() { # launch_entrepot DIR
     fi
     wait_http "http://$E_ADDR/v2/"
     E_TOKEN=$(cat "$1/bootstrap-admin-token")
+}
+
+# Start Debian's docker-registry (the CNCF distribution registry) on a free
+# loopback port, quiet (errors only, no access log), with deletes enabled and
+# its storage in DATA; AUTH is more configuration (an `auth:` section). Its
+# configuration and log are $WORK/NAME.yml and $WORK/NAME.log. Sets D_ADDR
+# (host:port) and D_PID.
+launch_distribution() { # launch_distribution NAME DATA [AUTH]
+    local port
+    port=$(free_port)
+    cat >"$WORK/$1.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $2
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+${3:-}
+YAML
+    /usr/bin/docker-registry serve "$WORK/$1.yml" >"$WORK/$1.log" 2>&1 &
+    D_PID=$!
+    PIDS+=("$D_PID")
+    D_ADDR="127.0.0.1:$port"
+    wait_http "http://$D_ADDR/v2/"
 }
 
 # The entrepot CLI, as the bootstrap admin of the server launch_entrepot started.

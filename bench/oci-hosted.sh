@@ -18,7 +18,7 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-require_tools cargo skopeo wrk curl python3
+require_tools cargo skopeo wrk curl python3 docker-registry
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)
@@ -32,28 +32,7 @@ ecli repositories create bench --repository-format=docker >/dev/null
 ecli repositories add-iam-policy-binding bench \
     --member=allUsers --role=roles/artifactregistry.reader >/dev/null
 
-D_PORT=$(free_port)
-cat >"$WORK/registry.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $WORK/registry-data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$D_PORT
-YAML
-/usr/bin/docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-D_PID=$!
-PIDS+=("$D_PID")
-D_ADDR="127.0.0.1:$D_PORT"
-wait_http "http://$D_ADDR/v2/"
+launch_distribution registry "$WORK/registry-data"
 
 echo "== building a ${BLOB_MIB} MiB image" >&2
 python3 - "$WORK/layout" "$BLOB_MIB" <<'PY'

@@ -20,7 +20,7 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-require_tools cargo skopeo curl python3
+require_tools cargo skopeo curl python3 docker-registry
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)

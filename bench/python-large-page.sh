@@ -20,9 +20,7 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in cargo curl python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
+require_tools cargo curl python3
 
 echo "== building entrepot (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)

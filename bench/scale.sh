@@ -65,15 +65,12 @@ PIDS=()
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
-require_tools wrk curl python3 htpasswd
+require_tools wrk curl python3 htpasswd docker-registry
 PY="python3 $ROOT/bench/scale.py"
 LUA="$ROOT/bench/scale-tags.lua"
 
 BIN=${BIN:-"$ROOT/target/release/entrepot"}
-if [ ! -x "$BIN" ]; then
-    echo "== building entrepot (release)" >&2
-    (cd "$ROOT" && CARGO_INCREMENTAL=0 flock /tmp/entrepot-cargo.lock cargo build --release --locked --quiet -p entrepot)
-fi
+build_release_if_missing "$BIN"
 started=$SECONDS
 
 echo "== starting entrepot and distribution on loopback" >&2
@@ -93,38 +90,14 @@ E_BASIC="Basic $(printf 'admin:%s' "$PAT" | base64 -w0)"
 # takes the writes), and with htpasswd (bcrypt, htpasswd's default cost).
 htpasswd -Bbn bench bench-password >"$WORK/htpasswd" 2>/dev/null
 D_BASIC="Basic $(printf 'bench:bench-password' | base64 -w0)"
-start_distribution() { # start_distribution NAME PORT [auth yaml]
-    cat >"$WORK/$1.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $WORK/registry-data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$2
-$3
-YAML
-    /usr/bin/docker-registry serve "$WORK/$1.yml" >"$WORK/$1.log" 2>&1 &
-    PIDS+=("$!")
-    wait_http "http://127.0.0.1:$2/v2/"
-}
-D_PORT=$(free_port)
-start_distribution distribution "$D_PORT" ""
-D_PID=${PIDS[-1]}
-D="127.0.0.1:$D_PORT"
-DA_PORT=$(free_port)
-start_distribution distribution-auth "$DA_PORT" "auth:
+launch_distribution distribution "$WORK/registry-data"
+D="$D_ADDR"
+D_ANON_PID=$D_PID
+launch_distribution distribution-auth "$WORK/registry-data" "auth:
   htpasswd:
     realm: bench
     path: $WORK/htpasswd"
-DA="127.0.0.1:$DA_PORT"
+DA="$D_ADDR"
 
 echo "== pushing the image" >&2
 SCALE_AUTH="$E_BASIC" $PY push "$E" default/bench/app "$WORK/manifest.json"
@@ -182,7 +155,7 @@ bearer() {
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 record_rss() { # record_rss MEASURE SIZE
     record "$1" "$2" entrepot "\"rps\":$(rss_mib "$E_PID")"
-    record "$1" "$2" distribution "\"rps\":$(rss_mib "$D_PID")"
+    record "$1" "$2" distribution "\"rps\":$(rss_mib "$D_ANON_PID")"
 }
 
 # One round of the read measures at SIZE tags; ORDER says who goes first.

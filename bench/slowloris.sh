@@ -25,16 +25,10 @@ PIDS=()
 source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
-for tool in cargo python3 curl; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
-done
+require_tools cargo python3 curl
 
 echo "== building entrepot (release)" >&2
-if command -v flock >/dev/null; then
-    (cd "$ROOT" && flock /tmp/entrepot-cargo.lock cargo build --release --locked --quiet)
-else
-    (cd "$ROOT" && cargo build --release --locked --quiet)
-fi
+(cd "$ROOT" && cargo build --release --locked --quiet)
 BIN="$ROOT/target/release/entrepot"
 
 cat >"$WORK/flood.py" <<'PY'
