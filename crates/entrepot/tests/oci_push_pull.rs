@@ -153,12 +153,7 @@ fn podman_pulls_an_image_pushed_with_skopeo() {
     let image = format!("{}/default/images/app:1.0", server.addr);
     let mut pull = podman.command();
     pull.args(["pull", "--tls-verify=false", "--quiet"]);
-    if let Some(token) = &server.token {
-        pull.arg(format!(
-            "--creds={}:{token}",
-            server.username.as_deref().unwrap_or("oauth2accesstoken")
-        ));
-    }
+    pull.arg(format!("--creds={}", server.creds()));
     let output = pull.arg(&image).output().unwrap();
     assert!(
         output.status.success(),

@@ -543,13 +543,10 @@ fn concurrent_downloads_of_an_uncached_file_ask_the_upstream_once() {
     let clients: Vec<_> = (0..6)
         .map(|i| {
             let url = url.clone();
-            let token = server.token.clone();
+            let token = server.admin_token.clone();
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let mut request = client.get(&url);
-                if let Some(token) = token {
-                    request = request.bearer_auth(token);
-                }
+                let mut request = client.get(&url).bearer_auth(token);
                 if i % 2 == 1 {
                     request = request.header("Range", "bytes=1000-1999");
                 }

@@ -104,10 +104,7 @@ fn skopeo_list_tags_follows_the_link_headers() {
     require_tool("skopeo", "skopeo");
     let output = Command::new("skopeo")
         .args(["list-tags", "--tls-verify=false"])
-        .arg(format!(
-            "--creds=admin:{}",
-            server.token.as_deref().unwrap().trim()
-        ))
+        .arg(format!("--creds=admin:{}", server.admin_token.trim()))
         .arg(server.docker_ref(APP))
         .output()
         .unwrap();
@@ -190,7 +187,7 @@ fn deleting_a_large_repository_neither_stalls_basic_pulls_nor_leaves_a_large_wal
     });
 
     // A client with Basic credentials (an access token), as docker login leaves.
-    let token = server.token.clone().unwrap();
+    let token = server.admin_token.clone();
     let basic = reqwest::blocking::Client::new();
     let pull = || {
         let manifest = basic

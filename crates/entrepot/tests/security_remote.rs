@@ -120,7 +120,7 @@ fn a_remote_python_repository_never_serves_another_projects_file_by_sha256() {
     let out = twine_upload(
         &format!("{}/pypi/default/private/legacy/", server.base),
         "__token__",
-        server.token.as_deref().unwrap_or("unused"),
+        &server.admin_token,
         &[&wheel],
     );
     assert!(out.status.success(), "twine upload: {}", text(&out));
@@ -565,7 +565,7 @@ fn wheels_with_bad_tags_or_oversized_metadata_are_refused() {
 /// error output.
 fn skopeo_inspect_error(server: &Server, image: &str) -> String {
     require_tool("skopeo", "skopeo");
-    let token = server.token.clone().unwrap();
+    let token = server.admin_token.clone();
     let output = std::process::Command::new("skopeo")
         .args(["--insecure-policy", "inspect", "--tls-verify=false"])
         .arg(format!("--creds=admin:{}", token.trim()))
@@ -650,7 +650,7 @@ fn an_upstream_rate_limit_reaches_docker_and_python_clients_with_its_retry_after
     );
     let index = format!(
         "http://__token__:{}@{}/pypi/default/index/simple/",
-        server.token.clone().unwrap().trim(),
+        server.admin_token.trim(),
         server.addr
     );
     pip_install_retrying(&index, &work.path().join("t"), "limited-two");

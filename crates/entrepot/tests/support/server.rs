@@ -150,8 +150,6 @@ impl EntrepotBuilder {
             data_dir,
             log,
             dir,
-            token: Some(admin_token.clone()),
-            username: Some("admin".to_owned()),
             admin_token,
             http: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -234,10 +232,6 @@ pub struct Entrepot {
     pub dir: tempfile::TempDir,
     /// The bootstrap admin's token.
     pub admin_token: String,
-    /// The token the helpers send (the admin's).
-    pub token: Option<String>,
-    /// The user name the skopeo and podman helpers send with [`Self::token`].
-    pub username: Option<String>,
     pub(super) http: Client,
     stdout: SharedStdout,
     settings: Settings,

@@ -46,13 +46,9 @@ impl Entrepot {
         format!("docker://{}/{image}", self.addr)
     }
 
-    /// `USER:TOKEN` of the credentials the helpers send.
+    /// `USER:TOKEN` of the credentials the helpers send: the admin's.
     pub fn creds(&self) -> String {
-        format!(
-            "{}:{}",
-            self.username.as_deref().unwrap_or("oauth2accesstoken"),
-            self.token.as_deref().unwrap_or(&self.admin_token)
-        )
+        format!("admin:{}", self.admin_token)
     }
 
     /// The skopeo auth file of this test (never the user's own).
