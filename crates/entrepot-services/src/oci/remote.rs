@@ -235,7 +235,10 @@ impl RemoteOci {
             path: path.clone(),
             reference: reference.clone(),
         };
-        let _guard = self.remote.lock(format!("{path}:{reference}")).await;
+        let _guard = self
+            .remote
+            .lock(&target, &format!("{path}:{reference}"))
+            .await;
         let served = async {
             let tag = match reference {
                 Reference::Tag(tag) => tag,

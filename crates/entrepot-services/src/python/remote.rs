@@ -180,13 +180,7 @@ impl RemotePython {
         name: &str,
     ) -> Result<(Url, CachedIndexPage, Freshness, Option<Parsed>, Stored), PythonError> {
         let url = page_url(target, name)?;
-        let guard = self
-            .remote
-            .lock(format!(
-                "{}/{}/{name}",
-                target.ids.project, target.ids.repository
-            ))
-            .await;
+        let guard = self.remote.lock(&target.remote, name).await;
         let gate = self.remote.gate(target).await?;
         let cached = self
             .store

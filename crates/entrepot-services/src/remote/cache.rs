@@ -187,10 +187,14 @@ impl<F: RemoteFormat> RemoteCache<F> {
         Ok(gate)
     }
 
-    /// Hold `key` (one decision about a mutable document at a time) until the
-    /// guard is dropped.
-    pub async fn lock(&self, key: String) -> OwnedMutexGuard<()> {
-        self.locks.lock(key).await
+    /// Hold the document `document` of the target's repository (one decision
+    /// about a mutable document at a time) until the guard is dropped. The
+    /// key is scoped by the repository here, so two repositories never wait
+    /// on each other, whatever a format names its documents.
+    pub async fn lock<U>(&self, target: &Target<U>, document: &str) -> OwnedMutexGuard<()> {
+        self.locks
+            .lock(format!("{}\n{document}", target.repository))
+            .await
     }
 
     /// Send a request to the target's upstream (or a host its documents
