@@ -337,13 +337,13 @@ mod tests {
     use super::*;
     use crate::repositories::{NewRepository, RepositoryService};
     use entrepot_domain::RepositoryName;
-    use entrepot_storage::{ObjectBlobStore, SqliteMetadataStore};
+    use entrepot_storage::testing::memory_stores;
+    use entrepot_storage::ObjectBlobStore;
     use futures::StreamExt;
 
     async fn registry() -> (OciRepositories, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetadataStore> =
-            Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        let meta = memory_stores().await.unwrap().metadata;
         meta.create_project("default").await.unwrap();
         RepositoryService::new(meta.clone())
             .create(

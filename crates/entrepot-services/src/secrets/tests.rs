@@ -3,7 +3,7 @@
 use super::*;
 use crate::access::{AllowAll, Credentials};
 use async_trait::async_trait;
-use entrepot_storage::SqliteMetadataStore;
+use entrepot_storage::testing::{file_stores, memory_stores};
 
 /// Allows everything except payload access by `user:mallory@example.com`.
 struct DenyMallory;
@@ -31,16 +31,15 @@ impl AccessControl for DenyMallory {
     }
 }
 
-async fn service(access: Arc<dyn AccessControl>) -> (SecretService, Arc<SqliteMetadataStore>) {
-    let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-    store.create_project("demo").await.unwrap();
-    let svc = SecretService::new(
-        store.clone(),
-        store.clone(),
+async fn service(access: Arc<dyn AccessControl>) -> SecretService {
+    let stores = memory_stores().await.unwrap();
+    stores.metadata.create_project("demo").await.unwrap();
+    SecretService::new(
+        stores.secrets,
+        stores.metadata,
         Arc::new(MemoryKeyRing::generate()),
         access,
-    );
-    (svc, store)
+    )
 }
 
 fn payload(s: &str) -> SecretPayload {
@@ -55,7 +54,7 @@ fn vname(s: &str) -> SecretVersionName {
 
 #[tokio::test]
 async fn latest_follows_enabled_versions_and_destroy_is_final() {
-    let (svc, _) = service(Arc::new(AllowAll)).await;
+    let svc = service(Arc::new(AllowAll)).await;
     let alice = Principal::User("alice@example.com".into());
     let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
     let (_, v1) = svc
@@ -109,7 +108,7 @@ async fn latest_follows_enabled_versions_and_destroy_is_final() {
 
 #[tokio::test]
 async fn every_access_attempt_is_audited() {
-    let (svc, _) = service(Arc::new(DenyMallory)).await;
+    let svc = service(Arc::new(DenyMallory)).await;
     let alice = Principal::User("alice@example.com".into());
     let mallory = Principal::User("mallory@example.com".into());
     let agent = Principal::ServiceAccount("service-1@entrepot.local".into());
@@ -219,15 +218,11 @@ async fn every_access_attempt_is_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_adds_get_distinct_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteMetadataStore::open(&dir.path().join("metadata.db"))
-            .await
-            .unwrap(),
-    );
-    store.create_project("demo").await.unwrap();
+    let stores = file_stores(dir.path()).await.unwrap();
+    stores.metadata.create_project("demo").await.unwrap();
     let svc = SecretService::new(
-        store.clone(),
-        store.clone(),
+        stores.secrets,
+        stores.metadata,
         Arc::new(MemoryKeyRing::generate()),
         Arc::new(AllowAll),
     );
@@ -285,13 +280,14 @@ fn secret_bearing_types_redact_themselves_in_debug() {
 
 #[tokio::test]
 async fn rewrap_moves_every_data_key_to_the_new_primary() {
-    let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
-    store.create_project("demo").await.unwrap();
+    let stores = memory_stores().await.unwrap();
+    stores.metadata.create_project("demo").await.unwrap();
+    let store = stores.secrets.clone();
     let dir = tempfile::tempdir().unwrap();
     let ring = Arc::new(FileKeyRing::open_or_create(&dir.path().join("master.key")).unwrap());
     let svc = SecretService::new(
-        store.clone(),
-        store.clone(),
+        stores.secrets,
+        stores.metadata,
         ring.clone(),
         Arc::new(AllowAll),
     );
@@ -345,7 +341,7 @@ async fn rewrap_moves_every_data_key_to_the_new_primary() {
 
 #[tokio::test]
 async fn errors_name_the_resource_and_never_the_payload() {
-    let (svc, _) = service(Arc::new(AllowAll)).await;
+    let svc = service(Arc::new(AllowAll)).await;
     let p = Principal::Anonymous;
     let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
     svc.create(&p, &name, Labels::default(), Some(payload("pa55word")))
@@ -386,7 +382,7 @@ async fn errors_name_the_resource_and_never_the_payload() {
 #[tokio::test]
 async fn refused_unauthenticated_attempts_get_one_row_per_minute_of_the_clock() {
     let clock = Arc::new(crate::clock::ManualClock::at(1_700_000_000));
-    let (svc, _) = service(Arc::new(AllowAll)).await;
+    let svc = service(Arc::new(AllowAll)).await;
     let svc = svc.with_clock(clock.clone());
     let admin = Principal::User("alice@example.com".into());
     let project: ProjectId = "demo".parse().unwrap();
