@@ -2,6 +2,7 @@
 //! blobs.
 
 use async_trait::async_trait;
+use entrepot_domain::iam::Policy;
 use entrepot_domain::{Digest, Repository};
 
 /// Errors of the metadata store.
@@ -107,6 +108,15 @@ pub struct UploadRecord {
 pub trait MetadataStore: Send + Sync + 'static {
     /// Create a project; `AlreadyExists` if it does.
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError>;
+    /// Create a project and, in the same transaction, make `policy` the IAM
+    /// policy of `projects/{id}` (replacing whatever was stored under that
+    /// name). All or nothing: `AlreadyExists`, and no policy written, if the
+    /// project exists.
+    async fn create_project_with_policy(
+        &self,
+        id: &str,
+        policy: &Policy,
+    ) -> Result<ProjectRecord, StoreError>;
     /// Look a project up.
     async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError>;
     /// Projects by id, those after `after` (all with `None`), at most `limit`:
@@ -147,6 +157,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Delete a repository with its manifests, tags, links and uploads; false if absent.
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+    /// Delete a repository as [`Self::delete_repository`] does and, in the
+    /// transaction that removes the repository itself, its IAM policy (the
+    /// one named `projects/{project}/repositories/{id}`), so that a new
+    /// repository of the same name never inherits its grants. False, and the
+    /// policy left as it was, if the repository is absent.
+    async fn delete_repository_with_policy(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Record a committed blob (idempotent) and link it to an image.
     async fn link_blob(

@@ -16,6 +16,7 @@ pub(crate) mod iam;
 pub(crate) mod metadata;
 pub(crate) mod python;
 pub(crate) mod secrets;
+pub(crate) mod workflows;
 
 /// Walk a keyset listing in pages of `size`: `page(after, n)` reads page `n`
 /// (from 0) after the key `after` and returns the keys on it. Returns every
@@ -94,6 +95,8 @@ macro_rules! metadata_suite {
             access_policy::access_policy_is_a_compare_and_swap_on_the_etag,
             access_policy::racing_first_policies_let_one_win,
             access_policy::tag_checks_are_kept_per_tag,
+            workflows::deleting_a_repository_takes_its_policy_or_nothing,
+            workflows::creating_a_project_with_its_policy_is_all_or_nothing,
         );
     };
 }

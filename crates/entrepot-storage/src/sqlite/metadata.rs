@@ -2,6 +2,7 @@
 //! blob links and upload sessions.
 
 use async_trait::async_trait;
+use entrepot_domain::iam::Policy;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Digest, Repository};
 use sqlx::sqlite::SqlitePool;
@@ -130,27 +131,15 @@ async fn existing(
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError> {
-        let create_time = now_rfc3339();
-        // Project numbers look like the managed registries' ones: 12 digits.
-        let number: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
-                .fetch_one(&self.pool)
-                .await?;
-        match sqlx::query("INSERT INTO projects (id, number, create_time) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(number)
-            .bind(&create_time)
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => Ok(ProjectRecord {
-                id: id.to_owned(),
-                number,
-                create_time,
-            }),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(e.into()),
-        }
+        self.insert_project(id, None).await
+    }
+
+    async fn create_project_with_policy(
+        &self,
+        id: &str,
+        policy: &Policy,
+    ) -> Result<ProjectRecord, StoreError> {
+        self.insert_project(id, Some(policy)).await
     }
 
     async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError> {
@@ -280,45 +269,15 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
-        // The content goes in bounded transactions first, so that deleting a
-        // repository of many tags never holds the single writer for long;
-        // the repository stays visible (with less and less content) until the
-        // last transaction removes what remains together with it.
-        for table in REPOSITORY_TABLES {
-            loop {
-                let done = sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE rowid IN
-                     (SELECT rowid FROM {table} WHERE project = ? AND repository = ? LIMIT ?)"
-                ))
-                .bind(project)
-                .bind(id)
-                .bind(DELETE_BATCH_ROWS as i64)
-                .execute(&self.pool)
-                .await?;
-                if done.rows_affected() < DELETE_BATCH_ROWS {
-                    break;
-                }
-            }
-        }
-        let mut tx = self.pool.begin().await?;
-        // Whatever a concurrent push added meanwhile.
-        for table in REPOSITORY_TABLES {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE project = ? AND repository = ?"
-            ))
-            .bind(project)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let done = sqlx::query("DELETE FROM repositories WHERE project = ? AND id = ?")
-            .bind(project)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.cache.forget_repository(project, id);
-        Ok(done.rows_affected() == 1)
+        self.remove_repository(project, id, false).await
+    }
+
+    async fn delete_repository_with_policy(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        self.remove_repository(project, id, true).await
     }
 
     async fn link_blob(
@@ -723,5 +682,126 @@ impl MetadataStore for SqliteMetadataStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(upload_from_row).collect()
+    }
+}
+
+impl SqliteMetadataStore {
+    /// Insert a project and, with `policy`, its IAM policy, in one
+    /// transaction. The policy is written first, so that a project that
+    /// exists already rolls the policy write back.
+    async fn insert_project(
+        &self,
+        id: &str,
+        policy: Option<&Policy>,
+    ) -> Result<ProjectRecord, StoreError> {
+        let create_time = now_rfc3339();
+        let resource = format!("projects/{id}");
+        let mut tx = self.pool.begin().await?;
+        if let Some(policy) = policy {
+            let bindings = serde_json::to_string(&policy.bindings)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO iam_policies (resource, bindings, etag, update_time) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (resource) DO UPDATE SET bindings = excluded.bindings, etag = excluded.etag, \
+                 update_time = excluded.update_time",
+            )
+            .bind(&resource)
+            .bind(&bindings)
+            .bind(&policy.etag)
+            .bind(&create_time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Project numbers look like the managed registries' ones: 12 digits.
+        let number: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
+                .fetch_one(&mut *tx)
+                .await?;
+        let inserted =
+            sqlx::query("INSERT INTO projects (id, number, create_time) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(number)
+                .bind(&create_time)
+                .execute(&mut *tx)
+                .await;
+        let result = match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(ProjectRecord {
+                    id: id.to_owned(),
+                    number,
+                    create_time,
+                })
+            }
+            // Dropping the transaction rolls the policy write back.
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(e.into()),
+        };
+        if policy.is_some() {
+            self.cache.forget_policy(&resource);
+        }
+        result
+    }
+
+    /// Delete a repository, its content and, with `with_policy`, its IAM
+    /// policy.
+    async fn remove_repository(
+        &self,
+        project: &str,
+        id: &str,
+        with_policy: bool,
+    ) -> Result<bool, StoreError> {
+        // The content goes in bounded transactions first, so that deleting a
+        // repository of many tags never holds the single writer for long;
+        // the repository stays visible (with less and less content) until the
+        // last transaction removes what remains together with it.
+        for table in REPOSITORY_TABLES {
+            loop {
+                let done = sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE rowid IN
+                     (SELECT rowid FROM {table} WHERE project = ? AND repository = ? LIMIT ?)"
+                ))
+                .bind(project)
+                .bind(id)
+                .bind(DELETE_BATCH_ROWS as i64)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() < DELETE_BATCH_ROWS {
+                    break;
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        // Whatever a concurrent push added meanwhile.
+        for table in REPOSITORY_TABLES {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE project = ? AND repository = ?"
+            ))
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM repositories WHERE project = ? AND id = ?")
+            .bind(project)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = done.rows_affected() == 1;
+        // Only a repository that was there takes its policy along; a failure
+        // here drops the transaction, and the repository stays too.
+        let resource = format!("projects/{project}/repositories/{id}");
+        if with_policy && deleted {
+            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+                .bind(&resource)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.cache.forget_repository(project, id);
+        if with_policy {
+            self.cache.forget_policy(&resource);
+        }
+        Ok(deleted)
     }
 }
