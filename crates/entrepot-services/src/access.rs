@@ -186,3 +186,32 @@ impl AccessControl for AllowAll {
         Ok(())
     }
 }
+
+/// Refuses everyone: what a service that authorizes its callers uses until
+/// it is given the registry's access control, so that forgetting to wire
+/// one fails closed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DenyAll;
+
+#[async_trait]
+impl AccessControl for DenyAll {
+    async fn authenticate(
+        &self,
+        _credentials: Option<&Credentials>,
+    ) -> Result<Principal, AuthError> {
+        Ok(Principal::Anonymous)
+    }
+
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        permission: Permission,
+        resource: &Resource,
+    ) -> Result<(), AuthError> {
+        Err(AuthError::Denied {
+            principal: principal.to_string(),
+            permission: permission.as_str(),
+            resource: resource.to_string(),
+        })
+    }
+}

@@ -16,7 +16,7 @@ use entrepot_upstream::{HopCheck, HopDenied};
 use serde::Serialize;
 use url::Url;
 
-use crate::access::Principal;
+use crate::access::{AccessControl, AuthError, DenyAll, Permission, Principal, Resource};
 use crate::clock::now_rfc3339;
 use crate::metrics::Metrics;
 
@@ -32,6 +32,9 @@ const ATTEMPTS: usize = 5;
 /// Why reading or changing the policy failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessPolicyServiceError {
+    /// The caller may not read or change the policy.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The requested policy is not acceptable; the message says why.
     #[error(transparent)]
     Invalid(#[from] AccessPolicyError),
@@ -137,6 +140,32 @@ pub struct AccessPolicyService {
     metrics: Arc<Metrics>,
     audit: Arc<dyn AccessPolicyAuditLog>,
     cache: Mutex<Option<Cached>>,
+    access: Arc<dyn AccessControl>,
+}
+
+/// An edit of the policy, applied to the current one.
+pub type PolicyEdit = Box<dyn Fn(&mut AccessPolicy) -> Result<(), AccessPolicyError> + Send + Sync>;
+
+/// A change a caller asks for: the etag it read (if any) and the edit to
+/// apply to the current policy.
+pub struct PolicyChange {
+    /// The etag the caller read; a stale one refuses the change.
+    pub etag: Option<String>,
+    /// Applied to the current policy (again, on a race without an etag).
+    pub edit: PolicyEdit,
+}
+
+impl PolicyChange {
+    /// Replace the whole policy with `policy`.
+    pub fn replace(policy: AccessPolicy, etag: Option<String>) -> Self {
+        Self {
+            etag,
+            edit: Box::new(move |p| {
+                *p = policy.clone();
+                Ok(())
+            }),
+        }
+    }
 }
 
 /// The message a client sees when a hop was refused.
@@ -158,7 +187,55 @@ impl AccessPolicyService {
             metrics,
             audit: Arc::new(TracingAuditOnly),
             cache: Mutex::new(None),
+            access: Arc::new(DenyAll),
         }
+    }
+
+    /// Authorize callers of [`Self::describe`] and [`Self::update`] through
+    /// `access` (until then they are refused).
+    pub fn with_access_control(mut self, access: Arc<dyn AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// The policy in force, for any authenticated caller.
+    pub async fn describe(
+        &self,
+        caller: &Principal,
+    ) -> Result<CurrentAccessPolicy, AccessPolicyServiceError> {
+        if *caller == Principal::Anonymous {
+            return Err(AuthError::Unauthenticated(
+                "log in (entrepot login) to read the organization's registry access policy".into(),
+            )
+            .into());
+        }
+        self.get().await
+    }
+
+    /// Change the policy for `caller`, who needs `entrepot.accessPolicy.update`
+    /// on the organisation. `request` is called only once the caller is
+    /// allowed, so that a caller who may not change the policy learns nothing
+    /// from the validation of what they sent; its error is returned as is.
+    pub async fn update<E>(
+        &self,
+        caller: &Principal,
+        request: impl FnOnce() -> Result<PolicyChange, E>,
+    ) -> Result<CurrentAccessPolicy, E>
+    where
+        E: From<AccessPolicyServiceError>,
+    {
+        self.access
+            .authorize(
+                caller,
+                Permission::AccessPolicyUpdate,
+                &Resource::Organization,
+            )
+            .await
+            .map_err(|e| E::from(e.into()))?;
+        let change = request()?;
+        Ok(self
+            .change(caller, change.etag.as_deref(), change.edit)
+            .await?)
     }
 
     /// Also record every change in `audit`.
@@ -219,7 +296,9 @@ impl AccessPolicyService {
         }
     }
 
-    /// Replace the whole policy. A given `etag` must be the current one.
+    /// Replace the whole policy, without a permission check (`who` is what the
+    /// audit log records): callers go through [`Self::update`]. A given
+    /// `etag` must be the current one.
     pub async fn replace(
         &self,
         who: &Principal,
@@ -233,7 +312,8 @@ impl AccessPolicyService {
         .await
     }
 
-    /// Apply `edit` to the current policy and store the result. A given `etag`
+    /// Apply `edit` to the current policy and store the result, without a
+    /// permission check (callers go through [`Self::update`]). A given `etag`
     /// must be the current one; without one, a concurrent change is merged by
     /// applying `edit` again to the newer policy.
     pub async fn change(

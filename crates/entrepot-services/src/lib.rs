@@ -24,7 +24,7 @@ pub mod secrets;
 mod workdir;
 
 pub use access::{
-    AccessControl, AllowAll, AuthError, Credentials, Permission, Principal, Resource,
+    AccessControl, AllowAll, AuthError, Credentials, DenyAll, Permission, Principal, Resource,
 };
 pub use access_policy::{AccessPolicyService, AccessPolicyServiceError, CurrentAccessPolicy};
 pub use entrepot_storage::{AuditEntry, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};

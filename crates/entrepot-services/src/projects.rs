@@ -1,10 +1,17 @@
 //! Projects: the top of every resource name.
+//!
+//! The methods callers reach take the caller's [`Principal`] and authorize
+//! inside; [`ProjectService::create`] and [`ProjectService::ensure`] are for
+//! the server itself.
 
 use std::sync::Arc;
 
+use entrepot_domain::iam::{Policy, OWNER};
 use entrepot_domain::ProjectId;
 use entrepot_storage::{MetadataStore, ProjectRecord, StoreError};
 
+use crate::access::{AccessControl, AuthError, DenyAll, Permission, Principal, Resource};
+use crate::iam::member_of;
 use crate::paging::{Page, PageRequest};
 
 /// Errors of the project service.
@@ -16,6 +23,9 @@ pub enum ProjectError {
     /// A project with that id exists.
     #[error("project {0:?} already exists")]
     AlreadyExists(String),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -25,15 +35,92 @@ pub enum ProjectError {
 #[derive(Clone)]
 pub struct ProjectService {
     store: Arc<dyn MetadataStore>,
+    access: Arc<dyn AccessControl>,
 }
 
 impl ProjectService {
-    /// A service over the given store.
+    /// A service over the given store; callers are refused until
+    /// [`Self::with_access_control`] says how to authorize them.
     pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            access: Arc::new(DenyAll),
+        }
     }
 
-    /// Create a project.
+    /// Authorize callers through `access`.
+    pub fn with_access_control(mut self, access: Arc<dyn AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Create a project for `caller`, who needs
+    /// `resourcemanager.projects.create` on the organisation and becomes the
+    /// project's owner: the project and its IAM policy are written in one
+    /// store transaction, so there is never a project without its owner.
+    pub async fn create_owned_by(
+        &self,
+        caller: &Principal,
+        id: &ProjectId,
+    ) -> Result<ProjectRecord, ProjectError> {
+        self.access
+            .authorize(caller, Permission::ProjectsCreate, &Resource::Organization)
+            .await?;
+        let Some(member) = member_of(caller) else {
+            // Anonymous, yet allowed (a binding for allUsers): nobody to own it.
+            return self.create(id).await;
+        };
+        let mut policy = Policy::default();
+        policy
+            .add_binding(OWNER, member)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut policy = policy.normalized();
+        policy.etag = crate::iam::new_etag();
+        match self
+            .store
+            .create_project_with_policy(id.as_str(), &policy)
+            .await
+        {
+            Err(StoreError::AlreadyExists) => Err(ProjectError::AlreadyExists(id.to_string())),
+            other => Ok(other?),
+        }
+    }
+
+    /// A project, for a caller with `artifactregistry.repositories.list` on it.
+    pub async fn get(&self, caller: &Principal, id: &str) -> Result<ProjectRecord, ProjectError> {
+        self.access
+            .authorize(
+                caller,
+                Permission::RepositoriesList,
+                &Resource::Project(id.to_owned()),
+            )
+            .await?;
+        self.lookup(id).await
+    }
+
+    /// One page of the projects, by id, for a caller with
+    /// `artifactregistry.repositories.list` on the organisation.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        page: &PageRequest<String>,
+    ) -> Result<Page<ProjectRecord, String>, ProjectError> {
+        self.access
+            .authorize(
+                caller,
+                Permission::RepositoriesList,
+                &Resource::Organization,
+            )
+            .await?;
+        let rows = self
+            .store
+            .list_projects(page.after.as_deref(), page.limit())
+            .await?;
+        Ok(Page::from_rows(rows, page, |p| p.id.clone()))
+    }
+
+    /// Create a project, without a permission check and without an owner:
+    /// for the server itself (the project made on first start).
     pub async fn create(&self, id: &ProjectId) -> Result<ProjectRecord, ProjectError> {
         match self.store.create_project(id.as_str()).await {
             Err(StoreError::AlreadyExists) => Err(ProjectError::AlreadyExists(id.to_string())),
@@ -48,29 +135,16 @@ impl ProjectService {
         }
         match self.store.create_project(id.as_str()).await {
             Ok(p) => Ok(p),
-            Err(StoreError::AlreadyExists) => self.get(id.as_str()).await,
+            Err(StoreError::AlreadyExists) => self.lookup(id.as_str()).await,
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Look a project up.
-    pub async fn get(&self, id: &str) -> Result<ProjectRecord, ProjectError> {
+    async fn lookup(&self, id: &str) -> Result<ProjectRecord, ProjectError> {
         self.store
             .get_project(id)
             .await?
             .ok_or_else(|| ProjectError::NotFound(id.to_owned()))
-    }
-
-    /// One page of the projects, by id.
-    pub async fn list(
-        &self,
-        page: &PageRequest<String>,
-    ) -> Result<Page<ProjectRecord, String>, ProjectError> {
-        let rows = self
-            .store
-            .list_projects(page.after.as_deref(), page.limit())
-            .await?;
-        Ok(Page::from_rows(rows, page, |p| p.id.clone()))
     }
 
     /// Whether the metadata store answers, for readiness probes: reads one

@@ -70,14 +70,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // the organisation's registry access policy.
     let access_policy = Arc::new(
         AccessPolicyService::new(sqlite.clone(), metrics.clone())
-            .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone()))),
+            .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone())))
+            .with_access_control(iam.clone()),
     );
-    let projects = ProjectService::new(meta.clone());
+    let access: Arc<dyn AccessControl> = iam.clone();
+    let projects = ProjectService::new(meta.clone()).with_access_control(access.clone());
     let repositories =
         RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
     bootstrap(&projects, &repositories).await?;
 
-    let access: Arc<dyn AccessControl> = iam.clone();
     let master_key_path = config.master_key_path();
     let keys = Arc::new(
         FileKeyRing::open_or_create(&master_key_path).with_context(|| {
@@ -108,6 +109,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(secrets.clone()),
     ));
     let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
+    // Callers of the repository service are authorized by it; testUpstream
+    // goes to the remote engine of the repository's format.
+    let repositories = repositories
+        .with_access_control(access.clone())
+        .with_secrets(secrets.clone())
+        .with_upstream_tester(Format::Docker, remote.clone())
+        .with_upstream_tester(Format::Python, python.remote.clone());
     let registry = Arc::new(
         OciRepositories::new(meta.clone(), blobs)
             .with_remote(remote)

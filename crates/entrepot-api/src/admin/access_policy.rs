@@ -10,11 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::access_policy::{parse_entries, AccessPolicy, Enforcement};
-use entrepot_services::access_policy::AccessPolicyServiceError;
-use entrepot_services::{CurrentAccessPolicy, Permission, Principal, Resource};
+use entrepot_services::access_policy::{AccessPolicyServiceError, PolicyChange};
+use entrepot_services::CurrentAccessPolicy;
 use serde::Deserialize;
 
-use super::{authorize, ApiError};
+use super::{authenticate, ApiError};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
 impl From<AccessPolicyServiceError> for ApiError {
     fn from(e: AccessPolicyServiceError) -> Self {
         match e {
+            AccessPolicyServiceError::Auth(a) => a.into(),
             AccessPolicyServiceError::Invalid(_) => ApiError::invalid(e.to_string()),
             AccessPolicyServiceError::StaleEtag(_) => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, e.to_string())
@@ -49,14 +50,8 @@ async fn describe(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<CurrentAccessPolicy>, ApiError> {
-    let principal = super::iam::caller(&state, &headers).await?;
-    if principal == Principal::Anonymous {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication required: log in (entrepot login) to read the organization's registry access policy",
-        ));
-    }
-    Ok(Json(state.access_policy.get().await?))
+    let principal = authenticate(&state, &headers).await?;
+    Ok(Json(state.access_policy.describe(&principal).await?))
 }
 
 #[derive(Deserialize)]
@@ -87,33 +82,26 @@ async fn replace(
     headers: HeaderMap,
     body: Result<Json<ReplaceBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CurrentAccessPolicy>, ApiError> {
-    let principal = authorize(
-        &state,
-        &headers,
-        Permission::AccessPolicyUpdate,
-        &Resource::Organization,
-    )
-    .await?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::invalid(format!(
-            "request body is not a registry access policy: {}",
-            e.body_text()
-        ))
-    })?;
-    let entries =
-        parse_entries(&body.allowed_hosts).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let policy = AccessPolicy::new(
-        body.enabled.unwrap_or(true),
-        enforcement(body.enforcement.as_deref())?.unwrap_or_default(),
-        entries,
-    )
-    .map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(Json(
-        state
-            .access_policy
-            .replace(&principal, policy, body.etag.as_deref())
-            .await?,
-    ))
+    let principal = authenticate(&state, &headers).await?;
+    // Read only once the service found the caller may change the policy.
+    let request = || {
+        let Json(body) = body.map_err(|e| {
+            ApiError::invalid(format!(
+                "request body is not a registry access policy: {}",
+                e.body_text()
+            ))
+        })?;
+        let entries =
+            parse_entries(&body.allowed_hosts).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let policy = AccessPolicy::new(
+            body.enabled.unwrap_or(true),
+            enforcement(body.enforcement.as_deref())?.unwrap_or_default(),
+            entries,
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        Ok::<_, ApiError>(PolicyChange::replace(policy, body.etag))
+    };
+    Ok(Json(state.access_policy.update(&principal, request).await?))
 }
 
 #[derive(Deserialize)]
@@ -138,46 +126,43 @@ async fn patch(
     headers: HeaderMap,
     body: Result<Json<PatchBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CurrentAccessPolicy>, ApiError> {
-    let principal = authorize(
-        &state,
-        &headers,
-        Permission::AccessPolicyUpdate,
-        &Resource::Organization,
-    )
-    .await?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::invalid(format!(
-            "request body is not a registry access policy change: {}",
-            e.body_text()
-        ))
-    })?;
-    let invalid =
-        |e: entrepot_domain::access_policy::AccessPolicyError| ApiError::invalid(e.to_string());
-    let replace_with = body
-        .allowed_hosts
-        .as_deref()
-        .map(parse_entries)
-        .transpose()
-        .map_err(invalid)?;
-    let add = parse_entries(&body.add_allowed_hosts).map_err(invalid)?;
-    let remove = parse_entries(&body.remove_allowed_hosts).map_err(invalid)?;
-    let enforcement = enforcement(body.enforcement.as_deref())?;
-    let enabled = body.enabled;
-    let current = state
-        .access_policy
-        .change(&principal, body.etag.as_deref(), |policy| {
-            if let Some(enabled) = enabled {
-                policy.enabled = enabled;
-            }
-            if let Some(enforcement) = enforcement {
-                policy.enforcement = enforcement;
-            }
-            if let Some(entries) = &replace_with {
-                policy.set_entries(entries.clone())?;
-            }
-            policy.disallow(&remove)?;
-            policy.allow(add.clone())
+    let principal = authenticate(&state, &headers).await?;
+    // Read only once the service found the caller may change the policy.
+    let request = || {
+        let Json(body) = body.map_err(|e| {
+            ApiError::invalid(format!(
+                "request body is not a registry access policy change: {}",
+                e.body_text()
+            ))
+        })?;
+        let invalid =
+            |e: entrepot_domain::access_policy::AccessPolicyError| ApiError::invalid(e.to_string());
+        let replace_with = body
+            .allowed_hosts
+            .as_deref()
+            .map(parse_entries)
+            .transpose()
+            .map_err(invalid)?;
+        let add = parse_entries(&body.add_allowed_hosts).map_err(invalid)?;
+        let remove = parse_entries(&body.remove_allowed_hosts).map_err(invalid)?;
+        let enforcement = enforcement(body.enforcement.as_deref())?;
+        let enabled = body.enabled;
+        Ok::<_, ApiError>(PolicyChange {
+            etag: body.etag,
+            edit: Box::new(move |policy| {
+                if let Some(enabled) = enabled {
+                    policy.enabled = enabled;
+                }
+                if let Some(enforcement) = enforcement {
+                    policy.enforcement = enforcement;
+                }
+                if let Some(entries) = &replace_with {
+                    policy.set_entries(entries.clone())?;
+                }
+                policy.disallow(&remove)?;
+                policy.allow(add.clone())
+            }),
         })
-        .await?;
-    Ok(Json(current))
+    };
+    Ok(Json(state.access_policy.update(&principal, request).await?))
 }

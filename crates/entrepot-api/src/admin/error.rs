@@ -88,6 +88,9 @@ impl From<RepositoryError> for ApiError {
             }
             RepositoryError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             RepositoryError::Invalid(_) => Self::invalid(e.to_string()),
+            RepositoryError::Auth(a) => a.into(),
+            RepositoryError::Secret(s) => s.into(),
+            RepositoryError::Upstream(f) => f.into(),
             RepositoryError::Store(ref s) => Self::internal(s),
         }
     }
@@ -109,6 +112,7 @@ impl From<ProjectError> for ApiError {
         match e {
             ProjectError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             ProjectError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            ProjectError::Auth(a) => a.into(),
             ProjectError::Store(ref s) => Self::internal(s),
         }
     }

@@ -27,7 +27,9 @@ pub fn routes() -> Router<AppState> {
         .merge(secrets::routes())
 }
 
-/// Authenticate an admin API caller. Registry tokens (from `/v2/token`) are
+/// Authenticate an admin API caller: the one check a handler makes itself.
+/// What the caller may do is decided by the service the handler calls, with
+/// this principal. Registry tokens (from `/v2/token`) are
 /// refused: they are short-lived, scoped to registry operations, and must not
 /// manage principals, tokens, policies or secrets.
 pub(crate) async fn authenticate(
@@ -45,7 +47,8 @@ pub(crate) async fn authenticate(
     Ok(principal)
 }
 
-/// Authenticate the caller and check one permission.
+/// Authenticate the caller and check one permission. No admin handler uses
+/// it (their services authorize); the Python front-end's upload still does.
 pub(crate) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,

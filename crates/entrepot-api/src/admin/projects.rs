@@ -1,4 +1,5 @@
-//! `POST /v1/projects`: create a project; its creator becomes its owner.
+//! `POST /v1/projects`: create a project; its creator becomes its owner (the
+//! project service writes both in one transaction).
 
 use std::collections::HashMap;
 
@@ -6,14 +7,13 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use entrepot_domain::iam::{service_agent_email, OWNER};
+use entrepot_domain::iam::service_agent_email;
 use entrepot_domain::ProjectId;
-use entrepot_services::iam::member_of;
-use entrepot_services::{Permission, ProjectRecord, Resource};
+use entrepot_services::ProjectRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize, parse_id, ApiError};
+use super::{authenticate, parse_id, ApiError};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -52,19 +52,7 @@ async fn create(
             ApiError::invalid("give the project id as projectId in the body or the query")
         })?;
     let id: ProjectId = parse_id(&id)?;
-    let principal = authorize(
-        &state,
-        &headers,
-        Permission::ProjectsCreate,
-        &Resource::Organization,
-    )
-    .await?;
-    let project = state.projects.create(&id).await?;
-    if let Some(member) = member_of(&principal) {
-        state
-            .iam
-            .grant(&Resource::Project(id.to_string()), OWNER, member)
-            .await?;
-    }
+    let principal = authenticate(&state, &headers).await?;
+    let project = state.projects.create_owned_by(&principal, &id).await?;
     Ok(Json(project_json(&project)))
 }

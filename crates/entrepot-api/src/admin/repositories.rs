@@ -7,14 +7,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::repository::RemoteConfig;
-use entrepot_domain::{Format, Mode, ProjectId, RepositoryId, RepositoryName};
-use entrepot_services::{
-    CreateOptions, NewRepository, Permission, ProjectRecord, RepositoryUpdate, Resource,
-};
+use entrepot_domain::{ProjectId, RepositoryId, RepositoryName};
+use entrepot_services::repositories::CreateRequest;
+use entrepot_services::{ProjectRecord, RepositoryUpdate};
 use serde::Deserialize;
 
 use super::paging::Listing;
-use super::{authorize, parse_id, ApiError};
+use super::{authenticate, parse_id, ApiError};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -53,14 +52,8 @@ async fn list_projects(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let page = PROJECTS.request(&query)?;
-    authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesList,
-        &Resource::Organization,
-    )
-    .await?;
-    let projects = state.projects.list(&page).await?;
+    let principal = authenticate(&state, &headers).await?;
+    let projects = state.projects.list(&principal, &page).await?;
     Ok(Json(PROJECTS.body(projects, |p| project_json(&p))))
 }
 
@@ -70,14 +63,8 @@ async fn get_project(
     Path(project): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
-    authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesList,
-        &Resource::Project(id.to_string()),
-    )
-    .await?;
-    let p = state.projects.get(id.as_str()).await?;
+    let principal = authenticate(&state, &headers).await?;
+    let p = state.projects.get(&principal, id.as_str()).await?;
     Ok(Json(project_json(&p)))
 }
 
@@ -91,14 +78,8 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
     let page = REPOSITORIES.request(&query)?;
-    authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesList,
-        &Resource::Project(id.to_string()),
-    )
-    .await?;
-    let repositories = state.repositories.list(&id, &page).await?;
+    let principal = authenticate(&state, &headers).await?;
+    let repositories = state.repositories.list(&principal, &id, &page).await?;
     Ok(Json(REPOSITORIES.body(repositories, |r| {
         serde_json::to_value(r).unwrap_or_default()
     })))
@@ -133,44 +114,20 @@ async fn create(
     let repository: RepositoryId = parse_id(repository_id)?;
     let Json(body) = body
         .map_err(|e| ApiError::invalid(format!("request body is not a valid repository: {e}")))?;
-    let principal = authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesCreate,
-        &Resource::Project(project.to_string()),
-    )
-    .await?;
+    let principal = authenticate(&state, &headers).await?;
     let name = RepositoryName::new(project, repository);
-    let secret = body
-        .remote_repository_config
-        .as_ref()
-        .and_then(|c| c.password_secret_version.as_deref());
-    if let Some(version) = secret {
-        // The registry will send this secret to the caller's upstream: the
-        // caller must be able to read it herself.
-        state
-            .secrets
-            .authorize_attachment(&principal, version, &name.to_string())
-            .await?;
-    }
-    let format: Format = body.format.parse().map_err(ApiError::invalid)?;
-    let mode: Mode = body
-        .mode
-        .as_deref()
-        .unwrap_or("standard-repository")
-        .parse()
-        .map_err(ApiError::invalid)?;
     let repo = state
         .repositories
         .create_with(
+            &principal,
             &name,
-            NewRepository {
-                format,
-                mode,
+            CreateRequest {
+                format: body.format,
+                mode: body.mode,
                 description: body.description.unwrap_or_default(),
                 remote: body.remote_repository_config,
+                force: body.force,
             },
-            CreateOptions { force: body.force },
         )
         .await?;
     Ok((StatusCode::OK, Json(repo)))
@@ -183,27 +140,14 @@ fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, Ap
     ))
 }
 
-fn resource(name: &RepositoryName) -> Resource {
-    Resource::Repository {
-        project: name.project.to_string(),
-        repository: name.repository.to_string(),
-    }
-}
-
 async fn describe(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((project, repository)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesGet,
-        &resource(&name),
-    )
-    .await?;
-    let repo = state.repositories.get(&name).await?;
+    let principal = authenticate(&state, &headers).await?;
+    let repo = state.repositories.describe(&principal, &name).await?;
     let rate_limit = state
         .registry
         .remote()
@@ -231,24 +175,8 @@ async fn verb(
     let name = repository_name(&project, repository)?;
     match verb {
         "testUpstream" => {
-            authorize(
-                &state,
-                &headers,
-                Permission::RepositoriesGet,
-                &resource(&name),
-            )
-            .await?;
-            let repo = state.repositories.get(&name).await?;
-            if repo.format == entrepot_domain::Format::Python
-                && repo.remote_repository_config.is_some()
-            {
-                let report = state.python.remote.test_upstream(&repo).await?;
-                return Ok(Json(serde_json::to_value(report).unwrap_or_default()));
-            }
-            let remote = state.registry.remote().filter(|_| repo.remote_repository_config.is_some()).ok_or_else(|| {
-                ApiError::invalid(format!("{name} is not a remote repository; only remote repositories have an upstream"))
-            })?;
-            let report = remote.test_upstream(&repo).await?;
+            let principal = authenticate(&state, &headers).await?;
+            let report = state.repositories.test_upstream(&principal, &name).await?;
             Ok(Json(serde_json::to_value(report).unwrap_or_default()))
         }
         other => Err(ApiError::new(
@@ -289,22 +217,11 @@ async fn update(
     let name = repository_name(&project, &repository)?;
     let Json(body) =
         body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
-    let principal = authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesUpdate,
-        &resource(&name),
-    )
-    .await?;
-    if let Some(version) = &body.remote_password_secret_version {
-        state
-            .secrets
-            .authorize_attachment(&principal, version, &name.to_string())
-            .await?;
-    }
+    let principal = authenticate(&state, &headers).await?;
     let repo = state
         .repositories
         .update(
+            &principal,
             &name,
             RepositoryUpdate {
                 description: body.description,
@@ -327,14 +244,7 @@ async fn remove(
     Path((project, repository)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
-    authorize(
-        &state,
-        &headers,
-        Permission::RepositoriesDelete,
-        &resource(&name),
-    )
-    .await?;
-    state.repositories.delete(&name).await?;
-    state.iam.forget(&resource(&name)).await?;
+    let principal = authenticate(&state, &headers).await?;
+    state.repositories.delete(&principal, &name).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -36,6 +36,7 @@ use crate::credential_cache::CredentialCache;
 use crate::password_checks::{PasswordChecks, PasswordLimits};
 
 pub use authenticate::Authenticated;
+pub(crate) use policies::new_etag;
 pub use policies::SecretDirectory;
 pub use principals::{member_of, principal_of, service_agent};
 pub use tokens::{CreatedToken, NewToken, RegistryToken};

@@ -155,7 +155,8 @@ impl IamService {
     }
 }
 
-fn new_etag() -> String {
+/// A fresh etag for an IAM policy that is being written.
+pub(crate) fn new_etag() -> String {
     format!("BwY{}", authn::new_token_id())
 }
 

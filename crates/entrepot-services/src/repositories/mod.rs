@@ -1,4 +1,13 @@
 //! Repositories: create, read, update and delete `projects/{p}/repositories/{r}`.
+//!
+//! The methods callers reach (the admin API, the console) take the caller's
+//! [`Principal`](crate::access::Principal) and authorize inside (`callers.rs`); `upstream_test.rs`
+//! sends `testUpstream` to the remote engine of the repository's format.
+//! The methods without a principal are for the server itself (start-up) and
+//! for front-ends that authorized the request already.
+
+mod callers;
+mod upstream_test;
 
 use std::sync::Arc;
 
@@ -10,8 +19,14 @@ use entrepot_domain::{
 use entrepot_storage::{MetadataStore, StoreError};
 use entrepot_upstream::HopCheck;
 
+use crate::access::{AccessControl, AuthError, DenyAll};
 use crate::clock::now_rfc3339;
 use crate::paging::{Page, PageRequest};
+use crate::remote::UpstreamFailure;
+use crate::secrets::{SecretError, SecretService};
+
+pub use callers::CreateRequest;
+pub use upstream_test::UpstreamTester;
 
 /// Errors of the repository service.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +43,16 @@ pub enum RepositoryError {
     /// The request is not acceptable; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The secret a remote repository is pointed at cannot be attached by
+    /// the caller.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// `testUpstream` could not reach or use the upstream.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamFailure),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -68,7 +93,7 @@ pub struct RepositoryUpdate {
     pub force: bool,
 }
 
-/// Options of [`RepositoryService::create_with`].
+/// Options of creating a repository ([`CreateRequest::force`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CreateOptions {
     /// Store a remote repository even if the registry access policy blocks its
@@ -126,6 +151,9 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
 pub struct RepositoryService {
     store: Arc<dyn MetadataStore>,
     upstream_check: Option<Arc<dyn HopCheck>>,
+    access: Arc<dyn AccessControl>,
+    secrets: Option<SecretService>,
+    upstream_testers: Vec<(Format, Arc<dyn UpstreamTester>)>,
 }
 
 impl RepositoryService {
@@ -134,7 +162,32 @@ impl RepositoryService {
         Self {
             store,
             upstream_check: None,
+            access: Arc::new(DenyAll),
+            secrets: None,
+            upstream_testers: Vec::new(),
         }
+    }
+
+    /// Authorize callers through `access` (until then every caller is
+    /// refused).
+    pub fn with_access_control(mut self, access: Arc<dyn AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Check, through the secret manager, that a caller pointing a remote
+    /// repository at a secret may read it (until then such requests are
+    /// refused).
+    pub fn with_secrets(mut self, secrets: SecretService) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Send `testUpstream` for remote repositories of `format` to `tester`.
+    pub fn with_upstream_tester(mut self, format: Format, tester: Arc<dyn UpstreamTester>) -> Self {
+        self.upstream_testers.retain(|(f, _)| *f != format);
+        self.upstream_testers.push((format, tester));
+        self
     }
 
     /// Refuse remote repositories whose upstream host `check` refuses (the
@@ -160,17 +213,18 @@ impl RepositoryService {
         })
     }
 
-    /// Create a repository in an existing project.
+    /// Create a repository in an existing project, without a permission
+    /// check: for the server itself (the repositories made on first start).
     pub async fn create(
         &self,
         name: &RepositoryName,
         new: NewRepository,
     ) -> Result<Repository, RepositoryError> {
-        self.create_with(name, new, CreateOptions::default()).await
+        self.insert(name, new, CreateOptions::default()).await
     }
 
     /// Create a repository in an existing project, with options.
-    pub async fn create_with(
+    async fn insert(
         &self,
         name: &RepositoryName,
         new: NewRepository,
@@ -225,7 +279,8 @@ impl RepositoryService {
         }
     }
 
-    /// Look a repository up.
+    /// Look a repository up, without a permission check: for front-ends that
+    /// authorized the request already.
     pub async fn get(&self, name: &RepositoryName) -> Result<Repository, RepositoryError> {
         self.store
             .get_repository(name.project.as_str(), name.repository.as_str())
@@ -235,7 +290,7 @@ impl RepositoryService {
 
     /// One page of the repositories of a project, by id; the cursor is a
     /// repository id.
-    pub async fn list(
+    async fn page(
         &self,
         project: &ProjectId,
         page: &PageRequest<String>,
@@ -251,7 +306,7 @@ impl RepositoryService {
     }
 
     /// Change a repository's mutable fields.
-    pub async fn update(
+    async fn change(
         &self,
         name: &RepositoryName,
         update: RepositoryUpdate,
@@ -320,11 +375,13 @@ impl RepositoryService {
         Ok(repo)
     }
 
-    /// Delete a repository and everything in it.
-    pub async fn delete(&self, name: &RepositoryName) -> Result<(), RepositoryError> {
+    /// Delete a repository, everything in it and its IAM policy (one store
+    /// transaction removes the repository and the policy together, so that
+    /// a new repository of the same name never inherits its grants).
+    async fn remove(&self, name: &RepositoryName) -> Result<(), RepositoryError> {
         if self
             .store
-            .delete_repository(name.project.as_str(), name.repository.as_str())
+            .delete_repository_with_policy(name.project.as_str(), name.repository.as_str())
             .await?
         {
             Ok(())
