@@ -1,8 +1,10 @@
 //! HTTP front-ends of entrepot.
 //!
-//! Each front-end parses a request into a typed endpoint, authenticates and
-//! authorizes it through the one [`AccessControl`] hook, calls a service, and maps
-//! the service's error to its protocol's error body.
+//! Each front-end parses a request into a typed endpoint, authenticates it
+//! through the one [`AccessControl`] hook, calls a service, and maps the
+//! service's error to its protocol's error body. The admin API's services
+//! authorize their callers themselves; the OCI and Python front-ends still
+//! authorize through the hook before calling theirs.
 
 pub mod admin;
 pub mod credentials;

@@ -575,4 +575,75 @@ mod tests {
         tokio::time::sleep(CACHE_FOR + Duration::from_millis(50)).await;
         assert!(b.check(&url("https://ghcr.io/v2/")).await.is_ok());
     }
+
+    /// A service whose callers are authorized by IAM, where `admin` owns
+    /// the organisation and nobody else holds anything.
+    async fn authorizing_service() -> AccessPolicyService {
+        let stores = memory_stores().await.unwrap();
+        let iam = crate::iam::IamService::new(stores.iam, stores.metadata, &[7u8; 32]);
+        iam.bootstrap().await.unwrap();
+        AccessPolicyService::new(stores.access_policy, Arc::new(Metrics::default()))
+            .with_access_control(Arc::new(iam))
+    }
+
+    #[tokio::test]
+    async fn the_service_itself_refuses_callers_who_may_not_change_the_policy() {
+        let svc = authorizing_service().await;
+        let bob = Principal::User("bob@example.com".into());
+        // Reading needs credentials only.
+        assert!(matches!(
+            svc.describe(&Principal::Anonymous).await,
+            Err(AccessPolicyServiceError::Auth(AuthError::Unauthenticated(
+                _
+            )))
+        ));
+        assert_eq!(svc.describe(&bob).await.unwrap().etag, DEFAULT_POLICY_ETAG);
+
+        let read = std::sync::atomic::AtomicBool::new(false);
+        let entries = parse_entries(&["ghcr.io"]).unwrap();
+        let change = || {
+            read.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, AccessPolicyServiceError>(PolicyChange {
+                etag: None,
+                edit: Box::new({
+                    let entries = entries.clone();
+                    move |p| p.allow(entries.clone())
+                }),
+            })
+        };
+        let refused = svc.update(&bob, change).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                AccessPolicyServiceError::Auth(AuthError::Denied { permission, .. })
+                    if permission == "entrepot.accessPolicy.update"
+            ),
+            "{refused}"
+        );
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "the request of a refused caller is not read"
+        );
+        assert_eq!(svc.get().await.unwrap().etag, DEFAULT_POLICY_ETAG);
+
+        let changed = svc.update(&admin(), change).await.unwrap();
+        assert!(changed.policy.entries().contains(&entries[0]));
+    }
+
+    #[tokio::test]
+    async fn a_service_without_access_control_refuses_everyone() {
+        let (svc, _) = service().await;
+        let refused = svc
+            .update(&admin(), || {
+                Ok::<_, AccessPolicyServiceError>(PolicyChange::replace(
+                    AccessPolicy::default(),
+                    None,
+                ))
+            })
+            .await;
+        assert!(matches!(
+            refused,
+            Err(AccessPolicyServiceError::Auth(AuthError::Denied { .. }))
+        ));
+    }
 }

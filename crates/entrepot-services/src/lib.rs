@@ -34,6 +34,7 @@ pub use oci::{OciRepositories, RegistryError};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use projects::{ProjectError, ProjectService};
 pub use repositories::{
-    CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate,
+    CreateOptions, CreateRequest, NewRepository, RepositoryError, RepositoryService,
+    RepositoryUpdate, UpstreamTester,
 };
 pub use secrets::{AccessedVersion, SecretError, SecretService};

@@ -154,3 +154,86 @@ impl ProjectService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use entrepot_domain::iam::Member;
+    use entrepot_storage::testing::memory_stores;
+
+    use super::*;
+    use crate::iam::IamService;
+
+    async fn service() -> (ProjectService, Arc<IamService>) {
+        let stores = memory_stores().await.unwrap();
+        let iam = Arc::new(IamService::new(
+            stores.iam.clone(),
+            stores.metadata.clone(),
+            &[7u8; 32],
+        ));
+        iam.bootstrap().await.unwrap();
+        let projects = ProjectService::new(stores.metadata).with_access_control(iam.clone());
+        (projects, iam)
+    }
+
+    fn user(e: &str) -> Principal {
+        Principal::User(e.into())
+    }
+
+    #[tokio::test]
+    async fn the_service_itself_refuses_callers_without_the_permission() {
+        let (projects, _) = service().await;
+        let id: ProjectId = "demo".parse().unwrap();
+        let bob = user("bob@example.com");
+        assert!(matches!(
+            projects.create_owned_by(&bob, &id).await,
+            Err(ProjectError::Auth(AuthError::Denied { permission, .. }))
+                if permission == "resourcemanager.projects.create"
+        ));
+        assert!(matches!(
+            projects.create_owned_by(&Principal::Anonymous, &id).await,
+            Err(ProjectError::Auth(AuthError::Unauthenticated(_)))
+        ));
+        assert!(matches!(
+            projects.list(&bob, &PageRequest::first(10)).await,
+            Err(ProjectError::Auth(_))
+        ));
+        // Nothing was created: the admin finds no such project.
+        assert!(matches!(
+            projects.get(&user("admin"), "demo").await,
+            Err(ProjectError::NotFound(_))
+        ));
+        assert!(matches!(
+            projects.get(&bob, "demo").await,
+            Err(ProjectError::Auth(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_creator_owns_the_project_from_the_start() {
+        let (projects, iam) = service().await;
+        let id: ProjectId = "demo".parse().unwrap();
+        let admin = user("admin");
+        let created = projects.create_owned_by(&admin, &id).await.unwrap();
+        assert_eq!(projects.get(&admin, "demo").await.unwrap(), created);
+        let policy = iam
+            .get_policy(&admin, &Resource::Project("demo".into()))
+            .await
+            .unwrap();
+        assert_eq!(policy.bindings.len(), 1);
+        assert_eq!(policy.bindings[0].role, OWNER);
+        assert!(policy.bindings[0]
+            .members
+            .contains(&Member::User("admin".into())));
+        assert!(!policy.etag.is_empty());
+        // A second create is refused and leaves the policy as it was.
+        assert!(matches!(
+            projects.create_owned_by(&admin, &id).await,
+            Err(ProjectError::AlreadyExists(_))
+        ));
+        let again = iam
+            .get_policy(&admin, &Resource::Project("demo".into()))
+            .await
+            .unwrap();
+        assert_eq!(again, policy);
+    }
+}

@@ -48,7 +48,7 @@ pub(crate) async fn authenticate(
 }
 
 /// Authenticate the caller and check one permission. No admin handler uses
-/// it (their services authorize); the Python front-end's upload still does.
+/// it (their services authorize); the Python front-end's `:yank` still does.
 pub(crate) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,

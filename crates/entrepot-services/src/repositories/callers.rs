@@ -190,3 +190,229 @@ impl RepositoryService {
         Ok(tester.test_upstream(&repo).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use entrepot_domain::iam::{Member, ARTIFACTREGISTRY_READER};
+    use entrepot_storage::testing::memory_stores;
+    use entrepot_storage::Stores;
+
+    use super::*;
+    use crate::access::AuthError;
+    use crate::iam::IamService;
+
+    /// A repository service authorized by IAM, where `user:admin` owns the
+    /// organisation, with a project `p` holding a standard repository `r`.
+    async fn service() -> (RepositoryService, Arc<IamService>, Stores) {
+        let stores = memory_stores().await.unwrap();
+        let iam = Arc::new(IamService::new(
+            stores.iam.clone(),
+            stores.metadata.clone(),
+            &[7u8; 32],
+        ));
+        iam.bootstrap().await.unwrap();
+        stores.metadata.create_project("p").await.unwrap();
+        let repositories =
+            RepositoryService::new(stores.metadata.clone()).with_access_control(iam.clone());
+        repositories
+            .create_with(&admin(), &name("r"), docker())
+            .await
+            .unwrap();
+        (repositories, iam, stores)
+    }
+
+    fn admin() -> Principal {
+        Principal::User("admin".into())
+    }
+
+    fn bob() -> Principal {
+        Principal::User("bob@example.com".into())
+    }
+
+    fn name(r: &str) -> RepositoryName {
+        format!("projects/p/repositories/{r}").parse().unwrap()
+    }
+
+    fn docker() -> CreateRequest {
+        CreateRequest {
+            format: "docker".into(),
+            ..CreateRequest::default()
+        }
+    }
+
+    fn denied<T: std::fmt::Debug>(result: Result<T, RepositoryError>, permission: &str) {
+        match result {
+            Err(RepositoryError::Auth(AuthError::Denied { permission: p, .. })) => {
+                assert_eq!(p, permission)
+            }
+            other => panic!("expected {permission} to be refused, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_service_itself_refuses_callers_without_the_permission() {
+        let (repositories, _, stores) = service().await;
+        let project: ProjectId = "p".parse().unwrap();
+        let page = PageRequest::first(10);
+        denied(
+            repositories
+                .create_with(&bob(), &name("new"), docker())
+                .await,
+            "artifactregistry.repositories.create",
+        );
+        denied(
+            repositories.list(&bob(), &project, &page).await,
+            "artifactregistry.repositories.list",
+        );
+        denied(
+            repositories.describe(&bob(), &name("r")).await,
+            "artifactregistry.repositories.get",
+        );
+        denied(
+            repositories
+                .update(
+                    &bob(),
+                    &name("r"),
+                    RepositoryUpdate {
+                        description: Some("changed".into()),
+                        ..RepositoryUpdate::default()
+                    },
+                )
+                .await,
+            "artifactregistry.repositories.update",
+        );
+        denied(
+            repositories.delete(&bob(), &name("r")).await,
+            "artifactregistry.repositories.delete",
+        );
+        denied(
+            repositories.test_upstream(&bob(), &name("r")).await,
+            "artifactregistry.repositories.get",
+        );
+        // Refused before anything was read or written, and before the
+        // request was validated: a bad format is not even looked at.
+        denied(
+            repositories
+                .create_with(
+                    &bob(),
+                    &name("bad"),
+                    CreateRequest {
+                        format: "nonsense".into(),
+                        ..CreateRequest::default()
+                    },
+                )
+                .await,
+            "artifactregistry.repositories.create",
+        );
+        let kept = stores.metadata.get_repository("p", "r").await.unwrap();
+        assert_eq!(kept.map(|r| r.description), Some(String::new()));
+        assert!(stores
+            .metadata
+            .get_repository("p", "new")
+            .await
+            .unwrap()
+            .is_none());
+        // The admin may.
+        assert_eq!(
+            repositories
+                .list(&admin(), &project, &page)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_without_access_control_refuses_everyone() {
+        let stores = memory_stores().await.unwrap();
+        stores.metadata.create_project("p").await.unwrap();
+        let repositories = RepositoryService::new(stores.metadata.clone());
+        denied(
+            repositories
+                .create_with(&admin(), &name("r"), docker())
+                .await,
+            "artifactregistry.repositories.create",
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_repository_forgets_its_grants() {
+        let (repositories, iam, _) = service().await;
+        let resource = resource(&name("r"));
+        iam.grant(&resource, ARTIFACTREGISTRY_READER, Member::AllUsers)
+            .await
+            .unwrap();
+        assert!(iam
+            .granted(
+                &Principal::Anonymous,
+                &resource,
+                &[Permission::DownloadArtifacts]
+            )
+            .await
+            .unwrap()
+            .contains("artifactregistry.repositories.downloadArtifacts"));
+        repositories.delete(&admin(), &name("r")).await.unwrap();
+        assert!(matches!(
+            repositories.delete(&admin(), &name("r")).await,
+            Err(RepositoryError::NotFound(_))
+        ));
+        // A new repository of the same name starts without the old grants.
+        repositories
+            .create_with(&admin(), &name("r"), docker())
+            .await
+            .unwrap();
+        assert!(iam
+            .get_policy(&admin(), &resource)
+            .await
+            .unwrap()
+            .bindings
+            .is_empty());
+        assert!(iam
+            .granted(
+                &Principal::Anonymous,
+                &resource,
+                &[Permission::DownloadArtifacts]
+            )
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_remote_repositories_have_an_upstream_to_test() {
+        let (repositories, _, _) = service().await;
+        let refused = repositories
+            .test_upstream(&admin(), &name("r"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "projects/p/repositories/r is not a remote repository; only remote repositories have an upstream"
+        );
+    }
+
+    #[tokio::test]
+    async fn pointing_a_repository_at_a_secret_needs_a_secret_manager() {
+        let (repositories, _, _) = service().await;
+        let refused = repositories
+            .update(
+                &admin(),
+                &name("r"),
+                RepositoryUpdate {
+                    remote_password_secret_version: Some(
+                        "projects/p/secrets/s/versions/latest".into(),
+                    ),
+                    ..RepositoryUpdate::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(RepositoryError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+}
