@@ -1,8 +1,10 @@
 //! HTTP front-ends of entrepot.
 //!
-//! Each front-end parses a request into a typed endpoint, authenticates and
-//! authorizes it through the one [`AccessControl`] hook, calls a service, and maps
-//! the service's error to its protocol's error body.
+//! Each front-end parses a request into a typed endpoint, authenticates the
+//! caller through the one [`AccessControl`] hook, calls a service, and maps
+//! the service's error to its protocol's error body. The OCI and Python
+//! services authorize the caller's principal themselves, so `/v2` and
+//! `/pypi` hold no permission of their own.
 
 pub mod admin;
 pub mod credentials;

@@ -10,6 +10,8 @@
 //! both build on the shared [`content`] types and [`error`], and downloads go
 //! through the format-agnostic fill engine and the one upstream client.
 
+#[cfg(test)]
+mod authorization_tests;
 pub mod content;
 pub mod error;
 mod grants;

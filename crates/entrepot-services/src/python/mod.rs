@@ -9,6 +9,8 @@
 //! Only the Python naming and checking rules live here; downloads go through
 //! the format-agnostic fill engine and the one upstream client.
 
+#[cfg(test)]
+mod authorization_tests;
 pub mod dist;
 pub mod format;
 pub mod hosted;
