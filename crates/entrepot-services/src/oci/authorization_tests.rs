@@ -52,7 +52,7 @@ async fn registry() -> Registry {
         .grant("source", ARTIFACTREGISTRY_READER, "erin@example.com")
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let blobs = Arc::new(ObjectBlobStore::local(&dir.path().join("blobs")).unwrap());
+    let blobs = Arc::new(ObjectBlobStore::local(dir.path().join("blobs")).unwrap());
     let metrics = Arc::new(Metrics::default());
     let fills = Fills::new(dir.path().join("spool"), blobs.clone(), metrics.clone()).unwrap();
     let client =
