@@ -1,10 +1,10 @@
 //! HTTP front-ends of entrepot.
 //!
-//! Each front-end parses a request into a typed endpoint, authenticates it
-//! through the one [`AccessControl`] hook, calls a service, and maps the
-//! service's error to its protocol's error body. The admin API's services
-//! authorize their callers themselves; the OCI and Python front-ends still
-//! authorize through the hook before calling theirs.
+//! Each front-end parses a request into a typed endpoint, authenticates the
+//! caller through the one [`AccessControl`] hook, calls a service, and maps
+//! the service's error to its protocol's error body. Every service
+//! authorizes the caller's principal itself, so no front-end holds a
+//! permission of its own.
 
 pub mod admin;
 pub mod credentials;

@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod access_policy;
+#[cfg(test)]
+mod access_testing;
 pub mod authn;
 pub mod clock;
 pub mod credential_cache;

@@ -108,16 +108,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         Arc::new(secrets.clone()),
     ));
-    let python = python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
+    let (hosted_python, remote_python) =
+        python_repositories(&config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
+    let remote_python = Arc::new(remote_python);
     // Callers of the repository service are authorized by it; testUpstream
     // goes to the remote engine of the repository's format.
     let repositories = repositories
         .with_access_control(access.clone())
         .with_secrets(secrets.clone())
         .with_upstream_tester(Format::Docker, remote.clone())
-        .with_upstream_tester(Format::Python, python.remote.clone());
+        .with_upstream_tester(Format::Python, remote_python.clone());
+    let python = Arc::new(PythonRepositories::new(
+        access.clone(),
+        repositories.clone(),
+        Arc::new(hosted_python),
+        remote_python,
+    ));
     let registry = Arc::new(
-        OciRepositories::new(meta.clone(), blobs)
+        OciRepositories::new(meta.clone(), blobs, access.clone())
             .with_remote(remote)
             .with_min_free_disk_bytes(config.min_free_disk_bytes)
             .with_max_page_size(config.max_page_size),
@@ -225,8 +233,9 @@ async fn bootstrap(
 /// Freshness window of the `pypi` repository's index pages: 10 minutes.
 const PYTHON_INDEX_TTL_SECS: u64 = 600;
 
-/// Python repositories: remote ones fill through their own spool directory
-/// beside the blobs; uploads to hosted ones are staged there too.
+/// The hosted and remote sides of the Python repositories: remote ones fill
+/// through their own spool directory beside the blobs; uploads to hosted
+/// ones are staged there too.
 fn python_repositories(
     config: &Config,
     sqlite: &Arc<SqliteMetadataStore>,
@@ -234,7 +243,7 @@ fn python_repositories(
     upstream: &Arc<UpstreamClient>,
     metrics: &Arc<Metrics>,
     secrets: &SecretService,
-) -> anyhow::Result<Arc<PythonRepositories>> {
+) -> anyhow::Result<(HostedPython, RemotePython)> {
     let store: Arc<dyn PythonStore> = sqlite.clone();
     let spool = config.data_dir.join("blobs");
     let fills = Fills::new(spool.join("spool-python"), blobs.clone(), metrics.clone())
@@ -257,10 +266,7 @@ fn python_repositories(
         config.python_max_upload_bytes,
     )
     .context("cannot prepare the Python upload directory")?;
-    Ok(Arc::new(PythonRepositories {
-        remote: Arc::new(remote),
-        hosted: Arc::new(hosted),
-    }))
+    Ok((hosted, remote))
 }
 
 /// Create the metadata database file with mode 0600 before SQLite does (it

@@ -14,7 +14,7 @@ pub use error::ApiError;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use axum::Router;
-use entrepot_services::{AuthError, Permission, Principal, Resource};
+use entrepot_services::{AuthError, Principal};
 
 use crate::AppState;
 
@@ -44,22 +44,6 @@ pub(crate) async fn authenticate(
             "registry tokens from /v2/token are not accepted by the admin API; use a personal access token (entrepot tokens create) or a password".into(),
         ));
     }
-    Ok(principal)
-}
-
-/// Authenticate the caller and check one permission. No admin handler uses
-/// it (their services authorize); the Python front-end's `:yank` still does.
-pub(crate) async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    permission: Permission,
-    resource: &Resource,
-) -> Result<Principal, ApiError> {
-    let principal = authenticate(state, headers).await?;
-    state
-        .access
-        .authorize(&principal, permission, resource)
-        .await?;
     Ok(principal)
 }
 

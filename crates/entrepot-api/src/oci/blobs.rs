@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::range::parse_range_header;
 use entrepot_domain::{Digest, ImagePath};
-use entrepot_services::RegistryError;
+use entrepot_services::{Principal, RegistryError};
 
 use super::{insert, OciError, CONTENT_DIGEST};
 use crate::AppState;
@@ -14,12 +14,13 @@ use crate::AppState;
 /// blob is located once: HEAD answers from its size, GET reads what was found.
 pub(super) async fn get(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     digest: &Digest,
     headers: &HeaderMap,
     body: bool,
 ) -> Result<Response, OciError> {
-    let blob = state.registry.locate_blob(path, digest).await?;
+    let blob = state.registry.locate_blob(caller, path, digest).await?;
     let size = blob.size();
     // RFC 9110: a range this server does not serve (several ranges,
     // another unit) is ignored, and the whole blob is sent.
@@ -56,9 +57,10 @@ pub(super) async fn get(
 /// `DELETE`: unlink the blob from the image.
 pub(super) async fn delete(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     digest: &Digest,
 ) -> Result<Response, OciError> {
-    state.registry.delete_blob(path, digest).await?;
+    state.registry.delete_blob(caller, path, digest).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use axum::response::{IntoResponse, Response};
+use entrepot_services::Principal;
 
 use super::{next_page_link, page_size, OciError};
 use crate::AppState;
@@ -10,11 +11,12 @@ use crate::AppState;
 /// One page of the catalog, with a `Link` to the next.
 pub(super) async fn list(
     state: &AppState,
+    caller: &Principal,
     query: &HashMap<String, String>,
 ) -> Result<Response, OciError> {
     let n = page_size(query)?;
     let last = query.get("last").map(String::as_str);
-    let page = state.registry.catalog(n, last).await?;
+    let page = state.registry.catalog(caller, n, last).await?;
     let mut response =
         axum::Json(serde_json::json!({ "repositories": page.items })).into_response();
     next_page_link(&mut response, "/v2/_catalog", &page);

@@ -1,8 +1,11 @@
 //! Parse a `/v2/...` request (method and path) into a typed OCI operation
-//! before any work is done, and decide there what it requires of the caller.
+//! before any work is done. What an operation requires of the caller is the
+//! services' [`OciOperation`] table; [`Endpoint::operation`] maps onto it,
+//! and the token scope of a challenge follows from it.
 
 use axum::http::Method;
 use entrepot_domain::{Digest, ImagePath, NameError, Reference};
+use entrepot_services::oci::OciOperation;
 use entrepot_services::{Permission, Resource};
 
 /// An OCI distribution operation: what the method does on the path.
@@ -201,70 +204,55 @@ impl Endpoint {
         }
     }
 
-    /// What the caller must hold for this operation: the one place that
-    /// decides it for every OCI operation. (Mounting a blob also reads its
-    /// source image, named in the query: see `uploads::start`.)
-    pub fn permission(&self) -> Requirement {
+    /// The service operation this endpoint runs (none for the base, which
+    /// only authenticates).
+    pub fn operation(&self) -> Option<OciOperation> {
         use Endpoint as E;
-        let permission = match self {
-            E::Base => return Requirement::Authenticated,
-            E::Catalog => {
-                return Requirement::Permission(
-                    Permission::RepositoriesList,
-                    Resource::Organization,
-                )
-            }
-            E::GetManifest(..)
-            | E::HeadManifest(..)
-            | E::GetBlob(..)
-            | E::HeadBlob(..)
-            | E::ListTags(..)
-            | E::Referrers(..) => Permission::DownloadArtifacts,
-            E::PutManifest(..)
-            | E::StartUpload(..)
-            | E::UploadStatus(..)
-            | E::AppendChunk(..)
-            | E::FinishUpload(..)
-            | E::CancelUpload(..) => Permission::UploadArtifacts,
-            E::DeleteManifest(..) | E::DeleteBlob(..) => Permission::DeleteArtifacts,
-        };
-        match self.image() {
-            Some(path) => Requirement::Permission(permission, repository_of(path)),
+        use OciOperation as O;
+        Some(match self {
+            E::Base => return None,
+            E::Catalog => O::Catalog,
+            E::GetManifest(..) | E::HeadManifest(..) => O::GetManifest,
+            E::PutManifest(..) => O::PutManifest,
+            E::DeleteManifest(..) => O::DeleteManifest,
+            E::GetBlob(..) | E::HeadBlob(..) => O::GetBlob,
+            E::DeleteBlob(..) => O::DeleteBlob,
+            // A whole-blob push (`?digest=`) is the service's `PutBlob`,
+            // which requires the same.
+            E::StartUpload(..) => O::StartUpload,
+            E::UploadStatus(..) => O::UploadStatus,
+            E::AppendChunk(..) => O::AppendChunk,
+            E::FinishUpload(..) => O::FinishUpload,
+            E::CancelUpload(..) => O::CancelUpload,
+            E::ListTags(..) => O::ListTags,
+            E::Referrers(..) => O::Referrers,
+        })
+    }
+
+    /// What the caller must hold for this operation, as the service decides
+    /// it ([`OciOperation::permission`]). (Mounting a blob also reads its
+    /// source image, named in the query: the service checks that too.)
+    pub fn permission(&self) -> Requirement {
+        match self.operation() {
+            Some(op) => Requirement::Permission(op.permission(), op.resource(self.image())),
             None => Requirement::Authenticated,
         }
     }
 
     /// The token scope the operation needs, e.g.
-    /// `repository:default/images/app:pull`, for the `Bearer` challenge.
+    /// `repository:default/images/app:pull`, for the `Bearer` challenge:
+    /// the token action of the permission the operation requires.
     pub fn scope(&self) -> Option<String> {
-        use Endpoint as E;
-        let actions = match self {
-            E::Base => return None,
-            E::Catalog => return Some("registry:catalog:*".to_owned()),
-            E::PutManifest(..) => "pull,push",
-            E::DeleteManifest(..) | E::DeleteBlob(..) => "delete",
-            E::StartUpload(..)
-            | E::UploadStatus(..)
-            | E::AppendChunk(..)
-            | E::FinishUpload(..)
-            | E::CancelUpload(..) => "pull,push",
-            E::GetManifest(..)
-            | E::HeadManifest(..)
-            | E::GetBlob(..)
-            | E::HeadBlob(..)
-            | E::ListTags(..)
-            | E::Referrers(..) => "pull",
+        let operation = self.operation()?;
+        let actions = match operation.permission() {
+            Permission::RepositoriesList => return Some("registry:catalog:*".to_owned()),
+            Permission::UploadArtifacts => "pull,push",
+            Permission::DeleteArtifacts => "delete",
+            Permission::DownloadArtifacts => "pull",
+            _ => return None,
         };
         let path = self.image()?;
         Some(format!("repository:{path}:{actions}"))
-    }
-}
-
-/// The repository resource an image belongs to.
-pub fn repository_of(path: &ImagePath) -> Resource {
-    Resource::Repository {
-        project: path.project.to_string(),
-        repository: path.repository.to_string(),
     }
 }
 

@@ -98,6 +98,9 @@ impl From<RegistryError> for OciError {
             E::ManifestInvalid(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
             }
+            E::ManifestTooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID", message)
+            }
             E::ManifestBlobUnknown { .. } => {
                 Self::new(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", message)
             }
@@ -120,6 +123,7 @@ impl From<RegistryError> for OciError {
             E::DigestInvalid(_) => Self::digest_invalid(message),
             E::Unsupported(_) => Self::unsupported(message),
             E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
+            E::Access(e) => Self::from(e),
             E::Remote(f) => Self::from(f),
             E::LowDisk(_) => {
                 tracing::warn!(error = %message, "registry storage is nearly full");

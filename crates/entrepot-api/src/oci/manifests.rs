@@ -3,10 +3,10 @@
 use axum::body::Body;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use entrepot_domain::manifest::MAX_MANIFEST_BYTES;
 use entrepot_domain::{ImagePath, Reference};
+use entrepot_services::Principal;
 
-use super::{insert, OciError, Request, CONTENT_DIGEST};
+use super::{body_stream, insert, OciError, Request, CONTENT_DIGEST};
 use crate::AppState;
 
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
@@ -14,11 +14,12 @@ const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 /// `GET` (with `body`) or `HEAD` (without) of a manifest by tag or digest.
 pub(super) async fn get(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     reference: &Reference,
     body: bool,
 ) -> Result<Response, OciError> {
-    let manifest = state.registry.get_manifest(path, reference).await?;
+    let manifest = state.registry.get_manifest(caller, path, reference).await?;
     let len = manifest.content.len();
     let mut response = if body {
         Response::new(Body::from(manifest.content))
@@ -40,9 +41,11 @@ pub(super) async fn get(
     Ok(response)
 }
 
-/// `PUT`: store the body (at most 4 MiB) as the manifest of `reference`.
+/// `PUT`: store the body (at most 4 MiB, read by the service once the
+/// caller is authorized) as the manifest of `reference`.
 pub(super) async fn put(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     reference: &Reference,
     request: Request,
@@ -52,18 +55,15 @@ pub(super) async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = axum::body::to_bytes(request.body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| {
-            OciError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "MANIFEST_INVALID",
-                "manifest is larger than the limit of 4 MiB (4194304 bytes)",
-            )
-        })?;
     let pushed = state
         .registry
-        .put_manifest(path, reference, content_type.as_deref(), bytes.to_vec())
+        .put_manifest(
+            caller,
+            path,
+            reference,
+            content_type.as_deref(),
+            body_stream(request.body),
+        )
         .await?;
     let mut response = StatusCode::CREATED.into_response();
     let h = response.headers_mut();
@@ -83,9 +83,13 @@ pub(super) async fn put(
 /// `DELETE`: a manifest by digest (with its tags), or one tag.
 pub(super) async fn delete(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     reference: &Reference,
 ) -> Result<Response, OciError> {
-    state.registry.delete_manifest(path, reference).await?;
+    state
+        .registry
+        .delete_manifest(caller, path, reference)
+        .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -1,10 +1,14 @@
 //! The OCI distribution-spec 1.1 front-end at `/v2/`.
 //!
-//! A request is parsed once into an [`Endpoint`] (method and path), which
-//! decides the permission it needs ([`Endpoint::permission`]); the caller is
-//! authorized here, in one place, and the operation's module does the rest:
-//! [`manifests`], [`blobs`], [`uploads`], [`tags`], [`referrers`],
-//! [`catalog`]. Service errors become OCI error bodies in [`error`].
+//! A request is parsed once into an [`Endpoint`] (method and path), the
+//! caller is authenticated here, in one place, and the operation's module
+//! calls [`OciRepositories`](entrepot_services::OciRepositories) with the
+//! caller's principal: the service authorizes (the permission of each
+//! operation is defined there, [`Endpoint::operation`] maps onto it). The
+//! modules are [`manifests`], [`blobs`], [`uploads`], [`tags`],
+//! [`referrers`], [`catalog`]. Service errors become OCI error bodies in
+//! [`error`], a refusal of an anonymous caller the 401 challenge for the
+//! endpoint's scope.
 
 mod blobs;
 mod catalog;
@@ -71,8 +75,8 @@ async fn dispatch(
     serve(state, &method, rest, headers, query, body).await
 }
 
-/// Parse the request once, authorize it, run it; a 401 carries the
-/// challenge for the endpoint's token scope.
+/// Parse the request once, authenticate the caller, run it; a 401 carries
+/// the challenge for the endpoint's token scope.
 async fn serve(
     state: AppState,
     method: &Method,
@@ -103,52 +107,55 @@ fn run(result: Result<Response, OciError>) -> Response {
     response
 }
 
-/// Authorize the caller for the endpoint, then run its operation.
+/// Authenticate the caller, then run the endpoint's operation as that
+/// principal (the service authorizes it).
 async fn handle(
     state: &AppState,
     endpoint: Endpoint,
     request: Request,
 ) -> Result<Response, OciError> {
-    authorize(state, &request.headers, endpoint.permission()).await?;
+    let caller = &authenticate(state, &request.headers).await?;
     use Endpoint as E;
     match endpoint {
         E::Base => version_check(&request.headers),
-        E::Catalog => catalog::list(state, &request.query).await,
-        E::GetManifest(path, reference) => manifests::get(state, &path, &reference, true).await,
-        E::HeadManifest(path, reference) => manifests::get(state, &path, &reference, false).await,
-        E::PutManifest(path, reference) => manifests::put(state, &path, &reference, request).await,
-        E::DeleteManifest(path, reference) => manifests::delete(state, &path, &reference).await,
-        E::GetBlob(path, digest) => blobs::get(state, &path, &digest, &request.headers, true).await,
-        E::HeadBlob(path, digest) => {
-            blobs::get(state, &path, &digest, &request.headers, false).await
+        E::Catalog => catalog::list(state, caller, &request.query).await,
+        E::GetManifest(path, reference) => {
+            manifests::get(state, caller, &path, &reference, true).await
         }
-        E::DeleteBlob(path, digest) => blobs::delete(state, &path, &digest).await,
-        E::StartUpload(path) => uploads::start(state, &path, request).await,
-        E::UploadStatus(path, id) => uploads::status(state, &path, &id).await,
-        E::AppendChunk(path, id) => uploads::append(state, &path, &id, request).await,
-        E::FinishUpload(path, id) => uploads::finish(state, &path, &id, request).await,
-        E::CancelUpload(path, id) => uploads::cancel(state, &path, &id).await,
-        E::ListTags(path) => tags::list(state, &path, &request.query).await,
-        E::Referrers(path, digest) => referrers::list(state, &path, &digest, &request.query).await,
+        E::HeadManifest(path, reference) => {
+            manifests::get(state, caller, &path, &reference, false).await
+        }
+        E::PutManifest(path, reference) => {
+            manifests::put(state, caller, &path, &reference, request).await
+        }
+        E::DeleteManifest(path, reference) => {
+            manifests::delete(state, caller, &path, &reference).await
+        }
+        E::GetBlob(path, digest) => {
+            blobs::get(state, caller, &path, &digest, &request.headers, true).await
+        }
+        E::HeadBlob(path, digest) => {
+            blobs::get(state, caller, &path, &digest, &request.headers, false).await
+        }
+        E::DeleteBlob(path, digest) => blobs::delete(state, caller, &path, &digest).await,
+        E::StartUpload(path) => uploads::start(state, caller, &path, request).await,
+        E::UploadStatus(path, id) => uploads::status(state, caller, &path, &id).await,
+        E::AppendChunk(path, id) => uploads::append(state, caller, &path, &id, request).await,
+        E::FinishUpload(path, id) => uploads::finish(state, caller, &path, &id, request).await,
+        E::CancelUpload(path, id) => uploads::cancel(state, caller, &path, &id).await,
+        E::ListTags(path) => tags::list(state, caller, &path, &request.query).await,
+        E::Referrers(path, digest) => {
+            referrers::list(state, caller, &path, &digest, &request.query).await
+        }
     }
 }
 
-/// Authenticate the caller and check what the operation requires.
-async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    requirement: Requirement,
-) -> Result<Principal, OciError> {
+/// Who the caller is: the principal of its credentials, or anonymous
+/// without any. Bad credentials are refused here, whatever the endpoint.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OciError> {
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
-    let principal = state.access.authenticate(credentials.as_ref()).await?;
-    if let Requirement::Permission(permission, resource) = requirement {
-        state
-            .access
-            .authorize(&principal, permission, &resource)
-            .await?;
-    }
-    Ok(principal)
+    Ok(state.access.authenticate(credentials.as_ref()).await?)
 }
 
 /// `GET /v2/`. Clients log in by meeting this challenge; valid credentials

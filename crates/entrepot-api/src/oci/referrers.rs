@@ -8,6 +8,7 @@ use axum::http::{header, HeaderName};
 use axum::response::Response;
 use entrepot_domain::manifest::OCI_INDEX;
 use entrepot_domain::{Digest, ImagePath};
+use entrepot_services::Principal;
 
 use super::{insert, OciError};
 use crate::AppState;
@@ -17,6 +18,7 @@ const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-app
 /// The referrers index of `subject`, filtered by `?artifactType=` if given.
 pub(super) async fn list(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     subject: &Digest,
     query: &HashMap<String, String>,
@@ -24,7 +26,7 @@ pub(super) async fn list(
     let artifact_type = query.get("artifactType").map(String::as_str);
     let index = state
         .registry
-        .referrers(path, subject, artifact_type)
+        .referrers(caller, path, subject, artifact_type)
         .await?;
     let mut response = Response::new(Body::from(index));
     insert(response.headers_mut(), header::CONTENT_TYPE, OCI_INDEX);

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::ImagePath;
+use entrepot_services::Principal;
 
 use super::{next_page_link, page_size, OciError};
 use crate::AppState;
@@ -11,12 +12,13 @@ use crate::AppState;
 /// One page of the image's tags, with a `Link` to the next.
 pub(super) async fn list(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     query: &HashMap<String, String>,
 ) -> Result<Response, OciError> {
     let n = page_size(query)?;
     let last = query.get("last").map(String::as_str);
-    let page = state.registry.list_tags(path, n, last).await?;
+    let page = state.registry.list_tags(caller, path, n, last).await?;
     let mut response =
         axum::Json(serde_json::json!({ "name": path.to_string(), "tags": page.items }))
             .into_response();

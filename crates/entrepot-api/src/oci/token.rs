@@ -4,7 +4,10 @@
 //! token, authenticating with HTTP Basic (user and access token or password) or
 //! not at all. The token grants the requested actions the caller is allowed,
 //! and nothing else: a request for more is not an error, the token just lists
-//! less (as the Docker token specification says). A registry token is not
+//! less (as the Docker token specification says); which actions the caller
+//! is allowed is the OCI service's decision
+//! ([`OciRepositories::granted_actions`](entrepot_services::OciRepositories::granted_actions)),
+//! by the same table its operations are authorized by. A registry token is not
 //! accepted as the credential: a token cannot be renewed past the life of the
 //! password or access token it came from.
 
@@ -15,7 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use entrepot_domain::ImagePath;
 use entrepot_services::authn::AccessEntry;
-use entrepot_services::{AccessControl as _, AuthError, Permission, Resource};
+use entrepot_services::AuthError;
 
 use super::OciError;
 use crate::AppState;
@@ -135,50 +138,24 @@ async fn granted_actions(
     principal: &entrepot_services::Principal,
     scope: &Scope,
 ) -> Vec<String> {
-    let mut granted = Vec::new();
     match scope.kind.as_str() {
-        "repository" => {
-            let Ok(path) = scope.name.parse::<ImagePath>() else {
-                return granted;
-            };
-            let resource = Resource::Repository {
-                project: path.project.to_string(),
-                repository: path.repository.to_string(),
-            };
-            for action in &scope.actions {
-                let needed: &[Permission] = match action.as_str() {
-                    "pull" => &[Permission::DownloadArtifacts],
-                    "push" => &[Permission::UploadArtifacts],
-                    "delete" => &[Permission::DeleteArtifacts],
-                    "*" => &[
-                        Permission::DownloadArtifacts,
-                        Permission::UploadArtifacts,
-                        Permission::DeleteArtifacts,
-                    ],
-                    _ => continue,
-                };
-                let mut all = true;
-                for p in needed {
-                    all &= state.iam.authorize(principal, *p, &resource).await.is_ok();
-                }
-                if all {
-                    granted.push(action.clone());
-                }
+        "repository" => match scope.name.parse::<ImagePath>() {
+            Ok(path) => {
+                state
+                    .registry
+                    .granted_actions(principal, &path, &scope.actions)
+                    .await
             }
-        }
+            Err(_) => Vec::new(),
+        },
         "registry" if scope.name == "catalog" => {
-            let list = Permission::RepositoriesList;
-            let allowed = state
-                .iam
-                .authorize(principal, list, &Resource::Organization)
-                .await;
-            if allowed.is_ok() {
-                granted.extend(scope.actions.iter().filter(|a| *a == "*").cloned());
-            }
+            state
+                .registry
+                .granted_catalog_actions(principal, &scope.actions)
+                .await
         }
-        _ => {}
+        _ => Vec::new(),
     }
-    granted
 }
 
 #[cfg(test)]

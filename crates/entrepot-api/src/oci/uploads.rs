@@ -7,10 +7,9 @@ use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::{Digest, ImagePath};
 use entrepot_services::oci::UploadStart;
-use entrepot_services::Permission;
+use entrepot_services::Principal;
 
-use super::endpoint::repository_of;
-use super::{authorize, body_stream, insert, OciError, Request, Requirement, CONTENT_DIGEST};
+use super::{body_stream, insert, OciError, Request, CONTENT_DIGEST};
 use crate::AppState;
 
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
@@ -19,6 +18,7 @@ const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 /// open a session.
 pub(super) async fn start(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     request: Request,
 ) -> Result<Response, OciError> {
@@ -29,28 +29,22 @@ pub(super) async fn start(
             .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))?;
         state
             .registry
-            .put_blob(path, &digest, body_stream(request.body))
+            .put_blob(caller, path, &digest, body_stream(request.body))
             .await?;
         return Ok(blob_created(path, &digest));
     }
+    // A mount the client names badly is an ordinary upload; one of a source
+    // the caller may not pull is too (the service decides that).
     let mount = match (query.get("mount"), query.get("from")) {
         (Some(digest), Some(from)) => match (digest.parse::<Digest>(), from.parse::<ImagePath>()) {
-            (Ok(d), Ok(f)) => {
-                // Mounting reads the source, named in the query rather than
-                // the path: the caller must be allowed to pull it too, or the
-                // blob is uploaded the ordinary way.
-                let source =
-                    Requirement::Permission(Permission::DownloadArtifacts, repository_of(&f));
-                let readable = authorize(state, &request.headers, source).await.is_ok();
-                readable.then_some((d, f))
-            }
+            (Ok(d), Ok(f)) => Some((d, f)),
             _ => None,
         },
         _ => None,
     };
     match state
         .registry
-        .start_upload(path, mount.as_ref().map(|(d, f)| (d, f)))
+        .start_upload(caller, path, mount.as_ref().map(|(d, f)| (d, f)))
         .await?
     {
         UploadStart::Mounted(digest) => Ok(blob_created(path, &digest)),
@@ -61,16 +55,18 @@ pub(super) async fn start(
 /// `GET`: where the session stands.
 pub(super) async fn status(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     id: &str,
 ) -> Result<Response, OciError> {
-    let s = state.registry.upload_status(path, id).await?;
+    let s = state.registry.upload_status(caller, path, id).await?;
     Ok(upload_response(StatusCode::NO_CONTENT, path, &s.id, s.size))
 }
 
 /// `PATCH`: append a chunk, at the `Content-Range` if given.
 pub(super) async fn append(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     id: &str,
     request: Request,
@@ -78,7 +74,7 @@ pub(super) async fn append(
     let range = chunk_range(&request.headers)?;
     let s = state
         .registry
-        .append_chunk(path, id, range, body_stream(request.body))
+        .append_chunk(caller, path, id, range, body_stream(request.body))
         .await?;
     Ok(upload_response(StatusCode::ACCEPTED, path, &s.id, s.size))
 }
@@ -87,6 +83,7 @@ pub(super) async fn append(
 /// a body.
 pub(super) async fn finish(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     id: &str,
     request: Request,
@@ -95,7 +92,7 @@ pub(super) async fn finish(
     let last = has_body(&request.headers).then(|| body_stream(request.body));
     let digest = state
         .registry
-        .finish_upload(path, id, &digest, last)
+        .finish_upload(caller, path, id, &digest, last)
         .await?;
     Ok(blob_created(path, &digest))
 }
@@ -103,10 +100,11 @@ pub(super) async fn finish(
 /// `DELETE`: abandon the session.
 pub(super) async fn cancel(
     state: &AppState,
+    caller: &Principal,
     path: &ImagePath,
     id: &str,
 ) -> Result<Response, OciError> {
-    state.registry.cancel_upload(path, id).await?;
+    state.registry.cancel_upload(caller, path, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

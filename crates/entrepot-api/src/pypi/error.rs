@@ -48,6 +48,33 @@ pub(crate) fn status_of(e: &PythonError) -> StatusCode {
         PythonError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         PythonError::Remote(f) => upstream_failure::answer(f).status,
         PythonError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PythonError::Access(e) => auth_status(e),
+        PythonError::Repository(e) => repository_status(e),
+    }
+}
+
+/// The status of a refusal.
+fn auth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AuthError::Denied { .. } => StatusCode::FORBIDDEN,
+        AuthError::Throttled { overloaded, .. } => {
+            if *overloaded {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+        }
+    }
+}
+
+/// The status of a failed repository lookup: a repository that does not
+/// exist is a plain 404.
+fn repository_status(e: &RepositoryError) -> StatusCode {
+    match e {
+        RepositoryError::NotFound(_) | RepositoryError::ProjectNotFound(_) => StatusCode::NOT_FOUND,
+        RepositoryError::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -62,6 +89,8 @@ impl From<PythonError> for PypiError {
                     ..Self::new(status, upstream_failure::message(&f))
                 }
             }
+            PythonError::Access(e) => e.into(),
+            PythonError::Repository(e) => e.into(),
             e => {
                 if status.is_server_error() {
                     tracing::warn!(error = %e, "python request failed");
@@ -74,12 +103,10 @@ impl From<PythonError> for PypiError {
 
 impl From<RepositoryError> for PypiError {
     fn from(e: RepositoryError) -> Self {
+        let status = repository_status(&e);
         match e {
-            RepositoryError::NotFound(_) | RepositoryError::ProjectNotFound(_) => {
-                Self::not_found(e.to_string())
-            }
-            RepositoryError::Invalid(m) => Self::invalid(m),
-            e => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            RepositoryError::Invalid(m) => Self::new(status, m),
+            e => Self::new(status, e.to_string()),
         }
     }
 }
@@ -97,13 +124,9 @@ impl From<AuthError> for PypiError {
             AuthError::Throttled {
                 ref message,
                 retry_after_secs,
-                overloaded,
+                ..
             } => Self {
-                status: if overloaded {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::TOO_MANY_REQUESTS
-                },
+                status: auth_status(&e),
                 message: message.clone(),
                 challenge: false,
                 retry_after: Some(retry_after_secs.to_string()),

@@ -2,6 +2,10 @@
 //! repository API (PEP 503 HTML and PEP 691 JSON by content negotiation, PEP
 //! 592, 658/714 and 700 fields), file downloads with Range and HEAD, and twine's
 //! legacy upload. Yanking is an admin verb under `/v1/`.
+//!
+//! The caller is authenticated here; the Python service authorizes every
+//! operation itself (see `entrepot_services::python::operation`), so this
+//! front-end holds no permission of its own.
 
 mod endpoint;
 mod error;
@@ -18,10 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
 use entrepot_domain::range::parse_range_header;
-use entrepot_domain::{Format, Repository, RepositoryName};
+use entrepot_domain::RepositoryName;
 use entrepot_services::python::index::render_project_list;
-use entrepot_services::python::{PageFormat, PythonError, UploadForm};
-use entrepot_services::{Credentials, Permission, Principal, Resource};
+use entrepot_services::python::{PageFormat, PythonError, UploadForm, UploadTarget};
+use entrepot_services::{Credentials, Principal};
 use futures::TryStreamExt;
 
 use crate::AppState;
@@ -48,28 +52,13 @@ async fn dispatch(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn resource(name: &RepositoryName) -> Resource {
-    Resource::Repository {
-        project: name.project.to_string(),
-        repository: name.repository.to_string(),
-    }
-}
-
-async fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    permission: Permission,
-    name: &RepositoryName,
-) -> Result<Principal, PypiError> {
+/// Who the caller is: the principal of its credentials, or anonymous
+/// without any. Bad credentials are refused here.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, PypiError> {
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| PypiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?
         .map(token_credentials);
-    let principal = state.access.authenticate(credentials.as_ref()).await?;
-    state
-        .access
-        .authorize(&principal, permission, &resource(name))
-        .await?;
-    Ok(principal)
+    Ok(state.access.authenticate(credentials.as_ref()).await?)
 }
 
 /// Python tools send tokens as Basic credentials of the user `__token__`
@@ -81,20 +70,6 @@ fn token_credentials(credentials: Credentials) -> Credentials {
         }
         other => other,
     }
-}
-
-async fn python_repository(
-    state: &AppState,
-    name: &RepositoryName,
-) -> Result<Repository, PypiError> {
-    let repo = state.repositories.get(name).await?;
-    if repo.format != Format::Python {
-        return Err(PypiError::not_found(format!(
-            "{name} is a {} repository, not a Python one",
-            repo.format.as_str()
-        )));
-    }
-    Ok(repo)
 }
 
 fn redirect(location: &str) -> Response {
@@ -142,9 +117,8 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
         Endpoint::Redirect(location) if read => Ok(redirect(&location)),
         Endpoint::Index(name) if read => {
             let format = format_for(&headers)?;
-            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
-            let repo = python_repository(&state, &name).await?;
-            let names = state.python.project_list(&repo).await?;
+            let caller = authenticate(&state, &headers).await?;
+            let names = state.python.project_list(&caller, &name).await?;
             let base = format!("/pypi/{}/{}/simple", name.project, name.repository);
             let render = move || render_project_list(&names, format, |n| format!("{base}/{n}/"));
             // PyPI's list is ~600,000 names: written off the async runtime.
@@ -155,9 +129,8 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
         }
         Endpoint::Project(name, project) if read => {
             let format = format_for(&headers)?;
-            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
-            let repo = python_repository(&state, &name).await?;
-            let page = state.python.project_page(&repo, &project).await?;
+            let caller = authenticate(&state, &headers).await?;
+            let page = state.python.project_page(&caller, &name, &project).await?;
             // A large page is written off the async runtime (once per form:
             // later requests get the kept bytes).
             let body = if page.page().files.len() > 1_000 {
@@ -184,15 +157,17 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             sha256,
             filename,
         } if read => {
-            authorize(&state, &headers, Permission::DownloadArtifacts, &name).await?;
-            let repo = python_repository(&state, &name).await?;
-            serve_file(&state, &repo, &sha256, &filename, &method, &headers).await
+            let caller = authenticate(&state, &headers).await?;
+            let file = state
+                .python
+                .file(&caller, &name, &sha256, &filename)
+                .await?;
+            serve_file(file, &sha256, &filename, &method, &headers).await
         }
         Endpoint::Upload(name) if method == Method::POST => {
-            authorize(&state, &headers, Permission::UploadArtifacts, &name).await?;
-            let repo = python_repository(&state, &name).await?;
-            state.python.hosted.accepts_uploads(&repo)?;
-            upload(&state, &repo, request).await
+            let caller = authenticate(&state, &headers).await?;
+            let target = state.python.upload_target(&caller, &name).await?;
+            upload(&state, &target, request).await
         }
         _ => Err(PypiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -202,14 +177,12 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
 }
 
 async fn serve_file(
-    state: &AppState,
-    repo: &Repository,
+    file: entrepot_services::python::LocatedFile,
     sha256: &str,
     filename: &str,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, PypiError> {
-    let file = state.python.file(repo, sha256, filename).await?;
     let size = file.size();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         // RFC 9110: several ranges or another unit are ignored (whole file).
@@ -254,7 +227,7 @@ const MAX_FIELD_BYTES: usize = 1024 * 1024;
 
 async fn upload(
     state: &AppState,
-    repo: &Repository,
+    target: &UploadTarget,
     request: Request,
 ) -> Result<Response, PypiError> {
     let mut multipart = Multipart::from_request(request, &())
@@ -270,7 +243,7 @@ async fn upload(
         if name == "content" {
             form.filename = field.file_name().unwrap_or_default().to_owned();
             let body = field.map_err(|e| e.to_string());
-            staged = Some(state.python.hosted.stage(body).await?);
+            staged = Some(state.python.stage(target, body).await?);
             continue;
         }
         let mut value = Vec::new();
@@ -301,7 +274,7 @@ async fn upload(
             "The form must name the project (name) and its version (version).",
         ));
     }
-    state.python.hosted.upload(repo, &form, staged).await?;
+    state.python.upload(target, &form, staged).await?;
     Ok((StatusCode::OK, "OK\n").into_response())
 }
 
@@ -336,26 +309,31 @@ async fn version_verb(
             )))
         }
     };
-    crate::admin::authorize(
-        &state,
-        &headers,
-        Permission::DeleteArtifacts,
-        &resource(&name),
-    )
-    .await?;
+    let caller = crate::admin::authenticate(&state, &headers).await?;
     let request: YankBody = if body.is_empty() {
         YankBody::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("bad request body: {e}")))?
     };
-    let repo = state.repositories.get(&name).await?;
     let n = state
         .python
-        .hosted
-        .set_yanked(&repo, &package, version, yank, request.reason.as_deref())
+        .set_yanked(
+            &caller,
+            &name,
+            &package,
+            version,
+            yank,
+            request.reason.as_deref(),
+        )
         .await
-        .map_err(|e| ApiError::new(error::status_of(&e), e.to_string()))?;
+        .map_err(|e| match e {
+            // The admin API's own answers for a refusal and a missing
+            // repository, as for every other `/v1` route.
+            PythonError::Access(e) => ApiError::from(e),
+            PythonError::Repository(e) => ApiError::from(e),
+            e => ApiError::new(error::status_of(&e), e.to_string()),
+        })?;
     Ok(Json(serde_json::json!({
         "name": format!("{name}/pythonPackages/{package}/versions/{version}"),
         "yanked": yank,

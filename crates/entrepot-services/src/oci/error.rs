@@ -4,6 +4,7 @@
 use entrepot_domain::Digest;
 use entrepot_storage::{BlobError, StoreError};
 
+use crate::access::AuthError;
 use crate::remote::UpstreamFailure;
 
 /// Errors of the registry, one per OCI error code it can lead to.
@@ -21,6 +22,10 @@ pub enum RegistryError {
     /// The manifest was refused.
     #[error("{0}")]
     ManifestInvalid(String),
+    /// The manifest's body is larger than the limit (in bytes), or could not
+    /// be read to its end; nothing was stored.
+    #[error("manifest is larger than the limit of {mib} MiB ({0} bytes)", mib = .0 / (1024 * 1024))]
+    ManifestTooLarge(usize),
     /// A manifest references content the repository does not have.
     #[error("manifest references {kind} {digest}, which is not in this repository; push it first")]
     ManifestBlobUnknown {
@@ -70,6 +75,10 @@ pub enum RegistryError {
     /// The operation is refused by the repository's nature (e.g. push to a cache).
     #[error("{0}")]
     Denied(String),
+    /// The caller may not perform the operation: anonymous callers get
+    /// [`AuthError::Unauthenticated`], authenticated ones [`AuthError::Denied`].
+    #[error(transparent)]
+    Access(#[from] AuthError),
     /// A remote repository could not get the content from its upstream.
     #[error(transparent)]
     Remote(#[from] UpstreamFailure),

@@ -2,33 +2,46 @@
 //! uploads, referrers, the catalog) over standard (hosted) and remote
 //! (pull-through) repositories.
 //!
-//! [`OciRepositories`] finds the repository once per request and sends the
-//! call to [`HostedOci`] or [`RemoteOci`]. Those two never call each other:
+//! [`OciRepositories`] takes the caller's [`Principal`] on every operation,
+//! authorizes it there (what each operation needs is in [`operation`]),
+//! then finds the repository once per request and sends the call to
+//! [`HostedOci`] or [`RemoteOci`], which know nothing of callers. Those two
+//! never call each other:
 //! both build on the shared [`content`] types and [`error`], and downloads go
 //! through the format-agnostic fill engine and the one upstream client.
 
+#[cfg(test)]
+mod authorization_tests;
 pub mod content;
 pub mod error;
+mod grants;
 pub mod hosted;
+pub mod operation;
 pub mod remote;
 
 use std::sync::Arc;
 
+use entrepot_domain::manifest::MAX_MANIFEST_BYTES;
 use entrepot_domain::{Digest, Format, ImagePath, Mode, Reference, Repository};
 use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
+use futures::StreamExt;
 
 pub use content::{
     Page, PushedManifest, ServedManifest, UploadStart, UploadState, DEFAULT_MAX_PAGE_SIZE,
 };
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
+pub use operation::OciOperation;
 pub use remote::RemoteOci;
 
+use crate::access::{AccessControl, Principal};
 use crate::located::LocatedBlob;
 
 /// OCI repositories of every mode, behind one front door.
 pub struct OciRepositories {
     meta: Arc<dyn MetadataStore>,
+    /// Decides whether a caller may perform an operation.
+    access: Arc<dyn AccessControl>,
     /// Hosted repositories.
     hosted: HostedOci,
     /// The pull-through cache, for remote repositories.
@@ -46,12 +59,18 @@ enum Source<'a> {
 }
 
 impl OciRepositories {
-    /// OCI repositories over the given stores; remote repositories are not
-    /// served until [`Self::with_remote`].
-    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
+    /// OCI repositories over the given stores, authorizing every caller
+    /// through `access`; remote repositories are not served until
+    /// [`Self::with_remote`].
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        access: Arc<dyn AccessControl>,
+    ) -> Self {
         Self {
             hosted: HostedOci::new(meta.clone(), blobs),
             meta,
+            access,
             remote: None,
             min_free_disk_bytes: 0,
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
@@ -108,6 +127,26 @@ impl OciRepositories {
     /// The pull-through cache, if remote repositories are enabled.
     pub fn remote(&self) -> Option<&Arc<RemoteOci>> {
         self.remote.as_ref()
+    }
+
+    /// Refuse `principal` unless it may perform `operation` on `image`: an
+    /// anonymous caller gets [`crate::AuthError::Unauthenticated`], others
+    /// [`crate::AuthError::Denied`]. Called first by every operation, before
+    /// anything is looked up, so a refused caller learns nothing.
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        operation: OciOperation,
+        image: Option<&ImagePath>,
+    ) -> Result<(), RegistryError> {
+        self.access
+            .authorize(
+                principal,
+                operation.permission(),
+                &operation.resource(image),
+            )
+            .await
+            .map_err(RegistryError::Access)
     }
 
     /// Check the repository exists and holds Docker content.
@@ -167,23 +206,31 @@ impl OciRepositories {
     /// Fetch a manifest by tag or digest.
     pub async fn get_manifest(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         reference: &Reference,
     ) -> Result<ServedManifest, RegistryError> {
+        self.authorize(principal, OciOperation::GetManifest, Some(path))
+            .await?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.get_manifest(path, reference).await,
             Source::Remote(repo, remote) => remote.get_manifest(&repo, path, reference).await,
         }
     }
 
-    /// Validate and store a manifest under a tag or digest.
+    /// Validate and store a manifest under a tag or digest. The body is read
+    /// (at most [`MAX_MANIFEST_BYTES`]) only once the caller is authorized.
     pub async fn put_manifest(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         reference: &Reference,
         content_type: Option<&str>,
-        content: Vec<u8>,
+        body: ByteStream,
     ) -> Result<PushedManifest, RegistryError> {
+        self.authorize(principal, OciOperation::PutManifest, Some(path))
+            .await?;
+        let content = read_manifest(body).await?;
         self.writable(path)
             .await?
             .put_manifest(path, reference, content_type, content)
@@ -193,9 +240,12 @@ impl OciRepositories {
     /// Delete a manifest (by digest, with its tags) or a single tag.
     pub async fn delete_manifest(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         reference: &Reference,
     ) -> Result<(), RegistryError> {
+        self.authorize(principal, OciOperation::DeleteManifest, Some(path))
+            .await?;
         self.writable(path)
             .await?
             .delete_manifest(path, reference)
@@ -208,9 +258,12 @@ impl OciRepositories {
     /// remote repository this starts or joins the blob's fill.
     pub async fn locate_blob(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         digest: &Digest,
     ) -> Result<LocatedBlob, RegistryError> {
+        self.authorize(principal, OciOperation::GetBlob, Some(path))
+            .await?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.locate_blob(path, digest).await,
             Source::Remote(repo, remote) => remote.locate_blob(&repo, path, digest).await,
@@ -220,27 +273,47 @@ impl OciRepositories {
     /// Remove a blob from the image.
     pub async fn delete_blob(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
+        self.authorize(principal, OciOperation::DeleteBlob, Some(path))
+            .await?;
         self.writable(path).await?.delete_blob(path, digest).await
     }
 
-    /// Open an upload session, or mount `digest` from `from` in the same project.
+    /// Open an upload session, or mount `digest` from `from` in the same
+    /// project. Mounting reads the source, named by the client rather than
+    /// by the path: a caller who may not pull it gets a session instead, and
+    /// uploads the blob the ordinary way.
     pub async fn start_upload(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         mount: Option<(&Digest, &ImagePath)>,
     ) -> Result<UploadStart, RegistryError> {
+        self.authorize(principal, OciOperation::StartUpload, Some(path))
+            .await?;
+        let mount = match mount {
+            Some((digest, from)) => self
+                .authorize(principal, OciOperation::GetBlob, Some(from))
+                .await
+                .is_ok()
+                .then_some((digest, from)),
+            None => None,
+        };
         self.writable(path).await?.start_upload(path, mount).await
     }
 
     /// Where an upload session stands.
     pub async fn upload_status(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         id: &str,
     ) -> Result<UploadState, RegistryError> {
+        self.authorize(principal, OciOperation::UploadStatus, Some(path))
+            .await?;
         self.writable(path).await?.upload_status(path, id).await
     }
 
@@ -249,11 +322,14 @@ impl OciRepositories {
     /// ends, and the body must hold exactly that many bytes, or nothing changes.
     pub async fn append_chunk(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         id: &str,
         range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<UploadState, RegistryError> {
+        self.authorize(principal, OciOperation::AppendChunk, Some(path))
+            .await?;
         self.writable(path)
             .await?
             .append_chunk(path, id, range, body)
@@ -263,11 +339,14 @@ impl OciRepositories {
     /// Finish an upload with an optional last chunk, verifying the digest.
     pub async fn finish_upload(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         id: &str,
         digest: &Digest,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
+        self.authorize(principal, OciOperation::FinishUpload, Some(path))
+            .await?;
         self.writable(path)
             .await?
             .finish_upload(path, id, digest, last_chunk)
@@ -277,10 +356,13 @@ impl OciRepositories {
     /// Push a whole blob in one request (`POST ...?digest=`).
     pub async fn put_blob(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         digest: &Digest,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
+        self.authorize(principal, OciOperation::PutBlob, Some(path))
+            .await?;
         self.writable(path)
             .await?
             .put_blob(path, digest, body)
@@ -288,11 +370,19 @@ impl OciRepositories {
     }
 
     /// Abandon an upload session.
-    pub async fn cancel_upload(&self, path: &ImagePath, id: &str) -> Result<(), RegistryError> {
+    pub async fn cancel_upload(
+        &self,
+        principal: &Principal,
+        path: &ImagePath,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        self.authorize(principal, OciOperation::CancelUpload, Some(path))
+            .await?;
         self.writable(path).await?.cancel_upload(path, id).await
     }
 
-    /// Remove upload sessions idle for longer than `max_idle_secs`. Returns how many.
+    /// Remove upload sessions idle for longer than `max_idle_secs`. Returns
+    /// how many. Housekeeping of the server itself, not a caller's operation.
     pub async fn expire_uploads(&self, max_idle_secs: i64) -> Result<usize, RegistryError> {
         self.hosted.expire_uploads(max_idle_secs).await
     }
@@ -301,10 +391,13 @@ impl OciRepositories {
     /// (capped at the maximum page size; the default page size without `n`).
     pub async fn list_tags(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         n: Option<u32>,
         last: Option<&str>,
     ) -> Result<Page, RegistryError> {
+        self.authorize(principal, OciOperation::ListTags, Some(path))
+            .await?;
         let size = self.page_size(n);
         match self.source(path).await? {
             Source::Hosted => self.hosted.list_tags(path, size, last).await,
@@ -314,7 +407,14 @@ impl OciRepositories {
 
     /// Images with manifests, as `project/repository/image`: one page after
     /// `last` of at most `n` (capped as for tags).
-    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Page, RegistryError> {
+    pub async fn catalog(
+        &self,
+        principal: &Principal,
+        n: Option<u32>,
+        last: Option<&str>,
+    ) -> Result<Page, RegistryError> {
+        self.authorize(principal, OciOperation::Catalog, None)
+            .await?;
         self.hosted.catalog(self.page_size(n), last).await
     }
 
@@ -322,24 +422,41 @@ impl OciRepositories {
     /// Returns the index document's bytes.
     pub async fn referrers(
         &self,
+        principal: &Principal,
         path: &ImagePath,
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<u8>, RegistryError> {
+        self.authorize(principal, OciOperation::Referrers, Some(path))
+            .await?;
         // A remote repository answers from the manifests it has cached.
         self.source(path).await?;
         self.hosted.referrers(path, subject, artifact_type).await
     }
 }
 
+/// A manifest's body, at most [`MAX_MANIFEST_BYTES`]. A body that cannot be
+/// read to its end is refused the same way as one that is too large.
+async fn read_manifest(mut body: ByteStream) -> Result<Vec<u8>, RegistryError> {
+    let mut content = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| RegistryError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;
+        if content.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge(MAX_MANIFEST_BYTES));
+        }
+        content.extend_from_slice(&chunk);
+    }
+    Ok(content)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::AllowAll;
     use crate::repositories::{NewRepository, RepositoryService};
     use entrepot_domain::RepositoryName;
     use entrepot_storage::testing::memory_stores;
     use entrepot_storage::ObjectBlobStore;
-    use futures::StreamExt;
 
     async fn registry() -> (OciRepositories, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -360,7 +477,11 @@ mod tests {
             .await
             .unwrap();
         let blobs = Arc::new(ObjectBlobStore::local(dir.path()).unwrap());
-        (OciRepositories::new(meta, blobs), dir)
+        (OciRepositories::new(meta, blobs, Arc::new(AllowAll)), dir)
+    }
+
+    fn bytes_body(text: String) -> ByteStream {
+        futures::stream::once(async move { Ok(bytes::Bytes::from(text)) }).boxed()
     }
 
     fn body(bytes: &'static [u8]) -> ByteStream {
@@ -370,15 +491,16 @@ mod tests {
     #[tokio::test]
     async fn chunked_upload_then_manifest_that_references_it() {
         let (reg, _dir) = registry().await;
+        let anyone = Principal::Anonymous;
         let path: ImagePath = "default/images/app".parse().unwrap();
-        let UploadStart::Session(s) = reg.start_upload(&path, None).await.unwrap() else {
+        let UploadStart::Session(s) = reg.start_upload(&anyone, &path, None).await.unwrap() else {
             panic!("expected a session")
         };
-        reg.append_chunk(&path, &s.id, Some((0, 1)), body(b"{}"))
+        reg.append_chunk(&anyone, &path, &s.id, Some((0, 1)), body(b"{}"))
             .await
             .unwrap();
         let err = reg
-            .append_chunk(&path, &s.id, Some((0, 0)), body(b"x"))
+            .append_chunk(&anyone, &path, &s.id, Some((0, 0)), body(b"x"))
             .await
             .unwrap_err();
         assert!(matches!(
@@ -389,26 +511,32 @@ mod tests {
             }
         ));
         let config = Digest::of(b"{}");
-        reg.finish_upload(&path, &s.id, &config, None)
+        reg.finish_upload(&anyone, &path, &s.id, &config, None)
             .await
             .unwrap();
-        assert_eq!(reg.locate_blob(&path, &config).await.unwrap().size(), 2);
+        assert_eq!(
+            reg.locate_blob(&anyone, &path, &config)
+                .await
+                .unwrap()
+                .size(),
+            2
+        );
 
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
         );
         let tag: Reference = "v1".parse().unwrap();
         let pushed = reg
-            .put_manifest(&path, &tag, None, manifest.clone().into_bytes())
+            .put_manifest(&anyone, &path, &tag, None, bytes_body(manifest.clone()))
             .await
             .unwrap();
-        let got = reg.get_manifest(&path, &tag).await.unwrap();
+        let got = reg.get_manifest(&anyone, &path, &tag).await.unwrap();
         assert_eq!(got.content, manifest.as_bytes());
         assert_eq!(got.digest, pushed.digest);
 
         let missing = manifest.replace(&config.to_string(), &Digest::of(b"nope").to_string());
         let err = reg
-            .put_manifest(&path, &tag, None, missing.into_bytes())
+            .put_manifest(&anyone, &path, &tag, None, bytes_body(missing))
             .await
             .unwrap_err();
         assert!(matches!(err, RegistryError::ManifestBlobUnknown { .. }));

@@ -1,29 +1,42 @@
 //! Python repositories: the simple repository API over remote (pull-through)
 //! and standard (hosted, twine upload) repositories.
 //!
+//! [`PythonRepositories`] takes the caller's [`Principal`] on every
+//! operation and authorizes it there (what each operation needs is in
+//! [`operation`]), then looks the repository up and routes the call to
+//! [`HostedPython`] or [`RemotePython`], which know nothing of callers.
+//!
 //! Only the Python naming and checking rules live here; downloads go through
 //! the format-agnostic fill engine and the one upstream client.
 
+#[cfg(test)]
+mod authorization_tests;
 pub mod dist;
 pub mod format;
 pub mod hosted;
 pub mod index;
+pub mod operation;
 mod page_views;
 pub mod remote;
 
 use std::sync::Arc;
 
-use entrepot_domain::{Digest, Mode, Repository};
+use bytes::Bytes;
+use entrepot_domain::{Digest, Format, Mode, Repository, RepositoryName};
 use entrepot_storage::{BlobError, PythonRepo, StoreError};
+use futures::Stream;
 
 pub use hosted::{HostedPython, StagedFile, UploadForm};
 pub use index::{PageFormat, ProjectPage, ServedPage};
 /// A file of a Python repository, ready to be read.
 pub type LocatedFile = crate::located::LocatedBlob;
+pub use operation::PythonOperation;
 pub use remote::RemotePython;
 
+use crate::access::{AccessControl, AuthError, Principal};
 use crate::located::ServedBlob;
 use crate::remote::UpstreamFailure;
+use crate::repositories::{RepositoryError, RepositoryService};
 
 /// Errors of the Python services. The front-ends choose the status.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,14 @@ pub enum PythonError {
     /// Local storage failed.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The caller may not perform the operation: anonymous callers get
+    /// [`AuthError::Unauthenticated`], authenticated ones [`AuthError::Denied`].
+    #[error(transparent)]
+    Access(#[from] AuthError),
+    /// The repository could not be looked up (it does not exist, or storage
+    /// failed).
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
 }
 
 impl From<StoreError> for PythonError {
@@ -98,18 +119,98 @@ pub type ServedFile = ServedBlob;
 
 /// Python repositories of every mode, behind one front door.
 pub struct PythonRepositories {
-    /// Pull-through caches.
+    /// Decides whether a caller may perform an operation.
+    access: Arc<dyn AccessControl>,
+    /// Where repositories are looked up.
+    repositories: RepositoryService,
+    /// Pull-through caches. Exposed for the admin API's `:testUpstream`,
+    /// which authorizes on its own; content goes through the methods below.
     pub remote: Arc<RemotePython>,
     /// Hosted repositories.
-    pub hosted: Arc<HostedPython>,
+    hosted: Arc<HostedPython>,
+}
+
+/// A standard repository the caller may upload to, found by
+/// [`PythonRepositories::upload_target`]: staging and storing a file need
+/// one, so neither runs for a caller who was refused.
+#[derive(Debug)]
+pub struct UploadTarget {
+    repo: Repository,
+}
+
+impl UploadTarget {
+    /// The repository uploaded to.
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
 }
 
 impl PythonRepositories {
+    /// Python repositories over `hosted` and `remote`, looked up in
+    /// `repositories`, every caller authorized through `access`.
+    pub fn new(
+        access: Arc<dyn AccessControl>,
+        repositories: RepositoryService,
+        hosted: Arc<HostedPython>,
+        remote: Arc<RemotePython>,
+    ) -> Self {
+        Self {
+            access,
+            repositories,
+            remote,
+            hosted,
+        }
+    }
+
+    /// Refuse `principal` unless it may perform `operation` on the
+    /// repository `name`, then look the repository up: a refused caller
+    /// learns nothing about it. An anonymous caller gets
+    /// [`AuthError::Unauthenticated`], others [`AuthError::Denied`].
+    async fn authorized(
+        &self,
+        principal: &Principal,
+        operation: PythonOperation,
+        name: &RepositoryName,
+    ) -> Result<Repository, PythonError> {
+        self.access
+            .authorize(
+                principal,
+                operation.permission(),
+                &operation::repository_resource(name),
+            )
+            .await?;
+        Ok(self.repositories.get(name).await?)
+    }
+
+    /// [`Self::authorized`], for a repository that must hold Python packages.
+    async fn python_repository(
+        &self,
+        principal: &Principal,
+        operation: PythonOperation,
+        name: &RepositoryName,
+    ) -> Result<Repository, PythonError> {
+        let repo = self.authorized(principal, operation, name).await?;
+        if repo.format != Format::Python {
+            return Err(PythonError::NotFound(format!(
+                "{name} is a {} repository, not a Python one",
+                repo.format.as_str()
+            )));
+        }
+        Ok(repo)
+    }
+
     /// The project list (normalised names).
-    pub async fn project_list(&self, repo: &Repository) -> Result<Arc<Vec<String>>, PythonError> {
+    pub async fn project_list(
+        &self,
+        principal: &Principal,
+        name: &RepositoryName,
+    ) -> Result<Arc<Vec<String>>, PythonError> {
+        let repo = self
+            .python_repository(principal, PythonOperation::ProjectList, name)
+            .await?;
         match repo.mode {
-            Mode::RemoteRepository => self.remote.project_list(repo).await,
-            Mode::StandardRepository => Ok(Arc::new(self.hosted.project_list(repo).await?)),
+            Mode::RemoteRepository => self.remote.project_list(&repo).await,
+            Mode::StandardRepository => Ok(Arc::new(self.hosted.project_list(&repo).await?)),
             Mode::VirtualRepository => Err(not_supported()),
         }
     }
@@ -117,13 +218,17 @@ impl PythonRepositories {
     /// A project's page, with file URLs pointing at entrepot.
     pub async fn project_page(
         &self,
-        repo: &Repository,
-        name: &str,
+        principal: &Principal,
+        name: &RepositoryName,
+        project: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
+        let repo = self
+            .python_repository(principal, PythonOperation::ProjectPage, name)
+            .await?;
         match repo.mode {
-            Mode::RemoteRepository => self.remote.project_page(repo, name).await,
+            Mode::RemoteRepository => self.remote.project_page(&repo, project).await,
             Mode::StandardRepository => Ok(Arc::new(ServedPage::new(
-                self.hosted.project_page(repo, name).await?,
+                self.hosted.project_page(&repo, project).await?,
             ))),
             Mode::VirtualRepository => Err(not_supported()),
         }
@@ -133,15 +238,76 @@ impl PythonRepositories {
     /// starts if it is not cached.
     pub async fn file(
         &self,
-        repo: &Repository,
+        principal: &Principal,
+        name: &RepositoryName,
         sha256: &str,
         filename: &str,
     ) -> Result<LocatedFile, PythonError> {
+        let repo = self
+            .python_repository(principal, PythonOperation::File, name)
+            .await?;
         match repo.mode {
-            Mode::RemoteRepository => self.remote.file(repo, sha256, filename).await,
-            Mode::StandardRepository => self.hosted.file(repo, sha256, filename).await,
+            Mode::RemoteRepository => self.remote.file(&repo, sha256, filename).await,
+            Mode::StandardRepository => self.hosted.file(&repo, sha256, filename).await,
             Mode::VirtualRepository => Err(not_supported()),
         }
+    }
+
+    /// The standard repository `name`, if `principal` may upload to it and
+    /// it takes uploads; to be given to [`Self::stage`] and [`Self::upload`].
+    pub async fn upload_target(
+        &self,
+        principal: &Principal,
+        name: &RepositoryName,
+    ) -> Result<UploadTarget, PythonError> {
+        let repo = self
+            .python_repository(principal, PythonOperation::Upload, name)
+            .await?;
+        self.hosted.accepts_uploads(&repo)?;
+        Ok(UploadTarget { repo })
+    }
+
+    /// Stream an upload's file to the staging area (hashing it, capped at
+    /// the largest upload), for [`Self::upload`].
+    pub async fn stage<S, E>(
+        &self,
+        _target: &UploadTarget,
+        body: S,
+    ) -> Result<StagedFile, PythonError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.hosted.stage(body).await
+    }
+
+    /// Store a staged file as a release file of `target`.
+    pub async fn upload(
+        &self,
+        target: &UploadTarget,
+        form: &UploadForm,
+        staged: StagedFile,
+    ) -> Result<(), PythonError> {
+        self.hosted.upload(&target.repo, form, staged).await
+    }
+
+    /// Yank (or unyank) every file of a release of a hosted repository, with
+    /// an optional reason. Returns how many files changed.
+    pub async fn set_yanked(
+        &self,
+        principal: &Principal,
+        name: &RepositoryName,
+        package: &str,
+        version: &str,
+        yanked: bool,
+        reason: Option<&str>,
+    ) -> Result<u64, PythonError> {
+        let repo = self
+            .authorized(principal, PythonOperation::SetYanked, name)
+            .await?;
+        self.hosted
+            .set_yanked(&repo, package, version, yanked, reason)
+            .await
     }
 }
 
