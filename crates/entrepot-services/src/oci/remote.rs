@@ -12,8 +12,8 @@ use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream, UpstreamSpecError};
 use entrepot_domain::{ContentDigest, Digest, ImagePath, Manifest, Reference, Repository};
 use entrepot_storage::{BlobStore, CacheStore, ManifestRecord, MetadataStore};
-use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, LINK};
-use entrepot_upstream::UpstreamRequest;
+use entrepot_upstream::http::header::{HeaderMap, ACCEPT, LINK};
+use entrepot_upstream::{UpstreamRequest, UpstreamTransport};
 use futures::FutureExt;
 use url::Url;
 
@@ -29,6 +29,9 @@ use crate::remote::target::{Gate, Target};
 use crate::remote::{
     Answer, CachedCopy, RateLimit, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
+
+/// The largest tag list page accepted from an upstream.
+const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 
 /// A manifest of an image, by tag or digest.
 pub struct ManifestOf {
@@ -200,7 +203,7 @@ impl RemoteOci {
         cache: Arc<dyn CacheStore>,
         blobs: Arc<dyn BlobStore>,
         fills: Fills,
-        client: Arc<entrepot_upstream::UpstreamClient>,
+        client: Arc<dyn UpstreamTransport>,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
     ) -> Self {
@@ -442,14 +445,16 @@ impl RemoteOci {
             struct TagList {
                 tags: Option<Vec<String>>,
             }
+            let unreadable = |detail: String| UpstreamFailure::InvalidResponse {
+                host: target.host(),
+                detail: format!("the upstream's tag list is unreadable: {detail}"),
+            };
+            let body = response
+                .bytes(MAX_TAG_LIST_BYTES)
+                .await
+                .map_err(|e| unreadable(e.to_string()))?;
             let list: TagList =
-                response
-                    .json()
-                    .await
-                    .map_err(|e| UpstreamFailure::InvalidResponse {
-                        host: target.host(),
-                        detail: format!("the upstream's tag list is unreadable: {e}"),
-                    })?;
+                serde_json::from_slice(&body).map_err(|e| unreadable(e.to_string()))?;
             // Some upstreams (distribution before 2.8) ignore `n` and `last`
             // and answer every tag: keep the page to what follows `last`, in
             // order, so that following our Link never serves a tag twice.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use entrepot_domain::upstream::PythonUpstream;
 use entrepot_domain::Repository;
 use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, RemoteFileRecord};
-use entrepot_upstream::UpstreamClient;
+use entrepot_upstream::UpstreamTransport;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
@@ -125,7 +125,7 @@ impl RemotePython {
         store: Arc<dyn PythonStore>,
         blobs: Arc<dyn BlobStore>,
         fills: Fills,
-        client: Arc<UpstreamClient>,
+        client: Arc<dyn UpstreamTransport>,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
         scratch: PathBuf,
