@@ -16,7 +16,7 @@ use entrepot_upstream::{
     UpstreamTransport,
 };
 use futures::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use url::Url;
 
 /// One scripted answer.
@@ -60,15 +60,6 @@ impl Reply {
         .header(CONTENT_LENGTH.as_str(), &body.len().to_string())
     }
 
-    /// An empty answer with `status`.
-    pub fn status(status: StatusCode) -> Self {
-        Self {
-            status,
-            headers: HeaderMap::new(),
-            body: Body::Fixed(Bytes::new()),
-        }
-    }
-
     /// `200 OK` announcing `length` (if any), whose body the returned feed
     /// sends.
     pub fn streamed(length: Option<u64>) -> (Self, BodyFeed) {
@@ -104,18 +95,9 @@ struct Script {
 }
 
 /// The scripted upstream. A request with no answer left gets `404`.
+#[derive(Default)]
 pub struct ScriptedUpstream {
     script: Mutex<Script>,
-    received: watch::Sender<usize>,
-}
-
-impl Default for ScriptedUpstream {
-    fn default() -> Self {
-        Self {
-            script: Mutex::default(),
-            received: watch::channel(0).0,
-        }
-    }
 }
 
 impl ScriptedUpstream {
@@ -133,12 +115,6 @@ impl ScriptedUpstream {
     /// How many `METHOD /path` requests arrived.
     pub fn count(&self, request: &str) -> usize {
         self.lock().seen.iter().filter(|s| *s == request).count()
-    }
-
-    /// Wait until `n` `METHOD /path` requests have arrived.
-    pub async fn arrived(&self, request: &str, n: usize) {
-        let mut rx = self.received.subscribe();
-        let _ = rx.wait_for(|_| self.count(request) >= n).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Script> {
@@ -173,7 +149,6 @@ impl UpstreamTransport for ScriptedUpstream {
                 _ => queue.pop_front().map(|r| (r.status, r.headers, r.body)),
             }
         };
-        self.received.send_modify(|n| *n += 1);
         let (status, headers, body) = reply.unwrap_or((
             StatusCode::NOT_FOUND,
             HeaderMap::new(),
@@ -193,4 +168,100 @@ impl UpstreamTransport for ScriptedUpstream {
             body,
         ))
     }
+}
+
+/// A remote repository `projects/default/repositories/up` of `format` whose
+/// upstream is `upstream` (a URL), in fresh stores, with fills spooling
+/// under a temporary directory.
+pub struct Fixture {
+    /// Every store, over one in-memory database.
+    pub stores: entrepot_storage::Stores,
+    /// The blob store, in the temporary directory.
+    pub blobs: std::sync::Arc<dyn entrepot_storage::BlobStore>,
+    /// Fills over `blobs`.
+    pub fills: Option<super::Fills>,
+    /// The metrics the fills count into.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The repository.
+    pub repo: entrepot_domain::Repository,
+    /// The temporary directory (removed on drop).
+    pub dir: tempfile::TempDir,
+}
+
+#[allow(clippy::unwrap_used)]
+impl Fixture {
+    /// The fixture.
+    pub async fn new(format: entrepot_domain::Format, upstream: &str) -> Self {
+        use crate::repositories::{NewRepository, RepositoryService};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let stores = entrepot_storage::testing::memory_stores().await.unwrap();
+        stores.metadata.create_project("default").await.unwrap();
+        let remote = serde_json::from_value(serde_json::json!({ "upstream": upstream })).unwrap();
+        RepositoryService::new(stores.metadata.clone())
+            .create(
+                &"projects/default/repositories/up".parse().unwrap(),
+                NewRepository {
+                    format,
+                    mode: entrepot_domain::Mode::RemoteRepository,
+                    description: String::new(),
+                    remote: Some(remote),
+                },
+            )
+            .await
+            .unwrap();
+        let repo = stores
+            .metadata
+            .get_repository("default", "up")
+            .await
+            .unwrap()
+            .unwrap();
+        let blobs: Arc<dyn entrepot_storage::BlobStore> =
+            Arc::new(entrepot_storage::ObjectBlobStore::local(dir.path().join("blobs")).unwrap());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let fills =
+            super::Fills::new(dir.path().join("spool"), blobs.clone(), metrics.clone()).unwrap();
+        Self {
+            stores,
+            blobs,
+            fills: Some(fills),
+            metrics,
+            repo,
+            dir,
+        }
+    }
+
+    /// Whether the spool directory is empty (no download left a file).
+    pub fn spool_is_empty(&self) -> bool {
+        std::fs::read_dir(self.dir.path().join("spool"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    }
+}
+
+/// Read from `stream` until at least `n` bytes came (fewer if it ends).
+#[allow(clippy::unwrap_used)]
+pub async fn read_at_least(stream: &mut entrepot_storage::ByteStream, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match stream.next().await {
+            Some(chunk) => out.extend_from_slice(&chunk.unwrap()),
+            None => break,
+        }
+    }
+    out
+}
+
+/// The rest of `stream`, or the error it ended with.
+pub async fn read_rest(mut stream: entrepot_storage::ByteStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+/// 3000 bytes that are not all alike.
+pub fn content() -> Vec<u8> {
+    (0..3000u32).map(|i| (i % 251) as u8).collect()
 }
