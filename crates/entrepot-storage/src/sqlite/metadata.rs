@@ -7,7 +7,7 @@ use entrepot_domain::{Digest, Repository};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
-use super::{digest_col, is_unique_violation, now_rfc3339, SqliteMetadataStore};
+use super::{digest_col, is_unique_violation, SqliteMetadataStore};
 use crate::metadata::*;
 
 /// Rows a repository deletion removes per transaction: SQLite has one
@@ -130,7 +130,7 @@ async fn existing(
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError> {
-        let create_time = now_rfc3339();
+        let create_time = self.now_rfc3339();
         // Project numbers look like the managed registries' ones: 12 digits.
         let number: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(number), 100000000000) + 1 FROM projects")
@@ -331,7 +331,7 @@ impl MetadataStore for SqliteMetadataStore {
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
             .bind(size as i64)
-            .bind(now_rfc3339())
+            .bind(self.now_rfc3339())
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
@@ -408,7 +408,7 @@ impl MetadataStore for SqliteMetadataStore {
         manifest: &ManifestRecord,
         tag: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = now_rfc3339();
+        let now = self.now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT OR IGNORE INTO manifests
