@@ -730,21 +730,23 @@ mod tests {
         feed.fail();
         // The reader's body ends in an error, never as if it were whole.
         assert!(collect(reader).await.is_err());
+        // The failed fill is forgotten before anyone hears of it: a retry
+        // made the moment the error arrives downloads again.
+        let (retry, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        assert_eq!(opened(&opens), 2, "the retry joined the failed fill");
         assert!(matches!(
             broken.fill.size().await,
             Err(FillError::InvalidResponse { .. })
         ));
         assert!(broken.committed.await.is_err(), "a broken fill committed");
         assert_eq!(fills.blobs.stat(&Digest::of(&good)).await.unwrap(), None);
+        // Only the retry's spool file is left.
         assert_eq!(
             std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
-            0
+            1,
+            "the broken fill's spool file survived"
         );
 
-        // The failed fill is forgotten before anyone hears of it: the retry
-        // downloads again, and gets the content.
-        let (retry, feed) = request(&fills, &digest, Some(3000), &opens).await;
-        assert_eq!(opened(&opens), 2);
         feed.send(&good);
         drop(feed);
         assert_eq!(collect(retry.fill.stream(None)).await.unwrap(), good);
