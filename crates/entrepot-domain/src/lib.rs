@@ -2,9 +2,12 @@
 //!
 //! Everything here is pure: parsing and validating names, digests, manifests and
 //! repository resources. Nothing in this crate performs I/O, so every type can be
-//! unit-tested and fuzzed in isolation.
+//! unit-tested and fuzzed in isolation. The one exception is [`clock`]'s
+//! `SystemClock`, which reads the machine's clock, and is a trait object so
+//! that callers can be given another.
 
 pub mod access_policy;
+pub mod clock;
 pub mod content_digest;
 pub mod digest;
 pub mod iam;

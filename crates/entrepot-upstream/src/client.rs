@@ -25,9 +25,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use base64::Engine as _;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
-use reqwest::{Method, StatusCode};
+use futures::{StreamExt, TryStreamExt};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
@@ -35,6 +37,8 @@ use crate::challenge::{self, Challenge};
 use crate::credentials::{CredentialError, CredentialSource, UpstreamCredentials};
 use crate::hop::{HopCheck, HopDenied};
 use crate::redact;
+use crate::response::{BodyError, UpstreamResponse};
+use crate::transport::UpstreamTransport;
 
 /// How many redirects one request may follow.
 const MAX_REDIRECTS: usize = 5;
@@ -110,7 +114,7 @@ impl UpstreamRequest {
     }
 
     /// Add a header.
-    pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.append(name, v);
         }
@@ -121,13 +125,10 @@ impl UpstreamRequest {
 /// How one authenticated try ended.
 enum Attempt {
     /// The upstream answered (anything but 401).
-    Answered(UpstreamResponse),
+    Answered(reqwest::Response),
     /// The upstream or its token service refused; why.
     Refused(String),
 }
-
-/// The final response of a request, after auth and redirects.
-pub type UpstreamResponse = reqwest::Response;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
@@ -206,20 +207,14 @@ impl UpstreamClient {
         })
     }
 
-    /// Whether the hop check lets entrepot use `url`'s host, without sending
-    /// anything: for callers about to serve content that came from there.
-    pub async fn check_origin(&self, url: &Url) -> Result<(), HopDenied> {
-        self.hops.check(url).await
-    }
-
     /// Send a request with the credentials of `source`, answering auth challenges
     /// and following redirects. A 401 after presenting cached credentials or a
     /// cached token is retried once with fresh ones.
-    pub async fn send(
+    async fn send_authenticated(
         &self,
         request: &UpstreamRequest,
         source: &dyn CredentialSource,
-    ) -> Result<UpstreamResponse, UpstreamError> {
+    ) -> Result<reqwest::Response, UpstreamError> {
         if !matches!(request.url.scheme(), "http" | "https") {
             return Err(UpstreamError::Protocol(format!(
                 "a URL with the scheme {} cannot be fetched; only http and https are",
@@ -449,7 +444,7 @@ impl UpstreamClient {
         &self,
         request: &UpstreamRequest,
         authorization: Option<&str>,
-    ) -> Result<UpstreamResponse, UpstreamError> {
+    ) -> Result<reqwest::Response, UpstreamError> {
         let first_origin = origin(&request.url);
         let secrets = authorization.map(redact::secrets_of).unwrap_or_default();
         let mut url = request.url.clone();
@@ -504,7 +499,7 @@ impl UpstreamClient {
         url: &Url,
         headers: &HeaderMap,
         authorization: Option<&str>,
-    ) -> Result<UpstreamResponse, UpstreamError> {
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -538,4 +533,39 @@ impl UpstreamClient {
             tokio::time::sleep(backoff).await;
         }
     }
+}
+
+#[async_trait]
+impl UpstreamTransport for UpstreamClient {
+    async fn check_origin(&self, url: &Url) -> Result<(), HopDenied> {
+        self.hops.check(url).await
+    }
+
+    async fn send(
+        &self,
+        request: &UpstreamRequest,
+        source: &dyn CredentialSource,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let response = self.send_authenticated(request, source).await?;
+        Ok(into_response(response))
+    }
+}
+
+/// The client library's answer in entrepot's terms.
+fn into_response(response: reqwest::Response) -> UpstreamResponse {
+    let status = response.status();
+    let url = response.url().clone();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes_stream()
+        .map_err(|e| {
+            BodyError::new(if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                // Without the URL: its query is not for error messages.
+                e.without_url().to_string()
+            })
+        })
+        .boxed();
+    UpstreamResponse::new(status, headers, url, body)
 }

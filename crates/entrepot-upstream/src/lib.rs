@@ -12,8 +12,14 @@ pub mod client;
 pub mod credentials;
 pub mod hop;
 pub mod redact;
+pub mod response;
+pub mod transport;
 
-pub use client::{UpstreamClient, UpstreamError, UpstreamRequest, UpstreamResponse};
+pub use client::{UpstreamClient, UpstreamError, UpstreamRequest};
 pub use credentials::{CredentialError, CredentialSource, NoCredentials, UpstreamCredentials};
 pub use hop::{AllowAllHops, HopCheck, HopDenied};
-pub use reqwest;
+/// The HTTP vocabulary (methods, status codes, headers) of requests and
+/// answers.
+pub use http;
+pub use response::{BodyError, ReadError, UpstreamBody, UpstreamResponse};
+pub use transport::UpstreamTransport;

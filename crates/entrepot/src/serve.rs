@@ -21,7 +21,7 @@ use entrepot_storage::{
     create_private_dir, BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore,
     SqliteMetadataStore,
 };
-use entrepot_upstream::UpstreamClient;
+use entrepot_upstream::{UpstreamClient, UpstreamTransport};
 
 use crate::config::{Config, VerifyOnStart};
 
@@ -91,7 +91,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
     let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
 
-    let upstream = Arc::new(UpstreamClient::new(access_policy.clone())?);
+    let upstream: Arc<dyn UpstreamTransport> =
+        Arc::new(UpstreamClient::new(access_policy.clone())?);
     // The spool lives beside the blobs, so a finished download is committed by a link.
     let fills = Fills::new(
         config.data_dir.join("blobs").join("spool"),
@@ -240,7 +241,7 @@ fn python_repositories(
     config: &Config,
     sqlite: &Arc<SqliteMetadataStore>,
     blobs: &Arc<dyn BlobStore>,
-    upstream: &Arc<UpstreamClient>,
+    upstream: &Arc<dyn UpstreamTransport>,
     metrics: &Arc<Metrics>,
     secrets: &SecretService,
 ) -> anyhow::Result<(HostedPython, RemotePython)> {

@@ -103,6 +103,18 @@ fn stale_tags_are_served_with_a_warning_when_the_upstream_fails() {
     );
 }
 
+/// Wait until the upstream's request log has every request made before
+/// this call: the log is written in order, so once a request made now shows,
+/// those before it show too.
+fn upstream_log_caught_up(upstream: &Distribution, marker: &str) {
+    let path = format!("/v2/{marker}/tags/list");
+    let _ = reqwest::blocking::get(format!("http://{}{path}", upstream.addr));
+    assert!(
+        eventually(Duration::from_secs(30), || upstream.gets_of(&path) > 0),
+        "the upstream never logged {path}"
+    );
+}
+
 #[test]
 fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
     let work = tempfile::tempdir().unwrap();
@@ -113,38 +125,55 @@ fn a_tag_moved_upstream_is_seen_after_the_freshness_window() {
     let upstream = Distribution::start();
     upstream.push(&v1, "latest", "app:latest", None);
 
+    // Two repositories on the same upstream: one whose freshness window is
+    // over at once (every request asks the upstream), one whose window (the
+    // default five minutes) lasts the whole test. No test waits for a clock.
     let server = Entrepot::start();
-    server.create_remote_docker(
-        "up",
-        &format!("http://{}", upstream.addr),
-        json!({ "tagTtlSecs": 1 }),
-    );
-    let digest_of = || {
-        header(
-            &server.get("/v2/default/up/app/manifests/latest"),
-            "docker-content-digest",
-        )
+    let upstream_url = format!("http://{}", upstream.addr);
+    server.create_remote_docker("now", &upstream_url, json!({ "tagTtlSecs": 0 }));
+    server.create_remote_docker("later", &upstream_url, json!({}));
+    let digest_of = |repo: &str| {
+        let response = server.get(&format!("/v2/default/{repo}/app/manifests/latest"));
+        assert_eq!(response.status(), 200, "{}", server.log_text());
+        header(&response, "docker-content-digest")
     };
-    assert_eq!(digest_of(), d1);
+    assert_eq!(digest_of("now"), d1);
+    assert_eq!(digest_of("later"), d1);
 
     upstream.push(&v2, "latest", "app:latest", None);
-    assert!(
-        eventually(Duration::from_secs(30), || digest_of() == d2),
-        "the moved tag was never seen"
+    upstream_log_caught_up(&upstream, "after-push");
+    let heads = upstream.requests_of("HEAD", "/v2/app/manifests/latest");
+    let gets = upstream.gets_of("/v2/app/manifests/latest");
+    // Within its window the cached tag is answered without asking the upstream.
+    assert_eq!(digest_of("later"), d1);
+    upstream_log_caught_up(&upstream, "after-later");
+    assert_eq!(
+        upstream.requests_of("HEAD", "/v2/app/manifests/latest"),
+        heads,
+        "a tag within its freshness window was revalidated"
     );
-    // An unchanged tag is revalidated with HEAD, not fetched again: wait
-    // until the freshness window has passed and the upstream saw the HEAD.
-    let gets_before = upstream.gets_of("/v2/app/manifests/latest");
-    let heads_before = upstream.requests_of("HEAD", "/v2/app/manifests/latest");
-    assert!(
-        eventually(Duration::from_secs(30), || {
-            digest_of() == d2
-                && upstream.requests_of("HEAD", "/v2/app/manifests/latest") > heads_before
-        }),
-        "the tag was never revalidated after its freshness window"
+    // Past its window the tag is revalidated, and the move is seen at once.
+    assert_eq!(digest_of("now"), d2);
+    upstream_log_caught_up(&upstream, "after-move");
+    let heads_after_move = upstream.requests_of("HEAD", "/v2/app/manifests/latest");
+    assert_eq!(
+        heads_after_move,
+        heads + 1,
+        "the move was not found by a HEAD"
     );
-    assert_eq!(digest_of(), d2);
-    assert_eq!(upstream.gets_of("/v2/app/manifests/latest"), gets_before);
+    assert_eq!(
+        upstream.gets_of("/v2/app/manifests/latest"),
+        gets + 1,
+        "the moved tag was not fetched once"
+    );
+    // An unchanged tag is revalidated with HEAD, not fetched again.
+    assert_eq!(digest_of("now"), d2);
+    upstream_log_caught_up(&upstream, "after-unchanged");
+    assert_eq!(
+        upstream.requests_of("HEAD", "/v2/app/manifests/latest"),
+        heads_after_move + 1
+    );
+    assert_eq!(upstream.gets_of("/v2/app/manifests/latest"), gets + 1);
 }
 
 #[test]
@@ -194,18 +223,28 @@ fn concurrent_cold_pulls_fetch_each_blob_from_the_upstream_once() {
     }
 }
 
+/// A fixture registry serving one image `app:1.0` whose layer is
+/// `served_layer` (the manifest names `layer`); with `hold`, the layer's
+/// body stops after that many bytes until the returned [`Release`] lets the
+/// rest go.
 fn fixture_image(
     layer: &[u8],
     served_layer: Vec<u8>,
-    chunk_delay: Option<Duration>,
-) -> (FixtureRegistry, String, String) {
+    hold: Option<usize>,
+) -> (FixtureRegistry, String, Option<Release>) {
     let layer_digest = sha256(layer);
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = sha256(config);
     let manifest = serde_json::to_vec(&image_manifest(config, layer)).unwrap();
-    let mut layer_reply = Reply::ok("application/octet-stream", served_layer);
-    layer_reply.chunk_delay = chunk_delay;
+    let layer_reply = Reply::ok("application/octet-stream", served_layer);
+    let (layer_reply, release) = match hold {
+        Some(bytes) => {
+            let (reply, release) = layer_reply.held_after(bytes);
+            (reply, Some(release))
+        }
+        None => (layer_reply, None),
+    };
     let routes = HashMap::from([
         (
             "/v2/app/manifests/1.0".to_owned(),
@@ -217,7 +256,7 @@ fn fixture_image(
         ),
         (format!("/v2/app/blobs/{layer_digest}"), layer_reply),
     ]);
-    (FixtureRegistry::start(routes), layer_digest, config_digest)
+    (FixtureRegistry::start(routes), layer_digest, release)
 }
 
 #[test]
@@ -238,16 +277,15 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
 
     // However the transfer ends (an error status, or a connection cut before
     // the last byte), the client never holds the whole corrupted body.
-    let served_whole = server
+    let response = server
         .request(
             Method::GET,
             &format!("/v2/default/bad/app/blobs/{layer_digest}"),
         )
         .send()
-        .ok()
-        .filter(|r| r.status() == 200)
-        .and_then(|r| r.bytes().ok())
-        .is_some_and(|b| b.len() == layer.len());
+        .expect("the server did not answer");
+    let served_whole =
+        response.status() == 200 && response.bytes().is_ok_and(|b| b.len() == layer.len());
     assert!(!served_whole, "corrupted content was served whole");
     assert!(
         !server.blob_file(&layer_digest).exists(),
@@ -262,9 +300,10 @@ fn content_that_fails_verification_is_refused_and_never_cached() {
 #[test]
 fn a_server_killed_mid_download_leaves_no_partial_blob() {
     let layer = random_bytes(4 * 1024 * 1024);
-    // 64 chunks of 64 KiB, 60 ms apart: about four seconds.
-    let (fixture, layer_digest, _) =
-        fixture_image(&layer, layer.clone(), Some(Duration::from_millis(60)));
+    // The upstream sends the first MiB, then holds the rest until the test
+    // lets it go: the download is under way for as long as the test needs.
+    let (fixture, layer_digest, release) = fixture_image(&layer, layer.clone(), Some(1 << 20));
+    let release = release.unwrap();
     let server = Entrepot::start();
     server.create_remote_docker("slow", &format!("http://{}", fixture.addr), json!({}));
 
@@ -277,23 +316,28 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
         let mut response = request.send().unwrap();
         assert_eq!(response.status(), 200);
         let mut first = [0u8; 1024];
-        let _ = first_bytes.send(response.read(&mut first).unwrap_or(0));
+        let _ = first_bytes.send(response.read_exact(&mut first).is_ok());
         // Keep reading until the server dies under us.
         let mut rest = Vec::new();
         let _ = response.read_to_end(&mut rest);
+        rest.len()
     });
     // Kill the server only once the download is under way: the client holds
     // the first bytes of the body while the upstream is still sending.
     let received = started
         .recv_timeout(Duration::from_secs(60))
         .expect("the download never started");
-    assert!(received > 0, "the download never started");
+    assert!(received, "the download never started");
     assert!(
         !server.blob_file(&layer_digest).exists(),
         "the blob was visible before it was verified"
     );
     let server = server.restart();
-    let _ = reader.join();
+    let rest = reader.join().unwrap();
+    assert!(
+        1024 + rest < layer.len(),
+        "the client got the whole blob from a download that never finished"
+    );
     assert!(
         !server.blob_file(&layer_digest).exists(),
         "a partial blob survived the crash"
@@ -305,6 +349,7 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
         "spool files survived"
     );
 
+    release.release();
     let response = server.get(&format!("/v2/default/slow/app/blobs/{layer_digest}"));
     assert_eq!(response.status(), 200);
     let body = response.bytes().unwrap();
@@ -315,24 +360,51 @@ fn a_server_killed_mid_download_leaves_no_partial_blob() {
 #[test]
 fn ranges_on_cold_and_warm_blobs() {
     let layer = random_bytes(1_000_000);
-    let (fixture, layer_digest, _) =
-        fixture_image(&layer, layer.clone(), Some(Duration::from_millis(5)));
+    // The upstream holds the layer after 800,000 bytes: the range is asked
+    // for while the fill is under way.
+    let (fixture, layer_digest, release) = fixture_image(&layer, layer.clone(), Some(800_000));
+    let release = release.unwrap();
     let server = Entrepot::start();
     server.create_remote_docker("up", &format!("http://{}", fixture.addr), json!({}));
     let path = format!("/v2/default/up/app/blobs/{layer_digest}");
-    for _ in 0..2 {
-        let response = server
+    let range = |server: &Entrepot| {
+        server
             .request(Method::GET, &path)
             .header("range", "bytes=700000-700099")
             .send()
-            .unwrap();
-        assert_eq!(response.status(), 206);
-        assert_eq!(
-            header(&response, "content-range"),
-            "bytes 700000-700099/1000000"
-        );
-        assert_eq!(response.bytes().unwrap().as_ref(), &layer[700_000..700_100]);
-    }
+            .unwrap()
+    };
+
+    // Cold: the range's bytes arrive while the upstream still holds the
+    // rest, all but its last byte, which waits for the digest check.
+    let mut cold = range(&server);
+    assert_eq!(cold.status(), 206);
+    assert_eq!(
+        header(&cold, "content-range"),
+        "bytes 700000-700099/1000000"
+    );
+    let mut early = vec![0u8; 99];
+    cold.read_exact(&mut early).unwrap();
+    assert_eq!(early, &layer[700_000..700_099]);
+    release.release();
+    let mut last = Vec::new();
+    cold.read_to_end(&mut last).unwrap();
+    assert_eq!(last, &layer[700_099..700_100]);
+
+    // Warm: once the blob is committed, from the cache.
+    assert!(
+        eventually(Duration::from_secs(30), || server
+            .blob_file(&layer_digest)
+            .exists()),
+        "the blob was never committed"
+    );
+    let warm = range(&server);
+    assert_eq!(warm.status(), 206);
+    assert_eq!(
+        header(&warm, "content-range"),
+        "bytes 700000-700099/1000000"
+    );
+    assert_eq!(warm.bytes().unwrap().as_ref(), &layer[700_000..700_100]);
     assert_eq!(
         fixture.hits_of(&format!("GET {}", path.replace("/default/up", ""))),
         1

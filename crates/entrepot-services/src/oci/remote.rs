@@ -12,8 +12,8 @@ use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream, UpstreamSpecError};
 use entrepot_domain::{ContentDigest, Digest, ImagePath, Manifest, Reference, Repository};
 use entrepot_storage::{BlobStore, CacheStore, ManifestRecord, MetadataStore};
-use entrepot_upstream::reqwest::header::{HeaderMap, ACCEPT, LINK};
-use entrepot_upstream::UpstreamRequest;
+use entrepot_upstream::http::header::{HeaderMap, ACCEPT, LINK};
+use entrepot_upstream::{UpstreamRequest, UpstreamTransport};
 use futures::FutureExt;
 use url::Url;
 
@@ -29,6 +29,9 @@ use crate::remote::target::{Gate, Target};
 use crate::remote::{
     Answer, CachedCopy, RateLimit, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
+
+/// The largest tag list page accepted from an upstream.
+const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 
 /// A manifest of an image, by tag or digest.
 pub struct ManifestOf {
@@ -200,7 +203,7 @@ impl RemoteOci {
         cache: Arc<dyn CacheStore>,
         blobs: Arc<dyn BlobStore>,
         fills: Fills,
-        client: Arc<entrepot_upstream::UpstreamClient>,
+        client: Arc<dyn UpstreamTransport>,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
     ) -> Self {
@@ -442,14 +445,16 @@ impl RemoteOci {
             struct TagList {
                 tags: Option<Vec<String>>,
             }
+            let unreadable = |detail: String| UpstreamFailure::InvalidResponse {
+                host: target.host(),
+                detail: format!("the upstream's tag list is unreadable: {detail}"),
+            };
+            let body = response
+                .bytes(MAX_TAG_LIST_BYTES)
+                .await
+                .map_err(|e| unreadable(e.to_string()))?;
             let list: TagList =
-                response
-                    .json()
-                    .await
-                    .map_err(|e| UpstreamFailure::InvalidResponse {
-                        host: target.host(),
-                        detail: format!("the upstream's tag list is unreadable: {e}"),
-                    })?;
+                serde_json::from_slice(&body).map_err(|e| unreadable(e.to_string()))?;
             // Some upstreams (distribution before 2.8) ignore `n` and `last`
             // and answer every tag: keep the page to what follows `last`, in
             // order, so that following our Link never serves a tag twice.
@@ -508,5 +513,209 @@ fn served(m: ManifestRecord, stale: bool) -> ServedManifest {
         media_type: m.media_type,
         content: m.content,
         stale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The races of a cold blob, against a scripted upstream: each step of a
+    //! download happens when the test says so.
+
+    use super::*;
+    use crate::remote::scripted::{
+        content, read_at_least, read_rest, Fixture, Reply, ScriptedUpstream,
+    };
+    use crate::remote::NoSecretReader;
+    use entrepot_domain::{ByteRange, Format};
+
+    struct Setup {
+        remote: RemoteOci,
+        upstream: Arc<ScriptedUpstream>,
+        fixture: Fixture,
+        path: ImagePath,
+    }
+
+    async fn setup() -> Setup {
+        let mut fixture = Fixture::new(Format::Docker, "http://127.0.0.1:5000").await;
+        let upstream = Arc::new(ScriptedUpstream::default());
+        let remote = RemoteOci::new(
+            fixture.stores.metadata.clone(),
+            fixture.stores.cache.clone(),
+            fixture.blobs.clone(),
+            fixture.fills.take().unwrap(),
+            upstream.clone(),
+            fixture.metrics.clone(),
+            Arc::new(NoSecretReader),
+        );
+        Setup {
+            remote,
+            upstream,
+            fixture,
+            path: "default/up/app".parse().unwrap(),
+        }
+    }
+
+    fn blob_request(digest: &Digest) -> String {
+        format!("GET /v2/app/blobs/{digest}")
+    }
+
+    impl Setup {
+        async fn body(&self, digest: &Digest, range: Option<ByteRange>) -> ByteStream {
+            self.remote
+                .locate_blob(&self.fixture.repo, &self.path, digest)
+                .await
+                .unwrap()
+                .open(range)
+                .await
+                .unwrap()
+                .body
+        }
+
+        async fn linked(&self, digest: &Digest) -> Option<u64> {
+            self.fixture
+                .stores
+                .metadata
+                .linked_blob_size(&image_ref(&self.path), digest)
+                .await
+                .unwrap()
+        }
+    }
+
+    use entrepot_storage::ByteStream;
+
+    #[tokio::test]
+    async fn two_pulls_of_a_cold_blob_make_one_upstream_fetch_and_both_get_it_whole() {
+        let s = setup().await;
+        let good = content();
+        let digest = Digest::of(&good);
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(&blob_request(&digest), reply);
+
+        let (mut a, mut b) = tokio::join!(s.body(&digest, None), s.body(&digest, None));
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 1);
+        feed.send(&good[..1000]);
+        let early = (
+            read_at_least(&mut a, 999).await,
+            read_at_least(&mut b, 999).await,
+        );
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!([early.0, read_rest(a).await.unwrap()].concat(), good);
+        assert_eq!([early.1, read_rest(b).await.unwrap()].concat(), good);
+
+        // Later pulls are served from the cache (or join the fill while it
+        // links the blob): the upstream is not asked again.
+        let again = read_rest(s.body(&digest, None).await).await.unwrap();
+        assert_eq!(again, good);
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_broken_mid_blob_leaves_nothing_and_the_next_pull_fetches_again() {
+        let s = setup().await;
+        let good = content();
+        let digest = Digest::of(&good);
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(&blob_request(&digest), reply);
+        s.upstream
+            .answer(&blob_request(&digest), Reply::ok(good.clone()));
+
+        let mut body = s.body(&digest, None).await;
+        feed.send(&good[..1000]);
+        assert_eq!(read_at_least(&mut body, 999).await, &good[..999]);
+        feed.fail();
+        assert!(
+            read_rest(body).await.is_err(),
+            "a broken blob ended as if whole"
+        );
+        assert_eq!(s.linked(&digest).await, None);
+        assert_eq!(s.fixture.blobs.stat(&digest).await.unwrap(), None);
+        assert!(s.fixture.spool_is_empty());
+
+        let retried = read_rest(s.body(&digest, None).await).await.unwrap();
+        assert_eq!(retried, good);
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 2);
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_blob_being_filled_gets_exactly_its_bytes() {
+        let s = setup().await;
+        let good = content();
+        let digest = Digest::of(&good);
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(&blob_request(&digest), reply);
+
+        let mut whole = s.body(&digest, None).await;
+        feed.send(&good[..1000]);
+        read_at_least(&mut whole, 999).await;
+        let range = ByteRange {
+            start: 700,
+            end: 2199,
+        };
+        let ranged = tokio::spawn(read_rest(s.body(&digest, Some(range)).await));
+        feed.send(&good[1000..2000]);
+        feed.send(&good[2000..]);
+        drop(feed);
+        assert_eq!(ranged.await.unwrap().unwrap(), &good[700..2200]);
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_disconnects_mid_blob_does_not_stop_the_fill_for_the_others() {
+        let s = setup().await;
+        let good = content();
+        let digest = Digest::of(&good);
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(&blob_request(&digest), reply);
+
+        let (mut leaving, staying) = tokio::join!(s.body(&digest, None), s.body(&digest, None));
+        feed.send(&good[..1000]);
+        read_at_least(&mut leaving, 999).await;
+        drop(leaving);
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!(read_rest(staying).await.unwrap(), good);
+        assert_eq!(s.fixture.blobs.stat(&digest).await.unwrap(), Some(3000));
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 1);
+    }
+
+    #[tokio::test]
+    async fn a_blob_that_fails_verification_is_discarded_and_fetched_again() {
+        let s = setup().await;
+        let good = content();
+        let mut bad = good.clone();
+        bad[2900] ^= 0xff;
+        let digest = Digest::of(&good);
+        s.upstream
+            .answer(&blob_request(&digest), Reply::ok(bad.clone()));
+        s.upstream
+            .answer(&blob_request(&digest), Reply::ok(good.clone()));
+
+        // Refused when the pull starts, or mid-body: never served whole.
+        let served = match s
+            .remote
+            .locate_blob(&s.fixture.repo, &s.path, &digest)
+            .await
+        {
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        RegistryError::Remote(UpstreamFailure::DigestMismatch { .. })
+                    ),
+                    "{e}"
+                );
+                None
+            }
+            Ok(located) => read_rest(located.open(None).await.unwrap().body).await.ok(),
+        };
+        assert_eq!(served, None, "unverified content was served whole");
+        assert_eq!(s.linked(&digest).await, None);
+        assert_eq!(s.fixture.blobs.stat(&Digest::of(&bad)).await.unwrap(), None);
+        assert_eq!(s.fixture.blobs.stat(&digest).await.unwrap(), None);
+
+        let retried = read_rest(s.body(&digest, None).await).await.unwrap();
+        assert_eq!(retried, good);
+        assert_eq!(s.upstream.count(&blob_request(&digest)), 2);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{python_upstream, PythonUpstream, UpstreamSpecError};
 use entrepot_domain::{Algorithm, ContentDigest};
-use entrepot_upstream::reqwest::header::ACCEPT;
+use entrepot_upstream::http::header::ACCEPT;
 use entrepot_upstream::{redact, UpstreamRequest};
 use url::Url;
 

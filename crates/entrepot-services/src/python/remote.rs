@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use entrepot_domain::upstream::PythonUpstream;
 use entrepot_domain::Repository;
 use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, RemoteFileRecord};
-use entrepot_upstream::UpstreamClient;
+use entrepot_upstream::UpstreamTransport;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
@@ -125,7 +125,7 @@ impl RemotePython {
         store: Arc<dyn PythonStore>,
         blobs: Arc<dyn BlobStore>,
         fills: Fills,
-        client: Arc<UpstreamClient>,
+        client: Arc<dyn UpstreamTransport>,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
         scratch: PathBuf,
@@ -757,4 +757,203 @@ async fn extract_wheel_metadata(
     .await;
     let _ = tokio::fs::remove_file(&path).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    //! The races of a cold file, against a scripted upstream index: each
+    //! step of a download happens when the test says so.
+
+    use super::*;
+    use crate::remote::scripted::{
+        content, read_at_least, read_rest, Fixture, Reply, ScriptedUpstream,
+    };
+    use crate::remote::NoSecretReader;
+    use entrepot_domain::{ByteRange, Digest, Format};
+    use entrepot_storage::ByteStream;
+
+    const FILE: &str = "pkg-1.0.tar.gz";
+    const FETCH: &str = "GET /files/pkg-1.0.tar.gz";
+
+    struct Setup {
+        remote: RemotePython,
+        upstream: Arc<ScriptedUpstream>,
+        fixture: Fixture,
+        sha256: String,
+    }
+
+    /// A remote repository whose upstream page of `pkg` lists one file,
+    /// named by the sha256 of [`content`]; the page has been served.
+    async fn setup() -> Setup {
+        let mut fixture = Fixture::new(Format::Python, "http://127.0.0.1:5000/simple/").await;
+        let upstream = Arc::new(ScriptedUpstream::default());
+        let remote = RemotePython::new(
+            fixture.stores.python.clone(),
+            fixture.blobs.clone(),
+            fixture.fills.take().unwrap(),
+            upstream.clone(),
+            fixture.metrics.clone(),
+            Arc::new(NoSecretReader),
+            fixture.dir.path().join("scratch"),
+        )
+        .unwrap();
+        let sha256 = Digest::of(&content()).hex().to_owned();
+        let page = serde_json::json!({
+            "meta": { "api-version": "1.0" },
+            "name": "pkg",
+            "files": [{
+                "filename": FILE,
+                "url": format!("http://127.0.0.1:5000/files/{FILE}"),
+                "hashes": { "sha256": sha256 },
+            }],
+        });
+        upstream.answer(
+            "GET /simple/pkg/",
+            Reply::ok(page.to_string())
+                .header("content-type", "application/vnd.pypi.simple.v1+json"),
+        );
+        remote.project_page(&fixture.repo, "pkg").await.unwrap();
+        Setup {
+            remote,
+            upstream,
+            fixture,
+            sha256,
+        }
+    }
+
+    impl Setup {
+        async fn body(&self, range: Option<ByteRange>) -> ByteStream {
+            self.remote
+                .file(&self.fixture.repo, &self.sha256, FILE)
+                .await
+                .unwrap()
+                .open(range)
+                .await
+                .unwrap()
+                .body
+        }
+
+        async fn linked(&self) -> Option<u64> {
+            let digest = sha256_digest(&self.sha256).unwrap();
+            self.fixture
+                .stores
+                .python
+                .remote_blob_size(&repo_ids(&self.fixture.repo), &digest)
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn two_downloads_of_a_cold_file_make_one_upstream_fetch_and_both_get_it_whole() {
+        let s = setup().await;
+        let good = content();
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(FETCH, reply);
+
+        let (mut a, mut b) = tokio::join!(s.body(None), s.body(None));
+        assert_eq!(s.upstream.count(FETCH), 1);
+        feed.send(&good[..1000]);
+        let early = (
+            read_at_least(&mut a, 999).await,
+            read_at_least(&mut b, 999).await,
+        );
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!([early.0, read_rest(a).await.unwrap()].concat(), good);
+        assert_eq!([early.1, read_rest(b).await.unwrap()].concat(), good);
+        assert_eq!(read_rest(s.body(None).await).await.unwrap(), good);
+        assert_eq!(s.upstream.count(FETCH), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_broken_mid_file_leaves_nothing_and_the_next_download_fetches_again() {
+        let s = setup().await;
+        let good = content();
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(FETCH, reply);
+        s.upstream.answer(FETCH, Reply::ok(good.clone()));
+
+        let mut body = s.body(None).await;
+        feed.send(&good[..1000]);
+        assert_eq!(read_at_least(&mut body, 999).await, &good[..999]);
+        feed.fail();
+        assert!(
+            read_rest(body).await.is_err(),
+            "a broken file ended as if whole"
+        );
+        assert_eq!(s.linked().await, None);
+        assert!(s.fixture.spool_is_empty());
+
+        assert_eq!(read_rest(s.body(None).await).await.unwrap(), good);
+        assert_eq!(s.upstream.count(FETCH), 2);
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_file_being_filled_gets_exactly_its_bytes() {
+        let s = setup().await;
+        let good = content();
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(FETCH, reply);
+
+        let mut whole = s.body(None).await;
+        feed.send(&good[..1000]);
+        read_at_least(&mut whole, 999).await;
+        let range = ByteRange {
+            start: 999,
+            end: 2999,
+        };
+        let ranged = tokio::spawn(read_rest(s.body(Some(range)).await));
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!(ranged.await.unwrap().unwrap(), &good[999..]);
+        assert_eq!(s.upstream.count(FETCH), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_disconnects_mid_file_does_not_stop_the_fill_for_the_others() {
+        let s = setup().await;
+        let good = content();
+        let (reply, feed) = Reply::streamed(Some(3000));
+        s.upstream.answer(FETCH, reply);
+
+        let (mut leaving, staying) = tokio::join!(s.body(None), s.body(None));
+        feed.send(&good[..1000]);
+        read_at_least(&mut leaving, 999).await;
+        drop(leaving);
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!(read_rest(staying).await.unwrap(), good);
+        assert_eq!(s.upstream.count(FETCH), 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_fails_verification_is_discarded_and_fetched_again() {
+        let s = setup().await;
+        let good = content();
+        let mut bad = good.clone();
+        bad[0] ^= 0xff;
+        s.upstream.answer(FETCH, Reply::ok(bad));
+        s.upstream.answer(FETCH, Reply::ok(good.clone()));
+
+        // Refused when the download starts, or mid-body: never served whole.
+        let served = match s.remote.file(&s.fixture.repo, &s.sha256, FILE).await {
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        PythonError::Remote(UpstreamFailure::DigestMismatch { .. })
+                    ),
+                    "{e}"
+                );
+                None
+            }
+            Ok(located) => read_rest(located.open(None).await.unwrap().body).await.ok(),
+        };
+        assert!(served.is_none(), "unverified content was served whole");
+        assert_eq!(s.linked().await, None);
+
+        assert_eq!(read_rest(s.body(None).await).await.unwrap(), good);
+        assert_eq!(s.upstream.count(FETCH), 2);
+    }
 }

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use entrepot_domain::upstream::UpstreamSpecError;
 use entrepot_domain::{ContentDigest, Repository};
-use entrepot_upstream::reqwest::header::HeaderMap;
-use entrepot_upstream::reqwest::StatusCode;
-use entrepot_upstream::{CredentialSource, UpstreamClient, UpstreamRequest, UpstreamResponse};
+use entrepot_upstream::http::header::HeaderMap;
+use entrepot_upstream::http::StatusCode;
+use entrepot_upstream::{
+    CredentialSource, ReadError, UpstreamRequest, UpstreamResponse, UpstreamTransport,
+};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::OwnedMutexGuard;
 use url::Url;
@@ -98,7 +100,7 @@ type Failed<C> = (UpstreamFailure, Option<CachedCopy<C>>);
 /// The remote cache of one format.
 pub struct RemoteCache<F> {
     format: F,
-    client: Arc<UpstreamClient>,
+    client: Arc<dyn UpstreamTransport>,
     metrics: Arc<Metrics>,
     credentials: CredentialSources,
     locks: KeyLocks,
@@ -111,7 +113,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
     /// credentials read through `secrets`.
     pub fn new(
         format: F,
-        client: Arc<UpstreamClient>,
+        client: Arc<dyn UpstreamTransport>,
         fills: Fills,
         metrics: Arc<Metrics>,
         secrets: Arc<dyn SecretReader>,
@@ -206,7 +208,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
     ) -> Result<UpstreamResponse, UpstreamFailure> {
         let credentials = target.credentials_for(&request.url);
         let response = send(
-            &self.client,
+            self.client.as_ref(),
             &self.metrics,
             request,
             credentials.as_ref(),
@@ -363,30 +365,22 @@ impl<F: RemoteFormat> RemoteCache<F> {
             ),
         };
         let response = self.send_ok(target, &request, &what).await?;
-        if response
-            .content_length()
-            .is_some_and(|l| l > F::MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(too_large());
-        }
         let content_type = response
             .headers()
-            .get(entrepot_upstream::reqwest::header::CONTENT_TYPE)
+            .get(entrepot_upstream::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let announced = self.format.announced(response.headers());
-        let mut body = response.bytes_stream();
-        let mut content = Vec::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| UpstreamFailure::InvalidResponse {
-                host: host.clone(),
-                detail: format!("reading {what} from the upstream {host} failed: {e}"),
-            })?;
-            if content.len() + chunk.len() > F::MAX_DOCUMENT_BYTES {
-                return Err(too_large());
+        let content = match response.bytes(F::MAX_DOCUMENT_BYTES).await {
+            Ok(content) => content,
+            Err(ReadError::TooLarge { .. }) => return Err(too_large()),
+            Err(ReadError::Body(e)) => {
+                return Err(UpstreamFailure::InvalidResponse {
+                    host: host.clone(),
+                    detail: format!("reading {what} from the upstream {host} failed: {e}"),
+                })
             }
-            content.extend_from_slice(&chunk);
-        }
+        };
         self.metrics.upstream_bytes(content.len() as u64);
         let fetched = FetchedDocument {
             url: request.url.clone(),
@@ -418,7 +412,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
         let open = move || {
             async move {
                 let response = send(
-                    &client,
+                    client.as_ref(),
                     &metrics,
                     &request,
                     credentials.as_ref(),
@@ -431,10 +425,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 Ok(UpstreamBody {
                     host: host_of(&request.url),
                     length: response.content_length(),
-                    body: response
-                        .bytes_stream()
-                        .map_err(std::io::Error::other)
-                        .boxed(),
+                    body: response.into_body().map_err(std::io::Error::other).boxed(),
                 })
             }
             .boxed()
@@ -502,7 +493,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
 /// token that is no longer valid, so this is how a rotated token is picked up
 /// at once rather than when the cached one expires.
 async fn send(
-    client: &UpstreamClient,
+    client: &dyn UpstreamTransport,
     metrics: &Metrics,
     request: &UpstreamRequest,
     credentials: &dyn CredentialSource,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use entrepot_domain::upstream::UpstreamSpecError;
 use entrepot_domain::ContentDigest;
-use entrepot_upstream::reqwest::header::{HeaderMap, RETRY_AFTER};
-use entrepot_upstream::reqwest::StatusCode;
+use entrepot_upstream::http::header::{HeaderMap, RETRY_AFTER};
+use entrepot_upstream::http::StatusCode;
 use entrepot_upstream::UpstreamResponse;
 pub use entrepot_upstream::{CredentialError, HopDenied, UpstreamError};
 
@@ -261,7 +261,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use entrepot_upstream::reqwest::header::HeaderValue;
+    use entrepot_upstream::http::header::HeaderValue;
 
     fn headers(retry: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

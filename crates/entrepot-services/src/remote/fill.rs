@@ -168,16 +168,24 @@ impl Fills {
             tx,
         };
         let open = open();
-        let fills = self.running.clone();
-        tokio::spawn(async move {
-            // Linked before the fill is forgotten: a request arriving after
-            // that finds the link instead of starting another download.
-            if let Some(committed) = job.run(open, writer).await {
-                after_commit(committed).await;
-            }
-            fills.lock().await.remove(&key);
-        });
+        let forget = Forget {
+            running: self.running.clone(),
+            key,
+        };
+        tokio::spawn(job.run(open, writer, after_commit, forget));
         Ok(Cached::Filling(fill))
+    }
+}
+
+/// Removes a fill from the fills under way.
+struct Forget {
+    running: Arc<tokio::sync::Mutex<HashMap<FillKey, Arc<Fill>>>>,
+    key: FillKey,
+}
+
+impl Forget {
+    async fn now(self) {
+        self.running.lock().await.remove(&self.key);
     }
 }
 
@@ -190,21 +198,38 @@ struct FillJob {
 }
 
 impl FillJob {
-    async fn run(self, open: OpenUpstream, mut writer: tokio::fs::File) -> Option<Committed> {
+    async fn run(
+        self,
+        open: OpenUpstream,
+        mut writer: tokio::fs::File,
+        after_commit: impl FnOnce(Committed) -> AfterCommit,
+        forget: Forget,
+    ) {
         let outcome = self.download(open, &mut writer).await;
         drop(writer);
-        let committed = outcome.as_ref().ok().cloned();
-        if let Err(e) = &outcome {
-            if matches!(e, FillError::DigestMismatch { .. }) {
-                tracing::error!(digest = %self.digest, error = %e, "upstream content failed verification; not cached");
-            } else {
-                tracing::warn!(digest = %self.digest, error = %e, "cache fill failed");
+        match outcome {
+            Ok(committed) => {
+                self.tx.send_modify(|p| p.outcome = Some(Ok(())));
+                // Linked before the fill is forgotten: a request arriving
+                // after that finds the link instead of starting another
+                // download.
+                after_commit(committed).await;
+                forget.now().await;
             }
-            let _ = tokio::fs::remove_file(&self.path).await;
+            Err(e) => {
+                if matches!(e, FillError::DigestMismatch { .. }) {
+                    tracing::error!(digest = %self.digest, error = %e, "upstream content failed verification; not cached");
+                } else {
+                    tracing::warn!(digest = %self.digest, error = %e, "cache fill failed");
+                }
+                let _ = tokio::fs::remove_file(&self.path).await;
+                // Forgotten before anyone hears of the failure: a client that
+                // retries at once starts a new download instead of joining
+                // this failed one.
+                forget.now().await;
+                self.tx.send_modify(|p| p.outcome = Some(Err(e)));
+            }
         }
-        self.tx
-            .send_modify(|p| p.outcome = Some(outcome.map(|_| ())));
-        committed
     }
 
     async fn download(
@@ -213,11 +238,10 @@ impl FillJob {
         writer: &mut tokio::fs::File,
     ) -> Result<Committed, FillError> {
         let storage = |e: std::io::Error| FillError::storage(e);
-        let UpstreamBody {
-            host,
-            length,
-            mut body,
-        } = open.await?;
+        let UpstreamBody { host, length, body } = open.await?;
+        // Fused: the batching below may see the end before the loop does,
+        // and a stream need not be polled past its end.
+        let mut body = body.fuse();
         self.tx.send_modify(|p| {
             p.total = length;
             p.opened = true;
@@ -568,5 +592,261 @@ mod tests {
         }
         assert!(committed.await.is_err());
         assert_eq!(fills.blobs.stat(&Digest::of(&other)).await.unwrap(), None);
+    }
+    /// A fill's upstream body, fed chunk by chunk by the test.
+    struct Feed(tokio::sync::mpsc::UnboundedSender<std::io::Result<Bytes>>);
+
+    impl Feed {
+        fn send(&self, chunk: &[u8]) {
+            self.0.send(Ok(Bytes::copy_from_slice(chunk))).unwrap();
+        }
+
+        fn fail(self) {
+            self.0
+                .send(Err(std::io::Error::other("connection reset")))
+                .unwrap();
+        }
+    }
+
+    /// What one request for `digest` got, with the body of the download it
+    /// started (if it started one) fed through the returned feed, and the
+    /// count of downloads opened.
+    struct Request {
+        fill: Arc<Fill>,
+        committed: tokio::sync::oneshot::Receiver<Committed>,
+    }
+
+    async fn request(
+        fills: &Fills,
+        digest: &ContentDigest,
+        length: Option<u64>,
+        opens: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> (Request, Feed) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let opens = opens.clone();
+        let open = move || {
+            opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                Ok(UpstreamBody {
+                    host: "upstream.example".into(),
+                    length,
+                    body: futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|chunk| (chunk, rx))
+                    })
+                    .boxed(),
+                })
+            }
+            .boxed()
+        };
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let after_commit = move |c| {
+            async move {
+                let _ = done.send(c);
+            }
+            .boxed()
+        };
+        let cached = fills
+            .get_or_start(
+                "projects/p/repositories/r",
+                digest,
+                async { Ok(None) },
+                open,
+                after_commit,
+            )
+            .await
+            .unwrap();
+        let Cached::Filling(fill) = cached else {
+            panic!("nothing is linked")
+        };
+        (Request { fill, committed }, Feed(tx))
+    }
+
+    fn opens() -> Arc<std::sync::atomic::AtomicUsize> {
+        Arc::default()
+    }
+
+    fn opened(opens: &Arc<std::sync::atomic::AtomicUsize>) -> usize {
+        opens.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Read from `stream` until at least `n` bytes came (fewer if it ends).
+    async fn read_at_least(stream: &mut ByteStream, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match stream.next().await {
+                Some(chunk) => out.extend_from_slice(&chunk.unwrap()),
+                None => break,
+            }
+        }
+        out
+    }
+
+    fn content() -> Vec<u8> {
+        (0..3000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn two_requests_for_one_blob_share_one_download_and_both_get_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = content();
+        let digest = ContentDigest::from(Digest::of(&good));
+        let opens = opens();
+        let (first, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        let (second, _unused) = request(&fills, &digest, Some(3000), &opens).await;
+        assert_eq!(opened(&opens), 1, "the second request opened a download");
+        assert!(Arc::ptr_eq(&first.fill, &second.fill));
+
+        let (mut a, mut b) = (first.fill.stream(None), second.fill.stream(None));
+        feed.send(&good[..1000]);
+        // Both readers have bytes while the download is still running; the
+        // last byte written is held back until the digest is checked.
+        let early_a = read_at_least(&mut a, 999).await;
+        let early_b = read_at_least(&mut b, 999).await;
+        assert_eq!(early_a, &good[..999]);
+        assert_eq!(early_b, &good[..999]);
+        feed.send(&good[1000..]);
+        drop(feed);
+        let rest_a = collect(a).await.unwrap();
+        let rest_b = collect(b).await.unwrap();
+        assert_eq!([early_a, rest_a].concat(), good);
+        assert_eq!([early_b, rest_b].concat(), good);
+        let committed = first.committed.await.unwrap();
+        assert_eq!(committed.digest, Digest::of(&good));
+        assert_eq!(opened(&opens), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_broken_mid_stream_leaves_nothing_and_the_next_request_downloads_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = content();
+        let digest = ContentDigest::from(Digest::of(&good));
+        let opens = opens();
+        let (broken, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        let mut reader = broken.fill.stream(None);
+        feed.send(&good[..1000]);
+        assert_eq!(read_at_least(&mut reader, 999).await, &good[..999]);
+        feed.fail();
+        // The reader's body ends in an error, never as if it were whole.
+        assert!(collect(reader).await.is_err());
+        // The failed fill is forgotten before anyone hears of it: a retry
+        // made the moment the error arrives downloads again.
+        let (retry, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        assert_eq!(opened(&opens), 2, "the retry joined the failed fill");
+        assert!(matches!(
+            broken.fill.size().await,
+            Err(FillError::InvalidResponse { .. })
+        ));
+        assert!(broken.committed.await.is_err(), "a broken fill committed");
+        assert_eq!(fills.blobs.stat(&Digest::of(&good)).await.unwrap(), None);
+        // Only the retry's spool file is left.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("spool")).unwrap().count(),
+            1,
+            "the broken fill's spool file survived"
+        );
+
+        feed.send(&good);
+        drop(feed);
+        assert_eq!(collect(retry.fill.stream(None)).await.unwrap(), good);
+        assert!(retry.committed.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_range_asked_while_filling_gets_exactly_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = content();
+        let digest = ContentDigest::from(Digest::of(&good));
+        let (filling, feed) = request(&fills, &digest, Some(3000), &opens()).await;
+        feed.send(&good[..1000]);
+        let mut whole = filling.fill.stream(None);
+        read_at_least(&mut whole, 999).await;
+        // A range across what has arrived and what has not, and one that
+        // ends at the last byte.
+        let across = filling.fill.stream(Some(ByteRange {
+            start: 500,
+            end: 1499,
+        }));
+        let tail = filling.fill.stream(Some(ByteRange {
+            start: 2990,
+            end: 2999,
+        }));
+        let (across, tail) = (tokio::spawn(collect(across)), tokio::spawn(collect(tail)));
+        feed.send(&good[1000..2000]);
+        feed.send(&good[2000..]);
+        drop(feed);
+        assert_eq!(across.await.unwrap().unwrap(), &good[500..1500]);
+        assert_eq!(tail.await.unwrap().unwrap(), &good[2990..]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_goes_away_does_not_stop_the_download_for_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = content();
+        let digest = ContentDigest::from(Digest::of(&good));
+        let opens = opens();
+        let (first, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        let (second, _) = request(&fills, &digest, Some(3000), &opens).await;
+        let mut leaving = first.fill.stream(None);
+        feed.send(&good[..1000]);
+        read_at_least(&mut leaving, 999).await;
+        // The client disconnects: its body stream and its handle are dropped.
+        drop(leaving);
+        drop(first.fill);
+        feed.send(&good[1000..]);
+        drop(feed);
+        assert_eq!(collect(second.fill.stream(None)).await.unwrap(), good);
+        // The download ran to its end and was committed for later requests.
+        assert_eq!(first.committed.await.unwrap().size, 3000);
+        assert_eq!(
+            fills.blobs.stat(&Digest::of(&good)).await.unwrap(),
+            Some(3000)
+        );
+        assert_eq!(opened(&opens), 1);
+    }
+
+    #[tokio::test]
+    async fn content_that_fails_verification_mid_read_is_discarded_and_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let fills = fills(dir.path());
+        let good = content();
+        let mut bad = good.clone();
+        bad[2500] ^= 0xff;
+        let digest = ContentDigest::from(Digest::of(&good));
+        let opens = opens();
+        let (first, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        let mut reader = first.fill.stream(None);
+        feed.send(&bad[..1000]);
+        read_at_least(&mut reader, 999).await;
+        feed.send(&bad[1000..]);
+        drop(feed);
+        // The reader got every byte but the last, then an error.
+        let mut got = 999;
+        let mut failed = false;
+        while let Some(chunk) = reader.next().await {
+            match chunk {
+                Ok(c) => got += c.len(),
+                Err(_) => failed = true,
+            }
+        }
+        assert!(
+            failed && got < bad.len(),
+            "unverified content was served whole"
+        );
+        assert!(matches!(
+            first.fill.size().await,
+            Err(FillError::DigestMismatch { .. })
+        ));
+        assert_eq!(fills.blobs.stat(&Digest::of(&bad)).await.unwrap(), None);
+        assert_eq!(fills.blobs.stat(&Digest::of(&good)).await.unwrap(), None);
+
+        let (retry, feed) = request(&fills, &digest, Some(3000), &opens).await;
+        assert_eq!(opened(&opens), 2);
+        feed.send(&good);
+        drop(feed);
+        assert_eq!(collect(retry.fill.stream(None)).await.unwrap(), good);
     }
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::UpstreamSpecError;
 use entrepot_domain::ContentDigest;
-use entrepot_upstream::reqwest::header::HeaderMap;
+use entrepot_upstream::http::header::HeaderMap;
 use entrepot_upstream::UpstreamRequest;
 use url::Url;
 

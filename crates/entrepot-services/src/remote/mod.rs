@@ -18,6 +18,8 @@ pub mod fill;
 pub mod format;
 pub mod freshness;
 pub mod locks;
+#[cfg(test)]
+pub(crate) mod scripted;
 pub mod target;
 
 pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use entrepot_domain::access_policy::AccessPolicy;
 use sqlx::Row;
 
-use super::{now_rfc3339, SqliteMetadataStore};
+use super::SqliteMetadataStore;
 use crate::access_policy::*;
 use crate::metadata::StoreError;
 
@@ -35,7 +35,7 @@ impl AccessPolicyStore for SqliteMetadataStore {
         expected_etag: Option<&str>,
     ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_rfc3339();
+        let now = self.now_rfc3339();
         let result = match expected_etag {
             Some(etag) => {
                 sqlx::query(

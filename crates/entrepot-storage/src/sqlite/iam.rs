@@ -5,7 +5,7 @@ use entrepot_domain::iam::{Binding, Member, Policy, EMPTY_POLICY_ETAG};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{is_unique_violation, now_rfc3339, SqliteMetadataStore};
+use super::{is_unique_violation, SqliteMetadataStore};
 use crate::iam::*;
 use crate::metadata::StoreError;
 
@@ -47,6 +47,7 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 async fn remove_member_from_policies(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     member: &Member,
+    now: &str,
 ) -> Result<Vec<String>, StoreError> {
     // Members are stored as JSON strings: look for the quoted member string.
     let needle = serde_json::to_string(&member.to_string())
@@ -79,7 +80,7 @@ async fn remove_member_from_policies(
         )
         .bind(&bindings)
         .bind(&etag)
-        .bind(now_rfc3339())
+        .bind(now)
         .bind(&resource)
         .execute(&mut **tx)
         .await?;
@@ -98,7 +99,7 @@ impl IamStore for SqliteMetadataStore {
         email: &str,
         password_hash: Option<&str>,
     ) -> Result<UserRecord, StoreError> {
-        let create_time = now_rfc3339();
+        let create_time = self.now_rfc3339();
         match sqlx::query(
             "INSERT INTO iam_users (email, password_hash, create_time) VALUES (?, ?, ?)",
         )
@@ -156,7 +157,12 @@ impl IamStore for SqliteMetadataStore {
             .bind(format!("user:{email}"))
             .execute(&mut *tx)
             .await?;
-        let changed = remove_member_from_policies(&mut tx, &Member::User(email.to_owned())).await?;
+        let changed = remove_member_from_policies(
+            &mut tx,
+            &Member::User(email.to_owned()),
+            &self.now_rfc3339(),
+        )
+        .await?;
         tx.commit().await?;
         for resource in changed {
             self.cache.forget_policy(&resource);
@@ -229,7 +235,7 @@ impl IamStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         let member = Member::ServiceAccount(email.to_owned());
-        let changed = remove_member_from_policies(&mut tx, &member).await?;
+        let changed = remove_member_from_policies(&mut tx, &member, &self.now_rfc3339()).await?;
         tx.commit().await?;
         for resource in changed {
             self.cache.forget_policy(&resource);
@@ -332,7 +338,7 @@ impl IamStore for SqliteMetadataStore {
 
     async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE iam_tokens SET last_used_time = ? WHERE id = ?")
-            .bind(now_rfc3339())
+            .bind(self.now_rfc3339())
             .bind(id)
             .execute(self.pool())
             .await?;
@@ -373,7 +379,7 @@ impl IamStore for SqliteMetadataStore {
     ) -> Result<bool, StoreError> {
         let bindings = serde_json::to_string(&policy.bindings)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now_rfc3339();
+        let now = self.now_rfc3339();
         // The etag comparison is part of the write statement, so two writers that
         // read the same etag cannot both succeed.
         let result =

@@ -8,7 +8,7 @@ use entrepot_domain::{Digest, Repository};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
-use super::{digest_col, is_unique_violation, now_rfc3339, SqliteMetadataStore};
+use super::{digest_col, is_unique_violation, SqliteMetadataStore};
 use crate::metadata::*;
 
 /// Rows a repository deletion removes per transaction: SQLite has one
@@ -290,7 +290,7 @@ impl MetadataStore for SqliteMetadataStore {
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
             .bind(size as i64)
-            .bind(now_rfc3339())
+            .bind(self.now_rfc3339())
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
@@ -367,7 +367,7 @@ impl MetadataStore for SqliteMetadataStore {
         manifest: &ManifestRecord,
         tag: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = now_rfc3339();
+        let now = self.now_rfc3339();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT OR IGNORE INTO manifests
@@ -694,7 +694,7 @@ impl SqliteMetadataStore {
         id: &str,
         policy: Option<&Policy>,
     ) -> Result<ProjectRecord, StoreError> {
-        let create_time = now_rfc3339();
+        let create_time = self.now_rfc3339();
         let resource = format!("projects/{id}");
         let mut tx = self.pool.begin().await?;
         if let Some(policy) = policy {

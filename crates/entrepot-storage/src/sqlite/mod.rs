@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use entrepot_domain::clock::{Clock, SystemClock};
 use entrepot_domain::Digest;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -40,13 +41,7 @@ mod secrets;
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
     cache: Arc<ReadCache>,
-}
-
-/// The current time as stored in `*_time` text columns.
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    clock: Arc<dyn Clock>,
 }
 
 /// A digest read back from a column; a bad one means a damaged database.
@@ -148,7 +143,20 @@ impl SqliteMetadataStore {
         Ok(Self {
             pool,
             cache: Arc::default(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store writing `*_time` columns from `clock` (the machine's
+    /// clock by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time as stored in `*_time` text columns.
+    fn now_rfc3339(&self) -> String {
+        self.clock.now_rfc3339()
     }
 
     /// The trait objects of every store, all over this database.
@@ -197,5 +205,28 @@ mod conformance {
             let stores = crate::testing::file_stores(dir.path()).await.unwrap();
             (stores, dir)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::MetadataStore;
+    use entrepot_domain::clock::ManualClock;
+
+    #[tokio::test]
+    async fn recorded_times_come_from_the_store_s_clock() {
+        let clock = Arc::new(ManualClock::at(1_700_000_000));
+        let store = SqliteMetadataStore::in_memory()
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        let first = store.create_project("first").await.unwrap();
+        assert_eq!(first.create_time, "2023-11-14T22:13:20Z");
+        clock.advance(60);
+        let second = store.create_project("second").await.unwrap();
+        assert_eq!(second.create_time, "2023-11-14T22:14:20Z");
     }
 }

@@ -7,7 +7,7 @@ use entrepot_domain::Digest;
 use sqlx::Row;
 
 use super::read_cache::RemoteFileKey;
-use super::{is_unique_violation, now_rfc3339, SqliteMetadataStore};
+use super::{is_unique_violation, SqliteMetadataStore};
 use crate::metadata::StoreError;
 use crate::python::*;
 
@@ -238,7 +238,7 @@ impl PythonStore for SqliteMetadataStore {
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, create_time) VALUES (?, ?, ?)")
             .bind(digest.to_string())
             .bind(size as i64)
-            .bind(now_rfc3339())
+            .bind(self.now_rfc3339())
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")

@@ -180,6 +180,19 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Pause before each 64 KiB chunk of the body, to make a transfer slow.
     pub chunk_delay: Option<Duration>,
+    /// Send this many bytes of the body, then wait until the test lets the
+    /// rest go (see [`Reply::held_after`]).
+    pub hold: Option<(usize, tokio::sync::watch::Receiver<bool>)>,
+}
+
+/// Lets the rest of a held body go; dropping it breaks the transfer off.
+pub struct Release(tokio::sync::watch::Sender<bool>);
+
+impl Release {
+    /// Send the rest of the body, to this request and every later one.
+    pub fn release(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl Reply {
@@ -190,6 +203,7 @@ impl Reply {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
             chunk_delay: None,
+            hold: None,
         }
     }
 
@@ -200,6 +214,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             chunk_delay: None,
+            hold: None,
         }
     }
 
@@ -207,6 +222,15 @@ impl Reply {
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Send the first `bytes` of the body at once and the rest only when the
+    /// returned [`Release`] says so: a transfer is then under way for as long
+    /// as the test needs, without any timing.
+    pub fn held_after(mut self, bytes: usize) -> (Reply, Release) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.hold = Some((bytes, rx));
+        (self, Release(tx))
     }
 
     /// Send the body in 64 KiB chunks, `delay` apart.
@@ -316,6 +340,18 @@ fn answer(
     let len = reply.body.len();
     let body = if seen.method == "HEAD" {
         Body::empty()
+    } else if let Some((first, mut released)) = reply.hold {
+        let mut body = reply.body;
+        let rest = body.split_off(first.min(body.len()));
+        let stream = futures::stream::once(async move { Ok(bytes::Bytes::from(body)) }).chain(
+            futures::stream::once(async move {
+                match released.wait_for(|r| *r).await {
+                    Ok(_) => Ok(bytes::Bytes::from(rest)),
+                    Err(_) => Err(std::io::Error::other("the test dropped the release")),
+                }
+            }),
+        );
+        Body::from_stream(stream)
     } else if let Some(delay) = reply.chunk_delay {
         let chunks: Vec<Vec<u8>> = reply.body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
         let stream = futures::stream::iter(chunks).then(move |c| async move {
