@@ -36,4 +36,4 @@ pub use projects::{ProjectError, ProjectService};
 pub use repositories::{
     CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate,
 };
-pub use secrets::{AccessedVersion, SecretError, SecretService};
+pub use secrets::{AccessedVersion, Expiry, NewSecret, SecretChanges, SecretError, SecretService};

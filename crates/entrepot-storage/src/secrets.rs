@@ -23,6 +23,11 @@ pub struct SecretRecord {
     pub labels: BTreeMap<String, String>,
     /// RFC 3339 creation time.
     pub create_time: String,
+    /// Everything else the secret carries (replication, annotations, expiry,
+    /// rotation), a JSON document the secret manager owns; `{}` when empty.
+    pub settings: String,
+    /// Changes with every update.
+    pub etag: String,
 }
 
 /// The encrypted form of a version's payload.
@@ -144,6 +149,13 @@ pub trait SecretStore: Send + Sync + 'static {
         project: &str,
         id: &str,
         labels: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
+    /// Replace a secret's labels, settings and etag if its etag is still
+    /// `expected_etag`; false if it does not exist or its etag changed.
+    async fn update_secret(
+        &self,
+        secret: &SecretRecord,
+        expected_etag: &str,
     ) -> Result<bool, StoreError>;
     /// Delete a secret with all its versions (sealed payloads included) and its
     /// IAM policy; false if absent.

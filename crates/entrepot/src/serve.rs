@@ -88,7 +88,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?,
     );
     tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
-    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
+    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone())
+        .with_metrics(metrics.clone());
 
     let upstream = Arc::new(UpstreamClient::new(access_policy.clone())?);
     // The spool lives beside the blobs, so a finished download is committed by a link.

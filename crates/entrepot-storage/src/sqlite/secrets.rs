@@ -20,8 +20,12 @@ fn secret_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SecretRecord, StoreE
         id: row.try_get("id")?,
         labels: serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         create_time: row.try_get("create_time")?,
+        settings: row.try_get("settings")?,
+        etag: row.try_get("etag")?,
     })
 }
+
+const SECRET_COLUMNS: &str = "project, id, labels, create_time, settings, etag";
 
 fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<VersionRecord, StoreError> {
     Ok(VersionRecord {
@@ -71,12 +75,15 @@ impl SecretStore for SqliteMetadataStore {
         let labels = serde_json::to_string(&secret.labels)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let result = sqlx::query(
-            "INSERT INTO secrets (project, id, labels, create_time) VALUES (?, ?, ?, ?)",
+            "INSERT INTO secrets (project, id, labels, create_time, settings, etag) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&secret.project)
         .bind(&secret.id)
         .bind(labels)
         .bind(&secret.create_time)
+        .bind(&secret.settings)
+        .bind(&secret.etag)
         .execute(self.pool())
         .await;
         match result {
@@ -91,9 +98,9 @@ impl SecretStore for SqliteMetadataStore {
         project: &str,
         id: &str,
     ) -> Result<Option<SecretRecord>, StoreError> {
-        sqlx::query(
-            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id = ?",
-        )
+        sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id = ?"
+        ))
         .bind(project)
         .bind(id)
         .fetch_optional(self.pool())
@@ -109,10 +116,10 @@ impl SecretStore for SqliteMetadataStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SecretRecord>, StoreError> {
-        sqlx::query(
-            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id > ? \
-             ORDER BY id LIMIT ?",
-        )
+        sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id > ? \
+             ORDER BY id LIMIT ?"
+        ))
         .bind(project)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
@@ -138,6 +145,31 @@ impl SecretStore for SqliteMetadataStore {
             .execute(self.pool())
             .await?
             .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn update_secret(
+        &self,
+        secret: &SecretRecord,
+        expected_etag: &str,
+    ) -> Result<bool, StoreError> {
+        let labels = serde_json::to_string(&secret.labels)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The etag comparison is part of the write, so of two writers that
+        // read the same etag only one succeeds.
+        let n = sqlx::query(
+            "UPDATE secrets SET labels = ?, settings = ?, etag = ? \
+             WHERE project = ? AND id = ? AND etag = ?",
+        )
+        .bind(labels)
+        .bind(&secret.settings)
+        .bind(&secret.etag)
+        .bind(&secret.project)
+        .bind(&secret.id)
+        .bind(expected_etag)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         Ok(n > 0)
     }
 
@@ -563,6 +595,8 @@ mod tests {
                     id: id.into(),
                     labels: Default::default(),
                     create_time: "2026-01-01T00:00:00Z".into(),
+                    settings: "{}".into(),
+                    etag: "\"1\"".into(),
                 })
                 .await
                 .unwrap();
