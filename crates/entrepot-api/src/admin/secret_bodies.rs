@@ -56,6 +56,18 @@ pub(super) struct SecretBody {
     rotation: Option<Rotation>,
     #[serde(default)]
     etag: Option<String>,
+    /// Fields of Google's API that entrepot does not implement: accepted
+    /// when empty (Node's client always sends the maps), refused otherwise.
+    #[serde(default)]
+    version_aliases: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    topics: Option<Vec<Value>>,
+    #[serde(default)]
+    version_destroy_ttl: Option<Value>,
+    #[serde(default)]
+    customer_managed_encryption: Option<Value>,
     /// entrepot's own: a first version with the secret.
     #[serde(default)]
     payload: Option<PayloadBody>,
@@ -157,8 +169,43 @@ fn expiry(expire_time: Option<String>, ttl: Option<String>) -> Result<Option<Exp
 }
 
 impl SecretBody {
+    /// Refuse the fields entrepot does not implement unless they are empty.
+    fn refuse_unsupported(&self) -> Result<(), ApiError> {
+        let given = [
+            (
+                "versionAliases",
+                self.version_aliases.as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+            ("tags", self.tags.as_ref().is_some_and(|m| !m.is_empty())),
+            (
+                "topics",
+                self.topics.as_ref().is_some_and(|t| !t.is_empty()),
+            ),
+            (
+                "versionDestroyTtl",
+                self.version_destroy_ttl
+                    .as_ref()
+                    .is_some_and(|v| !v.is_null()),
+            ),
+            (
+                "customerManagedEncryption",
+                self.customer_managed_encryption
+                    .as_ref()
+                    .is_some_and(|v| !v.is_null()),
+            ),
+        ];
+        match given.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err(ApiError::new(
+                axum::http::StatusCode::NOT_IMPLEMENTED,
+                format!("{field} is not supported by entrepot; leave it out or empty"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// A new secret, and its first version if the body holds one.
     pub fn into_new_secret(self) -> Result<(NewSecret, Option<SecretPayload>), ApiError> {
+        self.refuse_unsupported()?;
         let payload = self.payload.map(decode_payload).transpose()?;
         let spec = NewSecret {
             labels: labels(self.labels.unwrap_or_default())?,
@@ -177,6 +224,7 @@ impl SecretBody {
         self,
         update_mask: Option<&str>,
     ) -> Result<(SecretChanges, Option<String>), ApiError> {
+        self.refuse_unsupported()?;
         if self.payload.is_some() {
             return Err(ApiError::invalid(
                 "a patch cannot carry a payload; add a version with :addVersion",
@@ -322,11 +370,24 @@ mod tests {
     }
 
     #[test]
+    fn the_node_clients_empty_maps_are_accepted_and_filled_ones_refused() {
+        let bytes = Bytes::from_static(
+            br#"{"labels":{},"versionAliases":{},"annotations":{},"tags":{},"replication":{"automatic":{}}}"#,
+        );
+        let parsed: SecretBody = parse_payload_body(&bytes, "{}").unwrap();
+        assert!(parsed.into_new_secret().is_ok());
+        let e = body(json!({"topics": [{"name": "projects/p/topics/t"}]}))
+            .into_new_secret()
+            .unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::NOT_IMPLEMENTED);
+    }
+
+    #[test]
     fn unknown_fields_are_named_and_values_never_echoed() {
-        let bytes = Bytes::from_static(br#"{"topics": [{"name": "hunter2"}]}"#);
+        let bytes = Bytes::from_static(br#"{"pubsub": [{"name": "hunter2"}]}"#);
         let e = parse_payload_body::<SecretBody>(&bytes, "{}").unwrap_err();
         let text = format!("{e:?}");
-        assert!(text.contains("topics"), "{text}");
+        assert!(text.contains("pubsub"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         let bytes = Bytes::from_static(br#"{"payload": {"data": 7}}"#);
         let e = parse_payload_body::<AddVersionBody>(&bytes, "{}").unwrap_err();
