@@ -7,7 +7,8 @@ the client is built: pointed at entrepot, with an entrepot token as the
 credentials.
 
 Reads ENTREPOT_ENDPOINT (http://127.0.0.1:PORT), ENTREPOT_TOKEN, PROJECT,
-SECRET, MEMBER from the environment. Prints one line per step; never prints a
+SECRET, MEMBER (a service account) and MEMBER_TOKEN (its token) from the
+environment. Prints one line per step; never prints a
 payload. Exits non-zero (with a traceback) on the first failure.
 """
 
@@ -23,9 +24,9 @@ ENDPOINT = os.environ["ENTREPOT_ENDPOINT"]
 TOKEN = os.environ["ENTREPOT_TOKEN"]
 
 
-def entrepot_client() -> secretmanager.SecretManagerServiceClient:
+def entrepot_client(token: str = TOKEN) -> secretmanager.SecretManagerServiceClient:
     """A client that speaks REST to entrepot with an entrepot token."""
-    credentials = google.oauth2.credentials.Credentials(TOKEN)
+    credentials = google.oauth2.credentials.Credentials(token)
     return secretmanager.SecretManagerServiceClient(
         credentials=credentials,
         transport="rest",
@@ -114,6 +115,12 @@ def main() -> int:
     roles = {b.role: list(b.members) for b in new_policy.bindings}
     assert member in roles.get("roles/secretmanager.secretAccessor", []), roles
     print(f"Policy binds {member} to roles/secretmanager.secretAccessor")
+
+    # The member now reads the payload with its own token.
+    as_member = entrepot_client(os.environ["MEMBER_TOKEN"])
+    read = as_member.access_secret_version(request={"name": version.name})
+    assert read.payload.data == payload.encode("UTF-8"), "payload differs"
+    print("The member reads the version with its own token")
 
     client = entrepot_client()
     fetched = client.get_secret(request={"name": created.name})
