@@ -452,3 +452,37 @@ fn a_due_rotation_shows_in_describe_metrics_and_audit_until_a_version_is_added()
     );
     assert_eq!(status, 400, "{past}");
 }
+
+#[test]
+fn the_cli_sets_annotations_expiry_and_rotation_and_lists_by_filter() {
+    let server = Entrepot::start();
+    let created: Value = serde_json::from_str(&server.cli_ok(&[
+        "secrets",
+        "create",
+        "scheduled",
+        "--labels=env=prod",
+        "--annotations=owner=platform,ticket=OPS-12",
+        "--ttl=604800s",
+        "--next-rotation-time=2040-01-01T00:00:00Z",
+        "--rotation-period=2592000s",
+    ]))
+    .unwrap();
+    assert_eq!(created["annotations"]["ticket"], "OPS-12");
+    assert!(created["expireTime"].is_string(), "{created}");
+    assert_eq!(
+        created["rotation"],
+        json!({"nextRotationTime": "2040-01-01T00:00:00Z", "rotationPeriod": "2592000s"})
+    );
+    server.cli_ok(&["secrets", "create", "other", "--labels=env=dev"]);
+    let listed = server.cli_ok(&["secrets", "list", "--filter=labels.env=prod"]);
+    assert!(listed.contains("scheduled"), "{listed}");
+    assert!(!listed.contains("other"), "{listed}");
+    let refused = server.cli_err(&[
+        "secrets",
+        "create",
+        "too-often",
+        "--next-rotation-time=2040-01-01T00:00:00Z",
+        "--rotation-period=60s",
+    ]);
+    assert!(refused.contains("3600s"), "{refused}");
+}
