@@ -160,6 +160,14 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Delete a secret with all its versions (sealed payloads included) and its
     /// IAM policy; false if absent.
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+    /// [`SecretStore::delete_secret`] only while the secret's etag is `etag`;
+    /// false if it is absent or its etag changed.
+    async fn delete_secret_if_etag(
+        &self,
+        project: &str,
+        id: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError>;
 
     /// The number the next version of the secret would get.
     async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError>;

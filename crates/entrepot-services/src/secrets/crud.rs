@@ -214,15 +214,23 @@ impl SecretService {
         self.access
             .authorize(principal, Permission::SecretsDelete, &secret_resource(name))
             .await?;
-        if etag.is_some() {
-            let record = self.require_secret(name).await?;
-            check_etag(name, &record, etag)?;
-        }
-        if self
-            .store
-            .delete_secret(name.project.as_str(), name.secret.as_str())
-            .await?
-        {
+        let (project, id) = (name.project.as_str(), name.secret.as_str());
+        let deleted = match etag.filter(|e| !e.is_empty()) {
+            None => self.store.delete_secret(project, id).await?,
+            Some(given) => {
+                // One conditional step; on refusal, say why.
+                if !self.store.delete_secret_if_etag(project, id, given).await? {
+                    let record = self.require_secret(name).await?;
+                    return Err(SecretError::StaleEtag {
+                        secret: name.to_string(),
+                        given: given.to_owned(),
+                        current: record.etag,
+                    });
+                }
+                true
+            }
+        };
+        if deleted {
             tracing::info!(secret = %name, %principal, "secret deleted");
             Ok(())
         } else {

@@ -92,6 +92,21 @@ pub(crate) async fn secret_updates_need_the_current_etag(s: &Stores) {
         ..updated
     };
     assert!(!store.update_secret(&absent, "\"2\"").await.unwrap());
+    // A conditional delete needs the current etag too.
+    assert!(!store
+        .delete_secret_if_etag("demo", "tok", "\"1\"")
+        .await
+        .unwrap());
+    assert!(store.get_secret("demo", "tok").await.unwrap().is_some());
+    assert!(store
+        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .await
+        .unwrap());
+    assert_eq!(store.get_secret("demo", "tok").await.unwrap(), None);
+    assert!(!store
+        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .await
+        .unwrap());
 }
 
 /// A secret id is taken once per project; labels are replaced whole;

@@ -69,6 +69,57 @@ fn like_prefix(s: &str) -> String {
     out
 }
 
+impl SqliteMetadataStore {
+    /// Delete a secret, its versions and its policy in one transaction; with
+    /// `etag`, only if the secret still has it. False if nothing was deleted.
+    async fn delete_secret_where(
+        &self,
+        project: &str,
+        id: &str,
+        etag: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let policy_name = format!("projects/{project}/secrets/{id}");
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let deleted = {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            // The secret row first: its etag decides whether anything goes.
+            let n = sqlx::query(
+                "DELETE FROM secrets WHERE project = ? AND id = ? AND (? IS NULL OR etag = ?)",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(etag)
+            .bind(etag)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM secret_versions WHERE project = ? AND secret = ?")
+                .bind(project)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // The policy goes with its secret: a new secret with the same id
+            // must not inherit who could read the old one.
+            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+                .bind(&policy_name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            true
+        };
+        self.cache.forget_policy(&policy_name);
+        truncate_wal(&mut conn).await;
+        Ok(deleted)
+    }
+}
+
 #[async_trait]
 impl SecretStore for SqliteMetadataStore {
     async fn create_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
@@ -174,36 +225,16 @@ impl SecretStore for SqliteMetadataStore {
     }
 
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {
-        let policy_name = format!("projects/{project}/secrets/{id}");
-        let mut conn = self.pool().acquire().await?;
-        sqlx::query("PRAGMA secure_delete = ON")
-            .execute(&mut *conn)
-            .await?;
-        let deleted = {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query("DELETE FROM secret_versions WHERE project = ? AND secret = ?")
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let n = sqlx::query("DELETE FROM secrets WHERE project = ? AND id = ?")
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // The policy goes with its secret: a new secret with the same id
-            // must not inherit who could read the old one.
-            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
-                .bind(&policy_name)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            n > 0
-        };
-        self.cache.forget_policy(&policy_name);
-        truncate_wal(&mut conn).await;
-        Ok(deleted)
+        self.delete_secret_where(project, id, None).await
+    }
+
+    async fn delete_secret_if_etag(
+        &self,
+        project: &str,
+        id: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError> {
+        self.delete_secret_where(project, id, Some(etag)).await
     }
 
     async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError> {
