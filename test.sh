@@ -12,11 +12,17 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v podman >/dev/null || missing+=(podman)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v node >/dev/null || missing+=(nodejs npm)
 # pip, uv, twine and pypiserver for the Python tests live in a virtual environment.
 venv="${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}"
 if [[ ! -x "$venv/bin/pypi-server" || ! -x "$venv/bin/uv" || ! -x "$venv/bin/twine" ]]; then
     echo "test.sh: the Python tests need pip, uv, twine and pypiserver in $venv" >&2
     echo "test.sh: create it with: python3 -m venv $venv && $venv/bin/pip install -r .ci/requirements.txt (or set ENTREPOT_PYTHON_VENV)" >&2
+    exit 1
+fi
+# Google's Node client for the Secret Manager compatibility tests.
+if [[ ! -d crates/entrepot/tests/google/node/node_modules/@google-cloud/secret-manager ]] && command -v node >/dev/null; then
+    echo "test.sh: the Node client tests need: npm ci --prefix crates/entrepot/tests/google/node" >&2
     exit 1
 fi
 if ((${#missing[@]})); then

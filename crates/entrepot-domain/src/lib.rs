@@ -9,6 +9,7 @@
 pub mod access_policy;
 pub mod clock;
 pub mod content_digest;
+pub mod crc32c;
 pub mod digest;
 pub mod iam;
 pub mod manifest;
@@ -16,6 +17,8 @@ pub mod name;
 pub mod range;
 pub mod repository;
 pub mod secret;
+pub mod secret_filter;
+pub mod secret_settings;
 pub mod upstream;
 
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
@@ -28,3 +31,5 @@ pub use secret::{
     Labels, Secret, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersion,
     SecretVersionName, VersionId, VersionState,
 };
+pub use secret_filter::{FilterError, SecretFilter};
+pub use secret_settings::{Replication, Rotation, SecretSettings};

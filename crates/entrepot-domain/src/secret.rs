@@ -14,6 +14,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::name::{NameError, ProjectId};
+use crate::secret_settings::{Replication, Rotation};
 
 /// The largest payload a secret version may hold, in bytes (64 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 65_536;
@@ -52,6 +53,13 @@ pub enum SecretNameError {
     /// The payload is larger than [`MAX_PAYLOAD_BYTES`].
     #[error("the secret payload is {0} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes (64 KiB)")]
     PayloadTooLarge(usize),
+    /// A replication policy, annotation, expiry or rotation setting that
+    /// breaks its rules; the text says which and why.
+    #[error("{0}")]
+    BadSetting(String),
+    /// The payload does not match the CRC32C the client sent with it.
+    #[error("the payload does not match its dataCrc32c; it was damaged on the way or the checksum is wrong, and nothing was stored")]
+    ChecksumMismatch,
 }
 
 /// A secret id inside a project: 1-255 of `[A-Za-z0-9_-]`.
@@ -280,16 +288,34 @@ impl Labels {
     }
 }
 
-/// A secret resource as the admin API shows it.
+/// A secret resource as the admin API shows it, in the shape of
+/// `google.cloud.secretmanager.v1.Secret`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Secret {
     /// `projects/{p}/secrets/{s}`.
     pub name: String,
+    /// The replication policy, as given at creation.
+    pub replication: Replication,
     /// Labels.
     pub labels: Labels,
+    /// Annotations (left out when there are none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// RFC 3339 creation time.
     pub create_time: String,
+    /// Changes with every update; an update or delete may require it.
+    pub etag: String,
+    /// RFC 3339 time after which the secret is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<String>,
+    /// The rotation schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+    /// True when `rotation.nextRotationTime` has passed and no version was
+    /// added since (an entrepot field; left out otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rotation_due: bool,
 }
 
 /// A secret version's metadata as the admin API shows it (never its payload).

@@ -39,4 +39,4 @@ pub use repositories::{
     CreateOptions, CreateRequest, NewRepository, RepositoryError, RepositoryService,
     RepositoryUpdate, UpstreamTester,
 };
-pub use secrets::{AccessedVersion, SecretError, SecretService};
+pub use secrets::{AccessedVersion, Expiry, NewSecret, SecretChanges, SecretError, SecretService};

@@ -45,6 +45,7 @@ pub struct Metrics {
     access_policy_blocks: AtomicU64,
     access_policy_dry_run_violations: AtomicU64,
     index_page_parses: AtomicU64,
+    secret_rotations_due: AtomicU64,
     /// Where the metadata store's read cache reports from, once wired.
     read_cache: std::sync::OnceLock<ReadCacheSource>,
 }
@@ -107,6 +108,11 @@ impl Metrics {
     /// unless its parsed form was dropped from memory).
     pub fn index_page_parse(&self) {
         self.index_page_parses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A secret's rotation came due (counted once per due time).
+    pub fn secret_rotation_due(&self) {
+        self.secret_rotations_due.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Upstream bytes so far (for tests and benchmarks).
@@ -173,6 +179,11 @@ impl Metrics {
                 "entrepot_access_policy_dry_run_violations_total",
                 "Upstream hops outside the registry access policy, let through because it is in dry-run mode.",
                 &self.access_policy_dry_run_violations,
+            ),
+            (
+                "entrepot_secret_rotations_due_total",
+                "Secret rotations that came due (rotation.nextRotationTime passed).",
+                &self.secret_rotations_due,
             ),
             (
                 "entrepot_python_index_parses_total",

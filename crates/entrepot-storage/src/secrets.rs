@@ -23,6 +23,11 @@ pub struct SecretRecord {
     pub labels: BTreeMap<String, String>,
     /// RFC 3339 creation time.
     pub create_time: String,
+    /// Everything else the secret carries (replication, annotations, expiry,
+    /// rotation), a JSON document the secret manager owns; `{}` when empty.
+    pub settings: String,
+    /// Changes with every update.
+    pub etag: String,
 }
 
 /// The encrypted form of a version's payload.
@@ -145,9 +150,24 @@ pub trait SecretStore: Send + Sync + 'static {
         id: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError>;
+    /// Replace a secret's labels, settings and etag if its etag is still
+    /// `expected_etag`; false if it does not exist or its etag changed.
+    async fn update_secret(
+        &self,
+        secret: &SecretRecord,
+        expected_etag: &str,
+    ) -> Result<bool, StoreError>;
     /// Delete a secret with all its versions (sealed payloads included) and its
     /// IAM policy; false if absent.
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+    /// [`SecretStore::delete_secret`] only while the secret's etag is `etag`;
+    /// false if it is absent or its etag changed.
+    async fn delete_secret_if_etag(
+        &self,
+        project: &str,
+        id: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError>;
 
     /// The number the next version of the secret would get.
     async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError>;

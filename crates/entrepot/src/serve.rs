@@ -89,7 +89,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?,
     );
     tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
-    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone());
+    let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone())
+        .with_metrics(metrics.clone());
 
     let upstream: Arc<dyn UpstreamTransport> =
         Arc::new(UpstreamClient::new(access_policy.clone())?);

@@ -1,4 +1,5 @@
-//! Admin API errors: `{"error": {"code", "message", "status"}}`.
+//! Admin API errors: `{"error": {"code", "message", "status", "details"}}`, the
+//! JSON form of `google.rpc.Status` that Google's client libraries read.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -67,6 +68,7 @@ impl IntoResponse for ApiError {
                 "code": self.status.as_u16(),
                 "message": self.message,
                 "status": status_name(self.status),
+                "details": [],
             }
         });
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -7,6 +7,7 @@ mod paging;
 mod principals;
 mod projects;
 mod repositories;
+mod secret_bodies;
 mod secrets;
 
 pub use error::ApiError;

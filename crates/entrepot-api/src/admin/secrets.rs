@@ -16,15 +16,18 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use base64::Engine as _;
+use entrepot_domain::crc32c::crc32c;
 use entrepot_domain::{
-    Labels, ProjectId, SecretId, SecretName, SecretNameError, SecretPayload, SecretVersionName,
-    VersionId,
+    ProjectId, SecretFilter, SecretId, SecretName, SecretNameError, SecretVersionName, VersionId,
 };
 use entrepot_services::{Principal, SecretError};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::paging::Listing;
+use super::secret_bodies::{
+    decode_payload, encode_version_enums, parse_payload_body, wants_int_enums, AddVersionBody,
+    SecretBody, VersionVerbBody,
+};
 use super::ApiError;
 use crate::AppState;
 
@@ -166,6 +169,9 @@ impl From<SecretError> for ApiError {
             | SecretError::VersionNotFound(_)
             | SecretError::NoEnabledVersion(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             SecretError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            SecretError::StaleEtag { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, e.to_string())
+            }
             SecretError::VersionDisabled(_) | SecretError::VersionDestroyed(_) => {
                 Self::new(StatusCode::PRECONDITION_FAILED, e.to_string())
             }
@@ -207,53 +213,8 @@ fn project_id(s: &str) -> Result<ProjectId, ApiError> {
         .map_err(|e: entrepot_domain::NameError| ApiError::invalid(e.to_string()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PayloadBody {
-    data: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    #[serde(default)]
-    labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    payload: Option<PayloadBody>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    labels: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddVersionBody {
-    payload: PayloadBody,
-}
-
-/// Decode `payload.data`. The message never repeats the data.
-fn decode_payload(body: PayloadBody) -> Result<SecretPayload, ApiError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(body.data.trim())
-        .map_err(|_| ApiError::invalid("payload.data is not valid base64"))?;
-    SecretPayload::new(bytes).map_err(|e| ApiError::invalid(e.to_string()))
-}
-
-/// Parse a JSON body that may hold a payload: on failure say what shape is
-/// expected, never what was received.
-fn parse_payload_body<T: serde::de::DeserializeOwned>(
-    body: &Bytes,
-    expected: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|_| {
-        ApiError::invalid(format!(
-            "the request body must be JSON of the form {expected}"
-        ))
-    })
-}
+/// The shape of a create body, for error messages.
+const CREATE_SHAPE: &str = r#"{"replication": {"automatic": {}}, "labels": {"KEY": "VALUE"}, "annotations": {"KEY": "VALUE"}, "expireTime": "RFC3339" or "ttl": "86400s", "rotation": {"nextRotationTime": "RFC3339", "rotationPeriod": "86400s"}, "payload": {"data": "BASE64"}}"#;
 
 const SECRETS: Listing = Listing { field: "secrets" };
 const VERSIONS: Listing = Listing { field: "versions" };
@@ -271,8 +232,13 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let project = project_id(&project)?;
     let page = SECRETS.request(&query)?;
+    let filter = SecretFilter::parse(query.get("filter").map_or("", String::as_str))
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let principal = caller(&state, &headers).await?;
-    let secrets = state.secrets.list(&principal, &project, &page).await?;
+    let secrets = state
+        .secrets
+        .list_matching(&principal, &project, &page, |s| filter.matches(s))
+        .await?;
     Ok(Json(SECRETS.body(secrets, |s| json!(s))))
 }
 
@@ -290,23 +256,15 @@ async fn create(
     let secret: SecretId = secret_id
         .parse()
         .map_err(|e: SecretNameError| ApiError::invalid(e.to_string()))?;
-    let body: CreateBody = if body.is_empty() {
-        CreateBody::default()
-    } else {
-        parse_payload_body(
-            &body,
-            r#"{"labels": {"KEY": "VALUE"}, "payload": {"data": "BASE64"}}"#,
-        )?
-    };
-    let labels = Labels::new(body.labels).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let payload = body.payload.map(decode_payload).transpose()?;
+    let body: SecretBody = parse_payload_body(&body, CREATE_SHAPE)?;
+    let (spec, payload) = body.into_new_secret()?;
     let principal = caller(&state, &headers).await?;
     let (secret, _) = state
         .secrets
-        .create(
+        .create_secret(
             &principal,
             &SecretName::new(project, secret),
-            labels,
+            &spec,
             payload,
         )
         .await?;
@@ -374,6 +332,7 @@ async fn dispatch(
         }
     };
     let secrets = &state.secrets;
+    let int_enums = wants_int_enums(&query);
     let principal = match caller_or_reason(&state, &headers).await {
         Ok(principal) => principal,
         Err((error, reason)) => {
@@ -396,19 +355,21 @@ async fn dispatch(
             match method {
                 Method::GET => Ok(Json(json!(secrets.get(&principal, &name).await?))),
                 Method::PATCH => {
-                    let body: UpdateBody = serde_json::from_slice(&body).map_err(|e| {
-                        ApiError::invalid(format!(
-                            "the request body must be JSON of the form {{\"labels\": {{\"KEY\": \"VALUE\"}}}}: {e}"
-                        ))
-                    })?;
-                    let labels =
-                        Labels::new(body.labels).map_err(|e| ApiError::invalid(e.to_string()))?;
+                    let body: SecretBody = parse_payload_body(&body, CREATE_SHAPE)?;
+                    let mask = query
+                        .get("updateMask")
+                        .or_else(|| query.get("update_mask"))
+                        .map(String::as_str);
+                    let (changes, etag) = body.into_changes(mask)?;
                     Ok(Json(json!(
-                        secrets.update_labels(&principal, &name, labels).await?
+                        secrets
+                            .update(&principal, &name, &changes, etag.as_deref())
+                            .await?
                     )))
                 }
                 Method::DELETE => {
-                    secrets.delete(&principal, &name).await?;
+                    let etag = query.get("etag").map(String::as_str);
+                    secrets.delete_if(&principal, &name, etag).await?;
                     Ok(Json(json!({})))
                 }
                 _ => Err(wrong_method(&method, &path, "GET, PATCH or DELETE")),
@@ -421,13 +382,21 @@ async fn dispatch(
             if method != Method::POST {
                 return Err(wrong_method(&method, &path, "POST"));
             }
-            let body: AddVersionBody =
-                parse_payload_body(&body, r#"{"payload": {"data": "BASE64"}}"#)?;
-            let payload = decode_payload(body.payload)?;
+            let body: AddVersionBody = parse_payload_body(
+                &body,
+                r#"{"payload": {"data": "BASE64", "dataCrc32c": "CRC32C"}}"#,
+            )?;
             let name = SecretName::new(project, secret);
-            Ok(Json(json!(
-                secrets.add_version(&principal, &name, &payload).await?
-            )))
+            if let Some(parent) = &body.parent {
+                if *parent != name.to_string() {
+                    return Err(ApiError::invalid(format!(
+                        "parent {parent:?} in the body does not match {name} in the path"
+                    )));
+                }
+            }
+            let payload = decode_payload(body.payload)?;
+            let version = secrets.add_version(&principal, &name, &payload).await?;
+            Ok(Json(encode_version_enums(json!(version), int_enums)))
         }
         SecretEndpoint::Versions { secret } => {
             if method != Method::GET {
@@ -436,7 +405,10 @@ async fn dispatch(
             let page = VERSIONS.request(&query)?;
             let name = SecretName::new(project, secret);
             let versions = secrets.list_versions(&principal, &name, &page).await?;
-            Ok(Json(VERSIONS.body(versions, |v| json!(v))))
+            Ok(Json(encode_version_enums(
+                VERSIONS.body(versions, |v| json!(v)),
+                int_enums,
+            )))
         }
         SecretEndpoint::Version {
             secret,
@@ -455,23 +427,30 @@ async fn dispatch(
             if method != expected {
                 return Err(wrong_method(&method, &path, expected.as_str()));
             }
+            if method == Method::POST {
+                let _: VersionVerbBody = parse_payload_body(&body, r#"{"etag": "ETAG"}"#)?;
+            }
             let version = match result {
                 None => secrets.get_version(&principal, &name).await?,
                 Some(VersionVerb::Access) => {
                     let accessed = secrets.access(&principal, &name).await?;
-                    let data = base64::engine::general_purpose::STANDARD
-                        .encode(accessed.payload.as_bytes());
-                    // The one response that carries a payload.
+                    let bytes = accessed.payload.as_bytes();
+                    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    // The one response that carries a payload. The checksum is
+                    // a string, as protobuf's JSON mapping writes int64.
                     return Ok(Json(json!({
                         "name": accessed.name.to_string(),
-                        "payload": { "data": data },
+                        "payload": {
+                            "data": data,
+                            "dataCrc32c": crc32c(bytes).to_string(),
+                        },
                     })));
                 }
                 Some(VersionVerb::Enable) => secrets.enable_version(&principal, &name).await?,
                 Some(VersionVerb::Disable) => secrets.disable_version(&principal, &name).await?,
                 Some(VersionVerb::Destroy) => secrets.destroy_version(&principal, &name).await?,
             };
-            Ok(Json(json!(version)))
+            Ok(Json(encode_version_enums(json!(version), int_enums)))
         }
     }
 }

@@ -12,13 +12,14 @@ mod audit;
 mod crud;
 pub mod crypto;
 mod rotation;
+pub mod settings;
 mod versions;
 
 use std::sync::Arc;
 
 use entrepot_domain::{
-    Labels, ProjectId, Secret, SecretName, SecretNameError, SecretPayload, SecretVersion,
-    SecretVersionName, VersionId, VersionState,
+    Labels, ProjectId, Replication, Rotation, Secret, SecretName, SecretNameError, SecretPayload,
+    SecretSettings, SecretVersion, SecretVersionName, VersionId, VersionState,
 };
 use entrepot_storage::{
     AuditRecord, MetadataStore, SecretRecord, SecretStore, StoreError, VersionRecord,
@@ -27,10 +28,13 @@ use entrepot_storage::{
 
 use crate::access::{AccessControl, AuthError, Permission, Principal, Resource};
 use crate::clock::{Clock, SystemClock};
+use crate::metrics::Metrics;
 use crate::paging::{Page, PageRequest};
 use audit::AnonymousAuditSampler;
 pub use crypto::{CryptoError, FileKeyRing, KeyRing, MemoryKeyRing};
 pub use rotation::{rewrap_data_keys, RewrapReport};
+use settings::secret_from_record;
+pub use settings::{Expiry, NewSecret, SecretChanges};
 
 /// The action recorded in the audit log for payload access.
 pub const ACCESS_ACTION: &str = "secretmanager.versions.access";
@@ -72,6 +76,18 @@ pub enum SecretError {
     /// The secret exists already.
     #[error("secret {0} already exists")]
     AlreadyExists(String),
+    /// The secret changed since it was read: its etag is not the one given.
+    #[error(
+        "secret {secret} has changed: its etag is {current}, not {given}; read it again and retry"
+    )]
+    StaleEtag {
+        /// The secret.
+        secret: String,
+        /// The etag the request gave.
+        given: String,
+        /// The etag it has now.
+        current: String,
+    },
     /// No such version.
     #[error("secret version {0} not found")]
     VersionNotFound(String),
@@ -110,6 +126,7 @@ pub struct SecretService {
     access: Arc<dyn AccessControl>,
     anonymous_audit: Arc<AnonymousAuditSampler>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
 }
 
 fn secret_resource(name: &SecretName) -> Resource {
@@ -117,14 +134,6 @@ fn secret_resource(name: &SecretName) -> Resource {
         project: name.project.to_string(),
         secret: name.secret.to_string(),
     }
-}
-
-fn secret_from_record(name: &SecretName, record: SecretRecord) -> Result<Secret, SecretError> {
-    Ok(Secret {
-        name: name.to_string(),
-        labels: Labels::new(record.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        create_time: record.create_time,
-    })
 }
 
 fn version_from_record(
@@ -159,7 +168,15 @@ impl SecretService {
             access,
             anonymous_audit: Arc::default(),
             clock: Arc::new(SystemClock),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The same service counting what it sees (rotations that came due) in
+    /// `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same service reading time from `clock` (recorded times, audit
@@ -169,11 +186,72 @@ impl SecretService {
         self
     }
 
+    /// The secret's record, if it exists and has not expired (see
+    /// [`Self::observe`]).
     async fn require_secret(&self, name: &SecretName) -> Result<SecretRecord, SecretError> {
-        self.store
+        let record = self
+            .store
             .get_secret(name.project.as_str(), name.secret.as_str())
             .await?
+            .ok_or_else(|| SecretError::NotFound(name.to_string()))?;
+        self.observe(name, record)
+            .await?
             .ok_or_else(|| SecretError::NotFound(name.to_string()))
+    }
+
+    /// Act on what the clock says about a secret just read: an expired one
+    /// is deleted (`None`); a rotation seen due for the first time is audited
+    /// and counted.
+    async fn observe(
+        &self,
+        name: &SecretName,
+        record: SecretRecord,
+    ) -> Result<Option<SecretRecord>, SecretError> {
+        let now = self.clock.now_unix();
+        let mut settings = settings::settings_of(&record)?;
+        if settings::is_expired(&settings, now) {
+            if self
+                .store
+                .delete_secret(name.project.as_str(), name.secret.as_str())
+                .await?
+            {
+                tracing::info!(secret = %name, "secret expired and was deleted");
+            }
+            return Ok(None);
+        }
+        let Some(due) = settings::due_rotation(&settings, now) else {
+            return Ok(Some(record));
+        };
+        if settings.rotation_due_audited.as_deref() == Some(due.as_str()) {
+            return Ok(Some(record));
+        }
+        settings.rotation_due_audited = Some(due.clone());
+        // The marker is bookkeeping, not a change by a user: the etag stays.
+        let marked = SecretRecord {
+            settings: settings::settings_text(&settings)?,
+            ..record.clone()
+        };
+        if self.store.update_secret(&marked, &record.etag).await? {
+            self.store
+                .append_audit(&AuditRecord {
+                    time: self.clock.now_rfc3339(),
+                    project: name.project.to_string(),
+                    principal: "system".to_owned(),
+                    action: settings::ROTATION_DUE_ACTION.to_owned(),
+                    resource: name.to_string(),
+                    version: None,
+                    allowed: true,
+                    reason: format!(
+                        "rotation.nextRotationTime {due} has passed; add a version to rotate the secret"
+                    ),
+                })
+                .await?;
+            self.metrics.secret_rotation_due();
+            tracing::info!(secret = %name, next_rotation_time = %due, "secret rotation is due");
+            return Ok(Some(marked));
+        }
+        // Changed meanwhile: whoever changed it saw it (or rotated it).
+        Ok(Some(record))
     }
 
     async fn require_project(&self, project: &ProjectId) -> Result<(), SecretError> {

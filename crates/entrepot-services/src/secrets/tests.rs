@@ -426,3 +426,192 @@ async fn refused_unauthenticated_attempts_get_one_row_per_minute_of_the_clock() 
         second[0].reason
     );
 }
+
+/// A secret past its expiry time is gone, payloads included; until then it
+/// reads as usual.
+#[tokio::test]
+async fn an_expired_secret_stops_being_readable_and_is_deleted() {
+    let clock = Arc::new(crate::clock::ManualClock::at(1_900_000_000));
+    let stores = memory_stores().await.unwrap();
+    stores.metadata.create_project("demo").await.unwrap();
+    let svc = SecretService::new(
+        stores.secrets.clone(),
+        stores.metadata,
+        Arc::new(MemoryKeyRing::generate()),
+        Arc::new(AllowAll),
+    )
+    .with_clock(clock.clone());
+    let alice = Principal::User("alice@example.com".into());
+    let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
+    let spec = NewSecret {
+        expiry: Some(Expiry::After(3600)),
+        ..NewSecret::default()
+    };
+    let (secret, _) = svc
+        .create_secret(&alice, &name, &spec, Some(payload("short-lived")))
+        .await
+        .unwrap();
+    assert_eq!(secret.expire_time.as_deref(), Some("2030-03-17T18:46:40Z"));
+
+    clock.advance(3599);
+    let read = svc.access(&alice, &vname("latest")).await.unwrap();
+    assert_eq!(read.payload.as_bytes(), b"short-lived");
+
+    clock.advance(1);
+    assert!(matches!(
+        svc.access(&alice, &vname("latest")).await,
+        Err(SecretError::NotFound(_))
+    ));
+    assert!(matches!(
+        svc.get(&alice, &name).await,
+        Err(SecretError::NotFound(_))
+    ));
+    let listed = svc
+        .list(&alice, &name.project, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    // Deleted in the store, not only hidden.
+    assert_eq!(
+        stores.secrets.get_secret("demo", "tok").await.unwrap(),
+        None
+    );
+
+    // An expiry in the past is refused at creation.
+    let past = NewSecret {
+        expiry: Some(Expiry::At("2020-01-01T00:00:00Z".into())),
+        ..NewSecret::default()
+    };
+    assert!(matches!(
+        svc.create_secret(&alice, &name, &past, None).await,
+        Err(SecretError::Invalid(_))
+    ));
+}
+
+/// A due rotation shows on the secret, is audited and counted once, and a
+/// new version moves the schedule on by the period.
+#[tokio::test]
+async fn a_due_rotation_is_shown_audited_once_and_moved_on_by_a_new_version() {
+    let clock = Arc::new(crate::clock::ManualClock::at(1_900_000_000));
+    let metrics = Arc::new(Metrics::default());
+    let svc = service(Arc::new(AllowAll))
+        .await
+        .with_clock(clock.clone())
+        .with_metrics(metrics.clone());
+    let alice = Principal::User("alice@example.com".into());
+    let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
+    let spec = NewSecret {
+        rotation: Some(Rotation {
+            next_rotation_time: Some("2030-03-17T18:46:40Z".into()),
+            rotation_period: Some("86400s".into()),
+        }),
+        ..NewSecret::default()
+    };
+    svc.create_secret(&alice, &name, &spec, Some(payload("v1")))
+        .await
+        .unwrap();
+    assert!(!svc.get(&alice, &name).await.unwrap().rotation_due);
+
+    clock.advance(3600);
+    let due = svc.get(&alice, &name).await.unwrap();
+    assert!(due.rotation_due);
+    svc.get(&alice, &name).await.unwrap();
+    svc.access(&alice, &vname("latest")).await.unwrap();
+    let entries = svc
+        .audit_log(&alice, &name.project, None, &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items;
+    let rotation_entries: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == settings::ROTATION_DUE_ACTION)
+        .collect();
+    assert_eq!(rotation_entries.len(), 1, "{entries:?}");
+    assert_eq!(rotation_entries[0].resource, name.to_string());
+    assert!(metrics
+        .render()
+        .contains("entrepot_secret_rotations_due_total 1"));
+    // The bookkeeping did not change the etag a client holds.
+    assert_eq!(svc.get(&alice, &name).await.unwrap().etag, due.etag);
+
+    svc.add_version(&alice, &name, &payload("v2"))
+        .await
+        .unwrap();
+    let rotated = svc.get(&alice, &name).await.unwrap();
+    assert!(!rotated.rotation_due);
+    assert_eq!(
+        rotated.rotation.unwrap().next_rotation_time.as_deref(),
+        Some("2030-03-18T18:46:40Z")
+    );
+    assert_ne!(rotated.etag, due.etag);
+}
+
+/// Updates change only what they name, and a stale etag refuses an update
+/// and a delete.
+#[tokio::test]
+async fn updates_follow_the_mask_and_refuse_stale_etags() {
+    let svc = service(Arc::new(AllowAll)).await;
+    let alice = Principal::User("alice@example.com".into());
+    let name: SecretName = "projects/demo/secrets/tok".parse().unwrap();
+    let spec = NewSecret {
+        labels: Labels::parse_list("env=prod").unwrap(),
+        annotations: [("owner".to_owned(), "core team".to_owned())].into(),
+        ..NewSecret::default()
+    };
+    let (created, _) = svc.create_secret(&alice, &name, &spec, None).await.unwrap();
+    let changes = SecretChanges {
+        annotations: Some([("owner".to_owned(), "platform".to_owned())].into()),
+        ..SecretChanges::default()
+    };
+    let updated = svc
+        .update(&alice, &name, &changes, Some(&created.etag))
+        .await
+        .unwrap();
+    assert_eq!(updated.labels, created.labels);
+    assert_eq!(updated.annotations["owner"], "platform");
+    assert_ne!(updated.etag, created.etag);
+    assert!(matches!(
+        svc.update(&alice, &name, &changes, Some(&created.etag))
+            .await,
+        Err(SecretError::StaleEtag { .. })
+    ));
+    assert!(matches!(
+        svc.delete_if(&alice, &name, Some(&created.etag)).await,
+        Err(SecretError::StaleEtag { .. })
+    ));
+    svc.delete_if(&alice, &name, Some(&updated.etag))
+        .await
+        .unwrap();
+}
+
+/// A filtered listing fills its pages from further down the store.
+#[tokio::test]
+async fn filtered_listings_fill_whole_pages() {
+    let svc = service(Arc::new(AllowAll)).await;
+    let alice = Principal::User("alice@example.com".into());
+    let project: ProjectId = "demo".parse().unwrap();
+    for i in 0..7 {
+        let env = if i % 2 == 0 { "env=prod" } else { "env=dev" };
+        let name = SecretName::new(project.clone(), format!("s{i}").parse().unwrap());
+        svc.create(&alice, &name, Labels::parse_list(env).unwrap(), None)
+            .await
+            .unwrap();
+    }
+    let prod = |s: &Secret| s.labels.as_map().get("env").map(String::as_str) == Some("prod");
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let got = svc
+            .list_matching(&alice, &project, &page, prod)
+            .await
+            .unwrap();
+        assert!(got.items.len() == 2 || got.next.is_none());
+        seen.extend(got.items.into_iter().map(|s| s.name));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    let ids: Vec<&str> = seen.iter().map(|n| n.rsplit('/').next().unwrap()).collect();
+    assert_eq!(ids, ["s0", "s2", "s4", "s6"]);
+}

@@ -14,10 +14,43 @@ impl SecretService {
         self.access
             .authorize(principal, Permission::VersionsAdd, &secret_resource(name))
             .await?;
-        self.require_secret(name).await?;
+        let record = self.require_secret(name).await?;
         let version = self.insert_version(name, payload).await?;
         tracing::info!(version = %version.name, %principal, "secret version added");
+        self.rotate_schedule(name, &record).await?;
         Ok(version)
+    }
+
+    /// A version added while a rotation is due is the rotation: the schedule
+    /// moves on (see [`super::settings`]).
+    async fn rotate_schedule(
+        &self,
+        name: &SecretName,
+        record: &SecretRecord,
+    ) -> Result<(), SecretError> {
+        let now = self.clock.now_unix();
+        let mut settings = super::settings::settings_of(record)?;
+        let Some(rotation) = settings.rotation.as_ref() else {
+            return Ok(());
+        };
+        if super::settings::due_rotation(&settings, now).is_none() {
+            return Ok(());
+        }
+        settings.rotation = Some(super::settings::rotated(rotation, now));
+        settings.rotation_due_audited = None;
+        let rotated = SecretRecord {
+            settings: super::settings::settings_text(&settings)?,
+            etag: super::settings::new_etag(),
+            ..record.clone()
+        };
+        if self.store.update_secret(&rotated, &record.etag).await? {
+            tracing::info!(secret = %name, "secret rotated: its next rotation time moved on");
+        } else {
+            // Changed meanwhile (another version, an update): that writer's
+            // view wins; the rotation stays due until the next version.
+            tracing::info!(secret = %name, "secret changed while rotating; schedule left as it is");
+        }
+        Ok(())
     }
 
     /// A version's metadata; `latest` resolves to the newest enabled version.

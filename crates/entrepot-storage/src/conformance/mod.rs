@@ -76,6 +76,7 @@ macro_rules! metadata_suite {
             iam::set_policy_is_a_compare_and_swap_on_the_etag,
             iam::racing_policy_writers_let_one_win,
             secrets::secrets_are_create_only_and_relabelled,
+            secrets::secret_updates_need_the_current_etag,
             secrets::versions_number_from_one_and_latest_skips_disabled,
             secrets::racing_version_inserts_take_one_number_each,
             secrets::version_pages_walk_newest_first,

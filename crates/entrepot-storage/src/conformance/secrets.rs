@@ -36,6 +36,8 @@ fn secret(id: &str) -> SecretRecord {
         id: id.into(),
         labels: BTreeMap::from([("env".into(), "prod".into())]),
         create_time: "2026-01-01T00:00:00Z".into(),
+        settings: r#"{"annotations":{"owner":"core"}}"#.into(),
+        etag: "\"1\"".into(),
     }
 }
 
@@ -60,6 +62,51 @@ async fn with_secret(s: &Stores) {
         s.secrets.create_secret(&secret("tok")).await,
         Err(StoreError::AlreadyExists)
     ));
+}
+
+/// An update replaces labels, settings and etag together, and only while
+/// the etag it was read with is still current.
+pub(crate) async fn secret_updates_need_the_current_etag(s: &Stores) {
+    with_secret(s).await;
+    let store = &*s.secrets;
+    let updated = SecretRecord {
+        labels: BTreeMap::from([("team".into(), "infra".into())]),
+        settings: r#"{"expireTime":"2030-01-01T00:00:00Z"}"#.into(),
+        etag: "\"2\"".into(),
+        ..secret("tok")
+    };
+    assert!(!store.update_secret(&updated, "\"stale\"").await.unwrap());
+    assert_eq!(
+        store.get_secret("demo", "tok").await.unwrap(),
+        Some(secret("tok"))
+    );
+    assert!(store.update_secret(&updated, "\"1\"").await.unwrap());
+    assert_eq!(
+        store.get_secret("demo", "tok").await.unwrap(),
+        Some(updated.clone())
+    );
+    // The old etag is spent.
+    assert!(!store.update_secret(&updated, "\"1\"").await.unwrap());
+    let absent = SecretRecord {
+        id: "absent".into(),
+        ..updated
+    };
+    assert!(!store.update_secret(&absent, "\"2\"").await.unwrap());
+    // A conditional delete needs the current etag too.
+    assert!(!store
+        .delete_secret_if_etag("demo", "tok", "\"1\"")
+        .await
+        .unwrap());
+    assert!(store.get_secret("demo", "tok").await.unwrap().is_some());
+    assert!(store
+        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .await
+        .unwrap());
+    assert_eq!(store.get_secret("demo", "tok").await.unwrap(), None);
+    assert!(!store
+        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .await
+        .unwrap());
 }
 
 /// A secret id is taken once per project; labels are replaced whole;

@@ -20,8 +20,12 @@ fn secret_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SecretRecord, StoreE
         id: row.try_get("id")?,
         labels: serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         create_time: row.try_get("create_time")?,
+        settings: row.try_get("settings")?,
+        etag: row.try_get("etag")?,
     })
 }
+
+const SECRET_COLUMNS: &str = "project, id, labels, create_time, settings, etag";
 
 fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<VersionRecord, StoreError> {
     Ok(VersionRecord {
@@ -65,18 +69,72 @@ fn like_prefix(s: &str) -> String {
     out
 }
 
+impl SqliteMetadataStore {
+    /// Delete a secret, its versions and its policy in one transaction; with
+    /// `etag`, only if the secret still has it. False if nothing was deleted.
+    async fn delete_secret_where(
+        &self,
+        project: &str,
+        id: &str,
+        etag: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let policy_name = format!("projects/{project}/secrets/{id}");
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let deleted = {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            // The secret row first: its etag decides whether anything goes.
+            let n = sqlx::query(
+                "DELETE FROM secrets WHERE project = ? AND id = ? AND (? IS NULL OR etag = ?)",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(etag)
+            .bind(etag)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM secret_versions WHERE project = ? AND secret = ?")
+                .bind(project)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // The policy goes with its secret: a new secret with the same id
+            // must not inherit who could read the old one.
+            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
+                .bind(&policy_name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            true
+        };
+        self.cache.forget_policy(&policy_name);
+        truncate_wal(&mut conn).await;
+        Ok(deleted)
+    }
+}
+
 #[async_trait]
 impl SecretStore for SqliteMetadataStore {
     async fn create_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
         let labels = serde_json::to_string(&secret.labels)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let result = sqlx::query(
-            "INSERT INTO secrets (project, id, labels, create_time) VALUES (?, ?, ?, ?)",
+            "INSERT INTO secrets (project, id, labels, create_time, settings, etag) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&secret.project)
         .bind(&secret.id)
         .bind(labels)
         .bind(&secret.create_time)
+        .bind(&secret.settings)
+        .bind(&secret.etag)
         .execute(self.pool())
         .await;
         match result {
@@ -91,9 +149,9 @@ impl SecretStore for SqliteMetadataStore {
         project: &str,
         id: &str,
     ) -> Result<Option<SecretRecord>, StoreError> {
-        sqlx::query(
-            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id = ?",
-        )
+        sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id = ?"
+        ))
         .bind(project)
         .bind(id)
         .fetch_optional(self.pool())
@@ -109,10 +167,10 @@ impl SecretStore for SqliteMetadataStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SecretRecord>, StoreError> {
-        sqlx::query(
-            "SELECT project, id, labels, create_time FROM secrets WHERE project = ? AND id > ? \
-             ORDER BY id LIMIT ?",
-        )
+        sqlx::query(&format!(
+            "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id > ? \
+             ORDER BY id LIMIT ?"
+        ))
         .bind(project)
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
@@ -141,37 +199,42 @@ impl SecretStore for SqliteMetadataStore {
         Ok(n > 0)
     }
 
+    async fn update_secret(
+        &self,
+        secret: &SecretRecord,
+        expected_etag: &str,
+    ) -> Result<bool, StoreError> {
+        let labels = serde_json::to_string(&secret.labels)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The etag comparison is part of the write, so of two writers that
+        // read the same etag only one succeeds.
+        let n = sqlx::query(
+            "UPDATE secrets SET labels = ?, settings = ?, etag = ? \
+             WHERE project = ? AND id = ? AND etag = ?",
+        )
+        .bind(labels)
+        .bind(&secret.settings)
+        .bind(&secret.etag)
+        .bind(&secret.project)
+        .bind(&secret.id)
+        .bind(expected_etag)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {
-        let policy_name = format!("projects/{project}/secrets/{id}");
-        let mut conn = self.pool().acquire().await?;
-        sqlx::query("PRAGMA secure_delete = ON")
-            .execute(&mut *conn)
-            .await?;
-        let deleted = {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::query("DELETE FROM secret_versions WHERE project = ? AND secret = ?")
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let n = sqlx::query("DELETE FROM secrets WHERE project = ? AND id = ?")
-                .bind(project)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // The policy goes with its secret: a new secret with the same id
-            // must not inherit who could read the old one.
-            sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
-                .bind(&policy_name)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            n > 0
-        };
-        self.cache.forget_policy(&policy_name);
-        truncate_wal(&mut conn).await;
-        Ok(deleted)
+        self.delete_secret_where(project, id, None).await
+    }
+
+    async fn delete_secret_if_etag(
+        &self,
+        project: &str,
+        id: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError> {
+        self.delete_secret_where(project, id, Some(etag)).await
     }
 
     async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError> {
@@ -563,6 +626,8 @@ mod tests {
                     id: id.into(),
                     labels: Default::default(),
                     create_time: "2026-01-01T00:00:00Z".into(),
+                    settings: "{}".into(),
+                    etag: "\"1\"".into(),
                 })
                 .await
                 .unwrap();

@@ -30,12 +30,30 @@ pub enum SecretsCommand {
         /// Labels, `KEY=VALUE,...` (lower-case keys).
         #[arg(long)]
         labels: Option<String>,
+        /// Annotations, `KEY=VALUE,...`.
+        #[arg(long)]
+        annotations: Option<String>,
+        /// Delete the secret this long after now, e.g. `86400s`.
+        #[arg(long, conflicts_with = "expire_time")]
+        ttl: Option<String>,
+        /// Delete the secret at this RFC 3339 time.
+        #[arg(long)]
+        expire_time: Option<String>,
+        /// When the secret is next due to be rotated (RFC 3339).
+        #[arg(long)]
+        next_rotation_time: Option<String>,
+        /// How often it is due after that, e.g. `2592000s` (at least `3600s`).
+        #[arg(long, requires = "next_rotation_time")]
+        rotation_period: Option<String>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
     /// List the secrets of a project.
     List {
+        /// Only those matching, e.g. `labels.env=prod` (see docs/secret-manager.md).
+        #[arg(long)]
+        filter: Option<String>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -239,6 +257,18 @@ fn payload_json(data: &[u8]) -> Value {
     json!({ "data": base64::engine::general_purpose::STANDARD.encode(data) })
 }
 
+/// `KEY=VALUE,...` as a JSON object (the server checks the keys).
+fn parse_annotations(text: &str) -> Result<Value, ClientError> {
+    let mut map = serde_json::Map::new();
+    for pair in text.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("annotation {pair:?} is not KEY=VALUE")))?;
+        map.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    Ok(Value::Object(map))
+}
+
 fn last_segment(name: &Value) -> &str {
     name.as_str()
         .and_then(|n| n.rsplit('/').next())
@@ -266,6 +296,11 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             secret,
             data_file,
             labels,
+            annotations,
+            ttl,
+            expire_time,
+            next_rotation_time,
+            rotation_period,
             project,
         } => {
             // Validate both ids before they become part of a URL.
@@ -273,6 +308,21 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             let labels = Labels::parse_list(labels.as_deref().unwrap_or(""))
                 .map_err(|e| invalid(e.to_string()))?;
             let mut body = json!({ "labels": labels });
+            if let Some(annotations) = &annotations {
+                body["annotations"] = parse_annotations(annotations)?;
+            }
+            if let Some(ttl) = ttl {
+                body["ttl"] = Value::String(ttl);
+            }
+            if let Some(at) = expire_time {
+                body["expireTime"] = Value::String(at);
+            }
+            if let Some(next) = next_rotation_time {
+                body["rotation"] = json!({ "nextRotationTime": next });
+                if let Some(period) = rotation_period {
+                    body["rotation"]["rotationPeriod"] = Value::String(period);
+                }
+            }
             if let Some(file) = &data_file {
                 body["payload"] = payload_json(&read_data_file(file)?);
             }
@@ -290,11 +340,18 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             }
             print_json(&created);
         }
-        SecretsCommand::List { project, page } => {
+        SecretsCommand::List {
+            filter,
+            project,
+            page,
+        } => {
             let project = project_id(&project)?;
+            let query = filter
+                .map(|f| format!("?filter={}", query_value(&f)))
+                .unwrap_or_default();
             let list = client
                 .list(
-                    &format!("projects/{project}/secrets"),
+                    &format!("projects/{project}/secrets{query}"),
                     "secrets",
                     &page,
                     None,
