@@ -183,8 +183,9 @@ impl App {
         self.bootstrap_token.as_ref()
     }
 
-    /// Stop the background tasks; requests already answered are unaffected.
-    pub fn shutdown(self) {
+    /// Stop the background tasks; the router still answers, but nothing
+    /// runs beside it any more.
+    pub fn shutdown(&self) {
         self.tasks.stop();
     }
 }

@@ -22,7 +22,7 @@ pub struct BackgroundTasks {
 impl BackgroundTasks {
     /// Abort every task. A blob verification cut short runs again at the next
     /// start (its marker is written only when it completes).
-    pub fn stop(self) {
+    pub fn stop(&self) {
         for handle in &self.handles {
             handle.abort();
         }
