@@ -37,12 +37,14 @@ pub use tasks::BackgroundTasks;
 use error::Step as _;
 
 /// A built application: the router over its state, the bootstrap admin's
-/// token on first start, and the background tasks that run beside it.
+/// token on first start, and the background tasks that run beside it until
+/// the application is dropped.
 pub struct App {
     router: Router,
     state: AppState,
     bootstrap_token: Option<BootstrapToken>,
-    tasks: BackgroundTasks,
+    /// Held for its drop: the tasks stop with the application.
+    _tasks: BackgroundTasks,
 }
 
 impl App {
@@ -162,7 +164,7 @@ impl App {
             router: entrepot_api::router(state.clone()),
             state,
             bootstrap_token,
-            tasks,
+            _tasks: tasks,
         })
     }
 
@@ -183,10 +185,10 @@ impl App {
         self.bootstrap_token.as_ref()
     }
 
-    /// Stop the background tasks; the router still answers, but nothing
-    /// runs beside it any more.
-    pub fn shutdown(&self) {
-        self.tasks.stop();
+    /// Stop the background tasks (as dropping the application does); clones
+    /// of the router still answer, with nothing running beside them.
+    pub fn shutdown(self) {
+        drop(self);
     }
 }
 
@@ -226,4 +228,53 @@ fn python_repositories(
         remote: Arc::new(remote),
         hosted: Arc::new(hosted),
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_step_is_named_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, b"").unwrap();
+        let config = Config {
+            data_dir: file.clone(),
+            ..Config::default()
+        };
+        let Err(error) = App::build(&config).await else {
+            panic!("a file as the data directory builds");
+        };
+        let shown = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            shown.starts_with(&format!(
+                "cannot create data directory {}: ",
+                file.display()
+            )),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_data_directory_gets_the_admin_and_a_second_build_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            min_free_disk_bytes: 0,
+            verify_blobs_on_start: crate::config::VerifyOnStart::Never,
+            ..Config::default()
+        };
+        let first = App::build(&config).await.unwrap();
+        let token = first.bootstrap_token().unwrap();
+        assert!(token.path.starts_with(&config.data_dir));
+        assert!(!token.token.expose().is_empty());
+        first.shutdown();
+        let second = App::build(&config).await.unwrap();
+        assert!(
+            second.bootstrap_token().is_none(),
+            "the admin exists already"
+        );
+    }
 }

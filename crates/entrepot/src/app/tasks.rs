@@ -13,21 +13,27 @@ use crate::config::{Config, VerifyOnStart};
 /// The marker a completed blob verification leaves in the data directory.
 const VERIFIED_MARKER: &str = "blobs-verified";
 
-/// The running background tasks of an application, stopped together.
+/// The running background tasks of an application; dropping it aborts them
+/// all. A blob verification cut short runs again at the next start (its
+/// marker is written only when it completes).
+///
+/// Not among them: the SQLite write-ahead-log checkpoints and the deletion
+/// of the bootstrap token file, which their own modules spawn; they end with
+/// the runtime.
 #[derive(Default)]
 pub struct BackgroundTasks {
     handles: Vec<JoinHandle<()>>,
 }
 
-impl BackgroundTasks {
-    /// Abort every task. A blob verification cut short runs again at the next
-    /// start (its marker is written only when it completes).
-    pub fn stop(&self) {
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
         for handle in &self.handles {
             handle.abort();
         }
     }
+}
 
+impl BackgroundTasks {
     /// Rehash the blob store in the background (the server is already serving),
     /// quarantining blobs whose bytes do not match their digest: a blob poisoned
     /// before uploads were fixed, or damaged on disk, is then no longer served.

@@ -87,18 +87,13 @@ impl TestAppBuilder {
 /// The real application in-process, on its own temporary data directory.
 pub struct TestApp {
     router: Router,
-    app: App,
+    /// The application; its background tasks stop when the test drops it.
+    pub app: App,
     /// The bootstrap admin's token (owner of the organisation).
     pub admin_token: String,
     /// The configuration it was built with.
     pub config: Config,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.app.shutdown();
-    }
 }
 
 /// An answer of the router, body read in full.
