@@ -1,12 +1,9 @@
 //! The `entrepot` binary: the server (`entrepot serve`) and the CLI over its
 //! admin API.
 
-mod admin;
-mod bootstrap;
 mod cli;
-mod config;
-mod connections;
-mod serve;
+
+use entrepot::{admin, config, serve};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

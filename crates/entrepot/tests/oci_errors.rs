@@ -64,37 +64,6 @@ fn name_invalid_for_bad_image_paths() {
 }
 
 #[test]
-fn name_unknown_for_a_missing_repository() {
-    let server = server();
-    assert_oci_error(
-        server.get("/v2/default/nosuchrepo/app/tags/list"),
-        404,
-        "NAME_UNKNOWN",
-    );
-    assert_oci_error(
-        server.get("/v2/default/nosuchrepo/app/manifests/latest"),
-        404,
-        "NAME_UNKNOWN",
-    );
-    assert_oci_error(
-        server.get("/v2/nosuchproject/images/app/manifests/latest"),
-        404,
-        "NAME_UNKNOWN",
-    );
-    let response = server
-        .request(Method::POST, "/v2/default/nosuchrepo/app/blobs/uploads/")
-        .send()
-        .unwrap();
-    assert_oci_error(response, 404, "NAME_UNKNOWN");
-    // An image without manifests in an existing repository.
-    assert_oci_error(
-        server.get("/v2/default/images/empty/tags/list"),
-        404,
-        "NAME_UNKNOWN",
-    );
-}
-
-#[test]
 fn digest_invalid_for_malformed_and_mismatching_digests() {
     let server = server();
     let blob = random_bytes(2048);

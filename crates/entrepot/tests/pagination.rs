@@ -1,7 +1,8 @@
 //! Every `/v1` listing is paged: `pageSize` and `pageToken` in, `nextPageToken`
 //! out (left out on the last page). Walks each listing over HTTP in small
-//! pages against the real binary, adds items during a walk, sends bad
-//! parameters, and lists more than one server page through the CLI.
+//! pages against the real binary, adds items during a walk, and lists more
+//! than one server page through the CLI. Bad parameters are checked
+//! in-process, in `api_shape.rs`.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -278,77 +279,6 @@ fn a_walk_sees_each_item_that_existed_throughout_exactly_once_while_others_are_a
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted, "pages follow one another in id order");
-}
-
-/// Assert a 400 INVALID_ARGUMENT in the admin API's error shape; its message.
-fn invalid_argument(server: &Server, path: &str) -> String {
-    let response = server.get(path);
-    let status = response.status().as_u16();
-    let body: Value = response.json().unwrap();
-    assert_eq!(status, 400, "{path}: {body}");
-    assert_eq!(body["error"]["code"], 400, "{body}");
-    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{body}");
-    body["error"]["message"].as_str().unwrap().to_owned()
-}
-
-#[test]
-fn bad_page_sizes_and_tokens_are_invalid_arguments_that_say_why() {
-    let server = Server::start();
-    for i in 0..3 {
-        server.create_repository(&format!("r{i}"));
-        post(
-            &server,
-            &format!("/v1/projects/default/secrets?secretId=s{i}"),
-            json!({}),
-        );
-    }
-    let lists = [
-        "/v1/projects",
-        "/v1/projects/default/repositories",
-        "/v1/users",
-        "/v1/projects/default/serviceAccounts",
-        "/v1/tokens",
-        "/v1/projects/default/secrets",
-        "/v1/projects/default/secrets/s0/versions",
-        "/v1/projects/default/auditLog",
-    ];
-    for list in lists {
-        for bad in ["-1", "abc", "2.5"] {
-            let message = invalid_argument(&server, &format!("{list}?pageSize={bad}"));
-            assert!(message.contains("pageSize"), "{list}: {message}");
-            assert!(
-                message.contains("1000"),
-                "the message gives the range: {message}"
-            );
-        }
-        let message = invalid_argument(&server, &format!("{list}?pageToken=not-a-token"));
-        assert!(
-            message.contains("pageToken is invalid"),
-            "{list}: {message}"
-        );
-        // 0 means the default; more than the maximum is served as the maximum.
-        for size in ["0", "5000", ""] {
-            let response = server.get(&format!("{list}?pageSize={size}"));
-            assert_eq!(response.status(), 200, "{list}?pageSize={size}");
-        }
-    }
-    // A token of one listing is refused by another.
-    let (_, token) = page(
-        &server,
-        "/v1/projects/default/repositories",
-        "repositories",
-        "pageSize=1",
-    );
-    let token = token.unwrap();
-    let message = invalid_argument(
-        &server,
-        &format!("/v1/projects/default/secrets?pageToken={token}"),
-    );
-    assert!(message.contains("pageToken is invalid"), "{message}");
-    // Without credentials, a bad parameter still changes nothing and says so.
-    let response =
-        reqwest::blocking::get(format!("{}/v1/projects?pageSize=-3", server.base)).unwrap();
-    assert_eq!(response.status(), 400);
 }
 
 fn cli_ok(output: Output) -> String {

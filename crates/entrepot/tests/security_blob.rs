@@ -438,19 +438,6 @@ fn a_client_disconnecting_mid_body_is_not_a_server_error() {
     assert_eq!(ok.header("range").as_deref(), Some("0-2"));
 }
 
-/// `/readyz` says not ready, with the reason, when the data directory's
-/// filesystem has less free space than `min_free_disk_bytes`.
-#[test]
-fn readyz_reports_a_nearly_full_disk() {
-    let full = server_with(&[("ENTREPOT_MIN_FREE_DISK_BYTES", "1152921504606846976")]);
-    let response = full.get("/readyz");
-    assert_eq!(response.status(), 503);
-    let reason = response.text().unwrap();
-    assert!(reason.contains("min_free_disk_bytes"), "{reason}");
-    let fine = server_with(&[("ENTREPOT_MIN_FREE_DISK_BYTES", "1")]);
-    assert_eq!(fine.get("/readyz").status(), 200);
-}
-
 /// Whether the server closed the connection: a read ends (EOF or reset)
 /// rather than timing out.
 fn closed_by_server(stream: &mut TcpStream) -> bool {

@@ -1,5 +1,7 @@
 //! The one harness of the integration tests, a module a job:
 //!
+//! - [`app`]: the application in-process (`TestApp::new().await`), requests
+//!   sent to its router without a socket, for tests of the API's shape;
 //! - [`server`]: the real `entrepot serve` on a free loopback port
 //!   (`Entrepot::builder().env(..).start()`), restarts, logs, stdout, the
 //!   bootstrap admin token;
@@ -23,6 +25,7 @@
 #![allow(dead_code, missing_docs, unused_imports, clippy::unwrap_used)]
 
 pub mod admin_api;
+pub mod app;
 pub mod cli;
 pub mod files;
 pub mod layout;
@@ -36,6 +39,7 @@ pub mod upstream;
 pub mod wait;
 
 pub use admin_api::*;
+pub use app::*;
 pub use cli::*;
 pub use files::*;
 pub use layout::*;

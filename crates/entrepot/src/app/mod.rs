@@ -1,0 +1,296 @@
+//! The application: configuration in, stores, services, the axum router and
+//! its background tasks out. `entrepot serve` builds one and puts it behind a
+//! listener; tests build one on a temporary data directory and send requests
+//! to its router directly.
+
+mod error;
+mod first_start;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use entrepot_api::AppState;
+use entrepot_domain::Format;
+use entrepot_services::access_policy::StoredAuditLog;
+use entrepot_services::metrics::Metrics;
+use entrepot_services::oci::RemoteOci;
+use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
+use entrepot_services::remote::Fills;
+use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
+use entrepot_services::{
+    AccessControl, AccessPolicyService, OciRepositories, ProjectService, RepositoryService,
+    SecretService,
+};
+use entrepot_storage::{
+    create_private_dir, BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore,
+    SqliteMetadataStore,
+};
+use entrepot_upstream::{UpstreamClient, UpstreamTransport};
+
+use crate::bootstrap::BootstrapToken;
+use crate::config::Config;
+
+pub use error::BuildError;
+pub use first_start::DEFAULT_PROJECT;
+pub use tasks::BackgroundTasks;
+
+use error::Step as _;
+
+/// A built application: the router over its state, the bootstrap admin's
+/// token on first start, and the background tasks that run beside it until
+/// the application is dropped.
+pub struct App {
+    router: Router,
+    state: AppState,
+    bootstrap_token: Option<BootstrapToken>,
+    /// Held for its drop: the tasks stop with the application.
+    _tasks: BackgroundTasks,
+}
+
+impl App {
+    /// Open (or create) the data directory of `config` and build everything
+    /// the server runs: stores, services, the first-start project and
+    /// bootstrap admin, the router, and the background tasks (blob
+    /// verification, upload expiry, audit retention). Needs a Tokio runtime.
+    ///
+    /// Fails, naming the step, when the data directory, the metadata
+    /// database, the blob store, the master key or a spool directory cannot be
+    /// opened, or when a setting of `config` is invalid.
+    pub async fn build(config: &Config) -> Result<Self, BuildError> {
+        // Everything in the data directory is the server's alone: 0700, files 0600.
+        create_private_dir(&config.data_dir)
+            .step(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let db_path = config.data_dir.join("metadata.db");
+        first_start::private_database_file(&db_path)
+            .step(|| format!("cannot create {}", db_path.display()))?;
+        let sqlite = Arc::new(
+            SqliteMetadataStore::open(&db_path)
+                .await
+                .step(|| "cannot open the metadata database")?,
+        );
+        sqlite.spawn_wal_checkpoints();
+        let meta: Arc<dyn MetadataStore> = sqlite.clone();
+        let cache: Arc<dyn CacheStore> = sqlite.clone();
+        let (iam, bootstrap_token) = crate::bootstrap::iam(&sqlite, meta.clone(), &config.data_dir)
+            .await
+            .map_err(BuildError::other)?;
+        let blobs: Arc<dyn BlobStore> = Arc::new(
+            ObjectBlobStore::local(config.data_dir.join("blobs"))
+                .step(|| "cannot open the blob store")?,
+        );
+        // Nothing is being committed yet: whatever is in staging was cut short by a crash.
+        match blobs.remove_staging().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                objects = n,
+                "removed staging objects left by an interrupted commit"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not clear the blob staging area"),
+        }
+        let mut tasks = BackgroundTasks::default();
+        tasks.verify_blobs(blobs.clone(), config);
+
+        let metrics = Arc::new(Metrics::default());
+        {
+            let sqlite = sqlite.clone();
+            metrics.report_read_cache(move || sqlite.read_cache_stats());
+        }
+        // Every upstream hop, and every new remote repository's upstream, passes
+        // the organisation's registry access policy.
+        let access_policy = Arc::new(
+            AccessPolicyService::new(sqlite.clone(), metrics.clone())
+                .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone())))
+                .with_access_control(iam.clone()),
+        );
+        let access: Arc<dyn AccessControl> = iam.clone();
+        let projects = ProjectService::new(meta.clone()).with_access_control(access.clone());
+        let repositories =
+            RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
+        first_start::default_project(&projects, &repositories)
+            .await
+            .map_err(BuildError::other)?;
+
+        let master_key_path = config.master_key_path();
+        let keys = Arc::new(FileKeyRing::open_or_create(&master_key_path).step(|| {
+            format!(
+                "cannot load the master key from {}",
+                master_key_path.display()
+            )
+        })?);
+        tracing::info!(path = %master_key_path.display(), key_id = %keys.primary_id(), "secret manager master key loaded; back this file up");
+        let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone())
+            .with_metrics(metrics.clone());
+
+        let upstream: Arc<dyn UpstreamTransport> =
+            Arc::new(UpstreamClient::new(access_policy.clone()).map_err(BuildError::other)?);
+        // The spool lives beside the blobs, so a finished download is committed by a link.
+        let fills = Fills::new(
+            config.data_dir.join("blobs").join("spool"),
+            blobs.clone(),
+            metrics.clone(),
+        )
+        .step(|| "cannot prepare the cache spool directory")?;
+        let remote = Arc::new(RemoteOci::new(
+            meta.clone(),
+            cache,
+            blobs.clone(),
+            fills,
+            upstream.clone(),
+            metrics.clone(),
+            Arc::new(secrets.clone()),
+        ));
+        let (hosted_python, remote_python) =
+            python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
+        let remote_python = Arc::new(remote_python);
+        // Callers of the repository service are authorized by it; testUpstream
+        // goes to the remote engine of the repository's format.
+        let repositories = repositories
+            .with_access_control(access.clone())
+            .with_secrets(secrets.clone())
+            .with_upstream_tester(Format::Docker, remote.clone())
+            .with_upstream_tester(Format::Python, remote_python.clone());
+        let python = Arc::new(PythonRepositories::new(
+            access.clone(),
+            repositories.clone(),
+            Arc::new(hosted_python),
+            remote_python,
+        ));
+        let registry = Arc::new(
+            OciRepositories::new(meta.clone(), blobs, access.clone())
+                .with_remote(remote)
+                .with_min_free_disk_bytes(config.min_free_disk_bytes)
+                .with_max_page_size(config.max_page_size),
+        );
+        let state = AppState {
+            registry: registry.clone(),
+            repositories,
+            projects,
+            access,
+            iam,
+            metrics,
+            python,
+            access_policy,
+            secrets: secrets.clone(),
+            trusted_proxies: config.trusted_proxies().map_err(BuildError::other)?,
+        };
+
+        tasks.expire_uploads(registry, config.upload_timeout_secs);
+        tasks.retain_audit_log(secrets, config.audit_max_rows).await;
+
+        Ok(Self {
+            router: entrepot_api::router(state.clone()),
+            state,
+            bootstrap_token,
+            _tasks: tasks,
+        })
+    }
+
+    /// The router of every surface (`/v2`, `/pypi`, `/v1`, operations),
+    /// ready to serve; cheap to clone.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The services behind the router.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The bootstrap admin's token, when this build created the admin (the
+    /// first start on a data directory).
+    pub fn bootstrap_token(&self) -> Option<&BootstrapToken> {
+        self.bootstrap_token.as_ref()
+    }
+
+    /// Stop the background tasks (as dropping the application does); clones
+    /// of the router still answer, with nothing running beside them.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+/// The hosted and remote sides of the Python repositories: remote ones fill
+/// through their own spool directory beside the blobs; uploads to hosted
+/// ones are staged there too.
+fn python_repositories(
+    config: &Config,
+    sqlite: &Arc<SqliteMetadataStore>,
+    blobs: &Arc<dyn BlobStore>,
+    upstream: &Arc<dyn UpstreamTransport>,
+    metrics: &Arc<Metrics>,
+    secrets: &SecretService,
+) -> Result<(HostedPython, RemotePython), BuildError> {
+    let store: Arc<dyn PythonStore> = sqlite.clone();
+    let spool = config.data_dir.join("blobs");
+    let fills = Fills::new(spool.join("spool-python"), blobs.clone(), metrics.clone())
+        .step(|| "cannot prepare the Python cache spool directory")?;
+    let remote = RemotePython::new(
+        store.clone(),
+        blobs.clone(),
+        fills,
+        upstream.clone(),
+        metrics.clone(),
+        Arc::new(secrets.clone()),
+        spool.join("scratch-python"),
+    )
+    .step(|| "cannot prepare the Python scratch directory")?
+    .with_max_page_files(config.python_max_page_files);
+    let hosted = HostedPython::new(
+        store,
+        blobs.clone(),
+        spool.join("uploads-python"),
+        config.python_max_upload_bytes,
+    )
+    .step(|| "cannot prepare the Python upload directory")?;
+    Ok((hosted, remote))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_step_is_named_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, b"").unwrap();
+        let config = Config {
+            data_dir: file.clone(),
+            ..Config::default()
+        };
+        let Err(error) = App::build(&config).await else {
+            panic!("a file as the data directory builds");
+        };
+        let shown = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            shown.starts_with(&format!(
+                "cannot create data directory {}: ",
+                file.display()
+            )),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_data_directory_gets_the_admin_and_a_second_build_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            min_free_disk_bytes: 0,
+            verify_blobs_on_start: crate::config::VerifyOnStart::Never,
+            ..Config::default()
+        };
+        let first = App::build(&config).await.unwrap();
+        let token = first.bootstrap_token().unwrap();
+        assert!(token.path.starts_with(&config.data_dir));
+        assert!(!token.token.expose().is_empty());
+        first.shutdown();
+        let second = App::build(&config).await.unwrap();
+        assert!(
+            second.bootstrap_token().is_none(),
+            "the admin exists already"
+        );
+    }
+}
