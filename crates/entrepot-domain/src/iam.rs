@@ -428,6 +428,15 @@ pub struct Binding {
 /// The etag of a resource that never had a policy.
 pub const EMPTY_POLICY_ETAG: &str = "ACAB";
 
+/// The etag of a newly written policy, made from 8 random bytes: standard,
+/// padded base64 (`BwXhqDn3sNs=`), as Google's IAM writes them. Google's
+/// client libraries decode an etag and encode it again before sending it
+/// back, so any other form would come back changed and be refused as stale.
+pub fn policy_etag(random: [u8; 8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(random)
+}
+
 /// The IAM policy of one resource, in the JSON shape of Google IAM.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -573,6 +582,22 @@ pub fn is_service_agent(email: &str) -> bool {
 mod tests {
     use super::*;
     use permissions as p;
+
+    #[test]
+    fn policy_etags_survive_a_base64_round_trip() {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        for etag in [
+            policy_etag([0; 8]),
+            policy_etag([0xff; 8]),
+            policy_etag(*b"\x07\x05\xe1\xa89\xf7\xb0\xdb"),
+        ] {
+            let decoded = engine.decode(&etag).unwrap();
+            assert_eq!(engine.encode(decoded), etag);
+        }
+        let empty = engine.decode(EMPTY_POLICY_ETAG).unwrap();
+        assert_eq!(engine.encode(empty), EMPTY_POLICY_ETAG);
+    }
 
     fn m(s: &str) -> Member {
         s.parse().unwrap()

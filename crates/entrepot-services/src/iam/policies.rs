@@ -2,7 +2,7 @@
 //! against its etag), and the server's own grants and deletions.
 
 use async_trait::async_trait;
-use entrepot_domain::iam::{Member, Policy, EMPTY_POLICY_ETAG};
+use entrepot_domain::iam::{policy_etag, Member, Policy, EMPTY_POLICY_ETAG};
 use entrepot_storage::StoreError;
 
 use super::bootstrap::has_other_owner;
@@ -157,7 +157,9 @@ impl IamService {
 
 /// A fresh etag for an IAM policy that is being written.
 pub(crate) fn new_etag() -> String {
-    format!("BwY{}", authn::new_token_id())
+    let mut random = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    policy_etag(random)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The IAM store on SQLite: users, service accounts, tokens and IAM policies.
 
 use async_trait::async_trait;
-use entrepot_domain::iam::{Binding, Member, Policy, EMPTY_POLICY_ETAG};
+use entrepot_domain::iam::{policy_etag, Binding, Member, Policy, EMPTY_POLICY_ETAG};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -74,7 +74,9 @@ async fn remove_member_from_policies(
         let bindings = serde_json::to_string(&policy.bindings)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // A new etag: a writer holding the old policy must read it again.
-        let etag = format!("BwY{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let mut random = [0u8; 8];
+        random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+        let etag = policy_etag(random);
         sqlx::query(
             "UPDATE iam_policies SET bindings = ?, etag = ?, update_time = ? WHERE resource = ?",
         )

@@ -116,6 +116,13 @@ def main() -> int:
     assert member in roles.get("roles/secretmanager.secretAccessor", []), roles
     print(f"Policy binds {member} to roles/secretmanager.secretAccessor")
 
+    # A second get-modify-set on the same policy: the library decodes the
+    # etag it read and encodes it again, so it must survive that round trip.
+    again = iam_grant_access(project, secret, "user:second@example.com")
+    members = {m for b in again.bindings for m in b.members}
+    assert {member, "user:second@example.com"} <= members, members
+    print("A second grant on the same policy is accepted")
+
     # The member now reads the payload with its own token.
     as_member = entrepot_client(os.environ["MEMBER_TOKEN"])
     read = as_member.access_secret_version(request={"name": version.name})
