@@ -8,7 +8,6 @@ use entrepot_storage::StoreError;
 use super::bootstrap::has_other_owner;
 use super::{IamError, IamService, ORGANIZATION};
 use crate::access::{Permission, Principal, Resource};
-use crate::authn;
 
 /// Tells the IAM service whether a secret exists, so that IAM calls on a
 /// missing secret answer "not found". Implemented by the secret manager.
