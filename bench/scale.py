@@ -457,7 +457,7 @@ def cmd_wrk_parse(path):
 def fmt(x, unit):
     if x != x:  # NaN
         return "n/a"
-    if unit == "MiB":
+    if unit in ("MiB", ""):
         return f"{x:.1f}"
     if unit == "ms":
         return f"{x:.2f}" if x < 10 else f"{x:.0f}"
@@ -501,7 +501,7 @@ def cmd_report(path):
         print(f"**{titles[measure]}**\n")
         if kinds[measure] == "value":
             unit = units[measure]
-            head = [size_names[measure]] + [f"{s} ({unit})" for s in servers]
+            head = [size_names[measure]] + [f"{s} ({unit})" if unit else s for s in servers]
             if peer:
                 head += [f"{s}/{peer}" for s in servers if s != peer]
             print("| " + " | ".join(head) + " |")
