@@ -18,24 +18,27 @@
 # Tags are created by PUTting the same manifest under many names over 16
 # connections; each repository by mounting the image's two blobs.
 # Every measure runs in several rounds, entrepot and distribution alternating;
-# the tables give medians and entrepot/distribution ratios.
+# the tables give medians with (min-max) over the rounds, and
+# entrepot/distribution ratios of the medians.
 #
 # Any request that fails (a non-2xx answer, a socket error) stops the run
 # with a non-zero exit.
 #
 # Needs: wrk, curl, python3, htpasswd, docker-registry.
-# Usage: bench/scale.sh [--smoke] [--bin PATH] [--rounds N] [--secs S] [--results FILE]
+# Usage: bench/scale.sh [--smoke] [--bin PATH] [--rounds N] [--secs S] [--results FILE] [--raw FILE]
 #   --smoke     10 and 1,000 tags, 1,000 repositories, one round of 2 s runs:
 #               about 1.5 minutes with a debug build on 2 cores (CI)
 #   --bin PATH  the entrepot binary (default target/release/entrepot, built if
 #               missing; BIN=PATH works too; a debug build is fine with --smoke)
 #   --results FILE  also append the section (tables, date, commit, command) to FILE
+#   --raw FILE  also keep every measure as JSON lines in FILE (`bench/scale.py
+#               report FILE` prints the tables again)
 #   BENCH_TAG_SIZES / BENCH_REPO_SIZES override the sizes ("10 1000 ...").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bench/scale.sh${*:+ $*}"
-SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE=""
+SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE="" RAW_FILE=""
 BIN=${BIN:-}
 while (($#)); do
     case $1 in
@@ -44,6 +47,7 @@ while (($#)); do
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --results) RESULTS_FILE=$2; shift ;;
+        --raw) RAW_FILE=$2; shift ;;
         *) echo "bench: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
     shift
@@ -287,6 +291,9 @@ done
     $PY report "$RESULTS"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
+if [ -n "$RAW_FILE" ]; then
+    cp "$RESULTS" "$RAW_FILE"
+fi
 if [ -n "$RESULTS_FILE" ]; then
     { echo; cat "$WORK/section.md"; } >>"$RESULTS_FILE"
 fi
