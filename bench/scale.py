@@ -457,7 +457,7 @@ def cmd_wrk_parse(path):
 def fmt(x, unit):
     if x != x:  # NaN
         return "n/a"
-    if unit == "MiB":
+    if unit in ("MiB", ""):
         return f"{x:.1f}"
     if unit == "ms":
         return f"{x:.2f}" if x < 10 else f"{x:.0f}"
@@ -480,6 +480,16 @@ def cmd_report(path):
         got = [r[key] for r in by.get((measure, size, server), []) if r.get(key) == r.get(key)]
         return statistics.median(got) if got else float("nan")
 
+    def spread(measure, size, server, key, unit):
+        """The median, with (min-max) when there were several rounds."""
+        got = [r[key] for r in by.get((measure, size, server), []) if r.get(key) == r.get(key)]
+        if not got:
+            return "n/a"
+        text = fmt(statistics.median(got), unit)
+        if len(got) > 1:
+            text += f" ({fmt(min(got), unit)}-{fmt(max(got), unit)})"
+        return text
+
     def rounds(measure, size, server):
         return len(by.get((measure, size, server), []))
 
@@ -501,21 +511,21 @@ def cmd_report(path):
         print(f"**{titles[measure]}**\n")
         if kinds[measure] == "value":
             unit = units[measure]
-            head = [size_names[measure]] + [f"{s} ({unit})" for s in servers]
+            head = [size_names[measure]] + [f"{s} ({unit})" if unit else s for s in servers]
             if peer:
                 head += [f"{s}/{peer}" for s in servers if s != peer]
             print("| " + " | ".join(head) + " |")
             print("|" + "---|" * len(head))
             for size in sizes:
                 vals = {s: med(measure, size, s, "rps") for s in servers}
-                cells = [f"{size:,}"] + [fmt(vals[s], unit) for s in servers]
+                cells = [f"{size:,}"] + [spread(measure, size, s, "rps", unit) for s in servers]
                 if peer:
                     cells += [ratio(vals[s], vals[peer]) for s in servers if s != peer]
                 print("| " + " | ".join(cells) + " |")
         else:
             head = [size_names[measure]]
             for s in servers:
-                head += [f"{s} p50 / p99 (ms)", f"{s} req/s"]
+                head += [f"{s} p50 / p99 (ms)", f"{s} req/s (min-max)"]
             if peer:
                 head += [f"req/s {s}/{peer}" for s in servers if s != peer]
             print("| " + " | ".join(head) + " |")
@@ -526,13 +536,14 @@ def cmd_report(path):
                 for s in servers:
                     p50, p99 = med(measure, size, s, "p50_ms"), med(measure, size, s, "p99_ms")
                     rps[s] = med(measure, size, s, "rps")
-                    cells += [f"{fmt(p50, 'ms')} / {fmt(p99, 'ms')}", fmt(rps[s], "n")]
+                    cells += [f"{fmt(p50, 'ms')} / {fmt(p99, 'ms')}", spread(measure, size, s, "rps", "n")]
                 if peer:
                     cells += [ratio(rps[s], rps[peer]) for s in servers if s != peer]
                 print("| " + " | ".join(cells) + " |")
         n = max(rounds(measure, size, s) for size in sizes for s in servers)
         note = rows[[r["measure"] for r in rows].index(measure)].get("note")
-        print(f"\n{n} round(s), medians." + (f" {note}" if note else "") + "\n")
+        print(f"\n{n} round(s): medians, (min-max) over the rounds; ratios of medians."
+              + (f" {note}" if note else "") + "\n")
 
 
 def main(argv):

@@ -18,24 +18,27 @@
 # Tags are created by PUTting the same manifest under many names over 16
 # connections; each repository by mounting the image's two blobs.
 # Every measure runs in several rounds, entrepot and distribution alternating;
-# the tables give medians and entrepot/distribution ratios.
+# the tables give medians with (min-max) over the rounds, and
+# entrepot/distribution ratios of the medians.
 #
 # Any request that fails (a non-2xx answer, a socket error) stops the run
 # with a non-zero exit.
 #
 # Needs: wrk, curl, python3, htpasswd, docker-registry.
-# Usage: bench/scale.sh [--smoke] [--bin PATH] [--rounds N] [--secs S] [--results FILE]
+# Usage: bench/scale.sh [--smoke] [--bin PATH] [--rounds N] [--secs S] [--results FILE] [--raw FILE]
 #   --smoke     10 and 1,000 tags, 1,000 repositories, one round of 2 s runs:
 #               about 1.5 minutes with a debug build on 2 cores (CI)
 #   --bin PATH  the entrepot binary (default target/release/entrepot, built if
 #               missing; BIN=PATH works too; a debug build is fine with --smoke)
 #   --results FILE  also append the section (tables, date, commit, command) to FILE
+#   --raw FILE  also keep every measure as JSON lines in FILE (`bench/scale.py
+#               report FILE` prints the tables again)
 #   BENCH_TAG_SIZES / BENCH_REPO_SIZES override the sizes ("10 1000 ...").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bench/scale.sh${*:+ $*}"
-SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE=""
+SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE="" RAW_FILE=""
 BIN=${BIN:-}
 while (($#)); do
     case $1 in
@@ -44,6 +47,7 @@ while (($#)); do
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
         --results) RESULTS_FILE=$2; shift ;;
+        --raw) RAW_FILE=$2; shift ;;
         *) echo "bench: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
     shift
@@ -119,6 +123,7 @@ declare -A META=(
     [catalog-tags]='"title":"GET _catalog?n=100 with one image of many tags (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"tags"'
     [put-rate]='"title":"Tag PUT on one connection, new tags (the same manifest under new names)","size_name":"tags before","kind":"value","unit":"tags/s"'
     [populate-tags]='"title":"Populating: tag PUTs over 16 connections","size_name":"tags after","kind":"value","unit":"tags/s"'
+    [tag-cache]='"title":"entrepot read cache, tags map (64 MiB at most): hits per 100 lookups over the anonymous manifest GETs, and the estimated MiB it holds after them","size_name":"tags","kind":"value","unit":""'
     [rss-tags]='"title":"Server memory after the measures at each number of tags (VmRSS)","size_name":"tags","kind":"value","unit":"MiB"'
     [rss-repos]='"title":"Server memory after the measures at each number of repositories (VmRSS)","size_name":"repositories","kind":"value","unit":"MiB"'
     [catalog-first]='"title":"GET _catalog?n=100, first page (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"repositories"'
@@ -152,6 +157,15 @@ bearer() {
         python3 -c 'import json,sys; print("Bearer " + json.load(sys.stdin)["token"])'
 }
 
+# The tag map's hits, misses and bytes in entrepot's /metrics.
+tag_cache_counts() {
+    curl -sf "http://$E/metrics" | awk '
+        /^entrepot_read_cache_hits_total\{cache="tag"\}/ { h = $2 }
+        /^entrepot_read_cache_misses_total\{cache="tag"\}/ { m = $2 }
+        /^entrepot_read_cache_bytes\{cache="tag"\}/ { b = $2 }
+        END { print h + 0, m + 0, b + 0 }'
+}
+
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 record_rss() { # record_rss MEASURE SIZE
     record "$1" "$2" entrepot "\"rps\":$(rss_mib "$E_PID")"
@@ -164,7 +178,12 @@ tag_reads() { # tag_reads SIZE ORDER
     local random=(-s "$LUA" -H "$ACCEPT")
     for s in $order; do
         if [ "$s" = e ]; then
+            local h0 m0 h1 m1 bytes
+            read -r h0 m0 _ < <(tag_cache_counts)
             run_wrk manifest-anon "$size" entrepot 32 "${random[@]}" "http://$E/" -- "$APP/manifests" "$size"
+            read -r h1 m1 bytes < <(tag_cache_counts)
+            record tag-cache "$size" "hits (%)" "\"rps\":$(python3 -c "print(round(100 * ($h1 - $h0) / max($h1 - $h0 + $m1 - $m0, 1), 1))")"
+            record tag-cache "$size" "held (MiB)" "\"rps\":$(python3 -c "print(round($bytes / 1048576, 1))")"
             run_wrk manifest-auth "$size" "entrepot Bearer" 32 "${random[@]}" -H "Authorization: $(bearer)" "http://$E/" -- "$APP/manifests" "$size"
             run_wrk manifest-auth "$size" "entrepot Basic" 32 "${random[@]}" -H "Authorization: $E_BASIC" "http://$E/" -- "$APP/manifests" "$size"
             run_wrk tags-first "$size" entrepot 1 "http://$E$APP/tags/list?n=100"
@@ -272,6 +291,9 @@ done
     $PY report "$RESULTS"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
+if [ -n "$RAW_FILE" ]; then
+    cp "$RESULTS" "$RAW_FILE"
+fi
 if [ -n "$RESULTS_FILE" ]; then
     { echo; cat "$WORK/section.md"; } >>"$RESULTS_FILE"
 fi

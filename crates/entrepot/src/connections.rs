@@ -46,12 +46,14 @@ const RESERVED_FDS: u64 = 256;
 /// fills it (its allocations round up, so heads of up to about twice this
 /// size may still pass).
 ///
-/// hyper's default, about 400 KiB, lets the buffer grow while a body streams
-/// in, and a connection keeps its buffer until it closes: an idle keep-alive
-/// connection that had pushed a few MiB held 90 to 400 KiB. Uploads are as
-/// fast with reads of this size (bench/RESULTS.md), and no client sends a
-/// head anywhere near it.
-const MAX_BUFFER_BYTES: usize = 64 * 1024;
+/// hyper keeps a connection's buffer at the size it grew to until the
+/// connection closes, and it grows while a body streams in: with hyper's
+/// default (about 400 KiB) an idle keep-alive connection that had pushed a
+/// few MiB held 90 to 400 KiB; with 64 KiB, 91 KiB; with 32 KiB, 69 KiB
+/// (bench/idle-connections.sh, 300 connections of a 4 MiB push each; see
+/// bench/RESULTS.md). Uploads are as fast with reads of this size
+/// (bench/compare-builds.sh), and no client sends a head anywhere near it.
+const MAX_BUFFER_BYTES: usize = 32 * 1024;
 
 /// How often the "limit reached" warning may repeat.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);

@@ -494,7 +494,7 @@ fn slow_request_heads_and_idle_connections_are_closed() {
     assert!(closed_by_server(&mut slow), "half-sent headers stayed open");
 }
 
-/// A request head larger than a connection's read buffer may grow (64 KiB,
+/// A request head larger than a connection's read buffer may grow (32 KiB,
 /// up to twice that as hyper rounds its allocations up) is refused with 431
 /// instead of growing the buffer, which the connection would keep while
 /// idle; hyper's own limit let 500 KiB through. A head of ordinary size, on

@@ -423,6 +423,80 @@ mod tests {
     }
 
     #[test]
+    fn a_write_to_one_repository_forgets_only_its_entries() {
+        let cache = ReadCache::default();
+        let ours = image();
+        let other_repository = ImageRef {
+            repository: "other".into(),
+            ..image()
+        };
+        let other_image = ImageRef {
+            image: "db".into(),
+            ..image()
+        };
+        let repo = Repository {
+            name: "projects/p/repositories/r".into(),
+            format: entrepot_domain::Format::Docker,
+            mode: entrepot_domain::Mode::StandardRepository,
+            description: String::new(),
+            remote_repository_config: None,
+            create_time: String::new(),
+            update_time: String::new(),
+        };
+        for image in [&ours, &other_repository, &other_image] {
+            for tag in ["1.0", "2.0"] {
+                cache.offer_tag(cache.generation(), image, tag, &manifest(1));
+            }
+            cache.offer_repository(cache.generation(), &repo, "p", &image.repository);
+        }
+        let key = |r: &str| {
+            (
+                "p".to_owned(),
+                r.to_owned(),
+                "ab".to_owned(),
+                "f.whl".to_owned(),
+            )
+        };
+        let file = RemoteFileRecord {
+            name: "f".into(),
+            sha256: "ab".into(),
+            filename: "f.whl".into(),
+            url: "http://127.0.0.1/f.whl".into(),
+            metadata_sha256: None,
+        };
+        cache.offer_remote_file(cache.generation(), key("r"), &file);
+        cache.offer_remote_file(cache.generation(), key("other"), &file);
+
+        // A tag moves: that tag only.
+        cache.forget_tag(&ours, "1.0");
+        assert!(cache.manifest_by_tag(&ours, "1.0").is_none());
+        assert!(cache.manifest_by_tag(&ours, "2.0").is_some());
+        assert!(cache.manifest_by_tag(&other_image, "1.0").is_some());
+
+        // A manifest goes: its tags in that image only.
+        cache.forget_manifest(&other_image, &manifest(1).digest);
+        assert!(cache.manifest_by_tag(&other_image, "2.0").is_none());
+        assert!(cache.manifest_by_tag(&ours, "2.0").is_some());
+        assert!(cache.manifest_by_tag(&other_repository, "2.0").is_some());
+        cache.offer_tag(cache.generation(), &other_image, "2.0", &manifest(1));
+
+        // A repository changes: everything in it, nothing elsewhere.
+        cache.forget_repository("p", "r");
+        assert!(cache.repository("p", "r").is_none());
+        assert!(cache.manifest_by_tag(&ours, "2.0").is_none());
+        assert!(cache.manifest_by_tag(&other_image, "2.0").is_none());
+        assert!(cache.remote_file(&key("r")).is_none());
+        assert!(cache.repository("p", "other").is_some());
+        assert!(cache.manifest_by_tag(&other_repository, "1.0").is_some());
+        assert!(cache.manifest_by_tag(&other_repository, "2.0").is_some());
+        assert!(cache.remote_file(&key("other")).is_some());
+        // A policy write leaves the other maps alone.
+        cache.forget_policy("projects/p/repositories/other");
+        assert!(cache.manifest_by_tag(&other_repository, "1.0").is_some());
+        assert!(cache.repository("p", "other").is_some());
+    }
+
+    #[test]
     fn an_offer_read_before_an_invalidation_is_not_kept() {
         let cache = ReadCache::default();
         let image = image();
