@@ -155,9 +155,11 @@ impl IamService {
     }
 }
 
-/// A fresh etag for an IAM policy that is being written.
+/// A fresh etag for an IAM policy that is being written: 20 characters of the
+/// base64 alphabet, so that Google's client libraries, which hold an etag as
+/// bytes, send back exactly the text they were given.
 pub(crate) fn new_etag() -> String {
-    format!("BwY{}", authn::new_token_id())
+    format!("BwYA{}", authn::new_token_id())
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ async fn remove_member_from_policies(
         let bindings = serde_json::to_string(&policy.bindings)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // A new etag: a writer holding the old policy must read it again.
-        let etag = format!("BwY{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let etag = format!("BwYA{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         sqlx::query(
             "UPDATE iam_policies SET bindings = ?, etag = ?, update_time = ? WHERE resource = ?",
         )
