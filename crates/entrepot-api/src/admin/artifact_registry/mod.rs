@@ -2,7 +2,9 @@
 //! and `/v1/projects/{p}/locations/{l}/operations/{o}`, as Google's client
 //! libraries speak it (`transport="rest"`). Any location is accepted and
 //! names entrepot's project `p`; it is echoed back in resource names.
-//! Create and delete answer a finished `Operation`. The IAM verbs on these
+//! Create and delete answer a finished `Operation`. Repositories are
+//! rendered with Google's fields only; entrepot's own settings (tag TTL,
+//! serving stale content) are read and set on `projects/{p}/repositories`. The IAM verbs on these
 //! names are answered by [`super::iam`].
 
 mod operation;
@@ -67,7 +69,7 @@ fn parent(project: &ProjectId, location: &str) -> String {
 
 fn render(repo: &Repository, parent: &str, enums: EnumEncoding) -> Value {
     let id = repo.name.rsplit('/').next().unwrap_or_default();
-    resource::render(repo, &format!("{parent}/repositories/{id}"), enums)
+    resource::render_google(repo, &format!("{parent}/repositories/{id}"), enums)
 }
 
 fn body(body: Result<Json<RepositoryBody>, JsonRejection>) -> Result<RepositoryBody, ApiError> {

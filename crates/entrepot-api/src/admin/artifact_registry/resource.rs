@@ -104,6 +104,34 @@ pub(crate) fn render(repo: &Repository, name: &str, enums: EnumEncoding) -> Valu
     value
 }
 
+/// Entrepot's own fields of `remoteRepositoryConfig`, which Google's
+/// message does not have.
+const ENTREPOT_REMOTE_FIELDS: &[&str] = &[
+    "upstream",
+    "username",
+    "passwordSecretVersion",
+    "tagTtlSecs",
+    "serveStale",
+    "allowInsecureUpstream",
+    "allowCachedFromBlocked",
+];
+
+/// Render a repository with Google's fields only: what the `locations`
+/// paths answer. Google's clients parse a repository inside an `Operation`
+/// strictly, refusing fields they do not know.
+pub(crate) fn render_google(repo: &Repository, name: &str, enums: EnumEncoding) -> Value {
+    let mut value = render(repo, name, enums);
+    if let Some(config) = value
+        .get_mut("remoteRepositoryConfig")
+        .and_then(Value::as_object_mut)
+    {
+        for field in ENTREPOT_REMOTE_FIELDS {
+            config.remove(*field);
+        }
+    }
+    value
+}
+
 fn add_google_remote_fields(
     format: Format,
     remote: &RemoteConfig,
@@ -484,7 +512,8 @@ mod tests {
             c["upstreamCredentials"]["usernamePasswordCredentials"]["username"],
             "bob"
         );
-        let v = render(&remote("http://h:5000"), "n", EnumEncoding::Names);
+        let v = render_google(&remote("http://h:5000"), "n", EnumEncoding::Names);
+        assert!(v["remoteRepositoryConfig"].get("upstream").is_none());
         assert_eq!(v["mode"], "REMOTE_REPOSITORY");
         assert_eq!(
             v["remoteRepositoryConfig"]["dockerRepository"]["customRepository"]["uri"],
