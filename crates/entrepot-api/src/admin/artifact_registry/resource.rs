@@ -353,9 +353,42 @@ pub(crate) struct RepositoryBody {
     /// Store a remote repository even if the access policy blocks its upstream.
     #[serde(default)]
     pub force: bool,
+    /// Google's; accepted when empty (entrepot has no cleanup policies).
+    #[serde(default)]
+    cleanup_policies: serde_json::Map<String, Value>,
+    /// Google's; meaningless without cleanup policies, so ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    cleanup_policy_dry_run: bool,
+    /// Google's; accepted when empty (entrepot has no labels).
+    #[serde(default)]
+    labels: serde_json::Map<String, Value>,
+    /// Google's; refused (entrepot has no virtual repositories yet).
+    #[serde(default)]
+    virtual_repository_config: Option<Value>,
 }
 
 impl RepositoryBody {
+    /// Refuse what Google's API has and entrepot does not, saying so.
+    fn refuse_unsupported(&self) -> Result<(), ApiError> {
+        if !self.cleanup_policies.is_empty() {
+            return Err(ApiError::invalid(
+                "cleanupPolicies are not supported by this registry; send none",
+            ));
+        }
+        if !self.labels.is_empty() {
+            return Err(ApiError::invalid(
+                "labels are not supported by this registry; send none",
+            ));
+        }
+        if self.virtual_repository_config.is_some() {
+            return Err(ApiError::invalid(
+                "virtual repositories are not supported by this registry; send no virtualRepositoryConfig",
+            ));
+        }
+        Ok(())
+    }
+
     /// The format's name, if given.
     pub fn format(&self) -> Result<Option<String>, ApiError> {
         enum_name(&self.format, FORMATS, "format")
@@ -370,6 +403,7 @@ impl RepositoryBody {
 impl RepositoryBody {
     /// What the repository service is asked to create.
     pub fn into_create_request(self) -> Result<CreateRequest, ApiError> {
+        self.refuse_unsupported()?;
         let format = self
             .format()?
             .ok_or_else(|| ApiError::invalid("a repository needs a format: DOCKER or PYTHON"))?;
@@ -394,6 +428,7 @@ impl RepositoryBody {
     /// What a patch changes: the fields `update_mask` names (comma-separated,
     /// camelCase or snake_case), or, without a mask, the fields the body sets.
     pub fn into_update(self, update_mask: Option<&str>) -> Result<RepositoryUpdate, ApiError> {
+        self.refuse_unsupported()?;
         let remote = self.remote_repository_config.unwrap_or_default();
         let mut update = RepositoryUpdate {
             force: self.force || remote.disable_upstream_validation,
