@@ -69,7 +69,7 @@ fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
         "--role=roles/secretmanager.secretAccessor",
     ]);
     server.cli_ok(&["access-policy", "allow", &upstream.addr]);
-    server.create_user("reader@example.com", None);
+    let reader_token = server.user_with_token("reader@example.com", false);
 
     run_client_script(
         "artifact_registry_remote.py",
@@ -84,6 +84,7 @@ fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
                 "projects/default/secrets/upstream-password/versions/1",
             ),
             ("READER", "user:reader@example.com"),
+            ("READER_TOKEN", &reader_token),
         ],
     );
 

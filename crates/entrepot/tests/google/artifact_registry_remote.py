@@ -5,7 +5,8 @@ version, reads, lists and patches it, manages its IAM policy, and creates and
 deletes a second repository, checking each answer. Settings come from the
 environment: ENTREPOT_ENDPOINT (http://127.0.0.1:PORT), ENTREPOT_TOKEN,
 ENTREPOT_PROJECT, UPSTREAM_URI, UPSTREAM_USERNAME, PASSWORD_SECRET_VERSION,
-READER (an IAM member to grant roles/artifactregistry.reader).
+READER (an IAM member to grant roles/artifactregistry.reader) and
+READER_TOKEN (that member's access token).
 """
 
 import os
@@ -102,6 +103,20 @@ assert set(held.permissions) == {
     "artifactregistry.repositories.get",
     "artifactregistry.repositories.delete",
 }, held
+
+# The reader, granted by that policy, may read the repository but not delete it.
+as_reader = ar.ArtifactRegistryClient(
+    credentials=Credentials(env["READER_TOKEN"]),
+    transport="rest",
+    client_options={"api_endpoint": env["ENTREPOT_ENDPOINT"]},
+)
+assert as_reader.get_repository(name=name).name == name
+try:
+    as_reader.delete_repository(name=name).result(timeout=30)
+    raise AssertionError("the reader deleted the repository")
+except exceptions.Forbidden as e:
+    # 403 PERMISSION_DENIED, naming what is missing.
+    assert "artifactregistry.repositories.delete" in e.message, e.message
 
 # Errors arrive as google.rpc.Status and become the library's exceptions.
 try:
