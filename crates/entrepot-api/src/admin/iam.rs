@@ -61,7 +61,7 @@ pub fn parse_resource(name: &str) -> Result<Resource, ApiError> {
     match segments.as_slice() {
         ["organization"] => Ok(Resource::Organization),
         ["projects", p] => Ok(Resource::Project(project(p)?)),
-        ["projects", p, "repositories", r] => Ok(Resource::Repository {
+        ["projects", p, "repositories", r] | ["projects", p, "locations", _, "repositories", r] => Ok(Resource::Repository {
             project: project(p)?,
             repository: super::parse_id::<RepositoryId>(r)?.to_string(),
         }),
@@ -76,7 +76,7 @@ pub fn parse_resource(name: &str) -> Result<Resource, ApiError> {
         },
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("{name} has no IAM policy; IAM policies exist on organization, projects/P, projects/P/repositories/R and projects/P/secrets/S"),
+            format!("{name} has no IAM policy; IAM policies exist on organization, projects/P, projects/P[/locations/L]/repositories/R and projects/P/secrets/S"),
         )),
     }
 }
@@ -204,6 +204,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.to_string(), "projects/demo/secrets/hub-token");
         assert_eq!(v, IamVerb::SetIamPolicy);
+        let (r, _) = parse_iam_path("/v1/projects/p/locations/europe/repositories/r:setIamPolicy")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.to_string(), "projects/p/repositories/r");
         assert!(parse_iam_path("/v1/projects/demo:testIamPermissions")
             .unwrap()
             .is_ok());

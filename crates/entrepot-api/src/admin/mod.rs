@@ -1,6 +1,7 @@
 //! The admin REST API at `/v1/`: JSON on resource names, custom verbs after a colon.
 
 mod access_policy;
+mod artifact_registry;
 mod error;
 pub mod iam;
 mod paging;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .merge(principals::routes())
         .merge(access_policy::routes())
         .merge(secrets::routes())
+        .merge(artifact_registry::routes())
 }
 
 /// Authenticate an admin API caller: the one check a handler makes itself.

@@ -6,12 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{ProjectId, RepositoryId, RepositoryName};
-use entrepot_services::repositories::CreateRequest;
 use entrepot_services::{ProjectRecord, RepositoryUpdate};
 use serde::Deserialize;
 
+use super::artifact_registry::resource::{self, RepositoryBody};
 use super::paging::Listing;
 use super::{authenticate, parse_id, ApiError};
 use crate::AppState;
@@ -80,24 +79,7 @@ async fn list(
     let page = REPOSITORIES.request(&query)?;
     let principal = authenticate(&state, &headers).await?;
     let repositories = state.repositories.list(&principal, &id, &page).await?;
-    Ok(Json(REPOSITORIES.body(repositories, |r| {
-        serde_json::to_value(r).unwrap_or_default()
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateBody {
-    format: String,
-    #[serde(default)]
-    mode: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    remote_repository_config: Option<RemoteConfig>,
-    /// Store a remote repository even if the access policy blocks its upstream.
-    #[serde(default)]
-    force: bool,
+    Ok(Json(REPOSITORIES.body(repositories, |r| shape(&r))))
 }
 
 async fn create(
@@ -105,8 +87,8 @@ async fn create(
     headers: HeaderMap,
     Path(project): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    body: Result<Json<CreateBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<entrepot_domain::Repository>), ApiError> {
+    body: Result<Json<RepositoryBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let project: ProjectId = parse_id(&project)?;
     let repository_id = query
         .get("repositoryId")
@@ -118,19 +100,15 @@ async fn create(
     let name = RepositoryName::new(project, repository);
     let repo = state
         .repositories
-        .create_with(
-            &principal,
-            &name,
-            CreateRequest {
-                format: body.format,
-                mode: body.mode,
-                description: body.description.unwrap_or_default(),
-                remote: body.remote_repository_config,
-                force: body.force,
-            },
-        )
+        .create_with(&principal, &name, body.into_create_request()?)
         .await?;
-    Ok((StatusCode::OK, Json(repo)))
+    Ok((StatusCode::OK, Json(shape(&repo))))
+}
+
+/// A repository in the one shape of the admin API (see
+/// [`super::artifact_registry::resource`]), enums by name.
+fn shape(repo: &entrepot_domain::Repository) -> serde_json::Value {
+    resource::render(repo, &repo.name, resource::EnumEncoding::Names)
 }
 
 fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, ApiError> {
@@ -152,8 +130,7 @@ async fn describe(
         .registry
         .remote()
         .and_then(|r| r.rate_limit(&repo.name));
-    let mut value = serde_json::to_value(&repo)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut value = shape(&repo);
     if let Some(rate_limit) = rate_limit {
         value["upstreamRateLimit"] = serde_json::to_value(rate_limit).unwrap_or_default();
     }
@@ -213,7 +190,7 @@ async fn update(
     headers: HeaderMap,
     Path((project, repository)): Path<(String, String)>,
     body: Result<Json<UpdateBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<entrepot_domain::Repository>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
     let Json(body) =
         body.map_err(|e| ApiError::invalid(format!("request body is not a valid update: {e}")))?;
@@ -235,7 +212,7 @@ async fn update(
             },
         )
         .await?;
-    Ok(Json(repo))
+    Ok(Json(shape(&repo)))
 }
 
 async fn remove(
