@@ -52,22 +52,6 @@ fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
     upstream.push(&original, "1", "team/app:1", Some("bob:upstream-password"));
 
     let server = Entrepot::start();
-    // The password, as a secret version the project's service agent may read.
-    let password = work.path().join("password.txt");
-    std::fs::write(&password, "upstream-password").unwrap();
-    server.cli_ok(&[
-        "secrets",
-        "create",
-        "upstream-password",
-        &format!("--data-file={}", password.display()),
-    ]);
-    server.cli_ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "upstream-password",
-        &format!("--member={}", server.service_agent()),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
     server.cli_ok(&["access-policy", "allow", &upstream.addr]);
     let reader_token = server.user_with_token("reader@example.com", false);
 
@@ -79,10 +63,11 @@ fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
             ("ENTREPOT_PROJECT", "default"),
             ("UPSTREAM_URI", &format!("http://{}", upstream.addr)),
             ("UPSTREAM_USERNAME", "bob"),
-            (
-                "PASSWORD_SECRET_VERSION",
-                "projects/default/secrets/upstream-password/versions/1",
-            ),
+            // The script stores the password with Google's Secret Manager
+            // client and grants the project's service agent access to it.
+            ("UPSTREAM_PASSWORD", "upstream-password"),
+            ("SECRET_ID", "upstream-token"),
+            ("SERVICE_AGENT", &server.service_agent()),
             ("READER", "user:reader@example.com"),
             ("READER_TOKEN", &reader_token),
         ],

@@ -1,10 +1,13 @@
 """Google's Artifact Registry client (REST transport) against entrepot.
 
-Creates a remote Docker repository whose upstream credentials are a secret
-version, reads, lists and patches it, manages its IAM policy, and creates and
+Stores the upstream password with Google's Secret Manager client (create the
+secret, add a version, the `iam_grant_access` sample for the project's service
+agent), creates a remote Docker repository whose upstream credentials are that
+secret version, reads, lists and patches it, manages its IAM policy, and creates and
 deletes a second repository, checking each answer. Settings come from the
 environment: ENTREPOT_ENDPOINT (http://127.0.0.1:PORT), ENTREPOT_TOKEN,
-ENTREPOT_PROJECT, UPSTREAM_URI, UPSTREAM_USERNAME, PASSWORD_SECRET_VERSION,
+ENTREPOT_PROJECT, UPSTREAM_URI, UPSTREAM_USERNAME, UPSTREAM_PASSWORD,
+SECRET_ID, SERVICE_AGENT (the project's service agent member),
 READER (an IAM member to grant roles/artifactregistry.reader) and
 READER_TOKEN (that member's access token).
 """
@@ -13,6 +16,7 @@ import os
 
 from google.api_core import exceptions
 from google.cloud import artifactregistry_v1 as ar
+from google.cloud import secretmanager
 from google.oauth2.credentials import Credentials
 from google.protobuf import field_mask_pb2
 
@@ -22,6 +26,29 @@ client = ar.ArtifactRegistryClient(
     transport="rest",
     client_options={"api_endpoint": env["ENTREPOT_ENDPOINT"]},
 )
+secrets = secretmanager.SecretManagerServiceClient(
+    credentials=Credentials(env["ENTREPOT_TOKEN"]),
+    transport="rest",
+    client_options={"api_endpoint": env["ENTREPOT_ENDPOINT"]},
+)
+secret = secrets.create_secret(
+    request={
+        "parent": f"projects/{env['ENTREPOT_PROJECT']}",
+        "secret_id": env["SECRET_ID"],
+        "secret": {"replication": {"automatic": {}}},
+    }
+)
+version = secrets.add_secret_version(
+    request={"parent": secret.name, "payload": {"data": env["UPSTREAM_PASSWORD"].encode()}}
+)
+# Google's iam_grant_access sample: get the policy, add the member, set it.
+secret_policy = secrets.get_iam_policy(request={"resource": secret.name})
+secret_policy.bindings.add(
+    role="roles/secretmanager.secretAccessor", members=[env["SERVICE_AGENT"]]
+)
+secrets.set_iam_policy(request={"resource": secret.name, "policy": secret_policy})
+password_secret_version = version.name
+
 parent = f"projects/{env['ENTREPOT_PROJECT']}/locations/europe-west1"
 name = f"{parent}/repositories/private"
 Remote = ar.RemoteRepositoryConfig
@@ -45,7 +72,7 @@ operation = client.create_repository(
             upstream_credentials=Credentials_(
                 username_password_credentials=Credentials_.UsernamePasswordCredentials(
                     username=env["UPSTREAM_USERNAME"],
-                    password_secret_version=env["PASSWORD_SECRET_VERSION"],
+                    password_secret_version=password_secret_version,
                 )
             ),
         ),
@@ -60,7 +87,7 @@ config = created.remote_repository_config
 assert config.docker_repository.custom_repository.uri == env["UPSTREAM_URI"], config
 credentials = config.upstream_credentials.username_password_credentials
 assert credentials.username == env["UPSTREAM_USERNAME"], credentials
-assert credentials.password_secret_version == env["PASSWORD_SECRET_VERSION"], credentials
+assert credentials.password_secret_version == password_secret_version, credentials
 assert created.create_time.year >= 2024, created.create_time
 
 # The operation can be read back.
