@@ -5,6 +5,7 @@
 //! unit-tested and fuzzed in isolation.
 
 pub mod access_policy;
+pub mod chunk_range;
 pub mod content_digest;
 pub mod digest;
 pub mod iam;
@@ -15,6 +16,7 @@ pub mod repository;
 pub mod secret;
 pub mod upstream;
 
+pub use chunk_range::{parse_chunk_range, ChunkRangeError};
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
