@@ -49,7 +49,10 @@ pub fn parse_chunk_range(
     if end < start {
         return Err(ChunkRangeError::Malformed);
     }
-    let declared = end - start + 1;
+    // 0-18446744073709551615 would cover one byte more than a u64 counts.
+    let declared = (end - start)
+        .checked_add(1)
+        .ok_or(ChunkRangeError::Malformed)?;
     if let Some(length) = content_length.filter(|l| *l != declared) {
         return Err(ChunkRangeError::LengthMismatch {
             start,
@@ -82,7 +85,16 @@ mod tests {
 
     #[test]
     fn refuses_malformed_and_mismatched_ranges() {
-        for value in ["", "0", "a-b", "9-0", "-9", "0-", "\u{fffd}"] {
+        for value in [
+            "",
+            "0",
+            "a-b",
+            "9-0",
+            "-9",
+            "0-",
+            "\u{fffd}",
+            "0-18446744073709551615",
+        ] {
             assert_eq!(
                 parse_chunk_range(value, None),
                 Err(ChunkRangeError::Malformed),
