@@ -7,6 +7,7 @@
 //! that callers can be given another.
 
 pub mod access_policy;
+pub mod chunk_range;
 pub mod clock;
 pub mod content_digest;
 pub mod crc32c;
@@ -21,6 +22,7 @@ pub mod secret_filter;
 pub mod secret_settings;
 pub mod upstream;
 
+pub use chunk_range::{parse_chunk_range, ChunkRangeError};
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
 pub use digest::{Digest, DigestError, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};

@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the parsers that read network input: names,
-//! references, digests, byte ranges and manifests.
+//! references, digests, byte ranges, upload chunk ranges and manifests.
 //!
 //! Each property runs `PROPTEST_CASES` cases (256 by default, what CI runs); a
 //! long local run is `PROPTEST_CASES=100000000 timeout 600 cargo test --release
@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 
 use entrepot_domain::manifest::{Manifest, ManifestKind, MAX_MANIFEST_BYTES};
 use entrepot_domain::{
-    parse_range, Digest, ImageName, ImagePath, ProjectId, Reference, RepositoryId, SecretId,
-    SecretName, SecretVersionName, Tag, VersionId,
+    parse_chunk_range, parse_range, Digest, ImageName, ImagePath, ProjectId, Reference,
+    RepositoryId, SecretId, SecretName, SecretVersionName, Tag, VersionId,
 };
 use proptest::prelude::*;
 use regex::Regex;
@@ -179,6 +179,26 @@ proptest! {
             prop_assert!(range.start <= range.end, "{:?} {}", header, size);
             prop_assert!(range.end < size, "{:?} {}", header, size);
             prop_assert_eq!(range.len(), range.end - range.start + 1);
+        }
+    }
+
+    #[test]
+    fn chunk_ranges_are_ordered_and_agree_with_the_length(
+        value in prop_oneof![
+            "(bytes[ =])?[0-9]{0,21}-[0-9]{0,21}(/[0-9*]{0,4})?",
+            "0-18446744073709551615",
+            "[0-9 /=-]{0,30}",
+            any::<String>(),
+        ],
+        length in prop_oneof![Just(None), (0u64..64).prop_map(Some), any::<u64>().prop_map(Some)],
+    ) {
+        if let Ok(range) = parse_chunk_range(&value, length) {
+            prop_assert!(range.start <= range.end, "{:?}", value);
+            let declared = (range.end - range.start).checked_add(1);
+            prop_assert!(declared.is_some(), "{:?}", value);
+            if let Some(length) = length {
+                prop_assert_eq!(declared, Some(length), "{:?}", value);
+            }
         }
     }
 

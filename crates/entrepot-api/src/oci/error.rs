@@ -121,6 +121,12 @@ impl From<RegistryError> for OciError {
                 Self::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message)
             }
             E::DigestInvalid(_) => Self::digest_invalid(message),
+            E::ChunkRangeInvalid(_) => Self::range_invalid(message),
+            E::PageSizeInvalid(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                "n must be a non-negative integer",
+            ),
             E::Unsupported(_) => Self::unsupported(message),
             E::Denied(_) => Self::new(StatusCode::FORBIDDEN, "DENIED", message),
             E::Access(e) => Self::from(e),

@@ -193,22 +193,6 @@ fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// The client's `n` of a listing, if any.
-fn page_size(query: &HashMap<String, String>) -> Result<Option<u32>, OciError> {
-    query
-        .get("n")
-        .map(|n| {
-            n.parse::<u32>().map_err(|_| {
-                OciError::new(
-                    StatusCode::BAD_REQUEST,
-                    "PAGINATION_NUMBER_INVALID",
-                    "n must be a non-negative integer",
-                )
-            })
-        })
-        .transpose()
-}
-
 /// The `Link` header pointing at the page after `page`, if there is one.
 /// `base` is the listing's path; the next page keeps the served page size.
 fn next_page_link(response: &mut Response, base: &str, page: &Page) {

@@ -1,8 +1,6 @@
 //! `/v2/{name}/blobs/uploads/...`: push blobs, whole (`POST ?digest=`), by
 //! mount from another image, or in a session of chunks.
 
-use std::collections::HashMap;
-
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::{Digest, ImagePath};
@@ -23,13 +21,13 @@ pub(super) async fn start(
     request: Request,
 ) -> Result<Response, OciError> {
     let query = &request.query;
+    // Digests and ranges go to the service as sent: it parses them once it
+    // has authorized the caller, so a refused caller never learns whether
+    // they were well-formed.
     if let Some(digest) = query.get("digest") {
-        let digest: Digest = digest
-            .parse()
-            .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))?;
-        state
+        let digest = state
             .registry
-            .put_blob(caller, path, &digest, body_stream(request.body))
+            .put_blob(caller, path, digest, body_stream(request.body))
             .await?;
         return Ok(blob_created(path, &digest));
     }
@@ -71,10 +69,27 @@ pub(super) async fn append(
     id: &str,
     request: Request,
 ) -> Result<Response, OciError> {
-    let range = chunk_range(&request.headers)?;
+    let range = request
+        .headers
+        .get(header::CONTENT_RANGE)
+        // A value that is not text cannot be a range: the service refuses
+        // it as malformed.
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let length = request
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let s = state
         .registry
-        .append_chunk(caller, path, id, range, body_stream(request.body))
+        .append_chunk(
+            caller,
+            path,
+            id,
+            range.as_deref(),
+            length,
+            body_stream(request.body),
+        )
         .await?;
     Ok(upload_response(StatusCode::ACCEPTED, path, &s.id, s.size))
 }
@@ -88,11 +103,11 @@ pub(super) async fn finish(
     id: &str,
     request: Request,
 ) -> Result<Response, OciError> {
-    let digest = digest_param(&request.query)?;
+    let digest = request.query.get("digest").map(String::as_str);
     let last = has_body(&request.headers).then(|| body_stream(request.body));
     let digest = state
         .registry
-        .finish_upload(caller, path, id, &digest, last)
+        .finish_upload(caller, path, id, digest, last)
         .await?;
     Ok(blob_created(path, &digest))
 }
@@ -117,14 +132,6 @@ fn has_body(headers: &HeaderMap) -> bool {
         Some(len) => len.trim() != "0",
         None => headers.contains_key(header::TRANSFER_ENCODING),
     }
-}
-
-fn digest_param(query: &HashMap<String, String>) -> Result<Digest, OciError> {
-    let raw = query.get("digest").ok_or_else(|| {
-        OciError::digest_invalid("the digest query parameter is required to complete an upload")
-    })?;
-    raw.parse()
-        .map_err(|e: entrepot_domain::DigestError| OciError::digest_invalid(e.to_string()))
 }
 
 fn upload_location(path: &ImagePath, id: &str) -> String {
@@ -153,41 +160,4 @@ fn blob_created(path: &ImagePath, digest: &Digest) -> Response {
     insert(h, CONTENT_DIGEST, &digest.to_string());
     insert(h, header::CONTENT_LENGTH, "0");
     r
-}
-/// Parse `Content-Range: start-end` of a chunk: its inclusive byte range. A
-/// `Content-Length` that disagrees with the range is refused before any byte
-/// is read.
-fn chunk_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
-    let Some(value) = headers.get(header::CONTENT_RANGE) else {
-        return Ok(None);
-    };
-    let bad = || OciError::range_invalid("Content-Range must be START-END in bytes, e.g. 0-1023");
-    let text = value.to_str().map_err(|_| bad())?;
-    let text = text
-        .trim()
-        .trim_start_matches("bytes ")
-        .trim_start_matches("bytes=");
-    let (start, end) = text.split_once('-').ok_or_else(bad)?;
-    let start: u64 = start.trim().parse().map_err(|_| bad())?;
-    let end: u64 = end
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .map_err(|_| bad())?;
-    if end < start {
-        return Err(bad());
-    }
-    let declared = end - start + 1;
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(length) = length.filter(|l| *l != declared) {
-        return Err(OciError::range_invalid(format!(
-            "Content-Range {start}-{end} covers {declared} bytes but Content-Length is {length}"
-        )));
-    }
-    Ok(Some((start, end)))
 }

@@ -278,12 +278,6 @@ async fn upload(
     Ok((StatusCode::OK, "OK\n").into_response())
 }
 
-#[derive(serde::Deserialize, Default)]
-struct YankBody {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 /// `POST .../pythonPackages/{package}/versions/{version}:yank` (or `:unyank`).
 async fn version_verb(
     State(state): State<AppState>,
@@ -310,22 +304,10 @@ async fn version_verb(
         }
     };
     let caller = crate::admin::authenticate(&state, &headers).await?;
-    let request: YankBody = if body.is_empty() {
-        YankBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("bad request body: {e}")))?
-    };
+    // The service reads the body once it has authorized the caller.
     let n = state
         .python
-        .set_yanked(
-            &caller,
-            &name,
-            &package,
-            version,
-            yank,
-            request.reason.as_deref(),
-        )
+        .set_yanked(&caller, &name, &package, version, yank, &body)
         .await
         .map_err(|e| match e {
             // The admin API's own answers for a refusal and a missing

@@ -148,7 +148,7 @@ async fn hosted_pushes_need_upload_and_deletes_need_delete() {
     assert!(is_denied(&err), "{err:?}");
     let err = r
         .oci
-        .put_blob(&alice, &path, &Digest::of(b"{}"), body(b"{}"))
+        .put_blob(&alice, &path, &Digest::of(b"{}").to_string(), body(b"{}"))
         .await
         .unwrap_err();
     assert!(is_denied(&err), "{err:?}");
@@ -167,7 +167,7 @@ async fn hosted_pushes_need_upload_and_deletes_need_delete() {
 
     let digest = r
         .oci
-        .put_blob(&bob, &path, &Digest::of(b"{}"), body(b"{}"))
+        .put_blob(&bob, &path, &Digest::of(b"{}").to_string(), body(b"{}"))
         .await
         .unwrap();
     // A writer may not delete; nor may the caller list the catalog without
@@ -196,7 +196,7 @@ async fn a_blob_is_mounted_only_from_a_source_the_caller_may_pull() {
         .put_blob(
             &user("dave@example.com"),
             &source,
-            &Digest::of(b"x"),
+            &Digest::of(b"x").to_string(),
             body(b"x"),
         )
         .await
@@ -291,4 +291,75 @@ async fn token_actions_are_granted_by_the_operation_table() {
         .granted_catalog_actions(&user("bob@example.com"), &["*".to_owned()])
         .await
         .is_empty());
+}
+
+#[tokio::test]
+async fn the_caller_is_checked_before_the_request_is_parsed() {
+    let r = registry().await;
+    let path = image("demo/images/app");
+    let anonymous = Principal::Anonymous;
+    let alice = user("alice@example.com");
+    let bob = user("bob@example.com");
+
+    // Anonymous: unauthenticated; alice (a reader): denied; bob (a writer):
+    // told what is wrong with the request.
+    for (who, refused) in [
+        (&anonymous, is_unauthenticated as fn(&_) -> bool),
+        (&alice, is_denied),
+    ] {
+        let err = r
+            .oci
+            .put_blob(who, &path, "sha256:nothex", body(b"x"))
+            .await
+            .unwrap_err();
+        assert!(refused(&err), "{err:?}");
+        let err = r
+            .oci
+            .finish_upload(who, &path, "any", None, None)
+            .await
+            .unwrap_err();
+        assert!(refused(&err), "{err:?}");
+        let err = r
+            .oci
+            .append_chunk(who, &path, "any", Some("junk"), None, body(b"x"))
+            .await
+            .unwrap_err();
+        assert!(refused(&err), "{err:?}");
+    }
+    let err = r
+        .oci
+        .list_tags(&anonymous, &path, Some("many"), None)
+        .await
+        .unwrap_err();
+    assert!(is_unauthenticated(&err), "{err:?}");
+    let err = r.oci.catalog(&alice, Some("many"), None).await.unwrap_err();
+    assert!(is_denied(&err), "{err:?}");
+
+    let err = r
+        .oci
+        .put_blob(&bob, &path, "sha256:nothex", body(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestInvalid(_)), "{err:?}");
+    let err = r
+        .oci
+        .finish_upload(&bob, &path, "any", None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestInvalid(_)), "{err:?}");
+    let err = r
+        .oci
+        .append_chunk(&bob, &path, "any", Some("0-9"), Some(1), body(b"x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ChunkRangeInvalid(_)),
+        "{err:?}"
+    );
+    let err = r
+        .oci
+        .list_tags(&alice, &path, Some("-1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::PageSizeInvalid(_)), "{err:?}");
 }

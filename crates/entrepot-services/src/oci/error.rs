@@ -1,7 +1,7 @@
 //! What can go wrong in OCI repositories: one variant per OCI error code it
 //! can lead to. The front-end chooses the status and the body.
 
-use entrepot_domain::Digest;
+use entrepot_domain::{ChunkRangeError, Digest};
 use entrepot_storage::{BlobError, StoreError};
 
 use crate::access::AuthError;
@@ -66,6 +66,13 @@ pub enum RegistryError {
         /// Where the chunk claims to start.
         got: u64,
     },
+    /// A chunk's `Content-Range` is malformed or disagrees with its
+    /// `Content-Length`; nothing was read.
+    #[error(transparent)]
+    ChunkRangeInvalid(#[from] ChunkRangeError),
+    /// A listing's page size (`n`) is not a non-negative integer.
+    #[error("n must be a non-negative integer, not {0:?}")]
+    PageSizeInvalid(String),
     /// The digest is malformed or does not match the content.
     #[error("{0}")]
     DigestInvalid(String),

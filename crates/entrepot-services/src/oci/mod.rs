@@ -22,7 +22,7 @@ pub mod remote;
 use std::sync::Arc;
 
 use entrepot_domain::manifest::MAX_MANIFEST_BYTES;
-use entrepot_domain::{Digest, Format, ImagePath, Mode, Reference, Repository};
+use entrepot_domain::{parse_chunk_range, Digest, Format, ImagePath, Mode, Reference, Repository};
 use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
 use futures::StreamExt;
 
@@ -84,9 +84,16 @@ impl OciRepositories {
         self
     }
 
-    /// The page size to serve for a client's `n`.
-    fn page_size(&self, n: Option<u32>) -> u32 {
-        n.map_or(self.max_page_size, |n| n.min(self.max_page_size))
+    /// The page size to serve for a client's `n` (as sent), capped at the
+    /// maximum page size.
+    fn page_size(&self, n: Option<&str>) -> Result<u32, RegistryError> {
+        match n {
+            None => Ok(self.max_page_size),
+            Some(n) => n
+                .parse::<u32>()
+                .map(|n| n.min(self.max_page_size))
+                .map_err(|_| RegistryError::PageSizeInvalid(n.to_owned())),
+        }
     }
 
     /// Report low disk (see [`Self::check_disk_space`]) below `bytes` free.
@@ -132,7 +139,9 @@ impl OciRepositories {
     /// Refuse `principal` unless it may perform `operation` on `image`: an
     /// anonymous caller gets [`crate::AuthError::Unauthenticated`], others
     /// [`crate::AuthError::Denied`]. Called first by every operation, before
-    /// anything is looked up, so a refused caller learns nothing.
+    /// anything is looked up or parsed, so a refused caller learns nothing
+    /// and an anonymous one always gets its challenge: this is why the
+    /// operations take the client's digests, page sizes and ranges as sent.
     async fn authorize(
         &self,
         principal: &Principal,
@@ -317,55 +326,72 @@ impl OciRepositories {
         self.writable(path).await?.upload_status(path, id).await
     }
 
-    /// Append a chunk. `range` is the inclusive byte range the client's
-    /// `Content-Range` gives the chunk, if any: it must start where the upload
-    /// ends, and the body must hold exactly that many bytes, or nothing changes.
+    /// Append a chunk. `content_range` is the client's `Content-Range` as
+    /// sent, if any, and `content_length` its `Content-Length`: the range is
+    /// parsed once the caller is authorized, must agree with the length,
+    /// start where the upload ends, and the body must hold exactly that many
+    /// bytes, or nothing changes.
     pub async fn append_chunk(
         &self,
         principal: &Principal,
         path: &ImagePath,
         id: &str,
-        range: Option<(u64, u64)>,
+        content_range: Option<&str>,
+        content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadState, RegistryError> {
         self.authorize(principal, OciOperation::AppendChunk, Some(path))
             .await?;
+        let range = content_range
+            .map(|value| parse_chunk_range(value, content_length))
+            .transpose()?
+            .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
             .append_chunk(path, id, range, body)
             .await
     }
 
-    /// Finish an upload with an optional last chunk, verifying the digest.
+    /// Finish an upload with an optional last chunk, verifying the digest
+    /// (the `digest` query parameter as sent, required; parsed once the
+    /// caller is authorized).
     pub async fn finish_upload(
         &self,
         principal: &Principal,
         path: &ImagePath,
         id: &str,
-        digest: &Digest,
+        digest: Option<&str>,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
         self.authorize(principal, OciOperation::FinishUpload, Some(path))
             .await?;
+        let digest = digest.ok_or_else(|| {
+            RegistryError::DigestInvalid(
+                "the digest query parameter is required to complete an upload".into(),
+            )
+        })?;
+        let digest = parse_digest(digest)?;
         self.writable(path)
             .await?
-            .finish_upload(path, id, digest, last_chunk)
+            .finish_upload(path, id, &digest, last_chunk)
             .await
     }
 
-    /// Push a whole blob in one request (`POST ...?digest=`).
+    /// Push a whole blob in one request (`POST ...?digest=`, the digest as
+    /// sent; parsed once the caller is authorized).
     pub async fn put_blob(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        digest: &Digest,
+        digest: &str,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
         self.authorize(principal, OciOperation::PutBlob, Some(path))
             .await?;
+        let digest = parse_digest(digest)?;
         self.writable(path)
             .await?
-            .put_blob(path, digest, body)
+            .put_blob(path, &digest, body)
             .await
     }
 
@@ -388,17 +414,18 @@ impl OciRepositories {
     }
 
     /// Tags of an image, lexically, after `last`: one page of at most `n`
-    /// (capped at the maximum page size; the default page size without `n`).
+    /// (as sent, parsed once the caller is authorized; capped at the maximum
+    /// page size; the default page size without `n`).
     pub async fn list_tags(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        n: Option<u32>,
+        n: Option<&str>,
         last: Option<&str>,
     ) -> Result<Page, RegistryError> {
         self.authorize(principal, OciOperation::ListTags, Some(path))
             .await?;
-        let size = self.page_size(n);
+        let size = self.page_size(n)?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.list_tags(path, size, last).await,
             Source::Remote(repo, remote) => remote.list_tags(&repo, path, size, last).await,
@@ -410,12 +437,12 @@ impl OciRepositories {
     pub async fn catalog(
         &self,
         principal: &Principal,
-        n: Option<u32>,
+        n: Option<&str>,
         last: Option<&str>,
     ) -> Result<Page, RegistryError> {
         self.authorize(principal, OciOperation::Catalog, None)
             .await?;
-        self.hosted.catalog(self.page_size(n), last).await
+        self.hosted.catalog(self.page_size(n)?, last).await
     }
 
     /// The referrers index of `subject`, optionally filtered by artifact type.
@@ -433,6 +460,13 @@ impl OciRepositories {
         self.source(path).await?;
         self.hosted.referrers(path, subject, artifact_type).await
     }
+}
+
+/// A digest the client sent, parsed.
+fn parse_digest(digest: &str) -> Result<Digest, RegistryError> {
+    digest
+        .parse()
+        .map_err(|e: entrepot_domain::DigestError| RegistryError::DigestInvalid(e.to_string()))
 }
 
 /// A manifest's body, at most [`MAX_MANIFEST_BYTES`]. A body that cannot be
@@ -496,11 +530,11 @@ mod tests {
         let UploadStart::Session(s) = reg.start_upload(&anyone, &path, None).await.unwrap() else {
             panic!("expected a session")
         };
-        reg.append_chunk(&anyone, &path, &s.id, Some((0, 1)), body(b"{}"))
+        reg.append_chunk(&anyone, &path, &s.id, Some("0-1"), None, body(b"{}"))
             .await
             .unwrap();
         let err = reg
-            .append_chunk(&anyone, &path, &s.id, Some((0, 0)), body(b"x"))
+            .append_chunk(&anyone, &path, &s.id, Some("0-0"), None, body(b"x"))
             .await
             .unwrap_err();
         assert!(matches!(
@@ -511,7 +545,7 @@ mod tests {
             }
         ));
         let config = Digest::of(b"{}");
-        reg.finish_upload(&anyone, &path, &s.id, &config, None)
+        reg.finish_upload(&anyone, &path, &s.id, Some(&config.to_string()), None)
             .await
             .unwrap();
         assert_eq!(

@@ -161,7 +161,7 @@ async fn uploads_need_upload_and_yanks_need_delete() {
     assert_eq!(target.repository().name, uploads.to_string());
     let err = p
         .python
-        .set_yanked(&bob, &uploads, "demo", "1.0", true, None)
+        .set_yanked(&bob, &uploads, "demo", "1.0", true, b"")
         .await
         .unwrap_err();
     assert!(is_denied(&err), "{err:?}");
@@ -201,4 +201,36 @@ async fn remote_reads_are_refused_before_the_upstream_is_contacted() {
         .unwrap_err();
     assert!(matches!(err, PythonError::Remote(_)), "{err:?}");
     assert!(p.upstream.connections() > 0);
+}
+
+#[tokio::test]
+async fn a_yank_body_is_read_only_after_the_caller_is_authorized() {
+    let p = python().await;
+    let uploads = repo("uploads");
+    let err = p
+        .python
+        .set_yanked(
+            &Principal::Anonymous,
+            &uploads,
+            "demo",
+            "1.0",
+            true,
+            b"{not json",
+        )
+        .await
+        .unwrap_err();
+    assert!(is_unauthenticated(&err), "{err:?}");
+    let err = p
+        .python
+        .set_yanked(
+            &user("bob@example.com"),
+            &uploads,
+            "demo",
+            "1.0",
+            true,
+            b"{not json",
+        )
+        .await
+        .unwrap_err();
+    assert!(is_denied(&err), "{err:?}");
 }

@@ -291,8 +291,11 @@ impl PythonRepositories {
         self.hosted.upload(&target.repo, form, staged).await
     }
 
-    /// Yank (or unyank) every file of a release of a hosted repository, with
-    /// an optional reason. Returns how many files changed.
+    /// Yank (or unyank) every file of a release of a hosted repository.
+    /// `request` is the verb's JSON body as sent (empty, or an object with
+    /// an optional `reason`), parsed once the caller is authorized, so a
+    /// refused caller is refused whatever it sent. Returns how many files
+    /// changed.
     pub async fn set_yanked(
         &self,
         principal: &Principal,
@@ -300,14 +303,34 @@ impl PythonRepositories {
         package: &str,
         version: &str,
         yanked: bool,
-        reason: Option<&str>,
+        request: &[u8],
     ) -> Result<u64, PythonError> {
         let repo = self
             .authorized(principal, PythonOperation::SetYanked, name)
             .await?;
+        let request = YankRequest::parse(request)?;
         self.hosted
-            .set_yanked(&repo, package, version, yanked, reason)
+            .set_yanked(&repo, package, version, yanked, request.reason.as_deref())
             .await
+    }
+}
+
+/// The body of a `:yank` or `:unyank` request.
+#[derive(serde::Deserialize, Default)]
+struct YankRequest {
+    /// Why the release is yanked (PEP 592), if the client says.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl YankRequest {
+    /// An empty body, or a JSON object.
+    fn parse(body: &[u8]) -> Result<Self, PythonError> {
+        if body.is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| PythonError::Invalid(format!("bad request body: {e}")))
     }
 }
 
