@@ -37,7 +37,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_connections: crate::connections::fit_to_fd_limit(config.max_connections),
     };
     crate::connections::serve(listener, app.router(), limits, shutdown_signal()).await?;
-    app.shutdown();
+    app.shutdown().await;
     tracing::info!("entrepot stopped");
     Ok(())
 }

@@ -12,7 +12,7 @@ use axum::http::Method;
 use serde_json::{json, Value};
 use support::TestApp;
 
-/// Assert the admin API's error shape, `{"error": {code, message, status}}`
+/// Assert the admin API's error shape, `{"error": {code, message, status, details}}`
 /// and nothing else, with this status; the message.
 fn assert_v1_error(response: &support::TestResponse, code: u16, status: &str) -> String {
     let body = response.json();
@@ -27,7 +27,7 @@ fn assert_v1_error(response: &support::TestResponse, code: u16, status: &str) ->
     let error = body["error"].as_object().expect("`error` is an object");
     let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["code", "message", "status"], "{body}");
+    assert_eq!(keys, ["code", "details", "message", "status"], "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert_eq!(body["error"]["status"], status, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();

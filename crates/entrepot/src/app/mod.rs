@@ -44,8 +44,10 @@ pub struct App {
     router: Router,
     state: AppState,
     bootstrap_token: Option<BootstrapToken>,
-    /// Held for its drop: the tasks stop with the application.
-    _tasks: BackgroundTasks,
+    /// Stopped with the application (on drop, or awaited by `shutdown`).
+    tasks: BackgroundTasks,
+    /// The metadata store, closed by `shutdown`.
+    sqlite: Arc<SqliteMetadataStore>,
 }
 
 impl App {
@@ -182,7 +184,8 @@ impl App {
             router: entrepot_api::router(state.clone()),
             state,
             bootstrap_token,
-            _tasks: tasks,
+            tasks,
+            sqlite,
         })
     }
 
@@ -203,10 +206,13 @@ impl App {
         self.bootstrap_token.as_ref()
     }
 
-    /// Stop the background tasks (as dropping the application does); clones
-    /// of the router still answer, with nothing running beside them.
-    pub fn shutdown(self) {
-        drop(self);
+    /// Stop the background tasks and wait until they have, then close the
+    /// metadata store (which also ends its write-ahead-log checkpoints), so
+    /// that nothing of this application touches the data directory once this
+    /// returns. Clones of the router answer errors afterwards.
+    pub async fn shutdown(mut self) {
+        self.tasks.stop().await;
+        self.sqlite.pool().close().await;
     }
 }
 
@@ -286,7 +292,7 @@ mod tests {
         let token = first.bootstrap_token().unwrap();
         assert!(token.path.starts_with(&config.data_dir));
         assert!(!token.token.expose().is_empty());
-        first.shutdown();
+        first.shutdown().await;
         let second = App::build(&config).await.unwrap();
         assert!(
             second.bootstrap_token().is_none(),

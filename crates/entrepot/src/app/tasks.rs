@@ -17,9 +17,9 @@ const VERIFIED_MARKER: &str = "blobs-verified";
 /// all. A blob verification cut short runs again at the next start (its
 /// marker is written only when it completes).
 ///
-/// Not among them: the SQLite write-ahead-log checkpoints and the deletion
-/// of the bootstrap token file, which their own modules spawn; they end with
-/// the runtime.
+/// Not among them: the SQLite write-ahead-log checkpoints, which end when
+/// the store is closed (`App::shutdown`), and the deletion of the bootstrap
+/// token file, which its own module spawns and which ends with the runtime.
 #[derive(Default)]
 pub struct BackgroundTasks {
     handles: Vec<JoinHandle<()>>,
@@ -34,6 +34,15 @@ impl Drop for BackgroundTasks {
 }
 
 impl BackgroundTasks {
+    /// Abort every task and wait until each has stopped.
+    pub(super) async fn stop(&mut self) {
+        for handle in self.handles.drain(..) {
+            handle.abort();
+            // A cancelled task's join error is the expected outcome.
+            let _ = handle.await;
+        }
+    }
+
     /// Rehash the blob store in the background (the server is already serving),
     /// quarantining blobs whose bytes do not match their digest: a blob poisoned
     /// before uploads were fixed, or damaged on disk, is then no longer served.
