@@ -168,6 +168,13 @@ pub trait MetadataStore: Send + Sync + 'static {
         id: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Bytes a repository holds: its linked blobs (each counted once, however
+    /// many images share it; pulled-through Python files are linked blobs
+    /// too), its manifests and its uploaded Python files. 0 for a repository
+    /// that holds nothing or does not exist. Costs a scan of the
+    /// repository's own rows, never of the whole store.
+    async fn repository_size_bytes(&self, project: &str, id: &str) -> Result<u64, StoreError>;
+
     /// Record a committed blob (idempotent) and link it to an image.
     async fn link_blob(
         &self,

@@ -79,6 +79,13 @@ fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
     assert_same_content(&original, &pulled, &digest);
     let repo = server.get_json("/v1/projects/default/repositories/private");
     assert_eq!(repo["description"], "renamed", "{repo}");
+    // The pulled image is now held: sizeBytes counts its layer and manifest,
+    // on both paths.
+    let size: u64 = repo["sizeBytes"].as_str().unwrap().parse().unwrap();
+    assert!(size > 300_000, "{repo}");
+    let google =
+        server.get_json("/v1/projects/default/locations/europe-west1/repositories/private");
+    assert_eq!(google["sizeBytes"], repo["sizeBytes"], "{google}");
     assert_eq!(repo["remoteRepositoryConfig"]["username"], "bob", "{repo}");
     assert!(server
         .policy_members("projects/default/repositories/private")

@@ -125,12 +125,16 @@ async fn describe(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
     let principal = authenticate(&state, &headers).await?;
-    let repo = state.repositories.describe(&principal, &name).await?;
+    let (repo, size) = state
+        .repositories
+        .describe_with_size(&principal, &name)
+        .await?;
     let rate_limit = state
         .registry
         .remote()
         .and_then(|r| r.rate_limit(&repo.name));
     let mut value = shape(&repo);
+    value["sizeBytes"] = serde_json::Value::String(size.to_string());
     if let Some(rate_limit) = rate_limit {
         value["upstreamRateLimit"] = serde_json::to_value(rate_limit).unwrap_or_default();
     }

@@ -137,6 +137,22 @@ impl RepositoryService {
         self.get(name).await
     }
 
+    /// A repository and the bytes it holds (Google's `sizeBytes`), for a
+    /// caller with `artifactregistry.repositories.get`. The size costs a scan
+    /// of the repository's own content, so lists do not carry it.
+    pub async fn describe_with_size(
+        &self,
+        caller: &Principal,
+        name: &RepositoryName,
+    ) -> Result<(Repository, u64), RepositoryError> {
+        let repo = self.describe(caller, name).await?;
+        let size = self
+            .store
+            .repository_size_bytes(name.project.as_str(), name.repository.as_str())
+            .await?;
+        Ok((repo, size))
+    }
+
     /// Change a repository, for a caller with
     /// `artifactregistry.repositories.update` who, when pointing it at a
     /// password secret, may read that secret.

@@ -324,6 +324,56 @@ pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
     assert!(store.list_tags(&gone, None, 10).await.unwrap().is_empty());
 }
 
+/// A repository's size counts each linked blob once, however many images
+/// share it, plus its manifests and uploaded Python files; another
+/// repository's content is not counted.
+pub(crate) async fn repository_size_counts_its_own_content_once(s: &Stores) {
+    let store = &*s.metadata;
+    assert_eq!(store.repository_size_bytes("p", "r").await.unwrap(), 0);
+    let (app, tool, elsewhere) = (
+        image("p", "r", "app"),
+        image("p", "r", "tool"),
+        image("p", "r2", "app"),
+    );
+    let layer = Digest::of(b"layer");
+    store.link_blob(&app, &layer, 1000).await.unwrap();
+    store.link_blob(&tool, &layer, 1000).await.unwrap();
+    store
+        .link_blob(&elsewhere, &Digest::of(b"other"), 7)
+        .await
+        .unwrap();
+    let m = manifest("{\"schemaVersion\":2}");
+    store.put_manifest(&app, &m, Some("1")).await.unwrap();
+    s.python
+        .add_file(
+            &PythonRepo {
+                project: "p".into(),
+                repository: "r".into(),
+            },
+            &PythonFileRecord {
+                filename: "tiny-1.0.tar.gz".into(),
+                name: "tiny".into(),
+                version: "1.0".into(),
+                sha256: "ab".repeat(32),
+                size: 10,
+                requires_python: None,
+                metadata_sha256: None,
+                yanked: false,
+                yanked_reason: None,
+                upload_time: "2026-01-01T00:00:00Z".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let expected = 1000 + m.content.len() as u64 + 10;
+    assert_eq!(
+        store.repository_size_bytes("p", "r").await.unwrap(),
+        expected
+    );
+    assert_eq!(store.repository_size_bytes("p", "r2").await.unwrap(), 7);
+    assert_eq!(store.repository_size_bytes("p", "absent").await.unwrap(), 0);
+}
+
 /// A blob is served by an image only once linked to it; linking is
 /// idempotent; unlinking removes the link but not the blob's record.
 pub(crate) async fn blob_links_belong_to_one_image(s: &Stores) {

@@ -58,6 +58,7 @@ macro_rules! metadata_suite {
             metadata::repository_pages_stay_stable_while_repositories_come_and_go,
             metadata::deleting_a_repository_takes_its_content,
             metadata::blob_links_belong_to_one_image,
+            metadata::repository_size_counts_its_own_content_once,
             metadata::existence_checks_answer_for_many_digests,
             metadata::manifests_keep_their_bytes_and_are_idempotent_by_digest,
             metadata::tags_are_put_moved_and_deleted,

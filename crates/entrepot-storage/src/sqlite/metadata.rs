@@ -272,6 +272,23 @@ impl MetadataStore for SqliteMetadataStore {
         self.remove_repository(project, id, false).await
     }
 
+    async fn repository_size_bytes(&self, project: &str, id: &str) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar(
+            "SELECT
+               (SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN
+                  (SELECT digest FROM blob_links WHERE project = ?1 AND repository = ?2))
+             + (SELECT COALESCE(SUM(LENGTH(content)), 0) FROM manifests
+                  WHERE project = ?1 AND repository = ?2)
+             + (SELECT COALESCE(SUM(size), 0) FROM python_files
+                  WHERE project = ?1 AND repository = ?2)",
+        )
+        .bind(project)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+
     async fn delete_repository_with_policy(
         &self,
         project: &str,

@@ -97,6 +97,8 @@ assert again.done, again
 # Get and list.
 got = client.get_repository(name=name)
 assert got.description == "a private upstream", got
+# Nothing pulled yet: sizeBytes (an int64, sent as a string) parses as 0.
+assert got.size_bytes == 0, got.size_bytes
 listed = [r.name for r in client.list_repositories(parent=parent)]
 assert name in listed, listed
 

@@ -135,8 +135,14 @@ async fn describe(
     let parent = parent(&project, location(&location_id)?);
     let name = RepositoryName::new(project, parse_id(&repository)?);
     let principal = authenticate(&state, &headers).await?;
-    let repo = state.repositories.describe(&principal, &name).await?;
-    Ok(Json(render(&repo, &parent, EnumEncoding::of_query(&query))))
+    let (repo, size) = state
+        .repositories
+        .describe_with_size(&principal, &name)
+        .await?;
+    let mut value = render(&repo, &parent, EnumEncoding::of_query(&query));
+    // int64 in proto3 JSON: a decimal string.
+    value["sizeBytes"] = Value::String(size.to_string());
+    Ok(Json(value))
 }
 
 /// `PATCH .../repositories/R?updateMask=...`: the repository as it is after.

@@ -366,6 +366,19 @@ pub(crate) struct RepositoryBody {
     /// Google's; refused (entrepot has no virtual repositories yet).
     #[serde(default)]
     virtual_repository_config: Option<Value>,
+    /// Output only (what the repository holds); ignored, so a repository
+    /// read and sent back is accepted.
+    #[serde(default)]
+    #[allow(dead_code)]
+    size_bytes: Option<Value>,
+    /// Output only; ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    create_time: Option<Value>,
+    /// Output only; ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    update_time: Option<Value>,
 }
 
 impl RepositoryBody {
