@@ -106,7 +106,7 @@ pub fn upstream_url(format: Format, remote: &RemoteConfig) -> Option<url::Url> {
     match format {
         Format::Docker => docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
             .ok()
-            .and_then(|u| url::Url::parse(&u.base_url).ok()),
+            .map(|u| u.base_url().clone()),
         Format::Python if remote.upstream.eq_ignore_ascii_case("PYPI") => {
             url::Url::parse("https://pypi.org").ok()
         }
