@@ -103,14 +103,20 @@ pub struct CreateOptions {
 
 /// The base URL of a remote repository's upstream, as the access policy sees it.
 pub fn upstream_url(format: Format, remote: &RemoteConfig) -> Option<url::Url> {
+    resolve_upstream(format, remote).ok()
+}
+
+/// The upstream of a remote repository's settings, resolved by the rule of
+/// its format: the one place a specification is read here.
+fn resolve_upstream(
+    format: Format,
+    remote: &RemoteConfig,
+) -> Result<url::Url, entrepot_domain::upstream::UpstreamSpecError> {
     match format {
         Format::Docker => docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
-            .ok()
             .map(|u| u.base_url().clone()),
-        Format::Python if remote.upstream.eq_ignore_ascii_case("PYPI") => {
-            url::Url::parse("https://pypi.org").ok()
-        }
-        Format::Python => url::Url::parse(&remote.upstream).ok(),
+        Format::Python => python_upstream(&remote.upstream, remote.allow_insecure_upstream)
+            .map(|u| u.index_url().clone()),
     }
 }
 
@@ -125,16 +131,7 @@ pub fn validate_secret_version(name: &str) -> Result<(), RepositoryError> {
 }
 
 fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), RepositoryError> {
-    match format {
-        Format::Docker => {
-            docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
-                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
-        }
-        Format::Python => {
-            python_upstream(&remote.upstream, remote.allow_insecure_upstream)
-                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
-        }
-    }
+    resolve_upstream(format, remote).map_err(|e| RepositoryError::Invalid(e.to_string()))?;
     if let Some(v) = &remote.password_secret_version {
         validate_secret_version(v)?;
     }
