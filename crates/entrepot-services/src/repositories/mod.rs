@@ -265,11 +265,7 @@ impl RepositoryService {
             create_time: now.clone(),
             update_time: now,
         };
-        match self
-            .store
-            .create_repository(name.project.as_str(), name.repository.as_str(), &repo)
-            .await
-        {
+        match self.store.create_repository(name, &repo).await {
             Ok(()) => Ok(repo),
             Err(StoreError::AlreadyExists) => Err(RepositoryError::AlreadyExists(name.to_string())),
             Err(e) => Err(e.into()),
@@ -280,7 +276,7 @@ impl RepositoryService {
     /// authorized the request already.
     pub async fn get(&self, name: &RepositoryName) -> Result<Repository, RepositoryError> {
         self.store
-            .get_repository(name.project.as_str(), name.repository.as_str())
+            .get_repository(name)
             .await?
             .ok_or_else(|| RepositoryError::NotFound(name.to_string()))
     }
@@ -290,12 +286,12 @@ impl RepositoryService {
     async fn page(
         &self,
         project: &ProjectId,
-        page: &PageRequest<String>,
+        page: &PageRequest<RepositoryId>,
     ) -> Result<Page<Repository, String>, RepositoryError> {
         self.require_project(project).await?;
         let rows = self
             .store
-            .list_repositories(project.as_str(), page.after.as_deref(), page.limit())
+            .list_repositories(project, page.after.as_ref(), page.limit())
             .await?;
         Ok(Page::from_rows(rows, page, |r| {
             r.name.rsplit('/').next().unwrap_or_default().to_owned()
@@ -362,11 +358,7 @@ impl RepositoryService {
             }
         }
         repo.update_time = now_rfc3339();
-        if !self
-            .store
-            .update_repository(name.project.as_str(), name.repository.as_str(), &repo)
-            .await?
-        {
+        if !self.store.update_repository(name, &repo).await? {
             return Err(RepositoryError::NotFound(name.to_string()));
         }
         Ok(repo)
@@ -376,11 +368,7 @@ impl RepositoryService {
     /// transaction removes the repository and the policy together, so that
     /// a new repository of the same name never inherits its grants).
     async fn remove(&self, name: &RepositoryName) -> Result<(), RepositoryError> {
-        if self
-            .store
-            .delete_repository_with_policy(name.project.as_str(), name.repository.as_str())
-            .await?
-        {
+        if self.store.delete_repository_with_policy(name).await? {
             Ok(())
         } else {
             Err(RepositoryError::NotFound(name.to_string()))
@@ -388,7 +376,7 @@ impl RepositoryService {
     }
 
     async fn require_project(&self, project: &ProjectId) -> Result<(), RepositoryError> {
-        match self.store.get_project(project.as_str()).await? {
+        match self.store.get_project(project).await? {
             Some(_) => Ok(()),
             None => Err(RepositoryError::ProjectNotFound(project.to_string())),
         }

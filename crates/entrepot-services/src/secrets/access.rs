@@ -54,7 +54,7 @@ impl SecretService {
         let name: SecretVersionName = version.parse()?;
         let record = self
             .projects
-            .get_project(project_id.as_str())
+            .get_project(&project_id)
             .await?
             .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
         Ok((project_id, name, agent_of(record.number)))

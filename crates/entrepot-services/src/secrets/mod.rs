@@ -255,7 +255,7 @@ impl SecretService {
     }
 
     async fn require_project(&self, project: &ProjectId) -> Result<(), SecretError> {
-        match self.projects.get_project(project.as_str()).await? {
+        match self.projects.get_project(project).await? {
             Some(_) => Ok(()),
             None => Err(SecretError::ProjectNotFound(project.to_string())),
         }

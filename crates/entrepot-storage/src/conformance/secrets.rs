@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use entrepot_domain::iam::{Member, Policy, OWNER};
 
 use super::walk;
+use crate::conformance::pid;
 use crate::metadata::StoreError;
 use crate::secrets::*;
 use crate::Stores;
@@ -56,7 +57,7 @@ fn audit(resource: &str, version: &str) -> AuditRecord {
 
 /// The project `demo` with the secret `tok`, which cannot be created twice.
 async fn with_secret(s: &Stores) {
-    s.metadata.create_project("demo").await.unwrap();
+    s.metadata.create_project(&pid("demo")).await.unwrap();
     s.secrets.create_secret(&secret("tok")).await.unwrap();
     assert!(matches!(
         s.secrets.create_secret(&secret("tok")).await,
@@ -137,7 +138,7 @@ pub(crate) async fn secrets_are_create_only_and_relabelled(s: &Stores) {
             .labels,
         labels
     );
-    s.metadata.create_project("other").await.unwrap();
+    s.metadata.create_project(&pid("other")).await.unwrap();
     store
         .create_secret(&SecretRecord {
             project: "other".into(),

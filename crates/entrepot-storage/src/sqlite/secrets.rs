@@ -596,6 +596,7 @@ async fn truncate_wal(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::conformance::pid;
     use crate::secrets::{SealedPayload, SecretRecord, VersionRecord};
     use crate::testing::file_stores;
 
@@ -612,7 +613,7 @@ mod tests {
     async fn destroyed_and_deleted_payloads_leave_no_bytes_in_the_files() {
         let dir = tempfile::tempdir().unwrap();
         let stores = file_stores(dir.path()).await.unwrap();
-        stores.metadata.create_project("demo").await.unwrap();
+        stores.metadata.create_project(&pid("demo")).await.unwrap();
         let marker = |n: u8| {
             format!("sealed-bytes-of-version-{n}-")
                 .repeat(4)
