@@ -259,11 +259,7 @@ impl RemoteOci {
             };
             let cached = match self.meta.manifest_by_tag(&image, tag.as_str()).await? {
                 Some(m) => Some(CachedCopy {
-                    checked_at: self
-                        .cache
-                        .tag_checked_at(&image, tag.as_str())
-                        .await?
-                        .unwrap_or(0),
+                    checked_at: self.cache.tag_checked_at(&image, tag).await?.unwrap_or(0),
                     digest: Some(ContentDigest::from(&m.digest)),
                     copy: m,
                 }),
@@ -284,9 +280,7 @@ impl RemoteOci {
                     valid
                 }
             };
-            self.cache
-                .mark_tag_checked(&image, tag.as_str(), now)
-                .await?;
+            self.cache.mark_tag_checked(&image, tag, now).await?;
             Ok(served(record, false))
         };
         served.await.map_err(|e| match e {
