@@ -489,7 +489,11 @@ async fn an_expired_secret_stops_being_readable_and_is_deleted() {
     assert!(listed.items.is_empty());
     // Deleted in the store, not only hidden.
     assert_eq!(
-        stores.secrets.get_secret("demo", "tok").await.unwrap(),
+        stores
+            .secrets
+            .get_secret(&"projects/demo/secrets/tok".parse().unwrap())
+            .await
+            .unwrap(),
         None
     );
 
@@ -624,7 +628,7 @@ async fn filtered_listings_fill_whole_pages() {
         assert!(got.items.len() == 2 || got.next.is_none());
         seen.extend(got.items.into_iter().map(|s| s.name));
         match got.next {
-            Some(next) => page.after = Some(next),
+            Some(next) => page.after = Some(next.parse().unwrap()),
             None => break,
         }
     }
