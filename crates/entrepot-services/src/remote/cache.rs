@@ -106,8 +106,11 @@ pub struct RemoteCache<F: RemoteFormat> {
     locks: KeyLocks,
     fills: Fills,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
-    upstreams: Mutex<HashMap<(String, bool), Arc<F::Upstream>>>,
+    upstreams: Mutex<HashMap<UpstreamKey, Arc<F::Upstream>>>,
 }
+
+/// An upstream specification and whether it may use plain http.
+type UpstreamKey = (String, bool);
 
 /// How many resolved upstream specifications [`RemoteCache`] keeps; past it
 /// the map is emptied (a spec is cheap to resolve again, and repositories
