@@ -36,6 +36,13 @@ impl fmt::Display for RepositoryName {
     }
 }
 
+impl crate::name::ImagePath {
+    /// The repository the image lives in.
+    pub fn repository_name(&self) -> RepositoryName {
+        RepositoryName::new(self.project.clone(), self.repository.clone())
+    }
+}
+
 /// Why a repository resource name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepositoryNameError {

@@ -95,6 +95,19 @@ impl fmt::Display for SecretId {
     }
 }
 
+impl serde::Serialize for SecretId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `projects/{project}/secrets/{secret}`.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct SecretName {

@@ -22,16 +22,49 @@ pub enum UpstreamSpecError {
     Shape(String),
 }
 
-/// A Docker/OCI upstream, resolved from a preset or URL.
+/// `host[:port]` of a URL, as the access policy sees it.
+fn host_port(url: &url::Url) -> String {
+    url.host_str()
+        .map(|h| url.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+        .unwrap_or_default()
+}
+
+/// A Docker/OCI upstream, resolved from a preset or URL: parsed once, when
+/// the specification is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerUpstream {
-    /// Base URL of the registry API, without trailing slash (e.g. `https://registry-1.docker.io`).
-    pub base_url: String,
-    /// Docker Hub maps single-segment names such as `alpine` to `library/alpine`.
-    pub library_namespace: bool,
+    base_url: url::Url,
+    host: String,
+    library_namespace: bool,
 }
 
 impl DockerUpstream {
+    fn new(base_url: url::Url, library_namespace: bool) -> Self {
+        Self {
+            host: host_port(&base_url),
+            base_url,
+            library_namespace,
+        }
+    }
+
+    /// Base URL of the registry API (e.g. `https://registry-1.docker.io/`).
+    pub fn base_url(&self) -> &url::Url {
+        &self.base_url
+    }
+
+    /// Docker Hub maps single-segment names such as `alpine` to `library/alpine`.
+    pub fn library_namespace(&self) -> bool {
+        self.library_namespace
+    }
+
+    /// `{base}/v2/{path}` at the upstream.
+    pub fn api_url(&self, path: &str) -> Result<url::Url, url::ParseError> {
+        url::Url::parse(&format!(
+            "{}/v2/{path}",
+            self.base_url.as_str().trim_end_matches('/')
+        ))
+    }
+
     /// The upstream's name for an image of the remote repository.
     pub fn image_name(&self, image: &str) -> String {
         if self.library_namespace && !image.contains('/') {
@@ -42,14 +75,8 @@ impl DockerUpstream {
     }
 
     /// The upstream's host (and port), as the access policy sees it.
-    pub fn host(&self) -> String {
-        url::Url::parse(&self.base_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
-            })
-            .unwrap_or_default()
+    pub fn host(&self) -> &str {
+        &self.host
     }
 }
 
@@ -66,14 +93,15 @@ pub fn docker_upstream(
     spec: &str,
     allow_insecure: bool,
 ) -> Result<DockerUpstream, UpstreamSpecError> {
-    let preset = |base: &str, library: bool| DockerUpstream {
-        base_url: base.to_owned(),
-        library_namespace: library,
+    let preset = |base: &str, library: bool| {
+        url::Url::parse(base)
+            .map(|url| DockerUpstream::new(url, library))
+            .map_err(|_| UpstreamSpecError::Unknown(spec.to_owned()))
     };
     match spec.to_ascii_uppercase().replace('_', "-").as_str() {
-        "DOCKER-HUB" | "DOCKERHUB" => return Ok(preset("https://registry-1.docker.io", true)),
-        "GHCR" => return Ok(preset("https://ghcr.io", false)),
-        "QUAY" => return Ok(preset("https://quay.io", false)),
+        "DOCKER-HUB" | "DOCKERHUB" => return preset("https://registry-1.docker.io", true),
+        "GHCR" => return preset("https://ghcr.io", false),
+        "QUAY" => return preset("https://quay.io", false),
         _ => {}
     }
     let url = url::Url::parse(spec).map_err(|_| UpstreamSpecError::Unknown(spec.to_owned()))?;
@@ -94,32 +122,41 @@ pub fn docker_upstream(
         _ => return Err(UpstreamSpecError::Unknown(spec.to_owned())),
     }
     let docker_hub = matches!(&host, url::Host::Domain(d) if d.eq_ignore_ascii_case("registry-1.docker.io") || d.eq_ignore_ascii_case("docker.io"));
-    Ok(DockerUpstream {
-        base_url: url.as_str().trim_end_matches('/').to_owned(),
-        library_namespace: docker_hub,
-    })
+    Ok(DockerUpstream::new(url, docker_hub))
 }
 
-/// A Python simple-index upstream, resolved from a preset or URL.
+/// A Python simple-index upstream, resolved from a preset or URL: parsed
+/// once, when the specification is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonUpstream {
-    /// The simple index URL, with a trailing slash (e.g. `https://pypi.org/simple/`).
-    pub index_url: String,
-    /// Hosts (with port, if any) besides the index's own that serve its files and
-    /// may receive the repository's credentials (PyPI's `files.pythonhosted.org`).
-    pub file_hosts: Vec<String>,
+    index_url: url::Url,
+    host: String,
+    file_hosts: Vec<String>,
 }
 
 impl PythonUpstream {
+    fn new(index_url: url::Url, file_hosts: Vec<String>) -> Self {
+        Self {
+            host: host_port(&index_url),
+            index_url,
+            file_hosts,
+        }
+    }
+
+    /// The simple index URL, with a trailing slash (e.g. `https://pypi.org/simple/`).
+    pub fn index_url(&self) -> &url::Url {
+        &self.index_url
+    }
+
+    /// Hosts (with port, if any) besides the index's own that serve its files and
+    /// may receive the repository's credentials (PyPI's `files.pythonhosted.org`).
+    pub fn file_hosts(&self) -> &[String] {
+        &self.file_hosts
+    }
+
     /// The index's host (and port), as the access policy sees it.
-    pub fn host(&self) -> String {
-        url::Url::parse(&self.index_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str()
-                    .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
-            })
-            .unwrap_or_default()
+    pub fn host(&self) -> &str {
+        &self.host
     }
 }
 
@@ -128,13 +165,14 @@ pub fn python_upstream(
     spec: &str,
     allow_insecure: bool,
 ) -> Result<PythonUpstream, UpstreamSpecError> {
-    if spec.eq_ignore_ascii_case("PYPI") {
-        return Ok(PythonUpstream {
-            index_url: "https://pypi.org/simple/".into(),
-            file_hosts: vec!["files.pythonhosted.org".into()],
-        });
-    }
     let unknown = || UpstreamSpecError::UnknownPython(spec.to_owned());
+    if spec.eq_ignore_ascii_case("PYPI") {
+        let index = url::Url::parse("https://pypi.org/simple/").map_err(|_| unknown())?;
+        return Ok(PythonUpstream::new(
+            index,
+            vec!["files.pythonhosted.org".into()],
+        ));
+    }
     let url = url::Url::parse(spec).map_err(|_| unknown())?;
     let host = url.host().ok_or_else(unknown)?;
     if url.query().is_some()
@@ -150,14 +188,12 @@ pub fn python_upstream(
         "http" => return Err(UpstreamSpecError::Insecure(spec.to_owned())),
         _ => return Err(unknown()),
     }
-    let mut index_url = url.to_string();
-    if !index_url.ends_with('/') {
-        index_url.push('/');
+    let mut url = url;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
-    Ok(PythonUpstream {
-        index_url,
-        file_hosts: Vec::new(),
-    })
+    Ok(PythonUpstream::new(url, Vec::new()))
 }
 
 #[cfg(test)]
@@ -171,11 +207,19 @@ mod tests {
         assert_eq!(hub.image_name("grafana/grafana"), "grafana/grafana");
         assert_eq!(hub.host(), "registry-1.docker.io");
         assert_eq!(
-            docker_upstream("ghcr", false).unwrap().base_url,
-            "https://ghcr.io"
+            docker_upstream("ghcr", false).unwrap().base_url().as_str(),
+            "https://ghcr.io/"
         );
         let local = docker_upstream("http://127.0.0.1:5000/", false).unwrap();
-        assert_eq!(local.base_url, "http://127.0.0.1:5000");
+        assert_eq!(
+            local.api_url("alpine/tags/list").unwrap().as_str(),
+            "http://127.0.0.1:5000/v2/alpine/tags/list"
+        );
+        let under = docker_upstream("https://mirror.example.com/hub/", false).unwrap();
+        assert_eq!(
+            under.api_url("").unwrap().as_str(),
+            "https://mirror.example.com/hub/v2/"
+        );
         assert_eq!(local.host(), "127.0.0.1:5000");
         assert_eq!(local.image_name("alpine"), "alpine");
         assert!(matches!(
@@ -200,10 +244,11 @@ mod tests {
     #[test]
     fn python_presets_and_urls() {
         let pypi = python_upstream("pypi", false).unwrap();
-        assert_eq!(pypi.index_url, "https://pypi.org/simple/");
-        assert_eq!(pypi.file_hosts, vec!["files.pythonhosted.org".to_owned()]);
+        assert_eq!(pypi.index_url().as_str(), "https://pypi.org/simple/");
+        assert_eq!(pypi.host(), "pypi.org");
+        assert_eq!(pypi.file_hosts(), ["files.pythonhosted.org".to_owned()]);
         let local = python_upstream("http://127.0.0.1:8081/simple", false).unwrap();
-        assert_eq!(local.index_url, "http://127.0.0.1:8081/simple/");
+        assert_eq!(local.index_url().as_str(), "http://127.0.0.1:8081/simple/");
         assert_eq!(local.host(), "127.0.0.1:8081");
         assert!(matches!(
             python_upstream("http://pypi.example.com/simple/", false),

@@ -26,7 +26,11 @@ pub(crate) struct Fixture {
 impl Fixture {
     pub(crate) async fn new() -> Self {
         let stores = memory_stores().await.unwrap();
-        stores.metadata.create_project("demo").await.unwrap();
+        stores
+            .metadata
+            .create_project(&"demo".parse().unwrap())
+            .await
+            .unwrap();
         let iam = Arc::new(IamService::new(
             stores.iam.clone(),
             stores.metadata.clone(),

@@ -76,23 +76,23 @@ impl ProjectService {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut policy = policy.normalized();
         policy.etag = crate::iam::new_etag();
-        match self
-            .store
-            .create_project_with_policy(id.as_str(), &policy)
-            .await
-        {
+        match self.store.create_project_with_policy(id, &policy).await {
             Err(StoreError::AlreadyExists) => Err(ProjectError::AlreadyExists(id.to_string())),
             other => Ok(other?),
         }
     }
 
     /// A project, for a caller with `artifactregistry.repositories.list` on it.
-    pub async fn get(&self, caller: &Principal, id: &str) -> Result<ProjectRecord, ProjectError> {
+    pub async fn get(
+        &self,
+        caller: &Principal,
+        id: &ProjectId,
+    ) -> Result<ProjectRecord, ProjectError> {
         self.access
             .authorize(
                 caller,
                 Permission::RepositoriesList,
-                &Resource::Project(id.to_owned()),
+                &Resource::Project(id.to_string()),
             )
             .await?;
         self.lookup(id).await
@@ -103,7 +103,7 @@ impl ProjectService {
     pub async fn list(
         &self,
         caller: &Principal,
-        page: &PageRequest<String>,
+        page: &PageRequest<ProjectId>,
     ) -> Result<Page<ProjectRecord, String>, ProjectError> {
         self.access
             .authorize(
@@ -114,7 +114,7 @@ impl ProjectService {
             .await?;
         let rows = self
             .store
-            .list_projects(page.after.as_deref(), page.limit())
+            .list_projects(page.after.as_ref(), page.limit())
             .await?;
         Ok(Page::from_rows(rows, page, |p| p.id.clone()))
     }
@@ -122,7 +122,7 @@ impl ProjectService {
     /// Create a project, without a permission check and without an owner:
     /// for the server itself (the project made on first start).
     pub async fn create(&self, id: &ProjectId) -> Result<ProjectRecord, ProjectError> {
-        match self.store.create_project(id.as_str()).await {
+        match self.store.create_project(id).await {
             Err(StoreError::AlreadyExists) => Err(ProjectError::AlreadyExists(id.to_string())),
             other => Ok(other?),
         }
@@ -130,21 +130,21 @@ impl ProjectService {
 
     /// Create the project unless it exists; returns it either way.
     pub async fn ensure(&self, id: &ProjectId) -> Result<ProjectRecord, ProjectError> {
-        if let Some(p) = self.store.get_project(id.as_str()).await? {
+        if let Some(p) = self.store.get_project(id).await? {
             return Ok(p);
         }
-        match self.store.create_project(id.as_str()).await {
+        match self.store.create_project(id).await {
             Ok(p) => Ok(p),
-            Err(StoreError::AlreadyExists) => self.lookup(id.as_str()).await,
+            Err(StoreError::AlreadyExists) => self.lookup(id).await,
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn lookup(&self, id: &str) -> Result<ProjectRecord, ProjectError> {
+    async fn lookup(&self, id: &ProjectId) -> Result<ProjectRecord, ProjectError> {
         self.store
             .get_project(id)
             .await?
-            .ok_or_else(|| ProjectError::NotFound(id.to_owned()))
+            .ok_or_else(|| ProjectError::NotFound(id.to_string()))
     }
 
     /// Whether the metadata store answers, for readiness probes: reads one
@@ -199,11 +199,11 @@ mod tests {
         ));
         // Nothing was created: the admin finds no such project.
         assert!(matches!(
-            projects.get(&user("admin"), "demo").await,
+            projects.get(&user("admin"), &"demo".parse().unwrap()).await,
             Err(ProjectError::NotFound(_))
         ));
         assert!(matches!(
-            projects.get(&bob, "demo").await,
+            projects.get(&bob, &"demo".parse().unwrap()).await,
             Err(ProjectError::Auth(_))
         ));
     }
@@ -214,7 +214,13 @@ mod tests {
         let id: ProjectId = "demo".parse().unwrap();
         let admin = user("admin");
         let created = projects.create_owned_by(&admin, &id).await.unwrap();
-        assert_eq!(projects.get(&admin, "demo").await.unwrap(), created);
+        assert_eq!(
+            projects
+                .get(&admin, &"demo".parse().unwrap())
+                .await
+                .unwrap(),
+            created
+        );
         let policy = iam
             .get_policy(&admin, &Resource::Project("demo".into()))
             .await

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use entrepot_domain::iam::Policy;
-use entrepot_domain::{Digest, Repository};
+use entrepot_domain::{Digest, ProjectId, Repository, RepositoryId, RepositoryName};
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -107,65 +107,59 @@ pub struct UploadRecord {
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
     /// Create a project; `AlreadyExists` if it does.
-    async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError>;
+    async fn create_project(&self, id: &ProjectId) -> Result<ProjectRecord, StoreError>;
     /// Create a project and, in the same transaction, make `policy` the IAM
     /// policy of `projects/{id}` (replacing whatever was stored under that
     /// name). All or nothing: `AlreadyExists`, and no policy written, if the
     /// project exists.
     async fn create_project_with_policy(
         &self,
-        id: &str,
+        id: &ProjectId,
         policy: &Policy,
     ) -> Result<ProjectRecord, StoreError>;
     /// Look a project up.
-    async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError>;
+    async fn get_project(&self, id: &ProjectId) -> Result<Option<ProjectRecord>, StoreError>;
     /// Projects by id, those after `after` (all with `None`), at most `limit`:
     /// one keyset page, read along the primary key.
     async fn list_projects(
         &self,
-        after: Option<&str>,
+        after: Option<&ProjectId>,
         limit: u32,
     ) -> Result<Vec<ProjectRecord>, StoreError>;
 
     /// Create a repository; `AlreadyExists` if it does.
     async fn create_repository(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
         repo: &Repository,
     ) -> Result<(), StoreError>;
     /// Look a repository up.
-    async fn get_repository(
-        &self,
-        project: &str,
-        id: &str,
-    ) -> Result<Option<Repository>, StoreError>;
+    async fn get_repository(&self, name: &RepositoryName)
+        -> Result<Option<Repository>, StoreError>;
     /// Repositories of a project by id, those after `after` (all with `None`),
     /// at most `limit`: one keyset page, read along the primary key.
     async fn list_repositories(
         &self,
-        project: &str,
-        after: Option<&str>,
+        project: &ProjectId,
+        after: Option<&RepositoryId>,
         limit: u32,
     ) -> Result<Vec<Repository>, StoreError>;
     /// Replace a repository's mutable fields; false if it does not exist.
     async fn update_repository(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
         repo: &Repository,
     ) -> Result<bool, StoreError>;
     /// Delete a repository with its manifests, tags, links and uploads; false if absent.
-    async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<bool, StoreError>;
     /// Delete a repository as [`Self::delete_repository`] does and, in the
     /// transaction that removes the repository itself, its IAM policy (the
-    /// one named `projects/{project}/repositories/{id}`), so that a new
+    /// one named `name`), so that a new
     /// repository of the same name never inherits its grants. False, and the
     /// policy left as it was, if the repository is absent.
     async fn delete_repository_with_policy(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
     ) -> Result<bool, StoreError>;
 
     /// Bytes a repository holds: its linked blobs (each counted once, however

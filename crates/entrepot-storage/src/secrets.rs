@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
+use entrepot_domain::{ProjectId, SecretId, SecretName};
 
 use crate::metadata::StoreError;
 
@@ -133,21 +134,19 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Create a secret; `AlreadyExists` if it does.
     async fn create_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;
     /// Look a secret up.
-    async fn get_secret(&self, project: &str, id: &str)
-        -> Result<Option<SecretRecord>, StoreError>;
+    async fn get_secret(&self, name: &SecretName) -> Result<Option<SecretRecord>, StoreError>;
     /// Secrets of a project by id, those after `after` (all with `None`), at
     /// most `limit`: one keyset page, read along the primary key.
     async fn list_secrets(
         &self,
-        project: &str,
-        after: Option<&str>,
+        project: &ProjectId,
+        after: Option<&SecretId>,
         limit: u32,
     ) -> Result<Vec<SecretRecord>, StoreError>;
     /// Replace a secret's labels; false if it does not exist.
     async fn update_secret_labels(
         &self,
-        project: &str,
-        id: &str,
+        name: &SecretName,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError>;
     /// Replace a secret's labels, settings and etag if its etag is still
@@ -159,18 +158,17 @@ pub trait SecretStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Delete a secret with all its versions (sealed payloads included) and its
     /// IAM policy; false if absent.
-    async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete_secret(&self, name: &SecretName) -> Result<bool, StoreError>;
     /// [`SecretStore::delete_secret`] only while the secret's etag is `etag`;
     /// false if it is absent or its etag changed.
     async fn delete_secret_if_etag(
         &self,
-        project: &str,
-        id: &str,
+        name: &SecretName,
         etag: &str,
     ) -> Result<bool, StoreError>;
 
     /// The number the next version of the secret would get.
-    async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError>;
+    async fn next_version_number(&self, name: &SecretName) -> Result<i64, StoreError>;
     /// Insert a version in state ENABLED; `AlreadyExists` if the number is taken
     /// (another version was added concurrently: take the next number and retry).
     async fn insert_version(
@@ -181,21 +179,18 @@ pub trait SecretStore: Send + Sync + 'static {
     /// A version's metadata.
     async fn get_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
     ) -> Result<Option<VersionRecord>, StoreError>;
     /// The newest version in state ENABLED.
     async fn latest_enabled_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
     ) -> Result<Option<VersionRecord>, StoreError>;
     /// A version's sealed payload; `None` when destroyed or absent.
     async fn sealed_payload(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
     ) -> Result<Option<SealedPayload>, StoreError>;
     /// Versions of a secret, newest first, those numbered below `before` (all
@@ -203,8 +198,7 @@ pub trait SecretStore: Send + Sync + 'static {
     /// key.
     async fn list_versions(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<VersionRecord>, StoreError>;
@@ -212,16 +206,14 @@ pub trait SecretStore: Send + Sync + 'static {
     /// is no such version or it is destroyed.
     async fn set_version_state(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
         state: &str,
     ) -> Result<bool, StoreError>;
     /// Mark a version DESTROYED and wipe its sealed payload; false if absent.
     async fn destroy_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
         time: &str,
     ) -> Result<bool, StoreError>;

@@ -63,7 +63,7 @@ async fn get_project(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ProjectId = parse_id(&project)?;
     let principal = authenticate(&state, &headers).await?;
-    let p = state.projects.get(&principal, id.as_str()).await?;
+    let p = state.projects.get(&principal, &id).await?;
     Ok(Json(project_json(&p)))
 }
 

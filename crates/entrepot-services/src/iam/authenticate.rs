@@ -465,7 +465,11 @@ mod tests {
     async fn revoking_or_deleting_on_this_node_stops_a_cached_token_at_once() {
         let (iam, store) = service_with_lasting_cache().await;
         iam.bootstrap().await.unwrap();
-        store.metadata.create_project("demo").await.unwrap();
+        store
+            .metadata
+            .create_project(&"demo".parse().unwrap())
+            .await
+            .unwrap();
         let admin = user("admin");
         iam.create_user(&admin, "dev@example.com", None)
             .await

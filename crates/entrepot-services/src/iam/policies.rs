@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use entrepot_domain::iam::{policy_etag, Member, Policy, EMPTY_POLICY_ETAG};
+use entrepot_domain::{ProjectId, RepositoryName};
 use entrepot_storage::StoreError;
 
 use super::bootstrap::has_other_owner;
@@ -27,12 +28,15 @@ impl IamService {
                 project,
                 repository,
             } => {
-                if self
-                    .meta
-                    .get_repository(project, repository)
-                    .await?
-                    .is_none()
-                {
+                // An id that does not parse names no repository.
+                let name = project
+                    .parse()
+                    .and_then(|p| Ok(RepositoryName::new(p, repository.parse()?)));
+                let found = match name {
+                    Ok(name) => self.meta.get_repository(&name).await?.is_some(),
+                    Err(_) => false,
+                };
+                if !found {
                     return Err(IamError::NotFound(format!("repository {resource}")));
                 }
                 project
@@ -46,7 +50,11 @@ impl IamService {
                 project
             }
         };
-        if self.meta.get_project(project).await?.is_none() {
+        let found = match project.parse::<ProjectId>() {
+            Ok(id) => self.meta.get_project(&id).await?.is_some(),
+            Err(_) => false,
+        };
+        if !found {
             return Err(IamError::NotFound(format!("project projects/{project}")));
         }
         Ok(())
@@ -183,7 +191,10 @@ mod tests {
         let (iam, store) = service().await;
         let iam = iam.with_secret_directory(Arc::new(OneSecret));
         iam.bootstrap().await.unwrap();
-        store.create_project("demo").await.unwrap();
+        store
+            .create_project(&"demo".parse().unwrap())
+            .await
+            .unwrap();
         let admin = user("admin");
         iam.get_policy(&admin, &secret("hub")).await.unwrap();
         assert!(matches!(
@@ -196,7 +207,10 @@ mod tests {
     async fn stale_etags_are_refused() {
         let (iam, store) = service().await;
         iam.bootstrap().await.unwrap();
-        store.create_project("demo").await.unwrap();
+        store
+            .create_project(&"demo".parse().unwrap())
+            .await
+            .unwrap();
         let admin = user("admin");
         let project = Resource::Project("demo".into());
         let read = iam.get_policy(&admin, &project).await.unwrap();

@@ -162,7 +162,7 @@ impl OciRepositories {
     async fn repository(&self, path: &ImagePath) -> Result<Repository, RegistryError> {
         let repo = self
             .meta
-            .get_repository(path.project.as_str(), path.repository.as_str())
+            .get_repository(&path.repository_name())
             .await?
             .ok_or_else(|| {
                 RegistryError::NameUnknown(format!(
@@ -495,7 +495,9 @@ mod tests {
     async fn registry() -> (OciRepositories, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let meta = memory_stores().await.unwrap().metadata;
-        meta.create_project("default").await.unwrap();
+        meta.create_project(&"default".parse().unwrap())
+            .await
+            .unwrap();
         RepositoryService::new(meta.clone())
             .create(
                 &"projects/default/repositories/images"

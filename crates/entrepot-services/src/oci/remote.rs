@@ -73,12 +73,13 @@ impl DockerFormat {
 
 /// `{base}/v2/{path}` of the target's registry.
 fn api_url(target: &Target<DockerUpstream>, path: &str) -> Result<Url, UpstreamFailure> {
-    Url::parse(&format!("{}/v2/{path}", target.upstream.base_url)).map_err(|_| {
-        UpstreamFailure::Misconfigured {
+    target
+        .upstream
+        .api_url(path)
+        .map_err(|_| UpstreamFailure::Misconfigured {
             repository: target.repository.clone(),
-            cause: UpstreamSpecError::Unknown(target.upstream.base_url.clone()),
-        }
-    })
+            cause: UpstreamSpecError::Unknown(target.upstream.base_url().to_string()),
+        })
 }
 
 impl RemoteFormat for DockerFormat {
@@ -94,8 +95,17 @@ impl RemoteFormat for DockerFormat {
         docker_upstream(&config.upstream, config.allow_insecure_upstream)
     }
 
-    fn origin<'u>(&self, upstream: &'u DockerUpstream) -> &'u str {
-        &upstream.base_url
+    fn origin<'u>(&self, upstream: &'u DockerUpstream) -> &'u Url {
+        upstream.base_url()
+    }
+
+    /// Without the trailing slash, as `https://registry-1.docker.io`.
+    fn shown_origin(&self, upstream: &DockerUpstream) -> String {
+        upstream
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     fn probe(&self, target: &Target<DockerUpstream>) -> Result<UpstreamRequest, UpstreamFailure> {
@@ -249,11 +259,7 @@ impl RemoteOci {
             };
             let cached = match self.meta.manifest_by_tag(&image, tag.as_str()).await? {
                 Some(m) => Some(CachedCopy {
-                    checked_at: self
-                        .cache
-                        .tag_checked_at(&image, tag.as_str())
-                        .await?
-                        .unwrap_or(0),
+                    checked_at: self.cache.tag_checked_at(&image, tag).await?.unwrap_or(0),
                     digest: Some(ContentDigest::from(&m.digest)),
                     copy: m,
                 }),
@@ -274,9 +280,7 @@ impl RemoteOci {
                     valid
                 }
             };
-            self.cache
-                .mark_tag_checked(&image, tag.as_str(), now)
-                .await?;
+            self.cache.mark_tag_checked(&image, tag, now).await?;
             Ok(served(record, false))
         };
         served.await.map_err(|e| match e {

@@ -110,7 +110,7 @@ impl PythonFormat {
 pub fn page_url(target: &Target<PythonUpstream>, name: &str) -> Result<Url, UpstreamFailure> {
     let misconfigured = || UpstreamFailure::Misconfigured {
         repository: target.repository.clone(),
-        cause: UpstreamSpecError::UnknownPython(target.upstream.index_url.clone()),
+        cause: UpstreamSpecError::UnknownPython(target.upstream.index_url().to_string()),
     };
     if name.is_empty() {
         return Ok(target.origin.clone());
@@ -135,12 +135,12 @@ impl RemoteFormat for PythonFormat {
         python_upstream(&config.upstream, config.allow_insecure_upstream)
     }
 
-    fn origin<'u>(&self, upstream: &'u PythonUpstream) -> &'u str {
-        &upstream.index_url
+    fn origin<'u>(&self, upstream: &'u PythonUpstream) -> &'u Url {
+        upstream.index_url()
     }
 
     fn credential_hosts<'u>(&self, upstream: &'u PythonUpstream) -> &'u [String] {
-        &upstream.file_hosts
+        upstream.file_hosts()
     }
 
     /// A HEAD of the index: PyPI's project list is tens of megabytes.

@@ -264,9 +264,9 @@ impl RemotePython {
         // The access policy is asked on every request, before any list is served.
         self.remote.gate(&target).await?;
         let key = (target.ids.project.clone(), target.ids.repository.clone());
-        let kept = self
-            .lists
-            .get_if(&key, |v| v.index_url == target.upstream.index_url);
+        let kept = self.lists.get_if(&key, |v| {
+            v.index_url == target.upstream.index_url().as_str()
+        });
         if let Some(view) = &kept {
             if is_fresh(
                 view.fetched_at,
@@ -299,7 +299,7 @@ impl RemotePython {
         self.lists.insert(
             key,
             Arc::new(ListView {
-                index_url: target.upstream.index_url.clone(),
+                index_url: target.upstream.index_url().to_string(),
                 fetched_at: page.fetched_at,
                 names: names.clone(),
             }),
@@ -319,7 +319,7 @@ impl RemotePython {
         // The access policy is asked on every request, before any view is served.
         self.remote.gate(&target).await?;
         if let Some(view) = self.views.get(&target.ids, &name) {
-            if view.index_url == target.upstream.index_url
+            if view.index_url == target.upstream.index_url().as_str()
                 && is_fresh(
                     view.fetched_at,
                     self.clock.now_unix(),
@@ -352,7 +352,7 @@ impl RemotePython {
         stored.wait().await?;
         if freshness != Freshness::Stale {
             let view = PageView {
-                index_url: target.upstream.index_url.clone(),
+                index_url: target.upstream.index_url().to_string(),
                 fetched_at,
                 page: page.clone(),
                 weight,

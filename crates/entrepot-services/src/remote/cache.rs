@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::UpstreamSpecError;
 use entrepot_domain::{ContentDigest, Repository};
 use entrepot_upstream::http::header::HeaderMap;
@@ -20,7 +21,6 @@ use entrepot_upstream::{
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::OwnedMutexGuard;
-use url::Url;
 
 use super::credentials::{CredentialSources, SecretReader};
 use super::failure::{host_of, UpstreamFailure};
@@ -98,7 +98,7 @@ pub enum Answer<C, V> {
 type Failed<C> = (UpstreamFailure, Option<CachedCopy<C>>);
 
 /// The remote cache of one format.
-pub struct RemoteCache<F> {
+pub struct RemoteCache<F: RemoteFormat> {
     format: F,
     client: Arc<dyn UpstreamTransport>,
     metrics: Arc<Metrics>,
@@ -106,7 +106,16 @@ pub struct RemoteCache<F> {
     locks: KeyLocks,
     fills: Fills,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
+    upstreams: Mutex<HashMap<UpstreamKey, Arc<F::Upstream>>>,
 }
+
+/// An upstream specification and whether it may use plain http.
+type UpstreamKey = (String, bool);
+
+/// How many resolved upstream specifications [`RemoteCache`] keeps; past it
+/// the map is emptied (a spec is cheap to resolve again, and repositories
+/// whose upstream changed leave stale entries behind).
+const MAX_RESOLVED_UPSTREAMS: usize = 1024;
 
 impl<F: RemoteFormat> RemoteCache<F> {
     /// The cache of `format`, downloading through `client` into `fills`, with
@@ -126,6 +135,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
             locks: KeyLocks::default(),
             fills,
             rate_limits: Mutex::new(HashMap::new()),
+            upstreams: Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,6 +154,27 @@ impl<F: RemoteFormat> RemoteCache<F> {
         &self.metrics
     }
 
+    /// The upstream of a repository's remote configuration, resolved once per
+    /// specification (preset or URL, and whether plain http is allowed).
+    fn upstream(&self, config: &RemoteConfig) -> Result<Arc<F::Upstream>, UpstreamSpecError> {
+        let key = (config.upstream.clone(), config.allow_insecure_upstream);
+        if let Some(upstream) = self
+            .upstreams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(upstream.clone());
+        }
+        let upstream = Arc::new(self.format.upstream(config)?);
+        let mut upstreams = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+        if upstreams.len() >= MAX_RESOLVED_UPSTREAMS {
+            upstreams.clear();
+        }
+        upstreams.insert(key, upstream.clone());
+        Ok(upstream)
+    }
+
     /// The upstream of a remote repository.
     pub fn target(&self, repo: &Repository) -> Result<Target<F::Upstream>, UpstreamFailure> {
         let misconfigured = |cause| UpstreamFailure::Misconfigured {
@@ -155,10 +186,8 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 repository: repo.name.clone(),
             }
         })?;
-        let upstream = self.format.upstream(&config).map_err(misconfigured)?;
-        let origin = self.format.origin(&upstream);
-        let origin = Url::parse(origin)
-            .map_err(|_| misconfigured(UpstreamSpecError::Unknown(origin.to_owned())))?;
+        let upstream = self.upstream(&config).map_err(misconfigured)?;
+        let origin = self.format.origin(&upstream).clone();
         let credential_hosts = self.format.credential_hosts(&upstream).to_vec();
         let credentials = self.credentials.for_repository(
             &repo.name,
@@ -449,7 +478,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
     ) -> Result<UpstreamReport, UpstreamFailure> {
         let target = self.target(repo)?;
         let mut report = UpstreamReport {
-            upstream: self.format.origin(&target.upstream).to_owned(),
+            upstream: self.format.shown_origin(&target.upstream),
             reachable: false,
             authenticated: false,
             status: None,

@@ -62,7 +62,12 @@ pub trait RemoteFormat: Send + Sync + 'static {
 
     /// The upstream's URL: the access policy judges its origin, and the
     /// repository's credentials go there.
-    fn origin<'u>(&self, upstream: &'u Self::Upstream) -> &'u str;
+    fn origin<'u>(&self, upstream: &'u Self::Upstream) -> &'u Url;
+
+    /// The upstream's URL as reports show it.
+    fn shown_origin(&self, upstream: &Self::Upstream) -> String {
+        self.origin(upstream).to_string()
+    }
 
     /// Hosts (`host[:port]`) besides the origin that serve the upstream's
     /// content and may receive its credentials over https.

@@ -196,7 +196,11 @@ impl Fixture {
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let stores = entrepot_storage::testing::memory_stores().await.unwrap();
-        stores.metadata.create_project("default").await.unwrap();
+        stores
+            .metadata
+            .create_project(&"default".parse().unwrap())
+            .await
+            .unwrap();
         let remote = serde_json::from_value(serde_json::json!({ "upstream": upstream })).unwrap();
         RepositoryService::new(stores.metadata.clone())
             .create(
@@ -212,7 +216,7 @@ impl Fixture {
             .unwrap();
         let repo = stores
             .metadata
-            .get_repository("default", "up")
+            .get_repository(&"projects/default/repositories/up".parse().unwrap())
             .await
             .unwrap()
             .unwrap();

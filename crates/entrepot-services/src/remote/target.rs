@@ -15,8 +15,9 @@ use super::failure::{host_of, UpstreamFailure};
 pub struct Target<U> {
     /// The repository's resource name: the scope of its fills.
     pub repository: String,
-    /// The upstream as the format resolved it.
-    pub upstream: U,
+    /// The upstream as the format resolved it (once per specification, see
+    /// [`RemoteCache::target`](super::RemoteCache::target)).
+    pub upstream: Arc<U>,
     /// The repository's remote settings.
     pub config: RemoteConfig,
     /// The upstream's URL: the access policy judges its origin, and the
@@ -31,7 +32,7 @@ impl<U> Target<U> {
     /// over https, to `credential_hosts` (`host[:port]`).
     pub fn new(
         repository: String,
-        upstream: U,
+        upstream: Arc<U>,
         config: RemoteConfig,
         origin: Url,
         credentials: Arc<RepositoryCredentials>,
@@ -131,7 +132,7 @@ mod tests {
         ));
         Target::new(
             "projects/p/repositories/r".into(),
-            (),
+            Arc::new(()),
             c,
             Url::parse("https://index.example/simple/").unwrap(),
             credentials,

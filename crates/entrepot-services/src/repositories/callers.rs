@@ -3,7 +3,7 @@
 //! so no front-end repeats a check.
 
 use entrepot_domain::repository::RemoteConfig;
-use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryName};
+use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 
 use super::{CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
 use crate::access::{Permission, Principal, Resource};
@@ -115,7 +115,7 @@ impl RepositoryService {
         &self,
         caller: &Principal,
         project: &ProjectId,
-        page: &PageRequest<String>,
+        page: &PageRequest<RepositoryId>,
     ) -> Result<Page<Repository, String>, RepositoryError> {
         self.authorize(
             caller,
@@ -229,7 +229,11 @@ mod tests {
             &[7u8; 32],
         ));
         iam.bootstrap().await.unwrap();
-        stores.metadata.create_project("p").await.unwrap();
+        stores
+            .metadata
+            .create_project(&"p".parse().unwrap())
+            .await
+            .unwrap();
         let repositories =
             RepositoryService::new(stores.metadata.clone()).with_access_control(iam.clone());
         repositories
@@ -322,11 +326,15 @@ mod tests {
                 .await,
             "artifactregistry.repositories.create",
         );
-        let kept = stores.metadata.get_repository("p", "r").await.unwrap();
+        let kept = stores
+            .metadata
+            .get_repository(&"projects/p/repositories/r".parse().unwrap())
+            .await
+            .unwrap();
         assert_eq!(kept.map(|r| r.description), Some(String::new()));
         assert!(stores
             .metadata
-            .get_repository("p", "new")
+            .get_repository(&"projects/p/repositories/new".parse().unwrap())
             .await
             .unwrap()
             .is_none());
@@ -345,7 +353,11 @@ mod tests {
     #[tokio::test]
     async fn a_service_without_access_control_refuses_everyone() {
         let stores = memory_stores().await.unwrap();
-        stores.metadata.create_project("p").await.unwrap();
+        stores
+            .metadata
+            .create_project(&"p".parse().unwrap())
+            .await
+            .unwrap();
         let repositories = RepositoryService::new(stores.metadata.clone());
         denied(
             repositories

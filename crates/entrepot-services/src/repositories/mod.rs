@@ -103,14 +103,20 @@ pub struct CreateOptions {
 
 /// The base URL of a remote repository's upstream, as the access policy sees it.
 pub fn upstream_url(format: Format, remote: &RemoteConfig) -> Option<url::Url> {
+    resolve_upstream(format, remote).ok()
+}
+
+/// The upstream of a remote repository's settings, resolved by the rule of
+/// its format: the one place a specification is read here.
+fn resolve_upstream(
+    format: Format,
+    remote: &RemoteConfig,
+) -> Result<url::Url, entrepot_domain::upstream::UpstreamSpecError> {
     match format {
         Format::Docker => docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
-            .ok()
-            .and_then(|u| url::Url::parse(&u.base_url).ok()),
-        Format::Python if remote.upstream.eq_ignore_ascii_case("PYPI") => {
-            url::Url::parse("https://pypi.org").ok()
-        }
-        Format::Python => url::Url::parse(&remote.upstream).ok(),
+            .map(|u| u.base_url().clone()),
+        Format::Python => python_upstream(&remote.upstream, remote.allow_insecure_upstream)
+            .map(|u| u.index_url().clone()),
     }
 }
 
@@ -125,16 +131,7 @@ pub fn validate_secret_version(name: &str) -> Result<(), RepositoryError> {
 }
 
 fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), RepositoryError> {
-    match format {
-        Format::Docker => {
-            docker_upstream(&remote.upstream, remote.allow_insecure_upstream)
-                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
-        }
-        Format::Python => {
-            python_upstream(&remote.upstream, remote.allow_insecure_upstream)
-                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
-        }
-    }
+    resolve_upstream(format, remote).map_err(|e| RepositoryError::Invalid(e.to_string()))?;
     if let Some(v) = &remote.password_secret_version {
         validate_secret_version(v)?;
     }
@@ -268,11 +265,7 @@ impl RepositoryService {
             create_time: now.clone(),
             update_time: now,
         };
-        match self
-            .store
-            .create_repository(name.project.as_str(), name.repository.as_str(), &repo)
-            .await
-        {
+        match self.store.create_repository(name, &repo).await {
             Ok(()) => Ok(repo),
             Err(StoreError::AlreadyExists) => Err(RepositoryError::AlreadyExists(name.to_string())),
             Err(e) => Err(e.into()),
@@ -283,7 +276,7 @@ impl RepositoryService {
     /// authorized the request already.
     pub async fn get(&self, name: &RepositoryName) -> Result<Repository, RepositoryError> {
         self.store
-            .get_repository(name.project.as_str(), name.repository.as_str())
+            .get_repository(name)
             .await?
             .ok_or_else(|| RepositoryError::NotFound(name.to_string()))
     }
@@ -293,12 +286,12 @@ impl RepositoryService {
     async fn page(
         &self,
         project: &ProjectId,
-        page: &PageRequest<String>,
+        page: &PageRequest<RepositoryId>,
     ) -> Result<Page<Repository, String>, RepositoryError> {
         self.require_project(project).await?;
         let rows = self
             .store
-            .list_repositories(project.as_str(), page.after.as_deref(), page.limit())
+            .list_repositories(project, page.after.as_ref(), page.limit())
             .await?;
         Ok(Page::from_rows(rows, page, |r| {
             r.name.rsplit('/').next().unwrap_or_default().to_owned()
@@ -365,11 +358,7 @@ impl RepositoryService {
             }
         }
         repo.update_time = now_rfc3339();
-        if !self
-            .store
-            .update_repository(name.project.as_str(), name.repository.as_str(), &repo)
-            .await?
-        {
+        if !self.store.update_repository(name, &repo).await? {
             return Err(RepositoryError::NotFound(name.to_string()));
         }
         Ok(repo)
@@ -379,11 +368,7 @@ impl RepositoryService {
     /// transaction removes the repository and the policy together, so that
     /// a new repository of the same name never inherits its grants).
     async fn remove(&self, name: &RepositoryName) -> Result<(), RepositoryError> {
-        if self
-            .store
-            .delete_repository_with_policy(name.project.as_str(), name.repository.as_str())
-            .await?
-        {
+        if self.store.delete_repository_with_policy(name).await? {
             Ok(())
         } else {
             Err(RepositoryError::NotFound(name.to_string()))
@@ -391,7 +376,7 @@ impl RepositoryService {
     }
 
     async fn require_project(&self, project: &ProjectId) -> Result<(), RepositoryError> {
-        match self.store.get_project(project.as_str()).await? {
+        match self.store.get_project(project).await? {
             Some(_) => Ok(()),
             None => Err(RepositoryError::ProjectNotFound(project.to_string())),
         }

@@ -54,7 +54,7 @@ impl SecretService {
         let name: SecretVersionName = version.parse()?;
         let record = self
             .projects
-            .get_project(project_id.as_str())
+            .get_project(&project_id)
             .await?
             .ok_or_else(|| SecretError::ProjectNotFound(project.to_owned()))?;
         Ok((project_id, name, agent_of(record.number)))
@@ -191,11 +191,7 @@ impl SecretService {
         let secret = &name.secret;
         let sealed = self
             .store
-            .sealed_payload(
-                secret.project.as_str(),
-                secret.secret.as_str(),
-                record.number,
-            )
+            .sealed_payload(secret, record.number)
             .await?
             // Destroyed between the two reads.
             .ok_or_else(|| SecretError::VersionDestroyed(exact.to_string()))?;

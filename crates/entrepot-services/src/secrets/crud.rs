@@ -86,7 +86,7 @@ impl SecretService {
         &self,
         principal: &Principal,
         project: &ProjectId,
-        page: &PageRequest<String>,
+        page: &PageRequest<SecretId>,
     ) -> Result<Page<Secret, String>, SecretError> {
         self.list_matching(principal, project, page, |_| true).await
     }
@@ -100,7 +100,7 @@ impl SecretService {
         &self,
         principal: &Principal,
         project: &ProjectId,
-        page: &PageRequest<String>,
+        page: &PageRequest<SecretId>,
         matches: impl Fn(&Secret) -> bool + Send,
     ) -> Result<Page<Secret, String>, SecretError> {
         self.access
@@ -118,12 +118,11 @@ impl SecretService {
         loop {
             let rows = self
                 .store
-                .list_secrets(project.as_str(), after.as_deref(), page.limit())
+                .list_secrets(project, after.as_ref(), page.limit())
                 .await?;
             let exhausted = rows.len() < page.limit() as usize;
             for record in rows {
                 scanned += 1;
-                after = Some(record.id.clone());
                 let name = SecretName::new(
                     project.clone(),
                     record
@@ -131,6 +130,7 @@ impl SecretService {
                         .parse()
                         .map_err(|e: SecretNameError| StoreError::Corrupt(e.to_string()))?,
                 );
+                after = Some(name.secret.clone());
                 let Some(record) = self.observe(&name, record).await? else {
                     continue;
                 };
@@ -148,7 +148,10 @@ impl SecretService {
                 return Ok(Page { items, next: None });
             }
             if scanned >= MAX_SCANNED_PER_PAGE {
-                return Ok(Page { items, next: after });
+                return Ok(Page {
+                    items,
+                    next: after.map(|a| a.to_string()),
+                });
             }
         }
     }
@@ -214,12 +217,11 @@ impl SecretService {
         self.access
             .authorize(principal, Permission::SecretsDelete, &secret_resource(name))
             .await?;
-        let (project, id) = (name.project.as_str(), name.secret.as_str());
         let deleted = match etag.filter(|e| !e.is_empty()) {
-            None => self.store.delete_secret(project, id).await?,
+            None => self.store.delete_secret(name).await?,
             Some(given) => {
                 // One conditional step; on refusal, say why.
-                if !self.store.delete_secret_if_etag(project, id, given).await? {
+                if !self.store.delete_secret_if_etag(name, given).await? {
                     let record = self.require_secret(name).await?;
                     return Err(SecretError::StaleEtag {
                         secret: name.to_string(),

@@ -18,8 +18,8 @@ mod versions;
 use std::sync::Arc;
 
 use entrepot_domain::{
-    Labels, ProjectId, Replication, Rotation, Secret, SecretName, SecretNameError, SecretPayload,
-    SecretSettings, SecretVersion, SecretVersionName, VersionId, VersionState,
+    Labels, ProjectId, Replication, Rotation, Secret, SecretId, SecretName, SecretNameError,
+    SecretPayload, SecretSettings, SecretVersion, SecretVersionName, VersionId, VersionState,
 };
 use entrepot_storage::{
     AuditRecord, MetadataStore, SecretRecord, SecretStore, StoreError, VersionRecord,
@@ -191,7 +191,7 @@ impl SecretService {
     async fn require_secret(&self, name: &SecretName) -> Result<SecretRecord, SecretError> {
         let record = self
             .store
-            .get_secret(name.project.as_str(), name.secret.as_str())
+            .get_secret(name)
             .await?
             .ok_or_else(|| SecretError::NotFound(name.to_string()))?;
         self.observe(name, record)
@@ -210,11 +210,7 @@ impl SecretService {
         let now = self.clock.now_unix();
         let mut settings = settings::settings_of(&record)?;
         if settings::is_expired(&settings, now) {
-            if self
-                .store
-                .delete_secret(name.project.as_str(), name.secret.as_str())
-                .await?
-            {
+            if self.store.delete_secret(name).await? {
                 tracing::info!(secret = %name, "secret expired and was deleted");
             }
             return Ok(None);
@@ -255,7 +251,7 @@ impl SecretService {
     }
 
     async fn require_project(&self, project: &ProjectId) -> Result<(), SecretError> {
-        match self.projects.get_project(project.as_str()).await? {
+        match self.projects.get_project(project).await? {
             Some(_) => Ok(()),
             None => Err(SecretError::ProjectNotFound(project.to_string())),
         }
@@ -268,7 +264,15 @@ pub struct StoredSecrets(pub Arc<dyn SecretStore>);
 #[async_trait::async_trait]
 impl crate::iam::SecretDirectory for StoredSecrets {
     async fn secret_exists(&self, project: &str, secret: &str) -> Result<bool, StoreError> {
-        Ok(self.0.get_secret(project, secret).await?.is_some())
+        // An id that does not parse names no secret.
+        let (Ok(project), Ok(secret)) = (project.parse(), secret.parse()) else {
+            return Ok(false);
+        };
+        Ok(self
+            .0
+            .get_secret(&SecretName::new(project, secret))
+            .await?
+            .is_some())
     }
 }
 

@@ -33,7 +33,11 @@ impl AccessControl for DenyMallory {
 
 async fn service(access: Arc<dyn AccessControl>) -> SecretService {
     let stores = memory_stores().await.unwrap();
-    stores.metadata.create_project("demo").await.unwrap();
+    stores
+        .metadata
+        .create_project(&"demo".parse().unwrap())
+        .await
+        .unwrap();
     SecretService::new(
         stores.secrets,
         stores.metadata,
@@ -219,7 +223,11 @@ async fn every_access_attempt_is_audited() {
 async fn concurrent_adds_get_distinct_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let stores = file_stores(dir.path()).await.unwrap();
-    stores.metadata.create_project("demo").await.unwrap();
+    stores
+        .metadata
+        .create_project(&"demo".parse().unwrap())
+        .await
+        .unwrap();
     let svc = SecretService::new(
         stores.secrets,
         stores.metadata,
@@ -281,7 +289,11 @@ fn secret_bearing_types_redact_themselves_in_debug() {
 #[tokio::test]
 async fn rewrap_moves_every_data_key_to_the_new_primary() {
     let stores = memory_stores().await.unwrap();
-    stores.metadata.create_project("demo").await.unwrap();
+    stores
+        .metadata
+        .create_project(&"demo".parse().unwrap())
+        .await
+        .unwrap();
     let store = stores.secrets.clone();
     let dir = tempfile::tempdir().unwrap();
     let ring = Arc::new(FileKeyRing::open_or_create(&dir.path().join("master.key")).unwrap());
@@ -433,7 +445,11 @@ async fn refused_unauthenticated_attempts_get_one_row_per_minute_of_the_clock() 
 async fn an_expired_secret_stops_being_readable_and_is_deleted() {
     let clock = Arc::new(crate::clock::ManualClock::at(1_900_000_000));
     let stores = memory_stores().await.unwrap();
-    stores.metadata.create_project("demo").await.unwrap();
+    stores
+        .metadata
+        .create_project(&"demo".parse().unwrap())
+        .await
+        .unwrap();
     let svc = SecretService::new(
         stores.secrets.clone(),
         stores.metadata,
@@ -473,7 +489,11 @@ async fn an_expired_secret_stops_being_readable_and_is_deleted() {
     assert!(listed.items.is_empty());
     // Deleted in the store, not only hidden.
     assert_eq!(
-        stores.secrets.get_secret("demo", "tok").await.unwrap(),
+        stores
+            .secrets
+            .get_secret(&"projects/demo/secrets/tok".parse().unwrap())
+            .await
+            .unwrap(),
         None
     );
 
@@ -608,7 +628,7 @@ async fn filtered_listings_fill_whole_pages() {
         assert!(got.items.len() == 2 || got.next.is_none());
         seen.extend(got.items.into_iter().map(|s| s.name));
         match got.next {
-            Some(next) => page.after = Some(next),
+            Some(next) => page.after = Some(next.parse().unwrap()),
             None => break,
         }
     }

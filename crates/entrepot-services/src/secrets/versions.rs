@@ -84,12 +84,7 @@ impl SecretService {
         self.require_secret(name).await?;
         let rows = self
             .store
-            .list_versions(
-                name.project.as_str(),
-                name.secret.as_str(),
-                page.after,
-                page.limit(),
-            )
+            .list_versions(name, page.after, page.limit())
             .await?;
         Page::from_rows(rows, page, |v| v.number)
             .try_map(|record| version_from_record(name, record))
@@ -130,12 +125,7 @@ impl SecretService {
         let record = self.resolve(name).await?;
         let secret = &name.secret;
         self.store
-            .destroy_version(
-                secret.project.as_str(),
-                secret.secret.as_str(),
-                record.number,
-                &self.clock.now_rfc3339(),
-            )
+            .destroy_version(secret, record.number, &self.clock.now_rfc3339())
             .await?;
         tracing::info!(version = %number_name(secret, record.number), %principal, "secret version destroyed");
         self.version_by_number(secret, record.number).await
@@ -158,12 +148,7 @@ impl SecretService {
         let secret = &name.secret;
         if !self
             .store
-            .set_version_state(
-                secret.project.as_str(),
-                secret.secret.as_str(),
-                record.number,
-                state.as_str(),
-            )
+            .set_version_state(secret, record.number, state.as_str())
             .await?
         {
             return Err(SecretError::VersionDestroyed(
@@ -184,7 +169,7 @@ impl SecretService {
         // The number is part of the associated data, so it is chosen before sealing;
         // a concurrent add takes the number first and this one retries with the next.
         for _ in 0..16 {
-            let number = self.store.next_version_number(project, secret).await?;
+            let number = self.store.next_version_number(name).await?;
             let version_name = number_name(name, number).to_string();
             let sealed = crypto::seal(self.keys.as_ref(), &version_name, payload)?;
             let record = VersionRecord {
@@ -213,16 +198,15 @@ impl SecretService {
     ) -> Result<VersionRecord, SecretError> {
         let secret = &name.secret;
         self.require_secret(secret).await?;
-        let (project, id) = (secret.project.as_str(), secret.secret.as_str());
         match name.version {
             VersionId::Latest => self
                 .store
-                .latest_enabled_version(project, id)
+                .latest_enabled_version(secret)
                 .await?
                 .ok_or_else(|| SecretError::NoEnabledVersion(secret.to_string())),
             VersionId::Number(n) => self
                 .store
-                .get_version(project, id, n as i64)
+                .get_version(secret, n as i64)
                 .await?
                 .ok_or_else(|| SecretError::VersionNotFound(name.to_string())),
         }
@@ -235,7 +219,7 @@ impl SecretService {
     ) -> Result<SecretVersion, SecretError> {
         let record = self
             .store
-            .get_version(secret.project.as_str(), secret.secret.as_str(), number)
+            .get_version(secret, number)
             .await?
             .ok_or_else(|| SecretError::VersionNotFound(number_name(secret, number).to_string()))?;
         version_from_record(secret, record)

@@ -63,6 +63,10 @@ pub(crate) async fn racing_first_policies_let_one_win(s: &Stores) {
 
 /// When a tag was last confirmed upstream is kept per image and tag, and
 /// moves with each confirmation.
+fn tag(t: &str) -> entrepot_domain::Tag {
+    t.parse().unwrap()
+}
+
 pub(crate) async fn tag_checks_are_kept_per_tag(s: &Stores) {
     let store = &*s.cache;
     let image = |name: &str| ImageRef {
@@ -71,30 +75,39 @@ pub(crate) async fn tag_checks_are_kept_per_tag(s: &Stores) {
         image: name.into(),
     };
     let (alpine, busybox) = (image("library/alpine"), image("library/busybox"));
-    assert_eq!(store.tag_checked_at(&alpine, "latest").await.unwrap(), None);
+    assert_eq!(
+        store.tag_checked_at(&alpine, &tag("latest")).await.unwrap(),
+        None
+    );
     store
-        .mark_tag_checked(&alpine, "latest", 100)
+        .mark_tag_checked(&alpine, &tag("latest"), 100)
         .await
         .unwrap();
-    store.mark_tag_checked(&alpine, "3.20", 150).await.unwrap();
+    store
+        .mark_tag_checked(&alpine, &tag("3.20"), 150)
+        .await
+        .unwrap();
     assert_eq!(
-        store.tag_checked_at(&alpine, "latest").await.unwrap(),
+        store.tag_checked_at(&alpine, &tag("latest")).await.unwrap(),
         Some(100)
     );
     store
-        .mark_tag_checked(&alpine, "latest", 200)
+        .mark_tag_checked(&alpine, &tag("latest"), 200)
         .await
         .unwrap();
     assert_eq!(
-        store.tag_checked_at(&alpine, "latest").await.unwrap(),
+        store.tag_checked_at(&alpine, &tag("latest")).await.unwrap(),
         Some(200)
     );
     assert_eq!(
-        store.tag_checked_at(&alpine, "3.20").await.unwrap(),
+        store.tag_checked_at(&alpine, &tag("3.20")).await.unwrap(),
         Some(150)
     );
     assert_eq!(
-        store.tag_checked_at(&busybox, "latest").await.unwrap(),
+        store
+            .tag_checked_at(&busybox, &tag("latest"))
+            .await
+            .unwrap(),
         None
     );
 }

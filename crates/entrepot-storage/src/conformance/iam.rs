@@ -3,6 +3,7 @@
 use entrepot_domain::iam::{Member, Policy, EMPTY_POLICY_ETAG, OWNER};
 
 use super::walk;
+use crate::conformance::pid;
 use crate::iam::*;
 use crate::metadata::StoreError;
 use crate::Stores;
@@ -56,7 +57,7 @@ pub(crate) async fn users_accounts_and_tokens_round_trip(s: &Stores) {
     let alice = store.get_user("alice@example.com").await.unwrap().unwrap();
     assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$x"));
     assert!(!format!("{alice:?}").contains("argon2"));
-    s.metadata.create_project("p").await.unwrap();
+    s.metadata.create_project(&pid("p")).await.unwrap();
     let account = account("p", "ci");
     store.create_service_account(&account).await.unwrap();
     assert!(matches!(
@@ -136,7 +137,7 @@ pub(crate) async fn user_and_service_account_pages_follow_their_keys(s: &Stores)
     assert_eq!(seen, expected);
 
     for project in ["p", "q"] {
-        s.metadata.create_project(project).await.unwrap();
+        s.metadata.create_project(&pid(project)).await.unwrap();
     }
     for name in ["c", "a", "e", "b", "d"] {
         store
@@ -168,7 +169,7 @@ pub(crate) async fn user_and_service_account_pages_follow_their_keys(s: &Stores)
 /// was removed from get a new etag; other members keep their roles.
 pub(crate) async fn deleting_a_principal_revokes_its_tokens_and_grants(s: &Stores) {
     let store = &*s.iam;
-    s.metadata.create_project("p").await.unwrap();
+    s.metadata.create_project(&pid("p")).await.unwrap();
     let bob = Member::User("bob@example.com".into());
     let ci = Member::ServiceAccount("ci@p.iam.entrepot".into());
     store.create_user("bob@example.com", None).await.unwrap();

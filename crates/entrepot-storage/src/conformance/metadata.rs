@@ -5,6 +5,7 @@ use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Digest, Format, Mode, Repository};
 
 use super::walk;
+use crate::conformance::{pid, rid, rname};
 use crate::metadata::*;
 use crate::python::{CachedIndexPage, PythonFileRecord, PythonRepo, RemoteFileRecord};
 use crate::Stores;
@@ -56,18 +57,18 @@ fn upload(id: &str, update_time: i64) -> UploadRecord {
 /// agent's identity is made of it).
 pub(crate) async fn projects_are_create_only(s: &Stores) {
     let store = &*s.metadata;
-    assert_eq!(store.get_project("p").await.unwrap(), None);
-    let p = store.create_project("p").await.unwrap();
+    assert_eq!(store.get_project(&pid("p")).await.unwrap(), None);
+    let p = store.create_project(&pid("p")).await.unwrap();
     assert_eq!(p.id, "p");
     assert!(p.number > 0);
     assert!(matches!(
-        store.create_project("p").await,
+        store.create_project(&pid("p")).await,
         Err(StoreError::AlreadyExists)
     ));
-    let q = store.create_project("q").await.unwrap();
+    let q = store.create_project(&pid("q")).await.unwrap();
     assert_ne!(p.number, q.number);
     // The refused second creation changed nothing.
-    assert_eq!(store.get_project("p").await.unwrap(), Some(p));
+    assert_eq!(store.get_project(&pid("p")).await.unwrap(), Some(p));
 }
 
 /// Projects page by id after the cursor; a project created behind the cursor
@@ -75,14 +76,20 @@ pub(crate) async fn projects_are_create_only(s: &Stores) {
 pub(crate) async fn project_pages_follow_id_order_while_projects_are_added(s: &Stores) {
     let store = &*s.metadata;
     for i in 0..10 {
-        store.create_project(&format!("p{i:02}")).await.unwrap();
+        store
+            .create_project(&pid(&format!("p{i:02}")))
+            .await
+            .unwrap();
     }
     let seen = walk(3, async |after: Option<String>, n| {
         if n == 1 {
-            store.create_project("a-behind").await.unwrap();
-            store.create_project("z-ahead").await.unwrap();
+            store.create_project(&pid("a-behind")).await.unwrap();
+            store.create_project(&pid("z-ahead")).await.unwrap();
         }
-        let page = store.list_projects(after.as_deref(), 3).await.unwrap();
+        let page = store
+            .list_projects(after.map(|a| pid(&a)).as_ref(), 3)
+            .await
+            .unwrap();
         page.into_iter().map(|p| p.id).collect()
     })
     .await;
@@ -98,8 +105,8 @@ pub(crate) async fn project_pages_follow_id_order_while_projects_are_added(s: &S
 /// fields only, and report whether the repository exists.
 pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
     let store = &*s.metadata;
-    store.create_project("p").await.unwrap();
-    store.create_project("q").await.unwrap();
+    store.create_project(&pid("p")).await.unwrap();
+    store.create_project(&pid("q")).await.unwrap();
     let mut remote = repository("p", "hub", "Docker Hub");
     remote.mode = Mode::RemoteRepository;
     remote.remote_repository_config = Some(RemoteConfig {
@@ -111,20 +118,26 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
         allow_insecure_upstream: false,
         allow_cached_from_blocked: false,
     });
-    assert_eq!(store.get_repository("p", "hub").await.unwrap(), None);
-    store.create_repository("p", "hub", &remote).await.unwrap();
+    assert_eq!(
+        store.get_repository(&rname("p", "hub")).await.unwrap(),
+        None
+    );
+    store
+        .create_repository(&rname("p", "hub"), &remote)
+        .await
+        .unwrap();
     assert!(matches!(
         store
-            .create_repository("p", "hub", &repository("p", "hub", "again"))
+            .create_repository(&rname("p", "hub"), &repository("p", "hub", "again"))
             .await,
         Err(StoreError::AlreadyExists)
     ));
     store
-        .create_repository("q", "hub", &repository("q", "hub", "other"))
+        .create_repository(&rname("q", "hub"), &repository("q", "hub", "other"))
         .await
         .unwrap();
     assert_eq!(
-        store.get_repository("p", "hub").await.unwrap(),
+        store.get_repository(&rname("p", "hub")).await.unwrap(),
         Some(remote.clone())
     );
 
@@ -140,19 +153,25 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
     attempt.format = Format::Python;
     attempt.mode = Mode::StandardRepository;
     attempt.create_time = "2030-01-01T00:00:00Z".into();
-    assert!(store.update_repository("p", "hub", &attempt).await.unwrap());
+    assert!(store
+        .update_repository(&rname("p", "hub"), &attempt)
+        .await
+        .unwrap());
     assert_eq!(
-        store.get_repository("p", "hub").await.unwrap(),
+        store.get_repository(&rname("p", "hub")).await.unwrap(),
         Some(changed)
     );
     assert!(!store
-        .update_repository("p", "absent", &repository("p", "absent", ""))
+        .update_repository(&rname("p", "absent"), &repository("p", "absent", ""))
         .await
         .unwrap());
-    assert_eq!(store.get_repository("p", "absent").await.unwrap(), None);
+    assert_eq!(
+        store.get_repository(&rname("p", "absent")).await.unwrap(),
+        None
+    );
     assert_eq!(
         store
-            .get_repository("q", "hub")
+            .get_repository(&rname("q", "hub"))
             .await
             .unwrap()
             .map(|r| r.description),
@@ -164,31 +183,31 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
 /// cursor is not seen, one created ahead of it is, one created behind is not.
 pub(crate) async fn repository_pages_stay_stable_while_repositories_come_and_go(s: &Stores) {
     let store = &*s.metadata;
-    store.create_project("p").await.unwrap();
-    store.create_project("q").await.unwrap();
+    store.create_project(&pid("p")).await.unwrap();
+    store.create_project(&pid("q")).await.unwrap();
     for i in 0..10 {
         let id = format!("r{i:02}");
         store
-            .create_repository("p", &id, &repository("p", &id, ""))
+            .create_repository(&rname("p", &id), &repository("p", &id, ""))
             .await
             .unwrap();
     }
     store
-        .create_repository("q", "r05x", &repository("q", "r05x", ""))
+        .create_repository(&rname("q", "r05x"), &repository("q", "r05x", ""))
         .await
         .unwrap();
     let seen = walk(4, async |after: Option<String>, n| {
         if n == 1 {
             for id in ["a-behind", "r05a", "zz"] {
                 store
-                    .create_repository("p", id, &repository("p", id, ""))
+                    .create_repository(&rname("p", id), &repository("p", id, ""))
                     .await
                     .unwrap();
             }
-            assert!(store.delete_repository("p", "r08").await.unwrap());
+            assert!(store.delete_repository(&rname("p", "r08")).await.unwrap());
         }
         let page = store
-            .list_repositories("p", after.as_deref(), 4)
+            .list_repositories(&pid("p"), after.map(|a| rid(&a)).as_ref(), 4)
             .await
             .unwrap();
         assert!(page
@@ -204,7 +223,7 @@ pub(crate) async fn repository_pages_stay_stable_while_repositories_come_and_go(
         ["r00", "r01", "r02", "r03", "r04", "r05", "r05a", "r06", "r07", "r09", "zz"]
     );
     assert!(store
-        .list_repositories("absent", None, 10)
+        .list_repositories(&pid("absent"), None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -215,10 +234,10 @@ pub(crate) async fn repository_pages_stay_stable_while_repositories_come_and_go(
 /// can then be created again, empty.
 pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
     let store = &*s.metadata;
-    store.create_project("p").await.unwrap();
+    store.create_project(&pid("p")).await.unwrap();
     for id in ["r", "other"] {
         store
-            .create_repository("p", id, &repository("p", id, ""))
+            .create_repository(&rname("p", id), &repository("p", id, ""))
             .await
             .unwrap();
     }
@@ -273,9 +292,9 @@ pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
         .await
         .unwrap();
 
-    assert!(store.delete_repository("p", "r").await.unwrap());
-    assert!(!store.delete_repository("p", "r").await.unwrap());
-    assert_eq!(store.get_repository("p", "r").await.unwrap(), None);
+    assert!(store.delete_repository(&rname("p", "r")).await.unwrap());
+    assert!(!store.delete_repository(&rname("p", "r")).await.unwrap());
+    assert_eq!(store.get_repository(&rname("p", "r")).await.unwrap(), None);
     assert!(store
         .manifest_by_tag(&gone, "latest")
         .await
@@ -313,7 +332,7 @@ pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
     );
     // Created again, the repository starts empty.
     store
-        .create_repository("p", "r", &repository("p", "r", "new"))
+        .create_repository(&rname("p", "r"), &repository("p", "r", "new"))
         .await
         .unwrap();
     assert!(store
@@ -566,9 +585,9 @@ pub(crate) async fn tags_are_put_moved_and_deleted(s: &Stores) {
 /// manifest deleted, a repository changed, deleted and created again.
 pub(crate) async fn reads_follow_every_write(s: &Stores) {
     let store = &*s.metadata;
-    store.create_project("p").await.unwrap();
+    store.create_project(&pid("p")).await.unwrap();
     store
-        .create_repository("p", "r", &repository("p", "r", "one"))
+        .create_repository(&rname("p", "r"), &repository("p", "r", "one"))
         .await
         .unwrap();
     let image = image("p", "r", "app");
@@ -595,28 +614,31 @@ pub(crate) async fn reads_follow_every_write(s: &Stores) {
     // The repository changes, then goes with its content.
     let desc = |r: Option<Repository>| r.map(|r| r.description);
     assert_eq!(
-        desc(store.get_repository("p", "r").await.unwrap()),
+        desc(store.get_repository(&rname("p", "r")).await.unwrap()),
         Some("one".into())
     );
     store
-        .update_repository("p", "r", &repository("p", "r", "two"))
+        .update_repository(&rname("p", "r"), &repository("p", "r", "two"))
         .await
         .unwrap();
     assert_eq!(
-        desc(store.get_repository("p", "r").await.unwrap()),
+        desc(store.get_repository(&rname("p", "r")).await.unwrap()),
         Some("two".into())
     );
     store.put_manifest(&image, &m2, Some("t")).await.unwrap();
     assert_eq!(tagged().await, Some(m2.digest.clone()));
-    assert!(store.delete_repository("p", "r").await.unwrap());
-    assert_eq!(desc(store.get_repository("p", "r").await.unwrap()), None);
+    assert!(store.delete_repository(&rname("p", "r")).await.unwrap());
+    assert_eq!(
+        desc(store.get_repository(&rname("p", "r")).await.unwrap()),
+        None
+    );
     assert_eq!(tagged().await, None);
     store
-        .create_repository("p", "r", &repository("p", "r", "three"))
+        .create_repository(&rname("p", "r"), &repository("p", "r", "three"))
         .await
         .unwrap();
     assert_eq!(
-        desc(store.get_repository("p", "r").await.unwrap()),
+        desc(store.get_repository(&rname("p", "r")).await.unwrap()),
         Some("three".into())
     );
     assert_eq!(tagged().await, None);

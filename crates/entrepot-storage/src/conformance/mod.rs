@@ -18,6 +18,29 @@ pub(crate) mod python;
 pub(crate) mod secrets;
 pub(crate) mod workflows;
 
+/// A project id the suite names.
+pub(crate) fn pid(id: &str) -> entrepot_domain::ProjectId {
+    id.parse().unwrap()
+}
+
+/// A repository id the suite names.
+pub(crate) fn rid(id: &str) -> entrepot_domain::RepositoryId {
+    id.parse().unwrap()
+}
+
+/// The repository `projects/{project}/repositories/{id}`.
+pub(crate) fn rname(project: &str, id: &str) -> entrepot_domain::RepositoryName {
+    entrepot_domain::RepositoryName::new(pid(project), rid(id))
+}
+
+/// The secret `projects/{project}/secrets/{id}`.
+pub(crate) fn sname(project: &str, id: &str) -> entrepot_domain::SecretName {
+    entrepot_domain::SecretName {
+        project: pid(project),
+        secret: id.parse().unwrap(),
+    }
+}
+
 /// Walk a keyset listing in pages of `size`: `page(after, n)` reads page `n`
 /// (from 0) after the key `after` and returns the keys on it. Returns every
 /// key in the order seen; checks that no page is larger than `size`.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use entrepot_domain::iam::{Member, Policy, OWNER};
 
 use super::walk;
+use crate::conformance::{pid, sname};
 use crate::metadata::StoreError;
 use crate::secrets::*;
 use crate::Stores;
@@ -56,7 +57,7 @@ fn audit(resource: &str, version: &str) -> AuditRecord {
 
 /// The project `demo` with the secret `tok`, which cannot be created twice.
 async fn with_secret(s: &Stores) {
-    s.metadata.create_project("demo").await.unwrap();
+    s.metadata.create_project(&pid("demo")).await.unwrap();
     s.secrets.create_secret(&secret("tok")).await.unwrap();
     assert!(matches!(
         s.secrets.create_secret(&secret("tok")).await,
@@ -77,12 +78,12 @@ pub(crate) async fn secret_updates_need_the_current_etag(s: &Stores) {
     };
     assert!(!store.update_secret(&updated, "\"stale\"").await.unwrap());
     assert_eq!(
-        store.get_secret("demo", "tok").await.unwrap(),
+        store.get_secret(&sname("demo", "tok")).await.unwrap(),
         Some(secret("tok"))
     );
     assert!(store.update_secret(&updated, "\"1\"").await.unwrap());
     assert_eq!(
-        store.get_secret("demo", "tok").await.unwrap(),
+        store.get_secret(&sname("demo", "tok")).await.unwrap(),
         Some(updated.clone())
     );
     // The old etag is spent.
@@ -94,17 +95,21 @@ pub(crate) async fn secret_updates_need_the_current_etag(s: &Stores) {
     assert!(!store.update_secret(&absent, "\"2\"").await.unwrap());
     // A conditional delete needs the current etag too.
     assert!(!store
-        .delete_secret_if_etag("demo", "tok", "\"1\"")
+        .delete_secret_if_etag(&sname("demo", "tok"), "\"1\"")
         .await
         .unwrap());
-    assert!(store.get_secret("demo", "tok").await.unwrap().is_some());
     assert!(store
-        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .get_secret(&sname("demo", "tok"))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .delete_secret_if_etag(&sname("demo", "tok"), "\"2\"")
         .await
         .unwrap());
-    assert_eq!(store.get_secret("demo", "tok").await.unwrap(), None);
+    assert_eq!(store.get_secret(&sname("demo", "tok")).await.unwrap(), None);
     assert!(!store
-        .delete_secret_if_etag("demo", "tok", "\"2\"")
+        .delete_secret_if_etag(&sname("demo", "tok"), "\"2\"")
         .await
         .unwrap());
 }
@@ -115,29 +120,32 @@ pub(crate) async fn secrets_are_create_only_and_relabelled(s: &Stores) {
     with_secret(s).await;
     let store = &*s.secrets;
     assert_eq!(
-        store.get_secret("demo", "tok").await.unwrap(),
+        store.get_secret(&sname("demo", "tok")).await.unwrap(),
         Some(secret("tok"))
     );
-    assert_eq!(store.get_secret("demo", "absent").await.unwrap(), None);
+    assert_eq!(
+        store.get_secret(&sname("demo", "absent")).await.unwrap(),
+        None
+    );
     let labels = BTreeMap::from([("team".to_owned(), "infra".to_owned())]);
     assert!(store
-        .update_secret_labels("demo", "tok", &labels)
+        .update_secret_labels(&sname("demo", "tok"), &labels)
         .await
         .unwrap());
     assert!(!store
-        .update_secret_labels("demo", "absent", &labels)
+        .update_secret_labels(&sname("demo", "absent"), &labels)
         .await
         .unwrap());
     assert_eq!(
         store
-            .get_secret("demo", "tok")
+            .get_secret(&sname("demo", "tok"))
             .await
             .unwrap()
             .unwrap()
             .labels,
         labels
     );
-    s.metadata.create_project("other").await.unwrap();
+    s.metadata.create_project(&pid("other")).await.unwrap();
     store
         .create_secret(&SecretRecord {
             project: "other".into(),
@@ -150,7 +158,7 @@ pub(crate) async fn secrets_are_create_only_and_relabelled(s: &Stores) {
     }
     let seen = walk(2, async |after: Option<String>, _| {
         let page = store
-            .list_secrets("demo", after.as_deref(), 2)
+            .list_secrets(&pid("demo"), after.map(|a| a.parse().unwrap()).as_ref(), 2)
             .await
             .unwrap();
         assert!(page.iter().all(|s| s.project == "demo"));
@@ -164,17 +172,29 @@ pub(crate) async fn secrets_are_create_only_and_relabelled(s: &Stores) {
 pub(crate) async fn versions_number_from_one_and_latest_skips_disabled(s: &Stores) {
     with_secret(s).await;
     let store = &*s.secrets;
-    assert_eq!(store.next_version_number("demo", "tok").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .next_version_number(&sname("demo", "tok"))
+            .await
+            .unwrap(),
+        1
+    );
     store.insert_version(&version(1), &sealed(1)).await.unwrap();
     assert!(matches!(
         store.insert_version(&version(1), &sealed(1)).await,
         Err(StoreError::AlreadyExists)
     ));
-    assert_eq!(store.next_version_number("demo", "tok").await.unwrap(), 2);
+    assert_eq!(
+        store
+            .next_version_number(&sname("demo", "tok"))
+            .await
+            .unwrap(),
+        2
+    );
     store.insert_version(&version(2), &sealed(2)).await.unwrap();
     assert_eq!(
         store
-            .latest_enabled_version("demo", "tok")
+            .latest_enabled_version(&sname("demo", "tok"))
             .await
             .unwrap()
             .unwrap()
@@ -182,12 +202,12 @@ pub(crate) async fn versions_number_from_one_and_latest_skips_disabled(s: &Store
         2
     );
     assert!(store
-        .set_version_state("demo", "tok", 2, "DISABLED")
+        .set_version_state(&sname("demo", "tok"), 2, "DISABLED")
         .await
         .unwrap());
     assert_eq!(
         store
-            .latest_enabled_version("demo", "tok")
+            .latest_enabled_version(&sname("demo", "tok"))
             .await
             .unwrap()
             .unwrap()
@@ -196,7 +216,7 @@ pub(crate) async fn versions_number_from_one_and_latest_skips_disabled(s: &Store
     );
     assert_eq!(
         store
-            .get_version("demo", "tok", 2)
+            .get_version(&sname("demo", "tok"), 2)
             .await
             .unwrap()
             .unwrap()
@@ -205,15 +225,18 @@ pub(crate) async fn versions_number_from_one_and_latest_skips_disabled(s: &Store
     );
     // A disabled version keeps its payload: it can be enabled again.
     assert_eq!(
-        store.sealed_payload("demo", "tok", 2).await.unwrap(),
+        store
+            .sealed_payload(&sname("demo", "tok"), 2)
+            .await
+            .unwrap(),
         Some(sealed(2))
     );
     assert!(!store
-        .set_version_state("demo", "tok", 9, "ENABLED")
+        .set_version_state(&sname("demo", "tok"), 9, "ENABLED")
         .await
         .unwrap());
     let numbers: Vec<i64> = store
-        .list_versions("demo", "tok", None, 10)
+        .list_versions(&sname("demo", "tok"), None, 10)
         .await
         .unwrap()
         .iter()
@@ -221,11 +244,14 @@ pub(crate) async fn versions_number_from_one_and_latest_skips_disabled(s: &Store
         .collect();
     assert_eq!(numbers, [2, 1]);
     assert!(store
-        .set_version_state("demo", "tok", 1, "DISABLED")
+        .set_version_state(&sname("demo", "tok"), 1, "DISABLED")
         .await
         .unwrap());
     assert_eq!(
-        store.latest_enabled_version("demo", "tok").await.unwrap(),
+        store
+            .latest_enabled_version(&sname("demo", "tok"))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -239,7 +265,10 @@ pub(crate) async fn racing_version_inserts_take_one_number_each(s: &Stores) {
             let store = s.secrets.clone();
             tokio::spawn(async move {
                 loop {
-                    let number = store.next_version_number("demo", "tok").await.unwrap();
+                    let number = store
+                        .next_version_number(&sname("demo", "tok"))
+                        .await
+                        .unwrap();
                     match store.insert_version(&version(number), &sealed(i)).await {
                         Ok(()) => return (number, i),
                         Err(StoreError::AlreadyExists) => continue,
@@ -260,7 +289,7 @@ pub(crate) async fn racing_version_inserts_take_one_number_each(s: &Stores) {
     for (number, tag) in taken {
         let payload = s
             .secrets
-            .sealed_payload("demo", "tok", number)
+            .sealed_payload(&sname("demo", "tok"), number)
             .await
             .unwrap();
         assert_eq!(payload, Some(sealed(tag)));
@@ -282,13 +311,16 @@ pub(crate) async fn version_pages_walk_newest_first(s: &Stores) {
             // Added during the walk, above the cursor: not on later pages.
             store.insert_version(&version(8), &sealed(8)).await.unwrap();
         }
-        let page = store.list_versions("demo", "tok", before, 3).await.unwrap();
+        let page = store
+            .list_versions(&sname("demo", "tok"), before, 3)
+            .await
+            .unwrap();
         page.into_iter().map(|v| v.number).collect()
     })
     .await;
     assert_eq!(seen, [7, 6, 5, 4, 3, 2, 1]);
     assert!(store
-        .list_versions("demo", "other", None, 3)
+        .list_versions(&sname("demo", "other"), None, 3)
         .await
         .unwrap()
         .is_empty());
@@ -301,31 +333,48 @@ pub(crate) async fn destroy_wipes_the_sealed_payload_for_good(s: &Stores) {
     let store = &*s.secrets;
     store.insert_version(&version(1), &sealed(1)).await.unwrap();
     assert!(store
-        .destroy_version("demo", "tok", 1, "2026-01-02T00:00:00Z")
+        .destroy_version(&sname("demo", "tok"), 1, "2026-01-02T00:00:00Z")
         .await
         .unwrap());
-    assert_eq!(store.sealed_payload("demo", "tok", 1).await.unwrap(), None);
-    let v = store.get_version("demo", "tok", 1).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .sealed_payload(&sname("demo", "tok"), 1)
+            .await
+            .unwrap(),
+        None
+    );
+    let v = store
+        .get_version(&sname("demo", "tok"), 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.state, "DESTROYED");
     assert_eq!(v.destroy_time.as_deref(), Some("2026-01-02T00:00:00Z"));
     assert!(!store
-        .set_version_state("demo", "tok", 1, "ENABLED")
+        .set_version_state(&sname("demo", "tok"), 1, "ENABLED")
         .await
         .unwrap());
     assert!(store.wrapped_keys().await.unwrap().is_empty());
     assert_eq!(
-        store.latest_enabled_version("demo", "tok").await.unwrap(),
+        store
+            .latest_enabled_version(&sname("demo", "tok"))
+            .await
+            .unwrap(),
         None
     );
     // Destroying again keeps the first destruction time.
     store
-        .destroy_version("demo", "tok", 1, "2026-01-03T00:00:00Z")
+        .destroy_version(&sname("demo", "tok"), 1, "2026-01-03T00:00:00Z")
         .await
         .unwrap();
-    let v = store.get_version("demo", "tok", 1).await.unwrap().unwrap();
+    let v = store
+        .get_version(&sname("demo", "tok"), 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.destroy_time.as_deref(), Some("2026-01-02T00:00:00Z"));
     assert!(!store
-        .destroy_version("demo", "tok", 2, "2026-01-03T00:00:00Z")
+        .destroy_version(&sname("demo", "tok"), 2, "2026-01-03T00:00:00Z")
         .await
         .unwrap());
 }
@@ -353,16 +402,31 @@ pub(crate) async fn deleting_a_secret_takes_its_versions_and_policy(s: &Stores) 
     let kept = "projects/demo/secrets/kept";
     assert!(s.iam.set_policy(kept, &policy, None).await.unwrap());
 
-    assert!(store.delete_secret("demo", "tok").await.unwrap());
-    assert!(!store.delete_secret("demo", "tok").await.unwrap());
-    assert_eq!(store.get_secret("demo", "tok").await.unwrap(), None);
+    assert!(store.delete_secret(&sname("demo", "tok")).await.unwrap());
+    assert!(!store.delete_secret(&sname("demo", "tok")).await.unwrap());
+    assert_eq!(store.get_secret(&sname("demo", "tok")).await.unwrap(), None);
     assert_eq!(s.iam.get_policy(resource).await.unwrap(), Policy::default());
     assert_eq!(s.iam.get_policy(kept).await.unwrap().etag, "e1");
     assert!(store.wrapped_keys().await.unwrap().is_empty());
     store.create_secret(&secret("tok")).await.unwrap();
-    assert_eq!(store.next_version_number("demo", "tok").await.unwrap(), 1);
-    assert_eq!(store.get_version("demo", "tok", 1).await.unwrap(), None);
-    assert_eq!(store.sealed_payload("demo", "tok", 1).await.unwrap(), None);
+    assert_eq!(
+        store
+            .next_version_number(&sname("demo", "tok"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.get_version(&sname("demo", "tok"), 1).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .sealed_payload(&sname("demo", "tok"), 1)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         store
             .list_audit("demo", None, None, 10)
@@ -392,7 +456,7 @@ pub(crate) async fn wrapped_keys_are_replaced_only_if_unchanged(s: &Stores) {
     );
     assert_eq!(store.replace_wrapped_keys(&[(old, new)]).await.unwrap(), 0);
     let payload = store
-        .sealed_payload("demo", "tok", 1)
+        .sealed_payload(&sname("demo", "tok"), 1)
         .await
         .unwrap()
         .unwrap();
@@ -447,7 +511,7 @@ pub(crate) async fn audit_log_filters_by_resource_prefix(s: &Stores) {
         .await
         .unwrap()
         .is_empty());
-    assert!(store.delete_secret("demo", "tok").await.unwrap());
+    assert!(store.delete_secret(&sname("demo", "tok")).await.unwrap());
     assert_eq!(
         store
             .list_audit("demo", None, None, 10)

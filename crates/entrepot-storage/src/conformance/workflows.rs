@@ -5,6 +5,7 @@
 use entrepot_domain::iam::{Member, Policy, EMPTY_POLICY_ETAG, OWNER};
 
 use super::metadata::repository;
+use crate::conformance::{pid, rname};
 use crate::metadata::StoreError;
 use crate::Stores;
 
@@ -22,9 +23,9 @@ fn owned_by(etag: &str, member: &str) -> Policy {
 /// not there leaves the policy stored under its name as it was; a new
 /// repository of the deleted one's name starts with no grants.
 pub(crate) async fn deleting_a_repository_takes_its_policy_or_nothing(s: &Stores) {
-    s.metadata.create_project("p").await.unwrap();
+    s.metadata.create_project(&pid("p")).await.unwrap();
     s.metadata
-        .create_repository("p", "r", &repository("p", "r", ""))
+        .create_repository(&rname("p", "r"), &repository("p", "r", ""))
         .await
         .unwrap();
     let (own, missing, project) = (
@@ -42,17 +43,22 @@ pub(crate) async fn deleting_a_repository_takes_its_policy_or_nothing(s: &Stores
 
     assert!(!s
         .metadata
-        .delete_repository_with_policy("p", "gone")
+        .delete_repository_with_policy(&rname("p", "gone"))
         .await
         .unwrap());
     assert_eq!(s.iam.get_policy(missing).await.unwrap().etag, "e1");
 
     assert!(s
         .metadata
-        .delete_repository_with_policy("p", "r")
+        .delete_repository_with_policy(&rname("p", "r"))
         .await
         .unwrap());
-    assert!(s.metadata.get_repository("p", "r").await.unwrap().is_none());
+    assert!(s
+        .metadata
+        .get_repository(&rname("p", "r"))
+        .await
+        .unwrap()
+        .is_none());
     let forgotten = s.iam.get_policy(own).await.unwrap();
     assert!(forgotten.bindings.is_empty(), "{forgotten:?}");
     assert_eq!(forgotten.etag, EMPTY_POLICY_ETAG);
@@ -60,13 +66,13 @@ pub(crate) async fn deleting_a_repository_takes_its_policy_or_nothing(s: &Stores
     assert_eq!(s.iam.get_policy(project).await.unwrap().etag, "e1");
 
     s.metadata
-        .create_repository("p", "r", &repository("p", "r", ""))
+        .create_repository(&rname("p", "r"), &repository("p", "r", ""))
         .await
         .unwrap();
     assert!(s.iam.get_policy(own).await.unwrap().bindings.is_empty());
     assert!(!s
         .metadata
-        .delete_repository_with_policy("p", "r-never")
+        .delete_repository_with_policy(&rname("p", "r-never"))
         .await
         .unwrap());
 }
@@ -77,16 +83,19 @@ pub(crate) async fn creating_a_project_with_its_policy_is_all_or_nothing(s: &Sto
     let alice = owned_by("e1", "user:alice@example.com");
     let created = s
         .metadata
-        .create_project_with_policy("p", &alice)
+        .create_project_with_policy(&pid("p"), &alice)
         .await
         .unwrap();
     assert_eq!(created.id, "p");
-    assert_eq!(s.metadata.get_project("p").await.unwrap(), Some(created));
+    assert_eq!(
+        s.metadata.get_project(&pid("p")).await.unwrap(),
+        Some(created)
+    );
     assert_eq!(s.iam.get_policy("projects/p").await.unwrap(), alice);
 
     let bob = owned_by("e2", "user:bob@example.com");
     assert!(matches!(
-        s.metadata.create_project_with_policy("p", &bob).await,
+        s.metadata.create_project_with_policy(&pid("p"), &bob).await,
         Err(StoreError::AlreadyExists)
     ));
     assert_eq!(
@@ -98,12 +107,12 @@ pub(crate) async fn creating_a_project_with_its_policy_is_all_or_nothing(s: &Sto
     // A policy stored under a name no project holds is replaced, not merged.
     assert!(s.iam.set_policy("projects/q", &bob, None).await.unwrap());
     s.metadata
-        .create_project_with_policy("q", &alice)
+        .create_project_with_policy(&pid("q"), &alice)
         .await
         .unwrap();
     assert_eq!(s.iam.get_policy("projects/q").await.unwrap(), alice);
     // Without a policy, the project's name keeps none.
-    s.metadata.create_project("r").await.unwrap();
+    s.metadata.create_project(&pid("r")).await.unwrap();
     assert!(s
         .iam
         .get_policy("projects/r")

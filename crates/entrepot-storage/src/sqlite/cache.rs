@@ -1,6 +1,7 @@
 //! Tag freshness of remote repositories on SQLite.
 
 use async_trait::async_trait;
+use entrepot_domain::Tag;
 
 use super::SqliteMetadataStore;
 use crate::cache::*;
@@ -8,14 +9,14 @@ use crate::metadata::{ImageRef, StoreError};
 
 #[async_trait]
 impl CacheStore for SqliteMetadataStore {
-    async fn tag_checked_at(&self, image: &ImageRef, tag: &str) -> Result<Option<i64>, StoreError> {
+    async fn tag_checked_at(&self, image: &ImageRef, tag: &Tag) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT checked_at FROM tag_checks WHERE project = ? AND repository = ? AND image = ? AND tag = ?",
         )
         .bind(&image.project)
         .bind(&image.repository)
         .bind(&image.image)
-        .bind(tag)
+        .bind(tag.as_str())
         .fetch_optional(self.pool())
         .await?)
     }
@@ -23,7 +24,7 @@ impl CacheStore for SqliteMetadataStore {
     async fn mark_tag_checked(
         &self,
         image: &ImageRef,
-        tag: &str,
+        tag: &Tag,
         at: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
@@ -33,7 +34,7 @@ impl CacheStore for SqliteMetadataStore {
         .bind(&image.project)
         .bind(&image.repository)
         .bind(&image.image)
-        .bind(tag)
+        .bind(tag.as_str())
         .bind(at)
         .execute(self.pool())
         .await?;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use entrepot_domain::iam::Policy;
 use entrepot_domain::repository::RemoteConfig;
-use entrepot_domain::{Digest, Repository};
+use entrepot_domain::{Digest, ProjectId, Repository, RepositoryId, RepositoryName};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
@@ -130,21 +130,21 @@ async fn existing(
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
-    async fn create_project(&self, id: &str) -> Result<ProjectRecord, StoreError> {
-        self.insert_project(id, None).await
+    async fn create_project(&self, id: &ProjectId) -> Result<ProjectRecord, StoreError> {
+        self.insert_project(id.as_str(), None).await
     }
 
     async fn create_project_with_policy(
         &self,
-        id: &str,
+        id: &ProjectId,
         policy: &Policy,
     ) -> Result<ProjectRecord, StoreError> {
-        self.insert_project(id, Some(policy)).await
+        self.insert_project(id.as_str(), Some(policy)).await
     }
 
-    async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, StoreError> {
+    async fn get_project(&self, id: &ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
         let row = sqlx::query("SELECT id, number, create_time FROM projects WHERE id = ?")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {
@@ -159,13 +159,13 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn list_projects(
         &self,
-        after: Option<&str>,
+        after: Option<&ProjectId>,
         limit: u32,
     ) -> Result<Vec<ProjectRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, number, create_time FROM projects WHERE id > ? ORDER BY id LIMIT ?",
         )
-        .bind(after.unwrap_or(""))
+        .bind(after.map_or("", ProjectId::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -182,10 +182,10 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn create_repository(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
         repo: &Repository,
     ) -> Result<(), StoreError> {
+        let (project, id) = (name.project.as_str(), name.repository.as_str());
         let result = sqlx::query(
             "INSERT INTO repositories (project, id, format, mode, description, remote_config, create_time, update_time)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -210,9 +210,9 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn get_repository(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
     ) -> Result<Option<Repository>, StoreError> {
+        let (project, id) = (name.project.as_str(), name.repository.as_str());
         if let Some(repo) = self.cache.repository(project, id) {
             return Ok(Some(repo));
         }
@@ -231,15 +231,16 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn list_repositories(
         &self,
-        project: &str,
-        after: Option<&str>,
+        project: &ProjectId,
+        after: Option<&RepositoryId>,
         limit: u32,
     ) -> Result<Vec<Repository>, StoreError> {
+        let project = project.as_str();
         let rows = sqlx::query(
             "SELECT * FROM repositories WHERE project = ? AND id > ? ORDER BY id LIMIT ?",
         )
         .bind(project)
-        .bind(after.unwrap_or(""))
+        .bind(after.map_or("", RepositoryId::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -250,10 +251,10 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn update_repository(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
         repo: &Repository,
     ) -> Result<bool, StoreError> {
+        let (project, id) = (name.project.as_str(), name.repository.as_str());
         let done = sqlx::query(
             "UPDATE repositories SET description = ?, remote_config = ?, update_time = ? WHERE project = ? AND id = ?",
         )
@@ -268,8 +269,9 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_repository(&self, project: &str, id: &str) -> Result<bool, StoreError> {
-        self.remove_repository(project, id, false).await
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<bool, StoreError> {
+        self.remove_repository(name.project.as_str(), name.repository.as_str(), false)
+            .await
     }
 
     async fn repository_size_bytes(&self, project: &str, id: &str) -> Result<u64, StoreError> {
@@ -291,10 +293,10 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn delete_repository_with_policy(
         &self,
-        project: &str,
-        id: &str,
+        name: &RepositoryName,
     ) -> Result<bool, StoreError> {
-        self.remove_repository(project, id, true).await
+        self.remove_repository(name.project.as_str(), name.repository.as_str(), true)
+            .await
     }
 
     async fn link_blob(

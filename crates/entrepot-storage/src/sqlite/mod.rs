@@ -211,6 +211,7 @@ mod conformance {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use crate::conformance::pid;
 
     use super::*;
     use crate::MetadataStore;
@@ -223,10 +224,10 @@ mod tests {
             .await
             .unwrap()
             .with_clock(clock.clone());
-        let first = store.create_project("first").await.unwrap();
+        let first = store.create_project(&pid("first")).await.unwrap();
         assert_eq!(first.create_time, "2023-11-14T22:13:20Z");
         clock.advance(60);
-        let second = store.create_project("second").await.unwrap();
+        let second = store.create_project(&pid("second")).await.unwrap();
         assert_eq!(second.create_time, "2023-11-14T22:14:20Z");
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use entrepot_domain::{ProjectId, SecretId, SecretName};
 use sqlx::Row;
 
 use super::{is_unique_violation, SqliteMetadataStore};
@@ -144,11 +145,8 @@ impl SecretStore for SqliteMetadataStore {
         }
     }
 
-    async fn get_secret(
-        &self,
-        project: &str,
-        id: &str,
-    ) -> Result<Option<SecretRecord>, StoreError> {
+    async fn get_secret(&self, name: &SecretName) -> Result<Option<SecretRecord>, StoreError> {
+        let (project, id) = (name.project.as_str(), name.secret.as_str());
         sqlx::query(&format!(
             "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id = ?"
         ))
@@ -163,10 +161,11 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn list_secrets(
         &self,
-        project: &str,
-        after: Option<&str>,
+        project: &ProjectId,
+        after: Option<&SecretId>,
         limit: u32,
     ) -> Result<Vec<SecretRecord>, StoreError> {
+        let (project, after) = (project.as_str(), after.map(SecretId::as_str));
         sqlx::query(&format!(
             "SELECT {SECRET_COLUMNS} FROM secrets WHERE project = ? AND id > ? \
              ORDER BY id LIMIT ?"
@@ -183,10 +182,10 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn update_secret_labels(
         &self,
-        project: &str,
-        id: &str,
+        name: &SecretName,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError> {
+        let (project, id) = (name.project.as_str(), name.secret.as_str());
         let labels =
             serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = sqlx::query("UPDATE secrets SET labels = ? WHERE project = ? AND id = ?")
@@ -224,20 +223,22 @@ impl SecretStore for SqliteMetadataStore {
         Ok(n > 0)
     }
 
-    async fn delete_secret(&self, project: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete_secret(&self, name: &SecretName) -> Result<bool, StoreError> {
+        let (project, id) = (name.project.as_str(), name.secret.as_str());
         self.delete_secret_where(project, id, None).await
     }
 
     async fn delete_secret_if_etag(
         &self,
-        project: &str,
-        id: &str,
+        name: &SecretName,
         etag: &str,
     ) -> Result<bool, StoreError> {
+        let (project, id) = (name.project.as_str(), name.secret.as_str());
         self.delete_secret_where(project, id, Some(etag)).await
     }
 
-    async fn next_version_number(&self, project: &str, secret: &str) -> Result<i64, StoreError> {
+    async fn next_version_number(&self, name: &SecretName) -> Result<i64, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         let n: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM secret_versions WHERE project = ? AND secret = ?",
         )
@@ -278,10 +279,10 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn get_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
     ) -> Result<Option<VersionRecord>, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? AND number = ?"
         ))
@@ -297,9 +298,9 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn latest_enabled_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
     ) -> Result<Option<VersionRecord>, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM secret_versions \
              WHERE project = ? AND secret = ? AND state = 'ENABLED' ORDER BY number DESC LIMIT 1"
@@ -315,10 +316,10 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn sealed_payload(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
     ) -> Result<Option<SealedPayload>, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         let row = sqlx::query(
             "SELECT ciphertext, nonce, wrapped_key, key_id FROM secret_versions \
              WHERE project = ? AND secret = ? AND number = ? AND state <> 'DESTROYED'",
@@ -348,11 +349,11 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn list_versions(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<VersionRecord>, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM secret_versions WHERE project = ? AND secret = ? \
              AND number < ? ORDER BY number DESC LIMIT ?"
@@ -370,11 +371,11 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn set_version_state(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
         state: &str,
     ) -> Result<bool, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         let n = sqlx::query(
             "UPDATE secret_versions SET state = ? \
              WHERE project = ? AND secret = ? AND number = ? AND state <> 'DESTROYED'",
@@ -391,11 +392,11 @@ impl SecretStore for SqliteMetadataStore {
 
     async fn destroy_version(
         &self,
-        project: &str,
-        secret: &str,
+        name: &SecretName,
         number: i64,
         time: &str,
     ) -> Result<bool, StoreError> {
+        let (project, secret) = (name.project.as_str(), name.secret.as_str());
         let mut conn = self.pool().acquire().await?;
         // Overwrite freed bytes in the database file instead of leaving them in free pages.
         sqlx::query("PRAGMA secure_delete = ON")
@@ -596,6 +597,7 @@ async fn truncate_wal(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::conformance::{pid, sname};
     use crate::secrets::{SealedPayload, SecretRecord, VersionRecord};
     use crate::testing::file_stores;
 
@@ -612,7 +614,7 @@ mod tests {
     async fn destroyed_and_deleted_payloads_leave_no_bytes_in_the_files() {
         let dir = tempfile::tempdir().unwrap();
         let stores = file_stores(dir.path()).await.unwrap();
-        stores.metadata.create_project("demo").await.unwrap();
+        stores.metadata.create_project(&pid("demo")).await.unwrap();
         let marker = |n: u8| {
             format!("sealed-bytes-of-version-{n}-")
                 .repeat(4)
@@ -656,13 +658,13 @@ mod tests {
         assert!(on_disk(dir.path(), &marker(1)) && on_disk(dir.path(), &marker(2)));
         assert!(stores
             .secrets
-            .destroy_version("demo", "destroyed", 1, "2026-01-02T00:00:00Z")
+            .destroy_version(&sname("demo", "destroyed"), 1, "2026-01-02T00:00:00Z")
             .await
             .unwrap());
         assert!(!on_disk(dir.path(), &marker(1)));
         assert!(stores
             .secrets
-            .delete_secret("demo", "deleted")
+            .delete_secret(&sname("demo", "deleted"))
             .await
             .unwrap());
         assert!(!on_disk(dir.path(), &marker(2)));
