@@ -167,7 +167,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// too), its manifests and its uploaded Python files. 0 for a repository
     /// that holds nothing or does not exist. Costs a scan of the
     /// repository's own rows, never of the whole store.
-    async fn repository_size_bytes(&self, project: &str, id: &str) -> Result<u64, StoreError>;
+    async fn repository_size_bytes(&self, name: &RepositoryName) -> Result<u64, StoreError>;
 
     /// Record a committed blob (idempotent) and link it to an image.
     async fn link_blob(

@@ -30,6 +30,7 @@ use super::freshness::{self, Plan};
 use super::locks::KeyLocks;
 use super::target::{Gate, Target};
 use crate::clock::now_rfc3339;
+use crate::keyed_cache::KeyedCache;
 use crate::metrics::{ContentKind, Metrics};
 
 /// Rate-limit headers (`RateLimit-Limit`, `RateLimit-Remaining`, as Docker
@@ -106,15 +107,15 @@ pub struct RemoteCache<F: RemoteFormat> {
     locks: KeyLocks,
     fills: Fills,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
-    upstreams: Mutex<HashMap<UpstreamKey, Arc<F::Upstream>>>,
+    upstreams: KeyedCache<UpstreamKey, Arc<F::Upstream>>,
 }
 
 /// An upstream specification and whether it may use plain http.
 type UpstreamKey = (String, bool);
 
 /// How many resolved upstream specifications [`RemoteCache`] keeps; past it
-/// the map is emptied (a spec is cheap to resolve again, and repositories
-/// whose upstream changed leave stale entries behind).
+/// the least used are forgotten (a spec is cheap to resolve again, and
+/// repositories whose upstream changed leave unused entries behind).
 const MAX_RESOLVED_UPSTREAMS: usize = 1024;
 
 impl<F: RemoteFormat> RemoteCache<F> {
@@ -135,7 +136,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
             locks: KeyLocks::default(),
             fills,
             rate_limits: Mutex::new(HashMap::new()),
-            upstreams: Mutex::new(HashMap::new()),
+            upstreams: KeyedCache::with_capacity(MAX_RESOLVED_UPSTREAMS),
         }
     }
 
@@ -158,20 +159,11 @@ impl<F: RemoteFormat> RemoteCache<F> {
     /// specification (preset or URL, and whether plain http is allowed).
     fn upstream(&self, config: &RemoteConfig) -> Result<Arc<F::Upstream>, UpstreamSpecError> {
         let key = (config.upstream.clone(), config.allow_insecure_upstream);
-        if let Some(upstream) = self
-            .upstreams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(upstream.clone());
+        if let Some(upstream) = self.upstreams.get_if(&key, |_| true) {
+            return Ok(upstream);
         }
         let upstream = Arc::new(self.format.upstream(config)?);
-        let mut upstreams = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
-        if upstreams.len() >= MAX_RESOLVED_UPSTREAMS {
-            upstreams.clear();
-        }
-        upstreams.insert(key, upstream.clone());
+        self.upstreams.insert(key, upstream.clone());
         Ok(upstream)
     }
 

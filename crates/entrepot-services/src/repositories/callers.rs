@@ -146,10 +146,7 @@ impl RepositoryService {
         name: &RepositoryName,
     ) -> Result<(Repository, u64), RepositoryError> {
         let repo = self.describe(caller, name).await?;
-        let size = self
-            .store
-            .repository_size_bytes(name.project.as_str(), name.repository.as_str())
-            .await?;
+        let size = self.store.repository_size_bytes(name).await?;
         Ok((repo, size))
     }
 

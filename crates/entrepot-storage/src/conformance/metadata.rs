@@ -348,7 +348,10 @@ pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
 /// repository's content is not counted.
 pub(crate) async fn repository_size_counts_its_own_content_once(s: &Stores) {
     let store = &*s.metadata;
-    assert_eq!(store.repository_size_bytes("p", "r").await.unwrap(), 0);
+    assert_eq!(
+        store.repository_size_bytes(&rname("p", "r")).await.unwrap(),
+        0
+    );
     let (app, tool, elsewhere) = (
         image("p", "r", "app"),
         image("p", "r", "tool"),
@@ -386,11 +389,23 @@ pub(crate) async fn repository_size_counts_its_own_content_once(s: &Stores) {
         .unwrap();
     let expected = 1000 + m.content.len() as u64 + 10;
     assert_eq!(
-        store.repository_size_bytes("p", "r").await.unwrap(),
+        store.repository_size_bytes(&rname("p", "r")).await.unwrap(),
         expected
     );
-    assert_eq!(store.repository_size_bytes("p", "r2").await.unwrap(), 7);
-    assert_eq!(store.repository_size_bytes("p", "absent").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .repository_size_bytes(&rname("p", "r2"))
+            .await
+            .unwrap(),
+        7
+    );
+    assert_eq!(
+        store
+            .repository_size_bytes(&rname("p", "absent"))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// A blob is served by an image only once linked to it; linking is

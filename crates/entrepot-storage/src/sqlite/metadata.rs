@@ -274,7 +274,7 @@ impl MetadataStore for SqliteMetadataStore {
             .await
     }
 
-    async fn repository_size_bytes(&self, project: &str, id: &str) -> Result<u64, StoreError> {
+    async fn repository_size_bytes(&self, name: &RepositoryName) -> Result<u64, StoreError> {
         let size: i64 = sqlx::query_scalar(
             "SELECT
                (SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN
@@ -284,8 +284,8 @@ impl MetadataStore for SqliteMetadataStore {
              + (SELECT COALESCE(SUM(size), 0) FROM python_files
                   WHERE project = ?1 AND repository = ?2)",
         )
-        .bind(project)
-        .bind(id)
+        .bind(name.project.as_str())
+        .bind(name.repository.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(size).unwrap_or(0))

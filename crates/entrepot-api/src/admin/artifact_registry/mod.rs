@@ -212,7 +212,7 @@ async fn get_operation(
                 Err(entrepot_services::RepositoryError::NotFound(_)) => {
                     // The caller may read the project: the answer tells them
                     // nothing they could not list.
-                    state.projects.get(&principal, project.as_str()).await?;
+                    state.projects.get(&principal, &project).await?;
                     None
                 }
                 Err(e) => return Err(e.into()),
