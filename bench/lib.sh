@@ -44,10 +44,12 @@ wait_http() {
 }
 
 # Start the entrepot binary "$BIN" on a free loopback port, its state in DIR and
-# its output in DIR.out and DIR.log; quiet (warnings only). Sets E_ADDR
-# (host:port), E_PID and E_TOKEN (the bootstrap admin's token).
-launch_entrepot() { # launch_entrepot DIR
-    ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" >"$1.out" 2>"$1.log" &
+# its output in DIR.out and DIR.log; quiet (warnings only); ARGS are more
+# `serve` flags. Sets E_ADDR (host:port), E_PID and E_TOKEN (the bootstrap
+# admin's token, written at the directory's first start; on a later start the
+# previous E_TOKEN is kept).
+launch_entrepot() { # launch_entrepot DIR [ARGS...]
+    ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" "${@:2}" >"$1.out" 2>"$1.log" &
     E_PID=$!
     PIDS+=("$E_PID")
     for _ in $(seq 1 300); do
@@ -61,7 +63,8 @@ launch_entrepot() { # launch_entrepot DIR
         exit 1
     fi
     wait_http "http://$E_ADDR/v2/"
-    E_TOKEN=$(cat "$1/bootstrap-admin-token")
+    # A later start of the same directory has removed the file: keep the token.
+    if [ -f "$1/bootstrap-admin-token" ]; then E_TOKEN=$(cat "$1/bootstrap-admin-token"); fi
 }
 
 # Start Debian's docker-registry (the CNCF distribution registry) on a free

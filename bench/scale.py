@@ -544,6 +544,44 @@ def cmd_report(path):
         note = rows[[r["measure"] for r in rows].index(measure)].get("note")
         print(f"\n{n} round(s): medians, (min-max) over the rounds; ratios of medians."
               + (f" {note}" if note else "") + "\n")
+    manifest_ratios(rows, med)
+
+
+def manifest_ratios(rows, med):
+    """The manifest GET's req/s ratios that the tables only hold apart:
+    authenticated over anonymous for each server, and each of entrepot's other
+    read caches over its default one."""
+    def servers(measure):
+        found = []
+        for r in rows:
+            if r["measure"] == measure and r["server"] not in found:
+                found.append(r["server"])
+        return found
+    anon, auth = servers("manifest-anon"), servers("manifest-auth")
+    cols = []
+    for u in auth:
+        base = u.rsplit(" ", 1)[0]
+        if base in anon:
+            cols.append((f"{u} / {base}", ("manifest-auth", u), ("manifest-anon", base)))
+    for v in anon:
+        if v.startswith("entrepot ") and "entrepot" in anon:
+            cols.append((f"{v} / entrepot", ("manifest-anon", v), ("manifest-anon", "entrepot")))
+            for u in auth:
+                method = u.rsplit(" ", 1)[-1]
+                if u == f"{v} {method}" and f"entrepot {method}" in auth:
+                    cols.append((f"{u} / entrepot {method}", ("manifest-auth", u),
+                                 ("manifest-auth", f"entrepot {method}")))
+    if not cols:
+        return
+    sizes = sorted({r["size"] for r in rows if r["measure"] == "manifest-anon"})
+    print("**Manifest GET by a random tag: ratios of the req/s medians above**\n")
+    print("| tags | " + " | ".join(c[0] for c in cols) + " |")
+    print("|" + "---|" * (len(cols) + 1))
+    for size in sizes:
+        cells = [ratio(med(a[0], size, a[1], "rps"), med(b[0], size, b[1], "rps"))
+                 for _, a, b in cols]
+        print(f"| {size:,} | " + " | ".join(cells) + " |")
+    print()
 
 
 def main(argv):

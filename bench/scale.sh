@@ -7,6 +7,13 @@
 #     request (wrk -t2 -c32, bench/scale-tags.lua): anonymous; authenticated
 #     with a Bearer registry token from entrepot's /v2/token and with Basic and
 #     a personal access token, against distribution with htpasswd (bcrypt);
+#     entrepot runs these with its default read cache (88 MiB, whose tag map
+#     holds all of 10,000 tags) and again, restarted on the same data
+#     directory, with each --read-cache-bytes of --small-cache: 1 MiB (about
+#     250 tags: all of 10, a quarter of 1,000, a few % above) and 0 (no cache:
+#     every lookup, IAM policies included, reads SQLite), so that the cost
+#     of the miss path is measured at every size; after each restart a 1 s
+#     run (not recorded) warms it up;
 #   - tags/list?n=100 (first page, and the middle page entrepot's Link format
 #     leads to), _catalog?n=100 (wrk -c1);
 #   - at 1,000 and 100,000 tags: tag PUTs on one connection (tags/s); the
@@ -25,9 +32,14 @@
 # with a non-zero exit.
 #
 # Needs: wrk, curl, python3, htpasswd, docker-registry.
-# Usage: bench/scale.sh [--smoke] [--bin PATH] [--rounds N] [--secs S] [--results FILE] [--raw FILE]
+# Usage: bench/scale.sh [--smoke] [--manifest-only] [--small-cache BYTES] [--bin PATH]
+#                       [--rounds N] [--secs S] [--results FILE] [--raw FILE]
 #   --smoke     10 and 1,000 tags, 1,000 repositories, one round of 2 s runs:
-#               about 1.5 minutes with a debug build on 2 cores (CI)
+#               about 2 minutes with a debug build on 2 cores (CI)
+#   --manifest-only  only the manifest GETs of the tags phase (and the read
+#               cache's hit rate): no lists, no writes, no repositories phase
+#   --small-cache "BYTES..."  entrepot's read caches of the extra columns
+#               (default "1048576 0"; 0: no cache at all; "": no such columns)
 #   --bin PATH  the entrepot binary (default target/release/entrepot, built if
 #               missing; BIN=PATH works too; a debug build is fine with --smoke)
 #   --results FILE  also append the section (tables, date, commit, command) to FILE
@@ -38,11 +50,13 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bench/scale.sh${*:+ $*}"
-SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE="" RAW_FILE=""
+SMOKE=0 ROUNDS="" SECS="" RESULTS_FILE="" RAW_FILE="" MANIFEST_ONLY=0 SMALL_CACHES="1048576 0"
 BIN=${BIN:-}
 while (($#)); do
     case $1 in
         --smoke) SMOKE=1 ;;
+        --manifest-only) MANIFEST_ONLY=1 ;;
+        --small-cache) SMALL_CACHES=$2; shift ;;
         --bin) BIN=$2; shift ;;
         --rounds) ROUNDS=$2; shift ;;
         --secs) SECS=$2; shift ;;
@@ -62,6 +76,17 @@ else
     ROUNDS=${ROUNDS:-3} SECS=${SECS:-5}
 fi
 WRITE_SIZES="1000 100000"
+((MANIFEST_ONLY)) && WRITE_SIZES="" REPO_SIZES=""
+# SMALL_BYTES[i]: a read cache of the extra columns; SMALL_NAMES[i]: their server.
+SMALL_BYTES=() SMALL_NAMES=()
+for bytes in $SMALL_CACHES; do
+    case $bytes in
+        *[!0-9]*) echo "bench: --small-cache takes numbers of bytes" >&2; exit 2 ;;
+        0) SMALL_NAMES+=("entrepot no cache") ;;
+        *) SMALL_NAMES+=("entrepot $(python3 -c "print(f'{$bytes / 1048576:g}')") MiB cache") ;;
+    esac
+    SMALL_BYTES+=("$bytes")
+done
 POPULATE_CONNS=16
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench.XXXXXX")
@@ -78,8 +103,9 @@ build_release_if_missing "$BIN"
 started=$SECONDS
 
 echo "== starting entrepot and distribution on loopback" >&2
-launch_entrepot "$WORK/entrepot-data"
-E="$E_ADDR"
+E_DIR="$WORK/entrepot-data"
+launch_entrepot "$E_DIR"
+E="$E_ADDR" E_RUNS=default
 curl -sf -H "Authorization: Bearer $E_TOKEN" -H 'content-type: application/json' \
     -X POST "http://$E/v1/projects/default/repositories?repositoryId=bench" -d '{"format":"docker"}' >/dev/null
 # Anonymous pulls of the bench repository, as on distribution.
@@ -116,14 +142,14 @@ record() {
     printf '{"measure":"%s","size":%s,"server":"%s",%s,%s}\n' "$1" "$2" "$3" "$4" "${META[$1]}" >>"$RESULTS"
 }
 declare -A META=(
-    [manifest-anon]='"title":"Manifest GET by a random tag, anonymous (wrk -t2 -c32)","size_name":"tags"'
-    [manifest-auth]='"title":"Manifest GET by a random tag, authenticated (wrk -t2 -c32): entrepot with a Bearer registry token and with Basic + access token; distribution with htpasswd (bcrypt)","size_name":"tags"'
+    [manifest-anon]='"title":"Manifest GET by a random tag, anonymous (wrk -t2 -c32); entrepot with its default read cache and with smaller ones","size_name":"tags"'
+    [manifest-auth]='"title":"Manifest GET by a random tag, authenticated (wrk -t2 -c32): entrepot with a Bearer registry token and with Basic + access token, with its default read cache and with smaller ones; distribution with htpasswd (bcrypt)","size_name":"tags"'
     [tags-first]='"title":"GET tags/list?n=100, first page (wrk -c1)","size_name":"tags","note":"distribution 2.8 ignores n and returns every tag."'
     [tags-middle]='"title":"GET tags/list?n=100&last=(middle tag), the middle page (wrk -c1)","size_name":"tags","note":"distribution 2.8 ignores n and last and returns every tag."'
     [catalog-tags]='"title":"GET _catalog?n=100 with one image of many tags (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"tags"'
     [put-rate]='"title":"Tag PUT on one connection, new tags (the same manifest under new names)","size_name":"tags before","kind":"value","unit":"tags/s"'
     [populate-tags]='"title":"Populating: tag PUTs over 16 connections","size_name":"tags after","kind":"value","unit":"tags/s"'
-    [tag-cache]='"title":"entrepot read cache, tags map (64 MiB at most): hits per 100 lookups over the anonymous manifest GETs, and the estimated MiB it holds after them","size_name":"tags","kind":"value","unit":""'
+    [tag-cache]='"title":"entrepot read cache, tags map (64 MiB at most by default, 8/11 of --read-cache-bytes): hits per 100 lookups over the anonymous manifest GETs, and the estimated MiB it holds after them","size_name":"tags","kind":"value","unit":""'
     [rss-tags]='"title":"Server memory after the measures at each number of tags (VmRSS)","size_name":"tags","kind":"value","unit":"MiB"'
     [rss-repos]='"title":"Server memory after the measures at each number of repositories (VmRSS)","size_name":"repositories","kind":"value","unit":"MiB"'
     [catalog-first]='"title":"GET _catalog?n=100, first page (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"repositories"'
@@ -166,6 +192,42 @@ tag_cache_counts() {
         END { print h + 0, m + 0, b + 0 }'
 }
 
+# use_entrepot default|BYTES SIZE: entrepot with its default read cache or with
+# BYTES of it, restarted on the same data directory if it runs another, then
+# warmed up for 1 s with manifest GETs over SIZE tags.
+use_entrepot() {
+    [ "$E_RUNS" = "$1" ] && return 0
+    local keep=() p
+    kill "$E_PID"
+    wait "$E_PID" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$E_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+    rm -f "$E_DIR.out"  # launch_entrepot must not read the old address
+    if [ "$1" != default ]; then
+        launch_entrepot "$E_DIR" --read-cache-bytes "$1"
+    else
+        launch_entrepot "$E_DIR"
+    fi
+    E="$E_ADDR" E_RUNS=$1
+    wrk -t 2 -c 32 -d 1s -s "$LUA" -H "$ACCEPT" "http://$E/" -- "$APP/manifests" "$2" >/dev/null 2>&1 || true
+}
+
+# entrepot_manifest_reads SIZE NAME: the manifest GETs on entrepot, recorded as
+# server NAME (anonymous), "NAME Bearer" and "NAME Basic"; with the tag map's
+# hit rate and size over the anonymous run.
+entrepot_manifest_reads() {
+    local size=$1 name=$2 h0 m0 h1 m1 bytes suffix=""
+    local random=(-s "$LUA" -H "$ACCEPT")
+    [ "$name" = entrepot ] || suffix=", ${name#entrepot }"
+    read -r h0 m0 _ < <(tag_cache_counts)
+    run_wrk manifest-anon "$size" "$name" 32 "${random[@]}" "http://$E/" -- "$APP/manifests" "$size"
+    read -r h1 m1 bytes < <(tag_cache_counts)
+    record tag-cache "$size" "hits (%)$suffix" "\"rps\":$(python3 -c "print(round(100 * ($h1 - $h0) / max($h1 - $h0 + $m1 - $m0, 1), 1))")"
+    record tag-cache "$size" "held (MiB)$suffix" "\"rps\":$(python3 -c "print(round($bytes / 1048576, 1))")"
+    run_wrk manifest-auth "$size" "$name Bearer" 32 "${random[@]}" -H "Authorization: $(bearer)" "http://$E/" -- "$APP/manifests" "$size"
+    run_wrk manifest-auth "$size" "$name Basic" 32 "${random[@]}" -H "Authorization: $E_BASIC" "http://$E/" -- "$APP/manifests" "$size"
+}
+
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 record_rss() { # record_rss MEASURE SIZE
     record "$1" "$2" entrepot "\"rps\":$(rss_mib "$E_PID")"
@@ -177,21 +239,20 @@ tag_reads() { # tag_reads SIZE ORDER
     local size=$1 order=$2 mid=$(($1 / 2)) s
     local random=(-s "$LUA" -H "$ACCEPT")
     for s in $order; do
-        if [ "$s" = e ]; then
-            local h0 m0 h1 m1 bytes
-            read -r h0 m0 _ < <(tag_cache_counts)
-            run_wrk manifest-anon "$size" entrepot 32 "${random[@]}" "http://$E/" -- "$APP/manifests" "$size"
-            read -r h1 m1 bytes < <(tag_cache_counts)
-            record tag-cache "$size" "hits (%)" "\"rps\":$(python3 -c "print(round(100 * ($h1 - $h0) / max($h1 - $h0 + $m1 - $m0, 1), 1))")"
-            record tag-cache "$size" "held (MiB)" "\"rps\":$(python3 -c "print(round($bytes / 1048576, 1))")"
-            run_wrk manifest-auth "$size" "entrepot Bearer" 32 "${random[@]}" -H "Authorization: $(bearer)" "http://$E/" -- "$APP/manifests" "$size"
-            run_wrk manifest-auth "$size" "entrepot Basic" 32 "${random[@]}" -H "Authorization: $E_BASIC" "http://$E/" -- "$APP/manifests" "$size"
+        if [[ $s == s* ]]; then
+            use_entrepot "${SMALL_BYTES[${s#s}]}" "$size"
+            entrepot_manifest_reads "$size" "${SMALL_NAMES[${s#s}]}"
+        elif [ "$s" = e ]; then
+            use_entrepot default "$size"
+            entrepot_manifest_reads "$size" entrepot
+            ((MANIFEST_ONLY)) && continue
             run_wrk tags-first "$size" entrepot 1 "http://$E$APP/tags/list?n=100"
             run_wrk tags-middle "$size" entrepot 1 "http://$E$APP/tags/list?n=100&last=$(printf 't%06d' "$mid")"
             run_wrk catalog-tags "$size" entrepot 1 -H "Authorization: $E_BASIC" "http://$E/v2/_catalog?n=100"
         else
             run_wrk manifest-anon "$size" distribution 32 "${random[@]}" "http://$D/" -- "$APP/manifests" "$size"
             run_wrk manifest-auth "$size" "distribution Basic" 32 "${random[@]}" -H "Authorization: $D_BASIC" "http://$DA/" -- "$APP/manifests" "$size"
+            ((MANIFEST_ONLY)) && continue
             run_wrk tags-first "$size" distribution 1 "http://$D$APP/tags/list?n=100"
             run_wrk tags-middle "$size" distribution 1 "http://$D$APP/tags/list?n=100&last=$(printf 't%06d' "$mid")"
             run_wrk catalog-tags "$size" distribution 1 "http://$D/v2/_catalog?n=100"
@@ -239,7 +300,18 @@ populate() {
     done
 }
 
-order_of() { if (($1 % 2)); then echo "e d"; else echo "d e"; fi; }
+# Who goes in round N: entrepot (default cache) and distribution alternate
+# going first, entrepot with the smaller caches in between (s0, s1, ...; in
+# reverse order every other round, so that each restart serves two runs).
+order_of() {
+    local middle="" i
+    for i in "${!SMALL_BYTES[@]}"; do
+        if (($1 % 2)); then middle="$middle s$i"; else middle=" s$i$middle"; fi
+    done
+    if (($1 % 2)); then echo "e$middle d"; else echo "d$middle e"; fi
+}
+# The same for measures entrepot runs with its default cache only.
+order_ed() { if (($1 % 2)); then echo "e d"; else echo "d e"; fi; }
 
 top=0
 for size in $TAG_SIZES; do
@@ -250,10 +322,11 @@ for size in $TAG_SIZES; do
     for round in $(seq 1 "$ROUNDS"); do
         tag_reads "$size" "$(order_of "$round")"
     done
+    use_entrepot default "$size"
     record_rss rss-tags "$size"
     if [[ " $WRITE_SIZES " == *" $size "* ]]; then
         for round in $(seq 1 "$ROUNDS"); do
-            tag_writes "$size" "$round" "$(order_of "$round")"
+            tag_writes "$size" "$round" "$(order_ed "$round")"
         done
     fi
 done
@@ -268,7 +341,7 @@ for size in $REPO_SIZES; do
     [ "${#admin[@]}" = 3 ] || { echo "bench: the admin list failed" >&2; exit 1; }
     echo "   admin list: the first page held ${admin[2]} repositories" >&2
     for round in $(seq 1 "$ROUNDS"); do
-        for s in $(order_of "$round"); do
+        for s in $(order_ed "$round"); do
             if [ "$s" = e ]; then
                 run_wrk catalog-first "$size" entrepot 1 -H "Authorization: $E_BASIC" "http://$E/v2/_catalog?n=100"
                 run_wrk catalog-middle "$size" entrepot 1 -H "Authorization: $E_BASIC" "http://$E/v2/_catalog?n=100&last=$mid"
@@ -284,7 +357,7 @@ for size in $REPO_SIZES; do
 done
 
 {
-    echo "## $(date -u +%Y-%m-%d): cost versus store size (\`bench/scale.sh\`)"
+    echo "## $(date -u +%Y-%m-%d): cost versus store size$( ((MANIFEST_ONLY)) && echo ', manifest GETs') (\`bench/scale.sh\`)"
     echo
     echo "\`$COMMAND\`: entrepot $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (with uncommitted changes)') ($(case $BIN in *debug*) echo debug ;; *) echo release ;; esac) build) vs distribution $(/usr/bin/docker-registry --version | awk '{print $3}'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $((SECONDS - started)) s in all."
     echo

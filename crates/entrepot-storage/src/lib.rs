@@ -38,5 +38,5 @@ pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,
 };
-pub use sqlite::{ReadCacheStats, SqliteMetadataStore};
+pub use sqlite::{ReadCacheStats, SqliteMetadataStore, DEFAULT_READ_CACHE_BYTES};
 pub use stores::Stores;

@@ -80,6 +80,10 @@ pub struct Config {
     /// The default and the largest page of `tags/list` and `_catalog`; a
     /// partial answer carries a `Link` header to the next page.
     pub max_page_size: u32,
+    /// Estimated bytes the in-process read cache (IAM policies, repositories,
+    /// manifests by tag, remote Python files) may hold in all; 0 turns it
+    /// off, so every lookup reads the database.
+    pub read_cache_bytes: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -128,6 +132,7 @@ impl Default for Config {
             audit_max_rows: 1_000_000,
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
             max_page_size: entrepot_services::oci::DEFAULT_MAX_PAGE_SIZE,
+            read_cache_bytes: entrepot_storage::DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -141,6 +146,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--read-cache-bytes`.
+    pub read_cache_bytes: Option<u64>,
 }
 
 impl Config {
@@ -156,6 +163,9 @@ impl Config {
         }
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
+        }
+        if let Some(bytes) = overrides.read_cache_bytes {
+            config.read_cache_bytes = bytes;
         }
         config.validate()?;
         Ok(config)
@@ -287,6 +297,10 @@ impl Config {
                 message: format!("{v:?} is not a whole number of entries"),
             })?;
         }
+        if let Some(v) = get("ENTREPOT_READ_CACHE_BYTES") {
+            self.read_cache_bytes =
+                number("read_cache_bytes", "ENTREPOT_READ_CACHE_BYTES", "bytes")(&v)?;
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -416,6 +430,44 @@ mod tests {
         assert_eq!(file.max_connections, 10);
         let bad: Result<Config, _> = toml::from_str("listne = \"x\"");
         assert!(bad.unwrap_err().to_string().contains("listne"));
+    }
+
+    #[test]
+    fn the_read_cache_budget_comes_from_file_environment_or_flag() {
+        assert_eq!(
+            Config::default().read_cache_bytes,
+            entrepot_storage::DEFAULT_READ_CACHE_BYTES
+        );
+        let file: Config = toml::from_str("read_cache_bytes = 1048576").unwrap();
+        assert_eq!(file.read_cache_bytes, 1_048_576);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entrepot.toml");
+        std::fs::write(&path, "read_cache_bytes = 0\n").unwrap();
+        let overrides = Overrides {
+            file: Some(path.clone()),
+            ..Overrides::default()
+        };
+        // 0 is valid: no cache at all.
+        assert_eq!(Config::load(&overrides).unwrap().read_cache_bytes, 0);
+        let flag = Overrides {
+            file: Some(path),
+            read_cache_bytes: Some(4096),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::load(&flag).unwrap().read_cache_bytes, 4096);
+
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "ENTREPOT_READ_CACHE_BYTES").then(|| "1024".to_owned()))
+            .unwrap();
+        assert_eq!(c.read_cache_bytes, 1024);
+        for bad in ["1MiB", "-1", ""] {
+            let err = c
+                .apply_env(|k| (k == "ENTREPOT_READ_CACHE_BYTES").then(|| bad.to_owned()))
+                .unwrap_err();
+            assert!(err.to_string().contains("read_cache_bytes"), "{err}");
+        }
+        let bad: Result<Config, _> = toml::from_str("read_cache_bytes = -1");
+        assert!(bad.unwrap_err().to_string().contains("read_cache_bytes"));
     }
 
     #[test]

@@ -39,6 +39,10 @@ enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Estimated bytes the in-process read cache may hold (default
+        /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
+        #[arg(long)]
+        read_cache_bytes: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -125,11 +129,13 @@ async fn main() -> ExitCode {
             listen,
             data_dir,
             config,
+            read_cache_bytes,
         } => {
             let overrides = config::Overrides {
                 file: config,
                 listen,
                 data_dir,
+                read_cache_bytes,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,
@@ -152,6 +158,7 @@ async fn main() -> ExitCode {
                 file: config,
                 listen: None,
                 data_dir,
+                read_cache_bytes: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::rotate_master_key(&config).await,
@@ -170,6 +177,7 @@ async fn main() -> ExitCode {
                 file: config,
                 listen: None,
                 data_dir,
+                read_cache_bytes: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::verify_blobs(&config).await,

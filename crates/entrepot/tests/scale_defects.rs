@@ -264,6 +264,36 @@ fn read_cache_hits_and_misses_are_in_metrics() {
 }
 
 #[test]
+fn with_no_read_cache_every_pull_reads_the_database_and_sees_each_write() {
+    let server = Entrepot::builder()
+        .env("ENTREPOT_READ_CACHE_BYTES", "0")
+        .start();
+    server.create_repository("images");
+    let (first, second) = (SmallImage::random(), SmallImage::random());
+    server.push_image(APP, "1", &first);
+    server.push_image(APP, "2", &second);
+    let hits = r#"entrepot_read_cache_hits_total{cache="tag"}"#;
+    let misses = r#"entrepot_read_cache_misses_total{cache="tag"}"#;
+    let before = server.metric(misses);
+    for _ in 0..3 {
+        let response = server.get(&format!("/v2/{APP}/manifests/1"));
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.bytes().unwrap(), first.manifest);
+    }
+    // The tag moves: the next pull has it, as nothing was kept.
+    let moved = server.put_manifest(APP, "1", OCI_MANIFEST, &second.manifest);
+    assert_eq!(moved.status(), 201);
+    let response = server.get(&format!("/v2/{APP}/manifests/1"));
+    assert_eq!(response.bytes().unwrap(), second.manifest);
+    assert_eq!(server.metric(hits), 0);
+    assert!(server.metric(misses) >= before + 4);
+    assert_eq!(
+        server.metric(r#"entrepot_read_cache_hits_total{cache="policy"}"#),
+        0
+    );
+}
+
+#[test]
 fn the_catalog_follows_manifests_as_they_come_and_go() {
     let server = server_with_page_size(2);
     server.create_repository("images");

@@ -22,7 +22,7 @@ use sqlx::{ConnectOptions, Connection};
 use crate::metadata::StoreError;
 use crate::Stores;
 use read_cache::ReadCache;
-pub use read_cache::ReadCacheStats;
+pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 
 mod access_policy;
 mod cache;
@@ -154,6 +154,15 @@ impl SqliteMetadataStore {
         self
     }
 
+    /// The same store with a read cache of about `bytes` (estimated) in all
+    /// instead of [`DEFAULT_READ_CACHE_BYTES`]; 0 keeps nothing, so every
+    /// lookup reads the database. Call it before the store is shared: it
+    /// starts an empty cache.
+    pub fn with_read_cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache = Arc::new(ReadCache::with_budget(bytes));
+        self
+    }
+
     /// The current time as stored in `*_time` text columns.
     fn now_rfc3339(&self) -> String {
         self.clock.now_rfc3339()
@@ -229,5 +238,72 @@ mod tests {
         clock.advance(60);
         let second = store.create_project(&pid("second")).await.unwrap();
         assert_eq!(second.create_time, "2023-11-14T22:14:20Z");
+    }
+
+    /// The tag map's (hits, misses, entries, bytes).
+    fn tag_stats(store: &SqliteMetadataStore) -> (u64, u64, u64, u64) {
+        let stats = store.read_cache_stats();
+        let tag = stats.iter().find(|s| s.cache == "tag").unwrap();
+        (tag.hits, tag.misses, tag.entries, tag.bytes)
+    }
+
+    /// A store given `budget` bytes of read cache, holding 500 tags of about
+    /// 1 KB manifests in `p/r/app`, each of which has been read twice.
+    async fn store_with_read_tags(budget: u64) -> SqliteMetadataStore {
+        use crate::conformance::metadata::{image, manifest, repository};
+        let store = SqliteMetadataStore::in_memory()
+            .await
+            .unwrap()
+            .with_read_cache_bytes(budget);
+        store.create_project("p").await.unwrap();
+        store
+            .create_repository("p", "r", &repository("p", "r", ""))
+            .await
+            .unwrap();
+        let app = image("p", "r", "app");
+        for i in 0..500 {
+            let m = manifest(&format!("{i:01000}"));
+            store
+                .put_manifest(&app, &m, Some(&format!("t{i}")))
+                .await
+                .unwrap();
+        }
+        for _ in 0..2 {
+            for i in 0..500 {
+                let found = store.manifest_by_tag(&app, &format!("t{i}")).await;
+                assert!(found.unwrap().is_some(), "t{i}");
+            }
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn a_small_read_cache_stays_within_its_budget() {
+        // 500 manifests of 1 KB are about 0.6 MB of tag entries; the tag map
+        // gets 8/11 of 110,000 bytes, room for a tenth of them.
+        let budget = 110_000;
+        let store = store_with_read_tags(budget).await;
+        let (hits, misses, entries, bytes) = tag_stats(&store);
+        assert!(bytes <= budget * 8 / 11, "{bytes} bytes held");
+        assert!(entries > 0 && entries < 100, "{entries} entries");
+        assert_eq!(hits + misses, 1000);
+        assert!(misses > 900, "{misses} misses");
+        let held: u64 = store.read_cache_stats().iter().map(|s| s.bytes).sum();
+        assert!(held <= budget, "{held} bytes held in all");
+
+        // The default budget holds them all: the second pass only hits.
+        let store = store_with_read_tags(DEFAULT_READ_CACHE_BYTES).await;
+        let (hits, misses, entries, _) = tag_stats(&store);
+        assert_eq!((hits, misses, entries), (500, 500, 500));
+    }
+
+    #[tokio::test]
+    async fn a_read_cache_of_no_bytes_keeps_nothing_and_reads_the_database() {
+        let store = store_with_read_tags(0).await;
+        let (hits, misses, entries, bytes) = tag_stats(&store);
+        assert_eq!((hits, misses, entries, bytes), (0, 1000, 0, 0));
+        for stats in store.read_cache_stats() {
+            assert_eq!((stats.hits, stats.entries), (0, 0), "{stats:?}");
+        }
     }
 }

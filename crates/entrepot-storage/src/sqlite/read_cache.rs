@@ -29,10 +29,15 @@ use quick_cache::Weighter;
 use crate::metadata::{ImageRef, ManifestRecord};
 use crate::python::RemoteFileRecord;
 
-/// Bytes (estimated) kept of manifests by tag: the hot path of every pull.
+/// Bytes (estimated) kept of manifests by tag by default: the hot path of
+/// every pull.
 const TAG_BYTES: u64 = 64 * 1024 * 1024;
-/// Bytes (estimated) kept of each of the other maps.
+/// Bytes (estimated) kept of each of the other three maps by default.
 const OTHER_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The whole cache's default budget (estimated bytes): 64 MiB of manifests by
+/// tag and 8 MiB for each of the other three maps.
+pub const DEFAULT_READ_CACHE_BYTES: u64 = TAG_BYTES + 3 * OTHER_BYTES;
 
 type TagKey = (ImageRef, String);
 
@@ -125,6 +130,9 @@ impl<K: Footprint, V: Footprint> Weighter<K, V> for ByFootprint {
 /// One bounded map with its hit and miss counters.
 struct Map<K, V> {
     entries: Cache<K, V, ByFootprint>,
+    /// The most bytes it may hold; an entry weighing more is not kept (so a
+    /// map of 0 bytes keeps nothing and every read goes to the database).
+    bytes: u64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -133,12 +141,20 @@ impl<K: Eq + Hash + Footprint, V: Clone + Footprint> Map<K, V> {
     fn new(bytes: u64, typical_entry_bytes: u64) -> Self {
         Self {
             entries: Cache::with_weighter(
-                (bytes / typical_entry_bytes) as usize,
-                bytes,
+                ((bytes / typical_entry_bytes) as usize).max(1),
+                bytes.max(1),
                 ByFootprint,
             ),
+            bytes,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Keep `value` unless it alone weighs more than the whole map.
+    fn insert(&self, key: K, value: V) {
+        if ByFootprint.weight(&key, &value) <= self.bytes {
+            self.entries.insert(key, value);
         }
     }
 
@@ -194,11 +210,20 @@ pub(crate) struct ReadCache {
 
 impl Default for ReadCache {
     fn default() -> Self {
-        Self::with_capacity(TAG_BYTES, OTHER_BYTES)
+        Self::with_budget(DEFAULT_READ_CACHE_BYTES)
     }
 }
 
 impl ReadCache {
+    /// A cache keeping about `bytes` in all, shared out as the default is:
+    /// 8/11 to manifests by tag, 1/11 to each other map. 0 keeps nothing.
+    pub(crate) fn with_budget(bytes: u64) -> Self {
+        let share = |part: u64| {
+            (u128::from(bytes) * u128::from(part) / u128::from(DEFAULT_READ_CACHE_BYTES)) as u64
+        };
+        Self::with_capacity(share(TAG_BYTES), share(OTHER_BYTES))
+    }
+
     /// A cache keeping about `tag_bytes` of manifests by tag and
     /// `other_bytes` in each other map.
     fn with_capacity(tag_bytes: u64, other_bytes: u64) -> Self {
@@ -247,7 +272,6 @@ impl ReadCache {
             return;
         }
         self.repositories
-            .entries
             .insert((project.to_owned(), id.to_owned()), repo.clone());
     }
 
@@ -267,7 +291,6 @@ impl ReadCache {
             return;
         }
         self.tags
-            .entries
             .insert((image.clone(), tag.to_owned()), manifest.clone());
     }
 
@@ -281,9 +304,7 @@ impl ReadCache {
         if *current != generation {
             return;
         }
-        self.policies
-            .entries
-            .insert(resource.to_owned(), policy.clone());
+        self.policies.insert(resource.to_owned(), policy.clone());
     }
 
     /// A policy was written or deleted.
@@ -308,7 +329,7 @@ impl ReadCache {
         if *current != generation {
             return;
         }
-        self.remote_files.entries.insert(key, record.clone());
+        self.remote_files.insert(key, record.clone());
     }
 
     /// The records of these remote files changed.

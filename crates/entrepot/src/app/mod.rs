@@ -69,7 +69,8 @@ impl App {
         let sqlite = Arc::new(
             SqliteMetadataStore::open(&db_path)
                 .await
-                .step(|| "cannot open the metadata database")?,
+                .step(|| "cannot open the metadata database")?
+                .with_read_cache_bytes(config.read_cache_bytes),
         );
         sqlite.spawn_wal_checkpoints();
         let meta: Arc<dyn MetadataStore> = sqlite.clone();
