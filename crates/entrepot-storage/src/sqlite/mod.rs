@@ -251,13 +251,14 @@ mod tests {
     /// 1 KB manifests in `p/r/app`, each of which has been read twice.
     async fn store_with_read_tags(budget: u64) -> SqliteMetadataStore {
         use crate::conformance::metadata::{image, manifest, repository};
+        use crate::conformance::{pid, rname};
         let store = SqliteMetadataStore::in_memory()
             .await
             .unwrap()
             .with_read_cache_bytes(budget);
-        store.create_project("p").await.unwrap();
+        store.create_project(&pid("p")).await.unwrap();
         store
-            .create_repository("p", "r", &repository("p", "r", ""))
+            .create_repository(&rname("p", "r"), &repository("p", "r", ""))
             .await
             .unwrap();
         let app = image("p", "r", "app");
