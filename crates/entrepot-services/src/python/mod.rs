@@ -91,7 +91,7 @@ impl From<BlobError> for PythonError {
 impl From<RepositoryNameError> for PythonError {
     /// A repository whose stored name does not parse: the store is damaged.
     fn from(e: RepositoryNameError) -> Self {
-        PythonError::Storage(e.to_string())
+        StoreError::Corrupt(e.to_string()).into()
     }
 }
 
