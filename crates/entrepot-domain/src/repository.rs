@@ -195,6 +195,13 @@ pub struct Repository {
     pub update_time: String,
 }
 
+impl Repository {
+    /// The typed name of the repository, parsed from [`Repository::name`].
+    pub fn repository_name(&self) -> Result<RepositoryName, RepositoryNameError> {
+        self.name.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +216,27 @@ mod tests {
         assert!("projects/../repositories/x"
             .parse::<RepositoryName>()
             .is_err());
+    }
+
+    #[test]
+    fn a_repository_names_itself_typed() {
+        let mut repo = Repository {
+            name: "projects/default/repositories/pypi".into(),
+            format: Format::Python,
+            mode: Mode::RemoteRepository,
+            description: String::new(),
+            remote_repository_config: None,
+            create_time: String::new(),
+            update_time: String::new(),
+        };
+        let name = repo.repository_name().unwrap();
+        assert_eq!(name.project.as_str(), "default");
+        assert_eq!(name.repository.as_str(), "pypi");
+        repo.name = "projects/default/pypi".into();
+        assert!(matches!(
+            repo.repository_name(),
+            Err(RepositoryNameError::Shape(_))
+        ));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
-pub use python::{CachedIndexPage, PythonFileRecord, PythonRepo, PythonStore, RemoteFileRecord};
+pub use python::{CachedIndexPage, PythonFileRecord, PythonStore, RemoteFileRecord};
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,

@@ -4,18 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use entrepot_domain::Digest;
+use entrepot_domain::{Digest, RepositoryName};
 
 use crate::metadata::StoreError;
-
-/// A repository, as `(project, repository)` ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PythonRepo {
-    /// Project id.
-    pub project: String,
-    /// Repository id.
-    pub repository: String,
-}
 
 /// An index page as the upstream sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,39 +65,39 @@ pub trait PythonStore: Send + Sync + 'static {
     /// A cached index page (`name` normalised, `""` for the project list).
     async fn index_page(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Option<CachedIndexPage>, StoreError>;
     /// Store (replace) an index page.
     async fn put_index_page(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
         page: &CachedIndexPage,
     ) -> Result<(), StoreError>;
     /// Remember where files come from (replacing what was known).
     async fn remember_remote_files(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         files: &[RemoteFileRecord],
     ) -> Result<(), StoreError>;
     /// What is known of the files on a project's page.
     async fn remote_files_of(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<RemoteFileRecord>, StoreError>;
     /// What is known of the files on a project's page that have a metadata
     /// file (the upstream's or one entrepot extracted).
     async fn remote_files_with_metadata(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<RemoteFileRecord>, StoreError>;
     /// Record the metadata file entrepot extracted from a cached file.
     async fn set_remote_metadata(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         sha256: &str,
         filename: &str,
         metadata_sha256: &str,
@@ -114,7 +105,7 @@ pub trait PythonStore: Send + Sync + 'static {
     /// Where a file comes from.
     async fn remote_file(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         sha256: &str,
         filename: &str,
     ) -> Result<Option<RemoteFileRecord>, StoreError>;
@@ -123,43 +114,47 @@ pub trait PythonStore: Send + Sync + 'static {
     /// repository may serve it. Idempotent.
     async fn link_remote_blob(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         digest: &Digest,
         size: u64,
     ) -> Result<(), StoreError>;
     /// Size of a blob if it is linked to the remote repository.
     async fn remote_blob_size(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<u64>, StoreError>;
     /// Sizes of the files on a project's page that are linked to the
     /// repository, by hex sha256.
     async fn linked_file_sizes(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<HashMap<String, u64>, StoreError>;
     /// Record an uploaded file; `AlreadyExists` if the file name is taken.
-    async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError>;
+    async fn add_file(
+        &self,
+        repo: &RepositoryName,
+        file: &PythonFileRecord,
+    ) -> Result<(), StoreError>;
     /// An uploaded file by name.
     async fn file(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         filename: &str,
     ) -> Result<Option<PythonFileRecord>, StoreError>;
     /// The uploaded files of a project, by file name.
     async fn files_of(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<PythonFileRecord>, StoreError>;
     /// Normalised names of the projects with uploaded files.
-    async fn project_names(&self, repo: &PythonRepo) -> Result<Vec<String>, StoreError>;
+    async fn project_names(&self, repo: &RepositoryName) -> Result<Vec<String>, StoreError>;
     /// Yank or unyank the files of a version; how many files changed.
     async fn set_yanked(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
         version: &str,
         yanked: bool,

@@ -36,7 +36,9 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    fn internal(error: &dyn std::fmt::Display) -> Self {
+    /// 500, for storage that failed or holds damaged data; the cause is
+    /// logged, not answered.
+    pub(crate) fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "admin API storage failure");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

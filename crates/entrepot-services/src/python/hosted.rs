@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::dist::{extract_metadata, normalize, parse_core_metadata, parse_filename};
 use super::index::{first_seen, IndexFile, ProjectPage};
-use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
+use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::now_rfc3339;
 
 /// Default largest upload: 1 GiB.
@@ -168,7 +168,7 @@ impl HostedPython {
                 )));
             }
         }
-        let ids = repo_ids(repo);
+        let ids = repo.repository_name()?;
         if self.store.file(&ids, &form.filename).await?.is_some() {
             return Err(PythonError::FileExists(form.filename.clone()));
         }
@@ -216,7 +216,7 @@ impl HostedPython {
 
     /// Names of the projects with files.
     pub async fn project_list(&self, repo: &Repository) -> Result<Vec<String>, PythonError> {
-        Ok(self.store.project_names(&repo_ids(repo)).await?)
+        Ok(self.store.project_names(&repo.repository_name()?).await?)
     }
 
     /// A project's page.
@@ -225,7 +225,7 @@ impl HostedPython {
         repo: &Repository,
         name: &str,
     ) -> Result<ProjectPage, PythonError> {
-        let ids = repo_ids(repo);
+        let ids = repo.repository_name()?;
         let name = normalize(name);
         let files = self.store.files_of(&ids, &name).await?;
         if files.is_empty() {
@@ -272,7 +272,7 @@ impl HostedPython {
         let not_found = || PythonError::NotFound(format!("{filename} is not in {}", repo.name));
         let record = self
             .store
-            .file(&repo_ids(repo), file)
+            .file(&repo.repository_name()?, file)
             .await?
             .filter(|r| r.sha256.eq_ignore_ascii_case(sha256))
             .ok_or_else(not_found)?;
@@ -321,7 +321,13 @@ impl HostedPython {
         }
         let n = self
             .store
-            .set_yanked(&repo_ids(repo), &normalize(name), version, yanked, reason)
+            .set_yanked(
+                &repo.repository_name()?,
+                &normalize(name),
+                version,
+                yanked,
+                reason,
+            )
             .await?;
         if n == 0 {
             return Err(PythonError::NotFound(format!(

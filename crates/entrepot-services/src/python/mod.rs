@@ -22,8 +22,9 @@ pub mod remote;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use entrepot_domain::repository::RepositoryNameError;
 use entrepot_domain::{Digest, Format, Mode, Repository, RepositoryName};
-use entrepot_storage::{BlobError, PythonRepo, StoreError};
+use entrepot_storage::{BlobError, StoreError};
 use futures::Stream;
 
 pub use hosted::{HostedPython, StagedFile, UploadForm};
@@ -87,17 +88,15 @@ impl From<BlobError> for PythonError {
     }
 }
 
-/// The `(project, repository)` of a repository resource.
-pub fn repo_ids(repo: &Repository) -> PythonRepo {
-    let mut parts = repo.name.split('/');
-    PythonRepo {
-        project: parts.nth(1).unwrap_or_default().to_owned(),
-        repository: parts.nth(1).unwrap_or_default().to_owned(),
+impl From<RepositoryNameError> for PythonError {
+    /// A repository whose stored name does not parse: the store is damaged.
+    fn from(e: RepositoryNameError) -> Self {
+        StoreError::Corrupt(e.to_string()).into()
     }
 }
 
 /// The path entrepot serves a file at.
-pub fn file_path(repo: &PythonRepo, sha256: &str, filename: &str) -> String {
+pub fn file_path(repo: &RepositoryName, sha256: &str, filename: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(filename.as_bytes()).collect();
     format!(
         "/pypi/{}/{}/files/{sha256}/{}",

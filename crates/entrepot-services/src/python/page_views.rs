@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use entrepot_storage::PythonRepo;
+use entrepot_domain::RepositoryName;
 
 use super::index::ServedPage;
 
@@ -24,7 +24,7 @@ use super::index::ServedPage;
 const MAX_VIEW_BYTES: usize = 64 * 1024 * 1024;
 
 /// `(project id, repository id, normalised project name)`.
-type ViewKey = (String, String, String);
+type ViewKey = (RepositoryName, String);
 
 /// A served page and the upstream fetch it was built from.
 pub(super) struct PageView {
@@ -52,12 +52,8 @@ pub(super) struct PageViews {
     inner: Mutex<Inner>,
 }
 
-fn key(repo: &PythonRepo, name: &str) -> ViewKey {
-    (
-        repo.project.clone(),
-        repo.repository.clone(),
-        name.to_owned(),
-    )
+fn key(repo: &RepositoryName, name: &str) -> ViewKey {
+    (repo.clone(), name.to_owned())
 }
 
 impl PageViews {
@@ -72,13 +68,13 @@ impl PageViews {
     }
 
     /// The view of a project's page, if one is kept.
-    pub fn get(&self, repo: &PythonRepo, name: &str) -> Option<Arc<PageView>> {
+    pub fn get(&self, repo: &RepositoryName, name: &str) -> Option<Arc<PageView>> {
         self.lock().views.get(&key(repo, name)).cloned()
     }
 
     /// Keep a view built from what was read after `generation` was taken,
     /// unless something was invalidated since.
-    pub fn offer(&self, generation: u64, repo: &PythonRepo, name: &str, view: Arc<PageView>) {
+    pub fn offer(&self, generation: u64, repo: &RepositoryName, name: &str, view: Arc<PageView>) {
         let mut inner = self.lock();
         if inner.generation != generation {
             return;
@@ -95,7 +91,7 @@ impl PageViews {
 
     /// Forget the view of a project (a file of it was cached, or its page
     /// was fetched again).
-    pub fn invalidate(&self, repo: &PythonRepo, name: &str) {
+    pub fn invalidate(&self, repo: &RepositoryName, name: &str) {
         let mut inner = self.lock();
         inner.generation += 1;
         if let Some(old) = inner.views.remove(&key(repo, name)) {
@@ -109,11 +105,8 @@ mod tests {
     use super::*;
     use crate::python::index::ProjectPage;
 
-    fn repo() -> PythonRepo {
-        PythonRepo {
-            project: "default".into(),
-            repository: "pypi".into(),
-        }
+    fn repo() -> RepositoryName {
+        "projects/default/repositories/pypi".parse().unwrap()
     }
 
     fn view(weight: usize) -> Arc<PageView> {

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use entrepot_domain::upstream::PythonUpstream;
-use entrepot_domain::Repository;
-use entrepot_storage::{BlobStore, CachedIndexPage, PythonRepo, PythonStore, RemoteFileRecord};
+use entrepot_domain::{Repository, RepositoryName};
+use entrepot_storage::{BlobStore, CachedIndexPage, PythonStore, RemoteFileRecord};
 use entrepot_upstream::UpstreamTransport;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
@@ -25,7 +25,7 @@ use super::dist::{extract_metadata, normalize, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
 use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
-use super::{file_path, repo_ids, sha256_digest, LocatedFile, PythonError};
+use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::{Clock, SystemClock};
 use crate::keyed_cache::KeyedCache;
 use crate::metrics::{ContentKind, Metrics};
@@ -81,7 +81,7 @@ struct ListView {
 /// A remote repository's upstream, with the repository's store ids.
 struct Target {
     remote: crate::remote::Target<PythonUpstream>,
-    ids: PythonRepo,
+    ids: RepositoryName,
 }
 
 impl Deref for Target {
@@ -101,7 +101,7 @@ pub struct RemotePython {
     views: Arc<PageViews>,
     /// Project lists by `(project, repository)`: PyPI's is ~600,000 names,
     /// seconds of CPU to parse, so it is parsed once per upstream fetch.
-    lists: KeyedCache<(String, String), Arc<ListView>>,
+    lists: KeyedCache<RepositoryName, Arc<ListView>>,
     /// Origins of pages being written in the background, by page.
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
@@ -109,7 +109,7 @@ pub struct RemotePython {
 }
 
 /// `(project id, repository id, normalised project name)`.
-type PageKey = (String, String, String);
+type PageKey = (RepositoryName, String);
 
 /// A background write of a page's file origins; its error as text.
 type PendingWrite = Shared<BoxFuture<'static, Result<(), String>>>;
@@ -166,7 +166,7 @@ impl RemotePython {
     fn target(&self, repo: &Repository) -> Result<Target, PythonError> {
         Ok(Target {
             remote: self.remote.target(repo)?,
-            ids: repo_ids(repo),
+            ids: repo.repository_name()?,
         })
     }
 
@@ -263,7 +263,7 @@ impl RemotePython {
         let target = self.target(repo)?;
         // The access policy is asked on every request, before any list is served.
         self.remote.gate(&target).await?;
-        let key = (target.ids.project.clone(), target.ids.repository.clone());
+        let key = target.ids.clone();
         let kept = self.lists.get_if(&key, |v| {
             v.index_url == target.upstream.index_url().as_str()
         });
@@ -423,11 +423,7 @@ impl RemotePython {
         // the page is served: for a page of 300,000 files that is seconds of
         // database writes. A file asked for before its origin is written waits
         // for the write (see `source`).
-        let key = (
-            target.ids.project.clone(),
-            target.ids.repository.clone(),
-            name.to_owned(),
-        );
+        let key = (target.ids.clone(), name.to_owned());
         let remember = match (freshness, page.files.last()) {
             (_, None) => false,
             (Freshness::Fetched, _) => true,
@@ -509,9 +505,9 @@ impl RemotePython {
                 }
             }
             if let Err(e) = &result {
-                tracing::warn!(project = %task_key.2, error = %e, "recording where the files of an index page come from failed");
+                tracing::warn!(project = %task_key.1, error = %e, "recording where the files of an index page come from failed");
                 // Rebuilt on the next request, which writes them again.
-                views.invalidate(&ids, &task_key.2);
+                views.invalidate(&ids, &task_key.1);
             }
             let mut map = pending.lock().unwrap_or_else(|p| p.into_inner());
             if map.get(&task_key).is_some_and(|(i, _)| *i == id) {
@@ -526,13 +522,11 @@ impl RemotePython {
     }
 
     /// Wait for the origins of this repository's pages still being written.
-    async fn origins_written(&self, ids: &PythonRepo) -> Result<(), PythonError> {
+    async fn origins_written(&self, ids: &RepositoryName) -> Result<(), PythonError> {
         let writes: Vec<PendingWrite> = self
             .pending_origins()
             .iter()
-            .filter(|((project, repository, _), _)| {
-                *project == ids.project && *repository == ids.repository
-            })
+            .filter(|((repository, _), _)| repository == ids)
             .map(|(_, (_, w))| w.clone())
             .collect();
         for write in writes {
@@ -547,7 +541,7 @@ impl RemotePython {
     /// entrepot extracted from wheels it has cached.
     async fn add_extracted_metadata(
         &self,
-        ids: &PythonRepo,
+        ids: &RepositoryName,
         name: &str,
         page: &mut ProjectPage,
     ) -> Result<(), PythonError> {
@@ -717,7 +711,7 @@ async fn extract_wheel_metadata(
     store: Arc<dyn PythonStore>,
     blobs: Arc<dyn BlobStore>,
     scratch: &Path,
-    ids: &PythonRepo,
+    ids: &RepositoryName,
     sha256: &str,
     filename: &str,
 ) -> Result<(), PythonError> {
@@ -838,7 +832,7 @@ mod tests {
             self.fixture
                 .stores
                 .python
-                .remote_blob_size(&repo_ids(&self.fixture.repo), &digest)
+                .remote_blob_size(&self.fixture.repo.repository_name().unwrap(), &digest)
                 .await
                 .unwrap()
         }

@@ -116,7 +116,7 @@ impl RepositoryService {
         caller: &Principal,
         project: &ProjectId,
         page: &PageRequest<RepositoryId>,
-    ) -> Result<Page<Repository, String>, RepositoryError> {
+    ) -> Result<Page<Repository, RepositoryId>, RepositoryError> {
         self.authorize(
             caller,
             Permission::RepositoriesList,
@@ -266,6 +266,42 @@ mod tests {
             }
             other => panic!("expected {permission} to be refused, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_listing_pages_on_by_the_last_repository_id() {
+        let (repositories, _, _) = service().await;
+        for r in ["s", "t"] {
+            repositories
+                .create_with(&admin(), &name(r), docker())
+                .await
+                .unwrap();
+        }
+        let project: ProjectId = "p".parse().unwrap();
+        let first = repositories
+            .list(&admin(), &project, &PageRequest::first(2))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = first.items.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["projects/p/repositories/r", "projects/p/repositories/s"]
+        );
+        assert_eq!(first.next, Some("s".parse().unwrap()));
+        let second = repositories
+            .list(
+                &admin(),
+                &project,
+                &PageRequest {
+                    after: first.next,
+                    size: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.items.len(), 1);
+        assert_eq!(second.items[0].name, "projects/p/repositories/t");
+        assert_eq!(second.next, None);
     }
 
     #[tokio::test]

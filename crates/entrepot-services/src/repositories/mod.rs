@@ -287,15 +287,23 @@ impl RepositoryService {
         &self,
         project: &ProjectId,
         page: &PageRequest<RepositoryId>,
-    ) -> Result<Page<Repository, String>, RepositoryError> {
+    ) -> Result<Page<Repository, RepositoryId>, RepositoryError> {
         self.require_project(project).await?;
         let rows = self
             .store
             .list_repositories(project, page.after.as_ref(), page.limit())
             .await?;
-        Ok(Page::from_rows(rows, page, |r| {
-            r.name.rsplit('/').next().unwrap_or_default().to_owned()
-        }))
+        // Only the last row's name is parsed: it is the next page's cursor.
+        let page = Page::from_rows(rows, page, Repository::repository_name);
+        let next = page
+            .next
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .map(|name| name.repository);
+        Ok(Page {
+            items: page.items,
+            next,
+        })
     }
 
     /// Change a repository's mutable fields.

@@ -7,7 +7,7 @@ use entrepot_domain::{Digest, Format, Mode, Repository};
 use super::walk;
 use crate::conformance::{pid, rid, rname};
 use crate::metadata::*;
-use crate::python::{CachedIndexPage, PythonFileRecord, PythonRepo, RemoteFileRecord};
+use crate::python::{CachedIndexPage, PythonFileRecord, RemoteFileRecord};
 use crate::Stores;
 
 pub(crate) fn repository(project: &str, id: &str, description: &str) -> Repository {
@@ -249,10 +249,7 @@ pub(crate) async fn deleting_a_repository_takes_its_content(s: &Stores) {
         store.link_blob(image, &blob, 5).await.unwrap();
     }
     store.create_upload(&upload("u1", 100)).await.unwrap();
-    let python = PythonRepo {
-        project: "p".into(),
-        repository: "r".into(),
-    };
+    let python = rname("p", "r");
     let page = CachedIndexPage {
         content_type: "text/html".into(),
         content: b"<html></html>".to_vec(),
@@ -368,10 +365,7 @@ pub(crate) async fn repository_size_counts_its_own_content_once(s: &Stores) {
     store.put_manifest(&app, &m, Some("1")).await.unwrap();
     s.python
         .add_file(
-            &PythonRepo {
-                project: "p".into(),
-                repository: "r".into(),
-            },
+            &rname("p", "r"),
             &PythonFileRecord {
                 filename: "tiny-1.0.tar.gz".into(),
                 name: "tiny".into(),

@@ -6,11 +6,8 @@ use crate::metadata::StoreError;
 use crate::python::*;
 use crate::Stores;
 
-fn repo(repository: &str) -> PythonRepo {
-    PythonRepo {
-        project: "p".into(),
-        repository: repository.into(),
-    }
+fn repo(repository: &str) -> entrepot_domain::RepositoryName {
+    super::rname("p", repository)
 }
 
 fn file(filename: &str, version: &str) -> PythonFileRecord {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use entrepot_domain::Digest;
+use entrepot_domain::{Digest, RepositoryName};
 use sqlx::Row;
 
 use super::read_cache::RemoteFileKey;
@@ -26,10 +26,10 @@ fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<PythonFileRecord, StoreE
     })
 }
 
-fn remote_file_key(repo: &PythonRepo, sha256: &str, filename: &str) -> RemoteFileKey {
+fn remote_file_key(repo: &RepositoryName, sha256: &str, filename: &str) -> RemoteFileKey {
     (
-        repo.project.clone(),
-        repo.repository.clone(),
+        repo.project.as_str().to_owned(),
+        repo.repository.as_str().to_owned(),
         sha256.to_owned(),
         filename.to_owned(),
     )
@@ -60,14 +60,14 @@ const FILE_COLUMNS: &str = "filename, name, version, sha256, size, requires_pyth
 impl PythonStore for SqliteMetadataStore {
     async fn index_page(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Option<CachedIndexPage>, StoreError> {
         let row = sqlx::query(
             "SELECT content_type, content, fetched_at FROM python_index_pages WHERE project = ? AND repository = ? AND name = ?",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
@@ -83,7 +83,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn put_index_page(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
         page: &CachedIndexPage,
     ) -> Result<(), StoreError> {
@@ -91,8 +91,8 @@ impl PythonStore for SqliteMetadataStore {
             "INSERT INTO python_index_pages (project, repository, name, content_type, content, fetched_at) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (project, repository, name) DO UPDATE SET content_type = excluded.content_type, content = excluded.content, fetched_at = excluded.fetched_at",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .bind(&page.content_type)
         .bind(&page.content)
@@ -104,7 +104,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn remember_remote_files(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         files: &[RemoteFileRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -128,8 +128,8 @@ impl PythonStore for SqliteMetadataStore {
             let mut query = sqlx::query(&sql);
             for f in batch {
                 query = query
-                    .bind(&repo.project)
-                    .bind(&repo.repository)
+                    .bind(repo.project.as_str())
+                    .bind(repo.repository.as_str())
                     .bind(&f.name)
                     .bind(&f.sha256)
                     .bind(&f.filename)
@@ -149,7 +149,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn remote_file(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         sha256: &str,
         filename: &str,
     ) -> Result<Option<RemoteFileRecord>, StoreError> {
@@ -161,8 +161,8 @@ impl PythonStore for SqliteMetadataStore {
         let row = sqlx::query(
             "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ?",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(sha256)
         .bind(filename)
         .fetch_optional(self.pool())
@@ -176,14 +176,14 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn remote_files_of(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<RemoteFileRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND name = ?",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .fetch_all(self.pool())
         .await?;
@@ -192,14 +192,14 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn remote_files_with_metadata(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<RemoteFileRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, sha256, filename, url, metadata_sha256 FROM python_remote_files WHERE project = ? AND repository = ? AND name = ? AND metadata_sha256 IS NOT NULL",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .fetch_all(self.pool())
         .await?;
@@ -208,7 +208,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn set_remote_metadata(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         sha256: &str,
         filename: &str,
         metadata_sha256: &str,
@@ -217,8 +217,8 @@ impl PythonStore for SqliteMetadataStore {
             "UPDATE python_remote_files SET metadata_sha256 = ? WHERE project = ? AND repository = ? AND sha256 = ? AND filename = ? AND metadata_sha256 IS NULL",
         )
         .bind(metadata_sha256)
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(sha256)
         .bind(filename)
         .execute(self.pool())
@@ -230,7 +230,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn link_remote_blob(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         digest: &Digest,
         size: u64,
     ) -> Result<(), StoreError> {
@@ -242,8 +242,8 @@ impl PythonStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
-            .bind(&repo.project)
-            .bind(&repo.repository)
+            .bind(repo.project.as_str())
+            .bind(repo.repository.as_str())
             .bind(PYTHON_LINK_IMAGE)
             .bind(digest.to_string())
             .execute(&mut *tx)
@@ -254,15 +254,15 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn remote_blob_size(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM blob_links l JOIN blobs b ON b.digest = l.digest
              WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest = ?",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(PYTHON_LINK_IMAGE)
         .bind(digest.to_string())
         .fetch_optional(self.pool())
@@ -272,7 +272,7 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn linked_file_sizes(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<HashMap<String, u64>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -283,20 +283,24 @@ impl PythonStore for SqliteMetadataStore {
              WHERE f.project = ? AND f.repository = ? AND f.name = ?",
         )
         .bind(PYTHON_LINK_IMAGE)
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|(h, s)| (h, s as u64)).collect())
     }
 
-    async fn add_file(&self, repo: &PythonRepo, file: &PythonFileRecord) -> Result<(), StoreError> {
+    async fn add_file(
+        &self,
+        repo: &RepositoryName,
+        file: &PythonFileRecord,
+    ) -> Result<(), StoreError> {
         let result = sqlx::query(&format!(
             "INSERT INTO python_files (project, repository, {FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(&file.filename)
         .bind(&file.name)
         .bind(&file.version)
@@ -318,14 +322,14 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn file(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         filename: &str,
     ) -> Result<Option<PythonFileRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {FILE_COLUMNS} FROM python_files WHERE project = ? AND repository = ? AND filename = ?"
         ))
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(filename)
         .fetch_optional(self.pool())
         .await?;
@@ -334,33 +338,33 @@ impl PythonStore for SqliteMetadataStore {
 
     async fn files_of(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
     ) -> Result<Vec<PythonFileRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {FILE_COLUMNS} FROM python_files WHERE project = ? AND repository = ? AND name = ? ORDER BY filename"
         ))
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(file_record).collect()
     }
 
-    async fn project_names(&self, repo: &PythonRepo) -> Result<Vec<String>, StoreError> {
+    async fn project_names(&self, repo: &RepositoryName) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT name FROM python_files WHERE project = ? AND repository = ? ORDER BY name",
         )
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .fetch_all(self.pool())
         .await?)
     }
 
     async fn set_yanked(
         &self,
-        repo: &PythonRepo,
+        repo: &RepositoryName,
         name: &str,
         version: &str,
         yanked: bool,
@@ -371,8 +375,8 @@ impl PythonStore for SqliteMetadataStore {
         )
         .bind(yanked as i64)
         .bind(if yanked { reason } else { None })
-        .bind(&repo.project)
-        .bind(&repo.repository)
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
         .bind(name)
         .bind(version)
         .execute(self.pool())

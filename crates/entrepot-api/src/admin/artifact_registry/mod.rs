@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use entrepot_domain::{ProjectId, Repository, RepositoryName};
+use entrepot_domain::{ProjectId, Repository, RepositoryId, RepositoryName};
 use serde_json::Value;
 
 use self::operation::OperationId;
@@ -67,8 +67,8 @@ fn parent(project: &ProjectId, location: &str) -> String {
     format!("projects/{project}/locations/{location}")
 }
 
-fn render(repo: &Repository, parent: &str, enums: EnumEncoding) -> Value {
-    let id = repo.name.rsplit('/').next().unwrap_or_default();
+/// `repo`, named `{parent}/repositories/{id}`.
+fn render(repo: &Repository, id: &RepositoryId, parent: &str, enums: EnumEncoding) -> Value {
     resource::render_google(repo, &format!("{parent}/repositories/{id}"), enums)
 }
 
@@ -89,10 +89,15 @@ async fn list(
     let page = REPOSITORIES.request(&query)?;
     let enums = EnumEncoding::of_query(&query);
     let principal = authenticate(&state, &headers).await?;
-    let repositories = state.repositories.list(&principal, &project, &page).await?;
-    Ok(Json(
-        REPOSITORIES.body(repositories, |r| render(&r, &parent, enums)),
-    ))
+    let repositories = state
+        .repositories
+        .list(&principal, &project, &page)
+        .await?
+        .try_map(|r| r.repository_name().map(|name| (name.repository, r)))
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(REPOSITORIES.body(repositories, |(id, r)| {
+        render(&r, &id, &parent, enums)
+    })))
 }
 
 /// `POST .../repositories?repositoryId=R`: a finished `Operation` whose
@@ -117,7 +122,7 @@ async fn create(
         .repositories
         .create_with(&principal, &name, request.into_create_request()?)
         .await?;
-    let rendered = render(&repo, &parent, enums);
+    let rendered = render(&repo, &name.repository, &parent, enums);
     Ok(Json(operation::done(
         &parent,
         &OperationId::Create(name.repository),
@@ -139,7 +144,12 @@ async fn describe(
         .repositories
         .describe_with_size(&principal, &name)
         .await?;
-    let mut value = render(&repo, &parent, EnumEncoding::of_query(&query));
+    let mut value = render(
+        &repo,
+        &name.repository,
+        &parent,
+        EnumEncoding::of_query(&query),
+    );
     // int64 in proto3 JSON: a decimal string.
     value["sizeBytes"] = Value::String(size.to_string());
     Ok(Json(value))
@@ -159,7 +169,12 @@ async fn update(
     let update = body(request)?.into_update(query.get("updateMask").map(String::as_str))?;
     let principal = authenticate(&state, &headers).await?;
     let repo = state.repositories.update(&principal, &name, update).await?;
-    Ok(Json(render(&repo, &parent, EnumEncoding::of_query(&query))))
+    Ok(Json(render(
+        &repo,
+        &name.repository,
+        &parent,
+        EnumEncoding::of_query(&query),
+    )))
 }
 
 /// `DELETE .../repositories/R`: a finished `Operation` with an empty response.
@@ -198,7 +213,12 @@ async fn get_operation(
         OperationId::Create(repository) => {
             let name = RepositoryName::new(project, repository.clone());
             let repo = state.repositories.describe(&principal, &name).await?;
-            Some(render(&repo, &parent, EnumEncoding::of_query(&query)))
+            Some(render(
+                &repo,
+                repository,
+                &parent,
+                EnumEncoding::of_query(&query),
+            ))
         }
         OperationId::Delete(repository) => {
             let name = RepositoryName::new(project.clone(), repository.clone());
