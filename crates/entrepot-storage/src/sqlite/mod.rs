@@ -57,6 +57,13 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// The size a checkpointed write-ahead log is truncated to (`journal_size_limit`).
 const JOURNAL_SIZE_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
 
+/// How much of the database file each connection reads through a memory
+/// map instead of `read` calls into its own 2 MiB page cache: the index
+/// pages of a large store are then shared by every connection through the
+/// kernel's page cache, so a lookup that misses the read cache costs a
+/// B-tree walk in memory, not a system call per page.
+const MMAP_SIZE_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// How often the write-ahead log is checkpointed and truncated.
 pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -100,6 +107,7 @@ impl SqliteMetadataStore {
             // A WAL that a burst of writes grew is cut back to this size once
             // checkpointed, instead of keeping its largest size until restart.
             .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
+            .pragma("mmap_size", MMAP_SIZE_BYTES.to_string())
             .busy_timeout(Duration::from_secs(10));
         // Create the file, switch it to WAL and migrate it on one connection
         // before the pool opens several at once: on a new file, connections
@@ -223,6 +231,23 @@ mod tests {
     use crate::conformance::pid;
 
     use super::*;
+
+    /// Every connection of a store on file reads the database through a
+    /// memory map of [`MMAP_SIZE_BYTES`].
+    #[tokio::test]
+    async fn connections_read_the_file_through_a_memory_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(&dir.path().join("metadata.db"))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let size: i64 = sqlx::query_scalar("PRAGMA mmap_size")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(size, MMAP_SIZE_BYTES as i64);
+        }
+    }
     use crate::MetadataStore;
     use entrepot_domain::clock::ManualClock;
 
