@@ -154,6 +154,9 @@ impl EntrepotBuilder {
             http: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(300))
+                // Below the server's idle timeout (20 s): a pooled connection
+                // is never reused at the moment the server closes it.
+                .pool_idle_timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
             stdout,
