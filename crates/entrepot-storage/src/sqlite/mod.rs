@@ -76,7 +76,14 @@ impl SqliteMetadataStore {
     pub fn spawn_wal_checkpoints(&self) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+            // The first checkpoint comes one interval after start, not at
+            // once: at start the server is creating its first records, and a
+            // TRUNCATE checkpoint racing those writes on a new file can make
+            // one of them fail with "database is locked".
+            let mut every = tokio::time::interval_at(
+                tokio::time::Instant::now() + WAL_CHECKPOINT_INTERVAL,
+                WAL_CHECKPOINT_INTERVAL,
+            );
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
