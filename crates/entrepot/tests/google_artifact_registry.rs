@@ -32,21 +32,9 @@ fn run_client_script(script: &str, vars: &[(&str, &str)]) {
 
 #[test]
 fn the_google_client_creates_a_remote_repository_that_skopeo_pulls_through() {
-    require_tool("htpasswd", "apache2-utils");
     require_tool("skopeo", "skopeo");
     let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    let status = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&htpasswd)
-        .args(["bob", "upstream-password"])
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    let upstream = Distribution::start_with_auth(&format!(
-        "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let upstream = Distribution::start_with_htpasswd("bob", "upstream-password");
     let original = work.path().join("original");
     let digest = image_layout(&original, "1", &[300_000]);
     upstream.push(&original, "1", "team/app:1", Some("bob:upstream-password"));

@@ -8,7 +8,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use support::*;
 
@@ -146,20 +145,8 @@ fn a_secret_read_by_the_service_agent_authenticates_to_a_token_auth_upstream() {
 
 #[test]
 fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
-    require_tool("htpasswd", "apache2-utils");
     let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    let status = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&htpasswd)
-        .args(["bob", "basic-secret"])
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    let upstream = Distribution::start_with_auth(&format!(
-        "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let upstream = Distribution::start_with_htpasswd("bob", "basic-secret");
     let original = work.path().join("original");
     let digest = image_layout(&original, "1", &[300_000]);
     upstream.push(&original, "1", "app:1", Some("bob:basic-secret"));
@@ -201,20 +188,8 @@ fn a_json_secret_payload_authenticates_to_a_basic_auth_upstream() {
 
 #[test]
 fn credentials_the_upstream_refuses_are_a_bad_gateway_naming_the_upstream() {
-    require_tool("htpasswd", "apache2-utils");
     let work = tempfile::tempdir().unwrap();
-    let htpasswd = work.path().join("htpasswd");
-    let status = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&htpasswd)
-        .args(["bob", "the-right-token"])
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    let upstream = Distribution::start_with_auth(&format!(
-        "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
-        htpasswd.display()
-    ));
+    let upstream = Distribution::start_with_htpasswd("bob", "the-right-token");
     image_layout(&work.path().join("original"), "1", &[1024]);
     upstream.push(
         &work.path().join("original"),

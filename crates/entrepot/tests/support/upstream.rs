@@ -31,12 +31,34 @@ pub struct Distribution {
     dir: tempfile::TempDir,
     config: PathBuf,
     log: PathBuf,
+    /// Holds the htpasswd file of `start_with_htpasswd` while the registry runs.
+    htpasswd_dir: Option<tempfile::TempDir>,
 }
 
 impl Distribution {
     /// An anonymous registry.
     pub fn start() -> Distribution {
         Self::start_with_auth("")
+    }
+
+    /// A registry that accepts only `user` with `password` (htpasswd, bcrypt).
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Distribution {
+        require_tool("htpasswd", "apache2-utils");
+        let dir = tempfile::tempdir().unwrap();
+        let htpasswd = dir.path().join("htpasswd");
+        let status = Command::new("htpasswd")
+            .args(["-Bbc"])
+            .arg(&htpasswd)
+            .args([user, password])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "htpasswd failed: {status:?}");
+        let mut registry = Self::start_with_auth(&format!(
+            "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
+            htpasswd.display()
+        ));
+        registry.htpasswd_dir = Some(dir);
+        registry
     }
 
     /// A registry with an `auth:` section (YAML, indented by two spaces).
@@ -63,6 +85,7 @@ impl Distribution {
             dir,
             config,
             log,
+            htpasswd_dir: None,
         };
         d.spawn();
         d
