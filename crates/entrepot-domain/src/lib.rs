@@ -17,9 +17,11 @@ pub mod manifest;
 pub mod name;
 pub mod range;
 pub mod repository;
+pub mod resource;
 pub mod secret;
 pub mod secret_filter;
 pub mod secret_settings;
+pub mod token_id;
 pub mod upstream;
 
 pub use chunk_range::{parse_chunk_range, ChunkRangeError};

@@ -11,6 +11,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use entrepot_domain::iam::Permission;
+pub use entrepot_domain::resource::Resource;
 
 /// Who is calling.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -73,47 +74,6 @@ impl fmt::Debug for Credentials {
         match self {
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
             Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-        }
-    }
-}
-
-/// What a permission is checked on.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Resource {
-    /// The whole installation (catalog listing, organisation settings).
-    Organization,
-    /// `projects/{p}`.
-    Project(String),
-    /// `projects/{p}/repositories/{r}`.
-    Repository {
-        /// Project id.
-        project: String,
-        /// Repository id.
-        repository: String,
-    },
-    /// `projects/{p}/secrets/{s}` (versions are checked on their secret).
-    Secret {
-        /// Project id.
-        project: String,
-        /// Secret id.
-        secret: String,
-    },
-}
-
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Resource::Organization => f.write_str("organization"),
-            Resource::Project(p) => write!(f, "projects/{p}"),
-            Resource::Repository {
-                project,
-                repository,
-            } => {
-                write!(f, "projects/{project}/repositories/{repository}")
-            }
-            Resource::Secret { project, secret } => {
-                write!(f, "projects/{project}/secrets/{secret}")
-            }
         }
     }
 }

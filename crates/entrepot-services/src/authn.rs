@@ -7,6 +7,7 @@ use std::fmt;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
+use entrepot_domain::token_id::TokenId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -143,10 +144,10 @@ pub fn new_access_token() -> SecretString {
 }
 
 /// A short random id (16 hex characters) for tokens.
-pub fn new_token_id() -> String {
+pub fn new_token_id() -> TokenId {
     let mut bytes = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    TokenId::from_random_bytes(bytes)
 }
 
 /// 32 random bytes for a new signing key.
@@ -195,7 +196,7 @@ pub struct RegistryClaims {
     pub access: Vec<AccessEntry>,
     /// The personal access token it was exchanged for, checked for revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tid: Option<String>,
+    pub tid: Option<TokenId>,
     /// Issued for a read-only credential.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
@@ -353,13 +354,13 @@ mod tests {
             exp: now + REGISTRY_TOKEN_SECONDS,
             nbf: now,
             iat: now,
-            jti: new_token_id(),
+            jti: new_token_id().to_string(),
             access: vec![AccessEntry {
                 kind: "repository".into(),
                 name: "default/images/app".into(),
                 actions: vec!["pull".into()],
             }],
-            tid: Some("t1".into()),
+            tid: Some("t1".parse().unwrap()),
             ro: true,
             uct: None,
         };

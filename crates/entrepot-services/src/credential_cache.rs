@@ -164,7 +164,7 @@ impl Weighter<CredentialKey, Arc<Verified>> for BySlots {
         let bytes = std::mem::size_of::<CredentialKey>()
             + std::mem::size_of::<Verified>()
             + principal_bytes(&who.principal)
-            + who.token_id.as_ref().map_or(0, String::len)
+            + who.token_id.as_ref().map_or(0, |id| id.as_str().len())
             + who.principal_created.as_ref().map_or(0, String::len);
         (bytes as u64).div_ceil(ENTRY_SLOT_BYTES).max(1)
     }
@@ -320,7 +320,7 @@ mod tests {
     fn who(email: &str) -> Authenticated {
         Authenticated {
             principal: Principal::User(email.into()),
-            token_id: Some("t1".into()),
+            token_id: Some("t1".parse().unwrap()),
             principal_created: Some("2026-01-01T00:00:00Z".into()),
         }
     }

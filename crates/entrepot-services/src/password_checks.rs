@@ -133,7 +133,7 @@ impl PasswordChecks {
         let dummy = authn::new_token_id();
         // Hashing a fresh random string cannot fail short of a broken RNG;
         // a hash that parses but matches nothing is the safe fallback.
-        let dummy_hash = authn::hash_password(&dummy).unwrap_or_else(|_| {
+        let dummy_hash = authn::hash_password(dummy.as_str()).unwrap_or_else(|_| {
             "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()
         });
         Self {

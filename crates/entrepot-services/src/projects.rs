@@ -104,7 +104,7 @@ impl ProjectService {
         &self,
         caller: &Principal,
         page: &PageRequest<ProjectId>,
-    ) -> Result<Page<ProjectRecord, String>, ProjectError> {
+    ) -> Result<Page<ProjectRecord, ProjectId>, ProjectError> {
         self.access
             .authorize(
                 caller,

@@ -4,7 +4,10 @@
 //! transaction.
 
 use async_trait::async_trait;
-use entrepot_domain::iam::Policy;
+use entrepot_domain::iam::{Member, Policy};
+use entrepot_domain::resource::Resource;
+use entrepot_domain::token_id::TokenId;
+use entrepot_domain::ProjectId;
 
 use crate::metadata::StoreError;
 
@@ -34,8 +37,8 @@ impl std::fmt::Debug for UserRecord {
 pub struct ServiceAccountRecord {
     /// `NAME@PROJECT.iam.entrepot`.
     pub email: String,
-    /// Owning project id.
-    pub project: String,
+    /// Owning project.
+    pub project: ProjectId,
     /// The `NAME` part.
     pub account_id: String,
     /// Free text.
@@ -48,9 +51,9 @@ pub struct ServiceAccountRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// Public id, used to list and revoke.
-    pub id: String,
-    /// Member string of the owner: `user:EMAIL` or `serviceAccount:EMAIL`.
-    pub principal: String,
+    pub id: TokenId,
+    /// The owner: a user or a service account.
+    pub principal: Member,
     /// Hex SHA-256 of the token.
     pub token_hash: String,
     /// Free text.
@@ -74,7 +77,7 @@ pub struct TokenKey {
     /// RFC 3339 creation time, as stored.
     pub create_time: String,
     /// Token id.
-    pub id: String,
+    pub id: TokenId,
 }
 
 impl TokenRecord {
@@ -124,7 +127,7 @@ pub trait IamStore: Send + Sync + 'static {
     /// (project, e-mail).
     async fn list_service_accounts(
         &self,
-        project: &str,
+        project: &ProjectId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ServiceAccountRecord>, StoreError>;
@@ -137,32 +140,32 @@ pub trait IamStore: Send + Sync + 'static {
     /// The token whose hash is `token_hash`.
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// A token by id.
-    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
     /// Tokens of one principal, newest first (ties by id), those after `after`
     /// in that order (all with `None`), at most `limit`: one keyset page, read
     /// along an index on (principal, creation time, id).
     async fn list_tokens(
         &self,
-        principal: &str,
+        principal: &Member,
         after: Option<&TokenKey>,
         limit: u32,
     ) -> Result<Vec<TokenRecord>, StoreError>;
     /// Mark a token revoked; false if absent or already revoked.
-    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError>;
     /// Record a successful use.
-    async fn touch_token(&self, id: &str) -> Result<(), StoreError>;
+    async fn touch_token(&self, id: &TokenId) -> Result<(), StoreError>;
 
     /// The policy of a resource; the empty policy (etag `ACAB`) if none was set.
-    async fn get_policy(&self, resource: &str) -> Result<Policy, StoreError>;
+    async fn get_policy(&self, resource: &Resource) -> Result<Policy, StoreError>;
     /// Replace the policy of a resource with `policy` (its etag is the new one)
     /// if the stored etag is `expected_etag` (`None`: unconditionally). Compare and
     /// swap in one statement; false if the etag did not match.
     async fn set_policy(
         &self,
-        resource: &str,
+        resource: &Resource,
         policy: &Policy,
         expected_etag: Option<&str>,
     ) -> Result<bool, StoreError>;
     /// Drop the policy of a deleted resource; false if it had none.
-    async fn delete_policy(&self, resource: &str) -> Result<bool, StoreError>;
+    async fn delete_policy(&self, resource: &Resource) -> Result<bool, StoreError>;
 }

@@ -26,7 +26,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectRecord {
     /// Project id.
-    pub id: String,
+    pub id: ProjectId,
     /// Project number, unique, used in the service agent's identity.
     pub number: i64,
     /// RFC 3339 creation time.

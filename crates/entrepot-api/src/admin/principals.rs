@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::iam::Member;
+use entrepot_domain::token_id::TokenId;
 use entrepot_domain::ProjectId;
-use entrepot_services::iam::NewToken;
+use entrepot_services::iam::{IamError, NewToken};
 use entrepot_services::{ServiceAccountRecord, TokenRecord, UserRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -172,7 +173,7 @@ async fn create_account(
         .iam
         .create_service_account(
             &principal,
-            project.as_str(),
+            &project,
             &b.account_id,
             b.display_name.as_deref().unwrap_or(""),
         )
@@ -193,7 +194,7 @@ async fn list_accounts(
     let principal = caller(&state, &headers).await?;
     let accounts = state
         .iam
-        .list_service_accounts(&principal, project.as_str(), &page)
+        .list_service_accounts(&principal, &project, &page)
         .await?;
     Ok(Json(ACCOUNTS.body(accounts, |a| account_json(&a))))
 }
@@ -207,7 +208,7 @@ async fn get_account(
     let principal = caller(&state, &headers).await?;
     let account = state
         .iam
-        .get_service_account(&principal, project.as_str(), &email)
+        .get_service_account(&principal, &project, &email)
         .await?;
     Ok(Json(account_json(&account)))
 }
@@ -227,7 +228,7 @@ async fn delete_account(
     };
     state
         .iam
-        .delete_service_account(&principal, project.as_str(), &email)
+        .delete_service_account(&principal, &project, &email)
         .await?;
     Ok(Json(json!({})))
 }
@@ -338,7 +339,7 @@ async fn get_token(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&state, &headers).await?;
-    let token = state.iam.get_token(&principal, &id).await?;
+    let token = state.iam.get_token(&principal, &token_id(&id)?).await?;
     Ok(Json(token_json(&token)))
 }
 
@@ -348,8 +349,14 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&state, &headers).await?;
-    let token = state.iam.revoke_token(&principal, &id).await?;
+    let token = state.iam.revoke_token(&principal, &token_id(&id)?).await?;
     Ok(Json(token_json(&token)))
+}
+
+/// The token id in a path; one that cannot be an id names no token.
+fn token_id(id: &str) -> Result<TokenId, ApiError> {
+    id.parse()
+        .map_err(|_| IamError::NotFound(format!("token {id}")).into())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! cache for tokens.
 
 use entrepot_domain::iam::Member;
+use entrepot_domain::token_id::TokenId;
 use entrepot_storage::TokenRecord;
 
 use super::{internal, now, principal_of, IamService};
@@ -21,7 +22,7 @@ pub struct Authenticated {
     /// The principal (wrapped in `ReadOnly` for read-only tokens).
     pub principal: Principal,
     /// The personal access token used, if any.
-    pub token_id: Option<String>,
+    pub token_id: Option<TokenId>,
     /// Creation time of the user or service account, carried into registry
     /// tokens so that they die with the principal.
     pub principal_created: Option<String>,
@@ -46,12 +47,12 @@ impl IamService {
     /// Record a token's use without making the request wait: the write queues
     /// for SQLite's single writer, which a large delete may hold, and a read
     /// must never wait behind it. At most one write per token is in flight.
-    fn touch_in_background(&self, id: &str) {
+    fn touch_in_background(&self, id: &TokenId) {
         let lock = || self.touching.lock().unwrap_or_else(|p| p.into_inner());
-        if !lock().insert(id.to_owned()) {
+        if !lock().insert(id.clone()) {
             return;
         }
-        let (store, touching, id) = (self.store.clone(), self.touching.clone(), id.to_owned());
+        let (store, touching, id) = (self.store.clone(), self.touching.clone(), id.clone());
         tokio::spawn(async move {
             if let Err(e) = store.touch_token(&id).await {
                 tracing::warn!(error = %e, "could not record the last use of a token");
@@ -255,7 +256,7 @@ impl IamService {
         {
             return Err(unauthenticated());
         }
-        let member: Member = record.principal.parse().map_err(|_| unauthenticated())?;
+        let member = record.principal.clone();
         let created = self
             .principal_created(&member)
             .await?
@@ -474,7 +475,7 @@ mod tests {
         iam.create_user(&admin, "dev@example.com", None)
             .await
             .unwrap();
-        iam.create_service_account(&admin, "demo", "ci-robot", "")
+        iam.create_service_account(&admin, &"demo".parse().unwrap(), "ci-robot", "")
             .await
             .unwrap();
         let token_of = |member: &str| {
@@ -513,9 +514,13 @@ mod tests {
         assert!(iam.authenticate(Some(&pat)).await.is_err());
         iam.delete_user(&admin, "dev@example.com").await.unwrap();
         assert!(iam.authenticate(Some(&dev)).await.is_err());
-        iam.delete_service_account(&admin, "demo", "ci-robot@demo.iam.entrepot")
-            .await
-            .unwrap();
+        iam.delete_service_account(
+            &admin,
+            &"demo".parse().unwrap(),
+            "ci-robot@demo.iam.entrepot",
+        )
+        .await
+        .unwrap();
         assert!(iam.authenticate(Some(&robot)).await.is_err());
         iam.authenticate(Some(&jwt)).await.unwrap();
         iam.revoke_token(&admin, &base_id).await.unwrap();

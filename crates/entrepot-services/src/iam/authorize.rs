@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use entrepot_domain::iam::{permissions, Member};
 use entrepot_storage::StoreError;
 
-use super::{internal, member_of, IamError, IamService, ORGANIZATION};
+use super::{internal, member_of, IamError, IamService};
 use crate::access::{AuthError, Permission, Principal, Resource};
 use crate::authn;
 
@@ -19,14 +19,14 @@ fn identities(principal: &Principal) -> Vec<Member> {
 }
 
 /// The policies that apply to a resource, outermost first.
-fn policy_chain(resource: &Resource) -> Vec<String> {
-    let mut chain = vec![ORGANIZATION.to_owned()];
+fn policy_chain(resource: &Resource) -> Vec<Resource> {
+    let mut chain = vec![Resource::Organization];
     match resource {
         Resource::Organization => {}
-        Resource::Project(p) => chain.push(format!("projects/{p}")),
+        Resource::Project(_) => chain.push(resource.clone()),
         Resource::Repository { project, .. } | Resource::Secret { project, .. } => {
-            chain.push(format!("projects/{project}"));
-            chain.push(resource.to_string());
+            chain.push(Resource::Project(project.clone()));
+            chain.push(resource.clone());
         }
     }
     chain

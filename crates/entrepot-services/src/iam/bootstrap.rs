@@ -2,22 +2,24 @@
 //! moment its token has served its purpose.
 
 use entrepot_domain::iam::{Member, Policy, OWNER};
+use entrepot_domain::token_id::TokenId;
 use entrepot_storage::StoreError;
 
 use super::tokens::NewToken;
-use super::{IamError, IamService, BOOTSTRAP_ADMIN, ORGANIZATION};
+use super::{IamError, IamService, BOOTSTRAP_ADMIN};
+use crate::access::Resource;
 use crate::authn::{self, SecretString};
 
 /// Watches for the moment the bootstrap admin token has served its purpose:
 /// its first successful use, or another owner of the organisation.
 #[derive(Default)]
 pub(super) struct BootstrapWatch {
-    token_id: std::sync::Mutex<Option<String>>,
+    token_id: std::sync::Mutex<Option<TokenId>>,
     retired: tokio::sync::Notify,
 }
 
 impl BootstrapWatch {
-    pub(super) fn watch(&self, id: String) {
+    pub(super) fn watch(&self, id: TokenId) {
         *self.token_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
     }
 
@@ -33,12 +35,12 @@ impl BootstrapWatch {
         }
     }
 
-    pub(super) fn used(&self, id: &str) {
+    pub(super) fn used(&self, id: &TokenId) {
         let watched = self
             .token_id
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .as_deref()
+            .as_ref()
             == Some(id);
         if watched {
             self.retire();
@@ -75,7 +77,7 @@ impl IamService {
 
     /// Whether the organisation has an owner besides the bootstrap admin.
     async fn other_owner(&self) -> Result<bool, IamError> {
-        let org = self.store.get_policy(ORGANIZATION).await?;
+        let org = self.store.get_policy(&Resource::Organization).await?;
         Ok(has_other_owner(&org))
     }
 
@@ -83,7 +85,7 @@ impl IamService {
     /// `user:admin` with `roles/owner` on the organisation and return a token for
     /// it; `None` on later starts.
     pub async fn bootstrap(&self) -> Result<Option<SecretString>, IamError> {
-        let org = self.store.get_policy(ORGANIZATION).await?;
+        let org = self.store.get_policy(&Resource::Organization).await?;
         if !org.bindings.is_empty() || !self.store.list_users(None, 1).await?.is_empty() {
             return Ok(None);
         }
@@ -94,7 +96,8 @@ impl IamService {
         let admin = Member::User(BOOTSTRAP_ADMIN.into());
         let mut policy = org;
         policy.add_binding(OWNER, admin.clone())?;
-        self.write_policy(ORGANIZATION, policy, None).await?;
+        self.write_policy(&Resource::Organization, policy, None)
+            .await?;
         let created = self
             .insert_token(
                 &admin,

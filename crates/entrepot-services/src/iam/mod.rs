@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use entrepot_domain::iam::IamError as DomainIamError;
+use entrepot_domain::token_id::TokenId;
 use entrepot_storage::{IamStore, MetadataStore, StoreError};
 
 use crate::access::{AccessControl, AuthError, Credentials, Permission, Principal, Resource};
@@ -42,9 +43,6 @@ pub use principals::{member_of, principal_of, service_agent};
 pub use tokens::{CreatedToken, NewToken, RegistryToken};
 
 use bootstrap::BootstrapWatch;
-
-/// The resource name of the organisation-wide policy, consulted for everything.
-pub const ORGANIZATION: &str = "organization";
 
 /// The user created on first start.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
@@ -97,7 +95,7 @@ pub struct IamService {
     bootstrap: Arc<BootstrapWatch>,
     /// Tokens whose last use is being written, so that one write per token is
     /// in flight however many requests arrive while it waits for the writer.
-    touching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    touching: Arc<std::sync::Mutex<std::collections::HashSet<TokenId>>>,
     /// Token checks that succeeded in the last second.
     verified: Arc<CredentialCache>,
 }

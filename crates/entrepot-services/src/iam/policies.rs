@@ -7,7 +7,7 @@ use entrepot_domain::{ProjectId, RepositoryName};
 use entrepot_storage::StoreError;
 
 use super::bootstrap::has_other_owner;
-use super::{IamError, IamService, ORGANIZATION};
+use super::{IamError, IamService};
 use crate::access::{Permission, Principal, Resource};
 
 /// Tells the IAM service whether a secret exists, so that IAM calls on a
@@ -86,7 +86,7 @@ impl IamService {
         let (get, _) = Self::policy_permissions(resource);
         self.check(caller, get, resource).await?;
         self.ensure_exists(resource).await?;
-        Ok(self.store.get_policy(&resource.to_string()).await?)
+        Ok(self.store.get_policy(resource).await?)
     }
 
     /// Replace the IAM policy of `resource`. A non-empty `policy.etag` must be
@@ -102,26 +102,30 @@ impl IamService {
         self.ensure_exists(resource).await?;
         policy.validate()?;
         let expected = (!policy.etag.is_empty()).then(|| policy.etag.clone());
-        self.write_policy(&resource.to_string(), policy, expected.as_deref())
+        self.write_policy(resource, policy, expected.as_deref())
             .await
     }
 
     pub(super) async fn write_policy(
         &self,
-        name: &str,
+        resource: &Resource,
         policy: Policy,
         expected_etag: Option<&str>,
     ) -> Result<Policy, IamError> {
         let mut policy = policy.normalized();
         policy.etag = new_etag();
-        if self.store.set_policy(name, &policy, expected_etag).await? {
-            if name == ORGANIZATION && has_other_owner(&policy) {
+        if self
+            .store
+            .set_policy(resource, &policy, expected_etag)
+            .await?
+        {
+            if *resource == Resource::Organization && has_other_owner(&policy) {
                 self.bootstrap.retire();
             }
             Ok(policy)
         } else {
             Err(IamError::StaleEtag {
-                resource: name.to_owned(),
+                resource: resource.to_string(),
                 etag: expected_etag.unwrap_or(EMPTY_POLICY_ETAG).to_owned(),
             })
         }
@@ -135,21 +139,20 @@ impl IamService {
         role: &str,
         member: Member,
     ) -> Result<(), IamError> {
-        let name = resource.to_string();
         // Retry on a concurrent change: the grant is re-applied to the new policy.
         for _ in 0..5 {
-            let mut policy = self.store.get_policy(&name).await?;
+            let mut policy = self.store.get_policy(resource).await?;
             if !policy.add_binding(role, member.clone())? {
                 return Ok(());
             }
             let etag = policy.etag.clone();
-            match self.write_policy(&name, policy, Some(&etag)).await {
+            match self.write_policy(resource, policy, Some(&etag)).await {
                 Err(IamError::StaleEtag { .. }) => continue,
                 other => return other.map(|_| ()),
             }
         }
         Err(IamError::StaleEtag {
-            resource: name,
+            resource: resource.to_string(),
             etag: String::new(),
         })
     }
@@ -157,7 +160,7 @@ impl IamService {
     /// Forget the policy of a resource that was deleted, so that a new resource
     /// with the same name does not inherit its grants.
     pub async fn forget(&self, resource: &Resource) -> Result<(), IamError> {
-        self.store.delete_policy(&resource.to_string()).await?;
+        self.store.delete_policy(resource).await?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! principal goes by in policies.
 
 use entrepot_domain::iam::{self, Member};
+use entrepot_domain::ProjectId;
 use entrepot_storage::{ServiceAccountRecord, StoreError, UserRecord};
 
 use super::{now, rfc3339, IamError, IamService};
@@ -133,11 +134,11 @@ impl IamService {
     pub async fn create_service_account(
         &self,
         caller: &Principal,
-        project: &str,
+        project: &ProjectId,
         account_id: &str,
         display_name: &str,
     ) -> Result<ServiceAccountRecord, IamError> {
-        let resource = Resource::Project(project.to_owned());
+        let resource = Resource::Project(project.to_string());
         self.check(caller, Permission::PrincipalsManage, &resource)
             .await?;
         self.ensure_exists(&resource).await?;
@@ -152,7 +153,7 @@ impl IamService {
                 "service account id {account_id:?} is invalid: use 6-30 lower-case letters, digits and hyphens, starting with a letter"
             )));
         }
-        let email = iam::service_account_email(project, account_id);
+        let email = iam::service_account_email(project.as_str(), account_id);
         if iam::is_service_agent(&email) {
             return Err(IamError::Invalid(format!(
                 "{email} would look like a service agent; choose another project for service accounts"
@@ -160,7 +161,7 @@ impl IamService {
         }
         let account = ServiceAccountRecord {
             email,
-            project: project.to_owned(),
+            project: project.clone(),
             account_id: account_id.to_owned(),
             display_name: display_name.to_owned(),
             create_time: rfc3339(now()),
@@ -179,10 +180,10 @@ impl IamService {
     pub async fn list_service_accounts(
         &self,
         caller: &Principal,
-        project: &str,
+        project: &ProjectId,
         page: &PageRequest<String>,
     ) -> Result<Page<ServiceAccountRecord, String>, IamError> {
-        let resource = Resource::Project(project.to_owned());
+        let resource = Resource::Project(project.to_string());
         self.check(caller, Permission::PrincipalsManage, &resource)
             .await?;
         self.ensure_exists(&resource).await?;
@@ -197,20 +198,20 @@ impl IamService {
     pub async fn get_service_account(
         &self,
         caller: &Principal,
-        project: &str,
+        project: &ProjectId,
         account: &str,
     ) -> Result<ServiceAccountRecord, IamError> {
-        let resource = Resource::Project(project.to_owned());
+        let resource = Resource::Project(project.to_string());
         self.check(caller, Permission::PrincipalsManage, &resource)
             .await?;
         self.ensure_exists(&resource).await?;
         let email = if account.contains('@') {
             account.to_owned()
         } else {
-            iam::service_account_email(project, account)
+            iam::service_account_email(project.as_str(), account)
         };
         match self.store.get_service_account(&email).await? {
-            Some(a) if a.project == project => Ok(a),
+            Some(a) if a.project == *project => Ok(a),
             _ => Err(IamError::NotFound(format!("serviceAccount:{account}"))),
         }
     }
@@ -219,14 +220,14 @@ impl IamService {
     pub async fn delete_service_account(
         &self,
         caller: &Principal,
-        project: &str,
+        project: &ProjectId,
         email: &str,
     ) -> Result<(), IamError> {
-        let resource = Resource::Project(project.to_owned());
+        let resource = Resource::Project(project.to_string());
         self.check(caller, Permission::PrincipalsManage, &resource)
             .await?;
         match self.store.get_service_account(email).await? {
-            Some(a) if a.project == project => {
+            Some(a) if a.project == *project => {
                 let deleted = self.store.delete_service_account(email).await;
                 // Its tokens are revoked, its registry tokens die with it.
                 self.verified.invalidate_all();

@@ -1,8 +1,9 @@
 //! Tokens: personal access tokens of users and service accounts, and the
 //! registry tokens the token endpoint issues.
 
-use entrepot_domain::iam::{self, IamError as DomainIamError, Member};
-use entrepot_storage::{StoreError, TokenKey, TokenRecord};
+use entrepot_domain::iam::{self, Member};
+use entrepot_domain::token_id::TokenId;
+use entrepot_storage::{TokenKey, TokenRecord};
 
 use super::authenticate::Authenticated;
 use super::{member_of, now, rfc3339, IamError, IamService};
@@ -69,7 +70,7 @@ impl IamService {
             exp: iat + authn::REGISTRY_TOKEN_SECONDS,
             nbf: iat,
             iat,
-            jti: authn::new_token_id(),
+            jti: authn::new_token_id().to_string(),
             access,
             tid: who.token_id.clone(),
             ro,
@@ -107,7 +108,7 @@ impl IamService {
         }
         let resource = match member {
             Member::ServiceAccount(e) => match self.store.get_service_account(e).await? {
-                Some(a) => Resource::Project(a.project),
+                Some(a) => Resource::Project(a.project.to_string()),
                 None => Resource::Organization,
             },
             _ => Resource::Organization,
@@ -167,7 +168,7 @@ impl IamService {
         let created = now();
         let record = TokenRecord {
             id: authn::new_token_id(),
-            principal: owner.to_string(),
+            principal: owner.clone(),
             token_hash: authn::token_hash(token.expose()),
             description: new.description,
             expire_time: new
@@ -201,20 +202,24 @@ impl IamService {
         }
         let rows = self
             .store
-            .list_tokens(&owner.to_string(), page.after.as_ref(), page.limit())
+            .list_tokens(&owner, page.after.as_ref(), page.limit())
             .await?;
         Ok(Page::from_rows(rows, page, TokenRecord::key))
     }
 
     /// One of the caller's own tokens, by id.
-    pub async fn get_token(&self, caller: &Principal, id: &str) -> Result<TokenRecord, IamError> {
+    pub async fn get_token(
+        &self,
+        caller: &Principal,
+        id: &TokenId,
+    ) -> Result<TokenRecord, IamError> {
         let Some(me) = member_of(caller) else {
             return Err(
                 AuthError::Unauthenticated("reading a token requires credentials".into()).into(),
             );
         };
         match self.store.get_token(id).await? {
-            Some(token) if token.principal == me.to_string() => Ok(token),
+            Some(token) if token.principal == me => Ok(token),
             _ => Err(IamError::NotFound(format!("token {id}"))),
         }
     }
@@ -223,14 +228,11 @@ impl IamService {
     pub async fn revoke_token(
         &self,
         caller: &Principal,
-        id: &str,
+        id: &TokenId,
     ) -> Result<TokenRecord, IamError> {
         let not_found = || IamError::NotFound(format!("token {id}"));
         let record = self.store.get_token(id).await?.ok_or_else(not_found)?;
-        let owner: Member = record
-            .principal
-            .parse()
-            .map_err(|e: DomainIamError| StoreError::Corrupt(e.to_string()))?;
+        let owner = record.principal.clone();
         if member_of(caller).is_none() {
             return Err(
                 AuthError::Unauthenticated("revoking a token requires credentials".into()).into(),

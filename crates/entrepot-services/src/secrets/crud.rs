@@ -115,6 +115,8 @@ impl SecretService {
         let mut items = Vec::new();
         let mut after = page.after.clone();
         let mut scanned = 0;
+        // The id of the last secret on the page: where the next page starts.
+        let mut last_listed = None;
         loop {
             let rows = self
                 .store
@@ -138,10 +140,11 @@ impl SecretService {
                 if matches(&secret) {
                     if items.len() == size {
                         // One more match exists: the page is full and has a next.
-                        let next = items.last().map(|s: &Secret| id_of(&s.name));
+                        let next = last_listed.map(|id: SecretId| id.to_string());
                         return Ok(Page { items, next });
                     }
                     items.push(secret);
+                    last_listed = Some(name.secret.clone());
                 }
             }
             if exhausted {
@@ -239,11 +242,6 @@ impl SecretService {
             Err(SecretError::NotFound(name.to_string()))
         }
     }
-}
-
-/// The id at the end of a secret's name.
-fn id_of(name: &str) -> String {
-    name.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 fn check_etag(

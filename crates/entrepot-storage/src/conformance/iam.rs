@@ -1,9 +1,10 @@
 //! Contracts of [`IamStore`]: principals, tokens and IAM policies.
 
 use entrepot_domain::iam::{Member, Policy, EMPTY_POLICY_ETAG, OWNER};
+use entrepot_domain::token_id::TokenId;
 
 use super::walk;
-use crate::conformance::pid;
+use crate::conformance::{pid, res};
 use crate::iam::*;
 use crate::metadata::StoreError;
 use crate::Stores;
@@ -18,10 +19,18 @@ fn policy(etag: &str, member: &str) -> Policy {
     p
 }
 
+fn tid(id: &str) -> TokenId {
+    id.parse().unwrap()
+}
+
+fn who(member: &str) -> Member {
+    member.parse().unwrap()
+}
+
 fn token(id: &str, principal: &str, create_time: &str) -> TokenRecord {
     TokenRecord {
-        id: id.into(),
-        principal: principal.into(),
+        id: tid(id),
+        principal: who(principal),
         token_hash: format!("hash-of-{id}"),
         description: String::new(),
         expire_time: None,
@@ -35,7 +44,7 @@ fn token(id: &str, principal: &str, create_time: &str) -> TokenRecord {
 fn account(project: &str, name: &str) -> ServiceAccountRecord {
     ServiceAccountRecord {
         email: format!("{name}@{project}.iam.entrepot"),
-        project: project.into(),
+        project: pid(project),
         account_id: name.into(),
         display_name: String::new(),
         create_time: "2026-01-01T00:00:00Z".into(),
@@ -69,7 +78,10 @@ pub(crate) async fn users_accounts_and_tokens_round_trip(s: &Stores) {
         Some(account.clone())
     );
     assert_eq!(
-        store.list_service_accounts("p", None, 10).await.unwrap(),
+        store
+            .list_service_accounts(&pid("p"), None, 10)
+            .await
+            .unwrap(),
         vec![account]
     );
     let token = TokenRecord {
@@ -92,9 +104,9 @@ pub(crate) async fn users_accounts_and_tokens_round_trip(s: &Stores) {
         token
     );
     assert_eq!(store.token_by_hash("unknown").await.unwrap(), None);
-    store.touch_token("t1").await.unwrap();
+    store.touch_token(&tid("t1")).await.unwrap();
     assert!(store
-        .get_token("t1")
+        .get_token(&tid("t1"))
         .await
         .unwrap()
         .unwrap()
@@ -111,7 +123,7 @@ pub(crate) async fn users_accounts_and_tokens_round_trip(s: &Stores) {
             .unwrap()
             .revoked
     );
-    assert!(!store.revoke_token("t1").await.unwrap());
+    assert!(!store.revoke_token(&tid("t1")).await.unwrap());
 }
 
 /// Users page by e-mail, service accounts by e-mail within their project.
@@ -151,7 +163,7 @@ pub(crate) async fn user_and_service_account_pages_follow_their_keys(s: &Stores)
         .unwrap();
     let seen = walk(2, async |after: Option<String>, _| {
         let page = store
-            .list_service_accounts("p", after.as_deref(), 2)
+            .list_service_accounts(&pid("p"), after.as_deref(), 2)
             .await
             .unwrap();
         page.into_iter().map(|a| a.email).collect()
@@ -178,9 +190,9 @@ pub(crate) async fn deleting_a_principal_revokes_its_tokens_and_grants(s: &Store
         .await
         .unwrap();
     let (r1, r2, r3) = (
-        "projects/p",
-        "projects/p/repositories/r",
-        "projects/p/secrets/s",
+        &res("projects/p"),
+        &res("projects/p/repositories/r"),
+        &res("projects/p/secrets/s"),
     );
     for (resource, etag) in [(r1, "e1"), (r2, "e2")] {
         let mut p = policy(etag, "user:carol@example.com");
@@ -216,8 +228,8 @@ pub(crate) async fn deleting_a_principal_revokes_its_tokens_and_grants(s: &Store
     }
     // A policy that never named the principal is left alone.
     assert_eq!(store.get_policy(r3).await.unwrap().etag, "e3");
-    assert!(store.get_token("tb").await.unwrap().unwrap().revoked);
-    assert!(!store.get_token("tc").await.unwrap().unwrap().revoked);
+    assert!(store.get_token(&tid("tb")).await.unwrap().unwrap().revoked);
+    assert!(!store.get_token(&tid("tc")).await.unwrap().unwrap().revoked);
 
     assert!(store
         .delete_service_account("ci@p.iam.entrepot")
@@ -234,7 +246,7 @@ pub(crate) async fn deleting_a_principal_revokes_its_tokens_and_grants(s: &Store
             .unwrap(),
         None
     );
-    assert!(store.get_token("tc").await.unwrap().unwrap().revoked);
+    assert!(store.get_token(&tid("tc")).await.unwrap().unwrap().revoked);
     let p = store.get_policy(r1).await.unwrap();
     assert!(!p.bindings.iter().any(|b| b.members.contains(&ci)));
 
@@ -265,9 +277,9 @@ pub(crate) async fn token_revocation_is_final(s: &Stores) {
         .create_token(&token("t2", "user:a", "2026-01-01T00:00:00Z"))
         .await
         .unwrap();
-    assert!(store.revoke_token("t1").await.unwrap());
-    assert!(!store.revoke_token("t1").await.unwrap());
-    assert!(!store.revoke_token("absent").await.unwrap());
+    assert!(store.revoke_token(&tid("t1")).await.unwrap());
+    assert!(!store.revoke_token(&tid("t1")).await.unwrap());
+    assert!(!store.revoke_token(&tid("absent")).await.unwrap());
     assert!(
         store
             .token_by_hash("hash-of-t1")
@@ -276,14 +288,14 @@ pub(crate) async fn token_revocation_is_final(s: &Stores) {
             .unwrap()
             .revoked
     );
-    assert!(!store.get_token("t2").await.unwrap().unwrap().revoked);
+    assert!(!store.get_token(&tid("t2")).await.unwrap().unwrap().revoked);
     // A use recorded after the revocation does not bring it back.
-    store.touch_token("t1").await.unwrap();
-    let t1 = store.get_token("t1").await.unwrap().unwrap();
+    store.touch_token(&tid("t1")).await.unwrap();
+    let t1 = store.get_token(&tid("t1")).await.unwrap().unwrap();
     assert!(t1.revoked && t1.last_used_time.is_some());
-    let listed = store.list_tokens("user:a", None, 10).await.unwrap();
+    let listed = store.list_tokens(&who("user:a"), None, 10).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().any(|t| t.id == "t1" && t.revoked));
+    assert!(listed.iter().any(|t| t.id.as_str() == "t1" && t.revoked));
 }
 
 /// Tokens of a principal page newest first, ties broken by id.
@@ -313,10 +325,10 @@ pub(crate) async fn token_pages_walk_newest_first_through_equal_creation_times(s
     let mut after = None;
     loop {
         let page = store
-            .list_tokens("user:a", after.as_ref(), 2)
+            .list_tokens(&who("user:a"), after.as_ref(), 2)
             .await
             .unwrap();
-        seen.extend(page.iter().map(|t| t.id.clone()));
+        seen.extend(page.iter().map(|t| t.id.to_string()));
         match page.last() {
             Some(last) if page.len() == 2 => after = Some(last.key()),
             _ => break,
@@ -324,7 +336,7 @@ pub(crate) async fn token_pages_walk_newest_first_through_equal_creation_times(s
     }
     assert_eq!(seen, ["t5", "t2", "t3", "t4", "t1"]);
     assert!(store
-        .list_tokens("user:c", None, 2)
+        .list_tokens(&who("user:c"), None, 2)
         .await
         .unwrap()
         .is_empty());
@@ -334,7 +346,7 @@ pub(crate) async fn token_pages_walk_newest_first_through_equal_creation_times(s
 /// policy's etag holds only while no policy is stored, `None` always wins.
 pub(crate) async fn set_policy_is_a_compare_and_swap_on_the_etag(s: &Stores) {
     let store = &*s.iam;
-    let r = "projects/p/repositories/r";
+    let r = &res("projects/p/repositories/r");
     assert_eq!(store.get_policy(r).await.unwrap().etag, EMPTY_POLICY_ETAG);
     assert!(store
         .set_policy(r, &policy("e1", "user:a"), Some(EMPTY_POLICY_ETAG))
@@ -366,7 +378,7 @@ pub(crate) async fn set_policy_is_a_compare_and_swap_on_the_etag(s: &Stores) {
     assert_eq!(store.get_policy(r).await.unwrap(), Policy::default());
     // Other resources were never touched.
     assert_eq!(
-        store.get_policy("projects/p").await.unwrap(),
+        store.get_policy(&res("projects/p")).await.unwrap(),
         Policy::default()
     );
 }
@@ -374,7 +386,7 @@ pub(crate) async fn set_policy_is_a_compare_and_swap_on_the_etag(s: &Stores) {
 /// Of writers racing from the same etag, exactly one wins, and its policy
 /// is the one stored.
 pub(crate) async fn racing_policy_writers_let_one_win(s: &Stores) {
-    let r = "projects/p";
+    let r = &res("projects/p");
     for read in [EMPTY_POLICY_ETAG, "e-base"] {
         if read != EMPTY_POLICY_ETAG {
             assert!(s
@@ -386,10 +398,11 @@ pub(crate) async fn racing_policy_writers_let_one_win(s: &Stores) {
         let racers: Vec<_> = (0..8)
             .map(|i| {
                 let store = s.iam.clone();
+                let r = r.clone();
                 tokio::spawn(async move {
                     let etag = format!("{read}-{i}");
                     let mine = policy(&etag, &format!("user:writer{i}"));
-                    let won = store.set_policy(r, &mine, Some(read)).await.unwrap();
+                    let won = store.set_policy(&r, &mine, Some(read)).await.unwrap();
                     (etag, won)
                 })
             })

@@ -59,7 +59,7 @@ pub(crate) async fn projects_are_create_only(s: &Stores) {
     let store = &*s.metadata;
     assert_eq!(store.get_project(&pid("p")).await.unwrap(), None);
     let p = store.create_project(&pid("p")).await.unwrap();
-    assert_eq!(p.id, "p");
+    assert_eq!(p.id.as_str(), "p");
     assert!(p.number > 0);
     assert!(matches!(
         store.create_project(&pid("p")).await,
@@ -90,7 +90,7 @@ pub(crate) async fn project_pages_follow_id_order_while_projects_are_added(s: &S
             .list_projects(after.map(|a| pid(&a)).as_ref(), 3)
             .await
             .unwrap();
-        page.into_iter().map(|p| p.id).collect()
+        page.into_iter().map(|p| p.id.to_string()).collect()
     })
     .await;
     let mut expected: Vec<String> = (0..10).map(|i| format!("p{i:02}")).collect();
@@ -98,7 +98,7 @@ pub(crate) async fn project_pages_follow_id_order_while_projects_are_added(s: &S
     assert_eq!(seen, expected);
     let all = store.list_projects(None, 100).await.unwrap();
     assert_eq!(all.len(), 12);
-    assert_eq!(all[0].id, "a-behind");
+    assert_eq!(all[0].id.as_str(), "a-behind");
 }
 
 /// A repository id is taken once per project; updates change the mutable

@@ -18,6 +18,11 @@ pub(crate) mod python;
 pub(crate) mod secrets;
 pub(crate) mod workflows;
 
+/// A resource name, parsed.
+pub(crate) fn res(name: &str) -> entrepot_domain::resource::Resource {
+    name.parse().unwrap()
+}
+
 /// A project id the suite names.
 pub(crate) fn pid(id: &str) -> entrepot_domain::ProjectId {
     id.parse().unwrap()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use entrepot_domain::iam::{Member, Policy, OWNER};
 
 use super::walk;
-use crate::conformance::{pid, sname};
+use crate::conformance::{pid, res, sname};
 use crate::metadata::StoreError;
 use crate::secrets::*;
 use crate::Stores;
@@ -390,7 +390,7 @@ pub(crate) async fn deleting_a_secret_takes_its_versions_and_policy(s: &Stores) 
         .append_audit(&audit("projects/demo/secrets/tok", "1"))
         .await
         .unwrap();
-    let resource = "projects/demo/secrets/tok";
+    let resource = &res("projects/demo/secrets/tok");
     let mut policy = Policy {
         etag: "e1".into(),
         ..Policy::default()
@@ -399,7 +399,7 @@ pub(crate) async fn deleting_a_secret_takes_its_versions_and_policy(s: &Stores) 
         .add_binding(OWNER, Member::User("alice@example.com".into()))
         .unwrap();
     assert!(s.iam.set_policy(resource, &policy, None).await.unwrap());
-    let kept = "projects/demo/secrets/kept";
+    let kept = &res("projects/demo/secrets/kept");
     assert!(s.iam.set_policy(kept, &policy, None).await.unwrap());
 
     assert!(store.delete_secret(&sname("demo", "tok")).await.unwrap());

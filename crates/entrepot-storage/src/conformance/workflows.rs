@@ -5,7 +5,7 @@
 use entrepot_domain::iam::{Member, Policy, EMPTY_POLICY_ETAG, OWNER};
 
 use super::metadata::repository;
-use crate::conformance::{pid, rname};
+use crate::conformance::{pid, res, rname};
 use crate::metadata::StoreError;
 use crate::Stores;
 
@@ -29,9 +29,9 @@ pub(crate) async fn deleting_a_repository_takes_its_policy_or_nothing(s: &Stores
         .await
         .unwrap();
     let (own, missing, project) = (
-        "projects/p/repositories/r",
-        "projects/p/repositories/gone",
-        "projects/p",
+        &res("projects/p/repositories/r"),
+        &res("projects/p/repositories/gone"),
+        &res("projects/p"),
     );
     for name in [own, missing, project] {
         assert!(s
@@ -86,12 +86,12 @@ pub(crate) async fn creating_a_project_with_its_policy_is_all_or_nothing(s: &Sto
         .create_project_with_policy(&pid("p"), &alice)
         .await
         .unwrap();
-    assert_eq!(created.id, "p");
+    assert_eq!(created.id.as_str(), "p");
     assert_eq!(
         s.metadata.get_project(&pid("p")).await.unwrap(),
         Some(created)
     );
-    assert_eq!(s.iam.get_policy("projects/p").await.unwrap(), alice);
+    assert_eq!(s.iam.get_policy(&res("projects/p")).await.unwrap(), alice);
 
     let bob = owned_by("e2", "user:bob@example.com");
     assert!(matches!(
@@ -99,23 +99,27 @@ pub(crate) async fn creating_a_project_with_its_policy_is_all_or_nothing(s: &Sto
         Err(StoreError::AlreadyExists)
     ));
     assert_eq!(
-        s.iam.get_policy("projects/p").await.unwrap(),
+        s.iam.get_policy(&res("projects/p")).await.unwrap(),
         alice,
         "a project that exists keeps its policy"
     );
 
     // A policy stored under a name no project holds is replaced, not merged.
-    assert!(s.iam.set_policy("projects/q", &bob, None).await.unwrap());
+    assert!(s
+        .iam
+        .set_policy(&res("projects/q"), &bob, None)
+        .await
+        .unwrap());
     s.metadata
         .create_project_with_policy(&pid("q"), &alice)
         .await
         .unwrap();
-    assert_eq!(s.iam.get_policy("projects/q").await.unwrap(), alice);
+    assert_eq!(s.iam.get_policy(&res("projects/q")).await.unwrap(), alice);
     // Without a policy, the project's name keeps none.
     s.metadata.create_project(&pid("r")).await.unwrap();
     assert!(s
         .iam
-        .get_policy("projects/r")
+        .get_policy(&res("projects/r"))
         .await
         .unwrap()
         .bindings

@@ -2,10 +2,13 @@
 
 use async_trait::async_trait;
 use entrepot_domain::iam::{policy_etag, Binding, Member, Policy, EMPTY_POLICY_ETAG};
+use entrepot_domain::resource::Resource;
+use entrepot_domain::token_id::TokenId;
+use entrepot_domain::ProjectId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::{is_unique_violation, SqliteMetadataStore};
+use super::{decode, is_unique_violation, SqliteMetadataStore};
 use crate::iam::*;
 use crate::metadata::StoreError;
 
@@ -20,7 +23,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
 fn account_from_row(row: &SqliteRow) -> Result<ServiceAccountRecord, StoreError> {
     Ok(ServiceAccountRecord {
         email: row.try_get("email")?,
-        project: row.try_get("project")?,
+        project: decode(row.try_get::<String, _>("project")?, "project id")?,
         account_id: row.try_get("account_id")?,
         display_name: row.try_get("display_name")?,
         create_time: row.try_get("create_time")?,
@@ -29,8 +32,8 @@ fn account_from_row(row: &SqliteRow) -> Result<ServiceAccountRecord, StoreError>
 
 fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
-        id: row.try_get("id")?,
-        principal: row.try_get("principal")?,
+        id: decode(row.try_get::<String, _>("id")?, "token id")?,
+        principal: decode(row.try_get::<String, _>("principal")?, "token owner")?,
         token_hash: row.try_get("token_hash")?,
         description: row.try_get("description")?,
         expire_time: row.try_get("expire_time")?,
@@ -180,7 +183,7 @@ impl IamStore for SqliteMetadataStore {
             "INSERT INTO iam_service_accounts (email, project, account_id, display_name, create_time) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&account.email)
-        .bind(&account.project)
+        .bind(account.project.as_str())
         .bind(&account.account_id)
         .bind(&account.display_name)
         .bind(&account.create_time)
@@ -208,14 +211,14 @@ impl IamStore for SqliteMetadataStore {
 
     async fn list_service_accounts(
         &self,
-        project: &str,
+        project: &ProjectId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ServiceAccountRecord>, StoreError> {
         sqlx::query(
             "SELECT * FROM iam_service_accounts WHERE project = ? AND email > ? ORDER BY email LIMIT ?",
         )
-        .bind(project)
+        .bind(project.as_str())
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -249,8 +252,8 @@ impl IamStore for SqliteMetadataStore {
         match sqlx::query(&format!(
             "INSERT INTO iam_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
-        .bind(&token.id)
-        .bind(&token.principal)
+        .bind(token.id.as_str())
+        .bind(token.principal.to_string())
         .bind(&token.token_hash)
         .bind(&token.description)
         .bind(token.expire_time)
@@ -279,11 +282,11 @@ impl IamStore for SqliteMetadataStore {
         .transpose()
     }
 
-    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE id = ?"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(self.pool())
         .await?
         .as_ref()
@@ -293,17 +296,18 @@ impl IamStore for SqliteMetadataStore {
 
     async fn list_tokens(
         &self,
-        principal: &str,
+        principal: &Member,
         after: Option<&TokenKey>,
         limit: u32,
     ) -> Result<Vec<TokenRecord>, StoreError> {
+        let principal = principal.to_string();
         let rows = match after {
             None => {
                 sqlx::query(&format!(
                     "SELECT {TOKEN_COLUMNS} FROM iam_tokens WHERE principal = ? \
                      ORDER BY create_time DESC, id LIMIT ?"
                 ))
-                .bind(principal)
+                .bind(&principal)
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
@@ -317,10 +321,10 @@ impl IamStore for SqliteMetadataStore {
                      AND create_time <= ? AND (create_time < ? OR id > ?) \
                      ORDER BY create_time DESC, id LIMIT ?"
                 ))
-                .bind(principal)
+                .bind(&principal)
                 .bind(&key.create_time)
                 .bind(&key.create_time)
-                .bind(&key.id)
+                .bind(key.id.as_str())
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?
@@ -329,25 +333,26 @@ impl IamStore for SqliteMetadataStore {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError> {
         let n = sqlx::query("UPDATE iam_tokens SET revoked = 1 WHERE id = ? AND revoked = 0")
-            .bind(id)
+            .bind(id.as_str())
             .execute(self.pool())
             .await?
             .rows_affected();
         Ok(n > 0)
     }
 
-    async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
+    async fn touch_token(&self, id: &TokenId) -> Result<(), StoreError> {
         sqlx::query("UPDATE iam_tokens SET last_used_time = ? WHERE id = ?")
             .bind(self.now_rfc3339())
-            .bind(id)
+            .bind(id.as_str())
             .execute(self.pool())
             .await?;
         Ok(())
     }
 
-    async fn get_policy(&self, resource: &str) -> Result<Policy, StoreError> {
+    async fn get_policy(&self, resource: &Resource) -> Result<Policy, StoreError> {
+        let resource = &resource.to_string();
         if let Some(policy) = self.cache.policy(resource) {
             return Ok(policy);
         }
@@ -375,10 +380,11 @@ impl IamStore for SqliteMetadataStore {
 
     async fn set_policy(
         &self,
-        resource: &str,
+        resource: &Resource,
         policy: &Policy,
         expected_etag: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let resource = &resource.to_string();
         let bindings = serde_json::to_string(&policy.bindings)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = self.now_rfc3339();
@@ -416,7 +422,8 @@ impl IamStore for SqliteMetadataStore {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn delete_policy(&self, resource: &str) -> Result<bool, StoreError> {
+    async fn delete_policy(&self, resource: &Resource) -> Result<bool, StoreError> {
+        let resource = &resource.to_string();
         let n = sqlx::query("DELETE FROM iam_policies WHERE resource = ?")
             .bind(resource)
             .execute(self.pool())

@@ -8,7 +8,7 @@ use entrepot_domain::{Digest, ProjectId, Repository, RepositoryId, RepositoryNam
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
-use super::{digest_col, is_unique_violation, SqliteMetadataStore};
+use super::{decode, digest_col, is_unique_violation, SqliteMetadataStore};
 use crate::metadata::*;
 
 /// Rows a repository deletion removes per transaction: SQLite has one
@@ -131,7 +131,7 @@ async fn existing(
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &ProjectId) -> Result<ProjectRecord, StoreError> {
-        self.insert_project(id.as_str(), None).await
+        self.insert_project(id, None).await
     }
 
     async fn create_project_with_policy(
@@ -139,7 +139,7 @@ impl MetadataStore for SqliteMetadataStore {
         id: &ProjectId,
         policy: &Policy,
     ) -> Result<ProjectRecord, StoreError> {
-        self.insert_project(id.as_str(), Some(policy)).await
+        self.insert_project(id, Some(policy)).await
     }
 
     async fn get_project(&self, id: &ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
@@ -149,7 +149,7 @@ impl MetadataStore for SqliteMetadataStore {
             .await?;
         row.map(|r| {
             Ok(ProjectRecord {
-                id: r.try_get("id")?,
+                id: decode(r.try_get("id")?, "project id")?,
                 number: r.try_get("number")?,
                 create_time: r.try_get("create_time")?,
             })
@@ -172,7 +172,7 @@ impl MetadataStore for SqliteMetadataStore {
         rows.iter()
             .map(|r| {
                 Ok(ProjectRecord {
-                    id: r.try_get("id")?,
+                    id: decode(r.try_get("id")?, "project id")?,
                     number: r.try_get("number")?,
                     create_time: r.try_get("create_time")?,
                 })
@@ -710,7 +710,7 @@ impl SqliteMetadataStore {
     /// exists already rolls the policy write back.
     async fn insert_project(
         &self,
-        id: &str,
+        id: &ProjectId,
         policy: Option<&Policy>,
     ) -> Result<ProjectRecord, StoreError> {
         let create_time = self.now_rfc3339();
@@ -738,7 +738,7 @@ impl SqliteMetadataStore {
                 .await?;
         let inserted =
             sqlx::query("INSERT INTO projects (id, number, create_time) VALUES (?, ?, ?)")
-                .bind(id)
+                .bind(id.as_str())
                 .bind(number)
                 .bind(&create_time)
                 .execute(&mut *tx)
@@ -747,7 +747,7 @@ impl SqliteMetadataStore {
             Ok(_) => {
                 tx.commit().await?;
                 Ok(ProjectRecord {
-                    id: id.to_owned(),
+                    id: id.clone(),
                     number,
                     create_time,
                 })

@@ -49,6 +49,16 @@ fn digest_col(s: String) -> Result<Digest, StoreError> {
     Digest::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// An identifier read back from a column (a project id, a token id, a
+/// member); one that does not parse means a damaged database.
+fn decode<T: FromStr>(text: String, what: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what} {text:?}: {e}")))
+}
+
 /// Whether an insert failed because the row exists: `AlreadyExists`.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
