@@ -153,8 +153,16 @@ pub async fn serve(
         };
         let Some(tls) = &tls else {
             tokio::spawn(async move {
-                serve_connection(stream, Protocol::Http1, peer, activity, app, limits, stopping)
-                    .await;
+                serve_connection(
+                    stream,
+                    Protocol::Http1,
+                    peer,
+                    activity,
+                    app,
+                    limits,
+                    stopping,
+                )
+                .await;
                 drop(permit);
             });
             continue;
@@ -179,8 +187,8 @@ pub async fn serve(
                 }
             };
             let protocol = match stream.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Protocol::Http2,
-                _ => Protocol::Http1,
+                Some(b"h2") => Protocol::Http2Tls,
+                _ => Protocol::Http1Tls,
             };
             serve_connection(stream, protocol, peer, activity, app, limits, stopping).await;
             drop(permit);
@@ -202,11 +210,15 @@ fn refuse(stream: TcpStream) {
 /// The whole answer to a connection over the limit, sent in one write.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 44\r\n\r\nthe server has too many connections; retry\r\n";
 
-/// The HTTP version a connection speaks.
+/// What a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
+    /// HTTP/1.1 in the clear.
     Http1,
-    Http2,
+    /// HTTP/1.1 over TLS.
+    Http1Tls,
+    /// HTTP/2 over TLS (chosen by ALPN).
+    Http2Tls,
 }
 
 async fn serve_connection<S>(
@@ -224,6 +236,11 @@ async fn serve_connection<S>(
     let in_flight = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if protocol != Protocol::Http1 {
+            request
+                .extensions_mut()
+                .insert(entrepot_api::forwarded::TlsConnection);
+        }
         let guard = InFlight::enter(&in_flight);
         let app = app.clone();
         async move {
@@ -234,7 +251,7 @@ async fn serve_connection<S>(
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     match protocol {
-        Protocol::Http1 => {
+        Protocol::Http1 | Protocol::Http1Tls => {
             builder = builder.http1_only();
             builder
                 .http1()
@@ -242,7 +259,7 @@ async fn serve_connection<S>(
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(MAX_BUFFER_BYTES);
         }
-        Protocol::Http2 => {
+        Protocol::Http2Tls => {
             builder = builder.http2_only();
             builder
                 .http2()

@@ -27,7 +27,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("entrepot listening on {scheme}://{addr}");
     print!("{}", banner(&config, scheme, addr));
     if let Some(b) = app.bootstrap_token() {
-        let insecure = if tls.is_some() { "" } else { "--tls-verify=false " };
+        let insecure = if tls.is_some() {
+            ""
+        } else {
+            "--tls-verify=false "
+        };
         println!(
             "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server {scheme}://{addr} --token-file {path}\n  registry login: skopeo login {insecure}-u admin --password-stdin {addr} < {path}\n  {path} is deleted once the token has been used or another owner exists: copy the token first",
             path = b.path.display(),
@@ -64,7 +68,9 @@ fn banner(config: &Config, scheme: &str, addr: std::net::SocketAddr) -> String {
         data = config.data_dir.display(),
     );
     if scheme == "https" {
-        text.push_str("  TLS: reload the certificate with SIGHUP (or replace the files; checked every 5 s)\n");
+        text.push_str(
+            "  TLS: reload the certificate with SIGHUP (or replace the files; checked every 5 s)\n",
+        );
     }
     text
 }

@@ -189,7 +189,11 @@ struct Fingerprint(Vec<Option<(u64, SystemTime, u64)>>);
 
 impl Fingerprint {
     fn of(files: &TlsFiles) -> Self {
-        let paths = [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()];
+        let paths = [
+            Some(&files.cert),
+            Some(&files.key),
+            files.client_ca.as_ref(),
+        ];
         Self(
             paths
                 .into_iter()
