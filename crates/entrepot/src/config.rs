@@ -559,4 +559,72 @@ mod tests {
             .to_string()
             .contains("trusted_proxies"));
     }
+
+    /// The sample configuration shipped in `packaging/`.
+    const SAMPLE: &str = include_str!("../../../packaging/entrepot.toml");
+
+    #[test]
+    fn the_sample_configuration_documents_every_key_with_its_default() {
+        // As shipped (optional keys commented out): exactly the defaults.
+        let sample: Config = toml::from_str(SAMPLE).unwrap();
+        assert_eq!(sample.to_toml(), Config::default().to_toml());
+        // With every commented key turned on, it still parses (no stale
+        // key) and sets every key there is.
+        let uncommented: String = SAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| is_key(k)) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full: Config = toml::from_str(&uncommented).unwrap();
+        full.validate().unwrap();
+        let printed = full.to_toml();
+        for line in printed.lines() {
+            let key = line.split_once(" = ").unwrap().0;
+            assert!(
+                uncommented.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "packaging/entrepot.toml does not document {key}"
+            );
+        }
+        let keys = printed.lines().count();
+        let documented = uncommented
+            .lines()
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| is_key(k)))
+            .count();
+        assert_eq!(keys, documented, "{printed}");
+    }
+
+    fn is_key(k: &str) -> bool {
+        !k.is_empty() && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_the_same() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "ENTREPOT_TLS_CERT" => Some("/etc/entrepot/cert.pem".into()),
+            "ENTREPOT_TLS_KEY" => Some("/etc/entrepot/key.pem".into()),
+            "ENTREPOT_TRUSTED_PROXIES" => Some("10.0.0.0/8".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().unwrap();
+        let printed = c.to_toml();
+        let back: Config = toml::from_str(&printed).unwrap();
+        assert_eq!(back.to_toml(), printed);
+        assert_eq!(back.tls_files().unwrap().key, PathBuf::from("/etc/entrepot/key.pem"));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "ENTREPOT_TLS_CERT").then(|| "cert.pem".to_owned()))
+            .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("tls_key"));
+        let mut c = Config::default();
+        c.tls_client_ca = Some("ca.pem".into());
+        assert!(c.validate().unwrap_err().to_string().contains("tls_client_ca"));
+    }
 }

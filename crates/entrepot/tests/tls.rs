@@ -799,3 +799,30 @@ fn the_docker_cli_pushes_and_pulls_over_https_with_certs_d() {
     let inspect = dockerd.docker(&["image", "inspect", &remote]);
     assert_ok(&inspect, "docker image inspect", &server);
 }
+
+#[test]
+fn print_config_shows_file_environment_and_flags_and_reads_back() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/entrepot.toml");
+    let cwd = tempfile::tempdir().unwrap();
+    let output = run(Command::new(support::BIN)
+        .current_dir(cwd.path())
+        .args(["serve", "--print-config", "--config"])
+        .arg(&sample)
+        .args(["--tls-cert", "/etc/entrepot/tls/fullchain.pem"])
+        .args(["--tls-key", "/etc/entrepot/tls/privkey.pem"])
+        .env("ENTREPOT_MAX_CONNECTIONS", "512")
+        .env_remove("ENTREPOT_LISTEN")
+        .env_remove("ENTREPOT_DATA_DIR"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let config: entrepot::config::Config = toml::from_str(&printed).unwrap();
+    assert_eq!(config.max_connections, 512);
+    assert_eq!(
+        config.tls_key.as_deref(),
+        Some(Path::new("/etc/entrepot/tls/privkey.pem"))
+    );
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.to_toml(), printed);
+    // It starts nothing: no data directory appears.
+    assert!(!cwd.path().join("entrepot-data").exists());
+}
