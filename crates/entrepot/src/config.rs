@@ -584,7 +584,9 @@ mod tests {
         for line in printed.lines() {
             let key = line.split_once(" = ").unwrap().0;
             assert!(
-                uncommented.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                uncommented
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{key} = "))),
                 "packaging/entrepot.toml does not document {key}"
             );
         }
@@ -614,7 +616,10 @@ mod tests {
         let printed = c.to_toml();
         let back: Config = toml::from_str(&printed).unwrap();
         assert_eq!(back.to_toml(), printed);
-        assert_eq!(back.tls_files().unwrap().key, PathBuf::from("/etc/entrepot/key.pem"));
+        assert_eq!(
+            back.tls_files().unwrap().key,
+            PathBuf::from("/etc/entrepot/key.pem")
+        );
     }
 
     #[test]
@@ -625,6 +630,10 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("tls_key"));
         let mut c = Config::default();
         c.tls_client_ca = Some("ca.pem".into());
-        assert!(c.validate().unwrap_err().to_string().contains("tls_client_ca"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tls_client_ca"));
     }
 }

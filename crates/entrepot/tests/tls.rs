@@ -813,7 +813,11 @@ fn print_config_shows_file_environment_and_flags_and_reads_back() {
         .env("ENTREPOT_MAX_CONNECTIONS", "512")
         .env_remove("ENTREPOT_LISTEN")
         .env_remove("ENTREPOT_DATA_DIR"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed = String::from_utf8(output.stdout).unwrap();
     let config: entrepot::config::Config = toml::from_str(&printed).unwrap();
     assert_eq!(config.max_connections, 512);
@@ -825,4 +829,37 @@ fn print_config_shows_file_environment_and_flags_and_reads_back() {
     assert_eq!(config.to_toml(), printed);
     // It starts nothing: no data directory appears.
     assert!(!cwd.path().join("entrepot-data").exists());
+}
+
+#[test]
+fn the_cli_trusts_the_ca_that_entrepot_ca_cert_names() {
+    let ca = TestCa::new("entrepot test CA");
+    let files = ServerFiles::new(&ca.server("entrepot"));
+    let server = https_server(&ca, &files, &[]);
+    let home = tempfile::tempdir().unwrap();
+    let ca_file = home.path().join("ca.crt");
+    fs::write(&ca_file, ca.pem()).unwrap();
+    let cli = |ca: Option<&Path>| {
+        let mut command = Command::new(support::BIN);
+        command
+            .args(["repositories", "list", "--server", &server.base])
+            .args(["--token", &server.admin_token])
+            .env("HOME", home.path())
+            .env_remove("ENTREPOT_SERVER")
+            .env_remove("ENTREPOT_TOKEN")
+            .env_remove("ENTREPOT_CA_CERT");
+        if let Some(ca) = ca {
+            command.env("ENTREPOT_CA_CERT", ca);
+        }
+        run(&mut command)
+    };
+    let untrusted = cli(None);
+    assert!(!untrusted.status.success());
+    let trusted = cli(Some(&ca_file));
+    assert_ok(&trusted, "entrepot repositories list over https", &server);
+    assert!(
+        String::from_utf8_lossy(&trusted.stdout).contains("docker-hub"),
+        "{}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
 }
