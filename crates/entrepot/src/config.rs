@@ -628,8 +628,10 @@ mod tests {
         c.apply_env(|k| (k == "ENTREPOT_TLS_CERT").then(|| "cert.pem".to_owned()))
             .unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("tls_key"));
-        let mut c = Config::default();
-        c.tls_client_ca = Some("ca.pem".into());
+        let c = Config {
+            tls_client_ca: Some("ca.pem".into()),
+            ..Config::default()
+        };
         assert!(c
             .validate()
             .unwrap_err()

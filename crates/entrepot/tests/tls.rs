@@ -303,7 +303,7 @@ fn curl_gets_a_blob_over_http2_and_http1_1() {
             "curl {flag}"
         );
         let bytes = fs::read(&body).unwrap();
-        assert_eq!(bytes.len() > 8 * MIB, true, "{}", bytes.len());
+        assert!(bytes.len() > 8 * MIB, "{}", bytes.len());
         assert_eq!(
             format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))),
             digest
