@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BLOB_MIB=${BENCH_BLOB_MIB:-200}
 ROUNDS=${BENCH_ROUNDS:-5}
 BIN="$ROOT/target/release/entrepot"
-COMMAND="bench/tls.sh $*"
+COMMAND="bench/tls.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) BLOB_MIB=16; ROUNDS=1 ;;
