@@ -241,6 +241,9 @@ async fn serve_connection<S>(
                 .extensions_mut()
                 .insert(entrepot_api::forwarded::TlsConnection);
         }
+        if protocol == Protocol::Http2Tls {
+            host_from_authority(&mut request);
+        }
         let guard = InFlight::enter(&in_flight);
         let app = app.clone();
         async move {
@@ -301,6 +304,21 @@ async fn serve_connection<S>(
                 }
             }
         }
+    }
+}
+
+/// HTTP/2 carries the host in the `:authority` pseudo-header, which hyper
+/// puts in the URI, not in `Host`: copy it there, so that handlers read the
+/// host one way whatever the version (the token realm names it).
+fn host_from_authority<B>(request: &mut hyper::Request<B>) {
+    if request.headers().contains_key(hyper::header::HOST) {
+        return;
+    }
+    let Some(authority) = request.uri().authority() else {
+        return;
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(authority.as_str()) {
+        request.headers_mut().insert(hyper::header::HOST, value);
     }
 }
 

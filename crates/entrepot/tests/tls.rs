@@ -310,6 +310,19 @@ fn curl_gets_a_blob_over_http2_and_http1_1() {
         );
     }
 
+    // Docker clients are sent to an https:// token realm, whatever scheme an
+    // untrusted client claims in X-Forwarded-Proto.
+    for http in ["--http2", "--http1.1"] {
+        let output = run(Command::new("curl")
+            .args(["-sS", http, "-o", "/dev/null", "-D", "-"])
+            .args(["-H", "X-Forwarded-Proto: http", "--cacert"])
+            .arg(certs.join("ca.crt"))
+            .arg(format!("{}/v2/", server.base)));
+        let head = String::from_utf8_lossy(&output.stdout).to_lowercase();
+        let realm = format!("realm=\"https://{}/v2/token\"", server.addr);
+        assert!(head.contains(&realm), "{http}: {head}");
+    }
+
     // An error answer crosses HTTP/2 as it does HTTP/1.1: status and OCI body.
     let output = run(Command::new("curl")
         .args(["-sS", "--http2", "-w", "\n%{http_code} %{http_version}"])
