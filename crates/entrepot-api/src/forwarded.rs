@@ -123,8 +123,16 @@ impl TrustedProxies {
     }
 }
 
+/// A request extension set by the listener on connections it terminated TLS
+/// for: the client spoke HTTPS to this server directly.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsConnection;
+
 /// The middleware: drop forwarding headers from untrusted peers and run the
-/// request with its client address known to the services.
+/// request with its client address known to the services. On a connection
+/// whose TLS this server terminated, `X-Forwarded-Proto: https` is set unless
+/// a trusted proxy already said which scheme its client used, so every
+/// handler learns the scheme one way (the token realm must be `https://`).
 pub async fn client_origin(
     State(proxies): State<TrustedProxies>,
     mut request: Request,
@@ -140,6 +148,14 @@ pub async fn client_origin(
         for name in &FORWARDED_HEADERS {
             headers.remove(name);
         }
+    }
+    if request.extensions().get::<TlsConnection>().is_some()
+        && !request.headers().contains_key(&FORWARDED_HEADERS[1])
+    {
+        request.headers_mut().insert(
+            FORWARDED_HEADERS[1].clone(),
+            axum::http::HeaderValue::from_static("https"),
+        );
     }
     let Some(peer) = peer else {
         return next.run(request).await;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Why the configuration cannot be used. Each variant names the bad key.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// Everything `entrepot serve` can be told.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
@@ -84,13 +84,21 @@ pub struct Config {
     /// manifests by tag, remote Python files) may hold in all; 0 turns it
     /// off, so every lookup reads the database.
     pub read_cache_bytes: u64,
+    /// PEM certificate chain to serve HTTPS with (with `tls_key`); unset:
+    /// plain HTTP. Reloaded on SIGHUP and when the file changes.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: when set, every client must present a
+    /// certificate signed by one of them (mutual TLS). Needs `tls_cert`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
 const MAX_PAGE_SIZE_LIMIT: u32 = 1_000_000;
 
 /// When `entrepot serve` rehashes the blob store at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifyOnStart {
     /// Until one full pass has completed on this data directory.
@@ -133,6 +141,9 @@ impl Default for Config {
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
             max_page_size: entrepot_services::oci::DEFAULT_MAX_PAGE_SIZE,
             read_cache_bytes: entrepot_storage::DEFAULT_READ_CACHE_BYTES,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -148,6 +159,12 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--read-cache-bytes`.
     pub read_cache_bytes: Option<u64>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -167,6 +184,15 @@ impl Config {
         if let Some(bytes) = overrides.read_cache_bytes {
             config.read_cache_bytes = bytes;
         }
+        for (flag, setting) in [
+            (&overrides.tls_cert, &mut config.tls_cert),
+            (&overrides.tls_key, &mut config.tls_key),
+            (&overrides.tls_client_ca, &mut config.tls_client_ca),
+        ] {
+            if let Some(path) = flag {
+                *setting = Some(path.clone());
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -176,6 +202,22 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The TLS files, when HTTPS is configured.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    /// The effective configuration as TOML, every key included (for
+    /// `serve --print-config`). No key holds secret material: the master
+    /// key and the TLS private key are named by path, never inlined.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
 
     /// The trusted proxies, parsed.
@@ -301,6 +343,15 @@ impl Config {
             self.read_cache_bytes =
                 number("read_cache_bytes", "ENTREPOT_READ_CACHE_BYTES", "bytes")(&v)?;
         }
+        for (env, setting) in [
+            ("ENTREPOT_TLS_CERT", &mut self.tls_cert),
+            ("ENTREPOT_TLS_KEY", &mut self.tls_key),
+            ("ENTREPOT_TLS_CLIENT_CA", &mut self.tls_client_ca),
+        ] {
+            if let Some(v) = get(env).filter(|v| !v.is_empty()) {
+                *setting = Some(PathBuf::from(v));
+            }
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -381,6 +432,30 @@ impl Config {
                 env: "ENTREPOT_MAX_PAGE_SIZE",
                 message: format!("must be between 1 and {MAX_PAGE_SIZE_LIMIT}"),
             });
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Value {
+                    key: "tls_key",
+                    env: "ENTREPOT_TLS_KEY",
+                    message: "tls_cert is set: the private key is needed too".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Value {
+                    key: "tls_cert",
+                    env: "ENTREPOT_TLS_CERT",
+                    message: "tls_key is set: the certificate is needed too".into(),
+                })
+            }
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(ConfigError::Value {
+                    key: "tls_client_ca",
+                    env: "ENTREPOT_TLS_CLIENT_CA",
+                    message: "client certificates need TLS: set tls_cert and tls_key".into(),
+                })
+            }
+            _ => {}
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
@@ -483,5 +558,84 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("trusted_proxies"));
+    }
+
+    /// The sample configuration shipped in `packaging/`.
+    const SAMPLE: &str = include_str!("../../../packaging/entrepot.toml");
+
+    #[test]
+    fn the_sample_configuration_documents_every_key_with_its_default() {
+        // As shipped (optional keys commented out): exactly the defaults.
+        let sample: Config = toml::from_str(SAMPLE).unwrap();
+        assert_eq!(sample.to_toml(), Config::default().to_toml());
+        // With every commented key turned on, it still parses (no stale
+        // key) and sets every key there is.
+        let uncommented: String = SAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| is_key(k)) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full: Config = toml::from_str(&uncommented).unwrap();
+        full.validate().unwrap();
+        let printed = full.to_toml();
+        for line in printed.lines() {
+            let key = line.split_once(" = ").unwrap().0;
+            assert!(
+                uncommented
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{key} = "))),
+                "packaging/entrepot.toml does not document {key}"
+            );
+        }
+        let keys = printed.lines().count();
+        let documented = uncommented
+            .lines()
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| is_key(k)))
+            .count();
+        assert_eq!(keys, documented, "{printed}");
+    }
+
+    fn is_key(k: &str) -> bool {
+        !k.is_empty() && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_the_same() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "ENTREPOT_TLS_CERT" => Some("/etc/entrepot/cert.pem".into()),
+            "ENTREPOT_TLS_KEY" => Some("/etc/entrepot/key.pem".into()),
+            "ENTREPOT_TRUSTED_PROXIES" => Some("10.0.0.0/8".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().unwrap();
+        let printed = c.to_toml();
+        let back: Config = toml::from_str(&printed).unwrap();
+        assert_eq!(back.to_toml(), printed);
+        assert_eq!(
+            back.tls_files().unwrap().key,
+            PathBuf::from("/etc/entrepot/key.pem")
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "ENTREPOT_TLS_CERT").then(|| "cert.pem".to_owned()))
+            .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("tls_key"));
+        let c = Config {
+            tls_client_ca: Some("ca.pem".into()),
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tls_client_ca"));
     }
 }

@@ -1,5 +1,7 @@
-//! The accept loop: HTTP/1.1 connections with a bounded count, a deadline for
-//! each request head and a timeout for idle connections.
+//! The accept loop: HTTP/1.1 connections (and, over TLS, HTTP/2 when the
+//! client offers it by ALPN) with a bounded count, a deadline for each
+//! request head and for each TLS handshake, and a timeout for idle
+//! connections.
 //!
 //! Without these, idle or slow-header connections pile up until the process
 //! runs out of file descriptors and new clients time out (slowloris). A body
@@ -19,7 +21,7 @@ use std::time::Duration;
 use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -55,6 +57,18 @@ const RESERVED_FDS: u64 = 256;
 /// (bench/compare-builds.sh), and no client sends a head anywhere near it.
 const MAX_BUFFER_BYTES: usize = 32 * 1024;
 
+/// Time a client has to complete its TLS handshake: a caller that opens a
+/// connection and stalls cannot keep it past this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most TLS handshakes in progress at once; connections beyond are closed at
+/// once, so a flood of handshakes cannot take all the CPU or all the
+/// connection slots from clients that have one.
+const MAX_HANDSHAKES: usize = 256;
+
+/// Most requests in flight on one HTTP/2 connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
 /// How often the "limit reached" warning may repeat.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -89,13 +103,19 @@ pub fn fit_to_fd_limit(max_connections: usize) -> usize {
 
 /// Serve `app` on `listener` until `shutdown` resolves, then stop accepting,
 /// let every connection finish its request in flight, and return.
+///
+/// With `tls`, every connection first completes a TLS handshake (bounded in
+/// time and in number at once), then speaks HTTP/2 if it chose `h2` by ALPN,
+/// else HTTP/1.1.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let refusals = Arc::new(Refusals::default());
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -126,8 +146,51 @@ pub async fn serve(
         }
         let app = app.clone();
         let stopping = stopping.clone();
+        let activity = Arc::new(Activity::new());
+        let stream = Tracked {
+            inner: stream,
+            activity: activity.clone(),
+        };
+        let Some(tls) = &tls else {
+            tokio::spawn(async move {
+                serve_connection(
+                    stream,
+                    Protocol::Http1,
+                    peer,
+                    activity,
+                    app,
+                    limits,
+                    stopping,
+                )
+                .await;
+                drop(permit);
+            });
+            continue;
+        };
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            refusals.handshakes_refused();
+            continue;
+        };
+        let acceptor = tls.acceptor();
         tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, stopping).await;
+            let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            drop(handshake);
+            let stream = match accepted {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let protocol = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Protocol::Http2Tls,
+                _ => Protocol::Http1Tls,
+            };
+            serve_connection(stream, protocol, peer, activity, app, limits, stopping).await;
             drop(permit);
         });
     }
@@ -147,21 +210,40 @@ fn refuse(stream: TcpStream) {
 /// The whole answer to a connection over the limit, sent in one write.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 44\r\n\r\nthe server has too many connections; retry\r\n";
 
-async fn serve_connection(
-    stream: TcpStream,
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// HTTP/1.1 in the clear.
+    Http1,
+    /// HTTP/1.1 over TLS.
+    Http1Tls,
+    /// HTTP/2 over TLS (chosen by ALPN).
+    Http2Tls,
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    protocol: Protocol,
     peer: SocketAddr,
+    activity: Arc<Activity>,
     app: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
-) {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        activity: activity.clone(),
-    });
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let in_flight = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if protocol != Protocol::Http1 {
+            request
+                .extensions_mut()
+                .insert(entrepot_api::forwarded::TlsConnection);
+        }
+        if protocol == Protocol::Http2Tls {
+            host_from_authority(&mut request);
+        }
         let guard = InFlight::enter(&in_flight);
         let app = app.clone();
         async move {
@@ -170,11 +252,24 @@ async fn serve_connection(
             response
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_BUFFER_BYTES);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    match protocol {
+        Protocol::Http1 | Protocol::Http1Tls => {
+            builder = builder.http1_only();
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(MAX_BUFFER_BYTES);
+        }
+        Protocol::Http2Tls => {
+            builder = builder.http2_only();
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        }
+    }
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut closing = false;
@@ -209,6 +304,21 @@ async fn serve_connection(
                 }
             }
         }
+    }
+}
+
+/// HTTP/2 carries the host in the `:authority` pseudo-header, which hyper
+/// puts in the URI, not in `Host`: copy it there, so that handlers read the
+/// host one way whatever the version (the token realm names it).
+fn host_from_authority<B>(request: &mut hyper::Request<B>) {
+    if request.headers().contains_key(hyper::header::HOST) {
+        return;
+    }
+    let Some(authority) = request.uri().authority() else {
+        return;
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(authority.as_str()) {
+        request.headers_mut().insert(hyper::header::HOST, value);
     }
 }
 
@@ -346,6 +456,18 @@ impl Refusals {
                 max_connections,
                 refused,
                 "connection limit reached: refusing new connections (raise max_connections / ENTREPOT_MAX_CONNECTIONS if this is legitimate load)"
+            );
+        }
+    }
+
+    fn handshakes_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if self.due() {
+            let refused = self.refused.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                max_handshakes = MAX_HANDSHAKES,
+                refused,
+                "too many TLS handshakes in progress: closing new connections"
             );
         }
     }

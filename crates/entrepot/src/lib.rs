@@ -10,3 +10,4 @@ pub mod bootstrap;
 pub mod config;
 pub mod connections;
 pub mod serve;
+pub mod tls;

@@ -43,6 +43,20 @@ enum Command {
         /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
         #[arg(long)]
         read_cache_bytes: Option<u64>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key;
+        /// reloaded on SIGHUP and when the file changes).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by a CA in this PEM file (mutual TLS).
+        #[arg(long)]
+        tls_client_ca: Option<PathBuf>,
+        /// Print the effective configuration (file, environment and flags
+        /// applied) as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -130,12 +144,19 @@ async fn main() -> ExitCode {
             data_dir,
             config,
             read_cache_bytes,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            print_config,
         } => {
             let overrides = config::Overrides {
                 file: config,
                 listen,
                 data_dir,
                 read_cache_bytes,
+                tls_cert,
+                tls_key,
+                tls_client_ca,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,
@@ -144,6 +165,10 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if print_config {
+                print!("{}", config.to_toml());
+                return ExitCode::SUCCESS;
+            }
             init_logging(config.log_format == "json");
             match serve::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -158,7 +183,7 @@ async fn main() -> ExitCode {
                 file: config,
                 listen: None,
                 data_dir,
-                read_cache_bytes: None,
+                ..config::Overrides::default()
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::rotate_master_key(&config).await,
@@ -177,7 +202,7 @@ async fn main() -> ExitCode {
                 file: config,
                 listen: None,
                 data_dir,
-                read_cache_bytes: None,
+                ..config::Overrides::default()
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::verify_blobs(&config).await,

@@ -12,19 +12,28 @@ use crate::config::Config;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = App::build(&config).await?;
 
+    // TLS files are read before the port is taken: a bad certificate stops
+    // the start with the file named, and nothing listens half-configured.
+    let tls = match config.tls_files() {
+        Some(files) => Some(crate::tls::ReloadableTls::load(files)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line on stdout is machine-readable: tests and scripts wait for it.
-    println!("entrepot listening on http://{addr}");
-    println!(
-        "  data directory: {}\n  pull through Docker Hub: skopeo copy --src-tls-verify=false docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy --dest-tls-verify=false oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url http://{addr}/pypi/default/pypi/simple/ PACKAGE",
-        config.data_dir.display()
-    );
+    println!("entrepot listening on {scheme}://{addr}");
+    print!("{}", banner(&config, scheme, addr));
     if let Some(b) = app.bootstrap_token() {
+        let insecure = if tls.is_some() {
+            ""
+        } else {
+            "--tls-verify=false "
+        };
         println!(
-            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server http://{addr} --token-file {path}\n  registry login: skopeo login --tls-verify=false -u admin --password-stdin {addr} < {path}\n  {path} is deleted once the token has been used or another owner exists: copy the token first",
+            "  bootstrap admin token (shown once; also in {path}):\n    {token}\n  log in: entrepot login --server {scheme}://{addr} --token-file {path}\n  registry login: skopeo login {insecure}-u admin --password-stdin {addr} < {path}\n  {path} is deleted once the token has been used or another owner exists: copy the token first",
             path = b.path.display(),
             token = b.token.expose(),
         );
@@ -36,10 +45,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         max_connections: crate::connections::fit_to_fd_limit(config.max_connections),
     };
-    crate::connections::serve(listener, app.router(), limits, shutdown_signal()).await?;
+    if let Some(tls) = &tls {
+        tls.watch();
+    }
+    crate::connections::serve(listener, app.router(), limits, tls, shutdown_signal()).await?;
     app.shutdown().await;
     tracing::info!("entrepot stopped");
     Ok(())
+}
+
+/// The lines after the listening line: where data lives and how to use the
+/// registry with the usual clients.
+fn banner(config: &Config, scheme: &str, addr: std::net::SocketAddr) -> String {
+    let (src, dest) = if scheme == "https" {
+        // A certificate from a private CA: skopeo reads DIR/ca.crt.
+        ("--src-cert-dir DIR ", "--dest-cert-dir DIR ")
+    } else {
+        ("--src-tls-verify=false ", "--dest-tls-verify=false ")
+    };
+    let mut text = format!(
+        "  data directory: {data}\n  pull through Docker Hub: skopeo copy {src}docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy {dest}oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url {scheme}://__token__:TOKEN@{addr}/pypi/default/pypi/simple/ PACKAGE\n    (TOKEN: a personal access token, such as the bootstrap token below; the user name is __token__)\n",
+        data = config.data_dir.display(),
+    );
+    if scheme == "https" {
+        text.push_str(
+            "  TLS: reload the certificate with SIGHUP (or replace the files; checked every 5 s)\n",
+        );
+    }
+    text
 }
 
 async fn shutdown_signal() {

@@ -38,6 +38,29 @@ pub enum ClientError {
     Decode(String),
 }
 
+/// The HTTP client, with the extra CAs of `ENTREPOT_CA_CERT` when set; a
+/// file that cannot be read is reported and the public roots still apply.
+fn http_client() -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = std::env::var_os("ENTREPOT_CA_CERT").filter(|p| !p.is_empty()) {
+        let certs = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()));
+        match certs {
+            Ok(certs) => {
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            Err(e) => eprintln!(
+                "WARNING: ENTREPOT_CA_CERT {}: {e}; trusting the public roots only",
+                std::path::Path::new(&path).display()
+            ),
+        }
+    }
+    builder.build().unwrap_or_default()
+}
+
 /// A client of the admin API.
 pub struct AdminClient {
     http: reqwest::Client,
@@ -47,9 +70,11 @@ pub struct AdminClient {
 
 impl AdminClient {
     /// A client for `server` (e.g. `http://127.0.0.1:8080`) with an optional token.
+    /// Besides the public web PKI, it trusts the CA certificates in the PEM
+    /// file `ENTREPOT_CA_CERT` names (a server with a private CA).
     pub fn new(server: &str, token: Option<String>) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: http_client(),
             server: server.trim_end_matches('/').to_owned(),
             token,
         }

@@ -18,8 +18,9 @@ use reqwest::blocking::Client;
 /// The entrepot binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_entrepot");
 
-/// The first stdout line, which tests and scripts wait for.
-const LISTENING: &str = "entrepot listening on http://";
+/// The first stdout line, which tests and scripts wait for: then
+/// `http://ADDR` or `https://ADDR`.
+const LISTENING: &str = "entrepot listening on ";
 
 /// How long a server may take to print a line the test waits for.
 const STDOUT_BOUND: Duration = Duration::from_secs(60);
@@ -41,9 +42,26 @@ pub struct EntrepotBuilder {
     log_level: String,
     env: Vec<(String, String)>,
     config: Option<String>,
+    tls: Option<ClientTls>,
+}
+
+/// What the harness's HTTP client trusts and presents on an HTTPS server.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// PEM CA certificate that signed the server's certificate.
+    pub ca_pem: String,
+    /// PEM client certificate followed by its key, for mutual TLS.
+    pub identity_pem: Option<String>,
 }
 
 impl EntrepotBuilder {
+    /// Trust this CA (and present this client identity) when the server
+    /// serves HTTPS; the server's own TLS settings are given with `env`.
+    pub fn client_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Set an environment variable of the server (e.g. `ENTREPOT_MAX_PAGE_SIZE`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -132,7 +150,11 @@ impl EntrepotBuilder {
         let mut child = command.spawn().expect("cannot start the entrepot binary");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let Some(addr) = first.strip_prefix(LISTENING).map(str::to_owned) else {
+        let Some((scheme, addr)) = first
+            .strip_prefix(LISTENING)
+            .and_then(|rest| rest.split_once("://"))
+            .map(|(scheme, addr)| (scheme.to_owned(), addr.to_owned()))
+        else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -143,15 +165,24 @@ impl EntrepotBuilder {
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         let stdout = collect(lines);
         let admin_token = keep_admin_token(&data_dir);
+        let mut http = Client::builder();
+        if let Some(tls) = &self.tls {
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap(),
+            );
+            if let Some(identity) = &tls.identity_pem {
+                http = http.identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap());
+            }
+        }
         Entrepot {
             child: Some(child),
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             addr,
             data_dir,
             log,
             dir,
             admin_token,
-            http: Client::builder()
+            http: http
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(300))
                 // Below the server's idle timeout (20 s): a pooled connection
@@ -166,6 +197,7 @@ impl EntrepotBuilder {
                 log_level: self.log_level,
                 env: self.env,
                 config: self.config,
+                tls: self.tls,
             },
         }
     }
@@ -216,6 +248,7 @@ struct Settings {
     log_level: String,
     env: Vec<(String, String)>,
     config: Option<String>,
+    tls: Option<ClientTls>,
 }
 
 /// A running `entrepot serve`, killed on drop. The request, CLI, registry
@@ -224,7 +257,7 @@ pub struct Entrepot {
     child: Option<Child>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when the server serves TLS).
     pub base: String,
     /// The data directory.
     pub data_dir: PathBuf,
@@ -250,6 +283,7 @@ impl Entrepot {
             log_level: "info,tower_http=debug".to_owned(),
             env: Vec::new(),
             config: None,
+            tls: None,
         }
     }
 
@@ -271,6 +305,7 @@ impl Entrepot {
                 log_level: String::new(),
                 env: Vec::new(),
                 config: None,
+                tls: None,
             },
         );
         EntrepotBuilder {
@@ -280,6 +315,7 @@ impl Entrepot {
             log_level: settings.log_level,
             env: settings.env,
             config: settings.config,
+            tls: settings.tls,
         }
     }
 
