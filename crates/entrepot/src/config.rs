@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod mirrors;
+
+pub use mirrors::MirrorConfig;
+
 /// Why the configuration cannot be used. Each variant names the bad key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -84,6 +88,12 @@ pub struct Config {
     /// manifests by tag, remote Python files) may hold in all; 0 turns it
     /// off, so every lookup reads the database.
     pub read_cache_bytes: u64,
+    /// The remote repository (`projects/P/repositories/R`) that serves the
+    /// registry mirror endpoint for Docker Hub: `/v2/NAME/...` without a
+    /// project prefix, as the Docker daemon's `registry-mirrors` sends it.
+    pub mirror: Option<String>,
+    /// Mirrors of other upstream hosts, chosen by containerd's `?ns=HOST`.
+    pub mirrors: Vec<MirrorConfig>,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -133,6 +143,8 @@ impl Default for Config {
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
             max_page_size: entrepot_services::oci::DEFAULT_MAX_PAGE_SIZE,
             read_cache_bytes: entrepot_storage::DEFAULT_READ_CACHE_BYTES,
+            mirror: None,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -148,6 +160,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--read-cache-bytes`.
     pub read_cache_bytes: Option<u64>,
+    /// `--min-free-disk`.
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 impl Config {
@@ -166,6 +180,9 @@ impl Config {
         }
         if let Some(bytes) = overrides.read_cache_bytes {
             config.read_cache_bytes = bytes;
+        }
+        if let Some(bytes) = overrides.min_free_disk_bytes {
+            config.min_free_disk_bytes = bytes;
         }
         config.validate()?;
         Ok(config)
@@ -301,6 +318,9 @@ impl Config {
             self.read_cache_bytes =
                 number("read_cache_bytes", "ENTREPOT_READ_CACHE_BYTES", "bytes")(&v)?;
         }
+        if let Some(v) = get("ENTREPOT_MIRROR") {
+            self.mirror = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -312,6 +332,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.mirrors()?;
         if self.upload_timeout_secs == 0 {
             return Err(ConfigError::Value {
                 key: "upload_timeout_secs",

@@ -43,6 +43,10 @@ enum Command {
         /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
         #[arg(long)]
         read_cache_bytes: Option<u64>,
+        /// `/readyz` fails below this many free bytes on the data
+        /// directory's filesystem (default 1073741824; 0: no check).
+        #[arg(long)]
+        min_free_disk: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -111,8 +115,10 @@ enum AdminCommand {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENTREPOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a file or a journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -130,12 +136,14 @@ async fn main() -> ExitCode {
             data_dir,
             config,
             read_cache_bytes,
+            min_free_disk,
         } => {
             let overrides = config::Overrides {
                 file: config,
                 listen,
                 data_dir,
                 read_cache_bytes,
+                min_free_disk_bytes: min_free_disk,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,
@@ -159,6 +167,7 @@ async fn main() -> ExitCode {
                 listen: None,
                 data_dir,
                 read_cache_bytes: None,
+                min_free_disk_bytes: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::rotate_master_key(&config).await,
@@ -178,6 +187,7 @@ async fn main() -> ExitCode {
                 listen: None,
                 data_dir,
                 read_cache_bytes: None,
+                min_free_disk_bytes: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::verify_blobs(&config).await,
