@@ -9,8 +9,7 @@ use std::sync::Mutex;
 
 /// Latency buckets in seconds, from a cached manifest to a cold large blob.
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// Write the `# HELP` and `# TYPE` lines of a family.
@@ -198,9 +197,18 @@ mod tests {
         h.observe(&["a"], 5.0);
         let mut out = String::new();
         h.render(&mut out, "x_seconds", "X.", &["k"]);
-        assert!(out.contains("x_seconds_bucket{k=\"a\",le=\"0.1\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"a\",le=\"1\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"a\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_bucket{k=\"a\",le=\"0.1\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"a\",le=\"1\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"a\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_seconds_count{k=\"a\"} 3\n"), "{out}");
         assert!(out.contains("x_seconds_sum{k=\"a\"} 5.55\n"), "{out}");
     }

@@ -101,7 +101,11 @@ impl UpstreamMetrics {
     /// A fill ended after `elapsed`: committed with `size` bytes, or failed
     /// (`None`).
     pub fn fill(&self, elapsed: Duration, size: Option<u64>) {
-        let result = if size.is_some() { "committed" } else { "failed" };
+        let result = if size.is_some() {
+            "committed"
+        } else {
+            "failed"
+        };
         self.fill_seconds.observe(&[result], elapsed.as_secs_f64());
         if let Some(size) = size {
             self.fill_bytes.add(&[], size);

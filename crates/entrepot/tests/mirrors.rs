@@ -46,17 +46,25 @@ fn short_names_resolve_against_the_mirror_repository_and_writes_are_refused() {
         "/v2/library/app/manifests/1.0?ns=docker.io",
         "/v2/default/hub/library/app/manifests/1.0?ns=docker.io",
     ] {
-        let response = server.bare_request(reqwest::Method::GET, path).send().unwrap();
+        let response = server
+            .bare_request(reqwest::Method::GET, path)
+            .send()
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
     assert!(
-        upstream.log_text().contains("/v2/library/app/manifests/1.0"),
+        upstream
+            .log_text()
+            .contains("/v2/library/app/manifests/1.0"),
         "{}",
         upstream.log_text()
     );
     // Project paths are unchanged.
     let direct = server
-        .bare_request(reqwest::Method::GET, "/v2/default/hub/team/tool/manifests/2.0")
+        .bare_request(
+            reqwest::Method::GET,
+            "/v2/default/hub/team/tool/manifests/2.0",
+        )
         .send()
         .unwrap();
     assert_eq!(direct.status(), 200);
@@ -67,7 +75,10 @@ fn short_names_resolve_against_the_mirror_repository_and_writes_are_refused() {
         .unwrap();
     assert_eq!(push.status(), 405);
     let body = push.text().unwrap();
-    assert!(body.contains("UNSUPPORTED") && body.contains("read-only"), "{body}");
+    assert!(
+        body.contains("UNSUPPORTED") && body.contains("read-only"),
+        "{body}"
+    );
     // A host with no mirror is refused by name.
     let other = server
         .bare_request(reqwest::Method::GET, "/v2/app/manifests/1.0?ns=quay.io")
@@ -94,7 +105,10 @@ fn the_mirror_follows_the_repository_iam_policy() {
         .send()
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    let challenge = anonymous.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
         challenge.contains("repository:default/hub/library/app:pull"),
         "{challenge}"
@@ -129,7 +143,9 @@ fn podman_pulls_docker_hub_images_through_the_mirror() {
         .output()
         .unwrap();
     assert!(out.status.success(), "podman pull: {}", text(&out));
-    assert!(upstream.log_text().contains("/v2/library/app/manifests/1.0"));
+    assert!(upstream
+        .log_text()
+        .contains("/v2/library/app/manifests/1.0"));
 }
 
 /// `ctr` against a containerd of its own (temporary root, state and socket),
@@ -165,7 +181,11 @@ impl Containerd {
         let c = Containerd { child, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not start: {}", c.log());
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not start: {}",
+                c.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         c
@@ -245,7 +265,10 @@ struct Dockerd {
 impl Dockerd {
     fn start(mirror: &str) -> Dockerd {
         require_tool("dockerd", "docker.io");
-        let dir = tempfile::Builder::new().prefix("dockerd-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("dockerd-")
+            .tempdir()
+            .unwrap();
         let d = dir.path();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
         let child = Command::new("dockerd")
@@ -269,7 +292,11 @@ impl Dockerd {
         let docker = Dockerd { child, dir };
         let deadline = Instant::now() + Duration::from_secs(90);
         while !docker.docker(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "dockerd did not start: {}", docker.log());
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not start: {}",
+                docker.log()
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
         docker
@@ -282,7 +309,10 @@ impl Dockerd {
     fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker")
             .arg("-H")
-            .arg(format!("unix://{}", self.dir.path().join("docker.sock").display()))
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
             .args(args)
             .env("DOCKER_CONFIG", self.dir.path().join("client"))
             .output()
@@ -302,7 +332,12 @@ fn dockerd_pulls_docker_hub_images_through_the_mirror_and_falls_back_when_refuse
     let (upstream, server, _work) = mirror_of_upstream();
     let docker = Dockerd::start(&server.addr);
     let out = docker.docker(&["pull", "docker.io/library/app:1.0"]);
-    assert!(out.status.success(), "docker pull: {}\n{}", text(&out), docker.log());
+    assert!(
+        out.status.success(),
+        "docker pull: {}\n{}",
+        text(&out),
+        docker.log()
+    );
     let log = upstream.log_text();
     assert!(log.contains("/v2/library/app/manifests/1.0"), "{log}");
     let access = server.log_text();
@@ -320,7 +355,9 @@ fn dockerd_pulls_docker_hub_images_through_the_mirror_and_falls_back_when_refuse
         "{said}"
     );
     assert!(
-        upstream.log_text().contains("/v2/library/missing/manifests/1.0"),
+        upstream
+            .log_text()
+            .contains("/v2/library/missing/manifests/1.0"),
         "the mirror was not asked first"
     );
 }

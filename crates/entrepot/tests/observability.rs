@@ -53,7 +53,10 @@ fn every_request_gets_one_access_line_with_its_id_and_no_escapes() {
         .header("x-request-id", "a b\"c")
         .send()
         .unwrap();
-    let generated = hostile.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let generated = hostile.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(generated, "a b\"c");
     assert_eq!(generated.len(), 36, "{generated}");
 
@@ -78,7 +81,11 @@ fn every_request_gets_one_access_line_with_its_id_and_no_escapes() {
     assert_eq!(refused.len(), 1, "{refused:#?}");
     assert!(refused[0].contains("principal=allUsers"), "{}", refused[0]);
     assert!(refused[0].contains("status=401"), "{}", refused[0]);
-    assert!(refused[0].contains("error=\"UNAUTHORIZED: "), "{}", refused[0]);
+    assert!(
+        refused[0].contains("error=\"UNAUTHORIZED: "),
+        "{}",
+        refused[0]
+    );
     assert!(
         !server.log_text().contains('\u{1b}'),
         "ANSI escapes in a log file"
@@ -151,18 +158,34 @@ fn the_metrics_exposition_parses_and_counts_requests_by_route_class() {
     assert!(
         value(
             "entrepot_http_requests_total",
-            &[("route", "oci_manifest"), ("method", "GET"), ("status", "200")]
+            &[
+                ("route", "oci_manifest"),
+                ("method", "GET"),
+                ("status", "200")
+            ]
         ) >= 1.0,
         "{text}"
     );
     assert!(
-        value("entrepot_http_requests_total", &[("route", "oci_blob"), ("status", "200")]) >= 1.0,
+        value(
+            "entrepot_http_requests_total",
+            &[("route", "oci_blob"), ("status", "200")]
+        ) >= 1.0,
         "{text}"
     );
-    assert!(value("entrepot_upstream_outcomes_total", &[("outcome", "ok")]) >= 1.0, "{text}");
-    assert!(value("entrepot_cache_fill_bytes_total", &[]) > 0.0, "{text}");
     assert!(
-        value("entrepot_auth_failures_total", &[("kind", "invalid_credentials")]) >= 1.0,
+        value("entrepot_upstream_outcomes_total", &[("outcome", "ok")]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("entrepot_cache_fill_bytes_total", &[]) > 0.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            "entrepot_auth_failures_total",
+            &[("kind", "invalid_credentials")]
+        ) >= 1.0,
         "{text}"
     );
     let histogram = scrape
@@ -170,13 +193,23 @@ fn the_metrics_exposition_parses_and_counts_requests_by_route_class() {
         .iter()
         .find(|s| s.metric == "entrepot_http_request_duration_seconds")
         .unwrap();
-    assert!(matches!(histogram.value, prometheus_parse::Value::Histogram(_)));
+    assert!(matches!(
+        histogram.value,
+        prometheus_parse::Value::Histogram(_)
+    ));
 }
 
 #[test]
 fn readyz_names_an_unwritable_blob_store_and_a_nearly_full_disk() {
     let server = Entrepot::start();
-    assert_eq!(server.bare_request(Method::GET, "/readyz").send().unwrap().status(), 200);
+    assert_eq!(
+        server
+            .bare_request(Method::GET, "/readyz")
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
     // The write probe goes through the staging area: a file in its place
     // makes the blob store refuse writes (whoever runs the test, root too).
     let staging = server.data_dir.join("blobs").join("staging");
@@ -187,7 +220,14 @@ fn readyz_names_an_unwritable_blob_store_and_a_nearly_full_disk() {
     let reason = response.text().unwrap();
     assert!(reason.contains("blob store not writable"), "{reason}");
     std::fs::remove_file(&staging).unwrap();
-    assert_eq!(server.bare_request(Method::GET, "/readyz").send().unwrap().status(), 200);
+    assert_eq!(
+        server
+            .bare_request(Method::GET, "/readyz")
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 
     let full = Entrepot::builder()
         .env("ENTREPOT_MIN_FREE_DISK_BYTES", &(1u64 << 60).to_string())

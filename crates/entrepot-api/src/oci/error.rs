@@ -203,7 +203,10 @@ impl IntoResponse for OciError {
         let mut response = (self.status, axum::Json(body)).into_response();
         response
             .extensions_mut()
-            .insert(crate::observe::ErrorCause(format!("{}: {}", self.code, self.message)));
+            .insert(crate::observe::ErrorCause(format!(
+                "{}: {}",
+                self.code, self.message
+            )));
         // For a 5xx, container clients show the status line only.
         if self.status.is_server_error() {
             if let Some(r) = status_line::reason(&self.message) {

@@ -285,9 +285,7 @@ mod tests {
             .route(&Method::POST, "library/app/blobs/uploads/", None)
             .unwrap_err();
         assert_eq!(e.code(), "UNSUPPORTED");
-        let e = m
-            .route(&Method::PUT, "app/manifests/1", None)
-            .unwrap_err();
+        let e = m.route(&Method::PUT, "app/manifests/1", None).unwrap_err();
         assert_eq!(e.code(), "UNSUPPORTED");
         let e = m
             .route(&Method::GET, "app/manifests/1", Some("quay.io"))

@@ -168,9 +168,8 @@ async fn handle(
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OciError> {
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
-    let principal = crate::observe::authenticated(
-        state.access.authenticate(credentials.as_ref()).await,
-    )?;
+    let principal =
+        crate::observe::authenticated(state.access.authenticate(credentials.as_ref()).await)?;
     Ok(principal)
 }
 

@@ -17,8 +17,8 @@ use entrepot_services::metrics::Metrics;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::Fills;
-use entrepot_services::upstream_metrics::MeteredTransport;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
+use entrepot_services::upstream_metrics::MeteredTransport;
 use entrepot_services::{
     AccessControl, AccessPolicyService, OciRepositories, ProjectService, RepositoryService,
     SecretService,
