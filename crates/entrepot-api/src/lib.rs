@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod credentials;
 pub mod forwarded;
+pub mod observe;
 pub mod oci;
 pub mod ops;
 pub mod pypi;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub access_policy: Arc<AccessPolicyService>,
     /// Reverse proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: forwarded::TrustedProxies,
+    /// The registry mirror endpoint's repositories, by upstream host.
+    pub mirrors: Arc<oci::mirror::Mirrors>,
+    /// HTTP request metrics for `/metrics`.
+    pub http_metrics: Arc<observe::HttpMetrics>,
 }
 
 /// The complete HTTP application.
@@ -67,6 +72,9 @@ pub fn router(state: AppState) -> Router {
             state.trusted_proxies.clone(),
             forwarded::client_origin,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.http_metrics.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }

@@ -19,10 +19,12 @@ pub mod origin;
 pub mod paging;
 pub mod password_checks;
 pub mod projects;
+pub mod prometheus;
 pub mod python;
 pub mod remote;
 pub mod repositories;
 pub mod secrets;
+pub mod upstream_metrics;
 mod workdir;
 
 pub use access::{

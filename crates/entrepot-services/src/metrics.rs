@@ -46,6 +46,8 @@ pub struct Metrics {
     access_policy_dry_run_violations: AtomicU64,
     index_page_parses: AtomicU64,
     secret_rotations_due: AtomicU64,
+    /// Upstream requests by outcome, cache fills.
+    upstream: crate::upstream_metrics::UpstreamMetrics,
     /// Where the metadata store's read cache reports from, once wired.
     read_cache: std::sync::OnceLock<ReadCacheSource>,
 }
@@ -61,6 +63,17 @@ impl Metrics {
         source: impl Fn() -> Vec<ReadCacheStats> + Send + Sync + 'static,
     ) {
         let _ = self.read_cache.set(Box::new(source));
+    }
+
+    /// Upstream requests by outcome and cache fills.
+    pub fn upstream(&self) -> &crate::upstream_metrics::UpstreamMetrics {
+        &self.upstream
+    }
+
+    /// A cache fill ended after `elapsed`: committed with `size` bytes, or
+    /// failed (`None`).
+    pub fn fill_finished(&self, elapsed: std::time::Duration, size: Option<u64>) {
+        self.upstream.fill(elapsed, size);
     }
 
     /// Content answered from the cache.
@@ -197,6 +210,7 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        self.upstream.render(&mut out);
         if let Some(source) = self.read_cache.get() {
             let stats = source();
             for (name, kind, help, value) in [

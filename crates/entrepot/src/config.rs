@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod mirrors;
+
+pub use mirrors::MirrorConfig;
+
 /// Why the configuration cannot be used. Each variant names the bad key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -92,6 +96,12 @@ pub struct Config {
     /// PEM CA certificates: when set, every client must present a
     /// certificate signed by one of them (mutual TLS). Needs `tls_cert`.
     pub tls_client_ca: Option<PathBuf>,
+    /// The remote repository (`projects/P/repositories/R`) that serves the
+    /// registry mirror endpoint for Docker Hub: `/v2/NAME/...` without a
+    /// project prefix, as the Docker daemon's `registry-mirrors` sends it.
+    pub mirror: Option<String>,
+    /// Mirrors of other upstream hosts, chosen by containerd's `?ns=HOST`.
+    pub mirrors: Vec<MirrorConfig>,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -144,6 +154,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            mirror: None,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -165,6 +177,8 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     /// `--tls-client-ca`.
     pub tls_client_ca: Option<PathBuf>,
+    /// `--min-free-disk`.
+    pub min_free_disk_bytes: Option<u64>,
 }
 
 impl Config {
@@ -192,6 +206,9 @@ impl Config {
             if let Some(path) = flag {
                 *setting = Some(path.clone());
             }
+        }
+        if let Some(bytes) = overrides.min_free_disk_bytes {
+            config.min_free_disk_bytes = bytes;
         }
         config.validate()?;
         Ok(config)
@@ -352,6 +369,9 @@ impl Config {
                 *setting = Some(PathBuf::from(v));
             }
         }
+        if let Some(v) = get("ENTREPOT_MIRROR") {
+            self.mirror = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -363,6 +383,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.mirrors()?;
         if self.upload_timeout_secs == 0 {
             return Err(ConfigError::Value {
                 key: "upload_timeout_secs",

@@ -57,6 +57,10 @@ enum Command {
         /// applied) as TOML and exit.
         #[arg(long)]
         print_config: bool,
+        /// `/readyz` fails below this many free bytes on the data
+        /// directory's filesystem (default 1073741824; 0: no check).
+        #[arg(long)]
+        min_free_disk: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -125,8 +129,10 @@ enum AdminCommand {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENTREPOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a file or a journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -148,6 +154,7 @@ async fn main() -> ExitCode {
             tls_key,
             tls_client_ca,
             print_config,
+            min_free_disk,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -157,6 +164,7 @@ async fn main() -> ExitCode {
                 tls_cert,
                 tls_key,
                 tls_client_ca,
+                min_free_disk_bytes: min_free_disk,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,

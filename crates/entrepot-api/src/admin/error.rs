@@ -74,6 +74,9 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::observe::ErrorCause(self.message.clone()));
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -124,6 +127,7 @@ impl From<ProjectError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
+        crate::observe::auth_refused(&e);
         match e {
             AuthError::Unauthenticated(_) => Self::new(StatusCode::UNAUTHORIZED, e.to_string()),
             AuthError::Denied { .. } => {

@@ -41,7 +41,8 @@ pub(crate) async fn authenticate(
 ) -> Result<Principal, AuthError> {
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
-    let principal = state.access.authenticate(credentials.as_ref()).await?;
+    let principal =
+        crate::observe::authenticated(state.access.authenticate(credentials.as_ref()).await)?;
     if principal.is_registry_token() {
         return Err(AuthError::Unauthenticated(
             "registry tokens from /v2/token are not accepted by the admin API; use a personal access token (entrepot tokens create) or a password".into(),

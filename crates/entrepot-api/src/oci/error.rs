@@ -165,6 +165,7 @@ impl From<UpstreamFailure> for OciError {
 
 impl From<AuthError> for OciError {
     fn from(e: AuthError) -> Self {
+        crate::observe::auth_refused(&e);
         match e {
             AuthError::Unauthenticated(_) => {
                 Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string())
@@ -200,6 +201,12 @@ impl IntoResponse for OciError {
             "errors": [{ "code": self.code, "message": &self.message, "detail": null }]
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::observe::ErrorCause(format!(
+                "{}: {}",
+                self.code, self.message
+            )));
         // For a 5xx, container clients show the status line only.
         if self.status.is_server_error() {
             if let Some(r) = status_line::reason(&self.message) {

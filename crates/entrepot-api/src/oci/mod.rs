@@ -16,6 +16,7 @@ pub mod challenge;
 mod endpoint;
 mod error;
 mod manifests;
+pub mod mirror;
 mod referrers;
 mod tags;
 pub mod token;
@@ -72,6 +73,12 @@ async fn dispatch(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
+    let ns = query_map(query.clone()).remove("ns");
+    let rest = match state.mirrors.route(&method, &rest, ns.as_deref()) {
+        Ok(mirror::MirrorRoute::Direct) => rest,
+        Ok(mirror::MirrorRoute::Mirrored { rest, .. }) => rest,
+        Err(e) => return run(Err(e)),
+    };
     serve(state, &method, rest, headers, query, body).await
 }
 
@@ -89,6 +96,12 @@ async fn serve(
         Ok(endpoint) => endpoint,
         Err(e) => return run(Err(OciError::endpoint(e, &rest))),
     };
+    if let Some(image) = endpoint.image() {
+        crate::observe::record_repository(format_args!(
+            "projects/{}/repositories/{}",
+            image.project, image.repository
+        ));
+    }
     let scope = endpoint.scope();
     let request = Request {
         headers: headers.clone(),
@@ -155,7 +168,9 @@ async fn handle(
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OciError> {
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()))?;
-    Ok(state.access.authenticate(credentials.as_ref()).await?)
+    let principal =
+        crate::observe::authenticated(state.access.authenticate(credentials.as_ref()).await)?;
+    Ok(principal)
 }
 
 /// `GET /v2/`. Clients log in by meeting this challenge; valid credentials

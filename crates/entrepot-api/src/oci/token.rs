@@ -98,7 +98,11 @@ async fn issue(
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' '))
         .filter_map(parse_scope);
-    for scope in requested {
+    for mut scope in requested {
+        // Scopes of the mirror endpoint's names are its repository's.
+        if scope.kind == "repository" {
+            scope.name = state.mirrors.scope_name(&scope.name);
+        }
         let granted = granted_actions(&state, &who.principal, &scope).await;
         access.push(AccessEntry {
             kind: scope.kind,

@@ -113,6 +113,7 @@ impl From<RepositoryError> for PypiError {
 
 impl From<AuthError> for PypiError {
     fn from(e: AuthError) -> Self {
+        crate::observe::auth_refused(&e);
         match e {
             AuthError::Unauthenticated(_) => Self {
                 status: StatusCode::UNAUTHORIZED,
@@ -138,6 +139,9 @@ impl From<AuthError> for PypiError {
 impl IntoResponse for PypiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, format!("{}\n", self.message)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::observe::ErrorCause(self.message.clone()));
         let h = response.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -58,7 +58,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     let credentials = crate::credentials::from_headers(headers)
         .map_err(|e| PypiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?
         .map(token_credentials);
-    Ok(state.access.authenticate(credentials.as_ref()).await?)
+    Ok(crate::observe::authenticated(
+        state.access.authenticate(credentials.as_ref()).await,
+    )?)
 }
 
 /// Python tools send tokens as Basic credentials of the user `__token__`

@@ -181,6 +181,14 @@ impl HostedOci {
             .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
     }
 
+    /// Whether the blob store accepts writes, for readiness checks.
+    pub async fn check_blob_store_writable(&self) -> Result<(), RegistryError> {
+        self.blobs
+            .check_writable()
+            .await
+            .map_err(RegistryError::Blob)
+    }
+
     /// Space left on the filesystem that holds the blobs (`None` on object
     /// storage), for readiness checks.
     pub fn disk_space(&self) -> Result<Option<DiskSpace>, RegistryError> {

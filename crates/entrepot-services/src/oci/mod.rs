@@ -119,6 +119,12 @@ impl OciRepositories {
         }
     }
 
+    /// Whether the blob store accepts writes (a probe written and removed),
+    /// for readiness checks.
+    pub async fn check_blob_store_writable(&self) -> Result<(), RegistryError> {
+        self.hosted.check_blob_store_writable().await
+    }
+
     /// Space left on the filesystem that holds the blobs (`None` on object
     /// storage), for readiness checks.
     pub fn disk_space(&self) -> Result<Option<DiskSpace>, RegistryError> {

@@ -205,8 +205,11 @@ impl FillJob {
         after_commit: impl FnOnce(Committed) -> AfterCommit,
         forget: Forget,
     ) {
+        let started = std::time::Instant::now();
         let outcome = self.download(open, &mut writer).await;
         drop(writer);
+        self.metrics
+            .fill_finished(started.elapsed(), outcome.as_ref().ok().map(|c| c.size));
         match outcome {
             Ok(committed) => {
                 self.tx.send_modify(|p| p.outcome = Some(Ok(())));

@@ -195,6 +195,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// the backend has no such notion (object storage).
     fn disk_space(&self) -> Result<Option<DiskSpace>, BlobError>;
 
+    /// Whether new content can be written: a small probe object is written
+    /// into the staging area and removed again. Fails with the backend's
+    /// error (a read-only or full filesystem, a bucket refusing writes).
+    async fn check_writable(&self) -> Result<(), BlobError>;
+
     /// Remove what commits interrupted by a crash left in the staging area.
     /// Call it at start-up, before serving: staging objects are never visible,
     /// and no commit can be in flight then. Returns how many were removed.

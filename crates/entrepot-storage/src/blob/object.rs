@@ -566,6 +566,16 @@ impl BlobStore for ObjectBlobStore {
         }))
     }
 
+    async fn check_writable(&self) -> Result<(), BlobError> {
+        // In staging: a probe a crash leaves behind is removed at the next start.
+        let probe = Path::from(format!("staging/readiness-probe-{}", uuid::Uuid::new_v4()));
+        self.store
+            .put(&probe, object_store::PutPayload::from_static(b"probe"))
+            .await?;
+        self.store.delete(&probe).await?;
+        Ok(())
+    }
+
     async fn remove_staging(&self) -> Result<usize, BlobError> {
         let prefix = Path::from("staging");
         if let Some(dir) = self.local_file(&prefix) {

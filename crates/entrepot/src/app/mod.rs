@@ -18,6 +18,7 @@ use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::Fills;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
+use entrepot_services::upstream_metrics::MeteredTransport;
 use entrepot_services::{
     AccessControl, AccessPolicyService, OciRepositories, ProjectService, RepositoryService,
     SecretService,
@@ -125,8 +126,10 @@ impl App {
         let secrets = SecretService::new(sqlite.clone(), meta.clone(), keys, access.clone())
             .with_metrics(metrics.clone());
 
-        let upstream: Arc<dyn UpstreamTransport> =
+        let client: Arc<dyn UpstreamTransport> =
             Arc::new(UpstreamClient::new(access_policy.clone()).map_err(BuildError::other)?);
+        let upstream: Arc<dyn UpstreamTransport> =
+            Arc::new(MeteredTransport::new(client, metrics.clone()));
         // The spool lives beside the blobs, so a finished download is committed by a link.
         let fills = Fills::new(
             config.data_dir.join("blobs").join("spool"),
@@ -176,6 +179,8 @@ impl App {
             access_policy,
             secrets: secrets.clone(),
             trusted_proxies: config.trusted_proxies().map_err(BuildError::other)?,
+            mirrors: Arc::new(config.mirrors().map_err(BuildError::other)?),
+            http_metrics: Arc::default(),
         };
 
         tasks.expire_uploads(registry, config.upload_timeout_secs);
