@@ -84,6 +84,12 @@ pub struct Config {
     /// manifests by tag, remote Python files) may hold in all; 0 turns it
     /// off, so every lookup reads the database.
     pub read_cache_bytes: u64,
+    /// Seconds between two runs of the garbage collector (0: never on a
+    /// schedule; `entrepot admin gc` still runs it).
+    pub gc_interval_secs: u64,
+    /// Seconds a blob uploaded but named by no manifest is kept: a push
+    /// must put its manifest within this time after its blobs.
+    pub gc_grace_secs: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -133,6 +139,8 @@ impl Default for Config {
             python_max_page_files: entrepot_services::python::index::DEFAULT_MAX_PAGE_FILES,
             max_page_size: entrepot_services::oci::DEFAULT_MAX_PAGE_SIZE,
             read_cache_bytes: entrepot_storage::DEFAULT_READ_CACHE_BYTES,
+            gc_interval_secs: 3600,
+            gc_grace_secs: 24 * 3600,
         }
     }
 }
@@ -148,6 +156,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--read-cache-bytes`.
     pub read_cache_bytes: Option<u64>,
+    /// `--gc-interval` (seconds).
+    pub gc_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -166,6 +176,9 @@ impl Config {
         }
         if let Some(bytes) = overrides.read_cache_bytes {
             config.read_cache_bytes = bytes;
+        }
+        if let Some(secs) = overrides.gc_interval_secs {
+            config.gc_interval_secs = secs;
         }
         config.validate()?;
         Ok(config)
@@ -222,6 +235,26 @@ impl Config {
                 env: "ENTREPOT_UPLOAD_TIMEOUT_SECS",
                 message: format!("{v:?} is not a whole number of seconds"),
             })?;
+        }
+        for (env, key, field) in [
+            (
+                "ENTREPOT_GC_INTERVAL_SECS",
+                "gc_interval_secs",
+                &mut self.gc_interval_secs,
+            ),
+            (
+                "ENTREPOT_GC_GRACE_SECS",
+                "gc_grace_secs",
+                &mut self.gc_grace_secs,
+            ),
+        ] {
+            if let Some(v) = get(env) {
+                *field = v.parse().map_err(|_| ConfigError::Value {
+                    key,
+                    env,
+                    message: format!("{v:?} is not a whole number of seconds"),
+                })?;
+            }
         }
         if let Some(v) = get("ENTREPOT_LOG_FORMAT") {
             self.log_format = v;

@@ -43,6 +43,10 @@ enum Command {
         /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
         #[arg(long)]
         read_cache_bytes: Option<u64>,
+        /// Seconds between garbage collections (default 3600; 0: only
+        /// `entrepot admin gc`).
+        #[arg(long)]
+        gc_interval: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -80,13 +84,17 @@ enum Command {
     /// Read the secret access audit log.
     #[command(subcommand)]
     Audit(cli::secrets::AuditCommand),
-    /// Maintenance on a data directory (run with the server stopped).
+    /// Maintenance: on a data directory with the server stopped, or (`gc`) on
+    /// a running server.
     #[command(subcommand)]
     Admin(AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Delete the blobs no repository links any more, on the running server
+    /// (over the admin API), and report what was reclaimed.
+    Gc(cli::admin_gc::GcArgs),
     /// Create a new master key and rewrap every secret's data key with it; old keys are kept.
     RotateMasterKey {
         /// The server's data directory (default ./entrepot-data).
@@ -130,12 +138,14 @@ async fn main() -> ExitCode {
             data_dir,
             config,
             read_cache_bytes,
+            gc_interval,
         } => {
             let overrides = config::Overrides {
                 file: config,
                 listen,
                 data_dir,
                 read_cache_bytes,
+                gc_interval_secs: gc_interval,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,
@@ -159,6 +169,7 @@ async fn main() -> ExitCode {
                 listen: None,
                 data_dir,
                 read_cache_bytes: None,
+                gc_interval_secs: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::rotate_master_key(&config).await,
@@ -178,6 +189,7 @@ async fn main() -> ExitCode {
                 listen: None,
                 data_dir,
                 read_cache_bytes: None,
+                gc_interval_secs: None,
             };
             let result = match config::Config::load(&overrides) {
                 Ok(config) => admin::verify_blobs(&config).await,
@@ -208,6 +220,7 @@ async fn main() -> ExitCode {
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,
                 Command::Secrets(command) => cli::secrets::run(&client, command).await,
                 Command::Audit(command) => cli::secrets::run_audit(&client, command).await,
+                Command::Admin(AdminCommand::Gc(args)) => cli::admin_gc::run(&client, args).await,
                 Command::Admin(_) => Ok(()),
                 Command::AccessPolicy(command) => cli::access_policy::run(&client, command).await,
                 Command::Login { token_file } => {
