@@ -48,6 +48,8 @@ pub struct AppState {
     pub secrets: SecretService,
     /// The registry access policy (also the upstream client's hop check).
     pub access_policy: Arc<AccessPolicyService>,
+    /// The garbage collector of the blob store.
+    pub gc: Arc<entrepot_services::gc::GarbageCollector>,
     /// Reverse proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: forwarded::TrustedProxies,
     /// The registry mirror endpoint's repositories, by upstream host.

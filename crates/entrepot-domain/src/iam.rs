@@ -94,6 +94,8 @@ permission_catalogue! {
     AccessPolicyUpdate => "entrepot.accessPolicy.update",
     /// Manage users, service accounts and their tokens.
     PrincipalsManage => "entrepot.principals.manage",
+    /// Run the garbage collector over the shared blob store.
+    StorageCollectGarbage => "entrepot.storage.collectGarbage",
 }
 
 impl Permission {

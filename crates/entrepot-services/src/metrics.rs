@@ -48,6 +48,10 @@ pub struct Metrics {
     secret_rotations_due: AtomicU64,
     /// Upstream requests by outcome, cache fills.
     upstream: crate::upstream_metrics::UpstreamMetrics,
+    gc_runs: AtomicU64,
+    gc_blobs_deleted: AtomicU64,
+    gc_bytes_reclaimed: AtomicU64,
+    gc_uploads_removed: AtomicU64,
     /// Where the metadata store's read cache reports from, once wired.
     read_cache: std::sync::OnceLock<ReadCacheSource>,
 }
@@ -133,6 +137,16 @@ impl Metrics {
         self.upstream_bytes.load(Ordering::Relaxed)
     }
 
+    /// One garbage collection that deleted `blobs` blobs of `bytes` bytes
+    /// and `uploads` abandoned upload sessions.
+    pub fn garbage_collected(&self, blobs: u64, bytes: u64, uploads: u64) {
+        self.gc_runs.fetch_add(1, Ordering::Relaxed);
+        self.gc_blobs_deleted.fetch_add(blobs, Ordering::Relaxed);
+        self.gc_bytes_reclaimed.fetch_add(bytes, Ordering::Relaxed);
+        self.gc_uploads_removed
+            .fetch_add(uploads, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -202,6 +216,26 @@ impl Metrics {
                 "entrepot_python_index_parses_total",
                 "Upstream Python index pages and project lists parsed.",
                 &self.index_page_parses,
+            ),
+            (
+                "entrepot_gc_runs_total",
+                "Garbage collections run.",
+                &self.gc_runs,
+            ),
+            (
+                "entrepot_gc_blobs_deleted_total",
+                "Blobs no repository linked, deleted by the garbage collector.",
+                &self.gc_blobs_deleted,
+            ),
+            (
+                "entrepot_gc_bytes_reclaimed_total",
+                "Bytes of the blobs the garbage collector deleted.",
+                &self.gc_bytes_reclaimed,
+            ),
+            (
+                "entrepot_gc_uploads_removed_total",
+                "Abandoned upload sessions the garbage collector removed.",
+                &self.gc_uploads_removed,
             ),
         ] {
             let _ = writeln!(

@@ -15,6 +15,7 @@ pub mod cache;
 #[cfg(test)]
 mod conformance;
 pub mod iam;
+pub mod lifecycle;
 pub mod metadata;
 pub mod python;
 pub mod secrets;
@@ -29,6 +30,7 @@ pub use blob::{
 };
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
+pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("metadata database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The blob is being deleted by the garbage collector: it can no longer
+    /// be linked; the client pushes (or pulls) it again once it is gone.
+    #[error("blob {0} is being garbage-collected; retry, and it is stored again")]
+    BlobBeingCollected(Digest),
     /// Migrations failed at start-up.
     #[error("metadata database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::{AccessPolicyStore, CacheStore, IamStore, MetadataStore, PythonStore, SecretStore};
+use crate::{
+    AccessPolicyStore, CacheStore, IamStore, LifecycleStore, MetadataStore, PythonStore,
+    SecretStore,
+};
 
 /// Every metadata store of one backend, all over the same database.
 ///
@@ -21,6 +24,8 @@ pub struct Stores {
     pub python: Arc<dyn PythonStore>,
     /// The organisation's registry access policy.
     pub access_policy: Arc<dyn AccessPolicyStore>,
+    /// Garbage collection of unlinked blobs.
+    pub lifecycle: Arc<dyn LifecycleStore>,
     /// Tag freshness of remote repositories.
     pub cache: Arc<dyn CacheStore>,
 }

@@ -102,6 +102,12 @@ pub struct Config {
     pub mirror: Option<String>,
     /// Mirrors of other upstream hosts, chosen by containerd's `?ns=HOST`.
     pub mirrors: Vec<MirrorConfig>,
+    /// Seconds between two runs of the garbage collector (0: never on a
+    /// schedule; `entrepot admin gc` still runs it).
+    pub gc_interval_secs: u64,
+    /// Seconds a blob uploaded but named by no manifest is kept: a push
+    /// must put its manifest within this time after its blobs.
+    pub gc_grace_secs: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -156,6 +162,8 @@ impl Default for Config {
             tls_client_ca: None,
             mirror: None,
             mirrors: Vec::new(),
+            gc_interval_secs: 3600,
+            gc_grace_secs: 24 * 3600,
         }
     }
 }
@@ -179,6 +187,8 @@ pub struct Overrides {
     pub tls_client_ca: Option<PathBuf>,
     /// `--min-free-disk`.
     pub min_free_disk_bytes: Option<u64>,
+    /// `--gc-interval` (seconds).
+    pub gc_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -209,6 +219,9 @@ impl Config {
         }
         if let Some(bytes) = overrides.min_free_disk_bytes {
             config.min_free_disk_bytes = bytes;
+        }
+        if let Some(secs) = overrides.gc_interval_secs {
+            config.gc_interval_secs = secs;
         }
         config.validate()?;
         Ok(config)
@@ -281,6 +294,26 @@ impl Config {
                 env: "ENTREPOT_UPLOAD_TIMEOUT_SECS",
                 message: format!("{v:?} is not a whole number of seconds"),
             })?;
+        }
+        for (env, key, field) in [
+            (
+                "ENTREPOT_GC_INTERVAL_SECS",
+                "gc_interval_secs",
+                &mut self.gc_interval_secs,
+            ),
+            (
+                "ENTREPOT_GC_GRACE_SECS",
+                "gc_grace_secs",
+                &mut self.gc_grace_secs,
+            ),
+        ] {
+            if let Some(v) = get(env) {
+                *field = v.parse().map_err(|_| ConfigError::Value {
+                    key,
+                    env,
+                    message: format!("{v:?} is not a whole number of seconds"),
+                })?;
+            }
         }
         if let Some(v) = get("ENTREPOT_LOG_FORMAT") {
             self.log_format = v;

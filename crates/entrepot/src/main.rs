@@ -61,6 +61,10 @@ enum Command {
         /// directory's filesystem (default 1073741824; 0: no check).
         #[arg(long)]
         min_free_disk: Option<u64>,
+        /// Seconds between garbage collections (default 3600; 0: only
+        /// `entrepot admin gc`).
+        #[arg(long)]
+        gc_interval: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -98,13 +102,17 @@ enum Command {
     /// Read the secret access audit log.
     #[command(subcommand)]
     Audit(cli::secrets::AuditCommand),
-    /// Maintenance on a data directory (run with the server stopped).
+    /// Maintenance: on a data directory with the server stopped, or (`gc`) on
+    /// a running server.
     #[command(subcommand)]
     Admin(AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Delete the blobs no repository links any more, on the running server
+    /// (over the admin API), and report what was reclaimed.
+    Gc(cli::admin_gc::GcArgs),
     /// Create a new master key and rewrap every secret's data key with it; old keys are kept.
     RotateMasterKey {
         /// The server's data directory (default ./entrepot-data).
@@ -155,6 +163,7 @@ async fn main() -> ExitCode {
             tls_client_ca,
             print_config,
             min_free_disk,
+            gc_interval,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -165,6 +174,7 @@ async fn main() -> ExitCode {
                 tls_key,
                 tls_client_ca,
                 min_free_disk_bytes: min_free_disk,
+                gc_interval_secs: gc_interval,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,
@@ -241,6 +251,7 @@ async fn main() -> ExitCode {
                 Command::Tokens(command) => cli::tokens::run(&client, command).await,
                 Command::Secrets(command) => cli::secrets::run(&client, command).await,
                 Command::Audit(command) => cli::secrets::run_audit(&client, command).await,
+                Command::Admin(AdminCommand::Gc(args)) => cli::admin_gc::run(&client, args).await,
                 Command::Admin(_) => Ok(()),
                 Command::AccessPolicy(command) => cli::access_policy::run(&client, command).await,
                 Command::Login { token_file } => {

@@ -10,6 +10,7 @@ mod projects;
 mod repositories;
 mod secret_bodies;
 mod secrets;
+mod storage;
 
 pub use error::ApiError;
 
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .merge(access_policy::routes())
         .merge(secrets::routes())
         .merge(artifact_registry::routes())
+        .merge(storage::routes())
 }
 
 /// Authenticate an admin API caller: the one check a handler makes itself.

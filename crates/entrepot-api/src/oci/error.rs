@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_services::remote::UpstreamFailure;
+use entrepot_services::StoreError;
 use entrepot_services::{AuthError, RegistryError};
 
 use super::{EndpointError, API_VERSION_HEADER};
@@ -134,6 +135,12 @@ impl From<RegistryError> for OciError {
             E::LowDisk(_) => {
                 tracing::warn!(error = %message, "registry storage is nearly full");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+            }
+            // The garbage collector is deleting this blob: the client
+            // retries, and the blob is stored afresh once it is gone.
+            E::Store(StoreError::BlobBeingCollected(_)) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+                    .with_header(header::RETRY_AFTER, "1".to_owned())
             }
             E::Store(_) | E::Blob(_) => {
                 tracing::error!(error = %message, "registry storage failure");

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
 use entrepot_domain::{Digest, ImagePath, Manifest, Reference};
 use entrepot_storage::{
-    BlobError, BlobStore, ByteStream, DiskSpace, ImageRef, ManifestRecord, MetadataStore,
-    RunningHash, UploadRecord, WrittenPart,
+    BlobError, BlobStore, ByteStream, CheckedPut, DiskSpace, ImageRef, LifecycleStore,
+    ManifestRecord, MetadataStore, RunningHash, UploadRecord, WrittenPart,
 };
 
 use super::content::{image_ref, Page, PushedManifest, ServedManifest, UploadStart, UploadState};
@@ -26,6 +26,9 @@ pub struct HostedOci {
     /// finished upload need not be read back. Each is bound to the part files
     /// it was fed from; the blob store uses it only for exactly those.
     running_hashes: Mutex<HashMap<String, RunningHash>>,
+    /// With a garbage collector: image manifests are stored only if their
+    /// blobs are still linked, checked in the storing transaction.
+    lifecycle: Option<Arc<dyn LifecycleStore>>,
 }
 
 impl HostedOci {
@@ -35,7 +38,16 @@ impl HostedOci {
             meta,
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
+            lifecycle: None,
         }
+    }
+
+    /// Store image manifests through `store`, which checks in one
+    /// transaction that their blobs are linked and not being collected, so
+    /// that a garbage collector running meanwhile never leaves a manifest
+    /// naming a deleted blob.
+    pub fn set_lifecycle(&mut self, store: Arc<dyn LifecycleStore>) {
+        self.lifecycle = Some(store);
     }
 
     /// Fetch a manifest by tag or digest.
@@ -95,7 +107,23 @@ impl HostedOci {
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        self.meta.put_manifest(&image, &record, tag).await?;
+        match (&self.lifecycle, &manifest.kind) {
+            (Some(lifecycle), ManifestKind::Image) => {
+                let blobs: Vec<Digest> = manifest.blobs.iter().map(|d| d.digest.clone()).collect();
+                if let CheckedPut::MissingBlob(digest) = lifecycle
+                    .put_manifest_checked(&image, &record, tag, &blobs)
+                    .await?
+                {
+                    // Collected between the check above and the store: the
+                    // client pushes the blob again.
+                    return Err(RegistryError::ManifestBlobUnknown {
+                        kind: "blob",
+                        digest,
+                    });
+                }
+            }
+            _ => self.meta.put_manifest(&image, &record, tag).await?,
+        }
         Ok(PushedManifest { digest, subject })
     }
 

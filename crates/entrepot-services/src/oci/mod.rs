@@ -131,6 +131,13 @@ impl OciRepositories {
         self.hosted.disk_space()
     }
 
+    /// Store hosted image manifests through the garbage collector's store
+    /// (see [`HostedOci::set_lifecycle`]).
+    pub fn with_lifecycle(mut self, store: Arc<dyn entrepot_storage::LifecycleStore>) -> Self {
+        self.hosted.set_lifecycle(store);
+        self
+    }
+
     /// Serve remote repositories through `remote`.
     pub fn with_remote(mut self, remote: Arc<RemoteOci>) -> Self {
         self.remote = Some(remote);

@@ -312,11 +312,13 @@ impl MetadataStore for SqliteMetadataStore {
             .bind(self.now_rfc3339())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
+        super::refuse_doomed(&mut tx, digest).await?;
+        sqlx::query(super::LINK_BLOB)
             .bind(&image.project)
             .bind(&image.repository)
             .bind(&image.image)
             .bind(digest.to_string())
+            .bind(self.clock.now_unix())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

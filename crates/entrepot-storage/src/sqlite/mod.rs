@@ -27,6 +27,7 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 mod access_policy;
 mod cache;
 mod iam;
+mod lifecycle;
 mod metadata;
 mod python;
 mod read_cache;
@@ -62,6 +63,29 @@ where
 /// Whether an insert failed because the row exists: `AlreadyExists`.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Link a blob to an image (project, repository, image, digest, unix time),
+/// or refresh the time of the link that exists: a re-pushed blob gets a new
+/// grace period.
+const LINK_BLOB: &str = "INSERT INTO blob_links (project, repository, image, digest, link_time)
+     VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (project, repository, image, digest) DO UPDATE SET link_time = excluded.link_time";
+
+/// Fail a link in `tx` to a blob the garbage collector has claimed: its bytes
+/// may be going, so no manifest may come to depend on it.
+async fn refuse_doomed(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    digest: &Digest,
+) -> Result<(), StoreError> {
+    let doomed: Option<i64> = sqlx::query_scalar("SELECT doomed FROM blobs WHERE digest = ?")
+        .bind(digest.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if doomed == Some(1) {
+        return Err(StoreError::BlobBeingCollected(digest.clone()));
+    }
+    Ok(())
 }
 
 /// The size a checkpointed write-ahead log is truncated to (`journal_size_limit`).
@@ -202,6 +226,7 @@ impl SqliteMetadataStore {
             secrets: store.clone(),
             python: store.clone(),
             access_policy: store.clone(),
+            lifecycle: store.clone(),
             cache: store,
         }
     }

@@ -241,11 +241,13 @@ impl PythonStore for SqliteMetadataStore {
             .bind(self.now_rfc3339())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO blob_links (project, repository, image, digest) VALUES (?, ?, ?, ?)")
+        super::refuse_doomed(&mut tx, digest).await?;
+        sqlx::query(super::LINK_BLOB)
             .bind(repo.project.as_str())
             .bind(repo.repository.as_str())
             .bind(PYTHON_LINK_IMAGE)
             .bind(digest.to_string())
+            .bind(self.clock.now_unix())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

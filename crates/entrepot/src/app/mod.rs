@@ -8,11 +8,13 @@ mod first_start;
 mod tasks;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use entrepot_api::AppState;
 use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
+use entrepot_services::gc::GarbageCollector;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
@@ -24,8 +26,8 @@ use entrepot_services::{
     SecretService,
 };
 use entrepot_storage::{
-    create_private_dir, BlobStore, CacheStore, MetadataStore, ObjectBlobStore, PythonStore,
-    SqliteMetadataStore,
+    create_private_dir, BlobStore, CacheStore, LifecycleStore, MetadataStore, ObjectBlobStore,
+    PythonStore, SqliteMetadataStore,
 };
 use entrepot_upstream::{UpstreamClient, UpstreamTransport};
 
@@ -162,13 +164,23 @@ impl App {
             Arc::new(hosted_python),
             remote_python,
         ));
+        let lifecycle: Arc<dyn LifecycleStore> = sqlite.clone();
         let registry = Arc::new(
-            OciRepositories::new(meta.clone(), blobs, access.clone())
+            OciRepositories::new(meta.clone(), blobs.clone(), access.clone())
+                .with_lifecycle(lifecycle.clone())
                 .with_remote(remote)
                 .with_min_free_disk_bytes(config.min_free_disk_bytes)
                 .with_max_page_size(config.max_page_size),
         );
+        let gc = Arc::new(
+            GarbageCollector::new(lifecycle, blobs, metrics.clone())
+                .with_access_control(access.clone())
+                .with_audit_log(sqlite.clone())
+                .with_grace(Duration::from_secs(config.gc_grace_secs))
+                .with_uploads(registry.clone(), config.upload_timeout_secs),
+        );
         let state = AppState {
+            gc: gc.clone(),
             registry: registry.clone(),
             repositories,
             projects,
@@ -184,6 +196,9 @@ impl App {
         };
 
         tasks.expire_uploads(registry, config.upload_timeout_secs);
+        if config.gc_interval_secs > 0 {
+            tasks.collect_garbage(gc, Duration::from_secs(config.gc_interval_secs));
+        }
         tasks.retain_audit_log(secrets, config.audit_max_rows).await;
 
         Ok(Self {

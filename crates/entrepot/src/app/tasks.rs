@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use entrepot_services::gc::GarbageCollector;
 use entrepot_services::{OciRepositories, SecretService};
 use entrepot_storage::BlobStore;
 use tokio::task::JoinHandle;
@@ -101,6 +102,11 @@ impl BackgroundTasks {
                 }
             }
         }));
+    }
+
+    /// Collect garbage every `every` (the first run one interval after start).
+    pub(super) fn collect_garbage(&mut self, gc: Arc<GarbageCollector>, every: Duration) {
+        self.handles.push(gc.spawn_schedule(every));
     }
 
     /// Keep the audit log at most `max_rows` long, removing the oldest entries:

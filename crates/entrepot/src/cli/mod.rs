@@ -1,6 +1,7 @@
 //! gcloud-like verbs over the admin API.
 
 pub mod access_policy;
+pub mod admin_gc;
 pub mod client;
 pub mod iam;
 pub mod login;

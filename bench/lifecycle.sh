@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Garbage collection over a large store, on loopback:
+#   1. GC time (the report's durationMs and wall time) and the server's peak
+#      RSS growth (VmHWM) over a store of BENCH_BLOBS blobs (default 100,000),
+#      10% of them unreferenced;
+#   2. manifest GET by tag, wrk -c 16, idle vs while collections run back to
+#      back, BENCH_ROUNDS interleaved rounds (requests/s and the ratio);
+#   3. `images list` for 10,000 tags: only when this build has the command
+#      (skipped otherwise, and said so).
+# The store is seeded straight into the data directory (the server stopped):
+# blob files of 64-576 bytes, their rows, 10 blobs per manifest, one tag per
+# manifest; the unreferenced 10% have rows and files but no link.
+# Needs: cargo, wrk, curl, python3.
+# Usage: bench/lifecycle.sh [--smoke]   (BENCH_BLOBS, BENCH_ROUNDS, BENCH_WRK_SECS;
+#        BENCH_BIN=path to use a built binary instead of building release)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BLOBS=${BENCH_BLOBS:-100000}
+ROUNDS=${BENCH_ROUNDS:-3}
+WRK_SECS=${BENCH_WRK_SECS:-10}
+if [ "${1:-}" = --smoke ]; then
+    BLOBS=${BENCH_BLOBS:-2000}
+    ROUNDS=1
+    WRK_SECS=2
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench.XXXXXX")
+PIDS=()
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap cleanup EXIT
+
+require_tools wrk curl python3
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+else
+    require_tools cargo
+    BIN="$ROOT/target/release/entrepot"
+    build_release_if_missing "$BIN"
+fi
+
+DATA="$WORK/entrepot-data"
+echo "== first start (creates the database), then stop to seed" >&2
+launch_entrepot "$DATA" --gc-interval 0
+ecli repositories create bench --repository-format=docker >/dev/null
+kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+
+echo "== seeding $BLOBS blobs (10% unreferenced)" >&2
+python3 - "$DATA" "$BLOBS" <<'PY'
+import hashlib, json, os, sqlite3, sys
+data, n = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(os.path.join(data, "metadata.db"))
+blobs_root = os.path.join(data, "blobs", "blobs", "sha256")
+per_manifest = 10
+live = n - n // 10
+rows, links, manifests, tags = [], [], [], []
+digests = []
+for i in range(n):
+    body = (b"entrepot lifecycle bench blob %d " % i) * (2 + i % 18)
+    hx = hashlib.sha256(body).hexdigest()
+    d = os.path.join(blobs_root, hx[:2])
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hx), "wb") as f:
+        f.write(body)
+    rows.append(("sha256:" + hx, len(body), "2026-01-01T00:00:00Z"))
+    digests.append(("sha256:" + hx, len(body)))
+for m in range(live // per_manifest):
+    group = digests[m * per_manifest:(m + 1) * per_manifest]
+    image = "app%d" % (m % 100)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": group[0][0], "size": group[0][1]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": g[0], "size": g[1]} for g in group[1:]],
+    }
+    content = json.dumps(doc, separators=(",", ":")).encode()
+    md = "sha256:" + hashlib.sha256(content).hexdigest()
+    manifests.append(("default", "bench", image, md, doc["mediaType"], content, "2026-01-01T00:00:00Z"))
+    tags.append(("default", "bench", image, "t%d" % m, md, "2026-01-01T00:00:00Z"))
+    for g in group:
+        links.append(("default", "bench", image, g[0], 0))
+with db:
+    db.executemany("INSERT INTO blobs (digest, size, create_time) VALUES (?, ?, ?)", rows)
+    db.executemany("INSERT INTO blob_links (project, repository, image, digest, link_time) VALUES (?, ?, ?, ?, ?)", links)
+    db.executemany("INSERT INTO manifests (project, repository, image, digest, media_type, content, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)", manifests)
+    db.executemany("INSERT INTO tags (project, repository, image, tag, digest, update_time) VALUES (?, ?, ?, ?, ?, ?)", tags)
+print(f"seeded {n} blobs, {len(manifests)} manifests, {n - live} unreferenced", file=sys.stderr)
+PY
+
+launch_entrepot "$DATA" --gc-interval 0
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$E_PID/status"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$E_PID/status"; }
+BASIC=$(printf 'admin:%s' "$E_TOKEN" | base64 -w0)
+URL="http://$E_ADDR/v2/default/bench/app7/manifests/t7"
+curl -sf -o /dev/null -H "Authorization: Basic $BASIC" \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$URL" || { echo "bench: manifest GET fails" >&2; exit 1; }
+
+gc_json() { ecli admin gc --format=json "$@"; }
+echo "== dry run, then the collection itself" >&2
+DRY=$(gc_json --dry-run)
+RSS_BEFORE=$(rss); HWM_BEFORE=$(hwm)
+START=$(date +%s.%N)
+REPORT=$(gc_json)
+END=$(date +%s.%N)
+HWM_AFTER=$(hwm)
+python3 - "$DRY" "$REPORT" "$START" "$END" "$RSS_BEFORE" "$HWM_BEFORE" "$HWM_AFTER" "$BLOBS" <<'PY'
+import json, sys
+dry, rep = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+wall = float(sys.argv[4]) - float(sys.argv[3])
+rss, hwm0, hwm1, n = (int(x) for x in sys.argv[5:9])
+print(f"store: {n} blobs; dry run counts {dry['blobsDeleted']} blobs, {dry['bytesReclaimed']} bytes in {dry['durationMs']} ms")
+print(f"gc: deleted {rep['blobsDeleted']} blobs, {rep['bytesReclaimed']} bytes, dropped {rep['linksDropped']} links in {rep['durationMs']} ms (CLI wall {wall:.2f} s)")
+print(f"server RSS before {rss/1024:.1f} MiB; peak RSS {hwm0/1024:.1f} -> {hwm1/1024:.1f} MiB (+{(hwm1-hwm0)/1024:.1f} MiB during gc)")
+assert rep["blobsDeleted"] == n // 10, rep
+PY
+
+echo "== manifest GET: idle vs while collections run back to back ($ROUNDS interleaved rounds, ${WRK_SECS}s each)" >&2
+req_s() { wrk -t 2 -c 16 -d "${WRK_SECS}s" -H "Authorization: Basic $BASIC" \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$URL" | awk '/Requests\/sec/ {print $2}'; }
+IDLE=(); BUSY=(); RUNS=()
+for round in $(seq 1 "$ROUNDS"); do
+    IDLE+=("$(req_s)")
+    ( n=0; while :; do gc_json >/dev/null; n=$((n+1)); echo "$n" >"$WORK/gc-runs"; done ) &
+    LOOP=$!
+    BUSY+=("$(req_s)")
+    kill "$LOOP" 2>/dev/null; wait "$LOOP" 2>/dev/null || true
+    RUNS+=("$(cat "$WORK/gc-runs" 2>/dev/null || echo 0)")
+done
+python3 - "${IDLE[*]}" "${BUSY[*]}" "${RUNS[*]}" <<'PY'
+import sys
+idle = [float(x) for x in sys.argv[1].split()]
+busy = [float(x) for x in sys.argv[2].split()]
+runs = sys.argv[3].split()
+for i, (a, b, r) in enumerate(zip(idle, busy, runs), 1):
+    print(f"round {i}: idle {a:.0f} req/s, during gc {b:.0f} req/s ({r} collections), ratio {b/a:.2f}")
+print(f"median ratio during/idle: {sorted(b/a for a, b in zip(idle, busy))[len(idle)//2]:.2f}")
+PY
+
+if ecli artifacts docker images list --help >/dev/null 2>&1; then
+    echo "images list: the inventory command exists in this build; not measured by this script yet"
+else
+    echo "images list: skipped (no \`entrepot artifacts docker images list\` in this build)"
+fi

@@ -1,0 +1,174 @@
+//! Garbage collection on SQLite: link pruning, dooming, and the checked
+//! manifest push. All of the collector's SQL.
+
+use async_trait::async_trait;
+use entrepot_domain::Digest;
+use sqlx::Row;
+
+use super::{digest_col, SqliteMetadataStore};
+use crate::lifecycle::*;
+use crate::metadata::{ImageRef, ManifestRecord, StoreError};
+
+/// A link no manifest of its image names, made before `?1`, in a repository
+/// of OCI images (Python repositories link files that no manifest names).
+const UNREFERENCED_LINK: &str = "l.link_time <= ?1
+    AND l.image <> ''
+    AND NOT EXISTS (SELECT 1 FROM manifest_blobs r
+        WHERE r.project = l.project AND r.repository = l.repository
+          AND r.image = l.image AND r.digest = l.digest)";
+
+/// A blob that a hosted Python file names (its file or its metadata file):
+/// those are kept without a link.
+const NAMED_BY_PYTHON: &str = "EXISTS (SELECT 1 FROM python_files f
+        WHERE 'sha256:' || f.sha256 = b.digest OR 'sha256:' || f.metadata_sha256 = b.digest)";
+
+fn doomed_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DoomedBlob, StoreError> {
+    Ok(DoomedBlob {
+        digest: digest_col(row.try_get("digest")?)?,
+        size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl LifecycleStore for SqliteMetadataStore {
+    async fn put_manifest_checked(
+        &self,
+        image: &ImageRef,
+        manifest: &ManifestRecord,
+        tag: Option<&str>,
+        blobs: &[Digest],
+    ) -> Result<CheckedPut, StoreError> {
+        let now = self.now_rfc3339();
+        // BEGIN IMMEDIATE: the check and the insert under one write lock, so
+        // the collector cannot drop a link or doom a blob in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for digest in blobs {
+            let live: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM blob_links l JOIN blobs b ON b.digest = l.digest
+                 WHERE l.project = ? AND l.repository = ? AND l.image = ? AND l.digest = ?
+                   AND b.doomed = 0",
+            )
+            .bind(&image.project)
+            .bind(&image.repository)
+            .bind(&image.image)
+            .bind(digest.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_none() {
+                return Ok(CheckedPut::MissingBlob(digest.clone()));
+            }
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO manifests
+             (project, repository, image, digest, media_type, artifact_type, subject, annotations, content, create_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(manifest.digest.to_string())
+        .bind(&manifest.media_type)
+        .bind(&manifest.artifact_type)
+        .bind(manifest.subject.as_ref().map(|d| d.to_string()))
+        .bind(&manifest.annotations)
+        .bind(&manifest.content)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO tags (project, repository, image, tag, digest, update_time) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (project, repository, image, tag) DO UPDATE SET digest = excluded.digest, update_time = excluded.update_time",
+            )
+            .bind(&image.project)
+            .bind(&image.repository)
+            .bind(&image.image)
+            .bind(tag)
+            .bind(manifest.digest.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if let Some(tag) = tag {
+            self.cache.forget_tag(image, tag);
+        }
+        Ok(CheckedPut::Stored)
+    }
+
+    async fn drop_unreferenced_links(&self, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM blob_links WHERE rowid IN
+               (SELECT l.rowid FROM blob_links l WHERE {UNREFERENCED_LINK} LIMIT ?2)"
+        ))
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn doom_unlinked_blobs(&self, limit: u32) -> Result<Vec<DoomedBlob>, StoreError> {
+        // One statement: the "no link" check and the mark are atomic, and a
+        // link made after it finds the blob doomed.
+        let rows = sqlx::query(&format!(
+            "UPDATE blobs SET doomed = 1 WHERE digest IN
+               (SELECT b.digest FROM blobs b
+                WHERE b.doomed = 0
+                  AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = b.digest)
+                  AND NOT {NAMED_BY_PYTHON}
+                LIMIT ?)
+             RETURNING digest, size"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(doomed_from_row).collect()
+    }
+
+    async fn doomed_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: u32,
+    ) -> Result<Vec<DoomedBlob>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, size FROM blobs WHERE doomed = 1 AND digest > ? ORDER BY digest LIMIT ?",
+        )
+        .bind(after.map(ToString::to_string).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(doomed_from_row).collect()
+    }
+
+    async fn forget_doomed_blob(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM blobs WHERE digest = ? AND doomed = 1")
+            .bind(digest.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_collectable(&self, cutoff: i64) -> Result<CollectableCount, StoreError> {
+        let links: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM blob_links l WHERE {UNREFERENCED_LINK}"
+        ))
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(b.size), 0) AS bytes FROM blobs b
+             WHERE (b.doomed = 1 OR NOT {NAMED_BY_PYTHON})
+               AND NOT EXISTS (SELECT 1 FROM blob_links l
+                   WHERE l.digest = b.digest AND NOT ({UNREFERENCED_LINK}))"
+        ))
+        .bind(cutoff)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CollectableCount {
+            links: u64::try_from(links).unwrap_or(0),
+            blobs: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
+            bytes: u64::try_from(row.try_get::<i64, _>("bytes")?).unwrap_or(0),
+        })
+    }
+}
