@@ -160,6 +160,29 @@ pub struct RemoteConfig {
     /// upstream host (by default the block applies to cached content too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_cached_from_blocked: bool,
+    /// Time limits of upstream requests; unset ones take the defaults.
+    #[serde(flatten)]
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// How long a remote repository waits for its upstream, in seconds; `None`
+/// (or 0) is the default: connect 5, first byte 15, all retries 30, a pause
+/// mid-body 15.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTimeouts {
+    /// Opening a connection (TCP and TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// From sending a request to the answer's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_secs: Option<u64>,
+    /// All attempts of one request together, back-off included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget_secs: Option<u64>,
+    /// The longest pause in a body before the transfer is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// Default tag freshness window: 5 minutes.

@@ -62,6 +62,11 @@ pub struct UpstreamReport {
     pub message: String,
     /// Rate-limit headers, when the upstream sent them.
     pub rate_limit: Option<RateLimit>,
+    /// The secret version whose payload the check presented, resolved
+    /// (`.../versions/3`, not `latest`), when credentials are configured and
+    /// could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_version: Option<String>,
 }
 
 /// A cached copy of a mutable document, as the format keeps it.
@@ -228,6 +233,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, UpstreamFailure> {
         let credentials = target.credentials_for(&request.url);
+        let request = &request.clone().budget(target.budget());
         let response = send(
             self.client.as_ref(),
             &self.metrics,
@@ -429,7 +435,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
         let (client, metrics) = (self.client.clone(), self.metrics.clone());
         let credentials = target.credentials_for(&source.request.url);
         let secret_version = target.secret_version().map(str::to_owned);
-        let (request, what) = (source.request, source.what);
+        let (request, what) = (source.request.budget(target.budget()), source.what);
         let open = move || {
             async move {
                 let response = send(
@@ -476,12 +482,26 @@ impl<F: RemoteFormat> RemoteCache<F> {
             status: None,
             message: String::new(),
             rate_limit: None,
+            secret_version: None,
         };
         if let Err(denied) = self.client.check_origin(&target.origin).await {
             report.message = denied.message;
             return Ok(report);
         }
-        let request = self.format.probe(&target)?;
+        // Read the secret's current version and ask for a new token: a check
+        // right after a rotation must test the new credentials, not a cache.
+        let request = self.format.probe(&target)?.fresh_credentials();
+        let credentials = target.credentials_for(&request.url);
+        match credentials.credentials(true).await {
+            Ok(Some(c)) => report.secret_version = Some(c.version.clone()),
+            Ok(None) => {}
+            Err(e) => {
+                report.message =
+                    UpstreamFailure::from_client(e.into(), &target.host(), target.secret_version())
+                        .to_string();
+                return Ok(report);
+            }
+        }
         match self.send(&target, &request).await {
             Ok(response) => {
                 let status = response.status();
@@ -489,9 +509,12 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 report.status = Some(status.as_u16());
                 report.authenticated = status.is_success();
                 report.message = match status {
-                    s if s.is_success() => {
-                        "the upstream answered and accepted the credentials".into()
-                    }
+                    s if s.is_success() => match &report.secret_version {
+                        Some(v) => {
+                            format!("the upstream answered and accepted the credentials of {v}")
+                        }
+                        None => "the upstream answered and accepted the credentials".into(),
+                    },
                     StatusCode::FORBIDDEN => {
                         "the upstream refused the credentials (HTTP 403)".into()
                     }

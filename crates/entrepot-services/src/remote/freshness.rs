@@ -58,6 +58,7 @@ mod tests {
             serve_stale,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            timeouts: Default::default(),
         }
     }
 

@@ -11,7 +11,7 @@ mod upstream_test;
 
 use std::sync::Arc;
 
-use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::repository::{RemoteConfig, UpstreamTimeouts};
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
 use entrepot_domain::{
     Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName, SecretVersionName,
@@ -88,6 +88,9 @@ pub struct RepositoryUpdate {
     pub serve_stale: Option<bool>,
     /// Serve cached content while the access policy blocks the upstream.
     pub allow_cached_from_blocked: Option<bool>,
+    /// New upstream time limits: each given one replaces the repository's,
+    /// 0 puts the default back.
+    pub remote_timeouts: UpstreamTimeouts,
     /// Set upstream credentials even if the registry access policy blocks the
     /// upstream.
     pub force: bool,
@@ -332,7 +335,8 @@ impl RepositoryService {
             || update.clear_remote_credentials
             || update.remote_tag_ttl_secs.is_some()
             || update.serve_stale.is_some()
-            || update.allow_cached_from_blocked.is_some();
+            || update.allow_cached_from_blocked.is_some()
+            || update.remote_timeouts != UpstreamTimeouts::default();
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
@@ -359,6 +363,20 @@ impl RepositoryService {
             }
             if let Some(allow) = update.allow_cached_from_blocked {
                 remote.allow_cached_from_blocked = allow;
+            }
+            let (given, kept) = (update.remote_timeouts, &mut remote.timeouts);
+            for (given, kept) in [
+                (given.connect_timeout_secs, &mut kept.connect_timeout_secs),
+                (
+                    given.first_byte_timeout_secs,
+                    &mut kept.first_byte_timeout_secs,
+                ),
+                (given.retry_budget_secs, &mut kept.retry_budget_secs),
+                (given.idle_timeout_secs, &mut kept.idle_timeout_secs),
+            ] {
+                if let Some(secs) = given {
+                    *kept = Some(secs).filter(|s| *s > 0);
+                }
             }
             validate_remote(format, remote)?;
             if sets_credentials && !update.force {

@@ -35,6 +35,7 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            timeouts: Default::default(),
         }),
     };
     repositories.create(&name, docker_hub).await?;
@@ -51,6 +52,7 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            timeouts: Default::default(),
         }),
     };
     repositories.create(&name, pypi).await?;
