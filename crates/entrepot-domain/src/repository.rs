@@ -160,6 +160,11 @@ pub struct RemoteConfig {
     /// upstream host (by default the block applies to cached content too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_cached_from_blocked: bool,
+    /// Seconds a cached tag or index page the upstream now reports missing
+    /// (404) is still served stale, counted from the upstream's last
+    /// confirmation; `None` is [`DEFAULT_KEEP_DELETED_SECS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_deleted_secs: Option<u64>,
     /// Time limits of upstream requests; unset ones take the defaults.
     #[serde(flatten)]
     pub timeouts: UpstreamTimeouts,
@@ -183,6 +188,16 @@ pub struct UpstreamTimeouts {
     /// The longest pause in a body before the transfer is aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<u64>,
+}
+
+/// Default grace period of a tag the upstream deleted: 24 hours.
+pub const DEFAULT_KEEP_DELETED_SECS: u64 = 86_400;
+
+impl RemoteConfig {
+    /// The grace period of a tag the upstream deleted, in seconds.
+    pub fn keep_deleted_secs(&self) -> u64 {
+        self.keep_deleted_secs.unwrap_or(DEFAULT_KEEP_DELETED_SECS)
+    }
 }
 
 /// Default tag freshness window: 5 minutes.

@@ -52,7 +52,10 @@ const FAILURES: [(Sickness, &str); 4] = [
     (Sickness::Refuse, "is unreachable: connection failed"),
     (Sickness::Hang, "is unreachable: timed out"),
     (Sickness::ServerError(500), "answered HTTP 500"),
-    (Sickness::TokenServiceRefuses(401), "refused the configured credentials"),
+    (
+        Sickness::TokenServiceRefuses(401),
+        "refused the configured credentials",
+    ),
 ];
 
 #[test]

@@ -186,6 +186,8 @@ struct UpdateBody {
     #[serde(default)]
     allow_cached_from_blocked: Option<bool>,
     #[serde(default)]
+    remote_keep_deleted_secs: Option<u64>,
+    #[serde(default)]
     remote_connect_timeout_secs: Option<u64>,
     #[serde(default)]
     remote_first_byte_timeout_secs: Option<u64>,
@@ -221,6 +223,7 @@ async fn update(
                 remote_tag_ttl_secs: body.remote_tag_ttl_secs,
                 serve_stale: body.serve_stale,
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
+                remote_keep_deleted_secs: body.remote_keep_deleted_secs,
                 remote_timeouts: UpstreamTimeouts {
                     connect_timeout_secs: body.remote_connect_timeout_secs,
                     first_byte_timeout_secs: body.remote_first_byte_timeout_secs,

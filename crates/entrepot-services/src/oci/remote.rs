@@ -474,7 +474,8 @@ impl RemoteOci {
         };
         match upstream.await {
             Ok(page) => Ok(page),
-            Err(e) if freshness::serve_stale(&e, &target.config) => {
+            // The listing's last confirmation is not kept: no grace after a 404.
+            Err(e) if freshness::serve_stale(&e, &target.config, None, 0) => {
                 tracing::warn!(image = %path, error = %e, "upstream failed; serving the cached tags");
                 self.metrics().stale_serve();
                 cached().await

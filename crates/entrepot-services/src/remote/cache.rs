@@ -325,7 +325,9 @@ impl<F: RemoteFormat> RemoteCache<F> {
         gate.allows_fetch()?;
         match self.refresh(target, document, cached).await {
             Ok(answer) => Ok(answer),
-            Err((failure, Some(c))) if freshness::serve_stale(&failure, &target.config) => {
+            Err((failure, Some(c)))
+                if freshness::serve_stale(&failure, &target.config, Some(c.checked_at), now) =>
+            {
                 tracing::warn!(repository = %target.repository, document = %self.format.describe(document), error = %failure, "upstream failed; serving the cached copy");
                 self.metrics.stale_serve();
                 Ok(Answer::Cached {

@@ -131,6 +131,7 @@ mod tests {
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: allow_cached,
+            keep_deleted_secs: None,
             timeouts: Default::default(),
         }
     }

@@ -88,6 +88,8 @@ pub struct RepositoryUpdate {
     pub serve_stale: Option<bool>,
     /// Serve cached content while the access policy blocks the upstream.
     pub allow_cached_from_blocked: Option<bool>,
+    /// New grace period of tags the upstream deleted, in seconds.
+    pub remote_keep_deleted_secs: Option<u64>,
     /// New upstream time limits: each given one replaces the repository's,
     /// 0 puts the default back.
     pub remote_timeouts: UpstreamTimeouts,
@@ -336,6 +338,7 @@ impl RepositoryService {
             || update.remote_tag_ttl_secs.is_some()
             || update.serve_stale.is_some()
             || update.allow_cached_from_blocked.is_some()
+            || update.remote_keep_deleted_secs.is_some()
             || update.remote_timeouts != UpstreamTimeouts::default();
         if touches_remote {
             let format = repo.format;
@@ -363,6 +366,9 @@ impl RepositoryService {
             }
             if let Some(allow) = update.allow_cached_from_blocked {
                 remote.allow_cached_from_blocked = allow;
+            }
+            if let Some(secs) = update.remote_keep_deleted_secs {
+                remote.keep_deleted_secs = Some(secs);
             }
             let (given, kept) = (update.remote_timeouts, &mut remote.timeouts);
             for (given, kept) in [

@@ -35,6 +35,7 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
             timeouts: Default::default(),
         }),
     };
@@ -52,6 +53,7 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
             timeouts: Default::default(),
         }),
     };

@@ -313,9 +313,13 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
     Ok(())
 }
 
-/// How long a remote repository waits for its upstream.
+/// How long a remote repository waits for its upstream, and keeps what
+/// the upstream deleted.
 #[derive(Debug, clap::Args)]
 pub struct TimeoutArgs {
+    /// How long a tag the upstream deleted is still served stale (default 24h).
+    #[arg(long, value_parser = parse_duration)]
+    remote_keep_deleted: Option<u64>,
     /// Time to open a connection to the upstream (default 5s; 0 puts the default back).
     #[arg(long, value_parser = parse_duration)]
     remote_connect_timeout: Option<u64>,
@@ -332,7 +336,7 @@ pub struct TimeoutArgs {
 
 impl TimeoutArgs {
     /// The API fields, `prefix` before each (`remote` for an update).
-    fn fields(&self, prefix: &str) -> [(String, Option<u64>); 4] {
+    fn fields(&self, prefix: &str) -> [(String, Option<u64>); 5] {
         let name = |field: &str| {
             if prefix.is_empty() {
                 field.to_owned()
@@ -343,6 +347,7 @@ impl TimeoutArgs {
             }
         };
         [
+            (name("keepDeletedSecs"), self.remote_keep_deleted),
             (name("connectTimeoutSecs"), self.remote_connect_timeout),
             (name("firstByteTimeoutSecs"), self.remote_first_byte_timeout),
             (name("retryBudgetSecs"), self.remote_retry_budget),

@@ -6,7 +6,8 @@
 //! or without `Retry-After`, 401/403 from the registry or from its token
 //! service, 404, corrupted bytes. A TLS error is this plain-HTTP server named
 //! by an `https://` URL ([`SickUpstream::https_url`]); a DNS failure is a name
-//! under `.invalid`, which never resolves.
+//! under `.invalid`, which never resolves. Its `/token` is a token service
+//! that hands out tokens (the backend is anonymous) unless told to refuse.
 
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
@@ -188,6 +189,14 @@ async fn answer(shared: &Shared, request: Request<Body>) -> Response<Body> {
         .unwrap()
         .push(format!("{} {path}", request.method()));
     let sickness = *shared.sickness.lock().unwrap();
+    // The token service stays up unless told to refuse: a client that once
+    // learned the Bearer challenge keeps asking it first.
+    if path == "/token" && !matches!(sickness, Sickness::TokenServiceRefuses(_) | Sickness::Hang) {
+        return status(200)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"token":"sick","expires_in":300}"#))
+            .unwrap();
+    }
     match sickness {
         Sickness::Healthy | Sickness::Corrupt | Sickness::HangMidBody => {}
         Sickness::Refuse => return status(503).body(Body::empty()).unwrap(),
@@ -242,7 +251,7 @@ async fn proxy(shared: &Shared, request: Request<Body>, sickness: Sickness) -> R
     let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
     let mut outgoing = shared.http.request(method, &url);
     for (name, value) in request.headers() {
-        if name != "host" {
+        if name != "host" && name != "authorization" {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
     }
@@ -264,10 +273,11 @@ async fn proxy(shared: &Shared, request: Request<Body>, sickness: Sickness) -> R
         Sickness::HangMidBody => {
             let bytes = upstream.bytes().await.unwrap_or_default();
             let half = bytes.slice(..bytes.len() / 2);
-            let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(half) })
-                .chain(futures::stream::once(async {
+            let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(half) }).chain(
+                futures::stream::once(async {
                     std::future::pending::<Result<bytes::Bytes, std::io::Error>>().await
-                }));
+                }),
+            );
             Body::from_stream(stream)
         }
         _ => Body::from_stream(upstream.bytes_stream()),

@@ -10,7 +10,9 @@
 //! `pythonRepository`, `upstreamCredentials`), so clients of either keep
 //! working. Google's clients ignore fields they do not know.
 
-use entrepot_domain::repository::{RemoteConfig, UpstreamTimeouts, DEFAULT_TAG_TTL_SECS};
+use entrepot_domain::repository::{
+    RemoteConfig, UpstreamTimeouts, DEFAULT_KEEP_DELETED_SECS, DEFAULT_TAG_TTL_SECS,
+};
 use entrepot_domain::{Format, Mode, Repository};
 use entrepot_services::repositories::CreateRequest;
 use entrepot_services::RepositoryUpdate;
@@ -241,6 +243,8 @@ pub(crate) struct RemoteConfigBody {
     #[serde(default)]
     allow_cached_from_blocked: bool,
     #[serde(default)]
+    keep_deleted_secs: Option<u64>,
+    #[serde(default)]
     connect_timeout_secs: Option<u64>,
     #[serde(default)]
     first_byte_timeout_secs: Option<u64>,
@@ -327,6 +331,7 @@ impl RemoteConfigBody {
             serve_stale: self.serve_stale.unwrap_or(true),
             allow_insecure_upstream: self.allow_insecure_upstream,
             allow_cached_from_blocked: self.allow_cached_from_blocked,
+            keep_deleted_secs: self.keep_deleted_secs,
             timeouts: self.timeouts(),
         })
     }
@@ -480,6 +485,7 @@ impl RepositoryBody {
                     ("tagTtlSecs", remote.tag_ttl_secs.is_some()),
                     ("serveStale", remote.serve_stale.is_some()),
                     ("allowCachedFromBlocked", remote.allow_cached_from_blocked),
+                    ("keepDeletedSecs", remote.keep_deleted_secs.is_some()),
                     ("connectTimeoutSecs", remote.connect_timeout_secs.is_some()),
                     (
                         "firstByteTimeoutSecs",
@@ -517,6 +523,13 @@ impl RepositoryBody {
                 "remoteRepositoryConfig.allowCachedFromBlocked" => {
                     update.allow_cached_from_blocked = Some(remote.allow_cached_from_blocked);
                 }
+                "remoteRepositoryConfig.keepDeletedSecs" => {
+                    update.remote_keep_deleted_secs = Some(
+                        remote
+                            .keep_deleted_secs
+                            .unwrap_or(DEFAULT_KEEP_DELETED_SECS),
+                    );
+                }
                 // 0 (or absent under a mask) puts the default back.
                 "remoteRepositoryConfig.connectTimeoutSecs" => {
                     update.remote_timeouts.connect_timeout_secs =
@@ -536,7 +549,7 @@ impl RepositoryBody {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
@@ -581,6 +594,7 @@ mod tests {
                 serve_stale: true,
                 allow_insecure_upstream: false,
                 allow_cached_from_blocked: false,
+                keep_deleted_secs: None,
                 timeouts: Default::default(),
             }),
             create_time: "t".into(),
