@@ -120,9 +120,11 @@ fn cached_immutable_content_never_asks_the_upstream_or_its_token_service() {
             &format!("/v2/default/up/app/manifests/{}", w.digest),
         );
         assert_eq!(manifest.status(), 200, "{sickness:?}");
+        assert_eq!(header(&manifest, "x-cache"), "HIT");
         for layer in &w.layers {
             let blob = get(&w.server, &format!("/v2/default/up/app/blobs/{layer}"));
             assert_eq!(blob.status(), 200, "{sickness:?}");
+            assert_eq!(header(&blob, "x-cache"), "HIT");
             assert_eq!(sha256(&blob.bytes().unwrap()), *layer, "{sickness:?}");
         }
         assert_eq!(w.sick.requests(), Vec::<String>::new(), "{sickness:?}");
@@ -146,12 +148,15 @@ fn cached_tags_are_served_stale_with_a_warning_in_every_class() {
         assert!(tag.headers().contains_key("warning"), "{sickness:?}");
         let warning = header(&tag, "warning");
         assert!(warning.starts_with("110 "), "{sickness:?}: {warning}");
+        assert_eq!(header(&tag, "x-cache"), "STALE", "{sickness:?}");
+        assert!(header(&tag, "age").parse::<u64>().is_ok(), "{sickness:?}");
     }
     // Healthy again: a fresh answer, without the warning.
     w.sick.set(Sickness::Healthy);
     let tag = get(&w.server, "/v2/default/up/app/manifests/1.0");
     assert_eq!(tag.status(), 200);
     assert!(tag.headers().get("warning").is_none());
+    assert_eq!(header(&tag, "x-cache"), "REVALIDATED");
 }
 
 #[test]
@@ -210,12 +215,17 @@ fn corrupt_bytes_are_never_cached_and_the_next_healthy_pull_fills() {
 fn pull_by_digest_of_content_never_pulled_by_tag_fills_the_cache() {
     let mut w = world(json!({}));
     let path = format!("/v2/default/up/other/manifests/{}", w.other_digest);
-    assert_eq!(get(&w.server, &path).status(), 200);
+    let first = get(&w.server, &path);
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-cache"), "MISS");
     let blob = format!("/v2/default/up/other/blobs/{}", w.other_layer);
-    assert_eq!(get(&w.server, &blob).status(), 200);
+    let first = get(&w.server, &blob);
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-cache"), "MISS");
+    assert_eq!(sha256(&first.bytes().unwrap()), w.other_layer);
     w.sick.set(Sickness::Refuse);
-    assert_eq!(get(&w.server, &path).status(), 200);
-    assert_eq!(get(&w.server, &blob).status(), 200);
+    assert_eq!(header(&get(&w.server, &path), "x-cache"), "HIT");
+    assert_eq!(header(&get(&w.server, &blob), "x-cache"), "HIT");
 }
 
 #[test]

@@ -27,7 +27,8 @@ use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
 use futures::StreamExt;
 
 pub use content::{
-    Page, PushedManifest, ServedManifest, UploadStart, UploadState, DEFAULT_MAX_PAGE_SIZE,
+    CacheStatus, Page, PushedManifest, ServedManifest, UploadStart, UploadState,
+    DEFAULT_MAX_PAGE_SIZE,
 };
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
