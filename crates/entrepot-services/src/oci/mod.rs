@@ -56,7 +56,7 @@ pub struct OciRepositories {
 /// Where a readable repository's content comes from.
 enum Source<'a> {
     Hosted,
-    Remote(Repository, &'a RemoteOci),
+    Remote(Box<Repository>, &'a RemoteOci),
 }
 
 impl OciRepositories {
@@ -187,7 +187,7 @@ impl OciRepositories {
         match repo.mode {
             Mode::StandardRepository => Ok(Source::Hosted),
             Mode::RemoteRepository => match self.remote.as_deref() {
-                Some(remote) => Ok(Source::Remote(repo, remote)),
+                Some(remote) => Ok(Source::Remote(Box::new(repo), remote)),
                 None => Err(RegistryError::Unsupported(
                     "remote repositories are not enabled on this server".into(),
                 )),
