@@ -165,6 +165,11 @@ pub struct RemoteConfig {
     /// confirmation; `None` is [`DEFAULT_KEEP_DELETED_SECS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_deleted_secs: Option<u64>,
+    /// Seconds an upstream 404 for a tag or project that is not cached is
+    /// remembered, so a storm of pulls of a missing name asks the upstream
+    /// once; `None` is [`DEFAULT_NEGATIVE_CACHE_SECS`], 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_cache_secs: Option<u64>,
     /// Time limits of upstream requests; unset ones take the defaults.
     #[serde(flatten)]
     pub timeouts: UpstreamTimeouts,
@@ -193,7 +198,16 @@ pub struct UpstreamTimeouts {
 /// Default grace period of a tag the upstream deleted: 24 hours.
 pub const DEFAULT_KEEP_DELETED_SECS: u64 = 86_400;
 
+/// Default time an upstream 404 for a tag or project is remembered: 60 s.
+pub const DEFAULT_NEGATIVE_CACHE_SECS: u64 = 60;
+
 impl RemoteConfig {
+    /// How long an upstream 404 for a tag or project is remembered, in seconds.
+    pub fn negative_cache_secs(&self) -> u64 {
+        self.negative_cache_secs
+            .unwrap_or(DEFAULT_NEGATIVE_CACHE_SECS)
+    }
+
     /// The grace period of a tag the upstream deleted, in seconds.
     pub fn keep_deleted_secs(&self) -> u64 {
         self.keep_deleted_secs.unwrap_or(DEFAULT_KEEP_DELETED_SECS)

@@ -62,6 +62,7 @@ impl Fixture {
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
+            negative_cache_secs: None,
             timeouts: Default::default(),
         });
         let mode = if remote.is_some() {

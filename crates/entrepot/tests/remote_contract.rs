@@ -281,3 +281,35 @@ fn a_tls_error_and_a_dns_failure_are_503_naming_the_upstream() {
         assert!(body.contains("is unreachable"), "{repo}: {body}");
     }
 }
+
+#[test]
+fn a_storm_on_a_missing_tag_asks_the_upstream_once() {
+    let w = world(json!({}));
+    w.sick.clear_requests();
+    for _ in 0..20 {
+        let tag = get(&w.server, "/v2/default/up/app/manifests/missing");
+        assert_eq!(tag.status(), 404);
+    }
+    assert_eq!(
+        w.sick.requests_for("/manifests/missing"),
+        1,
+        "{:?}",
+        w.sick.requests()
+    );
+    // Turned off, every pull asks.
+    w.server.cli_ok(&[
+        "repositories",
+        "update",
+        "up",
+        "--remote-negative-cache",
+        "0",
+    ]);
+    w.sick.clear_requests();
+    for _ in 0..3 {
+        assert_eq!(
+            get(&w.server, "/v2/default/up/app/manifests/gone").status(),
+            404
+        );
+    }
+    assert_eq!(w.sick.requests_for("/manifests/gone"), 3);
+}

@@ -188,6 +188,8 @@ struct UpdateBody {
     #[serde(default)]
     remote_keep_deleted_secs: Option<u64>,
     #[serde(default)]
+    remote_negative_cache_secs: Option<u64>,
+    #[serde(default)]
     remote_connect_timeout_secs: Option<u64>,
     #[serde(default)]
     remote_first_byte_timeout_secs: Option<u64>,
@@ -224,6 +226,7 @@ async fn update(
                 serve_stale: body.serve_stale,
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
                 remote_keep_deleted_secs: body.remote_keep_deleted_secs,
+                remote_negative_cache_secs: body.remote_negative_cache_secs,
                 remote_timeouts: UpstreamTimeouts {
                     connect_timeout_secs: body.remote_connect_timeout_secs,
                     first_byte_timeout_secs: body.remote_first_byte_timeout_secs,

@@ -113,7 +113,14 @@ pub struct RemoteCache<F: RemoteFormat> {
     fills: Fills,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
     upstreams: KeyedCache<UpstreamKey, Arc<F::Upstream>>,
+    /// Documents the upstream answered 404 for, with when that answer expires
+    /// (unix seconds) and the failure to repeat meanwhile.
+    missing: KeyedCache<String, (i64, UpstreamFailure)>,
 }
+
+/// How many upstream 404s [`RemoteCache`] remembers; past it the least used
+/// are forgotten (and asked again).
+const MAX_REMEMBERED_MISSING: usize = 10_000;
 
 /// An upstream specification and whether it may use plain http.
 type UpstreamKey = (String, bool);
@@ -142,6 +149,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
             fills,
             rate_limits: Mutex::new(HashMap::new()),
             upstreams: KeyedCache::with_capacity(MAX_RESOLVED_UPSTREAMS),
+            missing: KeyedCache::with_capacity(MAX_REMEMBERED_MISSING),
         }
     }
 
@@ -323,8 +331,25 @@ impl<F: RemoteFormat> RemoteCache<F> {
         };
         // Only a blocked upstream without a copy gets here blocked.
         gate.allows_fetch()?;
+        // A name the upstream just said it does not have: the same answer,
+        // without asking again (one request for a storm of pulls).
+        let missing_key = format!("{}\n{}", target.repository, self.format.describe(document));
+        if cached.is_none() {
+            if let Some((_, failure)) = self.missing.get_if(&missing_key, |(until, _)| now < *until)
+            {
+                return Err(failure);
+            }
+        }
         match self.refresh(target, document, cached).await {
             Ok(answer) => Ok(answer),
+            Err((failure @ UpstreamFailure::NotFound { .. }, None)) => {
+                let secs = target.config.negative_cache_secs();
+                if secs > 0 {
+                    let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+                    self.missing.insert(missing_key, (until, failure.clone()));
+                }
+                Err(failure)
+            }
             Err((failure, Some(c)))
                 if freshness::serve_stale(&failure, &target.config, Some(c.checked_at), now) =>
             {

@@ -76,6 +76,7 @@ mod tests {
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
+            negative_cache_secs: None,
             timeouts: Default::default(),
         }
     }

@@ -132,6 +132,7 @@ mod tests {
             allow_insecure_upstream: false,
             allow_cached_from_blocked: allow_cached,
             keep_deleted_secs: None,
+            negative_cache_secs: None,
             timeouts: Default::default(),
         }
     }

@@ -90,6 +90,8 @@ pub struct RepositoryUpdate {
     pub allow_cached_from_blocked: Option<bool>,
     /// New grace period of tags the upstream deleted, in seconds.
     pub remote_keep_deleted_secs: Option<u64>,
+    /// New time an upstream 404 is remembered, in seconds (0: not at all).
+    pub remote_negative_cache_secs: Option<u64>,
     /// New upstream time limits: each given one replaces the repository's,
     /// 0 puts the default back.
     pub remote_timeouts: UpstreamTimeouts,
@@ -339,6 +341,7 @@ impl RepositoryService {
             || update.serve_stale.is_some()
             || update.allow_cached_from_blocked.is_some()
             || update.remote_keep_deleted_secs.is_some()
+            || update.remote_negative_cache_secs.is_some()
             || update.remote_timeouts != UpstreamTimeouts::default();
         if touches_remote {
             let format = repo.format;
@@ -369,6 +372,9 @@ impl RepositoryService {
             }
             if let Some(secs) = update.remote_keep_deleted_secs {
                 remote.keep_deleted_secs = Some(secs);
+            }
+            if let Some(secs) = update.remote_negative_cache_secs {
+                remote.negative_cache_secs = Some(secs);
             }
             let (given, kept) = (update.remote_timeouts, &mut remote.timeouts);
             for (given, kept) in [

@@ -36,6 +36,7 @@ pub(super) async fn default_project(
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
+            negative_cache_secs: None,
             timeouts: Default::default(),
         }),
     };
@@ -54,6 +55,7 @@ pub(super) async fn default_project(
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
+            negative_cache_secs: None,
             timeouts: Default::default(),
         }),
     };

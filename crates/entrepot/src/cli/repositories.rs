@@ -320,6 +320,9 @@ pub struct TimeoutArgs {
     /// How long a tag the upstream deleted is still served stale (default 24h).
     #[arg(long, value_parser = parse_duration)]
     remote_keep_deleted: Option<u64>,
+    /// How long an upstream 404 for a tag or project is remembered (default 60s; 0: not at all).
+    #[arg(long, value_parser = parse_duration)]
+    remote_negative_cache: Option<u64>,
     /// Time to open a connection to the upstream (default 5s; 0 puts the default back).
     #[arg(long, value_parser = parse_duration)]
     remote_connect_timeout: Option<u64>,
@@ -336,7 +339,7 @@ pub struct TimeoutArgs {
 
 impl TimeoutArgs {
     /// The API fields, `prefix` before each (`remote` for an update).
-    fn fields(&self, prefix: &str) -> [(String, Option<u64>); 5] {
+    fn fields(&self, prefix: &str) -> [(String, Option<u64>); 6] {
         let name = |field: &str| {
             if prefix.is_empty() {
                 field.to_owned()
@@ -348,6 +351,7 @@ impl TimeoutArgs {
         };
         [
             (name("keepDeletedSecs"), self.remote_keep_deleted),
+            (name("negativeCacheSecs"), self.remote_negative_cache),
             (name("connectTimeoutSecs"), self.remote_connect_timeout),
             (name("firstByteTimeoutSecs"), self.remote_first_byte_timeout),
             (name("retryBudgetSecs"), self.remote_retry_budget),

@@ -11,7 +11,8 @@
 //! working. Google's clients ignore fields they do not know.
 
 use entrepot_domain::repository::{
-    RemoteConfig, UpstreamTimeouts, DEFAULT_KEEP_DELETED_SECS, DEFAULT_TAG_TTL_SECS,
+    RemoteConfig, UpstreamTimeouts, DEFAULT_KEEP_DELETED_SECS, DEFAULT_NEGATIVE_CACHE_SECS,
+    DEFAULT_TAG_TTL_SECS,
 };
 use entrepot_domain::{Format, Mode, Repository};
 use entrepot_services::repositories::CreateRequest;
@@ -245,6 +246,8 @@ pub(crate) struct RemoteConfigBody {
     #[serde(default)]
     keep_deleted_secs: Option<u64>,
     #[serde(default)]
+    negative_cache_secs: Option<u64>,
+    #[serde(default)]
     connect_timeout_secs: Option<u64>,
     #[serde(default)]
     first_byte_timeout_secs: Option<u64>,
@@ -332,6 +335,7 @@ impl RemoteConfigBody {
             allow_insecure_upstream: self.allow_insecure_upstream,
             allow_cached_from_blocked: self.allow_cached_from_blocked,
             keep_deleted_secs: self.keep_deleted_secs,
+            negative_cache_secs: self.negative_cache_secs,
             timeouts: self.timeouts(),
         })
     }
@@ -486,6 +490,7 @@ impl RepositoryBody {
                     ("serveStale", remote.serve_stale.is_some()),
                     ("allowCachedFromBlocked", remote.allow_cached_from_blocked),
                     ("keepDeletedSecs", remote.keep_deleted_secs.is_some()),
+                    ("negativeCacheSecs", remote.negative_cache_secs.is_some()),
                     ("connectTimeoutSecs", remote.connect_timeout_secs.is_some()),
                     (
                         "firstByteTimeoutSecs",
@@ -530,6 +535,13 @@ impl RepositoryBody {
                             .unwrap_or(DEFAULT_KEEP_DELETED_SECS),
                     );
                 }
+                "remoteRepositoryConfig.negativeCacheSecs" => {
+                    update.remote_negative_cache_secs = Some(
+                        remote
+                            .negative_cache_secs
+                            .unwrap_or(DEFAULT_NEGATIVE_CACHE_SECS),
+                    );
+                }
                 // 0 (or absent under a mask) puts the default back.
                 "remoteRepositoryConfig.connectTimeoutSecs" => {
                     update.remote_timeouts.connect_timeout_secs =
@@ -549,7 +561,7 @@ impl RepositoryBody {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
@@ -595,6 +607,7 @@ mod tests {
                 allow_insecure_upstream: false,
                 allow_cached_from_blocked: false,
                 keep_deleted_secs: None,
+                negative_cache_secs: None,
                 timeouts: Default::default(),
             }),
             create_time: "t".into(),
