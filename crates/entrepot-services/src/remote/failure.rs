@@ -295,7 +295,8 @@ mod tests {
             Some("projects/p/secrets/s/versions/latest"),
         );
         assert!(matches!(&refused, UpstreamFailure::Refused { host, .. } if host == "x.io"));
-        assert!(!refused.allows_stale());
+        // An upstream auth outage must not break cached tags: stale is allowed.
+        assert!(refused.allows_stale());
 
         let unreadable = UpstreamFailure::from_client(
             UpstreamError::Credentials(CredentialError("the agent may not access s".into())),
