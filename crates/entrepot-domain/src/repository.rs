@@ -160,6 +160,58 @@ pub struct RemoteConfig {
     /// upstream host (by default the block applies to cached content too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_cached_from_blocked: bool,
+    /// Seconds a cached tag or index page the upstream now reports missing
+    /// (404) is still served stale, counted from the upstream's last
+    /// confirmation; `None` is [`DEFAULT_KEEP_DELETED_SECS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_deleted_secs: Option<u64>,
+    /// Seconds an upstream 404 for a tag or project that is not cached is
+    /// remembered, so a storm of pulls of a missing name asks the upstream
+    /// once; `None` is [`DEFAULT_NEGATIVE_CACHE_SECS`], 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_cache_secs: Option<u64>,
+    /// Time limits of upstream requests; unset ones take the defaults.
+    #[serde(flatten)]
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// How long a remote repository waits for its upstream, in seconds; `None`
+/// (or 0) is the default: connect 5, first byte 15, all retries 30, a pause
+/// mid-body 15.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamTimeouts {
+    /// Opening a connection (TCP and TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// From sending a request to the answer's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_secs: Option<u64>,
+    /// All attempts of one request together, back-off included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget_secs: Option<u64>,
+    /// The longest pause in a body before the transfer is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// Default grace period of a tag the upstream deleted: 24 hours.
+pub const DEFAULT_KEEP_DELETED_SECS: u64 = 86_400;
+
+/// Default time an upstream 404 for a tag or project is remembered: 60 s.
+pub const DEFAULT_NEGATIVE_CACHE_SECS: u64 = 60;
+
+impl RemoteConfig {
+    /// How long an upstream 404 for a tag or project is remembered, in seconds.
+    pub fn negative_cache_secs(&self) -> u64 {
+        self.negative_cache_secs
+            .unwrap_or(DEFAULT_NEGATIVE_CACHE_SECS)
+    }
+
+    /// The grace period of a tag the upstream deleted, in seconds.
+    pub fn keep_deleted_secs(&self) -> u64 {
+        self.keep_deleted_secs.unwrap_or(DEFAULT_KEEP_DELETED_SECS)
+    }
 }
 
 /// Default tag freshness window: 5 minutes.

@@ -61,6 +61,9 @@ impl Fixture {
             serve_stale: false,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
+            negative_cache_secs: None,
+            timeouts: Default::default(),
         });
         let mode = if remote.is_some() {
             Mode::RemoteRepository

@@ -25,6 +25,7 @@ pub struct ServedBlob {
 pub struct LocatedBlob {
     size: u64,
     source: Source,
+    cache: Option<crate::remote::CacheStatus>,
 }
 
 enum Source {
@@ -43,6 +44,7 @@ impl LocatedBlob {
         Self {
             size,
             source: Source::Stored { blobs, digest },
+            cache: None,
         }
     }
 
@@ -51,7 +53,19 @@ impl LocatedBlob {
         Self {
             size,
             source: Source::Filling(fill),
+            cache: None,
         }
+    }
+
+    /// Say how a remote repository's cache answered.
+    pub fn with_cache(mut self, cache: crate::remote::CacheStatus) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// How a remote repository's cache answered (`None` for a hosted one).
+    pub fn cache(&self) -> Option<crate::remote::CacheStatus> {
+        self.cache
     }
 
     /// The whole blob's size in bytes.

@@ -33,6 +33,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
+use crate::budget::Budget;
 use crate::challenge::{self, Challenge};
 use crate::credentials::{CredentialError, CredentialSource, UpstreamCredentials};
 use crate::hop::{HopCheck, HopDenied};
@@ -86,6 +87,13 @@ pub struct UpstreamRequest {
     pub scope: Option<String>,
     /// Extra headers (Accept, Range).
     pub headers: HeaderMap,
+    /// How long the exchange may take.
+    pub budget: Budget,
+    /// Read the credentials afresh and fetch a new token, bypassing the
+    /// caches (a check right after a rotation must see the new secret).
+    pub fresh_credentials: bool,
+    /// When the budget of all attempts runs out; set when sending.
+    deadline: Option<Instant>,
 }
 
 impl UpstreamRequest {
@@ -96,7 +104,22 @@ impl UpstreamRequest {
             url,
             scope: None,
             headers: HeaderMap::new(),
+            budget: Budget::default(),
+            fresh_credentials: false,
+            deadline: None,
         }
+    }
+
+    /// Set the time budget.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Bypass the credential and token caches.
+    pub fn fresh_credentials(mut self) -> Self {
+        self.fresh_credentials = true;
+        self
     }
 
     /// A HEAD of `url`.
@@ -152,7 +175,9 @@ struct TokenResponse {
 
 /// The upstream client. Cheap to share; holds the connection pool and caches.
 pub struct UpstreamClient {
-    http: reqwest::Client,
+    /// One connection pool per connect timeout (reqwest sets it per client);
+    /// repositories rarely choose their own, so this holds one or two.
+    http: Mutex<HashMap<Duration, reqwest::Client>>,
     hops: Arc<dyn HopCheck>,
     /// What each origin asked for last time, so the next request authenticates
     /// up front instead of collecting a 401 first. Keyed by the origin of the
@@ -181,6 +206,44 @@ fn basic(credentials: &UpstreamCredentials) -> String {
     )
 }
 
+fn build_http(connect: Duration) -> Result<reqwest::Client, UpstreamError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("entrepot/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| UpstreamError::Protocol(format!("cannot build the HTTP client: {e}")))
+}
+
+/// What went wrong before an answer, in words, without the URL (its query is
+/// not for error messages): the innermost cause says "connection refused",
+/// "failed to lookup address", or what the TLS handshake objected to.
+fn describe(e: reqwest::Error, budget: &Budget) -> String {
+    if e.is_timeout() && e.is_connect() {
+        return format!("connect timed out after {} s", budget.connect.as_secs());
+    }
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let e = e.without_url();
+    let mut innermost: &dyn std::error::Error = &e;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    let cause = innermost.to_string();
+    if e.is_connect() {
+        format!("connection failed: {cause}")
+    } else {
+        let own = e.to_string();
+        if own.contains(&cause) {
+            own
+        } else {
+            format!("{own}: {cause}")
+        }
+    }
+}
+
 fn is_retryable(status: StatusCode) -> bool {
     matches!(
         status,
@@ -191,16 +254,10 @@ fn is_retryable(status: StatusCode) -> bool {
 impl UpstreamClient {
     /// A client whose every hop passes `hops`.
     pub fn new(hops: Arc<dyn HopCheck>) -> Result<Self, UpstreamError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("entrepot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UpstreamError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let connect = Budget::default().connect;
+        let http = build_http(connect)?;
         Ok(Self {
-            http,
+            http: Mutex::new(HashMap::from([(connect, http)])),
             hops,
             challenges: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -221,9 +278,10 @@ impl UpstreamClient {
                 request.url.scheme()
             )));
         }
-        let credentials = source.credentials(false).await?;
+        let fresh = request.fresh_credentials;
+        let credentials = source.credentials(fresh).await?;
         if let Attempt::Answered(response) =
-            self.attempt(request, credentials.as_ref(), false).await?
+            self.attempt(request, credentials.as_ref(), fresh).await?
         {
             return Ok(response);
         }
@@ -361,7 +419,7 @@ impl UpstreamClient {
                         }
                     }
                 }
-                let token = self.fetch_token(&key, credentials).await?;
+                let token = self.fetch_token(request, &key, credentials).await?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -370,6 +428,7 @@ impl UpstreamClient {
     /// Ask a token service for a bearer token (Docker token spec).
     async fn fetch_token(
         &self,
+        on_behalf_of: &UpstreamRequest,
         key: &TokenKey,
         credentials: Option<&UpstreamCredentials>,
     ) -> Result<String, UpstreamError> {
@@ -391,7 +450,8 @@ impl UpstreamClient {
                 q.append_pair("scope", &key.scope);
             }
         }
-        let request = UpstreamRequest::get(url.clone());
+        let mut request = UpstreamRequest::get(url.clone()).budget(on_behalf_of.budget);
+        request.deadline = on_behalf_of.deadline;
         let auth = credentials.map(basic);
         let response = self
             .send_following_redirects(&request, auth.as_deref())
@@ -451,9 +511,7 @@ impl UpstreamClient {
         for _ in 0..=MAX_REDIRECTS {
             self.hops.check(&url).await?;
             let auth = authorization.filter(|_| origin(&url) == first_origin);
-            let response = self
-                .send_with_retries(&request.method, &url, &request.headers, auth)
-                .await?;
+            let response = self.send_with_retries(request, &url, auth).await?;
             if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED
             {
                 return Ok(response);
@@ -493,42 +551,74 @@ impl UpstreamClient {
         )))
     }
 
+    fn http_for(&self, connect: Duration) -> Result<reqwest::Client, UpstreamError> {
+        let mut pools = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(http) = pools.get(&connect) {
+            return Ok(http.clone());
+        }
+        let http = build_http(connect)?;
+        pools.insert(connect, http.clone());
+        Ok(http)
+    }
+
+    /// Send one hop, retrying what failed before an answer (and 502/503/504)
+    /// while the request's budget lasts: each try waits at most the time to
+    /// first byte, all tries together at most the total budget.
     async fn send_with_retries(
         &self,
-        method: &Method,
+        request: &UpstreamRequest,
         url: &Url,
-        headers: &HeaderMap,
         authorization: Option<&str>,
     ) -> Result<reqwest::Response, UpstreamError> {
+        let budget = &request.budget;
+        let deadline = request
+            .deadline
+            .unwrap_or_else(|| Instant::now() + budget.total);
+        let http = self.http_for(budget.connect)?;
+        let unreachable = |reason: String| UpstreamError::Unreachable {
+            host: host_of(url),
+            reason,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = self
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(unreachable(format!(
+                    "no answer within the retry budget of {} s",
+                    budget.total.as_secs()
+                )));
+            }
+            let limit = budget.first_byte.min(remaining);
+            let mut builder = http
+                .request(request.method.clone(), url.clone())
+                .headers(request.headers.clone());
             if let Some(auth) = authorization {
                 builder = builder.header(AUTHORIZATION, auth);
             }
-            let result = builder.send().await;
+            let result = match tokio::time::timeout(limit, builder.send()).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(e)) => Err((
+                    e.is_connect() || e.is_timeout() || e.is_request(),
+                    describe(e, budget),
+                )),
+                Err(_) => Err((
+                    true,
+                    format!(
+                        "timed out: no response within {} s",
+                        limit.as_secs_f64().ceil() as u64
+                    ),
+                )),
+            };
             let retry = match &result {
                 Ok(r) => is_retryable(r.status()),
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+                Err((retryable, _)) => *retryable,
             };
-            if !retry || attempt >= ATTEMPTS {
-                return result.map_err(|e| UpstreamError::Unreachable {
-                    host: host_of(url),
-                    reason: if e.is_timeout() {
-                        "timed out".into()
-                    } else if e.is_connect() {
-                        "connection failed".into()
-                    } else {
-                        // Without the URL: its query is not for error messages.
-                        e.without_url().to_string()
-                    },
-                });
-            }
             let backoff = Duration::from_millis(200 * 4u64.pow(attempt - 1));
+            let out_of_budget = Instant::now() + backoff >= deadline;
+            if !retry || attempt >= ATTEMPTS || out_of_budget {
+                return result.map_err(|(_, reason)| unreachable(reason));
+            }
             tracing::debug!(url = %url, attempt, "upstream request failed; retrying");
             tokio::time::sleep(backoff).await;
         }
@@ -546,17 +636,21 @@ impl UpstreamTransport for UpstreamClient {
         request: &UpstreamRequest,
         source: &dyn CredentialSource,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let response = self.send_authenticated(request, source).await?;
-        Ok(into_response(response))
+        let mut request = request.clone();
+        request.deadline = Some(Instant::now() + request.budget.total);
+        let response = self.send_authenticated(&request, source).await?;
+        Ok(into_response(response, request.budget.idle))
     }
 }
 
-/// The client library's answer in entrepot's terms.
-fn into_response(response: reqwest::Response) -> UpstreamResponse {
+/// The client library's answer in entrepot's terms. A body that pauses for
+/// longer than `idle` fails: the fill it feeds aborts, and so does the
+/// client's transfer, instead of hanging with the upstream.
+fn into_response(response: reqwest::Response, idle: Duration) -> UpstreamResponse {
     let status = response.status();
     let url = response.url().clone();
     let headers = response.headers().clone();
-    let body = response
+    let chunks = response
         .bytes_stream()
         .map_err(|e| {
             BodyError::new(if e.is_timeout() {
@@ -567,5 +661,21 @@ fn into_response(response: reqwest::Response) -> UpstreamResponse {
             })
         })
         .boxed();
+    let body = futures::stream::unfold(Some(chunks), move |state| async move {
+        let mut chunks = state?;
+        match tokio::time::timeout(idle, chunks.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+            Ok(Some(Err(e))) => Some((Err(e), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(BodyError::new(format!(
+                    "the transfer stalled: no data for {} s",
+                    idle.as_secs()
+                ))),
+                None,
+            )),
+        }
+    })
+    .boxed();
     UpstreamResponse::new(status, headers, url, body)
 }

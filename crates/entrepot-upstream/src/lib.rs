@@ -7,6 +7,7 @@
 //! hop at a time without ever forwarding credentials to another host, and retries
 //! idempotent requests that failed before any byte reached the caller.
 
+pub mod budget;
 pub mod challenge;
 pub mod client;
 pub mod credentials;
@@ -15,6 +16,7 @@ pub mod redact;
 pub mod response;
 pub mod transport;
 
+pub use budget::Budget;
 pub use client::{UpstreamClient, UpstreamError, UpstreamRequest};
 pub use credentials::{CredentialError, CredentialSource, NoCredentials, UpstreamCredentials};
 pub use hop::{AllowAllHops, HopCheck, HopDenied};

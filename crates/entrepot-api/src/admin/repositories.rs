@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
+use entrepot_domain::repository::UpstreamTimeouts;
 use entrepot_domain::{ProjectId, RepositoryId, RepositoryName};
 use entrepot_services::{ProjectRecord, RepositoryUpdate};
 use serde::Deserialize;
@@ -184,6 +185,18 @@ struct UpdateBody {
     serve_stale: Option<bool>,
     #[serde(default)]
     allow_cached_from_blocked: Option<bool>,
+    #[serde(default)]
+    remote_keep_deleted_secs: Option<u64>,
+    #[serde(default)]
+    remote_negative_cache_secs: Option<u64>,
+    #[serde(default)]
+    remote_connect_timeout_secs: Option<u64>,
+    #[serde(default)]
+    remote_first_byte_timeout_secs: Option<u64>,
+    #[serde(default)]
+    remote_retry_budget_secs: Option<u64>,
+    #[serde(default)]
+    remote_idle_timeout_secs: Option<u64>,
     /// Set credentials even if the access policy blocks the upstream.
     #[serde(default)]
     force: bool,
@@ -212,6 +225,14 @@ async fn update(
                 remote_tag_ttl_secs: body.remote_tag_ttl_secs,
                 serve_stale: body.serve_stale,
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
+                remote_keep_deleted_secs: body.remote_keep_deleted_secs,
+                remote_negative_cache_secs: body.remote_negative_cache_secs,
+                remote_timeouts: UpstreamTimeouts {
+                    connect_timeout_secs: body.remote_connect_timeout_secs,
+                    first_byte_timeout_secs: body.remote_first_byte_timeout_secs,
+                    retry_budget_secs: body.remote_retry_budget_secs,
+                    idle_timeout_secs: body.remote_idle_timeout_secs,
+                },
                 force: body.force,
             },
         )

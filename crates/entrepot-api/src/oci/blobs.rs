@@ -22,6 +22,7 @@ pub(super) async fn get(
 ) -> Result<Response, OciError> {
     let blob = state.registry.locate_blob(caller, path, digest).await?;
     let size = blob.size();
+    let cache = blob.cache();
     // RFC 9110: a range this server does not serve (several ranges,
     // another unit) is ignored, and the whole blob is sent.
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -47,6 +48,9 @@ pub(super) async fn get(
     insert(h, CONTENT_DIGEST, &digest.to_string());
     insert(h, header::ACCEPT_RANGES, "bytes");
     insert(h, header::ETAG, &format!("\"{digest}\""));
+    if let Some(cache) = cache {
+        insert(h, super::X_CACHE, cache.as_str());
+    }
     if let Some(r) = range {
         insert(h, header::CONTENT_RANGE, &r.content_range(size));
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

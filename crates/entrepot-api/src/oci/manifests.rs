@@ -38,6 +38,12 @@ pub(super) async fn get(
             "110 entrepot \"Response is Stale: the upstream could not be reached\"",
         );
     }
+    if let Some(age) = manifest.age_secs {
+        insert(h, header::AGE, &age.to_string());
+    }
+    if let Some(cache) = manifest.cache {
+        insert(h, super::X_CACHE, cache.as_str());
+    }
     Ok(response)
 }
 

@@ -44,6 +44,8 @@ use crate::AppState;
 pub const API_VERSION_HEADER: HeaderName =
     HeaderName::from_static("docker-distribution-api-version");
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+/// How a remote repository's cache answered: `HIT`, `MISS`, `STALE`, `REVALIDATED`.
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Routes of the OCI front-end.
 pub fn routes() -> Router<AppState> {

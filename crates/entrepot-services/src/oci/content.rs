@@ -15,7 +15,13 @@ pub struct ServedManifest {
     pub content: Vec<u8>,
     /// Served from the cache because the upstream failed.
     pub stale: bool,
+    /// How a remote repository answered (`None` for a hosted one).
+    pub cache: Option<CacheStatus>,
+    /// Seconds since the upstream last confirmed a stale answer.
+    pub age_secs: Option<u64>,
 }
+
+pub use crate::remote::CacheStatus;
 
 /// The result of storing a manifest.
 #[derive(Debug, Clone)]

@@ -68,6 +68,8 @@ impl HostedOci {
             media_type: m.media_type,
             content: m.content,
             stale: false,
+            cache: None,
+            age_secs: None,
         })
     }
 

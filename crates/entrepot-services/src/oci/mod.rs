@@ -27,7 +27,8 @@ use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
 use futures::StreamExt;
 
 pub use content::{
-    Page, PushedManifest, ServedManifest, UploadStart, UploadState, DEFAULT_MAX_PAGE_SIZE,
+    CacheStatus, Page, PushedManifest, ServedManifest, UploadStart, UploadState,
+    DEFAULT_MAX_PAGE_SIZE,
 };
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
@@ -55,7 +56,7 @@ pub struct OciRepositories {
 /// Where a readable repository's content comes from.
 enum Source<'a> {
     Hosted,
-    Remote(Repository, &'a RemoteOci),
+    Remote(Box<Repository>, &'a RemoteOci),
 }
 
 impl OciRepositories {
@@ -199,7 +200,7 @@ impl OciRepositories {
         match repo.mode {
             Mode::StandardRepository => Ok(Source::Hosted),
             Mode::RemoteRepository => match self.remote.as_deref() {
-                Some(remote) => Ok(Source::Remote(repo, remote)),
+                Some(remote) => Ok(Source::Remote(Box::new(repo), remote)),
                 None => Err(RegistryError::Unsupported(
                     "remote repositories are not enabled on this server".into(),
                 )),

@@ -17,7 +17,7 @@ use entrepot_upstream::{UpstreamRequest, UpstreamTransport};
 use futures::FutureExt;
 use url::Url;
 
-use super::content::{image_ref, Page, ServedManifest};
+use super::content::{image_ref, CacheStatus, Page, ServedManifest};
 use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
@@ -266,22 +266,28 @@ impl RemoteOci {
                 None => None,
             };
             let now = now_unix();
+            let checked_at = cached.as_ref().map(|c| c.checked_at);
             let answer = self
                 .remote
                 .document(&target, &gate, &manifest, cached, now)
                 .await?;
             let record = match answer {
-                Answer::Cached { copy, stale } => return Ok(served(copy, stale)),
-                Answer::Confirmed(copy) => copy,
+                Answer::Cached { copy, stale: false } => return Ok(served(copy, CacheStatus::Hit)),
+                Answer::Cached { copy, stale: true } => {
+                    let mut m = served(copy, CacheStatus::Stale);
+                    m.age_secs = checked_at.map(|at| u64::try_from(now - at).unwrap_or(0));
+                    return Ok(m);
+                }
+                Answer::Confirmed(copy) => (copy, CacheStatus::Revalidated),
                 Answer::Fetched { valid, .. } => {
                     self.meta
                         .put_manifest(&image, &valid, Some(tag.as_str()))
                         .await?;
-                    valid
+                    (valid, CacheStatus::Miss)
                 }
             };
             self.cache.mark_tag_checked(&image, tag, now).await?;
-            Ok(served(record, false))
+            Ok(served(record.0, record.1))
         };
         served.await.map_err(|e| match e {
             RegistryError::Remote(UpstreamFailure::NotFound { .. }) => {
@@ -304,13 +310,13 @@ impl RemoteOci {
         let image = image_ref(&manifest.path);
         if let Some(m) = self.meta.manifest_by_digest(&image, digest).await? {
             self.metrics().hit(ContentKind::Manifest);
-            return Ok(served(m, false));
+            return Ok(served(m, CacheStatus::Hit));
         }
         gate.allows_fetch()?;
         self.metrics().miss(ContentKind::Manifest);
         let record = self.remote.fetch_document(target, manifest).await?;
         self.meta.put_manifest(&image, &record, None).await?;
-        Ok(served(record, false))
+        Ok(served(record, CacheStatus::Miss))
     }
 
     /// A blob of the image, ready to be read: linked to it already, or in
@@ -341,7 +347,7 @@ impl RemoteOci {
         let stored = |size| LocatedBlob::stored(self.blobs.clone(), digest.clone(), size);
         if let Some(size) = self.meta.linked_blob_size(&image, digest).await? {
             self.metrics().hit(ContentKind::Blob);
-            return Ok(stored(size));
+            return Ok(stored(size).with_cache(CacheStatus::Hit));
         }
         gate.allows_fetch()?;
         // Linked to another image of this repository, its upstream has
@@ -361,7 +367,7 @@ impl RemoteOci {
                 .await?;
             self.meta.link_blob(&image, digest, size).await?;
             self.metrics().hit(ContentKind::Blob);
-            return Ok(stored(size));
+            return Ok(stored(size).with_cache(CacheStatus::Revalidated));
         }
         let linked = async {
             let size = self
@@ -394,11 +400,12 @@ impl RemoteOci {
             .content(&target, &gate, &blob, linked, after_commit)
             .await?
         {
-            Cached::Committed(c) => Ok(LocatedBlob::stored(self.blobs.clone(), c.digest, c.size)),
+            Cached::Committed(c) => Ok(LocatedBlob::stored(self.blobs.clone(), c.digest, c.size)
+                .with_cache(CacheStatus::Miss)),
             Cached::Filling(fill) => {
                 fill.opened().await?;
                 let size = fill.size().await?;
-                Ok(LocatedBlob::filling(fill, size))
+                Ok(LocatedBlob::filling(fill, size).with_cache(CacheStatus::Miss))
             }
         }
     }
@@ -474,7 +481,8 @@ impl RemoteOci {
         };
         match upstream.await {
             Ok(page) => Ok(page),
-            Err(e) if freshness::serve_stale(&e, &target.config) => {
+            // The listing's last confirmation is not kept: no grace after a 404.
+            Err(e) if freshness::serve_stale(&e, &target.config, None, 0) => {
                 tracing::warn!(image = %path, error = %e, "upstream failed; serving the cached tags");
                 self.metrics().stale_serve();
                 cached().await
@@ -511,12 +519,14 @@ fn upstream_manifest_problem(e: &ManifestError) -> String {
     }
 }
 
-fn served(m: ManifestRecord, stale: bool) -> ServedManifest {
+fn served(m: ManifestRecord, cache: CacheStatus) -> ServedManifest {
     ServedManifest {
         digest: m.digest,
         media_type: m.media_type,
         content: m.content,
-        stale,
+        stale: cache == CacheStatus::Stale,
+        cache: Some(cache),
+        age_secs: None,
     }
 }
 

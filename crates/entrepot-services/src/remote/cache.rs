@@ -62,6 +62,11 @@ pub struct UpstreamReport {
     pub message: String,
     /// Rate-limit headers, when the upstream sent them.
     pub rate_limit: Option<RateLimit>,
+    /// The secret version whose payload the check presented, resolved
+    /// (`.../versions/3`, not `latest`), when credentials are configured and
+    /// could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_version: Option<String>,
 }
 
 /// A cached copy of a mutable document, as the format keeps it.
@@ -108,7 +113,14 @@ pub struct RemoteCache<F: RemoteFormat> {
     fills: Fills,
     rate_limits: Mutex<HashMap<String, RateLimit>>,
     upstreams: KeyedCache<UpstreamKey, Arc<F::Upstream>>,
+    /// Documents the upstream answered 404 for, with when that answer expires
+    /// (unix seconds) and the failure to repeat meanwhile.
+    missing: KeyedCache<String, (i64, UpstreamFailure)>,
 }
+
+/// How many upstream 404s [`RemoteCache`] remembers; past it the least used
+/// are forgotten (and asked again).
+const MAX_REMEMBERED_MISSING: usize = 10_000;
 
 /// An upstream specification and whether it may use plain http.
 type UpstreamKey = (String, bool);
@@ -137,6 +149,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
             fills,
             rate_limits: Mutex::new(HashMap::new()),
             upstreams: KeyedCache::with_capacity(MAX_RESOLVED_UPSTREAMS),
+            missing: KeyedCache::with_capacity(MAX_REMEMBERED_MISSING),
         }
     }
 
@@ -228,6 +241,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
         request: &UpstreamRequest,
     ) -> Result<UpstreamResponse, UpstreamFailure> {
         let credentials = target.credentials_for(&request.url);
+        let request = &request.clone().budget(target.budget());
         let response = send(
             self.client.as_ref(),
             &self.metrics,
@@ -317,9 +331,28 @@ impl<F: RemoteFormat> RemoteCache<F> {
         };
         // Only a blocked upstream without a copy gets here blocked.
         gate.allows_fetch()?;
+        // A name the upstream just said it does not have: the same answer,
+        // without asking again (one request for a storm of pulls).
+        let missing_key = format!("{}\n{}", target.repository, self.format.describe(document));
+        if cached.is_none() {
+            if let Some((_, failure)) = self.missing.get_if(&missing_key, |(until, _)| now < *until)
+            {
+                return Err(failure);
+            }
+        }
         match self.refresh(target, document, cached).await {
             Ok(answer) => Ok(answer),
-            Err((failure, Some(c))) if freshness::serve_stale(&failure, &target.config) => {
+            Err((failure @ UpstreamFailure::NotFound { .. }, None)) => {
+                let secs = target.config.negative_cache_secs();
+                if secs > 0 {
+                    let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+                    self.missing.insert(missing_key, (until, failure.clone()));
+                }
+                Err(failure)
+            }
+            Err((failure, Some(c)))
+                if freshness::serve_stale(&failure, &target.config, Some(c.checked_at), now) =>
+            {
                 tracing::warn!(repository = %target.repository, document = %self.format.describe(document), error = %failure, "upstream failed; serving the cached copy");
                 self.metrics.stale_serve();
                 Ok(Answer::Cached {
@@ -429,7 +462,7 @@ impl<F: RemoteFormat> RemoteCache<F> {
         let (client, metrics) = (self.client.clone(), self.metrics.clone());
         let credentials = target.credentials_for(&source.request.url);
         let secret_version = target.secret_version().map(str::to_owned);
-        let (request, what) = (source.request, source.what);
+        let (request, what) = (source.request.budget(target.budget()), source.what);
         let open = move || {
             async move {
                 let response = send(
@@ -476,12 +509,26 @@ impl<F: RemoteFormat> RemoteCache<F> {
             status: None,
             message: String::new(),
             rate_limit: None,
+            secret_version: None,
         };
         if let Err(denied) = self.client.check_origin(&target.origin).await {
             report.message = denied.message;
             return Ok(report);
         }
-        let request = self.format.probe(&target)?;
+        // Read the secret's current version and ask for a new token: a check
+        // right after a rotation must test the new credentials, not a cache.
+        let request = self.format.probe(&target)?.fresh_credentials();
+        let credentials = target.credentials_for(&request.url);
+        match credentials.credentials(true).await {
+            Ok(Some(c)) => report.secret_version = Some(c.version.clone()),
+            Ok(None) => {}
+            Err(e) => {
+                report.message =
+                    UpstreamFailure::from_client(e.into(), &target.host(), target.secret_version())
+                        .to_string();
+                return Ok(report);
+            }
+        }
         match self.send(&target, &request).await {
             Ok(response) => {
                 let status = response.status();
@@ -489,9 +536,12 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 report.status = Some(status.as_u16());
                 report.authenticated = status.is_success();
                 report.message = match status {
-                    s if s.is_success() => {
-                        "the upstream answered and accepted the credentials".into()
-                    }
+                    s if s.is_success() => match &report.secret_version {
+                        Some(v) => {
+                            format!("the upstream answered and accepted the credentials of {v}")
+                        }
+                        None => "the upstream answered and accepted the credentials".into(),
+                    },
                     StatusCode::FORBIDDEN => {
                         "the upstream refused the credentials (HTTP 403)".into()
                     }

@@ -204,16 +204,20 @@ impl UpstreamFailure {
     }
 
     /// Whether a cached copy of a mutable document may be served instead:
-    /// when the upstream is down, overloaded or answering nonsense. Not when
-    /// it answered (a document it no longer has is gone), nor when the fix is
-    /// the repository's configuration (blocked, credentials), which a stale
-    /// answer would hide.
+    /// when the upstream is down, overloaded, answering nonsense or refusing
+    /// the credentials (an upstream auth outage must not break pulls; the
+    /// stale answer's `Warning` and the log line say what failed). Not when
+    /// the fix is the repository's configuration (blocked, misconfigured), nor
+    /// for a 404, whose grace period [`crate::remote::freshness::serve_stale`]
+    /// decides.
     pub fn allows_stale(&self) -> bool {
         matches!(
             self,
             Self::Unreachable { .. }
                 | Self::ServerError { .. }
                 | Self::RateLimited { .. }
+                | Self::Refused { .. }
+                | Self::CredentialsUnreadable { .. }
                 | Self::InvalidResponse { .. }
                 | Self::DigestMismatch { .. }
         )
@@ -291,7 +295,8 @@ mod tests {
             Some("projects/p/secrets/s/versions/latest"),
         );
         assert!(matches!(&refused, UpstreamFailure::Refused { host, .. } if host == "x.io"));
-        assert!(!refused.allows_stale());
+        // An upstream auth outage must not break cached tags: stale is allowed.
+        assert!(refused.allows_stale());
 
         let unreadable = UpstreamFailure::from_client(
             UpstreamError::Credentials(CredentialError("the agent may not access s".into())),

@@ -39,9 +39,26 @@ pub fn plan(checked_at: Option<i64>, now: i64, config: &RemoteConfig, gate: &Gat
     }
 }
 
-/// Whether the cached copy is answered after the upstream failed with `failure`.
-pub fn serve_stale(failure: &UpstreamFailure, config: &RemoteConfig) -> bool {
-    config.serve_stale && failure.allows_stale()
+/// Whether the cached copy, last confirmed by the upstream at `checked_at`
+/// (unix seconds, when known), is answered at `now` after the upstream
+/// failed with `failure`: on any failure of the upstream when the repository
+/// serves stale, and after a 404 only within the grace period of a deleted
+/// tag (`keep_deleted_secs`).
+pub fn serve_stale(
+    failure: &UpstreamFailure,
+    config: &RemoteConfig,
+    checked_at: Option<i64>,
+    now: i64,
+) -> bool {
+    if !config.serve_stale {
+        return false;
+    }
+    match failure {
+        UpstreamFailure::NotFound { .. } => {
+            checked_at.is_some_and(|at| is_fresh(at, now, config.keep_deleted_secs()))
+        }
+        f => f.allows_stale(),
+    }
 }
 
 #[cfg(test)]
@@ -58,6 +75,9 @@ mod tests {
             serve_stale,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
+            negative_cache_secs: None,
+            timeouts: Default::default(),
         }
     }
 
@@ -117,9 +137,26 @@ mod tests {
             host: "x.io".into(),
             detail: "no".into(),
         };
-        assert!(serve_stale(&down, &config(0, true)));
-        assert!(!serve_stale(&down, &config(0, false)));
-        assert!(!serve_stale(&gone, &config(0, true)));
-        assert!(!serve_stale(&refused, &config(0, true)));
+        let day = 86_400;
+        assert!(serve_stale(&down, &config(0, true), None, 0));
+        assert!(!serve_stale(&down, &config(0, false), None, 0));
+        assert!(serve_stale(&refused, &config(0, true), None, 0));
+        // A deleted tag: within the grace period after the last confirmation.
+        assert!(serve_stale(
+            &gone,
+            &config(0, true),
+            Some(1_000),
+            1_000 + day - 1
+        ));
+        assert!(!serve_stale(
+            &gone,
+            &config(0, true),
+            Some(1_000),
+            1_000 + day
+        ));
+        assert!(!serve_stale(&gone, &config(0, true), None, 1_000));
+        let mut short = config(0, true);
+        short.keep_deleted_secs = Some(0);
+        assert!(!serve_stale(&gone, &short, Some(1_000), 1_000));
     }
 }

@@ -12,6 +12,7 @@
 //! Python.
 
 pub mod cache;
+pub mod cache_status;
 pub mod credentials;
 pub mod failure;
 pub mod fill;
@@ -23,6 +24,7 @@ pub(crate) mod scripted;
 pub mod target;
 
 pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
+pub use cache_status::CacheStatus;
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
 pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills};

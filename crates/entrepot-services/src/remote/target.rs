@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use entrepot_domain::repository::RemoteConfig;
-use entrepot_upstream::{CredentialSource, HopDenied, NoCredentials};
+use entrepot_upstream::{Budget, CredentialSource, HopDenied, NoCredentials};
 use url::Url;
 
 use super::credentials::RepositoryCredentials;
@@ -51,6 +51,18 @@ impl<U> Target<U> {
     /// The upstream's `host[:port]`.
     pub fn host(&self) -> String {
         host_of(&self.origin)
+    }
+
+    /// How long requests to the upstream may take, from the repository's
+    /// settings.
+    pub fn budget(&self) -> Budget {
+        let t = &self.config.timeouts;
+        Budget::from_secs(
+            t.connect_timeout_secs,
+            t.first_byte_timeout_secs,
+            t.retry_budget_secs,
+            t.idle_timeout_secs,
+        )
     }
 
     /// The secret version the credentials are read from, if any.
@@ -119,6 +131,9 @@ mod tests {
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: allow_cached,
+            keep_deleted_secs: None,
+            negative_cache_secs: None,
+            timeouts: Default::default(),
         }
     }
 

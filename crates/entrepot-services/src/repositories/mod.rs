@@ -11,7 +11,7 @@ mod upstream_test;
 
 use std::sync::Arc;
 
-use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::repository::{RemoteConfig, UpstreamTimeouts};
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
 use entrepot_domain::{
     Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName, SecretVersionName,
@@ -88,6 +88,13 @@ pub struct RepositoryUpdate {
     pub serve_stale: Option<bool>,
     /// Serve cached content while the access policy blocks the upstream.
     pub allow_cached_from_blocked: Option<bool>,
+    /// New grace period of tags the upstream deleted, in seconds.
+    pub remote_keep_deleted_secs: Option<u64>,
+    /// New time an upstream 404 is remembered, in seconds (0: not at all).
+    pub remote_negative_cache_secs: Option<u64>,
+    /// New upstream time limits: each given one replaces the repository's,
+    /// 0 puts the default back.
+    pub remote_timeouts: UpstreamTimeouts,
     /// Set upstream credentials even if the registry access policy blocks the
     /// upstream.
     pub force: bool,
@@ -332,7 +339,10 @@ impl RepositoryService {
             || update.clear_remote_credentials
             || update.remote_tag_ttl_secs.is_some()
             || update.serve_stale.is_some()
-            || update.allow_cached_from_blocked.is_some();
+            || update.allow_cached_from_blocked.is_some()
+            || update.remote_keep_deleted_secs.is_some()
+            || update.remote_negative_cache_secs.is_some()
+            || update.remote_timeouts != UpstreamTimeouts::default();
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
@@ -359,6 +369,26 @@ impl RepositoryService {
             }
             if let Some(allow) = update.allow_cached_from_blocked {
                 remote.allow_cached_from_blocked = allow;
+            }
+            if let Some(secs) = update.remote_keep_deleted_secs {
+                remote.keep_deleted_secs = Some(secs);
+            }
+            if let Some(secs) = update.remote_negative_cache_secs {
+                remote.negative_cache_secs = Some(secs);
+            }
+            let (given, kept) = (update.remote_timeouts, &mut remote.timeouts);
+            for (given, kept) in [
+                (given.connect_timeout_secs, &mut kept.connect_timeout_secs),
+                (
+                    given.first_byte_timeout_secs,
+                    &mut kept.first_byte_timeout_secs,
+                ),
+                (given.retry_budget_secs, &mut kept.retry_budget_secs),
+                (given.idle_timeout_secs, &mut kept.idle_timeout_secs),
+            ] {
+                if let Some(secs) = given {
+                    *kept = Some(secs).filter(|s| *s > 0);
+                }
             }
             validate_remote(format, remote)?;
             if sets_credentials && !update.force {

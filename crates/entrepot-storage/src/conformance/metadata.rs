@@ -117,6 +117,9 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
         serve_stale: true,
         allow_insecure_upstream: false,
         allow_cached_from_blocked: false,
+        keep_deleted_secs: None,
+        negative_cache_secs: None,
+        timeouts: Default::default(),
     });
     assert_eq!(
         store.get_repository(&rname("p", "hub")).await.unwrap(),

@@ -35,6 +35,9 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
+            negative_cache_secs: None,
+            timeouts: Default::default(),
         }),
     };
     repositories.create(&name, docker_hub).await?;
@@ -51,6 +54,9 @@ pub(super) async fn default_project(
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,
+            keep_deleted_secs: None,
+            negative_cache_secs: None,
+            timeouts: Default::default(),
         }),
     };
     repositories.create(&name, pypi).await?;

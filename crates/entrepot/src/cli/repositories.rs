@@ -51,6 +51,8 @@ pub enum RepositoriesCommand {
         /// upstream (pulls stay blocked until the host is allowed).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        timeouts: TimeoutArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -110,6 +112,8 @@ pub enum RepositoriesCommand {
         /// the upstream.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        timeouts: TimeoutArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -143,6 +147,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             serve_stale,
             allow_cached_from_blocked,
             force,
+            timeouts,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
@@ -165,6 +170,11 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 }
                 if allow_cached_from_blocked {
                     remote["allowCachedFromBlocked"] = true.into();
+                }
+                for (field, secs) in timeouts.fields("") {
+                    if let Some(secs) = secs {
+                        remote[field] = secs.into();
+                    }
                 }
                 body["remoteRepositoryConfig"] = remote;
             }
@@ -227,9 +237,10 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             serve_stale,
             allow_cached_from_blocked,
             force,
+            timeouts,
             project,
         } => {
-            let body = json!({
+            let mut body = json!({
                 "allowCachedFromBlocked": allow_cached_from_blocked,
                 "force": force,
                 "description": description,
@@ -239,6 +250,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 "remoteTagTtlSecs": remote_tag_ttl,
                 "serveStale": serve_stale,
             });
+            for (field, secs) in timeouts.fields("remote") {
+                body[field] = secs.into();
+            }
             let repo = client
                 .call(
                     Method::PATCH,
@@ -263,6 +277,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             );
             println!("reachable:     {}", report["reachable"]);
             println!("authenticated: {}", report["authenticated"]);
+            if let Some(version) = report["secretVersion"].as_str() {
+                println!("secret:        {version}");
+            }
             println!(
                 "message:       {}",
                 report["message"].as_str().unwrap_or("")
@@ -294,6 +311,53 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
         RepositoriesCommand::Iam(command) => super::repository_iam::run(client, command).await?,
     }
     Ok(())
+}
+
+/// How long a remote repository waits for its upstream, and keeps what
+/// the upstream deleted.
+#[derive(Debug, clap::Args)]
+pub struct TimeoutArgs {
+    /// How long a tag the upstream deleted is still served stale (default 24h).
+    #[arg(long, value_parser = parse_duration)]
+    remote_keep_deleted: Option<u64>,
+    /// How long an upstream 404 for a tag or project is remembered (default 60s; 0: not at all).
+    #[arg(long, value_parser = parse_duration)]
+    remote_negative_cache: Option<u64>,
+    /// Time to open a connection to the upstream (default 5s; 0 puts the default back).
+    #[arg(long, value_parser = parse_duration)]
+    remote_connect_timeout: Option<u64>,
+    /// Time from a request to the upstream's answer (default 15s).
+    #[arg(long, value_parser = parse_duration)]
+    remote_first_byte_timeout: Option<u64>,
+    /// Time all attempts of one upstream request may take together (default 30s).
+    #[arg(long, value_parser = parse_duration)]
+    remote_retry_budget: Option<u64>,
+    /// Longest pause mid-download before the transfer is aborted (default 15s).
+    #[arg(long, value_parser = parse_duration)]
+    remote_idle_timeout: Option<u64>,
+}
+
+impl TimeoutArgs {
+    /// The API fields, `prefix` before each (`remote` for an update).
+    fn fields(&self, prefix: &str) -> [(String, Option<u64>); 6] {
+        let name = |field: &str| {
+            if prefix.is_empty() {
+                field.to_owned()
+            } else {
+                let mut chars = field.chars();
+                let first = chars.next().map(|c| c.to_ascii_uppercase());
+                format!("{prefix}{}{}", first.unwrap_or_default(), chars.as_str())
+            }
+        };
+        [
+            (name("keepDeletedSecs"), self.remote_keep_deleted),
+            (name("negativeCacheSecs"), self.remote_negative_cache),
+            (name("connectTimeoutSecs"), self.remote_connect_timeout),
+            (name("firstByteTimeoutSecs"), self.remote_first_byte_timeout),
+            (name("retryBudgetSecs"), self.remote_retry_budget),
+            (name("idleTimeoutSecs"), self.remote_idle_timeout),
+        ]
+    }
 }
 
 /// Parse `300`, `300s`, `5m`, `1h` or `2d` into seconds.

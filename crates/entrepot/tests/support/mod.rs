@@ -34,6 +34,7 @@ pub mod python;
 pub mod raw_http;
 pub mod registry;
 pub mod server;
+pub mod sick_upstream;
 pub mod skopeo;
 pub mod upstream;
 pub mod wait;

@@ -10,7 +10,10 @@
 //! `pythonRepository`, `upstreamCredentials`), so clients of either keep
 //! working. Google's clients ignore fields they do not know.
 
-use entrepot_domain::repository::{RemoteConfig, DEFAULT_TAG_TTL_SECS};
+use entrepot_domain::repository::{
+    RemoteConfig, UpstreamTimeouts, DEFAULT_KEEP_DELETED_SECS, DEFAULT_NEGATIVE_CACHE_SECS,
+    DEFAULT_TAG_TTL_SECS,
+};
 use entrepot_domain::{Format, Mode, Repository};
 use entrepot_services::repositories::CreateRequest;
 use entrepot_services::RepositoryUpdate;
@@ -240,6 +243,18 @@ pub(crate) struct RemoteConfigBody {
     allow_insecure_upstream: bool,
     #[serde(default)]
     allow_cached_from_blocked: bool,
+    #[serde(default)]
+    keep_deleted_secs: Option<u64>,
+    #[serde(default)]
+    negative_cache_secs: Option<u64>,
+    #[serde(default)]
+    connect_timeout_secs: Option<u64>,
+    #[serde(default)]
+    first_byte_timeout_secs: Option<u64>,
+    #[serde(default)]
+    retry_budget_secs: Option<u64>,
+    #[serde(default)]
+    idle_timeout_secs: Option<u64>,
     /// Google's; entrepot keeps one description, on the repository.
     #[serde(default)]
     #[allow(dead_code)]
@@ -319,7 +334,20 @@ impl RemoteConfigBody {
             serve_stale: self.serve_stale.unwrap_or(true),
             allow_insecure_upstream: self.allow_insecure_upstream,
             allow_cached_from_blocked: self.allow_cached_from_blocked,
+            keep_deleted_secs: self.keep_deleted_secs,
+            negative_cache_secs: self.negative_cache_secs,
+            timeouts: self.timeouts(),
         })
+    }
+
+    /// The upstream time limits the body sets (0 is the default).
+    fn timeouts(&self) -> UpstreamTimeouts {
+        UpstreamTimeouts {
+            connect_timeout_secs: self.connect_timeout_secs.filter(|s| *s > 0),
+            first_byte_timeout_secs: self.first_byte_timeout_secs.filter(|s| *s > 0),
+            retry_budget_secs: self.retry_budget_secs.filter(|s| *s > 0),
+            idle_timeout_secs: self.idle_timeout_secs.filter(|s| *s > 0),
+        }
     }
 
     /// Whether the body sets upstream credentials, and to what (username,
@@ -461,6 +489,15 @@ impl RepositoryBody {
                     ("tagTtlSecs", remote.tag_ttl_secs.is_some()),
                     ("serveStale", remote.serve_stale.is_some()),
                     ("allowCachedFromBlocked", remote.allow_cached_from_blocked),
+                    ("keepDeletedSecs", remote.keep_deleted_secs.is_some()),
+                    ("negativeCacheSecs", remote.negative_cache_secs.is_some()),
+                    ("connectTimeoutSecs", remote.connect_timeout_secs.is_some()),
+                    (
+                        "firstByteTimeoutSecs",
+                        remote.first_byte_timeout_secs.is_some(),
+                    ),
+                    ("retryBudgetSecs", remote.retry_budget_secs.is_some()),
+                    ("idleTimeoutSecs", remote.idle_timeout_secs.is_some()),
                 ] {
                     if set {
                         present.push(format!("remoteRepositoryConfig.{field}"));
@@ -491,9 +528,40 @@ impl RepositoryBody {
                 "remoteRepositoryConfig.allowCachedFromBlocked" => {
                     update.allow_cached_from_blocked = Some(remote.allow_cached_from_blocked);
                 }
+                "remoteRepositoryConfig.keepDeletedSecs" => {
+                    update.remote_keep_deleted_secs = Some(
+                        remote
+                            .keep_deleted_secs
+                            .unwrap_or(DEFAULT_KEEP_DELETED_SECS),
+                    );
+                }
+                "remoteRepositoryConfig.negativeCacheSecs" => {
+                    update.remote_negative_cache_secs = Some(
+                        remote
+                            .negative_cache_secs
+                            .unwrap_or(DEFAULT_NEGATIVE_CACHE_SECS),
+                    );
+                }
+                // 0 (or absent under a mask) puts the default back.
+                "remoteRepositoryConfig.connectTimeoutSecs" => {
+                    update.remote_timeouts.connect_timeout_secs =
+                        Some(remote.connect_timeout_secs.unwrap_or(0));
+                }
+                "remoteRepositoryConfig.firstByteTimeoutSecs" => {
+                    update.remote_timeouts.first_byte_timeout_secs =
+                        Some(remote.first_byte_timeout_secs.unwrap_or(0));
+                }
+                "remoteRepositoryConfig.retryBudgetSecs" => {
+                    update.remote_timeouts.retry_budget_secs =
+                        Some(remote.retry_budget_secs.unwrap_or(0));
+                }
+                "remoteRepositoryConfig.idleTimeoutSecs" => {
+                    update.remote_timeouts.idle_timeout_secs =
+                        Some(remote.idle_timeout_secs.unwrap_or(0));
+                }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
@@ -538,6 +606,9 @@ mod tests {
                 serve_stale: true,
                 allow_insecure_upstream: false,
                 allow_cached_from_blocked: false,
+                keep_deleted_secs: None,
+                negative_cache_secs: None,
+                timeouts: Default::default(),
             }),
             create_time: "t".into(),
             update_time: "t".into(),
