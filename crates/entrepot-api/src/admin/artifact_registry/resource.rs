@@ -236,7 +236,6 @@ pub(crate) struct RemoteConfigBody {
     tag_ttl_secs: Option<u64>,
     #[serde(default)]
     python_index_ttl_secs: Option<u64>,
-    python_index_ttl_secs: None,
     #[serde(default)]
     serve_stale: Option<bool>,
     #[serde(default)]
