@@ -149,7 +149,11 @@ fn wheel_metadata(wheel: &Path) -> Vec<u8> {
         .arg(wheel)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -221,7 +225,10 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
         html_page,
         HashMap::from([
             ("/files/fx-pkg-1.0.tar.gz".to_owned(), sdist.clone()),
-            ("/files/fx_pkg-2.0-py3-none-any.whl".to_owned(), wheel.clone()),
+            (
+                "/files/fx_pkg-2.0-py3-none-any.whl".to_owned(),
+                wheel.clone(),
+            ),
             (
                 "/files/fx_pkg-2.0-py3-none-any.whl.metadata".to_owned(),
                 metadata.clone(),
@@ -277,10 +284,18 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
 
     // pip and uv install through the cache: the yanked sdist is passed over,
     // the wheel's metadata file is read (PEP 658) and matches the wheel.
-    let out = pip_install(&server.python_index("fx"), &work.path().join("pip"), &["fx-pkg"]);
+    let out = pip_install(
+        &server.python_index("fx"),
+        &work.path().join("pip"),
+        &["fx-pkg"],
+    );
     assert!(out.status.success(), "pip: {}", text(&out));
     assert!(installed(&work.path().join("pip"), "fx_pkg"));
-    let out = uv_install(&server.python_index("fx"), &work.path().join("uv"), &["fx-pkg"]);
+    let out = uv_install(
+        &server.python_index("fx"),
+        &work.path().join("uv"),
+        &["fx-pkg"],
+    );
     assert!(out.status.success(), "uv: {}", text(&out));
     assert!(installed(&work.path().join("uv"), "fx_pkg"));
     let r = server.get(&format!(
@@ -309,9 +324,17 @@ fn pages_and_files_revalidate_with_their_entity_tags() {
     server.create_python("up", Some(&upstream.index_url()), json!({}));
 
     // Real installers through the cache first.
-    let out = pip_install(&server.python_index("up"), &work.path().join("pip"), &["tiny-app"]);
+    let out = pip_install(
+        &server.python_index("up"),
+        &work.path().join("pip"),
+        &["tiny-app"],
+    );
     assert!(out.status.success(), "pip: {}", text(&out));
-    let out = uv_install(&server.python_index("up"), &work.path().join("uv"), &["tiny-app"]);
+    let out = uv_install(
+        &server.python_index("up"),
+        &work.path().join("uv"),
+        &["tiny-app"],
+    );
     assert!(out.status.success(), "uv: {}", text(&out));
 
     let r = page(&server, "up", "tiny-lib", JSON);
@@ -365,7 +388,10 @@ fn pages_and_files_revalidate_with_their_entity_tags() {
     // Files are named by their sha256: tagged by it, cacheable for good.
     let page: Value = serde_json::from_slice(&body).unwrap();
     let url = page["files"][0]["url"].as_str().unwrap().to_owned();
-    let sha = page["files"][0]["hashes"]["sha256"].as_str().unwrap().to_owned();
+    let sha = page["files"][0]["hashes"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = server.get(&url);
     assert_eq!(r.status(), 200);
     let file_tag = header(&r, "etag");
@@ -390,7 +416,12 @@ fn pages_and_files_revalidate_with_their_entity_tags() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "304");
     // The whole file was fetched from the upstream once.
-    assert_eq!(upstream.gets_of("/packages/tiny_lib"), 1, "{}", upstream.log_text());
+    assert_eq!(
+        upstream.gets_of("/packages/tiny_lib"),
+        1,
+        "{}",
+        upstream.log_text()
+    );
 }
 
 #[test]
@@ -405,7 +436,11 @@ fn a_cached_sdist_offers_its_pkg_info_as_a_metadata_file() {
     server.create_python("up", Some(&upstream.index_url()), json!({}));
 
     // pip builds the sdist from the cache, which caches it.
-    let out = pip_install(&server.python_index("up"), &work.path().join("pip"), &["sdist-only"]);
+    let out = pip_install(
+        &server.python_index("up"),
+        &work.path().join("pip"),
+        &["sdist-only"],
+    );
     assert!(out.status.success(), "pip: {}", text(&out));
     assert!(installed(&work.path().join("pip"), "sdist_only"));
 
@@ -435,13 +470,20 @@ fn a_cached_sdist_offers_its_pkg_info_as_a_metadata_file() {
     assert!(text.contains("Version: 0.5"), "{text}");
     // The metadata file's tag is not its distribution's.
     assert_ne!(tag, format!("\"sha256:{}\"", hex(&sdist)));
-    let html = page(&server, "up", "sdist-only", "text/html").text().unwrap();
+    let html = page(&server, "up", "sdist-only", "text/html")
+        .text()
+        .unwrap();
     assert!(
         html.contains(&format!("data-core-metadata=\"sha256={advertised}\"")),
         "{html}"
     );
     // Only the sdist itself came from the upstream, once.
-    assert_eq!(upstream.gets_of("/packages/sdist"), 1, "{}", upstream.log_text());
+    assert_eq!(
+        upstream.gets_of("/packages/sdist"),
+        1,
+        "{}",
+        upstream.log_text()
+    );
 }
 
 #[test]
@@ -475,7 +517,12 @@ fn the_python_index_ttl_is_a_setting_of_its_own() {
     for _ in 0..3 {
         assert_eq!(page(&server, "cached", "tiny-lib", JSON).status(), 200);
     }
-    assert_eq!(upstream.gets_of("/simple/tiny-lib/"), 1, "{}", upstream.log_text());
+    assert_eq!(
+        upstream.gets_of("/simple/tiny-lib/"),
+        1,
+        "{}",
+        upstream.log_text()
+    );
 
     // Set to zero with `update`: every page request asks the upstream again.
     let out = server.cli(&[
@@ -488,5 +535,10 @@ fn the_python_index_ttl_is_a_setting_of_its_own() {
     for _ in 0..2 {
         assert_eq!(page(&server, "cached", "tiny-lib", JSON).status(), 200);
     }
-    assert_eq!(upstream.gets_of("/simple/tiny-lib/"), 3, "{}", upstream.log_text());
+    assert_eq!(
+        upstream.gets_of("/simple/tiny-lib/"),
+        3,
+        "{}",
+        upstream.log_text()
+    );
 }

@@ -853,7 +853,10 @@ mod tests {
         assert_eq!(f["size"], 12);
         assert_eq!(out["meta"]["api-version"], "1.1");
         let html = String::from_utf8(render_project_page(&page, PageFormat::HtmlV1)).unwrap();
-        assert!(html.contains(r#"data-requires-python="&gt;=3.9""#), "{html}");
+        assert!(
+            html.contains(r#"data-requires-python="&gt;=3.9""#),
+            "{html}"
+        );
         assert!(html.contains(r#"data-yanked="bad build""#), "{html}");
         assert!(html.contains(r#"data-core-metadata="sha256=cd""#), "{html}");
     }

@@ -741,9 +741,9 @@ async fn extract_cached_metadata(
         drop(file);
         let dist = path.clone();
         let metadata = tokio::task::spawn_blocking(move || extract_metadata(&dist, kind))
-                .await
-                .map_err(|e| PythonError::Storage(e.to_string()))?
-                .map_err(|e| PythonError::Invalid(e.to_string()))?;
+            .await
+            .map_err(|e| PythonError::Storage(e.to_string()))?
+            .map_err(|e| PythonError::Invalid(e.to_string()))?;
         let digest = entrepot_domain::Digest::of(&metadata);
         let size = metadata.len() as u64;
         let body = futures::stream::once(async move { Ok(bytes::Bytes::from(metadata)) }).boxed();

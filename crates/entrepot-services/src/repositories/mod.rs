@@ -142,7 +142,10 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
             "the tag freshness window may be at most one year".into(),
         ));
     }
-    if remote.python_index_ttl_secs.is_some_and(|t| t > 365 * 24 * 3600) {
+    if remote
+        .python_index_ttl_secs
+        .is_some_and(|t| t > 365 * 24 * 3600)
+    {
         return Err(RepositoryError::Invalid(
             "the Python index freshness window may be at most one year".into(),
         ));
