@@ -517,6 +517,10 @@ fn the_python_index_ttl_is_a_setting_of_its_own() {
     for _ in 0..3 {
         assert_eq!(page(&server, "cached", "tiny-lib", JSON).status(), 200);
     }
+    // pypiserver's access log is written after it answers: wait for it.
+    assert!(eventually(Duration::from_secs(10), || {
+        upstream.gets_of("/simple/tiny-lib/") >= 1
+    }));
     assert_eq!(
         upstream.gets_of("/simple/tiny-lib/"),
         1,
@@ -535,6 +539,10 @@ fn the_python_index_ttl_is_a_setting_of_its_own() {
     for _ in 0..2 {
         assert_eq!(page(&server, "cached", "tiny-lib", JSON).status(), 200);
     }
+    // pypiserver's access log is written after it answers: wait for it.
+    assert!(eventually(Duration::from_secs(10), || {
+        upstream.gets_of("/simple/tiny-lib/") >= 3
+    }));
     assert_eq!(
         upstream.gets_of("/simple/tiny-lib/"),
         3,
