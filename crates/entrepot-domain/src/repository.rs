@@ -150,6 +150,11 @@ pub struct RemoteConfig {
     /// Seconds a cached tag is answered without asking the upstream.
     #[serde(default = "default_tag_ttl")]
     pub tag_ttl_secs: u64,
+    /// Seconds a cached Python index page (a project's page or the project
+    /// list) is answered without asking the upstream; without it, the tag
+    /// window applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_index_ttl_secs: Option<u64>,
     /// Serve cached tags and index pages when the upstream fails.
     #[serde(default = "default_true")]
     pub serve_stale: bool,
@@ -211,6 +216,14 @@ impl RemoteConfig {
     /// The grace period of a tag the upstream deleted, in seconds.
     pub fn keep_deleted_secs(&self) -> u64 {
         self.keep_deleted_secs.unwrap_or(DEFAULT_KEEP_DELETED_SECS)
+    }
+}
+
+impl RemoteConfig {
+    /// Seconds a cached Python index page is fresh: its own setting, else
+    /// the tag window.
+    pub fn index_ttl_secs(&self) -> u64 {
+        self.python_index_ttl_secs.unwrap_or(self.tag_ttl_secs)
     }
 }
 

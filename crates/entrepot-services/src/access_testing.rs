@@ -58,6 +58,7 @@ impl Fixture {
             username: None,
             password_secret_version: None,
             tag_ttl_secs: 60,
+            python_index_ttl_secs: None,
             serve_stale: false,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,

@@ -123,7 +123,7 @@ proptest! {
         let mut page = page;
         for (f, size) in page.files.iter_mut().zip(sizes) {
             f.size = Some(size);
-            f.upload_time = Some("2026-01-02T03:04:05Z".to_owned());
+            f.upload_time = entrepot_services::python::index::parse_upload_time("2026-01-02T03:04:05.25Z");
         }
         let json = render_project_page(&page, PageFormat::Json);
         let again = parse_project_page(JSON, &json, &base(), "pkg", DEFAULT_MAX_PAGE_FILES).unwrap();

@@ -182,6 +182,8 @@ struct UpdateBody {
     #[serde(default)]
     remote_tag_ttl_secs: Option<u64>,
     #[serde(default)]
+    remote_python_index_ttl_secs: Option<u64>,
+    #[serde(default)]
     serve_stale: Option<bool>,
     #[serde(default)]
     allow_cached_from_blocked: Option<bool>,
@@ -223,6 +225,7 @@ async fn update(
                 remote_password_secret_version: body.remote_password_secret_version,
                 clear_remote_credentials: body.clear_remote_credentials,
                 remote_tag_ttl_secs: body.remote_tag_ttl_secs,
+                remote_python_index_ttl_secs: body.remote_python_index_ttl_secs,
                 serve_stale: body.serve_stale,
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
                 remote_keep_deleted_secs: body.remote_keep_deleted_secs,

@@ -7,6 +7,7 @@
 //! operation itself (see `entrepot_services::python::operation`), so this
 //! front-end holds no permission of its own.
 
+mod conditional;
 mod endpoint;
 mod error;
 mod negotiate;
@@ -23,7 +24,7 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use entrepot_domain::range::parse_range_header;
 use entrepot_domain::RepositoryName;
-use entrepot_services::python::index::render_project_list;
+use entrepot_services::python::index::{entity_tag, render_project_list};
 use entrepot_services::python::{PageFormat, PythonError, UploadForm, UploadTarget};
 use entrepot_services::{Credentials, Principal};
 use futures::TryStreamExt;
@@ -82,18 +83,43 @@ fn redirect(location: &str) -> Response {
     r
 }
 
-fn page_response(format: PageFormat, body: impl Into<Body>) -> Response {
-    let mut r = Response::new(body.into());
+/// How long a client may reuse a page before it revalidates it (with the
+/// page's `ETag`, answered 304 while the page is unchanged).
+const PAGE_CACHE_CONTROL: &str = "max-age=60";
+
+/// Files are named by their sha256: their bytes never change.
+const FILE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
+
+/// An index page in `format` with its entity tag, or 304 Not Modified when
+/// the request's `If-None-Match` names that tag. The page is negotiated on
+/// `Accept`, so caches must key it on `Accept` too (`Vary`).
+fn page_response(
+    format: PageFormat,
+    body: impl Into<Body>,
+    etag: &str,
+    request: &HeaderMap,
+) -> Response {
+    let mut r = if conditional::matches(request, etag) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(body.into());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        r
+    };
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=60"),
+        HeaderValue::from_static(PAGE_CACHE_CONTROL),
     );
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
     r
 }
 
@@ -124,10 +150,14 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             let base = format!("/pypi/{}/{}/simple", name.project, name.repository);
             let render = move || render_project_list(&names, format, |n| format!("{base}/{n}/"));
             // PyPI's list is ~600,000 names: written off the async runtime.
-            let body = tokio::task::spawn_blocking(render)
-                .await
-                .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            Ok(page_response(format, body))
+            let (body, etag) = tokio::task::spawn_blocking(move || {
+                let body = render();
+                let etag = entity_tag(&body);
+                (body, etag)
+            })
+            .await
+            .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            Ok(page_response(format, body, &etag, &headers))
         }
         Endpoint::Project(name, project) if read => {
             let format = format_for(&headers)?;
@@ -135,15 +165,17 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             let page = state.python.project_page(&caller, &name, &project).await?;
             // A large page is written off the async runtime (once per form:
             // later requests get the kept bytes).
-            let body = if page.page().files.len() > 1_000 {
+            let (body, etag) = if page.page().files.len() > 1_000 {
                 let rendered = page.clone();
-                tokio::task::spawn_blocking(move || rendered.render(format))
-                    .await
-                    .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                tokio::task::spawn_blocking(move || {
+                    (rendered.render(format), rendered.etag(format))
+                })
+                .await
+                .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             } else {
-                page.render(format)
+                (page.render(format), page.etag(format))
             };
-            let mut response = page_response(format, body);
+            let mut response = page_response(format, body, &etag, &headers);
             if page.page().stale {
                 response.headers_mut().insert(
                     header::WARNING,
@@ -185,6 +217,26 @@ async fn serve_file(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, PypiError> {
+    // Named by the sha256 in its URL; a metadata file shares the URL's
+    // sha256 with its distribution, so its tag says which of the two it is.
+    let etag = if filename.ends_with(".metadata") {
+        format!("\"sha256:{sha256}.metadata\"")
+    } else {
+        format!("\"sha256:{sha256}\"")
+    };
+    if conditional::matches(headers, &etag) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        let h = r.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(FILE_CACHE_CONTROL),
+        );
+        return Ok(r);
+    }
     let size = file.size();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         // RFC 9110: several ranges or another unit are ignored (whole file).
@@ -216,7 +268,8 @@ async fn serve_file(
             "application/octet-stream".into()
         },
     );
-    insert(h, header::ETAG, format!("\"sha256:{sha256}\""));
+    insert(h, header::ETAG, etag);
+    insert(h, header::CACHE_CONTROL, FILE_CACHE_CONTROL.into());
     if let Some(r) = range {
         insert(h, header::CONTENT_RANGE, r.content_range(size));
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -53,7 +53,9 @@ pub struct OciRepositories {
     max_page_size: u32,
 }
 
-/// Where a readable repository's content comes from.
+/// Where a readable repository's content comes from. Short-lived, one per
+/// request, on the stack: boxing the repository would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Source<'a> {
     Hosted,
     Remote(Box<Repository>, &'a RemoteOci),

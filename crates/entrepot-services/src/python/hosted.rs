@@ -246,7 +246,7 @@ impl HostedPython {
                     .metadata_sha256
                     .map(|h| BTreeMap::from([("sha256".to_owned(), h)])),
                 size: Some(f.size),
-                upload_time: Some(f.upload_time),
+                upload_time: super::index::parse_upload_time(&f.upload_time),
                 filename: f.filename,
             })
             .collect();

@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use super::dist::{normalize, version_of};
 
@@ -49,8 +51,10 @@ pub struct IndexFile {
     pub core_metadata: Option<BTreeMap<String, String>>,
     /// PEP 700 size.
     pub size: Option<u64>,
-    /// PEP 700 upload time (ISO 8601).
-    pub upload_time: Option<String>,
+    /// PEP 700 upload time, typed: an upstream's value that is not an
+    /// RFC 3339 timestamp is dropped rather than passed on (a minimum
+    /// release age must never compare against a string it cannot read).
+    pub upload_time: Option<OffsetDateTime>,
 }
 
 /// A project page.
@@ -327,7 +331,7 @@ pub fn parse_project_page(
                         .or_else(|| f.get("data-dist-info-metadata")),
                 ),
                 size: f["size"].as_u64(),
-                upload_time: f["upload-time"].as_str().map(str::to_owned),
+                upload_time: f["upload-time"].as_str().and_then(parse_upload_time),
             });
         }
         page.versions = v["versions"]
@@ -481,7 +485,7 @@ struct JsonFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(rename = "upload-time", skip_serializing_if = "Option::is_none")]
-    upload_time: Option<&'a str>,
+    upload_time: Option<String>,
 }
 
 /// `true`, or the metadata file's hashes.
@@ -504,7 +508,7 @@ enum JsonYanked<'a> {
 #[derive(Debug, Default)]
 pub struct ServedPage {
     page: ProjectPage,
-    rendered: [OnceLock<Bytes>; 3],
+    rendered: [OnceLock<(Bytes, String)>; 3],
 }
 
 impl ServedPage {
@@ -523,15 +527,46 @@ impl ServedPage {
 
     /// The page written in `format`.
     pub fn render(&self, format: PageFormat) -> Bytes {
+        self.rendered(format).0.clone()
+    }
+
+    /// The entity tag of the page written in `format` (quoted, as sent in
+    /// `ETag`): the sha256 of those bytes, so it changes exactly when what a
+    /// client would read changes, and differs between the forms.
+    pub fn etag(&self, format: PageFormat) -> String {
+        self.rendered(format).1.clone()
+    }
+
+    fn rendered(&self, format: PageFormat) -> &(Bytes, String) {
         let slot = match format {
             PageFormat::Json => 0,
             PageFormat::HtmlV1 => 1,
             PageFormat::TextHtml => 2,
         };
-        self.rendered[slot]
-            .get_or_init(|| Bytes::from(render_project_page(&self.page, format)))
-            .clone()
+        self.rendered[slot].get_or_init(|| {
+            let bytes = Bytes::from(render_project_page(&self.page, format));
+            let etag = entity_tag(&bytes);
+            (bytes, etag)
+        })
     }
+}
+
+/// A PEP 700 `upload-time` (ISO 8601 as RFC 3339 profiles it), or `None`.
+pub fn parse_upload_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// An upload time as PEP 700 writes it: UTC, `Z`, fractions only when there
+/// are some.
+pub fn format_upload_time(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The quoted entity tag of a rendered page: its sha256.
+pub fn entity_tag(body: &[u8]) -> String {
+    format!("\"{}\"", entrepot_domain::Digest::of(body).hex())
 }
 
 /// Write a project page.
@@ -564,7 +599,7 @@ pub fn render_project_page(page: &ProjectPage, format: PageFormat) -> Vec<u8> {
                             }
                         }),
                         size: f.size,
-                        upload_time: f.upload_time.as_deref(),
+                        upload_time: f.upload_time.map(format_upload_time),
                     }
                 })
                 .collect();
@@ -791,6 +826,51 @@ mod tests {
         bytes.extend_from_slice(b"<a href=\"a-4.0.tar.gz#sha256=02\">a-4.0\xff.tar.gz</a>");
         let page = parse_project_page("text/html", &bytes, &base, "a", 10).unwrap();
         assert_eq!(page.files[2].filename, "a-4.0\u{fffd}.tar.gz");
+    }
+
+    #[test]
+    fn json_fields_survive_into_both_forms() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/a/").unwrap();
+        let json = br#"{"meta":{"api-version":"1.1"},"name":"a","versions":["1.0","2.0"],"files":[
+{"filename":"a-1.0.tar.gz","url":"a-1.0.tar.gz","hashes":{"sha256":"AB"},"requires-python":">=3.9","yanked":"bad build","core-metadata":{"sha256":"cd"},"size":12,"upload-time":"2026-01-02T03:04:05.123456Z"},
+{"filename":"a-2.0.tar.gz","url":"a-2.0.tar.gz","hashes":{"sha256":"ef"},"size":3,"upload-time":"not a time"}]}"#;
+        let page = parse_project_page(JSON_V1, json, &base, "a", 10).unwrap();
+        let one = &page.files[0];
+        assert_eq!(
+            one.upload_time.map(|t| t.unix_timestamp()),
+            Some(1_767_323_045)
+        );
+        assert_eq!(page.files[1].upload_time, None);
+        assert_eq!(page.versions, vec!["1.0".to_owned(), "2.0".to_owned()]);
+        let out: Value =
+            serde_json::from_slice(&render_project_page(&page, PageFormat::Json)).unwrap();
+        let f = &out["files"][0];
+        assert_eq!(f["upload-time"], "2026-01-02T03:04:05.123456Z");
+        assert_eq!(f["requires-python"], ">=3.9");
+        assert_eq!(f["yanked"], "bad build");
+        assert_eq!(f["core-metadata"]["sha256"], "cd");
+        assert_eq!(f["dist-info-metadata"]["sha256"], "cd");
+        assert_eq!(f["size"], 12);
+        assert_eq!(out["meta"]["api-version"], "1.1");
+        let html = String::from_utf8(render_project_page(&page, PageFormat::HtmlV1)).unwrap();
+        assert!(
+            html.contains(r#"data-requires-python="&gt;=3.9""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-yanked="bad build""#), "{html}");
+        assert!(html.contains(r#"data-core-metadata="sha256=cd""#), "{html}");
+    }
+
+    #[test]
+    fn served_pages_tag_each_form_by_its_bytes() {
+        let page = ServedPage::new(ProjectPage {
+            name: "a".into(),
+            ..Default::default()
+        });
+        let (json, html) = (page.etag(PageFormat::Json), page.etag(PageFormat::HtmlV1));
+        assert_ne!(json, html);
+        assert_eq!(json, entity_tag(&page.render(PageFormat::Json)));
+        assert!(json.starts_with('"') && json.ends_with('"'));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
-use super::dist::{extract_metadata, normalize, DistKind};
+use super::dist::{extract_metadata, normalize, parse_filename, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
 use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
@@ -164,8 +164,12 @@ impl RemotePython {
     }
 
     fn target(&self, repo: &Repository) -> Result<Target, PythonError> {
+        let mut remote = self.remote.target(repo)?;
+        // Index pages are this format's mutable documents: the engine keeps
+        // them fresh for the tag window, which for Python is its own setting.
+        remote.config.tag_ttl_secs = remote.config.index_ttl_secs();
         Ok(Target {
-            remote: self.remote.target(repo)?,
+            remote,
             ids: repo.repository_name()?,
         })
     }
@@ -538,7 +542,7 @@ impl RemotePython {
     }
 
     /// PEP 658 for upstreams without metadata files: advertise the metadata
-    /// entrepot extracted from wheels it has cached.
+    /// entrepot extracted from wheels and sdists it has cached.
     async fn add_extracted_metadata(
         &self,
         ids: &RepositoryName,
@@ -654,13 +658,15 @@ impl RemotePython {
                     {
                         tracing::warn!(file = %filename, error = %e, "could not link a cached file");
                     }
-                    if filename.ends_with(".whl") {
-                        if let Err(e) = extract_wheel_metadata(
-                            store, blobs, &scratch, &ids, &sha256, &filename,
+                    // Wheels and sdists alike (PKG-INFO is the sdist's core
+                    // metadata), so installers resolve without downloading either.
+                    if let Ok(dist) = parse_filename(&filename) {
+                        if let Err(e) = extract_cached_metadata(
+                            store, blobs, &scratch, &ids, &sha256, &filename, dist.kind,
                         )
                         .await
                         {
-                            tracing::warn!(file = %filename, error = %e, "could not extract the metadata of a cached wheel");
+                            tracing::warn!(file = %filename, error = %e, "could not extract the metadata of a cached distribution");
                         }
                     }
                     // The page now lists the file's size (and extracted metadata).
@@ -705,15 +711,17 @@ fn unusable(target: &Target, e: index::PageError) -> PythonError {
     .into()
 }
 
-/// Copy a cached wheel aside, extract its `METADATA`, store it as a blob and
-/// record it, so the simple API can offer it (PEP 658).
-async fn extract_wheel_metadata(
+/// Copy a cached distribution aside, extract its core metadata (a wheel's
+/// `METADATA`, an sdist's `PKG-INFO`), store it as a blob and record it, so
+/// the simple API can offer it (PEP 658).
+async fn extract_cached_metadata(
     store: Arc<dyn PythonStore>,
     blobs: Arc<dyn BlobStore>,
     scratch: &Path,
     ids: &RepositoryName,
     sha256: &str,
     filename: &str,
+    kind: DistKind,
 ) -> Result<(), PythonError> {
     let storage = |e: std::io::Error| PythonError::Storage(e.to_string());
     let path = scratch.join(uuid::Uuid::new_v4().to_string());
@@ -731,12 +739,11 @@ async fn extract_wheel_metadata(
             .await
             .map_err(storage)?;
         drop(file);
-        let wheel = path.clone();
-        let metadata =
-            tokio::task::spawn_blocking(move || extract_metadata(&wheel, DistKind::Wheel))
-                .await
-                .map_err(|e| PythonError::Storage(e.to_string()))?
-                .map_err(|e| PythonError::Invalid(e.to_string()))?;
+        let dist = path.clone();
+        let metadata = tokio::task::spawn_blocking(move || extract_metadata(&dist, kind))
+            .await
+            .map_err(|e| PythonError::Storage(e.to_string()))?
+            .map_err(|e| PythonError::Invalid(e.to_string()))?;
         let digest = entrepot_domain::Digest::of(&metadata);
         let size = metadata.len() as u64;
         let body = futures::stream::once(async move { Ok(bytes::Bytes::from(metadata)) }).boxed();

@@ -72,6 +72,7 @@ mod tests {
             username: None,
             password_secret_version: None,
             tag_ttl_secs: ttl,
+            python_index_ttl_secs: None,
             serve_stale,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: false,

@@ -128,6 +128,7 @@ mod tests {
             username: Some("u".into()),
             password_secret_version: Some("projects/p/secrets/s/versions/1".into()),
             tag_ttl_secs: 300,
+            python_index_ttl_secs: None,
             serve_stale: true,
             allow_insecure_upstream: false,
             allow_cached_from_blocked: allow_cached,

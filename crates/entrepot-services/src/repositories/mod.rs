@@ -84,6 +84,8 @@ pub struct RepositoryUpdate {
     pub clear_remote_credentials: bool,
     /// New tag freshness window in seconds.
     pub remote_tag_ttl_secs: Option<u64>,
+    /// New Python index page freshness window in seconds.
+    pub remote_python_index_ttl_secs: Option<u64>,
     /// Serve stale content when the upstream fails.
     pub serve_stale: Option<bool>,
     /// Serve cached content while the access policy blocks the upstream.
@@ -145,6 +147,14 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
     if remote.tag_ttl_secs > 365 * 24 * 3600 {
         return Err(RepositoryError::Invalid(
             "the tag freshness window may be at most one year".into(),
+        ));
+    }
+    if remote
+        .python_index_ttl_secs
+        .is_some_and(|t| t > 365 * 24 * 3600)
+    {
+        return Err(RepositoryError::Invalid(
+            "the Python index freshness window may be at most one year".into(),
         ));
     }
     Ok(())
@@ -338,6 +348,7 @@ impl RepositoryService {
             || update.remote_password_secret_version.is_some()
             || update.clear_remote_credentials
             || update.remote_tag_ttl_secs.is_some()
+            || update.remote_python_index_ttl_secs.is_some()
             || update.serve_stale.is_some()
             || update.allow_cached_from_blocked.is_some()
             || update.remote_keep_deleted_secs.is_some()
@@ -363,6 +374,9 @@ impl RepositoryService {
             }
             if let Some(ttl) = update.remote_tag_ttl_secs {
                 remote.tag_ttl_secs = ttl;
+            }
+            if let Some(ttl) = update.remote_python_index_ttl_secs {
+                remote.python_index_ttl_secs = Some(ttl);
             }
             if let Some(stale) = update.serve_stale {
                 remote.serve_stale = stale;

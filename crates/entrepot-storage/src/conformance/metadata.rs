@@ -114,6 +114,7 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
         username: Some("alice".into()),
         password_secret_version: Some("projects/p/secrets/hub/versions/latest".into()),
         tag_ttl_secs: 300,
+        python_index_ttl_secs: None,
         serve_stale: true,
         allow_insecure_upstream: false,
         allow_cached_from_blocked: false,

@@ -41,6 +41,10 @@ pub enum RepositoriesCommand {
         /// How long a cached tag is trusted without asking the upstream (e.g. 300s, 5m, 1h).
         #[arg(long, value_parser = parse_duration)]
         remote_tag_ttl: Option<u64>,
+        /// How long a cached Python index page is trusted without asking the
+        /// upstream (e.g. 600s, 10m); defaults to the tag TTL.
+        #[arg(long, value_parser = parse_duration, env = "ENTREPOT_REMOTE_PYTHON_INDEX_TTL")]
+        remote_python_index_ttl: Option<u64>,
         /// Serve cached tags when the upstream fails (default true).
         #[arg(long)]
         serve_stale: Option<bool>,
@@ -101,6 +105,10 @@ pub enum RepositoriesCommand {
         /// How long a cached tag is trusted without asking the upstream (e.g. 300s, 5m, 1h).
         #[arg(long, value_parser = parse_duration)]
         remote_tag_ttl: Option<u64>,
+        /// How long a cached Python index page is trusted without asking the
+        /// upstream (e.g. 600s, 10m); defaults to the tag TTL.
+        #[arg(long, value_parser = parse_duration, env = "ENTREPOT_REMOTE_PYTHON_INDEX_TTL")]
+        remote_python_index_ttl: Option<u64>,
         /// Serve cached tags when the upstream fails.
         #[arg(long)]
         serve_stale: Option<bool>,
@@ -144,6 +152,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_username,
             remote_password_secret_version,
             remote_tag_ttl,
+            remote_python_index_ttl,
             serve_stale,
             allow_cached_from_blocked,
             force,
@@ -164,6 +173,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 }
                 if let Some(ttl) = remote_tag_ttl {
                     remote["tagTtlSecs"] = ttl.into();
+                }
+                if let Some(ttl) = remote_python_index_ttl {
+                    remote["pythonIndexTtlSecs"] = ttl.into();
                 }
                 if let Some(stale) = serve_stale {
                     remote["serveStale"] = stale.into();
@@ -234,6 +246,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_password_secret_version,
             clear_remote_credentials,
             remote_tag_ttl,
+            remote_python_index_ttl,
             serve_stale,
             allow_cached_from_blocked,
             force,
@@ -248,6 +261,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 "remotePasswordSecretVersion": remote_password_secret_version,
                 "clearRemoteCredentials": clear_remote_credentials,
                 "remoteTagTtlSecs": remote_tag_ttl,
+                "remotePythonIndexTtlSecs": remote_python_index_ttl,
                 "serveStale": serve_stale,
             });
             for (field, secs) in timeouts.fields("remote") {

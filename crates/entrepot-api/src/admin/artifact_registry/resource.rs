@@ -238,6 +238,8 @@ pub(crate) struct RemoteConfigBody {
     #[serde(default)]
     tag_ttl_secs: Option<u64>,
     #[serde(default)]
+    python_index_ttl_secs: Option<u64>,
+    #[serde(default)]
     serve_stale: Option<bool>,
     #[serde(default)]
     allow_insecure_upstream: bool,
@@ -331,6 +333,7 @@ impl RemoteConfigBody {
             username,
             password_secret_version,
             tag_ttl_secs: self.tag_ttl_secs.unwrap_or(DEFAULT_TAG_TTL_SECS),
+            python_index_ttl_secs: self.python_index_ttl_secs,
             serve_stale: self.serve_stale.unwrap_or(true),
             allow_insecure_upstream: self.allow_insecure_upstream,
             allow_cached_from_blocked: self.allow_cached_from_blocked,
@@ -487,6 +490,7 @@ impl RepositoryBody {
                 }
                 for (field, set) in [
                     ("tagTtlSecs", remote.tag_ttl_secs.is_some()),
+                    ("pythonIndexTtlSecs", remote.python_index_ttl_secs.is_some()),
                     ("serveStale", remote.serve_stale.is_some()),
                     ("allowCachedFromBlocked", remote.allow_cached_from_blocked),
                     ("keepDeletedSecs", remote.keep_deleted_secs.is_some()),
@@ -521,6 +525,9 @@ impl RepositoryBody {
                 "remoteRepositoryConfig.tagTtlSecs" => {
                     update.remote_tag_ttl_secs =
                         Some(remote.tag_ttl_secs.unwrap_or(DEFAULT_TAG_TTL_SECS));
+                }
+                "remoteRepositoryConfig.pythonIndexTtlSecs" => {
+                    update.remote_python_index_ttl_secs = remote.python_index_ttl_secs;
                 }
                 "remoteRepositoryConfig.serveStale" => {
                     update.serve_stale = Some(remote.serve_stale.unwrap_or(true));
@@ -603,6 +610,7 @@ mod tests {
                 username: Some("bob".into()),
                 password_secret_version: Some("projects/p/secrets/s/versions/1".into()),
                 tag_ttl_secs: 300,
+                python_index_ttl_secs: None,
                 serve_stale: true,
                 allow_insecure_upstream: false,
                 allow_cached_from_blocked: false,
