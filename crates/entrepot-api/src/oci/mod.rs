@@ -56,7 +56,10 @@ pub fn routes() -> Router<AppState> {
 /// The parts of a request an operation reads besides its endpoint.
 struct Request {
     headers: HeaderMap,
+    /// The query's parameters, the last value of each.
     query: HashMap<String, String>,
+    /// Every value of the repeated `tag` parameter, in order.
+    tags: Vec<String>,
     body: Body,
 }
 
@@ -90,9 +93,15 @@ async fn serve(
         Err(e) => return run(Err(OciError::endpoint(e, &rest))),
     };
     let scope = endpoint.scope();
+    let pairs = query_pairs(query);
     let request = Request {
         headers: headers.clone(),
-        query: query_map(query),
+        tags: pairs
+            .iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        query: pairs.into_iter().collect(),
         body,
     };
     let result = handle(&state, endpoint, request).await;
@@ -129,7 +138,7 @@ async fn handle(
             manifests::put(state, caller, &path, &reference, request).await
         }
         E::DeleteManifest(path, reference) => {
-            manifests::delete(state, caller, &path, &reference).await
+            manifests::delete(state, caller, &path, &reference, &request.query).await
         }
         E::GetBlob(path, digest) => {
             blobs::get(state, caller, &path, &digest, &request.headers, true).await
@@ -171,7 +180,7 @@ fn version_check(headers: &HeaderMap) -> Result<Response, OciError> {
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
-fn query_map(query: Option<String>) -> HashMap<String, String> {
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
     query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
