@@ -302,7 +302,11 @@ mod tests {
               {{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":1,"urls":["https://example.com/l"]}}]}}"#
         );
         let m = Manifest::parse(Some(OCI_MANIFEST), doc.as_bytes()).unwrap();
-        let foreign: Vec<bool> = m.blobs.iter().map(Descriptor::is_non_distributable).collect();
+        let foreign: Vec<bool> = m
+            .blobs
+            .iter()
+            .map(Descriptor::is_non_distributable)
+            .collect();
         assert_eq!(foreign, [false, false, true, true, true]);
     }
 

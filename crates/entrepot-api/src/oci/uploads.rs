@@ -44,11 +44,7 @@ pub(super) async fn start(
     };
     match state
         .registry
-        .start_upload(
-            caller,
-            path,
-            mount.as_ref().map(|(d, f)| (d, f.as_ref())),
-        )
+        .start_upload(caller, path, mount.as_ref().map(|(d, f)| (d, f.as_ref())))
         .await?
     {
         UploadStart::Mounted(digest) => Ok(blob_created(path, &digest)),

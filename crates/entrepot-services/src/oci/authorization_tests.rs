@@ -205,7 +205,11 @@ async fn a_blob_is_mounted_only_from_a_source_the_caller_may_pull() {
     // ordinary session and uploads the blob himself.
     match r
         .oci
-        .start_upload(&user("bob@example.com"), &target, Some((&digest, Some(&source))))
+        .start_upload(
+            &user("bob@example.com"),
+            &target,
+            Some((&digest, Some(&source))),
+        )
         .await
         .unwrap()
     {
@@ -215,7 +219,11 @@ async fn a_blob_is_mounted_only_from_a_source_the_caller_may_pull() {
     // erin may pull from `source`: the blob is mounted.
     match r
         .oci
-        .start_upload(&user("erin@example.com"), &target, Some((&digest, Some(&source))))
+        .start_upload(
+            &user("erin@example.com"),
+            &target,
+            Some((&digest, Some(&source))),
+        )
         .await
         .unwrap()
     {

@@ -29,7 +29,8 @@ use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
 use futures::StreamExt;
 
 pub use content::{
-    ChunkHeaders, Page, PushedManifest, ServedManifest, UploadStart, UploadState, DEFAULT_MAX_PAGE_SIZE,
+    ChunkHeaders, Page, PushedManifest, ServedManifest, UploadStart, UploadState,
+    DEFAULT_MAX_PAGE_SIZE,
 };
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
@@ -360,8 +361,8 @@ impl OciRepositories {
             .images_linking_blob(path.project.as_str(), digest, MOUNT_CANDIDATES)
             .await?;
         for image in candidates {
-            let Ok(from) =
-                format!("{}/{}/{}", image.project, image.repository, image.image).parse::<ImagePath>()
+            let Ok(from) = format!("{}/{}/{}", image.project, image.repository, image.image)
+                .parse::<ImagePath>()
             else {
                 continue;
             };
@@ -682,9 +683,16 @@ mod tests {
             }
         ));
         let config = Digest::of(b"{}");
-        reg.finish_upload(&anyone, &path, &s.id, Some(&config.to_string()), ChunkHeaders::default(), None)
-            .await
-            .unwrap();
+        reg.finish_upload(
+            &anyone,
+            &path,
+            &s.id,
+            Some(&config.to_string()),
+            ChunkHeaders::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             reg.locate_blob(&anyone, &path, &config)
                 .await
