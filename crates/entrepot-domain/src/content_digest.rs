@@ -12,12 +12,14 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::digest::{Digest, Sha256Hasher};
 
-/// A hash algorithm immutable content can be verified with.
+/// A hash algorithm immutable content can be verified with, and the one
+/// list of the algorithms entrepot accepts in digests (OCI `sha256:` and
+/// `sha512:`, Python `#sha256=` and `#sha512=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
     /// SHA-256 (OCI digests, Python `#sha256=`).
     Sha256,
-    /// SHA-512 (Python `#sha512=`).
+    /// SHA-512 (OCI `sha512:` digests, Python `#sha512=`).
     Sha512,
 }
 
@@ -104,7 +106,7 @@ impl ContentDigest {
 impl From<Digest> for ContentDigest {
     fn from(d: Digest) -> Self {
         Self {
-            algorithm: Algorithm::Sha256,
+            algorithm: d.algorithm(),
             hex: d.hex().to_owned(),
         }
     }

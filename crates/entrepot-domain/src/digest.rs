@@ -1,9 +1,16 @@
-//! Content digests (`sha256:<64 hex>`), the identity of every immutable object.
+//! Content digests (`sha256:<64 hex>`, `sha512:<128 hex>`), the identity of
+//! every immutable object.
+//!
+//! Which algorithms entrepot accepts is decided in one place,
+//! [`Algorithm`]: a digest of any other algorithm is refused as
+//! [`DigestError::UnsupportedAlgorithm`], whatever it names.
 
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
+
+pub use crate::content_digest::Algorithm;
 
 /// Why a string is not a digest entrepot accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,41 +18,58 @@ pub enum DigestError {
     /// The string has no `algorithm:` prefix.
     #[error("digest {0:?} is not of the form algorithm:hex")]
     Malformed(String),
-    /// The algorithm is not sha256.
-    #[error("digest algorithm {0:?} is not supported; use sha256")]
+    /// The algorithm is well-formed but not one entrepot supports.
+    #[error("digest algorithm {0:?} is not supported; use sha256 or sha512")]
     UnsupportedAlgorithm(String),
-    /// The encoded part is not 64 lower-case hex characters.
-    #[error("digest {0:?} must have 64 lower-case hex characters after sha256:")]
-    BadHex(String),
+    /// The encoded part is not lower-case hex of the algorithm's length.
+    #[error("digest {0:?} must have {1} lower-case hex characters after the algorithm")]
+    BadHex(String, usize),
 }
 
-/// A validated sha256 content digest.
+/// A validated content digest of a supported algorithm.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
+    algorithm: Algorithm,
     hex: String,
 }
 
 impl Digest {
-    /// Digest of a complete byte slice.
+    /// The sha256 digest of a complete byte slice: the algorithm entrepot
+    /// names the content it computes a digest for (a pushed manifest).
     pub fn of(bytes: &[u8]) -> Self {
-        Self {
-            hex: hex::encode(Sha256::digest(bytes)),
-        }
+        Self::of_algorithm(Algorithm::Sha256, bytes)
     }
 
-    /// The 64 hex characters, without the algorithm.
+    /// The digest of a complete byte slice under `algorithm`.
+    pub fn of_algorithm(algorithm: Algorithm, bytes: &[u8]) -> Self {
+        let hex = match algorithm {
+            Algorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
+            Algorithm::Sha512 => hex::encode(Sha512::digest(bytes)),
+        };
+        Self { algorithm, hex }
+    }
+
+    /// The hex characters, without the algorithm.
     pub fn hex(&self) -> &str {
         &self.hex
     }
 
-    /// The algorithm name (always `sha256`).
-    pub fn algorithm(&self) -> &'static str {
-        "sha256"
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
-    /// A digest of 64 lower-case hex characters the caller has validated.
+    /// A sha256 digest of 64 lower-case hex characters the caller has validated.
     pub(crate) fn from_verified_hex(hex: String) -> Self {
-        Self { hex }
+        Self {
+            algorithm: Algorithm::Sha256,
+            hex,
+        }
+    }
+
+    /// A digest of `algorithm` in lower-case hex of its length, validated by the caller.
+    pub(crate) fn from_verified_parts(algorithm: Algorithm, hex: String) -> Self {
+        Self { algorithm, hex }
     }
 }
 
@@ -53,27 +77,31 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (algorithm, encoded) = s
+        let (name, encoded) = s
             .split_once(':')
             .ok_or_else(|| DigestError::Malformed(s.to_owned()))?;
-        if algorithm != "sha256" {
-            if algorithm.is_empty()
-                || !algorithm
+        // The OCI grammar of an algorithm: lower-case components joined by
+        // one of `+._-`.
+        let Some(algorithm) = Algorithm::ALL.into_iter().find(|a| a.name() == name) else {
+            let grammatical = !name.is_empty()
+                && name
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
-            {
-                return Err(DigestError::Malformed(s.to_owned()));
-            }
-            return Err(DigestError::UnsupportedAlgorithm(algorithm.to_owned()));
-        }
-        if encoded.len() != 64
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+            return Err(if grammatical {
+                DigestError::UnsupportedAlgorithm(name.to_owned())
+            } else {
+                DigestError::Malformed(s.to_owned())
+            });
+        };
+        if encoded.len() != algorithm.hex_len()
             || !encoded
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            return Err(DigestError::BadHex(s.to_owned()));
+            return Err(DigestError::BadHex(s.to_owned(), algorithm.hex_len()));
         }
         Ok(Self {
+            algorithm,
             hex: encoded.to_owned(),
         })
     }
@@ -81,13 +109,13 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
     }
 }
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest(sha256:{})", self.hex)
+        write!(f, "Digest({self})")
     }
 }
 
@@ -135,9 +163,80 @@ impl Sha256Hasher {
 
     /// The digest of all bytes seen.
     pub fn finish(self) -> Digest {
-        Digest {
-            hex: hex::encode(self.inner.finalize()),
+        Digest::from_verified_hex(hex::encode(self.inner.finalize()))
+    }
+}
+
+/// Incremental hash of streamed bytes under one [`Algorithm`], for content
+/// that must match a digest the client named.
+#[derive(Clone)]
+pub struct DigestHasher {
+    state: HashState,
+    len: u64,
+}
+
+#[derive(Clone)]
+enum HashState {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl DigestHasher {
+    /// A hasher of `algorithm` that has seen no bytes.
+    pub fn new(algorithm: Algorithm) -> Self {
+        let state = match algorithm {
+            Algorithm::Sha256 => HashState::Sha256(Sha256::new()),
+            Algorithm::Sha512 => HashState::Sha512(Sha512::new()),
+        };
+        Self { state, len: 0 }
+    }
+
+    /// A hasher of the algorithm of `digest`, to verify content against it.
+    pub fn for_digest(digest: &Digest) -> Self {
+        Self::new(digest.algorithm())
+    }
+
+    /// The algorithm it hashes with.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.state {
+            HashState::Sha256(_) => Algorithm::Sha256,
+            HashState::Sha512(_) => Algorithm::Sha512,
         }
+    }
+
+    /// Feed more bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.state {
+            HashState::Sha256(h) => h.update(bytes),
+            HashState::Sha512(h) => h.update(bytes),
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    /// Number of bytes seen so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no bytes were seen.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The digest of all bytes seen.
+    pub fn finish(self) -> Digest {
+        match self.state {
+            HashState::Sha256(h) => Digest::from_verified_hex(hex::encode(h.finalize())),
+            HashState::Sha512(h) => {
+                Digest::from_verified_parts(Algorithm::Sha512, hex::encode(h.finalize()))
+            }
+        }
+    }
+}
+
+impl Default for DigestHasher {
+    fn default() -> Self {
+        Self::new(Algorithm::Sha256)
     }
 }
 
@@ -162,18 +261,41 @@ mod tests {
             Err(DigestError::Malformed(_))
         ));
         assert!(matches!(
-            "sha512:abcd".parse::<Digest>(),
+            "sha384:abcd".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm(_))
         ));
         assert!(matches!(
+            "sha512:abcd".parse::<Digest>(),
+            Err(DigestError::BadHex(_, 128))
+        ));
+        assert!(matches!(
+            "SHA256:abcd".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
+        assert!(matches!(
             "sha256:XYZ".parse::<Digest>(),
-            Err(DigestError::BadHex(_))
+            Err(DigestError::BadHex(_, 64))
         ));
         let upper = format!("sha256:{}", "A".repeat(64));
         assert!(matches!(
             upper.parse::<Digest>(),
-            Err(DigestError::BadHex(_))
+            Err(DigestError::BadHex(..))
         ));
+    }
+
+    #[test]
+    fn sha512_digests_parse_print_and_stream() {
+        let d = Digest::of_algorithm(Algorithm::Sha512, b"hello world");
+        assert_eq!(d.algorithm(), Algorithm::Sha512);
+        assert_eq!(d.hex().len(), 128);
+        assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+        assert!(d.to_string().starts_with("sha512:"));
+        let mut h = DigestHasher::for_digest(&d);
+        h.update(b"hello ");
+        h.update(b"world");
+        assert_eq!(h.len(), 11);
+        assert_eq!(h.finish(), d);
+        assert_ne!(Digest::of(b"hello world"), d);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod upstream;
 
 pub use chunk_range::{parse_chunk_range, ChunkRangeError};
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
-pub use digest::{Digest, DigestError, Sha256Hasher};
+pub use digest::{Digest, DigestError, DigestHasher, Sha256Hasher};
 pub use manifest::{Manifest, ManifestError, ManifestKind};
 pub use name::{ImageName, ImagePath, NameError, ProjectId, Reference, RepositoryId, Tag};
 pub use range::{parse_range, parse_range_header, ByteRange, RangeError};

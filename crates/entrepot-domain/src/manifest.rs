@@ -77,6 +77,27 @@ pub struct Descriptor {
     /// Platform, on index entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<serde_json::Value>,
+    /// Where else the content may be fetched from (non-distributable layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+}
+
+/// Media type prefix of OCI non-distributable layers (deprecated in
+/// image-spec 1.1, still found in Windows images).
+pub const OCI_NONDISTRIBUTABLE_PREFIX: &str = "application/vnd.oci.image.layer.nondistributable.";
+/// Docker's foreign layer media type (Windows base layers).
+pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+
+impl Descriptor {
+    /// Whether the registry need not hold the content: a non-distributable
+    /// (foreign) layer, or one that names `urls` to fetch it from. The
+    /// image-spec lets such a layer be absent from the registry, so a
+    /// manifest referencing it is accepted without it.
+    pub fn is_non_distributable(&self) -> bool {
+        self.media_type.starts_with(OCI_NONDISTRIBUTABLE_PREFIX)
+            || self.media_type == DOCKER_FOREIGN_LAYER
+            || self.urls.as_ref().is_some_and(|u| !u.is_empty())
+    }
 }
 
 /// Whether the manifest describes one image/artifact or a list of manifests.
@@ -95,7 +116,8 @@ pub struct Manifest {
     pub media_type: String,
     /// Image or index.
     pub kind: ManifestKind,
-    /// Blobs this manifest references (config and layers), for image manifests.
+    /// Blobs this manifest references (config and layers), for image
+    /// manifests; the config first.
     pub blobs: Vec<Descriptor>,
     /// Manifests this index references.
     pub manifests: Vec<Descriptor>,
@@ -267,5 +289,32 @@ mod tests {
             Manifest::parse(Some(OCI_MANIFEST), bad_digest.as_bytes()),
             Err(ManifestError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn foreign_and_non_distributable_layers_are_told_apart() {
+        let d = Digest::of(b"x");
+        let doc = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{d}","size":1}},"layers":[
+              {{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":1}},
+              {{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{d}","size":1}},
+              {{"mediaType":"{DOCKER_FOREIGN_LAYER}","digest":"{d}","size":1}},
+              {{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":1,"urls":["https://example.com/l"]}}]}}"#
+        );
+        let m = Manifest::parse(Some(OCI_MANIFEST), doc.as_bytes()).unwrap();
+        let foreign: Vec<bool> = m
+            .blobs
+            .iter()
+            .map(Descriptor::is_non_distributable)
+            .collect();
+        assert_eq!(foreign, [false, false, true, true, true]);
+    }
+
+    #[test]
+    fn sha512_descriptors_parse() {
+        let d = Digest::of_algorithm(crate::Algorithm::Sha512, b"x");
+        let doc = image(1).replace(&Digest::of(b"x").to_string(), &d.to_string());
+        let m = Manifest::parse(Some(OCI_MANIFEST), doc.as_bytes()).unwrap();
+        assert_eq!(m.blobs[0].digest, d);
     }
 }

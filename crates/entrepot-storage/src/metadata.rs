@@ -229,6 +229,23 @@ pub trait MetadataStore: Send + Sync + 'static {
         image: &ImageRef,
         digests: &[Digest],
     ) -> Result<Vec<(Digest, u64)>, StoreError>;
+    /// Images of `project` that link the blob `digest`, one per repository
+    /// (the lexically first image of each), at most `limit` repositories.
+    async fn images_linking_blob(
+        &self,
+        project: &str,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<ImageRef>, StoreError>;
+    /// Indexes (and manifest lists) of the image whose bytes mention
+    /// `digest`, at most `limit`: candidates the caller parses to know
+    /// whether they reference it.
+    async fn indexes_mentioning(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<ManifestRecord>, StoreError>;
     /// Delete a manifest and the tags pointing at it; false if absent.
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError>;
     /// Delete one tag; false if absent.

@@ -4,7 +4,7 @@
 //! and the token scope of a challenge follows from it.
 
 use axum::http::Method;
-use entrepot_domain::{Digest, ImagePath, NameError, Reference};
+use entrepot_domain::{Digest, ImagePath, NameError};
 use entrepot_services::oci::OciOperation;
 use entrepot_services::{Permission, Resource};
 
@@ -15,14 +15,16 @@ pub enum Endpoint {
     Base,
     /// `GET /v2/_catalog`.
     Catalog,
-    /// `GET /v2/{name}/manifests/{reference}`.
-    GetManifest(ImagePath, Reference),
+    /// `GET /v2/{name}/manifests/{reference}`. References of manifests are
+    /// kept as sent: the service parses them once the caller is authorized,
+    /// so an anonymous caller gets its challenge whatever it asked for.
+    GetManifest(ImagePath, String),
     /// `HEAD /v2/{name}/manifests/{reference}`.
-    HeadManifest(ImagePath, Reference),
+    HeadManifest(ImagePath, String),
     /// `PUT /v2/{name}/manifests/{reference}`.
-    PutManifest(ImagePath, Reference),
+    PutManifest(ImagePath, String),
     /// `DELETE /v2/{name}/manifests/{reference}`.
-    DeleteManifest(ImagePath, Reference),
+    DeleteManifest(ImagePath, String),
     /// `GET /v2/{name}/blobs/{digest}`.
     GetBlob(ImagePath, Digest),
     /// `HEAD /v2/{name}/blobs/{digest}`.
@@ -55,7 +57,7 @@ pub enum EndpointError {
     /// The repository/image part of the path is invalid.
     #[error("{0}; image paths are /v2/PROJECT/REPOSITORY/IMAGE")]
     Name(NameError),
-    /// The reference or digest part is invalid.
+    /// The digest part (of a blob or referrers path) is invalid.
     #[error("{0}")]
     Digest(NameError),
     /// The path is an endpoint, but not one of this method.
@@ -81,7 +83,7 @@ pub enum Requirement {
 enum Route {
     Base,
     Catalog,
-    Manifest(ImagePath, Reference),
+    Manifest(ImagePath, String),
     Blob(ImagePath, Digest),
     Uploads(ImagePath),
     Upload(ImagePath, String),
@@ -129,9 +131,7 @@ impl Route {
             return Ok(Route::Blob(name(n - 2)?, digest(segments[n - 1])?));
         }
         if n >= 3 && segments[n - 2] == "manifests" {
-            let path = name(n - 2)?;
-            let reference = segments[n - 1].parse().map_err(EndpointError::Digest)?;
-            return Ok(Route::Manifest(path, reference));
+            return Ok(Route::Manifest(name(n - 2)?, segments[n - 1].to_owned()));
         }
         if n >= 3 && segments[n - 2] == "referrers" {
             return Ok(Route::Referrers(name(n - 2)?, digest(segments[n - 1])?));
@@ -471,7 +471,7 @@ mod tests {
         match Endpoint::parse(&Method::GET, "p/r/a/b/manifests/latest").unwrap() {
             Endpoint::GetManifest(path, reference) => {
                 assert_eq!(path.image.as_str(), "a/b");
-                assert_eq!(reference.to_string(), "latest");
+                assert_eq!(reference, "latest");
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -507,15 +507,24 @@ mod tests {
                     "{method} {path}"
                 );
             }
-            for path in [
-                "p/r/a/blobs/sha256:zz",
-                "p/r/a/manifests/-bad",
-                "p/r/a/referrers/latest",
-            ] {
+            for path in ["p/r/a/blobs/sha256:zz", "p/r/a/referrers/latest"] {
                 assert!(
                     matches!(Endpoint::parse(method, path), Err(EndpointError::Digest(_))),
                     "{method} {path}"
                 );
+            }
+        }
+    }
+
+    /// A malformed manifest reference is the service's to refuse, after it
+    /// has authorized the caller: the endpoint keeps it as sent.
+    #[test]
+    fn manifest_references_are_kept_as_sent() {
+        for reference in [".INVALID_MANIFEST_NAME", "-bad", "sha256:zz", "sha999:00"] {
+            let path = format!("p/r/a/manifests/{reference}");
+            match Endpoint::parse(&Method::PUT, &path).unwrap() {
+                Endpoint::PutManifest(_, got) => assert_eq!(got, reference),
+                other => panic!("parsed as {other:?}"),
             }
         }
     }

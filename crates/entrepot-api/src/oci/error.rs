@@ -86,6 +86,11 @@ impl OciError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl From<RegistryError> for OciError {
@@ -95,6 +100,8 @@ impl From<RegistryError> for OciError {
         match e {
             E::NameUnknown(_) => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
             E::NameInvalid(_) => Self::name_invalid(message),
+            E::TagInvalid(_) => Self::new(StatusCode::BAD_REQUEST, "TAG_INVALID", message),
+            E::TooManyTags { .. } => Self::new(StatusCode::URI_TOO_LONG, "TAG_INVALID", message),
             E::ManifestUnknown(_) => Self::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", message),
             E::ManifestInvalid(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)

@@ -1,22 +1,25 @@
 //! `/v2/{name}/manifests/{reference}`: pull, push and delete manifests.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use entrepot_domain::{ImagePath, Reference};
+use entrepot_domain::ImagePath;
 use entrepot_services::Principal;
 
 use super::{body_stream, insert, OciError, Request, CONTENT_DIGEST};
 use crate::AppState;
 
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
 
 /// `GET` (with `body`) or `HEAD` (without) of a manifest by tag or digest.
 pub(super) async fn get(
     state: &AppState,
     caller: &Principal,
     path: &ImagePath,
-    reference: &Reference,
+    reference: &str,
     body: bool,
 ) -> Result<Response, OciError> {
     let manifest = state.registry.get_manifest(caller, path, reference).await?;
@@ -48,12 +51,14 @@ pub(super) async fn get(
 }
 
 /// `PUT`: store the body (at most 4 MiB, read by the service once the
-/// caller is authorized) as the manifest of `reference`.
+/// caller is authorized) as the manifest of `reference`, and under each
+/// `?tag=` (distribution-spec 1.1: several tags in one push by digest),
+/// answering one `OCI-Tag` header per tag.
 pub(super) async fn put(
     state: &AppState,
     caller: &Principal,
     path: &ImagePath,
-    reference: &Reference,
+    reference: &str,
     request: Request,
 ) -> Result<Response, OciError> {
     let content_type = request
@@ -67,6 +72,7 @@ pub(super) async fn put(
             caller,
             path,
             reference,
+            &request.tags,
             content_type.as_deref(),
             body_stream(request.body),
         )
@@ -83,19 +89,27 @@ pub(super) async fn put(
     if let Some(subject) = pushed.subject {
         insert(h, OCI_SUBJECT, &subject.to_string());
     }
+    for tag in &pushed.tags {
+        if let Ok(v) = HeaderValue::from_str(tag.as_str()) {
+            h.append(OCI_TAG, v);
+        }
+    }
     Ok(response)
 }
 
-/// `DELETE`: a manifest by digest (with its tags), or one tag.
+/// `DELETE`: a manifest by digest (with its tags), or one tag. A manifest
+/// an index references is kept unless `?force=true`.
 pub(super) async fn delete(
     state: &AppState,
     caller: &Principal,
     path: &ImagePath,
-    reference: &Reference,
+    reference: &str,
+    query: &HashMap<String, String>,
 ) -> Result<Response, OciError> {
+    let force = query.get("force").is_some_and(|f| f == "true" || f == "1");
     state
         .registry
-        .delete_manifest(caller, path, reference)
+        .delete_manifest(caller, path, reference, force)
         .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -59,7 +59,10 @@ pub fn routes() -> Router<AppState> {
 /// The parts of a request an operation reads besides its endpoint.
 struct Request {
     headers: HeaderMap,
+    /// The query's parameters, the last value of each.
     query: HashMap<String, String>,
+    /// Every value of the repeated `tag` parameter, in order.
+    tags: Vec<String>,
     body: Body,
 }
 
@@ -75,7 +78,10 @@ async fn dispatch(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    let ns = query_map(query.clone()).remove("ns");
+    let ns = query_pairs(query.clone())
+        .into_iter()
+        .rev()
+        .find_map(|(k, v)| (k == "ns").then_some(v));
     let rest = match state.mirrors.route(&method, &rest, ns.as_deref()) {
         Ok(mirror::MirrorRoute::Direct) => rest,
         Ok(mirror::MirrorRoute::Mirrored { rest, .. }) => rest,
@@ -105,9 +111,15 @@ async fn serve(
         ));
     }
     let scope = endpoint.scope();
+    let pairs = query_pairs(query);
     let request = Request {
         headers: headers.clone(),
-        query: query_map(query),
+        tags: pairs
+            .iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        query: pairs.into_iter().collect(),
         body,
     };
     let result = handle(&state, endpoint, request).await;
@@ -144,7 +156,7 @@ async fn handle(
             manifests::put(state, caller, &path, &reference, request).await
         }
         E::DeleteManifest(path, reference) => {
-            manifests::delete(state, caller, &path, &reference).await
+            manifests::delete(state, caller, &path, &reference, &request.query).await
         }
         E::GetBlob(path, digest) => {
             blobs::get(state, caller, &path, &digest, &request.headers, true).await
@@ -188,7 +200,7 @@ fn version_check(headers: &HeaderMap) -> Result<Response, OciError> {
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
-fn query_map(query: Option<String>) -> HashMap<String, String> {
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
     query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())

@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::{Digest, ImagePath};
-use entrepot_services::oci::UploadStart;
+use entrepot_services::oci::{ChunkHeaders, UploadStart};
 use entrepot_services::Principal;
 
 use super::{body_stream, insert, OciError, Request, CONTENT_DIGEST};
@@ -32,17 +32,19 @@ pub(super) async fn start(
         return Ok(blob_created(path, &digest));
     }
     // A mount the client names badly is an ordinary upload; one of a source
-    // the caller may not pull is too (the service decides that).
+    // the caller may not pull is too (the service decides that). Without
+    // `from`, the service looks for a source the caller may pull.
     let mount = match (query.get("mount"), query.get("from")) {
         (Some(digest), Some(from)) => match (digest.parse::<Digest>(), from.parse::<ImagePath>()) {
-            (Ok(d), Ok(f)) => Some((d, f)),
+            (Ok(d), Ok(f)) => Some((d, Some(f))),
             _ => None,
         },
+        (Some(digest), None) => digest.parse::<Digest>().ok().map(|d| (d, None)),
         _ => None,
     };
     match state
         .registry
-        .start_upload(caller, path, mount.as_ref().map(|(d, f)| (d, f)))
+        .start_upload(caller, path, mount.as_ref().map(|(d, f)| (d, f.as_ref())))
         .await?
     {
         UploadStart::Mounted(digest) => Ok(blob_created(path, &digest)),
@@ -69,17 +71,7 @@ pub(super) async fn append(
     id: &str,
     request: Request,
 ) -> Result<Response, OciError> {
-    let range = request
-        .headers
-        .get(header::CONTENT_RANGE)
-        // A value that is not text cannot be a range: the service refuses
-        // it as malformed.
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let length = request
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (range, length) = chunk_headers(&request.headers);
     let s = state
         .registry
         .append_chunk(
@@ -90,8 +82,35 @@ pub(super) async fn append(
             length,
             body_stream(request.body),
         )
-        .await?;
+        .await
+        .map_err(|e| resumable(e.into(), path, id))?;
     Ok(upload_response(StatusCode::ACCEPTED, path, &s.id, s.size))
+}
+
+/// The chunk's `Content-Range` (as sent; a value that is not text cannot
+/// be a range, and the service refuses it as malformed) and
+/// `Content-Length`.
+fn chunk_headers(headers: &HeaderMap) -> (Option<String>, Option<u64>) {
+    let range = headers
+        .get(header::CONTENT_RANGE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    (range, length)
+}
+
+/// A 416 of a chunk tells the client where to resume: the session's
+/// `Location` (its `Range` is set from the error), as the spec's status
+/// request would.
+fn resumable(e: OciError, path: &ImagePath, id: &str) -> OciError {
+    if e.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+        e.with_header(header::LOCATION, upload_location(path, id))
+            .with_header(UPLOAD_UUID, id.to_owned())
+    } else {
+        e
+    }
 }
 
 /// `PUT ?digest=`: finish the session, with a last chunk if the request has
@@ -104,11 +123,23 @@ pub(super) async fn finish(
     request: Request,
 ) -> Result<Response, OciError> {
     let digest = request.query.get("digest").map(String::as_str);
+    let (range, length) = chunk_headers(&request.headers);
     let last = has_body(&request.headers).then(|| body_stream(request.body));
     let digest = state
         .registry
-        .finish_upload(caller, path, id, digest, last)
-        .await?;
+        .finish_upload(
+            caller,
+            path,
+            id,
+            digest,
+            ChunkHeaders {
+                content_range: range.as_deref(),
+                content_length: length,
+            },
+            last,
+        )
+        .await
+        .map_err(|e| resumable(e.into(), path, id))?;
     Ok(blob_created(path, &digest))
 }
 

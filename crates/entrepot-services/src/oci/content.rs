@@ -1,7 +1,7 @@
 //! What OCI repositories serve and report, the same for hosted and remote
 //! ones: manifests, upload states and pages of listings.
 
-use entrepot_domain::{Digest, ImagePath};
+use entrepot_domain::{Digest, ImagePath, Tag};
 use entrepot_storage::ImageRef;
 
 /// A manifest ready to serve.
@@ -30,6 +30,8 @@ pub struct PushedManifest {
     pub digest: Digest,
     /// The subject, when the manifest has one.
     pub subject: Option<Digest>,
+    /// The tags that now point at it.
+    pub tags: Vec<Tag>,
 }
 
 /// State of an upload session as the protocol reports it.
@@ -39,6 +41,16 @@ pub struct UploadState {
     pub id: String,
     /// Bytes received so far.
     pub size: u64,
+}
+
+/// The headers that place a chunk in its upload, as the client sent them:
+/// parsed by the service once the caller is authorized.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkHeaders<'a> {
+    /// `Content-Range`, if any.
+    pub content_range: Option<&'a str>,
+    /// `Content-Length`, if any.
+    pub content_length: Option<u64>,
 }
 
 /// How a blob upload ended: committed here, or mounted from elsewhere.

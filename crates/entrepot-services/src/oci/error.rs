@@ -16,6 +16,17 @@ pub enum RegistryError {
     /// A name in the request is invalid.
     #[error("{0}")]
     NameInvalid(String),
+    /// A tag to push to breaks the tag grammar.
+    #[error("{0}")]
+    TagInvalid(String),
+    /// A push names more tags than allowed.
+    #[error("the push names {given} tags; at most {limit} may be pushed at once")]
+    TooManyTags {
+        /// Tags named.
+        given: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// No such manifest.
     #[error("manifest {0} is not in this repository")]
     ManifestUnknown(String),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
-use entrepot_domain::{Digest, ImagePath, Manifest, Reference};
+use entrepot_domain::{Digest, ImagePath, Manifest, Reference, Tag};
 use entrepot_storage::{
     BlobError, BlobStore, ByteStream, CheckedPut, DiskSpace, ImageRef, LifecycleStore,
     ManifestRecord, MetadataStore, RunningHash, UploadRecord, WrittenPart,
@@ -17,6 +17,10 @@ use super::content::{image_ref, Page, PushedManifest, ServedManifest, UploadStar
 use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
+
+/// How many indexes mentioning a manifest are read to find one that
+/// references it, before it is deleted.
+const INDEX_CANDIDATES: u32 = 50;
 
 /// Hosted OCI content.
 pub struct HostedOci {
@@ -73,17 +77,24 @@ impl HostedOci {
         })
     }
 
-    /// Validate and store a manifest under a tag or digest.
+    /// Validate and store a manifest under its digest and each of `tags`.
+    /// A manifest pushed by digest is named under that digest's algorithm
+    /// (a push by `sha512:` digest is stored and served as one), a manifest
+    /// pushed by tag under sha256.
     pub async fn put_manifest(
         &self,
         path: &ImagePath,
         reference: &Reference,
+        tags: &[Tag],
         content_type: Option<&str>,
         content: Vec<u8>,
     ) -> Result<PushedManifest, RegistryError> {
         let manifest = Manifest::parse(content_type, &content)
             .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-        let digest = Digest::of(&content);
+        let digest = match reference {
+            Reference::Digest(named) => Digest::of_algorithm(named.algorithm(), &content),
+            Reference::Tag(_) => Digest::of(&content),
+        };
         if let Reference::Digest(expected) = reference {
             if expected != &digest {
                 return Err(RegistryError::DigestInvalid(format!(
@@ -105,15 +116,17 @@ impl HostedOci {
                 .map(|a| serde_json::Value::Object(a.clone()).to_string()),
             content,
         };
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
-            Reference::Digest(_) => None,
+        // The first tag goes with the checked store; each further tag only
+        // points at the stored manifest.
+        let (first, rest) = match tags.split_first() {
+            None => (None, &[][..]),
+            Some((first, rest)) => (Some(first.as_str()), rest),
         };
         match (&self.lifecycle, &manifest.kind) {
             (Some(lifecycle), ManifestKind::Image) => {
                 let blobs: Vec<Digest> = manifest.blobs.iter().map(|d| d.digest.clone()).collect();
                 if let CheckedPut::MissingBlob(digest) = lifecycle
-                    .put_manifest_checked(&image, &record, tag, &blobs)
+                    .put_manifest_checked(&image, &record, first, &blobs)
                     .await?
                 {
                     // Collected between the check above and the store: the
@@ -124,9 +137,18 @@ impl HostedOci {
                     });
                 }
             }
-            _ => self.meta.put_manifest(&image, &record, tag).await?,
+            _ => self.meta.put_manifest(&image, &record, first).await?,
         }
-        Ok(PushedManifest { digest, subject })
+        for tag in rest {
+            self.meta
+                .put_manifest(&image, &record, Some(tag.as_str()))
+                .await?;
+        }
+        Ok(PushedManifest {
+            digest,
+            subject,
+            tags: tags.to_vec(),
+        })
     }
 
     async fn require_references(
@@ -134,10 +156,17 @@ impl HostedOci {
         image: &ImageRef,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
-        let (kind, wanted): (&'static str, &[Descriptor]) = match manifest.kind {
+        let (kind, all): (&'static str, &[Descriptor]) = match manifest.kind {
             ManifestKind::Image => ("blob", &manifest.blobs),
             ManifestKind::Index => ("manifest", &manifest.manifests),
         };
+        // A non-distributable (foreign) layer need not be here: clients
+        // fetch it from where its descriptor says, or the image's platform
+        // provides it.
+        let wanted: Vec<&Descriptor> = all
+            .iter()
+            .filter(|d| manifest.kind == ManifestKind::Index || !d.is_non_distributable())
+            .collect();
         let digests: Vec<Digest> = wanted.iter().map(|d| d.digest.clone()).collect();
         let found: HashMap<Digest, u64> = match manifest.kind {
             ManifestKind::Image => self.meta.existing_blob_links(image, &digests).await?,
@@ -164,16 +193,29 @@ impl HostedOci {
         Ok(())
     }
 
-    /// Delete a manifest (by digest, with its tags) or a single tag.
+    /// Delete a manifest (by digest, with its tags) or a single tag. A
+    /// manifest that an index of the image references is refused, naming
+    /// the index, unless `force`: deleting it would leave the index
+    /// unpullable.
     pub async fn delete_manifest(
         &self,
         path: &ImagePath,
         reference: &Reference,
+        force: bool,
     ) -> Result<(), RegistryError> {
         let image = image_ref(path);
         let deleted = match reference {
             Reference::Tag(t) => self.meta.delete_tag(&image, t.as_str()).await?,
-            Reference::Digest(d) => self.meta.delete_manifest(&image, d).await?,
+            Reference::Digest(d) => {
+                if !force {
+                    if let Some(index) = self.index_referencing(&image, d).await? {
+                        return Err(RegistryError::Denied(format!(
+                            "manifest {d} is referenced by index {index} of {path}; delete the index first, or delete with ?force=true (the index then fails to pull)"
+                        )));
+                    }
+                }
+                self.meta.delete_manifest(&image, d).await?
+            }
         };
         if deleted {
             Ok(())
@@ -182,6 +224,24 @@ impl HostedOci {
                 "{path}:{reference}"
             )))
         }
+    }
+
+    /// An index of the image (other than `digest` itself) that lists
+    /// `digest` among its manifests.
+    async fn index_referencing(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let candidates = self
+            .meta
+            .indexes_mentioning(image, digest, INDEX_CANDIDATES)
+            .await?;
+        Ok(candidates.into_iter().find_map(|m| {
+            let parsed = Manifest::parse(Some(&m.media_type), &m.content).ok()?;
+            (m.digest != *digest && parsed.manifests.iter().any(|c| c.digest == *digest))
+                .then_some(m.digest)
+        }))
     }
 
     /// A blob linked to the image and present in the blob store, ready to be
@@ -389,16 +449,30 @@ impl HostedOci {
     }
 
     /// Finish an upload with an optional last chunk, verifying the digest.
+    /// `range` is the inclusive range the last chunk's `Content-Range`
+    /// gives, if any: it must start where the upload ends (else 416 and the
+    /// session is left as it was, for the client to resume), and the body
+    /// must hold exactly that many bytes.
     pub async fn finish_upload(
         &self,
         path: &ImagePath,
         id: &str,
         digest: &Digest,
+        range: Option<(u64, u64)>,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
         let mut upload = self.session(path, id).await?;
+        if let Some((start, _)) = range {
+            if start != upload.size {
+                return Err(RegistryError::RangeMismatch {
+                    expected: upload.size,
+                    got: start,
+                });
+            }
+        }
+        let declared = range.map(|(start, end)| end - start + 1);
         if let Some(body) = last_chunk {
-            let part = self.write_part(&upload, body, None).await?;
+            let part = self.write_part(&upload, body, declared).await?;
             upload.size += part.size;
             upload.parts += 1;
             upload.part_names.push(part.name);

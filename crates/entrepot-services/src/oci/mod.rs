@@ -22,12 +22,14 @@ pub mod remote;
 use std::sync::Arc;
 
 use entrepot_domain::manifest::MAX_MANIFEST_BYTES;
-use entrepot_domain::{parse_chunk_range, Digest, Format, ImagePath, Mode, Reference, Repository};
+use entrepot_domain::{
+    parse_chunk_range, Digest, Format, ImagePath, Mode, NameError, Reference, Repository, Tag,
+};
 use entrepot_storage::{BlobStore, ByteStream, DiskSpace, MetadataStore};
 use futures::StreamExt;
 
 pub use content::{
-    CacheStatus, Page, PushedManifest, ServedManifest, UploadStart, UploadState,
+    CacheStatus, ChunkHeaders, Page, PushedManifest, ServedManifest, UploadStart, UploadState,
     DEFAULT_MAX_PAGE_SIZE,
 };
 pub use error::{LowDisk, RegistryError};
@@ -228,52 +230,69 @@ impl OciRepositories {
         }
     }
 
-    /// Fetch a manifest by tag or digest.
+    /// Fetch a manifest by tag or digest (`reference` as sent, parsed once
+    /// the caller is authorized: a reference that is no valid tag names no
+    /// manifest).
     pub async fn get_manifest(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        reference: &Reference,
+        reference: &str,
     ) -> Result<ServedManifest, RegistryError> {
         self.authorize(principal, OciOperation::GetManifest, Some(path))
             .await?;
+        let reference = lookup_reference(path, reference)?;
         match self.source(path).await? {
-            Source::Hosted => self.hosted.get_manifest(path, reference).await,
-            Source::Remote(repo, remote) => remote.get_manifest(&repo, path, reference).await,
+            Source::Hosted => self.hosted.get_manifest(path, &reference).await,
+            Source::Remote(repo, remote) => {
+                if let Reference::Digest(d) = &reference {
+                    remote_digest(d)?;
+                }
+                remote.get_manifest(&repo, path, &reference).await
+            }
         }
     }
 
-    /// Validate and store a manifest under a tag or digest. The body is read
-    /// (at most [`MAX_MANIFEST_BYTES`]) only once the caller is authorized.
+    /// Validate and store a manifest under a tag or digest, and under each
+    /// of `tags` (the `?tag=` parameters of a push by digest). References
+    /// and tags are as sent, parsed once the caller is authorized; the body
+    /// is read (at most [`MAX_MANIFEST_BYTES`]) only then.
     pub async fn put_manifest(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        reference: &Reference,
+        reference: &str,
+        tags: &[String],
         content_type: Option<&str>,
         body: ByteStream,
     ) -> Result<PushedManifest, RegistryError> {
         self.authorize(principal, OciOperation::PutManifest, Some(path))
             .await?;
+        let reference = push_reference(reference)?;
+        let tags = push_tags(&reference, tags)?;
         let content = read_manifest(body).await?;
         self.writable(path)
             .await?
-            .put_manifest(path, reference, content_type, content)
+            .put_manifest(path, &reference, &tags, content_type, content)
             .await
     }
 
-    /// Delete a manifest (by digest, with its tags) or a single tag.
+    /// Delete a manifest (by digest, with its tags) or a single tag
+    /// (`reference` as sent, parsed once the caller is authorized). A
+    /// manifest an index of the image references is kept unless `force`.
     pub async fn delete_manifest(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        reference: &Reference,
+        reference: &str,
+        force: bool,
     ) -> Result<(), RegistryError> {
         self.authorize(principal, OciOperation::DeleteManifest, Some(path))
             .await?;
+        let reference = lookup_reference(path, reference)?;
         self.writable(path)
             .await?
-            .delete_manifest(path, reference)
+            .delete_manifest(path, &reference, force)
             .await
     }
 
@@ -291,7 +310,10 @@ impl OciRepositories {
             .await?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.locate_blob(path, digest).await,
-            Source::Remote(repo, remote) => remote.locate_blob(&repo, path, digest).await,
+            Source::Remote(repo, remote) => {
+                remote_digest(digest)?;
+                remote.locate_blob(&repo, path, digest).await
+            }
         }
     }
 
@@ -310,24 +332,64 @@ impl OciRepositories {
     /// Open an upload session, or mount `digest` from `from` in the same
     /// project. Mounting reads the source, named by the client rather than
     /// by the path: a caller who may not pull it gets a session instead, and
-    /// uploads the blob the ordinary way.
+    /// uploads the blob the ordinary way. Without `from`, the source is the
+    /// first repository of the project that has the blob and that the caller
+    /// may pull from ([`Self::mount_source`]).
     pub async fn start_upload(
         &self,
         principal: &Principal,
         path: &ImagePath,
-        mount: Option<(&Digest, &ImagePath)>,
+        mount: Option<(&Digest, Option<&ImagePath>)>,
     ) -> Result<UploadStart, RegistryError> {
         self.authorize(principal, OciOperation::StartUpload, Some(path))
             .await?;
-        let mount = match mount {
-            Some((digest, from)) => self
+        let hosted = self.writable(path).await?;
+        let source = match mount {
+            Some((digest, Some(from))) => self
                 .authorize(principal, OciOperation::GetBlob, Some(from))
                 .await
                 .is_ok()
-                .then_some((digest, from)),
+                .then(|| (digest, from.clone())),
+            Some((digest, None)) => self
+                .mount_source(principal, path, digest)
+                .await?
+                .map(|from| (digest, from)),
             None => None,
         };
-        self.writable(path).await?.start_upload(path, mount).await
+        hosted
+            .start_upload(path, source.as_ref().map(|(d, f)| (*d, f)))
+            .await
+    }
+
+    /// An image of `path`'s project that links `digest`, in a repository
+    /// `principal` may pull from: the source of a mount without `from`.
+    /// Only the project's own repositories are looked at, so a mount never
+    /// crosses tenants, and each candidate is authorized like a `from`.
+    async fn mount_source(
+        &self,
+        principal: &Principal,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<Option<ImagePath>, RegistryError> {
+        let candidates = self
+            .meta
+            .images_linking_blob(path.project.as_str(), digest, MOUNT_CANDIDATES)
+            .await?;
+        for image in candidates {
+            let Ok(from) = format!("{}/{}/{}", image.project, image.repository, image.image)
+                .parse::<ImagePath>()
+            else {
+                continue;
+            };
+            if self
+                .authorize(principal, OciOperation::GetBlob, Some(&from))
+                .await
+                .is_ok()
+            {
+                return Ok(Some(from));
+            }
+        }
+        Ok(None)
     }
 
     /// Where an upload session stands.
@@ -370,13 +432,17 @@ impl OciRepositories {
 
     /// Finish an upload with an optional last chunk, verifying the digest
     /// (the `digest` query parameter as sent, required; parsed once the
-    /// caller is authorized).
+    /// caller is authorized). The last chunk's `Content-Range`, if any, is
+    /// checked as for [`Self::append_chunk`]: a chunk that does not follow
+    /// the bytes received is refused before anything is written, and the
+    /// session stays open for the client to resume.
     pub async fn finish_upload(
         &self,
         principal: &Principal,
         path: &ImagePath,
         id: &str,
         digest: Option<&str>,
+        chunk: ChunkHeaders<'_>,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
         self.authorize(principal, OciOperation::FinishUpload, Some(path))
@@ -387,9 +453,14 @@ impl OciRepositories {
             )
         })?;
         let digest = parse_digest(digest)?;
+        let range = chunk
+            .content_range
+            .map(|value| parse_chunk_range(value, chunk.content_length))
+            .transpose()?
+            .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
-            .finish_upload(path, id, &digest, last_chunk)
+            .finish_upload(path, id, &digest, range, last_chunk)
             .await
     }
 
@@ -478,6 +549,70 @@ impl OciRepositories {
     }
 }
 
+/// How many repositories a mount without `from` looks at.
+const MOUNT_CANDIDATES: u32 = 20;
+
+/// The most tags one manifest push may name (`?tag=`); the spec asks for
+/// at least 10.
+pub const MAX_PUSH_TAGS: usize = 100;
+
+/// A reference the client reads or deletes by, as sent: a tag that breaks
+/// the grammar names no manifest (`MANIFEST_UNKNOWN`, as the conformance
+/// suite expects), a malformed or unsupported digest is `DIGEST_INVALID`.
+fn lookup_reference(path: &ImagePath, reference: &str) -> Result<Reference, RegistryError> {
+    reference.parse().map_err(|e| match e {
+        NameError::BadDigest(e) => RegistryError::DigestInvalid(e.to_string()),
+        _ => RegistryError::ManifestUnknown(format!("{path}:{reference}")),
+    })
+}
+
+/// A reference the client pushes to, as sent: a bad tag is `TAG_INVALID`, a
+/// bad digest `DIGEST_INVALID`.
+fn push_reference(reference: &str) -> Result<Reference, RegistryError> {
+    reference.parse().map_err(|e| match e {
+        NameError::BadDigest(e) => RegistryError::DigestInvalid(e.to_string()),
+        e => RegistryError::TagInvalid(e.to_string()),
+    })
+}
+
+/// Every tag a push names: the reference's, if a tag, then each `?tag=` in
+/// order, once each.
+fn push_tags(reference: &Reference, extra: &[String]) -> Result<Vec<Tag>, RegistryError> {
+    if extra.len() > MAX_PUSH_TAGS {
+        return Err(RegistryError::TooManyTags {
+            given: extra.len(),
+            limit: MAX_PUSH_TAGS,
+        });
+    }
+    let mut tags = Vec::new();
+    if let Reference::Tag(t) = reference {
+        tags.push(t.clone());
+    }
+    for tag in extra {
+        let tag: Tag = tag
+            .parse()
+            .map_err(|e: NameError| RegistryError::TagInvalid(e.to_string()))?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+/// Refuse a digest the pull-through cache cannot fetch by: its fills name
+/// what they store by sha256, so content is pulled through by its sha256
+/// digest only.
+fn remote_digest(digest: &Digest) -> Result<(), RegistryError> {
+    if digest.algorithm() == entrepot_domain::Algorithm::Sha256 {
+        Ok(())
+    } else {
+        Err(RegistryError::DigestInvalid(format!(
+            "remote repositories pull content through by sha256 digests only, not {}; use the sha256 digest of the content",
+            digest.algorithm().name()
+        )))
+    }
+}
+
 /// A digest the client sent, parsed.
 fn parse_digest(digest: &str) -> Result<Digest, RegistryError> {
     digest
@@ -563,9 +698,16 @@ mod tests {
             }
         ));
         let config = Digest::of(b"{}");
-        reg.finish_upload(&anyone, &path, &s.id, Some(&config.to_string()), None)
-            .await
-            .unwrap();
+        reg.finish_upload(
+            &anyone,
+            &path,
+            &s.id,
+            Some(&config.to_string()),
+            ChunkHeaders::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             reg.locate_blob(&anyone, &path, &config)
                 .await
@@ -577,18 +719,18 @@ mod tests {
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
         );
-        let tag: Reference = "v1".parse().unwrap();
+        let tag = "v1";
         let pushed = reg
-            .put_manifest(&anyone, &path, &tag, None, bytes_body(manifest.clone()))
+            .put_manifest(&anyone, &path, tag, &[], None, bytes_body(manifest.clone()))
             .await
             .unwrap();
-        let got = reg.get_manifest(&anyone, &path, &tag).await.unwrap();
+        let got = reg.get_manifest(&anyone, &path, tag).await.unwrap();
         assert_eq!(got.content, manifest.as_bytes());
         assert_eq!(got.digest, pushed.digest);
 
         let missing = manifest.replace(&config.to_string(), &Digest::of(b"nope").to_string());
         let err = reg
-            .put_manifest(&anyone, &path, &tag, None, bytes_body(missing))
+            .put_manifest(&anyone, &path, tag, &[], None, bytes_body(missing))
             .await
             .unwrap_err();
         assert!(matches!(err, RegistryError::ManifestBlobUnknown { .. }));

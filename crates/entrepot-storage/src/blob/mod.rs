@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use entrepot_domain::{ByteRange, Digest, Sha256Hasher};
+use entrepot_domain::{ByteRange, Digest, DigestHasher};
 use futures::stream::BoxStream;
 
 mod object;
@@ -29,7 +29,9 @@ pub struct WrittenPart {
     pub running: Option<RunningHash>,
 }
 
-/// The running sha256 of an upload, bound to the part files it was fed from.
+/// The running hash (sha256, the usual algorithm) of an upload, bound to the
+/// part files it was fed from; an upload closed under another algorithm is
+/// read back instead.
 ///
 /// Only [`BlobStore::write_part`] extends it, with the very bytes it writes to
 /// a file no other request can write, so a commit can trust it for exactly
@@ -37,7 +39,7 @@ pub struct WrittenPart {
 #[derive(Clone, Default)]
 pub struct RunningHash {
     parts: Vec<String>,
-    hasher: Sha256Hasher,
+    hasher: DigestHasher,
 }
 
 impl RunningHash {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use entrepot_domain::{ByteRange, Digest, Sha256Hasher};
+use entrepot_domain::{Algorithm, ByteRange, Digest, DigestHasher};
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -84,7 +84,12 @@ fn is_not_found(e: &std::io::Error) -> bool {
 
 fn blob_path(digest: &Digest) -> Path {
     let hex = digest.hex();
-    Path::from(format!("blobs/sha256/{}/{}", &hex[..2], hex))
+    Path::from(format!(
+        "blobs/{}/{}/{}",
+        digest.algorithm().name(),
+        &hex[..2],
+        hex
+    ))
 }
 
 fn part_path(upload: &str, part: &str) -> Path {
@@ -107,8 +112,12 @@ fn check_part_name(part: &str) -> Result<(), BlobError> {
     }
 }
 
-fn quarantine_path(digest_hex: &str, suffix: &str) -> Path {
-    Path::from(format!("quarantine/sha256/{digest_hex}.{suffix}"))
+fn quarantine_path(digest: &Digest, suffix: &str) -> Path {
+    Path::from(format!(
+        "quarantine/{}/{}.{suffix}",
+        digest.algorithm().name(),
+        digest.hex()
+    ))
 }
 
 fn staging_path(id: &str) -> Path {
@@ -212,7 +221,7 @@ impl ObjectBlobStore {
         &self,
         path: &Path,
         mut body: ByteStream,
-        mut hasher: Option<&mut Sha256Hasher>,
+        mut hasher: Option<&mut DigestHasher>,
         limit: Option<u64>,
     ) -> Result<u64, BlobError> {
         let upload = self.store.put_multipart(path).await?;
@@ -366,7 +375,8 @@ impl BlobStore for ObjectBlobStore {
             for part in parts {
                 check_part_name(part)?;
             }
-            let running = running.filter(|r| r.parts == parts);
+            let running = running
+                .filter(|r| r.parts == parts && r.hasher.algorithm() == expected.algorithm());
             if let (1, Some(running)) = (parts.len(), running) {
                 // One part whose bytes were hashed while they were written to
                 // this very file, which no other request can write: publish
@@ -386,7 +396,7 @@ impl BlobStore for ObjectBlobStore {
             // A staging object of this commit alone: two commits of one
             // session must never publish each other's bytes.
             let staging = staging_path(&unique_name());
-            let mut hasher = Sha256Hasher::new();
+            let mut hasher = DigestHasher::for_digest(expected);
             let written = self
                 .write_stream(
                     &staging,
@@ -452,7 +462,7 @@ impl BlobStore for ObjectBlobStore {
         limit: Option<u64>,
     ) -> Result<u64, BlobError> {
         let staging = staging_path(&uuid::Uuid::new_v4().to_string());
-        let mut hasher = Sha256Hasher::new();
+        let mut hasher = DigestHasher::for_digest(expected);
         let size = self
             .write_stream(&staging, body, Some(&mut hasher), limit)
             .await?;
@@ -524,18 +534,26 @@ impl BlobStore for ObjectBlobStore {
                 .await
                 .map_err(std::io::Error::other)?;
         }
-        let paths: Vec<_> = self
-            .store
-            .list(Some(&Path::from("blobs/sha256")))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await?;
+        let mut paths = Vec::new();
+        for algorithm in Algorithm::ALL {
+            let dir = Path::from(format!("blobs/{}", algorithm.name()));
+            let found: Vec<_> = self
+                .store
+                .list(Some(&dir))
+                .map_ok(|m| (algorithm, m.location))
+                .try_collect()
+                .await?;
+            paths.extend(found);
+        }
         let mut report = VerifyReport::default();
-        for path in paths {
-            let Some(expected) = path.filename().and_then(digest_of_file_name) else {
+        for (algorithm, path) in paths {
+            let Some(expected) = path
+                .filename()
+                .and_then(|name| digest_of_file_name(algorithm, name))
+            else {
                 continue;
             };
-            let mut hasher = Sha256Hasher::new();
+            let mut hasher = DigestHasher::for_digest(&expected);
             let mut body = match self.store.get(&path).await {
                 Ok(r) => r.into_stream(),
                 Err(object_store::Error::NotFound { .. }) => continue,
@@ -546,7 +564,7 @@ impl BlobStore for ObjectBlobStore {
             }
             report.checked += 1;
             if hasher.finish() != expected {
-                let to = quarantine_path(expected.hex(), &unique_name());
+                let to = quarantine_path(&expected, &unique_name());
                 self.store.rename(&path, &to).await?;
                 tracing::warn!(digest = %expected, to = %to, "blob does not match its digest; moved to quarantine");
                 report.quarantined.push(expected);
@@ -611,29 +629,44 @@ impl BlobStore for ObjectBlobStore {
     }
 }
 
-/// The digest a blob file's name promises: 64 lowercase hex characters.
-/// Anything else (a half-written `name#N` left by a crash) is not a blob.
-fn digest_of_file_name(name: &str) -> Option<Digest> {
-    let hex_only = name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+/// The digest a blob file's name promises under `algorithm`: lowercase hex
+/// of the algorithm's length. Anything else (a half-written `name#N` left by
+/// a crash) is not a blob.
+fn digest_of_file_name(algorithm: Algorithm, name: &str) -> Option<Digest> {
+    let hex_only = name.len() == algorithm.hex_len()
+        && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     hex_only
-        .then(|| format!("sha256:{name}").parse().ok())
+        .then(|| format!("{}:{name}", algorithm.name()).parse().ok())
         .flatten()
 }
 
-/// Rehash every file under `root/blobs/sha256`, moving mismatches to
-/// `root/quarantine/sha256/<hex>.<random>`; reads with the same large buffers
-/// as downloads, one file at a time.
+/// Rehash every file under `root/blobs/<algorithm>`, moving mismatches to
+/// `root/quarantine/<algorithm>/<hex>.<random>`; reads with the same large
+/// buffers as downloads, one file at a time. The report names the sha256
+/// quarantine directory, where nearly every blob lives.
 fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
-    use std::io::Read as _;
-    let blobs = root.join("blobs").join("sha256");
-    let quarantine = root.join("quarantine").join("sha256");
     let mut report = VerifyReport {
-        quarantine_dir: Some(quarantine.clone()),
+        quarantine_dir: Some(root.join("quarantine").join(Algorithm::Sha256.name())),
         ..VerifyReport::default()
     };
+    for algorithm in Algorithm::ALL {
+        verify_local_algorithm(root, algorithm, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// [`verify_local`] for the blobs of one algorithm.
+fn verify_local_algorithm(
+    root: &std::path::Path,
+    algorithm: Algorithm,
+    report: &mut VerifyReport,
+) -> Result<(), BlobError> {
+    use std::io::Read as _;
+    let blobs = root.join("blobs").join(algorithm.name());
+    let quarantine = root.join("quarantine").join(algorithm.name());
     let shards = match std::fs::read_dir(&blobs) {
         Ok(shards) => shards,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let mut buf = vec![0u8; READ_CHUNK as usize];
@@ -645,7 +678,10 @@ fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
         for entry in std::fs::read_dir(shard.path())? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some(expected) = name.to_str().and_then(digest_of_file_name) else {
+            let Some(expected) = name
+                .to_str()
+                .and_then(|name| digest_of_file_name(algorithm, name))
+            else {
                 continue;
             };
             let mut file = match std::fs::File::open(entry.path()) {
@@ -654,7 +690,7 @@ fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
-            let mut hasher = Sha256Hasher::new();
+            let mut hasher = DigestHasher::for_digest(&expected);
             loop {
                 let n = file.read(&mut buf)?;
                 if n == 0 {
@@ -673,7 +709,7 @@ fn verify_local(root: &std::path::Path) -> Result<VerifyReport, BlobError> {
             report.quarantined.push(expected);
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

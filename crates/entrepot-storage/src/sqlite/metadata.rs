@@ -505,6 +505,57 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn images_linking_blob(
+        &self,
+        project: &str,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<ImageRef>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT repository, MIN(image) AS image FROM blob_links
+             WHERE project = ? AND digest = ? GROUP BY repository ORDER BY repository LIMIT ?",
+        )
+        .bind(project)
+        .bind(digest.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ImageRef {
+                    project: project.to_owned(),
+                    repository: row.try_get("repository")?,
+                    image: row.try_get("image")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn indexes_mentioning(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        limit: u32,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        // The content is a BLOB: search it for the digest's bytes.
+        let rows = sqlx::query(
+            "SELECT digest, media_type, artifact_type, subject, annotations, content FROM manifests
+             WHERE project = ? AND repository = ? AND image = ?
+               AND media_type IN (?, ?) AND instr(content, ?) > 0
+             ORDER BY digest LIMIT ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(entrepot_domain::manifest::OCI_INDEX)
+        .bind(entrepot_domain::manifest::DOCKER_MANIFEST_LIST)
+        .bind(digest.to_string().into_bytes())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(manifest_from_row).collect()
+    }
+
     async fn delete_manifest(&self, image: &ImageRef, digest: &Digest) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
