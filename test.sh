@@ -12,6 +12,8 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v podman >/dev/null || missing+=(podman)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v containerd >/dev/null && command -v ctr >/dev/null || missing+=(containerd)
 command -v node >/dev/null || missing+=(nodejs npm)
 # pip, uv, twine and pypiserver for the Python tests live in a virtual environment.
 venv="${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}"
