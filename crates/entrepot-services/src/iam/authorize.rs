@@ -175,7 +175,7 @@ mod tests {
             assert!(permissions::is_known(p.as_str()), "{}", p.as_str());
             assert_eq!(p.as_str().parse::<Permission>(), Ok(*p));
         }
-        assert_eq!(Permission::ALL.len(), 29);
+        assert_eq!(Permission::ALL.len(), 30);
     }
 
     #[tokio::test]

@@ -124,7 +124,13 @@ impl HostedOci {
         };
         match (&self.lifecycle, &manifest.kind) {
             (Some(lifecycle), ManifestKind::Image) => {
-                let blobs: Vec<Digest> = manifest.blobs.iter().map(|d| d.digest.clone()).collect();
+                // Foreign layers are not held here: only the blobs that must be.
+                let blobs: Vec<Digest> = manifest
+                    .blobs
+                    .iter()
+                    .filter(|d| !d.is_non_distributable())
+                    .map(|d| d.digest.clone())
+                    .collect();
                 if let CheckedPut::MissingBlob(digest) = lifecycle
                     .put_manifest_checked(&image, &record, first, &blobs)
                     .await?
