@@ -214,12 +214,12 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 "REPOSITORY", "FORMAT", "MODE"
             );
             for repo in &list {
-                let id = repo["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("");
+                // The server names repositories `projects/P/repositories/R`;
+                // show R, or the whole name if it has another shape.
+                let name = repo["name"].as_str().unwrap_or("");
+                let id = name
+                    .parse::<entrepot_domain::RepositoryName>()
+                    .map_or_else(|_| name.to_owned(), |n| n.repository.to_string());
                 println!(
                     "{:<30} {:<8} {:<20} {}",
                     id,
