@@ -11,145 +11,19 @@ mod support;
 
 use std::fs;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 use sha2::Digest as _;
-use support::{assert_skopeo_ok, eventually, image_layout, ClientTls, Entrepot, Podman};
+use support::{
+    assert_skopeo_ok, cert_dir, eventually, https_server, image_layout, ClientTls, Dockerd,
+    Entrepot, Podman, ServerFiles, TestCa,
+};
 
 const MIB: usize = 1024 * 1024;
-
-/// A certificate authority made for one test.
-struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A PEM certificate and its PEM private key.
-struct Issued {
-    cert: String,
-    key: String,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        TestCa { cert, key }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A server certificate for 127.0.0.1 and localhost named `name`.
-    fn server(&self, name: &str) -> Issued {
-        self.issue(
-            name,
-            vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
-    }
-
-    /// A client certificate named `name`.
-    fn client(&self, name: &str) -> Issued {
-        self.issue(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn issue(&self, name: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Issued {
-        let mut params = CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Issued {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
-
-/// The server's TLS files in a directory of the test, replaced the way an
-/// operator (or cert-manager) does: write aside, then rename over.
-struct ServerFiles {
-    dir: tempfile::TempDir,
-}
-
-impl ServerFiles {
-    fn new(issued: &Issued) -> ServerFiles {
-        let files = ServerFiles {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        files.replace(issued);
-        files
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("server.crt")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("server.key")
-    }
-
-    fn replace(&self, issued: &Issued) {
-        for (path, text) in [(self.cert(), &issued.cert), (self.key(), &issued.key)] {
-            let aside = path.with_extension("new");
-            fs::write(&aside, text).unwrap();
-            fs::rename(&aside, &path).unwrap();
-        }
-    }
-
-    fn env(&self) -> Vec<(String, String)> {
-        vec![
-            (
-                "ENTREPOT_TLS_CERT".into(),
-                self.cert().display().to_string(),
-            ),
-            ("ENTREPOT_TLS_KEY".into(), self.key().display().to_string()),
-        ]
-    }
-}
-
-/// A containers-style certificate directory: `ca.crt` (and a client pair).
-fn cert_dir(parent: &Path, ca: &TestCa, client: Option<&Issued>) -> PathBuf {
-    let dir = parent.join("certs");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
-    if let Some(client) = client {
-        fs::write(dir.join("client.cert"), &client.cert).unwrap();
-        fs::write(dir.join("client.key"), &client.key).unwrap();
-    }
-    dir
-}
-
-/// An HTTPS server with a certificate from `ca`, the harness trusting `ca`.
-fn https_server(ca: &TestCa, files: &ServerFiles, extra_env: &[(&str, &str)]) -> Entrepot {
-    let mut builder = Entrepot::builder().client_tls(ClientTls {
-        ca_pem: ca.pem(),
-        identity_pem: None,
-    });
-    for (k, v) in files.env() {
-        builder = builder.env(&k, &v);
-    }
-    builder.envs(extra_env).start()
-}
 
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().unwrap()
@@ -629,111 +503,13 @@ fn a_client_that_never_completes_its_handshake_is_disconnected() {
     );
 }
 
-/// A dockerd of the test's own: data, exec root, socket and pid file in a
-/// temporary directory; `/etc/docker/certs.d/ADDR/ca.crt` for the registry;
-/// all removed when dropped.
-struct Dockerd {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    certs_d: PathBuf,
-}
-
-impl Dockerd {
-    /// Start dockerd, or say why it cannot run here.
-    fn start(registry: &str, ca: &TestCa) -> Result<Dockerd, String> {
-        if Command::new("dockerd").arg("--version").output().is_err() {
-            return Err("dockerd is not installed (apt-get install -y docker.io)".into());
-        }
-        if !rustix::process::geteuid().is_root() {
-            return Err("dockerd needs root".into());
-        }
-        let certs_d = Path::new("/etc/docker/certs.d").join(registry);
-        fs::create_dir_all(&certs_d).map_err(|e| format!("{}: {e}", certs_d.display()))?;
-        fs::write(certs_d.join("ca.crt"), ca.pem()).unwrap();
-        // Short paths: the sockets under the exec root must fit in sun_path.
-        let dir = tempfile::Builder::new()
-            .prefix("dk")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let root = dir.path();
-        let log = fs::File::create(root.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--storage-driver=vfs", "--data-root"])
-            .arg(root.join("data"))
-            .arg("--exec-root")
-            .arg(root.join("x"))
-            .arg("-H")
-            .arg(format!("unix://{}", root.join("docker.sock").display()))
-            .arg("--pidfile")
-            .arg(root.join("pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start dockerd: {e}"))?;
-        let dockerd = Dockerd {
-            child,
-            dir,
-            certs_d,
-        };
-        let up = eventually(Duration::from_secs(60), || {
-            dockerd.docker(&["info"]).status.success()
-        });
-        if !up {
-            return Err(format!(
-                "dockerd did not come up: {}",
-                fs::read_to_string(dockerd.dir.path().join("dockerd.log")).unwrap_or_default()
-            ));
-        }
-        Ok(dockerd)
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_command(args).output().unwrap()
-    }
-
-    fn docker_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("docker");
-        command
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.path().join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.path().join("client"))
-            .args(args)
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let stopped = eventually(Duration::from_secs(30), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        if !stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = fs::remove_dir_all(&self.certs_d);
-    }
-}
-
 #[test]
 fn the_docker_cli_pushes_and_pulls_over_https_with_certs_d() {
     let ca = TestCa::new("entrepot test CA");
     let files = ServerFiles::new(&ca.server("entrepot"));
     let server = https_server(&ca, &files, &[]);
     server.create_repository("images");
-    let dockerd = match Dockerd::start(&server.addr, &ca) {
+    let dockerd = match Dockerd::start(&server.addr, &ca.pem()) {
         Ok(d) => d,
         Err(why) => {
             println!("SKIPPED: dockerd cannot run here: {why}");

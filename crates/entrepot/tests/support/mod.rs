@@ -8,9 +8,11 @@
 //! - [`admin_api`]: `/v1` and raw requests as the admin (projects,
 //!   repositories, users, tokens, IAM, secrets, audit, metrics);
 //! - [`cli`]: the `entrepot` CLI against the server, `entrepot admin`;
+//! - [`dockerd`]: a Docker daemon of the test's own, optionally mirroring;
 //! - [`registry`]: the OCI API by plain HTTP (digests, small images, errors);
 //! - [`layout`]: OCI image layouts on disk;
 //! - [`skopeo`]: skopeo against the server and upstreams;
+//! - [`tls_ca`]: a test CA, its certificates, an HTTPS server trusting it;
 //! - [`podman`]: podman with a private image store;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
@@ -27,6 +29,7 @@
 pub mod admin_api;
 pub mod app;
 pub mod cli;
+pub mod dockerd;
 pub mod files;
 pub mod layout;
 pub mod podman;
@@ -36,12 +39,14 @@ pub mod registry;
 pub mod server;
 pub mod sick_upstream;
 pub mod skopeo;
+pub mod tls_ca;
 pub mod upstream;
 pub mod wait;
 
 pub use admin_api::*;
 pub use app::*;
 pub use cli::*;
+pub use dockerd::*;
 pub use files::*;
 pub use layout::*;
 pub use podman::*;
@@ -50,6 +55,7 @@ pub use raw_http::*;
 pub use registry::*;
 pub use server::*;
 pub use skopeo::*;
+pub use tls_ca::*;
 pub use upstream::*;
 pub use wait::*;
 
