@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use entrepot_domain::Digest;
 use sqlx::Row;
 
+use super::metadata::insert_manifest;
 use super::{digest_col, SqliteMetadataStore};
 use crate::lifecycle::*;
 use crate::metadata::{ImageRef, ManifestRecord, StoreError};
@@ -58,37 +59,7 @@ impl LifecycleStore for SqliteMetadataStore {
                 return Ok(CheckedPut::MissingBlob(digest.clone()));
             }
         }
-        sqlx::query(
-            "INSERT OR IGNORE INTO manifests
-             (project, repository, image, digest, media_type, artifact_type, subject, annotations, content, create_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&image.project)
-        .bind(&image.repository)
-        .bind(&image.image)
-        .bind(manifest.digest.to_string())
-        .bind(&manifest.media_type)
-        .bind(&manifest.artifact_type)
-        .bind(manifest.subject.as_ref().map(|d| d.to_string()))
-        .bind(&manifest.annotations)
-        .bind(&manifest.content)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(tag) = tag {
-            sqlx::query(
-                "INSERT INTO tags (project, repository, image, tag, digest, update_time) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project, repository, image, tag) DO UPDATE SET digest = excluded.digest, update_time = excluded.update_time",
-            )
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(tag)
-            .bind(manifest.digest.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_manifest(&mut tx, image, manifest, tag, &now).await?;
         tx.commit().await?;
         if let Some(tag) = tag {
             self.cache.forget_tag(image, tag);

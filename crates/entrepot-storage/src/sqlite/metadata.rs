@@ -390,37 +390,7 @@ impl MetadataStore for SqliteMetadataStore {
     ) -> Result<(), StoreError> {
         let now = self.now_rfc3339();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO manifests
-             (project, repository, image, digest, media_type, artifact_type, subject, annotations, content, create_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&image.project)
-        .bind(&image.repository)
-        .bind(&image.image)
-        .bind(manifest.digest.to_string())
-        .bind(&manifest.media_type)
-        .bind(&manifest.artifact_type)
-        .bind(manifest.subject.as_ref().map(|d| d.to_string()))
-        .bind(&manifest.annotations)
-        .bind(&manifest.content)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(tag) = tag {
-            sqlx::query(
-                "INSERT INTO tags (project, repository, image, tag, digest, update_time) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project, repository, image, tag) DO UPDATE SET digest = excluded.digest, update_time = excluded.update_time",
-            )
-            .bind(&image.project)
-            .bind(&image.repository)
-            .bind(&image.image)
-            .bind(tag)
-            .bind(manifest.digest.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_manifest(&mut tx, image, manifest, tag, &now).await?;
         tx.commit().await?;
         if let Some(tag) = tag {
             self.cache.forget_tag(image, tag);
@@ -876,4 +846,48 @@ impl SqliteMetadataStore {
         }
         Ok(deleted)
     }
+}
+
+/// Store a manifest (kept if already there) and point `tag` at it, inside
+/// the caller's transaction: the one write of a manifest push, shared by the
+/// plain and the garbage-collection-checked store.
+pub(super) async fn insert_manifest(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    image: &ImageRef,
+    manifest: &ManifestRecord,
+    tag: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+            "INSERT OR IGNORE INTO manifests
+             (project, repository, image, digest, media_type, artifact_type, subject, annotations, content, create_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(manifest.digest.to_string())
+        .bind(&manifest.media_type)
+        .bind(&manifest.artifact_type)
+        .bind(manifest.subject.as_ref().map(|d| d.to_string()))
+        .bind(&manifest.annotations)
+        .bind(&manifest.content)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if let Some(tag) = tag {
+        sqlx::query(
+                "INSERT INTO tags (project, repository, image, tag, digest, update_time) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (project, repository, image, tag) DO UPDATE SET digest = excluded.digest, update_time = excluded.update_time",
+            )
+            .bind(&image.project)
+            .bind(&image.repository)
+            .bind(&image.image)
+            .bind(tag)
+            .bind(manifest.digest.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
