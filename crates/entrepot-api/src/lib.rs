@@ -15,6 +15,7 @@ pub mod ops;
 pub mod pypi;
 mod status_line;
 mod upstream_failure;
+pub mod zero_copy;
 
 use std::sync::Arc;
 

@@ -33,7 +33,7 @@ pub use access::{
 };
 pub use access_policy::{AccessPolicyService, AccessPolicyServiceError, CurrentAccessPolicy};
 pub use entrepot_storage::{AuditEntry, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
-pub use entrepot_storage::{ByteStream, ProjectRecord, StoreError};
+pub use entrepot_storage::{BlobError, ByteStream, ProjectRecord, StoreError};
 pub use iam::{service_agent, IamError, IamService, SecretDirectory};
 pub use oci::{OciRepositories, RegistryError};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use entrepot_domain::{ByteRange, Digest};
-use entrepot_storage::{BlobError, BlobStore, ByteStream};
+use entrepot_storage::{BlobError, BlobStore, ByteStream, LocalBlobFile};
 
 use crate::remote::fill::Fill;
 
@@ -71,6 +71,20 @@ impl LocatedBlob {
     /// The whole blob's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The stored blob's local file, when it is a committed blob of a
+    /// backend that keeps local files and the file still has the recorded
+    /// size; `None` otherwise (a blob being downloaded, object storage), and
+    /// the caller reads it with [`Self::open`].
+    pub async fn open_local(&self) -> Result<Option<LocalBlobFile>, BlobError> {
+        let Source::Stored { blobs, digest } = &self.source else {
+            return Ok(None);
+        };
+        Ok(blobs
+            .open_local(digest)
+            .await?
+            .filter(|local| local.len == self.size))
     }
 
     /// The blob's bytes, or those of `range` (resolved against

@@ -25,8 +25,8 @@ pub mod testing;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
-    create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, ObjectBlobStore, RunningHash,
-    VerifyReport, WrittenPart,
+    create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, LocalBlobFile,
+    ObjectBlobStore, RunningHash, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};

@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
+use entrepot_api::zero_copy::ZeroCopy;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
@@ -147,22 +148,23 @@ pub async fn serve(
         let app = app.clone();
         let stopping = stopping.clone();
         let activity = Arc::new(Activity::new());
-        let stream = Tracked {
-            inner: stream,
-            activity: activity.clone(),
-        };
         let Some(tls) = &tls else {
+            // In the clear, stored blobs go from their files to the socket
+            // by sendfile (see entrepot_api::zero_copy).
+            let zero_copy = ZeroCopy::new();
+            let stream = Tracked {
+                inner: stream,
+                activity: activity.clone(),
+                zero_copy: Some(zero_copy.clone()),
+            };
             tokio::spawn(async move {
-                serve_connection(
-                    stream,
-                    Protocol::Http1,
+                let connection = Connection {
+                    protocol: Protocol::Http1,
                     peer,
                     activity,
-                    app,
-                    limits,
-                    stopping,
-                )
-                .await;
+                    zero_copy: Some(zero_copy),
+                };
+                serve_connection(stream, connection, app, limits, stopping).await;
                 drop(permit);
             });
             continue;
@@ -172,6 +174,11 @@ pub async fn serve(
             continue;
         };
         let acceptor = tls.acceptor();
+        let stream = Tracked {
+            inner: stream,
+            activity: activity.clone(),
+            zero_copy: None,
+        };
         tokio::spawn(async move {
             let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
             drop(handshake);
@@ -190,7 +197,13 @@ pub async fn serve(
                 Some(b"h2") => Protocol::Http2Tls,
                 _ => Protocol::Http1Tls,
             };
-            serve_connection(stream, protocol, peer, activity, app, limits, stopping).await;
+            let connection = Connection {
+                protocol,
+                peer,
+                activity,
+                zero_copy: None,
+            };
+            serve_connection(stream, connection, app, limits, stopping).await;
             drop(permit);
         });
     }
@@ -221,21 +234,38 @@ enum Protocol {
     Http2Tls,
 }
 
-async fn serve_connection<S>(
-    stream: S,
+/// What the accept loop knows of a connection it hands to
+/// [`serve_connection`].
+struct Connection {
     protocol: Protocol,
     peer: SocketAddr,
     activity: Arc<Activity>,
+    /// The zero-copy writer of a plain HTTP/1.1 connection's socket.
+    zero_copy: Option<Arc<ZeroCopy>>,
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    connection: Connection,
     app: Router,
     limits: Limits,
     mut stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Connection {
+        protocol,
+        peer,
+        activity,
+        zero_copy,
+    } = connection;
     let io = TokioIo::new(stream);
     let in_flight = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(zero_copy) = &zero_copy {
+            request.extensions_mut().insert(zero_copy.clone());
+        }
         if protocol != Protocol::Http1 {
             request
                 .extensions_mut()
@@ -258,6 +288,9 @@ async fn serve_connection<S>(
             builder = builder.http1_only();
             builder
                 .http1()
+                // Body chunks are queued and written as they are, never
+                // copied into one buffer: the zero-copy writer relies on it.
+                .writev(true)
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(MAX_BUFFER_BYTES);
@@ -370,10 +403,39 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket that records when it last moved a byte.
+/// A socket that records when it last moved a byte and, with `zero_copy`,
+/// sends placeholder body chunks from their files (see
+/// [`entrepot_api::zero_copy`]).
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    zero_copy: Option<Arc<ZeroCopy>>,
+}
+
+impl Tracked {
+    /// Send up to `max` bytes of the next file segment in place of a
+    /// placeholder, when the socket takes them.
+    fn poll_send_file(
+        &mut self,
+        cx: &mut Context<'_>,
+        zero_copy: &ZeroCopy,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.inner.poll_write_ready(cx))?;
+            match self
+                .inner
+                .try_io(Interest::WRITABLE, || zero_copy.send(&self.inner, max))
+            {
+                Ok(n) => {
+                    self.activity.touch();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -397,6 +459,11 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(zero_copy) = self.zero_copy.clone() {
+            if ZeroCopy::is_placeholder(buf) {
+                return self.poll_send_file(cx, &zero_copy, buf.len());
+            }
+        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -407,8 +474,20 @@ impl AsyncWrite for Tracked {
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
+        mut bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(zero_copy) = self.zero_copy.clone() {
+            // A placeholder first: its file's bytes. Before one: the buffers
+            // up to it (the response head), written as usual.
+            if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+                if ZeroCopy::is_placeholder(first) {
+                    return self.poll_send_file(cx, &zero_copy, first.len());
+                }
+            }
+            if let Some(at) = bufs.iter().position(|b| ZeroCopy::is_placeholder(b)) {
+                bufs = &bufs[..at];
+            }
+        }
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();

@@ -11,7 +11,8 @@ use super::{insert, OciError, CONTENT_DIGEST};
 use crate::AppState;
 
 /// `GET` (with `body`) or `HEAD` (without) of a blob, honouring `Range`. The
-/// blob is located once: HEAD answers from its size, GET reads what was found.
+/// blob is located once: HEAD answers from its size, GET reads what was found
+/// (by `sendfile` when the connection offers `zero_copy`).
 pub(super) async fn get(
     state: &AppState,
     caller: &Principal,
@@ -19,6 +20,7 @@ pub(super) async fn get(
     digest: &Digest,
     headers: &HeaderMap,
     body: bool,
+    zero_copy: Option<&std::sync::Arc<crate::zero_copy::ZeroCopy>>,
 ) -> Result<Response, OciError> {
     let blob = state.registry.locate_blob(caller, path, digest).await?;
     let size = blob.size();
@@ -33,11 +35,10 @@ pub(super) async fn get(
         None => None,
     };
     let mut response = if body {
-        let served = blob
-            .open(range)
+        let body = crate::zero_copy::blob_body(zero_copy, blob, range)
             .await
             .map_err(|e| RegistryError::unreadable_blob(e, digest))?;
-        Response::new(Body::from_stream(served.body))
+        Response::new(body)
     } else {
         Response::new(Body::empty())
     };

@@ -26,13 +26,14 @@ pub use endpoint::{Endpoint, EndpointError, Requirement};
 pub use error::OciError;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
+use axum::{Extension, Router};
 use entrepot_services::oci::Page;
 use entrepot_services::ByteStream;
 use entrepot_services::Principal;
@@ -64,10 +65,21 @@ struct Request {
     /// Every value of the repeated `tag` parameter, in order.
     tags: Vec<String>,
     body: Body,
+    /// The connection's zero-copy writer, on plain HTTP/1.1 connections.
+    zero_copy: Option<Arc<crate::zero_copy::ZeroCopy>>,
 }
 
 async fn base(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
-    serve(state, &method, String::new(), headers, None, Body::empty()).await
+    serve(
+        state,
+        &method,
+        String::new(),
+        headers,
+        None,
+        Body::empty(),
+        None,
+    )
+    .await
 }
 
 async fn dispatch(
@@ -76,6 +88,7 @@ async fn dispatch(
     headers: HeaderMap,
     Path(rest): Path<String>,
     RawQuery(query): RawQuery,
+    zero_copy: Option<Extension<Arc<crate::zero_copy::ZeroCopy>>>,
     body: Body,
 ) -> Response {
     let ns = query_pairs(query.clone())
@@ -87,7 +100,8 @@ async fn dispatch(
         Ok(mirror::MirrorRoute::Mirrored { rest, .. }) => rest,
         Err(e) => return run(Err(e)),
     };
-    serve(state, &method, rest, headers, query, body).await
+    let zero_copy = zero_copy.map(|Extension(z)| z);
+    serve(state, &method, rest, headers, query, body, zero_copy).await
 }
 
 /// Parse the request once, authenticate the caller, run it; a 401 carries
@@ -99,6 +113,7 @@ async fn serve(
     headers: HeaderMap,
     query: Option<String>,
     body: Body,
+    zero_copy: Option<Arc<crate::zero_copy::ZeroCopy>>,
 ) -> Response {
     let endpoint = match Endpoint::parse(method, &rest) {
         Ok(endpoint) => endpoint,
@@ -121,6 +136,7 @@ async fn serve(
             .collect(),
         query: pairs.into_iter().collect(),
         body,
+        zero_copy,
     };
     let result = handle(&state, endpoint, request).await;
     run(result.map_err(|e| challenge::challenge_unauthorized(e, &headers, scope.as_deref())))
@@ -159,10 +175,19 @@ async fn handle(
             manifests::delete(state, caller, &path, &reference, &request.query).await
         }
         E::GetBlob(path, digest) => {
-            blobs::get(state, caller, &path, &digest, &request.headers, true).await
+            blobs::get(
+                state,
+                caller,
+                &path,
+                &digest,
+                &request.headers,
+                true,
+                request.zero_copy.as_ref(),
+            )
+            .await
         }
         E::HeadBlob(path, digest) => {
-            blobs::get(state, caller, &path, &digest, &request.headers, false).await
+            blobs::get(state, caller, &path, &digest, &request.headers, false, None).await
         }
         E::DeleteBlob(path, digest) => blobs::delete(state, caller, &path, &digest).await,
         E::StartUpload(path) => uploads::start(state, caller, &path, request).await,

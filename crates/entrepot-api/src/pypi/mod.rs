@@ -196,7 +196,11 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
                 .python
                 .file(&caller, &name, &sha256, &filename)
                 .await?;
-            serve_file(file, &sha256, &filename, &method, &headers).await
+            let zero_copy = request
+                .extensions()
+                .get::<std::sync::Arc<crate::zero_copy::ZeroCopy>>()
+                .cloned();
+            serve_file(file, &sha256, &filename, &method, &headers, zero_copy).await
         }
         Endpoint::Upload(name) if method == Method::POST => {
             let caller = authenticate(&state, &headers).await?;
@@ -216,6 +220,7 @@ async fn serve_file(
     filename: &str,
     method: &Method,
     headers: &HeaderMap,
+    zero_copy: Option<std::sync::Arc<crate::zero_copy::ZeroCopy>>,
 ) -> Result<Response, PypiError> {
     // Named by the sha256 in its URL; a metadata file shares the URL's
     // sha256 with its distribution, so its tag says which of the two it is.
@@ -248,8 +253,10 @@ async fn serve_file(
     let mut response = if *method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        let file = file.open(range).await.map_err(PythonError::from)?;
-        Response::new(Body::from_stream(file.body))
+        let body = crate::zero_copy::blob_body(zero_copy.as_ref(), file, range)
+            .await
+            .map_err(PythonError::from)?;
+        Response::new(body)
     };
     let h = response.headers_mut();
     let insert = |h: &mut HeaderMap, name, value: String| {

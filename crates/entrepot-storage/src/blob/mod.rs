@@ -73,6 +73,16 @@ impl std::fmt::Debug for RunningHash {
     }
 }
 
+/// A committed blob's local file and its length, from
+/// [`BlobStore::open_local`].
+#[derive(Debug)]
+pub struct LocalBlobFile {
+    /// The file, open for reading.
+    pub file: std::fs::File,
+    /// Its length in bytes when it was opened.
+    pub len: u64,
+}
+
 /// What [`BlobStore::verify_blobs`] found.
 #[derive(Debug, Default, Clone)]
 pub struct VerifyReport {
@@ -136,6 +146,15 @@ pub trait BlobStore: Send + Sync + 'static {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<ByteStream, BlobError>;
+
+    /// The committed blob's file, opened for reading, when the backend keeps
+    /// blobs in local files: the server can then hand its bytes to the kernel
+    /// (`sendfile`) instead of reading them itself. `None` on other backends
+    /// and when the blob is absent.
+    async fn open_local(&self, digest: &Digest) -> Result<Option<LocalBlobFile>, BlobError> {
+        let _ = digest;
+        Ok(None)
+    }
 
     /// Store one part of upload session `upload` under a new file name that no
     /// other request can write, feeding its bytes to `running` when given (the

@@ -333,6 +333,24 @@ impl BlobStore for ObjectBlobStore {
         }
     }
 
+    async fn open_local(&self, digest: &Digest) -> Result<Option<LocalBlobFile>, BlobError> {
+        let Some(file) = self.local_file(&blob_path(digest)) else {
+            return Ok(None);
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(file)?;
+            let len = file.metadata()?.len();
+            Ok::<_, std::io::Error>(LocalBlobFile { file, len })
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        match opened {
+            Ok(opened) => Ok(Some(opened)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn write_part(
         &self,
         upload: &str,
