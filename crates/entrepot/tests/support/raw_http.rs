@@ -74,8 +74,9 @@ impl Answer {
     }
 }
 
-/// Read one response (head, then a `Content-Length` body) from `stream`.
-pub fn read_answer(stream: &mut TcpStream) -> std::io::Result<Answer> {
+/// Read one response head (status line and headers, up to the blank line)
+/// from `stream`, and nothing after it (the answer to a HEAD).
+pub fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -84,7 +85,12 @@ pub fn read_answer(stream: &mut TcpStream) -> std::io::Result<Answer> {
         }
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Read one response (head, then a `Content-Length` body) from `stream`.
+pub fn read_answer(stream: &mut TcpStream) -> std::io::Result<Answer> {
+    let head = read_head(stream)?;
     let mut answer = Answer {
         status: status_of(&head),
         head,
