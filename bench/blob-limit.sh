@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A warm 200 MiB blob GET over plain HTTP/1.1 on loopback, against the
 # physical limit: entrepot vs Debian's nginx serving the same file
-# (`sendfile on`, one worker) vs distribution (Debian's docker-registry).
+# (`sendfile on`, one worker) vs distribution (Debian's docker-registry), and
+# entrepot with `sendfile = false` (the same binary, bodies copied through
+# memory as over TLS) to show what the zero-copy path is worth.
 # Interleaved rounds; per server: min/median/max throughput (curl) and the
 # server's CPU time per GiB sent (utime+stime deltas of /proc/PID/stat, every
 # process of the server), and the ratios of the medians.
@@ -60,6 +62,15 @@ ecli repositories add-iam-policy-binding bench \
     --member=allUsers --role=roles/artifactregistry.reader >/dev/null
 CURL_AUTH=(-u "admin:$E_TOKEN")
 push_blob "http://$E_ADDR" default/bench/blob
+E_COPY_ADDR=$E_ADDR E_COPY_PID=$E_PID
+# The same data directory is not shared: a second server of its own.
+ENTREPOT_SENDFILE=false launch_entrepot "$WORK/entrepot-copy-data"
+ecli repositories create bench --repository-format=docker >/dev/null
+ecli repositories add-iam-policy-binding bench \
+    --member=allUsers --role=roles/artifactregistry.reader >/dev/null
+CURL_AUTH=(-u "admin:$E_TOKEN")
+push_blob "http://$E_ADDR" default/bench/blob
+read -r E_ADDR E_PID E_COPY_ADDR E_COPY_PID <<<"$E_COPY_ADDR $E_COPY_PID $E_ADDR $E_PID"
 
 echo "== distribution" >&2
 launch_distribution registry "$WORK/registry-data"
@@ -109,9 +120,10 @@ cpu_ms() { # cpu_ms PID
     echo "$total"
 }
 
-declare -A URL=([entrepot]="http://$E_ADDR$BLOB_PATH" [nginx]="http://$N_ADDR$BLOB_PATH" [distribution]="http://$D_ADDR$BLOB_PATH")
-declare -A PID_OF=([entrepot]=$E_PID [nginx]=$N_PID [distribution]=$D_PID)
-SERVERS=(entrepot nginx distribution)
+declare -A URL=([entrepot]="http://$E_ADDR$BLOB_PATH" [entrepot-copy]="http://$E_COPY_ADDR$BLOB_PATH"
+    [nginx]="http://$N_ADDR$BLOB_PATH" [distribution]="http://$D_ADDR$BLOB_PATH")
+declare -A PID_OF=([entrepot]=$E_PID [entrepot-copy]=$E_COPY_PID [nginx]=$N_PID [distribution]=$D_PID)
+SERVERS=(entrepot entrepot-copy nginx distribution)
 
 # One GET into OUT (default /dev/null: curl's receive is the other half of
 # the limit); prints "SERVER MiB/s cpu_ms_per_GiB" and checks the size.
@@ -150,9 +162,11 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 data = {}
 for server, mibs, cpu in rows:
     data.setdefault(server, []).append((float(mibs), float(cpu)))
-servers = ("entrepot", "nginx", "distribution")
+servers = ("entrepot", "entrepot-copy", "nginx", "distribution")
 med = {s: statistics.median(v[0] for v in data[s]) for s in servers}
 cpu = {s: statistics.median(v[1] for v in data[s]) for s in servers}
+print("entrepot-copy: the same binary with sendfile = false (bodies copied through memory, as over TLS)")
+print()
 print("| server | MiB/s min / median / max | CPU ms per GiB min / median / max | throughput vs nginx | CPU vs nginx |")
 print("|---|---|---|---|---|")
 for s in servers:

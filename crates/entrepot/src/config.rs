@@ -67,6 +67,10 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Most connections open at once; further ones are answered 503 and closed.
     pub max_connections: usize,
+    /// Send stored blobs and Python files from their files with `sendfile`
+    /// on plain HTTP/1.1 connections (TLS and HTTP/2 always copy); off only
+    /// for a filesystem whose `sendfile` misbehaves, or to measure the cost.
+    pub sendfile: bool,
     /// `/readyz` answers 503 when the data directory's filesystem has less
     /// free space than this (bytes; 0 turns the check off).
     pub min_free_disk_bytes: u64,
@@ -150,6 +154,7 @@ impl Default for Config {
             header_read_timeout_secs: 30,
             idle_timeout_secs: 20,
             max_connections: 4096,
+            sendfile: true,
             min_free_disk_bytes: 1024 * 1024 * 1024,
             verify_blobs_on_start: VerifyOnStart::Once,
             trusted_proxies: Vec::new(),
@@ -359,6 +364,19 @@ impl Config {
         if let Some(v) = get("ENTREPOT_MAX_CONNECTIONS") {
             self.max_connections =
                 number("max_connections", "ENTREPOT_MAX_CONNECTIONS", "connections")(&v)? as usize;
+        }
+        if let Some(v) = get("ENTREPOT_SENDFILE") {
+            self.sendfile = match v.as_str() {
+                "true" | "1" | "on" => true,
+                "false" | "0" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Value {
+                        key: "sendfile",
+                        env: "ENTREPOT_SENDFILE",
+                        message: format!("{v:?} is not true or false"),
+                    })
+                }
+            };
         }
         if let Some(v) = get("ENTREPOT_MIN_FREE_DISK_BYTES") {
             self.min_free_disk_bytes = number(

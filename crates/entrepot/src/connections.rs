@@ -38,6 +38,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// Whether plain HTTP/1.1 connections send stored files by `sendfile`.
+    pub sendfile: bool,
 }
 
 /// File descriptors kept free for the database, blob files and upstream
@@ -151,18 +153,18 @@ pub async fn serve(
         let Some(tls) = &tls else {
             // In the clear, stored blobs go from their files to the socket
             // by sendfile (see entrepot_api::zero_copy).
-            let zero_copy = ZeroCopy::new();
+            let zero_copy = limits.sendfile.then(ZeroCopy::new);
             let stream = Tracked {
                 inner: stream,
                 activity: activity.clone(),
-                zero_copy: Some(zero_copy.clone()),
+                zero_copy: zero_copy.clone(),
             };
             tokio::spawn(async move {
                 let connection = Connection {
                     protocol: Protocol::Http1,
                     peer,
                     activity,
-                    zero_copy: Some(zero_copy),
+                    zero_copy,
                 };
                 serve_connection(stream, connection, app, limits, stopping).await;
                 drop(permit);

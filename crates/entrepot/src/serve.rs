@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         max_connections: crate::connections::fit_to_fd_limit(config.max_connections),
+        sendfile: config.sendfile,
     };
     if let Some(tls) = &tls {
         tls.watch();
