@@ -101,3 +101,17 @@ YAML
 
 # The entrepot CLI, as the bootstrap admin of the server launch_entrepot started.
 ecli() { ENTREPOT_SERVER="http://$E_ADDR" ENTREPOT_TOKEN=$E_TOKEN "$BIN" "$@"; }
+
+# Set BIN to the entrepot binary to measure: BENCH_BIN when set (bench/all.sh
+# passes the one it measures), else this checkout's release build, brought up
+# to date.
+entrepot_bin() {
+    if [ -n "${BENCH_BIN:-}" ]; then
+        BIN=$BENCH_BIN
+        [ -x "$BIN" ] || { echo "bench: BENCH_BIN=$BIN is not an executable" >&2; exit 1; }
+        return 0
+    fi
+    echo "== building entrepot (release)" >&2
+    (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo build --release --locked --quiet -p entrepot)
+    BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/entrepot"
+}

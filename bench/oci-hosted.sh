@@ -20,9 +20,8 @@ trap cleanup EXIT
 
 require_tools cargo skopeo wrk curl python3 docker-registry
 
-echo "== building entrepot (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet)
-BIN="$ROOT/target/release/entrepot"
+# BENCH_BIN=PATH measures that binary instead of building release.
+entrepot_bin
 
 echo "== starting entrepot and distribution on loopback" >&2
 # Both quiet: entrepot logs warnings only, distribution errors only, no access log.

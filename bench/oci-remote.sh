@@ -22,9 +22,8 @@ trap cleanup EXIT
 
 require_tools cargo skopeo curl python3 docker-registry
 
-echo "== building entrepot (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet)
-BIN="$ROOT/target/release/entrepot"
+# BENCH_BIN=PATH measures that binary instead of building release.
+entrepot_bin
 
 # registry NAME PORT [extra yaml]: start a docker-registry with storage in $WORK/NAME.
 registry() {

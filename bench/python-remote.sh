@@ -53,9 +53,8 @@ for var in $(compgen -e); do
     case $var in PIP_* | UV_*) CLEAN_ENV+=(-u "$var") ;; esac
 done
 
-echo "== building entrepot (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet)
-BIN="$ROOT/target/release/entrepot"
+# BENCH_BIN=PATH measures that binary instead of building release.
+entrepot_bin
 
 PEER_VENV=${BENCH_PEER_VENV:-$WORK/venv}
 if [ ! -x "$PEER_VENV/bin/devpi-server" ] || [ ! -x "$PEER_VENV/bin/gunicorn" ] ||
