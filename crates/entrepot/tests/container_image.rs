@@ -58,12 +58,24 @@ fn podman_ok(args: &[&str]) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
-/// Removes what the test made (containers, volume, image), whatever happens;
-/// the debootstrapped base stays for the next run.
+/// Removes what the test made (containers, volume, image and the untagged
+/// image of the binary's build stage), whatever happens; the debootstrapped
+/// base stays for the next run.
 struct Made {
     image: String,
     volume: String,
     containers: Vec<String>,
+    dangling_before: Vec<String>,
+}
+
+/// Untagged images (`podman build` keeps one per intermediate stage;
+/// `--layers=false`, which would not, fails on multi-stage builds in
+/// podman 4.3).
+fn dangling_images() -> Vec<String> {
+    text(&podman(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]).stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for Made {
@@ -73,6 +85,11 @@ impl Drop for Made {
         }
         let _ = podman(&["volume", "rm", "-f", &self.volume]);
         let _ = podman(&["rmi", "-f", &self.image]);
+        for id in dangling_images() {
+            if !self.dangling_before.contains(&id) {
+                let _ = podman(&["rmi", &id]);
+            }
+        }
     }
 }
 
@@ -158,6 +175,7 @@ fn the_container_image_builds_runs_as_non_root_and_keeps_its_data_in_the_volume(
         image: format!("localhost/entrepot-test:{unique}"),
         volume: format!("entrepot-test-{unique}"),
         containers: Vec::new(),
+        dangling_before: dangling_images(),
     };
 
     // Build: the script debootstraps the base on first use, then podman
@@ -172,8 +190,6 @@ fn the_container_image_builds_runs_as_non_root_and_keeps_its_data_in_the_volume(
             "--debootstrap",
         ])
         .arg("--")
-        // No intermediate stage images left behind (the binary's stage).
-        .arg("--layers=false")
         .args(RUNTIME_FLAGS)
         .env("ENTREPOT_BASE_IMAGE", BASE_IMAGE);
     let built = run(&mut build);
