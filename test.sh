@@ -15,6 +15,9 @@ command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v containerd >/dev/null && command -v ctr >/dev/null || missing+=(containerd)
 command -v node >/dev/null || missing+=(nodejs npm)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v promtool >/dev/null || missing+=(prometheus)
 # pip, uv, twine and pypiserver for the Python tests live in a virtual environment.
 venv="${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}"
 if [[ ! -x "$venv/bin/pypi-server" || ! -x "$venv/bin/uv" || ! -x "$venv/bin/twine" ]]; then

@@ -65,7 +65,7 @@ fn banner(config: &Config, scheme: &str, addr: std::net::SocketAddr) -> String {
         ("--src-tls-verify=false ", "--dest-tls-verify=false ")
     };
     let mut text = format!(
-        "  data directory: {data}\n  pull through Docker Hub: skopeo copy {src}docker://{addr}/default/docker-hub/alpine:latest oci:./alpine\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy {dest}oci:./layout docker://{addr}/default/images/app:1.0\n  install through PyPI: pip install --index-url {scheme}://__token__:TOKEN@{addr}/pypi/default/pypi/simple/ PACKAGE\n    (TOKEN: a personal access token, such as the bootstrap token below; the user name is __token__)\n",
+        "  data directory: {data}\n  pull through Docker Hub: skopeo copy {src}docker://{addr}/default/docker-hub/alpine:latest oci:/tmp/alpine:latest\n  create a hosted repository: entrepot repositories create images --repository-format=docker\n  push: skopeo copy {dest}oci:/tmp/alpine:latest docker://{addr}/default/images/alpine:latest\n  install through PyPI: pip install --index-url {scheme}://__token__:TOKEN@{addr}/pypi/default/pypi/simple/ PACKAGE\n    (TOKEN: a personal access token, such as the bootstrap token below; the user name is __token__)\n",
         data = config.data_dir.display(),
     );
     if scheme == "https" {
