@@ -259,7 +259,7 @@ impl ReleaseAgeUpdate {
         Self {
             min_release_age_secs: policy.min_release_age_secs,
             release_cutoff_time: policy.release_cutoff_time.clone(),
-            allow_unknown_release_time: Some(policy.allow_unknown_release_time).filter(|a| *a),
+            allow_unknown_release_time: policy.allow_unknown_release_time.then_some(true),
             add_exemptions: policy.exemptions.clone(),
             remove_exemptions: Vec::new(),
         }

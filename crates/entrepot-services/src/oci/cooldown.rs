@@ -226,7 +226,7 @@ impl RemoteOci {
         let Some(config) = manifest.blobs.first() else {
             return Some(None);
         };
-        if usize::try_from(config.size).map_or(true, |s| s > MAX_CONFIG_BYTES) {
+        if config.size > MAX_CONFIG_BYTES as u64 {
             return Some(None);
         }
         let located = self.locate_blob(repo, path, &config.digest).await.ok()?;
