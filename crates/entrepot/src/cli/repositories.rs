@@ -59,7 +59,7 @@ pub enum RepositoriesCommand {
         #[command(flatten)]
         timeouts: TimeoutArgs,
         #[command(flatten)]
-        release_age: ReleaseAgeArgs,
+        release_age: Box<ReleaseAgeArgs>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -126,7 +126,7 @@ pub enum RepositoriesCommand {
         #[command(flatten)]
         timeouts: TimeoutArgs,
         #[command(flatten)]
-        release_age: ReleaseAgeArgs,
+        release_age: Box<ReleaseAgeArgs>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
