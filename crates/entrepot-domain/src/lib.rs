@@ -10,6 +10,7 @@ pub mod access_policy;
 pub mod chunk_range;
 pub mod clock;
 pub mod content_digest;
+pub mod cooldown;
 pub mod crc32c;
 pub mod digest;
 pub mod iam;

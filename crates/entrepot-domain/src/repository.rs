@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cooldown::ReleaseAgePolicy;
 use crate::name::{NameError, ProjectId, RepositoryId};
 
 /// The canonical name of a repository.
@@ -178,6 +179,10 @@ pub struct RemoteConfig {
     /// Time limits of upstream requests; unset ones take the defaults.
     #[serde(flatten)]
     pub timeouts: UpstreamTimeouts,
+    /// The minimum release age ("cooldown"): upstream content newer than it
+    /// is held back (see [`crate::cooldown`]).
+    #[serde(default, skip_serializing_if = "ReleaseAgePolicy::is_off")]
+    pub release_age: ReleaseAgePolicy,
 }
 
 /// How long a remote repository waits for its upstream, in seconds; `None`

@@ -8,7 +8,7 @@ pub enum UpstreamSpecError {
     /// Neither a preset nor an http(s) URL.
     #[error(
         "upstream {0:?} is not a preset ({presets}) nor an http(s) URL",
-        presets = "DOCKER-HUB, GHCR, QUAY"
+        presets = "DOCKER-HUB, GHCR, QUAY, K8S, ECR-PUBLIC, GITLAB, MCR"
     )]
     Unknown(String),
     /// Neither the Python preset nor an http(s) URL.
@@ -21,6 +21,101 @@ pub enum UpstreamSpecError {
     #[error("upstream {0:?} must be a bare registry URL such as https://registry.example.com (no query, no fragment, no credentials)")]
     Shape(String),
 }
+
+/// A Docker/OCI upstream known by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DockerPreset {
+    /// The preset's name, as `--remote-docker-repo` takes it.
+    pub name: &'static str,
+    /// Base URL of the registry API.
+    pub base_url: &'static str,
+    /// Whether single-segment image names live under `library/`.
+    pub library_namespace: bool,
+    /// Every host (or `*.domain` pattern) a pull through this upstream
+    /// contacts: the registry API, its token service and its blob CDN.
+    /// Suggested for the registry access policy, never allowed by default.
+    pub hosts: &'static [&'static str],
+}
+
+/// The Docker/OCI presets. The hosts are those the registries redirect to
+/// today (token services and blob storage); `entrepot access-policy
+/// suggest` shows what dry-run mode saw actually needed.
+pub const DOCKER_PRESETS: &[DockerPreset] = &[
+    DockerPreset {
+        name: "DOCKER-HUB",
+        base_url: "https://registry-1.docker.io",
+        library_namespace: true,
+        hosts: &[
+            "registry-1.docker.io",
+            "auth.docker.io",
+            "production.cloudflare.docker.com",
+            "docker-images-prod.6aa30f8b08e16409b46e0173d6de2f56.r2.cloudflarestorage.com",
+        ],
+    },
+    DockerPreset {
+        name: "GHCR",
+        base_url: "https://ghcr.io",
+        library_namespace: false,
+        hosts: &["ghcr.io", "pkg-containers.githubusercontent.com"],
+    },
+    DockerPreset {
+        name: "QUAY",
+        base_url: "https://quay.io",
+        library_namespace: false,
+        hosts: &["quay.io", "*.quay.io"],
+    },
+    // registry.k8s.io redirects blob downloads to Artifact Registry
+    // (REGION-docker.pkg.dev) or to S3 buckets
+    // (prod-registry-k8s-io-REGION.s3.dualstack.REGION.amazonaws.com),
+    // picked by the client's address.
+    DockerPreset {
+        name: "K8S",
+        base_url: "https://registry.k8s.io",
+        library_namespace: false,
+        hosts: &["registry.k8s.io", "*.pkg.dev", "*.amazonaws.com"],
+    },
+    // Anonymous tokens at public.ecr.aws/token; layers from CloudFront.
+    DockerPreset {
+        name: "ECR-PUBLIC",
+        base_url: "https://public.ecr.aws",
+        library_namespace: false,
+        hosts: &["public.ecr.aws", "*.cloudfront.net"],
+    },
+    // Tokens at gitlab.com/jwt/auth; layers from GitLab's CDN or Google
+    // Cloud Storage.
+    DockerPreset {
+        name: "GITLAB",
+        base_url: "https://registry.gitlab.com",
+        library_namespace: false,
+        hosts: &[
+            "registry.gitlab.com",
+            "gitlab.com",
+            "cdn.registry.gitlab-static.net",
+            "storage.googleapis.com",
+        ],
+    },
+    // Anonymous; layers from REGION.data.mcr.microsoft.com.
+    DockerPreset {
+        name: "MCR",
+        base_url: "https://mcr.microsoft.com",
+        library_namespace: false,
+        hosts: &["mcr.microsoft.com", "*.data.mcr.microsoft.com"],
+    },
+];
+
+/// The preset `spec` names (case-insensitive, `_` for `-`), if any.
+pub fn docker_preset(spec: &str) -> Option<&'static DockerPreset> {
+    let wanted = spec.trim().to_ascii_uppercase().replace('_', "-");
+    let wanted = match wanted.as_str() {
+        "DOCKERHUB" => "DOCKER-HUB",
+        "ECRPUBLIC" => "ECR-PUBLIC",
+        other => other,
+    };
+    DOCKER_PRESETS.iter().find(|p| p.name == wanted)
+}
+
+/// Hosts a pull through the preset `PYPI` contacts.
+pub const PYPI_HOSTS: &[&str] = &["pypi.org", "files.pythonhosted.org"];
 
 /// `host[:port]` of a URL, as the access policy sees it.
 fn host_port(url: &url::Url) -> String {
@@ -98,11 +193,8 @@ pub fn docker_upstream(
             .map(|url| DockerUpstream::new(url, library))
             .map_err(|_| UpstreamSpecError::Unknown(spec.to_owned()))
     };
-    match spec.to_ascii_uppercase().replace('_', "-").as_str() {
-        "DOCKER-HUB" | "DOCKERHUB" => return preset("https://registry-1.docker.io", true),
-        "GHCR" => return preset("https://ghcr.io", false),
-        "QUAY" => return preset("https://quay.io", false),
-        _ => {}
+    if let Some(p) = docker_preset(spec) {
+        return preset(p.base_url, p.library_namespace);
     }
     let url = url::Url::parse(spec).map_err(|_| UpstreamSpecError::Unknown(spec.to_owned()))?;
     let host = url
@@ -239,6 +331,41 @@ mod tests {
             docker_upstream("nonsense", false),
             Err(UpstreamSpecError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn the_managed_registries_are_presets_with_the_hosts_they_need() {
+        for (spec, base, host) in [
+            ("K8S", "https://registry.k8s.io/", "registry.k8s.io"),
+            ("ecr-public", "https://public.ecr.aws/", "public.ecr.aws"),
+            ("ECR_PUBLIC", "https://public.ecr.aws/", "public.ecr.aws"),
+            (
+                "GITLAB",
+                "https://registry.gitlab.com/",
+                "registry.gitlab.com",
+            ),
+            ("mcr", "https://mcr.microsoft.com/", "mcr.microsoft.com"),
+        ] {
+            let up = docker_upstream(spec, false).unwrap();
+            assert_eq!(up.base_url().as_str(), base);
+            assert_eq!(up.host(), host);
+            assert!(!up.library_namespace());
+            assert!(docker_preset(spec).unwrap().hosts.contains(&host));
+        }
+        assert!(docker_preset("GITLAB")
+            .unwrap()
+            .hosts
+            .contains(&"gitlab.com"));
+        assert!(docker_preset("MCR")
+            .unwrap()
+            .hosts
+            .contains(&"*.data.mcr.microsoft.com"));
+        assert!(docker_preset("https://ghcr.io").is_none());
+        // The preset names are what the error lists.
+        let message = docker_upstream("nonsense", false).unwrap_err().to_string();
+        for p in DOCKER_PRESETS {
+            assert!(message.contains(p.name), "{message}");
+        }
     }
 
     #[test]

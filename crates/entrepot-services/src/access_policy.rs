@@ -141,6 +141,7 @@ pub struct AccessPolicyService {
     audit: Arc<dyn AccessPolicyAuditLog>,
     cache: Mutex<Option<Cached>>,
     access: Arc<dyn AccessControl>,
+    needs: Option<Arc<crate::host_needs::HostNeeds>>,
 }
 
 /// An edit of the policy, applied to the current one.
@@ -188,6 +189,38 @@ impl AccessPolicyService {
             audit: Arc::new(TracingAuditOnly),
             cache: Mutex::new(None),
             access: Arc::new(DenyAll),
+            needs: None,
+        }
+    }
+
+    /// Count the hosts blocked, or let through by dry-run mode, in `needs`
+    /// (what [`Self::suggest`] lists).
+    pub fn with_host_needs(mut self, needs: Arc<crate::host_needs::HostNeeds>) -> Self {
+        self.needs = Some(needs);
+        self
+    }
+
+    /// The hosts to allow, as `entrepot access-policy suggest` lists them,
+    /// for a caller who may change the policy.
+    pub async fn suggest(
+        &self,
+        caller: &Principal,
+    ) -> Result<crate::host_needs::Suggestions, AccessPolicyServiceError> {
+        self.access
+            .authorize(
+                caller,
+                Permission::AccessPolicyUpdate,
+                &Resource::Organization,
+            )
+            .await?;
+        let current = self.get().await?;
+        match &self.needs {
+            Some(needs) => Ok(needs.suggest(&current.policy).await?),
+            None => Ok(crate::host_needs::Suggestions {
+                hosts: Vec::new(),
+                preset_hosts: Vec::new(),
+                command: None,
+            }),
         }
     }
 
@@ -403,6 +436,9 @@ impl HopCheck for AccessPolicyService {
             Verdict::Allowed => Ok(()),
             Verdict::Blocked => {
                 self.metrics.access_policy_block();
+                if let Some(needs) = &self.needs {
+                    needs.count(&host, true).await;
+                }
                 tracing::warn!(%host, "upstream host blocked by the registry access policy");
                 Err(HopDenied {
                     message: blocked_message(&host),
@@ -411,6 +447,9 @@ impl HopCheck for AccessPolicyService {
             }
             Verdict::WouldBlock => {
                 self.metrics.access_policy_dry_run_violation();
+                if let Some(needs) = &self.needs {
+                    needs.count(&host, false).await;
+                }
                 tracing::warn!(%host, "dry run: the registry access policy would block this upstream host; letting it through");
                 Ok(())
             }

@@ -65,6 +65,7 @@ impl Fixture {
             keep_deleted_secs: None,
             negative_cache_secs: None,
             timeouts: Default::default(),
+            release_age: Default::default(),
         });
         let mode = if remote.is_some() {
             Mode::RemoteRepository

@@ -11,6 +11,7 @@ pub mod authn;
 pub mod clock;
 pub mod credential_cache;
 pub mod gc;
+pub mod host_needs;
 pub mod iam;
 pub mod keyed_cache;
 pub mod located;

@@ -14,6 +14,8 @@ pub mod blob;
 pub mod cache;
 #[cfg(test)]
 mod conformance;
+pub mod cooldown;
+pub mod host_needs;
 pub mod iam;
 pub mod lifecycle;
 pub mod metadata;
@@ -29,6 +31,8 @@ pub use blob::{
     ObjectBlobStore, RunningHash, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
+pub use cooldown::{TagDigestRecord, TagDigestStore};
+pub use host_needs::{HostNeedRecord, HostNeedStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

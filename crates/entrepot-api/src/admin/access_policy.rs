@@ -18,10 +18,23 @@ use super::{authenticate, ApiError};
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/v1/organization/accessPolicy",
-        get(describe).put(replace).patch(patch),
-    )
+    Router::new()
+        .route(
+            "/v1/organization/accessPolicy",
+            get(describe).put(replace).patch(patch),
+        )
+        .route("/v1/organization/accessPolicy:suggest", get(suggest))
+}
+
+/// `GET /v1/organization/accessPolicy:suggest`: the hosts the policy saw
+/// needed (blocked, or let through by dry-run mode) and those the presets
+/// of remote repositories need, with the `allow` command line.
+async fn suggest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<entrepot_services::host_needs::Suggestions>, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    Ok(Json(state.access_policy.suggest(&principal).await?))
 }
 
 impl From<AccessPolicyServiceError> for ApiError {

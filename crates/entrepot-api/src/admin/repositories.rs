@@ -202,6 +202,9 @@ struct UpdateBody {
     /// Set credentials even if the access policy blocks the upstream.
     #[serde(default)]
     force: bool,
+    /// Changes of the minimum release age.
+    #[serde(default)]
+    release_age: entrepot_domain::cooldown::ReleaseAgeUpdate,
 }
 
 async fn update(
@@ -237,6 +240,7 @@ async fn update(
                     idle_timeout_secs: body.remote_idle_timeout_secs,
                 },
                 force: body.force,
+                release_age: body.release_age,
             },
         )
         .await?;

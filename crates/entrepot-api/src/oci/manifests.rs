@@ -13,6 +13,8 @@ use crate::AppState;
 
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+/// A newer digest of the tag is held back by the minimum release age.
+const ENTREPOT_HELD_BACK: HeaderName = HeaderName::from_static("entrepot-held-back");
 
 /// `GET` (with `body`) or `HEAD` (without) of a manifest by tag or digest.
 pub(super) async fn get(
@@ -46,6 +48,9 @@ pub(super) async fn get(
     }
     if let Some(cache) = manifest.cache {
         insert(h, super::X_CACHE, cache.as_str());
+    }
+    if let Some(held) = &manifest.held_back {
+        insert(h, ENTREPOT_HELD_BACK, &held.header_value());
     }
     Ok(response)
 }

@@ -46,6 +46,7 @@ pub(crate) fn status_of(e: &PythonError) -> StatusCode {
         PythonError::Invalid(_) | PythonError::FileExists(_) => StatusCode::BAD_REQUEST,
         PythonError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         PythonError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        PythonError::HeldBack(_) => StatusCode::FORBIDDEN,
         PythonError::Remote(f) => upstream_failure::answer(f).status,
         PythonError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         PythonError::Access(e) => auth_status(e),

@@ -19,6 +19,8 @@ pub struct ServedManifest {
     pub cache: Option<CacheStatus>,
     /// Seconds since the upstream last confirmed a stale answer.
     pub age_secs: Option<u64>,
+    /// A newer digest of the tag that the minimum release age holds back.
+    pub held_back: Option<super::cooldown::HeldBack>,
 }
 
 pub use crate::remote::CacheStatus;

@@ -74,6 +74,7 @@ impl HostedOci {
             stale: false,
             cache: None,
             age_secs: None,
+            held_back: None,
         })
     }
 

@@ -13,6 +13,7 @@
 #[cfg(test)]
 mod authorization_tests;
 pub mod content;
+pub mod cooldown;
 pub mod error;
 mod grants;
 pub mod hosted;

@@ -204,6 +204,9 @@ pub struct RemoteOci {
     cache: Arc<dyn CacheStore>,
     blobs: Arc<dyn BlobStore>,
     remote: RemoteCache<DockerFormat>,
+    /// What the minimum release age needs; without it, a repository with
+    /// one serves nothing (fails closed).
+    pub(super) release_age: Option<super::cooldown::ReleaseAgeRecords>,
 }
 
 impl RemoteOci {
@@ -222,7 +225,14 @@ impl RemoteOci {
             cache,
             blobs,
             remote: RemoteCache::new(DockerFormat, client, fills, metrics, secrets),
+            release_age: None,
         }
+    }
+
+    /// Apply minimum release ages with these first-seen records and clock.
+    pub fn with_release_age(mut self, records: super::cooldown::ReleaseAgeRecords) -> Self {
+        self.release_age = Some(records);
+        self
     }
 
     fn metrics(&self) -> &Metrics {
@@ -234,8 +244,43 @@ impl RemoteOci {
         self.remote.rate_limit(repository)
     }
 
-    /// A manifest by tag or digest, through the cache.
+    /// A manifest by tag or digest, through the cache, as the repository's
+    /// minimum release age allows (see [`super::cooldown`]).
     pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<ServedManifest, RegistryError> {
+        let Some(policy) = super::cooldown::active_policy(repo) else {
+            return self.resolve_manifest(repo, path, reference).await;
+        };
+        match reference {
+            Reference::Tag(tag) => {
+                let resolved = self.resolve_manifest(repo, path, reference).await?;
+                self.hold_back_tag(repo, path, tag, policy, resolved).await
+            }
+            Reference::Digest(digest) => {
+                self.hold_back_digest(path, digest, policy).await?;
+                self.resolve_manifest(repo, path, reference).await
+            }
+        }
+    }
+
+    /// A manifest by digest, through the cache, without the release-age
+    /// rules (for the digest a held-back tag falls back to).
+    pub(super) async fn manifest_by_digest(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        digest: &Digest,
+    ) -> Result<ServedManifest, RegistryError> {
+        self.resolve_manifest(repo, path, &Reference::Digest(digest.clone()))
+            .await
+    }
+
+    /// A manifest by tag or digest, through the cache.
+    async fn resolve_manifest(
         &self,
         repo: &Repository,
         path: &ImagePath,
@@ -527,6 +572,7 @@ fn served(m: ManifestRecord, cache: CacheStatus) -> ServedManifest {
         stale: cache == CacheStatus::Stale,
         cache: Some(cache),
         age_secs: None,
+        held_back: None,
     }
 }
 

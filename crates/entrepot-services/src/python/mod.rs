@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 mod authorization_tests;
+pub mod cooldown;
 pub mod dist;
 pub mod format;
 pub mod hosted;
@@ -57,6 +58,10 @@ pub enum PythonError {
     /// The operation does not apply to this repository.
     #[error("{0}")]
     NotAllowed(String),
+    /// The repository's minimum release age holds the file back; the
+    /// message says until when.
+    #[error("{0}")]
+    HeldBack(String),
     /// A remote repository could not get the content from its upstream.
     #[error(transparent)]
     Remote(#[from] UpstreamFailure),

@@ -21,6 +21,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
+use super::cooldown;
 use super::dist::{extract_metadata, normalize, parse_filename, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
 use super::index::{self, ProjectPage, ServedPage};
@@ -106,6 +107,8 @@ pub struct RemotePython {
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Project pages as served under a minimum release age.
+    held_back: KeyedCache<PageKey, Arc<HeldBackView>>,
 }
 
 /// `(project id, repository id, normalised project name)`.
@@ -142,6 +145,7 @@ impl RemotePython {
             pending: Arc::default(),
             next_write: AtomicU64::new(0),
             clock: Arc::new(SystemClock),
+            held_back: KeyedCache::new(),
         })
     }
 
@@ -311,9 +315,54 @@ impl RemotePython {
         Ok(names)
     }
 
-    /// A project's page, with file links pointing at entrepot. Files the
-    /// upstream gives no sha256 for are left out (see `build_page`).
+    /// A project's page, with file links pointing at entrepot, without the
+    /// files the repository's minimum release age holds back (see
+    /// [`super::cooldown`]). Files the upstream gives no sha256 for are left
+    /// out (see `build_page`).
     pub async fn project_page(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<Arc<ServedPage>, PythonError> {
+        let page = self.upstream_page(repo, name).await?;
+        let Some(policy) = repo
+            .remote_repository_config
+            .as_ref()
+            .map(|c| &c.release_age)
+            .filter(|p| p.is_active())
+        else {
+            return Ok(page);
+        };
+        let now = self.clock.now_unix();
+        let key = (repo.repository_name()?, normalize(name));
+        let kept = self.held_back.get_if(&key, |v| {
+            Arc::ptr_eq(&v.source, &page)
+                && v.policy == *policy
+                && v.changes_at.is_none_or(|at| now < at)
+        });
+        if let Some(view) = kept {
+            return Ok(view.page.clone());
+        }
+        let held = cooldown::hold_back(policy, page.page(), now);
+        let served = match held.page {
+            Some(p) => Arc::new(ServedPage::new(p)),
+            None => page.clone(),
+        };
+        self.held_back.insert(
+            key,
+            Arc::new(HeldBackView {
+                source: page,
+                policy: policy.clone(),
+                changes_at: held.changes_at,
+                page: served.clone(),
+            }),
+        );
+        Ok(served)
+    }
+
+    /// A project's page as the upstream lists it, with file links pointing
+    /// at entrepot; the minimum release age is not applied.
+    pub async fn upstream_page(
         &self,
         repo: &Repository,
         name: &str,
@@ -632,6 +681,8 @@ impl RemotePython {
         let target = self.target(repo)?;
         let gate = self.remote.gate(&target).await?;
         let (file, project_name) = self.source(&target, sha256, filename).await?;
+        self.refuse_held_back(repo, &project_name, sha256, filename)
+            .await?;
         let digest = sha256_digest(&file.sha256)?;
         // Only what this repository fetched and verified itself: identical
         // bytes stored for another repository prove nothing about this one's
@@ -699,6 +750,55 @@ impl RemotePython {
             }
         }
     }
+}
+
+impl RemotePython {
+    /// Refuse a file (or its `.metadata`) the repository's minimum release
+    /// age holds back, saying when it becomes available. Its upload time is
+    /// read from the project's current page.
+    async fn refuse_held_back(
+        &self,
+        repo: &Repository,
+        project: &str,
+        sha256: &str,
+        filename: &str,
+    ) -> Result<(), PythonError> {
+        let Some(policy) = repo
+            .remote_repository_config
+            .as_ref()
+            .map(|c| &c.release_age)
+            .filter(|p| p.is_active())
+        else {
+            return Ok(());
+        };
+        let dist = filename.strip_suffix(".metadata").unwrap_or(filename);
+        let page = self.upstream_page(repo, project).await?;
+        let now = self.clock.now_unix();
+        let verdict = match page
+            .page()
+            .files
+            .iter()
+            .find(|f| f.filename == dist && f.hashes.get("sha256").is_some_and(|h| h == sha256))
+        {
+            Some(f) => cooldown::file_verdict(policy, project, f, now),
+            // No longer on the upstream's page: its upload time is unknown.
+            None => policy.verdict(project, super::dist::version_of(dist), None, now),
+        };
+        match verdict.reason(dist) {
+            None => Ok(()),
+            Some(reason) => Err(PythonError::HeldBack(reason)),
+        }
+    }
+}
+
+/// A project page as served under a minimum release age, and what it was
+/// built from: valid while the upstream page and the policy are the same,
+/// until the first held-back file becomes available.
+struct HeldBackView {
+    source: Arc<ServedPage>,
+    policy: entrepot_domain::cooldown::ReleaseAgePolicy,
+    changes_at: Option<i64>,
+    page: Arc<ServedPage>,
 }
 
 /// A stored page that no longer parses (a parser change): the upstream's page

@@ -213,10 +213,12 @@ impl<F: RemoteFormat> RemoteCache<F> {
     /// request: content cached from a host the policy now blocks is not
     /// served either, unless the repository allows it.
     pub async fn gate(&self, target: &Target<F::Upstream>) -> Result<Gate, UpstreamFailure> {
-        let gate = Gate::of(
-            self.client.check_origin(&target.origin).await,
-            &target.config,
-        )?;
+        let checked = crate::host_needs::needed_by(
+            &target.repository,
+            self.client.check_origin(&target.origin),
+        )
+        .await;
+        let gate = Gate::of(checked, &target.config)?;
         if let Gate::CachedOnly(denied) = &gate {
             tracing::info!(repository = %target.repository, host = %denied.host, "upstream blocked by the registry access policy; serving cached content only, as the repository allows");
         }
@@ -242,12 +244,15 @@ impl<F: RemoteFormat> RemoteCache<F> {
     ) -> Result<UpstreamResponse, UpstreamFailure> {
         let credentials = target.credentials_for(&request.url);
         let request = &request.clone().budget(target.budget());
-        let response = send(
-            self.client.as_ref(),
-            &self.metrics,
-            request,
-            credentials.as_ref(),
-            target.secret_version(),
+        let response = crate::host_needs::needed_by(
+            &target.repository,
+            send(
+                self.client.as_ref(),
+                &self.metrics,
+                request,
+                credentials.as_ref(),
+                target.secret_version(),
+            ),
         )
         .await?;
         self.record_rate_limit(&target.repository, response.headers());
@@ -463,14 +468,18 @@ impl<F: RemoteFormat> RemoteCache<F> {
         let credentials = target.credentials_for(&source.request.url);
         let secret_version = target.secret_version().map(str::to_owned);
         let (request, what) = (source.request.budget(target.budget()), source.what);
+        let repository = target.repository.clone();
         let open = move || {
             async move {
-                let response = send(
-                    client.as_ref(),
-                    &metrics,
-                    &request,
-                    credentials.as_ref(),
-                    secret_version.as_deref(),
+                let response = crate::host_needs::needed_by(
+                    &repository,
+                    send(
+                        client.as_ref(),
+                        &metrics,
+                        &request,
+                        credentials.as_ref(),
+                        secret_version.as_deref(),
+                    ),
                 )
                 .await?;
                 if response.status() != StatusCode::OK {

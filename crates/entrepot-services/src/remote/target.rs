@@ -135,6 +135,7 @@ mod tests {
             keep_deleted_secs: None,
             negative_cache_secs: None,
             timeouts: Default::default(),
+            release_age: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! method takes the caller's [`Principal`] and checks the permission itself,
 //! so no front-end repeats a check.
 
+use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseAgeUpdate};
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 
@@ -94,19 +95,27 @@ impl RepositoryService {
             .unwrap_or("standard-repository")
             .parse()
             .map_err(RepositoryError::Invalid)?;
-        self.insert(
-            name,
-            NewRepository {
-                format,
-                mode,
-                description: request.description,
-                remote: request.remote,
-            },
-            CreateOptions {
-                force: request.force,
-            },
-        )
-        .await
+        let release_age = request.remote.as_ref().map(|c| c.release_age.clone());
+        let repo = self
+            .insert(
+                name,
+                NewRepository {
+                    format,
+                    mode,
+                    description: request.description,
+                    remote: request.remote,
+                },
+                CreateOptions {
+                    force: request.force,
+                },
+            )
+            .await?;
+        if let Some(policy) = release_age.filter(|p| !p.is_off()) {
+            let update = ReleaseAgeUpdate::setting(&policy);
+            self.audit_release_age(caller, name, &ReleaseAgePolicy::default(), &update)
+                .await;
+        }
+        Ok(repo)
     }
 
     /// One page of a project's repositories, for a caller with
@@ -164,7 +173,20 @@ impl RepositoryService {
         if let Some(version) = &update.remote_password_secret_version {
             self.check_attachment(caller, version, name).await?;
         }
-        self.change(name, update).await
+        if update.release_age.is_empty() {
+            return self.change(name, update).await;
+        }
+        let before = self
+            .get(name)
+            .await?
+            .remote_repository_config
+            .map(|c| c.release_age)
+            .unwrap_or_default();
+        let release_age = update.release_age.clone();
+        let repo = self.change(name, update).await?;
+        self.audit_release_age(caller, name, &before, &release_age)
+            .await;
+        Ok(repo)
     }
 
     /// Delete a repository with its content and its IAM policy, for a caller

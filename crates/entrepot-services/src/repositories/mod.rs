@@ -7,16 +7,18 @@
 //! for front-ends that authorized the request already.
 
 mod callers;
+mod release_age;
 mod upstream_test;
 
 use std::sync::Arc;
 
+use entrepot_domain::cooldown::ReleaseAgeUpdate;
 use entrepot_domain::repository::{RemoteConfig, UpstreamTimeouts};
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
 use entrepot_domain::{
     Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName, SecretVersionName,
 };
-use entrepot_storage::{MetadataStore, StoreError};
+use entrepot_storage::{MetadataStore, SecretStore, StoreError};
 use entrepot_upstream::HopCheck;
 
 use crate::access::{AccessControl, AuthError, DenyAll};
@@ -100,6 +102,8 @@ pub struct RepositoryUpdate {
     /// Set upstream credentials even if the registry access policy blocks the
     /// upstream.
     pub force: bool,
+    /// Changes of the minimum release age (audited).
+    pub release_age: ReleaseAgeUpdate,
 }
 
 /// Options of creating a repository ([`CreateRequest::force`]).
@@ -144,6 +148,10 @@ fn validate_remote(format: Format, remote: &RemoteConfig) -> Result<(), Reposito
     if let Some(v) = &remote.password_secret_version {
         validate_secret_version(v)?;
     }
+    remote
+        .release_age
+        .validate()
+        .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
     if remote.tag_ttl_secs > 365 * 24 * 3600 {
         return Err(RepositoryError::Invalid(
             "the tag freshness window may be at most one year".into(),
@@ -168,6 +176,7 @@ pub struct RepositoryService {
     access: Arc<dyn AccessControl>,
     secrets: Option<SecretService>,
     upstream_testers: Vec<(Format, Arc<dyn UpstreamTester>)>,
+    audit: Option<Arc<dyn SecretStore>>,
 }
 
 impl RepositoryService {
@@ -179,7 +188,14 @@ impl RepositoryService {
             access: Arc::new(DenyAll),
             secrets: None,
             upstream_testers: Vec::new(),
+            audit: None,
         }
+    }
+
+    /// Record changes of release-age settings in `audit`.
+    pub fn with_audit_log(mut self, audit: Arc<dyn SecretStore>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Authorize callers through `access` (until then every caller is
@@ -255,7 +271,7 @@ impl RepositoryService {
             (Mode::RemoteRepository, Some(remote)) => validate_remote(new.format, remote)?,
             (Mode::RemoteRepository, None) => {
                 return Err(RepositoryError::Invalid(
-                    "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|URL or --remote-python-repo=PYPI|URL".into(),
+                    "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|K8S|ECR-PUBLIC|GITLAB|MCR|URL or --remote-python-repo=PYPI|URL".into(),
                 ))
             }
             (Mode::VirtualRepository, _) => {
@@ -353,7 +369,8 @@ impl RepositoryService {
             || update.allow_cached_from_blocked.is_some()
             || update.remote_keep_deleted_secs.is_some()
             || update.remote_negative_cache_secs.is_some()
-            || update.remote_timeouts != UpstreamTimeouts::default();
+            || update.remote_timeouts != UpstreamTimeouts::default()
+            || !update.release_age.is_empty();
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
@@ -404,6 +421,10 @@ impl RepositoryService {
                     *kept = Some(secs).filter(|s| *s > 0);
                 }
             }
+            update
+                .release_age
+                .apply(&mut remote.release_age)
+                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
             validate_remote(format, remote)?;
             if sets_credentials && !update.force {
                 self.check_upstream(format, remote).await?;

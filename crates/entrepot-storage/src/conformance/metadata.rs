@@ -121,6 +121,7 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
         keep_deleted_secs: None,
         negative_cache_secs: None,
         timeouts: Default::default(),
+        release_age: Default::default(),
     });
     assert_eq!(
         store.get_repository(&rname("p", "hub")).await.unwrap(),

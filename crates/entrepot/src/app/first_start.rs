@@ -39,6 +39,7 @@ pub(super) async fn default_project(
             keep_deleted_secs: None,
             negative_cache_secs: None,
             timeouts: Default::default(),
+            release_age: Default::default(),
         }),
     };
     repositories.create(&name, docker_hub).await?;
@@ -59,6 +60,7 @@ pub(super) async fn default_project(
             keep_deleted_secs: None,
             negative_cache_secs: None,
             timeouts: Default::default(),
+            release_age: Default::default(),
         }),
     };
     repositories.create(&name, pypi).await?;

@@ -6,6 +6,7 @@
 mod error;
 mod first_start;
 mod tasks;
+mod test_clock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use entrepot_api::AppState;
 use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::gc::GarbageCollector;
+use entrepot_services::host_needs::HostNeeds;
 use entrepot_services::metrics::Metrics;
+use entrepot_services::oci::cooldown::ReleaseAgeRecords;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::remote::Fills;
@@ -107,12 +110,14 @@ impl App {
         let access_policy = Arc::new(
             AccessPolicyService::new(sqlite.clone(), metrics.clone())
                 .with_audit_log(Arc::new(StoredAuditLog(sqlite.clone())))
-                .with_access_control(iam.clone()),
+                .with_access_control(iam.clone())
+                .with_host_needs(Arc::new(HostNeeds::new(sqlite.clone(), meta.clone()))),
         );
         let access: Arc<dyn AccessControl> = iam.clone();
         let projects = ProjectService::new(meta.clone()).with_access_control(access.clone());
-        let repositories =
-            RepositoryService::new(meta.clone()).with_upstream_check(access_policy.clone());
+        let repositories = RepositoryService::new(meta.clone())
+            .with_upstream_check(access_policy.clone())
+            .with_audit_log(sqlite.clone());
         first_start::default_project(&projects, &repositories)
             .await
             .map_err(BuildError::other)?;
@@ -139,18 +144,25 @@ impl App {
             metrics.clone(),
         )
         .step(|| "cannot prepare the cache spool directory")?;
-        let remote = Arc::new(RemoteOci::new(
-            meta.clone(),
-            cache,
-            blobs.clone(),
-            fills,
-            upstream.clone(),
-            metrics.clone(),
-            Arc::new(secrets.clone()),
-        ));
+        let clock = test_clock::from_env();
+        let remote = Arc::new(
+            RemoteOci::new(
+                meta.clone(),
+                cache,
+                blobs.clone(),
+                fills,
+                upstream.clone(),
+                metrics.clone(),
+                Arc::new(secrets.clone()),
+            )
+            .with_release_age(ReleaseAgeRecords {
+                store: sqlite.clone(),
+                clock: clock.clone(),
+            }),
+        );
         let (hosted_python, remote_python) =
             python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
-        let remote_python = Arc::new(remote_python);
+        let remote_python = Arc::new(remote_python.with_clock(clock));
         // Callers of the repository service are authorized by it; testUpstream
         // goes to the remote engine of the repository's format.
         let repositories = repositories

@@ -42,6 +42,10 @@ pub enum AccessPolicyCommand {
     DryRun,
     /// Leave dry-run mode: block hosts outside the allowlist.
     Enforce,
+    /// List the hosts the policy saw needed (blocked, or let through by
+    /// dry-run mode) and those remote repositories' presets need, as a
+    /// ready `allow` command.
+    Suggest(super::access_policy_suggest::SuggestArgs),
 }
 
 fn print_policy(policy: &Value) {
@@ -55,6 +59,9 @@ async fn patch(client: &AdminClient, body: Value) -> Result<Value, ClientError> 
 /// Run an access policy verb.
 pub async fn run(client: &AdminClient, command: AccessPolicyCommand) -> Result<(), ClientError> {
     let policy = match command {
+        AccessPolicyCommand::Suggest(args) => {
+            return super::access_policy_suggest::run(client, args).await
+        }
         AccessPolicyCommand::Describe => client.call(Method::GET, PATH, None).await?,
         AccessPolicyCommand::Allow { hosts } => {
             let policy = patch(client, json!({ "addAllowedHosts": hosts })).await?;

@@ -1,6 +1,7 @@
 //! gcloud-like verbs over the admin API.
 
 pub mod access_policy;
+pub mod access_policy_suggest;
 pub mod admin_gc;
 pub mod client;
 pub mod iam;
@@ -8,6 +9,7 @@ pub mod login;
 pub mod organization;
 pub mod projects;
 pub mod python;
+pub mod release_age;
 pub mod repositories;
 pub mod repository_iam;
 pub mod secret_iam;

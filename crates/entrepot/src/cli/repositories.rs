@@ -4,6 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
+use super::release_age::ReleaseAgeArgs;
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Repository verbs.
@@ -22,7 +23,7 @@ pub enum RepositoriesCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
-        /// Upstream of a remote Docker repository: DOCKER-HUB, GHCR, QUAY or a URL.
+        /// Upstream of a remote Docker repository: DOCKER-HUB, GHCR, QUAY, K8S, ECR-PUBLIC, GITLAB, MCR or a URL.
         #[arg(long)]
         remote_docker_repo: Option<String>,
         /// Upstream of a remote Python repository: PYPI or the URL of a simple index.
@@ -57,6 +58,8 @@ pub enum RepositoriesCommand {
         force: bool,
         #[command(flatten)]
         timeouts: TimeoutArgs,
+        #[command(flatten)]
+        release_age: Box<ReleaseAgeArgs>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -122,6 +125,8 @@ pub enum RepositoriesCommand {
         force: bool,
         #[command(flatten)]
         timeouts: TimeoutArgs,
+        #[command(flatten)]
+        release_age: Box<ReleaseAgeArgs>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -157,6 +162,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             allow_cached_from_blocked,
             force,
             timeouts,
+            release_age,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
@@ -187,6 +193,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                     if let Some(secs) = secs {
                         remote[field] = secs.into();
                     }
+                }
+                if let Some(policy) = release_age.policy() {
+                    remote["releaseAge"] = policy;
                 }
                 body["remoteRepositoryConfig"] = remote;
             }
@@ -251,6 +260,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             allow_cached_from_blocked,
             force,
             timeouts,
+            release_age,
             project,
         } => {
             let mut body = json!({
@@ -266,6 +276,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             });
             for (field, secs) in timeouts.fields("remote") {
                 body[field] = secs.into();
+            }
+            if let Some(update) = release_age.update() {
+                body["releaseAge"] = update;
             }
             let repo = client
                 .call(

@@ -117,6 +117,7 @@ const ENTREPOT_REMOTE_FIELDS: &[&str] = &[
     "serveStale",
     "allowInsecureUpstream",
     "allowCachedFromBlocked",
+    "releaseAge",
 ];
 
 /// Render a repository with Google's fields only: what the `locations`
@@ -271,6 +272,10 @@ pub(crate) struct RemoteConfigBody {
     /// entrepot reads as "even if the access policy blocks it".
     #[serde(default)]
     pub disable_upstream_validation: bool,
+    /// The minimum release age (entrepot's; set at creation here, changed
+    /// by `PATCH /v1/projects/P/repositories/R` with `releaseAge`).
+    #[serde(default)]
+    release_age: entrepot_domain::cooldown::ReleaseAgePolicy,
 }
 
 impl RemoteConfigBody {
@@ -340,6 +345,7 @@ impl RemoteConfigBody {
             keep_deleted_secs: self.keep_deleted_secs,
             negative_cache_secs: self.negative_cache_secs,
             timeouts: self.timeouts(),
+            release_age: self.release_age,
         })
     }
 
@@ -474,6 +480,11 @@ impl RepositoryBody {
     pub fn into_update(self, update_mask: Option<&str>) -> Result<RepositoryUpdate, ApiError> {
         self.refuse_unsupported()?;
         let remote = self.remote_repository_config.unwrap_or_default();
+        if !remote.release_age.is_off() {
+            return Err(ApiError::invalid(
+                "change releaseAge with PATCH /v1/projects/PROJECT/repositories/REPOSITORY {\"releaseAge\": {...}} (entrepot repositories update --min-release-age=...)",
+            ));
+        }
         let mut update = RepositoryUpdate {
             force: self.force || remote.disable_upstream_validation,
             ..RepositoryUpdate::default()
@@ -617,6 +628,7 @@ mod tests {
                 keep_deleted_secs: None,
                 negative_cache_secs: None,
                 timeouts: Default::default(),
+                release_age: Default::default(),
             }),
             create_time: "t".into(),
             update_time: "t".into(),
