@@ -163,7 +163,9 @@ async fn change(
         .access_policy
         .update(&signed.principal, move || {
             if typed.is_empty() {
-                return Err(ConsoleError::BadRequest("Enter a host name or *.domain.".into()));
+                return Err(ConsoleError::BadRequest(
+                    "Enter a host name or *.domain.".into(),
+                ));
             }
             let entries = parse_entries(&[typed.as_str()])
                 .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;

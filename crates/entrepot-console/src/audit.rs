@@ -57,7 +57,12 @@ pub async fn page(
                 && (since.is_empty() || e.time.as_str() >= since.as_str())
         }));
         match page.next {
-            Some(next) if rows.len() < SHOWN => request = PageRequest { after: Some(next), size: READ_PAGE },
+            Some(next) if rows.len() < SHOWN => {
+                request = PageRequest {
+                    after: Some(next),
+                    size: READ_PAGE,
+                }
+            }
             Some(_) => {
                 more = true;
                 break;

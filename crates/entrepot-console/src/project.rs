@@ -54,5 +54,11 @@ pub async fn page(
             (iam_panel::render(&signed, &panel, &format!("/ui/projects/{project}"), "Artifact Registry", query.raw("iam_error")))
         }
     };
-    Ok(layout::page(&chrome, &format!("Project {project}"), query.raw("notice"), body).into_response())
+    Ok(layout::page(
+        &chrome,
+        &format!("Project {project}"),
+        query.raw("notice"),
+        body,
+    )
+    .into_response())
 }

@@ -29,7 +29,9 @@ const MAX_TAGS: &str = "50";
 fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, ConsoleError> {
     format!("projects/{project}/repositories/{repository}")
         .parse()
-        .map_err(|e: entrepot_domain::repository::RepositoryNameError| ConsoleError::NotFound(e.to_string()))
+        .map_err(|e: entrepot_domain::repository::RepositoryNameError| {
+            ConsoleError::NotFound(e.to_string())
+        })
 }
 
 /// One tag of an image as the page lists it.
@@ -44,9 +46,11 @@ struct TagRow {
 fn manifest_size(content: &[u8]) -> Option<u64> {
     let doc: serde_json::Value = serde_json::from_slice(content).ok()?;
     let sizes = |key: &str| {
-        doc.get(key)
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|d| d.get("size")?.as_u64()).sum::<u64>())
+        doc.get(key).and_then(|v| v.as_array()).map(|a| {
+            a.iter()
+                .filter_map(|d| d.get("size")?.as_u64())
+                .sum::<u64>()
+        })
     };
     if let Some(m) = sizes("manifests") {
         return Some(m);
@@ -72,7 +76,12 @@ async fn docker_content(
         .catalog(principal, Some("1000"), Some(prefix.as_str()))
         .await?;
     let mut images = Vec::new();
-    for entry in catalog.items.iter().filter(|e| e.starts_with(&prefix)).take(MAX_IMAGES) {
+    for entry in catalog
+        .items
+        .iter()
+        .filter(|e| e.starts_with(&prefix))
+        .take(MAX_IMAGES)
+    {
         let Ok(path) = entry.parse::<ImagePath>() else {
             continue;
         };
@@ -83,7 +92,12 @@ async fn docker_content(
             .await?;
         let mut rows = Vec::new();
         for tag in tags.items {
-            let manifest = state.app.registry.get_manifest(principal, &path, &tag).await.ok();
+            let manifest = state
+                .app
+                .registry
+                .get_manifest(principal, &path, &tag)
+                .await
+                .ok();
             rows.push(TagRow {
                 digest: manifest.as_ref().map(|m| m.digest.to_string()),
                 size: manifest.as_ref().and_then(|m| manifest_size(&m.content)),
@@ -104,7 +118,11 @@ async fn python_content(
     let projects = state.app.python.project_list(principal, name).await?;
     let mut out = Vec::new();
     for project in projects.iter().take(MAX_IMAGES) {
-        let page = state.app.python.project_page(principal, name, project).await?;
+        let page = state
+            .app
+            .python
+            .project_page(principal, name, project)
+            .await?;
         let page = page.page();
         let files = page
             .files
@@ -159,9 +177,14 @@ async fn render(
         .describe_with_size(&signed.principal, &name)
         .await?;
     let resource = repository_resource(&name);
-    let can_update = held(state, &signed.principal, &resource, &[Permission::RepositoriesUpdate])
-        .await
-        .contains(Permission::RepositoriesUpdate.as_str());
+    let can_update = held(
+        state,
+        &signed.principal,
+        &resource,
+        &[Permission::RepositoriesUpdate],
+    )
+    .await
+    .contains(Permission::RepositoriesUpdate.as_str());
     let agent = agent_of(state, signed, project).await.ok();
     let health = match &agent {
         Some((_, a)) => credential_health(state, a, &repo).await,
@@ -315,7 +338,16 @@ pub async fn page(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ConsoleError> {
     let query = FormData::from_pairs(query);
-    render(&state, &signed, &headers, &project, &repository, &query, None).await
+    render(
+        &state,
+        &signed,
+        &headers,
+        &project,
+        &repository,
+        &query,
+        None,
+    )
+    .await
 }
 
 /// `POST /ui/projects/{p}/repositories/{r}/test-upstream`: what

@@ -67,7 +67,10 @@ async fn secret_choices(
             {
                 for v in list.items {
                     let n = last_segment(&v.name).to_owned();
-                    versions.push((v.name.clone(), format!("{id} · version {n} ({})", v.state.as_str())));
+                    versions.push((
+                        v.name.clone(),
+                        format!("{id} · version {n} ({})", v.state.as_str()),
+                    ));
                 }
             }
         }
@@ -288,7 +291,10 @@ fn remote_config(v: &Values) -> Result<Option<RemoteConfig>, String> {
     let mut json = serde_json::json!({ "upstream": upstream });
     if v.auth == "password" {
         if v.username.is_empty() || v.secret_version.is_empty() {
-            return Err("Enter the upstream user name and pick the secret version holding the password.".into());
+            return Err(
+                "Enter the upstream user name and pick the secret version holding the password."
+                    .into(),
+            );
         }
         json["username"] = v.username.clone().into();
         json["passwordSecretVersion"] = v.secret_version.clone().into();
@@ -340,8 +346,20 @@ pub async fn create(
         }
     };
     let request = CreateRequest {
-        format: if v.format == "python" { "python" } else { "docker" }.to_owned(),
-        mode: Some(if remote.is_some() { "remote-repository" } else { "standard-repository" }.to_owned()),
+        format: if v.format == "python" {
+            "python"
+        } else {
+            "docker"
+        }
+        .to_owned(),
+        mode: Some(
+            if remote.is_some() {
+                "remote-repository"
+            } else {
+                "standard-repository"
+            }
+            .to_owned(),
+        ),
         description: v.description.clone(),
         remote,
         force: false,
@@ -376,7 +394,12 @@ fn values_of(repo: &Repository) -> Values {
         .unwrap_or_default();
     Values {
         description: repo.description.clone(),
-        auth: if secret_version.is_empty() { "anonymous" } else { "password" }.to_owned(),
+        auth: if secret_version.is_empty() {
+            "anonymous"
+        } else {
+            "password"
+        }
+        .to_owned(),
         username,
         secret_version,
         ..Values::default()
@@ -391,7 +414,9 @@ pub async fn edit_form(
 ) -> Result<Response, ConsoleError> {
     let name: RepositoryName = format!("projects/{project}/repositories/{repository}")
         .parse()
-        .map_err(|e: entrepot_domain::repository::RepositoryNameError| ConsoleError::NotFound(e.to_string()))?;
+        .map_err(|e: entrepot_domain::repository::RepositoryNameError| {
+            ConsoleError::NotFound(e.to_string())
+        })?;
     let repo = state
         .app
         .repositories
@@ -411,7 +436,9 @@ pub async fn update(
     form.check_csrf(&signed)?;
     let name: RepositoryName = format!("projects/{project}/repositories/{repository}")
         .parse()
-        .map_err(|e: entrepot_domain::repository::RepositoryNameError| ConsoleError::NotFound(e.to_string()))?;
+        .map_err(|e: entrepot_domain::repository::RepositoryNameError| {
+            ConsoleError::NotFound(e.to_string())
+        })?;
     let repo = state
         .app
         .repositories

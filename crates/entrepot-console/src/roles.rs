@@ -23,9 +23,10 @@ fn labels(name: &str) -> (&'static str, &'static str) {
         iam::OWNER => ("Basic", "Owner"),
         iam::ARTIFACTREGISTRY_READER => ("Artifact Registry", "Artifact Registry Reader"),
         iam::ARTIFACTREGISTRY_WRITER => ("Artifact Registry", "Artifact Registry Writer"),
-        iam::ARTIFACTREGISTRY_REPO_ADMIN => {
-            ("Artifact Registry", "Artifact Registry Repository Administrator")
-        }
+        iam::ARTIFACTREGISTRY_REPO_ADMIN => (
+            "Artifact Registry",
+            "Artifact Registry Repository Administrator",
+        ),
         iam::ARTIFACTREGISTRY_ADMIN => ("Artifact Registry", "Artifact Registry Administrator"),
         iam::SECRETMANAGER_SECRET_ACCESSOR => ("Secret Manager", "Secret Manager Secret Accessor"),
         iam::SECRETMANAGER_VIEWER => ("Secret Manager", "Secret Manager Viewer"),

@@ -40,7 +40,11 @@ fn secret_name(project: &str, secret: &str) -> Result<SecretName, ConsoleError> 
         })
 }
 
-fn version_name(project: &str, secret: &str, version: &str) -> Result<SecretVersionName, ConsoleError> {
+fn version_name(
+    project: &str,
+    secret: &str,
+    version: &str,
+) -> Result<SecretVersionName, ConsoleError> {
     format!("projects/{project}/secrets/{secret}/versions/{version}")
         .parse()
         .map_err(|e: entrepot_domain::secret::SecretNameError| {
@@ -73,7 +77,11 @@ pub async fn list(
     let page = state
         .app
         .secrets
-        .list(&signed.principal, &project_id, &PageRequest::first(MAX_LISTED))
+        .list(
+            &signed.principal,
+            &project_id,
+            &PageRequest::first(MAX_LISTED),
+        )
         .await?;
     let project_resource = Resource::Project(project.clone());
     let can_create = held(
@@ -96,7 +104,10 @@ pub async fn list(
     if show_panel {
         for s in &selected {
             let name = secret_name(&project, s)?;
-            panels.push((*s, iam_panel::load(&state, &signed, secret_resource(&name)).await));
+            panels.push((
+                *s,
+                iam_panel::load(&state, &signed, secret_resource(&name)).await,
+            ));
         }
     }
     let mut return_to = format!("/ui/projects/{project}/secrets?panel=1");
@@ -253,7 +264,9 @@ pub async fn new_form(
 
 /// A multipart form: its text fields, and the bytes of its `file` field
 /// (at most one byte over the payload limit is read, to tell the size).
-async fn read_multipart(mut multipart: Multipart) -> Result<(FormData, Option<Vec<u8>>), ConsoleError> {
+async fn read_multipart(
+    mut multipart: Multipart,
+) -> Result<(FormData, Option<Vec<u8>>), ConsoleError> {
     let bad = |e: axum::extract::multipart::MultipartError| ConsoleError::BadRequest(e.body_text());
     let mut pairs = Vec::new();
     let mut file = None;
@@ -509,7 +522,10 @@ pub async fn view_value(
     let bytes = accessed.payload.as_bytes();
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.to_owned(),
-        Err(_) => format!("(binary, {} bytes; read it with `entrepot secrets versions access`)", bytes.len()),
+        Err(_) => format!(
+            "(binary, {} bytes; read it with `entrepot secrets versions access`)",
+            bytes.len()
+        ),
     };
     let revealed = Revealed {
         version: last_segment(&accessed.name.to_string()).to_owned(),
@@ -542,10 +558,14 @@ pub async fn confirm_state(
     Path((project, secret, version, action)): Path<(String, String, String, String)>,
     signed: Signed,
 ) -> Result<Response, ConsoleError> {
-    let (verb, consequence, _) =
-        action_words(&action).ok_or_else(|| ConsoleError::NotFound(format!("no action {action:?}")))?;
+    let (verb, consequence, _) = action_words(&action)
+        .ok_or_else(|| ConsoleError::NotFound(format!("no action {action:?}")))?;
     let name = version_name(&project, &secret, &version)?;
-    state.app.secrets.get_version(&signed.principal, &name).await?;
+    state
+        .app
+        .secrets
+        .get_version(&signed.principal, &name)
+        .await?;
     let chrome = Chrome {
         signed: &signed,
         project: Some(&project),
@@ -576,8 +596,8 @@ pub async fn change_state(
     form: FormData,
 ) -> Result<Response, ConsoleError> {
     form.check_csrf(&signed)?;
-    let (_, _, notice) =
-        action_words(&action).ok_or_else(|| ConsoleError::NotFound(format!("no action {action:?}")))?;
+    let (_, _, notice) = action_words(&action)
+        .ok_or_else(|| ConsoleError::NotFound(format!("no action {action:?}")))?;
     let name = version_name(&project, &secret, &version)?;
     let secrets = &state.app.secrets;
     match action.as_str() {

@@ -177,8 +177,10 @@ pub async fn submit(
             ..
         })) => {
             let mut r = refused(StatusCode::TOO_MANY_REQUESTS, &message);
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs));
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
             Ok(r)
         }
         Err(ConsoleSessionError::Auth(_)) => Ok(refused(

@@ -63,8 +63,7 @@ pub fn random_token() -> String {
 /// Compares in time independent of where the strings differ.
 pub fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -183,9 +182,7 @@ impl ConsoleSessions {
 
     /// End the session of a cookie value (sign-out).
     pub async fn sign_out(&self, cookie: &str) -> Result<(), StoreError> {
-        self.store
-            .delete_console_session(&token_hash(cookie))
-            .await
+        self.store.delete_console_session(&token_hash(cookie)).await
     }
 }
 

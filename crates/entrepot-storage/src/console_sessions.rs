@@ -36,8 +36,10 @@ impl std::fmt::Debug for ConsoleSessionRecord {
 #[async_trait]
 pub trait ConsoleSessionStore: Send + Sync + 'static {
     /// Store a new session.
-    async fn insert_console_session(&self, session: &ConsoleSessionRecord)
-        -> Result<(), StoreError>;
+    async fn insert_console_session(
+        &self,
+        session: &ConsoleSessionRecord,
+    ) -> Result<(), StoreError>;
 
     /// The session whose cookie hashes to `id_hash`, expired or not.
     async fn get_console_session(

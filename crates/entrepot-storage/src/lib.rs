@@ -12,9 +12,9 @@
 pub mod access_policy;
 pub mod blob;
 pub mod cache;
-pub mod console_sessions;
 #[cfg(test)]
 mod conformance;
+pub mod console_sessions;
 pub mod iam;
 pub mod lifecycle;
 pub mod metadata;

