@@ -30,6 +30,12 @@ if [[ ! -d crates/entrepot/tests/google/node/node_modules/@google-cloud/secret-m
     echo "test.sh: the Node client tests need: npm ci --prefix crates/entrepot/tests/google/node" >&2
     exit 1
 fi
+# Chromium and playwright-core for the console's browser tests.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+if [[ ! -d crates/entrepot/tests/console/node_modules/playwright-core ]] && command -v node >/dev/null; then
+    echo "test.sh: the console's browser tests need: npm ci --prefix crates/entrepot/tests/console" >&2
+    exit 1
+fi
 if ((${#missing[@]})); then
     echo "test.sh: the integration tests need: ${missing[*]}" >&2
     echo "test.sh: install with: sudo apt-get install -y ${missing[*]}" >&2

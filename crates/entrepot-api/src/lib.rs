@@ -61,11 +61,19 @@ pub struct AppState {
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The HTTP application with `extra` routes (the web console) behind the
+/// same client-origin, metrics and error layers.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     Router::new()
         .merge(oci::routes())
         .merge(admin::routes())
         .merge(ops::routes())
         .merge(pypi::routes())
+        .with_state(state.clone())
+        .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::iam::iam_verbs,
@@ -79,5 +87,4 @@ pub fn router(state: AppState) -> Router {
             state.http_metrics.clone(),
             observe::observe,
         ))
-        .with_state(state)
 }

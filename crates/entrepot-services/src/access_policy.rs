@@ -142,6 +142,21 @@ pub struct AccessPolicyService {
     cache: Mutex<Option<Cached>>,
     access: Arc<dyn AccessControl>,
     needs: Option<Arc<crate::host_needs::HostNeeds>>,
+    recent: Mutex<std::collections::VecDeque<RecentHop>>,
+}
+
+/// How many refused (or, in dry run, reported) hops this node remembers.
+pub const RECENT_HOPS: usize = 50;
+
+/// A hop the policy refused, or would have refused in dry run, on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentHop {
+    /// The upstream host (with its port when not the default).
+    pub host: String,
+    /// Refused (enforce) rather than only reported (dry run).
+    pub blocked: bool,
+    /// RFC 3339 time of the hop.
+    pub time: String,
 }
 
 /// An edit of the policy, applied to the current one.
@@ -189,6 +204,7 @@ impl AccessPolicyService {
             audit: Arc::new(TracingAuditOnly),
             cache: Mutex::new(None),
             access: Arc::new(DenyAll),
+            recent: Mutex::default(),
             needs: None,
         }
     }
@@ -275,6 +291,25 @@ impl AccessPolicyService {
     pub fn with_audit_log(mut self, audit: Arc<dyn AccessPolicyAuditLog>) -> Self {
         self.audit = audit;
         self
+    }
+
+    /// The hops refused or reported most recently on this node, newest
+    /// first (at most [`RECENT_HOPS`]; kept in memory only).
+    pub fn recent_hops(&self) -> Vec<RecentHop> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().cloned().collect()
+    }
+
+    fn remember(&self, host: &str, blocked: bool) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_HOPS {
+            recent.pop_front();
+        }
+        recent.push_back(RecentHop {
+            host: host.to_owned(),
+            blocked,
+            time: crate::clock::now_rfc3339(),
+        });
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
@@ -439,6 +474,7 @@ impl HopCheck for AccessPolicyService {
                 if let Some(needs) = &self.needs {
                     needs.count(&host, true).await;
                 }
+                self.remember(&host, true);
                 tracing::warn!(%host, "upstream host blocked by the registry access policy");
                 Err(HopDenied {
                     message: blocked_message(&host),
@@ -450,6 +486,7 @@ impl HopCheck for AccessPolicyService {
                 if let Some(needs) = &self.needs {
                     needs.count(&host, false).await;
                 }
+                self.remember(&host, false);
                 tracing::warn!(%host, "dry run: the registry access policy would block this upstream host; letting it through");
                 Ok(())
             }

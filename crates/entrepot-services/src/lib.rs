@@ -9,6 +9,7 @@ pub mod access_policy;
 mod access_testing;
 pub mod authn;
 pub mod clock;
+pub mod console_sessions;
 pub mod credential_cache;
 pub mod gc;
 pub mod host_needs;

@@ -16,6 +16,7 @@ pub mod cache;
 mod conformance;
 pub mod cooldown;
 pub mod host_needs;
+pub mod console_sessions;
 pub mod iam;
 pub mod lifecycle;
 pub mod metadata;
@@ -33,6 +34,7 @@ pub use blob::{
 pub use cache::CacheStore;
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use host_needs::{HostNeedRecord, HostNeedStore};
+pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

@@ -31,6 +31,11 @@ impl ApiError {
         self.status
     }
 
+    /// The message shown to the client (the console shows it on its pages).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// 400 INVALID_ARGUMENT.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)

@@ -27,6 +27,7 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 mod access_policy;
 mod cache;
 mod cooldown;
+mod console_sessions;
 mod iam;
 mod lifecycle;
 mod metadata;

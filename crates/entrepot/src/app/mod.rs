@@ -15,6 +15,7 @@ use axum::Router;
 use entrepot_api::AppState;
 use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
+use entrepot_services::console_sessions::ConsoleSessions;
 use entrepot_services::gc::GarbageCollector;
 use entrepot_services::host_needs::HostNeeds;
 use entrepot_services::metrics::Metrics;
@@ -213,8 +214,16 @@ impl App {
         }
         tasks.retain_audit_log(secrets, config.audit_max_rows).await;
 
+        let console = entrepot_console::router(
+            state.clone(),
+            ConsoleSessions::new(
+                sqlite.clone(),
+                state.iam.clone(),
+                entrepot_console::SESSION_TTL_SECS,
+            ),
+        );
         Ok(Self {
-            router: entrepot_api::router(state.clone()),
+            router: entrepot_api::router_with(state.clone(), console),
             state,
             bootstrap_token,
             tasks,
@@ -222,7 +231,7 @@ impl App {
         })
     }
 
-    /// The router of every surface (`/v2`, `/pypi`, `/v1`, operations),
+    /// The router of every surface (`/v2`, `/pypi`, `/v1`, `/ui`, operations),
     /// ready to serve; cheap to clone.
     pub fn router(&self) -> Router {
         self.router.clone()
