@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use entrepot_domain::iam::Member;
+use entrepot_domain::token_id::TokenId;
 use entrepot_storage::{ConsoleSessionRecord, ConsoleSessionStore, StoreError};
 use rand::RngCore as _;
 
@@ -127,6 +128,7 @@ impl ConsoleSessions {
             id_hash: token_hash(&cookie),
             principal: member.to_string(),
             read_only,
+            token_id: who.token_id.as_ref().map(ToString::to_string),
             csrf_token: random_token(),
             create_time: now,
             expire_time: now.saturating_add(self.ttl_secs),
@@ -165,6 +167,20 @@ impl ConsoleSessions {
             Ok(m) => m,
             Err(e) => return Err(StoreError::Corrupt(format!("console session member: {e}"))),
         };
+        let token_id = match record.token_id.as_deref().map(str::parse::<TokenId>) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => return Err(StoreError::Corrupt(format!("console session token: {e}"))),
+        };
+        // A session lives no longer than what it was opened with: a revoked
+        // or expired token, a deleted user or service account ends it.
+        if !self
+            .iam
+            .credentials_still_hold(&member, token_id.as_ref())
+            .await
+        {
+            return Ok(None);
+        }
         let Some(principal) = principal_of(&member) else {
             return Ok(None);
         };

@@ -14,6 +14,8 @@ pub struct ConsoleSessionRecord {
     pub principal: String,
     /// Signed in with a read-only token.
     pub read_only: bool,
+    /// The personal access token signed in with (`None` for a password).
+    pub token_id: Option<String>,
     /// The token every form of the session carries.
     pub csrf_token: String,
     /// Unix seconds of the sign-in.

@@ -14,9 +14,9 @@ pub mod blob;
 pub mod cache;
 #[cfg(test)]
 mod conformance;
+pub mod console_sessions;
 pub mod cooldown;
 pub mod host_needs;
-pub mod console_sessions;
 pub mod iam;
 pub mod lifecycle;
 pub mod metadata;
@@ -32,9 +32,9 @@ pub use blob::{
     ObjectBlobStore, RunningHash, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
+pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use host_needs::{HostNeedRecord, HostNeedStore};
-pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

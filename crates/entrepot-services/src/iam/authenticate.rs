@@ -243,6 +243,30 @@ impl IamService {
         })
     }
 
+    /// Whether credentials checked earlier still hold: `member` still exists
+    /// and, when they were the personal access token `token_id`, that token
+    /// is neither revoked nor expired and still `member`'s. A failed lookup
+    /// counts as not holding (a console session then signs in again).
+    pub async fn credentials_still_hold(
+        &self,
+        member: &Member,
+        token_id: Option<&TokenId>,
+    ) -> bool {
+        let Some(id) = token_id else {
+            return matches!(self.principal_created(member).await, Ok(Some(_)));
+        };
+        match self.store.get_token(id).await {
+            Ok(Some(record)) if record.principal == *member => {
+                self.live_token_principal(&record).await.is_ok()
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check a session's token");
+                false
+            }
+        }
+    }
+
     /// The principal of a token that is neither revoked, expired, nor owned by
     /// a principal that no longer exists, with the principal's creation time.
     async fn live_token_principal(

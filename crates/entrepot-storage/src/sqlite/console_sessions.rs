@@ -15,11 +15,12 @@ impl ConsoleSessionStore for SqliteMetadataStore {
         session: &ConsoleSessionRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO console_sessions (id_hash, principal, read_only, csrf_token, create_time, expire_time) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO console_sessions (id_hash, principal, read_only, token_id, csrf_token, create_time, expire_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&session.id_hash)
         .bind(&session.principal)
         .bind(session.read_only)
+        .bind(&session.token_id)
         .bind(&session.csrf_token)
         .bind(session.create_time)
         .bind(session.expire_time)
@@ -33,7 +34,7 @@ impl ConsoleSessionStore for SqliteMetadataStore {
         id_hash: &str,
     ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id_hash, principal, read_only, csrf_token, create_time, expire_time FROM console_sessions WHERE id_hash = ?",
+            "SELECT id_hash, principal, read_only, token_id, csrf_token, create_time, expire_time FROM console_sessions WHERE id_hash = ?",
         )
         .bind(id_hash)
         .fetch_optional(self.pool())
@@ -45,6 +46,7 @@ impl ConsoleSessionStore for SqliteMetadataStore {
             id_hash: row.try_get("id_hash")?,
             principal: row.try_get("principal")?,
             read_only: row.try_get("read_only")?,
+            token_id: row.try_get("token_id")?,
             csrf_token: row.try_get("csrf_token")?,
             create_time: row.try_get("create_time")?,
             expire_time: row.try_get("expire_time")?,

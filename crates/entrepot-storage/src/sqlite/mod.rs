@@ -26,8 +26,8 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 
 mod access_policy;
 mod cache;
-mod cooldown;
 mod console_sessions;
+mod cooldown;
 mod iam;
 mod lifecycle;
 mod metadata;
