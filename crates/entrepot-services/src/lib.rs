@@ -10,6 +10,7 @@ mod access_testing;
 pub mod authn;
 pub mod clock;
 pub mod credential_cache;
+pub mod eviction;
 pub mod gc;
 pub mod iam;
 pub mod keyed_cache;

@@ -14,6 +14,7 @@ pub mod blob;
 pub mod cache;
 #[cfg(test)]
 mod conformance;
+pub mod eviction;
 pub mod iam;
 pub mod lifecycle;
 pub mod metadata;
@@ -26,9 +27,12 @@ pub mod testing;
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
     create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, ObjectBlobStore, RunningHash,
-    VerifyReport, WrittenPart,
+    StoredBlob, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
+pub use eviction::{
+    CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, PullRecord,
+};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

@@ -38,6 +38,7 @@ pub(super) async fn default_project(
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
             negative_cache_secs: None,
+            cache_max_size_bytes: None,
             timeouts: Default::default(),
         }),
     };
@@ -58,6 +59,7 @@ pub(super) async fn default_project(
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
             negative_cache_secs: None,
+            cache_max_size_bytes: None,
             timeouts: Default::default(),
         }),
     };
