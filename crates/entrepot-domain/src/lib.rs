@@ -7,6 +7,7 @@
 //! that callers can be given another.
 
 pub mod access_policy;
+pub mod byte_size;
 pub mod chunk_range;
 pub mod clock;
 pub mod content_digest;
@@ -25,6 +26,7 @@ pub mod secret_settings;
 pub mod token_id;
 pub mod upstream;
 
+pub use byte_size::{ByteSize, ByteSizeError};
 pub use chunk_range::{parse_chunk_range, ChunkRangeError};
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};
 pub use digest::{Digest, DigestError, DigestHasher, Sha256Hasher};

@@ -176,6 +176,11 @@ pub struct RemoteConfig {
     /// once; `None` is [`DEFAULT_NEGATIVE_CACHE_SECS`], 0 turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative_cache_secs: Option<u64>,
+    /// Most bytes of blobs the cache may hold; past it the least recently
+    /// pulled images are evicted (see `docs/lifecycle.md`). `None`: no cap
+    /// of its own (the store-wide cap, if any, still applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_max_size_bytes: Option<u64>,
     /// Time limits of upstream requests; unset ones take the defaults.
     #[serde(flatten)]
     pub timeouts: UpstreamTimeouts,

@@ -64,6 +64,7 @@ impl Fixture {
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
             negative_cache_secs: None,
+            cache_max_size_bytes: None,
             timeouts: Default::default(),
             release_age: Default::default(),
         });

@@ -11,6 +11,7 @@ pub mod authn;
 pub mod clock;
 pub mod console_sessions;
 pub mod credential_cache;
+pub mod eviction;
 pub mod gc;
 pub mod host_needs;
 pub mod iam;

@@ -54,7 +54,12 @@ pub struct Metrics {
     gc_uploads_removed: AtomicU64,
     /// Where the metadata store's read cache reports from, once wired.
     read_cache: std::sync::OnceLock<ReadCacheSource>,
+    /// Families other parts render themselves (see [`Metrics::add_families`]).
+    families: std::sync::Mutex<Vec<FamilySource>>,
 }
+
+/// Writes whole metric families (with their `# HELP` and `# TYPE` lines).
+type FamilySource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// Reports the read cache's counters when `/metrics` is rendered.
 type ReadCacheSource = Box<dyn Fn() -> Vec<ReadCacheStats> + Send + Sync>;
@@ -67,6 +72,22 @@ impl Metrics {
         source: impl Fn() -> Vec<ReadCacheStats> + Send + Sync + 'static,
     ) {
         let _ = self.read_cache.set(Box::new(source));
+    }
+
+    /// Also render the families `source` writes, after the others (for a
+    /// part with metrics of its own, such as cache eviction).
+    pub fn add_families(&self, source: impl Fn(&mut String) + Send + Sync + 'static) {
+        self.families
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(source));
+    }
+
+    /// Blobs deleted outside a collection, through its protocol (the
+    /// blobs an eviction unlinked): counted as the collector's.
+    pub fn blobs_reclaimed(&self, blobs: u64, bytes: u64) {
+        self.gc_blobs_deleted.fetch_add(blobs, Ordering::Relaxed);
+        self.gc_bytes_reclaimed.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Upstream requests by outcome and cache fills.
@@ -278,6 +299,14 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{cache=\"{}\"}} {}", s.cache, value(s));
                 }
             }
+        }
+        for source in self
+            .families
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            source(&mut out);
         }
         out
     }

@@ -16,6 +16,7 @@ pub mod cache;
 mod conformance;
 pub mod console_sessions;
 pub mod cooldown;
+pub mod eviction;
 pub mod host_needs;
 pub mod iam;
 pub mod lifecycle;
@@ -29,11 +30,14 @@ pub mod testing;
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
     create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, LocalBlobFile,
-    ObjectBlobStore, RunningHash, VerifyReport, WrittenPart,
+    ObjectBlobStore, RunningHash, StoredBlob, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
+pub use eviction::{
+    CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, PullRecord,
+};
 pub use host_needs::{HostNeedRecord, HostNeedStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};

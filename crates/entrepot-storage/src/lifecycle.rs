@@ -81,6 +81,21 @@ pub trait LifecycleStore: Send + Sync + 'static {
     /// was none.
     async fn forget_doomed_blob(&self, digest: &Digest) -> Result<bool, StoreError>;
 
+    /// Remove the rows of doomed blobs whose bytes are gone, in one
+    /// statement; returns those that had a row.
+    async fn forget_doomed_blobs(&self, digests: &[Digest]) -> Result<Vec<Digest>, StoreError>;
+
+    /// Among blob files the blob store lists, those no row knows (nor a
+    /// hosted Python file names): orphans, left by a crash between writing
+    /// bytes and recording them. Read-only (a dry run's count).
+    async fn orphans_among(&self, files: &[DoomedBlob]) -> Result<Vec<DoomedBlob>, StoreError>;
+
+    /// Claim orphan files: give each one no row knows a doomed row, in one
+    /// transaction, so that a push of the same bytes meanwhile fails to link
+    /// it (and retries) instead of trusting bytes about to go. Returns those
+    /// claimed; their bytes may be deleted, then their rows.
+    async fn claim_orphans(&self, files: &[DoomedBlob]) -> Result<Vec<DoomedBlob>, StoreError>;
+
     /// What a collection with this `cutoff` would reclaim, without changing
     /// anything.
     async fn count_collectable(&self, cutoff: i64) -> Result<CollectableCount, StoreError>;

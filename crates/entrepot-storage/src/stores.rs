@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    AccessPolicyStore, CacheStore, IamStore, LifecycleStore, MetadataStore, PythonStore,
-    SecretStore,
+    AccessPolicyStore, CacheStore, EvictionStore, IamStore, LifecycleStore, MetadataStore,
+    PythonStore, SecretStore,
 };
 
 /// Every metadata store of one backend, all over the same database.
@@ -26,6 +26,8 @@ pub struct Stores {
     pub access_policy: Arc<dyn AccessPolicyStore>,
     /// Garbage collection of unlinked blobs.
     pub lifecycle: Arc<dyn LifecycleStore>,
+    /// Pull times and eviction of remote caches over their size cap.
+    pub eviction: Arc<dyn EvictionStore>,
     /// Tag freshness of remote repositories.
     pub cache: Arc<dyn CacheStore>,
 }

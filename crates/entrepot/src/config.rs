@@ -112,6 +112,16 @@ pub struct Config {
     /// Seconds a blob uploaded but named by no manifest is kept: a push
     /// must put its manifest within this time after its blobs.
     pub gc_grace_secs: u64,
+    /// Most bytes of blobs all remote repositories together may cache
+    /// (`"500GiB"`, or a number of bytes); past it the least recently pulled
+    /// images go. Unset: no store-wide cap (a repository's own cap still
+    /// applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_max_size: Option<entrepot_domain::ByteSize>,
+    /// Seconds between two passes that measure every remote cache (the
+    /// size gauges) and evict from those over their cap; a cache is also
+    /// checked right after it cached content. 0 turns eviction off.
+    pub cache_eviction_interval_secs: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -169,6 +179,8 @@ impl Default for Config {
             mirrors: Vec::new(),
             gc_interval_secs: 3600,
             gc_grace_secs: 24 * 3600,
+            cache_max_size: None,
+            cache_eviction_interval_secs: 60,
         }
     }
 }
@@ -194,6 +206,8 @@ pub struct Overrides {
     pub min_free_disk_bytes: Option<u64>,
     /// `--gc-interval` (seconds).
     pub gc_interval_secs: Option<u64>,
+    /// `--cache-max-size`.
+    pub cache_max_size: Option<entrepot_domain::ByteSize>,
 }
 
 impl Config {
@@ -227,6 +241,9 @@ impl Config {
         }
         if let Some(secs) = overrides.gc_interval_secs {
             config.gc_interval_secs = secs;
+        }
+        if let Some(size) = overrides.cache_max_size {
+            config.cache_max_size = Some(size).filter(|s| s.0 > 0);
         }
         config.validate()?;
         Ok(config)
@@ -311,6 +328,11 @@ impl Config {
                 "gc_grace_secs",
                 &mut self.gc_grace_secs,
             ),
+            (
+                "ENTREPOT_CACHE_EVICTION_INTERVAL_SECS",
+                "cache_eviction_interval_secs",
+                &mut self.cache_eviction_interval_secs,
+            ),
         ] {
             if let Some(v) = get(env) {
                 *field = v.parse().map_err(|_| ConfigError::Value {
@@ -319,6 +341,16 @@ impl Config {
                     message: format!("{v:?} is not a whole number of seconds"),
                 })?;
             }
+        }
+        if let Some(v) = get("ENTREPOT_CACHE_MAX_SIZE") {
+            let size: entrepot_domain::ByteSize =
+                v.parse()
+                    .map_err(|e: entrepot_domain::ByteSizeError| ConfigError::Value {
+                        key: "cache_max_size",
+                        env: "ENTREPOT_CACHE_MAX_SIZE",
+                        message: e.to_string(),
+                    })?;
+            self.cache_max_size = Some(size).filter(|s| s.0 > 0);
         }
         if let Some(v) = get("ENTREPOT_LOG_FORMAT") {
             self.log_format = v;

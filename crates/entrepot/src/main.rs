@@ -65,6 +65,10 @@ enum Command {
         /// `entrepot admin gc`).
         #[arg(long)]
         gc_interval: Option<u64>,
+        /// Most bytes all remote repositories together may cache (binary
+        /// units: 500GiB); past it the least recently pulled images go.
+        #[arg(long)]
+        cache_max_size: Option<entrepot_domain::ByteSize>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -164,6 +168,7 @@ async fn main() -> ExitCode {
             print_config,
             min_free_disk,
             gc_interval,
+            cache_max_size,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -175,6 +180,7 @@ async fn main() -> ExitCode {
                 tls_client_ca,
                 min_free_disk_bytes: min_free_disk,
                 gc_interval_secs: gc_interval,
+                cache_max_size,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,

@@ -191,6 +191,9 @@ struct UpdateBody {
     remote_keep_deleted_secs: Option<u64>,
     #[serde(default)]
     remote_negative_cache_secs: Option<u64>,
+    /// The cache's size cap in bytes (0 removes it).
+    #[serde(default)]
+    remote_cache_max_size_bytes: Option<u64>,
     #[serde(default)]
     remote_connect_timeout_secs: Option<u64>,
     #[serde(default)]
@@ -233,6 +236,7 @@ async fn update(
                 allow_cached_from_blocked: body.allow_cached_from_blocked,
                 remote_keep_deleted_secs: body.remote_keep_deleted_secs,
                 remote_negative_cache_secs: body.remote_negative_cache_secs,
+                remote_cache_max_size_bytes: body.remote_cache_max_size_bytes,
                 remote_timeouts: UpstreamTimeouts {
                     connect_timeout_secs: body.remote_connect_timeout_secs,
                     first_byte_timeout_secs: body.remote_first_byte_timeout_secs,

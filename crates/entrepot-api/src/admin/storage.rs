@@ -23,7 +23,7 @@ impl From<GcError> for ApiError {
     fn from(e: GcError) -> Self {
         match e {
             GcError::Auth(a) => a.into(),
-            GcError::Store(_) | GcError::Uploads(_) => {
+            GcError::Store(_) | GcError::Uploads(_) | GcError::Orphans(_) => {
                 tracing::error!(error = %e, "garbage collection failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

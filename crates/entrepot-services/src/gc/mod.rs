@@ -9,7 +9,10 @@
 //! 2. claims (dooms) blobs with no link left, in one transaction, after
 //!    which the store refuses any new link to them;
 //! 3. deletes their bytes, then their rows;
-//! 4. removes abandoned upload sessions with their part files.
+//! 4. removes abandoned upload sessions with their part files;
+//! 5. sweeps blob files that no row knows (a crash between writing bytes
+//!    and recording them) once older than the grace period, claiming each
+//!    with a doomed row first, so the same protocol covers them.
 //!
 //! The protocol and its invariant are in `docs/lifecycle.md`.
 
@@ -21,6 +24,7 @@ use entrepot_domain::iam::Permission;
 use entrepot_storage::{
     AuditRecord, BlobStore, DoomedBlob, LifecycleStore, SecretStore, StoreError,
 };
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::access::{AccessControl, AuthError, DenyAll, Principal, Resource};
@@ -46,6 +50,9 @@ pub enum GcError {
     /// Removing abandoned upload sessions failed.
     #[error("garbage collection could not remove abandoned uploads: {0}")]
     Uploads(String),
+    /// Listing the blob store for files no row knows failed.
+    #[error("garbage collection could not list the blob store: {0}")]
+    Orphans(String),
 }
 
 /// What one collection reclaimed (or, in a dry run, would reclaim).
@@ -65,6 +72,9 @@ pub struct GcReport {
     pub blobs_failed: u64,
     /// Abandoned upload sessions removed, with their part files.
     pub uploads_removed: u64,
+    /// Blob files no row knew, older than the grace period, deleted (also
+    /// counted in `blobs_deleted` and `bytes_reclaimed`).
+    pub orphan_files: u64,
     /// The grace period applied, in seconds.
     pub grace_seconds: u64,
     /// How long the collection took, in milliseconds.
@@ -191,6 +201,7 @@ impl GarbageCollector {
             report.links_dropped = count.links;
             report.blobs_deleted = count.blobs;
             report.bytes_reclaimed = count.bytes;
+            self.sweep_orphans(cutoff, true, &mut report).await?;
         } else {
             loop {
                 let n = self.store.drop_unreferenced_links(cutoff, BATCH).await?;
@@ -227,6 +238,7 @@ impl GarbageCollector {
                     .map_err(|e| GcError::Uploads(e.to_string()))?;
                 report.uploads_removed = n as u64;
             }
+            self.sweep_orphans(cutoff, false, &mut report).await?;
             self.metrics.garbage_collected(
                 report.blobs_deleted,
                 report.bytes_reclaimed,
@@ -241,31 +253,99 @@ impl GarbageCollector {
             bytes = report.bytes_reclaimed,
             failed = report.blobs_failed,
             uploads = report.uploads_removed,
+            orphans = report.orphan_files,
             ms = report.duration_ms,
             "garbage collection"
         );
         Ok(report)
     }
 
+    /// Delete the bytes, then the rows, of blobs claimed outside a
+    /// collection (those an eviction unlinked and claimed), counted into
+    /// the collector's metrics. Runs beside a collection: a blob both
+    /// delete is counted once (only one removes its row). Returns the blobs
+    /// deleted and their bytes; a blob whose bytes could not go stays
+    /// claimed, and the next collection retries it.
+    pub async fn reclaim(&self, doomed: &[DoomedBlob]) -> Result<(u64, u64), GcError> {
+        let mut report = GcReport::default();
+        self.delete_all(doomed, &mut report).await?;
+        self.metrics
+            .blobs_reclaimed(report.blobs_deleted, report.bytes_reclaimed);
+        Ok((report.blobs_deleted, report.bytes_reclaimed))
+    }
+
     /// Delete the bytes of claimed blobs, then their rows: never the other
     /// way round, or a push could store the blob afresh under a new row and
     /// lose its bytes to this deletion.
+    /// The rows go in one statement per page (those whose bytes went).
     async fn delete_all(&self, page: &[DoomedBlob], report: &mut GcReport) -> Result<(), GcError> {
+        let mut gone = Vec::with_capacity(page.len());
         for blob in page {
             match self.blobs.delete(&blob.digest).await {
-                Ok(()) => {
-                    if self.store.forget_doomed_blob(&blob.digest).await? {
-                        report.blobs_deleted += 1;
-                        report.bytes_reclaimed += blob.size;
-                    }
-                }
+                Ok(()) => gone.push(blob.digest.clone()),
                 Err(e) => {
                     tracing::warn!(digest = %blob.digest, error = %e, "could not delete a collected blob; the next collection retries");
                     report.blobs_failed += 1;
                 }
             }
         }
+        let forgotten: std::collections::HashSet<_> = self
+            .store
+            .forget_doomed_blobs(&gone)
+            .await?
+            .into_iter()
+            .collect();
+        for blob in page.iter().filter(|b| forgotten.contains(&b.digest)) {
+            report.blobs_deleted += 1;
+            report.bytes_reclaimed += blob.size;
+        }
         Ok(())
+    }
+
+    /// Delete blob files that no row knows, last written at or before
+    /// `cutoff`: each is claimed with a doomed row first (a push of the
+    /// same bytes meanwhile then fails to link it, and retries), then goes
+    /// as any claimed blob. A dry run only counts them. The listing is
+    /// read lazily, a page at a time.
+    async fn sweep_orphans(
+        &self,
+        cutoff: i64,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<(), GcError> {
+        let mut listing = self.blobs.list_blobs();
+        let mut page = Vec::with_capacity(BATCH as usize);
+        loop {
+            let next = listing.next().await;
+            let end = next.is_none();
+            match next {
+                Some(Ok(file)) if file.modified_unix <= cutoff => page.push(DoomedBlob {
+                    digest: file.digest,
+                    size: file.size,
+                }),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(GcError::Orphans(e.to_string())),
+                None => {}
+            }
+            if page.len() == BATCH as usize || (end && !page.is_empty()) {
+                let orphans = self.store.orphans_among(&page).await?;
+                page.clear();
+                if dry_run {
+                    report.orphan_files += orphans.len() as u64;
+                    report.blobs_deleted += orphans.len() as u64;
+                    report.bytes_reclaimed += orphans.iter().map(|o| o.size).sum::<u64>();
+                } else if !orphans.is_empty() {
+                    let claimed = self.store.claim_orphans(&orphans).await?;
+                    let before = report.blobs_deleted;
+                    self.delete_all(&claimed, report).await?;
+                    report.orphan_files += report.blobs_deleted - before;
+                    tracing::info!(files = claimed.len(), "deleted blob files that no row knew");
+                }
+            }
+            if end {
+                return Ok(());
+            }
+        }
     }
 
     /// Run a collection every `every`, for as long as the returned task

@@ -178,3 +178,56 @@ async fn a_blob_another_repository_links_stays_when_one_repository_goes() {
     assert!(f.blobs.stat(&unique).await.unwrap().is_none());
     assert!(f.blobs.stat(&shared).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_blob_file_no_row_knows_goes_once_older_than_the_grace_period() {
+    let f = fixture().await;
+    let app = image("app");
+    let kept = push_blob(&f.stores, &f.blobs, &app, b"linked").await;
+    let m = manifest_naming(&kept, &kept);
+    f.stores
+        .lifecycle
+        .put_manifest_checked(&app, &m, Some("v1"), std::slice::from_ref(&kept))
+        .await
+        .unwrap();
+    // Bytes written, then a crash before any row recorded them.
+    let orphan = Digest::of(b"orphan");
+    let body = futures::stream::once(async { Ok(Bytes::from_static(b"orphan")) });
+    f.blobs
+        .put_blob(&orphan, Box::pin(body), None)
+        .await
+        .unwrap();
+
+    // Recent: it may be a commit about to record it.
+    let report = collector(&f, DEFAULT_GRACE).run(false).await.unwrap();
+    assert_eq!(report.orphan_files, 0);
+    assert!(f.blobs.stat(&orphan).await.unwrap().is_some());
+
+    // Two days later.
+    let later = entrepot_domain::clock::SystemClock.now_unix() + 2 * 86_400;
+    let clock = Arc::new(entrepot_domain::clock::ManualClock::at(later));
+    let dry = collector(&f, DEFAULT_GRACE)
+        .with_clock(clock.clone())
+        .run(true)
+        .await
+        .unwrap();
+    assert_eq!((dry.orphan_files, dry.bytes_reclaimed), (1, 6));
+    assert!(f.blobs.stat(&orphan).await.unwrap().is_some());
+    let report = collector(&f, DEFAULT_GRACE)
+        .with_clock(clock)
+        .run(false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.orphan_files,
+            report.blobs_deleted,
+            report.bytes_reclaimed
+        ),
+        (1, 1, 6)
+    );
+    assert!(f.blobs.stat(&orphan).await.unwrap().is_none());
+    assert!(f.blobs.stat(&kept).await.unwrap().is_some());
+    // Its claim went with it: the same bytes can be stored and linked again.
+    push_blob(&f.stores, &f.blobs, &app, b"orphan").await;
+}

@@ -20,6 +20,7 @@ use url::Url;
 use super::content::{image_ref, CacheStatus, Page, ServedManifest};
 use super::error::RegistryError;
 use crate::clock::now_unix;
+use crate::eviction::pulls::PullTracker;
 use crate::located::LocatedBlob;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
@@ -207,6 +208,8 @@ pub struct RemoteOci {
     /// What the minimum release age needs; without it, a repository with
     /// one serves nothing (fails closed).
     pub(super) release_age: Option<super::cooldown::ReleaseAgeRecords>,
+    /// Where pulls and fills are told, for eviction.
+    pulls: Option<Arc<PullTracker>>,
 }
 
 impl RemoteOci {
@@ -226,7 +229,15 @@ impl RemoteOci {
             blobs,
             remote: RemoteCache::new(DockerFormat, client, fills, metrics, secrets),
             release_age: None,
+            pulls: None,
         }
+    }
+
+    /// Tell `pulls` of every manifest served and every blob cached, so that
+    /// eviction knows what was pulled last and when a cache grew.
+    pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {
+        self.pulls = Some(pulls);
+        self
     }
 
     /// Apply minimum release ages with these first-seen records and clock.
@@ -334,14 +345,21 @@ impl RemoteOci {
             self.cache.mark_tag_checked(&image, tag, now).await?;
             Ok(served(record.0, record.1))
         };
-        served.await.map_err(|e| match e {
+        let served = served.await.map_err(|e| match e {
             RegistryError::Remote(UpstreamFailure::NotFound { .. }) => {
                 RegistryError::ManifestUnknown(format!(
                     "{path}:{reference} (not in the upstream either)"
                 ))
             }
             e => e,
-        })
+        })?;
+        if let Some(pulls) = &self.pulls {
+            pulls.record(&image, &served.digest);
+            if served.cache == Some(CacheStatus::Miss) {
+                pulls.filled(&target.repository);
+            }
+        }
+        Ok(served)
     }
 
     /// A manifest by digest: immutable, fetched once.
@@ -427,10 +445,14 @@ impl RemoteOci {
         };
         let after_commit = {
             let (meta, image) = (self.meta.clone(), image.clone());
+            let (pulls, repository) = (self.pulls.clone(), target.repository.clone());
             move |c: Committed| {
                 async move {
                     if let Err(e) = meta.link_blob(&image, &c.digest, c.size).await {
                         tracing::warn!(error = %e, "could not link a cached blob");
+                    }
+                    if let Some(pulls) = pulls {
+                        pulls.filled(&repository);
                     }
                 }
                 .boxed()

@@ -177,6 +177,34 @@ impl Fills {
     }
 }
 
+/// Which fills are under way, seen from outside the remote cache (by
+/// eviction, which must leave content in the middle of a fill alone).
+#[derive(Clone)]
+pub struct FillsInFlight {
+    running: Arc<tokio::sync::Mutex<HashMap<FillKey, Arc<Fill>>>>,
+}
+
+impl FillsInFlight {
+    /// Whether a fill of one of `digests` is under way for `scope` (a
+    /// repository's resource name).
+    pub async fn any_of(&self, scope: &str, digests: &[Digest]) -> bool {
+        let running = self.running.lock().await;
+        digests
+            .iter()
+            .any(|d| running.contains_key(&(scope.to_owned(), ContentDigest::from(d))))
+    }
+}
+
+impl Fills {
+    /// A view of the fills under way, which stays valid once these fills
+    /// are moved into a remote cache.
+    pub fn in_flight(&self) -> FillsInFlight {
+        FillsInFlight {
+            running: self.running.clone(),
+        }
+    }
+}
+
 /// Removes a fill from the fills under way.
 struct Forget {
     running: Arc<tokio::sync::Mutex<HashMap<FillKey, Arc<Fill>>>>,

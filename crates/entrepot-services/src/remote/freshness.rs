@@ -78,6 +78,7 @@ mod tests {
             allow_cached_from_blocked: false,
             keep_deleted_secs: None,
             negative_cache_secs: None,
+            cache_max_size_bytes: None,
             timeouts: Default::default(),
             release_age: Default::default(),
         }

@@ -27,6 +27,6 @@ pub use cache::{Answer, CachedCopy, RateLimit, RemoteCache, UpstreamReport};
 pub use cache_status::CacheStatus;
 pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, SecretReader};
 pub use failure::UpstreamFailure;
-pub use fill::{Committed, FillError, Fills};
+pub use fill::{Committed, FillError, Fills, FillsInFlight};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};
 pub use target::{Gate, Target};

@@ -134,6 +134,7 @@ mod tests {
             allow_cached_from_blocked: allow_cached,
             keep_deleted_secs: None,
             negative_cache_secs: None,
+            cache_max_size_bytes: None,
             timeouts: Default::default(),
             release_age: Default::default(),
         }

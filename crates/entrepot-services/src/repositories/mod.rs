@@ -96,6 +96,8 @@ pub struct RepositoryUpdate {
     pub remote_keep_deleted_secs: Option<u64>,
     /// New time an upstream 404 is remembered, in seconds (0: not at all).
     pub remote_negative_cache_secs: Option<u64>,
+    /// New cap of the remote cache in bytes (0: no cap of its own).
+    pub remote_cache_max_size_bytes: Option<u64>,
     /// New upstream time limits: each given one replaces the repository's,
     /// 0 puts the default back.
     pub remote_timeouts: UpstreamTimeouts,
@@ -369,6 +371,7 @@ impl RepositoryService {
             || update.allow_cached_from_blocked.is_some()
             || update.remote_keep_deleted_secs.is_some()
             || update.remote_negative_cache_secs.is_some()
+            || update.remote_cache_max_size_bytes.is_some()
             || update.remote_timeouts != UpstreamTimeouts::default()
             || !update.release_age.is_empty();
         if touches_remote {
@@ -406,6 +409,9 @@ impl RepositoryService {
             }
             if let Some(secs) = update.remote_negative_cache_secs {
                 remote.negative_cache_secs = Some(secs);
+            }
+            if let Some(bytes) = update.remote_cache_max_size_bytes {
+                remote.cache_max_size_bytes = Some(bytes).filter(|b| *b > 0);
             }
             let (given, kept) = (update.remote_timeouts, &mut remote.timeouts);
             for (given, kept) in [

@@ -134,6 +134,17 @@ pub enum BlobError {
     Io(#[from] std::io::Error),
 }
 
+/// A committed blob file as the blob store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// The digest its name promises.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, in unix seconds.
+    pub modified_unix: i64,
+}
+
 /// Content-addressed storage of blobs and of upload parts.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -220,6 +231,11 @@ pub trait BlobStore: Send + Sync + 'static {
     /// into the staging area and removed again. Fails with the backend's
     /// error (a read-only or full filesystem, a bucket refusing writes).
     async fn check_writable(&self) -> Result<(), BlobError>;
+
+    /// Every committed blob file: digest, size and last modification time,
+    /// in no particular order, listed lazily (for the collector's sweep of
+    /// files that no row knows).
+    fn list_blobs(&self) -> futures::stream::BoxStream<'_, Result<StoredBlob, BlobError>>;
 
     /// Remove what commits interrupted by a crash left in the staging area.
     /// Call it at start-up, before serving: staging objects are never visible,

@@ -612,6 +612,33 @@ impl BlobStore for ObjectBlobStore {
         Ok(())
     }
 
+    fn list_blobs(&self) -> futures::stream::BoxStream<'_, Result<StoredBlob, BlobError>> {
+        futures::stream::iter(Algorithm::ALL)
+            .flat_map(move |algorithm| {
+                let dir = Path::from(format!("blobs/{}", algorithm.name()));
+                self.store
+                    .list(Some(&dir))
+                    .filter_map(move |listed| async move {
+                        match listed {
+                            Err(e) => Some(Err(e.into())),
+                            // Anything else there (a half-written `name#N`) is no blob.
+                            Ok(meta) => {
+                                let digest = meta
+                                    .location
+                                    .filename()
+                                    .and_then(|name| digest_of_file_name(algorithm, name))?;
+                                Some(Ok(StoredBlob {
+                                    digest,
+                                    size: meta.size,
+                                    modified_unix: meta.last_modified.timestamp(),
+                                }))
+                            }
+                        }
+                    })
+            })
+            .boxed()
+    }
+
     async fn remove_staging(&self) -> Result<usize, BlobError> {
         let prefix = Path::from("staging");
         if let Some(dir) = self.local_file(&prefix) {

@@ -120,6 +120,7 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
         allow_cached_from_blocked: false,
         keep_deleted_secs: None,
         negative_cache_secs: None,
+        cache_max_size_bytes: None,
         timeouts: Default::default(),
         release_age: Default::default(),
     });

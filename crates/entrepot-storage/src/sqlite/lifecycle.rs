@@ -10,6 +10,9 @@ use super::{digest_col, SqliteMetadataStore};
 use crate::lifecycle::*;
 use crate::metadata::{ImageRef, ManifestRecord, StoreError};
 
+/// Digests bound per statement, well under SQLite's parameter limit.
+const BIND_CHUNK: usize = 500;
+
 /// A link no manifest of its image names, made before `?1`, in a repository
 /// of OCI images (Python repositories link files that no manifest names).
 const UNREFERENCED_LINK: &str = "l.link_time <= ?1
@@ -20,10 +23,10 @@ const UNREFERENCED_LINK: &str = "l.link_time <= ?1
 
 /// A blob that a hosted Python file names (its file or its metadata file):
 /// those are kept without a link.
-const NAMED_BY_PYTHON: &str = "EXISTS (SELECT 1 FROM python_files f
+pub(super) const NAMED_BY_PYTHON: &str = "EXISTS (SELECT 1 FROM python_files f
         WHERE 'sha256:' || f.sha256 = b.digest OR 'sha256:' || f.metadata_sha256 = b.digest)";
 
-fn doomed_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DoomedBlob, StoreError> {
+pub(super) fn doomed_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DoomedBlob, StoreError> {
     Ok(DoomedBlob {
         digest: digest_col(row.try_get("digest")?)?,
         size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
@@ -118,6 +121,65 @@ impl LifecycleStore for SqliteMetadataStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn forget_doomed_blobs(&self, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        let mut forgotten = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(BIND_CHUNK) {
+            let sql = format!(
+                "DELETE FROM blobs WHERE doomed = 1 AND digest IN ({}) RETURNING digest",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for digest in chunk {
+                query = query.bind(digest.to_string());
+            }
+            for digest in query.fetch_all(&self.pool).await? {
+                forgotten.push(digest_col(digest)?);
+            }
+        }
+        Ok(forgotten)
+    }
+
+    async fn orphans_among(&self, files: &[DoomedBlob]) -> Result<Vec<DoomedBlob>, StoreError> {
+        let mut orphans = Vec::new();
+        for file in files {
+            let known: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM blobs WHERE digest = ?1)
+                    OR EXISTS (SELECT 1 FROM (SELECT ?1 AS digest) b WHERE {NAMED_BY_PYTHON})"
+            ))
+            .bind(file.digest.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+            if known.is_none() {
+                orphans.push(file.clone());
+            }
+        }
+        Ok(orphans)
+    }
+
+    async fn claim_orphans(&self, files: &[DoomedBlob]) -> Result<Vec<DoomedBlob>, StoreError> {
+        let now = self.now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let mut claimed = Vec::new();
+        for file in files {
+            let done = sqlx::query(&format!(
+                "INSERT INTO blobs (digest, size, create_time, doomed)
+                 SELECT ?1, ?2, ?3, 1 WHERE NOT EXISTS
+                     (SELECT 1 FROM (SELECT ?1 AS digest) b WHERE {NAMED_BY_PYTHON})
+                 ON CONFLICT (digest) DO NOTHING"
+            ))
+            .bind(file.digest.to_string())
+            .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(file.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     async fn count_collectable(&self, cutoff: i64) -> Result<CollectableCount, StoreError> {

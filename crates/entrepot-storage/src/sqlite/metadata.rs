@@ -16,7 +16,8 @@ use crate::metadata::*;
 const DELETE_BATCH_ROWS: u64 = 1000;
 
 /// Tables whose rows belong to one repository (`project`, `repository`).
-const REPOSITORY_TABLES: [&str; 7] = [
+const REPOSITORY_TABLES: [&str; 8] = [
+    "cache_eviction_pulls",
     "tags",
     "manifests",
     "blob_links",

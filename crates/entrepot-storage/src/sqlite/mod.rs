@@ -28,6 +28,7 @@ mod access_policy;
 mod cache;
 mod console_sessions;
 mod cooldown;
+mod eviction;
 mod iam;
 mod lifecycle;
 mod metadata;
@@ -229,6 +230,7 @@ impl SqliteMetadataStore {
             python: store.clone(),
             access_policy: store.clone(),
             lifecycle: store.clone(),
+            eviction: store.clone(),
             cache: store,
         }
     }

@@ -16,6 +16,8 @@ use entrepot_api::AppState;
 use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::console_sessions::ConsoleSessions;
+use entrepot_services::eviction::pulls::PullTracker;
+use entrepot_services::eviction::CacheEvictor;
 use entrepot_services::gc::GarbageCollector;
 use entrepot_services::host_needs::HostNeeds;
 use entrepot_services::metrics::Metrics;
@@ -55,6 +57,8 @@ pub struct App {
     tasks: BackgroundTasks,
     /// The metadata store, closed by `shutdown`.
     sqlite: Arc<SqliteMetadataStore>,
+    /// Last pull times not yet written, flushed by `shutdown`.
+    pulls: Arc<PullTracker>,
 }
 
 impl App {
@@ -146,6 +150,8 @@ impl App {
         )
         .step(|| "cannot prepare the cache spool directory")?;
         let clock = test_clock::from_env();
+        let fills_in_flight = fills.in_flight();
+        let pulls = Arc::new(PullTracker::new(sqlite.clone()));
         let remote = Arc::new(
             RemoteOci::new(
                 meta.clone(),
@@ -159,7 +165,8 @@ impl App {
             .with_release_age(ReleaseAgeRecords {
                 store: sqlite.clone(),
                 clock: clock.clone(),
-            }),
+            })
+            .with_pull_tracker(pulls.clone()),
         );
         let (hosted_python, remote_python) =
             python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
@@ -192,6 +199,15 @@ impl App {
                 .with_grace(Duration::from_secs(config.gc_grace_secs))
                 .with_uploads(registry.clone(), config.upload_timeout_secs),
         );
+        let evictor = Arc::new(
+            CacheEvictor::new(sqlite.clone(), meta.clone(), gc.clone(), pulls.clone())
+                .with_fills(fills_in_flight)
+                .with_store_cap(config.cache_max_size.map(|size| size.0)),
+        );
+        {
+            let eviction_metrics = evictor.metrics();
+            metrics.add_families(move |out| eviction_metrics.render(out));
+        }
         let state = AppState {
             gc: gc.clone(),
             registry: registry.clone(),
@@ -213,6 +229,13 @@ impl App {
             tasks.collect_garbage(gc, Duration::from_secs(config.gc_interval_secs));
         }
         tasks.retain_audit_log(secrets, config.audit_max_rows).await;
+        tasks.track_pulls(pulls.clone());
+        if config.cache_eviction_interval_secs > 0 {
+            tasks.evict_caches(
+                evictor,
+                Duration::from_secs(config.cache_eviction_interval_secs),
+            );
+        }
 
         let console = entrepot_console::router(
             state.clone(),
@@ -228,6 +251,7 @@ impl App {
             bootstrap_token,
             tasks,
             sqlite,
+            pulls,
         })
     }
 
@@ -254,6 +278,10 @@ impl App {
     /// returns. Clones of the router answer errors afterwards.
     pub async fn shutdown(mut self) {
         self.tasks.stop().await;
+        // The last pull times still in memory, in one transaction.
+        if let Err(e) = self.pulls.flush().await {
+            tracing::warn!(error = %e, "could not record the last pull times at shutdown");
+        }
         self.sqlite.pool().close().await;
     }
 }

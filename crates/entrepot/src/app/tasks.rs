@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use entrepot_services::eviction::pulls::{PullTracker, FLUSH_INTERVAL};
+use entrepot_services::eviction::CacheEvictor;
 use entrepot_services::gc::GarbageCollector;
 use entrepot_services::{OciRepositories, SecretService};
 use entrepot_storage::BlobStore;
@@ -107,6 +109,17 @@ impl BackgroundTasks {
     /// Collect garbage every `every` (the first run one interval after start).
     pub(super) fn collect_garbage(&mut self, gc: Arc<GarbageCollector>, every: Duration) {
         self.handles.push(gc.spawn_schedule(every));
+    }
+
+    /// Write the batched last pull times every [`FLUSH_INTERVAL`].
+    pub(super) fn track_pulls(&mut self, pulls: Arc<PullTracker>) {
+        self.handles.push(pulls.spawn_flushes(FLUSH_INTERVAL));
+    }
+
+    /// Measure remote caches and evict from those over their cap every
+    /// `every`, and after fills.
+    pub(super) fn evict_caches(&mut self, evictor: Arc<CacheEvictor>, every: Duration) {
+        self.handles.push(evictor.spawn_schedule(every));
     }
 
     /// Keep the audit log at most `max_rows` long, removing the oldest entries:

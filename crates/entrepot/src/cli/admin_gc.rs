@@ -61,6 +61,7 @@ fn table(report: &Value) -> String {
         ),
         ("blobs left for the next run", n("blobsFailed").to_string()),
         ("abandoned uploads", n("uploadsRemoved").to_string()),
+        ("orphan blob files", n("orphanFiles").to_string()),
         ("grace period (s)", n("graceSeconds").to_string()),
         ("duration (ms)", n("durationMs").to_string()),
     ];

@@ -52,6 +52,10 @@ pub enum RepositoriesCommand {
         /// Serve cached content even while the registry access policy blocks the upstream.
         #[arg(long)]
         allow_cached_from_blocked: bool,
+        /// Most bytes a remote repository's cache may hold (binary units:
+        /// 512MiB, 50GiB); past it the least recently pulled images go.
+        #[arg(long, value_parser = parse_size)]
+        cache_max_size: Option<u64>,
         /// Store the repository even if the registry access policy blocks its
         /// upstream (pulls stay blocked until the host is allowed).
         #[arg(long)]
@@ -119,6 +123,10 @@ pub enum RepositoriesCommand {
         /// the upstream (true or false).
         #[arg(long)]
         allow_cached_from_blocked: Option<bool>,
+        /// Most bytes the remote cache may hold (binary units: 512MiB, 50GiB;
+        /// 0 removes the repository's cap).
+        #[arg(long, value_parser = parse_size)]
+        cache_max_size: Option<u64>,
         /// Set upstream credentials even if the registry access policy blocks
         /// the upstream.
         #[arg(long)]
@@ -160,6 +168,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_python_index_ttl,
             serve_stale,
             allow_cached_from_blocked,
+            cache_max_size,
             force,
             timeouts,
             release_age,
@@ -188,6 +197,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 }
                 if allow_cached_from_blocked {
                     remote["allowCachedFromBlocked"] = true.into();
+                }
+                if let Some(bytes) = cache_max_size {
+                    remote["cacheMaxSizeBytes"] = bytes.into();
                 }
                 for (field, secs) in timeouts.fields("") {
                     if let Some(secs) = secs {
@@ -258,12 +270,14 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             remote_python_index_ttl,
             serve_stale,
             allow_cached_from_blocked,
+            cache_max_size,
             force,
             timeouts,
             release_age,
             project,
         } => {
             let mut body = json!({
+                "remoteCacheMaxSizeBytes": cache_max_size,
                 "allowCachedFromBlocked": allow_cached_from_blocked,
                 "force": force,
                 "description": description,
@@ -407,9 +421,23 @@ fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(n * factor)
 }
 
+/// Parse `50GiB`, `512MiB` or a number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<entrepot_domain::ByteSize>()
+        .map(|size| size.0)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_size};
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("50GiB"), Ok(50 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("50GB").unwrap_err().contains("GiB"));
+    }
 
     #[test]
     fn durations() {

@@ -335,6 +335,20 @@ impl Entrepot {
         child.wait().unwrap();
     }
 
+    /// Stop the server with SIGTERM, so that it finishes its shutdown, and
+    /// start it again on the same data directory.
+    pub fn restart_gracefully(mut self) -> Entrepot {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            child.wait().unwrap();
+        }
+        self.into_builder().start()
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

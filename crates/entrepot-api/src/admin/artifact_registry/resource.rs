@@ -118,6 +118,7 @@ const ENTREPOT_REMOTE_FIELDS: &[&str] = &[
     "allowInsecureUpstream",
     "allowCachedFromBlocked",
     "releaseAge",
+    "cacheMaxSizeBytes",
 ];
 
 /// Render a repository with Google's fields only: what the `locations`
@@ -251,6 +252,8 @@ pub(crate) struct RemoteConfigBody {
     #[serde(default)]
     negative_cache_secs: Option<u64>,
     #[serde(default)]
+    cache_max_size_bytes: Option<u64>,
+    #[serde(default)]
     connect_timeout_secs: Option<u64>,
     #[serde(default)]
     first_byte_timeout_secs: Option<u64>,
@@ -344,6 +347,7 @@ impl RemoteConfigBody {
             allow_cached_from_blocked: self.allow_cached_from_blocked,
             keep_deleted_secs: self.keep_deleted_secs,
             negative_cache_secs: self.negative_cache_secs,
+            cache_max_size_bytes: self.cache_max_size_bytes.filter(|b| *b > 0),
             timeouts: self.timeouts(),
             release_age: self.release_age,
         })
@@ -506,6 +510,7 @@ impl RepositoryBody {
                     ("allowCachedFromBlocked", remote.allow_cached_from_blocked),
                     ("keepDeletedSecs", remote.keep_deleted_secs.is_some()),
                     ("negativeCacheSecs", remote.negative_cache_secs.is_some()),
+                    ("cacheMaxSizeBytes", remote.cache_max_size_bytes.is_some()),
                     ("connectTimeoutSecs", remote.connect_timeout_secs.is_some()),
                     (
                         "firstByteTimeoutSecs",
@@ -560,6 +565,11 @@ impl RepositoryBody {
                             .unwrap_or(DEFAULT_NEGATIVE_CACHE_SECS),
                     );
                 }
+                // 0 (or absent under a mask) removes the repository's cap.
+                "remoteRepositoryConfig.cacheMaxSizeBytes" => {
+                    update.remote_cache_max_size_bytes =
+                        Some(remote.cache_max_size_bytes.unwrap_or(0));
+                }
                 // 0 (or absent under a mask) puts the default back.
                 "remoteRepositoryConfig.connectTimeoutSecs" => {
                     update.remote_timeouts.connect_timeout_secs =
@@ -579,7 +589,7 @@ impl RepositoryBody {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.cacheMaxSizeBytes, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
@@ -627,6 +637,7 @@ mod tests {
                 allow_cached_from_blocked: false,
                 keep_deleted_secs: None,
                 negative_cache_secs: None,
+                cache_max_size_bytes: None,
                 timeouts: Default::default(),
                 release_age: Default::default(),
             }),
