@@ -12,6 +12,7 @@
 pub mod access_policy;
 pub mod blob;
 pub mod cache;
+pub mod cleanup;
 #[cfg(test)]
 mod conformance;
 pub mod iam;
@@ -29,6 +30,7 @@ pub use blob::{
     VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
+pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

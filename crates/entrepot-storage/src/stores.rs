@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
-    AccessPolicyStore, CacheStore, IamStore, LifecycleStore, MetadataStore, PythonStore,
+    AccessPolicyStore, CacheStore, CleanupStore, IamStore, LifecycleStore, MetadataStore, PythonStore,
     SecretStore,
 };
 
@@ -28,4 +28,6 @@ pub struct Stores {
     pub lifecycle: Arc<dyn LifecycleStore>,
     /// Tag freshness of remote repositories.
     pub cache: Arc<dyn CacheStore>,
+    /// Cleanup policies and storage quotas.
+    pub cleanup: Arc<dyn CleanupStore>,
 }

@@ -108,6 +108,9 @@ pub struct Config {
     /// Seconds a blob uploaded but named by no manifest is kept: a push
     /// must put its manifest within this time after its blobs.
     pub gc_grace_secs: u64,
+    /// Seconds between two runs of every repository's cleanup policies (0:
+    /// never on a schedule; `entrepot repositories cleanup` still runs them).
+    pub cleanup_interval_secs: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -164,6 +167,7 @@ impl Default for Config {
             mirrors: Vec::new(),
             gc_interval_secs: 3600,
             gc_grace_secs: 24 * 3600,
+            cleanup_interval_secs: 3600,
         }
     }
 }
@@ -189,6 +193,8 @@ pub struct Overrides {
     pub min_free_disk_bytes: Option<u64>,
     /// `--gc-interval` (seconds).
     pub gc_interval_secs: Option<u64>,
+    /// `--cleanup-interval` (seconds).
+    pub cleanup_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -222,6 +228,9 @@ impl Config {
         }
         if let Some(secs) = overrides.gc_interval_secs {
             config.gc_interval_secs = secs;
+        }
+        if let Some(secs) = overrides.cleanup_interval_secs {
+            config.cleanup_interval_secs = secs;
         }
         config.validate()?;
         Ok(config)
@@ -305,6 +314,11 @@ impl Config {
                 "ENTREPOT_GC_GRACE_SECS",
                 "gc_grace_secs",
                 &mut self.gc_grace_secs,
+            ),
+            (
+                "ENTREPOT_CLEANUP_INTERVAL_SECS",
+                "cleanup_interval_secs",
+                &mut self.cleanup_interval_secs,
             ),
         ] {
             if let Some(v) = get(env) {

@@ -65,6 +65,10 @@ enum Command {
         /// `entrepot admin gc`).
         #[arg(long)]
         gc_interval: Option<u64>,
+        /// Seconds between runs of the repositories' cleanup policies
+        /// (default 3600; 0: only `entrepot repositories cleanup`).
+        #[arg(long)]
+        cleanup_interval: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -164,6 +168,7 @@ async fn main() -> ExitCode {
             print_config,
             min_free_disk,
             gc_interval,
+            cleanup_interval,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -175,6 +180,7 @@ async fn main() -> ExitCode {
                 tls_client_ca,
                 min_free_disk_bytes: min_free_disk,
                 gc_interval_secs: gc_interval,
+                cleanup_interval_secs: cleanup_interval,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,

@@ -26,6 +26,7 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 
 mod access_policy;
 mod cache;
+mod cleanup;
 mod iam;
 mod lifecycle;
 mod metadata;
@@ -227,6 +228,7 @@ impl SqliteMetadataStore {
             python: store.clone(),
             access_policy: store.clone(),
             lifecycle: store.clone(),
+            cleanup: store.clone(),
             cache: store,
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod access_policy;
 pub mod admin_gc;
+pub mod cleanup;
 pub mod client;
 pub mod iam;
 pub mod login;
