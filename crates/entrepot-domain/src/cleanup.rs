@@ -343,7 +343,12 @@ fn parse_action(name: &str, value: &Value) -> Result<CleanupAction, CleanupPolic
 }
 
 fn condition(name: &str, raw: RawCondition) -> Result<CleanupCondition, CleanupPolicyError> {
-    let tag_state = match raw.tag_state.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let tag_state = match raw
+        .tag_state
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("ANY") => TagState::Any,
         Some("TAGGED") => TagState::Tagged,
         Some("UNTAGGED") => TagState::Untagged,

@@ -86,7 +86,15 @@ mod tests {
         assert_eq!(parse_byte_size("500MB"), Ok(500_000_000));
         assert_eq!(parse_byte_size("1024"), Ok(1024));
         assert_eq!(parse_byte_size("2M"), Ok(2 << 20));
-        for bad in ["", "GiB", "-1", "1.5", "10 parsecs", "99999999999TiB", "1..5G"] {
+        for bad in [
+            "",
+            "GiB",
+            "-1",
+            "1.5",
+            "10 parsecs",
+            "99999999999TiB",
+            "1..5G",
+        ] {
             assert!(parse_byte_size(bad).is_err(), "{bad}");
         }
         assert_eq!(format_bytes(512), "512 B");

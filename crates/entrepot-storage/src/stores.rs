@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    AccessPolicyStore, CacheStore, CleanupStore, IamStore, LifecycleStore, MetadataStore, PythonStore,
-    SecretStore,
+    AccessPolicyStore, CacheStore, CleanupStore, IamStore, LifecycleStore, MetadataStore,
+    PythonStore, SecretStore,
 };
 
 /// Every metadata store of one backend, all over the same database.

@@ -270,7 +270,11 @@ fn python_versions_go_by_policy_and_the_most_recent_stay() {
     let server = backdate(
         server,
         &[],
-        &[("demo-lib", "0.1.dev1"), ("demo-lib", "0.9"), ("demo-lib", "1.0")],
+        &[
+            ("demo-lib", "0.1.dev1"),
+            ("demo-lib", "0.9"),
+            ("demo-lib", "1.0"),
+        ],
     );
     let work = tempfile::tempdir().unwrap();
     let file = policy_file(
@@ -362,8 +366,10 @@ fn the_server_runs_the_policies_on_its_schedule() {
     assert_eq!(manifest_status(&server, "web", "stable"), 200);
     let audit = server.audit("projects/default/repositories/apps");
     assert!(
-        audit.iter().any(|e| e["action"] == "artifactregistry.repositories.cleanup"
-            && e["principal"] == "entrepot:cleanup-schedule"),
+        audit
+            .iter()
+            .any(|e| e["action"] == "artifactregistry.repositories.cleanup"
+                && e["principal"] == "entrepot:cleanup-schedule"),
         "{audit:?}"
     );
 }

@@ -139,7 +139,9 @@ async fn get_policies(
 ) -> Result<Json<Value>, ApiError> {
     let name = repository_name(&project, &repository)?;
     let caller = authenticate(&state, &headers).await?;
-    Ok(Json(state.cleanup.settings(&caller, &name).await?.to_json()))
+    Ok(Json(
+        state.cleanup.settings(&caller, &name).await?.to_json(),
+    ))
 }
 
 #[derive(Deserialize)]

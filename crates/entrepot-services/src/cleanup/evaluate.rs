@@ -230,7 +230,10 @@ mod tests {
         gone.sort();
         assert_eq!(
             gone,
-            ["api@2.0", "api@2.1", "api@2.2", "api@2.3", "api@2.4", "web@1.0", "web@1.1", "web@1.2"]
+            [
+                "api@2.0", "api@2.1", "api@2.2", "api@2.3", "api@2.4", "web@1.0", "web@1.1",
+                "web@1.2"
+            ]
         );
     }
 

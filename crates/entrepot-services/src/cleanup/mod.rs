@@ -437,10 +437,7 @@ impl CleanupService {
             project: repo.project.to_string(),
             repository: repo.repository.to_string(),
         };
-        Ok(self
-            .access
-            .authorize(caller, permission, &resource)
-            .await?)
+        Ok(self.access.authorize(caller, permission, &resource).await?)
     }
 
     async fn audit(&self, principal: &str, report: &CleanupReport) {

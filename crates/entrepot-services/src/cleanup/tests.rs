@@ -203,7 +203,12 @@ async fn a_dry_run_reports_exactly_what_the_real_run_deletes() {
         .unwrap()
         .is_none());
     // Both runs are in the audit log.
-    let log = f.stores.secrets.list_audit("p", None, None, 10).await.unwrap();
+    let log = f
+        .stores
+        .secrets
+        .list_audit("p", None, None, 10)
+        .await
+        .unwrap();
     assert_eq!(
         log.iter()
             .filter(|e| e.record.action == CLEANUP_ACTION)
@@ -224,7 +229,8 @@ async fn the_repositorys_dry_run_flag_makes_every_run_a_dry_run() {
     let (f, repo) = fixture(Format::Docker).await;
     let m = image_manifest("x");
     put(&f, "app", &m, None).await;
-    let policies = json!([{"name": "untagged", "action": "DELETE", "condition": {"tagState": "UNTAGGED"}}]);
+    let policies =
+        json!([{"name": "untagged", "action": "DELETE", "condition": {"tagState": "UNTAGGED"}}]);
     let settings = f
         .service
         .set_policies(&Principal::Anonymous, &repo, policies, true)

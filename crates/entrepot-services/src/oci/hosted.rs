@@ -516,18 +516,21 @@ impl HostedOci {
         match &self.quotas {
             None => Ok(None),
             Some(q) => {
-                let repo = entrepot_domain::RepositoryName::new(
-                    upload
-                        .image
-                        .project
-                        .parse()
-                        .map_err(|e: entrepot_domain::NameError| RegistryError::BlobUploadInvalid(e.to_string()))?,
-                    upload
-                        .image
-                        .repository
-                        .parse()
-                        .map_err(|e: entrepot_domain::NameError| RegistryError::BlobUploadInvalid(e.to_string()))?,
-                );
+                let repo =
+                    entrepot_domain::RepositoryName::new(
+                        upload
+                            .image
+                            .project
+                            .parse()
+                            .map_err(|e: entrepot_domain::NameError| {
+                                RegistryError::BlobUploadInvalid(e.to_string())
+                            })?,
+                        upload.image.repository.parse().map_err(
+                            |e: entrepot_domain::NameError| {
+                                RegistryError::BlobUploadInvalid(e.to_string())
+                            },
+                        )?,
+                    );
                 Ok(q.headroom(&repo).await?)
             }
         }

@@ -169,11 +169,9 @@ impl CleanupStore for SqliteMetadataStore {
             .bind(project.as_str())
             .bind(repository.unwrap_or(""))
             .bind(i64::try_from(bytes).unwrap_or(i64::MAX)),
-            None => {
-                sqlx::query("DELETE FROM storage_quotas WHERE project = ? AND repository = ?")
-                    .bind(project.as_str())
-                    .bind(repository.unwrap_or(""))
-            }
+            None => sqlx::query("DELETE FROM storage_quotas WHERE project = ? AND repository = ?")
+                .bind(project.as_str())
+                .bind(repository.unwrap_or("")),
         };
         query.execute(self.pool()).await?;
         Ok(())

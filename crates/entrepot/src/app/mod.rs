@@ -16,10 +16,10 @@ use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::cleanup::CleanupService;
 use entrepot_services::gc::GarbageCollector;
-use entrepot_services::quota::StorageQuotas;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
+use entrepot_services::quota::StorageQuotas;
 use entrepot_services::remote::Fills;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::upstream_metrics::MeteredTransport;
@@ -176,9 +176,14 @@ impl App {
         );
         let lifecycle: Arc<dyn LifecycleStore> = sqlite.clone();
         let cleanup = Arc::new(
-            CleanupService::new(sqlite.clone(), meta.clone(), sqlite.clone(), metrics.clone())
-                .with_access_control(access.clone())
-                .with_audit_log(sqlite.clone()),
+            CleanupService::new(
+                sqlite.clone(),
+                meta.clone(),
+                sqlite.clone(),
+                metrics.clone(),
+            )
+            .with_access_control(access.clone())
+            .with_audit_log(sqlite.clone()),
         );
         let registry = Arc::new(
             OciRepositories::new(meta.clone(), blobs.clone(), access.clone())

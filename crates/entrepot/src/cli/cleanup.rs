@@ -288,7 +288,11 @@ fn table(report: &Value) -> String {
         deleted.len(),
         number(&report["versionsExamined"]),
         report["repository"].as_str().unwrap_or(""),
-        if dry { " (dry run: nothing changed)" } else { "" }
+        if dry {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
     ));
     if !skipped.is_empty() {
         out.push_str(&format!(
