@@ -51,6 +51,10 @@ pub struct AppState {
     pub access_policy: Arc<AccessPolicyService>,
     /// The garbage collector of the blob store.
     pub gc: Arc<entrepot_services::gc::GarbageCollector>,
+    /// Cleanup policies of repositories.
+    pub cleanup: Arc<entrepot_services::cleanup::CleanupService>,
+    /// Storage quotas of hosted repositories and projects.
+    pub quotas: Arc<entrepot_services::quota::StorageQuotas>,
     /// Reverse proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: forwarded::TrustedProxies,
     /// The registry mirror endpoint's repositories, by upstream host.

@@ -9,6 +9,7 @@
 pub mod access_policy;
 pub mod byte_size;
 pub mod chunk_range;
+pub mod cleanup;
 pub mod clock;
 pub mod content_digest;
 pub mod cooldown;
@@ -23,6 +24,7 @@ pub mod resource;
 pub mod secret;
 pub mod secret_filter;
 pub mod secret_settings;
+pub mod storage_quota;
 pub mod token_id;
 pub mod upstream;
 

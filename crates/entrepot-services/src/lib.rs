@@ -8,6 +8,7 @@ pub mod access_policy;
 #[cfg(test)]
 mod access_testing;
 pub mod authn;
+pub mod cleanup;
 pub mod clock;
 pub mod console_sessions;
 pub mod credential_cache;
@@ -25,6 +26,7 @@ pub mod password_checks;
 pub mod projects;
 pub mod prometheus;
 pub mod python;
+pub mod quota;
 pub mod remote;
 pub mod repositories;
 pub mod secrets;

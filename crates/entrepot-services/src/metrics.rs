@@ -52,6 +52,9 @@ pub struct Metrics {
     gc_blobs_deleted: AtomicU64,
     gc_bytes_reclaimed: AtomicU64,
     gc_uploads_removed: AtomicU64,
+    cleanup_runs: AtomicU64,
+    cleanup_versions_deleted: AtomicU64,
+    quota_refusals: AtomicU64,
     /// Where the metadata store's read cache reports from, once wired.
     read_cache: std::sync::OnceLock<ReadCacheSource>,
     /// Families other parts render themselves (see [`Metrics::add_families`]).
@@ -168,6 +171,18 @@ impl Metrics {
             .fetch_add(uploads, Ordering::Relaxed);
     }
 
+    /// One cleanup-policy run (not a dry run) that deleted `versions`.
+    pub fn cleaned_up(&self, versions: u64) {
+        self.cleanup_runs.fetch_add(1, Ordering::Relaxed);
+        self.cleanup_versions_deleted
+            .fetch_add(versions, Ordering::Relaxed);
+    }
+
+    /// A push refused by a storage quota.
+    pub fn quota_refused(&self) {
+        self.quota_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -257,6 +272,21 @@ impl Metrics {
                 "entrepot_gc_uploads_removed_total",
                 "Abandoned upload sessions the garbage collector removed.",
                 &self.gc_uploads_removed,
+            ),
+            (
+                "entrepot_cleanup_runs_total",
+                "Cleanup-policy runs that could delete (dry runs not counted).",
+                &self.cleanup_runs,
+            ),
+            (
+                "entrepot_cleanup_versions_deleted_total",
+                "Versions (manifests, Python versions) deleted by cleanup policies.",
+                &self.cleanup_versions_deleted,
+            ),
+            (
+                "entrepot_quota_refusals_total",
+                "Pushes refused because they would exceed a storage quota.",
+                &self.quota_refusals,
             ),
         ] {
             let _ = writeln!(

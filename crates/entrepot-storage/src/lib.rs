@@ -12,6 +12,7 @@
 pub mod access_policy;
 pub mod blob;
 pub mod cache;
+pub mod cleanup;
 #[cfg(test)]
 mod conformance;
 pub mod console_sessions;
@@ -39,6 +40,7 @@ pub use eviction::{
     CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, PullRecord,
 };
 pub use host_needs::{HostNeedRecord, HostNeedStore};
+pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    AccessPolicyStore, CacheStore, EvictionStore, IamStore, LifecycleStore, MetadataStore,
+    AccessPolicyStore, CacheStore, CleanupStore, EvictionStore, IamStore, LifecycleStore,
+    MetadataStore,
     PythonStore, SecretStore,
 };
 
@@ -30,4 +31,6 @@ pub struct Stores {
     pub eviction: Arc<dyn EvictionStore>,
     /// Tag freshness of remote repositories.
     pub cache: Arc<dyn CacheStore>,
+    /// Cleanup policies and storage quotas.
+    pub cleanup: Arc<dyn CleanupStore>,
 }

@@ -122,6 +122,9 @@ pub struct Config {
     /// size gauges) and evict from those over their cap; a cache is also
     /// checked right after it cached content. 0 turns eviction off.
     pub cache_eviction_interval_secs: u64,
+    /// Seconds between two runs of every repository's cleanup policies (0:
+    /// never on a schedule; `entrepot repositories cleanup` still runs them).
+    pub cleanup_interval_secs: u64,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -181,6 +184,7 @@ impl Default for Config {
             gc_grace_secs: 24 * 3600,
             cache_max_size: None,
             cache_eviction_interval_secs: 60,
+            cleanup_interval_secs: 3600,
         }
     }
 }
@@ -208,6 +212,8 @@ pub struct Overrides {
     pub gc_interval_secs: Option<u64>,
     /// `--cache-max-size`.
     pub cache_max_size: Option<entrepot_domain::ByteSize>,
+    /// `--cleanup-interval` (seconds).
+    pub cleanup_interval_secs: Option<u64>,
 }
 
 impl Config {
@@ -244,6 +250,9 @@ impl Config {
         }
         if let Some(size) = overrides.cache_max_size {
             config.cache_max_size = Some(size).filter(|s| s.0 > 0);
+        }
+        if let Some(secs) = overrides.cleanup_interval_secs {
+            config.cleanup_interval_secs = secs;
         }
         config.validate()?;
         Ok(config)
@@ -332,6 +341,11 @@ impl Config {
                 "ENTREPOT_CACHE_EVICTION_INTERVAL_SECS",
                 "cache_eviction_interval_secs",
                 &mut self.cache_eviction_interval_secs,
+            ),
+            (
+                "ENTREPOT_CLEANUP_INTERVAL_SECS",
+                "cleanup_interval_secs",
+                &mut self.cleanup_interval_secs,
             ),
         ] {
             if let Some(v) = get(env) {

@@ -69,6 +69,10 @@ enum Command {
         /// units: 500GiB); past it the least recently pulled images go.
         #[arg(long)]
         cache_max_size: Option<entrepot_domain::ByteSize>,
+        /// Seconds between runs of the repositories' cleanup policies
+        /// (default 3600; 0: only `entrepot repositories cleanup`).
+        #[arg(long)]
+        cleanup_interval: Option<u64>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -169,6 +173,7 @@ async fn main() -> ExitCode {
             min_free_disk,
             gc_interval,
             cache_max_size,
+            cleanup_interval,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -181,6 +186,7 @@ async fn main() -> ExitCode {
                 min_free_disk_bytes: min_free_disk,
                 gc_interval_secs: gc_interval,
                 cache_max_size,
+                cleanup_interval_secs: cleanup_interval,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,

@@ -136,6 +136,7 @@ async fn describe(
         .and_then(|r| r.rate_limit(&repo.name));
     let mut value = shape(&repo);
     value["sizeBytes"] = serde_json::Value::String(size.to_string());
+    super::cleanup::describe_fields(&state, &principal, &name, &mut value).await?;
     if let Some(rate_limit) = rate_limit {
         value["upstreamRateLimit"] = serde_json::to_value(rate_limit).unwrap_or_default();
     }

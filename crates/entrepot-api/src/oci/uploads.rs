@@ -25,9 +25,10 @@ pub(super) async fn start(
     // has authorized the caller, so a refused caller never learns whether
     // they were well-formed.
     if let Some(digest) = query.get("digest") {
+        let (_, length) = chunk_headers(&request.headers);
         let digest = state
             .registry
-            .put_blob(caller, path, digest, body_stream(request.body))
+            .put_blob_sized(caller, path, digest, length, body_stream(request.body))
             .await?;
         return Ok(blob_created(path, &digest));
     }

@@ -45,6 +45,7 @@ pub(crate) fn status_of(e: &PythonError) -> StatusCode {
         PythonError::NotFound(_) => StatusCode::NOT_FOUND,
         PythonError::Invalid(_) | PythonError::FileExists(_) => StatusCode::BAD_REQUEST,
         PythonError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        PythonError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
         PythonError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         PythonError::HeldBack(_) => StatusCode::FORBIDDEN,
         PythonError::Remote(f) => upstream_failure::answer(f).status,

@@ -205,6 +205,11 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
         Endpoint::Upload(name) if method == Method::POST => {
             let caller = authenticate(&state, &headers).await?;
             let target = state.python.upload_target(&caller, &name).await?;
+            let length = headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            state.python.check_upload_quota(&target, length).await?;
             upload(&state, &target, request).await
         }
         _ => Err(PypiError::new(

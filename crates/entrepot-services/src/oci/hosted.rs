@@ -4,6 +4,7 @@
 //! the repository exists and may be read or written.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
@@ -17,6 +18,7 @@ use super::content::{image_ref, Page, PushedManifest, ServedManifest, UploadStar
 use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
+use crate::quota::{limit_body, Headroom, QuotaExceeded, StorageQuotas};
 
 /// How many indexes mentioning a manifest are read to find one that
 /// references it, before it is deleted.
@@ -33,6 +35,9 @@ pub struct HostedOci {
     /// With a garbage collector: image manifests are stored only if their
     /// blobs are still linked, checked in the storing transaction.
     lifecycle: Option<Arc<dyn LifecycleStore>>,
+    /// With storage quotas: pushes that would exceed one are refused before
+    /// their bytes are stored.
+    quotas: Option<Arc<StorageQuotas>>,
 }
 
 impl HostedOci {
@@ -43,7 +48,30 @@ impl HostedOci {
             blobs,
             running_hashes: Mutex::new(HashMap::new()),
             lifecycle: None,
+            quotas: None,
         }
+    }
+
+    /// Refuse pushes that would exceed a storage quota of `quotas`.
+    pub fn set_quotas(&mut self, quotas: Arc<StorageQuotas>) {
+        self.quotas = Some(quotas);
+    }
+
+    /// How much more the repository of `path` may store (`None`: no quota).
+    async fn headroom(&self, path: &ImagePath) -> Result<Option<Headroom>, RegistryError> {
+        match &self.quotas {
+            None => Ok(None),
+            Some(q) => Ok(q.headroom(&path.repository_name()).await?),
+        }
+    }
+
+    /// The refusal of a push over a quota, counted.
+    fn over_quota(&self, e: QuotaExceeded) -> RegistryError {
+        if let Some(q) = &self.quotas {
+            q.refused();
+        }
+        tracing::info!(scope = %e.scope, quota = e.quota, usage = e.usage, "push refused by a storage quota");
+        RegistryError::Denied(e.to_string())
     }
 
     /// Store image manifests through `store`, which checks in one
@@ -105,6 +133,10 @@ impl HostedOci {
         }
         let image = image_ref(path);
         self.require_references(&image, &manifest).await?;
+        if let Some(room) = self.headroom(path).await? {
+            room.admit(content.len() as u64)
+                .map_err(|e| self.over_quota(e))?;
+        }
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         let record = ManifestRecord {
             digest: digest.clone(),
@@ -311,16 +343,24 @@ impl HostedOci {
         path: &ImagePath,
         mount: Option<(&Digest, &ImagePath)>,
     ) -> Result<UploadStart, RegistryError> {
+        let room = self.headroom(path).await?;
         if let Some((digest, from)) = mount {
             if from.project == path.project {
                 if let Some(size) = self.meta.linked_blob_size(&image_ref(from), digest).await? {
                     // Not a blob moved to quarantine: that one must be pushed again.
                     if self.blobs.stat(digest).await?.is_some() {
+                        if let Some(room) = &room {
+                            room.admit(size).map_err(|e| self.over_quota(e))?;
+                        }
                         self.meta.link_blob(&image_ref(path), digest, size).await?;
                         return Ok(UploadStart::Mounted(digest.clone()));
                     }
                 }
             }
+        }
+        // A repository already at its quota takes no new upload.
+        if let Some(room) = room.filter(|r| r.bytes == 0) {
+            return Err(self.over_quota(room.refusal(None)));
         }
         let now = now_unix();
         let record = UploadRecord {
@@ -413,7 +453,30 @@ impl HostedOci {
                 _ => None,
             }
         };
-        let mut part = self.blobs.write_part(&upload.id, body, running).await?;
+        // Under a quota, the session's bytes so far count: this part may add
+        // what is left, and fails as soon as it carries more.
+        let room = self.headroom_for(upload).await?;
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = match &room {
+            Some(room) => {
+                let left = room.bytes.saturating_sub(upload.size);
+                if let Some(declared) = declared.filter(|d| *d > left) {
+                    let refusal = room.refusal(Some(upload.size + declared));
+                    self.drop_upload(&upload.id).await?;
+                    return Err(self.over_quota(refusal));
+                }
+                limit_body(body, left, exceeded.clone())
+            }
+            None => body,
+        };
+        let written = self.blobs.write_part(&upload.id, body, running).await;
+        if exceeded.load(Ordering::SeqCst) {
+            if let Some(room) = room {
+                self.drop_upload(&upload.id).await?;
+                return Err(self.over_quota(room.refusal(None)));
+            }
+        }
+        let mut part = written?;
         if let Some(declared) = declared.filter(|d| *d != part.size) {
             self.discard_part(&upload.id, &part.name).await;
             return Err(RegistryError::ChunkLengthMismatch {
@@ -447,6 +510,31 @@ impl HostedOci {
                 .insert(upload.id.clone(), h);
         }
         Ok(part)
+    }
+
+    /// [`Self::headroom`] of the repository an upload session writes to.
+    async fn headroom_for(&self, upload: &UploadRecord) -> Result<Option<Headroom>, RegistryError> {
+        match &self.quotas {
+            None => Ok(None),
+            Some(q) => {
+                let repo =
+                    entrepot_domain::RepositoryName::new(
+                        upload
+                            .image
+                            .project
+                            .parse()
+                            .map_err(|e: entrepot_domain::NameError| {
+                                RegistryError::BlobUploadInvalid(e.to_string())
+                            })?,
+                        upload.image.repository.parse().map_err(
+                            |e: entrepot_domain::NameError| {
+                                RegistryError::BlobUploadInvalid(e.to_string())
+                            },
+                        )?,
+                    );
+                Ok(q.headroom(&repo).await?)
+            }
+        }
     }
 
     async fn discard_part(&self, upload: &str, part: &str) {
@@ -484,6 +572,13 @@ impl HostedOci {
             upload.parts += 1;
             upload.part_names.push(part.name);
         }
+        // Other pushes may have filled the quota since the parts were written.
+        if let Some(room) = self.headroom(path).await? {
+            if let Err(e) = room.admit(upload.size) {
+                self.drop_upload(&upload.id).await?;
+                return Err(self.over_quota(e));
+            }
+        }
         let running = self
             .running_hashes
             .lock()
@@ -506,14 +601,33 @@ impl HostedOci {
         Ok(digest.clone())
     }
 
-    /// Push a whole blob in one request (`POST ...?digest=`).
+    /// Push a whole blob in one request (`POST ...?digest=`), of
+    /// `content_length` bytes when the client said: under a quota, a blob
+    /// that does not fit is refused before it is read, and one of unknown
+    /// length as soon as it carries more than fits.
     pub async fn put_blob(
         &self,
         path: &ImagePath,
         digest: &Digest,
+        content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
-        let size = self.blobs.put_blob(digest, body, None).await?;
+        let room = self.headroom(path).await?;
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = match &room {
+            Some(room) => {
+                if let Some(length) = content_length {
+                    room.admit(length).map_err(|e| self.over_quota(e))?;
+                }
+                limit_body(body, room.bytes, exceeded.clone())
+            }
+            None => body,
+        };
+        let stored = self.blobs.put_blob(digest, body, None).await;
+        if let Some(room) = room.filter(|_| exceeded.load(Ordering::SeqCst)) {
+            return Err(self.over_quota(room.refusal(None)));
+        }
+        let size = stored?;
         self.meta.link_blob(&image_ref(path), digest, size).await?;
         Ok(digest.clone())
     }

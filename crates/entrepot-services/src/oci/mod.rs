@@ -144,6 +144,13 @@ impl OciRepositories {
         self
     }
 
+    /// Refuse hosted pushes that would exceed a storage quota (see
+    /// [`crate::quota`]).
+    pub fn with_quotas(mut self, quotas: Arc<crate::quota::StorageQuotas>) -> Self {
+        self.hosted.set_quotas(quotas);
+        self
+    }
+
     /// Serve remote repositories through `remote`.
     pub fn with_remote(mut self, remote: Arc<RemoteOci>) -> Self {
         self.remote = Some(remote);
@@ -474,12 +481,27 @@ impl OciRepositories {
         digest: &str,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
+        self.put_blob_sized(principal, path, digest, None, body)
+            .await
+    }
+
+    /// [`Self::put_blob`] of a body of `content_length` bytes (the client's
+    /// `Content-Length`, when it sent one): under a storage quota, a blob
+    /// that does not fit is refused before a byte is read.
+    pub async fn put_blob_sized(
+        &self,
+        principal: &Principal,
+        path: &ImagePath,
+        digest: &str,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<Digest, RegistryError> {
         self.authorize(principal, OciOperation::PutBlob, Some(path))
             .await?;
         let digest = parse_digest(digest)?;
         self.writable(path)
             .await?
-            .put_blob(path, &digest, body)
+            .put_blob(path, &digest, content_length, body)
             .await
     }
 

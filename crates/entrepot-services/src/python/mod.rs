@@ -55,6 +55,10 @@ pub enum PythonError {
     /// The upload is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// The upload would exceed a storage quota; the message names it and
+    /// the usage.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The operation does not apply to this repository.
     #[error("{0}")]
     NotAllowed(String),
@@ -111,6 +115,10 @@ pub fn file_path(repo: &RepositoryName, sha256: &str, filename: &str) -> String 
     )
 }
 
+/// What the form fields of an upload may add to its file in the request's
+/// `Content-Length`.
+pub const FORM_ALLOWANCE: u64 = 64 * 1024;
+
 /// A lower-case hex sha256 as a digest.
 pub fn sha256_digest(hex: &str) -> Result<Digest, PythonError> {
     format!("sha256:{}", hex.to_ascii_lowercase())
@@ -132,6 +140,8 @@ pub struct PythonRepositories {
     pub remote: Arc<RemotePython>,
     /// Hosted repositories.
     hosted: Arc<HostedPython>,
+    /// Storage quotas uploads are checked against.
+    quotas: Option<Arc<crate::quota::StorageQuotas>>,
 }
 
 /// A standard repository the caller may upload to, found by
@@ -163,6 +173,48 @@ impl PythonRepositories {
             repositories,
             remote,
             hosted,
+            quotas: None,
+        }
+    }
+
+    /// Refuse uploads that would exceed a storage quota.
+    pub fn with_quotas(mut self, quotas: Arc<crate::quota::StorageQuotas>) -> Self {
+        self.quotas = Some(quotas);
+        self
+    }
+
+    /// Refuse an upload of `incoming` bytes to `target` that would exceed a
+    /// storage quota. Called with the request's `Content-Length` before the
+    /// body is read (the form fields around the file count there too, so
+    /// only an upload over by more than [`FORM_ALLOWANCE`] is refused then),
+    /// and by [`Self::upload`] with the staged file's size before it is stored.
+    pub async fn check_upload_quota(
+        &self,
+        target: &UploadTarget,
+        content_length: Option<u64>,
+    ) -> Result<(), PythonError> {
+        match content_length {
+            Some(length) => {
+                self.check_quota(target, length.saturating_sub(FORM_ALLOWANCE))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn check_quota(&self, target: &UploadTarget, incoming: u64) -> Result<(), PythonError> {
+        let Some(quotas) = &self.quotas else {
+            return Ok(());
+        };
+        let repo = target.repo.repository_name()?;
+        match quotas.check(&repo, incoming).await {
+            Ok(()) => Ok(()),
+            Err(crate::quota::QuotaError::Exceeded(e)) => {
+                quotas.refused();
+                tracing::info!(scope = %e.scope, quota = e.quota, usage = e.usage, "upload refused by a storage quota");
+                Err(PythonError::QuotaExceeded(e.to_string()))
+            }
+            Err(e) => Err(PythonError::Storage(e.to_string())),
         }
     }
 
@@ -292,6 +344,7 @@ impl PythonRepositories {
         form: &UploadForm,
         staged: StagedFile,
     ) -> Result<(), PythonError> {
+        self.check_quota(target, staged.size).await?;
         self.hosted.upload(&target.repo, form, staged).await
     }
 

@@ -29,6 +29,7 @@ mod cache;
 mod console_sessions;
 mod cooldown;
 mod eviction;
+mod cleanup;
 mod iam;
 mod lifecycle;
 mod metadata;
@@ -231,6 +232,7 @@ impl SqliteMetadataStore {
             access_policy: store.clone(),
             lifecycle: store.clone(),
             eviction: store.clone(),
+            cleanup: store.clone(),
             cache: store,
         }
     }

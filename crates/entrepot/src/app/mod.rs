@@ -18,12 +18,14 @@ use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::console_sessions::ConsoleSessions;
 use entrepot_services::eviction::pulls::PullTracker;
 use entrepot_services::eviction::CacheEvictor;
+use entrepot_services::cleanup::CleanupService;
 use entrepot_services::gc::GarbageCollector;
 use entrepot_services::host_needs::HostNeeds;
 use entrepot_services::metrics::Metrics;
 use entrepot_services::oci::cooldown::ReleaseAgeRecords;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
+use entrepot_services::quota::StorageQuotas;
 use entrepot_services::remote::Fills;
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::upstream_metrics::MeteredTransport;
@@ -178,16 +180,35 @@ impl App {
             .with_secrets(secrets.clone())
             .with_upstream_tester(Format::Docker, remote.clone())
             .with_upstream_tester(Format::Python, remote_python.clone());
-        let python = Arc::new(PythonRepositories::new(
-            access.clone(),
-            repositories.clone(),
-            Arc::new(hosted_python),
-            remote_python,
-        ));
+        let quotas = Arc::new(
+            StorageQuotas::new(sqlite.clone(), meta.clone())
+                .with_access_control(access.clone())
+                .with_metrics(metrics.clone()),
+        );
+        let python = Arc::new(
+            PythonRepositories::new(
+                access.clone(),
+                repositories.clone(),
+                Arc::new(hosted_python),
+                remote_python,
+            )
+            .with_quotas(quotas.clone()),
+        );
         let lifecycle: Arc<dyn LifecycleStore> = sqlite.clone();
+        let cleanup = Arc::new(
+            CleanupService::new(
+                sqlite.clone(),
+                meta.clone(),
+                sqlite.clone(),
+                metrics.clone(),
+            )
+            .with_access_control(access.clone())
+            .with_audit_log(sqlite.clone()),
+        );
         let registry = Arc::new(
             OciRepositories::new(meta.clone(), blobs.clone(), access.clone())
                 .with_lifecycle(lifecycle.clone())
+                .with_quotas(quotas.clone())
                 .with_remote(remote)
                 .with_min_free_disk_bytes(config.min_free_disk_bytes)
                 .with_max_page_size(config.max_page_size),
@@ -210,6 +231,8 @@ impl App {
         }
         let state = AppState {
             gc: gc.clone(),
+            cleanup: cleanup.clone(),
+            quotas,
             registry: registry.clone(),
             repositories,
             projects,
@@ -227,6 +250,9 @@ impl App {
         tasks.expire_uploads(registry, config.upload_timeout_secs);
         if config.gc_interval_secs > 0 {
             tasks.collect_garbage(gc, Duration::from_secs(config.gc_interval_secs));
+        }
+        if config.cleanup_interval_secs > 0 {
+            tasks.run_cleanup_policies(cleanup, Duration::from_secs(config.cleanup_interval_secs));
         }
         tasks.retain_audit_log(secrets, config.audit_max_rows).await;
         tasks.track_pulls(pulls.clone());

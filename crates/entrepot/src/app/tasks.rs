@@ -122,6 +122,16 @@ impl BackgroundTasks {
         self.handles.push(evictor.spawn_schedule(every));
     }
 
+    /// Run every repository's cleanup policies every `every` (the first run
+    /// one interval after start).
+    pub(super) fn run_cleanup_policies(
+        &mut self,
+        cleanup: Arc<entrepot_services::cleanup::CleanupService>,
+        every: Duration,
+    ) {
+        self.handles.push(cleanup.spawn_schedule(every));
+    }
+
     /// Keep the audit log at most `max_rows` long, removing the oldest entries:
     /// once now (before serving), then every minute.
     pub(super) async fn retain_audit_log(&mut self, secrets: SecretService, max_rows: u64) {

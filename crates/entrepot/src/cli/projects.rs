@@ -53,6 +53,8 @@ pub enum ProjectsCommand {
         #[command(flatten)]
         binding: BindingArgs,
     },
+    #[command(flatten)]
+    Quota(super::cleanup::ProjectQuotaCommand),
 }
 
 /// Run a project verb.
@@ -100,6 +102,7 @@ pub async fn run(client: &AdminClient, command: ProjectsCommand) -> Result<(), C
         ProjectsCommand::RemoveIamPolicyBinding { project, binding } => {
             change_binding(client, &format!("projects/{project}"), &binding, false).await?
         }
+        ProjectsCommand::Quota(command) => super::cleanup::run_project(client, command).await?,
     }
     Ok(())
 }

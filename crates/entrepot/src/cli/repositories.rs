@@ -64,6 +64,9 @@ pub enum RepositoriesCommand {
         timeouts: TimeoutArgs,
         #[command(flatten)]
         release_age: Box<ReleaseAgeArgs>,
+        /// Storage quota of a standard repository (e.g. 10GiB; `none`: no quota).
+        #[arg(long, value_parser = super::cleanup::parse_quota)]
+        storage_quota: Option<super::cleanup::QuotaSetting>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -135,12 +138,18 @@ pub enum RepositoriesCommand {
         timeouts: TimeoutArgs,
         #[command(flatten)]
         release_age: Box<ReleaseAgeArgs>,
+        /// New storage quota of a standard repository (e.g. 10GiB; `none`
+        /// removes it).
+        #[arg(long, value_parser = super::cleanup::parse_quota)]
+        storage_quota: Option<super::cleanup::QuotaSetting>,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
     #[command(flatten)]
     Iam(super::repository_iam::RepositoryIamCommand),
+    #[command(flatten)]
+    Cleanup(super::cleanup::CleanupCommand),
     /// Delete a repository and everything in it.
     Delete {
         /// Repository id.
@@ -172,6 +181,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             force,
             timeouts,
             release_age,
+            storage_quota,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
@@ -219,6 +229,13 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 )
                 .await?;
             eprintln!("Created repository [{name}].");
+            let repo = match storage_quota {
+                Some(quota) => {
+                    super::cleanup::set_repository_quota(client, &project, &name, quota).await?;
+                    describe(client, &project, &name).await?
+                }
+                None => repo,
+            };
             print_json(&repo);
         }
         RepositoriesCommand::List { project, page } => {
@@ -274,6 +291,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             force,
             timeouts,
             release_age,
+            storage_quota,
             project,
         } => {
             let mut body = json!({
@@ -294,13 +312,25 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             if let Some(update) = release_age.update() {
                 body["releaseAge"] = update;
             }
-            let repo = client
-                .call(
-                    Method::PATCH,
-                    &format!("projects/{project}/repositories/{name}"),
-                    Some(&body),
-                )
-                .await?;
+            // A quota is its own resource: an update that only sets one
+            // sends no PATCH.
+            let changes = body
+                .as_object()
+                .is_some_and(|o| o.values().any(|v| !(v.is_null() || *v == false)));
+            if let Some(quota) = storage_quota {
+                super::cleanup::set_repository_quota(client, &project, &name, quota).await?;
+            }
+            let repo = if changes || storage_quota.is_none() {
+                client
+                    .call(
+                        Method::PATCH,
+                        &format!("projects/{project}/repositories/{name}"),
+                        Some(&body),
+                    )
+                    .await?
+            } else {
+                describe(client, &project, &name).await?
+            };
             eprintln!("Updated repository [{name}].");
             print_json(&repo);
         }
@@ -350,8 +380,23 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             eprintln!("Deleted repository [{name}].");
         }
         RepositoriesCommand::Iam(command) => super::repository_iam::run(client, command).await?,
+        RepositoriesCommand::Cleanup(command) => super::cleanup::run(client, command).await?,
     }
     Ok(())
+}
+
+async fn describe(
+    client: &AdminClient,
+    project: &str,
+    name: &str,
+) -> Result<serde_json::Value, ClientError> {
+    client
+        .call(
+            Method::GET,
+            &format!("projects/{project}/repositories/{name}"),
+            None,
+        )
+        .await
 }
 
 /// How long a remote repository waits for its upstream, and keeps what

@@ -1,0 +1,95 @@
+//! The cleanup-policy and quota view of the metadata store: each
+//! repository's cleanup policies, the versions they are evaluated over, the
+//! deletion of a Python version, and storage quotas.
+//!
+//! Docker manifests are deleted through [`crate::MetadataStore::delete_manifest`],
+//! the call the registry's manifest `DELETE` makes; this store only lists.
+
+use async_trait::async_trait;
+use entrepot_domain::{Digest, ProjectId, RepositoryName};
+
+use crate::metadata::StoreError;
+
+/// The stored cleanup policies of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCleanupPolicies {
+    /// The validated policy list, as JSON (the REST form).
+    pub policies: String,
+    /// Only report what the policies would delete.
+    pub dry_run: bool,
+    /// RFC 3339 time they were set.
+    pub update_time: String,
+}
+
+/// One manifest of a repository, as cleanup policies see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestVersion {
+    /// The image (the package).
+    pub image: String,
+    /// Its digest (the version).
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// RFC 3339 time it was stored.
+    pub create_time: String,
+    /// Tags pointing at it, lexically.
+    pub tags: Vec<String>,
+    /// Its bytes, for indexes and manifest lists only (to read their
+    /// children); `None` for image manifests.
+    pub index_content: Option<Vec<u8>>,
+}
+
+/// Storage of cleanup policies and quotas, and the listings cleanup needs.
+#[async_trait]
+pub trait CleanupStore: Send + Sync + 'static {
+    /// The cleanup policies of a repository, if any were set.
+    async fn cleanup_policies(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Option<StoredCleanupPolicies>, StoreError>;
+    /// Replace the cleanup policies of a repository.
+    async fn set_cleanup_policies(
+        &self,
+        repo: &RepositoryName,
+        policies: &StoredCleanupPolicies,
+    ) -> Result<(), StoreError>;
+    /// Repositories with cleanup policies, by name, after `after`, at most
+    /// `limit`: one keyset page.
+    async fn repositories_with_cleanup_policies(
+        &self,
+        after: Option<&RepositoryName>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryName>, StoreError>;
+    /// Every manifest of a repository with its tags, by image and digest.
+    async fn manifest_versions(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Vec<ManifestVersion>, StoreError>;
+    /// Delete the uploaded files of one version of a Python project (the
+    /// normalised name); how many went. Their bytes stay until the garbage
+    /// collector finds nothing names them.
+    async fn delete_python_version(
+        &self,
+        repo: &RepositoryName,
+        name: &str,
+        version: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// The storage quota of a repository, or with `None` of the project
+    /// (bytes), if one is set.
+    async fn storage_quota(
+        &self,
+        project: &ProjectId,
+        repository: Option<&str>,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Set (`Some`) or remove (`None`) a storage quota.
+    async fn set_storage_quota(
+        &self,
+        project: &ProjectId,
+        repository: Option<&str>,
+        bytes: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Bytes the standard repositories of a project hold, counted as
+    /// [`crate::MetadataStore::repository_size_bytes`] counts each.
+    async fn project_hosted_bytes(&self, project: &ProjectId) -> Result<u64, StoreError>;
+}
