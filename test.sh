@@ -15,6 +15,8 @@ command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v containerd >/dev/null && command -v ctr >/dev/null || missing+=(containerd)
 command -v node >/dev/null || missing+=(nodejs npm)
+# PyYAML parses the CLI's --format=yaml output (tests/inventory.rs).
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 # pip, uv, twine and pypiserver for the Python tests live in a virtual environment.
 venv="${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}"
 if [[ ! -x "$venv/bin/pypi-server" || ! -x "$venv/bin/uv" || ! -x "$venv/bin/twine" ]]; then

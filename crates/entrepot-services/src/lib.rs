@@ -12,6 +12,7 @@ pub mod clock;
 pub mod credential_cache;
 pub mod gc;
 pub mod iam;
+pub mod inventory;
 pub mod keyed_cache;
 pub mod located;
 pub mod metrics;

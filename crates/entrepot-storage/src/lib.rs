@@ -15,6 +15,7 @@ pub mod cache;
 #[cfg(test)]
 mod conformance;
 pub mod iam;
+pub mod inventory;
 pub mod lifecycle;
 pub mod metadata;
 pub mod python;
@@ -30,6 +31,10 @@ pub use blob::{
 };
 pub use cache::CacheStore;
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
+pub use inventory::{
+    DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore, PythonPackageRecord,
+    PythonVersionFile,
+};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,

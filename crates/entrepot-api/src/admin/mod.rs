@@ -2,6 +2,7 @@
 
 mod access_policy;
 mod artifact_registry;
+mod artifacts;
 mod error;
 pub mod iam;
 mod paging;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .merge(secrets::routes())
         .merge(artifact_registry::routes())
         .merge(storage::routes())
+        .merge(artifacts::routes())
 }
 
 /// Authenticate an admin API caller: the one check a handler makes itself.

@@ -27,6 +27,7 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 mod access_policy;
 mod cache;
 mod iam;
+mod inventory;
 mod lifecycle;
 mod metadata;
 mod python;

@@ -179,7 +179,14 @@ impl App {
                 .with_grace(Duration::from_secs(config.gc_grace_secs))
                 .with_uploads(registry.clone(), config.upload_timeout_secs),
         );
+        let inventory = entrepot_services::inventory::ArtifactInventory::new(
+            sqlite.clone(),
+            meta.clone(),
+            access.clone(),
+            registry.clone(),
+        );
         let state = AppState {
+            inventory,
             gc: gc.clone(),
             registry: registry.clone(),
             repositories,

@@ -2,10 +2,12 @@
 
 pub mod access_policy;
 pub mod admin_gc;
+pub mod artifacts;
 pub mod client;
 pub mod iam;
 pub mod login;
 pub mod organization;
+pub mod output;
 pub mod projects;
 pub mod python;
 pub mod repositories;
