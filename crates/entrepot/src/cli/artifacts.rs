@@ -327,7 +327,7 @@ pub async fn run(client: &AdminClient, command: ArtifactsCommand) -> Result<(), 
                         last_segment(v["name"].as_str().unwrap_or_default())
                     }),
                     Column::field("TAGS", "/metadata/tags"),
-                    Column::new("FILES", |v| files_cell(v)),
+                    Column::new("FILES", files_cell),
                     Column::new("SIZE", |v| {
                         let m = &v["metadata"];
                         size_cell(m.get("imageSizeBytes").or_else(|| m.get("sizeBytes")))

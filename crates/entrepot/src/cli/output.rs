@@ -371,7 +371,7 @@ mod tests {
             "empty": "",
             "tags": ["v1", "latest"],
             "nested": {"a": 1},
-            "items": [{"k": "v", "n": null}],
+            "items": [{"k": "v", "note": null}],
         }));
         assert!(
             shown.contains("name: projects/p/repositories/r\n"),
@@ -383,7 +383,7 @@ mod tests {
         assert!(shown.contains("empty: \"\"\n"), "{shown}");
         assert!(shown.contains("tags:\n- v1\n- latest\n"), "{shown}");
         assert!(shown.contains("nested:\n  a: 1\n"), "{shown}");
-        assert!(shown.contains("items:\n- k: v\n  n: null\n"), "{shown}");
+        assert!(shown.contains("items:\n- k: v\n  note: null\n"), "{shown}");
     }
 
     #[test]
