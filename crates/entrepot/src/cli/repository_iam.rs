@@ -26,7 +26,7 @@ pub enum RepositoryIamCommand {
     SetIamPolicy {
         /// Repository id.
         repository: String,
-        /// The policy, as printed by get-iam-policy (its etag must be current).
+        /// The policy, as printed by get-iam-policy --format=json (its etag must be current).
         file: PathBuf,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
