@@ -49,6 +49,8 @@ pub struct AppState {
     pub secrets: SecretService,
     /// The registry access policy (also the upstream client's hop check).
     pub access_policy: Arc<AccessPolicyService>,
+    /// What repositories hold: images, tags, packages, versions, sizes.
+    pub inventory: entrepot_services::inventory::ArtifactInventory,
     /// The garbage collector of the blob store.
     pub gc: Arc<entrepot_services::gc::GarbageCollector>,
     /// Cleanup policies of repositories.

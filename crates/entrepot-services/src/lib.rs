@@ -16,6 +16,7 @@ pub mod eviction;
 pub mod gc;
 pub mod host_needs;
 pub mod iam;
+pub mod inventory;
 pub mod keyed_cache;
 pub mod located;
 pub mod metrics;

@@ -20,6 +20,7 @@ pub mod cooldown;
 pub mod eviction;
 pub mod host_needs;
 pub mod iam;
+pub mod inventory;
 pub mod lifecycle;
 pub mod metadata;
 pub mod python;
@@ -42,6 +43,10 @@ pub use eviction::{
 pub use host_needs::{HostNeedRecord, HostNeedStore};
 pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
+pub use inventory::{
+    DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore, PythonPackageRecord,
+    PythonVersionFile,
+};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,

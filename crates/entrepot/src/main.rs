@@ -77,6 +77,9 @@ enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repositories(cli::repositories::RepositoriesCommand),
+    /// What repositories hold: Docker images and tags, packages, versions.
+    #[command(subcommand)]
+    Artifacts(cli::artifacts::ArtifactsCommand),
     /// Manage Python packages (yank, unyank).
     #[command(subcommand)]
     Python(cli::python::PythonCommand),
@@ -253,6 +256,7 @@ async fn main() -> ExitCode {
             let result = match command {
                 Command::Serve { .. } => Ok(()),
                 Command::Repositories(command) => cli::repositories::run(&client, command).await,
+                Command::Artifacts(command) => cli::artifacts::run(&client, command).await,
                 Command::Python(command) => cli::python::run(&client, command).await,
                 Command::Projects(command) => cli::projects::run(&client, command).await,
                 Command::Organization(command) => cli::organization::run(&client, command).await,

@@ -460,7 +460,8 @@ fn the_policy_holds_at_most_a_hundred_valid_entries() {
 
     // What describe prints can be edited and set again (its etag is current).
     let mut described: Value =
-        serde_json::from_str(&server.cli_ok(&["access-policy", "describe"])).unwrap();
+        serde_json::from_str(&server.cli_ok(&["access-policy", "describe", "--format=json"]))
+            .unwrap();
     described["allowedHosts"] = json!(["quay.io"]);
     let file = work_file(&described);
     server.cli_ok(&[

@@ -75,7 +75,7 @@ fn repositories_lifecycle_through_the_cli() {
         "{list}"
     );
 
-    let (describe, _) = ok(server.cli(&["repositories", "describe", "images"]));
+    let (describe, _) = ok(server.cli(&["repositories", "describe", "images", "--format=json"]));
     let described: Value = serde_json::from_str(&describe).unwrap();
     assert_eq!(described["name"], "projects/default/repositories/images");
     assert_eq!(described["createTime"], created["createTime"]);
@@ -89,7 +89,7 @@ fn repositories_lifecycle_through_the_cli() {
     ]));
     let updated: Value = serde_json::from_str(&updated).unwrap();
     assert_eq!(updated["description"], "release images");
-    let (describe, _) = ok(server.cli(&["repositories", "describe", "images"]));
+    let (describe, _) = ok(server.cli(&["repositories", "describe", "images", "--format=json"]));
     assert_eq!(
         serde_json::from_str::<Value>(&describe).unwrap()["description"],
         "release images"
@@ -101,7 +101,7 @@ fn repositories_lifecycle_through_the_cli() {
         server.get("/v2/default/images/app/manifests/1.0").status(),
         200
     );
-    let (_, stderr) = ok(server.cli(&["repositories", "delete", "images"]));
+    let (_, stderr) = ok(server.cli(&["repositories", "delete", "images", "--quiet"]));
     assert!(stderr.contains("Deleted repository [images]"), "{stderr}");
     let (list, _) = ok(server.cli(&["repositories", "list"]));
     assert!(!list.lines().any(|l| l.starts_with("images ")), "{list}");

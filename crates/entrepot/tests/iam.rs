@@ -539,7 +539,7 @@ fn tokens_are_shown_once_and_revoked_tokens_stop_working() {
     };
     assert_eq!(with_jwt(&jwt), 200);
 
-    server.admin_cli(&["tokens", "revoke", &id]);
+    server.admin_cli(&["tokens", "revoke", &id, "--quiet"]);
     assert!(!ok(&server.pull("default/images/app:1.0", Some(&creds))));
     let raw = server.v2(
         "GET",
@@ -726,6 +726,7 @@ fn login_remembers_the_server_and_token_for_later_commands() {
         "get-iam-policy",
         "hub-token",
         "--project=demo",
+        "--format=json",
     ]))
     .unwrap();
     assert_eq!(policy["bindings"][0]["members"][0], agent);
@@ -737,8 +738,14 @@ fn login_remembers_the_server_and_token_for_later_commands() {
         Some(json!({ "principal": agent })),
     );
     assert_eq!(status, 400);
-    server.admin_cli(&["service-accounts", "delete", "builder", "--project=demo"]);
-    server.admin_cli(&["users", "delete", "eve@example.com"]);
+    server.admin_cli(&[
+        "service-accounts",
+        "delete",
+        "builder",
+        "--project=demo",
+        "-q",
+    ]);
+    server.admin_cli(&["users", "delete", "eve@example.com", "-q"]);
     assert!(!server
         .admin_cli(&["users", "list"])
         .contains("eve@example.com"));
@@ -749,7 +756,7 @@ fn a_recreated_repository_does_not_inherit_the_old_grants() {
     let server = Server::start();
     create_images_repository(&server);
     server.grant("projects/default/repositories/images", "allUsers", READER);
-    server.admin_cli(&["repositories", "delete", "images"]);
+    server.admin_cli(&["repositories", "delete", "images", "-q"]);
     create_images_repository(&server);
     let policy = server.admin_api(
         "GET",

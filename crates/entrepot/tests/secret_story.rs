@@ -94,7 +94,7 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
         .any(|l| l.contains("ALLOWED") && l.contains(&reader)));
 
     // set-iam-policy with a stale etag is refused and changes nothing.
-    let stale = server.cli_ok(&["secrets", "get-iam-policy", "api-token"]);
+    let stale = server.cli_ok(&["secrets", "get-iam-policy", "api-token", "--format=json"]);
     let stale_file = files.path().join("stale.json");
     std::fs::write(&stale_file, &stale).unwrap();
     server.cli_ok(&[
@@ -111,8 +111,13 @@ fn a_service_account_reads_the_latest_enabled_version_and_outsiders_are_refused(
         stale_file.to_str().unwrap(),
     ]);
     assert!(!refused.status.success(), "a stale etag was accepted");
-    let current: Value =
-        serde_json::from_str(&server.cli_ok(&["secrets", "get-iam-policy", "api-token"])).unwrap();
+    let current: Value = serde_json::from_str(&server.cli_ok(&[
+        "secrets",
+        "get-iam-policy",
+        "api-token",
+        "--format=json",
+    ]))
+    .unwrap();
     assert!(current.to_string().contains("roles/secretmanager.viewer"));
 }
 

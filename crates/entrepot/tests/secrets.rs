@@ -115,6 +115,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         "destroy",
         "1",
         "--secret=upstream-token",
+        "--quiet",
     ]);
     let err = server.cli_err(&[
         "secrets",
@@ -147,6 +148,7 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         "describe",
         "1",
         "--secret=upstream-token",
+        "--format=json",
     ]);
     let described: serde_json::Value = serde_json::from_slice(&described).unwrap();
     assert_eq!(described["state"], "DESTROYED");
@@ -187,10 +189,10 @@ fn latest_follows_enabled_versions_and_destroy_wipes() {
         "--update-labels=team=infra",
         "--remove-labels=env",
     ]);
-    let described = server.cli_stdout(&["secrets", "describe", "upstream-token"]);
+    let described = server.cli_stdout(&["secrets", "describe", "upstream-token", "--format=json"]);
     let described: serde_json::Value = serde_json::from_slice(&described).unwrap();
     assert_eq!(described["labels"], serde_json::json!({ "team": "infra" }));
-    server.cli_stdout(&["secrets", "delete", "upstream-token"]);
+    server.cli_stdout(&["secrets", "delete", "upstream-token", "--quiet"]);
     let err = server.cli_err(&["secrets", "describe", "upstream-token"]);
     assert!(err.contains("not found"), "{err}");
 }
@@ -310,6 +312,7 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
         "destroy",
         "1",
         "--secret=dockerhub-token",
+        "--quiet",
     ]);
     server.cli_stdout(&["audit", "list"]);
     // Every metadata answer, too: only :access carries a payload.

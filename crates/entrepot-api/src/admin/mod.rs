@@ -3,6 +3,7 @@
 mod access_policy;
 mod artifact_registry;
 mod cleanup;
+mod artifacts;
 mod error;
 pub mod iam;
 mod paging;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .merge(artifact_registry::routes())
         .merge(storage::routes())
         .merge(cleanup::routes())
+        .merge(artifacts::routes())
 }
 
 /// Authenticate an admin API caller: the one check a handler makes itself.

@@ -80,7 +80,29 @@ async fn list(
     let page = REPOSITORIES.request(&query)?;
     let principal = authenticate(&state, &headers).await?;
     let repositories = state.repositories.list(&principal, &id, &page).await?;
-    Ok(Json(REPOSITORIES.body(repositories, |r| shape(&r))))
+    let names: Vec<RepositoryName> = repositories
+        .items
+        .iter()
+        .filter_map(|r| r.name.parse().ok())
+        .collect();
+    let sizes: HashMap<String, u64> = state
+        .inventory
+        .repository_sizes(&principal, &id, &names)
+        .await?
+        .into_iter()
+        .map(|s| (s.name, s.bytes))
+        .collect();
+    let mut body = REPOSITORIES.body(repositories, |r| {
+        let mut value = shape(&r);
+        if let Some(size) = sizes.get(&r.name) {
+            value["sizeBytes"] = serde_json::Value::String(size.to_string());
+        }
+        value
+    });
+    if let Some(total) = state.inventory.store_size(&principal).await? {
+        body["storeSizeBytes"] = serde_json::Value::String(total.to_string());
+    }
+    Ok(Json(body))
 }
 
 async fn create(
@@ -137,6 +159,9 @@ async fn describe(
     let mut value = shape(&repo);
     value["sizeBytes"] = serde_json::Value::String(size.to_string());
     super::cleanup::describe_fields(&state, &principal, &name, &mut value).await?;
+    if let Some(total) = state.inventory.store_size(&principal).await? {
+        value["storeSizeBytes"] = serde_json::Value::String(total.to_string());
+    }
     if let Some(rate_limit) = rate_limit {
         value["upstreamRateLimit"] = serde_json::to_value(rate_limit).unwrap_or_default();
     }

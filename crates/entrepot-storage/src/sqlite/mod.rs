@@ -31,6 +31,7 @@ mod cooldown;
 mod eviction;
 mod cleanup;
 mod iam;
+mod inventory;
 mod lifecycle;
 mod metadata;
 mod python;

@@ -229,7 +229,14 @@ impl App {
             let eviction_metrics = evictor.metrics();
             metrics.add_families(move |out| eviction_metrics.render(out));
         }
+        let inventory = entrepot_services::inventory::ArtifactInventory::new(
+            sqlite.clone(),
+            meta.clone(),
+            access.clone(),
+            registry.clone(),
+        );
         let state = AppState {
+            inventory,
             gc: gc.clone(),
             cleanup: cleanup.clone(),
             quotas,

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::output::{self, FormatArg};
 use super::{print_json, AdminClient, ClientError};
 
 const PATH: &str = "organization/accessPolicy";
@@ -14,7 +15,10 @@ const PATH: &str = "organization/accessPolicy";
 #[derive(Debug, Subcommand)]
 pub enum AccessPolicyCommand {
     /// Show the policy: state, enforcement and allowed hosts.
-    Describe,
+    Describe {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Allow upstream hosts: `ghcr.io`, `127.0.0.1:5000` or `*.azurecr.io`.
     Allow {
         /// Hosts to add.
@@ -62,7 +66,11 @@ pub async fn run(client: &AdminClient, command: AccessPolicyCommand) -> Result<(
         AccessPolicyCommand::Suggest(args) => {
             return super::access_policy_suggest::run(client, args).await
         }
-        AccessPolicyCommand::Describe => client.call(Method::GET, PATH, None).await?,
+        AccessPolicyCommand::Describe { format } => {
+            let policy = client.call(Method::GET, PATH, None).await?;
+            output::print_item(format.format, &policy);
+            return Ok(());
+        }
         AccessPolicyCommand::Allow { hosts } => {
             let policy = patch(client, json!({ "addAllowedHosts": hosts })).await?;
             eprintln!("Allowed {}.", hosts.join(", "));

@@ -33,6 +33,12 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The command line names something that cannot be right.
+    #[error("{0}")]
+    Usage(String),
+    /// A destructive command was not confirmed.
+    #[error("{0}")]
+    NotConfirmed(String),
     /// The answer was not JSON.
     #[error("the server sent an unreadable answer: {0}")]
     Decode(String),
@@ -134,6 +140,19 @@ impl AdminClient {
         page: &PageArgs,
         limit: Option<usize>,
     ) -> Result<Vec<Value>, ClientError> {
+        Ok(self.list_with_answer(path, field, page, limit).await?.0)
+    }
+
+    /// As [`Self::list`], with the rest of the first page's answer (its
+    /// fields other than the items, such as a listing's totals).
+    pub async fn list_with_answer(
+        &self,
+        path: &str,
+        field: &str,
+        page: &PageArgs,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Value>, Value), ClientError> {
+        let mut first: Option<Value> = None;
         let separator = if path.contains('?') { '&' } else { '?' };
         let size = match (page.page_size, limit) {
             (Some(size), _) => Some(size),
@@ -160,12 +179,13 @@ impl AdminClient {
             if let Value::Array(page) = answer[field].take() {
                 items.extend(page);
             }
+            let rest = first.get_or_insert_with(|| answer.clone());
             if limit.is_some_and(|limit| items.len() >= limit) {
                 items.truncate(limit.unwrap_or(usize::MAX));
-                return Ok(items);
+                return Ok((items, rest.clone()));
             }
             let next = match answer["nextPageToken"].as_str() {
-                None | Some("") => return Ok(items),
+                None | Some("") => return Ok((items, rest.clone())),
                 Some(next) => next,
             };
             // Tokens are URL-safe base64; anything else would be a server bug,

@@ -7,6 +7,7 @@ use entrepot_domain::iam::{Member, Policy};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use super::output::{self, Column, OutputFormat};
 use super::{print_json, AdminClient, ClientError};
 
 /// Arguments of `add-iam-policy-binding` and `remove-iam-policy-binding`.
@@ -57,10 +58,28 @@ async fn set_policy(
     )
 }
 
-/// Print the policy of `resource`.
-pub async fn print_policy(client: &AdminClient, resource: &str) -> Result<(), ClientError> {
-    let policy = get_policy(client, resource).await?;
-    print_json(&json!(policy));
+/// Print the policy of `resource`: as a table, one row per role with its
+/// members, then the etag; or as JSON or YAML.
+pub async fn print_policy(
+    client: &AdminClient,
+    resource: &str,
+    format: OutputFormat,
+) -> Result<(), ClientError> {
+    let policy = json!(get_policy(client, resource).await?);
+    if format != OutputFormat::Table {
+        output::print_item(format, &policy);
+        return Ok(());
+    }
+    let bindings = policy["bindings"].as_array().cloned().unwrap_or_default();
+    output::print_list(
+        format,
+        &bindings,
+        &[
+            Column::field("ROLE", "/role"),
+            Column::field("MEMBERS", "/members"),
+        ],
+    );
+    println!("\netag: {}", policy["etag"].as_str().unwrap_or_default());
     Ok(())
 }
 

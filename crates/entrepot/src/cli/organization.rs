@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
+use super::output::FormatArg;
 use super::{AdminClient, ClientError};
 
 const ORGANIZATION: &str = "organization";
@@ -14,7 +15,10 @@ const ORGANIZATION: &str = "organization";
 #[derive(Debug, Subcommand)]
 pub enum OrganizationCommand {
     /// Show the organisation's IAM policy.
-    GetIamPolicy,
+    GetIamPolicy {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Replace the organisation's IAM policy with the one in FILE (JSON).
     SetIamPolicy {
         /// The policy (its etag must be current).
@@ -35,7 +39,9 @@ pub enum OrganizationCommand {
 /// Run an organisation IAM verb.
 pub async fn run(client: &AdminClient, command: OrganizationCommand) -> Result<(), ClientError> {
     match command {
-        OrganizationCommand::GetIamPolicy => print_policy(client, ORGANIZATION).await,
+        OrganizationCommand::GetIamPolicy { format } => {
+            print_policy(client, ORGANIZATION, format.format).await
+        }
         OrganizationCommand::SetIamPolicy { file } => {
             set_policy_from_file(client, ORGANIZATION, &file).await
         }

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
+use super::output::{self, Column, FormatArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Project verbs.
@@ -21,16 +22,22 @@ pub enum ProjectsCommand {
     List {
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Show a project, with its number and service agent.
     Describe {
         /// Project id.
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Show the IAM policy of a project.
     GetIamPolicy {
         /// Project id.
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Replace the IAM policy of a project with the one in FILE (JSON).
     SetIamPolicy {
@@ -71,27 +78,29 @@ pub async fn run(client: &AdminClient, command: ProjectsCommand) -> Result<(), C
             eprintln!("Created project [{project}].");
             print_json(&p);
         }
-        ProjectsCommand::List { page } => {
+        ProjectsCommand::List { page, format } => {
             let list = client.list("projects", "projects", &page, None).await?;
-            println!("{:<30} {:<14} SERVICE AGENT", "PROJECT", "NUMBER");
-            for p in &list {
-                println!(
-                    "{:<30} {:<14} {}",
-                    p["projectId"].as_str().unwrap_or(""),
-                    p["projectNumber"].as_str().unwrap_or(""),
-                    p["serviceAgent"].as_str().unwrap_or("")
-                );
-            }
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::field("PROJECT", "/projectId"),
+                    Column::field("NUMBER", "/projectNumber"),
+                    Column::field("SERVICE_AGENT", "/serviceAgent"),
+                    Column::field("CREATE_TIME", "/createTime"),
+                ],
+            );
         }
-        ProjectsCommand::Describe { project } => {
-            print_json(
+        ProjectsCommand::Describe { project, format } => {
+            output::print_item(
+                format.format,
                 &client
                     .call(Method::GET, &format!("projects/{project}"), None)
                     .await?,
             );
         }
-        ProjectsCommand::GetIamPolicy { project } => {
-            print_policy(client, &format!("projects/{project}")).await?
+        ProjectsCommand::GetIamPolicy { project, format } => {
+            print_policy(client, &format!("projects/{project}"), format.format).await?
         }
         ProjectsCommand::SetIamPolicy { project, file } => {
             set_policy_from_file(client, &format!("projects/{project}"), &file).await?

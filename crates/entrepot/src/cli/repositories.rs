@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::release_age::ReleaseAgeArgs;
+use super::output::{self, size_cell, Column, FormatArg, QuietArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Repository verbs.
@@ -79,21 +80,25 @@ pub enum RepositoriesCommand {
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
-    /// List the repositories of a project.
+    /// List the repositories of a project, with the bytes each holds.
     List {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
-    /// Show one repository.
+    /// Show one repository, with the bytes it holds.
     Describe {
         /// Repository id.
         name: String,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Change a repository.
     Update {
@@ -157,6 +162,8 @@ pub enum RepositoriesCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
@@ -238,36 +245,48 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             };
             print_json(&repo);
         }
-        RepositoriesCommand::List { project, page } => {
-            let list = client
-                .list(
+        RepositoriesCommand::List {
+            project,
+            page,
+            format,
+        } => {
+            let (list, answer) = client
+                .list_with_answer(
                     &format!("projects/{project}/repositories"),
                     "repositories",
                     &page,
                     None,
                 )
                 .await?;
-            println!(
-                "{:<30} {:<8} {:<20} DESCRIPTION",
-                "REPOSITORY", "FORMAT", "MODE"
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::new("REPOSITORY", |repo| {
+                        // The server names repositories `projects/P/repositories/R`;
+                        // show R, or the whole name if it has another shape.
+                        let name = repo["name"].as_str().unwrap_or("");
+                        name.parse::<entrepot_domain::RepositoryName>()
+                            .map_or_else(|_| name.to_owned(), |n| n.repository.to_string())
+                    }),
+                    Column::field("FORMAT", "/format"),
+                    Column::field("MODE", "/mode"),
+                    Column::new("SIZE", |repo| size_cell(repo.get("sizeBytes"))),
+                    Column::field("DESCRIPTION", "/description"),
+                ],
             );
-            for repo in &list {
-                // The server names repositories `projects/P/repositories/R`;
-                // show R, or the whole name if it has another shape.
-                let name = repo["name"].as_str().unwrap_or("");
-                let id = name
-                    .parse::<entrepot_domain::RepositoryName>()
-                    .map_or_else(|_| name.to_owned(), |n| n.repository.to_string());
-                println!(
-                    "{:<30} {:<8} {:<20} {}",
-                    id,
-                    repo["format"].as_str().unwrap_or(""),
-                    repo["mode"].as_str().unwrap_or(""),
-                    repo["description"].as_str().unwrap_or("")
-                );
+            if format.format == output::OutputFormat::Table {
+                let total = size_cell(answer.get("storeSizeBytes"));
+                if !total.is_empty() {
+                    println!("\nStore total (every project, blobs counted once): {total}");
+                }
             }
         }
-        RepositoriesCommand::Describe { name, project } => {
+        RepositoriesCommand::Describe {
+            name,
+            project,
+            format,
+        } => {
             let repo = client
                 .call(
                     Method::GET,
@@ -275,7 +294,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                     None,
                 )
                 .await?;
-            print_json(&repo);
+            output::print_item(format.format, &repo);
         }
         RepositoriesCommand::Update {
             name,
@@ -294,6 +313,20 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             storage_quota,
             project,
         } => {
+            let unchanged = description.is_none()
+                && remote_username.is_none()
+                && remote_password_secret_version.is_none()
+                && !clear_remote_credentials
+                && remote_tag_ttl.is_none()
+                && remote_python_index_ttl.is_none()
+                && serve_stale.is_none()
+                && allow_cached_from_blocked.is_none()
+                && timeouts.fields("").iter().all(|(_, secs)| secs.is_none());
+            if unchanged {
+                return Err(ClientError::Usage(format!(
+                    "nothing to update in repository [{name}]: pass at least one setting to change, such as --description, --remote-username, --remote-password-secret-version, --clear-remote-credentials, --remote-tag-ttl, --serve-stale or --allow-cached-from-blocked (see entrepot repositories update --help)"
+                )));
+            }
             let mut body = json!({
                 "remoteCacheMaxSizeBytes": cache_max_size,
                 "allowCachedFromBlocked": allow_cached_from_blocked,
@@ -369,7 +402,15 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 });
             }
         }
-        RepositoriesCommand::Delete { name, project } => {
+        RepositoriesCommand::Delete {
+            name,
+            project,
+            quiet,
+        } => {
+            output::confirm(
+                quiet,
+                &format!("The repository [{name}] and everything in it will be deleted."),
+            )?;
             client
                 .call(
                     Method::DELETE,

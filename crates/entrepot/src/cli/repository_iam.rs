@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
+use super::output::FormatArg;
 use super::{AdminClient, ClientError};
 
 /// IAM verbs of repositories.
@@ -18,12 +19,14 @@ pub enum RepositoryIamCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Replace the IAM policy of a repository with the one in FILE (JSON).
     SetIamPolicy {
         /// Repository id.
         repository: String,
-        /// The policy, as printed by get-iam-policy (its etag must be current).
+        /// The policy, as printed by get-iam-policy --format=json (its etag must be current).
         file: PathBuf,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
@@ -59,7 +62,8 @@ pub async fn run(client: &AdminClient, command: RepositoryIamCommand) -> Result<
         RepositoryIamCommand::GetIamPolicy {
             repository,
             project,
-        } => print_policy(client, &name(&project, &repository)).await,
+            format,
+        } => print_policy(client, &name(&project, &repository), format.format).await,
         RepositoryIamCommand::SetIamPolicy {
             repository,
             file,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::iam::{change_binding, print_policy, set_policy_from_file, BindingArgs};
+use super::output::FormatArg;
 use super::{AdminClient, ClientError};
 
 /// IAM verbs of secrets, to be flattened into the `secrets` command.
@@ -18,12 +19,14 @@ pub enum SecretIamCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Replace the IAM policy of a secret with the one in FILE (JSON).
     SetIamPolicy {
         /// Secret id.
         secret: String,
-        /// The policy, as printed by get-iam-policy (its etag must be current).
+        /// The policy, as printed by get-iam-policy --format=json (its etag must be current).
         file: PathBuf,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
@@ -55,9 +58,11 @@ pub enum SecretIamCommand {
 pub async fn run(client: &AdminClient, command: SecretIamCommand) -> Result<(), ClientError> {
     let name = |project: &str, secret: &str| format!("projects/{project}/secrets/{secret}");
     match command {
-        SecretIamCommand::GetIamPolicy { secret, project } => {
-            print_policy(client, &name(&project, &secret)).await
-        }
+        SecretIamCommand::GetIamPolicy {
+            secret,
+            project,
+            format,
+        } => print_policy(client, &name(&project, &secret), format.format).await,
         SecretIamCommand::SetIamPolicy {
             secret,
             file,

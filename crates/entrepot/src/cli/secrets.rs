@@ -12,6 +12,7 @@ use entrepot_domain::{Labels, ProjectId, SecretId, SecretVersionName, VersionId}
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::output::{self, Column, FormatArg, QuietArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Secret verbs.
@@ -59,6 +60,8 @@ pub enum SecretsCommand {
         project: String,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Show one secret.
     Describe {
@@ -67,6 +70,8 @@ pub enum SecretsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Change a secret's labels.
     Update {
@@ -92,6 +97,8 @@ pub enum SecretsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
     /// Manage the versions of a secret.
     #[command(subcommand)]
@@ -132,6 +139,8 @@ pub enum VersionsCommand {
         project: String,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Show one version's metadata.
     Describe {
@@ -143,6 +152,8 @@ pub enum VersionsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Enable a disabled version.
     Enable {
@@ -176,6 +187,8 @@ pub enum VersionsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
@@ -195,6 +208,8 @@ pub enum AuditCommand {
         project: String,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -344,6 +359,7 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             filter,
             project,
             page,
+            format,
         } => {
             let project = project_id(&project)?;
             let query = filter
@@ -357,25 +373,31 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
                     None,
                 )
                 .await?;
-            println!("{:<40} {:<31} LABELS", "NAME", "CREATED");
-            for secret in &list {
-                let labels: Vec<String> = secret["labels"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
-                println!(
-                    "{:<40} {:<31} {}",
-                    last_segment(&secret["name"]),
-                    secret["createTime"].as_str().unwrap_or(""),
-                    labels.join(",")
-                );
-            }
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::new("NAME", |s| last_segment(&s["name"]).to_owned()),
+                    Column::field("CREATED", "/createTime"),
+                    Column::new("LABELS", |s| {
+                        s["labels"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }),
+                ],
+            );
         }
-        SecretsCommand::Describe { secret, project } => {
+        SecretsCommand::Describe {
+            secret,
+            project,
+            format,
+        } => {
             let path = secret_path(&project, &secret)?;
-            print_json(&client.call(Method::GET, &path, None).await?);
+            output::print_item(format.format, &client.call(Method::GET, &path, None).await?);
         }
         SecretsCommand::Update {
             secret,
@@ -410,8 +432,16 @@ pub async fn run(client: &AdminClient, command: SecretsCommand) -> Result<(), Cl
             eprintln!("Updated secret [{secret}].");
             print_json(&updated);
         }
-        SecretsCommand::Delete { secret, project } => {
+        SecretsCommand::Delete {
+            secret,
+            project,
+            quiet,
+        } => {
             let path = secret_path(&project, &secret)?;
+            output::confirm(
+                quiet,
+                &format!("The secret [{secret}] and all its versions will be deleted."),
+            )?;
             client.call(Method::DELETE, &path, None).await?;
             eprintln!("Deleted secret [{secret}].");
         }
@@ -462,29 +492,33 @@ async fn run_versions(client: &AdminClient, command: VersionsCommand) -> Result<
             secret,
             project,
             page,
+            format,
         } => {
             let path = secret_path(&project, &secret)?;
             let list = client
                 .list(&format!("{path}/versions"), "versions", &page, None)
                 .await?;
-            println!("{:<10} {:<10} {:<31} DESTROYED", "NAME", "STATE", "CREATED");
-            for v in &list {
-                println!(
-                    "{:<10} {:<10} {:<31} {}",
-                    last_segment(&v["name"]),
-                    v["state"].as_str().unwrap_or(""),
-                    v["createTime"].as_str().unwrap_or(""),
-                    v["destroyTime"].as_str().unwrap_or("-")
-                );
-            }
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::new("NAME", |v| last_segment(&v["name"]).to_owned()),
+                    Column::field("STATE", "/state"),
+                    Column::field("CREATED", "/createTime"),
+                    Column::new("DESTROYED", |v| {
+                        v["destroyTime"].as_str().unwrap_or("-").to_owned()
+                    }),
+                ],
+            );
         }
         VersionsCommand::Describe {
             version,
             secret,
             project,
+            format,
         } => {
             let path = version_path(&project, secret.as_deref(), &version)?;
-            print_json(&client.call(Method::GET, &path, None).await?);
+            output::print_item(format.format, &client.call(Method::GET, &path, None).await?);
         }
         VersionsCommand::Enable {
             version,
@@ -520,7 +554,14 @@ async fn run_versions(client: &AdminClient, command: VersionsCommand) -> Result<
             version,
             secret,
             project,
+            quiet,
         } => {
+            output::confirm(
+                quiet,
+                &format!(
+                    "The version [{version}] will be destroyed: its payload is wiped for good."
+                ),
+            )?;
             change_state(
                 client,
                 &project,
@@ -567,6 +608,7 @@ pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<()
             limit,
             project,
             page,
+            format,
         } => {
             let project = project_id(&project)?;
             let mut path = format!("projects/{project}/auditLog");
@@ -581,26 +623,26 @@ pub async fn run_audit(client: &AdminClient, command: AuditCommand) -> Result<()
             let list = client
                 .list(&path, "auditLogEntries", &page, Some(limit as usize))
                 .await?;
-            println!(
-                "{:<31} {:<8} {:<44} {:<45} {:<8} REASON",
-                "TIME", "RESULT", "PRINCIPAL", "RESOURCE", "VERSION"
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::field("TIME", "/time"),
+                    Column::new("RESULT", |e| {
+                        if e["allowed"].as_bool().unwrap_or(false) {
+                            "ALLOWED".into()
+                        } else {
+                            "DENIED".into()
+                        }
+                    }),
+                    Column::field("PRINCIPAL", "/principal"),
+                    Column::field("RESOURCE", "/resource"),
+                    Column::new("VERSION", |e| {
+                        e["version"].as_str().unwrap_or("-").to_owned()
+                    }),
+                    Column::field("REASON", "/reason"),
+                ],
             );
-            for e in &list {
-                let result = if e["allowed"].as_bool().unwrap_or(false) {
-                    "ALLOWED"
-                } else {
-                    "DENIED"
-                };
-                println!(
-                    "{:<31} {:<8} {:<44} {:<45} {:<8} {}",
-                    e["time"].as_str().unwrap_or(""),
-                    result,
-                    e["principal"].as_str().unwrap_or(""),
-                    e["resource"].as_str().unwrap_or(""),
-                    e["version"].as_str().unwrap_or("-"),
-                    e["reason"].as_str().unwrap_or("")
-                );
-            }
         }
     }
     Ok(())

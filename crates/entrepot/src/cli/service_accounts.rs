@@ -4,6 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
+use super::output::{self, Column, FormatArg, QuietArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Service account verbs.
@@ -27,6 +28,8 @@ pub enum ServiceAccountsCommand {
         project: String,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Delete a service account; its tokens stop working.
     Delete {
@@ -35,6 +38,8 @@ pub enum ServiceAccountsCommand {
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
@@ -60,7 +65,11 @@ pub async fn run(client: &AdminClient, command: ServiceAccountsCommand) -> Resul
             );
             print_json(&account);
         }
-        ServiceAccountsCommand::List { project, page } => {
+        ServiceAccountsCommand::List {
+            project,
+            page,
+            format,
+        } => {
             let list = client
                 .list(
                     &format!("projects/{project}/serviceAccounts"),
@@ -69,16 +78,24 @@ pub async fn run(client: &AdminClient, command: ServiceAccountsCommand) -> Resul
                     None,
                 )
                 .await?;
-            println!("{:<50} DISPLAY NAME", "EMAIL");
-            for a in &list {
-                println!(
-                    "{:<50} {}",
-                    a["email"].as_str().unwrap_or(""),
-                    a["displayName"].as_str().unwrap_or("")
-                );
-            }
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::field("EMAIL", "/email"),
+                    Column::field("DISPLAY_NAME", "/displayName"),
+                ],
+            );
         }
-        ServiceAccountsCommand::Delete { name, project } => {
+        ServiceAccountsCommand::Delete {
+            name,
+            project,
+            quiet,
+        } => {
+            output::confirm(
+                quiet,
+                &format!("The service account [{name}] will be deleted; its tokens stop working."),
+            )?;
             client
                 .call(
                     Method::DELETE,

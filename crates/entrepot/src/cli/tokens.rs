@@ -4,6 +4,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
+use super::output::{self, Column, FormatArg, QuietArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Personal access token verbs.
@@ -31,11 +32,15 @@ pub enum TokensCommand {
         principal: Option<String>,
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Revoke a token by id.
     Revoke {
         /// Token id, as shown by list.
         id: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
@@ -73,29 +78,37 @@ pub async fn run(client: &AdminClient, command: TokensCommand) -> Result<(), Cli
             );
             print_json(&token);
         }
-        TokensCommand::List { principal, page } => {
+        TokensCommand::List {
+            principal,
+            page,
+            format,
+        } => {
             let path = match principal {
                 Some(p) => format!("tokens?principal={}", url_encode(&member(&p))),
                 None => "tokens".to_owned(),
             };
             let list = client.list(&path, "tokens", &page, None).await?;
-            println!(
-                "{:<18} {:<40} {:<9} {:<8} {:<26} DESCRIPTION",
-                "ID", "PRINCIPAL", "READONLY", "REVOKED", "EXPIRES"
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::field("ID", "/id"),
+                    Column::field("PRINCIPAL", "/principal"),
+                    Column::new("READONLY", |t| {
+                        t["readOnly"].as_bool().unwrap_or(false).to_string()
+                    }),
+                    Column::new("REVOKED", |t| {
+                        t["revoked"].as_bool().unwrap_or(false).to_string()
+                    }),
+                    Column::new("EXPIRES", |t| {
+                        t["expireTime"].as_str().unwrap_or("never").to_owned()
+                    }),
+                    Column::field("DESCRIPTION", "/description"),
+                ],
             );
-            for t in &list {
-                println!(
-                    "{:<18} {:<40} {:<9} {:<8} {:<26} {}",
-                    t["id"].as_str().unwrap_or(""),
-                    t["principal"].as_str().unwrap_or(""),
-                    t["readOnly"].as_bool().unwrap_or(false),
-                    t["revoked"].as_bool().unwrap_or(false),
-                    t["expireTime"].as_str().unwrap_or("never"),
-                    t["description"].as_str().unwrap_or("")
-                );
-            }
         }
-        TokensCommand::Revoke { id } => {
+        TokensCommand::Revoke { id, quiet } => {
+            output::confirm(quiet, &format!("The token [{id}] will be revoked."))?;
             client
                 .call(Method::DELETE, &format!("tokens/{id}"), None)
                 .await?;

@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::login::read_secret;
+use super::output::{self, Column, FormatArg, QuietArg};
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// User verbs.
@@ -25,11 +26,15 @@ pub enum UsersCommand {
     List {
         #[command(flatten)]
         page: PageArgs,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Delete a user; their tokens stop working.
     Delete {
         /// E-mail address.
         email: String,
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
@@ -58,23 +63,29 @@ pub async fn run(client: &AdminClient, command: UsersCommand) -> Result<(), Clie
             eprintln!("Created user [{email}].");
             print_json(&user);
         }
-        UsersCommand::List { page } => {
+        UsersCommand::List { page, format } => {
             let list = client.list("users", "users", &page, None).await?;
-            println!("{:<40} {:<9} CREATED", "USER", "PASSWORD");
-            for u in &list {
-                println!(
-                    "{:<40} {:<9} {}",
-                    u["email"].as_str().unwrap_or(""),
-                    if u["hasPassword"].as_bool().unwrap_or(false) {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                    u["createTime"].as_str().unwrap_or("")
-                );
-            }
+            output::print_list(
+                format.format,
+                &list,
+                &[
+                    Column::field("USER", "/email"),
+                    Column::new("PASSWORD", |u| {
+                        if u["hasPassword"].as_bool().unwrap_or(false) {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        }
+                    }),
+                    Column::field("CREATED", "/createTime"),
+                ],
+            );
         }
-        UsersCommand::Delete { email } => {
+        UsersCommand::Delete { email, quiet } => {
+            output::confirm(
+                quiet,
+                &format!("The user [{email}] will be deleted; their tokens stop working."),
+            )?;
             client
                 .call(Method::DELETE, &format!("users/{email}"), None)
                 .await?;

@@ -48,7 +48,7 @@ const REPOSITORIES: Listing = Listing {
 
 /// A location id: lower-case letters, digits and '-', as Google's are
 /// (`us-central1`, `europe`).
-fn location(s: &str) -> Result<&str, ApiError> {
+pub(crate) fn location(s: &str) -> Result<&str, ApiError> {
     let valid = !s.is_empty()
         && s.len() <= 63
         && s.bytes()
