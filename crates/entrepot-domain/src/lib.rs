@@ -23,6 +23,7 @@ pub mod secret_filter;
 pub mod secret_settings;
 pub mod token_id;
 pub mod upstream;
+pub mod virtual_repository;
 
 pub use chunk_range::{parse_chunk_range, ChunkRangeError};
 pub use content_digest::{Algorithm, ContentDigest, ContentHasher};

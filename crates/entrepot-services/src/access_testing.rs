@@ -79,6 +79,7 @@ impl Fixture {
                     mode,
                     description: String::new(),
                     remote,
+                    virtual_config: None,
                 },
             )
             .await

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::repository::UpstreamTimeouts;
+use entrepot_domain::virtual_repository::VirtualConfig;
 use entrepot_domain::{ProjectId, RepositoryId, RepositoryName};
 use entrepot_services::{ProjectRecord, RepositoryUpdate};
 use serde::Deserialize;
@@ -202,6 +203,9 @@ struct UpdateBody {
     /// Set credentials even if the access policy blocks the upstream.
     #[serde(default)]
     force: bool,
+    /// New members and rules of a virtual repository (the whole list).
+    #[serde(default)]
+    virtual_repository_config: Option<VirtualConfig>,
 }
 
 async fn update(
@@ -237,6 +241,7 @@ async fn update(
                     idle_timeout_secs: body.remote_idle_timeout_secs,
                 },
                 force: body.force,
+                virtual_config: body.virtual_repository_config,
             },
         )
         .await?;

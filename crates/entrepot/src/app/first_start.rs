@@ -40,6 +40,7 @@ pub(super) async fn default_project(
             negative_cache_secs: None,
             timeouts: Default::default(),
         }),
+        virtual_config: None,
     };
     repositories.create(&name, docker_hub).await?;
     let name = RepositoryName::new(DEFAULT_PROJECT.parse()?, "pypi".parse()?);
@@ -60,6 +61,7 @@ pub(super) async fn default_project(
             negative_cache_secs: None,
             timeouts: Default::default(),
         }),
+        virtual_config: None,
     };
     repositories.create(&name, pypi).await?;
     tracing::info!(

@@ -57,6 +57,8 @@ pub enum RepositoriesCommand {
         force: bool,
         #[command(flatten)]
         timeouts: TimeoutArgs,
+        #[command(flatten)]
+        members: VirtualArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -122,6 +124,8 @@ pub enum RepositoriesCommand {
         force: bool,
         #[command(flatten)]
         timeouts: TimeoutArgs,
+        #[command(flatten)]
+        members: VirtualArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -157,6 +161,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             allow_cached_from_blocked,
             force,
             timeouts,
+            members,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
@@ -189,6 +194,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                     }
                 }
                 body["remoteRepositoryConfig"] = remote;
+            }
+            if let Some(config) = members.config()? {
+                body["virtualRepositoryConfig"] = config;
             }
             let repo = client
                 .call(
@@ -251,6 +259,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             allow_cached_from_blocked,
             force,
             timeouts,
+            members,
             project,
         } => {
             let mut body = json!({
@@ -266,6 +275,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             });
             for (field, secs) in timeouts.fields("remote") {
                 body[field] = secs.into();
+            }
+            if let Some(config) = members.config()? {
+                body["virtualRepositoryConfig"] = config;
             }
             let repo = client
                 .call(
@@ -325,6 +337,52 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
         RepositoriesCommand::Iam(command) => super::repository_iam::run(client, command).await?,
     }
     Ok(())
+}
+
+/// The members of a virtual repository.
+#[derive(Debug, clap::Args)]
+pub struct VirtualArgs {
+    /// The members of a virtual repository: a JSON file with a list of
+    /// `{"id", "repository": "projects/P/repositories/R", "priority"}`
+    /// (the file `gcloud artifacts repositories create --upstream-policy-file`
+    /// reads); a greater priority is asked first.
+    #[arg(long)]
+    upstream_policy_file: Option<std::path::PathBuf>,
+    /// Python projects (comma-separated) that remote members of a virtual
+    /// repository may serve although a standard member has a project of that
+    /// name; with --upstream-policy-file.
+    #[arg(long, value_delimiter = ',', requires = "upstream_policy_file")]
+    allow_remote_shadowing: Vec<String>,
+}
+
+impl VirtualArgs {
+    /// `virtualRepositoryConfig`, if a policy file was given.
+    fn config(&self) -> Result<Option<serde_json::Value>, ClientError> {
+        let Some(path) = &self.upstream_policy_file else {
+            return Ok(None);
+        };
+        let bad = |detail: String| ClientError::Api {
+            status: reqwest::StatusCode::BAD_REQUEST,
+            message: format!("--upstream-policy-file {}: {detail}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let policies: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        // gcloud's file is a list; an object with `upstreamPolicies` is taken too.
+        let policies = match policies {
+            serde_json::Value::Array(list) => serde_json::Value::Array(list),
+            serde_json::Value::Object(mut o) => match o.remove("upstreamPolicies") {
+                Some(list @ serde_json::Value::Array(_)) => list,
+                _ => return Err(bad("expected a list of upstream policies".into())),
+            },
+            _ => return Err(bad("expected a list of upstream policies".into())),
+        };
+        let mut config = json!({ "upstreamPolicies": policies });
+        if !self.allow_remote_shadowing.is_empty() {
+            config["allowRemoteShadowing"] = json!(self.allow_remote_shadowing);
+        }
+        Ok(Some(config))
+    }
 }
 
 /// How long a remote repository waits for its upstream, and keeps what
