@@ -191,7 +191,7 @@ impl VirtualConfig {
     /// though a standard member has it.
     pub fn allows_remote_shadowing(&self, name: &str) -> bool {
         let name = normalize_project(name);
-        self.allow_remote_shadowing.iter().any(|n| *n == name)
+        self.allow_remote_shadowing.contains(&name)
     }
 }
 
