@@ -27,6 +27,7 @@ pub mod secret_settings;
 pub mod storage_quota;
 pub mod token_id;
 pub mod upstream;
+pub mod virtual_repository;
 
 pub use byte_size::{ByteSize, ByteSizeError};
 pub use chunk_range::{parse_chunk_range, ChunkRangeError};

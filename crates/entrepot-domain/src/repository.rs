@@ -264,6 +264,9 @@ pub struct Repository {
     /// Remote settings, for remote repositories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_repository_config: Option<RemoteConfig>,
+    /// Members and rules, for virtual repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_repository_config: Option<crate::virtual_repository::VirtualConfig>,
     /// RFC 3339 creation time.
     pub create_time: String,
     /// RFC 3339 time of the last change.
@@ -301,6 +304,7 @@ mod tests {
             mode: Mode::RemoteRepository,
             description: String::new(),
             remote_repository_config: None,
+            virtual_repository_config: None,
             create_time: String::new(),
             update_time: String::new(),
         };

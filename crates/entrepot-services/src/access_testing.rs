@@ -81,6 +81,7 @@ impl Fixture {
                     mode,
                     description: String::new(),
                     remote,
+                    virtual_config: None,
                 },
             )
             .await

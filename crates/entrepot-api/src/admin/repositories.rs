@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use entrepot_domain::repository::UpstreamTimeouts;
+use entrepot_domain::virtual_repository::VirtualConfig;
 use entrepot_domain::{ProjectId, RepositoryId, RepositoryName};
 use entrepot_services::{ProjectRecord, RepositoryUpdate};
 use serde::Deserialize;
@@ -234,6 +235,9 @@ struct UpdateBody {
     /// Changes of the minimum release age.
     #[serde(default)]
     release_age: entrepot_domain::cooldown::ReleaseAgeUpdate,
+    /// New members and rules of a virtual repository (the whole list).
+    #[serde(default)]
+    virtual_repository_config: Option<VirtualConfig>,
 }
 
 async fn update(
@@ -271,6 +275,7 @@ async fn update(
                 },
                 force: body.force,
                 release_age: body.release_age,
+                virtual_config: body.virtual_repository_config,
             },
         )
         .await?;

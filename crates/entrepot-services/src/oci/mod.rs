@@ -19,6 +19,7 @@ mod grants;
 pub mod hosted;
 pub mod operation;
 pub mod remote;
+mod virtual_members;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub struct OciRepositories {
 enum Source<'a> {
     Hosted,
     Remote(Box<Repository>, &'a RemoteOci),
+    Virtual(Box<Repository>),
 }
 
 impl OciRepositories {
@@ -217,24 +219,20 @@ impl OciRepositories {
                     "remote repositories are not enabled on this server".into(),
                 )),
             },
-            Mode::VirtualRepository => Err(RegistryError::Unsupported(
-                "virtual repositories cannot serve content yet".into(),
-            )),
+            Mode::VirtualRepository => Ok(Source::Virtual(Box::new(repo))),
         }
     }
 
     /// The hosted content of a repository that may be pushed to.
     async fn writable(&self, path: &ImagePath) -> Result<&HostedOci, RegistryError> {
-        match self.repository(path).await?.mode {
+        let repo = self.repository(path).await?;
+        match repo.mode {
             Mode::StandardRepository => Ok(&self.hosted),
             Mode::RemoteRepository => Err(RegistryError::Denied(format!(
                 "projects/{}/repositories/{} is a remote repository, a read-only cache of its upstream; push to a standard repository instead",
                 path.project, path.repository
             ))),
-            Mode::VirtualRepository => Err(RegistryError::Denied(format!(
-                "projects/{}/repositories/{} is a virtual repository and cannot be pushed to; push to one of its standard repositories",
-                path.project, path.repository
-            ))),
+            Mode::VirtualRepository => Err(virtual_members::push_refused(&repo)),
         }
     }
 
@@ -258,6 +256,7 @@ impl OciRepositories {
                 }
                 remote.get_manifest(&repo, path, &reference).await
             }
+            Source::Virtual(repo) => self.virtual_manifest(&repo, path, &reference).await,
         }
     }
 
@@ -322,6 +321,7 @@ impl OciRepositories {
                 remote_digest(digest)?;
                 remote.locate_blob(&repo, path, digest).await
             }
+            Source::Virtual(repo) => self.virtual_blob(&repo, path, digest).await,
         }
     }
 
@@ -539,6 +539,7 @@ impl OciRepositories {
         match self.source(path).await? {
             Source::Hosted => self.hosted.list_tags(path, size, last).await,
             Source::Remote(repo, remote) => remote.list_tags(&repo, path, size, last).await,
+            Source::Virtual(repo) => self.virtual_tags(&repo, path, size, last).await,
         }
     }
 
@@ -682,6 +683,7 @@ mod tests {
                     mode: Mode::StandardRepository,
                     description: String::new(),
                     remote: None,
+                    virtual_config: None,
                 },
             )
             .await

@@ -19,6 +19,7 @@ pub mod index;
 pub mod operation;
 mod page_views;
 pub mod remote;
+mod virtual_index;
 
 use std::sync::Arc;
 
@@ -142,6 +143,8 @@ pub struct PythonRepositories {
     hosted: Arc<HostedPython>,
     /// Storage quotas uploads are checked against.
     quotas: Option<Arc<crate::quota::StorageQuotas>>,
+    /// Merged project pages of virtual repositories.
+    merged: virtual_index::MergedPages,
 }
 
 /// A standard repository the caller may upload to, found by
@@ -173,6 +176,7 @@ impl PythonRepositories {
             repositories,
             remote,
             hosted,
+            merged: Default::default(),
             quotas: None,
         }
     }
@@ -267,7 +271,7 @@ impl PythonRepositories {
         match repo.mode {
             Mode::RemoteRepository => self.remote.project_list(&repo).await,
             Mode::StandardRepository => Ok(Arc::new(self.hosted.project_list(&repo).await?)),
-            Mode::VirtualRepository => Err(not_supported()),
+            Mode::VirtualRepository => self.virtual_project_list(&repo).await,
         }
     }
 
@@ -286,7 +290,7 @@ impl PythonRepositories {
             Mode::StandardRepository => Ok(Arc::new(ServedPage::new(
                 self.hosted.project_page(&repo, project).await?,
             ))),
-            Mode::VirtualRepository => Err(not_supported()),
+            Mode::VirtualRepository => Ok(self.virtual_page(&repo, project).await?.page.clone()),
         }
     }
 
@@ -305,7 +309,7 @@ impl PythonRepositories {
         match repo.mode {
             Mode::RemoteRepository => self.remote.file(&repo, sha256, filename).await,
             Mode::StandardRepository => self.hosted.file(&repo, sha256, filename).await,
-            Mode::VirtualRepository => Err(not_supported()),
+            Mode::VirtualRepository => self.virtual_file(&repo, sha256, filename).await,
         }
     }
 
@@ -319,6 +323,14 @@ impl PythonRepositories {
         let repo = self
             .python_repository(principal, PythonOperation::Upload, name)
             .await?;
+        if let Some(config) = &repo.virtual_repository_config {
+            let members: Vec<String> = config.members().iter().map(|m| m.to_string()).collect();
+            return Err(PythonError::NotAllowed(format!(
+                "{} is a virtual repository and takes no uploads; upload to one of its standard members instead (members, by priority: {})",
+                repo.name,
+                members.join(", ")
+            )));
+        }
         self.hosted.accepts_uploads(&repo)?;
         Ok(UploadTarget { repo })
     }
@@ -389,8 +401,4 @@ impl YankRequest {
         serde_json::from_slice(body)
             .map_err(|e| PythonError::Invalid(format!("bad request body: {e}")))
     }
-}
-
-fn not_supported() -> PythonError {
-    PythonError::NotAllowed("virtual Python repositories are not available yet".into())
 }

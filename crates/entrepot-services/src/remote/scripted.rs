@@ -210,6 +210,7 @@ impl Fixture {
                     mode: entrepot_domain::Mode::RemoteRepository,
                     description: String::new(),
                     remote: Some(remote),
+                    virtual_config: None,
                 },
             )
             .await

@@ -4,6 +4,7 @@
 
 use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseAgeUpdate};
 use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::virtual_repository::VirtualConfig;
 use entrepot_domain::{Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 
 use super::{CreateOptions, NewRepository, RepositoryError, RepositoryService, RepositoryUpdate};
@@ -24,6 +25,8 @@ pub struct CreateRequest {
     pub description: String,
     /// Upstream settings, required for remote repositories.
     pub remote: Option<RemoteConfig>,
+    /// Members and rules, required for virtual repositories.
+    pub virtual_config: Option<VirtualConfig>,
     /// Store a remote repository even if the registry access policy blocks
     /// its upstream.
     pub force: bool,
@@ -104,6 +107,7 @@ impl RepositoryService {
                     mode,
                     description: request.description,
                     remote: request.remote,
+                    virtual_config: request.virtual_config,
                 },
                 CreateOptions {
                     force: request.force,

@@ -9,12 +9,14 @@
 mod callers;
 mod release_age;
 mod upstream_test;
+mod virtual_members;
 
 use std::sync::Arc;
 
 use entrepot_domain::cooldown::ReleaseAgeUpdate;
 use entrepot_domain::repository::{RemoteConfig, UpstreamTimeouts};
 use entrepot_domain::upstream::{docker_upstream, python_upstream};
+use entrepot_domain::virtual_repository::VirtualConfig;
 use entrepot_domain::{
     Format, Mode, ProjectId, Repository, RepositoryId, RepositoryName, SecretVersionName,
 };
@@ -71,6 +73,8 @@ pub struct NewRepository {
     pub description: String,
     /// Upstream settings, required for remote repositories.
     pub remote: Option<RemoteConfig>,
+    /// Members and rules, required for virtual repositories.
+    pub virtual_config: Option<VirtualConfig>,
 }
 
 /// The fields a client may change on an existing repository.
@@ -106,6 +110,9 @@ pub struct RepositoryUpdate {
     pub force: bool,
     /// Changes of the minimum release age (audited).
     pub release_age: ReleaseAgeUpdate,
+    /// New members and rules of a virtual repository (replacing the whole
+    /// list).
+    pub virtual_config: Option<VirtualConfig>,
 }
 
 /// Options of creating a repository ([`CreateRequest::force`]).
@@ -263,6 +270,22 @@ impl RepositoryService {
         options: CreateOptions,
     ) -> Result<Repository, RepositoryError> {
         self.require_project(&name.project).await?;
+        let virtual_config = match (new.mode, new.virtual_config) {
+            (Mode::VirtualRepository, Some(config)) => {
+                Some(self.checked_members(name, new.format, config).await?)
+            }
+            (Mode::VirtualRepository, None) => {
+                return Err(RepositoryError::Invalid(
+                    "a virtual repository needs its members: pass --upstream-policy-file=FILE (virtualRepositoryConfig.upstreamPolicies)".into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(RepositoryError::Invalid(
+                    "upstream policies are only for virtual repositories; pass --mode=virtual-repository".into(),
+                ))
+            }
+            (_, None) => None,
+        };
         match (new.mode, &new.remote) {
             (Mode::StandardRepository, None) => {}
             (Mode::StandardRepository, Some(_)) => {
@@ -276,9 +299,10 @@ impl RepositoryService {
                     "a remote repository needs an upstream: pass --remote-docker-repo=DOCKER-HUB|GHCR|QUAY|K8S|ECR-PUBLIC|GITLAB|MCR|URL or --remote-python-repo=PYPI|URL".into(),
                 ))
             }
-            (Mode::VirtualRepository, _) => {
+            (Mode::VirtualRepository, None) => {}
+            (Mode::VirtualRepository, Some(_)) => {
                 return Err(RepositoryError::Invalid(
-                    "virtual repositories are not available yet; create a standard or remote repository".into(),
+                    "upstream settings are only for remote repositories; a virtual repository reads its members".into(),
                 ))
             }
         }
@@ -297,6 +321,7 @@ impl RepositoryService {
             mode: new.mode,
             description: new.description,
             remote_repository_config: new.remote,
+            virtual_repository_config: virtual_config,
             create_time: now.clone(),
             update_time: now,
         };
@@ -435,6 +460,15 @@ impl RepositoryService {
             if sets_credentials && !update.force {
                 self.check_upstream(format, remote).await?;
             }
+        }
+        if let Some(config) = update.virtual_config {
+            if repo.mode != Mode::VirtualRepository {
+                return Err(RepositoryError::Invalid(format!(
+                    "{name} is not a virtual repository; upstream policies do not apply"
+                )));
+            }
+            repo.virtual_repository_config =
+                Some(self.checked_members(name, repo.format, config).await?);
         }
         repo.update_time = now_rfc3339();
         if !self.store.update_repository(name, &repo).await? {

@@ -2,6 +2,7 @@
 //! upload sessions.
 
 use entrepot_domain::repository::RemoteConfig;
+use entrepot_domain::virtual_repository::{UpstreamPolicy, VirtualConfig};
 use entrepot_domain::{Digest, Format, Mode, Repository};
 
 use super::walk;
@@ -17,6 +18,7 @@ pub(crate) fn repository(project: &str, id: &str, description: &str) -> Reposito
         mode: Mode::StandardRepository,
         description: description.into(),
         remote_repository_config: None,
+        virtual_repository_config: None,
         create_time: "2026-01-01T00:00:00Z".into(),
         update_time: "2026-01-01T00:00:00Z".into(),
     }
@@ -182,6 +184,39 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
             .unwrap()
             .map(|r| r.description),
         Some("other".into())
+    );
+
+    // A virtual repository's members are kept, and replaced by an update.
+    let mut all = repository("p", "all", "");
+    all.mode = Mode::VirtualRepository;
+    let policy = |id: &str, priority| UpstreamPolicy {
+        id: id.into(),
+        repository: format!("projects/p/repositories/{id}"),
+        priority,
+    };
+    all.virtual_repository_config = Some(VirtualConfig {
+        upstream_policies: vec![policy("hub", 2), policy("local", 1)],
+        allow_remote_shadowing: vec!["acme-tools".into()],
+    });
+    store
+        .create_repository(&rname("p", "all"), &all)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_repository(&rname("p", "all")).await.unwrap(),
+        Some(all.clone())
+    );
+    all.virtual_repository_config = Some(VirtualConfig {
+        upstream_policies: vec![policy("local", 5)],
+        allow_remote_shadowing: vec![],
+    });
+    assert!(store
+        .update_repository(&rname("p", "all"), &all)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_repository(&rname("p", "all")).await.unwrap(),
+        Some(all)
     );
 }
 

@@ -39,12 +39,18 @@ fn repository_from_row(
         .map(|json| serde_json::from_str::<RemoteConfig>(&json))
         .transpose()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let virtual_repository_config = row
+        .try_get::<Option<String>, _>("virtual_config")?
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Repository {
         name: format!("projects/{project}/repositories/{id}"),
         format: format.parse().map_err(StoreError::Corrupt)?,
         mode: mode.parse().map_err(StoreError::Corrupt)?,
         description: row.try_get("description")?,
         remote_repository_config,
+        virtual_repository_config,
         create_time: row.try_get("create_time")?,
         update_time: row.try_get("update_time")?,
     })
@@ -52,6 +58,14 @@ fn repository_from_row(
 
 fn remote_json(repo: &Repository) -> Result<Option<String>, StoreError> {
     repo.remote_repository_config
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn virtual_json(repo: &Repository) -> Result<Option<String>, StoreError> {
+    repo.virtual_repository_config
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
@@ -188,8 +202,8 @@ impl MetadataStore for SqliteMetadataStore {
     ) -> Result<(), StoreError> {
         let (project, id) = (name.project.as_str(), name.repository.as_str());
         let result = sqlx::query(
-            "INSERT INTO repositories (project, id, format, mode, description, remote_config, create_time, update_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO repositories (project, id, format, mode, description, remote_config, virtual_config, create_time, update_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project)
         .bind(id)
@@ -197,6 +211,7 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(repo.mode.as_str())
         .bind(&repo.description)
         .bind(remote_json(repo)?)
+        .bind(virtual_json(repo)?)
         .bind(&repo.create_time)
         .bind(&repo.update_time)
         .execute(&self.pool)
@@ -257,10 +272,11 @@ impl MetadataStore for SqliteMetadataStore {
     ) -> Result<bool, StoreError> {
         let (project, id) = (name.project.as_str(), name.repository.as_str());
         let done = sqlx::query(
-            "UPDATE repositories SET description = ?, remote_config = ?, update_time = ? WHERE project = ? AND id = ?",
+            "UPDATE repositories SET description = ?, remote_config = ?, virtual_config = ?, update_time = ? WHERE project = ? AND id = ?",
         )
         .bind(&repo.description)
         .bind(remote_json(repo)?)
+        .bind(virtual_json(repo)?)
         .bind(&repo.update_time)
         .bind(project)
         .bind(id)

@@ -461,6 +461,7 @@ mod tests {
             mode: entrepot_domain::Mode::StandardRepository,
             description: String::new(),
             remote_repository_config: None,
+            virtual_repository_config: None,
             create_time: String::new(),
             update_time: String::new(),
         };

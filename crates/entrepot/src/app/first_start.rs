@@ -42,6 +42,7 @@ pub(super) async fn default_project(
             timeouts: Default::default(),
             release_age: Default::default(),
         }),
+        virtual_config: None,
     };
     repositories.create(&name, docker_hub).await?;
     let name = RepositoryName::new(DEFAULT_PROJECT.parse()?, "pypi".parse()?);
@@ -64,6 +65,7 @@ pub(super) async fn default_project(
             timeouts: Default::default(),
             release_age: Default::default(),
         }),
+        virtual_config: None,
     };
     repositories.create(&name, pypi).await?;
     tracing::info!(

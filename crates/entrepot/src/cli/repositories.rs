@@ -68,6 +68,8 @@ pub enum RepositoriesCommand {
         /// Storage quota of a standard repository (e.g. 10GiB; `none`: no quota).
         #[arg(long, value_parser = super::cleanup::parse_quota)]
         storage_quota: Option<super::cleanup::QuotaSetting>,
+        #[command(flatten)]
+        members: VirtualArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -147,6 +149,8 @@ pub enum RepositoriesCommand {
         /// removes it).
         #[arg(long, value_parser = super::cleanup::parse_quota)]
         storage_quota: Option<super::cleanup::QuotaSetting>,
+        #[command(flatten)]
+        members: VirtualArgs,
         /// Project id.
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
@@ -189,6 +193,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             timeouts,
             release_age,
             storage_quota,
+            members,
             project,
         } => {
             let mut body = json!({ "format": format, "mode": mode, "description": description.unwrap_or_default() });
@@ -227,6 +232,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                     remote["releaseAge"] = policy;
                 }
                 body["remoteRepositoryConfig"] = remote;
+            }
+            if let Some(config) = members.config()? {
+                body["virtualRepositoryConfig"] = config;
             }
             let repo = client
                 .call(
@@ -311,6 +319,7 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             timeouts,
             release_age,
             storage_quota,
+            members,
             project,
         } => {
             let unchanged = description.is_none()
@@ -344,6 +353,9 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             }
             if let Some(update) = release_age.update() {
                 body["releaseAge"] = update;
+            }
+            if let Some(config) = members.config()? {
+                body["virtualRepositoryConfig"] = config;
             }
             // A quota is its own resource: an update that only sets one
             // sends no PATCH.
@@ -438,6 +450,52 @@ async fn describe(
             None,
         )
         .await
+}
+
+/// The members of a virtual repository.
+#[derive(Debug, clap::Args)]
+pub struct VirtualArgs {
+    /// The members of a virtual repository: a JSON file with a list of
+    /// `{"id", "repository": "projects/P/repositories/R", "priority"}`
+    /// (the file `gcloud artifacts repositories create --upstream-policy-file`
+    /// reads); a greater priority is asked first.
+    #[arg(long)]
+    upstream_policy_file: Option<std::path::PathBuf>,
+    /// Python projects (comma-separated) that remote members of a virtual
+    /// repository may serve although a standard member has a project of that
+    /// name; with --upstream-policy-file.
+    #[arg(long, value_delimiter = ',', requires = "upstream_policy_file")]
+    allow_remote_shadowing: Vec<String>,
+}
+
+impl VirtualArgs {
+    /// `virtualRepositoryConfig`, if a policy file was given.
+    fn config(&self) -> Result<Option<serde_json::Value>, ClientError> {
+        let Some(path) = &self.upstream_policy_file else {
+            return Ok(None);
+        };
+        let bad = |detail: String| ClientError::Api {
+            status: reqwest::StatusCode::BAD_REQUEST,
+            message: format!("--upstream-policy-file {}: {detail}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let policies: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        // gcloud's file is a list; an object with `upstreamPolicies` is taken too.
+        let policies = match policies {
+            serde_json::Value::Array(list) => serde_json::Value::Array(list),
+            serde_json::Value::Object(mut o) => match o.remove("upstreamPolicies") {
+                Some(list @ serde_json::Value::Array(_)) => list,
+                _ => return Err(bad("expected a list of upstream policies".into())),
+            },
+            _ => return Err(bad("expected a list of upstream policies".into())),
+        };
+        let mut config = json!({ "upstreamPolicies": policies });
+        if !self.allow_remote_shadowing.is_empty() {
+            config["allowRemoteShadowing"] = json!(self.allow_remote_shadowing);
+        }
+        Ok(Some(config))
+    }
 }
 
 /// How long a remote repository waits for its upstream, and keeps what

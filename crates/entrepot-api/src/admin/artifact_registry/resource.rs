@@ -14,6 +14,7 @@ use entrepot_domain::repository::{
     RemoteConfig, UpstreamTimeouts, DEFAULT_KEEP_DELETED_SECS, DEFAULT_NEGATIVE_CACHE_SECS,
     DEFAULT_TAG_TTL_SECS,
 };
+use entrepot_domain::virtual_repository::VirtualConfig;
 use entrepot_domain::{Format, Mode, Repository};
 use entrepot_services::repositories::CreateRequest;
 use entrepot_services::RepositoryUpdate;
@@ -133,6 +134,12 @@ pub(crate) fn render_google(repo: &Repository, name: &str, enums: EnumEncoding) 
         for field in ENTREPOT_REMOTE_FIELDS {
             config.remove(*field);
         }
+    }
+    if let Some(config) = value
+        .get_mut("virtualRepositoryConfig")
+        .and_then(Value::as_object_mut)
+    {
+        config.remove("allowRemoteShadowing");
     }
     value
 }
@@ -404,9 +411,10 @@ pub(crate) struct RepositoryBody {
     /// Google's; accepted when empty (entrepot has no labels).
     #[serde(default)]
     labels: serde_json::Map<String, Value>,
-    /// Google's; refused (entrepot has no virtual repositories yet).
+    /// Members and rules of a virtual repository (Google's field, with
+    /// entrepot's `allowRemoteShadowing`).
     #[serde(default)]
-    virtual_repository_config: Option<Value>,
+    pub virtual_repository_config: Option<VirtualConfig>,
     /// Output only (what the repository holds); ignored, so a repository
     /// read and sent back is accepted.
     #[serde(default)]
@@ -433,11 +441,6 @@ impl RepositoryBody {
         if !self.labels.is_empty() {
             return Err(ApiError::invalid(
                 "labels are not supported by this registry; send none",
-            ));
-        }
-        if self.virtual_repository_config.is_some() {
-            return Err(ApiError::invalid(
-                "virtual repositories are not supported by this registry; send no virtualRepositoryConfig",
             ));
         }
         Ok(())
@@ -475,6 +478,7 @@ impl RepositoryBody {
             mode,
             description: self.description.unwrap_or_default(),
             remote,
+            virtual_config: self.virtual_repository_config,
             force,
         })
     }
@@ -499,6 +503,9 @@ impl RepositoryBody {
                 let mut present = Vec::new();
                 if self.description.is_some() {
                     present.push("description".to_owned());
+                }
+                if self.virtual_repository_config.is_some() {
+                    present.push("virtualRepositoryConfig".to_owned());
                 }
                 if remote.credentials_given().is_some() {
                     present.push("remoteRepositoryConfig.upstreamCredentials".to_owned());
@@ -529,6 +536,11 @@ impl RepositoryBody {
         for path in paths {
             match path.as_str() {
                 "description" => update.description = Some(self.description.clone().unwrap_or_default()),
+                "virtualRepositoryConfig" | "virtualRepositoryConfig.upstreamPolicies" => {
+                    update.virtual_config = Some(self.virtual_repository_config.clone().ok_or_else(|| {
+                        ApiError::invalid("updateMask names virtualRepositoryConfig but the body has none")
+                    })?);
+                }
                 "remoteRepositoryConfig.upstreamCredentials"
                 | "remoteRepositoryConfig.upstreamCredentials.usernamePasswordCredentials" => {
                     let (username, version) = remote.credentials();
@@ -589,7 +601,7 @@ impl RepositoryBody {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.cacheMaxSizeBytes, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, virtualRepositoryConfig, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.cacheMaxSizeBytes, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
@@ -641,6 +653,7 @@ mod tests {
                 timeouts: Default::default(),
                 release_age: Default::default(),
             }),
+            virtual_repository_config: None,
             create_time: "t".into(),
             update_time: "t".into(),
         }
