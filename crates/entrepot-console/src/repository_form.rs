@@ -362,6 +362,7 @@ pub async fn create(
         ),
         description: v.description.clone(),
         remote,
+        virtual_config: None,
         force: false,
     };
     match state

@@ -35,13 +35,13 @@ pub use blob::{
     ObjectBlobStore, RunningHash, StoredBlob, VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
+pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use eviction::{
     CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, PullRecord,
 };
 pub use host_needs::{HostNeedRecord, HostNeedStore};
-pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use inventory::{
     DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore, PythonPackageRecord,

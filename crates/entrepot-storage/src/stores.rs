@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     AccessPolicyStore, CacheStore, CleanupStore, EvictionStore, IamStore, LifecycleStore,
-    MetadataStore,
-    PythonStore, SecretStore,
+    MetadataStore, PythonStore, SecretStore,
 };
 
 /// Every metadata store of one backend, all over the same database.

@@ -76,7 +76,7 @@ enum Command {
     },
     /// Manage repositories.
     #[command(subcommand)]
-    Repositories(cli::repositories::RepositoriesCommand),
+    Repositories(Box<cli::repositories::RepositoriesCommand>),
     /// What repositories hold: Docker images and tags, packages, versions.
     #[command(subcommand)]
     Artifacts(cli::artifacts::ArtifactsCommand),
@@ -255,7 +255,7 @@ async fn main() -> ExitCode {
             let client = cli::AdminClient::new(&server, token.clone());
             let result = match command {
                 Command::Serve { .. } => Ok(()),
-                Command::Repositories(command) => cli::repositories::run(&client, command).await,
+                Command::Repositories(command) => cli::repositories::run(&client, *command).await,
                 Command::Artifacts(command) => cli::artifacts::run(&client, command).await,
                 Command::Python(command) => cli::python::run(&client, command).await,
                 Command::Projects(command) => cli::projects::run(&client, command).await,

@@ -72,7 +72,7 @@ fn revoking_the_token_ends_its_console_session() {
     let client = client();
     let session = sign_in(&server, &client, &[("method", "token"), ("token", &token)]);
     assert!(signed_in(&server, &client, &session));
-    server.admin("DELETE", &format!("/v1/tokens/{id}"), None);
+    server.admin_api("DELETE", &format!("/v1/tokens/{id}"), None);
     assert!(!signed_in(&server, &client, &session));
 }
 
@@ -91,6 +91,6 @@ fn deleting_the_user_ends_a_password_session() {
         ],
     );
     assert!(signed_in(&server, &client, &session));
-    server.admin("DELETE", "/v1/users/leaver@example.com", None);
+    server.admin_api("DELETE", "/v1/users/leaver@example.com", None);
     assert!(!signed_in(&server, &client, &session));
 }

@@ -2,8 +2,8 @@
 
 mod access_policy;
 mod artifact_registry;
-mod cleanup;
 mod artifacts;
+mod cleanup;
 mod error;
 pub mod iam;
 mod paging;

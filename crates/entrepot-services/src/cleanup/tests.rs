@@ -39,6 +39,7 @@ async fn fixture(format: Format) -> (Fixture, RepositoryName) {
                 mode: Mode::StandardRepository,
                 description: String::new(),
                 remote_repository_config: None,
+                virtual_repository_config: None,
                 create_time: String::new(),
                 update_time: String::new(),
             },

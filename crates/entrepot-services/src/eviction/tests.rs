@@ -48,6 +48,7 @@ async fn fixture(repositories: &[(&str, Option<u64>)]) -> Fixture {
             mode: Mode::RemoteRepository,
             description: String::new(),
             remote_repository_config: Some(serde_json::from_value(remote).unwrap()),
+            virtual_repository_config: None,
             create_time: String::new(),
             update_time: String::new(),
         };

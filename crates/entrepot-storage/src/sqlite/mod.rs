@@ -26,10 +26,10 @@ pub use read_cache::{ReadCacheStats, DEFAULT_READ_CACHE_BYTES};
 
 mod access_policy;
 mod cache;
+mod cleanup;
 mod console_sessions;
 mod cooldown;
 mod eviction;
-mod cleanup;
 mod iam;
 mod inventory;
 mod lifecycle;

@@ -3,8 +3,8 @@
 pub mod access_policy;
 pub mod access_policy_suggest;
 pub mod admin_gc;
-pub mod cleanup;
 pub mod artifacts;
+pub mod cleanup;
 pub mod client;
 pub mod iam;
 pub mod login;

@@ -4,8 +4,8 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::release_age::ReleaseAgeArgs;
 use super::output::{self, size_cell, Column, FormatArg, QuietArg};
+use super::release_age::ReleaseAgeArgs;
 use super::{print_json, AdminClient, ClientError, PageArgs};
 
 /// Repository verbs.
