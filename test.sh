@@ -18,11 +18,10 @@ command -v node >/dev/null || missing+=(nodejs npm)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v promtool >/dev/null || missing+=(prometheus)
-# PyYAML parses the CLI's --format=yaml output (tests/inventory.rs).
-python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 # pip, uv, twine and pypiserver for the Python tests live in a virtual environment.
 venv="${ENTREPOT_PYTHON_VENV:-/opt/entrepot-ci}"
-if [[ ! -x "$venv/bin/pypi-server" || ! -x "$venv/bin/uv" || ! -x "$venv/bin/twine" ]]; then
+if [[ ! -x "$venv/bin/pypi-server" || ! -x "$venv/bin/uv" || ! -x "$venv/bin/twine" ]] ||
+    ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
     echo "test.sh: the Python tests need pip, uv, twine and pypiserver in $venv" >&2
     echo "test.sh: create it with: python3 -m venv $venv && $venv/bin/pip install -r .ci/requirements.txt (or set ENTREPOT_PYTHON_VENV)" >&2
     exit 1

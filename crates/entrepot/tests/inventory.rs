@@ -26,7 +26,7 @@ fn yaml_to_json(text: &str) -> Value {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 is needed to parse YAML (apt-get install -y python3-yaml)");
+        .expect("python3 with PyYAML is needed to parse YAML (the venv of .ci/requirements.txt)");
     child
         .stdin
         .take()
