@@ -328,27 +328,69 @@ pub fn limit_body(body: ByteStream, limit: u64, exceeded: Arc<AtomicBool>) -> By
         inner: body,
         left: limit,
         exceeded,
+        drained: None,
     })
+}
+
+/// Most bytes of a refused body read and thrown away before the refusal is
+/// answered. A client still sending when the server answers and closes gets
+/// a broken pipe instead of the answer (skopeo then prints "write: broken
+/// pipe", not the quota): reading the rest, up to this, lets the refusal
+/// reach it; a body longer than this is cut off.
+pub const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Read and throw away what is left of `body`, at most [`DRAIN_LIMIT`]
+/// bytes, so that a refusal answered now reaches a client still sending.
+pub async fn drain(mut body: ByteStream) {
+    use futures::StreamExt as _;
+    let mut drained = 0u64;
+    while let Some(Ok(chunk)) = body.next().await {
+        drained += chunk.len() as u64;
+        if drained > DRAIN_LIMIT {
+            return;
+        }
+    }
 }
 
 struct Limited {
     inner: ByteStream,
     left: u64,
     exceeded: Arc<AtomicBool>,
+    /// Bytes thrown away since the limit was passed (see [`DRAIN_LIMIT`]).
+    drained: Option<u64>,
+}
+
+fn quota_error() -> std::io::Error {
+    std::io::Error::other("the upload exceeds the storage quota")
 }
 
 impl Stream for Limited {
     type Item = Result<bytes::Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Past the limit: the rest is read and thrown away (bounded), then
+        // the error ends the body.
+        while let Some(drained) = self.drained {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) if drained <= DRAIN_LIMIT => {
+                    self.drained = Some(drained + chunk.len() as u64);
+                }
+                _ => {
+                    self.drained = None;
+                    self.left = 0;
+                    return Poll::Ready(Some(Err(quota_error())));
+                }
+            }
+        }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let n = chunk.len() as u64;
                 if n > self.left {
                     self.exceeded.store(true, Ordering::SeqCst);
-                    return Poll::Ready(Some(Err(std::io::Error::other(
-                        "the upload exceeds the storage quota",
-                    ))));
+                    self.drained = Some(n);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 self.left -= n;
                 Poll::Ready(Some(Ok(chunk)))
@@ -374,6 +416,22 @@ mod tests {
         assert!(body.next().await.unwrap().is_ok());
         assert!(body.next().await.unwrap().is_err());
         assert!(flag.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_limit_is_read_to_its_end_before_the_error() {
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = read.clone();
+        let chunks = futures::stream::iter(0..5).map(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(bytes::Bytes::from_static(b"abcd"))
+        });
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut body = limit_body(chunks.boxed(), 6, flag);
+        assert!(body.next().await.unwrap().is_ok());
+        assert!(body.next().await.unwrap().is_err());
+        // Every chunk was read (and thrown away) before the error.
+        assert_eq!(read.load(Ordering::SeqCst), 5);
     }
 
     #[test]

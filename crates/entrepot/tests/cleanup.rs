@@ -173,8 +173,13 @@ fn docker_policies_delete_old_and_untagged_images_and_keep_releases_and_index_ch
         &format!("--policy={file}"),
         "--dry-run",
     ]);
-    let described: Value =
-        serde_json::from_str(&server.cli_ok(&["repositories", "describe", "apps"])).unwrap();
+    let described: Value = serde_json::from_str(&server.cli_ok(&[
+        "repositories",
+        "describe",
+        "apps",
+        "--format=json",
+    ]))
+    .unwrap();
     assert_eq!(described["cleanupPolicyDryRun"], true, "{described}");
     assert_eq!(
         described["cleanupPolicies"]["delete-old"]["condition"]["olderThan"], "2592000s",

@@ -160,8 +160,13 @@ fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_ref
         created["remoteRepositoryConfig"]["releaseAge"]["minReleaseAgeSecs"],
         7 * DAY
     );
-    let described: Value =
-        serde_json::from_str(&server.cli_ok(&["repositories", "describe", "cool"])).unwrap();
+    let described: Value = serde_json::from_str(&server.cli_ok(&[
+        "repositories",
+        "describe",
+        "cool",
+        "--format=json",
+    ]))
+    .unwrap();
     assert_eq!(
         described["remoteRepositoryConfig"]["releaseAge"],
         json!({ "minReleaseAgeSecs": 7 * DAY })

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use support::{make_dist, twine_upload, Entrepot, LayerKind, OciLayout};
 
 fn describe(server: &Entrepot, repo: &str) -> Value {
-    serde_json::from_str(&server.cli_ok(&["repositories", "describe", repo])).unwrap()
+    serde_json::from_str(&server.cli_ok(&["repositories", "describe", repo, "--format=json"]))
+        .unwrap()
 }
 
 fn number(v: &Value) -> u64 {

@@ -127,7 +127,7 @@ fn the_readme_quick_start_runs_as_written_and_leaves_the_working_tree_clean() {
     let mut script = vec!["set -euo pipefail".to_owned(), adapt(&lines[0])];
     script.extend([
         format!("entrepot access-policy allow {}", hub.addr),
-        "entrepot repositories delete docker-hub".to_owned(),
+        "entrepot repositories delete docker-hub --quiet".to_owned(),
         format!(
             "entrepot repositories create docker-hub --repository-format=docker --mode=remote-repository --remote-docker-repo=http://{}",
             hub.addr

@@ -103,7 +103,8 @@ fn a_private_python_name_is_served_from_the_hosted_member_unless_shadowing_is_al
     ]);
     assert!(ok(&out), "create the virtual repository: {}", text(&out));
     let described: Value =
-        serde_json::from_str(&server.cli_ok(&["repositories", "describe", "all"])).unwrap();
+        serde_json::from_str(&server.cli_ok(&["repositories", "describe", "all", "--format=json"]))
+            .unwrap();
     assert_eq!(described["mode"], "VIRTUAL_REPOSITORY");
     assert_eq!(
         described["virtualRepositoryConfig"]["upstreamPolicies"][1]["repository"],

@@ -463,6 +463,7 @@ impl HostedOci {
                 if let Some(declared) = declared.filter(|d| *d > left) {
                     let refusal = room.refusal(Some(upload.size + declared));
                     self.drop_upload(&upload.id).await?;
+                    crate::quota::drain(body).await;
                     return Err(self.over_quota(refusal));
                 }
                 limit_body(body, left, exceeded.clone())
@@ -617,7 +618,10 @@ impl HostedOci {
         let body = match &room {
             Some(room) => {
                 if let Some(length) = content_length {
-                    room.admit(length).map_err(|e| self.over_quota(e))?;
+                    if let Err(e) = room.admit(length) {
+                        crate::quota::drain(body).await;
+                        return Err(self.over_quota(e));
+                    }
                 }
                 limit_body(body, room.bytes, exceeded.clone())
             }

@@ -323,7 +323,7 @@ pub fn confirm(quiet: QuietArg, what: &str) -> Result<(), ClientError> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(ClientError::NotConfirmed(format!(
-            "{what}: standard input is not a terminal, so nobody can confirm; pass --quiet (-q) to go ahead without asking"
+            "{} Standard input is not a terminal, so nobody can confirm: pass --quiet (-q) to go ahead without asking", what.trim_end()
         )));
     }
     eprint!("{what}\nDo you want to continue (y/N)? ");

@@ -330,7 +330,11 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 && remote_python_index_ttl.is_none()
                 && serve_stale.is_none()
                 && allow_cached_from_blocked.is_none()
-                && timeouts.fields("").iter().all(|(_, secs)| secs.is_none());
+                && cache_max_size.is_none()
+                && timeouts.fields("").iter().all(|(_, secs)| secs.is_none())
+                && release_age.update().is_none()
+                && storage_quota.is_none()
+                && members.config()?.is_none();
             if unchanged {
                 return Err(ClientError::Usage(format!(
                     "nothing to update in repository [{name}]: pass at least one setting to change, such as --description, --remote-username, --remote-password-secret-version, --clear-remote-credentials, --remote-tag-ttl, --serve-stale or --allow-cached-from-blocked (see entrepot repositories update --help)"
