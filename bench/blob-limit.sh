@@ -43,17 +43,6 @@ head -c $((BLOB_MIB * 1024 * 1024)) /dev/urandom >"$BLOB"
 DIGEST="sha256:$(sha256sum "$BLOB" | cut -d' ' -f1)"
 BLOB_PATH="/v2/default/bench/blob/blobs/$DIGEST"
 
-# Push the blob to an OCI registry at BASE (credentials in CURL_AUTH).
-push_blob() { # push_blob BASE REPO_PATH
-    local location
-    location=$(curl -sS --fail "${CURL_AUTH[@]}" -X POST -o /dev/null -D - "$1/v2/$2/blobs/uploads/" |
-        tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-    case $location in http*) ;; *) location="$1$location" ;; esac
-    case $location in *\?*) location="$location&digest=$DIGEST" ;; *) location="$location?digest=$DIGEST" ;; esac
-    curl -sS --fail "${CURL_AUTH[@]}" -X PUT -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$BLOB" -o /dev/null "$location"
-}
-
 echo "== entrepot" >&2
 launch_entrepot "$WORK/entrepot-data"
 ecli repositories create bench --repository-format=docker >/dev/null
@@ -111,15 +100,6 @@ PIDS+=("$N_PID")
 N_ADDR="127.0.0.1:$N_PORT"
 wait_http "http://$N_ADDR/" || { cat "$WORK/nginx/stderr" >&2; exit 1; }
 
-# CPU milliseconds of a process and its children (nginx's worker).
-cpu_ms() { # cpu_ms PID
-    local total=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        total=$((total + $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
-
 declare -A URL=([entrepot]="http://$E_ADDR$BLOB_PATH" [entrepot-copy]="http://$E_COPY_ADDR$BLOB_PATH"
     [nginx]="http://$N_ADDR$BLOB_PATH" [distribution]="http://$D_ADDR$BLOB_PATH")
 declare -A PID_OF=([entrepot]=$E_PID [entrepot-copy]=$E_COPY_PID [nginx]=$N_PID [distribution]=$D_PID)
@@ -129,9 +109,9 @@ SERVERS=(entrepot entrepot-copy nginx distribution)
 # the limit); prints "SERVER MiB/s cpu_ms_per_GiB" and checks the size.
 get() { # get SERVER [OUT]
     local before after out
-    before=$(cpu_ms "${PID_OF[$1]}")
+    before=$(cpu_ms_tree "${PID_OF[$1]}")
     out=$(curl -sS --fail -o "${2:-/dev/null}" -w '%{size_download} %{speed_download}' "${URL[$1]}")
-    after=$(cpu_ms "${PID_OF[$1]}")
+    after=$(cpu_ms_tree "${PID_OF[$1]}")
     read -r size speed <<<"$out"
     [ "$size" = $((BLOB_MIB * 1024 * 1024)) ] || { echo "bench: $1 sent $size bytes" >&2; exit 1; }
     awk -v s="$speed" -v c=$((after - before)) -v mib="$BLOB_MIB" -v name="$1" \

@@ -115,3 +115,27 @@ entrepot_bin() {
     (cd "$(dirname "${BASH_SOURCE[0]}")/.." && cargo build --release --locked --quiet -p entrepot)
     BIN="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/entrepot"
 }
+
+# CPU milliseconds (user + system) of a process and its children (nginx's
+# workers), from /proc.
+cpu_ms_tree() { # cpu_ms_tree PID
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# Push the file BLOB (digest DIGEST) to an OCI registry at BASE in one
+# monolithic upload, with curl as "${CURL[@]}" (default `curl -sS --fail`)
+# and the credentials in "${CURL_AUTH[@]}".
+push_blob() { # push_blob BASE REPO_PATH
+    local location curl=(curl -sS --fail)
+    if [ -n "${CURL+x}" ]; then curl=("${CURL[@]}"); fi
+    location=$("${curl[@]}" "${CURL_AUTH[@]}" -X POST -o /dev/null -D - "$1/v2/$2/blobs/uploads/" |
+        tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    case $location in http*) ;; *) location="$1$location" ;; esac
+    case $location in *\?*) location="$location&digest=$DIGEST" ;; *) location="$location?digest=$DIGEST" ;; esac
+    "${curl[@]}" "${CURL_AUTH[@]}" -X PUT -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$BLOB" -o /dev/null "$location"
+}

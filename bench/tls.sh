@@ -65,17 +65,6 @@ head -c $((BLOB_MIB * 1024 * 1024)) /dev/urandom >"$BLOB"
 DIGEST="sha256:$(sha256sum "$BLOB" | cut -d' ' -f1)"
 BLOB_PATH="/v2/default/bench/blob/blobs/$DIGEST"
 
-# Push the blob to an OCI registry at BASE (credentials in CURL_AUTH).
-push_blob() { # push_blob BASE REPO_PATH
-    local location
-    location=$("${CURL[@]}" "${CURL_AUTH[@]}" -X POST -o /dev/null -D - "$1/v2/$2/blobs/uploads/" |
-        tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
-    case $location in http*) ;; *) location="$1$location" ;; esac
-    case $location in *\?*) location="$location&digest=$DIGEST" ;; *) location="$location?digest=$DIGEST" ;; esac
-    "${CURL[@]}" "${CURL_AUTH[@]}" -X PUT -H 'Content-Type: application/octet-stream' \
-        --data-binary "@$BLOB" -o /dev/null "$location"
-}
-
 echo "== entrepot" >&2
 mkdir -p "$WORK/entrepot-data"
 ENTREPOT_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/entrepot-data" \
@@ -161,15 +150,6 @@ PIDS+=("$N_PID")
 N_ADDR="127.0.0.1:$N_PORT"
 wait_https "https://$N_ADDR/" || { cat "$WORK/nginx/stderr" >&2; exit 1; }
 
-# CPU milliseconds of a process and its children (nginx's workers).
-cpu_ms() { # cpu_ms PID
-    local total=0 pid
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        total=$((total + $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
-
 declare -A URL=([entrepot]="https://$E_ADDR$BLOB_PATH" [nginx]="https://$N_ADDR$BLOB_PATH" [distribution]="https://$D_ADDR$BLOB_PATH")
 declare -A PID_OF=([entrepot]=$E_PID [nginx]=$N_PID [distribution]=$D_PID)
 declare -A AUTH=([entrepot]="admin:$E_TOKEN" [nginx]="" [distribution]="")
@@ -180,9 +160,9 @@ PROTOS=(http1.1 http2)
 get() { # get SERVER PROTO
     local before after out auth=()
     [ -n "${AUTH[$1]}" ] && auth=(-u "${AUTH[$1]}")
-    before=$(cpu_ms "${PID_OF[$1]}")
+    before=$(cpu_ms_tree "${PID_OF[$1]}")
     out=$("${CURL[@]}" "${auth[@]}" "--$2" -o /dev/null -w '%{http_version} %{size_download} %{speed_download}' "${URL[$1]}")
-    after=$(cpu_ms "${PID_OF[$1]}")
+    after=$(cpu_ms_tree "${PID_OF[$1]}")
     read -r version size speed <<<"$out"
     local want=${2#http}
     [ "$version" = "$want" ] || { echo "bench: $1 answered HTTP/$version to --$2" >&2; exit 1; }
