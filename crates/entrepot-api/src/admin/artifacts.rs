@@ -213,8 +213,8 @@ async fn docker_images(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
-    let page = DOCKER_IMAGES.request(&query)?;
     let principal = authenticate(&state, &headers).await?;
+    let page = DOCKER_IMAGES.request(&query)?;
     let images = state
         .inventory
         .docker_images(&principal, &target.name, None, &page, true)
@@ -233,8 +233,8 @@ async fn packages(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
-    let page = PACKAGES.request(&query)?;
     let principal = authenticate(&state, &headers).await?;
+    let page = PACKAGES.request(&query)?;
     let page = state
         .inventory
         .packages(&principal, &target.name, &page)
@@ -255,9 +255,9 @@ async fn versions(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
+    let principal = authenticate(&state, &headers).await?;
     let package = params.get("package").cloned().unwrap_or_default();
     let page = VERSIONS.request(&query)?;
-    let principal = authenticate(&state, &headers).await?;
     let page = state
         .inventory
         .versions(&principal, &target.name, &package, &page)
@@ -278,6 +278,7 @@ async fn delete_version(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
+    let principal = authenticate(&state, &headers).await?;
     let package = params.get("package").cloned().unwrap_or_default();
     let version = params.get("version").cloned().unwrap_or_default();
     let digest = version.parse().map_err(|_| {
@@ -294,7 +295,6 @@ async fn delete_version(
             )))
         }
     };
-    let principal = authenticate(&state, &headers).await?;
     let deleted = state
         .inventory
         .delete_docker_image(
@@ -319,9 +319,9 @@ async fn tags(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
+    let principal = authenticate(&state, &headers).await?;
     let package = params.get("package").cloned().unwrap_or_default();
     let page = TAGS.request(&query)?;
-    let principal = authenticate(&state, &headers).await?;
     let page = state
         .inventory
         .docker_tags(&principal, &target.name, &package, &page)
@@ -338,9 +338,9 @@ async fn tag(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let target = target(&params)?;
+    let principal = authenticate(&state, &headers).await?;
     let package = params.get("package").cloned().unwrap_or_default();
     let tag = params.get("tag").cloned().unwrap_or_default();
-    let principal = authenticate(&state, &headers).await?;
     let found = state
         .inventory
         .docker_tag(&principal, &target.name, &package, &tag)
