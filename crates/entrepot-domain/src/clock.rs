@@ -74,6 +74,20 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `unix_ms` milliseconds as RFC 3339 text with milliseconds
+/// (`2026-12-02T16:01:07.123Z`); empty if out of range.
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            let format = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            t.format(&format).ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Now as RFC 3339 text, from the [`SystemClock`].
 pub fn now_rfc3339() -> String {
     SystemClock.now_rfc3339()
@@ -97,5 +111,7 @@ mod tests {
         assert_eq!(clock.now_unix(), 1_700_000_060);
         clock.set(0);
         assert_eq!(clock.now_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339_ms(5), "1970-01-01T00:00:00.005Z");
     }
 }

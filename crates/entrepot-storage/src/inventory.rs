@@ -27,6 +27,9 @@ pub struct DockerImageRecord {
     pub create_time: String,
     /// Tags pointing at it, in lexical order, at most the limit asked for.
     pub tags: Vec<String>,
+    /// When it was last pulled (unix ms), as last recorded; `None` if no
+    /// pull was recorded since it was stored.
+    pub last_pull_ms: Option<i64>,
 }
 
 /// One tag of an image.
@@ -38,6 +41,8 @@ pub struct DockerTagRecord {
     pub digest: Digest,
     /// RFC 3339 time it was last pointed.
     pub update_time: String,
+    /// When the manifest it points at was last pulled (unix ms), if recorded.
+    pub last_pull_ms: Option<i64>,
 }
 
 /// One image name of a Docker repository (a "package").
@@ -49,6 +54,8 @@ pub struct DockerPackageRecord {
     pub create_time: String,
     /// RFC 3339 time of its newest manifest.
     pub update_time: String,
+    /// The latest recorded pull of one of its manifests (unix ms).
+    pub last_pull_ms: Option<i64>,
 }
 
 /// One project (distribution name) of a hosted Python repository.
@@ -152,6 +159,10 @@ pub trait InventoryStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<PythonVersionFile>, StoreError>;
+
+    /// The latest recorded pull of a manifest of `repo` (unix ms), `None`
+    /// if none was recorded. One probe of the pull records' primary key.
+    async fn repository_last_pull(&self, repo: &RepositoryName) -> Result<Option<i64>, StoreError>;
 
     /// Bytes of the whole store: every blob (each once, whoever links it)
     /// and every stored manifest. A scan of the `blobs` and `manifests`

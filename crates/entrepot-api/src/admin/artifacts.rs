@@ -99,6 +99,18 @@ fn target(params: &HashMap<String, String>) -> Result<Target, ApiError> {
     Ok(Target { name, prefix })
 }
 
+/// Add `lastPullTime` (RFC 3339, milliseconds) to `value` when a pull was
+/// recorded; absent otherwise, as Google omits unset fields.
+fn with_last_pull(mut value: Value, last_pull_ms: Option<i64>) -> Value {
+    if let (Some(ms), Some(object)) = (last_pull_ms, value.as_object_mut()) {
+        object.insert(
+            "lastPullTime".into(),
+            Value::String(entrepot_domain::clock::rfc3339_ms(ms)),
+        );
+    }
+    value
+}
+
 /// A package id as Google writes it: the image name with `/` as `%2F`.
 fn package_id(image: &str) -> String {
     image.replace('/', "%2F")
@@ -106,18 +118,19 @@ fn package_id(image: &str) -> String {
 
 fn tag_json(prefix: &str, image: &str, tag: &DockerTagRecord) -> Value {
     let package = format!("{prefix}/packages/{}", package_id(image));
-    json!({
+    let value = json!({
         "name": format!("{package}/tags/{}", tag.tag),
         "version": format!("{package}/versions/{}", tag.digest),
         "tag": tag.tag,
         "digest": tag.digest.to_string(),
         "updateTime": tag.update_time,
-    })
+    });
+    with_last_pull(value, tag.last_pull_ms)
 }
 
 fn docker_image_json(prefix: &str, image: &DockerImage) -> Value {
     let r = &image.record;
-    json!({
+    let value = json!({
         "name": format!("{prefix}/dockerImages/{}@{}", package_id(&r.image), r.digest),
         "image": r.image,
         "digest": r.digest.to_string(),
@@ -126,7 +139,8 @@ fn docker_image_json(prefix: &str, image: &DockerImage) -> Value {
         "mediaType": r.media_type,
         "uploadTime": r.create_time,
         "updateTime": r.create_time,
-    })
+    });
+    with_last_pull(value, r.last_pull_ms)
 }
 
 fn docker_version_json(prefix: &str, image: &DockerImage) -> Value {
@@ -142,7 +156,7 @@ fn docker_version_json(prefix: &str, image: &DockerImage) -> Value {
             })
         })
         .collect();
-    json!({
+    let value = json!({
         "name": format!("{package}/versions/{}", r.digest),
         "createTime": r.create_time,
         "updateTime": r.create_time,
@@ -152,16 +166,18 @@ fn docker_version_json(prefix: &str, image: &DockerImage) -> Value {
             "mediaType": r.media_type,
             "tags": r.tags,
         },
-    })
+    });
+    with_last_pull(value, r.last_pull_ms)
 }
 
 fn docker_package_json(prefix: &str, p: &DockerPackageRecord) -> Value {
-    json!({
+    let value = json!({
         "name": format!("{prefix}/packages/{}", package_id(&p.image)),
         "displayName": p.image,
         "createTime": p.create_time,
         "updateTime": p.update_time,
-    })
+    });
+    with_last_pull(value, p.last_pull_ms)
 }
 
 fn python_package_json(prefix: &str, p: &PythonPackageRecord) -> Value {

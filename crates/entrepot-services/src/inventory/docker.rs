@@ -54,6 +54,7 @@ impl ArtifactInventory {
         with_tags: bool,
     ) -> Result<Page<DockerImage, (String, String)>, InventoryError> {
         self.readable(caller, name, Format::Docker).await?;
+        self.flush_pulls().await;
         let image = image.map(image_name).transpose()?;
         let max_tags = if with_tags { MAX_TAGS_PER_IMAGE } else { 0 };
         let after = page.after.as_ref().map(|(i, d)| (i.as_str(), d.as_str()));
@@ -96,6 +97,7 @@ impl ArtifactInventory {
         page: &PageRequest<String>,
     ) -> Result<Page<DockerTagRecord, String>, InventoryError> {
         self.readable(caller, name, Format::Docker).await?;
+        self.flush_pulls().await;
         let image = image_name(image)?;
         let rows = self
             .store
@@ -115,6 +117,7 @@ impl ArtifactInventory {
         tag: &str,
     ) -> Result<DockerTagRecord, InventoryError> {
         self.readable(caller, name, Format::Docker).await?;
+        self.flush_pulls().await;
         let image = image_name(image)?;
         self.store
             .docker_tag(name, image.as_str(), tag)
@@ -130,6 +133,7 @@ impl ArtifactInventory {
         page: &PageRequest<String>,
     ) -> Result<Page<DockerPackageRecord, String>, InventoryError> {
         self.readable(caller, name, Format::Docker).await?;
+        self.flush_pulls().await;
         let rows = self
             .store
             .docker_packages(name, page.after.as_deref(), page.limit())

@@ -19,6 +19,7 @@ use entrepot_domain::{Format, ProjectId, Repository, RepositoryName};
 use entrepot_storage::{InventoryStore, MetadataStore, StoreError};
 
 use crate::access::{AccessControl, AuthError, Permission, Principal, Resource};
+use crate::eviction::pulls::PullTracker;
 use crate::oci::{OciRepositories, RegistryError};
 
 pub use docker::{DeletedImage, DockerImage, ImageReference};
@@ -66,6 +67,15 @@ pub struct RepositorySize {
     pub bytes: u64,
 }
 
+/// When a repository's content was last pulled, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryLastPull {
+    /// The repository's canonical name.
+    pub name: String,
+    /// The latest recorded pull of one of its manifests (unix ms).
+    pub last_pull_ms: Option<i64>,
+}
+
 /// The inventory service.
 #[derive(Clone)]
 pub struct ArtifactInventory {
@@ -73,6 +83,7 @@ pub struct ArtifactInventory {
     meta: Arc<dyn MetadataStore>,
     access: Arc<dyn AccessControl>,
     registry: Arc<OciRepositories>,
+    pulls: Option<Arc<PullTracker>>,
 }
 
 fn resource(name: &RepositoryName) -> Resource {
@@ -97,6 +108,25 @@ impl ArtifactInventory {
             meta,
             access,
             registry,
+            pulls: None,
+        }
+    }
+
+    /// Read last-pull times through `pulls`: the pulls it holds in memory
+    /// are written before a listing that shows them, so that a listing
+    /// never shows an older time than the pull just served.
+    pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {
+        self.pulls = Some(pulls);
+        self
+    }
+
+    /// Write the pending pulls (a no-op when none are pending); a failure
+    /// leaves the listing with the times last written.
+    async fn flush_pulls(&self) {
+        if let Some(pulls) = &self.pulls {
+            if let Err(e) = pulls.flush().await {
+                tracing::warn!(error = %e, "could not record the last pull times before a listing");
+            }
         }
     }
 
@@ -165,6 +195,33 @@ impl ArtifactInventory {
             });
         }
         Ok(sizes)
+    }
+
+    /// When each of `repositories` (a page of a listing of `project`) was
+    /// last pulled, for a caller with `artifactregistry.repositories.list`
+    /// on the project. One indexed probe per repository.
+    pub async fn repository_last_pulls(
+        &self,
+        caller: &Principal,
+        project: &ProjectId,
+        repositories: &[RepositoryName],
+    ) -> Result<Vec<RepositoryLastPull>, InventoryError> {
+        self.access
+            .authorize(
+                caller,
+                Permission::RepositoriesList,
+                &Resource::Project(project.to_string()),
+            )
+            .await?;
+        self.flush_pulls().await;
+        let mut pulls = Vec::with_capacity(repositories.len());
+        for name in repositories.iter().filter(|n| n.project == *project) {
+            pulls.push(RepositoryLastPull {
+                name: name.to_string(),
+                last_pull_ms: self.store.repository_last_pull(name).await?,
+            });
+        }
+        Ok(pulls)
     }
 
     /// Bytes of the whole store, for a caller who administers the store

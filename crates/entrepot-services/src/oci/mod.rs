@@ -55,6 +55,9 @@ pub struct OciRepositories {
     min_free_disk_bytes: u64,
     /// The default and the largest page of a listing.
     max_page_size: u32,
+    /// Where pulls of hosted manifests are told, for the last-pull times
+    /// the inventory shows (remote pulls are told by [`RemoteOci`]).
+    pulls: Option<Arc<crate::eviction::pulls::PullTracker>>,
 }
 
 /// Where a readable repository's content comes from. Short-lived, one per
@@ -82,7 +85,16 @@ impl OciRepositories {
             remote: None,
             min_free_disk_bytes: 0,
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
+            pulls: None,
         }
+    }
+
+    /// Tell `pulls` of every hosted manifest served by GET, batched as the
+    /// remote cache's pulls are, so that listings show when it was last
+    /// pulled.
+    pub fn with_pull_tracker(mut self, pulls: Arc<crate::eviction::pulls::PullTracker>) -> Self {
+        self.pulls = Some(pulls);
+        self
     }
 
     /// Serve listings in pages of at most `size` entries (at least 1; also the
@@ -249,7 +261,13 @@ impl OciRepositories {
             .await?;
         let reference = lookup_reference(path, reference)?;
         match self.source(path).await? {
-            Source::Hosted => self.hosted.get_manifest(path, &reference).await,
+            Source::Hosted => {
+                let served = self.hosted.get_manifest(path, &reference).await?;
+                if let Some(pulls) = &self.pulls {
+                    pulls.record(&content::image_ref(path), &served.digest);
+                }
+                Ok(served)
+            }
             Source::Remote(repo, remote) => {
                 if let Reference::Digest(d) = &reference {
                     remote_digest(d)?;

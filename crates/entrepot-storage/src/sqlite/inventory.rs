@@ -9,6 +9,12 @@ use super::{digest_col, SqliteMetadataStore};
 use crate::inventory::*;
 use crate::metadata::StoreError;
 
+/// When the manifest a tag (`t`) points at was last pulled: one probe of
+/// the pull records' primary key.
+const TAG_LAST_PULL: &str = "(SELECT p.pulled_ms FROM cache_eviction_pulls p
+    WHERE p.project = t.project AND p.repository = t.repository
+      AND p.image = t.image AND p.manifest = t.digest)";
+
 fn bytes(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -27,6 +33,9 @@ impl InventoryStore for SqliteMetadataStore {
         // per manifest, and one of `blobs` per blob it names.
         let rows = sqlx::query(
             "SELECT m.image, m.digest, m.media_type, LENGTH(m.content) AS manifest_bytes, m.create_time,
+                    (SELECT p.pulled_ms FROM cache_eviction_pulls p
+                      WHERE p.project = m.project AND p.repository = m.repository
+                        AND p.image = m.image AND p.manifest = m.digest) AS last_pull_ms,
                     (SELECT COALESCE(SUM(b.size), 0) FROM manifest_blobs mb
                        JOIN blobs b ON b.digest = mb.digest
                       WHERE mb.project = m.project AND mb.repository = m.repository
@@ -56,6 +65,7 @@ impl InventoryStore for SqliteMetadataStore {
                 manifest_bytes: bytes(row.try_get("manifest_bytes")?),
                 blob_bytes: bytes(row.try_get("blob_bytes")?),
                 create_time: row.try_get("create_time")?,
+                last_pull_ms: row.try_get("last_pull_ms")?,
                 image,
                 digest,
                 tags,
@@ -71,11 +81,11 @@ impl InventoryStore for SqliteMetadataStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DockerTagRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tag, digest, update_time FROM tags
-             WHERE project = ? AND repository = ? AND image = ? AND tag > ?
-             ORDER BY tag LIMIT ?",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT t.tag, t.digest, t.update_time, {TAG_LAST_PULL} AS last_pull_ms FROM tags t
+             WHERE t.project = ? AND t.repository = ? AND t.image = ? AND t.tag > ?
+             ORDER BY t.tag LIMIT ?"
+        ))
         .bind(repo.project.as_str())
         .bind(repo.repository.as_str())
         .bind(image)
@@ -89,6 +99,7 @@ impl InventoryStore for SqliteMetadataStore {
                     tag: row.try_get("tag")?,
                     digest: digest_col(row.try_get("digest")?)?,
                     update_time: row.try_get("update_time")?,
+                    last_pull_ms: row.try_get("last_pull_ms")?,
                 })
             })
             .collect()
@@ -100,10 +111,10 @@ impl InventoryStore for SqliteMetadataStore {
         image: &str,
         tag: &str,
     ) -> Result<Option<DockerTagRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT tag, digest, update_time FROM tags
-             WHERE project = ? AND repository = ? AND image = ? AND tag = ?",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT t.tag, t.digest, t.update_time, {TAG_LAST_PULL} AS last_pull_ms FROM tags t
+             WHERE t.project = ? AND t.repository = ? AND t.image = ? AND t.tag = ?"
+        ))
         .bind(repo.project.as_str())
         .bind(repo.repository.as_str())
         .bind(image)
@@ -115,6 +126,7 @@ impl InventoryStore for SqliteMetadataStore {
                 tag: row.try_get("tag")?,
                 digest: digest_col(row.try_get("digest")?)?,
                 update_time: row.try_get("update_time")?,
+                last_pull_ms: row.try_get("last_pull_ms")?,
             })
         })
         .transpose()
@@ -153,7 +165,9 @@ impl InventoryStore for SqliteMetadataStore {
                     (SELECT MIN(create_time) FROM manifests m WHERE m.project = i.project
                        AND m.repository = i.repository AND m.image = i.image) AS create_time,
                     (SELECT MAX(create_time) FROM manifests m WHERE m.project = i.project
-                       AND m.repository = i.repository AND m.image = i.image) AS update_time
+                       AND m.repository = i.repository AND m.image = i.image) AS update_time,
+                    (SELECT MAX(p.pulled_ms) FROM cache_eviction_pulls p WHERE p.project = i.project
+                       AND p.repository = i.repository AND p.image = i.image) AS last_pull_ms
              FROM images i WHERE i.project = ? AND i.repository = ? AND i.image > ?
              ORDER BY i.image LIMIT ?",
         )
@@ -173,6 +187,7 @@ impl InventoryStore for SqliteMetadataStore {
                     update_time: row
                         .try_get::<Option<String>, _>("update_time")?
                         .unwrap_or_default(),
+                    last_pull_ms: row.try_get("last_pull_ms")?,
                 })
             })
             .collect()
@@ -250,6 +265,17 @@ impl InventoryStore for SqliteMetadataStore {
                 })
             })
             .collect()
+    }
+
+    async fn repository_last_pull(&self, repo: &RepositoryName) -> Result<Option<i64>, StoreError> {
+        // Along the pull records' primary key (project, repository, ...).
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(pulled_ms) FROM cache_eviction_pulls WHERE project = ? AND repository = ?",
+        )
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
+        .fetch_one(self.pool())
+        .await?)
     }
 
     async fn store_size_bytes(&self) -> Result<u64, StoreError> {

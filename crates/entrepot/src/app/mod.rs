@@ -210,6 +210,7 @@ impl App {
                 .with_lifecycle(lifecycle.clone())
                 .with_quotas(quotas.clone())
                 .with_remote(remote)
+                .with_pull_tracker(pulls.clone())
                 .with_min_free_disk_bytes(config.min_free_disk_bytes)
                 .with_max_page_size(config.max_page_size),
         );
@@ -234,7 +235,8 @@ impl App {
             meta.clone(),
             access.clone(),
             registry.clone(),
-        );
+        )
+        .with_pull_tracker(pulls.clone());
         let state = AppState {
             inventory,
             gc: gc.clone(),

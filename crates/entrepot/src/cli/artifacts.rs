@@ -203,6 +203,7 @@ pub async fn run(client: &AdminClient, command: ArtifactsCommand) -> Result<(), 
             }
             columns.push(Column::new("SIZE", |i| size_cell(i.get("imageSizeBytes"))));
             columns.push(Column::field("UPLOAD_TIME", "/uploadTime"));
+            columns.push(Column::field("LAST_PULL_TIME", "/lastPullTime"));
             output::print_list(format.format, &images, &columns);
         }
         ArtifactsCommand::Docker(DockerCommand::Images(ImagesCommand::Delete {
@@ -282,6 +283,7 @@ pub async fn run(client: &AdminClient, command: ArtifactsCommand) -> Result<(), 
                     Column::new("IMAGE", move |_| shown.clone()),
                     Column::field("DIGEST", "/digest"),
                     Column::field("UPDATE_TIME", "/updateTime"),
+                    Column::field("LAST_PULL_TIME", "/lastPullTime"),
                 ],
             );
         }
@@ -303,6 +305,7 @@ pub async fn run(client: &AdminClient, command: ArtifactsCommand) -> Result<(), 
                     Column::new("SIZE", |p| size_cell(p.get("sizeBytes"))),
                     Column::field("CREATE_TIME", "/createTime"),
                     Column::field("UPDATE_TIME", "/updateTime"),
+                    Column::field("LAST_PULL_TIME", "/lastPullTime"),
                 ],
             );
         }
@@ -338,6 +341,7 @@ pub async fn run(client: &AdminClient, command: ArtifactsCommand) -> Result<(), 
                         None => String::new(),
                     }),
                     Column::field("CREATE_TIME", "/createTime"),
+                    Column::field("LAST_PULL_TIME", "/lastPullTime"),
                 ],
             );
         }
