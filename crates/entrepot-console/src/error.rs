@@ -6,6 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use entrepot_api::admin::ApiError;
 use entrepot_services::access_policy::AccessPolicyServiceError;
+use entrepot_services::inventory::InventoryError;
 use entrepot_services::oci::RegistryError;
 use entrepot_services::python::PythonError;
 use entrepot_services::{AuthError, IamError, ProjectError, RepositoryError, SecretError};
@@ -91,7 +92,8 @@ through_api_error!(
     IamError,
     ProjectError,
     AccessPolicyServiceError,
-    AuthError
+    AuthError,
+    InventoryError
 );
 
 impl From<RegistryError> for ConsoleError {

@@ -16,6 +16,7 @@ mod iam_panel;
 mod layout;
 mod project;
 mod repositories;
+mod repository_content;
 mod repository_detail;
 mod repository_form;
 mod roles;

@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::iam::SECRETMANAGER_SECRET_ACCESSOR;
-use entrepot_domain::{Mode, Repository, RepositoryName, SecretName, SecretVersionName};
+use entrepot_domain::{Format, Mode, Repository, RepositoryName, SecretName, SecretVersionName};
 use entrepot_services::{service_agent, PageRequest, Permission, Principal, Resource};
 use maud::{html, Markup};
 
@@ -13,6 +13,7 @@ use crate::error::ConsoleError;
 use crate::form::FormData;
 use crate::iam_panel::held;
 use crate::layout::{self, Chrome, Section};
+use crate::repository_content::pulled_cell;
 use crate::secrets::{last_segment, project_id};
 use crate::session::Signed;
 use crate::ConsoleState;
@@ -170,6 +171,25 @@ pub async fn list(
     .await
     .contains(Permission::RepositoriesCreate.as_str());
     let agent = agent_of(&state, &signed, &project).await.ok();
+    let names: Vec<RepositoryName> = page
+        .items
+        .iter()
+        .filter_map(|r| r.repository_name().ok())
+        .collect();
+    // One indexed probe per repository; a caller who may list the
+    // repositories may see when they were pulled.
+    let last_pulls: std::collections::HashMap<String, Option<i64>> = state
+        .app
+        .inventory
+        .repository_last_pulls(&signed.principal, &pid, &names)
+        .await
+        .map(|pulls| {
+            pulls
+                .into_iter()
+                .map(|p| (p.name, p.last_pull_ms))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for repo in &page.items {
         let size = match repo.repository_name() {
@@ -186,7 +206,8 @@ pub async fn list(
             Some((_, a)) => credential_health(&state, a, repo).await,
             None => None,
         };
-        rows.push((repo, size, health));
+        let last_pull = last_pulls.get(&repo.name).copied().flatten();
+        rows.push((repo, size, health, last_pull));
     }
     let chrome = Chrome {
         signed: &signed,
@@ -209,12 +230,12 @@ pub async fn list(
                 table.data #repositories {
                     thead { tr {
                         th { "Name" } th { "Format" } th { "Mode" } th { "Upstream" }
-                        th.num { "Size" } th { "Upstream credentials" }
+                        th.num { "Size" } th { "Last pull" } th { "Upstream credentials" }
                     } }
                     tbody {
-                        @for (repo, size, health) in &rows {
+                        @for (repo, size, health, last_pull) in &rows {
                             @let id = last_segment(&repo.name);
-                            tr {
+                            tr data-repository=(id) {
                                 td { a href={ "/ui/projects/" (project) "/repositories/" (id) } { (id) } }
                                 td { span.chip { (repo.format.as_str()) } }
                                 td { (mode_label(repo.mode)) }
@@ -222,6 +243,7 @@ pub async fn list(
                                     @if let Some(r) = &repo.remote_repository_config { (r.upstream) } @else { span.muted { "—" } }
                                 }
                                 td.num { @if let Some(s) = size { (human_size(*s)) } @else { span.muted { "—" } } }
+                                td { @if repo.mode == Mode::VirtualRepository || repo.format != Format::Docker { span.muted { "—" } } @else { (pulled_cell(*last_pull)) } }
                                 td {
                                     @match (&repo.remote_repository_config, health) {
                                         (None, _) => span.muted { "—" },

@@ -6,9 +6,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use entrepot_domain::{Format, ImagePath, Mode, Repository, RepositoryName};
+use entrepot_domain::{Format, Mode, Repository, RepositoryName};
 use entrepot_services::remote::UpstreamReport;
-use entrepot_services::{Permission, Principal};
+use entrepot_services::Permission;
 use maud::{html, Markup};
 
 use crate::error::ConsoleError;
@@ -19,12 +19,9 @@ use crate::repositories::{
     agent_of, credential_health, credential_warning, human_size, mode_label, repository_resource,
     secret_resource,
 };
+use crate::repository_content::{docker_images, pulled_cell, python_projects, time_cell};
 use crate::session::{over_tls, Signed};
 use crate::ConsoleState;
-
-/// Images, tags and Python projects shown per repository page.
-const MAX_IMAGES: usize = 20;
-const MAX_TAGS: &str = "50";
 
 fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, ConsoleError> {
     format!("projects/{project}/repositories/{repository}")
@@ -34,104 +31,13 @@ fn repository_name(project: &str, repository: &str) -> Result<RepositoryName, Co
         })
 }
 
-/// One tag of an image as the page lists it.
-struct TagRow {
-    tag: String,
-    digest: Option<String>,
-    size: Option<u64>,
-}
-
-/// The bytes an image manifest references (config and layers), or the sum
-/// of an index's manifests.
-fn manifest_size(content: &[u8]) -> Option<u64> {
-    let doc: serde_json::Value = serde_json::from_slice(content).ok()?;
-    let sizes = |key: &str| {
-        doc.get(key).and_then(|v| v.as_array()).map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("size")?.as_u64())
-                .sum::<u64>()
-        })
-    };
-    if let Some(m) = sizes("manifests") {
-        return Some(m);
+/// The rows a manifest takes: one per tag, or one untagged.
+fn tag_rows(tags: &[String]) -> Vec<Option<&str>> {
+    if tags.is_empty() {
+        vec![None]
+    } else {
+        tags.iter().map(|t| Some(t.as_str())).collect()
     }
-    let config = doc
-        .get("config")
-        .and_then(|c| c.get("size"))
-        .and_then(|s| s.as_u64())
-        .unwrap_or(0);
-    Some(config + sizes("layers").unwrap_or(0) + content.len() as u64)
-}
-
-/// The images of a hosted Docker repository with their tags.
-async fn docker_content(
-    state: &ConsoleState,
-    principal: &Principal,
-    name: &RepositoryName,
-) -> Result<Vec<(String, Vec<TagRow>)>, ConsoleError> {
-    let prefix = format!("{}/{}/", name.project, name.repository);
-    let catalog = state
-        .app
-        .registry
-        .catalog(principal, Some("1000"), Some(prefix.as_str()))
-        .await?;
-    let mut images = Vec::new();
-    for entry in catalog
-        .items
-        .iter()
-        .filter(|e| e.starts_with(&prefix))
-        .take(MAX_IMAGES)
-    {
-        let Ok(path) = entry.parse::<ImagePath>() else {
-            continue;
-        };
-        let tags = state
-            .app
-            .registry
-            .list_tags(principal, &path, Some(MAX_TAGS), None)
-            .await?;
-        let mut rows = Vec::new();
-        for tag in tags.items {
-            let manifest = state
-                .app
-                .registry
-                .get_manifest(principal, &path, &tag)
-                .await
-                .ok();
-            rows.push(TagRow {
-                digest: manifest.as_ref().map(|m| m.digest.to_string()),
-                size: manifest.as_ref().and_then(|m| manifest_size(&m.content)),
-                tag,
-            });
-        }
-        images.push((entry[prefix.len()..].to_owned(), rows));
-    }
-    Ok(images)
-}
-
-/// A hosted Python repository's projects: name, versions, files and sizes.
-async fn python_content(
-    state: &ConsoleState,
-    principal: &Principal,
-    name: &RepositoryName,
-) -> Result<Vec<(String, Vec<String>, Vec<(String, Option<u64>)>)>, ConsoleError> {
-    let projects = state.app.python.project_list(principal, name).await?;
-    let mut out = Vec::new();
-    for project in projects.iter().take(MAX_IMAGES) {
-        let page = state
-            .app
-            .python
-            .project_page(principal, name, project)
-            .await?;
-        let page = page.page();
-        let files = page
-            .files
-            .iter()
-            .map(|f| (f.filename.clone(), f.size))
-            .collect();
-        out.push((project.clone(), page.versions.clone(), files));
-    }
-    Ok(out)
 }
 
 fn report_box(report: &UpstreamReport) -> Markup {
@@ -202,13 +108,14 @@ async fn render(
         None => false,
     };
     let hosted = repo.mode == Mode::StandardRepository;
-    let docker = if hosted && repo.format == Format::Docker {
-        Some(docker_content(state, &signed.principal, &name).await)
+    let listed = repo.mode != Mode::VirtualRepository;
+    let docker = if listed && repo.format == Format::Docker {
+        Some(docker_images(state, &signed.principal, &name).await)
     } else {
         None
     };
     let python = if hosted && repo.format == Format::Python {
-        Some(python_content(state, &signed.principal, &name).await)
+        Some(python_projects(state, &signed.principal, &name).await)
     } else {
         None
     };
@@ -274,28 +181,44 @@ async fn render(
                 }
             }
             @if !hosted {
-                p.muted { "A remote repository fetches from its upstream on the first pull and keeps what it fetched." }
+                p.muted { "A remote repository fetches from its upstream on the first pull and keeps what it fetched: this is what its cache holds now." }
             }
             @match &docker {
-                Some(Ok(images)) if images.is_empty() => (layout::empty("No images yet. Push one with skopeo, docker or podman.", None)),
-                Some(Ok(images)) => {
-                    @for (image, tags) in images {
+                Some(Ok((images, _))) if images.is_empty() && hosted => (layout::empty("No images yet. Push one with skopeo, docker or podman.", None)),
+                Some(Ok((images, _))) if images.is_empty() => (layout::empty("Nothing cached yet. Pull an image through this repository and it is listed here.", None)),
+                Some(Ok((images, more))) => {
+                    @for group in images {
+                        @let image = &group.image;
                         h3.image-name { (image) }
                         div.table-scroll {
                             table.data.tags data-image=(image) {
-                                thead { tr { th { "Tag" } th { "Digest" } th.num { "Size" } th { "Pull command" } } }
+                                thead { tr { th { "Tag" } th { "Digest" } th.num { "Size" } th { "Uploaded" } th { "Last pull" } th { "Pull command" } } }
                                 tbody {
-                                    @for t in tags {
-                                        tr data-tag=(t.tag) {
-                                            td { (t.tag) }
-                                            td { @if let Some(d) = &t.digest { code.digest title=(d) { (d) } } }
-                                            td.num { @if let Some(s) = t.size { (human_size(s)) } }
-                                            td { (copyable(&format!("docker pull {host}/{project}/{repository}/{image}:{}", t.tag), "Copy the pull command")) }
+                                    @for m in &group.manifests {
+                                        @let r = &m.record;
+                                        @let digest = r.digest.to_string();
+                                        @for tag in tag_rows(&r.tags) {
+                                            tr data-tag=(tag.unwrap_or("")) data-digest=(digest) {
+                                                td { @if let Some(t) = tag { (t) } @else { span.muted { "untagged" } } }
+                                                td { code.digest title=(digest) { (digest) } }
+                                                td.num { (human_size(m.size_bytes())) }
+                                                td { (time_cell(&r.create_time)) }
+                                                td { (pulled_cell(r.last_pull_ms)) }
+                                                td {
+                                                    @match tag {
+                                                        Some(t) => (copyable(&format!("docker pull {host}/{project}/{repository}/{image}:{t}"), "Copy the pull command")),
+                                                        None => (copyable(&format!("docker pull {host}/{project}/{repository}/{image}@{digest}"), "Copy the pull command")),
+                                                    }
+                                                }
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
+                    }
+                    @if *more {
+                        p.muted { "Only the first manifests are shown; list them all with " code { "entrepot artifacts docker images list " (repository) " --include-tags" } "." }
                     }
                 }
                 Some(Err(e)) => p.muted { "Images cannot be listed: " (e.to_string()) },
@@ -304,15 +227,21 @@ async fn render(
             @match &python {
                 Some(Ok(projects)) if projects.is_empty() => (layout::empty("No packages yet. Upload one with twine.", None)),
                 Some(Ok(projects)) => {
-                    table.data.packages {
-                        thead { tr { th { "Project" } th { "Versions" } th { "Files" } th { "Install" } } }
-                        tbody {
-                            @for (p, versions, files) in projects {
-                                tr {
-                                    td { (p) }
-                                    td { (versions.join(", ")) }
-                                    td { @for (f, s) in files { div { (f) @if let Some(s) = s { " · " (human_size(*s)) } } } }
-                                    td { (copyable(&format!("pip install --index-url {scheme}://{host}/pypi/{project}/{repository}/simple/ {p}"), "Copy the install command")) }
+                    div.table-scroll {
+                        table.data.packages {
+                            thead { tr { th { "Project" } th { "Version" } th { "Files" } th.num { "Size" } th { "Uploaded" } th { "Install" } } }
+                            tbody {
+                                @for (p, versions) in projects {
+                                    @for v in versions {
+                                        tr data-project=(p) data-version=(v.version) {
+                                            td { (p) }
+                                            td { (v.version) @if v.yanked() { " " span.chip { "yanked" } } }
+                                            td { @for f in &v.files { div { (f.filename) " · " (human_size(f.size)) } } }
+                                            td.num { (human_size(v.size_bytes())) }
+                                            td { (time_cell(v.update_time())) }
+                                            td { (copyable(&format!("pip install --index-url {scheme}://{host}/pypi/{project}/{repository}/simple/ {p}=={}", v.version), "Copy the install command")) }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -376,18 +305,4 @@ pub async fn test_upstream(
         Some(report),
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_of_an_image_and_an_index() {
-        let image = br#"{"config":{"size":10},"layers":[{"size":100},{"size":1000}]}"#;
-        assert_eq!(manifest_size(image), Some(1110 + image.len() as u64));
-        let index = br#"{"manifests":[{"size":5},{"size":7}]}"#;
-        assert_eq!(manifest_size(index), Some(12));
-        assert_eq!(manifest_size(b"not json"), None);
-    }
 }

@@ -262,3 +262,82 @@ fn reader_sees_no_controls_and_forged_or_tokenless_posts_are_refused() {
         &settings(&server, json!({ "username": reader })),
     );
 }
+
+#[test]
+fn a_project_reader_sees_images_and_last_pulls_of_hosted_and_remote_repositories() {
+    require_tool("skopeo", "skopeo");
+    let work = tempfile::tempdir().unwrap();
+    let upstream = Distribution::start();
+    let remote_layout = work.path().join("upstream");
+    let remote_digest = image_layout(&remote_layout, "1", &[120_000]);
+    upstream.push(&remote_layout, "1", "team/cached:1", None);
+
+    let server = Entrepot::start();
+    server.allow_upstream(&upstream.addr);
+    server.create_repository("images");
+    server.create_repository("untouched");
+    server.create_remote_docker("up", &format!("http://{}", upstream.addr), json!({}));
+    let layout = work.path().join("layout");
+    let digest = image_layout(&layout, "1.0", &[60_000]);
+    server.skopeo_push(&layout, "1.0", "default/images/app:1.0", false);
+    let other = work.path().join("other");
+    image_layout(&other, "2.0", &[10_000]);
+    server.skopeo_push(&other, "2.0", "default/images/app:2.0", false);
+    // One pull of the hosted image, one through the remote repository.
+    try_pull(&server, "default/images/app:1.0", &work.path().join("p1")).unwrap();
+    try_pull(&server, "default/up/team/cached:1", &work.path().join("p2")).unwrap();
+    let listed = server.get_json("/v1/projects/default/repositories/images/dockerImages");
+    let hosted_last_pull = listed["dockerImages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["digest"] == digest)
+        .unwrap()["lastPullTime"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A reader of the project only: no organisation role, so no catalog.
+    let reader = "project-reader@example.com";
+    server.create_user(reader, Some("correct horse battery"));
+    server.grant(
+        "projects/default",
+        &format!("user:{reader}"),
+        "roles/artifactregistry.reader",
+    );
+    let result = run_flow(
+        "project_reader",
+        &settings(
+            &server,
+            json!({
+                "username": reader,
+                "password": "correct horse battery",
+                "hosted": "images",
+                "unpulled": "untouched",
+                "image": "app",
+                "tag": "1.0",
+                "unpulled_tag": "2.0",
+                "digest": digest,
+                "hosted_last_pull": hosted_last_pull,
+                "remote": "up",
+                "remote_image": "team/cached",
+                "remote_tag": "1",
+                "remote_digest": remote_digest,
+            }),
+        ),
+    );
+    assert_eq!(
+        result["command"],
+        format!("docker pull {}/default/up/team/cached:1", server.addr)
+    );
+    // The page views were not counted as pulls.
+    let again = server.get_json("/v1/projects/default/repositories/images/dockerImages");
+    let pulled = again["dockerImages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["digest"] == digest)
+        .unwrap()["lastPullTime"]
+        .clone();
+    assert_eq!(pulled, json!(hosted_last_pull));
+}

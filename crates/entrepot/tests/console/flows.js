@@ -226,6 +226,52 @@ const flows = {
     return { command, size };
   },
 
+  /** A reader of one project, without an organisation role: repositories with their last pull, images hosted and cached. */
+  async project_reader(s) {
+    const b = await launch({ base: s.base, screenshots: s.screenshots });
+    const { page } = b;
+    await signInWithPassword(page, s.username, s.password);
+    await expectText(page, '.notice', 'Signed in.');
+    await page.goto('/ui/projects/default/repositories');
+    const headers = (await page.locator('#repositories thead th').allTextContents()).map((h) => h.trim());
+    if (!headers.includes('Last pull')) fail(`the repositories list has no Last pull column: ${headers}`);
+    const pulledRow = page.locator(`#repositories tr[data-repository="${s.hosted}"]`);
+    const when = await pulledRow.locator('time.last-pull').getAttribute('datetime');
+    if (when !== s.hosted_last_pull) fail(`the list shows ${s.hosted} last pulled at ${when}, the API ${s.hosted_last_pull}`);
+    await expectText(page, `#repositories tr[data-repository="${s.unpulled}"] .last-pull`, 'Never');
+    await b.shot('repositories-last-pull');
+
+    // The hosted repository's images, read with the reader's own permission.
+    await page.getByRole('link', { name: s.hosted, exact: true }).click();
+    const tag = page.locator(`table.tags[data-image="${s.image}"] tr[data-tag="${s.tag}"]`);
+    await tag.waitFor();
+    const digest = await tag.locator('code.digest').getAttribute('title');
+    if (digest !== s.digest) fail(`the hosted page shows digest ${digest}, not ${s.digest}`);
+    const pulled = await tag.locator('time.last-pull').getAttribute('datetime');
+    if (pulled !== s.hosted_last_pull) fail(`the hosted page shows the last pull ${pulled}, the API ${s.hosted_last_pull}`);
+    const other = page.locator(`table.tags[data-image="${s.image}"] tr[data-tag="${s.unpulled_tag}"]`);
+    await expectText(page, `table.tags[data-image="${s.image}"] tr[data-tag="${s.unpulled_tag}"] .last-pull`, 'Never');
+    if ((await other.count()) !== 1) fail('the unpulled tag is not listed');
+    await b.shot('hosted-repository-reader');
+
+    // The remote repository's page: what its cache holds, with the pull command.
+    await page.goto(`/ui/projects/default/repositories/${s.remote}`);
+    const cached = page.locator(`table.tags[data-image="${s.remote_image}"] tr[data-tag="${s.remote_tag}"]`);
+    await cached.waitFor();
+    const cachedDigest = await cached.locator('code.digest').getAttribute('title');
+    if (cachedDigest !== s.remote_digest) fail(`the remote page shows digest ${cachedDigest}, not ${s.remote_digest}`);
+    const size = (await cached.locator('td.num').innerText()).trim();
+    if (!/(KiB|MiB)$/.test(size)) fail(`the cached image's size is ${JSON.stringify(size)}`);
+    const cachedPull = await cached.locator('time.last-pull').getAttribute('datetime');
+    if (!cachedPull) fail('the cached image shows no last pull');
+    await cached.getByRole('button', { name: 'Copy' }).click();
+    const command = await clipboard(page);
+    await b.shot('remote-repository-cache');
+    await b.phoneShot(page.url(), 'remote-repository-cache-phone');
+    await b.close();
+    return { command };
+  },
+
   /** Test 4: the access policy's allowlist and enforcement switch. */
   async access_policy(s) {
     const b = await launch({ base: s.base, screenshots: s.screenshots });
