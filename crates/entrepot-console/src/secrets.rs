@@ -416,7 +416,7 @@ async fn detail_page(
             @if versions.items.is_empty() {
                 (layout::empty("This secret has no versions.", None))
             } @else {
-                table.data.versions {
+                div.table-scroll { table.data.versions {
                     thead { tr { th { "Version" } th { "State" } th { "Created" } th.actions-col { "Actions" } } }
                     tbody {
                         @for v in &versions.items {
@@ -449,7 +449,7 @@ async fn detail_page(
                             }
                         }
                     }
-                }
+                } }
             }
         }
         @if can_add {
@@ -566,6 +566,24 @@ pub async fn confirm_state(
         .secrets
         .get_version(&signed.principal, &name)
         .await?;
+    // Not offered to who may not take it (posting it anyway is refused by
+    // the secret service).
+    let resource = secret_resource(&name.secret);
+    let manage = Permission::VersionsManage.as_str();
+    if !held(
+        &state,
+        &signed.principal,
+        &resource,
+        &[Permission::VersionsManage],
+    )
+    .await
+    .contains(manage)
+    {
+        return Err(ConsoleError::Forbidden(format!(
+            "{} does not hold {manage} on {}, which changing a version's state needs",
+            signed.principal, name.secret
+        )));
+    }
     let chrome = Chrome {
         signed: &signed,
         project: Some(&project),

@@ -264,6 +264,74 @@ fn reader_sees_no_controls_and_forged_or_tokenless_posts_are_refused() {
 }
 
 #[test]
+fn secret_versions_are_disabled_enabled_and_destroyed_after_confirmation() {
+    let server = Entrepot::start();
+    let viewer = "viewer@example.com";
+    server.create_user(viewer, Some("correct horse battery"));
+    let s = settings(
+        &server,
+        json!({
+            "secret": "api-key",
+            "payload": "first-value-7f3a",
+            "payload2": "second-value-9c1e",
+            "username": viewer,
+            "password": "correct horse battery",
+        }),
+    );
+    run_flow("secret_versions", &s);
+    // What the API says, from outside the browser.
+    let versions = server.get_json("/v1/projects/default/secrets/api-key/versions");
+    let states: Vec<(String, String)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+                v["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut states = states;
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("1".to_owned(), "DISABLED".to_owned()),
+            ("2".to_owned(), "DESTROYED".to_owned())
+        ],
+        "{versions}"
+    );
+    // The destroyed value is gone: accessing it is refused.
+    let access = server
+        .request(
+            reqwest::Method::GET,
+            "/v1/projects/default/secrets/api-key/versions/2:access",
+        )
+        .send()
+        .unwrap();
+    assert!(access.status().is_client_error(), "{}", access.status());
+
+    // A viewer sees the states and is offered nothing; posts are refused.
+    server.grant(
+        "projects/default",
+        &format!("user:{viewer}"),
+        "roles/secretmanager.viewer",
+    );
+    run_flow("secret_versions_viewer", &s);
+    let versions = server.get_json("/v1/projects/default/secrets/api-key/versions/1");
+    assert_eq!(versions["state"], "DISABLED", "a viewer's post changed it");
+    let log = server.log_text();
+    assert!(!log.contains("first-value-7f3a") && !log.contains("second-value-9c1e"));
+}
+
+#[test]
 fn a_project_reader_sees_images_and_last_pulls_of_hosted_and_remote_repositories() {
     require_tool("skopeo", "skopeo");
     let work = tempfile::tempdir().unwrap();

@@ -226,6 +226,99 @@ const flows = {
     return { command, size };
   },
 
+  /** A secret's versions: disable, enable and destroy, each after its confirmation; the API agrees. */
+  async secret_versions(s) {
+    const b = await launch({ base: s.base, screenshots: s.screenshots, forbidden: [s.payload, s.payload2] });
+    const { page } = b;
+    const api = async (path) => {
+      const r = await page.request.get(`/v1/projects/default/secrets/${s.secret}${path}`, {
+        headers: { authorization: `Bearer ${s.token}` },
+      });
+      if (!r.ok()) fail(`GET ${path} answered ${r.status()}`);
+      return r.json();
+    };
+    const apiState = async (v) => (await api(`/versions/${v}`)).state;
+    const row = (v) => page.locator(`table.versions tr[data-version="${v}"]`);
+    const expectState = async (v, state) => {
+      await expectText(page, `table.versions tr[data-version="${v}"] .state`, state);
+      const shown = (await row(v).locator('.state').innerText()).trim();
+      if (shown !== state) fail(`version ${v} shows ${shown}, not ${state}`);
+      const fromApi = await apiState(v);
+      if (fromApi !== state) fail(`the page shows version ${v} ${state}, the API ${fromApi}`);
+    };
+    /** Click the row's `verb` link, check the confirmation page, confirm. */
+    const change = async (v, verb, notice, shot) => {
+      await row(v).getByRole('link', { name: verb, exact: true }).click();
+      await expectText(page, 'h1', `${verb} version ${v} of ${s.secret}?`);
+      if (shot) await b.shot(shot);
+      await page.getByRole('button', { name: `${verb} version ${v}` }).click();
+      await expectText(page, '.notice', notice);
+    };
+
+    await signInWithToken(page, s.token);
+    await createSecret(b, s.secret, s.payload);
+    // A second version, pasted into New version.
+    await page.locator('#secret-value').fill(s.payload2);
+    await page.getByRole('button', { name: 'Add new version' }).click();
+    await expectText(page, '.notice', 'New version added');
+    await expectState(2, 'ENABLED');
+
+    // Disable version 1: confirmed, DISABLED on the page and in the API.
+    await change(1, 'Disable', 'Version disabled.', 'secret-version-disable-confirm');
+    await expectState(1, 'DISABLED');
+    await expectNone(page, row(1).getByRole('button', { name: 'View secret value' }), 'View secret value of a disabled version');
+    await expectNone(page, row(1).getByRole('link', { name: 'Disable', exact: true }), 'Disable of a disabled version');
+    // Enable it again.
+    await change(1, 'Enable', 'Version enabled.');
+    await expectState(1, 'ENABLED');
+
+    // Destroy version 2: Cancel first changes nothing.
+    await row(2).getByRole('link', { name: 'Destroy', exact: true }).click();
+    await expectText(page, '.confirm', 'cannot be undone');
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expectState(2, 'ENABLED');
+    await change(2, 'Destroy', 'Version destroyed', 'secret-version-destroy-confirm');
+    await expectState(2, 'DESTROYED');
+    await expectNone(page, row(2).getByRole('link'), 'an action on a destroyed version');
+    await expectNone(page, row(2).getByRole('button'), 'an action on a destroyed version');
+    // latest is version 1 again.
+    const latest = await api('/versions/latest');
+    if (!String(latest.name).endsWith('/versions/1')) fail(`latest is ${latest.name} after version 2 was destroyed`);
+    // Leave version 1 disabled for the test to check.
+    await change(1, 'Disable', 'Version disabled.');
+    await expectState(1, 'DISABLED');
+    await b.shot('secret-versions');
+    await b.phoneShot(`/ui/projects/default/secrets/${s.secret}`, 'secret-versions-phone');
+    await b.close();
+    return {};
+  },
+
+  /** A secret viewer is offered no state change; the confirmation and the post are refused. */
+  async secret_versions_viewer(s) {
+    const b = await launch({ base: s.base, screenshots: s.screenshots, forbidden: [s.payload, s.payload2] });
+    const { page } = b;
+    await signInWithPassword(page, s.username, s.password);
+    await expectText(page, '.notice', 'Signed in.');
+    await page.goto(`/ui/projects/default/secrets/${s.secret}`);
+    await expectText(page, 'table.versions tr[data-version="1"] .state', 'DISABLED');
+    for (const verb of ['Enable', 'Disable', 'Destroy']) {
+      await expectNone(page, page.locator('table.versions').getByRole('link', { name: verb, exact: true }), verb);
+    }
+    await b.shot('secret-versions-viewer');
+    const confirm = await page.request.get(`/ui/projects/default/secrets/${s.secret}/versions/1/enable`);
+    if (confirm.status() !== 403) fail(`the confirmation page answered a viewer ${confirm.status()}`);
+    const csrf = await page.locator('form.signout input[name=csrf]').inputValue();
+    for (const action of ['enable', 'destroy']) {
+      const forged = await page.request.post(`/ui/projects/default/secrets/${s.secret}/versions/1/${action}`, {
+        form: { csrf },
+        maxRedirects: 0,
+      });
+      if (forged.status() !== 403) fail(`a viewer's ${action} answered ${forged.status()}`);
+    }
+    await b.close();
+    return {};
+  },
+
   /** A reader of one project, without an organisation role: repositories with their last pull, images hosted and cached. */
   async project_reader(s) {
     const b = await launch({ base: s.base, screenshots: s.screenshots });
