@@ -10,7 +10,7 @@
 
 use entrepot_domain::clock::rfc3339_ms;
 use entrepot_domain::RepositoryName;
-use entrepot_services::inventory::{DockerImage, PythonVersion};
+use entrepot_services::inventory::{DockerImage, PythonCachedFile, PythonVersion};
 use entrepot_services::{PageRequest, Principal};
 use maud::{html, Markup};
 
@@ -96,6 +96,58 @@ pub async fn python_projects(
         out.push((package.name, versions.items));
     }
     Ok(out)
+}
+
+/// Files a remote Python repository cached, read for one page.
+const MAX_CACHED_FILES: u32 = 500;
+
+/// One version of a project a remote Python repository holds files of.
+pub struct CachedVersion {
+    /// Normalised project name.
+    pub project: String,
+    /// The version, from the file names.
+    pub version: String,
+    /// Its cached files.
+    pub files: Vec<PythonCachedFile>,
+}
+
+impl CachedVersion {
+    /// Bytes of its cached files.
+    pub fn size_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.record.size).sum()
+    }
+}
+
+/// What a remote Python repository has cached, by project and version;
+/// `true` when there were more files than listed.
+pub async fn python_cached(
+    state: &ConsoleState,
+    principal: &Principal,
+    name: &RepositoryName,
+) -> Result<(Vec<CachedVersion>, bool), ConsoleError> {
+    let page = state
+        .app
+        .inventory
+        .python_cached_files(principal, name, &PageRequest::first(MAX_CACHED_FILES))
+        .await?;
+    let more = page.next.is_some();
+    let mut versions: std::collections::BTreeMap<(String, String), Vec<PythonCachedFile>> =
+        std::collections::BTreeMap::new();
+    for file in page.items {
+        versions
+            .entry((file.record.name.clone(), file.version.clone()))
+            .or_default()
+            .push(file);
+    }
+    let versions = versions
+        .into_iter()
+        .map(|((project, version), files)| CachedVersion {
+            project,
+            version,
+            files,
+        })
+        .collect();
+    Ok((versions, more))
 }
 
 /// A time in unix milliseconds for a table cell: `2026-12-02 16:01 UTC`,

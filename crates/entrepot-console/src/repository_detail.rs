@@ -19,7 +19,9 @@ use crate::repositories::{
     agent_of, credential_health, credential_warning, human_size, mode_label, repository_resource,
     secret_resource,
 };
-use crate::repository_content::{docker_images, pulled_cell, python_projects, time_cell};
+use crate::repository_content::{
+    docker_images, pulled_cell, python_cached, python_projects, time_cell,
+};
 use crate::session::{over_tls, Signed};
 use crate::ConsoleState;
 
@@ -116,6 +118,11 @@ async fn render(
     };
     let python = if hosted && repo.format == Format::Python {
         Some(python_projects(state, &signed.principal, &name).await)
+    } else {
+        None
+    };
+    let cached_python = if repo.mode == Mode::RemoteRepository && repo.format == Format::Python {
+        Some(python_cached(state, &signed.principal, &name).await)
     } else {
         None
     };
@@ -248,6 +255,39 @@ async fn render(
                     }
                 }
                 Some(Err(e)) => p.muted { "Packages cannot be listed: " (e.to_string()) },
+                None => {}
+            }
+            @match &cached_python {
+                Some(Ok((versions, _))) if versions.is_empty() => (layout::empty("Nothing cached yet. Install a package through this repository and its files are listed here.", None)),
+                Some(Ok((versions, more))) => {
+                    div.table-scroll {
+                        table.data.packages.cached {
+                            thead { tr { th { "Project" } th { "Version" } th { "Cached files" } th.num { "Size" } th { "Install" } } }
+                            tbody {
+                                @for v in versions {
+                                    tr data-project=(v.project) data-version=(v.version) {
+                                        td { (v.project) }
+                                        td { (v.version) }
+                                        td {
+                                            @for f in &v.files {
+                                                div.cached-file data-filename=(f.record.filename) {
+                                                    (f.record.filename) " · " (human_size(f.record.size)) " "
+                                                    code.digest title={ "sha256:" (f.record.sha256) } { "sha256:" (f.record.sha256) }
+                                                }
+                                            }
+                                        }
+                                        td.num { (human_size(v.size_bytes())) }
+                                        td { (copyable(&format!("pip install --index-url {scheme}://{host}/pypi/{project}/{repository}/simple/ {}=={}", v.project, v.version), "Copy the install command")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if *more {
+                        p.muted { "Only the first cached files are shown." }
+                    }
+                }
+                Some(Err(e)) => p.muted { "Cached packages cannot be listed: " (e.to_string()) },
                 None => {}
             }
         }

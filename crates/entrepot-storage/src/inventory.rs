@@ -94,6 +94,20 @@ pub struct PythonVersionFile {
     pub yanked_reason: Option<String>,
 }
 
+/// A file a remote Python repository has cached: named by an index page it
+/// fetched, and its bytes linked to the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonCachedFileRecord {
+    /// Normalised name of the project whose page lists it.
+    pub name: String,
+    /// File name.
+    pub filename: String,
+    /// Hex sha256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// Listings and sizes of what repositories hold.
 #[async_trait]
 pub trait InventoryStore: Send + Sync + 'static {
@@ -159,6 +173,15 @@ pub trait InventoryStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<PythonVersionFile>, StoreError>;
+
+    /// The files a remote Python repository has cached, ordered by
+    /// (project, file name), those after `after`, at most `limit`.
+    async fn python_cached_files(
+        &self,
+        repo: &RepositoryName,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PythonCachedFileRecord>, StoreError>;
 
     /// The latest recorded pull of a manifest of `repo` (unix ms), `None`
     /// if none was recorded. One probe of the pull records' primary key.

@@ -44,8 +44,8 @@ pub use eviction::{
 pub use host_needs::{HostNeedRecord, HostNeedStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};
 pub use inventory::{
-    DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore, PythonPackageRecord,
-    PythonVersionFile,
+    DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore,
+    PythonCachedFileRecord, PythonPackageRecord, PythonVersionFile,
 };
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{

@@ -149,7 +149,7 @@ fn docker_the_seed_workflow_in_the_console_makes_skopeo_pull_work() {
 fn python_a_pypi_token_in_the_console_makes_pip_install_work() {
     let work = tempfile::tempdir().unwrap();
     let packages = work.path().join("packages");
-    make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
+    let wheel = make_dist(&packages, "wheel", "tiny-lib", "1.0", &[]);
     let upstream = PyPiServer::start_with(&packages, Some(("__token__", "pypi-AgEtoken")));
     let server = Entrepot::start();
     let url = server.python_index("pypi-private");
@@ -170,6 +170,29 @@ fn python_a_pypi_token_in_the_console_makes_pip_install_work() {
     let out = pip_install(&url, &target, &["tiny-lib"]);
     assert!(out.status.success(), "pip install: {}", text(&out));
     assert!(target.join("tiny_lib").exists() || std::fs::read_dir(&target).unwrap().count() > 0);
+
+    // The repository's page lists what pip fetched through it.
+    let filename = wheel.file_name().unwrap().to_str().unwrap().to_owned();
+    let viewed = run_flow(
+        "python_cached",
+        &settings(
+            &server,
+            json!({
+                "repository": "pypi-private",
+                "project": "tiny-lib",
+                "version": "1.0",
+                "filename": filename,
+                "sha256": sha256(&std::fs::read(&wheel).unwrap()),
+            }),
+        ),
+    );
+    assert_eq!(
+        viewed["command"],
+        format!(
+            "pip install --index-url http://{}/pypi/default/pypi-private/simple/ tiny-lib==1.0",
+            server.addr
+        )
+    );
 }
 
 #[test]

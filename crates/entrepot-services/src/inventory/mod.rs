@@ -24,10 +24,11 @@ use crate::oci::{OciRepositories, RegistryError};
 
 pub use docker::{DeletedImage, DockerImage, ImageReference};
 pub use entrepot_storage::{
-    DockerImageRecord, DockerPackageRecord, DockerTagRecord, PythonPackageRecord, PythonVersionFile,
+    DockerImageRecord, DockerPackageRecord, DockerTagRecord, PythonCachedFileRecord,
+    PythonPackageRecord, PythonVersionFile,
 };
 pub use packages::{Package, Version, VersionKey};
-pub use python::PythonVersion;
+pub use python::{PythonCachedFile, PythonVersion};
 
 /// Tags listed with each image of an image listing; `docker tags list`
 /// lists them all. Bounds the answer when one manifest has many tags.

@@ -1,7 +1,7 @@
 //! Python projects, versions and files of a hosted repository.
 
 use entrepot_domain::{Format, RepositoryName};
-use entrepot_storage::{PythonPackageRecord, PythonVersionFile};
+use entrepot_storage::{PythonCachedFileRecord, PythonPackageRecord, PythonVersionFile};
 
 use super::{ArtifactInventory, InventoryError};
 use crate::access::Principal;
@@ -47,7 +47,45 @@ impl PythonVersion {
     }
 }
 
+/// A file a remote Python repository has cached, with the version its
+/// name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonCachedFile {
+    /// What the store holds about it.
+    pub record: PythonCachedFileRecord,
+    /// The version from the file name (empty if the name does not parse).
+    pub version: String,
+}
+
 impl ArtifactInventory {
+    /// One page of the files a remote Python repository has cached, by
+    /// (project, file name).
+    pub async fn python_cached_files(
+        &self,
+        caller: &Principal,
+        name: &RepositoryName,
+        page: &PageRequest<(String, String)>,
+    ) -> Result<Page<PythonCachedFile, (String, String)>, InventoryError> {
+        self.readable(caller, name, Format::Python).await?;
+        let after = page.after.as_ref().map(|(n, f)| (n.as_str(), f.as_str()));
+        let rows = self
+            .store
+            .python_cached_files(name, after, page.limit())
+            .await?;
+        let files = rows
+            .into_iter()
+            .map(|record| PythonCachedFile {
+                version: crate::python::dist::parse_filename(&record.filename)
+                    .map(|d| d.version)
+                    .unwrap_or_default(),
+                record,
+            })
+            .collect();
+        Ok(Page::from_rows(files, page, |f: &PythonCachedFile| {
+            (f.record.name.clone(), f.record.filename.clone())
+        }))
+    }
+
     /// One page of the projects of a hosted Python repository, by
     /// normalised name, with their version and file counts and sizes.
     pub async fn python_packages(

@@ -267,6 +267,43 @@ impl InventoryStore for SqliteMetadataStore {
             .collect()
     }
 
+    async fn python_cached_files(
+        &self,
+        repo: &RepositoryName,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PythonCachedFileRecord>, StoreError> {
+        let (after_name, after_file) = after.unwrap_or(("", ""));
+        // Along `python_remote_files_by_name`; a file is cached when its
+        // bytes are linked to the repository (image '', as the remote cache
+        // links them).
+        let rows = sqlx::query(
+            "SELECT DISTINCT f.name, f.filename, f.sha256, b.size FROM python_remote_files f
+             JOIN blob_links l ON l.project = f.project AND l.repository = f.repository
+                 AND l.image = '' AND l.digest = 'sha256:' || f.sha256
+             JOIN blobs b ON b.digest = l.digest
+             WHERE f.project = ? AND f.repository = ? AND (f.name, f.filename) > (?, ?)
+             ORDER BY f.name, f.filename LIMIT ?",
+        )
+        .bind(repo.project.as_str())
+        .bind(repo.repository.as_str())
+        .bind(after_name)
+        .bind(after_file)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PythonCachedFileRecord {
+                    name: row.try_get("name")?,
+                    filename: row.try_get("filename")?,
+                    sha256: row.try_get("sha256")?,
+                    size: bytes(row.try_get("size")?),
+                })
+            })
+            .collect()
+    }
+
     async fn repository_last_pull(&self, repo: &RepositoryName) -> Result<Option<i64>, StoreError> {
         // Along the pull records' primary key (project, repository, ...).
         Ok(sqlx::query_scalar(

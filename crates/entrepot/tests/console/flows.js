@@ -183,6 +183,27 @@ const flows = {
     return {};
   },
 
+  /** Test 2, after pip install: the remote Python repository lists the cached file. */
+  async python_cached(s) {
+    const b = await launch({ base: s.base, screenshots: s.screenshots });
+    const { page } = b;
+    await signInWithToken(page, s.token);
+    await page.goto(`/ui/projects/default/repositories/${s.repository}`);
+    const row = page.locator(`table.cached tr[data-project="${s.project}"][data-version="${s.version}"]`);
+    await row.waitFor();
+    const file = row.locator(`.cached-file[data-filename="${s.filename}"]`);
+    await file.waitFor();
+    const digest = await file.locator('code.digest').getAttribute('title');
+    if (digest !== s.sha256) fail(`the cached file shows ${digest}, not ${s.sha256}`);
+    const size = (await row.locator('td.num').innerText()).trim();
+    if (!/\d( B| KiB| MiB)$/.test(size)) fail(`the cached version's size is ${JSON.stringify(size)}`);
+    await row.getByRole('button', { name: 'Copy' }).click();
+    const command = await clipboard(page);
+    await b.shot('python-remote-cache');
+    await b.close();
+    return { command };
+  },
+
   /** Test 3, first step: create a hosted Docker repository. */
   async hosted_create(s) {
     const b = await launch({ base: s.base, screenshots: s.screenshots });
