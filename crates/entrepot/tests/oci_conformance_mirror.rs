@@ -18,6 +18,14 @@ mod support;
 
 #[path = "oci_conformance_mirror/fixture.rs"]
 mod fixture;
+#[path = "oci_conformance_mirror/redesign_blobs.rs"]
+mod redesign_blobs;
+#[path = "oci_conformance_mirror/redesign_data.rs"]
+mod redesign_data;
+#[path = "oci_conformance_mirror/redesign_data_sets.rs"]
+mod redesign_data_sets;
+#[path = "oci_conformance_mirror/redesign_misc.rs"]
+mod redesign_misc;
 #[path = "oci_conformance_mirror/v1_data.rs"]
 mod v1_data;
 #[path = "oci_conformance_mirror/v1_discovery.rs"]

@@ -38,9 +38,12 @@ pub const REMOTE_ENTREPOT: &str = "default/mirror-e";
 pub struct Fixture {
     /// The entrepot under test.
     pub server: Entrepot,
-    /// Debian's docker-registry, upstream of [`REMOTE`].
+    /// Debian's docker-registry, upstream of [`REMOTE`] (held to keep it running).
+    #[allow(dead_code)]
     pub distribution: Distribution,
-    /// A second entrepot, upstream of [`REMOTE_ENTREPOT`] (anonymous read).
+    /// A second entrepot, upstream of [`REMOTE_ENTREPOT`] (anonymous read;
+    /// held to keep it running).
+    #[allow(dead_code)]
     pub upstream: Entrepot,
     entrepot: Registry,
     docker_registry: Registry,
@@ -231,7 +234,12 @@ impl Target {
     /// `POST .../blobs/uploads/`, asserting `202`; the session's `Location`.
     pub fn start_upload(&self) -> String {
         let response = self.write(Method::POST, "blobs/uploads/").send().unwrap();
-        assert_eq!(response.status(), 202, "POST uploads: {}", body_text(response));
+        assert_eq!(
+            response.status(),
+            202,
+            "POST uploads: {}",
+            body_text(response)
+        );
         location(&response)
     }
 
@@ -283,7 +291,10 @@ impl Target {
 
     /// The tags listed by the registry under test (`?query` may be empty).
     pub fn tags(&self, query: &str) -> (u16, Vec<String>) {
-        let response = self.read(Method::GET, &format!("tags/list{query}")).send().unwrap();
+        let response = self
+            .read(Method::GET, &format!("tags/list{query}"))
+            .send()
+            .unwrap();
         let status = response.status().as_u16();
         let body: Value = serde_json::from_str(&body_text(response)).unwrap_or(Value::Null);
         let tags = body["tags"]
@@ -369,8 +380,8 @@ pub const ERROR_CODES: &[&str] = &[
 
 /// The first error code of an OCI error body.
 pub fn first_error_code(body: &str) -> String {
-    let value: Value = serde_json::from_str(body)
-        .unwrap_or_else(|_| panic!("error body is not JSON: {body}"));
+    let value: Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("error body is not JSON: {body}"));
     value["errors"][0]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no errors[0].code: {body}"))

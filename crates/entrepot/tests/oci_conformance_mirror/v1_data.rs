@@ -6,7 +6,6 @@
 
 use serde_json::{json, Value};
 
-
 use crate::support::*;
 
 /// `dummyDigest`: `sha256` of "hello world", never pushed.
@@ -188,8 +187,18 @@ impl Referrers {
         };
         let a_config = by_config(&ref_blob_a, ARTIFACT_TYPE_A, "test config a");
         let b_config = by_config(&ref_blob_b, ARTIFACT_TYPE_B, "test config b");
-        let a_layer = by_layer(&ref_blob_a, ARTIFACT_TYPE_A, &data.manifests[4], Some("test layer a"));
-        let b_layer = by_layer(&ref_blob_b, ARTIFACT_TYPE_B, &data.manifests[4], Some("test layer b"));
+        let a_layer = by_layer(
+            &ref_blob_a,
+            ARTIFACT_TYPE_A,
+            &data.manifests[4],
+            Some("test layer a"),
+        );
+        let b_layer = by_layer(
+            &ref_blob_b,
+            ARTIFACT_TYPE_B,
+            &data.manifests[4],
+            Some("test layer b"),
+        );
         let c_layer = by_layer(&ref_blob_b, ARTIFACT_TYPE_B, &data.manifests[3], None);
         let index = Content::new(pretty(&json!({
             "schemaVersion": 2,

@@ -22,7 +22,11 @@ fn setup_tags(t: &Target) -> V1Data {
     t.push_blob(&data.configs[2].content);
     t.push_blob(&data.layer.content);
     for i in 0..NUM_TAGS {
-        t.put_manifest_ok(&format!("test{i}"), OCI_MANIFEST, &data.manifests[2].content);
+        t.put_manifest_ok(
+            &format!("test{i}"),
+            OCI_MANIFEST,
+            &data.manifests[2].content,
+        );
     }
     data
 }
@@ -36,21 +40,33 @@ fn setup_references(t: &Target, data: &V1Data) -> Referrers {
     let refs = Referrers::new(data);
     let subject_is = |response: reqwest::blocking::Response, subject: &Content| {
         if t.kind == Kind::Hosted {
-            assert_eq!(header_opt(&response, "oci-subject").as_deref(), Some(subject.digest.as_str()));
+            assert_eq!(
+                header_opt(&response, "oci-subject").as_deref(),
+                Some(subject.digest.as_str())
+            );
         }
     };
     t.push_blob(&refs.empty_json.content);
     t.push_blob(&refs.ref_blob_a.content);
     for artifact in [&refs.a_config, &refs.a_layer] {
-        subject_is(t.put_manifest_ok(&artifact.digest, OCI_MANIFEST, &artifact.content), &data.manifests[4]);
+        subject_is(
+            t.put_manifest_ok(&artifact.digest, OCI_MANIFEST, &artifact.content),
+            &data.manifests[4],
+        );
     }
-    subject_is(t.put_manifest_ok(&refs.index.digest, OCI_INDEX, &refs.index.content), &data.manifests[4]);
+    subject_is(
+        t.put_manifest_ok(&refs.index.digest, OCI_INDEX, &refs.index.content),
+        &data.manifests[4],
+    );
     t.push_blob(&data.configs[4].content);
     t.push_blob(&data.layer.content);
     t.put_manifest_ok(TEST_TAG, OCI_MANIFEST, &data.manifests[4].content);
     t.push_blob(&refs.ref_blob_b.content);
     for artifact in [&refs.b_config, &refs.b_layer] {
-        subject_is(t.put_manifest_ok(&artifact.digest, OCI_MANIFEST, &artifact.content), &data.manifests[4]);
+        subject_is(
+            t.put_manifest_ok(&artifact.digest, OCI_MANIFEST, &artifact.content),
+            &data.manifests[4],
+        );
     }
     subject_is(
         t.put_manifest_ok(&refs.c_layer.digest, OCI_MANIFEST, &refs.c_layer.content),
@@ -129,7 +145,9 @@ fn referrers(t: &Target, digest: &str, artifact_type: Option<&str>) -> (Option<S
 }
 
 fn manifests(index: &Value) -> &Vec<Value> {
-    index["manifests"].as_array().expect("manifests is an array")
+    index["manifests"]
+        .as_array()
+        .expect("manifests is an array")
 }
 
 fn check_annotations(refs: &Referrers, index: &Value) {
@@ -137,7 +155,11 @@ fn check_annotations(refs: &Referrers, index: &Value) {
         let annotations = entry["annotations"].as_object().expect("annotations");
         assert_eq!(annotations.len(), 1, "{entry}");
         let digest = entry["digest"].as_str().unwrap();
-        assert_eq!(annotations[ANNOTATION].as_str(), refs.annotation_of(digest), "{entry}");
+        assert_eq!(
+            annotations[ANNOTATION].as_str(),
+            refs.annotation_of(digest),
+            "{entry}"
+        );
     }
 }
 
@@ -157,7 +179,7 @@ read_case!(
     /// (five referrers, distinct, each with its one annotation).
     referrers_get_request_to_existing_blob_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "referrers through a remote repository are not implemented yet",
+    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (_, index) = referrers(t, &data.manifests[4].digest, None);
@@ -172,7 +194,7 @@ read_case!(
     /// yield 200 (with `OCI-Filters-Applied: artifactType`, the two of type A).
     referrers_get_request_to_existing_blob_with_filter_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "referrers through a remote repository are not implemented yet",
+    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (filters, index) = referrers(t, &data.manifests[4].digest, Some(ARTIFACT_TYPE_A));
@@ -188,7 +210,7 @@ read_case!(
     /// (the one referrer of a subject never pushed).
     referrers_get_request_to_missing_manifest_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "referrers through a remote repository are not implemented yet",
+    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (_, index) = referrers(t, &data.manifests[3].digest, None);

@@ -17,7 +17,11 @@ fn setup(t: &Target) -> V1Data {
     t.push_blob(&data.configs[1].content);
     t.push_blob(&data.layer.content);
     t.put_manifest_ok(TEST_TAG, OCI_MANIFEST, &data.manifests[0].content);
-    t.put_manifest_ok(&data.manifests[1].digest, OCI_MANIFEST, &data.manifests[1].content);
+    t.put_manifest_ok(
+        &data.manifests[1].digest,
+        OCI_MANIFEST,
+        &data.manifests[1].content,
+    );
     data
 }
 
@@ -145,7 +149,10 @@ fn get_manifest(t: &Target, reference: &str, expected: &Content) {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200, "GET manifests/{reference}");
-    assert_eq!(response.bytes().unwrap().as_ref(), expected.content.as_slice());
+    assert_eq!(
+        response.bytes().unwrap().as_ref(),
+        expected.content.as_slice()
+    );
 }
 
 read_case!(
