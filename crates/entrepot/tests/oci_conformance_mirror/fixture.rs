@@ -29,6 +29,11 @@ use crate::support::*;
 pub const HOSTED: &str = "default/conf";
 /// A second hosted repository, the suite's "cross-mount namespace".
 pub const HOSTED_OTHER: &str = "default/conf-other";
+/// Set to `docker-registry` to run the hosted cases against Debian's
+/// docker-registry instead of entrepot (images `conf/...`), for comparison:
+/// `ENTREPOT_CONFORMANCE_HOSTED=docker-registry cargo test --test
+/// oci_conformance_mirror hosted`. The remote cases always read entrepot.
+pub const HOSTED_SWITCH: &str = "ENTREPOT_CONFORMANCE_HOSTED";
 /// The remote repository in front of `docker-registry`.
 pub const REMOTE: &str = "default/mirror";
 /// The remote repository in front of the second entrepot.
@@ -47,6 +52,8 @@ pub struct Fixture {
     pub upstream: Entrepot,
     entrepot: Registry,
     docker_registry: Registry,
+    /// The hosted cases' registry and name prefix ([`HOSTED_SWITCH`]).
+    hosted_on_distribution: bool,
     upstream_registry: Registry,
 }
 
@@ -91,7 +98,10 @@ impl Fixture {
         let entrepot = Registry::new(&server.base, Some(server.admin_token.clone()));
         let docker_registry = Registry::new(&format!("http://{}", distribution.addr), None);
         let upstream_registry = Registry::new(&upstream.base, Some(upstream.admin_token.clone()));
+        let hosted_on_distribution =
+            std::env::var(HOSTED_SWITCH).is_ok_and(|v| v == "docker-registry");
         Fixture {
+            hosted_on_distribution,
             server,
             distribution,
             upstream,
@@ -179,21 +189,34 @@ impl Target {
     /// The registry the case's content is pushed to.
     pub fn writer(&self) -> &Registry {
         match self.kind {
+            Kind::Hosted if self.fixture.hosted_on_distribution => &self.fixture.docker_registry,
             Kind::Hosted => &self.fixture.entrepot,
             Kind::Remote => &self.fixture.docker_registry,
             Kind::RemoteEntrepot => &self.fixture.upstream_registry,
         }
     }
 
-    /// The registry under test (always entrepot).
+    /// The registry under test (entrepot, unless [`HOSTED_SWITCH`] says
+    /// otherwise for the hosted cases).
     pub fn reader(&self) -> &Registry {
-        &self.fixture.entrepot
+        match self.kind {
+            Kind::Hosted => self.writer(),
+            _ => &self.fixture.entrepot,
+        }
+    }
+
+    fn hosted_prefix(&self, name: &'static str) -> &'static str {
+        if self.fixture.hosted_on_distribution {
+            name.trim_start_matches("default/")
+        } else {
+            name
+        }
     }
 
     /// The image's name where it is pushed.
     pub fn write_name(&self) -> String {
         match self.kind {
-            Kind::Hosted => format!("{HOSTED}/{}", self.image),
+            Kind::Hosted => format!("{}/{}", self.hosted_prefix(HOSTED), self.image),
             Kind::Remote => self.image.clone(),
             Kind::RemoteEntrepot => format!("{HOSTED}/{}", self.image),
         }
@@ -202,7 +225,7 @@ impl Target {
     /// The image's name where it is read.
     pub fn name(&self) -> String {
         match self.kind {
-            Kind::Hosted => format!("{HOSTED}/{}", self.image),
+            Kind::Hosted => format!("{}/{}", self.hosted_prefix(HOSTED), self.image),
             Kind::Remote => format!("{REMOTE}/{}", self.image),
             Kind::RemoteEntrepot => format!("{REMOTE_ENTREPOT}/{HOSTED}/{}", self.image),
         }
@@ -211,7 +234,7 @@ impl Target {
     /// Another image of the same case in the second hosted repository (the
     /// suite's `OCI_CROSSMOUNT_NAMESPACE`).
     pub fn other_name(&self) -> String {
-        format!("{HOSTED_OTHER}/{}", self.image)
+        format!("{}/{}", self.hosted_prefix(HOSTED_OTHER), self.image)
     }
 
     /// A request to `/v2/<name>/<rest>` of the registry under test.
