@@ -535,3 +535,42 @@ fn presets_of_the_managed_registries_suggest_the_hosts_they_need() {
     let policy = server.cli_ok(&["access-policy", "describe"]);
     assert!(!policy.contains("mcr.microsoft.com"), "{policy}");
 }
+
+#[test]
+fn a_repository_re_created_under_a_deleted_one_s_name_sees_its_tags_anew() {
+    let work = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(work.path());
+    let upstream = Distribution::start();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    let image = layout.add_image(&[(2000, LayerKind::Tar)], "amd64");
+    layout.tag(&image, "1.0");
+    upstream.push(&layout.dir, "1.0", "team/app:1.0", None);
+    let server = Entrepot::builder()
+        .env(
+            "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
+            clock.file.to_str().unwrap(),
+        )
+        .start();
+    let week = json!({ "tagTtlSecs": 0, "releaseAge": { "minReleaseAgeSecs": 7 * DAY } });
+    let hub = format!("http://{}", upstream.addr);
+    server.create_remote_docker("hub", &hub, week.clone());
+    // Seen now, served a week later.
+    let refused = server.get("/v2/default/hub/team/app/manifests/1.0");
+    assert_eq!(refused.status(), 403);
+    clock.advance(8 * DAY);
+    let served = server.get("/v2/default/hub/team/app/manifests/1.0");
+    assert_eq!(served.status(), 200);
+
+    // Deleted and created again: what the old repository saw is gone with
+    // it, so the tag's digest is new to the new repository.
+    server.cli_ok(&["repositories", "delete", "hub", "--quiet"]);
+    server.create_remote_docker("hub", &hub, week);
+    let again = server.get("/v2/default/hub/team/app/manifests/1.0");
+    let error = assert_oci_error(again, 403, "DENIED");
+    assert!(
+        error
+            .to_string()
+            .contains("no earlier digest of the tag is old enough"),
+        "{error}"
+    );
+}
