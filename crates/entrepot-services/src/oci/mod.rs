@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod authorization_tests;
+mod catalog;
 pub mod content;
 pub mod cooldown;
 pub mod error;
@@ -543,7 +544,8 @@ impl OciRepositories {
         }
     }
 
-    /// Images with manifests, as `project/repository/image`: one page after
+    /// Images with manifests, as `project/repository/image`, and the images
+    /// of the virtual repositories the caller may read: one page after
     /// `last` of at most `n` (capped as for tags).
     pub async fn catalog(
         &self,
@@ -553,7 +555,7 @@ impl OciRepositories {
     ) -> Result<Page, RegistryError> {
         self.authorize(principal, OciOperation::Catalog, None)
             .await?;
-        self.hosted.catalog(self.page_size(n)?, last).await
+        self.catalog_page(principal, self.page_size(n)?, last).await
     }
 
     /// The referrers index of `subject`, optionally filtered by artifact type.

@@ -86,7 +86,10 @@ impl OciRepositories {
     /// The members of a virtual repository that can be read, by priority;
     /// one deleted or re-created with another format or mode since the
     /// list was checked is skipped, with a warning.
-    async fn virtual_members(&self, repo: &Repository) -> Result<Vec<Repository>, RegistryError> {
+    pub(super) async fn virtual_members(
+        &self,
+        repo: &Repository,
+    ) -> Result<Vec<Repository>, RegistryError> {
         let Some(config) = &repo.virtual_repository_config else {
             return Ok(Vec::new());
         };

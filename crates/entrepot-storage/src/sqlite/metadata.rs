@@ -268,6 +268,25 @@ impl MetadataStore for SqliteMetadataStore {
             .collect()
     }
 
+    async fn virtual_repositories(
+        &self,
+        format: entrepot_domain::Format,
+    ) -> Result<Vec<Repository>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM repositories WHERE mode = ? AND format = ? ORDER BY project, id",
+        )
+        .bind(entrepot_domain::Mode::VirtualRepository.as_str())
+        .bind(format.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let project: String = r.try_get("project")?;
+                repository_from_row(&project, r)
+            })
+            .collect()
+    }
+
     async fn update_repository(
         &self,
         name: &RepositoryName,
