@@ -569,8 +569,13 @@ impl OciRepositories {
     ) -> Result<Vec<u8>, RegistryError> {
         self.authorize(principal, OciOperation::Referrers, Some(path))
             .await?;
-        // A remote repository answers from the manifests it has cached.
-        self.source(path).await?;
+        // A remote repository answers from the manifests it has cached; a
+        // virtual one from the member that holds the subject.
+        if let Source::Virtual(repo) = self.source(path).await? {
+            return self
+                .virtual_referrers(&repo, path, subject, artifact_type)
+                .await;
+        }
         self.hosted.referrers(path, subject, artifact_type).await
     }
 }

@@ -7,6 +7,8 @@
 //!   (hosted: linked; remote: cached); only when none does are the remote
 //!   members asked to fetch it from their upstreams, by priority.
 //! - Tags are the union of the members' tags.
+//! - Referrers of a subject are those of the first member that holds the
+//!   subject manifest (a remote member: that has cached it).
 //! - Nothing is pushed to a virtual repository: the refusal names its
 //!   members.
 //!
@@ -187,6 +189,33 @@ impl OciRepositories {
             }
         }
         Err(failures.answer(RegistryError::BlobUnknown(digest.clone())))
+    }
+
+    /// The referrers index of `subject` in a virtual repository: the first
+    /// member (by priority) that holds the subject manifest answers, with
+    /// the artifact-type filter as for its own clients; an empty index when
+    /// none holds it.
+    pub(super) async fn virtual_referrers(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        for member in self.virtual_members(repo).await? {
+            let at = member_path(&member, path)?;
+            let image = super::content::image_ref(&at);
+            if self
+                .meta
+                .manifest_by_digest(&image, subject)
+                .await?
+                .is_some()
+            {
+                return self.hosted.referrers(&at, subject, artifact_type).await;
+            }
+        }
+        // The virtual repository stores nothing: an empty index.
+        self.hosted.referrers(path, subject, artifact_type).await
     }
 
     /// Tags of an image of a virtual repository: the members' tags, merged,
