@@ -2,7 +2,9 @@
 //! same image in its members, asked by priority.
 //!
 //! - A manifest (by tag or digest) is the first member's that has it; a
-//!   remote member answers through its own cache and freshness rules.
+//!   remote member answers through its own cache and freshness rules, and
+//!   its minimum release age together with the virtual repository's (the
+//!   stricter rule wins).
 //! - A blob is served by the first member that holds it for that image
 //!   (hosted: linked; remote: cached); only when none does are the remote
 //!   members asked to fetch it from their upstreams, by priority.
@@ -129,7 +131,14 @@ impl OciRepositories {
                         if let Reference::Digest(d) = reference {
                             remote_digest(d)?;
                         }
-                        remote.get_manifest(&member, &at, reference).await
+                        let through = repo
+                            .virtual_repository_config
+                            .as_ref()
+                            .map(|c| &c.release_age)
+                            .filter(|p| p.is_active());
+                        remote
+                            .get_manifest_through(&member, &at, reference, through)
+                            .await
                     }
                     None => continue,
                 },

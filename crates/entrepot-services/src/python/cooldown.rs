@@ -5,19 +5,20 @@
 //! available. The rules are [`ReleaseAgePolicy`]'s; this module applies
 //! them to pages and files.
 //!
-//! A virtual repository applies them by asking each remote member for its
-//! pages: a member's page is already held back by the member's own policy.
+//! The rules applied are [`ReleaseAgeRules`]: a remote repository's own
+//! policy and, for a page or file read through a virtual repository, the
+//! virtual repository's too (the stricter rule wins).
 
 use std::collections::HashSet;
 
-use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseVerdict};
+use entrepot_domain::cooldown::{ReleaseAgeRules, ReleaseVerdict};
 
 use super::dist::version_of;
 use super::index::{IndexFile, ProjectPage};
 
 /// The verdict on one file of a project page.
 pub fn file_verdict(
-    policy: &ReleaseAgePolicy,
+    policy: &ReleaseAgeRules,
     project: &str,
     file: &IndexFile,
     now: i64,
@@ -42,7 +43,7 @@ pub struct HeldBackPage {
 }
 
 /// Leave out of `page` what `policy` holds back at `now`.
-pub fn hold_back(policy: &ReleaseAgePolicy, page: &ProjectPage, now: i64) -> HeldBackPage {
+pub fn hold_back(policy: &ReleaseAgeRules, page: &ProjectPage, now: i64) -> HeldBackPage {
     if !policy.is_active() {
         return HeldBackPage {
             page: None,
@@ -107,6 +108,7 @@ pub fn hold_back(policy: &ReleaseAgePolicy, page: &ProjectPage, now: i64) -> Hel
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entrepot_domain::cooldown::ReleaseAgePolicy;
     use time::OffsetDateTime;
 
     const DAY: i64 = 86_400;
@@ -143,9 +145,13 @@ mod tests {
         }
     }
 
+    fn rules(policy: &ReleaseAgePolicy) -> ReleaseAgeRules {
+        ReleaseAgeRules::new([policy])
+    }
+
     #[test]
     fn young_and_undated_files_and_their_versions_leave_the_page() {
-        let held = hold_back(&week(), &page(), NOW);
+        let held = hold_back(&rules(&week()), &page(), NOW);
         let page = held.page.unwrap();
         let names: Vec<&str> = page.files.iter().map(|f| f.filename.as_str()).collect();
         assert_eq!(names, ["acme-1.0-py3-none-any.whl", "acme-1.0.tar.gz"]);
@@ -159,11 +165,13 @@ mod tests {
         let mut policy = week();
         policy.allow_unknown_release_time = true;
         policy.exemptions = vec!["acme==2.0".into()];
-        let held = hold_back(&policy, &page(), NOW);
+        let held = hold_back(&rules(&policy), &page(), NOW);
         assert!(held.page.is_none(), "nothing is held back");
         assert_eq!(held.changes_at, None);
-        assert!(hold_back(&ReleaseAgePolicy::default(), &page(), NOW)
-            .page
-            .is_none());
+        assert!(
+            hold_back(&rules(&ReleaseAgePolicy::default()), &page(), NOW)
+                .page
+                .is_none()
+        );
     }
 }
