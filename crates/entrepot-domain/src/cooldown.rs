@@ -92,6 +92,26 @@ impl ReleaseVerdict {
         }
     }
 
+    /// The PEP 592 yank reason of a held-back file on a project page;
+    /// `None` when it is allowed.
+    pub fn yank_reason(self) -> Option<String> {
+        match self {
+            ReleaseVerdict::Allowed => None,
+            ReleaseVerdict::HeldUntil(at) => Some(format!(
+                "held back by the release-age rule until {}",
+                rfc3339(at)
+            )),
+            ReleaseVerdict::AfterCutoff(cutoff) => Some(format!(
+                "held back: published after the release cut-off {}",
+                rfc3339(cutoff)
+            )),
+            ReleaseVerdict::UnknownTime => Some(
+                "held back by the release-age rule: the upstream does not say when it was published"
+                    .to_owned(),
+            ),
+        }
+    }
+
     /// When the content becomes available, if it ever does by itself.
     pub fn available_at(self) -> Option<i64> {
         match self {

@@ -42,7 +42,8 @@ fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_ref
         json!({ "minReleaseAgeSecs": 7 * DAY })
     );
 
-    // The page lists neither the day-old file nor its version.
+    // The page lists the day-old file as yanked (PEP 592), saying until
+    // when; its version stays listed.
     let page: Value = server
         .request(reqwest::Method::GET, "/pypi/default/cool/simple/acme/")
         .header("accept", "application/vnd.pypi.simple.v1+json")
@@ -50,29 +51,69 @@ fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_ref
         .unwrap()
         .json()
         .unwrap();
-    let names: Vec<&str> = page["files"]
+    let files: Vec<(&str, &Value)> = page["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["filename"].as_str().unwrap())
+        .map(|f| (f["filename"].as_str().unwrap(), &f["yanked"]))
         .collect();
-    assert_eq!(names, [wheel("acme", "1.0"), wheel("acme", "2.0")]);
-    assert_eq!(page["versions"], json!(["1.0", "2.0"]));
+    assert_eq!(files.len(), 3, "{page}");
+    assert_eq!(files[0], (wheel("acme", "1.0").as_str(), &Value::Null));
+    assert_eq!(files[1], (wheel("acme", "2.0").as_str(), &Value::Null));
+    assert_eq!(files[2].0, wheel("acme", "3.0"));
+    let yanked = files[2].1.as_str().unwrap();
+    assert!(
+        yanked.starts_with("held back by the release-age rule until "),
+        "{yanked}"
+    );
+    assert_eq!(page["versions"], json!(["1.0", "2.0", "3.0"]));
     let html = server
         .get("/pypi/default/cool/simple/acme/")
         .text()
         .unwrap();
-    assert!(!html.contains("acme-3.0"), "{html}");
+    assert!(
+        html.contains("data-yanked=\"held back by the release-age rule until"),
+        "{html}"
+    );
 
     assert_eq!(pip_gets(&server, "cool", "acme").as_deref(), Some("2.0"));
     assert_eq!(uv_gets(&server, "cool", "acme").as_deref(), Some("2.0"));
 
-    // Pinned by name, the version is not there to pick.
+    // Pinned by version, as `pip install acme==3.0` or a lock file pins
+    // it: the installers pick the yanked file, are refused its download and
+    // say why and until when; nothing is installed.
     let target = tempfile::tempdir().unwrap();
     let out = pip_install(&server.python_index("cool"), target.path(), &["acme==3.0"]);
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        stderr(&out).contains("from versions: 1.0, 2.0"),
+        stderr(&out).contains("403")
+            && stderr(&out).contains("held back by this repository's minimum release age")
+            && stderr(&out).contains("becomes available at"),
+        "pip does not say why: {}",
+        stderr(&out)
+    );
+    assert_eq!(installed_version(target.path(), "acme"), None);
+    let out = uv_install(&server.python_index("cool"), target.path(), &["acme==3.0"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("403") && stderr(&out).contains("becomes available at"),
+        "uv does not say why: {}",
+        stderr(&out)
+    );
+    assert_eq!(installed_version(target.path(), "acme"), None);
+    // A range that only the held-back release satisfies: uv names the
+    // reason, pip the yanked version.
+    let out = uv_install(&server.python_index("cool"), target.path(), &["acme>=3"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("yanked (reason: held back by the release-age rule until"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pip_install(&server.python_index("cool"), target.path(), &["acme>=3"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("Ignored the following yanked versions: 3.0"),
         "{}",
         stderr(&out)
     );

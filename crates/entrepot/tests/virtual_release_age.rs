@@ -80,6 +80,25 @@ fn the_stricter_of_the_virtual_and_the_member_rules_decides_what_pip_and_uv_inst
         pip_gets(&server, "pypi-cache", "acme").as_deref(),
         Some("2.0")
     );
+    // A download of the five-day-old file through the virtual repository
+    // is refused with the reason; from the member it is served.
+    let sha = &index.sha256[&wheel("acme", "2.0")];
+    let through = server.get(&format!(
+        "/pypi/default/all/files/{sha}/{}",
+        wheel("acme", "2.0")
+    ));
+    assert_eq!(through.status(), 403);
+    let reason = through.text().unwrap();
+    assert!(
+        reason.contains("minimum release age") && reason.contains("becomes available at"),
+        "{reason}"
+    );
+    let direct = server.get(&format!(
+        "/pypi/default/pypi-cache/files/{sha}/{}",
+        wheel("acme", "2.0")
+    ));
+    assert_eq!(direct.status(), 200);
+
     // A shorter age on the virtual repository does not lift the member's:
     // the day-old 3.0 stays held back by the member's two days.
     server.cli_ok(&["repositories", "update", "all", "--min-release-age=1h"]);
