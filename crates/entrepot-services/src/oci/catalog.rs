@@ -102,8 +102,117 @@ impl OciRepositories {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use entrepot_domain::virtual_repository::{UpstreamPolicy, VirtualConfig};
+    use entrepot_domain::{Digest, Format, Mode, RepositoryName};
+    use entrepot_storage::{ImageRef, ManifestRecord, MetadataStore, SqliteMetadataStore};
+
     use super::start_after;
+    use crate::access::{AccessControl, AuthError, Credentials, Permission, Principal, Resource};
+    use crate::oci::OciRepositories;
+
+    /// Lists the catalog, and reads only the repository it names.
+    struct ReadsOne(&'static str);
+
+    #[async_trait]
+    impl AccessControl for ReadsOne {
+        async fn authenticate(&self, _: Option<&Credentials>) -> Result<Principal, AuthError> {
+            Ok(Principal::User("carol@example.com".into()))
+        }
+
+        async fn authorize(
+            &self,
+            _: &Principal,
+            permission: Permission,
+            resource: &Resource,
+        ) -> Result<(), AuthError> {
+            match resource {
+                Resource::Organization => Ok(()),
+                Resource::Repository { repository, .. }
+                    if permission == Permission::DownloadArtifacts && repository == self.0 =>
+                {
+                    Ok(())
+                }
+                other => Err(AuthError::Denied {
+                    principal: "user:carol@example.com".into(),
+                    permission: "downloadArtifacts",
+                    resource: format!("{other:?}"),
+                }),
+            }
+        }
+    }
+
+    fn repository(id: &str, members: &[&str]) -> entrepot_domain::Repository {
+        entrepot_domain::Repository {
+            name: format!("projects/p/repositories/{id}"),
+            format: Format::Docker,
+            mode: if members.is_empty() {
+                Mode::StandardRepository
+            } else {
+                Mode::VirtualRepository
+            },
+            description: String::new(),
+            remote_repository_config: None,
+            virtual_repository_config: (!members.is_empty()).then(|| VirtualConfig {
+                upstream_policies: members
+                    .iter()
+                    .map(|m| UpstreamPolicy {
+                        id: (*m).into(),
+                        repository: format!("projects/p/repositories/{m}"),
+                        priority: 1,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            create_time: "2026-01-01T00:00:00Z".into(),
+            update_time: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn virtual_images_are_listed_to_those_who_may_read_the_virtual_repository() {
+        let store = Arc::new(SqliteMetadataStore::in_memory().await.unwrap());
+        store.create_project(&"p".parse().unwrap()).await.unwrap();
+        for (id, members) in [
+            ("team", &[][..]),
+            ("open", &["team"]),
+            ("closed", &["team"]),
+        ] {
+            let name: RepositoryName = format!("projects/p/repositories/{id}").parse().unwrap();
+            store
+                .create_repository(&name, &repository(id, members))
+                .await
+                .unwrap();
+        }
+        let content = br#"{"schemaVersion":2}"#.to_vec();
+        let manifest = ManifestRecord {
+            digest: Digest::of(&content),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            content,
+        };
+        let image = ImageRef {
+            project: "p".into(),
+            repository: "team".into(),
+            image: "app".into(),
+        };
+        store
+            .put_manifest(&image, &manifest, Some("1"))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Arc::new(entrepot_storage::ObjectBlobStore::local(dir.path()).unwrap());
+        let oci = OciRepositories::new(store, blobs, Arc::new(ReadsOne("open")));
+        let carol = Principal::User("carol@example.com".into());
+        let page = oci.catalog(&carol, None, None).await.unwrap();
+        assert_eq!(page.items, ["p/open/app", "p/team/app"]);
+    }
 
     #[test]
     fn a_virtual_repository_s_images_start_where_the_cursor_falls() {
