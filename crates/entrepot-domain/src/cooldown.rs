@@ -92,12 +92,104 @@ impl ReleaseVerdict {
         }
     }
 
+    /// The PEP 592 yank reason of a held-back file on a project page;
+    /// `None` when it is allowed.
+    pub fn yank_reason(self) -> Option<String> {
+        match self {
+            ReleaseVerdict::Allowed => None,
+            ReleaseVerdict::HeldUntil(at) => Some(format!(
+                "held back by the release-age rule until {}",
+                rfc3339(at)
+            )),
+            ReleaseVerdict::AfterCutoff(cutoff) => Some(format!(
+                "held back: published after the release cut-off {}",
+                rfc3339(cutoff)
+            )),
+            ReleaseVerdict::UnknownTime => Some(
+                "held back by the release-age rule: the upstream does not say when it was published"
+                    .to_owned(),
+            ),
+        }
+    }
+
     /// When the content becomes available, if it ever does by itself.
     pub fn available_at(self) -> Option<i64> {
         match self {
             ReleaseVerdict::HeldUntil(at) => Some(at),
             _ => None,
         }
+    }
+}
+
+impl ReleaseVerdict {
+    /// How strict a verdict is: a hold outlasts being served, a later
+    /// availability an earlier one, and a hold that ends only with a policy
+    /// change (a cut-off, an unknown time) any age.
+    fn strictness(self) -> (u8, i64) {
+        match self {
+            ReleaseVerdict::Allowed => (0, 0),
+            ReleaseVerdict::HeldUntil(at) => (1, at),
+            ReleaseVerdict::AfterCutoff(_) => (2, 0),
+            ReleaseVerdict::UnknownTime => (3, 0),
+        }
+    }
+
+    /// The stricter of two verdicts on the same content.
+    pub fn stricter(self, other: ReleaseVerdict) -> ReleaseVerdict {
+        if other.strictness() > self.strictness() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// The release-age policies that apply together to content: a remote
+/// repository's own and, when the content is read through a virtual
+/// repository, the virtual repository's. Content is served only if every
+/// policy allows it: the stricter rule wins, and an exemption in one policy
+/// does not lift the other's rule.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ReleaseAgeRules {
+    policies: Vec<ReleaseAgePolicy>,
+}
+
+impl ReleaseAgeRules {
+    /// The rules of these policies (those that hold nothing back are left
+    /// out).
+    pub fn new<'a>(policies: impl IntoIterator<Item = &'a ReleaseAgePolicy>) -> Self {
+        Self {
+            policies: policies
+                .into_iter()
+                .filter(|p| p.is_active())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether any policy holds anything back.
+    pub fn is_active(&self) -> bool {
+        !self.policies.is_empty()
+    }
+
+    /// Whether `name` (or its `version`) is exempt from every policy.
+    pub fn is_exempt(&self, name: &str, version: Option<&str>) -> bool {
+        self.policies.iter().all(|p| p.is_exempt(name, version))
+    }
+
+    /// The strictest verdict of the policies (see
+    /// [`ReleaseAgePolicy::verdict`]).
+    pub fn verdict(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        published: Option<i64>,
+        now: i64,
+    ) -> ReleaseVerdict {
+        self.policies
+            .iter()
+            .map(|p| p.verdict(name, version, published, now))
+            .fold(ReleaseVerdict::Allowed, ReleaseVerdict::stricter)
     }
 }
 
@@ -371,6 +463,50 @@ mod tests {
             p.verdict("a", Some("2"), Some(NOW - DAY), NOW + 6 * DAY),
             ReleaseVerdict::Allowed
         );
+    }
+
+    #[test]
+    fn of_two_policies_the_stricter_rule_wins_and_exemptions_lift_only_their_own() {
+        let member = ReleaseAgePolicy {
+            min_release_age_secs: Some(2 * 86_400),
+            exemptions: vec!["a==2".into()],
+            ..Default::default()
+        };
+        let virtual_repo = week();
+        let rules = ReleaseAgeRules::new([&member, &virtual_repo]);
+        assert!(rules.is_active());
+        // Three days old: old enough for the member, not for the virtual
+        // repository.
+        assert_eq!(
+            rules.verdict("a", Some("1"), Some(NOW - 3 * DAY), NOW),
+            ReleaseVerdict::HeldUntil(NOW + 4 * DAY)
+        );
+        // The member's exemption does not lift the virtual repository's rule.
+        assert_eq!(
+            rules.verdict("a", Some("2"), Some(NOW - DAY), NOW),
+            ReleaseVerdict::HeldUntil(NOW + 6 * DAY)
+        );
+        assert!(!rules.is_exempt("a", Some("2")));
+        assert!(rules
+            .verdict("a", Some("1"), Some(NOW - 8 * DAY), NOW)
+            .allowed());
+        // A cut-off outlasts any age; an unknown time fails closed if either
+        // policy does.
+        let cutoff = ReleaseAgePolicy {
+            release_cutoff_time: Some("2020-01-01T00:00:00Z".into()),
+            allow_unknown_release_time: true,
+            ..Default::default()
+        };
+        let rules = ReleaseAgeRules::new([&cutoff, &virtual_repo]);
+        assert!(matches!(
+            rules.verdict("a", None, Some(NOW - DAY), NOW),
+            ReleaseVerdict::AfterCutoff(_)
+        ));
+        assert_eq!(
+            rules.verdict("a", None, None, NOW),
+            ReleaseVerdict::UnknownTime
+        );
+        assert!(!ReleaseAgeRules::new([&ReleaseAgePolicy::default()]).is_active());
     }
 
     #[test]

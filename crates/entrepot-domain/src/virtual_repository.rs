@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cooldown::{ReleaseAgeError, ReleaseAgePolicy};
 use crate::repository::RepositoryName;
 
 /// The most members one virtual repository may have (Artifact Registry's
@@ -50,6 +51,11 @@ pub struct VirtualConfig {
     /// is served from standard members only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_remote_shadowing: Vec<String>,
+    /// Entrepot's extension: a minimum release age for what the remote
+    /// members serve through this repository, applied on top of each
+    /// member's own (the stricter rule wins). Off by default.
+    #[serde(default, skip_serializing_if = "ReleaseAgePolicy::is_off")]
+    pub release_age: ReleaseAgePolicy,
 }
 
 /// Why a virtual repository's settings were refused.
@@ -94,6 +100,9 @@ pub enum VirtualConfigError {
     /// The virtual repository names itself.
     #[error("upstream policy {0:?} names the virtual repository itself")]
     SelfMember(String),
+    /// The release-age settings are invalid.
+    #[error(transparent)]
+    ReleaseAge(#[from] ReleaseAgeError),
 }
 
 /// A member name as given: `projects/P/repositories/R` or
@@ -129,6 +138,7 @@ impl VirtualConfig {
                 self.upstream_policies.len(),
             ));
         }
+        self.release_age.validate()?;
         if self.allow_remote_shadowing.len() > MAX_SHADOWING_NAMES {
             return Err(VirtualConfigError::TooManyNames(
                 self.allow_remote_shadowing.len(),
@@ -242,6 +252,7 @@ mod tests {
                 ),
             ],
             allow_remote_shadowing: vec!["Acme_Tools".into(), "acme.tools".into()],
+            ..Default::default()
         }
         .validated(&owner())
         .unwrap();
@@ -263,7 +274,7 @@ mod tests {
         let check = |policies: Vec<UpstreamPolicy>| {
             VirtualConfig {
                 upstream_policies: policies,
-                allow_remote_shadowing: vec![],
+                ..Default::default()
             }
             .validated(&owner())
             .unwrap_err()

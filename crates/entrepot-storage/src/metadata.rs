@@ -148,6 +148,43 @@ pub trait MetadataStore: Send + Sync + 'static {
         after: Option<&RepositoryId>,
         limit: u32,
     ) -> Result<Vec<Repository>, StoreError>;
+    /// The virtual repositories of `format` in every project, by name (the
+    /// catalog lists what they serve). The default walks every project's
+    /// repositories; a backend answers with one query where it can.
+    async fn virtual_repositories(
+        &self,
+        format: entrepot_domain::Format,
+    ) -> Result<Vec<Repository>, StoreError> {
+        const PAGE: u32 = 500;
+        let mut found = Vec::new();
+        let mut after_project: Option<ProjectId> = None;
+        loop {
+            let projects = self.list_projects(after_project.as_ref(), PAGE).await?;
+            for project in &projects {
+                let mut after: Option<RepositoryId> = None;
+                loop {
+                    let repos = self
+                        .list_repositories(&project.id, after.as_ref(), PAGE)
+                        .await?;
+                    let full = repos.len() == PAGE as usize;
+                    after = repos
+                        .last()
+                        .and_then(|r| r.repository_name().ok())
+                        .map(|n| n.repository);
+                    found.extend(repos.into_iter().filter(|r| {
+                        r.format == format && r.mode == entrepot_domain::Mode::VirtualRepository
+                    }));
+                    if !full || after.is_none() {
+                        break;
+                    }
+                }
+            }
+            if projects.len() < PAGE as usize {
+                return Ok(found);
+            }
+            after_project = projects.last().map(|p| p.id.clone());
+        }
+    }
     /// Replace a repository's mutable fields; false if it does not exist.
     async fn update_repository(
         &self,

@@ -9,139 +9,9 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use entrepot_domain::clock::{now_unix, rfc3339};
 use serde_json::{json, Value};
 use support::*;
-
-const DAY: i64 = 86_400;
-
-/// A Python index on loopback: `/simple/{project}/` as PEP 691 JSON, the
-/// files under `/files/`.
-struct FixtureIndex {
-    server: ScriptedUpstream,
-    /// sha256 of each file, by file name.
-    sha256: HashMap<String, String>,
-}
-
-/// One release of the fixture index: project, version, and its upload time
-/// as days ago (`None`: the index gives none).
-type Release<'a> = (&'a str, &'a str, Option<i64>);
-
-impl FixtureIndex {
-    fn start(dir: &Path, releases: &[Release]) -> FixtureIndex {
-        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut pages: HashMap<String, Vec<Value>> = HashMap::new();
-        let mut versions: HashMap<String, Vec<String>> = HashMap::new();
-        let mut sha256 = HashMap::new();
-        let now = now_unix();
-        for (project, version, age) in releases {
-            let path = make_dist(dir, "wheel", project, version, &[]);
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let bytes = std::fs::read(&path).unwrap();
-            let hex = support::sha256(&bytes)
-                .trim_start_matches("sha256:")
-                .to_owned();
-            let mut file = json!({
-                "filename": name,
-                "url": format!("../../files/{name}"),
-                "hashes": { "sha256": hex },
-                "requires-python": ">=3.7",
-                "size": bytes.len(),
-            });
-            if let Some(days) = age {
-                file["upload-time"] = rfc3339(now - days * DAY).into();
-            }
-            pages.entry(project.to_string()).or_default().push(file);
-            versions
-                .entry(project.to_string())
-                .or_default()
-                .push(version.to_string());
-            sha256.insert(name.clone(), hex);
-            files.insert(format!("/files/{name}"), bytes);
-        }
-        let routes: HashMap<String, Vec<u8>> = pages
-            .into_iter()
-            .map(|(project, files)| {
-                let page = json!({
-                    "meta": { "api-version": "1.1" },
-                    "name": project,
-                    "versions": versions[&project],
-                    "files": files,
-                });
-                (
-                    format!("/simple/{project}/"),
-                    serde_json::to_vec(&page).unwrap(),
-                )
-            })
-            .collect();
-        let server = ScriptedUpstream::start("127.0.0.1", move |seen| {
-            if let Some(page) = routes.get(&seen.path) {
-                return Reply::ok("application/vnd.pypi.simple.v1+json", page.clone());
-            }
-            match files.get(&seen.path) {
-                Some(bytes) => Reply::ok("application/octet-stream", bytes.clone()),
-                None => Reply::status(404),
-            }
-        });
-        FixtureIndex { server, sha256 }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/simple/", self.server.addr)
-    }
-}
-
-fn wheel(project: &str, version: &str) -> String {
-    format!("{project}-{version}-py3-none-any.whl")
-}
-
-/// The version of `project` that landed in a `--target` directory.
-fn installed_version(target: &Path, project: &str) -> Option<String> {
-    std::fs::read_dir(target).ok()?.find_map(|e| {
-        let name = e.ok()?.file_name().into_string().ok()?;
-        name.strip_prefix(&format!("{project}-"))?
-            .strip_suffix(".dist-info")
-            .map(str::to_owned)
-    })
-}
-
-fn pip_gets(server: &Entrepot, repo: &str, spec: &str) -> Option<String> {
-    let target = tempfile::tempdir().unwrap();
-    let out = pip_install(&server.python_index(repo), target.path(), &[spec]);
-    assert!(out.status.success(), "pip install {spec}: {}", text(&out));
-    installed_version(target.path(), spec.split("==").next().unwrap())
-}
-
-fn uv_gets(server: &Entrepot, repo: &str, spec: &str) -> Option<String> {
-    let target = tempfile::tempdir().unwrap();
-    let out = uv_install(&server.python_index(repo), target.path(), &[spec]);
-    assert!(
-        out.status.success(),
-        "uv pip install {spec}: {}",
-        text(&out)
-    );
-    installed_version(target.path(), spec)
-}
-
-/// Create a remote Python repository with the CLI and its release-age flags.
-fn create_cooled(server: &Entrepot, id: &str, index: &FixtureIndex, flags: &[&str]) -> Value {
-    let host = index.server.addr.clone();
-    server.allow_upstream(&host);
-    let upstream = format!("--remote-python-repo={}", index.url());
-    let mut args = vec![
-        "repositories",
-        "create",
-        id,
-        "--repository-format=python",
-        "--mode=remote-repository",
-        upstream.as_str(),
-    ];
-    args.extend(flags);
-    serde_json::from_str(&server.cli_ok(&args)).unwrap()
-}
 
 #[test]
 fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_refused_until_it_is() {
@@ -172,7 +42,8 @@ fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_ref
         json!({ "minReleaseAgeSecs": 7 * DAY })
     );
 
-    // The page lists neither the day-old file nor its version.
+    // The page lists the day-old file as yanked (PEP 592), saying until
+    // when; its version stays listed.
     let page: Value = server
         .request(reqwest::Method::GET, "/pypi/default/cool/simple/acme/")
         .header("accept", "application/vnd.pypi.simple.v1+json")
@@ -180,29 +51,69 @@ fn pip_and_uv_install_the_newest_release_old_enough_and_a_pinned_new_file_is_ref
         .unwrap()
         .json()
         .unwrap();
-    let names: Vec<&str> = page["files"]
+    let files: Vec<(&str, &Value)> = page["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["filename"].as_str().unwrap())
+        .map(|f| (f["filename"].as_str().unwrap(), &f["yanked"]))
         .collect();
-    assert_eq!(names, [wheel("acme", "1.0"), wheel("acme", "2.0")]);
-    assert_eq!(page["versions"], json!(["1.0", "2.0"]));
+    assert_eq!(files.len(), 3, "{page}");
+    assert_eq!(files[0], (wheel("acme", "1.0").as_str(), &Value::Null));
+    assert_eq!(files[1], (wheel("acme", "2.0").as_str(), &Value::Null));
+    assert_eq!(files[2].0, wheel("acme", "3.0"));
+    let yanked = files[2].1.as_str().unwrap();
+    assert!(
+        yanked.starts_with("held back by the release-age rule until "),
+        "{yanked}"
+    );
+    assert_eq!(page["versions"], json!(["1.0", "2.0", "3.0"]));
     let html = server
         .get("/pypi/default/cool/simple/acme/")
         .text()
         .unwrap();
-    assert!(!html.contains("acme-3.0"), "{html}");
+    assert!(
+        html.contains("data-yanked=\"held back by the release-age rule until"),
+        "{html}"
+    );
 
     assert_eq!(pip_gets(&server, "cool", "acme").as_deref(), Some("2.0"));
     assert_eq!(uv_gets(&server, "cool", "acme").as_deref(), Some("2.0"));
 
-    // Pinned by name, the version is not there to pick.
+    // Pinned by version, as `pip install acme==3.0` or a lock file pins
+    // it: the installers pick the yanked file, are refused its download and
+    // say why and until when; nothing is installed.
     let target = tempfile::tempdir().unwrap();
     let out = pip_install(&server.python_index("cool"), target.path(), &["acme==3.0"]);
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        stderr(&out).contains("from versions: 1.0, 2.0"),
+        stderr(&out).contains("403")
+            && stderr(&out).contains("held back by this repository's minimum release age")
+            && stderr(&out).contains("becomes available at"),
+        "pip does not say why: {}",
+        stderr(&out)
+    );
+    assert_eq!(installed_version(target.path(), "acme"), None);
+    let out = uv_install(&server.python_index("cool"), target.path(), &["acme==3.0"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("403") && stderr(&out).contains("becomes available at"),
+        "uv does not say why: {}",
+        stderr(&out)
+    );
+    assert_eq!(installed_version(target.path(), "acme"), None);
+    // A range that only the held-back release satisfies: uv names the
+    // reason, pip the yanked version.
+    let out = uv_install(&server.python_index("cool"), target.path(), &["acme>=3"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("yanked (reason: held back by the release-age rule until"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pip_install(&server.python_index("cool"), target.path(), &["acme>=3"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("Ignored the following yanked versions: 3.0"),
         "{}",
         stderr(&out)
     );
@@ -322,28 +233,6 @@ fn a_release_without_an_upload_time_is_held_back_unless_the_repository_fails_ope
         uv_gets(&server, "closed", "undated").as_deref(),
         Some("2.0")
     );
-}
-
-/// The server's clock, moved forward through the offset file it reads.
-struct TestClock {
-    file: std::path::PathBuf,
-    offset: std::cell::Cell<i64>,
-}
-
-impl TestClock {
-    fn new(dir: &Path) -> TestClock {
-        let file = dir.join("clock-offset");
-        std::fs::write(&file, "0").unwrap();
-        TestClock {
-            file,
-            offset: std::cell::Cell::new(0),
-        }
-    }
-
-    fn advance(&self, secs: i64) {
-        self.offset.set(self.offset.get() + secs);
-        std::fs::write(&self.file, self.offset.get().to_string()).unwrap();
-    }
 }
 
 #[test]
@@ -534,4 +423,43 @@ fn presets_of_the_managed_registries_suggest_the_hosts_they_need() {
     // Suggested, never allowed by default.
     let policy = server.cli_ok(&["access-policy", "describe"]);
     assert!(!policy.contains("mcr.microsoft.com"), "{policy}");
+}
+
+#[test]
+fn a_repository_re_created_under_a_deleted_one_s_name_sees_its_tags_anew() {
+    let work = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(work.path());
+    let upstream = Distribution::start();
+    let mut layout = OciLayout::create(&work.path().join("layout"));
+    let image = layout.add_image(&[(2000, LayerKind::Tar)], "amd64");
+    layout.tag(&image, "1.0");
+    upstream.push(&layout.dir, "1.0", "team/app:1.0", None);
+    let server = Entrepot::builder()
+        .env(
+            "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
+            clock.file.to_str().unwrap(),
+        )
+        .start();
+    let week = json!({ "tagTtlSecs": 0, "releaseAge": { "minReleaseAgeSecs": 7 * DAY } });
+    let hub = format!("http://{}", upstream.addr);
+    server.create_remote_docker("hub", &hub, week.clone());
+    // Seen now, served a week later.
+    let refused = server.get("/v2/default/hub/team/app/manifests/1.0");
+    assert_eq!(refused.status(), 403);
+    clock.advance(8 * DAY);
+    let served = server.get("/v2/default/hub/team/app/manifests/1.0");
+    assert_eq!(served.status(), 200);
+
+    // Deleted and created again: what the old repository saw is gone with
+    // it, so the tag's digest is new to the new repository.
+    server.cli_ok(&["repositories", "delete", "hub", "--quiet"]);
+    server.create_remote_docker("hub", &hub, week);
+    let again = server.get("/v2/default/hub/team/app/manifests/1.0");
+    let error = assert_oci_error(again, 403, "DENIED");
+    assert!(
+        error
+            .to_string()
+            .contains("no earlier digest of the tag is old enough"),
+        "{error}"
+    );
 }

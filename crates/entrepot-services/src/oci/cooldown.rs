@@ -9,10 +9,14 @@
 //! and until when. A pull by the held-back digest is refused with the
 //! reason. A digest no tag ever pointed at (a platform manifest of an
 //! index, say) is judged by nothing and served.
+//!
+//! Read through a virtual repository, a remote member's tags are judged by
+//! the member's policy and the virtual repository's together: the stricter
+//! rule wins.
 
 use std::sync::Arc;
 
-use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseVerdict};
+use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseAgeRules, ReleaseVerdict};
 use entrepot_domain::{Digest, ImagePath, Manifest, ManifestKind, Repository, Tag};
 use entrepot_storage::{TagDigestRecord, TagDigestStore};
 use futures::StreamExt;
@@ -65,12 +69,21 @@ pub struct ReleaseAgeRecords {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The active release-age policy of a repository, if any.
-pub(super) fn active_policy(repo: &Repository) -> Option<&ReleaseAgePolicy> {
-    repo.remote_repository_config
-        .as_ref()
-        .map(|c| &c.release_age)
-        .filter(|p| p.is_active())
+/// The release-age rules of a remote repository's content: its own policy
+/// and, read through a virtual repository, that one's (`through`); `None`
+/// when neither holds anything back.
+pub(super) fn active_rules(
+    repo: &Repository,
+    through: Option<&ReleaseAgePolicy>,
+) -> Option<ReleaseAgeRules> {
+    let rules = ReleaseAgeRules::new(
+        repo.remote_repository_config
+            .as_ref()
+            .map(|c| &c.release_age)
+            .into_iter()
+            .chain(through),
+    );
+    rules.is_active().then_some(rules)
 }
 
 /// The publish time of a record: the earlier of first seen and created.
@@ -92,7 +105,7 @@ impl RemoteOci {
         repo: &Repository,
         path: &ImagePath,
         tag: &Tag,
-        policy: &ReleaseAgePolicy,
+        policy: &ReleaseAgeRules,
         resolved: ServedManifest,
     ) -> Result<ServedManifest, RegistryError> {
         let records = self.release_age_records()?;
@@ -162,7 +175,7 @@ impl RemoteOci {
         &self,
         path: &ImagePath,
         digest: &Digest,
-        policy: &ReleaseAgePolicy,
+        policy: &ReleaseAgeRules,
     ) -> Result<(), RegistryError> {
         let records = self.release_age_records()?;
         let image = image_ref(path);

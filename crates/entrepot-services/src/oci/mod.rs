@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod authorization_tests;
+mod catalog;
 pub mod content;
 pub mod cooldown;
 pub mod error;
@@ -561,7 +562,8 @@ impl OciRepositories {
         }
     }
 
-    /// Images with manifests, as `project/repository/image`: one page after
+    /// Images with manifests, as `project/repository/image`, and the images
+    /// of the virtual repositories the caller may read: one page after
     /// `last` of at most `n` (capped as for tags).
     pub async fn catalog(
         &self,
@@ -571,7 +573,7 @@ impl OciRepositories {
     ) -> Result<Page, RegistryError> {
         self.authorize(principal, OciOperation::Catalog, None)
             .await?;
-        self.hosted.catalog(self.page_size(n)?, last).await
+        self.catalog_page(principal, self.page_size(n)?, last).await
     }
 
     /// The referrers index of `subject`, optionally filtered by artifact type.
@@ -585,8 +587,13 @@ impl OciRepositories {
     ) -> Result<Vec<u8>, RegistryError> {
         self.authorize(principal, OciOperation::Referrers, Some(path))
             .await?;
-        // A remote repository answers from the manifests it has cached.
-        self.source(path).await?;
+        // A remote repository answers from the manifests it has cached; a
+        // virtual one from the member that holds the subject.
+        if let Source::Virtual(repo) = self.source(path).await? {
+            return self
+                .virtual_referrers(&repo, path, subject, artifact_type)
+                .await;
+        }
         self.hosted.referrers(path, subject, artifact_type).await
     }
 }

@@ -263,16 +263,29 @@ impl RemoteOci {
         path: &ImagePath,
         reference: &Reference,
     ) -> Result<ServedManifest, RegistryError> {
-        let Some(policy) = super::cooldown::active_policy(repo) else {
+        self.get_manifest_through(repo, path, reference, None).await
+    }
+
+    /// A manifest as [`Self::get_manifest`] serves it, read through a
+    /// virtual repository whose own release-age policy is `through`: held
+    /// back by both policies (the stricter rule wins).
+    pub async fn get_manifest_through(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        reference: &Reference,
+        through: Option<&entrepot_domain::cooldown::ReleaseAgePolicy>,
+    ) -> Result<ServedManifest, RegistryError> {
+        let Some(policy) = super::cooldown::active_rules(repo, through) else {
             return self.resolve_manifest(repo, path, reference).await;
         };
         match reference {
             Reference::Tag(tag) => {
                 let resolved = self.resolve_manifest(repo, path, reference).await?;
-                self.hold_back_tag(repo, path, tag, policy, resolved).await
+                self.hold_back_tag(repo, path, tag, &policy, resolved).await
             }
             Reference::Digest(digest) => {
-                self.hold_back_digest(path, digest, policy).await?;
+                self.hold_back_digest(path, digest, &policy).await?;
                 self.resolve_manifest(repo, path, reference).await
             }
         }

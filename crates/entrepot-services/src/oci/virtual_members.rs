@@ -2,11 +2,15 @@
 //! same image in its members, asked by priority.
 //!
 //! - A manifest (by tag or digest) is the first member's that has it; a
-//!   remote member answers through its own cache and freshness rules.
+//!   remote member answers through its own cache and freshness rules, and
+//!   its minimum release age together with the virtual repository's (the
+//!   stricter rule wins).
 //! - A blob is served by the first member that holds it for that image
 //!   (hosted: linked; remote: cached); only when none does are the remote
 //!   members asked to fetch it from their upstreams, by priority.
 //! - Tags are the union of the members' tags.
+//! - Referrers of a subject are those of the first member that holds the
+//!   subject manifest (a remote member: that has cached it).
 //! - Nothing is pushed to a virtual repository: the refusal names its
 //!   members.
 //!
@@ -86,7 +90,10 @@ impl OciRepositories {
     /// The members of a virtual repository that can be read, by priority;
     /// one deleted or re-created with another format or mode since the
     /// list was checked is skipped, with a warning.
-    async fn virtual_members(&self, repo: &Repository) -> Result<Vec<Repository>, RegistryError> {
+    pub(super) async fn virtual_members(
+        &self,
+        repo: &Repository,
+    ) -> Result<Vec<Repository>, RegistryError> {
         let Some(config) = &repo.virtual_repository_config else {
             return Ok(Vec::new());
         };
@@ -124,7 +131,14 @@ impl OciRepositories {
                         if let Reference::Digest(d) = reference {
                             remote_digest(d)?;
                         }
-                        remote.get_manifest(&member, &at, reference).await
+                        let through = repo
+                            .virtual_repository_config
+                            .as_ref()
+                            .map(|c| &c.release_age)
+                            .filter(|p| p.is_active());
+                        remote
+                            .get_manifest_through(&member, &at, reference, through)
+                            .await
                     }
                     None => continue,
                 },
@@ -184,6 +198,33 @@ impl OciRepositories {
             }
         }
         Err(failures.answer(RegistryError::BlobUnknown(digest.clone())))
+    }
+
+    /// The referrers index of `subject` in a virtual repository: the first
+    /// member (by priority) that holds the subject manifest answers, with
+    /// the artifact-type filter as for its own clients; an empty index when
+    /// none holds it.
+    pub(super) async fn virtual_referrers(
+        &self,
+        repo: &Repository,
+        path: &ImagePath,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<u8>, RegistryError> {
+        for member in self.virtual_members(repo).await? {
+            let at = member_path(&member, path)?;
+            let image = super::content::image_ref(&at);
+            if self
+                .meta
+                .manifest_by_digest(&image, subject)
+                .await?
+                .is_some()
+            {
+                return self.hosted.referrers(&at, subject, artifact_type).await;
+            }
+        }
+        // The virtual repository stores nothing: an empty index.
+        self.hosted.referrers(path, subject, artifact_type).await
     }
 
     /// Tags of an image of a virtual repository: the members' tags, merged,

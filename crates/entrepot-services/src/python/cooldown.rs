@@ -1,23 +1,22 @@
 //! The minimum release age of remote Python repositories: files whose
 //! upstream upload time (PEP 700 `upload-time`, read from the upstream's
-//! JSON page) is too recent, or after the cut-off, are left out of project
-//! pages, and a direct download of one is refused with the time it becomes
-//! available. The rules are [`ReleaseAgePolicy`]'s; this module applies
+//! JSON page) is too recent, or after the cut-off, are listed as yanked on
+//! project pages (PEP 592, the reason saying until when), and a download
+//! of one is refused with the time it becomes available. The rules are [`ReleaseAgePolicy`]'s; this module applies
 //! them to pages and files.
 //!
-//! A virtual repository applies them by asking each remote member for its
-//! pages: a member's page is already held back by the member's own policy.
+//! The rules applied are [`ReleaseAgeRules`]: a remote repository's own
+//! policy and, for a page or file read through a virtual repository, the
+//! virtual repository's too (the stricter rule wins).
 
-use std::collections::HashSet;
-
-use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseVerdict};
+use entrepot_domain::cooldown::{ReleaseAgeRules, ReleaseVerdict};
 
 use super::dist::version_of;
 use super::index::{IndexFile, ProjectPage};
 
 /// The verdict on one file of a project page.
 pub fn file_verdict(
-    policy: &ReleaseAgePolicy,
+    policy: &ReleaseAgeRules,
     project: &str,
     file: &IndexFile,
     now: i64,
@@ -33,16 +32,25 @@ pub fn file_verdict(
 /// A project page held back by `policy` at `now`.
 #[derive(Debug)]
 pub struct HeldBackPage {
-    /// The page without the held-back files (and without versions all of
-    /// whose files are held back); `None` if nothing is held back.
+    /// The page with every held-back file marked yanked (PEP 592), the
+    /// reason saying until when; `None` if nothing is held back.
     pub page: Option<ProjectPage>,
     /// The earliest time a held-back file becomes available (unix seconds),
     /// until which this result stands; `None` if no file will by itself.
     pub changes_at: Option<i64>,
 }
 
-/// Leave out of `page` what `policy` holds back at `now`.
-pub fn hold_back(policy: &ReleaseAgePolicy, page: &ProjectPage, now: i64) -> HeldBackPage {
+/// Mark yanked in `page` what `policy` holds back at `now`.
+///
+/// Yanked rather than left out: resolvers (pip, uv) skip a yanked file
+/// unless the requirement pins its version exactly (PEP 592), so `pip
+/// install acme` picks the newest release old enough, while `pip install
+/// acme==3.0` of a held-back release picks the file, is refused its
+/// download with the reason and the time it becomes available (403), and
+/// prints both, instead of "no matching distribution". A file the upstream
+/// yanked keeps the upstream's reason; its download is refused all the
+/// same.
+pub fn hold_back(policy: &ReleaseAgeRules, page: &ProjectPage, now: i64) -> HeldBackPage {
     if !policy.is_active() {
         return HeldBackPage {
             page: None,
@@ -67,37 +75,23 @@ pub fn hold_back(policy: &ReleaseAgePolicy, page: &ProjectPage, now: i64) -> Hel
             changes_at,
         };
     }
-    let mut with_files = HashSet::new();
-    let mut visible = HashSet::new();
-    let mut files = Vec::with_capacity(page.files.len());
-    for (f, v) in page.files.iter().zip(&verdicts) {
-        let version = version_of(&f.filename);
-        if let Some(version) = version {
-            with_files.insert(version.to_ascii_lowercase());
-        }
-        if v.allowed() {
-            if let Some(version) = version {
-                visible.insert(version.to_ascii_lowercase());
-            }
-            files.push(f.clone());
-        }
-    }
-    // A version listed without files stays listed; one whose every file is
-    // held back goes, so that a resolver does not pick it.
-    let versions = page
-        .versions
+    let files = page
+        .files
         .iter()
-        .filter(|v| {
-            let v = v.to_ascii_lowercase();
-            visible.contains(&v) || !with_files.contains(&v)
+        .zip(&verdicts)
+        .map(|(f, v)| {
+            let mut file = f.clone();
+            if file.yanked.is_none() {
+                file.yanked = v.yank_reason();
+            }
+            file
         })
-        .cloned()
         .collect();
     HeldBackPage {
         page: Some(ProjectPage {
             name: page.name.clone(),
             files,
-            versions,
+            versions: page.versions.clone(),
             stale: page.stale,
         }),
         changes_at,
@@ -107,6 +101,7 @@ pub fn hold_back(policy: &ReleaseAgePolicy, page: &ProjectPage, now: i64) -> Hel
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entrepot_domain::cooldown::ReleaseAgePolicy;
     use time::OffsetDateTime;
 
     const DAY: i64 = 86_400;
@@ -143,15 +138,47 @@ mod tests {
         }
     }
 
+    fn rules(policy: &ReleaseAgePolicy) -> ReleaseAgeRules {
+        ReleaseAgeRules::new([policy])
+    }
+
     #[test]
-    fn young_and_undated_files_and_their_versions_leave_the_page() {
-        let held = hold_back(&week(), &page(), NOW);
+    fn young_and_undated_files_are_yanked_with_the_reason() {
+        let held = hold_back(&rules(&week()), &page(), NOW);
         let page = held.page.unwrap();
-        let names: Vec<&str> = page.files.iter().map(|f| f.filename.as_str()).collect();
-        assert_eq!(names, ["acme-1.0-py3-none-any.whl", "acme-1.0.tar.gz"]);
-        // 4.0 has no files at all: it stays as the upstream listed it.
-        assert_eq!(page.versions, ["1.0", "4.0"]);
+        let yanked: Vec<(&str, Option<&str>)> = page
+            .files
+            .iter()
+            .map(|f| (f.filename.as_str(), f.yanked.as_deref()))
+            .collect();
+        let until = format!(
+            "held back by the release-age rule until {}",
+            crate::clock::rfc3339(NOW + 6 * DAY)
+        );
+        assert_eq!(
+            yanked,
+            [
+                ("acme-1.0-py3-none-any.whl", None),
+                ("acme-1.0.tar.gz", None),
+                ("acme-2.0-py3-none-any.whl", Some(until.as_str())),
+                ("acme-2.0.tar.gz", Some(until.as_str())),
+                (
+                    "acme-3.0.tar.gz",
+                    Some("held back by the release-age rule: the upstream does not say when it was published")
+                ),
+            ]
+        );
+        // Every version stays listed, as PEP 700 lists yanked ones.
+        assert_eq!(page.versions, ["1.0", "2.0", "3.0", "4.0"]);
         assert_eq!(held.changes_at, Some(NOW + 6 * DAY));
+    }
+
+    #[test]
+    fn an_upstream_yank_keeps_its_reason() {
+        let mut upstream = page();
+        upstream.files[2].yanked = Some("broken build".into());
+        let page = hold_back(&rules(&week()), &upstream, NOW).page.unwrap();
+        assert_eq!(page.files[2].yanked.as_deref(), Some("broken build"));
     }
 
     #[test]
@@ -159,11 +186,13 @@ mod tests {
         let mut policy = week();
         policy.allow_unknown_release_time = true;
         policy.exemptions = vec!["acme==2.0".into()];
-        let held = hold_back(&policy, &page(), NOW);
+        let held = hold_back(&rules(&policy), &page(), NOW);
         assert!(held.page.is_none(), "nothing is held back");
         assert_eq!(held.changes_at, None);
-        assert!(hold_back(&ReleaseAgePolicy::default(), &page(), NOW)
-            .page
-            .is_none());
+        assert!(
+            hold_back(&rules(&ReleaseAgePolicy::default()), &page(), NOW)
+                .page
+                .is_none()
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseAgeRules};
 use entrepot_domain::upstream::PythonUpstream;
 use entrepot_domain::{Repository, RepositoryName};
 use entrepot_storage::{BlobStore, CachedIndexPage, PythonStore, RemoteFileRecord};
@@ -107,8 +108,21 @@ pub struct RemotePython {
     pending: Arc<Mutex<HashMap<PageKey, (u64, PendingWrite)>>>,
     next_write: AtomicU64,
     clock: Arc<dyn Clock>,
-    /// Project pages as served under a minimum release age.
-    held_back: KeyedCache<PageKey, Arc<HeldBackView>>,
+    /// Project pages as served under a minimum release age, directly
+    /// (`false`) or through a virtual repository (`true`).
+    held_back: KeyedCache<(RepositoryName, String, bool), Arc<HeldBackView>>,
+}
+
+/// The release-age rules of a remote repository's content: its own policy
+/// and, read through a virtual repository, that one's (`through`).
+fn release_rules(repo: &Repository, through: Option<&ReleaseAgePolicy>) -> ReleaseAgeRules {
+    ReleaseAgeRules::new(
+        repo.remote_repository_config
+            .as_ref()
+            .map(|c| &c.release_age)
+            .into_iter()
+            .chain(through),
+    )
 }
 
 /// `(project id, repository id, normalised project name)`.
@@ -324,26 +338,34 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
+        self.project_page_through(repo, name, None).await
+    }
+
+    /// A project's page as [`Self::project_page`] serves it, read through a
+    /// virtual repository whose own release-age policy is `through`: held
+    /// back by both policies (the stricter rule wins).
+    pub async fn project_page_through(
+        &self,
+        repo: &Repository,
+        name: &str,
+        through: Option<&ReleaseAgePolicy>,
+    ) -> Result<Arc<ServedPage>, PythonError> {
         let page = self.upstream_page(repo, name).await?;
-        let Some(policy) = repo
-            .remote_repository_config
-            .as_ref()
-            .map(|c| &c.release_age)
-            .filter(|p| p.is_active())
-        else {
+        let policy = release_rules(repo, through);
+        if !policy.is_active() {
             return Ok(page);
-        };
+        }
         let now = self.clock.now_unix();
-        let key = (repo.repository_name()?, normalize(name));
+        let key = (repo.repository_name()?, normalize(name), through.is_some());
         let kept = self.held_back.get_if(&key, |v| {
             Arc::ptr_eq(&v.source, &page)
-                && v.policy == *policy
+                && v.policy == policy
                 && v.changes_at.is_none_or(|at| now < at)
         });
         if let Some(view) = kept {
             return Ok(view.page.clone());
         }
-        let held = cooldown::hold_back(policy, page.page(), now);
+        let held = cooldown::hold_back(&policy, page.page(), now);
         let served = match held.page {
             Some(p) => Arc::new(ServedPage::new(p)),
             None => page.clone(),
@@ -352,7 +374,7 @@ impl RemotePython {
             key,
             Arc::new(HeldBackView {
                 source: page,
-                policy: policy.clone(),
+                policy,
                 changes_at: held.changes_at,
                 page: served.clone(),
             }),
@@ -678,10 +700,23 @@ impl RemotePython {
         sha256: &str,
         filename: &str,
     ) -> Result<LocatedFile, PythonError> {
+        self.file_through(repo, sha256, filename, None).await
+    }
+
+    /// A file as [`Self::file`] serves it, read through a virtual
+    /// repository whose own release-age policy is `through`: refused if
+    /// either policy holds it back.
+    pub async fn file_through(
+        &self,
+        repo: &Repository,
+        sha256: &str,
+        filename: &str,
+        through: Option<&ReleaseAgePolicy>,
+    ) -> Result<LocatedFile, PythonError> {
         let target = self.target(repo)?;
         let gate = self.remote.gate(&target).await?;
         let (file, project_name) = self.source(&target, sha256, filename).await?;
-        self.refuse_held_back(repo, &project_name, sha256, filename)
+        self.refuse_held_back(repo, through, &project_name, sha256, filename)
             .await?;
         let digest = sha256_digest(&file.sha256)?;
         // Only what this repository fetched and verified itself: identical
@@ -759,18 +794,16 @@ impl RemotePython {
     async fn refuse_held_back(
         &self,
         repo: &Repository,
+        through: Option<&ReleaseAgePolicy>,
         project: &str,
         sha256: &str,
         filename: &str,
     ) -> Result<(), PythonError> {
-        let Some(policy) = repo
-            .remote_repository_config
-            .as_ref()
-            .map(|c| &c.release_age)
-            .filter(|p| p.is_active())
-        else {
+        let policy = release_rules(repo, through);
+        if !policy.is_active() {
             return Ok(());
-        };
+        }
+        let policy = &policy;
         let dist = filename.strip_suffix(".metadata").unwrap_or(filename);
         let page = self.upstream_page(repo, project).await?;
         let now = self.clock.now_unix();
@@ -796,7 +829,7 @@ impl RemotePython {
 /// until the first held-back file becomes available.
 struct HeldBackView {
     source: Arc<ServedPage>,
-    policy: entrepot_domain::cooldown::ReleaseAgePolicy,
+    policy: ReleaseAgeRules,
     changes_at: Option<i64>,
     page: Arc<ServedPage>,
 }

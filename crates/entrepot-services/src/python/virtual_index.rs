@@ -20,6 +20,10 @@
 //! service agent would): the caller was authorized once, on the virtual
 //! repository.
 //!
+//! A remote member's pages and files are held back by the member's own
+//! minimum release age and by the virtual repository's (the stricter rule
+//! wins; see [`super::cooldown`]); standard members are not judged.
+//!
 //! Merged pages are kept per process, keyed by the members' own pages (the
 //! sha256 of each one's rendered JSON) and the virtual repository's update
 //! time: an upload, a yank or a refreshed upstream page in any member, or a
@@ -28,6 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use entrepot_domain::cooldown::ReleaseAgePolicy;
 use entrepot_domain::{Digest, Format, Mode, Repository, RepositoryName};
 
 use super::dist::{normalize, parse_filename};
@@ -146,7 +151,11 @@ impl PythonRepositories {
                 if member.mode != Mode::RemoteRepository {
                     continue;
                 }
-                match self.remote.project_page(member, &name).await {
+                match self
+                    .remote
+                    .project_page_through(member, &name, through(repo))
+                    .await
+                {
                     Ok(page) => found.push((
                         order,
                         MemberPage {
@@ -235,10 +244,23 @@ impl PythonRepositories {
         let member = self.repositories.get(member).await?;
         match member.mode {
             Mode::StandardRepository => self.hosted.file(&member, sha256, filename).await,
-            Mode::RemoteRepository => self.remote.file(&member, sha256, filename).await,
+            Mode::RemoteRepository => {
+                self.remote
+                    .file_through(&member, sha256, filename, through(repo))
+                    .await
+            }
             Mode::VirtualRepository => Err(not_found()),
         }
     }
+}
+
+/// The virtual repository's own release-age policy, applied to what its
+/// remote members serve through it on top of theirs.
+fn through(repo: &Repository) -> Option<&ReleaseAgePolicy> {
+    repo.virtual_repository_config
+        .as_ref()
+        .map(|c| &c.release_age)
+        .filter(|p| p.is_active())
 }
 
 /// Whether a member's error only says it does not have the project or file.

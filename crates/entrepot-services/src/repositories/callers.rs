@@ -98,7 +98,16 @@ impl RepositoryService {
             .unwrap_or("standard-repository")
             .parse()
             .map_err(RepositoryError::Invalid)?;
-        let release_age = request.remote.as_ref().map(|c| c.release_age.clone());
+        let release_age = request
+            .remote
+            .as_ref()
+            .map(|c| c.release_age.clone())
+            .or_else(|| {
+                request
+                    .virtual_config
+                    .as_ref()
+                    .map(|c| c.release_age.clone())
+            });
         let repo = self
             .insert(
                 name,
@@ -180,11 +189,11 @@ impl RepositoryService {
         if update.release_age.is_empty() {
             return self.change(name, update).await;
         }
-        let before = self
-            .get(name)
-            .await?
+        let current = self.get(name).await?;
+        let before = current
             .remote_repository_config
             .map(|c| c.release_age)
+            .or_else(|| current.virtual_repository_config.map(|c| c.release_age))
             .unwrap_or_default();
         let release_age = update.release_age.clone();
         let repo = self.change(name, update).await?;

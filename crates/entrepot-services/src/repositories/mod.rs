@@ -398,7 +398,7 @@ impl RepositoryService {
             || update.remote_negative_cache_secs.is_some()
             || update.remote_cache_max_size_bytes.is_some()
             || update.remote_timeouts != UpstreamTimeouts::default()
-            || !update.release_age.is_empty();
+            || (!update.release_age.is_empty() && repo.mode != Mode::VirtualRepository);
         if touches_remote {
             let format = repo.format;
             let remote = repo.remote_repository_config.as_mut().ok_or_else(|| {
@@ -467,8 +467,24 @@ impl RepositoryService {
                     "{name} is not a virtual repository; upstream policies do not apply"
                 )));
             }
-            repo.virtual_repository_config =
-                Some(self.checked_members(name, repo.format, config).await?);
+            let mut config = self.checked_members(name, repo.format, config).await?;
+            // A new member list keeps the release age unless it brings one:
+            // the age is changed through `releaseAge` (audited).
+            if config.release_age.is_off() {
+                if let Some(kept) = &repo.virtual_repository_config {
+                    config.release_age = kept.release_age.clone();
+                }
+            }
+            repo.virtual_repository_config = Some(config);
+        }
+        if repo.mode == Mode::VirtualRepository && !update.release_age.is_empty() {
+            let config = repo.virtual_repository_config.as_mut().ok_or_else(|| {
+                RepositoryError::Invalid(format!("{name} has no upstream policies"))
+            })?;
+            update
+                .release_age
+                .apply(&mut config.release_age)
+                .map_err(|e| RepositoryError::Invalid(e.to_string()))?;
         }
         repo.update_time = now_rfc3339();
         if !self.store.update_repository(name, &repo).await? {

@@ -197,6 +197,10 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
     all.virtual_repository_config = Some(VirtualConfig {
         upstream_policies: vec![policy("hub", 2), policy("local", 1)],
         allow_remote_shadowing: vec!["acme-tools".into()],
+        release_age: entrepot_domain::cooldown::ReleaseAgePolicy {
+            min_release_age_secs: Some(86_400),
+            ..Default::default()
+        },
     });
     store
         .create_repository(&rname("p", "all"), &all)
@@ -208,7 +212,7 @@ pub(crate) async fn repositories_are_create_only_within_a_project(s: &Stores) {
     );
     all.virtual_repository_config = Some(VirtualConfig {
         upstream_policies: vec![policy("local", 5)],
-        allow_remote_shadowing: vec![],
+        ..Default::default()
     });
     assert!(store
         .update_repository(&rname("p", "all"), &all)

@@ -273,6 +273,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn first_seen_times_go_with_their_repository() {
+        use crate::metadata::MetadataStore;
+        use entrepot_domain::{Format, Mode, Repository, RepositoryName};
+        let store = SqliteMetadataStore::in_memory().await.unwrap();
+        let name: RepositoryName = "projects/p/repositories/r".parse().unwrap();
+        let repo = Repository {
+            name: name.to_string(),
+            format: Format::Docker,
+            mode: Mode::RemoteRepository,
+            description: String::new(),
+            remote_repository_config: None,
+            virtual_repository_config: None,
+            create_time: "2026-01-01T00:00:00Z".into(),
+            update_time: "2026-01-01T00:00:00Z".into(),
+        };
+        store.create_project(&name.project).await.unwrap();
+        store.create_repository(&name, &repo).await.unwrap();
+        let other = ImageRef {
+            repository: "kept".into(),
+            ..image()
+        };
+        for at in [&image(), &other] {
+            store
+                .saw_tag_digest(at, "v1", "sha256:a", 100)
+                .await
+                .unwrap();
+        }
+        assert!(store.delete_repository_with_policy(&name).await.unwrap());
+        store.create_repository(&name, &repo).await.unwrap();
+        assert!(store.tag_digests(&image(), "v1").await.unwrap().is_empty());
+        assert!(store
+            .digest_records(&image(), "sha256:a")
+            .await
+            .unwrap()
+            .is_empty());
+        // A new first sighting starts from now, not from the old repository's.
+        let seen = store
+            .saw_tag_digest(&image(), "v1", "sha256:a", 900)
+            .await
+            .unwrap();
+        assert_eq!(seen.first_seen, 900);
+        // Another repository's records stay.
+        assert_eq!(store.tag_digests(&other, "v1").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn host_needs_are_counted_and_bounded() {
         let store = SqliteMetadataStore::in_memory().await.unwrap();
         store

@@ -16,8 +16,11 @@ use crate::metadata::*;
 const DELETE_BATCH_ROWS: u64 = 1000;
 
 /// Tables whose rows belong to one repository (`project`, `repository`).
-const REPOSITORY_TABLES: [&str; 8] = [
+const REPOSITORY_TABLES: [&str; 9] = [
     "cache_eviction_pulls",
+    // First-seen times of tag digests (minimum release age): a repository
+    // re-created under the same name must see its tags' digests anew.
+    "cooldown_tag_digests",
     "tags",
     "manifests",
     "blob_links",
@@ -262,6 +265,25 @@ impl MetadataStore for SqliteMetadataStore {
         .await?;
         rows.iter()
             .map(|r| repository_from_row(project, r))
+            .collect()
+    }
+
+    async fn virtual_repositories(
+        &self,
+        format: entrepot_domain::Format,
+    ) -> Result<Vec<Repository>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM repositories WHERE mode = ? AND format = ? ORDER BY project, id",
+        )
+        .bind(entrepot_domain::Mode::VirtualRepository.as_str())
+        .bind(format.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let project: String = r.try_get("project")?;
+                repository_from_row(&project, r)
+            })
             .collect()
     }
 

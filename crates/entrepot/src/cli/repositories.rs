@@ -233,7 +233,10 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
                 }
                 body["remoteRepositoryConfig"] = remote;
             }
-            if let Some(config) = members.config()? {
+            if let Some(mut config) = members.config()? {
+                if let Some(policy) = release_age.policy() {
+                    config["releaseAge"] = policy;
+                }
                 body["virtualRepositoryConfig"] = config;
             }
             let repo = client
@@ -358,7 +361,10 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             if let Some(update) = release_age.update() {
                 body["releaseAge"] = update;
             }
-            if let Some(config) = members.config()? {
+            if let Some(mut config) = members.config()? {
+                if let Some(policy) = release_age.policy() {
+                    config["releaseAge"] = policy;
+                }
                 body["virtualRepositoryConfig"] = config;
             }
             // A quota is its own resource: an update that only sets one

@@ -16,6 +16,7 @@
 //! - [`podman`]: podman with a private image store;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
+//! - [`release_age`]: a Python index with upload times, the test clock;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
 //!   scripted servers);
 //! - [`wait`] and [`files`]: bounded waits, files of a test.
@@ -36,6 +37,7 @@ pub mod podman;
 pub mod python;
 pub mod raw_http;
 pub mod registry;
+pub mod release_age;
 pub mod server;
 pub mod sick_upstream;
 pub mod skopeo;
@@ -53,6 +55,7 @@ pub use podman::*;
 pub use python::*;
 pub use raw_http::*;
 pub use registry::*;
+pub use release_age::*;
 pub use server::*;
 pub use skopeo::*;
 pub use tls_ca::*;

@@ -140,6 +140,7 @@ pub(crate) fn render_google(repo: &Repository, name: &str, enums: EnumEncoding) 
         .and_then(Value::as_object_mut)
     {
         config.remove("allowRemoteShadowing");
+        config.remove("releaseAge");
     }
     value
 }
