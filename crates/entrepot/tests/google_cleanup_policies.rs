@@ -20,7 +20,9 @@ fn cleanup_policies_are_set_and_read_on_the_locations_path() {
     // Created with policies, as Google's client sends them (enums as numbers).
     let operation = server.admin_api(
         "POST",
-        &format!("/v1/projects/default/locations/europe-west1/repositories?repositoryId=images&{INT}"),
+        &format!(
+            "/v1/projects/default/locations/europe-west1/repositories?repositoryId=images&{INT}"
+        ),
         Some(json!({
             "format": 1,
             "cleanupPolicies": {
@@ -31,10 +33,12 @@ fn cleanup_policies_are_set_and_read_on_the_locations_path() {
         })),
     );
     let created = &operation["response"];
-    assert_eq!(created["cleanupPolicies"]["old-untagged"]["action"], 1, "{created}");
     assert_eq!(
-        created["cleanupPolicies"]["old-untagged"]["condition"]["tagState"],
-        2,
+        created["cleanupPolicies"]["old-untagged"]["action"], 1,
+        "{created}"
+    );
+    assert_eq!(
+        created["cleanupPolicies"]["old-untagged"]["condition"]["tagState"], 2,
         "{created}"
     );
     assert!(created.get("cleanupPolicyDryRun").is_none(), "{created}");
@@ -45,9 +49,15 @@ fn cleanup_policies_are_set_and_read_on_the_locations_path() {
     assert_eq!(policy["action"], "DELETE", "{got}");
     assert_eq!(policy["condition"]["tagState"], "UNTAGGED", "{got}");
     assert_eq!(policy["condition"]["olderThan"], "86400s", "{got}");
-    assert_eq!(got["cleanupPolicies"]["keep-3"]["mostRecentVersions"]["keepCount"], 3);
+    assert_eq!(
+        got["cleanupPolicies"]["keep-3"]["mostRecentVersions"]["keepCount"],
+        3
+    );
     let numbers = server.get_json(&format!("{REPO}?{INT}"));
-    assert_eq!(numbers["cleanupPolicies"]["keep-3"]["action"], 2, "{numbers}");
+    assert_eq!(
+        numbers["cleanupPolicies"]["keep-3"]["action"], 2,
+        "{numbers}"
+    );
 
     // Only the dry-run flag: the policies stay.
     let patched = server.admin_api(
@@ -56,7 +66,11 @@ fn cleanup_policies_are_set_and_read_on_the_locations_path() {
         Some(json!({"cleanupPolicyDryRun": true, "description": "not in the mask"})),
     );
     assert_eq!(patched["cleanupPolicyDryRun"], true, "{patched}");
-    assert_eq!(patched["cleanupPolicies"].as_object().unwrap().len(), 2, "{patched}");
+    assert_eq!(
+        patched["cleanupPolicies"].as_object().unwrap().len(),
+        2,
+        "{patched}"
+    );
     assert_eq!(patched["description"], "", "{patched}");
 
     // The policies replaced, with the description, in one patch.

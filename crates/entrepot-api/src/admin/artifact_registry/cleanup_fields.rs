@@ -154,7 +154,10 @@ fn numbers_for_names(policies: &mut Value) {
             policy.insert("action".into(), n);
         }
         if let Some(condition) = policy.get_mut("condition").and_then(Value::as_object_mut) {
-            if let Some(n) = condition.get("tagState").and_then(|v| number(TAG_STATES, v)) {
+            if let Some(n) = condition
+                .get("tagState")
+                .and_then(|v| number(TAG_STATES, v))
+            {
                 condition.insert("tagState".into(), n);
             }
         }
@@ -190,7 +193,10 @@ mod tests {
         let mut numbers = json!({});
         add_fields(&mut numbers, &settings, EnumEncoding::Numbers);
         assert_eq!(numbers["cleanupPolicies"]["old"]["action"], 1);
-        assert_eq!(numbers["cleanupPolicies"]["old"]["condition"]["tagState"], 2);
+        assert_eq!(
+            numbers["cleanupPolicies"]["old"]["condition"]["tagState"],
+            2
+        );
         assert_eq!(numbers["cleanupPolicies"]["recent"]["action"], 2);
         assert_eq!(numbers["cleanupPolicyDryRun"], true);
         let mut names = json!({});

@@ -558,7 +558,8 @@ impl RepositoryBody {
         };
         let (mut policies, mut dry_run, mut repository_fields) = (None, None, false);
         for path in paths {
-            repository_fields |= !matches!(path.as_str(), "cleanupPolicies" | "cleanupPolicyDryRun");
+            repository_fields |=
+                !matches!(path.as_str(), "cleanupPolicies" | "cleanupPolicyDryRun");
             match path.as_str() {
                 // Absent under a mask: no policies, or not a dry run.
                 "cleanupPolicies" => {
