@@ -5,24 +5,28 @@
 #      10% of them unreferenced;
 #   2. manifest GET by tag, wrk -c 16, idle vs while collections run back to
 #      back, BENCH_ROUNDS interleaved rounds (requests/s and the ratio);
-#   3. `images list` for 10,000 tags: only when this build has the command
-#      (skipped otherwise, and said so).
+#   3. `images list` over a repository of BENCH_TAGS tags (default 10,000),
+#      one manifest each, pushed over HTTP: the admin API's time per page
+#      (pages of 100 and of 1000) and for the whole walk, and the CLI's
+#      wall time for the full listing.
 # The store is seeded straight into the data directory (the server stopped):
 # blob files of 64-576 bytes, their rows, 10 blobs per manifest, one tag per
 # manifest; the unreferenced 10% have rows and files but no link.
 # Needs: cargo, wrk, curl, python3.
-# Usage: bench/lifecycle.sh [--smoke]   (BENCH_BLOBS, BENCH_ROUNDS, BENCH_WRK_SECS;
+# Usage: bench/lifecycle.sh [--smoke]   (BENCH_BLOBS, BENCH_ROUNDS, BENCH_WRK_SECS, BENCH_TAGS;
 #        BENCH_BIN=path to use a built binary instead of building release)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BLOBS=${BENCH_BLOBS:-100000}
 ROUNDS=${BENCH_ROUNDS:-3}
+TAGS=${BENCH_TAGS:-10000}
 WRK_SECS=${BENCH_WRK_SECS:-10}
 if [ "${1:-}" = --smoke ]; then
     BLOBS=${BENCH_BLOBS:-2000}
     ROUNDS=1
     WRK_SECS=2
+    TAGS=${BENCH_TAGS:-250}
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/entrepot-bench.XXXXXX")
 PIDS=()
@@ -111,7 +115,7 @@ wall = float(sys.argv[4]) - float(sys.argv[3])
 rss, hwm0, hwm1, n = (int(x) for x in sys.argv[5:9])
 print(f"store: {n} blobs; dry run counts {dry['blobsDeleted']} blobs, {dry['bytesReclaimed']} bytes in {dry['durationMs']} ms")
 print(f"gc: deleted {rep['blobsDeleted']} blobs, {rep['bytesReclaimed']} bytes, dropped {rep['linksDropped']} links in {rep['durationMs']} ms (CLI wall {wall:.2f} s)")
-print(f"server RSS before {rss/1024:.1f} MiB; peak RSS {hwm0/1024:.1f} -> {hwm1/1024:.1f} MiB (+{(hwm1-hwm0)/1024:.1f} MiB during gc)")
+print(f"server RSS before {rss/1024:.1f} MiB; peak RSS {hwm0/1024:.1f} -> {hwm1/1024:.1f} MiB ({(hwm1-hwm0)/1024:+.1f} MiB during gc)")
 assert rep["blobsDeleted"] == n // 10, rep
 PY
 
@@ -137,8 +141,73 @@ for i, (a, b, r) in enumerate(zip(idle, busy, runs), 1):
 print(f"median ratio during/idle: {sorted(b/a for a, b in zip(idle, busy))[len(idle)//2]:.2f}")
 PY
 
-if ecli artifacts docker images list --help >/dev/null 2>&1; then
-    echo "images list: the inventory command exists in this build; not measured by this script yet"
-else
-    echo "images list: skipped (no \`entrepot artifacts docker images list\` in this build)"
-fi
+echo "== images list: a repository with $TAGS tags (one manifest per tag, pushed over HTTP)" >&2
+ecli repositories create tags --repository-format=docker >/dev/null
+python3 - "$E_ADDR" "$E_TOKEN" "$TAGS" <<'PY'
+# One config and one layer blob, then TAGS manifests that differ by an
+# annotation, each PUT under its own tag, over one keep-alive connection.
+import base64, hashlib, http.client, json, sys
+addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+auth = {"Authorization": "Basic " + base64.b64encode(b"admin:" + token.encode()).decode()}
+conn = http.client.HTTPConnection(addr)
+def call(method, path, body=b"", headers=None, want=(200, 201, 202)):
+    conn.request(method, path, body=body, headers={**auth, **(headers or {})})
+    r = conn.getresponse(); data = r.read()
+    if r.status not in want:
+        sys.exit(f"bench: {method} {path}: {r.status} {data[:200]!r}")
+    return r
+base = "/v2/default/tags/app"
+blobs = []
+for body in (b'{"architecture":"amd64","os":"linux"}', b"entrepot images list bench layer"):
+    d = "sha256:" + hashlib.sha256(body).hexdigest()
+    call("POST", f"{base}/blobs/uploads/?digest={d}", body, {"Content-Type": "application/octet-stream"})
+    blobs.append((d, len(body)))
+for i in range(n):
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blobs[0][0], "size": blobs[0][1]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": blobs[1][0], "size": blobs[1][1]}],
+        "annotations": {"org.opencontainers.image.version": str(i)},
+    }
+    call("PUT", f"{base}/manifests/v{i}", json.dumps(doc).encode(),
+         {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+print(f"pushed {n} tagged manifests", file=sys.stderr)
+PY
+python3 - "$E_ADDR" "$E_TOKEN" "$TAGS" <<'PY'
+# The admin API's pages: the first one and every one of the walk, at the
+# default size (100) and at the largest (1000).
+import base64, http.client, json, sys, time
+addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+auth = {"Authorization": "Bearer " + token}
+conn = http.client.HTTPConnection(addr)
+path = "/v1/projects/default/repositories/tags/dockerImages"
+for size in (100, 1000):
+    times, items, tok = [], 0, None
+    while True:
+        q = f"?pageSize={size}" + (f"&pageToken={tok}" if tok else "")
+        t0 = time.perf_counter()
+        conn.request("GET", path + q, headers=auth)
+        r = conn.getresponse(); body = json.loads(r.read())
+        times.append(time.perf_counter() - t0)
+        assert r.status == 200, body
+        items += len(body.get("dockerImages", []))
+        tok = body.get("nextPageToken")
+        if not tok:
+            break
+    assert items == n, (items, n)
+    ms = sorted(t * 1000 for t in times)
+    print(f"images list API, pageSize={size}: {len(times)} pages, first {times[0]*1000:.1f} ms, "
+          f"per page median {ms[len(ms)//2]:.1f} ms, max {ms[-1]:.1f} ms, whole walk {sum(times):.2f} s")
+PY
+for round in $(seq 1 "$ROUNDS"); do
+    START=$(date +%s.%N)
+    COUNT=$(ecli artifacts docker images list tags --include-tags --page-size=1000 --format=json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+    END=$(date +%s.%N)
+    [ "$COUNT" = "$TAGS" ] || { echo "bench: images list printed $COUNT images, not $TAGS" >&2; exit 1; }
+    python3 -c "import sys; print(f'images list CLI (--include-tags --page-size=1000 --format=json), round $round: {sys.argv[1]} images in {float(sys.argv[3]) - float(sys.argv[2]):.2f} s')" "$COUNT" "$START" "$END"
+done
+START=$(date +%s.%N)
+ecli artifacts docker images list tags --include-tags >/dev/null
+END=$(date +%s.%N)
+python3 -c "import sys; print(f'images list CLI (table, default pages of 100): {float(sys.argv[2]) - float(sys.argv[1]):.2f} s')" "$START" "$END"

@@ -12,8 +12,14 @@ use entrepot_domain::Digest;
 use crate::lifecycle::DoomedBlob;
 use crate::metadata::{ImageRef, StoreError};
 
+/// The image name under which a remote Python repository links the files
+/// it cached: a [`PullRecord`] of this image with a file's digest records a
+/// download of that file.
+pub const PYTHON_FILES_IMAGE: &str = "";
+
 /// One pull to record: the manifest `digest` of `image`, at `pulled_ms`
-/// (unix milliseconds).
+/// (unix milliseconds); for a Python file, its digest under
+/// [`PYTHON_FILES_IMAGE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRecord {
     /// The image.
@@ -59,6 +65,20 @@ pub struct EvictionCandidate {
     pub last_pull_ms: i64,
     /// The blobs it names (config and layers).
     pub blobs: Vec<Digest>,
+}
+
+/// A distribution file a remote Python repository cached, that eviction
+/// may remove, least recently downloaded first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCandidate {
+    /// Its repository's project.
+    pub project: String,
+    /// Its repository.
+    pub repository: String,
+    /// The file's digest (`sha256:` and its sha256).
+    pub digest: Digest,
+    /// When it was last downloaded (or cached, if never since), unix ms.
+    pub last_pull_ms: i64,
 }
 
 /// What evicting one manifest removed.
@@ -107,6 +127,22 @@ pub trait EvictionStore: Send + Sync + 'static {
         image: &ImageRef,
         digest: &Digest,
     ) -> Result<EvictedManifest, StoreError>;
+
+    /// At most `limit` distribution files cached by the remote Python
+    /// repositories of `scope`, least recently downloaded first, skipping
+    /// the first `skip`. Extracted metadata files are not listed: they are
+    /// small and a page names them.
+    async fn file_eviction_candidates(
+        &self,
+        scope: &EvictionScope,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<FileCandidate>, StoreError>;
+
+    /// Unlink a cached Python file from its repository, with its download
+    /// record, in one transaction; whether it was still linked. Its bytes
+    /// then go through [`Self::doom_unlinked_among`].
+    async fn evict_file(&self, file: &FileCandidate) -> Result<bool, StoreError>;
 
     /// Claim, among `digests`, the blobs that nothing links (nor a hosted
     /// Python file names): mark them doomed in one statement and return them,

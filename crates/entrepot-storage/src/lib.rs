@@ -39,7 +39,8 @@ pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use eviction::{
-    CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, PullRecord,
+    CacheUsage, EvictedManifest, EvictionCandidate, EvictionScope, EvictionStore, FileCandidate,
+    PullRecord, PYTHON_FILES_IMAGE,
 };
 pub use host_needs::{HostNeedRecord, HostNeedStore};
 pub use iam::{IamStore, ServiceAccountRecord, TokenKey, TokenRecord, UserRecord};

@@ -62,7 +62,7 @@ impl EvictionMetrics {
     pub fn evicted(&self, report: &EvictionReport) {
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.manifests
-            .fetch_add(report.manifests, Ordering::Relaxed);
+            .fetch_add(report.manifests + report.files, Ordering::Relaxed);
         self.blobs.fetch_add(report.blobs, Ordering::Relaxed);
         self.bytes.fetch_add(report.bytes, Ordering::Relaxed);
     }
@@ -116,7 +116,7 @@ impl EvictionMetrics {
             ),
             (
                 "entrepot_cache_evictions_total",
-                "Cached manifests evicted from remote repositories over their size cap.",
+                "Cached manifests and Python files evicted from remote repositories over their size cap.",
                 &self.manifests,
             ),
             (

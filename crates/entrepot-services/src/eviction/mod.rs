@@ -4,7 +4,8 @@
 //! (`remoteRepositoryConfig.cacheMaxSizeBytes`), and the store a cap on all
 //! remote caches together (`cache_max_size`). When a cache is over its cap,
 //! the least recently pulled manifests go first, with their tags and the
-//! links that only they needed, until the cache is under the low-water mark
+//! links that only they needed (in a Python cache: the least recently
+//! downloaded files), until the cache is under the low-water mark
 //! ([`LOW_WATER_PERCENT`] of the cap). Blobs that nothing links any more are
 //! then claimed and deleted through the garbage collector's protocol, at
 //! once. Content in the middle of a fill is left alone. An evicted blob is
@@ -15,6 +16,7 @@
 //! schedule; each pass also refreshes the cache size gauges
 //! ([`metrics::EvictionMetrics`]).
 
+mod candidates;
 pub mod metrics;
 pub mod pulls;
 
@@ -23,21 +25,20 @@ use std::time::Duration;
 
 use entrepot_domain::{Mode, ProjectId, Repository, RepositoryId, RepositoryName};
 use entrepot_storage::{
-    CacheUsage, EvictionCandidate, EvictionScope, EvictionStore, MetadataStore, StoreError,
+    CacheUsage, EvictionCandidate, EvictionScope, EvictionStore, FileCandidate, MetadataStore,
+    StoreError,
 };
 use serde::Serialize;
 
 use crate::gc::{GarbageCollector, GcError};
 use crate::remote::FillsInFlight;
+use candidates::{Candidate, Candidates};
 use metrics::EvictionMetrics;
 use pulls::PullTracker;
 
 /// Once over its cap, a cache is emptied down to this share of it, so that
 /// the next fill does not start another eviction at once.
 pub const LOW_WATER_PERCENT: u64 = 90;
-
-/// Candidates read per query.
-const CANDIDATE_PAGE: u32 = 32;
 
 /// Repositories (and projects) read per page when a pass lists them.
 const LIST_PAGE: u32 = 500;
@@ -59,6 +60,8 @@ pub enum EvictionError {
 pub struct EvictionReport {
     /// Manifests evicted.
     pub manifests: u64,
+    /// Cached Python files evicted.
+    pub files: u64,
     /// Tags that pointed at them.
     pub tags: u64,
     /// Blobs deleted (unlinked everywhere by the eviction).
@@ -220,13 +223,9 @@ impl CacheEvictor {
         }
         let low_water = low_water(capped.cap);
         let before = usage.bytes;
-        let mut skip = 0u32;
-        'pages: while usage.bytes > low_water {
-            let page = self
-                .store
-                .eviction_candidates(&capped.scope, skip, CANDIDATE_PAGE)
-                .await?;
-            if page.is_empty() {
+        let mut candidates = Candidates::new(self.store.as_ref(), &capped.scope);
+        while usage.bytes > low_water {
+            let Some(candidate) = candidates.next().await? else {
                 tracing::warn!(
                     cache = %capped.name,
                     bytes = usage.bytes,
@@ -234,19 +233,17 @@ impl CacheEvictor {
                     "a remote cache stays over its size cap: nothing more can be evicted now (content being filled, or not evictable)"
                 );
                 break;
+            };
+            if self.filling(&candidate).await {
+                candidates.left_alone(&candidate);
+                report.skipped_filling += 1;
+                continue;
             }
-            for candidate in page {
-                if self.filling(&candidate).await {
-                    skip += 1;
-                    report.skipped_filling += 1;
-                    continue;
-                }
-                self.evict(&candidate, report).await?;
-                usage = self.usage(&capped.scope).await?;
-                if usage.bytes <= low_water {
-                    break 'pages;
-                }
+            match &candidate {
+                Candidate::Manifest(m) => self.evict(m, report).await?,
+                Candidate::File(f) => self.evict_file(f, report).await?,
             }
+            usage = self.usage(&capped.scope).await?;
         }
         tracing::info!(
             cache = %capped.name,
@@ -268,18 +265,47 @@ impl CacheEvictor {
         }
     }
 
-    /// Whether a fill of one of the candidate's blobs is under way.
-    async fn filling(&self, candidate: &EvictionCandidate) -> bool {
-        let scope = format!(
-            "projects/{}/repositories/{}",
-            candidate.image.project, candidate.image.repository
-        );
+    /// Whether a fill of one of the candidate's blobs (or of the file) is
+    /// under way.
+    async fn filling(&self, candidate: &Candidate) -> bool {
+        let (project, repository, blobs) = match candidate {
+            Candidate::Manifest(m) => (&m.image.project, &m.image.repository, m.blobs.as_slice()),
+            Candidate::File(f) => (&f.project, &f.repository, std::slice::from_ref(&f.digest)),
+        };
+        let scope = format!("projects/{project}/repositories/{repository}");
         for fills in &self.fills {
-            if fills.any_of(&scope, &candidate.blobs).await {
+            if fills.any_of(&scope, blobs).await {
                 return true;
             }
         }
         false
+    }
+
+    async fn evict_file(
+        &self,
+        file: &FileCandidate,
+        report: &mut EvictionReport,
+    ) -> Result<(), EvictionError> {
+        if !self.store.evict_file(file).await? {
+            return Ok(());
+        }
+        let doomed = self
+            .store
+            .doom_unlinked_among(std::slice::from_ref(&file.digest))
+            .await?;
+        let (blobs, bytes) = self.gc.reclaim(&doomed).await?;
+        report.files += 1;
+        report.blobs += blobs;
+        report.bytes += bytes;
+        tracing::info!(
+            repository = %format!("projects/{}/repositories/{}", file.project, file.repository),
+            digest = %file.digest,
+            last_pull_ms = file.last_pull_ms,
+            blobs,
+            bytes,
+            "evicted a cached Python file"
+        );
+        Ok(())
     }
 
     async fn evict(

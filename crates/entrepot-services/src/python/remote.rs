@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use entrepot_domain::cooldown::{ReleaseAgePolicy, ReleaseAgeRules};
 use entrepot_domain::upstream::PythonUpstream;
 use entrepot_domain::{Repository, RepositoryName};
-use entrepot_storage::{BlobStore, CachedIndexPage, PythonStore, RemoteFileRecord};
+use entrepot_storage::{
+    BlobStore, CachedIndexPage, ImageRef, PythonStore, RemoteFileRecord, PYTHON_FILES_IMAGE,
+};
 use entrepot_upstream::UpstreamTransport;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
@@ -29,6 +31,7 @@ use super::index::{self, ProjectPage, ServedPage};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::{Clock, SystemClock};
+use crate::eviction::pulls::PullTracker;
 use crate::keyed_cache::KeyedCache;
 use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
@@ -111,6 +114,8 @@ pub struct RemotePython {
     /// Project pages as served under a minimum release age, directly
     /// (`false`) or through a virtual repository (`true`).
     held_back: KeyedCache<(RepositoryName, String, bool), Arc<HeldBackView>>,
+    /// Downloads of cached files, for eviction's order.
+    pulls: Option<Arc<PullTracker>>,
 }
 
 /// The release-age rules of a remote repository's content: its own policy
@@ -159,6 +164,7 @@ impl RemotePython {
             pending: Arc::default(),
             next_write: AtomicU64::new(0),
             clock: Arc::new(SystemClock),
+            pulls: None,
             held_back: KeyedCache::new(),
         })
     }
@@ -167,6 +173,13 @@ impl RemotePython {
     /// cached page is still fresh.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Record each download of a file in `pulls` (eviction removes the
+    /// least recently downloaded first), and wake it when a file was cached.
+    pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {
+        self.pulls = Some(pulls);
         self
     }
 
@@ -719,6 +732,14 @@ impl RemotePython {
         self.refuse_held_back(repo, through, &project_name, sha256, filename)
             .await?;
         let digest = sha256_digest(&file.sha256)?;
+        if let Some(pulls) = &self.pulls {
+            let image = ImageRef {
+                project: target.ids.project.to_string(),
+                repository: target.ids.repository.to_string(),
+                image: PYTHON_FILES_IMAGE.to_owned(),
+            };
+            pulls.record(&image, &digest);
+        }
         // Only what this repository fetched and verified itself: identical
         // bytes stored for another repository prove nothing about this one's
         // upstream (dedup of storage, never of authorization).
@@ -727,12 +748,14 @@ impl RemotePython {
             return Ok(LocatedFile::stored(self.blobs.clone(), digest, size));
         }
         let after_commit = {
-            let (store, blobs, scratch, views) = (
+            let (store, blobs, scratch, views, pulls) = (
                 self.store.clone(),
                 self.blobs.clone(),
                 self.scratch.clone(),
                 self.views.clone(),
+                self.pulls.clone(),
             );
+            let repository = target.repository.clone();
             let (ids, sha256, filename) =
                 (target.ids.clone(), file.sha256.clone(), filename.to_owned());
             move |committed: Committed| {
@@ -757,6 +780,10 @@ impl RemotePython {
                     }
                     // The page now lists the file's size (and extracted metadata).
                     views.invalidate(&ids, &project_name);
+                    // The cache grew: weigh it against its cap.
+                    if let Some(pulls) = pulls {
+                        pulls.filled(&repository);
+                    }
                 }
                 .boxed()
             }

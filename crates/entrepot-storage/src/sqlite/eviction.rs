@@ -41,10 +41,14 @@ impl EvictionStore for SqliteMetadataStore {
         for pull in pulls {
             // Only for manifests still cached: a pull recorded after an
             // eviction must not leave a row behind.
+            // A Python file's pull is kept under its link (column `manifest`
+            // holding the file's digest).
             sqlx::query(
                 "INSERT INTO cache_eviction_pulls (project, repository, image, manifest, pulled_ms)
                  SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM manifests
                      WHERE project = ?1 AND repository = ?2 AND image = ?3 AND digest = ?4)
+                   OR (?3 = ?6 AND EXISTS (SELECT 1 FROM blob_links
+                     WHERE project = ?1 AND repository = ?2 AND image = ?3 AND digest = ?4))
                  ON CONFLICT (project, repository, image, manifest)
                  DO UPDATE SET pulled_ms = MAX(pulled_ms, excluded.pulled_ms)",
             )
@@ -53,6 +57,7 @@ impl EvictionStore for SqliteMetadataStore {
             .bind(&pull.image.image)
             .bind(pull.digest.to_string())
             .bind(pull.pulled_ms)
+            .bind(PYTHON_FILES_IMAGE)
             .execute(&mut *tx)
             .await?;
         }
@@ -247,6 +252,82 @@ impl EvictionStore for SqliteMetadataStore {
             tags: tags.len() as u64,
             unlinked,
         })
+    }
+
+    async fn file_eviction_candidates(
+        &self,
+        scope: &EvictionScope,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<FileCandidate>, StoreError> {
+        let (filter, project, repository) = match scope {
+            EvictionScope::Repository {
+                project,
+                repository,
+            } => (
+                "l.project = ?1 AND l.repository = ?2",
+                project.as_str(),
+                repository.as_str(),
+            ),
+            EvictionScope::AllRemote => ("?1 = ?1 AND ?2 = ?2", "", ""),
+        };
+        // Linked files of remote repositories that a page listed (metadata
+        // files extracted from them are linked too, and stay).
+        let rows = sqlx::query(&format!(
+            "SELECT l.project, l.repository, l.digest,
+                    COALESCE(p.pulled_ms, l.link_time * 1000) AS last_pull_ms
+             FROM blob_links l
+             JOIN repositories r ON r.project = l.project AND r.id = l.repository AND r.mode = ?3
+             LEFT JOIN cache_eviction_pulls p ON p.project = l.project
+                 AND p.repository = l.repository AND p.image = l.image AND p.manifest = l.digest
+             WHERE l.image = ?4 AND {filter}
+               AND EXISTS (SELECT 1 FROM python_remote_files f
+                   WHERE f.project = l.project AND f.repository = l.repository
+                     AND f.sha256 = substr(l.digest, 8))
+             ORDER BY last_pull_ms, l.project, l.repository, l.digest
+             LIMIT ?5 OFFSET ?6"
+        ))
+        .bind(project)
+        .bind(repository)
+        .bind(Mode::RemoteRepository.as_str())
+        .bind(PYTHON_FILES_IMAGE)
+        .bind(i64::from(limit))
+        .bind(i64::from(skip))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FileCandidate {
+                    project: row.try_get("project")?,
+                    repository: row.try_get("repository")?,
+                    digest: digest_col(row.try_get("digest")?)?,
+                    last_pull_ms: row.try_get("last_pull_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn evict_file(&self, file: &FileCandidate) -> Result<bool, StoreError> {
+        let key = |q: &'static str| {
+            sqlx::query(q)
+                .bind(file.project.clone())
+                .bind(file.repository.clone())
+                .bind(PYTHON_FILES_IMAGE)
+                .bind(file.digest.to_string())
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let removed = key("DELETE FROM blob_links
+             WHERE project = ? AND repository = ? AND image = ? AND digest = ?")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        key("DELETE FROM cache_eviction_pulls
+             WHERE project = ? AND repository = ? AND image = ? AND manifest = ?")
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     async fn doom_unlinked_among(&self, digests: &[Digest]) -> Result<Vec<DoomedBlob>, StoreError> {

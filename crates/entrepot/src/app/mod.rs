@@ -26,7 +26,7 @@ use entrepot_services::oci::cooldown::ReleaseAgeRecords;
 use entrepot_services::oci::RemoteOci;
 use entrepot_services::python::{HostedPython, PythonRepositories, RemotePython};
 use entrepot_services::quota::StorageQuotas;
-use entrepot_services::remote::Fills;
+use entrepot_services::remote::{Fills, FillsInFlight};
 use entrepot_services::secrets::{FileKeyRing, KeyRing as _};
 use entrepot_services::upstream_metrics::MeteredTransport;
 use entrepot_services::{
@@ -170,9 +170,13 @@ impl App {
             })
             .with_pull_tracker(pulls.clone()),
         );
-        let (hosted_python, remote_python) =
+        let (hosted_python, remote_python, python_fills) =
             python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
-        let remote_python = Arc::new(remote_python.with_clock(clock));
+        let remote_python = Arc::new(
+            remote_python
+                .with_clock(clock)
+                .with_pull_tracker(pulls.clone()),
+        );
         // Callers of the repository service are authorized by it; testUpstream
         // goes to the remote engine of the repository's format.
         let repositories = repositories
@@ -224,6 +228,7 @@ impl App {
         let evictor = Arc::new(
             CacheEvictor::new(sqlite.clone(), meta.clone(), gc.clone(), pulls.clone())
                 .with_fills(fills_in_flight)
+                .with_fills(python_fills)
                 .with_store_cap(config.cache_max_size.map(|size| size.0)),
         );
         {
@@ -331,11 +336,12 @@ fn python_repositories(
     upstream: &Arc<dyn UpstreamTransport>,
     metrics: &Arc<Metrics>,
     secrets: &SecretService,
-) -> Result<(HostedPython, RemotePython), BuildError> {
+) -> Result<(HostedPython, RemotePython, FillsInFlight), BuildError> {
     let store: Arc<dyn PythonStore> = sqlite.clone();
     let spool = config.data_dir.join("blobs");
     let fills = Fills::new(spool.join("spool-python"), blobs.clone(), metrics.clone())
         .step(|| "cannot prepare the Python cache spool directory")?;
+    let in_flight = fills.in_flight();
     let remote = RemotePython::new(
         store.clone(),
         blobs.clone(),
@@ -354,7 +360,7 @@ fn python_repositories(
         config.python_max_upload_bytes,
     )
     .step(|| "cannot prepare the Python upload directory")?;
-    Ok((hosted, remote))
+    Ok((hosted, remote, in_flight))
 }
 
 #[cfg(test)]

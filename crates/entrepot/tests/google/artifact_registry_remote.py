@@ -3,7 +3,8 @@
 Stores the upstream password with Google's Secret Manager client (create the
 secret, add a version, the `iam_grant_access` sample for the project's service
 agent), creates a remote Docker repository whose upstream credentials are that
-secret version, reads, lists and patches it, manages its IAM policy, and creates and
+secret version, reads, lists and patches it (its description, then its
+cleanup policies), manages its IAM policy, and creates and
 deletes a second repository, checking each answer. Settings come from the
 environment: ENTREPOT_ENDPOINT (http://127.0.0.1:PORT), ENTREPOT_TOKEN,
 ENTREPOT_PROJECT, UPSTREAM_URI, UPSTREAM_USERNAME, UPSTREAM_PASSWORD,
@@ -18,7 +19,7 @@ from google.api_core import exceptions
 from google.cloud import artifactregistry_v1 as ar
 from google.cloud import secretmanager
 from google.oauth2.credentials import Credentials
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 env = os.environ
 client = ar.ArtifactRegistryClient(
@@ -112,6 +113,39 @@ assert (
     patched.remote_repository_config.upstream_credentials.username_password_credentials.username
     == env["UPSTREAM_USERNAME"]
 ), patched
+
+# Cleanup policies and their dry-run flag, set with an update mask, read back.
+Policy = ar.CleanupPolicy
+Condition = ar.CleanupPolicyCondition
+with_policies = client.update_repository(
+    repository=ar.Repository(
+        name=name,
+        cleanup_policies={
+            "old-untagged": Policy(
+                id="old-untagged",
+                action=Policy.Action.DELETE,
+                condition=Condition(
+                    tag_state=Condition.TagState.UNTAGGED,
+                    older_than=duration_pb2.Duration(seconds=86400),
+                ),
+            ),
+            "keep-5": Policy(
+                id="keep-5",
+                action=Policy.Action.KEEP,
+                most_recent_versions=ar.CleanupPolicyMostRecentVersions(keep_count=5),
+            ),
+        },
+        cleanup_policy_dry_run=True,
+    ),
+    update_mask=field_mask_pb2.FieldMask(paths=["cleanup_policies", "cleanup_policy_dry_run"]),
+)
+assert with_policies.cleanup_policy_dry_run, with_policies
+old = client.get_repository(name=name).cleanup_policies["old-untagged"]
+assert old.action == Policy.Action.DELETE, old
+assert old.condition.tag_state == Condition.TagState.UNTAGGED, old
+assert old.condition.older_than.total_seconds() == 86400, old
+assert with_policies.cleanup_policies["keep-5"].most_recent_versions.keep_count == 5, with_policies
+assert with_policies.description == "renamed", with_policies
 
 # IAM: read the policy, add a reader, read it back, test permissions.
 policy = client.get_iam_policy(request={"resource": name})

@@ -7,6 +7,7 @@
 //! serving stale content) are read and set on `projects/{p}/repositories`. The IAM verbs on these
 //! names are answered by [`super::iam`].
 
+mod cleanup_fields;
 mod operation;
 pub(crate) mod resource;
 
@@ -116,13 +117,24 @@ async fn create(
         .get("repositoryId")
         .ok_or_else(|| ApiError::invalid("the repositoryId query parameter is required"))?;
     let name = RepositoryName::new(project, parse_id(repository)?);
-    let request = body(request)?;
+    let mut request = body(request)?;
+    let cleanup = request.take_cleanup()?;
+    let create = request.into_create_request()?;
+    if create.virtual_config.is_some() && cleanup.as_ref().is_some_and(|c| c.sets_policies()) {
+        return Err(ApiError::invalid(
+            "a virtual repository holds no content and takes no cleanupPolicies; set them on its member repositories",
+        ));
+    }
     let principal = authenticate(&state, &headers).await?;
     let repo = state
         .repositories
-        .create_with(&principal, &name, request.into_create_request()?)
+        .create_with(&principal, &name, create)
         .await?;
-    let rendered = render(&repo, &name.repository, &parent, enums);
+    let mut rendered = render(&repo, &name.repository, &parent, enums);
+    if let Some(cleanup) = cleanup {
+        let settings = cleanup.apply(&state, &principal, &name).await?;
+        cleanup_fields::add_fields(&mut rendered, &settings, enums);
+    }
     Ok(Json(operation::done(
         &parent,
         &OperationId::Create(name.repository),
@@ -144,14 +156,11 @@ async fn describe(
         .repositories
         .describe_with_size(&principal, &name)
         .await?;
-    let mut value = render(
-        &repo,
-        &name.repository,
-        &parent,
-        EnumEncoding::of_query(&query),
-    );
+    let enums = EnumEncoding::of_query(&query);
+    let mut value = render(&repo, &name.repository, &parent, enums);
     // int64 in proto3 JSON: a decimal string.
     value["sizeBytes"] = Value::String(size.to_string());
+    cleanup_fields::describe(&state, &principal, &name, &mut value, enums).await?;
     Ok(Json(value))
 }
 
@@ -166,15 +175,24 @@ async fn update(
     let project: ProjectId = parse_id(&project)?;
     let parent = parent(&project, location(&location_id)?);
     let name = RepositoryName::new(project, parse_id(&repository)?);
-    let update = body(request)?.into_update(query.get("updateMask").map(String::as_str))?;
+    let patch = body(request)?.into_update(query.get("updateMask").map(String::as_str))?;
     let principal = authenticate(&state, &headers).await?;
-    let repo = state.repositories.update(&principal, &name, update).await?;
-    Ok(Json(render(
-        &repo,
-        &name.repository,
-        &parent,
-        EnumEncoding::of_query(&query),
-    )))
+    let enums = EnumEncoding::of_query(&query);
+    // The repository's own fields first: a refusal there leaves the
+    // policies as they were (the policies were checked already).
+    let repo = match (patch.repository, &patch.cleanup) {
+        (Some(update), _) => state.repositories.update(&principal, &name, update).await?,
+        (None, _) => state.repositories.describe(&principal, &name).await?,
+    };
+    let mut value = render(&repo, &name.repository, &parent, enums);
+    match patch.cleanup {
+        Some(cleanup) => {
+            let settings = cleanup.apply(&state, &principal, &name).await?;
+            cleanup_fields::add_fields(&mut value, &settings, enums);
+        }
+        None => cleanup_fields::describe(&state, &principal, &name, &mut value, enums).await?,
+    }
+    Ok(Json(value))
 }
 
 /// `DELETE .../repositories/R`: a finished `Operation` with an empty response.

@@ -21,6 +21,7 @@ use entrepot_services::RepositoryUpdate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cleanup_fields::CleanupChange;
 use crate::admin::ApiError;
 
 /// How enum values are written: Google's REST clients ask for numbers with
@@ -402,13 +403,13 @@ pub(crate) struct RepositoryBody {
     /// Store a remote repository even if the access policy blocks its upstream.
     #[serde(default)]
     pub force: bool,
-    /// Google's; accepted when empty (entrepot has no cleanup policies).
+    /// Google's map of policy id to cleanup policy (a list is accepted
+    /// too); set through the cleanup service.
     #[serde(default)]
-    cleanup_policies: serde_json::Map<String, Value>,
-    /// Google's; meaningless without cleanup policies, so ignored.
+    cleanup_policies: Option<Value>,
+    /// Google's: cleanup runs only report.
     #[serde(default)]
-    #[allow(dead_code)]
-    cleanup_policy_dry_run: bool,
+    cleanup_policy_dry_run: Option<bool>,
     /// Google's; accepted when empty (entrepot has no labels).
     #[serde(default)]
     labels: serde_json::Map<String, Value>,
@@ -434,11 +435,6 @@ pub(crate) struct RepositoryBody {
 impl RepositoryBody {
     /// Refuse what Google's API has and entrepot does not, saying so.
     fn refuse_unsupported(&self) -> Result<(), ApiError> {
-        if !self.cleanup_policies.is_empty() {
-            return Err(ApiError::invalid(
-                "cleanupPolicies are not supported by this registry; send none",
-            ));
-        }
         if !self.labels.is_empty() {
             return Err(ApiError::invalid(
                 "labels are not supported by this registry; send none",
@@ -459,9 +455,30 @@ impl RepositoryBody {
 }
 
 impl RepositoryBody {
+    /// The cleanup settings the body sets (`cleanupPolicies`,
+    /// `cleanupPolicyDryRun`), checked; `None` when it sets neither. A
+    /// create takes them this way, the request itself left without them.
+    pub fn take_cleanup(&mut self) -> Result<Option<CleanupChange>, ApiError> {
+        let (policies, dry_run) = (
+            self.cleanup_policies.take(),
+            self.cleanup_policy_dry_run.take(),
+        );
+        if policies.is_none() && dry_run.is_none() {
+            return Ok(None);
+        }
+        CleanupChange::new(policies, dry_run).map(Some)
+    }
+
     /// What the repository service is asked to create.
     pub fn into_create_request(self) -> Result<CreateRequest, ApiError> {
         self.refuse_unsupported()?;
+        let sets_cleanup = CleanupChange::new(self.cleanup_policies.clone(), None)?.sets_policies()
+            || self.cleanup_policy_dry_run == Some(true);
+        if sets_cleanup {
+            return Err(ApiError::invalid(
+                "create the repository first, then set its cleanup policies: PUT /v1/projects/P/repositories/R/cleanupPolicies (entrepot repositories set-cleanup-policies), or create it on projects/P/locations/L/repositories",
+            ));
+        }
         let format = self
             .format()?
             .ok_or_else(|| ApiError::invalid("a repository needs a format: DOCKER or PYTHON"))?;
@@ -486,7 +503,7 @@ impl RepositoryBody {
 
     /// What a patch changes: the fields `update_mask` names (comma-separated,
     /// camelCase or snake_case), or, without a mask, the fields the body sets.
-    pub fn into_update(self, update_mask: Option<&str>) -> Result<RepositoryUpdate, ApiError> {
+    pub fn into_update(self, update_mask: Option<&str>) -> Result<Patch, ApiError> {
         self.refuse_unsupported()?;
         let remote = self.remote_repository_config.unwrap_or_default();
         if !remote.release_age.is_off() {
@@ -507,6 +524,12 @@ impl RepositoryBody {
                 }
                 if self.virtual_repository_config.is_some() {
                     present.push("virtualRepositoryConfig".to_owned());
+                }
+                if self.cleanup_policies.is_some() {
+                    present.push("cleanupPolicies".to_owned());
+                }
+                if self.cleanup_policy_dry_run.is_some() {
+                    present.push("cleanupPolicyDryRun".to_owned());
                 }
                 if remote.credentials_given().is_some() {
                     present.push("remoteRepositoryConfig.upstreamCredentials".to_owned());
@@ -534,8 +557,18 @@ impl RepositoryBody {
                 present
             }
         };
+        let (mut policies, mut dry_run, mut repository_fields) = (None, None, false);
         for path in paths {
+            repository_fields |=
+                !matches!(path.as_str(), "cleanupPolicies" | "cleanupPolicyDryRun");
             match path.as_str() {
+                // Absent under a mask: no policies, or not a dry run.
+                "cleanupPolicies" => {
+                    policies = Some(self.cleanup_policies.clone().unwrap_or_else(|| json!({})));
+                }
+                "cleanupPolicyDryRun" => {
+                    dry_run = Some(self.cleanup_policy_dry_run.unwrap_or(false));
+                }
                 "description" => update.description = Some(self.description.clone().unwrap_or_default()),
                 "virtualRepositoryConfig" | "virtualRepositoryConfig.upstreamPolicies" => {
                     update.virtual_config = Some(self.virtual_repository_config.clone().ok_or_else(|| {
@@ -602,13 +635,30 @@ impl RepositoryBody {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "updateMask names {other:?}, which cannot be changed; changeable: description, virtualRepositoryConfig, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.cacheMaxSizeBytes, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
+                        "updateMask names {other:?}, which cannot be changed; changeable: description, cleanupPolicies, cleanupPolicyDryRun, virtualRepositoryConfig, remoteRepositoryConfig.upstreamCredentials, remoteRepositoryConfig.tagTtlSecs, remoteRepositoryConfig.serveStale, remoteRepositoryConfig.allowCachedFromBlocked, remoteRepositoryConfig.keepDeletedSecs, remoteRepositoryConfig.negativeCacheSecs, remoteRepositoryConfig.cacheMaxSizeBytes, remoteRepositoryConfig.connectTimeoutSecs, remoteRepositoryConfig.firstByteTimeoutSecs, remoteRepositoryConfig.retryBudgetSecs, remoteRepositoryConfig.idleTimeoutSecs"
                     )))
                 }
             }
         }
-        Ok(update)
+        let cleanup = if policies.is_some() || dry_run.is_some() {
+            Some(CleanupChange::new(policies, dry_run)?)
+        } else {
+            None
+        };
+        Ok(Patch {
+            repository: (repository_fields || cleanup.is_none()).then_some(update),
+            cleanup,
+        })
     }
+}
+
+/// What a patch changes: the repository's own fields (`None` when the mask
+/// names none of them), and its cleanup settings.
+pub(crate) struct Patch {
+    /// For the repository service.
+    pub repository: Option<RepositoryUpdate>,
+    /// For the cleanup service.
+    pub cleanup: Option<CleanupChange>,
 }
 
 /// `remote_repository_config.upstream_credentials` as
@@ -728,14 +778,43 @@ mod tests {
         }))
         .unwrap();
         let update = body.into_update(Some("description")).unwrap();
+        assert!(update.cleanup.is_none());
+        let update = update.repository.unwrap();
         assert_eq!(update.description.as_deref(), Some("d"));
         assert!(update.remote_username.is_none());
         let body: RepositoryBody = serde_json::from_value(json!({})).unwrap();
         let update = body
             .into_update(Some("remote_repository_config.upstream_credentials"))
+            .unwrap()
+            .repository
             .unwrap();
         assert!(update.clear_remote_credentials);
         let body: RepositoryBody = serde_json::from_value(json!({})).unwrap();
         assert!(body.into_update(Some("labels")).is_err());
+    }
+
+    #[test]
+    fn cleanup_fields_patch_apart_from_the_repository() {
+        let body: RepositoryBody = serde_json::from_value(json!({
+            "description": "d",
+            "cleanupPolicies": {"old": {"id": "old", "action": "DELETE", "condition": {"tagState": "UNTAGGED"}}}
+        }))
+        .unwrap();
+        let patch = body.into_update(Some("cleanup_policies")).unwrap();
+        assert!(patch.repository.is_none());
+        let cleanup = patch.cleanup.unwrap();
+        assert!(cleanup.sets_policies());
+        assert_eq!(cleanup.dry_run, None);
+        // Without a mask, what the body holds; an empty map clears.
+        let body: RepositoryBody =
+            serde_json::from_value(json!({"cleanupPolicies": {}, "cleanupPolicyDryRun": true}))
+                .unwrap();
+        let cleanup = body.into_update(None).unwrap().cleanup.unwrap();
+        assert!(!cleanup.sets_policies());
+        assert_eq!(cleanup.dry_run, Some(true));
+        let bad: RepositoryBody =
+            serde_json::from_value(json!({"cleanupPolicies": {"x": {"action": "DELETE"}}}))
+                .unwrap();
+        assert!(bad.into_update(None).is_err());
     }
 }
