@@ -21,6 +21,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
+use super::answered::CacheReport;
 use super::cooldown;
 use super::dist::{extract_metadata, normalize, parse_filename, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
@@ -33,7 +34,7 @@ use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
 use crate::remote::freshness::is_fresh;
 use crate::remote::{
-    Answer, CachedCopy, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
+    Answer, CacheStatus, CachedCopy, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
 
 /// A page of more files than this is rendered off the async runtime.
@@ -51,6 +52,20 @@ enum Freshness {
     Cached,
     /// From the cache, because the upstream failed.
     Stale,
+}
+
+impl Freshness {
+    /// What `X-Cache` (and `Age`) say of a page of this freshness fetched
+    /// at `fetched_at`. A page fetched again byte for byte the same is
+    /// the cached copy confirmed current: revalidated.
+    fn report(self, fetched_at: i64, now: i64) -> CacheReport {
+        match self {
+            Freshness::Fetched => CacheReport::fresh(CacheStatus::Miss),
+            Freshness::Unchanged => CacheReport::fresh(CacheStatus::Revalidated),
+            Freshness::Cached => CacheReport::fresh(CacheStatus::Hit),
+            Freshness::Stale => CacheReport::stale(fetched_at, now),
+        }
+    }
 }
 
 /// The storing of a page just fetched, if one is under way.
@@ -216,7 +231,7 @@ impl RemotePython {
             }
             // Pages are not revalidated by HEAD.
             Answer::Confirmed(copy) => {
-                return Ok((url, copy, Freshness::Cached, None, Stored(None)));
+                return Ok((url, copy, Freshness::Unchanged, None, Stored(None)));
             }
             Answer::Fetched { valid, previous } => (valid, previous),
         };
@@ -268,6 +283,14 @@ impl RemotePython {
     /// The upstream's project list (normalised names), parsed once per
     /// upstream fetch.
     pub async fn project_list(&self, repo: &Repository) -> Result<Arc<Vec<String>>, PythonError> {
+        Ok(self.project_list_answered(repo).await?.0)
+    }
+
+    /// [`Self::project_list`], and how the cache answered.
+    pub async fn project_list_answered(
+        &self,
+        repo: &Repository,
+    ) -> Result<(Arc<Vec<String>>, CacheReport), PythonError> {
         let target = self.target(repo)?;
         // The access policy is asked on every request, before any list is served.
         self.remote.gate(&target).await?;
@@ -282,10 +305,11 @@ impl RemotePython {
                 target.config.tag_ttl_secs,
             ) {
                 self.metrics().hit(ContentKind::Tag);
-                return Ok(view.names.clone());
+                return Ok((view.names.clone(), CacheReport::fresh(CacheStatus::Hit)));
             }
         }
-        let (url, page, _, parsed, stored) = self.page(&target, "").await?;
+        let (url, page, freshness, parsed, stored) = self.page(&target, "").await?;
+        let report = freshness.report(page.fetched_at, self.clock.now_unix());
         stored.wait().await?;
         let names = match (parsed, kept) {
             (Some(Parsed::List(names)), _) => names,
@@ -312,7 +336,7 @@ impl RemotePython {
                 names: names.clone(),
             }),
         );
-        Ok(names)
+        Ok((names, report))
     }
 
     /// A project's page, with file links pointing at entrepot, without the
@@ -324,14 +348,23 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
-        let page = self.upstream_page(repo, name).await?;
+        Ok(self.project_page_answered(repo, name).await?.0)
+    }
+
+    /// [`Self::project_page`], and how the cache answered.
+    pub async fn project_page_answered(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
+        let (page, report) = self.upstream_page_answered(repo, name).await?;
         let Some(policy) = repo
             .remote_repository_config
             .as_ref()
             .map(|c| &c.release_age)
             .filter(|p| p.is_active())
         else {
-            return Ok(page);
+            return Ok((page, report));
         };
         let now = self.clock.now_unix();
         let key = (repo.repository_name()?, normalize(name));
@@ -341,7 +374,7 @@ impl RemotePython {
                 && v.changes_at.is_none_or(|at| now < at)
         });
         if let Some(view) = kept {
-            return Ok(view.page.clone());
+            return Ok((view.page.clone(), report));
         }
         let held = cooldown::hold_back(policy, page.page(), now);
         let served = match held.page {
@@ -357,7 +390,7 @@ impl RemotePython {
                 page: served.clone(),
             }),
         );
-        Ok(served)
+        Ok((served, report))
     }
 
     /// A project's page as the upstream lists it, with file links pointing
@@ -367,6 +400,15 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
+        Ok(self.upstream_page_answered(repo, name).await?.0)
+    }
+
+    /// [`Self::upstream_page`], and how the cache answered.
+    async fn upstream_page_answered(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
         let target = self.target(repo)?;
         let name = normalize(name);
         // The access policy is asked on every request, before any view is served.
@@ -380,12 +422,13 @@ impl RemotePython {
                 )
             {
                 self.metrics().hit(ContentKind::Tag);
-                return Ok(view.page.clone());
+                return Ok((view.page.clone(), CacheReport::fresh(CacheStatus::Hit)));
             }
         }
         let generation = self.views.generation();
         let (url, cached, freshness, parsed, stored) = self.page(&target, &name).await?;
         let (fetched_at, weight) = (cached.fetched_at, cached.content.len());
+        let report = freshness.report(fetched_at, self.clock.now_unix());
         let page = self
             .build_page(&target, &name, &url, cached, freshness, parsed)
             .await?;
@@ -413,7 +456,7 @@ impl RemotePython {
             self.views
                 .offer(generation, &target.ids, &name, Arc::new(view));
         }
-        Ok(page)
+        Ok((page, report))
     }
 
     /// Turn a stored upstream page (`parsed` if it was just fetched) into the
@@ -689,7 +732,9 @@ impl RemotePython {
         // upstream (dedup of storage, never of authorization).
         if let Some(size) = self.store.remote_blob_size(&target.ids, &digest).await? {
             self.metrics().hit(ContentKind::Blob);
-            return Ok(LocatedFile::stored(self.blobs.clone(), digest, size));
+            return Ok(
+                LocatedFile::stored(self.blobs.clone(), digest, size).with_cache(CacheStatus::Hit)
+            );
         }
         let after_commit = {
             let (store, blobs, scratch, views) = (
@@ -742,11 +787,14 @@ impl RemotePython {
             .content(&target, &gate, &file, linked, after_commit)
             .await?
         {
-            Cached::Committed(c) => Ok(LocatedFile::stored(self.blobs.clone(), c.digest, c.size)),
+            // Committed by a fill that ran for this request, or by one that
+            // finished meanwhile: fetched, as OCI blobs say it.
+            Cached::Committed(c) => Ok(LocatedFile::stored(self.blobs.clone(), c.digest, c.size)
+                .with_cache(CacheStatus::Miss)),
             Cached::Filling(fill) => {
                 fill.opened().await?;
                 let size = fill.size().await?;
-                Ok(LocatedFile::filling(fill, size))
+                Ok(LocatedFile::filling(fill, size).with_cache(CacheStatus::Miss))
             }
         }
     }
