@@ -306,10 +306,20 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
     assert_eq!(hex(&r.bytes().unwrap()), msha);
 
     // After a restart the page is read back from the stored record: every
-    // field is still there, and the upstream was asked for it only once.
+    // field is still there, each form is byte for byte the same (the same
+    // entity tag, so clients' caches stay valid), and the upstream was asked
+    // for it only once.
+    let tags =
+        [JSON, "text/html"].map(|accept| header(&page(&server, "fx", "fx-pkg", accept), "etag"));
     let server = server.restart();
-    let body: Value = page(&server, "fx", "fx-pkg", JSON).json().unwrap();
+    let r = page(&server, "fx", "fx-pkg", JSON);
+    assert_eq!(header(&r, "etag"), tags[0]);
+    let body: Value = r.json().unwrap();
     assert_json_fields(&body, &expected, &ssha);
+    assert_eq!(
+        header(&page(&server, "fx", "fx-pkg", "text/html"), "etag"),
+        tags[1]
+    );
     assert_eq!(upstream.accepts_of("/simple/fx-pkg/").len(), 1);
 }
 

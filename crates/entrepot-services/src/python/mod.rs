@@ -18,6 +18,7 @@ pub mod format;
 pub mod hosted;
 pub mod index;
 pub mod operation;
+mod page_record;
 mod page_views;
 pub mod remote;
 mod virtual_index;

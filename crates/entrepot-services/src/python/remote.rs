@@ -25,7 +25,8 @@ use super::answered::CacheReport;
 use super::cooldown;
 use super::dist::{extract_metadata, normalize, parse_filename, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
-use super::index::{self, ProjectPage, ServedPage};
+use super::index::{self, PageMeta, ProjectPage, ServedPage};
+use super::page_record::{self, RECORD_CONTENT_TYPE};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::{Clock, SystemClock};
@@ -227,7 +228,9 @@ impl RemotePython {
                 } else {
                     Freshness::Cached
                 };
-                return Ok((url, copy, freshness, None, Stored(None)));
+                // Under the page's lock: no fetch replaces the row meanwhile.
+                let (copy, parsed) = self.upgrade_stored(target, &url, name, copy).await?;
+                return Ok((url, copy, freshness, parsed, Stored(None)));
             }
             // Pages are not revalidated by HEAD.
             Answer::Confirmed(copy) => {
@@ -240,6 +243,15 @@ impl RemotePython {
             content,
             parsed,
         } = fetched;
+        // A project page is stored as its typed record, not as the bytes
+        // the upstream sent: serving it never parses them again.
+        let (content_type, content, parsed) = match parsed {
+            Parsed::Project(page, meta) => {
+                let (record, parsed) = encode_record(page, meta).await?;
+                (RECORD_CONTENT_TYPE.to_owned(), record, parsed)
+            }
+            list => (content_type, content, list),
+        };
         let unchanged = previous
             .as_ref()
             .is_some_and(|c| c.content_type == content_type && c.content == content);
@@ -269,6 +281,59 @@ impl RemotePython {
             Freshness::Fetched
         };
         Ok((url, page, freshness, Some(parsed), Stored(Some(stored))))
+    }
+
+    /// A stored project page as a record: a row written by an older version
+    /// holds the upstream's bytes, which are parsed once here and rewritten
+    /// as the record (with the same fetch time, so its freshness is the
+    /// same). What the old row parsed to comes back, so it is not read again.
+    async fn upgrade_stored(
+        &self,
+        target: &Target,
+        url: &Url,
+        name: &str,
+        copy: CachedIndexPage,
+    ) -> Result<(CachedIndexPage, Option<Parsed>), PythonError> {
+        if name.is_empty() || page_record::is_record(&copy.content_type) {
+            return Ok((copy, None));
+        }
+        let CachedIndexPage {
+            content_type,
+            content,
+            fetched_at,
+        } = copy;
+        let (content, parsed) = self
+            .remote
+            .format()
+            .parse(content_type.clone(), content, url.clone(), name.to_owned())
+            .await;
+        let (record, parsed) = match parsed {
+            Ok(Parsed::Project(page, meta)) => encode_record(page, meta).await?,
+            // Not a project page's parse: left as it is.
+            Ok(list @ Parsed::List(_)) => {
+                let copy = CachedIndexPage {
+                    content_type,
+                    content,
+                    fetched_at,
+                };
+                return Ok((copy, Some(list)));
+            }
+            Err(e) => return Err(unusable(target, e)),
+        };
+        let upgraded = CachedIndexPage {
+            content_type: RECORD_CONTENT_TYPE.to_owned(),
+            content: record,
+            fetched_at,
+        };
+        if let Err(e) = self
+            .store
+            .put_index_page(&target.ids, name, &upgraded)
+            .await
+        {
+            // Served all the same; parsed again next time.
+            tracing::warn!(project = %name, error = %e, "rewriting a stored index page as a record failed");
+        }
+        Ok((upgraded, Some(parsed)))
     }
 
     /// Check reachability and credentials of a repository's upstream index
@@ -323,7 +388,7 @@ impl RemotePython {
                     .await;
                 match parsed {
                     Ok(Parsed::List(names)) => names,
-                    Ok(Parsed::Project(_)) => Arc::default(),
+                    Ok(Parsed::Project(..)) => Arc::default(),
                     Err(e) => return Err(unusable(&target, e)),
                 }
             }
@@ -472,6 +537,22 @@ impl RemotePython {
     ) -> Result<ProjectPage, PythonError> {
         let parsed = match parsed {
             Some(parsed) => Ok(parsed),
+            None if page_record::is_record(&cached.content_type) => {
+                let record = cached.content;
+                let decoded = tokio::task::spawn_blocking(move || page_record::decode(&record))
+                    .await
+                    .map_err(|e| PythonError::Storage(format!("reading the page failed: {e}")))?;
+                match decoded {
+                    Ok((page, meta)) => Ok(Parsed::Project(page, meta)),
+                    Err(e) => {
+                        return Err(UpstreamFailure::InvalidResponse {
+                            host: target.host(),
+                            detail: e.to_string(),
+                        }
+                        .into())
+                    }
+                }
+            }
             None => {
                 self.remote
                     .format()
@@ -486,7 +567,7 @@ impl RemotePython {
             }
         };
         let mut page = match parsed {
-            Ok(Parsed::Project(page)) => page,
+            Ok(Parsed::Project(page, _)) => page,
             Ok(Parsed::List(_)) => ProjectPage::default(),
             Err(e) => return Err(unusable(target, e)),
         };
@@ -849,6 +930,20 @@ struct HeldBackView {
     page: Arc<ServedPage>,
 }
 
+/// The stored record of a project page, encoded off the async runtime (a
+/// page may list hundreds of thousands of files), and the page back.
+async fn encode_record(
+    page: ProjectPage,
+    meta: PageMeta,
+) -> Result<(Vec<u8>, Parsed), PythonError> {
+    tokio::task::spawn_blocking(move || {
+        let record = page_record::encode(&page, &meta);
+        (record, Parsed::Project(page, meta))
+    })
+    .await
+    .map_err(|e| PythonError::Storage(format!("recording the page failed: {e}")))
+}
+
 /// A stored page that no longer parses (a parser change): the upstream's page
 /// is unusable until it is fetched again.
 fn unusable(target: &Target, e: index::PageError) -> PythonError {
@@ -991,6 +1086,85 @@ mod tests {
                 .await
                 .unwrap()
         }
+    }
+
+    /// A cache over the same stores and upstream, with nothing in memory
+    /// (as another process, or this one after a restart).
+    fn another_process(s: &Setup, tag: &str) -> RemotePython {
+        let dir = s.fixture.dir.path();
+        let fills = crate::remote::fill::Fills::new(
+            dir.join(format!("spool-{tag}")),
+            s.fixture.blobs.clone(),
+            s.fixture.metrics.clone(),
+        )
+        .unwrap();
+        RemotePython::new(
+            s.fixture.stores.python.clone(),
+            s.fixture.blobs.clone(),
+            fills,
+            s.upstream.clone(),
+            s.fixture.metrics.clone(),
+            Arc::new(NoSecretReader),
+            dir.join(format!("scratch-{tag}")),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_stored_as_the_upstream_sent_it_is_parsed_once_and_rewritten_as_a_record() {
+        let s = setup().await;
+        let ids = s.fixture.repo.repository_name().unwrap();
+        let python = &s.fixture.stores.python;
+        // What the upstream's page became, as this version stores it.
+        let record = python.index_page(&ids, "pkg").await.unwrap().unwrap();
+        assert_eq!(record.content_type, RECORD_CONTENT_TYPE);
+        let first = s.remote.project_page(&s.fixture.repo, "pkg").await.unwrap();
+
+        // A row of an older version: the upstream's bytes, fetched just now.
+        let html = format!(
+            "<html><head><meta name=\"pypi:repository-version\" content=\"1.0\"></head><body><a href=\"../../files/{FILE}#sha256={}\" data-requires-python=\"&gt;=3.9\">{FILE}</a></body></html>",
+            s.sha256
+        );
+        let legacy = CachedIndexPage {
+            content_type: "text/html".into(),
+            content: html.into_bytes(),
+            fetched_at: SystemClock.now_unix(),
+        };
+        python
+            .put_index_page(&ids, "legacy", &legacy)
+            .await
+            .unwrap();
+        let remote = another_process(&s, "2");
+        let page = remote
+            .project_page(&s.fixture.repo, "legacy")
+            .await
+            .unwrap();
+        let f = &page.page().files[0];
+        assert_eq!(f.filename, FILE);
+        assert_eq!(f.requires_python.as_deref(), Some(">=3.9"));
+        assert_eq!(s.upstream.count("GET /simple/legacy/"), 0);
+        let upgraded = python.index_page(&ids, "legacy").await.unwrap().unwrap();
+        assert_eq!(upgraded.content_type, RECORD_CONTENT_TYPE);
+        assert_eq!(upgraded.fetched_at, legacy.fetched_at);
+        let (stored, meta) = page_record::decode(&upgraded.content).unwrap();
+        assert_eq!(
+            stored.files[0].url,
+            format!("http://127.0.0.1:5000/files/{FILE}")
+        );
+        assert_eq!(meta.api_version.as_deref(), Some("1.0"));
+
+        // Read back by a process that has not served it: the same bytes, the
+        // same entity tag, without asking the upstream.
+        let again = another_process(&s, "3");
+        for (before, name) in [(&page, "legacy"), (&first, "pkg")] {
+            let after = again.project_page(&s.fixture.repo, name).await.unwrap();
+            for format in [index::PageFormat::Json, index::PageFormat::HtmlV1] {
+                assert_eq!(after.render(format), before.render(format), "{name}");
+                assert_eq!(after.etag(format), before.etag(format), "{name}");
+            }
+        }
+        assert_eq!(s.upstream.count("GET /simple/pkg/"), 1);
+        assert_eq!(s.upstream.count("GET /simple/legacy/"), 0);
     }
 
     #[tokio::test]
