@@ -1,8 +1,10 @@
 //! Remote Python repositories: a pull-through cache of a simple index, on the
 //! format-agnostic [`RemoteCache`] with the Python rules of [`PythonFormat`].
 //!
-//! Index pages are mutable: kept as the upstream sent them, answered from the
-//! cache within the freshness window, and served stale when the upstream fails.
+//! Index pages are mutable: parsed when fetched (a project page is kept as
+//! its typed record, see `page_record`; the project list as the
+//! upstream sent it), answered from the cache within the freshness window,
+//! and served stale when the upstream fails.
 //! Files are immutable: named by the sha256 the index gave, fetched once through
 //! the fill engine, verified, kept. What is Python's own here: parsed pages
 //! kept in memory, and where each file of a page comes from.
