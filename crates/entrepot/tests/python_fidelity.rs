@@ -193,8 +193,19 @@ fn assert_json_fields(body: &Value, wheel: &(String, usize, String), sdist_sha: 
     assert!(w.get("yanked").is_none(), "{body}");
 }
 
-#[test]
-fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
+/// The fixture JSON index of `fx-pkg` (an sdist, yanked with a reason, and
+/// a wheel with a metadata file, upload times and sizes), what
+/// [`assert_json_fields`] expects of it, its JSON page, and the directory
+/// the wheel was built in.
+struct FxIndex {
+    upstream: JsonIndex,
+    wheel: (String, usize, String),
+    sdist_sha: String,
+    json_page: Value,
+    work: tempfile::TempDir,
+}
+
+fn fx_index() -> FxIndex {
     let work = tempfile::tempdir().unwrap();
     let wheel_path = make_dist(work.path(), "wheel", "fx-pkg", "2.0", &[]);
     let wheel = std::fs::read(&wheel_path).unwrap();
@@ -221,7 +232,7 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
     );
     let upstream = JsonIndex::start(
         "fx-pkg",
-        json_page,
+        json_page.clone(),
         html_page,
         HashMap::from([
             ("/files/fx-pkg-1.0.tar.gz".to_owned(), sdist.clone()),
@@ -235,6 +246,25 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
             ),
         ]),
     );
+    FxIndex {
+        upstream,
+        wheel: (wsha, wheel.len(), msha),
+        sdist_sha: ssha,
+        json_page,
+        work,
+    }
+}
+
+#[test]
+fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
+    let FxIndex {
+        upstream,
+        wheel: expected,
+        sdist_sha: ssha,
+        work,
+        ..
+    } = fx_index();
+    let msha = expected.2.clone();
     let server = Entrepot::start();
     // Pages stay fresh for an hour: later requests are answered from the
     // one cached record, not from the upstream.
@@ -243,7 +273,6 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
         Some(&upstream.index_url()),
         json!({ "pythonIndexTtlSecs": 3600 }),
     );
-    let expected = (wsha.clone(), wheel.len(), msha.clone());
 
     let r = page(&server, "fx", "fx-pkg", JSON);
     assert_eq!(r.status(), 200);
@@ -306,10 +335,20 @@ fn every_field_of_a_json_upstream_survives_the_cache_in_json_and_html() {
     assert_eq!(hex(&r.bytes().unwrap()), msha);
 
     // After a restart the page is read back from the stored record: every
-    // field is still there, and the upstream was asked for it only once.
+    // field is still there, each form is byte for byte the same (the same
+    // entity tag, so clients' caches stay valid), and the upstream was asked
+    // for it only once.
+    let tags =
+        [JSON, "text/html"].map(|accept| header(&page(&server, "fx", "fx-pkg", accept), "etag"));
     let server = server.restart();
-    let body: Value = page(&server, "fx", "fx-pkg", JSON).json().unwrap();
+    let r = page(&server, "fx", "fx-pkg", JSON);
+    assert_eq!(header(&r, "etag"), tags[0]);
+    let body: Value = r.json().unwrap();
     assert_json_fields(&body, &expected, &ssha);
+    assert_eq!(
+        header(&page(&server, "fx", "fx-pkg", "text/html"), "etag"),
+        tags[1]
+    );
     assert_eq!(upstream.accepts_of("/simple/fx-pkg/").len(), 1);
 }
 
@@ -549,4 +588,54 @@ fn the_python_index_ttl_is_a_setting_of_its_own() {
         "{}",
         upstream.log_text()
     );
+}
+
+#[test]
+fn a_page_cached_by_an_earlier_version_is_served_after_the_upgrade_without_asking_the_upstream() {
+    let fx = fx_index();
+    let server = Entrepot::start();
+    server.create_python(
+        "fx",
+        Some(&fx.upstream.index_url()),
+        json!({ "pythonIndexTtlSecs": 3600 }),
+    );
+    let tags =
+        [JSON, "text/html"].map(|accept| header(&page(&server, "fx", "fx-pkg", accept), "etag"));
+
+    // The row as an earlier version stored it: the upstream's bytes, as sent.
+    let data_dir = server.data_dir.clone();
+    let builder = server.into_builder();
+    let db = data_dir.join("metadata.db").display().to_string();
+    let upstream_bytes = fx.json_page.to_string();
+    run_python(&format!(
+        r#"
+import sqlite3
+db = sqlite3.connect({db:?})
+n = db.execute("UPDATE python_index_pages SET content_type = ?, content = ? WHERE name = 'fx-pkg'", ("{JSON}", {upstream_bytes:?}.encode())).rowcount
+assert n == 1, n
+db.commit()
+"#
+    ));
+    let server = builder.start();
+
+    // Served from that row, every field there, the same bytes as before:
+    // read once and rewritten as the record.
+    let r = page(&server, "fx", "fx-pkg", JSON);
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(header(&r, "etag"), tags[0]);
+    let body: Value = r.json().unwrap();
+    assert_json_fields(&body, &fx.wheel, &fx.sdist_sha);
+    assert_eq!(
+        header(&page(&server, "fx", "fx-pkg", "text/html"), "etag"),
+        tags[1]
+    );
+    assert_eq!(fx.upstream.accepts_of("/simple/fx-pkg/").len(), 1);
+    run_python(&format!(
+        r#"
+import sqlite3
+db = sqlite3.connect({db:?})
+(ct,) = db.execute("SELECT content_type FROM python_index_pages WHERE name = 'fx-pkg'").fetchone()
+assert ct == "application/vnd.entrepot.python-page-record.v1+json", ct
+"#
+    ));
 }

@@ -7,6 +7,7 @@
 //! operation itself (see `entrepot_services::python::operation`), so this
 //! front-end holds no permission of its own.
 
+mod cache_headers;
 mod conditional;
 mod endpoint;
 mod error;
@@ -146,7 +147,8 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
         Endpoint::Index(name) if read => {
             let format = format_for(&headers)?;
             let caller = authenticate(&state, &headers).await?;
-            let names = state.python.project_list(&caller, &name).await?;
+            let answered = state.python.project_list_answered(&caller, &name).await?;
+            let (names, cache) = (answered.value, answered.cache);
             let base = format!("/pypi/{}/{}/simple", name.project, name.repository);
             let render = move || render_project_list(&names, format, |n| format!("{base}/{n}/"));
             // PyPI's list is ~600,000 names: written off the async runtime.
@@ -157,12 +159,18 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
             })
             .await
             .map_err(|e| PypiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            Ok(page_response(format, body, &etag, &headers))
+            let mut response = page_response(format, body, &etag, &headers);
+            cache_headers::page(response.headers_mut(), cache, false);
+            Ok(response)
         }
         Endpoint::Project(name, project) if read => {
             let format = format_for(&headers)?;
             let caller = authenticate(&state, &headers).await?;
-            let page = state.python.project_page(&caller, &name, &project).await?;
+            let answered = state
+                .python
+                .project_page_answered(&caller, &name, &project)
+                .await?;
+            let (page, cache) = (answered.value, answered.cache);
             // A large page is written off the async runtime (once per form:
             // later requests get the kept bytes).
             let (body, etag) = if page.page().files.len() > 1_000 {
@@ -176,14 +184,7 @@ async fn handle(state: AppState, rest: String, request: Request) -> Result<Respo
                 (page.render(format), page.etag(format))
             };
             let mut response = page_response(format, body, &etag, &headers);
-            if page.page().stale {
-                response.headers_mut().insert(
-                    header::WARNING,
-                    HeaderValue::from_static(
-                        "110 entrepot \"Response is Stale: the upstream could not be reached\"",
-                    ),
-                );
-            }
+            cache_headers::page(response.headers_mut(), cache, page.page().stale);
             Ok(response)
         }
         Endpoint::File {
@@ -238,6 +239,7 @@ async fn serve_file(
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         let h = r.headers_mut();
+        cache_headers::file(h, file.cache());
         if let Ok(v) = HeaderValue::from_str(&etag) {
             h.insert(header::ETAG, v);
         }
@@ -248,6 +250,7 @@ async fn serve_file(
         return Ok(r);
     }
     let size = file.size();
+    let cache = file.cache();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         // RFC 9110: several ranges or another unit are ignored (whole file).
         Some(r) => parse_range_header(r, size)
@@ -282,6 +285,7 @@ async fn serve_file(
     );
     insert(h, header::ETAG, etag);
     insert(h, header::CACHE_CONTROL, FILE_CACHE_CONTROL.into());
+    cache_headers::file(h, cache);
     if let Some(r) = range {
         insert(h, header::CONTENT_RANGE, r.content_range(size));
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

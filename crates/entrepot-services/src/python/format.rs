@@ -14,7 +14,7 @@ use entrepot_upstream::{redact, UpstreamRequest};
 use url::Url;
 
 use super::dist::normalize;
-use super::index::{self, ProjectPage};
+use super::index::{self, PageMeta, ProjectPage};
 use crate::metrics::Metrics;
 use crate::remote::{ContentSource, FetchedDocument, RemoteFormat, Target, UpstreamFailure};
 
@@ -26,8 +26,8 @@ const UPSTREAM_ACCEPT: &str =
 pub enum Parsed {
     /// The project list, names normalised.
     List(Arc<Vec<String>>),
-    /// A project's page.
-    Project(ProjectPage),
+    /// A project's page, and what it says of itself.
+    Project(ProjectPage, PageMeta),
 }
 
 /// An index page fetched from the upstream that parses.
@@ -88,8 +88,8 @@ impl PythonFormat {
                     Parsed::List(Arc::new(names.iter().map(|n| normalize(n)).collect()))
                 })
             } else {
-                index::parse_project_page(&content_type, &content, &url, &name, max_files)
-                    .map(Parsed::Project)
+                index::parse_project_page_with_meta(&content_type, &content, &url, &name, max_files)
+                    .map(|(page, meta)| Parsed::Project(page, meta))
             };
             (content, parsed)
         })

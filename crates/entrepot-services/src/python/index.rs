@@ -282,6 +282,53 @@ fn text_of(content: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The form an upstream page was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSource {
+    /// PEP 691 JSON.
+    Json,
+    /// PEP 503 HTML.
+    Html,
+}
+
+impl PageSource {
+    /// `json` or `html`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageSource::Json => "json",
+            PageSource::Html => "html",
+        }
+    }
+}
+
+/// What an upstream project page says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageMeta {
+    /// `meta.api-version` (JSON) or the `pypi:repository-version` meta tag
+    /// (HTML, PEP 629), if the page gives one.
+    pub api_version: Option<String>,
+    /// The form it was read from.
+    pub source: PageSource,
+}
+
+/// The `content` of PEP 629's `<meta name="pypi:repository-version">`, found
+/// by a scan of the head of the page (it comes before any anchor).
+fn html_repository_version(html: &str) -> Option<String> {
+    let at = html.find("pypi:repository-version")?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')?;
+    let tag = &html[start..end];
+    let lower = tag.to_ascii_lowercase();
+    let i = lower.find("content=")? + "content=".len();
+    let value = tag[i..].trim_start();
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'');
+    let value = match quote {
+        Some(q) => value[1..].split(q).next()?,
+        None => value.split([' ', '/']).next()?,
+    };
+    Some(unescape(value.trim()))
+}
+
 /// Read a project page the upstream sent as JSON or HTML; `page_url` resolves
 /// relative links. Linear in the page's size; refuses a page of more than
 /// `max_files` files. CPU-heavy for large pages: call it off the async runtime.
@@ -292,6 +339,18 @@ pub fn parse_project_page(
     name: &str,
     max_files: usize,
 ) -> Result<ProjectPage, PageError> {
+    parse_project_page_with_meta(content_type, content, page_url, name, max_files)
+        .map(|(page, _)| page)
+}
+
+/// [`parse_project_page`], and what the page says of itself.
+pub fn parse_project_page_with_meta(
+    content_type: &str,
+    content: &[u8],
+    page_url: &url::Url,
+    name: &str,
+    max_files: usize,
+) -> Result<(ProjectPage, PageMeta), PageError> {
     let too_many = PageError::TooLarge {
         limit: max_files,
         what: "files",
@@ -301,8 +360,13 @@ pub fn parse_project_page(
         name: normalize(name),
         ..Default::default()
     };
+    let meta;
     if is_json(content_type) {
         let v: Value = serde_json::from_slice(content).map_err(unreadable)?;
+        meta = PageMeta {
+            api_version: v["meta"]["api-version"].as_str().map(str::to_owned),
+            source: PageSource::Json,
+        };
         let files = v["files"].as_array().map_or(&[][..], Vec::as_slice);
         if files.len() > max_files {
             return Err(too_many);
@@ -344,6 +408,10 @@ pub fn parse_project_page(
             .unwrap_or_default();
     } else {
         let html = text_of(content);
+        meta = PageMeta {
+            api_version: html_repository_version(&html),
+            source: PageSource::Html,
+        };
         for anchor in anchors(&html, max_files, too_many, true)? {
             let Some(href) = &anchor.href else {
                 continue;
@@ -374,7 +442,7 @@ pub fn parse_project_page(
     if page.versions.is_empty() {
         page.versions = versions_of(&page.files);
     }
-    Ok(page)
+    Ok((page, meta))
 }
 
 /// Versions named by the files' names, in first-seen order. Linear: a page
@@ -871,6 +939,35 @@ mod tests {
         assert_ne!(json, html);
         assert_eq!(json, entity_tag(&page.render(PageFormat::Json)));
         assert!(json.starts_with('"') && json.ends_with('"'));
+    }
+
+    #[test]
+    fn the_page_meta_is_read_from_either_form() {
+        let base = url::Url::parse("http://127.0.0.1:1/simple/a/").unwrap();
+        let html = "<html><head><META NAME=\"pypi:repository-version\" content='1.0'></head><body><a href=\"a-1.0.tar.gz\">a-1.0.tar.gz</a></body></html>";
+        let (_, meta) =
+            parse_project_page_with_meta("text/html", html.as_bytes(), &base, "a", 10).unwrap();
+        assert_eq!(meta.api_version.as_deref(), Some("1.0"));
+        assert_eq!(meta.source, PageSource::Html);
+        let (_, meta) =
+            parse_project_page_with_meta("text/html", HTML.as_bytes(), &base, "a", 10).unwrap();
+        assert_eq!(meta.api_version, None);
+        let rendered = render_project_page(
+            &parse_project_page("text/html", HTML.as_bytes(), &base, "a", 10).unwrap(),
+            PageFormat::HtmlV1,
+        );
+        let (_, meta) = parse_project_page_with_meta(HTML_V1, &rendered, &base, "a", 10).unwrap();
+        assert_eq!(meta.api_version.as_deref(), Some("1.0"));
+        let (_, meta) = parse_project_page_with_meta(
+            JSON_V1,
+            br#"{"meta":{"api-version":"1.3"}}"#,
+            &base,
+            "a",
+            10,
+        )
+        .unwrap();
+        assert_eq!(meta.api_version.as_deref(), Some("1.3"));
+        assert_eq!(meta.source, PageSource::Json);
     }
 
     #[test]

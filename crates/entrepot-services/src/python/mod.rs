@@ -9,6 +9,7 @@
 //! Only the Python naming and checking rules live here; downloads go through
 //! the format-agnostic fill engine and the one upstream client.
 
+mod answered;
 #[cfg(test)]
 mod authorization_tests;
 pub mod cooldown;
@@ -17,6 +18,7 @@ pub mod format;
 pub mod hosted;
 pub mod index;
 pub mod operation;
+mod page_record;
 mod page_views;
 pub mod remote;
 mod virtual_index;
@@ -29,6 +31,7 @@ use entrepot_domain::{Digest, Format, Mode, Repository, RepositoryName};
 use entrepot_storage::{BlobError, StoreError};
 use futures::Stream;
 
+pub use answered::{Answered, CacheReport};
 pub use hosted::{HostedPython, StagedFile, UploadForm};
 pub use index::{PageFormat, ProjectPage, ServedPage};
 /// A file of a Python repository, ready to be read.
@@ -265,13 +268,31 @@ impl PythonRepositories {
         principal: &Principal,
         name: &RepositoryName,
     ) -> Result<Arc<Vec<String>>, PythonError> {
+        Ok(self.project_list_answered(principal, name).await?.value)
+    }
+
+    /// [`Self::project_list`], and how a remote repository's cache answered.
+    pub async fn project_list_answered(
+        &self,
+        principal: &Principal,
+        name: &RepositoryName,
+    ) -> Result<Answered<Arc<Vec<String>>>, PythonError> {
         let repo = self
             .python_repository(principal, PythonOperation::ProjectList, name)
             .await?;
+        let uncached = |value| Answered { value, cache: None };
         match repo.mode {
-            Mode::RemoteRepository => self.remote.project_list(&repo).await,
-            Mode::StandardRepository => Ok(Arc::new(self.hosted.project_list(&repo).await?)),
-            Mode::VirtualRepository => self.virtual_project_list(&repo).await,
+            Mode::RemoteRepository => {
+                let (value, report) = self.remote.project_list_answered(&repo).await?;
+                Ok(Answered {
+                    value,
+                    cache: Some(report),
+                })
+            }
+            Mode::StandardRepository => {
+                Ok(uncached(Arc::new(self.hosted.project_list(&repo).await?)))
+            }
+            Mode::VirtualRepository => Ok(uncached(self.virtual_project_list(&repo).await?)),
         }
     }
 
@@ -282,15 +303,37 @@ impl PythonRepositories {
         name: &RepositoryName,
         project: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
+        Ok(self
+            .project_page_answered(principal, name, project)
+            .await?
+            .value)
+    }
+
+    /// [`Self::project_page`], and how a remote repository's cache answered.
+    pub async fn project_page_answered(
+        &self,
+        principal: &Principal,
+        name: &RepositoryName,
+        project: &str,
+    ) -> Result<Answered<Arc<ServedPage>>, PythonError> {
         let repo = self
             .python_repository(principal, PythonOperation::ProjectPage, name)
             .await?;
+        let uncached = |value| Answered { value, cache: None };
         match repo.mode {
-            Mode::RemoteRepository => self.remote.project_page(&repo, project).await,
-            Mode::StandardRepository => Ok(Arc::new(ServedPage::new(
+            Mode::RemoteRepository => {
+                let (value, report) = self.remote.project_page_answered(&repo, project).await?;
+                Ok(Answered {
+                    value,
+                    cache: Some(report),
+                })
+            }
+            Mode::StandardRepository => Ok(uncached(Arc::new(ServedPage::new(
                 self.hosted.project_page(&repo, project).await?,
-            ))),
-            Mode::VirtualRepository => Ok(self.virtual_page(&repo, project).await?.page.clone()),
+            )))),
+            Mode::VirtualRepository => Ok(uncached(
+                self.virtual_page(&repo, project).await?.page.clone(),
+            )),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Project pages of remote repositories as served, kept in memory.
 //!
-//! Building a served page means parsing the stored upstream page, joining it
+//! Building a served page means reading the stored record of the page, joining it
 //! with what the cache knows of each file (size, extracted metadata) and
 //! rendering it: tens of milliseconds for a project with thousands of files.
 //! A view is built once per upstream fetch and reused until its page leaves

@@ -1,8 +1,10 @@
 //! Remote Python repositories: a pull-through cache of a simple index, on the
 //! format-agnostic [`RemoteCache`] with the Python rules of [`PythonFormat`].
 //!
-//! Index pages are mutable: kept as the upstream sent them, answered from the
-//! cache within the freshness window, and served stale when the upstream fails.
+//! Index pages are mutable: parsed when fetched (a project page is kept as
+//! its typed record, see `page_record`; the project list as the
+//! upstream sent it), answered from the cache within the freshness window,
+//! and served stale when the upstream fails.
 //! Files are immutable: named by the sha256 the index gave, fetched once through
 //! the fill engine, verified, kept. What is Python's own here: parsed pages
 //! kept in memory, and where each file of a page comes from.
@@ -24,10 +26,12 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use url::Url;
 
+use super::answered::CacheReport;
 use super::cooldown;
 use super::dist::{extract_metadata, normalize, parse_filename, DistKind};
 use super::format::{page_url, FetchedPage, IndexedFile, Parsed, PythonFormat};
-use super::index::{self, ProjectPage, ServedPage};
+use super::index::{self, PageMeta, ProjectPage, ServedPage};
+use super::page_record::{self, RECORD_CONTENT_TYPE};
 use super::page_views::{PageView, PageViews};
 use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::{Clock, SystemClock};
@@ -37,7 +41,7 @@ use crate::metrics::{ContentKind, Metrics};
 use crate::remote::fill::{Cached, Committed, Fills};
 use crate::remote::freshness::is_fresh;
 use crate::remote::{
-    Answer, CachedCopy, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
+    Answer, CacheStatus, CachedCopy, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
 
 /// A page of more files than this is rendered off the async runtime.
@@ -55,6 +59,20 @@ enum Freshness {
     Cached,
     /// From the cache, because the upstream failed.
     Stale,
+}
+
+impl Freshness {
+    /// What `X-Cache` (and `Age`) say of a page of this freshness fetched
+    /// at `fetched_at`. A page fetched again byte for byte the same is
+    /// the cached copy confirmed current: revalidated.
+    fn report(self, fetched_at: i64, now: i64) -> CacheReport {
+        match self {
+            Freshness::Fetched => CacheReport::fresh(CacheStatus::Miss),
+            Freshness::Unchanged => CacheReport::fresh(CacheStatus::Revalidated),
+            Freshness::Cached => CacheReport::fresh(CacheStatus::Hit),
+            Freshness::Stale => CacheReport::stale(fetched_at, now),
+        }
+    }
 }
 
 /// The storing of a page just fetched, if one is under way.
@@ -239,11 +257,13 @@ impl RemotePython {
                 } else {
                     Freshness::Cached
                 };
-                return Ok((url, copy, freshness, None, Stored(None)));
+                // Under the page's lock: no fetch replaces the row meanwhile.
+                let (copy, parsed) = self.upgrade_stored(target, &url, name, copy).await?;
+                return Ok((url, copy, freshness, parsed, Stored(None)));
             }
             // Pages are not revalidated by HEAD.
             Answer::Confirmed(copy) => {
-                return Ok((url, copy, Freshness::Cached, None, Stored(None)));
+                return Ok((url, copy, Freshness::Unchanged, None, Stored(None)));
             }
             Answer::Fetched { valid, previous } => (valid, previous),
         };
@@ -252,6 +272,15 @@ impl RemotePython {
             content,
             parsed,
         } = fetched;
+        // A project page is stored as its typed record, not as the bytes
+        // the upstream sent: serving it never parses them again.
+        let (content_type, content, parsed) = match parsed {
+            Parsed::Project(page, meta) => {
+                let (record, parsed) = encode_record(page, meta).await?;
+                (RECORD_CONTENT_TYPE.to_owned(), record, parsed)
+            }
+            list => (content_type, content, list),
+        };
         let unchanged = previous
             .as_ref()
             .is_some_and(|c| c.content_type == content_type && c.content == content);
@@ -283,6 +312,59 @@ impl RemotePython {
         Ok((url, page, freshness, Some(parsed), Stored(Some(stored))))
     }
 
+    /// A stored project page as a record: a row written by an older version
+    /// holds the upstream's bytes, which are parsed once here and rewritten
+    /// as the record (with the same fetch time, so its freshness is the
+    /// same). What the old row parsed to comes back, so it is not read again.
+    async fn upgrade_stored(
+        &self,
+        target: &Target,
+        url: &Url,
+        name: &str,
+        copy: CachedIndexPage,
+    ) -> Result<(CachedIndexPage, Option<Parsed>), PythonError> {
+        if name.is_empty() || page_record::is_record(&copy.content_type) {
+            return Ok((copy, None));
+        }
+        let CachedIndexPage {
+            content_type,
+            content,
+            fetched_at,
+        } = copy;
+        let (content, parsed) = self
+            .remote
+            .format()
+            .parse(content_type.clone(), content, url.clone(), name.to_owned())
+            .await;
+        let (record, parsed) = match parsed {
+            Ok(Parsed::Project(page, meta)) => encode_record(page, meta).await?,
+            // Not a project page's parse: left as it is.
+            Ok(list @ Parsed::List(_)) => {
+                let copy = CachedIndexPage {
+                    content_type,
+                    content,
+                    fetched_at,
+                };
+                return Ok((copy, Some(list)));
+            }
+            Err(e) => return Err(unusable(target, e)),
+        };
+        let upgraded = CachedIndexPage {
+            content_type: RECORD_CONTENT_TYPE.to_owned(),
+            content: record,
+            fetched_at,
+        };
+        if let Err(e) = self
+            .store
+            .put_index_page(&target.ids, name, &upgraded)
+            .await
+        {
+            // Served all the same; parsed again next time.
+            tracing::warn!(project = %name, error = %e, "rewriting a stored index page as a record failed");
+        }
+        Ok((upgraded, Some(parsed)))
+    }
+
     /// Check reachability and credentials of a repository's upstream index
     /// (a HEAD of the index URL: PyPI's project list is tens of megabytes).
     pub async fn test_upstream(
@@ -295,6 +377,14 @@ impl RemotePython {
     /// The upstream's project list (normalised names), parsed once per
     /// upstream fetch.
     pub async fn project_list(&self, repo: &Repository) -> Result<Arc<Vec<String>>, PythonError> {
+        Ok(self.project_list_answered(repo).await?.0)
+    }
+
+    /// [`Self::project_list`], and how the cache answered.
+    pub async fn project_list_answered(
+        &self,
+        repo: &Repository,
+    ) -> Result<(Arc<Vec<String>>, CacheReport), PythonError> {
         let target = self.target(repo)?;
         // The access policy is asked on every request, before any list is served.
         self.remote.gate(&target).await?;
@@ -309,10 +399,11 @@ impl RemotePython {
                 target.config.tag_ttl_secs,
             ) {
                 self.metrics().hit(ContentKind::Tag);
-                return Ok(view.names.clone());
+                return Ok((view.names.clone(), CacheReport::fresh(CacheStatus::Hit)));
             }
         }
-        let (url, page, _, parsed, stored) = self.page(&target, "").await?;
+        let (url, page, freshness, parsed, stored) = self.page(&target, "").await?;
+        let report = freshness.report(page.fetched_at, self.clock.now_unix());
         stored.wait().await?;
         let names = match (parsed, kept) {
             (Some(Parsed::List(names)), _) => names,
@@ -326,7 +417,7 @@ impl RemotePython {
                     .await;
                 match parsed {
                     Ok(Parsed::List(names)) => names,
-                    Ok(Parsed::Project(_)) => Arc::default(),
+                    Ok(Parsed::Project(..)) => Arc::default(),
                     Err(e) => return Err(unusable(&target, e)),
                 }
             }
@@ -339,7 +430,7 @@ impl RemotePython {
                 names: names.clone(),
             }),
         );
-        Ok(names)
+        Ok((names, report))
     }
 
     /// A project's page, with file links pointing at entrepot, without the
@@ -351,7 +442,16 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
-        self.project_page_through(repo, name, None).await
+        Ok(self.project_page_answered(repo, name).await?.0)
+    }
+
+    /// [`Self::project_page`], and how the cache answered.
+    pub async fn project_page_answered(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
+        self.project_page_answered_through(repo, name, None).await
     }
 
     /// A project's page as [`Self::project_page`] serves it, read through a
@@ -363,10 +463,23 @@ impl RemotePython {
         name: &str,
         through: Option<&ReleaseAgePolicy>,
     ) -> Result<Arc<ServedPage>, PythonError> {
-        let page = self.upstream_page(repo, name).await?;
+        Ok(self
+            .project_page_answered_through(repo, name, through)
+            .await?
+            .0)
+    }
+
+    /// [`Self::project_page_through`], and how the cache answered.
+    pub async fn project_page_answered_through(
+        &self,
+        repo: &Repository,
+        name: &str,
+        through: Option<&ReleaseAgePolicy>,
+    ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
+        let (page, report) = self.upstream_page_answered(repo, name).await?;
         let policy = release_rules(repo, through);
         if !policy.is_active() {
-            return Ok(page);
+            return Ok((page, report));
         }
         let now = self.clock.now_unix();
         let key = (repo.repository_name()?, normalize(name), through.is_some());
@@ -376,7 +489,7 @@ impl RemotePython {
                 && v.changes_at.is_none_or(|at| now < at)
         });
         if let Some(view) = kept {
-            return Ok(view.page.clone());
+            return Ok((view.page.clone(), report));
         }
         let held = cooldown::hold_back(&policy, page.page(), now);
         let served = match held.page {
@@ -392,7 +505,7 @@ impl RemotePython {
                 page: served.clone(),
             }),
         );
-        Ok(served)
+        Ok((served, report))
     }
 
     /// A project's page as the upstream lists it, with file links pointing
@@ -402,6 +515,15 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
+        Ok(self.upstream_page_answered(repo, name).await?.0)
+    }
+
+    /// [`Self::upstream_page`], and how the cache answered.
+    async fn upstream_page_answered(
+        &self,
+        repo: &Repository,
+        name: &str,
+    ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
         let target = self.target(repo)?;
         let name = normalize(name);
         // The access policy is asked on every request, before any view is served.
@@ -415,12 +537,13 @@ impl RemotePython {
                 )
             {
                 self.metrics().hit(ContentKind::Tag);
-                return Ok(view.page.clone());
+                return Ok((view.page.clone(), CacheReport::fresh(CacheStatus::Hit)));
             }
         }
         let generation = self.views.generation();
         let (url, cached, freshness, parsed, stored) = self.page(&target, &name).await?;
         let (fetched_at, weight) = (cached.fetched_at, cached.content.len());
+        let report = freshness.report(fetched_at, self.clock.now_unix());
         let page = self
             .build_page(&target, &name, &url, cached, freshness, parsed)
             .await?;
@@ -448,7 +571,7 @@ impl RemotePython {
             self.views
                 .offer(generation, &target.ids, &name, Arc::new(view));
         }
-        Ok(page)
+        Ok((page, report))
     }
 
     /// Turn a stored upstream page (`parsed` if it was just fetched) into the
@@ -464,6 +587,22 @@ impl RemotePython {
     ) -> Result<ProjectPage, PythonError> {
         let parsed = match parsed {
             Some(parsed) => Ok(parsed),
+            None if page_record::is_record(&cached.content_type) => {
+                let record = cached.content;
+                let decoded = tokio::task::spawn_blocking(move || page_record::decode(&record))
+                    .await
+                    .map_err(|e| PythonError::Storage(format!("reading the page failed: {e}")))?;
+                match decoded {
+                    Ok((page, meta)) => Ok(Parsed::Project(page, meta)),
+                    Err(e) => {
+                        return Err(UpstreamFailure::InvalidResponse {
+                            host: target.host(),
+                            detail: e.to_string(),
+                        }
+                        .into())
+                    }
+                }
+            }
             None => {
                 self.remote
                     .format()
@@ -478,7 +617,7 @@ impl RemotePython {
             }
         };
         let mut page = match parsed {
-            Ok(Parsed::Project(page)) => page,
+            Ok(Parsed::Project(page, _)) => page,
             Ok(Parsed::List(_)) => ProjectPage::default(),
             Err(e) => return Err(unusable(target, e)),
         };
@@ -745,7 +884,9 @@ impl RemotePython {
         // upstream (dedup of storage, never of authorization).
         if let Some(size) = self.store.remote_blob_size(&target.ids, &digest).await? {
             self.metrics().hit(ContentKind::Blob);
-            return Ok(LocatedFile::stored(self.blobs.clone(), digest, size));
+            return Ok(
+                LocatedFile::stored(self.blobs.clone(), digest, size).with_cache(CacheStatus::Hit)
+            );
         }
         let after_commit = {
             let (store, blobs, scratch, views, pulls) = (
@@ -804,11 +945,14 @@ impl RemotePython {
             .content(&target, &gate, &file, linked, after_commit)
             .await?
         {
-            Cached::Committed(c) => Ok(LocatedFile::stored(self.blobs.clone(), c.digest, c.size)),
+            // Committed by a fill that ran for this request, or by one that
+            // finished meanwhile: fetched, as OCI blobs say it.
+            Cached::Committed(c) => Ok(LocatedFile::stored(self.blobs.clone(), c.digest, c.size)
+                .with_cache(CacheStatus::Miss)),
             Cached::Filling(fill) => {
                 fill.opened().await?;
                 let size = fill.size().await?;
-                Ok(LocatedFile::filling(fill, size))
+                Ok(LocatedFile::filling(fill, size).with_cache(CacheStatus::Miss))
             }
         }
     }
@@ -859,6 +1003,20 @@ struct HeldBackView {
     policy: ReleaseAgeRules,
     changes_at: Option<i64>,
     page: Arc<ServedPage>,
+}
+
+/// The stored record of a project page, encoded off the async runtime (a
+/// page may list hundreds of thousands of files), and the page back.
+async fn encode_record(
+    page: ProjectPage,
+    meta: PageMeta,
+) -> Result<(Vec<u8>, Parsed), PythonError> {
+    tokio::task::spawn_blocking(move || {
+        let record = page_record::encode(&page, &meta);
+        (record, Parsed::Project(page, meta))
+    })
+    .await
+    .map_err(|e| PythonError::Storage(format!("recording the page failed: {e}")))
 }
 
 /// A stored page that no longer parses (a parser change): the upstream's page
@@ -1003,6 +1161,85 @@ mod tests {
                 .await
                 .unwrap()
         }
+    }
+
+    /// A cache over the same stores and upstream, with nothing in memory
+    /// (as another process, or this one after a restart).
+    fn another_process(s: &Setup, tag: &str) -> RemotePython {
+        let dir = s.fixture.dir.path();
+        let fills = crate::remote::fill::Fills::new(
+            dir.join(format!("spool-{tag}")),
+            s.fixture.blobs.clone(),
+            s.fixture.metrics.clone(),
+        )
+        .unwrap();
+        RemotePython::new(
+            s.fixture.stores.python.clone(),
+            s.fixture.blobs.clone(),
+            fills,
+            s.upstream.clone(),
+            s.fixture.metrics.clone(),
+            Arc::new(NoSecretReader),
+            dir.join(format!("scratch-{tag}")),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_stored_as_the_upstream_sent_it_is_parsed_once_and_rewritten_as_a_record() {
+        let s = setup().await;
+        let ids = s.fixture.repo.repository_name().unwrap();
+        let python = &s.fixture.stores.python;
+        // What the upstream's page became, as this version stores it.
+        let record = python.index_page(&ids, "pkg").await.unwrap().unwrap();
+        assert_eq!(record.content_type, RECORD_CONTENT_TYPE);
+        let first = s.remote.project_page(&s.fixture.repo, "pkg").await.unwrap();
+
+        // A row of an older version: the upstream's bytes, fetched just now.
+        let html = format!(
+            "<html><head><meta name=\"pypi:repository-version\" content=\"1.0\"></head><body><a href=\"../../files/{FILE}#sha256={}\" data-requires-python=\"&gt;=3.9\">{FILE}</a></body></html>",
+            s.sha256
+        );
+        let legacy = CachedIndexPage {
+            content_type: "text/html".into(),
+            content: html.into_bytes(),
+            fetched_at: SystemClock.now_unix(),
+        };
+        python
+            .put_index_page(&ids, "legacy", &legacy)
+            .await
+            .unwrap();
+        let remote = another_process(&s, "2");
+        let page = remote
+            .project_page(&s.fixture.repo, "legacy")
+            .await
+            .unwrap();
+        let f = &page.page().files[0];
+        assert_eq!(f.filename, FILE);
+        assert_eq!(f.requires_python.as_deref(), Some(">=3.9"));
+        assert_eq!(s.upstream.count("GET /simple/legacy/"), 0);
+        let upgraded = python.index_page(&ids, "legacy").await.unwrap().unwrap();
+        assert_eq!(upgraded.content_type, RECORD_CONTENT_TYPE);
+        assert_eq!(upgraded.fetched_at, legacy.fetched_at);
+        let (stored, meta) = page_record::decode(&upgraded.content).unwrap();
+        assert_eq!(
+            stored.files[0].url,
+            format!("http://127.0.0.1:5000/files/{FILE}")
+        );
+        assert_eq!(meta.api_version.as_deref(), Some("1.0"));
+
+        // Read back by a process that has not served it: the same bytes, the
+        // same entity tag, without asking the upstream.
+        let again = another_process(&s, "3");
+        for (before, name) in [(&page, "legacy"), (&first, "pkg")] {
+            let after = again.project_page(&s.fixture.repo, name).await.unwrap();
+            for format in [index::PageFormat::Json, index::PageFormat::HtmlV1] {
+                assert_eq!(after.render(format), before.render(format), "{name}");
+                assert_eq!(after.etag(format), before.etag(format), "{name}");
+            }
+        }
+        assert_eq!(s.upstream.count("GET /simple/pkg/"), 1);
+        assert_eq!(s.upstream.count("GET /simple/legacy/"), 0);
     }
 
     #[tokio::test]
