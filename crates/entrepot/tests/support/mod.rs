@@ -16,6 +16,7 @@
 //! - [`podman`]: podman with a private image store;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
+//! - [`garage`]: Garage, the S3 server, with a single-node layout and a bucket;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
 //!   scripted servers);
 //! - [`wait`] and [`files`]: bounded waits, files of a test.
@@ -31,6 +32,7 @@ pub mod app;
 pub mod cli;
 pub mod dockerd;
 pub mod files;
+pub mod garage;
 pub mod layout;
 pub mod podman;
 pub mod python;
@@ -48,6 +50,7 @@ pub use app::*;
 pub use cli::*;
 pub use dockerd::*;
 pub use files::*;
+pub use garage::*;
 pub use layout::*;
 pub use podman::*;
 pub use python::*;
