@@ -389,8 +389,18 @@ fn figures_push_and_pull_of_a_large_layer_local_and_s3() {
         server.skopeo_pull(&format!("{APP}:1.0"), &pulled, "1.0", false);
         let pull = t.elapsed();
         assert_same_content(&layout.dir, &pulled, &image.digest);
+        // The server's peak resident memory: bounded whatever the layer's size.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        let peak = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .unwrap_or("VmHWM: ?")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_owned();
         println!(
-            "{name}: {mib} MiB layer, skopeo push {:.2}s ({:.0} MiB/s), pull {:.2}s ({:.0} MiB/s)",
+            "{name}: {mib} MiB layer, skopeo push {:.2}s ({:.0} MiB/s), pull {:.2}s ({:.0} MiB/s), server peak RSS {peak} kB",
             push.as_secs_f64(),
             mib as f64 / push.as_secs_f64(),
             pull.as_secs_f64(),

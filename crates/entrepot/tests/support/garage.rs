@@ -10,11 +10,11 @@ use rand::RngCore;
 use super::upstream::free_port;
 use super::wait::eventually;
 
-/// The garage binary: `$GARAGE_BIN`, `/opt/garage/bin/garage`, or `garage`
-/// on `PATH`; `None` when there is none.
+/// The garage binary: `$GARAGE_BIN` (when set, that file or none),
+/// `/opt/garage/bin/garage`, or `garage` on `PATH`; `None` when there is none.
 pub fn garage_binary() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("GARAGE_BIN") {
-        return Some(PathBuf::from(bin));
+        return Some(PathBuf::from(bin)).filter(|b| b.is_file());
     }
     let installed = PathBuf::from("/opt/garage/bin/garage");
     if installed.is_file() {
