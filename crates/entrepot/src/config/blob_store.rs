@@ -18,6 +18,11 @@ impl std::fmt::Debug for SecretSetting {
 }
 
 const KEY: &str = "blob_store";
+
+/// The keys `--print-config` never shows: the bucket's credentials.
+#[cfg(test)]
+pub(super) const UNPRINTED_KEYS: [&str; 2] =
+    ["blob_store_access_key_id", "blob_store_secret_access_key"];
 const ENV: &str = "ENTREPOT_BLOB_STORE";
 
 impl Config {
