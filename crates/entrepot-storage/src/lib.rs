@@ -32,7 +32,8 @@ pub mod testing;
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
 pub use blob::{
     create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, LocalBlobFile,
-    ObjectBlobStore, RunningHash, StoredBlob, VerifyReport, WrittenPart,
+    ObjectBlobStore, RunningHash, S3Credentials, S3Location, S3LocationError, StoredBlob,
+    VerifyReport, WrittenPart,
 };
 pub use cache::CacheStore;
 pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use entrepot_services::secrets::{rewrap_data_keys, FileKeyRing, KeyRing as _};
-use entrepot_storage::{BlobStore as _, ObjectBlobStore, SqliteMetadataStore};
+use entrepot_storage::{BlobStore as _, SqliteMetadataStore};
 
 use crate::config::Config;
 
@@ -45,11 +45,13 @@ pub async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
 pub async fn verify_blobs(config: &Config) -> anyhow::Result<usize> {
     let dir = config.data_dir.join("blobs");
     anyhow::ensure!(
-        dir.is_dir(),
+        config.blob_store.is_some() || dir.is_dir(),
         "no blob store at {}; pass the server's --data-dir",
         dir.display()
     );
-    let store = ObjectBlobStore::local(&dir).context("cannot open the blob store")?;
+    let store = config
+        .open_blob_store()
+        .context("cannot open the blob store")?;
     let report = store
         .verify_blobs()
         .await

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod blob_store;
 mod mirrors;
 
+pub use blob_store::{BlobStoreOpenError, SecretSetting};
 pub use mirrors::MirrorConfig;
 
 /// Why the configuration cannot be used. Each variant names the bad key.
@@ -125,6 +127,17 @@ pub struct Config {
     /// Seconds between two runs of every repository's cleanup policies (0:
     /// never on a schedule; `entrepot repositories cleanup` still runs them).
     pub cleanup_interval_secs: u64,
+    /// Where blobs live: unset for `<data_dir>/blobs`, or an S3-compatible
+    /// bucket, `s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_store: Option<String>,
+    /// The bucket's access key id; unset: `AWS_ACCESS_KEY_ID` and the rest
+    /// of the `AWS_*` environment. Credentials are never printed.
+    #[serde(skip_serializing)]
+    pub blob_store_access_key_id: Option<String>,
+    /// The secret of `blob_store_access_key_id`; never printed.
+    #[serde(skip_serializing)]
+    pub blob_store_secret_access_key: Option<SecretSetting>,
 }
 
 /// The largest `max_page_size` accepted: one page is built in memory.
@@ -185,6 +198,9 @@ impl Default for Config {
             cache_max_size: None,
             cache_eviction_interval_secs: 60,
             cleanup_interval_secs: 3600,
+            blob_store: None,
+            blob_store_access_key_id: None,
+            blob_store_secret_access_key: None,
         }
     }
 }
@@ -214,6 +230,8 @@ pub struct Overrides {
     pub cache_max_size: Option<entrepot_domain::ByteSize>,
     /// `--cleanup-interval` (seconds).
     pub cleanup_interval_secs: Option<u64>,
+    /// `--blob-store`.
+    pub blob_store: Option<String>,
 }
 
 impl Config {
@@ -253,6 +271,9 @@ impl Config {
         }
         if let Some(secs) = overrides.cleanup_interval_secs {
             config.cleanup_interval_secs = secs;
+        }
+        if let Some(location) = &overrides.blob_store {
+            config.blob_store = Some(location.clone());
         }
         config.validate()?;
         Ok(config)
@@ -469,6 +490,9 @@ impl Config {
         if let Some(v) = get("ENTREPOT_MIRROR") {
             self.mirror = Some(v).filter(|v| !v.is_empty());
         }
+        if let Some(v) = get("ENTREPOT_BLOB_STORE").filter(|v| !v.is_empty()) {
+            self.blob_store = Some(v);
+        }
         if let Some(v) = get("ENTREPOT_AUDIT_MAX_ROWS") {
             self.audit_max_rows = v.parse().map_err(|_| ConfigError::Value {
                 key: "audit_max_rows",
@@ -481,6 +505,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mirrors()?;
+        self.validate_blob_store()?;
         if self.upload_timeout_secs == 0 {
             return Err(ConfigError::Value {
                 key: "upload_timeout_secs",
@@ -711,7 +736,10 @@ mod tests {
         let keys = printed.lines().count();
         let documented = uncommented
             .lines()
-            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| is_key(k)))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| is_key(k) && !blob_store::UNPRINTED_KEYS.contains(&k))
+            })
             .count();
         assert_eq!(keys, documented, "{printed}");
     }

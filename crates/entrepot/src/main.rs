@@ -73,6 +73,11 @@ enum Command {
         /// (default 3600; 0: only `entrepot repositories cleanup`).
         #[arg(long)]
         cleanup_interval: Option<u64>,
+        /// Where blobs live (default <data-dir>/blobs): an S3-compatible
+        /// bucket, s3://BUCKET?endpoint=http://127.0.0.1:3900&region=garage,
+        /// with its key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        #[arg(long)]
+        blob_store: Option<String>,
     },
     /// Manage repositories.
     #[command(subcommand)]
@@ -177,6 +182,7 @@ async fn main() -> ExitCode {
             gc_interval,
             cache_max_size,
             cleanup_interval,
+            blob_store,
         } => {
             let overrides = config::Overrides {
                 file: config,
@@ -190,6 +196,7 @@ async fn main() -> ExitCode {
                 gc_interval_secs: gc_interval,
                 cache_max_size,
                 cleanup_interval_secs: cleanup_interval,
+                blob_store,
             };
             let config = match config::Config::load(&overrides) {
                 Ok(c) => c,

@@ -13,7 +13,9 @@ use entrepot_domain::{ByteRange, Digest, DigestHasher};
 use futures::stream::BoxStream;
 
 mod object;
+mod s3;
 pub use object::{create_private_dir, ObjectBlobStore};
+pub use s3::{S3Credentials, S3Location, S3LocationError};
 
 /// A stream of body bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -239,6 +241,8 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Remove what commits interrupted by a crash left in the staging area.
     /// Call it at start-up, before serving: staging objects are never visible,
-    /// and no commit can be in flight then. Returns how many were removed.
+    /// and no commit of this node can be in flight then (on a bucket shared
+    /// by several nodes, only objects older than any commit are removed).
+    /// Returns how many were removed.
     async fn remove_staging(&self) -> Result<usize, BlobError>;
 }

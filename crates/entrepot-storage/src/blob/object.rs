@@ -18,6 +18,9 @@ use super::*;
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
+    /// Age in seconds past which [`BlobStore::remove_staging`] takes a
+    /// staging object for a crashed commit's leftover.
+    staging_leftover_secs: i64,
 }
 
 const WRITE_CHUNK: usize = 8 * 1024 * 1024;
@@ -166,6 +169,7 @@ impl ObjectBlobStore {
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
+            staging_leftover_secs: 0,
         })
     }
 
@@ -179,7 +183,16 @@ impl ObjectBlobStore {
         Self {
             store,
             local_root: None,
+            staging_leftover_secs: 0,
         }
+    }
+
+    /// Have [`BlobStore::remove_staging`] leave staging objects younger than
+    /// `secs` alone: on a bucket that several nodes share, those are other
+    /// nodes' commits in flight, not a crash's leftovers.
+    pub fn with_staging_leftover_age(mut self, secs: u32) -> Self {
+        self.staging_leftover_secs = i64::from(secs);
+        self
     }
 
     fn local_file(&self, path: &Path) -> Option<PathBuf> {
@@ -254,6 +267,12 @@ impl ObjectBlobStore {
     /// Move a verified staging object to its digest path, create-only.
     async fn publish(&self, from: &Path, digest: &Digest) -> Result<(), BlobError> {
         let to = blob_path(digest);
+        if self.local_root.is_none() && self.store.head(&to).await.is_ok() {
+            // Object storage: spare the copy when the blob is there, and narrow
+            // the race on a store that ignores `If-None-Match` (Garage).
+            self.delete_quietly(from).await;
+            return Ok(());
+        }
         match self.store.rename_if_not_exists(from, &to).await {
             Ok(()) => self.sync_parent(&to).await,
             // Same digest, same bytes: the existing blob wins.
@@ -661,9 +680,21 @@ impl BlobStore for ObjectBlobStore {
             }
             return Ok(removed);
         }
+        // A bucket may be shared by several nodes, whose commits run while
+        // this one starts: only staging objects older than any commit are
+        // leftovers. (An upload still in progress is no object yet.)
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - self.staging_leftover_secs;
         let paths: Vec<_> = self
             .store
             .list(Some(&prefix))
+            .try_filter(|m| {
+                let leftover =
+                    self.staging_leftover_secs == 0 || m.last_modified.timestamp() < cutoff;
+                futures::future::ready(leftover)
+            })
             .map_ok(|m| m.location)
             .try_collect()
             .await?;

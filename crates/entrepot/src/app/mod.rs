@@ -34,8 +34,8 @@ use entrepot_services::{
     SecretService,
 };
 use entrepot_storage::{
-    create_private_dir, BlobStore, CacheStore, LifecycleStore, MetadataStore, ObjectBlobStore,
-    PythonStore, SqliteMetadataStore,
+    create_private_dir, BlobStore, CacheStore, LifecycleStore, MetadataStore, PythonStore,
+    SqliteMetadataStore,
 };
 use entrepot_upstream::{UpstreamClient, UpstreamTransport};
 
@@ -92,9 +92,17 @@ impl App {
             .await
             .map_err(BuildError::other)?;
         let blobs: Arc<dyn BlobStore> = Arc::new(
-            ObjectBlobStore::local(config.data_dir.join("blobs"))
+            config
+                .open_blob_store()
                 .step(|| "cannot open the blob store")?,
         );
+        if config.blob_store.is_some() {
+            // A wrong key or a missing bucket stops the start, not the first push.
+            blobs
+                .check_writable()
+                .await
+                .step(|| "the blob store's bucket refuses a test write")?;
+        }
         // Nothing is being committed yet: whatever is in staging was cut short by a crash.
         match blobs.remove_staging().await {
             Ok(0) => {}

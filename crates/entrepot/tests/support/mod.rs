@@ -17,6 +17,7 @@
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
 //! - [`release_age`]: a Python index with upload times, the test clock;
+//! - [`garage`]: Garage, the S3 server, with a single-node layout and a bucket;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
 //!   scripted servers);
 //! - [`wait`] and [`files`]: bounded waits, files of a test.
@@ -32,6 +33,7 @@ pub mod app;
 pub mod cli;
 pub mod dockerd;
 pub mod files;
+pub mod garage;
 pub mod layout;
 pub mod podman;
 pub mod python;
@@ -50,6 +52,7 @@ pub use app::*;
 pub use cli::*;
 pub use dockerd::*;
 pub use files::*;
+pub use garage::*;
 pub use layout::*;
 pub use podman::*;
 pub use python::*;
