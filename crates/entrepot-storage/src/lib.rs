@@ -34,7 +34,7 @@ pub use blob::{
     create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, LocalBlobFile,
     ObjectBlobStore, RunningHash, StoredBlob, VerifyReport, WrittenPart,
 };
-pub use cache::CacheStore;
+pub use cache::{CacheStore, CachedReferrers};
 pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};

@@ -18,6 +18,7 @@ pub mod error;
 mod grants;
 pub mod hosted;
 pub mod operation;
+pub mod referrers;
 pub mod remote;
 mod virtual_members;
 
@@ -37,6 +38,7 @@ pub use content::{
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
 pub use operation::OciOperation;
+pub use referrers::ServedReferrers;
 pub use remote::RemoteOci;
 
 use crate::access::{AccessControl, Principal};
@@ -556,20 +558,31 @@ impl OciRepositories {
         self.hosted.catalog(self.page_size(n)?, last).await
     }
 
-    /// The referrers index of `subject`, optionally filtered by artifact type.
-    /// Returns the index document's bytes.
+    /// The referrers index of `subject`, optionally filtered by artifact
+    /// type. A remote repository answers its upstream's (see
+    /// [`RemoteOci::referrers`]).
     pub async fn referrers(
         &self,
         principal: &Principal,
         path: &ImagePath,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<u8>, RegistryError> {
+    ) -> Result<ServedReferrers, RegistryError> {
         self.authorize(principal, OciOperation::Referrers, Some(path))
             .await?;
-        // A remote repository answers from the manifests it has cached.
-        self.source(path).await?;
-        self.hosted.referrers(path, subject, artifact_type).await
+        let content = match self.source(path).await? {
+            Source::Remote(repo, remote) => {
+                return remote.referrers(&repo, path, subject, artifact_type).await
+            }
+            Source::Hosted | Source::Virtual(_) => {
+                self.hosted.referrers(path, subject, artifact_type).await?
+            }
+        };
+        Ok(ServedReferrers {
+            content,
+            cache: None,
+            age_secs: None,
+        })
     }
 }
 

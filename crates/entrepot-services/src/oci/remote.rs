@@ -31,6 +31,8 @@ use crate::remote::{
     Answer, CachedCopy, RateLimit, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
 
+mod referrers;
+
 /// The largest tag list page accepted from an upstream.
 const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
 

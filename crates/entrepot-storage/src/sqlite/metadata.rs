@@ -16,8 +16,9 @@ use crate::metadata::*;
 const DELETE_BATCH_ROWS: u64 = 1000;
 
 /// Tables whose rows belong to one repository (`project`, `repository`).
-const REPOSITORY_TABLES: [&str; 8] = [
+const REPOSITORY_TABLES: [&str; 9] = [
     "cache_eviction_pulls",
+    "remote_referrers",
     "tags",
     "manifests",
     "blob_links",
