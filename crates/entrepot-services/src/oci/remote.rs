@@ -32,6 +32,7 @@ use crate::remote::{
 };
 
 mod referrers;
+mod refresh;
 
 /// The largest tag list page accepted from an upstream.
 const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;

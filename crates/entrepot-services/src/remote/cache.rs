@@ -369,6 +369,23 @@ impl<F: RemoteFormat> RemoteCache<F> {
         }
     }
 
+    /// Ask the upstream about a document now, whatever its freshness window
+    /// (`repositories refresh`): the cached copy is revalidated (by HEAD,
+    /// for formats that can) or the document fetched. A failure is the
+    /// caller's to report: nothing is served stale.
+    pub async fn revalidate<C>(
+        &self,
+        target: &Target<F::Upstream>,
+        gate: &Gate,
+        document: &F::Document,
+        cached: Option<CachedCopy<C>>,
+    ) -> Result<Answer<C, F::Valid>, UpstreamFailure> {
+        gate.allows_fetch()?;
+        self.refresh(target, document, cached)
+            .await
+            .map_err(|(failure, _)| failure)
+    }
+
     /// Revalidate or fetch a document; on failure, the cached copy comes back
     /// with the failure.
     async fn refresh<C>(
