@@ -252,12 +252,7 @@ impl OciRepositories {
         let reference = lookup_reference(path, reference)?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.get_manifest(path, &reference).await,
-            Source::Remote(repo, remote) => {
-                if let Reference::Digest(d) = &reference {
-                    remote_digest(d)?;
-                }
-                remote.get_manifest(&repo, path, &reference).await
-            }
+            Source::Remote(repo, remote) => remote.get_manifest(&repo, path, &reference).await,
             Source::Virtual(repo) => self.virtual_manifest(&repo, path, &reference).await,
         }
     }
@@ -319,10 +314,7 @@ impl OciRepositories {
             .await?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.locate_blob(path, digest).await,
-            Source::Remote(repo, remote) => {
-                remote_digest(digest)?;
-                remote.locate_blob(&repo, path, digest).await
-            }
+            Source::Remote(repo, remote) => remote.locate_blob(&repo, path, digest).await,
             Source::Virtual(repo) => self.virtual_blob(&repo, path, digest).await,
         }
     }
@@ -634,20 +626,6 @@ fn push_tags(reference: &Reference, extra: &[String]) -> Result<Vec<Tag>, Regist
         }
     }
     Ok(tags)
-}
-
-/// Refuse a digest the pull-through cache cannot fetch by: its fills name
-/// what they store by sha256, so content is pulled through by its sha256
-/// digest only.
-fn remote_digest(digest: &Digest) -> Result<(), RegistryError> {
-    if digest.algorithm() == entrepot_domain::Algorithm::Sha256 {
-        Ok(())
-    } else {
-        Err(RegistryError::DigestInvalid(format!(
-            "remote repositories pull content through by sha256 digests only, not {}; use the sha256 digest of the content",
-            digest.algorithm().name()
-        )))
-    }
 }
 
 /// A digest the client sent, parsed.

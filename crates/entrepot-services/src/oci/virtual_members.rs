@@ -21,7 +21,7 @@
 
 use entrepot_domain::{Digest, Format, ImagePath, Mode, Reference, Repository};
 
-use super::{remote_digest, OciRepositories, Page, RegistryError, ServedManifest};
+use super::{OciRepositories, Page, RegistryError, ServedManifest};
 use crate::located::LocatedBlob;
 use crate::remote::UpstreamFailure;
 
@@ -120,12 +120,7 @@ impl OciRepositories {
             let answer = match member.mode {
                 Mode::StandardRepository => self.hosted.get_manifest(&at, reference).await,
                 _ => match self.remote.as_deref() {
-                    Some(remote) => {
-                        if let Reference::Digest(d) = reference {
-                            remote_digest(d)?;
-                        }
-                        remote.get_manifest(&member, &at, reference).await
-                    }
+                    Some(remote) => remote.get_manifest(&member, &at, reference).await,
                     None => continue,
                 },
             };
@@ -175,7 +170,6 @@ impl OciRepositories {
             }
         }
         if let Some(remote) = self.remote.as_deref() {
-            remote_digest(digest)?;
             for (member, at) in remotes {
                 match remote.locate_blob(member, &at, digest).await {
                     Ok(blob) => return Ok(blob),

@@ -24,7 +24,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::credentials::{CredentialSources, SecretReader};
 use super::failure::{host_of, UpstreamFailure};
-use super::fill::{AfterCommit, Cached, Committed, Fills, UpstreamBody};
+use super::fill::{AfterCommit, Cached, Committed, Fills, StoreBy, UpstreamBody};
 use super::format::{FetchedDocument, RemoteFormat};
 use super::freshness::{self, Plan};
 use super::locks::KeyLocks;
@@ -510,10 +510,16 @@ impl<F: RemoteFormat> RemoteCache<F> {
             }
             .boxed()
         };
+        let store_by = if F::STORES_BY_NAMED_DIGEST {
+            StoreBy::NamedDigest
+        } else {
+            StoreBy::Sha256
+        };
         self.fills
-            .get_or_start(
+            .get_or_start_as(
                 &target.repository,
                 &source.digest,
+                store_by,
                 linked,
                 open,
                 after_commit,
