@@ -29,6 +29,7 @@
 pub mod admin_api;
 pub mod app;
 pub mod cli;
+pub mod containerd;
 pub mod dockerd;
 pub mod files;
 pub mod layout;
