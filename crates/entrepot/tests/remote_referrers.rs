@@ -206,6 +206,24 @@ fn referrers_of_an_upstream_without_the_api_come_from_the_tag_schema_and_are_cac
     let none = referrers(&server, &format!("/v2/default/hub/app/referrers/{lonely}"));
     assert_eq!(none.status(), 200);
     assert_eq!(manifests_of(none), Vec::<Value>::new());
+    // Not kept (it is about nothing the cache holds): asked again.
+    let again = referrers(&server, &format!("/v2/default/hub/app/referrers/{lonely}"));
+    assert_eq!(header(&again, "x-cache"), "MISS");
+    // About a manifest the cache holds, an empty index is kept.
+    let pulled = server
+        .request(reqwest::Method::GET, "/v2/default/hub/app/manifests/1.0")
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .unwrap();
+    assert_eq!(pulled.status(), 200);
+    let sbom_referrers = format!("/v2/default/hub/app/referrers/{digest}");
+    assert_eq!(
+        header(&referrers(&server, &sbom_referrers), "x-cache"),
+        "MISS"
+    );
+    let kept = referrers(&server, &sbom_referrers);
+    assert_eq!(header(&kept, "x-cache"), "HIT");
+    assert_eq!(manifests_of(kept), Vec::<Value>::new());
 }
 
 #[test]

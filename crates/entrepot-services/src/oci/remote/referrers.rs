@@ -88,9 +88,22 @@ impl RemoteOci {
         };
         match (fetched, cached) {
             (Ok(content), cached) => {
-                self.cache
-                    .put_referrers_index(&image, subject, &content, now)
-                    .await?;
+                // Kept when it lists something, replaces a kept index, or is
+                // about a manifest the cache holds: callers asking about
+                // random digests do not pile up rows of empty indexes.
+                let lists_some = referrers::descriptors(&content).is_ok_and(|d| !d.is_empty());
+                let keep = lists_some
+                    || cached.is_some()
+                    || self
+                        .meta
+                        .manifest_by_digest(&image, subject)
+                        .await?
+                        .is_some();
+                if keep {
+                    self.cache
+                        .put_referrers_index(&image, subject, &content, now)
+                        .await?;
+                }
                 let status = match cached {
                     Some(c) if c.content == content => CacheStatus::Revalidated,
                     _ => CacheStatus::Miss,
