@@ -94,6 +94,12 @@ impl ContentDigest {
         &self.hex
     }
 
+    /// The same digest as an OCI [`Digest`] (every algorithm here is one
+    /// a `Digest` may name content by).
+    pub fn to_digest(&self) -> Digest {
+        Digest::from_verified_parts(self.algorithm, self.hex.clone())
+    }
+
     /// The blob store's name for the content, when this is a sha256.
     pub fn as_sha256(&self) -> Option<Digest> {
         match self.algorithm {

@@ -1,7 +1,8 @@
-//! Metadata of remote (pull-through) repositories: tag freshness.
+//! Metadata of remote (pull-through) repositories: tag freshness and the
+//! referrers indexes their upstreams answered.
 
 use async_trait::async_trait;
-use entrepot_domain::Tag;
+use entrepot_domain::{Digest, Tag};
 
 use crate::metadata::{ImageRef, StoreError};
 
@@ -17,4 +18,29 @@ pub trait CacheStore: Send + Sync + 'static {
         tag: &Tag,
         at: i64,
     ) -> Result<(), StoreError>;
+    /// The referrers index of `subject` the upstream last answered, if one
+    /// is kept.
+    async fn referrers_index(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Option<CachedReferrers>, StoreError>;
+    /// Keep `content` as the referrers index of `subject`, confirmed by the
+    /// upstream at `at` (replacing what was kept).
+    async fn put_referrers_index(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+        content: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A referrers index a remote repository keeps for a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedReferrers {
+    /// The index document, as the upstream sent it.
+    pub content: Vec<u8>,
+    /// When the upstream last answered it (unix seconds).
+    pub checked_at: i64,
 }

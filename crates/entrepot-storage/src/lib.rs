@@ -35,7 +35,7 @@ pub use blob::{
     ObjectBlobStore, RunningHash, S3Credentials, S3Location, S3LocationError, StoredBlob,
     VerifyReport, WrittenPart,
 };
-pub use cache::CacheStore;
+pub use cache::{CacheStore, CachedReferrers};
 pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};

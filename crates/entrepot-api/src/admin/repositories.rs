@@ -174,6 +174,7 @@ async fn verb(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((project, target)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (repository, verb) = target.split_once(':').ok_or_else(|| {
         ApiError::new(
@@ -188,9 +189,20 @@ async fn verb(
             let report = state.repositories.test_upstream(&principal, &name).await?;
             Ok(Json(serde_json::to_value(report).unwrap_or_default()))
         }
+        "refresh" => {
+            let principal = authenticate(&state, &headers).await?;
+            // `{"name": "IMAGE[:TAG]" | "PROJECT"}`, read leniently: the
+            // service authorizes the caller before it says what is missing.
+            let what = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let report = state.repositories.refresh(&principal, &name, &what).await?;
+            Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+        }
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("repositories have no method {other:?}; known: testUpstream"),
+            format!("repositories have no method {other:?}; known: testUpstream, refresh"),
         )),
     }
 }

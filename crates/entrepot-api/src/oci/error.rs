@@ -221,8 +221,9 @@ impl IntoResponse for OciError {
                 "{}: {}",
                 self.code, self.message
             )));
-        // For a 5xx, container clients show the status line only.
-        if self.status.is_server_error() {
+        // For a 5xx, container clients show the status line only; for a 429
+        // containerd's ctr does too (the others print the body's message).
+        if self.status.is_server_error() || self.status == StatusCode::TOO_MANY_REQUESTS {
             if let Some(r) = status_line::reason(&self.message) {
                 response.extensions_mut().insert(r);
             }

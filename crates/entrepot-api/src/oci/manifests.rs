@@ -37,11 +37,7 @@ pub(super) async fn get(
     insert(h, CONTENT_DIGEST, &manifest.digest.to_string());
     insert(h, header::ETAG, &format!("\"{}\"", manifest.digest));
     if manifest.stale {
-        insert(
-            h,
-            header::WARNING,
-            "110 entrepot \"Response is Stale: the upstream could not be reached\"",
-        );
+        insert(h, header::WARNING, super::STALE_WARNING);
     }
     if let Some(age) = manifest.age_secs {
         insert(h, header::AGE, &age.to_string());

@@ -47,6 +47,8 @@ pub const API_VERSION_HEADER: HeaderName =
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 /// How a remote repository's cache answered: `HIT`, `MISS`, `STALE`, `REVALIDATED`.
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// The `Warning` of an answer served stale because the upstream failed.
+const STALE_WARNING: &str = "110 entrepot \"Response is Stale: the upstream could not be reached\"";
 
 /// Routes of the OCI front-end.
 pub fn routes() -> Router<AppState> {

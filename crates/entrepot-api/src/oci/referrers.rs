@@ -28,10 +28,21 @@ pub(super) async fn list(
         .registry
         .referrers(caller, path, subject, artifact_type)
         .await?;
-    let mut response = Response::new(Body::from(index));
-    insert(response.headers_mut(), header::CONTENT_TYPE, OCI_INDEX);
+    let stale = index.stale();
+    let mut response = Response::new(Body::from(index.content));
+    let h = response.headers_mut();
+    insert(h, header::CONTENT_TYPE, OCI_INDEX);
     if artifact_type.is_some() {
-        insert(response.headers_mut(), OCI_FILTERS_APPLIED, "artifactType");
+        insert(h, OCI_FILTERS_APPLIED, "artifactType");
+    }
+    if stale {
+        insert(h, header::WARNING, super::STALE_WARNING);
+    }
+    if let Some(age) = index.age_secs {
+        insert(h, header::AGE, &age.to_string());
+    }
+    if let Some(cache) = index.cache {
+        insert(h, super::X_CACHE, cache.as_str());
     }
     Ok(response)
 }

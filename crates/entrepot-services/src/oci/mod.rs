@@ -19,6 +19,7 @@ pub mod error;
 mod grants;
 pub mod hosted;
 pub mod operation;
+pub mod referrers;
 pub mod remote;
 mod virtual_members;
 
@@ -38,6 +39,7 @@ pub use content::{
 pub use error::{LowDisk, RegistryError};
 pub use hosted::HostedOci;
 pub use operation::OciOperation;
+pub use referrers::ServedReferrers;
 pub use remote::RemoteOci;
 
 use crate::access::{AccessControl, Principal};
@@ -270,9 +272,6 @@ impl OciRepositories {
                 Ok(served)
             }
             Source::Remote(repo, remote) => {
-                if let Reference::Digest(d) = &reference {
-                    remote_digest(d)?;
-                }
                 remote.get_manifest(&repo, path, &reference).await
             }
             Source::Virtual(repo) => self.virtual_manifest(&repo, path, &reference).await,
@@ -336,10 +335,7 @@ impl OciRepositories {
             .await?;
         match self.source(path).await? {
             Source::Hosted => self.hosted.locate_blob(path, digest).await,
-            Source::Remote(repo, remote) => {
-                remote_digest(digest)?;
-                remote.locate_blob(&repo, path, digest).await
-            }
+            Source::Remote(repo, remote) => remote.locate_blob(&repo, path, digest).await,
             Source::Virtual(repo) => self.virtual_blob(&repo, path, digest).await,
         }
     }
@@ -576,25 +572,35 @@ impl OciRepositories {
         self.catalog_page(principal, self.page_size(n)?, last).await
     }
 
-    /// The referrers index of `subject`, optionally filtered by artifact type.
-    /// Returns the index document's bytes.
+    /// The referrers index of `subject`, optionally filtered by artifact
+    /// type. A remote repository answers its upstream's (see
+    /// [`RemoteOci::referrers`]).
     pub async fn referrers(
         &self,
         principal: &Principal,
         path: &ImagePath,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<u8>, RegistryError> {
+    ) -> Result<ServedReferrers, RegistryError> {
         self.authorize(principal, OciOperation::Referrers, Some(path))
             .await?;
-        // A remote repository answers from the manifests it has cached; a
-        // virtual one from the member that holds the subject.
-        if let Source::Virtual(repo) = self.source(path).await? {
-            return self
-                .virtual_referrers(&repo, path, subject, artifact_type)
-                .await;
-        }
-        self.hosted.referrers(path, subject, artifact_type).await
+        let content = match self.source(path).await? {
+            Source::Remote(repo, remote) => {
+                return remote.referrers(&repo, path, subject, artifact_type).await
+            }
+            // A virtual repository answers from the member that holds the
+            // subject.
+            Source::Virtual(repo) => {
+                self.virtual_referrers(&repo, path, subject, artifact_type)
+                    .await?
+            }
+            Source::Hosted => self.hosted.referrers(path, subject, artifact_type).await?,
+        };
+        Ok(ServedReferrers {
+            content,
+            cache: None,
+            age_secs: None,
+        })
     }
 }
 
@@ -646,20 +652,6 @@ fn push_tags(reference: &Reference, extra: &[String]) -> Result<Vec<Tag>, Regist
         }
     }
     Ok(tags)
-}
-
-/// Refuse a digest the pull-through cache cannot fetch by: its fills name
-/// what they store by sha256, so content is pulled through by its sha256
-/// digest only.
-fn remote_digest(digest: &Digest) -> Result<(), RegistryError> {
-    if digest.algorithm() == entrepot_domain::Algorithm::Sha256 {
-        Ok(())
-    } else {
-        Err(RegistryError::DigestInvalid(format!(
-            "remote repositories pull content through by sha256 digests only, not {}; use the sha256 digest of the content",
-            digest.algorithm().name()
-        )))
-    }
 }
 
 /// A digest the client sent, parsed.

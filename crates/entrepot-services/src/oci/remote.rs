@@ -10,7 +10,9 @@ use std::sync::Arc;
 use entrepot_domain::manifest::{ManifestError, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream, UpstreamSpecError};
-use entrepot_domain::{ContentDigest, Digest, ImagePath, Manifest, Reference, Repository};
+use entrepot_domain::{
+    Algorithm, ContentDigest, Digest, ImagePath, Manifest, Reference, Repository,
+};
 use entrepot_storage::{BlobStore, CacheStore, ManifestRecord, MetadataStore};
 use entrepot_upstream::http::header::{HeaderMap, ACCEPT, LINK};
 use entrepot_upstream::{UpstreamRequest, UpstreamTransport};
@@ -30,6 +32,9 @@ use crate::remote::target::{Gate, Target};
 use crate::remote::{
     Answer, CachedCopy, RateLimit, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
+
+mod referrers;
+mod refresh;
 
 /// The largest tag list page accepted from an upstream.
 const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
@@ -91,6 +96,7 @@ impl RemoteFormat for DockerFormat {
 
     const MAX_DOCUMENT_BYTES: usize = MAX_MANIFEST_BYTES;
     const REVALIDATES_WITH_HEAD: bool = true;
+    const STORES_BY_NAMED_DIGEST: bool = true;
 
     fn upstream(&self, config: &RemoteConfig) -> Result<DockerUpstream, UpstreamSpecError> {
         docker_upstream(&config.upstream, config.allow_insecure_upstream)
@@ -145,12 +151,17 @@ impl RemoteFormat for DockerFormat {
         m: &ManifestOf,
         fetched: FetchedDocument,
     ) -> Result<ManifestRecord, UpstreamFailure> {
-        let digest = Digest::of(&fetched.content);
         let expected = match &m.reference {
             Reference::Digest(d) => Some(ContentDigest::from(d)),
             Reference::Tag(_) => fetched.announced,
         };
-        if let Some(expected) = expected.filter(|e| e.as_sha256().as_ref() != Some(&digest)) {
+        // Named by the algorithm it was asked (or announced) by: a manifest
+        // pulled by `sha512:` is kept and found by that digest.
+        let algorithm = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, ContentDigest::algorithm);
+        let digest = Digest::of_algorithm(algorithm, &fetched.content);
+        if let Some(expected) = expected.filter(|e| *e != ContentDigest::from(&digest)) {
             tracing::error!(%expected, actual = %digest, "upstream manifest failed verification; not cached");
             return Err(UpstreamFailure::DigestMismatch {
                 expected,

@@ -25,7 +25,7 @@
 
 use entrepot_domain::{Digest, Format, ImagePath, Mode, Reference, Repository};
 
-use super::{remote_digest, OciRepositories, Page, RegistryError, ServedManifest};
+use super::{OciRepositories, Page, RegistryError, ServedManifest};
 use crate::located::LocatedBlob;
 use crate::remote::UpstreamFailure;
 
@@ -128,9 +128,6 @@ impl OciRepositories {
                 Mode::StandardRepository => self.hosted.get_manifest(&at, reference).await,
                 _ => match self.remote.as_deref() {
                     Some(remote) => {
-                        if let Reference::Digest(d) = reference {
-                            remote_digest(d)?;
-                        }
                         let through = repo
                             .virtual_repository_config
                             .as_ref()
@@ -189,7 +186,6 @@ impl OciRepositories {
             }
         }
         if let Some(remote) = self.remote.as_deref() {
-            remote_digest(digest)?;
             for (member, at) in remotes {
                 match remote.locate_blob(member, &at, digest).await {
                     Ok(blob) => return Ok(blob),

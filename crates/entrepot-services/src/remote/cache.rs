@@ -24,7 +24,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::credentials::{CredentialSources, SecretReader};
 use super::failure::{host_of, UpstreamFailure};
-use super::fill::{AfterCommit, Cached, Committed, Fills, UpstreamBody};
+use super::fill::{AfterCommit, Cached, Committed, Fills, StoreBy, UpstreamBody};
 use super::format::{FetchedDocument, RemoteFormat};
 use super::freshness::{self, Plan};
 use super::locks::KeyLocks;
@@ -369,6 +369,23 @@ impl<F: RemoteFormat> RemoteCache<F> {
         }
     }
 
+    /// Ask the upstream about a document now, whatever its freshness window
+    /// (`repositories refresh`): the cached copy is revalidated (by HEAD,
+    /// for formats that can) or the document fetched. A failure is the
+    /// caller's to report: nothing is served stale.
+    pub async fn revalidate<C>(
+        &self,
+        target: &Target<F::Upstream>,
+        gate: &Gate,
+        document: &F::Document,
+        cached: Option<CachedCopy<C>>,
+    ) -> Result<Answer<C, F::Valid>, UpstreamFailure> {
+        gate.allows_fetch()?;
+        self.refresh(target, document, cached)
+            .await
+            .map_err(|(failure, _)| failure)
+    }
+
     /// Revalidate or fetch a document; on failure, the cached copy comes back
     /// with the failure.
     async fn refresh<C>(
@@ -493,10 +510,16 @@ impl<F: RemoteFormat> RemoteCache<F> {
             }
             .boxed()
         };
+        let store_by = if F::STORES_BY_NAMED_DIGEST {
+            StoreBy::NamedDigest
+        } else {
+            StoreBy::Sha256
+        };
         self.fills
-            .get_or_start(
+            .get_or_start_as(
                 &target.repository,
                 &source.digest,
+                store_by,
                 linked,
                 open,
                 after_commit,

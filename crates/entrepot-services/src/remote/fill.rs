@@ -61,6 +61,15 @@ pub struct Committed {
     pub size: u64,
 }
 
+/// Under which name a fill commits what it verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBy {
+    /// Its sha256, whatever it was named by.
+    Sha256,
+    /// The digest it was named by (sha256 or sha512).
+    NamedDigest,
+}
+
 /// Runs after the content is committed (e.g. to link it to an image).
 pub type AfterCommit = BoxFuture<'static, ()>;
 
@@ -135,6 +144,21 @@ impl Fills {
         open: impl FnOnce() -> OpenUpstream,
         after_commit: impl FnOnce(Committed) -> AfterCommit + Send + 'static,
     ) -> Result<Cached, FillError> {
+        self.get_or_start_as(scope, digest, StoreBy::Sha256, linked, open, after_commit)
+            .await
+    }
+
+    /// [`Self::get_or_start`], committing the content under the name
+    /// `store_by` says.
+    pub async fn get_or_start_as(
+        &self,
+        scope: &str,
+        digest: &ContentDigest,
+        store_by: StoreBy,
+        linked: impl Future<Output = Result<Option<Committed>, FillError>>,
+        open: impl FnOnce() -> OpenUpstream,
+        after_commit: impl FnOnce(Committed) -> AfterCommit + Send + 'static,
+    ) -> Result<Cached, FillError> {
         let key = (scope.to_owned(), digest.clone());
         let mut running = self.running.lock().await;
         if let Some(fill) = running.get(&key) {
@@ -162,6 +186,7 @@ impl Fills {
 
         let job = FillJob {
             digest: digest.clone(),
+            store_by,
             path,
             blobs: self.blobs.clone(),
             metrics: self.metrics.clone(),
@@ -219,6 +244,7 @@ impl Forget {
 
 struct FillJob {
     digest: ContentDigest,
+    store_by: StoreBy,
     path: PathBuf,
     blobs: Arc<dyn BlobStore>,
     metrics: Arc<Metrics>,
@@ -324,14 +350,15 @@ impl FillJob {
             });
         }
         self.tx.send_modify(|p| p.total = Some(size));
+        let name = match self.store_by {
+            StoreBy::Sha256 => hashed.sha256,
+            StoreBy::NamedDigest => hashed.asked.to_digest(),
+        };
         self.blobs
-            .import_verified_file(&hashed.sha256, &self.path)
+            .import_verified_file(&name, &self.path)
             .await
             .map_err(FillError::storage)?;
-        Ok(Committed {
-            digest: hashed.sha256,
-            size,
-        })
+        Ok(Committed { digest: name, size })
     }
 }
 

@@ -56,6 +56,12 @@ pub trait RemoteFormat: Send + Sync + 'static {
     /// digest says whether it changed (else it is fetched again).
     const REVALIDATES_WITH_HEAD: bool = false;
 
+    /// Whether immutable content is kept in the blob store under the digest
+    /// it is named by (OCI: a `sha512:` blob is asked for, linked and served
+    /// by that name, as a hosted repository keeps it) rather than under its
+    /// sha256 (Python: files are keyed by sha256 whatever the index names).
+    const STORES_BY_NAMED_DIGEST: bool = false;
+
     /// Resolve the upstream of a repository's remote configuration (a preset
     /// or a URL).
     fn upstream(&self, config: &RemoteConfig) -> Result<Self::Upstream, UpstreamSpecError>;

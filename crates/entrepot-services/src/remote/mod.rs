@@ -19,6 +19,7 @@ pub mod fill;
 pub mod format;
 pub mod freshness;
 pub mod locks;
+pub mod refresh;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod target;
@@ -29,4 +30,5 @@ pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, Secr
 pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills, FillsInFlight};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};
+pub use refresh::{RefreshOutcome, RefreshReport, Refreshed};
 pub use target::{Gate, Target};

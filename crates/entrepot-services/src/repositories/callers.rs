@@ -237,6 +237,38 @@ impl RepositoryService {
             })?;
         Ok(tester.test_upstream(&repo).await?)
     }
+
+    /// Revalidate cached documents of a remote repository with its upstream
+    /// now (`what`: `IMAGE:TAG` or `IMAGE` for Docker, a project for
+    /// Python), for a caller with `artifactregistry.repositories.update`,
+    /// as other writes to a repository.
+    pub async fn refresh(
+        &self,
+        caller: &Principal,
+        name: &RepositoryName,
+        what: &str,
+    ) -> Result<crate::remote::RefreshReport, RepositoryError> {
+        self.authorize(caller, Permission::RepositoriesUpdate, &resource(name))
+            .await?;
+        let repo = self.get(name).await?;
+        let engine = self
+            .upstream_testers
+            .iter()
+            .find(|(format, _)| *format == repo.format)
+            .map(|(_, engine)| engine)
+            .filter(|_| repo.remote_repository_config.is_some())
+            .ok_or_else(|| {
+                RepositoryError::Invalid(format!(
+                    "{name} is not a remote repository; only a remote repository's cache can be refreshed"
+                ))
+            })?;
+        if what.is_empty() {
+            return Err(RepositoryError::Invalid(
+                "name what to refresh: IMAGE:TAG or IMAGE (every cached tag of it) for a Docker repository, a project for a Python one".into(),
+            ));
+        }
+        engine.refresh(&repo, what).await
+    }
 }
 
 #[cfg(test)]

@@ -111,3 +111,41 @@ pub(crate) async fn tag_checks_are_kept_per_tag(s: &Stores) {
         None
     );
 }
+
+/// A referrers index is kept per image and subject, replaced whole with its
+/// confirmation time.
+pub(crate) async fn referrers_indexes_are_kept_per_subject(s: &Stores) {
+    let store = &*s.cache;
+    let image = |name: &str| ImageRef {
+        project: "p".into(),
+        repository: "hub".into(),
+        image: name.into(),
+    };
+    let (app, other) = (image("app"), image("other"));
+    let one = entrepot_domain::Digest::of(b"one");
+    let two = entrepot_domain::Digest::of(b"two");
+    assert_eq!(store.referrers_index(&app, &one).await.unwrap(), None);
+    store
+        .put_referrers_index(&app, &one, b"{\"manifests\":[]}", 100)
+        .await
+        .unwrap();
+    store
+        .put_referrers_index(&app, &two, b"two", 110)
+        .await
+        .unwrap();
+    store
+        .put_referrers_index(&app, &one, b"replaced", 200)
+        .await
+        .unwrap();
+    let kept = store.referrers_index(&app, &one).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.content.as_slice(), kept.checked_at),
+        (&b"replaced"[..], 200)
+    );
+    let kept = store.referrers_index(&app, &two).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.content.as_slice(), kept.checked_at),
+        (&b"two"[..], 110)
+    );
+    assert_eq!(store.referrers_index(&other, &one).await.unwrap(), None);
+}

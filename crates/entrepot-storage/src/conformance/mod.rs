@@ -125,6 +125,7 @@ macro_rules! metadata_suite {
             access_policy::access_policy_is_a_compare_and_swap_on_the_etag,
             access_policy::racing_first_policies_let_one_win,
             access_policy::tag_checks_are_kept_per_tag,
+            access_policy::referrers_indexes_are_kept_per_subject,
             workflows::deleting_a_repository_takes_its_policy_or_nothing,
             workflows::creating_a_project_with_its_policy_is_all_or_nothing,
         );

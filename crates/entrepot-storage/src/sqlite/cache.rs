@@ -1,7 +1,7 @@
-//! Tag freshness of remote repositories on SQLite.
+//! Tag freshness and referrers indexes of remote repositories on SQLite.
 
 use async_trait::async_trait;
-use entrepot_domain::Tag;
+use entrepot_domain::{Digest, Tag};
 
 use super::SqliteMetadataStore;
 use crate::cache::*;
@@ -35,6 +35,51 @@ impl CacheStore for SqliteMetadataStore {
         .bind(&image.repository)
         .bind(&image.image)
         .bind(tag.as_str())
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn referrers_index(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Option<CachedReferrers>, StoreError> {
+        let row: Option<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT content, checked_at FROM remote_referrers
+             WHERE project = ? AND repository = ? AND image = ? AND subject = ?",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(subject.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(content, checked_at)| CachedReferrers {
+            content,
+            checked_at,
+        }))
+    }
+
+    async fn put_referrers_index(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+        content: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO remote_referrers (project, repository, image, subject, content, checked_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (project, repository, image, subject)
+             DO UPDATE SET content = excluded.content, checked_at = excluded.checked_at",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(subject.to_string())
+        .bind(content)
         .bind(at)
         .execute(self.pool())
         .await?;

@@ -16,11 +16,12 @@ use crate::metadata::*;
 const DELETE_BATCH_ROWS: u64 = 1000;
 
 /// Tables whose rows belong to one repository (`project`, `repository`).
-const REPOSITORY_TABLES: [&str; 9] = [
+const REPOSITORY_TABLES: [&str; 10] = [
     "cache_eviction_pulls",
     // First-seen times of tag digests (minimum release age): a repository
     // re-created under the same name must see its tags' digests anew.
     "cooldown_tag_digests",
+    "remote_referrers",
     "tags",
     "manifests",
     "blob_links",

@@ -15,6 +15,7 @@ pub mod python;
 pub mod release_age;
 pub mod repositories;
 pub mod repository_iam;
+pub mod repository_refresh;
 pub mod secret_iam;
 pub mod secrets;
 pub mod service_accounts;

@@ -82,6 +82,21 @@ pub enum RepositoriesCommand {
         #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
         project: String,
     },
+    /// Ask a remote repository's upstream now about a cached tag (IMAGE:TAG),
+    /// every cached tag of an image (IMAGE) or a Python project page, and
+    /// say what changed (digest before and after).
+    Refresh {
+        /// Repository id.
+        name: String,
+        /// IMAGE:TAG, IMAGE, or a Python project.
+        what: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Project id.
+        #[arg(long, default_value = "default", env = "ENTREPOT_PROJECT")]
+        project: String,
+    },
     /// List the repositories of a project, with the bytes each holds.
     List {
         /// Project id.
@@ -389,6 +404,12 @@ pub async fn run(client: &AdminClient, command: RepositoriesCommand) -> Result<(
             eprintln!("Updated repository [{name}].");
             print_json(&repo);
         }
+        RepositoriesCommand::Refresh {
+            name,
+            what,
+            json,
+            project,
+        } => super::repository_refresh::run(client, &project, &name, &what, json).await?,
         RepositoriesCommand::TestUpstream { name, project } => {
             let report = client
                 .call(

@@ -31,6 +31,7 @@
 pub mod admin_api;
 pub mod app;
 pub mod cli;
+pub mod containerd;
 pub mod dockerd;
 pub mod files;
 pub mod garage;
