@@ -271,9 +271,7 @@ impl OciRepositories {
                 }
                 Ok(served)
             }
-            Source::Remote(repo, remote) => {
-                remote.get_manifest(&repo, path, &reference).await
-            }
+            Source::Remote(repo, remote) => remote.get_manifest(&repo, path, &reference).await,
             Source::Virtual(repo) => self.virtual_manifest(&repo, path, &reference).await,
         }
     }

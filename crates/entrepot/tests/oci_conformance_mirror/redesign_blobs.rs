@@ -627,9 +627,4 @@ macro_rules! blob_api_cases {
 }
 
 blob_api_cases!(sha256_blobs, "sha256");
-blob_api_cases!(
-    sha512_blobs,
-    "sha512",
-    remote = RemoteEntrepot,
-    ignore_remote = "sha512 digests through a remote repository are not implemented yet"
-);
+blob_api_cases!(sha512_blobs, "sha512", remote = RemoteEntrepot);

@@ -437,8 +437,7 @@ data_set_case!(
 );
 data_set_case!(
     /// "sha512": an index and its images pushed by sha512 digests only.
-    sha512, "sha512", remote = RemoteEntrepot,
-    ignore_remote = "sha512 digests through a remote repository are not implemented yet"
+    sha512, "sha512", remote = RemoteEntrepot
 );
 data_set_case!(
     /// "tag-param-sha256": pushed by digest with `?tag=` for every tag
@@ -448,7 +447,7 @@ data_set_case!(
 data_set_case!(
     /// "tag-param-sha512".
     tag_param_sha512, "tag-param-sha512", remote = RemoteEntrepot,
-    ignore_remote = "sha512 digests through a remote repository are not implemented yet"
+    ignore_remote = "a tag the upstream announces by a sha512 digest is stored through a remote repository by sha256"
 );
 /// "bad-digest-image": a manifest whose bytes do not match the digest it
 /// is pushed by is `400 DIGEST_INVALID`. A write refused by design: there is

@@ -179,7 +179,6 @@ read_case!(
     /// (five referrers, distinct, each with its one annotation).
     referrers_get_request_to_existing_blob_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (_, index) = referrers(t, &data.manifests[4].digest, None);
@@ -194,7 +193,6 @@ read_case!(
     /// yield 200 (with `OCI-Filters-Applied: artifactType`, the two of type A).
     referrers_get_request_to_existing_blob_with_filter_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (filters, index) = referrers(t, &data.manifests[4].digest, Some(ARTIFACT_TYPE_A));
@@ -210,7 +208,6 @@ read_case!(
     /// (the one referrer of a subject never pushed).
     referrers_get_request_to_missing_manifest_should_yield_200,
     remote = RemoteEntrepot,
-    ignore_remote = "a remote repository lists only the referrers it has pulled; asking the upstream is not implemented yet",
     |t| {
         let (data, refs) = setup(t);
         let (_, index) = referrers(t, &data.manifests[3].digest, None);
