@@ -1,0 +1,43 @@
+//! Tag freshness of remote repositories on PostgreSQL.
+
+use async_trait::async_trait;
+use entrepot_domain::Tag;
+
+use super::PostgresMetadataStore;
+use crate::cache::*;
+use crate::metadata::{ImageRef, StoreError};
+
+#[async_trait]
+impl CacheStore for PostgresMetadataStore {
+    async fn tag_checked_at(&self, image: &ImageRef, tag: &Tag) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT checked_at FROM tag_checks WHERE project = $1 AND repository = $2 AND image = $3 AND tag = $4",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(tag.as_str())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    async fn mark_tag_checked(
+        &self,
+        image: &ImageRef,
+        tag: &Tag,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tag_checks (project, repository, image, tag, checked_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (project, repository, image, tag) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(&image.project)
+        .bind(&image.repository)
+        .bind(&image.image)
+        .bind(tag.as_str())
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
