@@ -14,6 +14,8 @@
 //! - [`skopeo`]: skopeo against the server and upstreams;
 //! - [`tls_ca`]: a test CA, its certificates, an HTTPS server trusting it;
 //! - [`podman`]: podman with a private image store;
+//! - [`postgres`]: a database of its own on the PostgreSQL test server,
+//!   for `Entrepot::builder().postgres(..)`;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
@@ -33,6 +35,7 @@ pub mod dockerd;
 pub mod files;
 pub mod layout;
 pub mod podman;
+pub mod postgres;
 pub mod python;
 pub mod raw_http;
 pub mod registry;
@@ -50,6 +53,7 @@ pub use dockerd::*;
 pub use files::*;
 pub use layout::*;
 pub use podman::*;
+pub use postgres::*;
 pub use python::*;
 pub use raw_http::*;
 pub use registry::*;
