@@ -3,9 +3,9 @@
 //! PostgreSQL.
 
 use crate::{
-    AccessPolicyStore, CacheStore, CleanupStore, ConsoleSessionStore, EvictionStore,
-    HostNeedStore, IamStore, InventoryStore, LifecycleStore, MetadataStore, PythonStore,
-    SecretStore, TagDigestStore,
+    AccessPolicyStore, CacheStore, CleanupStore, ConsoleSessionStore, EvictionStore, HostNeedStore,
+    IamStore, InventoryStore, LifecycleStore, MetadataStore, PythonStore, SecretStore,
+    TagDigestStore,
 };
 
 /// Every store trait of the metadata: what [`crate::SqliteMetadataStore`]

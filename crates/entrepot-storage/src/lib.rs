@@ -56,11 +56,11 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
+pub use postgres::PostgresMetadataStore;
 pub use python::{CachedIndexPage, PythonFileRecord, PythonStore, RemoteFileRecord};
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,
     WrappedKeyRecord,
 };
-pub use postgres::PostgresMetadataStore;
 pub use sqlite::{ReadCacheStats, SqliteMetadataStore, DEFAULT_READ_CACHE_BYTES};
 pub use stores::Stores;

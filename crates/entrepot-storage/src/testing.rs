@@ -170,7 +170,10 @@ mod tests {
         let cases = [
             ("postgres://u:p@h:5/postgres", "postgres://u:p@h:5/t"),
             ("postgres://u@h", "postgres://u@h/t"),
-            ("postgres://h/x?sslmode=disable", "postgres://h/t?sslmode=disable"),
+            (
+                "postgres://h/x?sslmode=disable",
+                "postgres://h/t?sslmode=disable",
+            ),
         ];
         for (url, want) in cases {
             assert_eq!(super::with_database(url, "t"), want);

@@ -88,7 +88,11 @@ fn a_server_on_postgresql_serves_images_secrets_iam_and_python() {
     assert_eq!(success_stdout(read(&server)), "s3cret-payload");
     let target = work.path().join("site-again");
     let out = pip_install(&server.python_index("hosted"), &target, &["tiny-app"]);
-    assert!(out.status.success(), "pip install after restart: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "pip install after restart: {}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -45,7 +45,9 @@ async fn with_repository(s: &Backend, project: &str, id: &str, mode: Mode) {
     let mut repo = repository(project, id, "");
     // The store files a repository by its mode alone.
     repo.mode = mode;
-    s.create_repository(&rname(project, id), &repo).await.unwrap();
+    s.create_repository(&rname(project, id), &repo)
+        .await
+        .unwrap();
 }
 
 /// A manifest is stored only when its blobs are linked to the image; the
@@ -62,7 +64,11 @@ pub(crate) async fn collection_dooms_only_what_nothing_links(s: &Backend) {
         .await
         .unwrap();
     assert_eq!(checked, CheckedPut::MissingBlob(config.clone()));
-    assert!(s.manifest_by_digest(&app, &m.digest).await.unwrap().is_none());
+    assert!(s
+        .manifest_by_digest(&app, &m.digest)
+        .await
+        .unwrap()
+        .is_none());
     for d in [&config, &layer, &stray] {
         s.link_blob(&app, d, 8).await.unwrap();
     }
@@ -126,7 +132,10 @@ pub(crate) async fn orphans_are_claimed_once_and_python_files_are_kept(s: &Backe
     let known = blob(1);
     s.link_blob(&app, &known, 8).await.unwrap();
     let python_bytes = blob(9);
-    let hex = python_bytes.to_string().trim_start_matches("sha256:").to_owned();
+    let hex = python_bytes
+        .to_string()
+        .trim_start_matches("sha256:")
+        .to_owned();
     s.add_file(
         &rname("p", "r"),
         &PythonFileRecord {
@@ -174,7 +183,9 @@ pub(crate) async fn eviction_takes_the_least_recently_pulled_first(s: &Backend) 
     for d in [&shared, &only_old, &only_new] {
         s.link_blob(&app, d, 100).await.unwrap();
     }
-    s.link_blob(&image("p", "hosted", "x"), &blob(7), 5).await.unwrap();
+    s.link_blob(&image("p", "hosted", "x"), &blob(7), 5)
+        .await
+        .unwrap();
     s.put_manifest(&app, &old, Some("old")).await.unwrap();
     s.put_manifest(&app, &new, Some("new")).await.unwrap();
     let pull = |m: &ManifestRecord, ms: i64| PullRecord {
@@ -272,7 +283,9 @@ pub(crate) async fn cleanup_policies_and_quotas_belong_to_their_repository(s: &B
     s.put_manifest(&app, &m, Some("v2")).await.unwrap();
     s.put_manifest(&app, &m, Some("latest")).await.unwrap();
     s.link_blob(&app, &blob(1), 1000).await.unwrap();
-    s.link_blob(&image("p", "cache", "x"), &blob(2), 50).await.unwrap();
+    s.link_blob(&image("p", "cache", "x"), &blob(2), 50)
+        .await
+        .unwrap();
     let versions = s.manifest_versions(&rname("p", "a")).await.unwrap();
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0].tags, vec!["latest", "v2"]);
@@ -282,11 +295,23 @@ pub(crate) async fn cleanup_policies_and_quotas_belong_to_their_repository(s: &B
         1000 + m.content.len() as u64
     );
 
-    s.set_storage_quota(&pid("p"), None, Some(10_000)).await.unwrap();
-    s.set_storage_quota(&pid("p"), Some("a"), Some(500)).await.unwrap();
-    s.set_storage_quota(&pid("p"), Some("a"), Some(600)).await.unwrap();
-    assert_eq!(s.storage_quota(&pid("p"), None).await.unwrap(), Some(10_000));
-    assert_eq!(s.storage_quota(&pid("p"), Some("a")).await.unwrap(), Some(600));
+    s.set_storage_quota(&pid("p"), None, Some(10_000))
+        .await
+        .unwrap();
+    s.set_storage_quota(&pid("p"), Some("a"), Some(500))
+        .await
+        .unwrap();
+    s.set_storage_quota(&pid("p"), Some("a"), Some(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.storage_quota(&pid("p"), None).await.unwrap(),
+        Some(10_000)
+    );
+    assert_eq!(
+        s.storage_quota(&pid("p"), Some("a")).await.unwrap(),
+        Some(600)
+    );
     s.set_storage_quota(&pid("p"), None, None).await.unwrap();
     assert_eq!(s.storage_quota(&pid("p"), None).await.unwrap(), None);
 
@@ -307,8 +332,12 @@ pub(crate) async fn console_sessions_live_until_they_expire(s: &Backend) {
         create_time: 100,
         expire_time,
     };
-    s.insert_console_session(&session("one", 200)).await.unwrap();
-    s.insert_console_session(&session("two", 300)).await.unwrap();
+    s.insert_console_session(&session("one", 200))
+        .await
+        .unwrap();
+    s.insert_console_session(&session("two", 300))
+        .await
+        .unwrap();
     assert_eq!(
         s.get_console_session("one").await.unwrap(),
         Some(session("one", 200))
@@ -329,7 +358,9 @@ pub(crate) async fn inventory_pages_follow_their_keys(s: &Backend) {
         s.link_blob(&image("p", "r", "b"), d, 100).await.unwrap();
     }
     let big = image_manifest(&config, &[&layer]);
-    s.put_manifest(&image("p", "r", "b"), &big, Some("1.0")).await.unwrap();
+    s.put_manifest(&image("p", "r", "b"), &big, Some("1.0"))
+        .await
+        .unwrap();
     s.put_manifest(&image("p", "r", "a"), &manifest("{}"), None)
         .await
         .unwrap();
@@ -349,11 +380,19 @@ pub(crate) async fn inventory_pages_follow_their_keys(s: &Backend) {
     let names: Vec<_> = packages.iter().map(|p| p.image.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(
-        s.docker_tag(&repo, "b", "1.0").await.unwrap().unwrap().digest,
+        s.docker_tag(&repo, "b", "1.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
         big.digest
     );
 
-    for (filename, version) in [("t-1.0.tar.gz", "1.0"), ("t-1.0-py3.whl", "1.0"), ("t-2.0.tar.gz", "2.0")] {
+    for (filename, version) in [
+        ("t-1.0.tar.gz", "1.0"),
+        ("t-1.0-py3.whl", "1.0"),
+        ("t-2.0.tar.gz", "2.0"),
+    ] {
         s.add_file(
             &repo,
             &PythonFileRecord {
@@ -366,7 +405,10 @@ pub(crate) async fn inventory_pages_follow_their_keys(s: &Backend) {
                 metadata_sha256: None,
                 yanked: false,
                 yanked_reason: None,
-                upload_time: format!("2026-01-0{}T00:00:00Z", if version == "1.0" { 1 } else { 2 }),
+                upload_time: format!(
+                    "2026-01-0{}T00:00:00Z",
+                    if version == "1.0" { 1 } else { 2 }
+                ),
             },
         )
         .await
@@ -374,11 +416,17 @@ pub(crate) async fn inventory_pages_follow_their_keys(s: &Backend) {
     }
     let python = s.python_packages(&repo, None, 10).await.unwrap();
     assert_eq!(python.len(), 1);
-    assert_eq!((python[0].versions, python[0].files, python[0].size), (2, 3, 30));
+    assert_eq!(
+        (python[0].versions, python[0].files, python[0].size),
+        (2, 3, 30)
+    );
     let page = s.python_version_files(&repo, "t", None, 1).await.unwrap();
     let files: Vec<_> = page.iter().map(|f| f.filename.as_str()).collect();
     assert_eq!(files, ["t-1.0-py3.whl", "t-1.0.tar.gz"]);
-    let page = s.python_version_files(&repo, "t", Some("1.0"), 1).await.unwrap();
+    let page = s
+        .python_version_files(&repo, "t", Some("1.0"), 1)
+        .await
+        .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].version, "2.0");
     assert_eq!(s.delete_python_version(&repo, "t", "1.0").await.unwrap(), 2);
@@ -393,7 +441,10 @@ pub(crate) async fn tag_digests_keep_their_first_sighting(s: &Backend) {
     let again = s.saw_tag_digest(&img, "v1", "sha256:a", 500).await.unwrap();
     assert_eq!(again.first_seen, 100);
     s.set_digest_created(&img, "sha256:a", 50).await.unwrap();
-    let other = s.saw_tag_digest(&img, "latest", "sha256:a", 600).await.unwrap();
+    let other = s
+        .saw_tag_digest(&img, "latest", "sha256:a", 600)
+        .await
+        .unwrap();
     assert_eq!(other.created, Some(50));
     let records = s.digest_records(&img, "sha256:a").await.unwrap();
     let tags: Vec<_> = records.iter().map(|r| r.tag.as_str()).collect();

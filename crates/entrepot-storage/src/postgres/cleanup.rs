@@ -168,9 +168,11 @@ impl CleanupStore for PostgresMetadataStore {
             .bind(project.as_str())
             .bind(repository.unwrap_or(""))
             .bind(i64::try_from(bytes).unwrap_or(i64::MAX)),
-            None => sqlx::query("DELETE FROM storage_quotas WHERE project = $1 AND repository = $2")
-                .bind(project.as_str())
-                .bind(repository.unwrap_or("")),
+            None => {
+                sqlx::query("DELETE FROM storage_quotas WHERE project = $1 AND repository = $2")
+                    .bind(project.as_str())
+                    .bind(repository.unwrap_or(""))
+            }
         };
         query.execute(self.pool()).await?;
         Ok(())

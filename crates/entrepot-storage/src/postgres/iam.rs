@@ -55,11 +55,12 @@ async fn remove_member_from_policies(
     // Members are stored as JSON strings: look for the quoted member string.
     let needle = serde_json::to_string(&member.to_string())
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let rows =
-        sqlx::query("SELECT resource, bindings FROM iam_policies WHERE strpos(bindings, $1) > 0 FOR UPDATE")
-            .bind(&needle)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT resource, bindings FROM iam_policies WHERE strpos(bindings, $1) > 0 FOR UPDATE",
+    )
+    .bind(&needle)
+    .fetch_all(&mut **tx)
+    .await?;
     let mut changed = Vec::new();
     for row in rows {
         let resource: String = row.try_get("resource")?;

@@ -208,7 +208,9 @@ impl LifecycleStore for PostgresMetadataStore {
 impl PostgresMetadataStore {
     /// A transaction holding the blob lifecycle lock exclusively: one step
     /// of the collector, which no link or checked push interleaves with.
-    pub(super) async fn collecting(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pub(super) async fn collecting(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         super::serialize(&mut tx, super::locks::BLOB_LIFECYCLE).await?;
         Ok(tx)

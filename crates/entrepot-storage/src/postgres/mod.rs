@@ -80,11 +80,10 @@ async fn refuse_doomed(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     digest: &Digest,
 ) -> Result<(), StoreError> {
-    let doomed: Option<i64> =
-        sqlx::query_scalar("SELECT doomed FROM blobs WHERE digest = $1")
-            .bind(digest.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+    let doomed: Option<i64> = sqlx::query_scalar("SELECT doomed FROM blobs WHERE digest = $1")
+        .bind(digest.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
     if doomed == Some(1) {
         return Err(StoreError::BlobBeingCollected(digest.clone()));
     }
@@ -118,7 +117,9 @@ mod locks {
 }
 
 /// Take the blob lifecycle lock shared in `tx` (see [`locks::BLOB_LIFECYCLE`]).
-async fn lifecycle_shared(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), StoreError> {
+async fn lifecycle_shared(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
         .bind(locks::BLOB_LIFECYCLE)
         .execute(&mut **tx)
