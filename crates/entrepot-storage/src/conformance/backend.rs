@@ -460,3 +460,37 @@ pub(crate) async fn tag_digests_keep_their_first_sighting(s: &Backend) {
     assert_eq!((needs[0].blocked, needs[0].would_block), (1, 5));
     assert_eq!((needs[0].first_time, needs[0].last_time), (10, 20));
 }
+
+/// A link racing the collector's claim: either the link wins and the blob
+/// is not doomed, or the claim wins and the link is refused; never a
+/// doomed blob that something links.
+pub(crate) async fn a_link_racing_the_collector_never_links_a_doomed_blob(s: &Backend) {
+    with_repository(s, "p", "r", Mode::StandardRepository).await;
+    let app = image("p", "r", "app");
+    for round in 0..40u8 {
+        let digest = Digest::of(&[round, 0xee, 1, 2]);
+        s.link_blob(&app, &digest, 8).await.unwrap();
+        assert!(s.unlink_blob(&app, &digest).await.unwrap());
+        let (linker, collector) = (s.clone(), s.clone());
+        let (link_app, link_digest) = (app.clone(), digest.clone());
+        let link = tokio::spawn(async move { linker.link_blob(&link_app, &link_digest, 8).await });
+        let doom = tokio::spawn(async move { collector.doom_unlinked_blobs(100).await });
+        let (linked, doomed) = (link.await.unwrap(), doom.await.unwrap().unwrap());
+        let was_doomed = doomed.iter().any(|d| d.digest == digest);
+        match linked {
+            Ok(()) => assert!(!was_doomed, "round {round}: a linked blob was doomed"),
+            Err(StoreError::BlobBeingCollected(_)) => assert!(was_doomed, "round {round}"),
+            Err(e) => panic!("round {round}: {e}"),
+        }
+        let linked_now = s.linked_blob_size(&app, &digest).await.unwrap().is_some();
+        assert_eq!(linked_now, !was_doomed, "round {round}");
+        // Clean up for the next round.
+        if was_doomed {
+            s.forget_doomed_blobs(&[digest]).await.unwrap();
+        } else {
+            s.unlink_blob(&app, &digest).await.unwrap();
+            s.doom_unlinked_blobs(100).await.unwrap();
+            s.forget_doomed_blobs(&[digest]).await.unwrap();
+        }
+    }
+}

@@ -147,6 +147,7 @@ macro_rules! backend_suite {
             backend::console_sessions_live_until_they_expire,
             backend::inventory_pages_follow_their_keys,
             backend::tag_digests_keep_their_first_sighting,
+            backend::a_link_racing_the_collector_never_links_a_doomed_blob,
         );
     };
 }
