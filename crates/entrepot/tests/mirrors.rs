@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::containerd::Containerd;
 use support::*;
 
 const READER: &str = "roles/artifactregistry.reader";
@@ -146,70 +147,6 @@ fn podman_pulls_docker_hub_images_through_the_mirror() {
     assert!(upstream
         .log_text()
         .contains("/v2/library/app/manifests/1.0"));
-}
-
-/// `ctr` against a containerd of its own (temporary root, state and socket),
-/// killed on drop.
-struct Containerd {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Containerd {
-    fn start() -> Containerd {
-        require_tool("containerd", "containerd");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(
-            d.join("config.toml"),
-            format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n[grpc]\naddress = \"{sock}\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\ndisable_tcp_service = true\n",
-                root = d.join("root").display(),
-                state = d.join("state").display(),
-                sock = d.join("containerd.sock").display(),
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let c = Containerd { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not start: {}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn hosts_dir(dir: &Path, hosts_toml: &str) -> String {
