@@ -10,30 +10,13 @@ mod support;
 use std::process::Output;
 
 use serde_json::json;
-use support::sick_upstream::{SickUpstream, Sickness};
+use support::sick_upstream::{remote_behind_sick_upstream, SickUpstream, Sickness};
 use support::*;
 
 /// A repository in front of a sick upstream with small time limits, and an
 /// image `app:1.0` at its healthy backend.
 fn setup() -> (tempfile::TempDir, Distribution, SickUpstream, Entrepot) {
-    let work = tempfile::tempdir().unwrap();
-    let original = work.path().join("original");
-    image_layout(&original, "1.0", &[1000]);
-    let backend = Distribution::start();
-    backend.push(&original, "1.0", "app:1.0", None);
-    let sick = SickUpstream::start(&backend.addr);
-    let server = Entrepot::start();
-    server.create_remote_docker(
-        "up",
-        &sick.url(),
-        json!({
-            "connectTimeoutSecs": 1,
-            "firstByteTimeoutSecs": 1,
-            "retryBudgetSecs": 2,
-            "idleTimeoutSecs": 1,
-        }),
-    );
-    (work, backend, sick, server)
+    remote_behind_sick_upstream(json!({}))
 }
 
 fn podman_pull(podman: &Podman, server: &Entrepot, image: &str) -> Output {

@@ -284,3 +284,35 @@ async fn proxy(shared: &Shared, request: Request<Body>, sickness: Sickness) -> R
     };
     response.body(body).unwrap()
 }
+
+/// A remote Docker repository `up` in front of a [`SickUpstream`] with small
+/// time limits (1 s to connect, to the first byte and idle, 2 s over all
+/// retries) plus `settings`, and an image `app:1.0` at its healthy backend:
+/// the working directory, the backend, the sick upstream and the server.
+pub fn remote_behind_sick_upstream(
+    settings: serde_json::Value,
+) -> (
+    tempfile::TempDir,
+    super::Distribution,
+    SickUpstream,
+    super::Entrepot,
+) {
+    let work = tempfile::tempdir().unwrap();
+    let original = work.path().join("original");
+    super::image_layout(&original, "1.0", &[1000]);
+    let backend = super::Distribution::start();
+    backend.push(&original, "1.0", "app:1.0", None);
+    let sick = SickUpstream::start(&backend.addr);
+    let server = super::Entrepot::start();
+    let mut config = serde_json::json!({
+        "connectTimeoutSecs": 1,
+        "firstByteTimeoutSecs": 1,
+        "retryBudgetSecs": 2,
+        "idleTimeoutSecs": 1,
+    });
+    if let (Some(config), serde_json::Value::Object(extra)) = (config.as_object_mut(), settings) {
+        config.extend(extra);
+    }
+    server.create_remote_docker("up", &sick.url(), config);
+    (work, backend, sick, server)
+}
