@@ -247,12 +247,7 @@ fn a_tag_moved_upstream_keeps_its_old_digest_until_the_new_one_is_old_enough() {
     layout.tag(&new, "new");
     upstream.push(&layout.dir, "old", "team/app:1.0", None);
 
-    let server = Entrepot::builder()
-        .env(
-            "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
-            clock.file.to_str().unwrap(),
-        )
-        .start();
+    let server = clock.start_server();
     server.create_remote_docker(
         "hub",
         &format!("http://{}", upstream.addr),
@@ -434,12 +429,7 @@ fn a_repository_re_created_under_a_deleted_one_s_name_sees_its_tags_anew() {
     let image = layout.add_image(&[(2000, LayerKind::Tar)], "amd64");
     layout.tag(&image, "1.0");
     upstream.push(&layout.dir, "1.0", "team/app:1.0", None);
-    let server = Entrepot::builder()
-        .env(
-            "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
-            clock.file.to_str().unwrap(),
-        )
-        .start();
+    let server = clock.start_server();
     let week = json!({ "tagTtlSecs": 0, "releaseAge": { "minReleaseAgeSecs": 7 * DAY } });
     let hub = format!("http://{}", upstream.addr);
     server.create_remote_docker("hub", &hub, week.clone());

@@ -170,12 +170,7 @@ fn a_virtual_docker_repository_holds_back_a_moved_tag_of_its_remote_member() {
     let new = layout.add_image(&[(3000, LayerKind::Tar)], "amd64");
     layout.tag(&new, "new");
     upstream.push(&layout.dir, "old", "team/app:1.0", None);
-    let server = Entrepot::builder()
-        .env(
-            "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
-            clock.file.to_str().unwrap(),
-        )
-        .start();
+    let server = clock.start_server();
     // The member has no rule of its own.
     server.create_remote_docker(
         "hub",

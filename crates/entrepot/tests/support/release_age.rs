@@ -153,6 +153,16 @@ impl TestClock {
         }
     }
 
+    /// An entrepot whose clock is this one.
+    pub fn start_server(&self) -> Entrepot {
+        Entrepot::builder()
+            .env(
+                "ENTREPOT_TEST_CLOCK_OFFSET_FILE",
+                self.file.to_str().unwrap(),
+            )
+            .start()
+    }
+
     pub fn advance(&self, secs: i64) {
         self.offset.set(self.offset.get() + secs);
         std::fs::write(&self.file, self.offset.get().to_string()).unwrap();
