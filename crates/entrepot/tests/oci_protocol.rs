@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::{
     assert_oci_error, eventually, header, next_link, query_of, random_bytes, sha256, Entrepot,
-    SmallImage, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+    SmallImage, OCI_INDEX, OCI_MANIFEST,
 };
 
 const APP: &str = "default/images/app";
@@ -400,24 +400,7 @@ fn artifact(
     artifact_type: &str,
     payload: &[u8],
 ) -> (String, usize) {
-    let empty = server.push_blob(APP, b"{}");
-    let layer = server.push_blob(APP, payload);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": payload.len()}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.manifest.len()},
-        "annotations": {"org.example.kind": artifact_type},
-    })
-    .to_string()
-    .into_bytes();
-    let digest = sha256(&manifest);
-    let response = server.put_manifest(APP, &digest, OCI_MANIFEST, &manifest);
-    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
-    assert_eq!(header(&response, "oci-subject"), subject.digest);
-    (digest, manifest.len())
+    server.push_artifact(APP, subject, artifact_type, payload)
 }
 
 #[test]

@@ -8,9 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{
-    header, next_link, query_of, sha256, Entrepot, SmallImage, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
-};
+use support::{header, next_link, query_of, sha256, Entrepot, SmallImage, OCI_INDEX};
 
 /// Create the virtual Docker repository `id` over `members`
 /// (`(repository, priority)`).
@@ -108,23 +106,10 @@ fn the_catalog_lists_what_a_virtual_repository_serves_once_and_in_order() {
 /// Push to `image` an artifact of `artifact_type` whose subject is
 /// `subject`; its digest.
 fn artifact(server: &Entrepot, image: &str, subject: &SmallImage, artifact_type: &str) -> String {
-    let empty = server.push_blob(image, b"{}");
     let payload = artifact_type.as_bytes();
-    let layer = server.push_blob(image, payload);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": payload.len()}],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.manifest.len()},
-    })
-    .to_string()
-    .into_bytes();
-    let digest = sha256(&manifest);
-    let response = server.put_manifest(image, &digest, OCI_MANIFEST, &manifest);
-    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
-    digest
+    server
+        .push_artifact(image, subject, artifact_type, payload)
+        .0
 }
 
 #[test]

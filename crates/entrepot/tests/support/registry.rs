@@ -105,6 +105,37 @@ impl Entrepot {
         self.push_image(image, tag, &img);
         img
     }
+
+    /// Push to `image` an artifact of `artifact_type` (one layer holding
+    /// `payload`, the empty config, annotated `org.example.kind`) whose
+    /// subject is `subject`; asserts 201 with `OCI-Subject`. Its digest and
+    /// manifest size.
+    pub fn push_artifact(
+        &self,
+        image: &str,
+        subject: &SmallImage,
+        artifact_type: &str,
+        payload: &[u8],
+    ) -> (String, usize) {
+        let empty = self.push_blob(image, b"{}");
+        let layer = self.push_blob(image, payload);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": payload.len()}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.manifest.len()},
+            "annotations": {"org.example.kind": artifact_type},
+        })
+        .to_string()
+        .into_bytes();
+        let digest = sha256(&manifest);
+        let response = self.put_manifest(image, &digest, OCI_MANIFEST, &manifest);
+        assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+        assert_eq!(header(&response, "oci-subject"), subject.digest);
+        (digest, manifest.len())
+    }
 }
 
 /// A small image (config + one layer) built in memory.
