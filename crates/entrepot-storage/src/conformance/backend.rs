@@ -17,13 +17,13 @@ use crate::MetadataBackend;
 /// A backend as the contracts take it.
 pub(crate) type Backend = std::sync::Arc<dyn MetadataBackend>;
 
-fn blob(n: u8) -> Digest {
+pub(crate) fn blob(n: u8) -> Digest {
     Digest::of(&[n; 8])
 }
 
 /// An image manifest naming `config` and `layers` (its bytes are what the
 /// store reads the names from).
-fn image_manifest(config: &Digest, layers: &[&Digest]) -> ManifestRecord {
+pub(crate) fn image_manifest(config: &Digest, layers: &[&Digest]) -> ManifestRecord {
     let layers: Vec<_> = layers
         .iter()
         .map(|d| serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d.to_string(), "size": 8 }))
@@ -38,7 +38,7 @@ fn image_manifest(config: &Digest, layers: &[&Digest]) -> ManifestRecord {
     )
 }
 
-async fn with_repository(s: &Backend, project: &str, id: &str, mode: Mode) {
+pub(crate) async fn with_repository(s: &Backend, project: &str, id: &str, mode: Mode) {
     if s.get_project(&pid(project)).await.unwrap().is_none() {
         s.create_project(&pid(project)).await.unwrap();
     }

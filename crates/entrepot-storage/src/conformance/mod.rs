@@ -16,6 +16,7 @@ pub(crate) mod blob;
 pub(crate) mod iam;
 pub(crate) mod metadata;
 pub(crate) mod python;
+pub(crate) mod records;
 pub(crate) mod secrets;
 pub(crate) mod workflows;
 
@@ -149,6 +150,10 @@ macro_rules! backend_suite {
             backend::inventory_pages_follow_their_keys,
             backend::tag_digests_keep_their_first_sighting,
             backend::a_link_racing_the_collector_never_links_a_doomed_blob,
+            records::pull_records_show_in_the_inventory_and_go_with_their_manifest,
+            records::cached_python_files_are_evicted_least_recently_downloaded_first,
+            records::referrers_and_first_sightings_go_with_their_repository,
+            records::virtual_repositories_are_listed_across_projects,
         );
     };
 }
