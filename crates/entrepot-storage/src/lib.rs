@@ -1,15 +1,17 @@
 //! Storage edges of entrepot.
 //!
 //! Two parts, each behind a trait: the [`MetadataStore`] (projects, repositories,
-//! manifests, tags, upload sessions; SQLite by default) and the [`BlobStore`]
+//! manifests, tags, upload sessions; SQLite by default, or PostgreSQL) and the [`BlobStore`]
 //! (content-addressed bytes; a local directory through `object_store` by default).
 //! Nothing above this crate writes SQL or touches blob paths.
 //!
 //! The trait modules (`metadata`, `iam`, `secrets`, `python`, `access_policy`,
 //! `cache`) hold only records, errors and traits; [`sqlite`] implements them
-//! all, with all of the SQL.
+//! all, with all of the SQL; [`postgres`] implements them all again for
+//! servers that share one PostgreSQL database.
 
 pub mod access_policy;
+mod backend;
 pub mod blob;
 pub mod cache;
 pub mod cleanup;
@@ -23,6 +25,7 @@ pub mod iam;
 pub mod inventory;
 pub mod lifecycle;
 pub mod metadata;
+pub mod postgres;
 pub mod python;
 pub mod secrets;
 pub mod sqlite;
@@ -30,6 +33,7 @@ mod stores;
 pub mod testing;
 
 pub use access_policy::{AccessPolicyStore, StoredAccessPolicy};
+pub use backend::MetadataBackend;
 pub use blob::{
     create_private_dir, BlobError, BlobStore, ByteStream, DiskSpace, LocalBlobFile,
     ObjectBlobStore, RunningHash, S3Credentials, S3Location, S3LocationError, StoredBlob,
@@ -54,6 +58,7 @@ pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,
     StoreError, UploadRecord,
 };
+pub use postgres::PostgresMetadataStore;
 pub use python::{CachedIndexPage, PythonFileRecord, PythonStore, RemoteFileRecord};
 pub use secrets::{
     AuditEntry, AuditRecord, SealedPayload, SecretRecord, SecretStore, VersionRecord,

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use entrepot_services::secrets::{rewrap_data_keys, FileKeyRing, KeyRing as _};
-use entrepot_storage::{BlobStore as _, SqliteMetadataStore};
+use entrepot_storage::{BlobStore as _, PostgresMetadataStore, SecretStore, SqliteMetadataStore};
 
 use crate::config::Config;
 
@@ -13,21 +13,32 @@ use crate::config::Config;
 /// version meanwhile) remains readable; running the command again finishes the
 /// job. A server left running reloads the key file when it meets the new key id.
 pub async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
-    let db = config.data_dir.join("metadata.db");
-    anyhow::ensure!(
-        db.exists(),
-        "no entrepot database at {}; pass the server's --data-dir",
-        db.display()
-    );
+    let store: Box<dyn SecretStore> = match &config.database_url {
+        Some(url) => Box::new(
+            PostgresMetadataStore::connect(url.expose())
+                .await
+                .with_context(|| format!("cannot open the metadata database {url}"))?,
+        ),
+        None => {
+            let db = config.data_dir.join("metadata.db");
+            anyhow::ensure!(
+                db.exists(),
+                "no entrepot database at {}; pass the server's --data-dir",
+                db.display()
+            );
+            Box::new(
+                SqliteMetadataStore::open(&db)
+                    .await
+                    .context("cannot open the metadata database")?,
+            )
+        }
+    };
     let key_path = config.master_key_path();
     let keys = FileKeyRing::open(&key_path)
         .with_context(|| format!("cannot read the master key file {}", key_path.display()))?;
-    let store = SqliteMetadataStore::open(&db)
-        .await
-        .context("cannot open the metadata database")?;
     let old = keys.primary_id();
     let new = keys.rotate().context("cannot write the new master key")?;
-    let report = rewrap_data_keys(&store, &keys).await.context(
+    let report = rewrap_data_keys(store.as_ref(), &keys).await.context(
         "the new master key was saved, but rewrapping data keys failed; run the command again",
     )?;
     eprintln!(

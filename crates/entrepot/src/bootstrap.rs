@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use entrepot_services::authn::{new_signing_key, SecretString};
 use entrepot_services::secrets::StoredSecrets;
 use entrepot_services::IamService;
-use entrepot_storage::{MetadataStore, SqliteMetadataStore};
+use entrepot_storage::{IamStore, MetadataStore, SecretStore};
 
 /// File holding the HMAC key that signs registry tokens.
 pub const SIGNING_KEY_FILE: &str = "registry-token-key";
@@ -75,15 +75,15 @@ pub struct BootstrapToken {
 
 /// Build the IAM service over the metadata database and, on first start,
 /// create the admin and write its token to the data directory.
-pub async fn iam(
-    store: &SqliteMetadataStore,
+pub async fn iam<S: IamStore + SecretStore>(
+    store: &Arc<S>,
     meta: Arc<dyn MetadataStore>,
     data_dir: &Path,
 ) -> anyhow::Result<(Arc<IamService>, Option<BootstrapToken>)> {
     let key = signing_key(data_dir)?;
     let iam = Arc::new(
-        IamService::new(Arc::new(store.clone()), meta, &key)
-            .with_secret_directory(Arc::new(StoredSecrets(Arc::new(store.clone())))),
+        IamService::new(store.clone(), meta, &key)
+            .with_secret_directory(Arc::new(StoredSecrets(store.clone()))),
     );
     let token = iam
         .bootstrap()

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod blob_store;
+mod database_url;
 mod mirrors;
 
 pub use blob_store::{BlobStoreOpenError, SecretSetting};
+pub use database_url::DatabaseUrl;
 pub use mirrors::MirrorConfig;
 
 /// Why the configuration cannot be used. Each variant names the bad key.
@@ -52,6 +54,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where all state lives.
     pub data_dir: PathBuf,
+    /// The PostgreSQL database of the metadata (`postgres://user:password@host/db`),
+    /// shared by every server pointed at it; unset: the SQLite file of the
+    /// data directory, for one server. Printed with its password redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
     /// Seconds an idle upload session is kept before it is removed.
     pub upload_timeout_secs: u64,
     /// `text` or `json` log lines.
@@ -140,6 +147,20 @@ pub struct Config {
     pub blob_store_secret_access_key: Option<SecretSetting>,
 }
 
+/// A `database_url` from the environment or a flag: empty means unset.
+fn database_url_value(url: &str) -> Result<Option<DatabaseUrl>, ConfigError> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    DatabaseUrl::parse(url)
+        .map(Some)
+        .map_err(|message| ConfigError::Value {
+            key: "database_url",
+            env: "ENTREPOT_DATABASE_URL",
+            message,
+        })
+}
+
 /// The largest `max_page_size` accepted: one page is built in memory.
 const MAX_PAGE_SIZE_LIMIT: u32 = 1_000_000;
 
@@ -173,6 +194,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("entrepot-data"),
+            database_url: None,
             upload_timeout_secs: 3600,
             log_format: "text".into(),
             python_max_upload_bytes: 1024 * 1024 * 1024,
@@ -216,6 +238,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--read-cache-bytes`.
     pub read_cache_bytes: Option<u64>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -250,6 +274,9 @@ impl Config {
         }
         if let Some(bytes) = overrides.read_cache_bytes {
             config.read_cache_bytes = bytes;
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = database_url_value(url)?;
         }
         for (flag, setting) in [
             (&overrides.tls_cert, &mut config.tls_cert),
@@ -297,7 +324,8 @@ impl Config {
 
     /// The effective configuration as TOML, every key included (for
     /// `serve --print-config`). No key holds secret material: the master
-    /// key and the TLS private key are named by path, never inlined.
+    /// key and the TLS private key are named by path, never inlined, and
+    /// `database_url` is printed with its password redacted.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
@@ -339,6 +367,9 @@ impl Config {
         }
         if let Some(v) = get("ENTREPOT_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("ENTREPOT_DATABASE_URL") {
+            self.database_url = database_url_value(&v)?;
         }
         if let Some(v) = get("ENTREPOT_UPLOAD_TIMEOUT_SECS") {
             self.upload_timeout_secs = v.parse().map_err(|_| ConfigError::Value {

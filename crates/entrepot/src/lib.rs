@@ -9,5 +9,6 @@ pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
+pub mod data_dir_lock;
 pub mod serve;
 pub mod tls;

@@ -43,6 +43,11 @@ enum Command {
         /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
         #[arg(long)]
         read_cache_bytes: Option<u64>,
+        /// Keep the metadata in this PostgreSQL database
+        /// (postgres://user:password@host/db), shared by every server
+        /// pointed at it; unset: the SQLite file of the data directory.
+        #[arg(long)]
+        database_url: Option<String>,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key;
         /// reloaded on SIGHUP and when the file changes).
         #[arg(long, requires = "tls_key")]
@@ -174,6 +179,7 @@ async fn main() -> ExitCode {
             data_dir,
             config,
             read_cache_bytes,
+            database_url,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -189,6 +195,7 @@ async fn main() -> ExitCode {
                 listen,
                 data_dir,
                 read_cache_bytes,
+                database_url,
                 tls_cert,
                 tls_key,
                 tls_client_ca,

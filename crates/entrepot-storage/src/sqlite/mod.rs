@@ -265,6 +265,14 @@ mod conformance {
         });
     }
 
+    mod backend_in_memory {
+        crate::conformance::backend_suite!(async {
+            let store = crate::SqliteMetadataStore::in_memory().await.unwrap();
+            let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
+            (backend, ())
+        });
+    }
+
     mod on_file {
         crate::conformance::metadata_suite!(async {
             let dir = tempfile::tempdir().unwrap();

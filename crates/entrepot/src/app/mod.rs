@@ -3,6 +3,7 @@
 //! listener; tests build one on a temporary data directory and send requests
 //! to its router directly.
 
+mod database;
 mod error;
 mod first_start;
 mod tasks;
@@ -34,13 +35,15 @@ use entrepot_services::{
     SecretService,
 };
 use entrepot_storage::{
-    create_private_dir, BlobStore, CacheStore, LifecycleStore, MetadataStore, PythonStore,
-    SqliteMetadataStore,
+    create_private_dir, BlobStore, CacheStore, LifecycleStore, MetadataBackend, MetadataStore,
+    PythonStore,
 };
 use entrepot_upstream::{UpstreamClient, UpstreamTransport};
 
 use crate::bootstrap::BootstrapToken;
 use crate::config::Config;
+use crate::data_dir_lock::DataDirLock;
+use database::Database;
 
 pub use error::BuildError;
 pub use first_start::DEFAULT_PROJECT;
@@ -57,8 +60,10 @@ pub struct App {
     bootstrap_token: Option<BootstrapToken>,
     /// Stopped with the application (on drop, or awaited by `shutdown`).
     tasks: BackgroundTasks,
-    /// The metadata store, closed by `shutdown`.
-    sqlite: Arc<SqliteMetadataStore>,
+    /// The metadata database, closed by `shutdown`.
+    database: Database,
+    /// The SQLite data directory's lock, released when the application is.
+    _lock: Option<DataDirLock>,
     /// Last pull times not yet written, flushed by `shutdown`.
     pulls: Arc<PullTracker>,
 }
@@ -69,23 +74,32 @@ impl App {
     /// bootstrap admin, the router, and the background tasks (blob
     /// verification, upload expiry, audit retention). Needs a Tokio runtime.
     ///
+    /// The metadata lives in the SQLite file of the data directory, which
+    /// is locked for this server, unless `config.database_url` names a
+    /// PostgreSQL database.
+    ///
     /// Fails, naming the step, when the data directory, the metadata
     /// database, the blob store, the master key or a spool directory cannot be
-    /// opened, or when a setting of `config` is invalid.
+    /// opened, when another server holds the SQLite data directory, or when a
+    /// setting of `config` is invalid.
     pub async fn build(config: &Config) -> Result<Self, BuildError> {
         // Everything in the data directory is the server's alone: 0700, files 0600.
         create_private_dir(&config.data_dir)
             .step(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let db_path = config.data_dir.join("metadata.db");
-        first_start::private_database_file(&db_path)
-            .step(|| format!("cannot create {}", db_path.display()))?;
-        let sqlite = Arc::new(
-            SqliteMetadataStore::open(&db_path)
-                .await
-                .step(|| "cannot open the metadata database")?
-                .with_read_cache_bytes(config.read_cache_bytes),
-        );
-        sqlite.spawn_wal_checkpoints();
+        let (database, lock) = Database::open(config).await?;
+        match database.clone() {
+            Database::Sqlite(store) => Self::build_on(config, store, database, lock).await,
+            Database::Postgres(store) => Self::build_on(config, store, database, lock).await,
+        }
+    }
+
+    /// [`Self::build`] over the open metadata backend `sqlite`.
+    async fn build_on<S: MetadataBackend>(
+        config: &Config,
+        sqlite: Arc<S>,
+        database: Database,
+        lock: Option<DataDirLock>,
+    ) -> Result<Self, BuildError> {
         let meta: Arc<dyn MetadataStore> = sqlite.clone();
         let cache: Arc<dyn CacheStore> = sqlite.clone();
         let (iam, bootstrap_token) = crate::bootstrap::iam(&sqlite, meta.clone(), &config.data_dir)
@@ -117,8 +131,8 @@ impl App {
 
         let metrics = Arc::new(Metrics::default());
         {
-            let sqlite = sqlite.clone();
-            metrics.report_read_cache(move || sqlite.read_cache_stats());
+            let database = database.clone();
+            metrics.report_read_cache(move || database.read_cache_stats());
         }
         // Every upstream hop, and every new remote repository's upstream, passes
         // the organisation's registry access policy.
@@ -298,7 +312,8 @@ impl App {
             state,
             bootstrap_token,
             tasks,
-            sqlite,
+            database,
+            _lock: lock,
             pulls,
         })
     }
@@ -330,16 +345,16 @@ impl App {
         if let Err(e) = self.pulls.flush().await {
             tracing::warn!(error = %e, "could not record the last pull times at shutdown");
         }
-        self.sqlite.pool().close().await;
+        self.database.close().await;
     }
 }
 
 /// The hosted and remote sides of the Python repositories: remote ones fill
 /// through their own spool directory beside the blobs; uploads to hosted
 /// ones are staged there too.
-fn python_repositories(
+fn python_repositories<S: MetadataBackend>(
     config: &Config,
-    sqlite: &Arc<SqliteMetadataStore>,
+    sqlite: &Arc<S>,
     blobs: &Arc<dyn BlobStore>,
     upstream: &Arc<dyn UpstreamTransport>,
     metrics: &Arc<Metrics>,

@@ -14,6 +14,8 @@
 //! - [`skopeo`]: skopeo against the server and upstreams;
 //! - [`tls_ca`]: a test CA, its certificates, an HTTPS server trusting it;
 //! - [`podman`]: podman with a private image store;
+//! - [`postgres`]: a database of its own on the PostgreSQL test server,
+//!   for `Entrepot::builder().postgres(..)`;
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
 //! - [`release_age`]: a Python index with upload times, the test clock;
@@ -37,6 +39,7 @@ pub mod files;
 pub mod garage;
 pub mod layout;
 pub mod podman;
+pub mod postgres;
 pub mod python;
 pub mod raw_http;
 pub mod registry;
@@ -56,6 +59,7 @@ pub use files::*;
 pub use garage::*;
 pub use layout::*;
 pub use podman::*;
+pub use postgres::*;
 pub use python::*;
 pub use raw_http::*;
 pub use registry::*;

@@ -43,6 +43,7 @@ pub struct EntrepotBuilder {
     env: Vec<(String, String)>,
     config: Option<String>,
     tls: Option<ClientTls>,
+    database: Option<Arc<super::TestDatabase>>,
 }
 
 /// What the harness's HTTP client trusts and presents on an HTTPS server.
@@ -101,6 +102,14 @@ impl EntrepotBuilder {
         self
     }
 
+    /// Keep the metadata in this PostgreSQL database (`--database-url`)
+    /// instead of the data directory's SQLite file; it lives as long as a
+    /// server (or restart) of this builder does.
+    pub fn postgres(mut self, database: Arc<super::TestDatabase>) -> Self {
+        self.database = Some(database);
+        self
+    }
+
     /// A configuration file (TOML) given to `serve --config`.
     pub fn config(mut self, toml: &str) -> Self {
         self.config = Some(toml.to_owned());
@@ -130,13 +139,22 @@ impl EntrepotBuilder {
             .append(true)
             .open(&log)
             .unwrap();
+        if self.database.is_none() && super::every_server_on_postgres() {
+            self.database = super::postgres_database();
+        }
         let mut command = Command::new(BIN);
+        if let Some(database) = &self.database {
+            command.args(["serve", "--database-url", database.url()]);
+        } else {
+            command.arg("serve");
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env_remove("ENTREPOT_MASTER_KEY_FILE")
             .env_remove("ENTREPOT_DATA_DIR")
             .env_remove("ENTREPOT_LISTEN")
+            .env_remove("ENTREPOT_DATABASE_URL")
             .env("ENTREPOT_LOG", &self.log_level)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -198,6 +216,7 @@ impl EntrepotBuilder {
                 env: self.env,
                 config: self.config,
                 tls: self.tls,
+                database: self.database,
             },
         }
     }
@@ -249,6 +268,7 @@ struct Settings {
     env: Vec<(String, String)>,
     config: Option<String>,
     tls: Option<ClientTls>,
+    database: Option<Arc<super::TestDatabase>>,
 }
 
 /// A running `entrepot serve`, killed on drop. The request, CLI, registry
@@ -284,6 +304,7 @@ impl Entrepot {
             env: Vec::new(),
             config: None,
             tls: None,
+            database: None,
         }
     }
 
@@ -306,6 +327,7 @@ impl Entrepot {
                 env: Vec::new(),
                 config: None,
                 tls: None,
+                database: None,
             },
         );
         EntrepotBuilder {
@@ -316,6 +338,7 @@ impl Entrepot {
             env: settings.env,
             config: settings.config,
             tls: settings.tls,
+            database: settings.database,
         }
     }
 
