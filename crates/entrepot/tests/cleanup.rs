@@ -30,6 +30,11 @@ const LONG_AGO: &str = "2020-01-01T00:00:00Z";
 /// [`LONG_AGO`], and start it again.
 fn backdate(server: Entrepot, digests: &[&str], python: &[(&str, &str)]) -> Entrepot {
     let data_dir = server.data_dir.clone();
+    if let Some(url) = server.database_url().map(str::to_owned) {
+        let builder = server.into_builder();
+        backdate_on_postgres(&url, digests, python);
+        return builder.start();
+    }
     let builder = server.into_builder();
     let db = data_dir.join("metadata.db");
     let digests = serde_json::to_string(digests).unwrap();
@@ -50,6 +55,34 @@ db.close()
         db = db.display().to_string(),
     ));
     builder.start()
+}
+
+/// [`backdate`]'s updates on the PostgreSQL database at `url`, with psql.
+fn backdate_on_postgres(url: &str, digests: &[&str], python: &[(&str, &str)]) {
+    let update = |sql: String| {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", url, "-c", &sql])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().any(|l| l == "1"),
+            "{sql}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The values are the test's own digests and names: no quote in them.
+    for d in digests {
+        update(format!(
+            "UPDATE manifests SET create_time = '{LONG_AGO}' WHERE digest = '{d}' RETURNING 1"
+        ));
+    }
+    for (name, version) in python {
+        update(format!(
+            "UPDATE python_files SET upload_time = '{LONG_AGO}' \
+             WHERE name = '{name}' AND version = '{version}' RETURNING 1"
+        ));
+    }
 }
 
 fn policy_file(dir: &Path, policies: &Value) -> String {

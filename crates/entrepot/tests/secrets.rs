@@ -5,10 +5,16 @@
 mod support;
 
 use base64::Engine as _;
-use support::{contains, entrepot_admin, files_under, write_file, Entrepot};
+use support::{
+    contains, entrepot_admin, every_server_on_postgres, files_under, postgres_database, write_file,
+    Entrepot, TestDatabase, BIN,
+};
 
 struct Setup {
     _tmp: tempfile::TempDir,
+    /// The PostgreSQL database of every server of the test, kept across
+    /// restarts, under `ENTREPOT_TEST_BACKEND=postgres`.
+    database: Option<std::sync::Arc<TestDatabase>>,
     data: std::path::PathBuf,
     files: std::path::PathBuf,
     log: std::path::PathBuf,
@@ -27,16 +33,46 @@ fn setup() -> Setup {
         files,
         log,
         _tmp: tmp,
+        database: every_server_on_postgres().then(postgres_database).flatten(),
     }
 }
 
 /// A server on the setup's data directory at debug log level, its log in the setup's file.
 fn start(s: &Setup) -> Entrepot {
-    Entrepot::builder()
+    let builder = Entrepot::builder()
         .data_dir(&s.data)
         .log_file(&s.log)
-        .log_level("debug")
-        .start()
+        .log_level("debug");
+    match &s.database {
+        Some(database) => builder.postgres(database.clone()).start(),
+        None => builder.start(),
+    }
+}
+
+/// `entrepot admin rotate-master-key` on the setup's data directory (and
+/// its PostgreSQL database, if the servers use one).
+fn rotate_master_key(s: &Setup) -> std::process::Output {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(["admin", "rotate-master-key", "--data-dir"])
+        .arg(&s.data)
+        .env_remove("ENTREPOT_MASTER_KEY_FILE")
+        .env_remove("ENTREPOT_DATA_DIR")
+        .env_remove("ENTREPOT_DATABASE_URL");
+    if let Some(database) = &s.database {
+        command.env("ENTREPOT_DATABASE_URL", database.url());
+    }
+    command.output().unwrap()
+}
+
+/// The files the metadata database keeps in the data directory: SQLite's
+/// (while it runs, its write-ahead log too), none on PostgreSQL.
+fn database_files(s: &Setup, running: bool) -> &'static [&'static str] {
+    match (&s.database, running) {
+        (Some(_), _) => &[],
+        (None, true) => &["metadata.db", "metadata.db-wal"],
+        (None, false) => &["metadata.db"],
+    }
 }
 
 #[test]
@@ -347,7 +383,7 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
 
     // While the server runs, the write-ahead log holds the latest writes.
     let running = files_under(&s.data);
-    for name in ["metadata.db", "metadata.db-wal", "master.key"] {
+    for name in database_files(&s, true).iter().chain(&["master.key"]) {
         assert!(
             running.iter().any(|f| f.ends_with(name)),
             "{name}: {running:?}"
@@ -363,10 +399,15 @@ fn plaintext_never_reaches_the_log_or_the_data_directory() {
     );
     assert_clean(&s.log);
     let stopped = files_under(&s.data);
-    assert!(
-        stopped.iter().any(|f| f.ends_with("metadata.db")),
-        "{stopped:?}"
-    );
+    for name in database_files(&s, false) {
+        assert!(stopped.iter().any(|f| f.ends_with(name)), "{stopped:?}");
+    }
+    if s.database.is_some() {
+        assert!(
+            !stopped.iter().any(|f| f.ends_with("metadata.db")),
+            "{stopped:?}"
+        );
+    }
     stopped.iter().for_each(|f| assert_clean(f));
 }
 
@@ -406,7 +447,7 @@ fn master_key_rotation_keeps_every_secret_readable() {
     }
     let before = std::fs::read_to_string(&key_file).unwrap();
 
-    let out = entrepot_admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
+    let out = rotate_master_key(&s);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("rewrapped 9 data keys"), "{stderr}");
@@ -441,7 +482,7 @@ fn master_key_rotation_keeps_every_secret_readable() {
     let file = write_file(&s.files, "delta", b"delta-payload");
     server.cli_stdout(&["secrets", "create", "delta", &format!("--data-file={file}")]);
     server.stop();
-    let out = entrepot_admin(&["rotate-master-key", "--data-dir", s.data.to_str().unwrap()]);
+    let out = rotate_master_key(&s);
     assert!(
         out.status.success(),
         "{}",

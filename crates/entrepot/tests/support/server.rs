@@ -308,6 +308,12 @@ impl Entrepot {
         }
     }
 
+    /// The PostgreSQL database the server keeps its metadata in, if it
+    /// does not use its data directory's SQLite file.
+    pub fn database_url(&self) -> Option<&str> {
+        self.settings.database.as_deref().map(|db| db.url())
+    }
+
     /// A fresh server on a temporary data directory.
     pub fn start() -> Entrepot {
         Self::builder().start()
