@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use entrepot_domain::iam::SECRETMANAGER_SECRET_ACCESSOR;
-use entrepot_domain::{Format, Mode, Repository, RepositoryName, SecretName, SecretVersionName};
+use entrepot_domain::{Mode, Repository, RepositoryName, SecretName, SecretVersionName};
 use entrepot_services::{service_agent, PageRequest, Permission, Principal, Resource};
 use maud::{html, Markup};
 
@@ -243,7 +243,7 @@ pub async fn list(
                                     @if let Some(r) = &repo.remote_repository_config { (r.upstream) } @else { span.muted { "—" } }
                                 }
                                 td.num { @if let Some(s) = size { (human_size(*s)) } @else { span.muted { "—" } } }
-                                td { @if repo.mode == Mode::VirtualRepository || repo.format != Format::Docker { span.muted { "—" } } @else { (pulled_cell(*last_pull)) } }
+                                td { @if repo.mode == Mode::VirtualRepository { span.muted { "—" } } @else { (pulled_cell(*last_pull)) } }
                                 td {
                                     @match (&repo.remote_repository_config, health) {
                                         (None, _) => span.muted { "—" },

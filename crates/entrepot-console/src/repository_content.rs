@@ -1,6 +1,7 @@
 //! What a repository holds, as its page lists it: a Docker repository's
 //! images with their manifests, tags, sizes, digests and last pulls, or a
-//! hosted Python repository's projects with their versions and files.
+//! Python repository's projects with their versions, files and last
+//! downloads.
 //!
 //! Read through the inventory service as the signed-in user, so a reader of
 //! one repository or one project sees its content without any
@@ -115,6 +116,14 @@ impl CachedVersion {
     /// Bytes of its cached files.
     pub fn size_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.record.size).sum()
+    }
+
+    /// The latest recorded download of one of its cached files (unix ms).
+    pub fn last_pull_ms(&self) -> Option<i64> {
+        self.files
+            .iter()
+            .filter_map(|f| f.record.last_pull_ms)
+            .max()
     }
 }
 

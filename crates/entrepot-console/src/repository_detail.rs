@@ -236,7 +236,7 @@ async fn render(
                 Some(Ok(projects)) => {
                     div.table-scroll {
                         table.data.packages {
-                            thead { tr { th { "Project" } th { "Version" } th { "Files" } th.num { "Size" } th { "Uploaded" } th { "Install" } } }
+                            thead { tr { th { "Project" } th { "Version" } th { "Files" } th.num { "Size" } th { "Uploaded" } th { "Last pull" } th { "Install" } } }
                             tbody {
                                 @for (p, versions) in projects {
                                     @for v in versions {
@@ -246,6 +246,7 @@ async fn render(
                                             td { @for f in &v.files { div { (f.filename) " · " (human_size(f.size)) } } }
                                             td.num { (human_size(v.size_bytes())) }
                                             td { (time_cell(v.update_time())) }
+                                            td { (pulled_cell(v.last_pull_ms())) }
                                             td { (copyable(&format!("pip install --index-url {scheme}://{host}/pypi/{project}/{repository}/simple/ {p}=={}", v.version), "Copy the install command")) }
                                         }
                                     }
@@ -262,7 +263,7 @@ async fn render(
                 Some(Ok((versions, more))) => {
                     div.table-scroll {
                         table.data.packages.cached {
-                            thead { tr { th { "Project" } th { "Version" } th { "Cached files" } th.num { "Size" } th { "Install" } } }
+                            thead { tr { th { "Project" } th { "Version" } th { "Cached files" } th.num { "Size" } th { "Last pull" } th { "Install" } } }
                             tbody {
                                 @for v in versions {
                                     tr data-project=(v.project) data-version=(v.version) {
@@ -277,6 +278,7 @@ async fn render(
                                             }
                                         }
                                         td.num { (human_size(v.size_bytes())) }
+                                        td { (pulled_cell(v.last_pull_ms())) }
                                         td { (copyable(&format!("pip install --index-url {scheme}://{host}/pypi/{project}/{repository}/simple/ {}=={}", v.project, v.version), "Copy the install command")) }
                                     }
                                 }

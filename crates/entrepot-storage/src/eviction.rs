@@ -14,7 +14,8 @@ use crate::metadata::{ImageRef, StoreError};
 
 /// The image name under which a remote Python repository links the files
 /// it cached: a [`PullRecord`] of this image with a file's digest records a
-/// download of that file.
+/// download of that file, from a remote repository that links it or a
+/// hosted one it was uploaded to.
 pub const PYTHON_FILES_IMAGE: &str = "";
 
 /// One pull to record: the manifest `digest` of `image`, at `pulled_ms`

@@ -73,6 +73,8 @@ pub struct PythonPackageRecord {
     pub create_time: String,
     /// RFC 3339 time of the last upload.
     pub update_time: String,
+    /// The latest recorded download of one of its files (unix ms).
+    pub last_pull_ms: Option<i64>,
 }
 
 /// One uploaded file of a Python version.
@@ -92,6 +94,9 @@ pub struct PythonVersionFile {
     pub yanked: bool,
     /// Why, if yanked with a reason.
     pub yanked_reason: Option<String>,
+    /// When it was last downloaded (unix ms), as last recorded; `None` if
+    /// no download was recorded.
+    pub last_pull_ms: Option<i64>,
 }
 
 /// A file a remote Python repository has cached: named by an index page it
@@ -106,6 +111,18 @@ pub struct PythonCachedFileRecord {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// RFC 3339 time it was cached (its bytes linked to the repository);
+    /// `None` for a link older than link times.
+    pub cache_time: Option<String>,
+    /// When it was last downloaded (unix ms), as last recorded; `None` if
+    /// no download was recorded since it was cached.
+    pub last_pull_ms: Option<i64>,
+}
+
+/// A link time (unix seconds) as the RFC 3339 time a file was cached;
+/// links made before link times were kept read 0, unknown.
+pub(crate) fn cache_time(link_time: i64) -> Option<String> {
+    (link_time > 0).then(|| entrepot_domain::clock::rfc3339(link_time))
 }
 
 /// Listings and sizes of what repositories hold.
@@ -183,8 +200,8 @@ pub trait InventoryStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<PythonCachedFileRecord>, StoreError>;
 
-    /// The latest recorded pull of a manifest of `repo` (unix ms), `None`
-    /// if none was recorded. One probe of the pull records' primary key.
+    /// The latest recorded pull of a manifest or Python file of `repo`
+    /// (unix ms), `None` if none was recorded. One probe of the pull records' primary key.
     async fn repository_last_pull(&self, repo: &RepositoryName) -> Result<Option<i64>, StoreError>;
 
     /// Bytes of the whole store: every blob (each once, whoever links it)

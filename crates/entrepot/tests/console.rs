@@ -171,8 +171,15 @@ fn python_a_pypi_token_in_the_console_makes_pip_install_work() {
     assert!(out.status.success(), "pip install: {}", text(&out));
     assert!(target.join("tiny_lib").exists() || std::fs::read_dir(&target).unwrap().count() > 0);
 
-    // The repository's page lists what pip fetched through it.
+    // The repository's page lists what pip fetched through it, with the
+    // download's time as the admin API has it.
     let filename = wheel.file_name().unwrap().to_str().unwrap().to_owned();
+    let versions = server
+        .get_json("/v1/projects/default/repositories/pypi-private/packages/tiny-lib/versions");
+    let last_pull = versions["versions"][0]["lastPullTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the cached version has no lastPullTime: {versions}"))
+        .to_owned();
     let viewed = run_flow(
         "python_cached",
         &settings(
@@ -183,6 +190,7 @@ fn python_a_pypi_token_in_the_console_makes_pip_install_work() {
                 "version": "1.0",
                 "filename": filename,
                 "sha256": sha256(&std::fs::read(&wheel).unwrap()),
+                "last_pull": last_pull,
             }),
         ),
     );
@@ -355,7 +363,7 @@ fn secret_versions_are_disabled_enabled_and_destroyed_after_confirmation() {
 }
 
 #[test]
-fn a_project_reader_sees_images_and_last_pulls_of_hosted_and_remote_repositories() {
+fn a_project_reader_sees_images_packages_and_last_pulls_of_hosted_and_remote_repositories() {
     require_tool("skopeo", "skopeo");
     let work = tempfile::tempdir().unwrap();
     let upstream = Distribution::start();
@@ -377,6 +385,24 @@ fn a_project_reader_sees_images_and_last_pulls_of_hosted_and_remote_repositories
     // One pull of the hosted image, one through the remote repository.
     try_pull(&server, "default/images/app:1.0", &work.path().join("p1")).unwrap();
     try_pull(&server, "default/up/team/cached:1", &work.path().join("p2")).unwrap();
+    // And one download from a hosted Python repository.
+    server.create_python("pyhosted", None, json!({}));
+    let wheel = make_dist(&work.path().join("dists"), "wheel", "tiny-lib", "1.0", &[]);
+    let legacy = format!("{}/pypi/default/pyhosted/legacy/", server.base);
+    let out = twine_upload(&legacy, "__token__", &server.admin_token, &[&wheel]);
+    assert!(out.status.success(), "twine upload: {}", text(&out));
+    let out = pip_install(
+        &server.python_index("pyhosted"),
+        &work.path().join("pip"),
+        &["tiny-lib"],
+    );
+    assert!(out.status.success(), "pip install: {}", text(&out));
+    let versions =
+        server.get_json("/v1/projects/default/repositories/pyhosted/packages/tiny-lib/versions");
+    let python_last_pull = versions["versions"][0]["lastPullTime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the downloaded version has no lastPullTime: {versions}"))
+        .to_owned();
     let listed = server.get_json("/v1/projects/default/repositories/images/dockerImages");
     let hosted_last_pull = listed["dockerImages"]
         .as_array()
@@ -414,6 +440,10 @@ fn a_project_reader_sees_images_and_last_pulls_of_hosted_and_remote_repositories
                 "remote_image": "team/cached",
                 "remote_tag": "1",
                 "remote_digest": remote_digest,
+                "python_hosted": "pyhosted",
+                "python_project": "tiny-lib",
+                "python_version": "1.0",
+                "python_last_pull": python_last_pull,
             }),
         ),
     );

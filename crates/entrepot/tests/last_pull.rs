@@ -1,9 +1,12 @@
-//! When an image was last pulled, as the inventory shows it: a manifest
-//! pulled with skopeo from a hosted repository, and one pulled through a
-//! remote repository from a docker-registry upstream, carry `lastPullTime`
-//! in the admin API's listings (images, packages, versions, tags) and a
-//! `LAST_PULL_TIME` in the CLI's tables; a manifest nobody pulled has none,
-//! and pushing is not pulling.
+//! When an image or a Python file was last pulled, as the inventory shows
+//! it: a manifest pulled with skopeo from a hosted repository, and one
+//! pulled through a remote repository from a docker-registry upstream, carry
+//! `lastPullTime` in the admin API's listings (images, packages, versions,
+//! tags) and a `LAST_PULL_TIME` in the CLI's tables; so do a file pip
+//! downloaded from a hosted Python repository and one uv downloaded through
+//! a remote one from pypiserver (whose cache the listings show), and what a
+//! virtual repository served from its members, on the member. Content
+//! nobody pulled has none, and pushing or uploading is not pulling.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -200,4 +203,268 @@ fn a_remote_repository_lists_what_it_cached_with_its_last_pull() {
         table.contains(image["lastPullTime"].as_str().unwrap()),
         "{table}"
     );
+}
+
+/// A CLI listing in JSON, and the same listing in YAML (as text).
+fn cli_json_and_yaml(server: &Entrepot, args: &[&str]) -> (Vec<Value>, String) {
+    let with = |format: &str| {
+        let mut a = args.to_vec();
+        a.push(format);
+        server.cli_ok(&a)
+    };
+    let json: Value = serde_json::from_str(&with("--format=json")).unwrap();
+    (json.as_array().unwrap().clone(), with("--format=yaml"))
+}
+
+/// The `LAST_PULL_TIME` cell (the last column) of the table row whose
+/// first cell is `key`.
+fn last_pull_cell(table: &str, key: &str) -> String {
+    let header = table.lines().next().unwrap();
+    let column = header.find("LAST_PULL_TIME").expect(header);
+    let line = table
+        .lines()
+        .skip(1)
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no row {key} in {table}"));
+    line.get(column..).unwrap_or("").trim().to_owned()
+}
+
+fn file_named<'a>(version: &'a Value, filename: &str) -> &'a Value {
+    version["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == filename)
+        .unwrap_or_else(|| panic!("no {filename} in {version}"))
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+#[test]
+fn python_downloads_from_hosted_and_remote_repositories_are_listed_with_their_time() {
+    let work = tempfile::tempdir().unwrap();
+    let dists = work.path().join("dists");
+    let wheel = make_dist(&dists, "wheel", "tiny-lib", "1.0", &[]);
+    let sdist = make_dist(&dists, "sdist", "tiny-lib", "1.0", &[]);
+    let newer = make_dist(&dists, "wheel", "tiny-lib", "1.1", &[]);
+    let public = work.path().join("public");
+    let remote_wheel = make_dist(&public, "wheel", "remote-lib", "2.0", &[]);
+    let upstream = PyPiServer::start(&public);
+    let server = Entrepot::start();
+    server.create_python("pyhosted", None, json!({}));
+    server.create_python("pyremote", Some(&upstream.index_url()), json!({}));
+    let legacy = format!("{}/pypi/default/pyhosted/legacy/", server.base);
+    let out = twine_upload(
+        &legacy,
+        "__token__",
+        &server.admin_token,
+        &[&wheel, &sdist, &newer],
+    );
+    assert!(out.status.success(), "twine upload: {}", text(&out));
+
+    // Uploading is not downloading.
+    let packages = ["artifacts", "packages", "list", "--repository=pyhosted"];
+    let (listed, _) = cli_json_and_yaml(&server, &packages);
+    assert_eq!(pulled_ms(&listed[0]), None, "{listed:?}");
+
+    let before = at(now_ms() - 1_000);
+    let out = pip_install(
+        &server.python_index("pyhosted"),
+        &work.path().join("pip"),
+        &["tiny-lib==1.0"],
+    );
+    assert!(out.status.success(), "pip install: {}", text(&out));
+    let after = at(now_ms() + 1_000);
+
+    // The wheel pip downloaded carries the time; the sdist and 1.1 do not.
+    let versions = [
+        "artifacts",
+        "versions",
+        "list",
+        "--package=tiny-lib",
+        "--repository=pyhosted",
+    ];
+    let (listed, yaml) = cli_json_and_yaml(&server, &versions);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let when = pulled_ms(file_named(&listed[0], &file_name(&wheel)))
+        .expect("the downloaded wheel has no lastPullTime");
+    assert!(
+        before <= when && when <= after,
+        "lastPullTime {when} is not between {before} and {after}"
+    );
+    assert_eq!(pulled_ms(file_named(&listed[0], &file_name(&sdist))), None);
+    assert_eq!(pulled_ms(&listed[0]), Some(when.clone()), "{}", listed[0]);
+    assert_eq!(pulled_ms(&listed[1]), None, "{}", listed[1]);
+    assert!(
+        yaml.contains("lastPullTime") && yaml.contains(&when),
+        "{yaml}"
+    );
+    let table = server.cli_ok(&versions);
+    assert_eq!(last_pull_cell(&table, "1.0"), when, "{table}");
+    assert_eq!(last_pull_cell(&table, "1.1"), "", "{table}");
+    let (listed, yaml) = cli_json_and_yaml(&server, &packages);
+    assert_eq!(pulled_ms(&listed[0]), Some(when.clone()), "{listed:?}");
+    assert!(yaml.contains(&when), "{yaml}");
+    let table = server.cli_ok(&packages);
+    assert_eq!(last_pull_cell(&table, "tiny-lib"), when, "{table}");
+
+    // A remote repository lists what its cache holds: nothing yet, then
+    // the file uv downloaded through it, with its size, digest, when it was
+    // cached and when it was last downloaded.
+    let remote_packages = ["artifacts", "packages", "list", "--repository=pyremote"];
+    let (listed, _) = cli_json_and_yaml(&server, &remote_packages);
+    assert!(listed.is_empty(), "{listed:?}");
+    let before = at(now_ms() - 1_000);
+    let out = uv_install(
+        &server.python_index("pyremote"),
+        &work.path().join("uv"),
+        &["remote-lib"],
+    );
+    assert!(out.status.success(), "uv install: {}", text(&out));
+    let after = at(now_ms() + 1_000);
+    let size = std::fs::metadata(&remote_wheel).unwrap().len();
+    let (listed, yaml) = cli_json_and_yaml(&server, &remote_packages);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let package = &listed[0];
+    assert_eq!(package["displayName"], "remote-lib");
+    assert_eq!(
+        (&package["versionCount"], &package["fileCount"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(package["sizeBytes"], size.to_string());
+    assert!(package["createTime"].as_str().unwrap().ends_with('Z'));
+    let when = pulled_ms(package).expect("the cached package has no lastPullTime");
+    assert!(before <= when && when <= after, "{package}");
+    assert!(yaml.contains(&when), "{yaml}");
+    let table = server.cli_ok(&remote_packages);
+    assert_eq!(last_pull_cell(&table, "remote-lib"), when, "{table}");
+
+    let remote_versions = [
+        "artifacts",
+        "versions",
+        "list",
+        "--package=Remote_Lib",
+        "--repository=pyremote",
+    ];
+    let (listed, yaml) = cli_json_and_yaml(&server, &remote_versions);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["version"], "2.0");
+    let file = file_named(&listed[0], &file_name(&remote_wheel));
+    assert_eq!(
+        format!("sha256:{}", file["sha256"].as_str().unwrap()),
+        sha256(&std::fs::read(&remote_wheel).unwrap())
+    );
+    assert_eq!(file["sizeBytes"], size.to_string());
+    assert!(
+        file["createTime"].as_str().unwrap().ends_with('Z'),
+        "{file}"
+    );
+    assert_eq!(pulled_ms(file), Some(when.clone()));
+    assert_eq!(pulled_ms(&listed[0]), Some(when.clone()));
+    // Whether the upstream yanked it is on the upstream's page, not in the cache.
+    assert!(file.get("yanked").is_none(), "{file}");
+    assert!(yaml.contains(&when), "{yaml}");
+    let table = server.cli_ok(&remote_versions);
+    assert_eq!(last_pull_cell(&table, "2.0"), when, "{table}");
+    assert!(table.contains(&file_name(&remote_wheel)), "{table}");
+}
+
+#[test]
+fn pulls_through_a_virtual_repository_are_recorded_for_the_member_that_served_them() {
+    require_tool("skopeo", "skopeo");
+    let work = tempfile::tempdir().unwrap();
+    let registry = Distribution::start();
+    let layout = work.path().join("lib");
+    let remote_digest = image_layout(&layout, "2", &[20_000]);
+    registry.push(&layout, "2", "lib:2", None);
+    let public = work.path().join("public");
+    make_dist(&public, "wheel", "tiny-lib", "1.0", &[]);
+    let pypi = PyPiServer::start(&public);
+    let private = work.path().join("private");
+    let internal = make_dist(&private, "wheel", "acme-internal", "1.0", &[]);
+
+    let server = Entrepot::start();
+    server.allow_upstream(&registry.addr);
+    server.create_repository("team");
+    let hosted = server.push_small_image("default/team/app", "1.0");
+    server.create_remote_docker("hub", &format!("http://{}", registry.addr), json!({}));
+    server.create_python("private", None, json!({}));
+    let legacy = format!("{}/pypi/default/private/legacy/", server.base);
+    let out = twine_upload(&legacy, "__token__", &server.admin_token, &[&internal]);
+    assert!(out.status.success(), "twine upload: {}", text(&out));
+    server.create_python("mirror", Some(&pypi.index_url()), json!({}));
+    for (id, format, members) in [
+        ("images", "docker", [("team", 20), ("hub", 10)]),
+        ("python", "python", [("private", 20), ("mirror", 10)]),
+    ] {
+        let policies: Vec<Value> = members
+            .iter()
+            .map(|(repo, priority)| {
+                json!({
+                    "id": repo,
+                    "repository": format!("projects/default/repositories/{repo}"),
+                    "priority": priority,
+                })
+            })
+            .collect();
+        server.create_repository_from(
+            "default",
+            id,
+            json!({
+                "format": format,
+                "mode": "virtual-repository",
+                "virtualRepositoryConfig": { "upstreamPolicies": policies },
+            }),
+        );
+    }
+
+    // Docker: the hosted member serves app, the remote member lib.
+    let images = |repo: &str| {
+        server.get_json(&format!(
+            "/v1/projects/default/repositories/{repo}/dockerImages"
+        ))
+    };
+    assert_eq!(
+        pulled_ms(by_digest(
+            items(&images("team"), "dockerImages"),
+            &hosted.digest
+        )),
+        None
+    );
+    let before = at(now_ms() - 1_000);
+    server.skopeo_pull(
+        "default/images/app:1.0",
+        &work.path().join("a"),
+        "1.0",
+        false,
+    );
+    server.skopeo_pull("default/images/lib:2", &work.path().join("b"), "2", false);
+    let after = at(now_ms() + 1_000);
+    for (member, digest) in [("team", &hosted.digest), ("hub", &remote_digest)] {
+        let listed = images(member);
+        let when = pulled_ms(by_digest(items(&listed, "dockerImages"), digest))
+            .unwrap_or_else(|| panic!("{member} shows no pull of what it served: {listed}"));
+        assert!(before <= when && when <= after, "{member}: {when}");
+    }
+
+    // Python: the hosted member serves acme-internal, the remote tiny-lib.
+    let before = at(now_ms() - 1_000);
+    let out = pip_install(
+        &server.python_index("python"),
+        &work.path().join("pip"),
+        &["acme-internal", "tiny-lib"],
+    );
+    assert!(out.status.success(), "pip install: {}", text(&out));
+    let after = at(now_ms() + 1_000);
+    for (member, package) in [("private", "acme-internal"), ("mirror", "tiny-lib")] {
+        let versions = server.get_json(&format!(
+            "/v1/projects/default/repositories/{member}/packages/{package}/versions"
+        ));
+        let version = &items(&versions, "versions")[0];
+        let when = pulled_ms(version)
+            .unwrap_or_else(|| panic!("{member} shows no download of what it served: {version}"));
+        assert!(before <= when && when <= after, "{member}: {when}");
+    }
 }

@@ -5,7 +5,7 @@
 //! | path under the repository | method | answer |
 //! |---|---|---|
 //! | `dockerImages` | GET | `{dockerImages: [DockerImage], nextPageToken}` |
-//! | `packages` | GET | `{packages: [Package], nextPageToken}` (images, or Python projects) |
+//! | `packages` | GET | `{packages: [Package], nextPageToken}` (images, or Python projects: uploaded, or cached by a remote repository) |
 //! | `packages/{p}/versions` | GET | `{versions: [Version], nextPageToken}` (manifests, or Python versions with their files) |
 //! | `packages/{p}/versions/{digest}` | DELETE | deletes a Docker manifest; `force=true` also its tags, which otherwise refuse it (412 `FAILED_PRECONDITION`) |
 //! | `packages/{p}/tags` | GET | `{tags: [Tag], nextPageToken}` |
@@ -180,45 +180,79 @@ fn docker_package_json(prefix: &str, p: &DockerPackageRecord) -> Value {
     with_last_pull(value, p.last_pull_ms)
 }
 
+/// Whether a Python listing shows a hosted repository's uploads or what a
+/// remote repository cached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PythonContent {
+    Uploaded,
+    Cached,
+}
+
+/// Add `field` to `value` unless `time` is empty (unknown).
+fn with_time(mut value: Value, field: &str, time: &str) -> Value {
+    if let (false, Some(object)) = (time.is_empty(), value.as_object_mut()) {
+        object.insert(field.into(), Value::String(time.to_owned()));
+    }
+    value
+}
+
+/// A Python project: for a remote repository, its times are when its
+/// files were first and last cached.
 fn python_package_json(prefix: &str, p: &PythonPackageRecord) -> Value {
-    json!({
+    let value = json!({
         "name": format!("{prefix}/packages/{}", p.name),
         "displayName": p.name,
-        "createTime": p.create_time,
-        "updateTime": p.update_time,
         "versionCount": p.versions,
         "fileCount": p.files,
         "sizeBytes": p.size.to_string(),
-    })
+    });
+    let value = with_time(value, "createTime", &p.create_time);
+    let value = with_time(value, "updateTime", &p.update_time);
+    with_last_pull(value, p.last_pull_ms)
 }
 
-fn python_version_json(prefix: &str, package: &str, v: &PythonVersion) -> Value {
+/// A Python version with its files, each with its last download; the
+/// version's `lastPullTime` is its files' latest. A remote repository's
+/// files carry when they were cached as `createTime`, and no `yanked`
+/// (that is on the upstream's page, not in the cache).
+fn python_version_json(
+    prefix: &str,
+    package: &str,
+    v: &PythonVersion,
+    content: PythonContent,
+) -> Value {
+    let uploaded = content == PythonContent::Uploaded;
     let files: Vec<Value> = v
         .files
         .iter()
         .map(|f| {
-            json!({
+            let mut file = json!({
                 "name": format!("{prefix}/files/{}", f.filename),
                 "filename": f.filename,
                 "sizeBytes": f.size.to_string(),
                 "sha256": f.sha256,
-                "createTime": f.upload_time,
-                "yanked": f.yanked,
-                "yankedReason": f.yanked_reason,
-            })
+            });
+            if uploaded {
+                file["yanked"] = json!(f.yanked);
+                file["yankedReason"] = json!(f.yanked_reason);
+            }
+            let file = with_time(file, "createTime", &f.upload_time);
+            with_last_pull(file, f.last_pull_ms)
         })
         .collect();
-    json!({
+    let mut metadata = json!({ "sizeBytes": v.size_bytes().to_string() });
+    if uploaded {
+        metadata["yanked"] = json!(v.yanked());
+    }
+    let value = json!({
         "name": format!("{prefix}/packages/{package}/versions/{}", v.version),
         "version": v.version,
-        "createTime": v.create_time(),
-        "updateTime": v.update_time(),
-        "metadata": {
-            "sizeBytes": v.size_bytes().to_string(),
-            "yanked": v.yanked(),
-        },
+        "metadata": metadata,
         "files": files,
-    })
+    });
+    let value = with_time(value, "createTime", v.create_time());
+    let value = with_time(value, "updateTime", v.update_time());
+    with_last_pull(value, v.last_pull_ms())
 }
 
 /// `GET .../dockerImages`: every manifest, with its tags and size.
@@ -257,7 +291,7 @@ async fn packages(
         .await?;
     let body = PACKAGES.body(page, |p| match p {
         Package::Docker(p) => docker_package_json(&target.prefix, &p),
-        Package::Python(p) => python_package_json(&target.prefix, &p),
+        Package::Python(p) | Package::PythonCached(p) => python_package_json(&target.prefix, &p),
     });
     Ok(Json(body))
 }
@@ -280,7 +314,12 @@ async fn versions(
         .await?;
     let body = VERSIONS.body(page, |v| match v {
         Version::Docker(i) => docker_version_json(&target.prefix, &i),
-        Version::Python(v) => python_version_json(&target.prefix, &package, &v),
+        Version::Python(v) => {
+            python_version_json(&target.prefix, &package, &v, PythonContent::Uploaded)
+        }
+        Version::PythonCached(v) => {
+            python_version_json(&target.prefix, &package, &v, PythonContent::Cached)
+        }
     });
     Ok(Json(body))
 }

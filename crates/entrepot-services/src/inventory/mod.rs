@@ -1,5 +1,6 @@
 //! What repositories hold, for people: Docker images with their tags and
-//! sizes, Python projects with their versions and files, repository and
+//! sizes, Python projects with their versions and files (uploaded to a
+//! hosted repository, or cached by a remote one), repository and
 //! store sizes, and deleting an image the way `gcloud artifacts docker
 //! images delete` does.
 //!
@@ -12,6 +13,7 @@
 mod docker;
 mod packages;
 mod python;
+mod python_cache;
 
 use std::sync::Arc;
 
@@ -28,7 +30,8 @@ pub use entrepot_storage::{
     PythonPackageRecord, PythonVersionFile,
 };
 pub use packages::{Package, Version, VersionKey};
-pub use python::{PythonCachedFile, PythonVersion};
+pub use python::PythonVersion;
+pub use python_cache::PythonCachedFile;
 
 /// Tags listed with each image of an image listing; `docker tags list`
 /// lists them all. Bounds the answer when one manifest has many tags.
@@ -73,7 +76,8 @@ pub struct RepositorySize {
 pub struct RepositoryLastPull {
     /// The repository's canonical name.
     pub name: String,
-    /// The latest recorded pull of one of its manifests (unix ms).
+    /// The latest recorded pull of one of its manifests or Python files
+    /// (unix ms).
     pub last_pull_ms: Option<i64>,
 }
 

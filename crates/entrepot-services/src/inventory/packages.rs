@@ -3,7 +3,7 @@
 //! versions its manifests; a Python repository's are its projects and
 //! their versions.
 
-use entrepot_domain::{Format, RepositoryName};
+use entrepot_domain::{Format, Mode, RepositoryName};
 use entrepot_storage::{DockerPackageRecord, PythonPackageRecord};
 
 use super::{ArtifactInventory, DockerImage, InventoryError, PythonVersion};
@@ -15,8 +15,11 @@ use crate::paging::{Page, PageRequest};
 pub enum Package {
     /// An image name.
     Docker(DockerPackageRecord),
-    /// A Python project.
+    /// A project of a hosted Python repository.
     Python(PythonPackageRecord),
+    /// A project a remote Python repository holds cached files of: its
+    /// times are when they were cached.
+    PythonCached(PythonPackageRecord),
 }
 
 /// A version of either format.
@@ -24,8 +27,11 @@ pub enum Package {
 pub enum Version {
     /// A manifest of the image.
     Docker(DockerImage),
-    /// A version of the Python project, with its files.
+    /// A version of a hosted Python project, with its files.
     Python(PythonVersion),
+    /// A version of a Python project with the files a remote repository
+    /// cached: their upload times are when they were cached.
+    PythonCached(PythonVersion),
 }
 
 /// Where a page of versions starts: a Docker page is keyed by (image,
@@ -48,6 +54,10 @@ impl ArtifactInventory {
                 .docker_packages(caller, name, page)
                 .await?
                 .map(Package::Docker),
+            Format::Python if repo.mode == Mode::RemoteRepository => self
+                .python_cached_packages(caller, name, page)
+                .await?
+                .map(Package::PythonCached),
             Format::Python => self
                 .python_packages(caller, name, page)
                 .await?
@@ -76,12 +86,21 @@ impl ArtifactInventory {
                     after: page.after.as_ref().map(|(_, v)| v.clone()),
                     size: page.size,
                 };
-                let versions = self
-                    .python_versions(caller, name, package, &by_version)
-                    .await?;
+                let (versions, kind): (_, fn(PythonVersion) -> Version) =
+                    if repo.mode == Mode::RemoteRepository {
+                        let versions = self
+                            .python_cached_versions(caller, name, package, &by_version)
+                            .await?;
+                        (versions, Version::PythonCached)
+                    } else {
+                        let versions = self
+                            .python_versions(caller, name, package, &by_version)
+                            .await?;
+                        (versions, Version::Python)
+                    };
                 Page {
                     next: versions.next.map(|v| (String::new(), v)),
-                    items: versions.items.into_iter().map(Version::Python).collect(),
+                    items: versions.items.into_iter().map(kind).collect(),
                 }
             }
         })

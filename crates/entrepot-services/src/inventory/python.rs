@@ -1,7 +1,7 @@
 //! Python projects, versions and files of a hosted repository.
 
 use entrepot_domain::{Format, RepositoryName};
-use entrepot_storage::{PythonCachedFileRecord, PythonPackageRecord, PythonVersionFile};
+use entrepot_storage::{PythonPackageRecord, PythonVersionFile};
 
 use super::{ArtifactInventory, InventoryError};
 use crate::access::Principal;
@@ -28,13 +28,19 @@ impl PythonVersion {
         !self.files.is_empty() && self.files.iter().all(|f| f.yanked)
     }
 
-    /// The first upload of one of its files.
+    /// The first upload of one of its files (empty if none is known).
     pub fn create_time(&self) -> &str {
         self.files
             .iter()
             .map(|f| f.upload_time.as_str())
+            .filter(|t| !t.is_empty())
             .min()
             .unwrap_or("")
+    }
+
+    /// The latest recorded download of one of its files (unix ms).
+    pub fn last_pull_ms(&self) -> Option<i64> {
+        self.files.iter().filter_map(|f| f.last_pull_ms).max()
     }
 
     /// The last upload of one of its files.
@@ -47,45 +53,7 @@ impl PythonVersion {
     }
 }
 
-/// A file a remote Python repository has cached, with the version its
-/// name says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PythonCachedFile {
-    /// What the store holds about it.
-    pub record: PythonCachedFileRecord,
-    /// The version from the file name (empty if the name does not parse).
-    pub version: String,
-}
-
 impl ArtifactInventory {
-    /// One page of the files a remote Python repository has cached, by
-    /// (project, file name).
-    pub async fn python_cached_files(
-        &self,
-        caller: &Principal,
-        name: &RepositoryName,
-        page: &PageRequest<(String, String)>,
-    ) -> Result<Page<PythonCachedFile, (String, String)>, InventoryError> {
-        self.readable(caller, name, Format::Python).await?;
-        let after = page.after.as_ref().map(|(n, f)| (n.as_str(), f.as_str()));
-        let rows = self
-            .store
-            .python_cached_files(name, after, page.limit())
-            .await?;
-        let files = rows
-            .into_iter()
-            .map(|record| PythonCachedFile {
-                version: crate::python::dist::parse_filename(&record.filename)
-                    .map(|d| d.version)
-                    .unwrap_or_default(),
-                record,
-            })
-            .collect();
-        Ok(Page::from_rows(files, page, |f: &PythonCachedFile| {
-            (f.record.name.clone(), f.record.filename.clone())
-        }))
-    }
-
     /// One page of the projects of a hosted Python repository, by
     /// normalised name, with their version and file counts and sizes.
     pub async fn python_packages(
@@ -95,6 +63,7 @@ impl ArtifactInventory {
         page: &PageRequest<String>,
     ) -> Result<Page<PythonPackageRecord, String>, InventoryError> {
         self.readable(caller, name, Format::Python).await?;
+        self.flush_pulls().await;
         let rows = self
             .store
             .python_packages(name, page.after.as_deref(), page.limit())
@@ -120,6 +89,7 @@ impl ArtifactInventory {
                 "{package:?} is not a Python project name"
             )));
         }
+        self.flush_pulls().await;
         let files = self
             .store
             .python_version_files(name, &project, page.after.as_deref(), page.limit())
@@ -154,6 +124,7 @@ mod tests {
             upload_time: "2026-01-01T00:00:00Z".into(),
             yanked,
             yanked_reason: None,
+            last_pull_ms: None,
         };
         let mixed = PythonVersion {
             version: "1.0".into(),

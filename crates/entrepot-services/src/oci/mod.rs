@@ -264,16 +264,24 @@ impl OciRepositories {
             .await?;
         let reference = lookup_reference(path, reference)?;
         match self.source(path).await? {
-            Source::Hosted => {
-                let served = self.hosted.get_manifest(path, &reference).await?;
-                if let Some(pulls) = &self.pulls {
-                    pulls.record(&content::image_ref(path), &served.digest);
-                }
-                Ok(served)
-            }
+            Source::Hosted => self.hosted_manifest(path, &reference).await,
             Source::Remote(repo, remote) => remote.get_manifest(&repo, path, &reference).await,
             Source::Virtual(repo) => self.virtual_manifest(&repo, path, &reference).await,
         }
+    }
+
+    /// A manifest of a hosted repository (the one asked for, or a member of
+    /// a virtual one), its pull recorded for that repository.
+    async fn hosted_manifest(
+        &self,
+        path: &ImagePath,
+        reference: &Reference,
+    ) -> Result<ServedManifest, RegistryError> {
+        let served = self.hosted.get_manifest(path, reference).await?;
+        if let Some(pulls) = &self.pulls {
+            pulls.record(&content::image_ref(path), &served.digest);
+        }
+        Ok(served)
     }
 
     /// Validate and store a manifest under a tag or digest, and under each

@@ -125,7 +125,9 @@ impl OciRepositories {
         for member in self.virtual_members(repo).await? {
             let at = member_path(&member, path)?;
             let answer = match member.mode {
-                Mode::StandardRepository => self.hosted.get_manifest(&at, reference).await,
+                // The member that serves the manifest records the pull, so
+                // its last pull (and a remote one's eviction order) see it.
+                Mode::StandardRepository => self.hosted_manifest(&at, reference).await,
                 _ => match self.remote.as_deref() {
                     Some(remote) => {
                         let through = repo

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use entrepot_domain::{Mode, Repository, Sha256Hasher};
-use entrepot_storage::{BlobStore, PythonFileRecord, PythonStore, StoreError};
+use entrepot_storage::{
+    BlobStore, ImageRef, PythonFileRecord, PythonStore, StoreError, PYTHON_FILES_IMAGE,
+};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
@@ -15,6 +17,7 @@ use super::dist::{extract_metadata, normalize, parse_core_metadata, parse_filena
 use super::index::{first_seen, IndexFile, ProjectPage};
 use super::{file_path, sha256_digest, LocatedFile, PythonError};
 use crate::clock::now_rfc3339;
+use crate::eviction::pulls::PullTracker;
 
 /// Default largest upload: 1 GiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
@@ -59,6 +62,8 @@ pub struct HostedPython {
     blobs: Arc<dyn BlobStore>,
     spool: PathBuf,
     max_upload_bytes: u64,
+    /// Where downloads of files are told, for the inventory's last pulls.
+    pulls: Option<Arc<PullTracker>>,
 }
 
 impl HostedPython {
@@ -76,7 +81,15 @@ impl HostedPython {
             blobs,
             spool,
             max_upload_bytes,
+            pulls: None,
         })
+    }
+
+    /// Tell `pulls` of every file downloaded (not of metadata files), in
+    /// its batch, so that listings show when each was last downloaded.
+    pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {
+        self.pulls = Some(pulls);
+        self
     }
 
     /// Write an upload's bytes to disk, hashing as they arrive; refuses more than
@@ -289,7 +302,8 @@ impl HostedPython {
         }
     }
 
-    /// A file, ready to be read.
+    /// A file, ready to be read; a distribution file's download is
+    /// recorded (in the pull tracker's batch, never a write per request).
     pub async fn file(
         &self,
         repo: &Repository,
@@ -297,11 +311,17 @@ impl HostedPython {
         filename: &str,
     ) -> Result<LocatedFile, PythonError> {
         let (hex, size) = self.locate(repo, sha256, filename).await?;
-        Ok(LocatedFile::stored(
-            self.blobs.clone(),
-            sha256_digest(&hex)?,
-            size,
-        ))
+        let digest = sha256_digest(&hex)?;
+        if let (Some(pulls), false) = (&self.pulls, filename.ends_with(".metadata")) {
+            let name = repo.repository_name()?;
+            let image = ImageRef {
+                project: name.project.to_string(),
+                repository: name.repository.to_string(),
+                image: PYTHON_FILES_IMAGE.to_owned(),
+            };
+            pulls.record(&image, &digest);
+        }
+        Ok(LocatedFile::stored(self.blobs.clone(), digest, size))
     }
 
     /// PEP 592: yank (or unyank) every file of a version.

@@ -152,6 +152,7 @@ macro_rules! backend_suite {
             backend::a_link_racing_the_collector_never_links_a_doomed_blob,
             records::pull_records_show_in_the_inventory_and_go_with_their_manifest,
             records::cached_python_files_are_evicted_least_recently_downloaded_first,
+            records::hosted_python_downloads_show_in_the_inventory_and_go_with_their_file,
             records::referrers_and_first_sightings_go_with_their_repository,
             records::virtual_repositories_are_listed_across_projects,
         );

@@ -13,7 +13,7 @@ use super::{pid, rname};
 use crate::eviction::{EvictionScope, FileCandidate, PullRecord, PYTHON_FILES_IMAGE};
 use crate::lifecycle::DoomedBlob;
 use crate::metadata::ImageRef;
-use crate::python::RemoteFileRecord;
+use crate::python::{PythonFileRecord, RemoteFileRecord};
 
 /// A manifest's pull record shows in the inventory (image, tags, package,
 /// repository), for hosted repositories too, and goes with the manifest
@@ -218,6 +218,27 @@ pub(crate) async fn cached_python_files_are_evicted_least_recently_downloaded_fi
     s.record_pulls(&[pulled(&pypi, &zeta, 3_000)])
         .await
         .unwrap();
+    // The listing shows each file's latest download, and when it was cached.
+    let listed = s.python_cached_files(&pypi, None, 10).await.unwrap();
+    let downloads: Vec<_> = listed
+        .iter()
+        .map(|f| (f.filename.as_str(), f.last_pull_ms))
+        .collect();
+    assert_eq!(
+        downloads,
+        [
+            ("alpha-2.tar.gz", Some(2_000)),
+            ("alpha-3.tar.gz", None),
+            ("zeta-1.tar.gz", Some(5_000))
+        ]
+    );
+    assert!(
+        listed.iter().all(|f| f
+            .cache_time
+            .as_deref()
+            .is_some_and(|t| t.len() == 20 && t.ends_with('Z'))),
+        "{listed:?}"
+    );
 
     let scope = EvictionScope::Repository {
         project: "p".into(),
@@ -366,4 +387,123 @@ pub(crate) async fn virtual_repositories_are_listed_across_projects(s: &Backend)
     let python = s.virtual_repositories(Format::Python).await.unwrap();
     let names: Vec<_> = python.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["projects/a/repositories/py"]);
+}
+
+/// A file uploaded to a hosted Python repository, with its bytes made of `n`.
+fn hosted_file(filename: &str, version: &str, n: u8) -> PythonFileRecord {
+    let digest = Digest::of(&[n; 16]);
+    PythonFileRecord {
+        filename: filename.into(),
+        name: "t".into(),
+        version: version.into(),
+        sha256: digest.to_string().trim_start_matches("sha256:").to_owned(),
+        size: 10,
+        requires_python: None,
+        metadata_sha256: None,
+        yanked: false,
+        yanked_reason: None,
+        upload_time: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Downloads of a hosted Python repository's files are recorded (only for
+/// files it holds) and show in the inventory per file, per project and per
+/// repository; a deleted file takes its record with it unless another file
+/// of the repository has the same bytes, so the same bytes uploaded again
+/// start undownloaded.
+pub(crate) async fn hosted_python_downloads_show_in_the_inventory_and_go_with_their_file(
+    s: &Backend,
+) {
+    with_repository(s, "p", "py", Mode::StandardRepository).await;
+    with_repository(s, "p", "quiet", Mode::StandardRepository).await;
+    let repo = rname("p", "py");
+    let (tar, wheel, two, three) = (
+        hosted_file("t-1.0.tar.gz", "1.0", 1),
+        hosted_file("t-1.0-py3-none-any.whl", "1.0", 2),
+        hosted_file("t-2.0.tar.gz", "2.0", 3),
+        // The same bytes as 2.0's file, under another name.
+        hosted_file("t-3.0.tar.gz", "3.0", 3),
+    );
+    for f in [&tar, &wheel, &two, &three] {
+        s.add_file(&repo, f).await.unwrap();
+    }
+    let digest =
+        |f: &PythonFileRecord| -> Digest { format!("sha256:{}", f.sha256).parse().unwrap() };
+    let key = |repository: &str| ImageRef {
+        project: "p".into(),
+        repository: repository.into(),
+        image: PYTHON_FILES_IMAGE.into(),
+    };
+    let pulled = |repository: &str, f: &PythonFileRecord, ms| PullRecord {
+        image: key(repository),
+        digest: digest(f),
+        pulled_ms: ms,
+    };
+    let stranger = Digest::of(b"never uploaded");
+    s.record_pulls(&[
+        pulled("py", &tar, 4_000),
+        pulled("py", &wheel, 6_000),
+        pulled("py", &two, 7_000),
+        // Not uploaded there: no record is kept.
+        pulled("quiet", &tar, 8_000),
+        PullRecord {
+            image: key("py"),
+            digest: stranger.clone(),
+            pulled_ms: 9_000,
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.last_pull(&key("quiet"), &digest(&tar)).await.unwrap(),
+        None
+    );
+    assert_eq!(s.last_pull(&key("py"), &stranger).await.unwrap(), None);
+
+    let packages = s.python_packages(&repo, None, 10).await.unwrap();
+    assert_eq!(packages.len(), 1);
+    assert_eq!(packages[0].last_pull_ms, Some(7_000));
+    let files = s.python_version_files(&repo, "t", None, 10).await.unwrap();
+    let downloads: Vec<_> = files
+        .iter()
+        .map(|f| (f.filename.as_str(), f.last_pull_ms))
+        .collect();
+    assert_eq!(
+        downloads,
+        [
+            ("t-1.0-py3-none-any.whl", Some(6_000)),
+            ("t-1.0.tar.gz", Some(4_000)),
+            ("t-2.0.tar.gz", Some(7_000)),
+            // Kept per digest: the same bytes show the same download.
+            ("t-3.0.tar.gz", Some(7_000)),
+        ]
+    );
+    assert_eq!(s.repository_last_pull(&repo).await.unwrap(), Some(7_000));
+    assert_eq!(
+        s.repository_last_pull(&rname("p", "quiet")).await.unwrap(),
+        None
+    );
+
+    // Deleting 1.0 takes its files' records; 2.0's bytes are still 3.0's.
+    assert_eq!(s.delete_python_version(&repo, "t", "1.0").await.unwrap(), 2);
+    assert_eq!(s.delete_python_version(&repo, "t", "2.0").await.unwrap(), 1);
+    assert_eq!(s.last_pull(&key("py"), &digest(&tar)).await.unwrap(), None);
+    assert_eq!(
+        s.last_pull(&key("py"), &digest(&wheel)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.last_pull(&key("py"), &digest(&three)).await.unwrap(),
+        Some(7_000)
+    );
+    s.add_file(&repo, &tar).await.unwrap();
+    let files = s.python_version_files(&repo, "t", None, 10).await.unwrap();
+    let downloads: Vec<_> = files
+        .iter()
+        .map(|f| (f.filename.as_str(), f.last_pull_ms))
+        .collect();
+    assert_eq!(
+        downloads,
+        [("t-1.0.tar.gz", None), ("t-3.0.tar.gz", Some(7_000))]
+    );
 }

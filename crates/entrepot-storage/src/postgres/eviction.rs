@@ -40,13 +40,17 @@ impl EvictionStore for PostgresMetadataStore {
         for pull in pulls {
             // Only for manifests still cached: a pull recorded after an
             // eviction must not leave a row behind. A Python file's pull is
-            // kept under its link (column `manifest` holding the file's digest).
+            // kept under image '' with the file's digest in column `manifest`:
+            // a remote repository's for a file it links, a hosted one's for
+            // a file uploaded to it (`python_files_by_sha256`, 0015).
             sqlx::query(
                 "INSERT INTO cache_eviction_pulls (project, repository, image, manifest, pulled_ms)
                  SELECT $1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT WHERE EXISTS (SELECT 1 FROM manifests
                      WHERE project = $1 AND repository = $2 AND image = $3 AND digest = $4)
                    OR ($3 = $6::TEXT AND EXISTS (SELECT 1 FROM blob_links
                      WHERE project = $1 AND repository = $2 AND image = $3 AND digest = $4))
+                   OR ($3 = $6::TEXT AND EXISTS (SELECT 1 FROM python_files
+                     WHERE project = $1 AND repository = $2 AND sha256 = substr($4, 8)))
                  ON CONFLICT (project, repository, image, manifest)
                  DO UPDATE SET pulled_ms = GREATEST(cache_eviction_pulls.pulled_ms, excluded.pulled_ms)",
             )

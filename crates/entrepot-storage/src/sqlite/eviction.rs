@@ -41,14 +41,18 @@ impl EvictionStore for SqliteMetadataStore {
         for pull in pulls {
             // Only for manifests still cached: a pull recorded after an
             // eviction must not leave a row behind.
-            // A Python file's pull is kept under its link (column `manifest`
-            // holding the file's digest).
+            // A Python file's pull is kept under image '' with the file's
+            // digest in column `manifest`: a remote repository's for a file
+            // it links, a hosted one's for a file uploaded to it
+            // (`python_files_by_sha256`, 0050).
             sqlx::query(
                 "INSERT INTO cache_eviction_pulls (project, repository, image, manifest, pulled_ms)
                  SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM manifests
                      WHERE project = ?1 AND repository = ?2 AND image = ?3 AND digest = ?4)
                    OR (?3 = ?6 AND EXISTS (SELECT 1 FROM blob_links
                      WHERE project = ?1 AND repository = ?2 AND image = ?3 AND digest = ?4))
+                   OR (?3 = ?6 AND EXISTS (SELECT 1 FROM python_files
+                     WHERE project = ?1 AND repository = ?2 AND sha256 = substr(?4, 8)))
                  ON CONFLICT (project, repository, image, manifest)
                  DO UPDATE SET pulled_ms = MAX(pulled_ms, excluded.pulled_ms)",
             )

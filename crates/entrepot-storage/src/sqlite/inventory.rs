@@ -15,6 +15,13 @@ const TAG_LAST_PULL: &str = "(SELECT p.pulled_ms FROM cache_eviction_pulls p
     WHERE p.project = t.project AND p.repository = t.repository
       AND p.image = t.image AND p.manifest = t.digest)";
 
+/// When a Python file (`f`) was last downloaded: one probe of the pull
+/// records' primary key, where a file's downloads are kept under image ''
+/// ([`crate::PYTHON_FILES_IMAGE`]) and the file's digest.
+const FILE_LAST_PULL: &str = "(SELECT p.pulled_ms FROM cache_eviction_pulls p
+    WHERE p.project = f.project AND p.repository = f.repository
+      AND p.image = '' AND p.manifest = 'sha256:' || f.sha256)";
+
 fn bytes(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -201,11 +208,15 @@ impl InventoryStore for SqliteMetadataStore {
     ) -> Result<Vec<PythonPackageRecord>, StoreError> {
         // Grouped along `python_files_by_name` (project, repository, name).
         let rows = sqlx::query(
-            "SELECT name, COUNT(DISTINCT version) AS versions, COUNT(*) AS files,
-                    COALESCE(SUM(size), 0) AS size, MIN(upload_time) AS create_time,
-                    MAX(upload_time) AS update_time
-             FROM python_files WHERE project = ? AND repository = ? AND name > ?
-             GROUP BY name ORDER BY name LIMIT ?",
+            "SELECT f.name, COUNT(DISTINCT f.version) AS versions, COUNT(*) AS files,
+                    COALESCE(SUM(f.size), 0) AS size, MIN(f.upload_time) AS create_time,
+                    MAX(f.upload_time) AS update_time, MAX(p.pulled_ms) AS last_pull_ms
+             FROM python_files f
+             LEFT JOIN cache_eviction_pulls p ON p.project = f.project
+                 AND p.repository = f.repository AND p.image = ''
+                 AND p.manifest = 'sha256:' || f.sha256
+             WHERE f.project = ? AND f.repository = ? AND f.name > ?
+             GROUP BY f.name ORDER BY f.name LIMIT ?",
         )
         .bind(repo.project.as_str())
         .bind(repo.repository.as_str())
@@ -222,6 +233,7 @@ impl InventoryStore for SqliteMetadataStore {
                     size: bytes(row.try_get("size")?),
                     create_time: row.try_get("create_time")?,
                     update_time: row.try_get("update_time")?,
+                    last_pull_ms: row.try_get("last_pull_ms")?,
                 })
             })
             .collect()
@@ -236,15 +248,16 @@ impl InventoryStore for SqliteMetadataStore {
     ) -> Result<Vec<PythonVersionFile>, StoreError> {
         // `inventory_python_files_by_version` (0030): the versions in order,
         // then each version's files, along one index.
-        let rows = sqlx::query(
-            "SELECT version, filename, sha256, size, upload_time, yanked, yanked_reason
-             FROM python_files
-             WHERE project = ?1 AND repository = ?2 AND name = ?3 AND version IN
+        let rows = sqlx::query(&format!(
+            "SELECT f.version, f.filename, f.sha256, f.size, f.upload_time, f.yanked,
+                    f.yanked_reason, {FILE_LAST_PULL} AS last_pull_ms
+             FROM python_files f
+             WHERE f.project = ?1 AND f.repository = ?2 AND f.name = ?3 AND f.version IN
                (SELECT DISTINCT version FROM python_files
                  WHERE project = ?1 AND repository = ?2 AND name = ?3 AND version > ?4
                  ORDER BY version LIMIT ?5)
-             ORDER BY version, filename",
-        )
+             ORDER BY f.version, f.filename"
+        ))
         .bind(repo.project.as_str())
         .bind(repo.repository.as_str())
         .bind(name)
@@ -262,6 +275,7 @@ impl InventoryStore for SqliteMetadataStore {
                     upload_time: row.try_get("upload_time")?,
                     yanked: row.try_get::<i64, _>("yanked")? != 0,
                     yanked_reason: row.try_get("yanked_reason")?,
+                    last_pull_ms: row.try_get("last_pull_ms")?,
                 })
             })
             .collect()
@@ -277,14 +291,16 @@ impl InventoryStore for SqliteMetadataStore {
         // Along `python_remote_files_by_name`; a file is cached when its
         // bytes are linked to the repository (image '', as the remote cache
         // links them).
-        let rows = sqlx::query(
-            "SELECT DISTINCT f.name, f.filename, f.sha256, b.size FROM python_remote_files f
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT f.name, f.filename, f.sha256, b.size, l.link_time,
+                    {FILE_LAST_PULL} AS last_pull_ms
+             FROM python_remote_files f
              JOIN blob_links l ON l.project = f.project AND l.repository = f.repository
                  AND l.image = '' AND l.digest = 'sha256:' || f.sha256
              JOIN blobs b ON b.digest = l.digest
              WHERE f.project = ? AND f.repository = ? AND (f.name, f.filename) > (?, ?)
-             ORDER BY f.name, f.filename LIMIT ?",
-        )
+             ORDER BY f.name, f.filename LIMIT ?"
+        ))
         .bind(repo.project.as_str())
         .bind(repo.repository.as_str())
         .bind(after_name)
@@ -299,6 +315,8 @@ impl InventoryStore for SqliteMetadataStore {
                     filename: row.try_get("filename")?,
                     sha256: row.try_get("sha256")?,
                     size: bytes(row.try_get("size")?),
+                    cache_time: crate::inventory::cache_time(row.try_get("link_time")?),
+                    last_pull_ms: row.try_get("last_pull_ms")?,
                 })
             })
             .collect()

@@ -194,6 +194,7 @@ impl App {
         );
         let (hosted_python, remote_python, python_fills) =
             python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
+        let hosted_python = hosted_python.with_pull_tracker(pulls.clone());
         let remote_python = Arc::new(
             remote_python
                 .with_clock(clock)

@@ -197,6 +197,8 @@ const flows = {
     if (digest !== s.sha256) fail(`the cached file shows ${digest}, not ${s.sha256}`);
     const size = (await row.locator('td.num').innerText()).trim();
     if (!/\d( B| KiB| MiB)$/.test(size)) fail(`the cached version's size is ${JSON.stringify(size)}`);
+    const pulled = await row.locator('time.last-pull').getAttribute('datetime');
+    if (pulled !== s.last_pull) fail(`the cached version shows the last pull ${pulled}, the API ${s.last_pull}`);
     await row.getByRole('button', { name: 'Copy' }).click();
     const command = await clipboard(page);
     await b.shot('python-remote-cache');
@@ -353,6 +355,8 @@ const flows = {
     const when = await pulledRow.locator('time.last-pull').getAttribute('datetime');
     if (when !== s.hosted_last_pull) fail(`the list shows ${s.hosted} last pulled at ${when}, the API ${s.hosted_last_pull}`);
     await expectText(page, `#repositories tr[data-repository="${s.unpulled}"] .last-pull`, 'Never');
+    const pythonWhen = await page.locator(`#repositories tr[data-repository="${s.python_hosted}"] time.last-pull`).getAttribute('datetime');
+    if (pythonWhen !== s.python_last_pull) fail(`the list shows ${s.python_hosted} last pulled at ${pythonWhen}, the API ${s.python_last_pull}`);
     await b.shot('repositories-last-pull');
 
     // The hosted repository's images, read with the reader's own permission.
@@ -367,6 +371,14 @@ const flows = {
     await expectText(page, `table.tags[data-image="${s.image}"] tr[data-tag="${s.unpulled_tag}"] .last-pull`, 'Never');
     if ((await other.count()) !== 1) fail('the unpulled tag is not listed');
     await b.shot('hosted-repository-reader');
+
+    // The hosted Python repository's versions, with the last download.
+    await page.goto(`/ui/projects/default/repositories/${s.python_hosted}`);
+    const version = page.locator(`table.packages tr[data-project="${s.python_project}"][data-version="${s.python_version}"]`);
+    await version.waitFor();
+    const downloaded = await version.locator('time.last-pull').getAttribute('datetime');
+    if (downloaded !== s.python_last_pull) fail(`the Python page shows the last pull ${downloaded}, the API ${s.python_last_pull}`);
+    await b.shot('python-hosted-reader');
 
     // The remote repository's page: what its cache holds, with the pull command.
     await page.goto(`/ui/projects/default/repositories/${s.remote}`);
