@@ -27,6 +27,7 @@ use bytes::Bytes;
 use entrepot_domain::ByteRange;
 use entrepot_services::located::LocatedBlob;
 use entrepot_services::BlobError;
+use futures::{Stream, StreamExt};
 
 /// Length of the placeholder buffer, and so of the longest chunk: one chunk
 /// per 8 MiB of a blob keeps hyper's per-chunk work negligible.
@@ -72,25 +73,44 @@ impl ZeroCopy {
     /// connection's socket from the file. The response must say its length
     /// (`Content-Length`), as hyper then writes the chunks unframed.
     pub fn body(self: &Arc<Self>, file: std::fs::File, offset: u64, len: u64) -> Body {
-        let file = Arc::new(file);
+        let span = futures::stream::iter([Ok((offset, len))]);
+        self.spans_body(Arc::new(file), span)
+    }
+
+    /// A body of the spans `(offset, length)` of `file` that `spans` yields,
+    /// in order, each sent from the file as it comes (a file still being
+    /// written: a spool file that `spans` releases as it fills). An error
+    /// from `spans` ends the body with that error, so hyper closes the
+    /// connection. The response must say its length, as for [`Self::body`].
+    pub fn spans_body(
+        self: &Arc<Self>,
+        file: Arc<std::fs::File>,
+        spans: impl Stream<Item = io::Result<(u64, u64)>> + Send + Unpin + 'static,
+    ) -> Body {
         let connection = self.clone();
-        let chunks = futures::stream::unfold((offset, len), move |(offset, left)| {
-            let file = file.clone();
-            let connection = connection.clone();
-            async move {
-                if left == 0 {
-                    return None;
+        let chunks = futures::stream::unfold(
+            (spans, 0u64, 0u64),
+            move |(mut spans, mut offset, mut left)| {
+                let file = file.clone();
+                let connection = connection.clone();
+                async move {
+                    while left == 0 {
+                        match spans.next().await? {
+                            Ok(span) => (offset, left) = span,
+                            Err(e) => return Some((Err(e), (spans, offset, 0))),
+                        }
+                    }
+                    let n = left.min(PLACEHOLDER_LEN as u64);
+                    connection.lock().push_back(Segment {
+                        file,
+                        offset,
+                        remaining: n,
+                    });
+                    let chunk = PLACEHOLDER.slice(..n as usize);
+                    Some((Ok(chunk), (spans, offset + n, left - n)))
                 }
-                let n = left.min(PLACEHOLDER_LEN as u64);
-                connection.lock().push_back(Segment {
-                    file,
-                    offset,
-                    remaining: n,
-                });
-                let chunk = PLACEHOLDER.slice(..n as usize);
-                Some((Ok::<_, io::Error>(chunk), (offset + n, left - n)))
-            }
-        });
+            },
+        );
         Body::from_stream(chunks)
     }
 
@@ -133,8 +153,9 @@ impl ZeroCopy {
 }
 
 /// The body of `blob` (or of its `range`): from its file by `sendfile` when
-/// the connection has a [`ZeroCopy`] and the blob is a committed local file,
-/// else streamed through memory.
+/// the connection has a [`ZeroCopy`] and the blob is a committed local file
+/// or still being downloaded (from the spool file, as the download releases
+/// it), else streamed through memory.
 pub async fn blob_body(
     zero_copy: Option<&Arc<ZeroCopy>>,
     blob: LocatedBlob,
@@ -145,6 +166,9 @@ pub async fn blob_body(
             let (offset, len) = range.map_or((0, local.len), |r| (r.start, r.len()));
             return Ok(zero_copy.body(local.file, offset, len));
         }
+        if let Some(spool) = blob.spool(range) {
+            return Ok(zero_copy.spans_body(spool.file, spool.spans));
+        }
     }
     let served = blob.open(range).await?;
     Ok(Body::from_stream(served.body))
@@ -153,7 +177,6 @@ pub async fn blob_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
     use std::io::{Read, Write};
 
     fn file_with(bytes: &[u8]) -> std::fs::File {
@@ -190,6 +213,42 @@ mod tests {
         drop(writer);
         assert_eq!(placeholder_bytes, content.len() - 10);
         assert_eq!(receiver.join().expect("receiver"), &content[10..]);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_spans_sends_each_span_then_ends_with_their_error() {
+        let content: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
+        let zero_copy = ZeroCopy::new();
+        let spans = futures::stream::iter([
+            Ok((0, 300)),
+            Ok((300, 0)),
+            Ok((300, 200)),
+            Err(io::Error::other("the fill failed")),
+        ]);
+        let body = zero_copy.spans_body(Arc::new(file_with(&content)), spans);
+        let mut frames = body.into_data_stream();
+        let (mut reader, mut writer) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut lens = Vec::new();
+        let mut failed = false;
+        while let Some(chunk) = frames.next().await {
+            let Ok(chunk) = chunk else {
+                failed = true;
+                break;
+            };
+            assert!(ZeroCopy::is_placeholder(&chunk));
+            let mut left = chunk.len();
+            while left > 0 {
+                left -= zero_copy.send(&writer, left).expect("send");
+            }
+            lens.push(chunk.len());
+        }
+        writer.flush().expect("flush");
+        drop(writer);
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).expect("read");
+        assert_eq!(lens, [300, 200]);
+        assert!(failed, "the spans' error did not end the body");
+        assert_eq!(got, &content[..500]);
     }
 
     #[test]

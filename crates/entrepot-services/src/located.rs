@@ -8,7 +8,7 @@ use std::sync::Arc;
 use entrepot_domain::{ByteRange, Digest};
 use entrepot_storage::{BlobError, BlobStore, ByteStream, LocalBlobFile};
 
-use crate::remote::fill::Fill;
+use crate::remote::fill::{Fill, SpoolSpans};
 
 /// A blob ready to stream.
 pub struct ServedBlob {
@@ -85,6 +85,16 @@ impl LocatedBlob {
             .open_local(digest)
             .await?
             .filter(|local| local.len == self.size))
+    }
+
+    /// The spool file of a blob being downloaded, with the spans of it (of
+    /// `range`) released to this reader as they arrive; `None` for a stored
+    /// blob. See [`Fill::spool`].
+    pub fn spool(&self, range: Option<ByteRange>) -> Option<SpoolSpans> {
+        match &self.source {
+            Source::Filling(fill) => Some(fill.spool(range)),
+            Source::Stored { .. } => None,
+        }
     }
 
     /// The blob's bytes, or those of `range` (resolved against

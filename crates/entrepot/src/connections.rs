@@ -60,6 +60,15 @@ const RESERVED_FDS: u64 = 256;
 /// (bench/compare-builds.sh), and no client sends a head anywhere near it.
 const MAX_BUFFER_BYTES: usize = 32 * 1024;
 
+/// Unsent bytes a connection's socket may hold before it stops being
+/// writable (`TCP_NOTSENT_LOWAT`). Without a limit the kernel lets a socket
+/// queue up to its whole send buffer (several MiB once autotuned), so a large
+/// body (`sendfile` of a blob) is pushed far ahead of what the peer reads, in
+/// long bursts that compete with a client on the same cores. With at most
+/// 128 KiB queued the socket is refilled in steps the peer keeps up with
+/// (bench/RESULTS.md: a warm pull through a remote repository).
+const NOTSENT_LOWAT_BYTES: u32 = 128 * 1024;
+
 /// Time a client has to complete its TLS handshake: a caller that opens a
 /// connection and stalls cannot keep it past this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,6 +155,9 @@ pub async fn serve(
         // another.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
+            tracing::debug!(error = %e, "could not set TCP_NOTSENT_LOWAT");
         }
         let app = app.clone();
         let stopping = stopping.clone();

@@ -414,97 +414,134 @@ impl Fill {
     /// stream ends with an error so the client never takes a partial body for a
     /// whole one.
     pub fn stream(self: &Arc<Self>, range: Option<ByteRange>) -> ByteStream {
-        struct State {
-            fill: Arc<Fill>,
-            rx: watch::Receiver<Progress>,
-            offset: u64,
-            end: Option<u64>,
-            done: bool,
-        }
-        let state = State {
-            fill: self.clone(),
-            rx: self.progress.clone(),
-            offset: range.map_or(0, |r| r.start),
-            end: range.map(|r| r.end + 1),
-            done: false,
-        };
-        futures::stream::unfold(state, |mut s| async move {
-            if s.done {
-                return None;
-            }
-            loop {
-                let (written, outcome) = {
-                    let p = s.rx.borrow_and_update();
-                    (p.written, p.outcome.clone())
-                };
-                // The last byte is held back until the content is verified, so a
-                // client never receives a whole body of unverified bytes. A range
-                // that ends before the last byte holds back its own last byte:
-                // no response is complete before the digest is checked.
-                let verified = matches!(outcome, Some(Ok(())));
-                let released = if verified {
-                    written
-                } else {
-                    written.saturating_sub(1)
-                };
-                let limit = match s.end {
-                    Some(e) if verified => e.min(released),
-                    Some(e) => e.saturating_sub(1).min(released),
-                    None => released,
-                };
-                if s.offset < limit {
-                    let len = ((limit - s.offset) as usize).min(READ_CHUNK);
-                    let file = s.fill.reader.clone();
-                    let offset = s.offset;
-                    let read = tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0u8; len];
-                        let n = file.read_at(&mut buf, offset)?;
-                        buf.truncate(n);
-                        Ok::<_, std::io::Error>(buf)
-                    })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r);
-                    return match read {
-                        Ok(buf) if buf.is_empty() => {
-                            s.done = true;
-                            Some((
-                                Err(std::io::Error::other("cache spool file ended early")),
-                                s,
-                            ))
-                        }
-                        Ok(buf) => {
-                            s.offset += buf.len() as u64;
-                            Some((Ok(Bytes::from(buf)), s))
-                        }
-                        Err(e) => {
-                            s.done = true;
-                            Some((Err(e), s))
-                        }
+        let release = Release::new(&self.progress, range);
+        futures::stream::unfold((self.clone(), release), |(fill, mut release)| async move {
+            let (offset, len) = match release.next_span(READ_CHUNK as u64).await? {
+                Ok(span) => span,
+                Err(e) => return Some((Err(e), (fill, release))),
+            };
+            let file = fill.reader.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, offset)?;
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            match read {
+                Ok(buf) => Some((Ok(Bytes::from(buf)), (fill, release))),
+                Err(e) => {
+                    release.done = true;
+                    let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        std::io::Error::other("cache spool file ended early")
+                    } else {
+                        e
                     };
-                }
-                if s.end.is_some_and(|e| s.offset >= e) {
-                    return None;
-                }
-                match outcome {
-                    Some(Ok(())) => return None,
-                    Some(Err(e)) => {
-                        s.done = true;
-                        return Some((Err(std::io::Error::other(e.to_string())), s));
-                    }
-                    None => {
-                        if s.rx.changed().await.is_err() {
-                            s.done = true;
-                            return Some((
-                                Err(std::io::Error::other("the cache fill stopped unexpectedly")),
-                                s,
-                            ));
-                        }
-                    }
+                    Some((Err(e), (fill, release)))
                 }
             }
         })
         .boxed()
+    }
+
+    /// The content (or a range of it) as spans of the spool file, released
+    /// as they arrive, for a reader that sends them from the file itself
+    /// (`sendfile`) instead of through memory; the same bytes, held back and
+    /// failed the same way as [`Self::stream`]. The file stays readable for
+    /// as long as it is held, through the commit (which moves it) and after.
+    pub fn spool(self: &Arc<Self>, range: Option<ByteRange>) -> SpoolSpans {
+        let release = Release::new(&self.progress, range);
+        let spans = futures::stream::unfold(release, |mut release| async move {
+            let span = release.next_span(u64::MAX).await?;
+            Some((span, release))
+        });
+        SpoolSpans {
+            file: self.reader.clone(),
+            spans: spans.boxed(),
+        }
+    }
+}
+
+/// The spool file of a fill and the spans `(offset, length)` of it released
+/// to one reader, in order; see [`Fill::spool`]. The stream ends once the
+/// reader has every byte it asked for, or with an error if the fill failed.
+pub struct SpoolSpans {
+    /// The spool file, open for reading.
+    pub file: Arc<std::fs::File>,
+    /// The spans released, as they are.
+    pub spans: futures::stream::BoxStream<'static, std::io::Result<(u64, u64)>>,
+}
+
+/// One reader's position in a fill: which bytes of the spool file it may
+/// read next.
+struct Release {
+    rx: watch::Receiver<Progress>,
+    offset: u64,
+    end: Option<u64>,
+    done: bool,
+}
+
+impl Release {
+    fn new(progress: &watch::Receiver<Progress>, range: Option<ByteRange>) -> Self {
+        Self {
+            rx: progress.clone(),
+            offset: range.map_or(0, |r| r.start),
+            end: range.map(|r| r.end + 1),
+            done: false,
+        }
+    }
+
+    /// The next span of at most `max` bytes, once the fill has released it;
+    /// `None` once the reader has all it asked for.
+    async fn next_span(&mut self, max: u64) -> Option<std::io::Result<(u64, u64)>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let (written, outcome) = {
+                let p = self.rx.borrow_and_update();
+                (p.written, p.outcome.clone())
+            };
+            // The last byte is held back until the content is verified, so a
+            // client never receives a whole body of unverified bytes. A range
+            // that ends before the last byte holds back its own last byte:
+            // no response is complete before the digest is checked.
+            let verified = matches!(outcome, Some(Ok(())));
+            let released = if verified {
+                written
+            } else {
+                written.saturating_sub(1)
+            };
+            let limit = match self.end {
+                Some(e) if verified => e.min(released),
+                Some(e) => e.saturating_sub(1).min(released),
+                None => released,
+            };
+            if self.offset < limit {
+                let span = (self.offset, (limit - self.offset).min(max));
+                self.offset += span.1;
+                return Some(Ok(span));
+            }
+            if self.end.is_some_and(|e| self.offset >= e) {
+                return None;
+            }
+            match outcome {
+                Some(Ok(())) => return None,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(std::io::Error::other(e.to_string())));
+                }
+                None => {
+                    if self.rx.changed().await.is_err() {
+                        self.done = true;
+                        return Some(Err(std::io::Error::other(
+                            "the cache fill stopped unexpectedly",
+                        )));
+                    }
+                }
+            }
+        }
     }
 }
 
