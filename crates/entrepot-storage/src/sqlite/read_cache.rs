@@ -32,12 +32,17 @@ use crate::python::RemoteFileRecord;
 /// Bytes (estimated) kept of manifests by tag by default: the hot path of
 /// every pull.
 const TAG_BYTES: u64 = 64 * 1024 * 1024;
-/// Bytes (estimated) kept of each of the other three maps by default.
+/// Bytes (estimated) kept of repositories by name by default: every request
+/// to a repository starts with this lookup. An entry counts about 1.5 KiB,
+/// so this holds about 20,000 repositories (8 MiB held about 5,000, and a
+/// store of 10,000 served manifests at half the rate of one of 1,000).
+const REPOSITORY_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes (estimated) kept of each of the other two maps by default.
 const OTHER_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The whole cache's default budget (estimated bytes): 64 MiB of manifests by
-/// tag and 8 MiB for each of the other three maps.
-pub const DEFAULT_READ_CACHE_BYTES: u64 = TAG_BYTES + 3 * OTHER_BYTES;
+/// tag, 32 MiB of repositories and 8 MiB for each of the other two maps.
+pub const DEFAULT_READ_CACHE_BYTES: u64 = TAG_BYTES + REPOSITORY_BYTES + 2 * OTHER_BYTES;
 
 type TagKey = (ImageRef, String);
 
@@ -216,20 +221,25 @@ impl Default for ReadCache {
 
 impl ReadCache {
     /// A cache keeping about `bytes` in all, shared out as the default is:
-    /// 8/11 to manifests by tag, 1/11 to each other map. 0 keeps nothing.
+    /// 4/7 to manifests by tag, 2/7 to repositories, 1/14 to each other map.
+    /// 0 keeps nothing.
     pub(crate) fn with_budget(bytes: u64) -> Self {
         let share = |part: u64| {
             (u128::from(bytes) * u128::from(part) / u128::from(DEFAULT_READ_CACHE_BYTES)) as u64
         };
-        Self::with_capacity(share(TAG_BYTES), share(OTHER_BYTES))
+        Self::with_capacity(
+            share(TAG_BYTES),
+            share(REPOSITORY_BYTES),
+            share(OTHER_BYTES),
+        )
     }
 
-    /// A cache keeping about `tag_bytes` of manifests by tag and
-    /// `other_bytes` in each other map.
-    fn with_capacity(tag_bytes: u64, other_bytes: u64) -> Self {
+    /// A cache keeping about `tag_bytes` of manifests by tag,
+    /// `repository_bytes` of repositories and `other_bytes` in each other map.
+    fn with_capacity(tag_bytes: u64, repository_bytes: u64, other_bytes: u64) -> Self {
         Self {
             generation: Mutex::new(0),
-            repositories: Map::new(other_bytes, 1024),
+            repositories: Map::new(repository_bytes, 1536),
             tags: Map::new(tag_bytes, 2048),
             policies: Map::new(other_bytes, 512),
             remote_files: Map::new(other_bytes, 512),
@@ -399,7 +409,7 @@ mod tests {
     #[test]
     fn filling_past_capacity_keeps_the_recently_read_entries() {
         // Room for about 100 tags of 1 KB.
-        let cache = ReadCache::with_capacity(120_000, 120_000);
+        let cache = ReadCache::with_capacity(120_000, 120_000, 120_000);
         let image = image();
         let hot: Vec<String> = (0..20).map(|i| format!("hot{i}")).collect();
         for tag in &hot {
