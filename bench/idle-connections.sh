@@ -6,7 +6,9 @@
 # idle; compare the server's VmRSS before and after, twice in a row (the
 # second batch shows what the first left behind). Then
 # manifest GET throughput (wrk -t2 -c32, BENCH_SECS), so that a change that
-# saves memory can be seen not to cost speed.
+# saves memory can be seen not to cost speed, and its latency (p50, p99) and
+# throughput with 1,000 concurrent keep-alive connections (wrk -t2 -c1000),
+# BENCH_ROUNDS interleaved rounds, min / median / max.
 # Needs: wrk, curl, python3, docker-registry.
 # Usage: bench/idle-connections.sh [--bin PATH]
 #   (BENCH_CONNECTIONS=5000 BENCH_UPLOAD_CONNECTIONS=300 BENCH_UPLOAD_KIB=4096
@@ -86,11 +88,12 @@ batch() { # batch ADDR PID PATH [at-once]
     python3 -c "print(f'{($after - $before) / $n:.1f} KiB per connection (RSS {$before / 1024:.1f} -> {$after / 1024:.1f} MiB, {$closed / 1024:.1f} MiB once closed)')"
 }
 
-rps() { # rps ADDR
-    wrk -t 2 -c 32 -d "${SECS}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+rps() { # rps ADDR [CONNECTIONS]: "p50_ms p99_ms req/s socket_errors"
+    wrk -t 2 -c "${2:-32}" -d "${SECS}s" --timeout 30s --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
         "http://$1$MANIFEST" >"$WORK/wrk.out" 2>&1
     if grep -q 'Non-2xx' "$WORK/wrk.out"; then cat "$WORK/wrk.out" >&2; exit 1; fi
-    awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$WORK/wrk.out"
+    read -r p50 p99 rate errors < <($PY wrk-parse "$WORK/wrk.out")
+    echo "$p50 $p99 $rate $errors"
 }
 
 echo "entrepot $(git -C "$ROOT" rev-parse --short HEAD) vs distribution, $COUNT idle connections, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -109,9 +112,31 @@ for case in "silent:-:" "after one request each:$MANIFEST:" "after one request e
     stop_servers
 done
 fresh_servers rps
-e_all="" d_all=""
-for _ in $(seq 1 "$ROUNDS"); do
-    e_all+=" $(rps "$E_ADDR")"
-    d_all+=" $(rps "$D")"
+: >"$WORK/rps"
+for round in $(seq 1 "$ROUNDS"); do
+    if ((round % 2)); then order="entrepot distribution"; else order="distribution entrepot"; fi
+    for server in $order; do
+        if [ "$server" = entrepot ]; then addr=$E_ADDR; else addr=$D; fi
+        for conns in 32 1000; do
+            echo "$server $conns $(rps "$addr" "$conns")" >>"$WORK/rps"
+        done
+    done
 done
-echo "manifest GET req/s (wrk -t2 -c32, ${SECS} s, $ROUNDS rounds): entrepot$e_all; distribution$d_all"
+echo
+echo "manifest GET, wrk -t2, ${SECS} s runs, $ROUNDS interleaved rounds, min / median / max:"
+echo
+python3 - "$WORK/rps" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+def cell(v, fmt):
+    v = sorted(v)
+    return " / ".join(fmt.format(x) for x in (v[0], statistics.median(v), v[-1]))
+print("| connections | server | p50 (ms) | p99 (ms) | req/s | failed requests (all rounds) |")
+print("|---|---|---|---|---|---|")
+for conns in ("32", "1000"):
+    for server in ("entrepot", "distribution"):
+        sel = [r for r in rows if r[0] == server and r[1] == conns]
+        print(f"| {conns} | {server} | {cell([float(r[2]) for r in sel], '{:.2f}')} | "
+              f"{cell([float(r[3]) for r in sel], '{:.2f}')} | {cell([float(r[4]) for r in sel], '{:,.0f}')} | "
+              f"{sum(int(r[5]) for r in sel)} |")
+PY

@@ -7,7 +7,7 @@
 #     request (wrk -t2 -c32, bench/scale-tags.lua): anonymous; authenticated
 #     with a Bearer registry token from entrepot's /v2/token and with Basic and
 #     a personal access token, against distribution with htpasswd (bcrypt);
-#     entrepot runs these with its default read cache (88 MiB, whose tag map
+#     entrepot runs these with its default read cache (144 MiB, whose tag map
 #     holds all of 10,000 tags) and again, restarted on the same data
 #     directory, with each --read-cache-bytes of --small-cache: 1 MiB (about
 #     250 tags: all of 10, a quarter of 1,000, a few % above) and 0 (no cache:
@@ -149,7 +149,7 @@ declare -A META=(
     [catalog-tags]='"title":"GET _catalog?n=100 with one image of many tags (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"tags"'
     [put-rate]='"title":"Tag PUT on one connection, new tags (the same manifest under new names)","size_name":"tags before","kind":"value","unit":"tags/s"'
     [populate-tags]='"title":"Populating: tag PUTs over 16 connections","size_name":"tags after","kind":"value","unit":"tags/s"'
-    [tag-cache]='"title":"entrepot read cache, tags map (64 MiB at most by default, 8/11 of --read-cache-bytes): hits per 100 lookups over the anonymous manifest GETs, and the estimated MiB it holds after them","size_name":"tags","kind":"value","unit":""'
+    [tag-cache]='"title":"entrepot read cache, tags map (32 MiB at most by default, 2/9 of --read-cache-bytes, each tag naming a manifest kept once in a map of 64 MiB): hits per 100 lookups over the anonymous manifest GETs, and the estimated MiB it holds after them","size_name":"tags","kind":"value","unit":""'
     [rss-tags]='"title":"Server memory after the measures at each number of tags (VmRSS)","size_name":"tags","kind":"value","unit":"MiB"'
     [rss-repos]='"title":"Server memory after the measures at each number of repositories (VmRSS)","size_name":"repositories","kind":"value","unit":"MiB"'
     [catalog-first]='"title":"GET _catalog?n=100, first page (wrk -c1; entrepot as the admin, distribution anonymous)","size_name":"repositories"'

@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Estimated bytes the in-process read cache may hold (default
-        /// 92274688, 88 MiB; 0: no cache, every lookup reads the database).
+        /// 150994944, 144 MiB; 0: no cache, every lookup reads the database).
         #[arg(long)]
         read_cache_bytes: Option<u64>,
         /// Keep the metadata in this PostgreSQL database

@@ -362,13 +362,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_read_cache_stays_within_its_budget() {
-        // 500 manifests of 1 KB are about 0.6 MB of tag entries; the tag map
-        // gets 8/11 of 110,000 bytes, room for a tenth of them.
+        // 500 manifests of 1 KB are about 0.6 MB; the manifest map gets 4/9
+        // of 110,000 bytes, room for a tenth of them, and the tag map 2/9.
         let budget = 110_000;
         let store = store_with_read_tags(budget).await;
         let (hits, misses, entries, bytes) = tag_stats(&store);
-        assert!(bytes <= budget * 8 / 11, "{bytes} bytes held");
-        assert!(entries > 0 && entries < 100, "{entries} entries");
+        assert!(bytes <= budget * 2 / 9, "{bytes} bytes held");
+        assert!(entries > 0, "{entries} entries");
+        let stats = store.read_cache_stats();
+        let manifests = stats.iter().find(|s| s.cache == "manifest").unwrap();
+        assert!(manifests.bytes <= budget * 4 / 9, "{manifests:?}");
+        assert!(
+            manifests.entries > 0 && manifests.entries < 100,
+            "{manifests:?}"
+        );
         assert_eq!(hits + misses, 1000);
         assert!(misses > 900, "{misses} misses");
         let held: u64 = store.read_cache_stats().iter().map(|s| s.bytes).sum();
