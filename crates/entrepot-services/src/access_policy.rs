@@ -312,6 +312,12 @@ impl AccessPolicyService {
         });
     }
 
+    /// Forget the policy read last: another server changed it, and the next
+    /// hop check reads it again.
+    pub fn forget_cached(&self) {
+        *self.lock_cache() = None;
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -55,6 +55,11 @@ impl<K: Eq + Hash, V> KeyedCache<K, V> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forget every key (what they stand for changed elsewhere).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl<K: Eq + Hash, V: Clone> KeyedCache<K, V> {

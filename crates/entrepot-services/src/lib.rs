@@ -10,6 +10,7 @@ mod access_testing;
 pub mod authn;
 pub mod cleanup;
 pub mod clock;
+pub mod cluster;
 pub mod console_sessions;
 pub mod credential_cache;
 pub mod eviction;

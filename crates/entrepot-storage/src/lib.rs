@@ -14,6 +14,7 @@ pub mod access_policy;
 mod backend;
 pub mod blob;
 pub mod cache;
+pub mod changes;
 pub mod cleanup;
 #[cfg(test)]
 mod conformance;
@@ -23,6 +24,7 @@ pub mod eviction;
 pub mod host_needs;
 pub mod iam;
 pub mod inventory;
+pub mod lease;
 pub mod lifecycle;
 pub mod metadata;
 pub mod postgres;
@@ -40,6 +42,7 @@ pub use blob::{
     VerifyReport, WrittenPart,
 };
 pub use cache::{CacheStore, CachedReferrers};
+pub use changes::Change;
 pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
@@ -53,6 +56,7 @@ pub use inventory::{
     DockerImageRecord, DockerPackageRecord, DockerTagRecord, InventoryStore,
     PythonCachedFileRecord, PythonPackageRecord, PythonVersionFile,
 };
+pub use lease::{LeaseGrant, LeaseStore, MemoryLeases};
 pub use lifecycle::{CheckedPut, CollectableCount, DoomedBlob, LifecycleStore};
 pub use metadata::{
     CatalogEntry, ImageRef, ManifestRecord, MetadataStore, ProjectRecord, ReferrerRecord,

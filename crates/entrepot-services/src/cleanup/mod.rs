@@ -130,6 +130,8 @@ pub struct CleanupService {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     running: tokio::sync::Mutex<()>,
+    /// Scheduled runs take turns with other servers through these.
+    jobs: Option<crate::cluster::jobs::JobLeases>,
 }
 
 impl CleanupService {
@@ -150,6 +152,7 @@ impl CleanupService {
             metrics,
             clock: Arc::new(SystemClock),
             running: tokio::sync::Mutex::new(()),
+            jobs: None,
         }
     }
 
@@ -163,6 +166,14 @@ impl CleanupService {
     /// `audit`.
     pub fn with_audit_log(mut self, audit: Arc<dyn SecretStore>) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Run scheduled passes only in this server's turn among the servers
+    /// sharing the database (job `cleanup` of `jobs`), so that they never run
+    /// on two at once.
+    pub fn with_job_leases(mut self, jobs: crate::cluster::jobs::JobLeases) -> Self {
+        self.jobs = Some(jobs);
         self
     }
 
@@ -291,7 +302,9 @@ impl CleanupService {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = self.run_all().await {
+                let run = self.run_all();
+                let ran = crate::cluster::jobs::in_turn(self.jobs.as_ref(), "cleanup", run).await;
+                if let Some(Err(e)) = ran {
                     tracing::warn!(error = %e, "scheduled cleanup failed");
                 }
             }

@@ -91,6 +91,8 @@ pub struct CacheEvictor {
     store_cap: Option<u64>,
     metrics: Arc<EvictionMetrics>,
     running: tokio::sync::Mutex<()>,
+    /// Scheduled runs take turns with other servers through these.
+    jobs: Option<crate::cluster::jobs::JobLeases>,
 }
 
 impl CacheEvictor {
@@ -111,6 +113,7 @@ impl CacheEvictor {
             store_cap: None,
             metrics: Arc::default(),
             running: tokio::sync::Mutex::new(()),
+            jobs: None,
         }
     }
 
@@ -123,6 +126,14 @@ impl CacheEvictor {
     /// Cap all remote caches together at `bytes` (`None`: no store-wide cap).
     pub fn with_store_cap(mut self, bytes: Option<u64>) -> Self {
         self.store_cap = bytes.filter(|b| *b > 0);
+        self
+    }
+
+    /// Run scheduled passes only in this server's turn among the servers
+    /// sharing the database (job `eviction` of `jobs`), so that they never run
+    /// on two at once.
+    pub fn with_job_leases(mut self, jobs: crate::cluster::jobs::JobLeases) -> Self {
+        self.jobs = Some(jobs);
         self
     }
 
@@ -383,18 +394,19 @@ impl CacheEvictor {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                let jobs = self.jobs.as_ref();
                 let outcome = tokio::select! {
                     _ = tick.tick() => {
                         // A full pass covers what was filled meanwhile.
                         self.pulls.take_filled();
-                        self.run().await
+                        crate::cluster::jobs::in_turn(jobs, "eviction", self.run()).await
                     }
                     _ = self.pulls.woken() => {
                         let filled = self.pulls.take_filled();
-                        self.run_for(&filled).await
+                        crate::cluster::jobs::in_turn(jobs, "eviction", self.run_for(&filled)).await
                     }
                 };
-                if let Err(e) = outcome {
+                if let Some(Err(e)) = outcome {
                     tracing::warn!(error = %e, "cache eviction failed; the next pass retries");
                 }
             }

@@ -94,6 +94,8 @@ pub struct GarbageCollector {
     grace: Duration,
     upload_timeout_secs: i64,
     running: tokio::sync::Mutex<()>,
+    /// Scheduled runs take turns with other servers through these.
+    jobs: Option<crate::cluster::jobs::JobLeases>,
 }
 
 impl GarbageCollector {
@@ -115,12 +117,21 @@ impl GarbageCollector {
             grace: DEFAULT_GRACE,
             upload_timeout_secs: 24 * 3600,
             running: tokio::sync::Mutex::new(()),
+            jobs: None,
         }
     }
 
     /// Authorize callers of [`Self::collect`] through `access`.
     pub fn with_access_control(mut self, access: Arc<dyn AccessControl>) -> Self {
         self.access = access;
+        self
+    }
+
+    /// Run scheduled passes only in this server's turn among the servers
+    /// sharing the database (job `gc` of `jobs`), so that they never run
+    /// on two at once.
+    pub fn with_job_leases(mut self, jobs: crate::cluster::jobs::JobLeases) -> Self {
+        self.jobs = Some(jobs);
         self
     }
 
@@ -356,7 +367,9 @@ impl GarbageCollector {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = self.run(false).await {
+                let run = self.run(false);
+                let ran = crate::cluster::jobs::in_turn(self.jobs.as_ref(), "gc", run).await;
+                if let Some(Err(e)) = ran {
                     tracing::warn!(error = %e, "scheduled garbage collection failed");
                 }
             }

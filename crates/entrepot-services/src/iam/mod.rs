@@ -133,6 +133,12 @@ impl IamService {
         self
     }
 
+    /// Forget every token check remembered: principals or tokens changed on
+    /// another server sharing the database.
+    pub fn forget_verified_credentials(&self) {
+        self.verified.invalidate_all();
+    }
+
     /// Check passwords within `limits` instead of the defaults.
     pub fn with_password_limits(mut self, limits: PasswordLimits) -> Self {
         self.passwords = Arc::new(PasswordChecks::new(limits));

@@ -244,6 +244,19 @@ impl RemoteOci {
         }
     }
 
+    /// Fill each content key once across the servers sharing `leases`'
+    /// database.
+    pub fn with_fill_leases(mut self, leases: Arc<crate::remote::FillLeases>) -> Self {
+        self.remote.lease_fills(leases);
+        self
+    }
+
+    /// Forget the upstream credentials read from secrets: the next upstream
+    /// request of each repository reads its secret again.
+    pub fn forget_credentials(&self) {
+        self.remote.forget_credentials();
+    }
+
     /// Tell `pulls` of every manifest served and every blob cached, so that
     /// eviction knows what was pulled last and when a cache grew.
     pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {

@@ -10,7 +10,7 @@
 //! outlive that commit: every invalidation bumps a generation, and a view is
 //! only kept if no invalidation happened since its build started (the same
 //! rule as the storage crate's read cache). Views are per process; another
-//! node's commits show up here when the page is next fetched.
+//! node's commits drop the repository's views through its change notices.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,6 +87,21 @@ impl PageViews {
         if let Some(old) = inner.views.insert(key(repo, name), view) {
             inner.bytes -= old.weight;
         }
+    }
+
+    /// Forget the views of every project of `repo` (of every repository
+    /// with `None`): files were cached by another server.
+    pub fn invalidate_repository(&self, repo: Option<&RepositoryName>) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        let Inner { bytes, views, .. } = &mut *inner;
+        views.retain(|(r, _), view| {
+            let keep = repo.is_some_and(|repo| r != repo);
+            if !keep {
+                *bytes -= view.weight;
+            }
+            keep
+        });
     }
 
     /// Forget the view of a project (a file of it was cached, or its page

@@ -194,6 +194,25 @@ impl RemotePython {
         self
     }
 
+    /// Fill each content key once across the servers sharing `leases`'
+    /// database.
+    pub fn with_fill_leases(mut self, leases: Arc<crate::remote::FillLeases>) -> Self {
+        self.remote.lease_fills(leases);
+        self
+    }
+
+    /// Forget the upstream credentials read from secrets: the next upstream
+    /// request of each repository reads its secret again.
+    pub fn forget_credentials(&self) {
+        self.remote.forget_credentials();
+    }
+
+    /// Forget the served pages kept of `repo`'s projects (every
+    /// repository's with `None`): another server cached files of it.
+    pub fn forget_pages(&self, repo: Option<&RepositoryName>) {
+        self.views.invalidate_repository(repo);
+    }
+
     /// Record each download of a file in `pulls` (eviction removes the
     /// least recently downloaded first), and wake it when a file was cached.
     pub fn with_pull_tracker(mut self, pulls: Arc<PullTracker>) -> Self {

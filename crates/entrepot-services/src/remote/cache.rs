@@ -27,6 +27,7 @@ use super::failure::{host_of, UpstreamFailure};
 use super::fill::{AfterCommit, Cached, Committed, Fills, StoreBy, UpstreamBody};
 use super::format::{FetchedDocument, RemoteFormat};
 use super::freshness::{self, Plan};
+use super::lease::{AfterFill, FillLeases, OpenFill};
 use super::locks::KeyLocks;
 use super::target::{Gate, Target};
 use crate::clock::now_rfc3339;
@@ -116,6 +117,9 @@ pub struct RemoteCache<F: RemoteFormat> {
     /// Documents the upstream answered 404 for, with when that answer expires
     /// (unix seconds) and the failure to repeat meanwhile.
     missing: KeyedCache<String, (i64, UpstreamFailure)>,
+    /// Fills take turns with other servers through these, when several
+    /// share the database.
+    fill_leases: Option<Arc<FillLeases>>,
 }
 
 /// How many upstream 404s [`RemoteCache`] remembers; past it the least used
@@ -150,7 +154,21 @@ impl<F: RemoteFormat> RemoteCache<F> {
             rate_limits: Mutex::new(HashMap::new()),
             upstreams: KeyedCache::with_capacity(MAX_RESOLVED_UPSTREAMS),
             missing: KeyedCache::with_capacity(MAX_REMEMBERED_MISSING),
+            fill_leases: None,
         }
+    }
+
+    /// Fill each content key once across the servers sharing `leases`'
+    /// database (see [`super::lease`]).
+    pub fn lease_fills(&mut self, leases: Arc<FillLeases>) {
+        self.fill_leases = Some(leases);
+    }
+
+    /// Forget the upstream credentials read from secrets, so that the next
+    /// request of each repository reads its secret again (see
+    /// [`CredentialSources::forget_all`]).
+    pub fn forget_credentials(&self) {
+        self.credentials.forget_all();
     }
 
     /// The format.
@@ -509,6 +527,10 @@ impl<F: RemoteFormat> RemoteCache<F> {
                 })
             }
             .boxed()
+        };
+        let (open, after_commit): (OpenFill, AfterFill) = match &self.fill_leases {
+            Some(leases) => leases.leased(&target.repository, &source.digest, open, after_commit),
+            None => (Box::new(open), Box::new(after_commit)),
         };
         let store_by = if F::STORES_BY_NAMED_DIGEST {
             StoreBy::NamedDigest

@@ -187,6 +187,13 @@ impl CredentialSources {
         }
     }
 
+    /// Forget every source and the secrets they read: a secret changed
+    /// (on another server, which cannot reach these), so the next upstream
+    /// request of every repository reads its secret again.
+    pub fn forget_all(&self) {
+        self.by_repository.clear();
+    }
+
     /// The source for repository `name` (`projects/P/repositories/R`) with
     /// these settings.
     pub fn for_repository(

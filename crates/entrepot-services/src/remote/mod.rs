@@ -3,7 +3,8 @@
 //! [`cache`] runs a request: it resolves the repository's upstream
 //! ([`target`]), asks the access policy, decides whether a mutable document is
 //! fresh or served stale ([`freshness`]), one request at a time per document
-//! ([`locks`]), and downloads immutable content once, verified ([`fill`]).
+//! ([`locks`]), and downloads immutable content once, verified ([`fill`]),
+//! once across servers that share a database ([`lease`]).
 //! What went wrong is an [`UpstreamFailure`] ([`failure`]); front-ends choose
 //! the status. `credentials` reads upstream credentials from the secret
 //! manager as the project's service agent. A format says only where its
@@ -18,6 +19,7 @@ pub mod failure;
 pub mod fill;
 pub mod format;
 pub mod freshness;
+pub mod lease;
 pub mod locks;
 pub mod refresh;
 #[cfg(test)]
@@ -30,5 +32,6 @@ pub use credentials::{NoSecretReader, RepositoryCredentials, SecretPayload, Secr
 pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills, FillsInFlight};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};
+pub use lease::FillLeases;
 pub use refresh::{RefreshOutcome, RefreshReport, Refreshed};
 pub use target::{Gate, Target};

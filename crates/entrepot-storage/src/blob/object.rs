@@ -558,6 +558,13 @@ impl BlobStore for ObjectBlobStore {
                 return self.sync_parent(&target).await;
             }
         }
+        // Another server sharing the bucket may have committed these bytes
+        // already (it held the fill's lease): keep its copy rather than
+        // upload them again.
+        if self.stat(digest).await?.is_some() {
+            tokio::fs::remove_file(file).await?;
+            return Ok(());
+        }
         let reader = tokio::fs::File::open(file).await?;
         let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK as usize).boxed();
         self.put_blob(digest, body, None).await?;

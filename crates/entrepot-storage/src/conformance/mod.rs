@@ -14,6 +14,7 @@ pub(crate) mod access_policy;
 pub(crate) mod backend;
 pub(crate) mod blob;
 pub(crate) mod iam;
+pub(crate) mod leases;
 pub(crate) mod metadata;
 pub(crate) mod python;
 pub(crate) mod records;
@@ -186,6 +187,21 @@ macro_rules! blob_suite {
     };
 }
 pub(crate) use blob_suite;
+
+/// Run every lease store contract against one store, as [`metadata_suite!`]
+/// does: `$open` gives a future of `(Arc<dyn LeaseStore>, guard)` (or an
+/// option of one).
+macro_rules! lease_suite {
+    ($open:expr) => {
+        $crate::conformance::contracts!($open;
+            leases::a_lease_has_one_holder_until_released,
+            leases::an_expired_lease_is_taken_over,
+            leases::a_finished_lease_tells_its_outcome_until_it_expires,
+            leases::racing_askers_are_granted_once,
+        );
+    };
+}
+pub(crate) use lease_suite;
 
 /// One `#[tokio::test]` per contract, each calling it with the fixture that
 /// `$open` yields.

@@ -19,12 +19,14 @@ use crate::Stores;
 
 mod access_policy;
 mod cache;
+mod changes;
 mod cleanup;
 mod console_sessions;
 mod cooldown;
 mod eviction;
 mod iam;
 mod inventory;
+mod lease;
 mod lifecycle;
 mod metadata;
 mod python;
@@ -202,6 +204,14 @@ mod conformance {
             let (store, db) = crate::testing::postgres_store().await?;
             let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
             Some((backend, db))
+        });
+    }
+
+    mod leases {
+        crate::conformance::lease_suite!(async {
+            let (store, db) = crate::testing::postgres_store().await?;
+            let leases: crate::conformance::leases::Leases = std::sync::Arc::new(store);
+            Some((leases, db))
         });
     }
 }

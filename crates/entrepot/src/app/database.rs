@@ -55,6 +55,16 @@ impl Database {
         }
     }
 
+    /// The database as the servers sharing it coordinate through it (fill
+    /// and job leases, change notices); `None` for SQLite, which has one
+    /// server.
+    pub(super) fn shared(&self) -> Option<Arc<PostgresMetadataStore>> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(store) => Some(store.clone()),
+        }
+    }
+
     /// Close every connection.
     pub(super) async fn close(&self) {
         match self {

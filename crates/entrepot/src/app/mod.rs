@@ -3,6 +3,7 @@
 //! listener; tests build one on a temporary data directory and send requests
 //! to its router directly.
 
+mod cluster;
 mod database;
 mod error;
 mod first_start;
@@ -17,6 +18,7 @@ use entrepot_api::AppState;
 use entrepot_domain::Format;
 use entrepot_services::access_policy::StoredAuditLog;
 use entrepot_services::cleanup::CleanupService;
+use entrepot_services::cluster::stale::StaleCaches;
 use entrepot_services::console_sessions::ConsoleSessions;
 use entrepot_services::eviction::pulls::PullTracker;
 use entrepot_services::eviction::CacheEvictor;
@@ -43,6 +45,7 @@ use entrepot_upstream::{UpstreamClient, UpstreamTransport};
 use crate::bootstrap::BootstrapToken;
 use crate::config::Config;
 use crate::data_dir_lock::DataDirLock;
+use cluster::Cluster;
 use database::Database;
 
 pub use error::BuildError;
@@ -128,6 +131,7 @@ impl App {
         }
         let mut tasks = BackgroundTasks::default();
         tasks.verify_blobs(blobs.clone(), config);
+        let cluster = database.shared().map(|store| Cluster::new(store, &blobs));
 
         let metrics = Arc::new(Metrics::default());
         {
@@ -176,30 +180,35 @@ impl App {
         let clock = test_clock::from_env();
         let fills_in_flight = fills.in_flight();
         let pulls = Arc::new(PullTracker::new(sqlite.clone()));
-        let remote = Arc::new(
-            RemoteOci::new(
-                meta.clone(),
-                cache,
-                blobs.clone(),
-                fills,
-                upstream.clone(),
-                metrics.clone(),
-                Arc::new(secrets.clone()),
-            )
-            .with_release_age(ReleaseAgeRecords {
-                store: sqlite.clone(),
-                clock: clock.clone(),
-            })
-            .with_pull_tracker(pulls.clone()),
-        );
+        let remote = RemoteOci::new(
+            meta.clone(),
+            cache,
+            blobs.clone(),
+            fills,
+            upstream.clone(),
+            metrics.clone(),
+            Arc::new(secrets.clone()),
+        )
+        .with_release_age(ReleaseAgeRecords {
+            store: sqlite.clone(),
+            clock: clock.clone(),
+        })
+        .with_pull_tracker(pulls.clone());
+        let remote = match &cluster {
+            Some(cluster) => remote.with_fill_leases(cluster.fill_leases()),
+            None => remote,
+        };
+        let remote = Arc::new(remote);
         let (hosted_python, remote_python, python_fills) =
             python_repositories(config, &sqlite, &blobs, &upstream, &metrics, &secrets)?;
         let hosted_python = hosted_python.with_pull_tracker(pulls.clone());
-        let remote_python = Arc::new(
-            remote_python
-                .with_clock(clock)
-                .with_pull_tracker(pulls.clone()),
-        );
+        let remote_python = remote_python
+            .with_clock(clock)
+            .with_pull_tracker(pulls.clone());
+        let remote_python = Arc::new(match &cluster {
+            Some(cluster) => remote_python.with_fill_leases(cluster.fill_leases()),
+            None => remote_python,
+        });
         // Callers of the repository service are authorized by it; testUpstream
         // goes to the remote engine of the repository's format.
         let repositories = repositories
@@ -222,38 +231,44 @@ impl App {
             .with_quotas(quotas.clone()),
         );
         let lifecycle: Arc<dyn LifecycleStore> = sqlite.clone();
-        let cleanup = Arc::new(
-            CleanupService::new(
-                sqlite.clone(),
-                meta.clone(),
-                sqlite.clone(),
-                metrics.clone(),
-            )
-            .with_access_control(access.clone())
-            .with_audit_log(sqlite.clone()),
-        );
+        let cleanup = CleanupService::new(
+            sqlite.clone(),
+            meta.clone(),
+            sqlite.clone(),
+            metrics.clone(),
+        )
+        .with_access_control(access.clone())
+        .with_audit_log(sqlite.clone());
+        let cleanup = Arc::new(match &cluster {
+            Some(cluster) => cleanup.with_job_leases(cluster.job_leases()),
+            None => cleanup,
+        });
         let registry = Arc::new(
             OciRepositories::new(meta.clone(), blobs.clone(), access.clone())
                 .with_lifecycle(lifecycle.clone())
                 .with_quotas(quotas.clone())
-                .with_remote(remote)
+                .with_remote(remote.clone())
                 .with_pull_tracker(pulls.clone())
                 .with_min_free_disk_bytes(config.min_free_disk_bytes)
                 .with_max_page_size(config.max_page_size),
         );
-        let gc = Arc::new(
-            GarbageCollector::new(lifecycle, blobs, metrics.clone())
-                .with_access_control(access.clone())
-                .with_audit_log(sqlite.clone())
-                .with_grace(Duration::from_secs(config.gc_grace_secs))
-                .with_uploads(registry.clone(), config.upload_timeout_secs),
-        );
-        let evictor = Arc::new(
-            CacheEvictor::new(sqlite.clone(), meta.clone(), gc.clone(), pulls.clone())
-                .with_fills(fills_in_flight)
-                .with_fills(python_fills)
-                .with_store_cap(config.cache_max_size.map(|size| size.0)),
-        );
+        let gc = GarbageCollector::new(lifecycle, blobs, metrics.clone())
+            .with_access_control(access.clone())
+            .with_audit_log(sqlite.clone())
+            .with_grace(Duration::from_secs(config.gc_grace_secs))
+            .with_uploads(registry.clone(), config.upload_timeout_secs);
+        let gc = Arc::new(match &cluster {
+            Some(cluster) => gc.with_job_leases(cluster.job_leases()),
+            None => gc,
+        });
+        let evictor = CacheEvictor::new(sqlite.clone(), meta.clone(), gc.clone(), pulls.clone())
+            .with_fills(fills_in_flight)
+            .with_fills(python_fills)
+            .with_store_cap(config.cache_max_size.map(|size| size.0));
+        let evictor = Arc::new(match &cluster {
+            Some(cluster) => evictor.with_job_leases(cluster.job_leases()),
+            None => evictor,
+        });
         {
             let eviction_metrics = evictor.metrics();
             metrics.add_families(move |out| eviction_metrics.render(out));
@@ -265,6 +280,15 @@ impl App {
             registry.clone(),
         )
         .with_pull_tracker(pulls.clone());
+        if let Some(cluster) = &cluster {
+            let caches = StaleCaches::new(
+                iam.clone(),
+                access_policy.clone(),
+                remote.clone(),
+                python.remote.clone(),
+            );
+            tasks.follow_changes(caches, cluster.store.changes());
+        }
         let state = AppState {
             inventory,
             gc: gc.clone(),

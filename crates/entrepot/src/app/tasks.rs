@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use entrepot_services::cluster::stale::StaleCaches;
 use entrepot_services::eviction::pulls::{PullTracker, FLUSH_INTERVAL};
 use entrepot_services::eviction::CacheEvictor;
 use entrepot_services::gc::GarbageCollector;
@@ -130,6 +131,16 @@ impl BackgroundTasks {
         every: Duration,
     ) {
         self.handles.push(cleanup.spawn_schedule(every));
+    }
+
+    /// Drop the caches that changes committed by other servers make stale,
+    /// as the database announces them.
+    pub(super) fn follow_changes(
+        &mut self,
+        caches: StaleCaches,
+        changes: tokio::sync::mpsc::Receiver<entrepot_storage::Change>,
+    ) {
+        self.handles.push(Arc::new(caches).spawn_follower(changes));
     }
 
     /// Keep the audit log at most `max_rows` long, removing the oldest entries:
