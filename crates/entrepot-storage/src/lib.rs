@@ -40,7 +40,9 @@ pub use blob::{
     VerifyReport, WrittenPart,
 };
 pub use cache::{CacheStore, CachedReferrers};
-pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
+pub use cleanup::{
+    CleanupStore, ManifestVersion, QuotaReservation, QuotaShortfall, StoredCleanupPolicies,
+};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use eviction::{
