@@ -8,13 +8,16 @@
 #   3. `images list` over a repository of BENCH_TAGS tags (default 10,000),
 #      one manifest each, pushed over HTTP: the admin API's time per page
 #      (pages of 100 and of 1000) and for the whole walk, and the CLI's
-#      wall time for the full listing.
+#      wall time for the full listing; each walk BENCH_ROUNDS times (min,
+#      median and max), with the first and last tenth of the pages apart so
+#      that a page cost growing with its position shows.
 # The store is seeded straight into the data directory (the server stopped):
 # blob files of 64-576 bytes, their rows, 10 blobs per manifest, one tag per
 # manifest; the unreferenced 10% have rows and files but no link.
 # Needs: cargo, wrk, curl, python3.
 # Usage: bench/lifecycle.sh [--smoke]   (BENCH_BLOBS, BENCH_ROUNDS, BENCH_WRK_SECS, BENCH_TAGS;
-#        BENCH_BIN=path to use a built binary instead of building release)
+#        BENCH_BIN=path to use a built binary instead of building release;
+#        BENCH_ONLY=images to run part 3 alone, on an empty store)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +48,8 @@ else
 fi
 
 DATA="$WORK/entrepot-data"
+ONLY=${BENCH_ONLY:-}
+if [ "$ONLY" != images ]; then
 echo "== first start (creates the database), then stop to seed" >&2
 launch_entrepot "$DATA" --gc-interval 0
 ecli repositories create bench --repository-format=docker >/dev/null
@@ -140,6 +145,9 @@ for i, (a, b, r) in enumerate(zip(idle, busy, runs), 1):
     print(f"round {i}: idle {a:.0f} req/s, during gc {b:.0f} req/s ({r} collections), ratio {b/a:.2f}")
 print(f"median ratio during/idle: {sorted(b/a for a, b in zip(idle, busy))[len(idle)//2]:.2f}")
 PY
+else
+    launch_entrepot "$DATA" --gc-interval 0
+fi
 
 echo "== images list: a repository with $TAGS tags (one manifest per tag, pushed over HTTP)" >&2
 ecli repositories create tags --repository-format=docker >/dev/null
@@ -174,15 +182,15 @@ for i in range(n):
          {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
 print(f"pushed {n} tagged manifests", file=sys.stderr)
 PY
-python3 - "$E_ADDR" "$E_TOKEN" "$TAGS" <<'PY'
-# The admin API's pages: the first one and every one of the walk, at the
-# default size (100) and at the largest (1000).
+python3 - "$E_ADDR" "$E_TOKEN" "$TAGS" "$ROUNDS" <<'PY'
+# The admin API's pages: every one of the walk, at the default size (100)
+# and at the largest (1000), ROUNDS walks each.
 import base64, http.client, json, sys, time
-addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+addr, token, n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 auth = {"Authorization": "Bearer " + token}
 conn = http.client.HTTPConnection(addr)
 path = "/v1/projects/default/repositories/tags/dockerImages"
-for size in (100, 1000):
+def walk(size):
     times, items, tok = [], 0, None
     while True:
         q = f"?pageSize={size}" + (f"&pageToken={tok}" if tok else "")
@@ -196,9 +204,21 @@ for size in (100, 1000):
         if not tok:
             break
     assert items == n, (items, n)
-    ms = sorted(t * 1000 for t in times)
-    print(f"images list API, pageSize={size}: {len(times)} pages, first {times[0]*1000:.1f} ms, "
-          f"per page median {ms[len(ms)//2]:.1f} ms, max {ms[-1]:.1f} ms, whole walk {sum(times):.2f} s")
+    return times
+def med(xs):
+    xs = sorted(xs); return xs[len(xs) // 2]
+def spread(xs, fmt):
+    xs = sorted(xs); return f"min {fmt(xs[0])}, median {fmt(med(xs))}, max {fmt(xs[-1])}"
+ms = lambda x: f"{x * 1000:.1f} ms"
+for size in (100, 1000):
+    walks = [walk(size) for _ in range(rounds)]
+    pages = len(walks[0])
+    tenth = max(1, pages // 10)
+    print(f"images list API, pageSize={size}, {pages} pages, {rounds} walks: "
+          f"whole walk {spread([sum(w) for w in walks], lambda x: f'{x:.2f} s')}; "
+          f"per page {spread([med(w) for w in walks], ms)} (each walk's median); "
+          f"first tenth of the pages {ms(med([t for w in walks for t in w[:tenth]]))}, "
+          f"last tenth {ms(med([t for w in walks for t in w[-tenth:]]))} (medians)")
 PY
 for round in $(seq 1 "$ROUNDS"); do
     START=$(date +%s.%N)

@@ -1,6 +1,7 @@
 //! The cleanup-policy and quota view of the metadata store: each
 //! repository's cleanup policies, the versions they are evaluated over, the
-//! deletion of a Python version, and storage quotas.
+//! deletion of a Python version, storage quotas and the reservations that
+//! uploads in progress hold against them.
 //!
 //! Docker manifests are deleted through [`crate::MetadataStore::delete_manifest`],
 //! the call the registry's manifest `DELETE` makes; this store only lists.
@@ -37,6 +38,29 @@ pub struct ManifestVersion {
     /// Its bytes, for indexes and manifest lists only (to read their
     /// children); `None` for image manifests.
     pub index_content: Option<Vec<u8>>,
+}
+
+/// Why a quota reservation was refused: the quota it would exceed, what is
+/// stored under it and what other uploads in progress hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaShortfall {
+    /// The repository whose quota it is, or `None` for the project's.
+    pub repository: Option<String>,
+    /// The quota in bytes.
+    pub quota: u64,
+    /// Bytes stored under it.
+    pub usage: u64,
+    /// Bytes other uploads in progress have reserved under it.
+    pub reserved: u64,
+}
+
+/// What [`CleanupStore::reserve_quota`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaReservation {
+    /// The bytes are reserved (or no quota applies).
+    Granted,
+    /// They do not fit; nothing changed.
+    Refused(QuotaShortfall),
 }
 
 /// Storage of cleanup policies and quotas, and the listings cleanup needs.
@@ -92,4 +116,31 @@ pub trait CleanupStore: Send + Sync + 'static {
     /// Bytes the standard repositories of a project hold, counted as
     /// [`crate::MetadataStore::repository_size_bytes`] counts each.
     async fn project_hosted_bytes(&self, project: &ProjectId) -> Result<u64, StoreError>;
+
+    /// Reserve `bytes` under the quotas of `repo` and its project for the
+    /// upload `id` (replacing what `id` held), atomically against what is
+    /// stored plus what every other live reservation holds, so that
+    /// concurrent uploads never together pass a quota. The reservation
+    /// counts until `expires_unix`; those expired at `now_unix` are dropped.
+    /// Refused when, for either quota that is set, usage + the others'
+    /// reservations + `bytes` would exceed it.
+    async fn reserve_quota(
+        &self,
+        id: &str,
+        repo: &RepositoryName,
+        bytes: u64,
+        now_unix: i64,
+        expires_unix: i64,
+    ) -> Result<QuotaReservation, StoreError>;
+    /// Drop the reservation of upload `id` (its bytes were committed and
+    /// now count as usage, or the upload ended); nothing if there is none.
+    async fn release_quota(&self, id: &str) -> Result<(), StoreError>;
+    /// Bytes live reservations (unexpired at `now_unix`) hold under
+    /// `repository` of `project`, or with `None` under the whole project.
+    async fn quota_reserved_bytes(
+        &self,
+        project: &ProjectId,
+        repository: Option<&str>,
+        now_unix: i64,
+    ) -> Result<u64, StoreError>;
 }

@@ -43,7 +43,9 @@ pub use blob::{
 };
 pub use cache::{CacheStore, CachedReferrers};
 pub use changes::Change;
-pub use cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
+pub use cleanup::{
+    CleanupStore, ManifestVersion, QuotaReservation, QuotaShortfall, StoredCleanupPolicies,
+};
 pub use console_sessions::{ConsoleSessionRecord, ConsoleSessionStore};
 pub use cooldown::{TagDigestRecord, TagDigestStore};
 pub use eviction::{

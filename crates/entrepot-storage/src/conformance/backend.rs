@@ -376,9 +376,39 @@ pub(crate) async fn inventory_pages_follow_their_keys(s: &Backend) {
     assert_eq!(rest[0].blob_bytes, 200);
     assert_eq!(rest[0].manifest_bytes, big.content.len() as u64);
     assert_eq!(rest[0].tags, vec!["1.0"]);
+    // Each manifest carries its own image's tags, the first `max_tags` in
+    // lexical order; none with 0.
+    for tag in ["z", "2.0", "10"] {
+        s.put_manifest(&image("p", "r", "b"), &big, Some(tag))
+            .await
+            .unwrap();
+    }
+    s.put_manifest(&image("p", "r", "c"), &big, Some("elsewhere"))
+        .await
+        .unwrap();
+    let page = s.docker_images(&repo, None, 10, 3).await.unwrap();
+    let tags: Vec<(&str, Vec<&str>)> = page
+        .iter()
+        .map(|i| {
+            (
+                i.image.as_str(),
+                i.tags.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("a", vec![]),
+            ("b", vec!["1.0", "10", "2.0"]),
+            ("c", vec!["elsewhere"])
+        ]
+    );
+    let untagged = s.docker_images(&repo, None, 10, 0).await.unwrap();
+    assert!(untagged.iter().all(|i| i.tags.is_empty()), "{untagged:?}");
     let packages = s.docker_packages(&repo, None, 10).await.unwrap();
     let names: Vec<_> = packages.iter().map(|p| p.image.as_str()).collect();
-    assert_eq!(names, ["a", "b"]);
+    assert_eq!(names, ["a", "b", "c"]);
     assert_eq!(
         s.docker_tag(&repo, "b", "1.0")
             .await

@@ -17,6 +17,7 @@ pub(crate) mod iam;
 pub(crate) mod leases;
 pub(crate) mod metadata;
 pub(crate) mod python;
+pub(crate) mod quota;
 pub(crate) mod records;
 pub(crate) mod secrets;
 pub(crate) mod workflows;
@@ -160,6 +161,20 @@ macro_rules! backend_suite {
     };
 }
 pub(crate) use backend_suite;
+
+/// Run the quota reservation contracts against one backend, as
+/// [`backend_suite!`] does; apart from it so that SQLite runs them on a file
+/// with several connections too, where the racing one races for real.
+macro_rules! quota_suite {
+    ($open:expr) => {
+        $crate::conformance::contracts!($open;
+            quota::reservations_count_against_quotas_until_released_or_expired,
+            quota::project_quotas_count_every_repository_s_reservations,
+            quota::racing_reservations_never_exceed_the_quota,
+        );
+    };
+}
+pub(crate) use quota_suite;
 
 /// Run every blob store contract against one store, as [`metadata_suite!`]
 /// does: `$open` gives a future of `(Blobs, guard)`.

@@ -36,8 +36,11 @@ impl InventoryStore for PostgresMetadataStore {
         max_tags: u32,
     ) -> Result<Vec<DockerImageRecord>, StoreError> {
         let (after_image, after_digest) = after.unwrap_or(("", ""));
-        // The blob sum is one probe of `manifest_blobs` (its primary key)
-        // per manifest, and one of `blobs` per blob it names.
+        // One query a page, whatever the repository holds: a seek along the
+        // manifests' primary key, then per manifest one probe of the pull
+        // records' primary key, one of `manifest_blobs` (and of `blobs` per
+        // blob it names), and one seek of `tags_by_digest` (project,
+        // repository, image, digest, tag) reading at most `max_tags` tags.
         let rows = sqlx::query(
             "SELECT m.image, m.digest, m.media_type, LENGTH(m.content)::BIGINT AS manifest_bytes, m.create_time,
                     (SELECT p.pulled_ms FROM cache_eviction_pulls p
@@ -46,7 +49,11 @@ impl InventoryStore for PostgresMetadataStore {
                     (SELECT COALESCE(SUM(b.size), 0) FROM manifest_blobs mb
                        JOIN blobs b ON b.digest = mb.digest
                       WHERE mb.project = m.project AND mb.repository = m.repository
-                        AND mb.image = m.image AND mb.manifest = m.digest)::BIGINT AS blob_bytes
+                        AND mb.image = m.image AND mb.manifest = m.digest)::BIGINT AS blob_bytes,
+                    ARRAY(SELECT t.tag FROM tags t
+                      WHERE t.project = m.project AND t.repository = m.repository
+                        AND t.image = m.image AND t.digest = m.digest
+                      ORDER BY t.tag LIMIT $6) AS tags
              FROM manifests m
              WHERE m.project = $1 AND m.repository = $2 AND (m.image, m.digest) > ($3, $4)
              ORDER BY m.image, m.digest LIMIT $5",
@@ -56,17 +63,14 @@ impl InventoryStore for PostgresMetadataStore {
         .bind(after_image)
         .bind(after_digest)
         .bind(i64::from(limit))
+        .bind(i64::from(max_tags))
         .fetch_all(self.pool())
         .await?;
         let mut images = Vec::with_capacity(rows.len());
         for row in rows {
             let image: String = row.try_get("image")?;
             let digest = digest_col(row.try_get("digest")?)?;
-            let tags = if max_tags == 0 {
-                Vec::new()
-            } else {
-                self.docker_tags_of(repo, &image, &digest, max_tags).await?
-            };
+            let tags: Vec<String> = row.try_get("tags")?;
             images.push(DockerImageRecord {
                 media_type: row.try_get("media_type")?,
                 manifest_bytes: bytes(row.try_get("manifest_bytes")?),
@@ -146,7 +150,8 @@ impl InventoryStore for PostgresMetadataStore {
         digest: &Digest,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        // `tags_by_digest` (project, repository, image, digest).
+        // One seek of `tags_by_digest` (project, repository, image, digest,
+        // tag), in tag order.
         let tags = sqlx::query_scalar(
             "SELECT tag FROM tags WHERE project = $1 AND repository = $2 AND image = $3 AND digest = $4
              ORDER BY tag LIMIT $5",

@@ -30,6 +30,7 @@ mod lease;
 mod lifecycle;
 mod metadata;
 mod python;
+mod quota;
 mod secrets;
 
 /// Connections each server keeps to the database at most.
@@ -116,6 +117,9 @@ mod locks {
     /// writer: a collector's "nothing links or names this blob" is never
     /// decided while a push that would link or name it is half done.
     pub const BLOB_LIFECYCLE: i64 = 0x656e_7472_0002;
+    /// Quota reservations, with the project's name hashed as the second key
+    /// (the two-key form of the advisory lock, apart from the keys above).
+    pub const QUOTA_RESERVATIONS: i32 = 0x656e_7403;
 }
 
 /// Take the blob lifecycle lock shared in `tx` (see [`locks::BLOB_LIFECYCLE`]).
@@ -212,6 +216,14 @@ mod conformance {
             let (store, db) = crate::testing::postgres_store().await?;
             let leases: crate::conformance::leases::Leases = std::sync::Arc::new(store);
             Some((leases, db))
+        });
+    }
+
+    mod quota {
+        crate::conformance::quota_suite!(async {
+            let (store, db) = crate::testing::postgres_store().await?;
+            let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
+            Some((backend, db))
         });
     }
 }

@@ -6,12 +6,26 @@ use entrepot_domain::{ProjectId, RepositoryName};
 use sqlx::Row as _;
 
 use super::{decode, digest_col, SqliteMetadataStore};
-use crate::cleanup::{CleanupStore, ManifestVersion, StoredCleanupPolicies};
+use crate::cleanup::{CleanupStore, ManifestVersion, QuotaReservation, StoredCleanupPolicies};
 use crate::metadata::StoreError;
 
 /// Media types whose manifests list other manifests.
 const INDEX_TYPES: &str = "('application/vnd.oci.image.index.v1+json',
     'application/vnd.docker.distribution.manifest.list.v2+json')";
+
+/// Bytes the standard repositories of a project (?1) hold. Blobs are
+/// counted once per repository, as each repository's size counts them: the
+/// project's usage is the sum of its repositories'.
+pub(super) const PROJECT_HOSTED_SIZE: &str = "SELECT
+               (SELECT COALESCE(SUM(b.size), 0) FROM
+                  (SELECT DISTINCT l.repository, l.digest FROM blob_links l
+                   JOIN repositories r ON r.project = l.project AND r.id = l.repository
+                   WHERE l.project = ?1 AND r.mode = 'standard-repository') x
+                  JOIN blobs b ON b.digest = x.digest)
+             + (SELECT COALESCE(SUM(LENGTH(m.content)), 0) FROM manifests m
+                  JOIN repositories r ON r.project = m.project AND r.id = m.repository
+                  WHERE m.project = ?1 AND r.mode = 'standard-repository')
+             + (SELECT COALESCE(SUM(size), 0) FROM python_files WHERE project = ?1)";
 
 #[async_trait]
 impl CleanupStore for SqliteMetadataStore {
@@ -180,21 +194,36 @@ impl CleanupStore for SqliteMetadataStore {
     async fn project_hosted_bytes(&self, project: &ProjectId) -> Result<u64, StoreError> {
         // Blobs are counted once per repository, as each repository's size
         // counts them: the project's usage is the sum of its repositories'.
-        let size: i64 = sqlx::query_scalar(
-            "SELECT
-               (SELECT COALESCE(SUM(b.size), 0) FROM
-                  (SELECT DISTINCT l.repository, l.digest FROM blob_links l
-                   JOIN repositories r ON r.project = l.project AND r.id = l.repository
-                   WHERE l.project = ?1 AND r.mode = 'standard-repository') x
-                  JOIN blobs b ON b.digest = x.digest)
-             + (SELECT COALESCE(SUM(LENGTH(m.content)), 0) FROM manifests m
-                  JOIN repositories r ON r.project = m.project AND r.id = m.repository
-                  WHERE m.project = ?1 AND r.mode = 'standard-repository')
-             + (SELECT COALESCE(SUM(size), 0) FROM python_files WHERE project = ?1)",
-        )
-        .bind(project.as_str())
-        .fetch_one(self.pool())
-        .await?;
+        let size: i64 = sqlx::query_scalar(PROJECT_HOSTED_SIZE)
+            .bind(project.as_str())
+            .fetch_one(self.pool())
+            .await?;
         Ok(u64::try_from(size).unwrap_or(0))
+    }
+
+    async fn reserve_quota(
+        &self,
+        id: &str,
+        repo: &RepositoryName,
+        bytes: u64,
+        now_unix: i64,
+        expires_unix: i64,
+    ) -> Result<QuotaReservation, StoreError> {
+        self.reserve_quota_bytes(id, repo, bytes, now_unix, expires_unix)
+            .await
+    }
+
+    async fn release_quota(&self, id: &str) -> Result<(), StoreError> {
+        self.release_quota_bytes(id).await
+    }
+
+    async fn quota_reserved_bytes(
+        &self,
+        project: &ProjectId,
+        repository: Option<&str>,
+        now_unix: i64,
+    ) -> Result<u64, StoreError> {
+        self.reserved_quota_bytes(project, repository, now_unix)
+            .await
     }
 }

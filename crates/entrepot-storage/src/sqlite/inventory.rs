@@ -36,8 +36,11 @@ impl InventoryStore for SqliteMetadataStore {
         max_tags: u32,
     ) -> Result<Vec<DockerImageRecord>, StoreError> {
         let (after_image, after_digest) = after.unwrap_or(("", ""));
-        // The blob sum is one probe of `manifest_blobs` (its primary key)
-        // per manifest, and one of `blobs` per blob it names.
+        // One query a page, whatever the repository holds: a seek along the
+        // manifests' primary key, then per manifest one probe of the pull
+        // records' primary key, one of `manifest_blobs` (and of `blobs` per
+        // blob it names), and one seek of `tags_by_digest` (project,
+        // repository, image, digest, tag) reading at most `max_tags` tags.
         let rows = sqlx::query(
             "SELECT m.image, m.digest, m.media_type, LENGTH(m.content) AS manifest_bytes, m.create_time,
                     (SELECT p.pulled_ms FROM cache_eviction_pulls p
@@ -46,7 +49,12 @@ impl InventoryStore for SqliteMetadataStore {
                     (SELECT COALESCE(SUM(b.size), 0) FROM manifest_blobs mb
                        JOIN blobs b ON b.digest = mb.digest
                       WHERE mb.project = m.project AND mb.repository = m.repository
-                        AND mb.image = m.image AND mb.manifest = m.digest) AS blob_bytes
+                        AND mb.image = m.image AND mb.manifest = m.digest) AS blob_bytes,
+                    (SELECT json_group_array(tag) FROM
+                       (SELECT t.tag FROM tags t
+                         WHERE t.project = m.project AND t.repository = m.repository
+                           AND t.image = m.image AND t.digest = m.digest
+                         ORDER BY t.tag LIMIT ?6)) AS tags
              FROM manifests m
              WHERE m.project = ?1 AND m.repository = ?2 AND (m.image, m.digest) > (?3, ?4)
              ORDER BY m.image, m.digest LIMIT ?5",
@@ -56,6 +64,7 @@ impl InventoryStore for SqliteMetadataStore {
         .bind(after_image)
         .bind(after_digest)
         .bind(i64::from(limit))
+        .bind(i64::from(max_tags))
         .fetch_all(self.pool())
         .await?;
         let mut images = Vec::with_capacity(rows.len());
@@ -65,7 +74,14 @@ impl InventoryStore for SqliteMetadataStore {
             let tags = if max_tags == 0 {
                 Vec::new()
             } else {
-                self.docker_tags_of(repo, &image, &digest, max_tags).await?
+                let json: String = row.try_get("tags")?;
+                let mut tags: Vec<String> = serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Corrupt(format!("the tags of {image}@{digest}: {e}"))
+                })?;
+                // json_group_array keeps the subquery's order in practice,
+                // not by contract.
+                tags.sort_unstable();
+                tags
             };
             images.push(DockerImageRecord {
                 media_type: row.try_get("media_type")?,
@@ -146,7 +162,8 @@ impl InventoryStore for SqliteMetadataStore {
         digest: &Digest,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        // `tags_by_digest` (project, repository, image, digest).
+        // One seek of `tags_by_digest` (project, repository, image, digest,
+        // tag), in tag order.
         let tags = sqlx::query_scalar(
             "SELECT tag FROM tags WHERE project = ? AND repository = ? AND image = ? AND digest = ?
              ORDER BY tag LIMIT ?",

@@ -147,6 +147,16 @@ async fn existing(
     Ok(found)
 }
 
+/// Bytes a repository holds (?1 project, ?2 repository): each linked blob
+/// once, its manifests and its uploaded Python files.
+pub(super) const REPOSITORY_SIZE: &str = "SELECT
+               (SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN
+                  (SELECT digest FROM blob_links WHERE project = ?1 AND repository = ?2))
+             + (SELECT COALESCE(SUM(LENGTH(content)), 0) FROM manifests
+                  WHERE project = ?1 AND repository = ?2)
+             + (SELECT COALESCE(SUM(size), 0) FROM python_files
+                  WHERE project = ?1 AND repository = ?2)";
+
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn create_project(&self, id: &ProjectId) -> Result<ProjectRecord, StoreError> {
@@ -315,19 +325,11 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn repository_size_bytes(&self, name: &RepositoryName) -> Result<u64, StoreError> {
-        let size: i64 = sqlx::query_scalar(
-            "SELECT
-               (SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN
-                  (SELECT digest FROM blob_links WHERE project = ?1 AND repository = ?2))
-             + (SELECT COALESCE(SUM(LENGTH(content)), 0) FROM manifests
-                  WHERE project = ?1 AND repository = ?2)
-             + (SELECT COALESCE(SUM(size), 0) FROM python_files
-                  WHERE project = ?1 AND repository = ?2)",
-        )
-        .bind(name.project.as_str())
-        .bind(name.repository.as_str())
-        .fetch_one(&self.pool)
-        .await?;
+        let size: i64 = sqlx::query_scalar(REPOSITORY_SIZE)
+            .bind(name.project.as_str())
+            .bind(name.repository.as_str())
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(size).unwrap_or(0))
     }
 

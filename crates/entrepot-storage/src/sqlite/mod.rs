@@ -35,6 +35,7 @@ mod inventory;
 mod lifecycle;
 mod metadata;
 mod python;
+mod quota;
 mod read_cache;
 mod secrets;
 
@@ -270,6 +271,25 @@ mod conformance {
             let store = crate::SqliteMetadataStore::in_memory().await.unwrap();
             let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
             (backend, ())
+        });
+    }
+
+    mod quota_in_memory {
+        crate::conformance::quota_suite!(async {
+            let store = crate::SqliteMetadataStore::in_memory().await.unwrap();
+            let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
+            (backend, ())
+        });
+    }
+
+    mod quota_on_file {
+        crate::conformance::quota_suite!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::SqliteMetadataStore::open(&dir.path().join("metadata.db"))
+                .await
+                .unwrap();
+            let backend: crate::conformance::backend::Backend = std::sync::Arc::new(store);
+            (backend, dir)
         });
     }
 
