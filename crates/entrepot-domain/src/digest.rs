@@ -40,6 +40,17 @@ impl Digest {
         Self::of_algorithm(Algorithm::Sha256, bytes)
     }
 
+    /// The digest a manifest is kept and served under: computed with the
+    /// algorithm it was named by (`named`: the digest it was pushed or
+    /// pulled by, or the one an upstream announced for a tag), else with
+    /// sha256, the canonical algorithm (a manifest pushed by tag, or an
+    /// upstream that announced nothing). Hosted and remote repositories
+    /// both name manifests by this rule, so a tag pulled through a cache
+    /// announces the digest its upstream announced.
+    pub fn naming(named: Option<Algorithm>, bytes: &[u8]) -> Self {
+        Self::of_algorithm(named.unwrap_or(Algorithm::Sha256), bytes)
+    }
+
     /// The digest of a complete byte slice under `algorithm`.
     pub fn of_algorithm(algorithm: Algorithm, bytes: &[u8]) -> Self {
         let hex = match algorithm {
@@ -281,6 +292,14 @@ mod tests {
             upper.parse::<Digest>(),
             Err(DigestError::BadHex(..))
         ));
+    }
+
+    #[test]
+    fn manifests_are_named_by_the_algorithm_they_were_named_by_else_sha256() {
+        assert_eq!(Digest::naming(None, b"m"), Digest::of(b"m"));
+        let by_sha512 = Digest::naming(Some(Algorithm::Sha512), b"m");
+        assert_eq!(by_sha512, Digest::of_algorithm(Algorithm::Sha512, b"m"));
+        assert_eq!(by_sha512.algorithm(), Algorithm::Sha512);
     }
 
     #[test]

@@ -142,3 +142,163 @@ fn refreshing_is_a_write_a_reader_may_not_do() {
     let err = server.cli_err(&["repositories", "refresh", "hosted", "app:1.0"]);
     assert!(err.contains("not a remote repository"), "{err}");
 }
+
+/// The versions of `project` a remote Python repository's page lists, as
+/// pip reads it (the JSON form).
+fn listed_versions(server: &Entrepot, repo: &str, project: &str) -> Vec<String> {
+    let response = server
+        .request(
+            reqwest::Method::GET,
+            &format!("/pypi/default/{repo}/simple/{project}/"),
+        )
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", server.log_text());
+    let page: serde_json::Value = response.json().unwrap();
+    let mut versions: Vec<String> = page["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    versions.sort();
+    versions
+}
+
+#[test]
+fn a_version_uploaded_upstream_is_installable_right_after_a_refresh() {
+    let work = tempfile::tempdir().unwrap();
+    let (packages, build) = (work.path().join("packages"), work.path().join("build"));
+    let old = make_dist(&packages, "wheel", "fresh-lib", "1.0", &[]);
+    let upstream = PyPiServer::start(&packages);
+    let server = Entrepot::start();
+    // An hour-long freshness window: without a refresh, the cache would not
+    // ask the upstream about the page again for an hour.
+    server.create_python(
+        "up",
+        Some(&upstream.index_url()),
+        json!({ "pythonIndexTtlSecs": 3600 }),
+    );
+    let url = server.python_index("up");
+    let out = pip_install(&url, &work.path().join("first"), &["fresh-lib==1.0"]);
+    assert!(out.status.success(), "pip install 1.0: {}", text(&out));
+
+    // 2.0 is uploaded upstream with twine; the cached page does not know.
+    let new = make_dist(&build, "wheel", "fresh-lib", "2.0", &[]);
+    let out = twine_upload(&format!("http://{}/", upstream.addr), "any", "any", &[&new]);
+    assert!(
+        out.status.success(),
+        "twine upload upstream: {}",
+        text(&out)
+    );
+    assert!(packages.join(new.file_name().unwrap()).exists());
+    let out = pip_install(&url, &work.path().join("early"), &["fresh-lib==2.0"]);
+    assert!(!out.status.success(), "2.0 installed before the refresh");
+
+    let out = server.cli_ok(&["repositories", "refresh", "up", "fresh-lib"]);
+    let (old_name, new_name) = (
+        old.file_name().unwrap().to_string_lossy().into_owned(),
+        new.file_name().unwrap().to_string_lossy().into_owned(),
+    );
+    assert!(out.contains("version 1.0"), "{out}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name} in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line("version 1.0")[2], "UNCHANGED", "{out}");
+    assert_eq!(line("version 2.0")[2], "ADDED", "{out}");
+    assert_eq!(line(&old_name)[1], "UNCHANGED", "{out}");
+    assert_eq!(line(&new_name)[1], "ADDED", "{out}");
+
+    let out = pip_install(&url, &work.path().join("after"), &["fresh-lib==2.0"]);
+    assert!(
+        out.status.success(),
+        "pip install 2.0 right after the refresh: {}",
+        text(&out)
+    );
+    assert!(installed(&work.path().join("after"), "fresh_lib"));
+
+    // 1.0 is removed upstream: the refresh says so, and the page no longer
+    // lists it.
+    std::fs::remove_file(packages.join(&old_name)).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&server.cli_ok(&[
+        "repositories",
+        "refresh",
+        "up",
+        "Fresh_Lib",
+        "--json",
+    ]))
+    .unwrap();
+    let versions = report["versions"].as_array().unwrap();
+    let outcome = |version: &str| {
+        versions
+            .iter()
+            .find(|v| v["version"] == version)
+            .map(|v| v["outcome"].clone())
+    };
+    assert_eq!(outcome("2.0"), Some(json!("UNCHANGED")), "{report}");
+    assert_eq!(outcome("1.0"), Some(json!("REMOVED")), "{report}");
+    let removed = report["refreshed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == old_name.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(removed["outcome"], "REMOVED");
+    assert!(removed["after"].is_null());
+    assert_eq!(listed_versions(&server, "up", "fresh-lib"), ["2.0"]);
+}
+
+#[test]
+fn a_python_refresh_the_upstream_cannot_answer_keeps_the_cached_page() {
+    let work = tempfile::tempdir().unwrap();
+    let packages = work.path().join("packages");
+    make_dist(&packages, "wheel", "kept-lib", "1.0", &[]);
+    let mut upstream = PyPiServer::start(&packages);
+    let server = Entrepot::start();
+    server.create_python(
+        "up",
+        Some(&upstream.index_url()),
+        json!({ "pythonIndexTtlSecs": 3600, "connectTimeoutSecs": 1, "retryBudgetSecs": 2 }),
+    );
+    let url = server.python_index("up");
+    let out = pip_install(&url, &work.path().join("first"), &["kept-lib"]);
+    assert!(out.status.success(), "pip install: {}", text(&out));
+
+    upstream.stop();
+    let out = server.cli(&["repositories", "refresh", "up", "kept-lib"]);
+    assert!(
+        !ok(&out),
+        "a refresh of a page the upstream cannot give succeeded"
+    );
+    let (stdout, err) = (text(&out), stderr(&out));
+    assert!(stdout.contains("kept-lib  FAILED"), "{stdout}");
+    assert!(stdout.contains(&upstream.addr), "{stdout}");
+    assert!(
+        stdout.contains("the cached page (1 files) is kept"),
+        "{stdout}"
+    );
+    assert!(err.contains("could not confirm 1"), "{err}");
+
+    // The cached page is still served, and installs.
+    assert_eq!(listed_versions(&server, "up", "kept-lib"), ["1.0"]);
+    let out = pip_install(&url, &work.path().join("again"), &["kept-lib"]);
+    assert!(
+        out.status.success(),
+        "pip install from the kept page: {}",
+        text(&out)
+    );
+
+    // A project never cached, the upstream down: nothing to keep, and said so.
+    let out = server.cli(&["repositories", "refresh", "up", "never-seen", "--json"]);
+    assert!(!ok(&out));
+    let report: serde_json::Value = serde_json::from_str(&text(&out)).unwrap();
+    assert_eq!(report["refreshed"][0]["outcome"], "FAILED");
+    let error = report["refreshed"][0]["error"].as_str().unwrap();
+    assert!(error.contains("nothing was cached"), "{error}");
+}

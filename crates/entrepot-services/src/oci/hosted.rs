@@ -120,10 +120,11 @@ impl HostedOci {
     ) -> Result<PushedManifest, RegistryError> {
         let manifest = Manifest::parse(content_type, &content)
             .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
-        let digest = match reference {
-            Reference::Digest(named) => Digest::of_algorithm(named.algorithm(), &content),
-            Reference::Tag(_) => Digest::of(&content),
+        let named = match reference {
+            Reference::Digest(named) => Some(named.algorithm()),
+            Reference::Tag(_) => None,
         };
+        let digest = Digest::naming(named, &content);
         if let Reference::Digest(expected) = reference {
             if expected != &digest {
                 return Err(RegistryError::DigestInvalid(format!(

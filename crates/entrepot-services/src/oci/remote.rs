@@ -10,9 +10,7 @@ use std::sync::Arc;
 use entrepot_domain::manifest::{ManifestError, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES};
 use entrepot_domain::repository::RemoteConfig;
 use entrepot_domain::upstream::{docker_upstream, DockerUpstream, UpstreamSpecError};
-use entrepot_domain::{
-    Algorithm, ContentDigest, Digest, ImagePath, Manifest, Reference, Repository,
-};
+use entrepot_domain::{ContentDigest, Digest, ImagePath, Manifest, Reference, Repository};
 use entrepot_storage::{BlobStore, CacheStore, ManifestRecord, MetadataStore};
 use entrepot_upstream::http::header::{HeaderMap, ACCEPT, LINK};
 use entrepot_upstream::{UpstreamRequest, UpstreamTransport};
@@ -156,11 +154,12 @@ impl RemoteFormat for DockerFormat {
             Reference::Tag(_) => fetched.announced,
         };
         // Named by the algorithm it was asked (or announced) by: a manifest
-        // pulled by `sha512:` is kept and found by that digest.
-        let algorithm = expected
-            .as_ref()
-            .map_or(Algorithm::Sha256, ContentDigest::algorithm);
-        let digest = Digest::of_algorithm(algorithm, &fetched.content);
+        // pulled by `sha512:`, or a tag the upstream announces by one, is
+        // kept, found and announced by that digest.
+        let digest = Digest::naming(
+            expected.as_ref().map(ContentDigest::algorithm),
+            &fetched.content,
+        );
         if let Some(expected) = expected.filter(|e| *e != ContentDigest::from(&digest)) {
             tracing::error!(%expected, actual = %digest, "upstream manifest failed verification; not cached");
             return Err(UpstreamFailure::DigestMismatch {

@@ -44,6 +44,8 @@ use crate::remote::{
     Answer, CacheStatus, CachedCopy, RemoteCache, SecretReader, UpstreamFailure, UpstreamReport,
 };
 
+mod refresh;
+
 /// A page of more files than this is rendered off the async runtime.
 const LARGE_PAGE_FILES: usize = 1_000;
 
@@ -73,6 +75,17 @@ impl Freshness {
             Freshness::Stale => CacheReport::stale(fetched_at, now),
         }
     }
+}
+
+/// How a page is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// To serve it: from the cache within its freshness window, stale when
+    /// the upstream fails.
+    Serve,
+    /// `repositories refresh`: from the upstream now, whatever the window;
+    /// a failure is the caller's to report, nothing is served stale.
+    Upstream,
 }
 
 /// The storing of a page just fetched, if one is under way.
@@ -250,6 +263,7 @@ impl RemotePython {
         &self,
         target: &Target,
         name: &str,
+        ask: Ask,
     ) -> Result<(Url, CachedIndexPage, Freshness, Option<Parsed>, Stored), PythonError> {
         let url = page_url(target, name)?;
         let guard = self.remote.lock(&target.remote, name).await;
@@ -265,10 +279,18 @@ impl RemotePython {
             });
         let now = self.clock.now_unix();
         let document = name.to_owned();
-        let answer = self
-            .remote
-            .document(target, &gate, &document, cached, now)
-            .await?;
+        let answer = match ask {
+            Ask::Serve => {
+                self.remote
+                    .document(target, &gate, &document, cached, now)
+                    .await?
+            }
+            Ask::Upstream => {
+                self.remote
+                    .revalidate(target, &gate, &document, cached)
+                    .await?
+            }
+        };
         let (fetched, previous) = match answer {
             Answer::Cached { copy, stale } => {
                 let freshness = if stale {
@@ -421,7 +443,7 @@ impl RemotePython {
                 return Ok((view.names.clone(), CacheReport::fresh(CacheStatus::Hit)));
             }
         }
-        let (url, page, freshness, parsed, stored) = self.page(&target, "").await?;
+        let (url, page, freshness, parsed, stored) = self.page(&target, "", Ask::Serve).await?;
         let report = freshness.report(page.fetched_at, self.clock.now_unix());
         stored.wait().await?;
         let names = match (parsed, kept) {
@@ -495,7 +517,7 @@ impl RemotePython {
         name: &str,
         through: Option<&ReleaseAgePolicy>,
     ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
-        let (page, report) = self.upstream_page_answered(repo, name).await?;
+        let (page, report) = self.upstream_page_answered(repo, name, Ask::Serve).await?;
         let policy = release_rules(repo, through);
         if !policy.is_active() {
             return Ok((page, report));
@@ -534,7 +556,7 @@ impl RemotePython {
         repo: &Repository,
         name: &str,
     ) -> Result<Arc<ServedPage>, PythonError> {
-        Ok(self.upstream_page_answered(repo, name).await?.0)
+        Ok(self.upstream_page_answered(repo, name, Ask::Serve).await?.0)
     }
 
     /// [`Self::upstream_page`], and how the cache answered.
@@ -542,12 +564,17 @@ impl RemotePython {
         &self,
         repo: &Repository,
         name: &str,
+        ask: Ask,
     ) -> Result<(Arc<ServedPage>, CacheReport), PythonError> {
         let target = self.target(repo)?;
         let name = normalize(name);
         // The access policy is asked on every request, before any view is served.
         self.remote.gate(&target).await?;
-        if let Some(view) = self.views.get(&target.ids, &name) {
+        if let Some(view) = self
+            .views
+            .get(&target.ids, &name)
+            .filter(|_| ask == Ask::Serve)
+        {
             if view.index_url == target.upstream.index_url().as_str()
                 && is_fresh(
                     view.fetched_at,
@@ -560,7 +587,7 @@ impl RemotePython {
             }
         }
         let generation = self.views.generation();
-        let (url, cached, freshness, parsed, stored) = self.page(&target, &name).await?;
+        let (url, cached, freshness, parsed, stored) = self.page(&target, &name, ask).await?;
         let (fetched_at, weight) = (cached.fetched_at, cached.content.len());
         let report = freshness.report(fetched_at, self.clock.now_unix());
         let page = self
@@ -605,40 +632,12 @@ impl RemotePython {
         parsed: Option<Parsed>,
     ) -> Result<ProjectPage, PythonError> {
         let parsed = match parsed {
-            Some(parsed) => Ok(parsed),
-            None if page_record::is_record(&cached.content_type) => {
-                let record = cached.content;
-                let decoded = tokio::task::spawn_blocking(move || page_record::decode(&record))
-                    .await
-                    .map_err(|e| PythonError::Storage(format!("reading the page failed: {e}")))?;
-                match decoded {
-                    Ok((page, meta)) => Ok(Parsed::Project(page, meta)),
-                    Err(e) => {
-                        return Err(UpstreamFailure::InvalidResponse {
-                            host: target.host(),
-                            detail: e.to_string(),
-                        }
-                        .into())
-                    }
-                }
-            }
-            None => {
-                self.remote
-                    .format()
-                    .parse(
-                        cached.content_type,
-                        cached.content,
-                        url.clone(),
-                        name.to_owned(),
-                    )
-                    .await
-                    .1
-            }
+            Some(parsed) => parsed,
+            None => self.parse_stored(target, name, url, cached).await?,
         };
         let mut page = match parsed {
-            Ok(Parsed::Project(page, _)) => page,
-            Ok(Parsed::List(_)) => ProjectPage::default(),
-            Err(e) => return Err(unusable(target, e)),
+            Parsed::Project(page, _) => page,
+            Parsed::List(_) => ProjectPage::default(),
         };
         page.name = name.to_owned();
         // Files are served at `files/{sha256}/...` and recorded by it, so a
@@ -720,6 +719,42 @@ impl RemotePython {
             f.url = file_path(&target.ids, &f.hashes["sha256"], &f.filename);
         }
         Ok(page)
+    }
+
+    /// What a stored page holds: its record decoded, or (a row written by
+    /// an older version) the upstream's bytes parsed.
+    async fn parse_stored(
+        &self,
+        target: &Target,
+        name: &str,
+        url: &Url,
+        cached: CachedIndexPage,
+    ) -> Result<Parsed, PythonError> {
+        if page_record::is_record(&cached.content_type) {
+            let record = cached.content;
+            let decoded = tokio::task::spawn_blocking(move || page_record::decode(&record))
+                .await
+                .map_err(|e| PythonError::Storage(format!("reading the page failed: {e}")))?;
+            return match decoded {
+                Ok((page, meta)) => Ok(Parsed::Project(page, meta)),
+                Err(e) => Err(UpstreamFailure::InvalidResponse {
+                    host: target.host(),
+                    detail: e.to_string(),
+                }
+                .into()),
+            };
+        }
+        self.remote
+            .format()
+            .parse(
+                cached.content_type,
+                cached.content,
+                url.clone(),
+                name.to_owned(),
+            )
+            .await
+            .1
+            .map_err(|e| unusable(target, e))
     }
 
     fn pending_origins(&self) -> MutexGuard<'_, HashMap<PageKey, (u64, PendingWrite)>> {

@@ -33,5 +33,7 @@ pub use failure::UpstreamFailure;
 pub use fill::{Committed, FillError, Fills, FillsInFlight};
 pub use format::{ContentSource, FetchedDocument, RemoteFormat};
 pub use lease::FillLeases;
-pub use refresh::{RefreshOutcome, RefreshReport, Refreshed};
+pub use refresh::{
+    diff_files, ListedFile, RefreshOutcome, RefreshReport, Refreshed, VersionRefreshed,
+};
 pub use target::{Gate, Target};

@@ -7,7 +7,7 @@ use entrepot_domain::Repository;
 
 use super::RepositoryError;
 use crate::oci::{RegistryError, RemoteOci};
-use crate::python::RemotePython;
+use crate::python::{PythonError, RemotePython};
 use crate::remote::{RefreshReport, UpstreamFailure, UpstreamReport};
 
 /// Checks that a remote repository's upstream answers and accepts its
@@ -24,13 +24,7 @@ pub trait UpstreamTester: Send + Sync + 'static {
         &self,
         repo: &Repository,
         what: &str,
-    ) -> Result<RefreshReport, RepositoryError> {
-        let _ = what;
-        Err(RepositoryError::Invalid(format!(
-            "{} repositories cannot be refreshed on demand yet; their cached documents are revalidated when their freshness window ends",
-            repo.format.as_str()
-        )))
-    }
+    ) -> Result<RefreshReport, RepositoryError>;
 }
 
 #[async_trait]
@@ -58,5 +52,20 @@ impl UpstreamTester for RemoteOci {
 impl UpstreamTester for RemotePython {
     async fn test_upstream(&self, repo: &Repository) -> Result<UpstreamReport, UpstreamFailure> {
         RemotePython::test_upstream(self, repo).await
+    }
+
+    async fn refresh(
+        &self,
+        repo: &Repository,
+        what: &str,
+    ) -> Result<RefreshReport, RepositoryError> {
+        RemotePython::refresh(self, repo, what)
+            .await
+            .map_err(|e| match e {
+                PythonError::Remote(f) => RepositoryError::Upstream(f),
+                PythonError::Access(a) => RepositoryError::Auth(a),
+                PythonError::Repository(e) => e,
+                e => RepositoryError::Invalid(e.to_string()),
+            })
     }
 }

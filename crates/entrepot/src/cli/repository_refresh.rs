@@ -1,5 +1,5 @@
 //! `entrepot repositories refresh REPO IMAGE[:TAG] | PROJECT`: ask a remote
-//! repository's upstream about cached tags (or a Python project page) now,
+//! repository's upstream about cached tags (or a Python project's page) now,
 //! and say what changed.
 
 use reqwest::Method;
@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use super::client::{AdminClient, ClientError};
 
 /// Refresh `what` in `projects/{project}/repositories/{name}`; prints one
-/// line per document (`app:1.0  UPDATED  sha256:old -> sha256:new`), and
-/// fails when the upstream could not confirm one of them.
+/// line per document (`app:1.0  UPDATED  sha256:old -> sha256:new`; for a
+/// Python project, one per version and one per file), and fails when the
+/// upstream could not confirm one of them.
 pub async fn run(
     client: &AdminClient,
     project: &str,
@@ -44,19 +45,28 @@ pub async fn run(
     Ok(())
 }
 
-/// One line per refreshed document: what, the outcome, the digest before
-/// and after (or why it failed).
+/// One line per version of a Python project (`version 1.1  ADDED`), then
+/// one per refreshed document: what, the outcome, the digest before and
+/// after (or why it failed).
 fn render(report: &Value) -> String {
     let items = report["refreshed"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         return "Nothing cached matches; nothing to refresh.\n".into();
     }
+    let versions = report["versions"].as_array().cloned().unwrap_or_default();
+    let version_name = |v: &Value| format!("version {}", v["version"].as_str().unwrap_or(""));
     let width = items
         .iter()
         .map(|i| i["name"].as_str().unwrap_or("").len())
+        .chain(versions.iter().map(|v| version_name(v).len()))
         .max()
         .unwrap_or(0);
     let mut out = String::new();
+    for version in &versions {
+        let name = version_name(version);
+        let outcome = version["outcome"].as_str().unwrap_or("");
+        out.push_str(&format!("{name:<width$}  {outcome}\n"));
+    }
     for item in &items {
         let name = item["name"].as_str().unwrap_or("");
         let outcome = item["outcome"].as_str().unwrap_or("");
@@ -64,11 +74,14 @@ fn render(report: &Value) -> String {
         let detail = match outcome {
             "UPDATED" => format!("{} -> {}", digest("before"), digest("after")),
             "ADDED" => format!("(none) -> {}", digest("after")),
-            "FAILED" => format!(
-                "kept {}: {}",
-                digest("before"),
-                item["error"].as_str().unwrap_or("")
-            ),
+            "REMOVED" => format!("{} -> (none)", digest("before")),
+            "FAILED" => {
+                let error = item["error"].as_str().unwrap_or("");
+                match item["before"].as_str() {
+                    Some(before) => format!("kept {before}: {error}"),
+                    None => error.to_owned(),
+                }
+            }
             _ => digest("after"),
         };
         out.push_str(&format!("{name:<width$}  {outcome:<9}  {detail}\n"));
@@ -101,6 +114,42 @@ mod tests {
              app:latest  UNCHANGED  sha256:cc\n\
              app:2       ADDED      (none) -> sha256:dd\n\
              app:gone    FAILED     kept sha256:ee: manifest app:gone is not in the upstream 127.0.0.1:5000\n"
+        );
+    }
+
+    #[test]
+    fn a_python_project_gets_a_line_per_version_then_per_file() {
+        let report = json!({
+            "repository": "projects/default/repositories/pypi",
+            "truncated": false,
+            "versions": [
+                { "version": "1.0", "outcome": "UNCHANGED" },
+                { "version": "1.1", "outcome": "ADDED" },
+                { "version": "0.9", "outcome": "REMOVED" },
+            ],
+            "refreshed": [
+                { "name": "demo-1.0.tar.gz", "before": "sha256:10", "after": "sha256:10", "outcome": "UNCHANGED" },
+                { "name": "demo-1.1.tar.gz", "before": null, "after": "sha256:11", "outcome": "ADDED" },
+                { "name": "demo-0.9.tar.gz", "before": "sha256:09", "after": null, "outcome": "REMOVED" },
+            ],
+        });
+        assert_eq!(
+            render(&report),
+            "version 1.0      UNCHANGED\n\
+             version 1.1      ADDED\n\
+             version 0.9      REMOVED\n\
+             demo-1.0.tar.gz  UNCHANGED  sha256:10\n\
+             demo-1.1.tar.gz  ADDED      (none) -> sha256:11\n\
+             demo-0.9.tar.gz  REMOVED    sha256:09 -> (none)\n"
+        );
+        let failed = json!({
+            "refreshed": [
+                { "name": "demo", "before": null, "after": null, "outcome": "FAILED", "error": "the upstream is unreachable; the cached page (2 files) is kept" },
+            ],
+        });
+        assert_eq!(
+            render(&failed),
+            "demo  FAILED     the upstream is unreachable; the cached page (2 files) is kept\n"
         );
     }
 }

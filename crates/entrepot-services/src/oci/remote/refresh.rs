@@ -62,6 +62,7 @@ impl RemoteOci {
         Ok(RefreshReport {
             repository: repo.name.clone(),
             refreshed,
+            versions: Vec::new(),
             truncated,
         })
     }
