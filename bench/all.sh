@@ -8,6 +8,7 @@
 #   python-remote.sh pip/uv through the cache vs proxpi and devpi
 #   lifecycle.sh     garbage collection over a large store, GETs while it runs
 #   scale.sh         manifest GET cost vs number of tags and repositories
+#   cluster.sh       one node vs three behind nginx on PostgreSQL and Garage
 # Each script prints its own table (min/median/max over interleaved rounds
 # where it has rounds). A full run appends them, dated, to bench/RESULTS.md
 # (earlier runs are kept); --smoke runs each with tiny sizes and one round, in
@@ -48,6 +49,7 @@ run_list() {
         echo "python-remote env BENCH_PACKAGES=3 BENCH_FILES=50 bench/python-remote.sh"
         echo "lifecycle bench/lifecycle.sh --smoke"
         echo "scale bench/scale.sh --smoke --bin $BIN"
+        echo "cluster bench/cluster.sh --smoke --bin $BIN"
     else
         echo "blob-limit bench/blob-limit.sh --bin $BIN"
         echo "tls bench/tls.sh --bin $BIN"
@@ -56,6 +58,7 @@ run_list() {
         echo "python-remote bench/python-remote.sh"
         echo "lifecycle bench/lifecycle.sh"
         echo "scale bench/scale.sh --bin $BIN"
+        echo "cluster bench/cluster.sh --bin $BIN"
     fi
 }
 

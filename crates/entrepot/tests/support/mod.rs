@@ -19,6 +19,8 @@
 //! - [`python`]: pip, uv, twine, pypiserver and Python repositories;
 //! - [`raw_http`]: HTTP/1.1 byte for byte over TCP;
 //! - [`release_age`]: a Python index with upload times, the test clock;
+//! - [`cluster`]: several nodes on one database and bucket behind nginx,
+//!   and nginx as a throttling proxy;
 //! - [`garage`]: Garage, the S3 server, with a single-node layout and a bucket;
 //! - [`upstream`]: upstreams on loopback (docker-registry, a token service,
 //!   scripted servers);
@@ -33,6 +35,7 @@
 pub mod admin_api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod containerd;
 pub mod dockerd;
 pub mod files;
@@ -54,6 +57,7 @@ pub mod wait;
 pub use admin_api::*;
 pub use app::*;
 pub use cli::*;
+pub use cluster::*;
 pub use dockerd::*;
 pub use files::*;
 pub use garage::*;
