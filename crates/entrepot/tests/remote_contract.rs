@@ -160,6 +160,22 @@ fn cached_tags_are_served_stale_with_a_warning_in_every_class() {
 }
 
 #[test]
+fn a_cached_tag_is_served_when_the_upstream_stalls_mid_body() {
+    let mut w = world(json!({}));
+    w.sick.set(Sickness::HangMidBody);
+    let tag = get(&w.server, "/v2/default/up/app/manifests/1.0");
+    assert_eq!(tag.status(), 200, "{}", w.server.log_text());
+    assert_eq!(header(&tag, "docker-content-digest"), w.digest);
+    // A HEAD has no body to stall: it confirms the cached digest; a GET
+    // that stalls is served stale.
+    let cache = header(&tag, "x-cache");
+    assert!(
+        ["REVALIDATED", "STALE"].contains(&cache.as_str()),
+        "{cache}"
+    );
+}
+
+#[test]
 fn uncached_content_fails_with_the_class_status_and_its_reason() {
     let mut w = world(json!({}));
     for (sickness, status) in CLASSES {

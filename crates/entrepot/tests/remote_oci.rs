@@ -506,4 +506,11 @@ fn a_multi_arch_index_pulls_through_the_cache() {
     ));
     assert_eq!(child.status(), 200);
     assert_eq!(header(&child, "docker-content-digest"), arm64.digest);
+    let tags = server.get("/v2/default/up/tools/multi/tags/list");
+    assert_eq!(tags.status(), 200);
+    let tags: serde_json::Value = tags.json().unwrap();
+    assert!(
+        tags["tags"].as_array().unwrap().contains(&"1".into()),
+        "{tags}"
+    );
 }

@@ -297,7 +297,8 @@ fn a_python_refresh_the_upstream_cannot_answer_keeps_the_cached_page() {
     // A project never cached, the upstream down: nothing to keep, and said so.
     let out = server.cli(&["repositories", "refresh", "up", "never-seen", "--json"]);
     assert!(!ok(&out));
-    let report: serde_json::Value = serde_json::from_str(&text(&out)).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     assert_eq!(report["refreshed"][0]["outcome"], "FAILED");
     let error = report["refreshed"][0]["error"].as_str().unwrap();
     assert!(error.contains("nothing was cached"), "{error}");
