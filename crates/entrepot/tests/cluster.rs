@@ -340,7 +340,6 @@ fn lease_holder(database_url: &str, digest: &str) -> Option<String> {
 }
 
 #[test]
-#[ignore = "not yet seen passing since the throttling proxy became buffered (nginx ignores limit_rate unbuffered); run with --ignored"]
 fn killing_the_lease_holder_mid_download_leaves_the_others_to_finish() {
     let work = tempfile::tempdir().unwrap();
     let registry = Distribution::start();
