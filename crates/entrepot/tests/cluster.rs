@@ -88,7 +88,7 @@ fn a_push_through_the_balancer_is_pulled_from_every_node() {
         "every upload request went to one node:\n{log}"
     );
 
-    for i in 0..cluster.len() {
+    for i in 0..cluster.node_count() {
         let pulled = work.path().join(format!("from-node-{i}"));
         let output = pull_from(
             &cluster.node(i).addr,

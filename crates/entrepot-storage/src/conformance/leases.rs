@@ -88,7 +88,7 @@ pub(crate) async fn a_finished_lease_tells_its_outcome_until_it_expires(leases: 
         LeaseGrant::Granted
     );
     leases
-        .finish("fill c", "node-1", "sha256:abc", Duration::from_millis(300))
+        .finish("fill c", "node-1", "sha256:abc", Duration::from_secs(5))
         .await
         .unwrap();
     let done = LeaseGrant::Done {
@@ -111,15 +111,18 @@ pub(crate) async fn a_finished_lease_tells_its_outcome_until_it_expires(leases: 
 pub(crate) async fn racing_askers_are_granted_once(leases: &Leases) {
     for round in 0..10 {
         let name = format!("race {round}");
-        let askers = (0..8).map(|i| {
-            let (leases, name) = (leases.clone(), name.clone());
-            tokio::spawn(async move {
-                leases
-                    .acquire(&name, &format!("node-{i}"), LONG)
-                    .await
-                    .unwrap()
+        // All spawned before any is awaited, so that they race.
+        let askers: Vec<_> = (0..8)
+            .map(|i| {
+                let (leases, name) = (leases.clone(), name.clone());
+                tokio::spawn(async move {
+                    leases
+                        .acquire(&name, &format!("node-{i}"), LONG)
+                        .await
+                        .unwrap()
+                })
             })
-        });
+            .collect();
         let mut granted = 0;
         for asker in askers {
             if asker.await.unwrap() == LeaseGrant::Granted {

@@ -254,7 +254,7 @@ impl Cluster {
     }
 
     /// How many nodes were started.
-    pub fn len(&self) -> usize {
+    pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
