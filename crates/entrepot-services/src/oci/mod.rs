@@ -447,7 +447,7 @@ impl OciRepositories {
             .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
-            .append_chunk(path, id, range, body)
+            .append_chunk(path, id, range, content_length, body)
             .await
     }
 
@@ -481,7 +481,7 @@ impl OciRepositories {
             .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
-            .finish_upload(path, id, &digest, range, last_chunk)
+            .finish_upload(path, id, &digest, range, chunk.content_length, last_chunk)
             .await
     }
 
