@@ -6,9 +6,14 @@
 //! `repositories describe` shows it: each blob once per repository, plus
 //! manifests and uploaded Python files.
 //!
-//! The check reads usage at the start of a write and again before a chunked
-//! upload commits, so concurrent pushes can overshoot a quota by at most
-//! what is in flight between those two reads.
+//! Concurrent pushes cannot overshoot a quota together: an upload reserves
+//! its bytes as soon as they are known (a request's `Content-Length`, each
+//! chunk's length, or a chunk's size once written when the client sent no
+//! length), atomically against usage plus every other upload's
+//! reservation, and before they are committed; the reservation is released
+//! once they count as usage, or when the upload ends or expires. A body of
+//! unknown length is cut off where the quota's room (after every
+//! reservation) ends.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,16 +23,17 @@ use std::task::{Context, Poll};
 use entrepot_domain::iam::Permission;
 use entrepot_domain::storage_quota::format_bytes;
 use entrepot_domain::{Mode, ProjectId, RepositoryName};
-use entrepot_storage::{ByteStream, CleanupStore, MetadataStore, StoreError};
+use entrepot_storage::{ByteStream, CleanupStore, MetadataStore, QuotaReservation, StoreError};
 use futures::Stream;
 use serde::Serialize;
 
 use crate::access::{AccessControl, AuthError, DenyAll, Principal, Resource};
+use crate::clock::now_unix;
 use crate::metrics::Metrics;
 
 /// A push refused because it would exceed a quota.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("storage quota exceeded: {scope} has a storage quota of {} and holds {}; this upload of {} would bring it to {}. Delete content (or run the repository's cleanup policies) or raise the quota", format_bytes(*.quota), format_bytes(*.usage), incoming_text(*.incoming), format_bytes(.usage.saturating_add(.incoming.unwrap_or(0))))]
+#[error("storage quota exceeded: {scope} has a storage quota of {} and holds {}{}; this upload of {} would bring it to {}. Delete content (or run the repository's cleanup policies) or raise the quota", format_bytes(*.quota), format_bytes(*.usage), reserved_text(*.reserved), incoming_text(*.incoming), format_bytes(.usage.saturating_add(*.reserved).saturating_add(.incoming.unwrap_or(0))))]
 pub struct QuotaExceeded {
     /// The resource whose quota it is (`projects/p/repositories/r` or
     /// `projects/p`).
@@ -36,8 +42,21 @@ pub struct QuotaExceeded {
     pub quota: u64,
     /// Bytes held now.
     pub usage: u64,
+    /// Bytes other uploads in progress have reserved under the quota.
+    pub reserved: u64,
     /// Bytes the push adds, when known.
     pub incoming: Option<u64>,
+}
+
+fn reserved_text(reserved: u64) -> String {
+    if reserved == 0 {
+        String::new()
+    } else {
+        format!(
+            ", and uploads in progress have reserved {}",
+            format_bytes(reserved)
+        )
+    }
 }
 
 fn incoming_text(incoming: Option<u64>) -> String {
@@ -111,12 +130,17 @@ impl Headroom {
     }
 }
 
+/// How long a reservation counts without being renewed, unless set: an
+/// upload session idle for longer is expired anyway.
+pub const DEFAULT_RESERVATION_SECS: i64 = 3600;
+
 /// Storage quotas: reading, setting, and checking pushes against them.
 pub struct StorageQuotas {
     store: Arc<dyn CleanupStore>,
     meta: Arc<dyn MetadataStore>,
     access: Arc<dyn AccessControl>,
     metrics: Option<Arc<Metrics>>,
+    reservation_secs: i64,
 }
 
 impl StorageQuotas {
@@ -128,7 +152,17 @@ impl StorageQuotas {
             meta,
             access: Arc::new(DenyAll),
             metrics: None,
+            reservation_secs: DEFAULT_RESERVATION_SECS,
         }
+    }
+
+    /// Let a reservation count for `secs` after it was last renewed (each
+    /// chunk of an upload renews it): the upload sessions' idle timeout, so
+    /// that one a crash left behind frees its bytes when its session would
+    /// have expired.
+    pub fn with_reservation_secs(mut self, secs: i64) -> Self {
+        self.reservation_secs = secs.max(1);
+        self
     }
 
     /// Count refusals in `metrics` (`entrepot_quota_refusals_total`).
@@ -151,9 +185,13 @@ impl StorageQuotas {
     }
 
     /// How much more `repo` may store, bounded by its own quota and its
-    /// project's; `None` when neither is set. Costs one read of each quota
-    /// and, for each that is set, a count of usage.
+    /// project's, after what is stored and what uploads in progress have
+    /// reserved; `None` when neither quota is set. Costs one read of each
+    /// quota and, for each that is set, a count of usage and reservations.
+    /// An estimate for cutting off bodies of unknown length: only
+    /// [`Self::reserve`] decides atomically.
     pub async fn headroom(&self, repo: &RepositoryName) -> Result<Option<Headroom>, StoreError> {
+        let now = now_unix();
         let mut best: Option<Headroom> = None;
         if let Some(quota) = self
             .store
@@ -161,11 +199,19 @@ impl StorageQuotas {
             .await?
         {
             let usage = self.meta.repository_size_bytes(repo).await?;
-            best = Some(headroom(repo.to_string(), quota, usage));
+            let reserved = self
+                .store
+                .quota_reserved_bytes(&repo.project, Some(repo.repository.as_str()), now)
+                .await?;
+            best = Some(headroom(repo.to_string(), quota, usage, reserved));
         }
         if let Some(quota) = self.store.storage_quota(&repo.project, None).await? {
             let usage = self.store.project_hosted_bytes(&repo.project).await?;
-            let project = headroom(format!("projects/{}", repo.project), quota, usage);
+            let reserved = self
+                .store
+                .quota_reserved_bytes(&repo.project, None, now)
+                .await?;
+            let project = headroom(format!("projects/{}", repo.project), quota, usage, reserved);
             if best.as_ref().is_none_or(|b| project.bytes < b.bytes) {
                 best = Some(project);
             }
@@ -173,7 +219,64 @@ impl StorageQuotas {
         Ok(best)
     }
 
-    /// Refuse a push of `incoming` bytes to `repo` that would exceed a quota.
+    /// Reserve `bytes` for the upload `id` to `repo` (replacing what it
+    /// held), atomically against usage and every other reservation of the
+    /// repository and of its project; refused, naming the quota, the usage
+    /// and what others reserved, when they do not fit. Renews the
+    /// reservation's expiry. Returns whether a reservation is held: without
+    /// a quota on the repository or its project nothing is written (one
+    /// read of each quota), and there is nothing to release.
+    pub async fn reserve(
+        &self,
+        id: &str,
+        repo: &RepositoryName,
+        bytes: u64,
+    ) -> Result<bool, QuotaError> {
+        let own = self
+            .store
+            .storage_quota(&repo.project, Some(repo.repository.as_str()))
+            .await?;
+        if own.is_none()
+            && self
+                .store
+                .storage_quota(&repo.project, None)
+                .await?
+                .is_none()
+        {
+            return Ok(false);
+        }
+        let now = now_unix();
+        match self
+            .store
+            .reserve_quota(id, repo, bytes, now, now + self.reservation_secs)
+            .await?
+        {
+            QuotaReservation::Granted => Ok(true),
+            QuotaReservation::Refused(short) => Err(QuotaExceeded {
+                scope: match &short.repository {
+                    Some(r) => format!("projects/{}/repositories/{r}", repo.project),
+                    None => format!("projects/{}", repo.project),
+                },
+                quota: short.quota,
+                usage: short.usage,
+                reserved: short.reserved,
+                incoming: Some(bytes),
+            }
+            .into()),
+        }
+    }
+
+    /// Drop the reservation of upload `id`: its bytes now count as usage,
+    /// or the upload ended. A failure is logged, not returned: the
+    /// reservation then frees its bytes when it expires.
+    pub async fn release(&self, id: &str) {
+        if let Err(e) = self.store.release_quota(id).await {
+            tracing::warn!(upload = id, error = %e, "could not release a quota reservation; it frees its bytes when it expires");
+        }
+    }
+
+    /// Refuse a push of `incoming` bytes to `repo` that would exceed a quota
+    /// (usage and reservations included), without reserving them.
     pub async fn check(&self, repo: &RepositoryName, incoming: u64) -> Result<(), QuotaError> {
         if let Some(room) = self.headroom(repo).await? {
             room.admit(incoming)?;
@@ -301,13 +404,14 @@ pub struct ProjectQuota {
     pub storage_usage_bytes: u64,
 }
 
-fn headroom(scope: String, quota: u64, usage: u64) -> Headroom {
+fn headroom(scope: String, quota: u64, usage: u64, reserved: u64) -> Headroom {
     Headroom {
-        bytes: quota.saturating_sub(usage),
+        bytes: quota.saturating_sub(usage).saturating_sub(reserved),
         limit: QuotaExceeded {
             scope,
             quota,
             usage,
+            reserved,
             incoming: None,
         },
     }
@@ -436,10 +540,18 @@ mod tests {
 
     #[test]
     fn a_refusal_names_the_quota_and_the_usage() {
-        let room = headroom("projects/p/repositories/r".into(), 10 << 20, 9 << 20);
+        let room = headroom("projects/p/repositories/r".into(), 10 << 20, 9 << 20, 0);
         let message = room.admit(2 << 20).unwrap_err().to_string();
         assert!(
             message.contains("projects/p/repositories/r has a storage quota of 10.0 MiB and holds 9.0 MiB; this upload of 2.0 MiB"),
+            "{message}"
+        );
+        assert!(room.admit(1 << 20).is_ok());
+        // What uploads in progress reserved is named, and counts.
+        let room = headroom("projects/p".into(), 10 << 20, 6 << 20, 3 << 20);
+        let message = room.admit(2 << 20).unwrap_err().to_string();
+        assert!(
+            message.contains("projects/p has a storage quota of 10.0 MiB and holds 6.0 MiB, and uploads in progress have reserved 3.0 MiB; this upload of 2.0 MiB would bring it to 11.0 MiB"),
             "{message}"
         );
         assert!(room.admit(1 << 20).is_ok());

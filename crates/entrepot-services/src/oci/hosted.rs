@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use entrepot_domain::manifest::{Descriptor, ManifestKind, OCI_INDEX};
-use entrepot_domain::{Digest, ImagePath, Manifest, Reference, Tag};
+use entrepot_domain::{Digest, ImagePath, Manifest, Reference, RepositoryName, Tag};
 use entrepot_storage::{
     BlobError, BlobStore, ByteStream, CheckedPut, DiskSpace, ImageRef, LifecycleStore,
     ManifestRecord, MetadataStore, RunningHash, UploadRecord, WrittenPart,
@@ -18,7 +18,7 @@ use super::content::{image_ref, Page, PushedManifest, ServedManifest, UploadStar
 use super::error::RegistryError;
 use crate::clock::now_unix;
 use crate::located::LocatedBlob;
-use crate::quota::{limit_body, Headroom, QuotaExceeded, StorageQuotas};
+use crate::quota::{limit_body, Headroom, QuotaError, QuotaExceeded, StorageQuotas};
 
 /// How many indexes mentioning a manifest are read to find one that
 /// references it, before it is deleted.
@@ -58,10 +58,38 @@ impl HostedOci {
     }
 
     /// How much more the repository of `path` may store (`None`: no quota).
-    async fn headroom(&self, path: &ImagePath) -> Result<Option<Headroom>, RegistryError> {
+    async fn headroom(&self, repo: &RepositoryName) -> Result<Option<Headroom>, RegistryError> {
         match &self.quotas {
             None => Ok(None),
-            Some(q) => Ok(q.headroom(&path.repository_name()).await?),
+            Some(q) => Ok(q.headroom(repo).await?),
+        }
+    }
+
+    /// Reserve `bytes` under the quotas of `repo` for the upload `id`
+    /// (see [`StorageQuotas::reserve`]): whether a reservation is held, or
+    /// the refusal when they do not fit, for the caller to clean up before
+    /// answering it.
+    async fn reserve(
+        &self,
+        id: &str,
+        repo: &RepositoryName,
+        bytes: u64,
+    ) -> Result<Result<bool, QuotaExceeded>, RegistryError> {
+        let Some(q) = &self.quotas else {
+            return Ok(Ok(false));
+        };
+        match q.reserve(id, repo, bytes).await {
+            Ok(held) => Ok(Ok(held)),
+            Err(QuotaError::Exceeded(e)) => Ok(Err(e)),
+            Err(QuotaError::Store(e)) => Err(e.into()),
+            Err(e) => Err(RegistryError::Denied(e.to_string())),
+        }
+    }
+
+    /// Drop the reservation of upload `id`, if quotas are kept.
+    async fn release(&self, id: &str) {
+        if let Some(q) = &self.quotas {
+            q.release(id).await;
         }
     }
 
@@ -134,10 +162,33 @@ impl HostedOci {
         }
         let image = image_ref(path);
         self.require_references(&image, &manifest).await?;
-        if let Some(room) = self.headroom(path).await? {
-            room.admit(content.len() as u64)
-                .map_err(|e| self.over_quota(e))?;
+        // The manifest's bytes are reserved while it is stored, so that
+        // concurrent pushes are weighed against each other.
+        let reservation = uuid::Uuid::new_v4().to_string();
+        let held = self
+            .reserve(&reservation, &path.repository_name(), content.len() as u64)
+            .await?
+            .map_err(|e| self.over_quota(e))?;
+        let stored = self
+            .store_manifest(path, &manifest, digest, tags, content)
+            .await;
+        if held {
+            self.release(&reservation).await;
         }
+        stored
+    }
+
+    /// [`Self::put_manifest`] once the manifest is checked and its bytes
+    /// reserved.
+    async fn store_manifest(
+        &self,
+        path: &ImagePath,
+        manifest: &Manifest,
+        digest: Digest,
+        tags: &[Tag],
+        content: Vec<u8>,
+    ) -> Result<PushedManifest, RegistryError> {
+        let image = image_ref(path);
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         let record = ManifestRecord {
             digest: digest.clone(),
@@ -344,16 +395,22 @@ impl HostedOci {
         path: &ImagePath,
         mount: Option<(&Digest, &ImagePath)>,
     ) -> Result<UploadStart, RegistryError> {
-        let room = self.headroom(path).await?;
+        let room = self.headroom(&path.repository_name()).await?;
         if let Some((digest, from)) = mount {
             if from.project == path.project {
                 if let Some(size) = self.meta.linked_blob_size(&image_ref(from), digest).await? {
                     // Not a blob moved to quarantine: that one must be pushed again.
                     if self.blobs.stat(digest).await?.is_some() {
-                        if let Some(room) = &room {
-                            room.admit(size).map_err(|e| self.over_quota(e))?;
+                        let reservation = uuid::Uuid::new_v4().to_string();
+                        let held = self
+                            .reserve(&reservation, &path.repository_name(), size)
+                            .await?
+                            .map_err(|e| self.over_quota(e))?;
+                        let linked = self.meta.link_blob(&image_ref(path), digest, size).await;
+                        if held {
+                            self.release(&reservation).await;
                         }
-                        self.meta.link_blob(&image_ref(path), digest, size).await?;
+                        linked?;
                         return Ok(UploadStart::Mounted(digest.clone()));
                     }
                 }
@@ -408,11 +465,14 @@ impl HostedOci {
     /// Append a chunk. `range` is the inclusive byte range the client's
     /// `Content-Range` gives the chunk, if any: it must start where the upload
     /// ends, and the body must hold exactly that many bytes, or nothing changes.
+    /// `content_length` is the request's `Content-Length`, if sent: under a
+    /// quota, the chunk's bytes are reserved before it is read.
     pub async fn append_chunk(
         &self,
         path: &ImagePath,
         id: &str,
         range: Option<(u64, u64)>,
+        content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadState, RegistryError> {
         let upload = self.session(path, id).await?;
@@ -425,7 +485,9 @@ impl HostedOci {
             }
         }
         let declared = range.map(|(start, end)| end - start + 1);
-        let part = self.write_part(&upload, body, declared).await?;
+        let part = self
+            .write_part(&upload, body, declared, content_length)
+            .await?;
         Ok(UploadState {
             id: upload.id,
             size: upload.size + part.size,
@@ -437,11 +499,18 @@ impl HostedOci {
     /// compare-and-swap on the part count, which records that name; a request
     /// that loses removes its file, so two racing requests can never swap
     /// bytes under each other's hash.
+    ///
+    /// Under a quota, the session holds a reservation of all its bytes: the
+    /// part's are added before it is read when its length is known
+    /// (`declared` from its `Content-Range`, else `content_length`), or once
+    /// it is written (a body of unknown length is cut off where the quota's
+    /// room ends), and the session is dropped when they do not fit.
     async fn write_part(
         &self,
         upload: &UploadRecord,
         body: ByteStream,
         declared: Option<u64>,
+        content_length: Option<u64>,
     ) -> Result<WrittenPart, RegistryError> {
         let running = {
             let mut hashes = self
@@ -454,21 +523,24 @@ impl HostedOci {
                 _ => None,
             }
         };
-        // Under a quota, the session's bytes so far count: this part may add
-        // what is left, and fails as soon as it carries more.
-        let room = self.headroom_for(upload).await?;
+        let repo = upload_repository(upload)?;
+        let expected = declared.or(content_length);
+        let mut room = None;
+        if let Some(length) = expected {
+            let total = upload.size.saturating_add(length);
+            if let Err(e) = self.reserve(&upload.id, &repo, total).await? {
+                self.drop_upload(&upload.id).await?;
+                crate::quota::drain(body).await;
+                return Err(self.over_quota(e));
+            }
+        } else {
+            // What the session wrote so far is reserved already: the room
+            // left after every reservation is what this part may add.
+            room = self.headroom(&repo).await?;
+        }
         let exceeded = Arc::new(AtomicBool::new(false));
         let body = match &room {
-            Some(room) => {
-                let left = room.bytes.saturating_sub(upload.size);
-                if let Some(declared) = declared.filter(|d| *d > left) {
-                    let refusal = room.refusal(Some(upload.size + declared));
-                    self.drop_upload(&upload.id).await?;
-                    crate::quota::drain(body).await;
-                    return Err(self.over_quota(refusal));
-                }
-                limit_body(body, left, exceeded.clone())
-            }
+            Some(room) => limit_body(body, room.bytes, exceeded.clone()),
             None => body,
         };
         let written = self.blobs.write_part(&upload.id, body, running).await;
@@ -486,6 +558,14 @@ impl HostedOci {
                 received: part.size,
                 size: upload.size,
             });
+        }
+        if expected.is_none() {
+            let total = upload.size.saturating_add(part.size);
+            if let Err(e) = self.reserve(&upload.id, &repo, total).await? {
+                self.discard_part(&upload.id, &part.name).await;
+                self.drop_upload(&upload.id).await?;
+                return Err(self.over_quota(e));
+            }
         }
         let advanced = self
             .meta
@@ -514,31 +594,6 @@ impl HostedOci {
         Ok(part)
     }
 
-    /// [`Self::headroom`] of the repository an upload session writes to.
-    async fn headroom_for(&self, upload: &UploadRecord) -> Result<Option<Headroom>, RegistryError> {
-        match &self.quotas {
-            None => Ok(None),
-            Some(q) => {
-                let repo =
-                    entrepot_domain::RepositoryName::new(
-                        upload
-                            .image
-                            .project
-                            .parse()
-                            .map_err(|e: entrepot_domain::NameError| {
-                                RegistryError::BlobUploadInvalid(e.to_string())
-                            })?,
-                        upload.image.repository.parse().map_err(
-                            |e: entrepot_domain::NameError| {
-                                RegistryError::BlobUploadInvalid(e.to_string())
-                            },
-                        )?,
-                    );
-                Ok(q.headroom(&repo).await?)
-            }
-        }
-    }
-
     async fn discard_part(&self, upload: &str, part: &str) {
         if let Err(e) = self.blobs.discard_part(upload, part).await {
             tracing::warn!(upload, error = %e, "could not remove an unrecorded upload part");
@@ -556,6 +611,7 @@ impl HostedOci {
         id: &str,
         digest: &Digest,
         range: Option<(u64, u64)>,
+        content_length: Option<u64>,
         last_chunk: Option<ByteStream>,
     ) -> Result<Digest, RegistryError> {
         let mut upload = self.session(path, id).await?;
@@ -569,17 +625,21 @@ impl HostedOci {
         }
         let declared = range.map(|(start, end)| end - start + 1);
         if let Some(body) = last_chunk {
-            let part = self.write_part(&upload, body, declared).await?;
+            let part = self
+                .write_part(&upload, body, declared, content_length)
+                .await?;
             upload.size += part.size;
             upload.parts += 1;
             upload.part_names.push(part.name);
         }
-        // Other pushes may have filled the quota since the parts were written.
-        if let Some(room) = self.headroom(path).await? {
-            if let Err(e) = room.admit(upload.size) {
-                self.drop_upload(&upload.id).await?;
-                return Err(self.over_quota(e));
-            }
+        // The whole upload is reserved (again: a session that began before
+        // its quota was set, or was lowered since, is weighed now).
+        if let Err(e) = self
+            .reserve(&upload.id, &path.repository_name(), upload.size)
+            .await?
+        {
+            self.drop_upload(&upload.id).await?;
+            return Err(self.over_quota(e));
         }
         let running = self
             .running_hashes
@@ -595,11 +655,21 @@ impl HostedOci {
             Ok(size) => size,
             // Its parts went meanwhile: another request finished or cancelled it.
             Err(BlobError::NotFound) => {
+                self.release(&upload.id).await;
                 return Err(RegistryError::BlobUploadUnknown(upload.id));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.release(&upload.id).await;
+                return Err(e.into());
+            }
         };
-        self.meta.link_blob(&image_ref(path), digest, size).await?;
+        // Released once linked: the bytes count as usage from then on, and
+        // for a moment twice, never not at all.
+        // (Released whether or not this request reserved: an earlier chunk
+        // may have, under a quota removed since.)
+        let linked = self.meta.link_blob(&image_ref(path), digest, size).await;
+        self.release(&upload.id).await;
+        linked?;
         Ok(digest.clone())
     }
 
@@ -614,26 +684,52 @@ impl HostedOci {
         content_length: Option<u64>,
         body: ByteStream,
     ) -> Result<Digest, RegistryError> {
-        let room = self.headroom(path).await?;
+        let repo = path.repository_name();
+        let reservation = uuid::Uuid::new_v4().to_string();
+        let mut room = None;
+        let mut held = false;
+        if let Some(length) = content_length {
+            match self.reserve(&reservation, &repo, length).await? {
+                Ok(h) => held = h,
+                Err(e) => {
+                    crate::quota::drain(body).await;
+                    return Err(self.over_quota(e));
+                }
+            }
+        } else {
+            room = self.headroom(&repo).await?;
+        }
         let exceeded = Arc::new(AtomicBool::new(false));
         let body = match &room {
-            Some(room) => {
-                if let Some(length) = content_length {
-                    if let Err(e) = room.admit(length) {
-                        crate::quota::drain(body).await;
-                        return Err(self.over_quota(e));
-                    }
-                }
-                limit_body(body, room.bytes, exceeded.clone())
-            }
+            Some(room) => limit_body(body, room.bytes, exceeded.clone()),
             None => body,
         };
         let stored = self.blobs.put_blob(digest, body, None).await;
         if let Some(room) = room.filter(|_| exceeded.load(Ordering::SeqCst)) {
             return Err(self.over_quota(room.refusal(None)));
         }
-        let size = stored?;
-        self.meta.link_blob(&image_ref(path), digest, size).await?;
+        let size = match stored {
+            Ok(size) => size,
+            Err(e) => {
+                if held {
+                    self.release(&reservation).await;
+                }
+                return Err(e.into());
+            }
+        };
+        if content_length.is_none() {
+            // Of unknown length: weighed once its size is known, before it
+            // is linked (unlinked, its bytes go with the next collection).
+            held = self
+                .reserve(&reservation, &repo, size)
+                .await?
+                .map_err(|e| self.over_quota(e))?;
+        }
+        let linked = self.meta.link_blob(&image_ref(path), digest, size).await;
+        if held {
+            self.release(&reservation).await;
+        }
+        linked?;
         Ok(digest.clone())
     }
 
@@ -650,6 +746,7 @@ impl HostedOci {
             .remove(id);
         self.blobs.discard_upload(id).await?;
         self.meta.delete_upload(id).await?;
+        self.release(id).await;
         Ok(())
     }
 
@@ -730,4 +827,13 @@ impl HostedOci {
         });
         Ok(index.to_string().into_bytes())
     }
+}
+
+/// The repository an upload session writes to.
+fn upload_repository(upload: &UploadRecord) -> Result<RepositoryName, RegistryError> {
+    let invalid = |e: entrepot_domain::NameError| RegistryError::BlobUploadInvalid(e.to_string());
+    Ok(RepositoryName::new(
+        upload.image.project.parse().map_err(invalid)?,
+        upload.image.repository.parse().map_err(invalid)?,
+    ))
 }

@@ -455,7 +455,7 @@ impl OciRepositories {
             .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
-            .append_chunk(path, id, range, body)
+            .append_chunk(path, id, range, content_length, body)
             .await
     }
 
@@ -489,7 +489,7 @@ impl OciRepositories {
             .map(|r| (r.start, r.end));
         self.writable(path)
             .await?
-            .finish_upload(path, id, &digest, range, last_chunk)
+            .finish_upload(path, id, &digest, range, chunk.content_length, last_chunk)
             .await
     }
 

@@ -194,7 +194,8 @@ impl PythonRepositories {
     /// storage quota. Called with the request's `Content-Length` before the
     /// body is read (the form fields around the file count there too, so
     /// only an upload over by more than [`FORM_ALLOWANCE`] is refused then),
-    /// and by [`Self::upload`] with the staged file's size before it is stored.
+    /// while [`Self::upload`] reserves the staged file's size before it is
+    /// stored.
     pub async fn check_upload_quota(
         &self,
         target: &UploadTarget,
@@ -399,8 +400,27 @@ impl PythonRepositories {
         form: &UploadForm,
         staged: StagedFile,
     ) -> Result<(), PythonError> {
-        self.check_quota(target, staged.size).await?;
-        self.hosted.upload(&target.repo, form, staged).await
+        let Some(quotas) = &self.quotas else {
+            return self.hosted.upload(&target.repo, form, staged).await;
+        };
+        // The file's bytes are reserved while it is stored, so that
+        // concurrent uploads are weighed against each other.
+        let repo = target.repo.repository_name()?;
+        let reservation = uuid::Uuid::new_v4().to_string();
+        let held = match quotas.reserve(&reservation, &repo, staged.size).await {
+            Ok(held) => held,
+            Err(crate::quota::QuotaError::Exceeded(e)) => {
+                quotas.refused();
+                tracing::info!(scope = %e.scope, quota = e.quota, usage = e.usage, reserved = e.reserved, "upload refused by a storage quota");
+                return Err(PythonError::QuotaExceeded(e.to_string()));
+            }
+            Err(e) => return Err(PythonError::Storage(e.to_string())),
+        };
+        let stored = self.hosted.upload(&target.repo, form, staged).await;
+        if held {
+            quotas.release(&reservation).await;
+        }
+        stored
     }
 
     /// Yank (or unyank) every file of a release of a hosted repository.

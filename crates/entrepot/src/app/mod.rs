@@ -218,6 +218,9 @@ impl App {
             .with_upstream_tester(Format::Python, remote_python.clone());
         let quotas = Arc::new(
             StorageQuotas::new(sqlite.clone(), meta.clone())
+                .with_reservation_secs(
+                    i64::try_from(config.upload_timeout_secs).unwrap_or(i64::MAX),
+                )
                 .with_access_control(access.clone())
                 .with_metrics(metrics.clone()),
         );
