@@ -8,26 +8,10 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::sick_upstream::{SickUpstream, Sickness};
+use support::sick_upstream::{assert_corrupt_answer_broken, SickUpstream, Sickness, CLASSES};
 use support::*;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// Every failure class the fixture can be switched into, with the status an
-/// uncached pull gets.
-const CLASSES: [(Sickness, u16); 11] = [
-    (Sickness::Refuse, 503),
-    (Sickness::Hang, 503),
-    (Sickness::ServerError(500), 503),
-    (Sickness::ServerError(503), 503),
-    (Sickness::TooManyRequests(Some(9)), 429),
-    (Sickness::TooManyRequests(None), 429),
-    (Sickness::RegistryRefuses(401), 502),
-    (Sickness::RegistryRefuses(403), 502),
-    (Sickness::TokenServiceRefuses(401), 502),
-    (Sickness::TokenServiceRefuses(403), 502),
-    (Sickness::NotFound, 404),
-];
 
 struct World {
     _work: tempfile::TempDir,
@@ -202,16 +186,15 @@ fn uncached_content_fails_with_the_class_status_and_its_reason() {
 fn corrupt_bytes_are_never_cached_and_the_next_healthy_pull_fills() {
     let mut w = world(json!({}));
     w.sick.set(Sickness::Corrupt);
-    let blob = get(
-        &w.server,
-        &format!("/v2/default/up/other/blobs/{}", w.other_layer),
+    assert_corrupt_answer_broken(
+        w.server
+            .request(
+                reqwest::Method::GET,
+                &format!("/v2/default/up/other/blobs/{}", w.other_layer),
+            )
+            .header("accept", MANIFEST_ACCEPT)
+            .send(),
     );
-    // The mismatch shows before the answer (502) or breaks the body off.
-    if blob.status() == 200 {
-        assert!(blob.bytes().is_err(), "corrupt bytes were served whole");
-    } else {
-        assert_eq!(blob.status(), 502);
-    }
     let manifest = get(
         &w.server,
         &format!("/v2/default/up/other/manifests/{}", w.other_digest),

@@ -10,26 +10,10 @@ mod support;
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::sick_upstream::{SickUpstream, Sickness};
+use support::sick_upstream::{assert_corrupt_answer_broken, SickUpstream, Sickness, CLASSES};
 use support::*;
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
-
-/// Every failure class the fixture can be switched into, with the status a
-/// request for content that was never cached gets.
-const CLASSES: [(Sickness, u16); 11] = [
-    (Sickness::Refuse, 503),
-    (Sickness::Hang, 503),
-    (Sickness::ServerError(500), 503),
-    (Sickness::ServerError(503), 503),
-    (Sickness::TooManyRequests(Some(9)), 429),
-    (Sickness::TooManyRequests(None), 429),
-    (Sickness::RegistryRefuses(401), 502),
-    (Sickness::RegistryRefuses(403), 502),
-    (Sickness::TokenServiceRefuses(401), 502),
-    (Sickness::TokenServiceRefuses(403), 502),
-    (Sickness::NotFound, 404),
-];
 
 struct World {
     _work: tempfile::TempDir,
@@ -174,21 +158,12 @@ fn uncached_pages_and_files_fail_with_the_class_status_and_its_reason() {
 fn a_corrupt_file_is_never_cached_and_the_next_healthy_download_fills() {
     let mut w = world(json!({}));
     w.sick.set(Sickness::Corrupt);
-    // The mismatch shows before the answer (502), or breaks the answer off:
-    // after its head (a body that ends with an error) or before it (the
-    // connection closes when the fill fails before the first byte is sent).
-    let answer = w
-        .server
-        .request(reqwest::Method::GET, &w.uncached_file)
-        .header("accept", JSON)
-        .send();
-    match answer {
-        Ok(file) if file.status() == 200 => {
-            assert!(file.bytes().is_err(), "corrupt bytes were served whole")
-        }
-        Ok(file) => assert_eq!(file.status(), 502),
-        Err(e) => assert!(e.is_request(), "not a broken-off answer: {e}"),
-    }
+    assert_corrupt_answer_broken(
+        w.server
+            .request(reqwest::Method::GET, &w.uncached_file)
+            .header("accept", JSON)
+            .send(),
+    );
     w.sick.set(Sickness::Healthy);
     let file = get(&w.server, &w.uncached_file);
     assert_eq!(file.status(), 200);

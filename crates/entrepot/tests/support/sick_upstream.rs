@@ -16,6 +16,38 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use futures::StreamExt as _;
 
+/// Every failure class the fixture can be switched into but corruption,
+/// with the status a request for content that was never cached gets
+/// (the same for a Docker and a Python remote repository).
+pub const CLASSES: [(Sickness, u16); 11] = [
+    (Sickness::Refuse, 503),
+    (Sickness::Hang, 503),
+    (Sickness::ServerError(500), 503),
+    (Sickness::ServerError(503), 503),
+    (Sickness::TooManyRequests(Some(9)), 429),
+    (Sickness::TooManyRequests(None), 429),
+    (Sickness::RegistryRefuses(401), 502),
+    (Sickness::RegistryRefuses(403), 502),
+    (Sickness::TokenServiceRefuses(401), 502),
+    (Sickness::TokenServiceRefuses(403), 502),
+    (Sickness::NotFound, 404),
+];
+
+/// Check the answer to a request for content the upstream sent corrupt:
+/// the mismatch shows before the answer (502), or breaks the answer off —
+/// after its head (a body that ends with an error) or before it (the
+/// connection closes when the fill fails before its first byte was flushed).
+/// Never the whole corrupt body.
+pub fn assert_corrupt_answer_broken(answer: reqwest::Result<reqwest::blocking::Response>) {
+    match answer {
+        Ok(answer) if answer.status() == 200 => {
+            assert!(answer.bytes().is_err(), "corrupt bytes were served whole")
+        }
+        Ok(answer) => assert_eq!(answer.status(), 502),
+        Err(e) => assert!(e.is_request(), "not a broken-off answer: {e}"),
+    }
+}
+
 /// What the upstream does with the next requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sickness {
